@@ -1,0 +1,100 @@
+import 'reflect-metadata'; // @peculiar/x509 (through tsyringe) needs the Reflect metadata polyfill
+import * as x509 from '@peculiar/x509';
+import { webcrypto, X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+// A local certificate authority for `--dev`: created once in the data dir, it signs leaf
+// certificates for the relay's names so that curl --cacert, browsers that import it, and
+// agents with --relay-ca can verify the relay without a public CA.
+
+x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+
+const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+
+export interface KeyAndCert {
+  certPem: string;
+  keyPem: string;
+}
+
+export const DEV_CA_CERT_FILE = 'dev-ca.pem';
+const DEV_CA_KEY_FILE = 'dev-ca-key.pem';
+
+function serial(): string {
+  // A positive 16-byte serial in hex.
+  const b = webcrypto.getRandomValues(new Uint8Array(16));
+  b[0] = b[0]! & 0x7f;
+  return Buffer.from(b).toString('hex');
+}
+
+async function exportKeyPem(key: CryptoKey): Promise<string> {
+  const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', key as webcrypto.CryptoKey));
+  return `-----BEGIN PRIVATE KEY-----\n${der.toString('base64').match(/.{1,64}/g)!.join('\n')}\n-----END PRIVATE KEY-----\n`;
+}
+
+async function importKeyPem(pem: string): Promise<CryptoKey> {
+  const der = Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+  return (await webcrypto.subtle.importKey('pkcs8', der, ALG, true, ['sign'])) as unknown as CryptoKey;
+}
+
+/** Creates a self-signed CA. */
+export async function createCa(commonName: string, days = 3650): Promise<KeyAndCert> {
+  const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as unknown as CryptoKeyPair;
+  const notBefore = new Date(Date.now() - 60_000);
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serial(),
+    name: `CN=${commonName}`,
+    notBefore,
+    notAfter: new Date(notBefore.getTime() + days * 86_400_000),
+    keys,
+    signingAlgorithm: ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return { certPem: cert.toString('pem') + '\n', keyPem: await exportKeyPem(keys.privateKey) };
+}
+
+/** Signs a leaf certificate for `names` (DNS names or IP addresses) with `ca`. */
+export async function issueLeaf(ca: KeyAndCert, names: string[], days = 90, notBefore = new Date(Date.now() - 60_000)): Promise<KeyAndCert> {
+  if (names.length === 0) throw new TypeError('issueLeaf needs at least one name');
+  const caCert = new x509.X509Certificate(ca.certPem);
+  const caKey = await importKeyPem(ca.keyPem);
+  const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as unknown as CryptoKeyPair;
+  const sans = names.map((n) => (/^[\d.]+$|:/.test(n) ? { type: 'ip' as const, value: n } : { type: 'dns' as const, value: n }));
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serial(),
+    subject: `CN=${names[0]}`,
+    issuer: caCert.subject,
+    notBefore,
+    notAfter: new Date(notBefore.getTime() + days * 86_400_000),
+    signingKey: caKey,
+    publicKey: keys.publicKey,
+    signingAlgorithm: ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
+      new x509.SubjectAlternativeNameExtension(sans, false),
+      await x509.AuthorityKeyIdentifierExtension.create(caCert, false),
+    ],
+  });
+  return { certPem: cert.toString('pem') + '\n' + ca.certPem, keyPem: await exportKeyPem(keys.privateKey) };
+}
+
+/** The dev CA of a data dir, created on first use. Returns it with the path of its certificate. */
+export async function ensureDevCa(dataDir: string): Promise<KeyAndCert & { certPath: string }> {
+  const certPath = join(dataDir, DEV_CA_CERT_FILE);
+  const keyPath = join(dataDir, DEV_CA_KEY_FILE);
+  if (existsSync(certPath) && existsSync(keyPath)) {
+    const ca = { certPem: readFileSync(certPath, 'utf8'), keyPem: readFileSync(keyPath, 'utf8') };
+    const valid = new X509Certificate(ca.certPem);
+    if (Date.parse(valid.validTo) > Date.now() + 86_400_000) return { ...ca, certPath };
+  }
+  const ca = await createCa('tunn dev CA (local only)');
+  writeFileSync(keyPath, ca.keyPem, { mode: 0o600 });
+  writeFileSync(certPath, ca.certPem, { mode: 0o644 });
+  return { ...ca, certPath };
+}
