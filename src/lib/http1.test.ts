@@ -1,0 +1,130 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Http1Framer, HttpParseError, type MessageHead } from './http1.ts';
+
+interface Msg {
+  head: MessageHead;
+  body: string;
+}
+
+/** Feeds `input` in pieces of `step` bytes and collects messages. */
+function frame(kind: 'request' | 'response', input: string, step = input.length, methods: string[] = []): { msgs: Msg[]; framer: Http1Framer } {
+  const msgs: Msg[] = [];
+  let cur: Msg | undefined;
+  const framer = new Http1Framer(
+    { kind, maxHeadSize: 1024, nextRequestMethod: () => methods.shift() },
+    {
+      onHead: (head) => {
+        cur = { head, body: '' };
+      },
+      onBody: (chunk, s, e) => {
+        cur!.body += chunk.toString('latin1', s, e);
+      },
+      onMessageEnd: () => {
+        msgs.push(cur!);
+      },
+    },
+  );
+  const buf = Buffer.from(input, 'latin1');
+  for (let i = 0; i < buf.length; i += step) framer.execute(buf.subarray(i, i + step));
+  return { msgs, framer };
+}
+
+describe('Http1Framer', () => {
+  const pipelined =
+    'GET /a HTTP/1.1\r\nHost: x\r\n\r\n' +
+    'POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello' +
+    'PUT /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n0\r\nX-T: 1\r\n\r\n' +
+    'DELETE /d HTTP/1.0\r\n\r\n';
+
+  for (const step of [1, 2, 3, 7, 1000]) {
+    it(`frames pipelined requests fed ${step} bytes at a time`, () => {
+      const { msgs } = frame('request', pipelined, step);
+      assert.deepEqual(
+        msgs.map((m) => [m.head.method, m.head.target, m.body]),
+        [
+          ['GET', '/a', ''],
+          ['POST', '/b', 'hello'],
+          ['PUT', '/c', '3;ext=1\r\nabc\r\n0\r\nX-T: 1\r\n\r\n'],
+          ['DELETE', '/d', ''],
+        ],
+      );
+      assert.equal(msgs[3]!.head.versionMinor, 0);
+    });
+  }
+
+  it('frames responses: HEAD, 1xx, 204, chunked, close-delimited', () => {
+    const input =
+      'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n' + // answers HEAD: no body
+      'HTTP/1.1 100 Continue\r\n\r\n' +
+      'HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok' +
+      'HTTP/1.1 204 No Content\r\n\r\n' +
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n' +
+      'HTTP/1.1 200 OK\r\n\r\nuntil close';
+    const { msgs, framer } = frame('response', input, 5, ['HEAD', 'POST', 'DELETE', 'GET', 'GET']);
+    assert.deepEqual(
+      msgs.map((m) => [m.head.status, m.body]),
+      [
+        [200, ''],
+        [100, ''],
+        [201, 'ok'],
+        [204, ''],
+        [200, '2\r\nhi\r\n0\r\n\r\n'],
+      ],
+    );
+    assert.equal(framer.finish(), true);
+  });
+
+  const bad: [string, string, number][] = [
+    ['CL and TE together (smuggling)', 'POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n', 400],
+    ['conflicting Content-Length', 'POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n', 400],
+    ['chunked not final', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n', 400],
+    ['unknown coding', 'POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n', 501],
+    ['space before colon', 'GET / HTTP/1.1\r\nHost : x\r\n\r\n', 400],
+    ['obs-fold', 'GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n', 400],
+    ['bare LF', 'GET / HTTP/1.1\nHost: x\r\n\r\n', 400],
+    ['garbage request line', 'HELLO\r\n\r\n', 400],
+    ['bad chunk size', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 400],
+    ['control character in value', 'GET / HTTP/1.1\r\nX: a\x01b\r\n\r\n', 400],
+    ['negative Content-Length', 'POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n', 400],
+  ];
+  for (const [what, input, status] of bad) {
+    it(`rejects ${what} with ${status}`, () => {
+      assert.throws(() => frame('request', input), (e) => e instanceof HttpParseError && e.status === status);
+    });
+  }
+
+  it('rejects an oversized head with 431, also when it arrives in pieces', () => {
+    const big = 'GET / HTTP/1.1\r\nX: ' + 'a'.repeat(2000) + '\r\n\r\n';
+    for (const step of [big.length, 100]) {
+      assert.throws(() => frame('request', big, step), (e) => e instanceof HttpParseError && e.status === 431);
+    }
+  });
+
+  it('stops at a paused message and resumes', () => {
+    const input = 'GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nRAWBYTES';
+    const heads: string[] = [];
+    let raw = '';
+    const f = new Http1Framer(
+      { kind: 'request' },
+      {
+        onHead: (h) => {
+          heads.push(h.target);
+          f.pauseAfterMessage();
+        },
+        onBody: () => {},
+        onMessageEnd: () => {},
+        onRaw: (c, s) => {
+          raw += c.toString('latin1', s);
+        },
+      },
+    );
+    const buf = Buffer.from(input);
+    const used = f.execute(buf);
+    assert.equal(buf.toString('latin1', used), 'RAWBYTES');
+    f.switchToRaw();
+    f.execute(buf.subarray(used));
+    assert.deepEqual(heads, ['/ws']);
+    assert.equal(raw, 'RAWBYTES');
+  });
+});
