@@ -45,4 +45,62 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0003_certs': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('domains')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('account_id', 'text', (c) => c.notNull().references('accounts.id').onDelete('cascade'))
+        .addColumn('domain', 'text', (c) => c.notNull().unique())
+        .addColumn('acme_identifier', 'text', (c) => c.notNull())
+        .addColumn('shares', 'text', (c) => c.notNull())
+        .addColumn('verification_token', 'text', (c) => c.notNull())
+        .addColumn('verified_at', 'text')
+        .addColumn('tls_mode', 'text', (c) => c.notNull())
+        .addColumn('tls_status', 'text', (c) => c.notNull())
+        .addColumn('tls_not_after', 'text')
+        .addColumn('tls_last_error', 'text')
+        .addColumn('tls_last_checked_at', 'text')
+        .addColumn('certificate_ref', 'text')
+        .addColumn('cert_failure_policy', 'text', (c) => c.notNull())
+        .addColumn('cert_failure_count', 'integer', (c) => c.notNull())
+        .addColumn('cert_next_retry_at', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('domains_account').on('domains').column('account_id').execute();
+      await db.schema
+        .createTable('certificates')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull().unique())
+        .addColumn('names', 'text', (c) => c.notNull())
+        .addColumn('issuer', 'text', (c) => c.notNull())
+        .addColumn('chain_pem', 'text', (c) => c.notNull())
+        .addColumn('key_sealed', 'text', (c) => c.notNull())
+        .addColumn('not_before', 'text', (c) => c.notNull())
+        .addColumn('not_after', 'text', (c) => c.notNull())
+        .addColumn('ari_window_start', 'text')
+        .addColumn('ari_window_end', 'text')
+        .addColumn('ari_checked_at', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('cert_events')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('at', 'text', (c) => c.notNull())
+        .addColumn('domain', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('message', 'text', (c) => c.notNull())
+        .addColumn('detail', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('cert_events_domain').on('cert_events').columns(['domain', 'at']).execute();
+      await db.schema
+        .createTable('acme_accounts')
+        .addColumn('directory_url', 'text', (c) => c.primaryKey())
+        .addColumn('email', 'text')
+        .addColumn('key_sealed', 'text', (c) => c.notNull())
+        .addColumn('account_url', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
 };

@@ -41,9 +41,90 @@ export interface SigningKeysTable {
   retired_at: string | null;
 }
 
+// --- certificates and custom domains (src/certs, src/acme, src/dns) ---
+
+/** Lifecycle of a domain's certificate (seed 001). */
+export type TlsStatus = 'pending_issue' | 'pending_route' | 'issued' | 'expiring' | 'tls_error' | 'passthrough_unverified';
+
+/** Custom domains (seed 002) with certificate lifecycle columns (seed 001). */
+export interface DomainsTable {
+  id: string;
+  account_id: string;
+  /** "tunn.mycompany.com": the customer's `*.` CNAME points there. Unique. */
+  domain: string;
+  /** The owner's account acme_id at registration (`<acme_identifier>._acme.<relay>`). */
+  acme_identifier: string;
+  /** JSON array of "@company.com" / emails the owner shared the domain with. */
+  shares: string;
+  /** Token for strict verification (`_tunn-verify.<domain>` TXT). */
+  verification_token: string;
+  verified_at: string | null;
+  /** terminate | passthrough */
+  tls_mode: string;
+  tls_status: TlsStatus;
+  tls_not_after: string | null;
+  tls_last_error: string | null;
+  tls_last_checked_at: string | null;
+  /** certificates.id of the certificate serving the domain. */
+  certificate_ref: string | null;
+  /** backoff (retry on the seed's schedule) | manual (no automatic retry after a failure) */
+  cert_failure_policy: string;
+  cert_failure_count: number;
+  cert_next_retry_at: string | null;
+  created_at: string;
+}
+
+/** The current certificate per name (`*.tunn.mycompany.com`); the private key sealed. */
+export interface CertificatesTable {
+  id: string;
+  /** The certificate's key name: its first SAN (a wildcard for custom domains). Unique. */
+  name: string;
+  /** JSON array of all SANs. */
+  names: string;
+  /** Issuer id, e.g. "acme:https://acme-v02.api.letsencrypt.org/directory", "files", "self-signed". */
+  issuer: string;
+  /** Leaf first, then intermediates. */
+  chain_pem: string;
+  /** SecretBox-sealed PKCS#8 PEM, bound to the row name. */
+  key_sealed: string;
+  not_before: string;
+  not_after: string;
+  /** ACME Renewal Information (RFC 9773) suggested window, when the CA offers it. */
+  ari_window_start: string | null;
+  ari_window_end: string | null;
+  ari_checked_at: string | null;
+  created_at: string;
+}
+
+/** Certificate and domain lifecycle events, per domain (or certificate name). */
+export interface CertEventsTable {
+  id: string;
+  at: string;
+  /** The domain (or certificate name when no domain row applies). */
+  domain: string;
+  /** issued | renewed | failed | retry_scheduled | expiring | probe_drift | probe_error | external | verified | alert */
+  kind: string;
+  message: string;
+  /** JSON object. */
+  detail: string;
+}
+
+/** ACME accounts, one per directory URL; the account key sealed. */
+export interface AcmeAccountsTable {
+  directory_url: string;
+  email: string | null;
+  key_sealed: string;
+  account_url: string | null;
+  created_at: string;
+}
+
 export interface Database {
   accounts: AccountsTable;
   names: NamesTable;
   tokens: TokensTable;
   signing_keys: SigningKeysTable;
+  domains: DomainsTable;
+  certificates: CertificatesTable;
+  cert_events: CertEventsTable;
+  acme_accounts: AcmeAccountsTable;
 }

@@ -1,0 +1,128 @@
+import * as acme from 'acme-client';
+import { acmeAccountKey, recordAcmeAccountUrl } from '../acme/account.ts';
+import { fetchRenewalWindow } from '../acme/ari.ts';
+import { trustAcmeCa } from '../acme/http-settings.ts';
+import type { ChallengeSolver } from '../acme/solver.ts';
+import { TunnError, errorMessage } from '../lib/errors.ts';
+import type { Logger } from '../lib/logger.ts';
+import type { SecretBox } from '../lib/secret-box.ts';
+import type { Store } from '../store/store.ts';
+import { certInfo, type IssuedCertificate, type Issuer, type RenewalHint } from './issuer.ts';
+
+// ACME issuer (RFC 8555) on acme-client: any directory URL, account key sealed in the store,
+// challenges handed to the configured solvers in priority order.
+
+export const ACME_DIRECTORIES = {
+  letsencrypt: acme.directory.letsencrypt.production,
+  'letsencrypt-staging': acme.directory.letsencrypt.staging,
+} as const;
+
+/** A directory URL from `--acme-directory` (a URL or a preset name). */
+export function resolveAcmeDirectory(value: string): string {
+  const preset = ACME_DIRECTORIES[value as keyof typeof ACME_DIRECTORIES];
+  if (preset) return preset;
+  if (!/^https?:\/\//.test(value)) {
+    throw new TunnError('CONFIG_INVALID', `--acme-directory "${value}" is neither a URL nor one of: ${Object.keys(ACME_DIRECTORIES).join(', ')}`);
+  }
+  return value;
+}
+
+export interface AcmeIssuerOptions {
+  /** A directory URL or a preset (letsencrypt, letsencrypt-staging). */
+  directory: string;
+  email?: string;
+  /** Extra CA (PEM) to trust for the ACME server's own HTTPS (private CAs such as Pebble). */
+  caPem?: string;
+  store: Store;
+  box: SecretBox;
+  /** In priority order; the first whose type an authorization offers is used. */
+  solvers: ChallengeSolver[];
+  /** acme-client polling back-off (its defaults: 10 attempts, 5000 ms min, 30000 ms max; tests use 50/500). */
+  backoff?: { attempts?: number; minMs?: number; maxMs?: number };
+  logger?: Logger;
+}
+
+export class AcmeIssuer implements Issuer {
+  readonly id: string;
+  readonly directoryUrl: string;
+  readonly #opts: AcmeIssuerOptions;
+
+  constructor(opts: AcmeIssuerOptions) {
+    if (opts.solvers.length === 0) throw new TypeError('AcmeIssuer needs at least one challenge solver');
+    this.#opts = opts;
+    this.directoryUrl = resolveAcmeDirectory(opts.directory);
+    this.id = `acme:${this.directoryUrl}`;
+    if (opts.caPem) trustAcmeCa(opts.caPem);
+  }
+
+  async issue(names: string[]): Promise<IssuedCertificate> {
+    const what = `issuing a certificate for ${names.join(', ')} from ${this.directoryUrl}`;
+    try {
+      const o = this.#opts;
+      const accountKey = await acmeAccountKey(o.store, o.box, this.directoryUrl, o.email);
+      const client = new acme.Client({
+        directoryUrl: this.directoryUrl,
+        accountKey,
+        backoffAttempts: o.backoff?.attempts,
+        backoffMin: o.backoff?.minMs,
+        backoffMax: o.backoff?.maxMs,
+      });
+      await ensureAccount(client, o.email);
+      const key = await acme.crypto.createPrivateEcdsaKey('P-256');
+      const [, csr] = await acme.crypto.createCsr({ commonName: names[0]!.length <= 64 ? names[0] : undefined, altNames: names }, key);
+      const solvers = new Map(o.solvers.map((s) => [s.type as string, s]));
+      const solverFor = (type: string) => {
+        const s = solvers.get(type);
+        if (!s) throw new TunnError('CERT_ISSUE_FAILED', `the CA offers only a ${type} challenge here and no ${type} solver is configured`);
+        return s;
+      };
+      const chainPem = await client.auto({
+        csr,
+        email: o.email,
+        termsOfServiceAgreed: true,
+        // The relay answers challenges itself and cannot resolve its own public name from inside.
+        skipChallengeVerification: true,
+        challengePriority: o.solvers.map((s) => s.type),
+        challengeCreateFn: (authz, challenge, keyAuth) => solverFor(challenge.type).present(authz, challenge, keyAuth),
+        challengeRemoveFn: (authz, challenge, keyAuth) => solverFor(challenge.type).cleanup(authz, challenge, keyAuth),
+      });
+      await recordAcmeAccountUrl(o.store, this.directoryUrl, client.getAccountUrl()).catch(() => {});
+      const info = certInfo(chainPem);
+      o.logger?.info({ names, issuer: this.id, notAfter: new Date(info.notAfter).toISOString() }, 'certificate issued');
+      return { chainPem, keyPem: key.toString(), issuer: this.id, names, notBefore: info.notBefore, notAfter: info.notAfter };
+    } catch (err) {
+      throw new TunnError('CERT_ISSUE_FAILED', `${what}: ${acmeErrorMessage(err)}`, { cause: err });
+    }
+  }
+
+  async renewalHint(chainPem: string): Promise<RenewalHint | undefined> {
+    try {
+      return await fetchRenewalWindow(this.directoryUrl, chainPem);
+    } catch (err) {
+      this.#opts.logger?.warn({ err: errorMessage(err) }, 'ACME renewal information unavailable');
+      return undefined;
+    }
+  }
+}
+
+/**
+ * Looks the account up by its key (RFC 8555 7.3.1 onlyReturnExisting) and creates it when the
+ * CA does not know it (first use, or a CA that lost its state). acme-client's own path would
+ * send an "empty update" for an existing account, which Pebble rejects.
+ */
+async function ensureAccount(client: acme.Client, email: string | undefined): Promise<void> {
+  try {
+    await client.createAccount({ onlyReturnExisting: true });
+  } catch (err) {
+    if (!/accountDoesNotExist/.test(String((err as { type?: string }).type ?? '')) && !/does not exist|unable to find existing account/i.test(errorMessage(err))) throw err;
+    await client.createAccount({ termsOfServiceAgreed: true, contact: email ? [`mailto:${email}`] : undefined });
+  }
+}
+
+/** The CA's own words where there are some (problem document detail), else the error message. */
+export function acmeErrorMessage(err: unknown): string {
+  const e = err as { response?: { data?: { detail?: string; type?: string } }; code?: string };
+  const detail = e?.response?.data?.detail;
+  if (detail) return detail;
+  return errorMessage(err);
+}
