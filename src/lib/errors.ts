@@ -17,7 +17,10 @@ export type TunnErrorCode =
   | 'INVALID_INPUT'
   | 'DNS_MISMATCH'
   | 'CERT_ISSUE_FAILED'
-  | 'UNAVAILABLE';
+  | 'UNAVAILABLE'
+  | 'UNKNOWN_GROUP'
+  | 'RATE_LIMITED'
+  | 'LOGIN_FAILED';
 
 export class TunnError extends Error {
   readonly code: TunnErrorCode;

@@ -41,6 +41,87 @@ export interface SigningKeysTable {
   retired_at: string | null;
 }
 
+// --- identity (src/auth) ---
+
+/** Groups lite: a saved list of emails, owned by one account (seed 002). */
+export interface GroupsTable {
+  id: string;
+  account_id: string;
+  name: string;
+  /** JSON array of normalised emails. */
+  emails: string;
+  created_at: string;
+  updated_at: string;
+}
+
+/**
+ * Browser sessions. The cookie holds a random secret; only its SHA-256 is stored (`id`).
+ * A relay session has `parent_id` null; a tunnel-host session points at the relay session it
+ * was handed off from, so logging out revokes the family.
+ */
+export interface SessionsTable {
+  id: string;
+  parent_id: string | null;
+  account_id: string;
+  email: string;
+  /** The host (lower-case, with port if any) the cookie was issued for. */
+  host: string;
+  created_at: string;
+  expires_at: string;
+  revoked_at: string | null;
+  ip: string;
+  user_agent: string;
+}
+
+/** RFC 8628 device authorisation (`tunn login`). `id` = SHA-256 of the device_code. */
+export interface DeviceCodesTable {
+  id: string;
+  user_code: string;
+  client_name: string;
+  ip: string;
+  /** pending | approved | denied | consumed */
+  status: string;
+  account_id: string | null;
+  email: string | null;
+  interval_s: number;
+  created_at: string;
+  expires_at: string;
+  last_poll_at: string | null;
+}
+
+/**
+ * One-time codes: host-bound hand-off codes, magic-link nonces, OIDC login state.
+ * `id` = SHA-256 of the code; `data` is JSON (sealed where it holds secrets).
+ */
+export interface LoginCodesTable {
+  id: string;
+  /** handoff | magic | oidc */
+  purpose: string;
+  host: string;
+  account_id: string | null;
+  email: string | null;
+  session_id: string | null;
+  data: string;
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
+}
+
+/** Security events: failed logins, revoked-token use, denied visitors, rate-limit bursts. */
+export interface SecurityEventsTable {
+  id: string;
+  at: string;
+  kind: string;
+  ip: string | null;
+  email: string | null;
+  tunnel: string | null;
+  /** The account the event concerns (tunnel owner, token owner), for per-account listing. */
+  account_id: string | null;
+  detail: string;
+  /** How many occurrences this row stands for (bursts are recorded once per window). */
+  count: number;
+}
+
 // --- certificates and custom domains (src/certs, src/acme, src/dns) ---
 
 /** Lifecycle of a domain's certificate (seed 001). */
@@ -123,6 +204,11 @@ export interface Database {
   names: NamesTable;
   tokens: TokensTable;
   signing_keys: SigningKeysTable;
+  groups: GroupsTable;
+  sessions: SessionsTable;
+  device_codes: DeviceCodesTable;
+  login_codes: LoginCodesTable;
+  security_events: SecurityEventsTable;
   domains: DomainsTable;
   certificates: CertificatesTable;
   cert_events: CertEventsTable;

@@ -1,0 +1,37 @@
+import { TunnError } from '../lib/errors.ts';
+import { accountById } from '../store/accounts.ts';
+import type { Store } from '../store/store.ts';
+import type { TokenKind, TokenService } from './tokens.ts';
+
+// Which tokens a script or the CLI may present as `Authorization: Bearer`: personal access
+// tokens (`tunn token create`, and what `tunn login` stores) and agent tokens
+// (`tunn relay token create`). Session, refresh and assertion tokens are never bearer
+// credentials.
+export const BEARER_KINDS: readonly TokenKind[] = ['pat', 'agent'];
+
+export interface BearerIdentity {
+  accountId: string;
+  email: string;
+  jti: string;
+  kind: TokenKind;
+}
+
+/**
+ * Verifies a bearer token (signature, expiry, kind, revocation) and names its account.
+ * Throws AUTH_INVALID_TOKEN or AUTH_TOKEN_REVOKED.
+ */
+export async function verifyBearer(tokens: TokenService, store: Store, token: string): Promise<BearerIdentity> {
+  const claims = await tokens.verify(token, BEARER_KINDS);
+  let email = typeof claims.email === 'string' ? claims.email.toLowerCase() : '';
+  if (!email) {
+    const acct = await accountById(store, claims.sub);
+    if (!acct) throw new TunnError('AUTH_INVALID_TOKEN', 'the token belongs to an account that no longer exists');
+    email = acct.email;
+  }
+  return { accountId: claims.sub, email, jti: claims.jti, kind: claims.kind };
+}
+
+/** The token from an `Authorization: Bearer …` header value, if that is what it holds. */
+export function bearerFrom(authorization: string | undefined | null): string | undefined {
+  return authorization ? /^bearer\s+(\S+)\s*$/i.exec(authorization)?.[1] : undefined;
+}

@@ -1,0 +1,288 @@
+import type { Clock } from '../lib/clock.ts';
+import { isTunnError } from '../lib/errors.ts';
+import { checkBasicAuth, type BasicCredentials } from './basic-auth.ts';
+import { clearSessionCookie, readCookie, serializeSessionCookie, sessionCookieName, stripCookies } from './cookies.ts';
+import type { EventLog } from './events.ts';
+import { CALLBACK_PATH, type Handoff } from './handoff.ts';
+import { esc, PAGE_HEADERS, page } from './html.ts';
+import { parseIpAllowList, type IpAllowList } from './ip-allow.ts';
+import type { Policy } from './policy.ts';
+import type { RateLimiter } from './rate-limit.ts';
+import type { Session, SessionService } from './sessions.ts';
+import type { TokenService } from './tokens.ts';
+import { bearerFrom, verifyBearer } from './bearer.ts';
+import type { Store } from '../store/store.ts';
+
+// The gateway contract. The relay's gateway parses each request head on a tunnel host and
+// calls gate.check() before anything reaches the agent. The gate answers either
+//   allow:   forward, after applying the header edits (see GateDecision), or
+//   respond: send this response and do not forward (discard any request body or close).
+//
+// Order (each step only runs if the previous one passed):
+//   1. IP allow-list          403             (before anything else, even tunn's own paths)
+//   2. rate limits            429 + Retry-After (per client IP on this tunnel, then per tunnel)
+//   3. /.tunn/* paths         hand-off callback, logout
+//   4. basic auth             401 + WWW-Authenticate: Basic
+//   5. public tunnel          allow (no store access, no identity)
+//   6. identity               Bearer <PAT|agent token> or the host's session cookie
+//                             none: browsers → 302 to the relay's /login?return=<this URL>;
+//                                   other clients → 401 JSON + WWW-Authenticate: Bearer
+//   7. policy                 403 (HTML naming the email, with "switch account", or JSON)
+//   8. allow                  + Tunn-User-Email, Tunn-Jwt-Assertion
+//
+// "Browser" means: GET or HEAD, not an upgrade, no Authorization header, and an Accept header
+// that mentions text/html. Everything else is an API client and gets status codes it can act
+// on instead of a redirect to an HTML login page.
+
+export interface GateRequest {
+  method: string;
+  /** The request target: path plus query string. */
+  path: string;
+  /** The Host header value (with port if not the default). */
+  host: string;
+  /** The visitor reached the relay over TLS. */
+  secure: boolean;
+  clientIp: string;
+  /** Lower-case names, in the order received. */
+  headers: [name: string, value: string][];
+  upgrade: boolean;
+}
+
+export interface TunnelPolicy {
+  tunnelId: string;
+  ownerAccountId: string;
+  ownerEmail: string;
+  /** `-a` entries as given (validate them at registration with Policy.validate). */
+  allow: string[];
+  public: boolean;
+  basicAuth?: BasicCredentials;
+  allowIps?: string[];
+  /** Requests per minute (burst of the same size). */
+  rateLimit?: { perIp?: number; perTunnel?: number };
+}
+
+/**
+ * How to apply `allow`: first delete every header whose (lower-case) name is in
+ * `removeHeaders`, then append `setHeaders` in order. The Cookie header, when it carried
+ * tunn's cookie, is listed in removeHeaders and — if other cookies remain — re-added in
+ * setHeaders as one rewritten line.
+ */
+export type GateDecision =
+  | { kind: 'allow'; email?: string; setHeaders: [string, string][]; removeHeaders: string[] }
+  | { kind: 'respond'; status: number; headers: [string, string][]; body: string | Buffer };
+
+export const USER_EMAIL_HEADER = 'tunn-user-email';
+export const ASSERTION_HEADER = 'tunn-jwt-assertion';
+export const LOGOUT_PATH = '/.tunn/logout';
+const COOKIE_NAMES = [sessionCookieName(true), sessionCookieName(false)];
+
+export interface GateOptions {
+  /** The relay's public origin, e.g. https://tunn.example.com (login lives there). */
+  relayUrl: string;
+  store: Store;
+  tokens: TokenService;
+  sessions: SessionService;
+  handoff: Handoff;
+  policy: Policy;
+  events: EventLog;
+  rateLimiter: RateLimiter;
+  clock: Clock;
+  /** Lifetime of Tunn-Jwt-Assertion; default 60 s. */
+  assertionTtlSeconds?: number;
+}
+
+type Identity = { accountId: string; email: string; via: 'session'; session: Session } | { accountId: string; email: string; via: 'bearer'; jti: string };
+
+function header(req: GateRequest, name: string): string | undefined {
+  for (const [n, v] of req.headers) if (n === name) return v;
+  return undefined;
+}
+
+function cookieLine(req: GateRequest): string | undefined {
+  const parts: string[] = [];
+  for (const [n, v] of req.headers) if (n === 'cookie') parts.push(v);
+  return parts.length ? parts.join('; ') : undefined;
+}
+
+function json(status: number, code: string, message: string, extra: [string, string][] = []): GateDecision {
+  return { kind: 'respond', status, headers: [['content-type', 'application/json'], ['cache-control', 'no-store'], ...extra], body: JSON.stringify({ error: { code, message } }) };
+}
+
+function html(status: number, title: string, body: string, extra: [string, string][] = []): GateDecision {
+  return { kind: 'respond', status, headers: [...PAGE_HEADERS, ...extra], body: page(title, body) };
+}
+
+function redirect(location: string, extra: [string, string][] = []): GateDecision {
+  return { kind: 'respond', status: 302, headers: [['location', location], ['cache-control', 'no-store'], ...extra], body: '' };
+}
+
+export class Gate {
+  readonly #o: GateOptions;
+  readonly #relay: URL;
+  readonly #assertionTtl: number;
+  #ipLists = new WeakMap<readonly string[], IpAllowList>();
+  // Tunn-Jwt-Assertion per (credential, host), reused for the first half of its lifetime so
+  // the allow path does not sign on every request.
+  #assertions = new Map<string, { jwt: string; until: number }>();
+
+  constructor(opts: GateOptions) {
+    this.#o = opts;
+    this.#relay = new URL(opts.relayUrl);
+    this.#assertionTtl = opts.assertionTtlSeconds ?? 60;
+  }
+
+  async check(req: GateRequest, t: TunnelPolicy): Promise<GateDecision> {
+    // 1. IP allow-list.
+    if (t.allowIps && t.allowIps.length) {
+      let list = this.#ipLists.get(t.allowIps);
+      if (!list) {
+        list = parseIpAllowList(t.allowIps);
+        this.#ipLists.set(t.allowIps, list);
+      }
+      if (!list.allows(req.clientIp)) {
+        void this.#o.events.record({ kind: 'ip_denied', ip: req.clientIp, tunnel: t.tunnelId, accountId: t.ownerAccountId });
+        return { kind: 'respond', status: 403, headers: [['content-type', 'text/plain; charset=utf-8']], body: 'Forbidden: your IP address is not allowed to reach this tunnel.\n' };
+      }
+    }
+    // 2. Rate limits.
+    const limited = this.#rateLimit(req, t);
+    if (limited) return limited;
+    const [pathname, query = ''] = splitTarget(req.path);
+    // 3. tunn's own paths on the tunnel host.
+    if (pathname.startsWith('/.tunn/')) return this.#ownPath(req, t, pathname, new URLSearchParams(query));
+    // 4. Basic auth.
+    const removeHeaders = [USER_EMAIL_HEADER, ASSERTION_HEADER];
+    const setHeaders: [string, string][] = [];
+    const authz = header(req, 'authorization');
+    if (t.basicAuth) {
+      if (!checkBasicAuth(authz, t.basicAuth)) {
+        if (authz) void this.#o.events.record({ kind: 'basic_auth_failed', ip: req.clientIp, tunnel: t.tunnelId, accountId: t.ownerAccountId });
+        return { kind: 'respond', status: 401, headers: [['www-authenticate', 'Basic realm="tunn", charset="UTF-8"'], ['content-type', 'text/plain; charset=utf-8']], body: 'This tunnel needs a user name and password.\n' };
+      }
+      removeHeaders.push('authorization');
+    }
+    const cookies = cookieLine(req);
+    if (cookies && COOKIE_NAMES.some((n) => cookies.includes(n + '='))) {
+      removeHeaders.push('cookie');
+      const rest = stripCookies(cookies, COOKIE_NAMES);
+      if (rest) setHeaders.push(['cookie', rest]);
+    }
+    // 5. Public tunnels: no identity needed, no store access.
+    if (t.public) return { kind: 'allow', setHeaders, removeHeaders };
+    // 6. Identity.
+    const browser = isBrowser(req);
+    let id: Identity | undefined;
+    const bearer = t.basicAuth ? undefined : bearerFrom(authz);
+    if (bearer) {
+      try {
+        const b = await verifyBearer(this.#o.tokens, this.#o.store, bearer);
+        id = { accountId: b.accountId, email: b.email, via: 'bearer', jti: b.jti };
+        removeHeaders.push('authorization');
+      } catch (err) {
+        const revoked = isTunnError(err, 'AUTH_TOKEN_REVOKED');
+        void this.#o.events.record({ kind: revoked ? 'token_revoked_used' : 'token_invalid', ip: req.clientIp, tunnel: t.tunnelId, accountId: t.ownerAccountId });
+        return json(401, revoked ? 'AUTH_TOKEN_REVOKED' : 'AUTH_INVALID_TOKEN', revoked ? 'this token has been revoked; create a new one with `tunn token create`' : 'this token is not valid for this relay; create one with `tunn token create`', [['www-authenticate', `Bearer realm="tunn", error="invalid_token"`]]);
+      }
+    } else {
+      const value = readCookie(cookies, sessionCookieName(req.secure));
+      const session = value ? await this.#o.sessions.lookup(value, req.host) : undefined;
+      if (session) id = { accountId: session.accountId, email: session.email, via: 'session', session };
+      else if (value) {
+        // Unknown, tampered, expired or revoked: clear it and start over.
+        return this.#signIn(req, browser, [['set-cookie', clearSessionCookie(req.secure)]]);
+      }
+    }
+    if (!id) return this.#signIn(req, browser, []);
+    // 7. Policy.
+    if (!(await this.#o.policy.allows(t, id.email))) {
+      void this.#o.events.record({ kind: 'visitor_denied', ip: req.clientIp, email: id.email, tunnel: t.tunnelId, accountId: t.ownerAccountId });
+      if (!browser) return json(403, 'FORBIDDEN', `${id.email} is not allowed to reach this tunnel; ask its owner to add you with -a`);
+      return html(
+        403,
+        'You do not have access',
+        `<p>You are signed in as <strong>${esc(id.email)}</strong>, and this account is not allowed to reach <strong>${esc(req.host)}</strong>.</p>
+<p>Ask the owner of this tunnel to add you, or sign in with another account.</p>
+<p><a class="button" href="${LOGOUT_PATH}?switch=1">Switch account</a></p>`,
+      );
+    }
+    // 8. Allow.
+    setHeaders.push([USER_EMAIL_HEADER, id.email], [ASSERTION_HEADER, await this.#assertion(req, t, id)]);
+    return { kind: 'allow', email: id.email, setHeaders, removeHeaders };
+  }
+
+  #rateLimit(req: GateRequest, t: TunnelPolicy): GateDecision | undefined {
+    const rl = t.rateLimit;
+    if (!rl) return undefined;
+    const checks: [string, number | undefined, string][] = [
+      [`ip\0${t.tunnelId}\0${req.clientIp}`, rl.perIp, 'client IP'],
+      [`tunnel\0${t.tunnelId}`, rl.perTunnel, 'tunnel'],
+    ];
+    for (const [key, limit, what] of checks) {
+      if (!limit) continue;
+      const r = this.#o.rateLimiter.take(key, limit);
+      if (!r.ok) {
+        void this.#o.events.record({ kind: 'rate_limited', ip: req.clientIp, tunnel: t.tunnelId, accountId: t.ownerAccountId, detail: `per ${what}: ${limit}/min` });
+        return { kind: 'respond', status: 429, headers: [['retry-after', String(r.retryAfterSeconds)], ['content-type', 'text/plain; charset=utf-8']], body: `Too many requests (limit per ${what}: ${limit} per minute). Retry in ${r.retryAfterSeconds} s.\n` };
+      }
+    }
+    return undefined;
+  }
+
+  async #ownPath(req: GateRequest, t: TunnelPolicy, pathname: string, q: URLSearchParams): Promise<GateDecision> {
+    const secure = req.secure;
+    if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, 'INVALID_INPUT', `${pathname} only answers GET`, [['allow', 'GET, HEAD']]);
+    if (pathname === CALLBACK_PATH) {
+      const done = await this.#o.handoff.complete(q.get('code') ?? undefined, req.host, { ip: req.clientIp, userAgent: header(req, 'user-agent') });
+      if (!done) {
+        void this.#o.events.record({ kind: 'login_failed', ip: req.clientIp, tunnel: t.tunnelId, accountId: t.ownerAccountId, detail: 'hand-off code unknown, used, expired or for another host' });
+        return html(400, 'This sign-in link is no longer valid', `<p>It expired or was already used. Sign-in links are good once, for a few seconds.</p><p><a class="button" href="${esc(this.#loginUrl(req, '/'))}">Sign in again</a></p>`);
+      }
+      const maxAge = (done.session.expiresAt - this.#o.clock.now()) / 1000;
+      return redirect(done.returnPath, [['set-cookie', serializeSessionCookie(secure, done.cookieValue, maxAge)]]);
+    }
+    if (pathname === LOGOUT_PATH) {
+      const session = await this.#o.sessions.lookup(readCookie(cookieLine(req), sessionCookieName(secure)), req.host);
+      // Signing out of a tunnel host signs out of tunn in this browser: the relay session and
+      // every host session handed off from it. Otherwise the relay would sign the visitor
+      // straight back in, and "switch account" could not work.
+      if (session) await this.#o.sessions.revokeFamily(session);
+      const clear: [string, string][] = [['set-cookie', clearSessionCookie(secure)]];
+      if (q.get('switch') === '1') return redirect(this.#loginUrl(req, '/'), clear);
+      return html(200, 'Signed out', `<p>You are signed out of tunn.</p><p><a class="button" href="${esc(this.#loginUrl(req, '/'))}">Sign in again</a></p>`, clear);
+    }
+    return json(404, 'NOT_FOUND', `${pathname} is not a tunn path`);
+  }
+
+  #signIn(req: GateRequest, browser: boolean, extra: [string, string][]): GateDecision {
+    if (browser) return redirect(this.#loginUrl(req, req.path), extra);
+    return json(401, 'AUTH_REQUIRED', 'sign in first: open this URL in a browser, or send Authorization: Bearer <token> (create one with `tunn token create`)', [['www-authenticate', 'Bearer realm="tunn"'], ...extra]);
+  }
+
+  #loginUrl(req: GateRequest, target: string): string {
+    const back = `${req.secure ? 'https' : 'http'}://${req.host}${target.startsWith('/') ? target : '/'}`;
+    return `${this.#relay.origin}/login?return=${encodeURIComponent(back)}`;
+  }
+
+  async #assertion(req: GateRequest, t: TunnelPolicy, id: Identity): Promise<string> {
+    const aud = `${req.secure ? 'https' : 'http'}://${req.host}`;
+    const key = `${id.via === 'session' ? id.session.id : id.jti}\0${aud}\0${t.tunnelId}`;
+    const now = this.#o.clock.now();
+    const hit = this.#assertions.get(key);
+    if (hit && hit.until > now) return hit.jwt;
+    const { token } = await this.#o.tokens.issue({ accountId: id.accountId, kind: 'assertion', email: id.email, ttlSeconds: this.#assertionTtl, record: false, extra: { aud, tunnel: t.tunnelId } });
+    if (this.#assertions.size > 10_000) this.#assertions.clear();
+    this.#assertions.set(key, { jwt: token, until: now + (this.#assertionTtl * 1000) / 2 });
+    return token;
+  }
+}
+
+function splitTarget(target: string): [string, string?] {
+  const i = target.indexOf('?');
+  return i < 0 ? [target] : [target.slice(0, i), target.slice(i + 1)];
+}
+
+function isBrowser(req: GateRequest): boolean {
+  if (req.upgrade || (req.method !== 'GET' && req.method !== 'HEAD')) return false;
+  if (header(req, 'authorization')) return false;
+  return (header(req, 'accept') ?? '').includes('text/html');
+}

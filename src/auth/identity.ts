@@ -1,0 +1,77 @@
+import { systemClock, type Clock } from '../lib/clock.ts';
+import type { Store } from '../store/store.ts';
+import { DeviceLogin } from './device.ts';
+import { EventLog } from './events.ts';
+import { Gate } from './gate.ts';
+import { GroupService } from './groups.ts';
+import { Handoff } from './handoff.ts';
+import { LoginCodes } from './login-codes.ts';
+import { MagicLinks, type MagicLinkOptions } from './magic-link.ts';
+import { OidcLogins, type LoginProviderConfig } from './oidc.ts';
+import { Policy } from './policy.ts';
+import { RateLimiter } from './rate-limit.ts';
+import { SessionService } from './sessions.ts';
+import type { TokenService } from './tokens.ts';
+
+// The one object the relay builds for identity: every service wired to the same store,
+// token service and clock. The relay passes `identity.gate` to its gateway and
+// `createApiApp(identity)` to the requests for its own host.
+
+export interface IdentityOptions {
+  store: Store;
+  /** Already init()-ed. */
+  tokens: TokenService;
+  clock?: Clock;
+  /** The relay's public origin, e.g. https://tunn.example.com:8443 (login pages live there). */
+  relayUrl: string;
+  /** Whether a hostname (no port) belongs to this relay: a live tunnel, a zone host or a registered custom domain. Guards every redirect. */
+  isServedHost: (hostname: string) => boolean;
+  /** `tunn relay --dev`: enables the password-less dev login. Never in production. */
+  dev?: boolean;
+  /** OpenID Connect issuers and the GitHub/Google presets, in button order. */
+  providers?: LoginProviderConfig[];
+  /** Email magic links over SMTP. */
+  magicLink?: Omit<MagicLinkOptions, 'codes' | 'clock' | 'relayUrl'>;
+  /** Operators who see every account's security events. */
+  adminEmails?: string[];
+  sessionTtlSeconds?: number;
+  groupCacheTtlMs?: number;
+  onError?: (err: unknown) => void;
+}
+
+export interface Identity {
+  readonly options: IdentityOptions;
+  readonly relayUrl: URL;
+  readonly clock: Clock;
+  readonly store: Store;
+  readonly tokens: TokenService;
+  readonly groups: GroupService;
+  readonly policy: Policy;
+  readonly sessions: SessionService;
+  readonly codes: LoginCodes;
+  readonly handoff: Handoff;
+  readonly events: EventLog;
+  readonly rateLimiter: RateLimiter;
+  readonly gate: Gate;
+  readonly devices: DeviceLogin;
+  readonly magic: MagicLinks | undefined;
+  readonly oidc: OidcLogins;
+}
+
+export function createIdentity(opts: IdentityOptions): Identity {
+  const clock = opts.clock ?? systemClock;
+  const { store, tokens } = opts;
+  const relayUrl = new URL(opts.relayUrl);
+  const groups = new GroupService({ store, clock, cacheTtlMs: opts.groupCacheTtlMs });
+  const policy = new Policy({ groups });
+  const sessions = new SessionService({ store, clock, ttlSeconds: opts.sessionTtlSeconds });
+  const codes = new LoginCodes({ store, clock });
+  const handoff = new Handoff({ codes, sessions });
+  const events = new EventLog({ store, clock, onError: opts.onError });
+  const rateLimiter = new RateLimiter({ clock });
+  const gate = new Gate({ relayUrl: relayUrl.origin, store, tokens, sessions, handoff, policy, events, rateLimiter, clock });
+  const devices = new DeviceLogin({ store, clock, tokens, relayUrl: relayUrl.origin });
+  const magic = opts.magicLink ? new MagicLinks({ ...opts.magicLink, codes, clock, relayUrl: relayUrl.origin }) : undefined;
+  const oidc = new OidcLogins({ providers: opts.providers ?? [], codes, relayUrl: relayUrl.origin });
+  return { options: opts, relayUrl, clock, store, tokens, groups, policy, sessions, codes, handoff, events, rateLimiter, gate, devices, magic, oidc };
+}
