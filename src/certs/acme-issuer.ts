@@ -1,4 +1,5 @@
 import * as acme from 'acme-client';
+import { request as httpsRequest, type Agent } from 'node:https';
 import { acmeAccountKey, recordAcmeAccountUrl } from '../acme/account.ts';
 import { fetchRenewalWindow } from '../acme/ari.ts';
 import { trustAcmeCa } from '../acme/http-settings.ts';
@@ -91,7 +92,11 @@ export class AcmeIssuer implements Issuer {
       o.logger?.info({ names, issuer: this.id, notAfter: new Date(info.notAfter).toISOString() }, 'certificate issued');
       return { chainPem, keyPem: key.toString(), issuer: this.id, names, notBefore: info.notBefore, notAfter: info.notAfter };
     } catch (err) {
-      throw new TunnError('CERT_ISSUE_FAILED', `${what}: ${acmeErrorMessage(err)}`, { cause: err });
+      // acme-client loses the cause of a network error once its retries are spent (it reports
+      // "Cannot read properties of undefined"); ask the directory once more to find it.
+      const unreachable = err instanceof TypeError ? await unreachableReason(this.directoryUrl) : undefined;
+      const reason = unreachable ? `cannot reach the ACME server: ${unreachable}` : acmeErrorMessage(err);
+      throw new TunnError('CERT_ISSUE_FAILED', `${what}: ${reason}`, { cause: err });
     }
   }
 
@@ -117,6 +122,19 @@ async function ensureAccount(client: acme.Client, email: string | undefined): Pr
     if (!/accountDoesNotExist/.test(String((err as { type?: string }).type ?? '')) && !/does not exist|unable to find existing account/i.test(errorMessage(err))) throw err;
     await client.createAccount({ termsOfServiceAgreed: true, contact: email ? [`mailto:${email}`] : undefined });
   }
+}
+
+/** Why `url` cannot be fetched (e.g. "connect ECONNREFUSED 127.0.0.1:14000"), or undefined when it can. */
+async function unreachableReason(url: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const req = httpsRequest(url, { agent: acme.axios.defaults.httpsAgent as Agent, timeout: 5000 }, (res) => {
+      res.resume();
+      resolve(undefined);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${url} within 5 s`)));
+    req.on('error', (err) => resolve(err.message));
+    req.end();
+  });
 }
 
 /** The CA's own words where there are some (problem document detail), else the error message. */

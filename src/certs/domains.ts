@@ -1,0 +1,163 @@
+import { isIP } from 'node:net';
+import { TunnError } from '../lib/errors.ts';
+import { nowIso, randomId, randomToken } from '../lib/ids.ts';
+import type { DomainsTable, TlsStatus } from '../store/schema.ts';
+import type { Store } from '../store/store.ts';
+import type { CertFailurePolicy } from './retry.ts';
+
+// Custom domains in the store (seed 002 "Domain Storage", seed 001 lifecycle columns) and the
+// rules for registering one. The API and CLI call these; the cert manager updates the
+// lifecycle columns.
+
+export interface Domain {
+  id: string;
+  accountId: string;
+  domain: string;
+  acmeIdentifier: string;
+  /** "@company.com" entries and emails (seed 002 sharing). */
+  shares: string[];
+  verificationToken: string;
+  verifiedAt: string | null;
+  tlsMode: 'terminate' | 'passthrough';
+  tlsStatus: TlsStatus;
+  tlsNotAfter: string | null;
+  tlsLastError: string | null;
+  tlsLastCheckedAt: string | null;
+  certificateRef: string | null;
+  certFailurePolicy: CertFailurePolicy;
+  certFailureCount: number;
+  certNextRetryAt: string | null;
+  createdAt: string;
+}
+
+export function toDomain(r: DomainsTable): Domain {
+  return {
+    id: r.id,
+    accountId: r.account_id,
+    domain: r.domain,
+    acmeIdentifier: r.acme_identifier,
+    shares: JSON.parse(r.shares) as string[],
+    verificationToken: r.verification_token,
+    verifiedAt: r.verified_at,
+    tlsMode: r.tls_mode === 'passthrough' ? 'passthrough' : 'terminate',
+    tlsStatus: r.tls_status,
+    tlsNotAfter: r.tls_not_after,
+    tlsLastError: r.tls_last_error,
+    tlsLastCheckedAt: r.tls_last_checked_at,
+    certificateRef: r.certificate_ref,
+    certFailurePolicy: r.cert_failure_policy === 'manual' ? 'manual' : 'backoff',
+    certFailureCount: r.cert_failure_count,
+    certNextRetryAt: r.cert_next_retry_at,
+    createdAt: r.created_at,
+  };
+}
+
+const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+
+/**
+ * The normalised form of a customer domain, or a coded error saying what is wrong with it:
+ * NAME_INVALID for a malformed name, NAME_RESERVED for the relay's own zone (its names are the
+ * relay's to give out, and a customer CNAME there would loop).
+ */
+export function normalizeCustomDomain(input: string, relayDomain: string): string {
+  const d = input.trim().toLowerCase().replace(/\.$/, '');
+  const r = relayDomain.toLowerCase().replace(/\.$/, '');
+  if (d.startsWith('*.')) throw new TunnError('NAME_INVALID', `give the domain without "*.": tunn domain add ${d.slice(2)}`);
+  if (/^[a-z]+:\/\//.test(d) || d.includes('/')) throw new TunnError('NAME_INVALID', `"${input}" is a URL; give just the domain name, e.g. tunn.mycompany.com`);
+  if (isIP(d)) throw new TunnError('NAME_INVALID', `"${input}" is an IP address; a custom domain is a DNS name such as tunn.mycompany.com`);
+  const labels = d.split('.');
+  if (d.length > 253 || labels.length < 2 || !labels.every((l) => LABEL.test(l)) || /^\d+$/.test(labels.at(-1)!)) {
+    throw new TunnError('NAME_INVALID', `"${input}" is not a valid domain name (letters, digits and hyphens in dot-separated labels, e.g. tunn.mycompany.com)`);
+  }
+  if (d === r || d.endsWith('.' + r)) {
+    throw new TunnError('NAME_RESERVED', `${d} is inside the relay's own domain ${r}; its names are already served by the relay, add a domain you own instead`);
+  }
+  return d;
+}
+
+export interface CreateDomainInput {
+  accountId: string;
+  acmeId: string;
+  domain: string;
+  relayDomain: string;
+  tlsMode?: 'terminate' | 'passthrough';
+  failurePolicy?: CertFailurePolicy;
+}
+
+/**
+ * Registers `domain` for an account (unverified). Returns the existing row when the same
+ * account adds it again; CONFLICT when another account holds it.
+ */
+export async function createDomain(store: Store, input: CreateDomainInput, now = Date.now()): Promise<Domain> {
+  const domain = normalizeCustomDomain(input.domain, input.relayDomain);
+  const existing = await domainByName(store, domain);
+  if (existing) {
+    if (existing.accountId === input.accountId) return existing;
+    throw new TunnError('CONFLICT', `${domain} is already registered to another account`);
+  }
+  const passthrough = input.tlsMode === 'passthrough';
+  const row: DomainsTable = {
+    id: randomId(16),
+    account_id: input.accountId,
+    domain,
+    acme_identifier: input.acmeId,
+    shares: '[]',
+    verification_token: randomToken(18),
+    verified_at: null,
+    tls_mode: passthrough ? 'passthrough' : 'terminate',
+    tls_status: passthrough ? 'passthrough_unverified' : 'pending_issue',
+    tls_not_after: null,
+    tls_last_error: null,
+    tls_last_checked_at: null,
+    certificate_ref: null,
+    cert_failure_policy: input.failurePolicy ?? 'backoff',
+    cert_failure_count: 0,
+    cert_next_retry_at: null,
+    created_at: nowIso(now),
+  };
+  try {
+    await store.db.insertInto('domains').values(row).execute();
+  } catch (err) {
+    const again = await domainByName(store, domain);
+    if (again && again.accountId !== input.accountId) throw new TunnError('CONFLICT', `${domain} is already registered to another account`, { cause: err });
+    if (again) return again;
+    throw err;
+  }
+  return toDomain(row);
+}
+
+export async function domainByName(store: Store, domain: string): Promise<Domain | undefined> {
+  const r = await store.db.selectFrom('domains').selectAll().where('domain', '=', domain.toLowerCase().replace(/\.$/, '')).executeTakeFirst();
+  return r && toDomain(r);
+}
+
+export async function domainsForAccount(store: Store, accountId: string): Promise<Domain[]> {
+  const rows = await store.db.selectFrom('domains').selectAll().where('account_id', '=', accountId).orderBy('domain').execute();
+  return rows.map(toDomain);
+}
+
+export async function listDomains(store: Store): Promise<Domain[]> {
+  return (await store.db.selectFrom('domains').selectAll().orderBy('domain').execute()).map(toDomain);
+}
+
+export async function markDomainVerified(store: Store, domain: string, now = Date.now()): Promise<void> {
+  await store.db.updateTable('domains').set({ verified_at: nowIso(now) }).where('domain', '=', domain).where('verified_at', 'is', null).execute();
+}
+
+export async function setDomainShares(store: Store, domain: string, shares: string[]): Promise<void> {
+  await store.db.updateTable('domains').set({ shares: JSON.stringify([...new Set(shares)]) }).where('domain', '=', domain).execute();
+}
+
+export async function deleteDomain(store: Store, domain: string): Promise<void> {
+  await store.db.deleteFrom('domains').where('domain', '=', domain).execute();
+}
+
+/** The lifecycle columns the cert manager, the probe and the cert-events endpoint write. */
+export type DomainTlsPatch = Partial<
+  Pick<DomainsTable, 'tls_status' | 'tls_not_after' | 'tls_last_error' | 'tls_last_checked_at' | 'certificate_ref' | 'cert_failure_count' | 'cert_next_retry_at' | 'cert_failure_policy'>
+>;
+
+export async function updateDomainTls(store: Store, domain: string, patch: DomainTlsPatch): Promise<void> {
+  if (Object.keys(patch).length === 0) return;
+  await store.db.updateTable('domains').set(patch).where('domain', '=', domain).execute();
+}
