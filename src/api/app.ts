@@ -1,0 +1,61 @@
+import { Hono } from 'hono';
+import type { Identity } from '../auth/identity.ts';
+import { TunnError } from '../lib/errors.ts';
+import { devicePageRoutes, deviceApiRoutes } from './device.ts';
+import { eventRoutes } from './events.ts';
+import { groupRoutes } from './groups.ts';
+import { errorBody, requireBearer, statusOf, type ApiEnv } from './http.ts';
+import { loginRoutes } from './login.ts';
+import { render } from './pages.ts';
+import { revokeRoute, tokenRoutes } from './tokens.ts';
+
+// The relay's own host: /v1 (JSON API for the CLI and the web console), the login pages and
+// /.well-known/jwks.json. The relay calls app.fetch(request, { clientIp }) for every request
+// whose Host is its own domain; tests call app.request().
+//
+// The typed client: `hc<ApiApp>(relayUrl)` from 'hono/client'.
+
+export function createApiApp(identity: Identity) {
+  const app = new Hono<ApiEnv>()
+    .get('/.well-known/jwks.json', (c) => c.json(identity.tokens.jwks(), 200, { 'cache-control': 'public, max-age=300' }))
+    .get('/v1/me', requireBearer(identity), (c) => {
+      const caller = c.get('caller');
+      return c.json({ accountId: caller.accountId, email: caller.email, tokenId: caller.jti });
+    })
+    .post('/v1/tunnels/validate-allow', requireBearer(identity), async (c) => {
+      let body: unknown;
+      try {
+        body = await c.req.json();
+      } catch {
+        throw new TunnError('INVALID_INPUT', 'the request body must be JSON: { "allow": ["alice@example.com", "group:eng"] }');
+      }
+      const allow = (body as { allow?: unknown }).allow;
+      if (!Array.isArray(allow) || allow.some((x) => typeof x !== 'string')) throw new TunnError('INVALID_INPUT', '"allow" must be an array of strings');
+      return c.json(await identity.policy.validate(c.get('caller').accountId, allow as string[]));
+    })
+    .route('/v1/groups', groupRoutes(identity))
+    .route('/v1/tokens', tokenRoutes(identity))
+    .route('/v1/auth/token/revoke', revokeRoute(identity))
+    .route('/v1/auth/device', deviceApiRoutes(identity))
+    .route('/v1/events', eventRoutes(identity))
+    .route('/', loginRoutes(identity))
+    .route('/', devicePageRoutes(identity));
+
+  app.notFound((c) => {
+    if (c.req.path.startsWith('/v1/')) return c.json(errorBody(new TunnError('NOT_FOUND', `no such endpoint: ${c.req.method} ${c.req.path}`)), 404);
+    return render(c, 404, 'Not found', '<p>There is nothing here. <a href="/login">Sign in</a></p>');
+  });
+  app.onError((err, c) => {
+    const status = statusOf(err);
+    if (status >= 500) identity.options.onError?.(err);
+    if (!c.req.path.startsWith('/v1/') && !c.req.path.startsWith('/.well-known/')) {
+      return render(c, status, 'Something went wrong', `<p>${status >= 500 ? 'The relay failed to handle this request.' : String(errorBody(err).error.message).replace(/[<>&"']/g, '')}</p>`);
+    }
+    const headers: Record<string, string> = {};
+    if (status === 401) headers['www-authenticate'] = 'Bearer realm="tunn"';
+    return c.json(errorBody(err), status, headers);
+  });
+  return app;
+}
+
+export type ApiApp = ReturnType<typeof createApiApp>;
