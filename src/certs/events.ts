@@ -25,14 +25,21 @@ export interface CertEvent {
   detail: Record<string, unknown>;
 }
 
+let seq = 0;
+/** Ids sort in insertion order within a process (events at the same clock time keep their order). */
+function eventId(): string {
+  seq = (seq + 1) % 1_000_000;
+  return Date.now().toString(36).padStart(9, '0') + seq.toString(36).padStart(4, '0') + randomId(8);
+}
+
 export async function recordCertEvent(store: Store, e: { domain: string; kind: CertEventKind; message: string; detail?: Record<string, unknown> }, now = Date.now()): Promise<CertEvent> {
-  const ev: CertEvent = { id: randomId(20), at: nowIso(now), domain: e.domain, kind: e.kind, message: e.message, detail: e.detail ?? {} };
+  const ev: CertEvent = { id: eventId(), at: nowIso(now), domain: e.domain, kind: e.kind, message: e.message, detail: e.detail ?? {} };
   await store.db.insertInto('cert_events').values({ ...ev, detail: JSON.stringify(ev.detail) }).execute();
   return ev;
 }
 
 /** Newest first. */
 export async function listCertEvents(store: Store, domain: string, limit = 50): Promise<CertEvent[]> {
-  const rows = await store.db.selectFrom('cert_events').selectAll().where('domain', '=', domain).orderBy('at', 'desc').orderBy('id').limit(limit).execute();
+  const rows = await store.db.selectFrom('cert_events').selectAll().where('domain', '=', domain).orderBy('at', 'desc').orderBy('id', 'desc').limit(limit).execute();
   return rows.map((r) => ({ ...r, kind: r.kind as CertEventKind, detail: JSON.parse(r.detail) as Record<string, unknown> }));
 }

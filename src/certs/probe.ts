@@ -1,0 +1,122 @@
+import { connect } from 'node:tls';
+import { systemClock, type Clock } from '../lib/clock.ts';
+import { errorMessage } from '../lib/errors.ts';
+import { nowIso } from '../lib/ids.ts';
+import type { Logger } from '../lib/logger.ts';
+import type { Store } from '../store/store.ts';
+import type { AlertHook } from './alerts.ts';
+import { domainByName, updateDomainTls } from './domains.ts';
+import { recordCertEvent } from './events.ts';
+import { certInfo } from './issuer.ts';
+import type { CertStorage } from './storage.ts';
+
+// The drift probe (seed 001): on an interval, connect to the relay's own TLS listener for each
+// stored certificate's name and compare what is actually served with what the store says is
+// current. Records tls_last_checked_at, tls_not_after (as served) and tls_last_error.
+
+export interface CertProbeOptions {
+  store: Store;
+  storage: CertStorage;
+  /** The relay's TLS listener. */
+  target: { host: string; port: number };
+  /** CA(s) the served chain must verify against; without, only drift and expiry are checked. */
+  ca?: string | string[];
+  /** The servername to probe a certificate with (default: `*.d` → `tunn-probe.d`). */
+  probeName?: (certName: string) => string;
+  clock?: Clock;
+  logger?: Logger;
+  onAlert?: AlertHook;
+  intervalMs?: number;
+  timeoutMs?: number;
+}
+
+export interface ProbeResult {
+  name: string;
+  servername: string;
+  ok: boolean;
+  /** The served leaf differs from the stored current certificate. */
+  drift: boolean;
+  servedNotAfter?: string;
+  error?: string;
+}
+
+export class CertProbe {
+  readonly #o: CertProbeOptions;
+  #timer?: NodeJS.Timeout;
+
+  constructor(opts: CertProbeOptions) {
+    this.#o = opts;
+  }
+
+  start(): void {
+    if (this.#timer) return;
+    this.#timer = setInterval(() => void this.runOnce().catch((err) => this.#o.logger?.error({ err: errorMessage(err) }, 'certificate probe failed')), this.#o.intervalMs ?? 15 * 60_000);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  async runOnce(): Promise<ProbeResult[]> {
+    const out: ProbeResult[] = [];
+    for (const c of await this.#o.storage.list()) {
+      const stored = await this.#o.storage.load(c.name);
+      if (!stored) continue;
+      const servername = (this.#o.probeName ?? defaultProbeName)(c.name);
+      const r = await this.#probe(servername, certInfo(stored.chainPem).fingerprint, c.name);
+      out.push(r);
+      await this.#record(c.name, r);
+    }
+    return out;
+  }
+
+  async #probe(servername: string, expected: string, name: string): Promise<ProbeResult> {
+    const { host, port } = this.#o.target;
+    return new Promise((resolve) => {
+      const sock = connect({ host, port, servername, ca: this.#o.ca, rejectUnauthorized: false, timeout: this.#o.timeoutMs ?? 5000 });
+      const done = (r: ProbeResult) => {
+        sock.destroy();
+        resolve(r);
+      };
+      sock.on('timeout', () => done({ name, servername, ok: false, drift: false, error: `no TLS answer from ${host}:${port} for ${servername} within the timeout` }));
+      sock.on('error', (err) => done({ name, servername, ok: false, drift: false, error: `TLS handshake for ${servername} failed: ${err.message}` }));
+      sock.on('secureConnect', () => {
+        const peer = sock.getPeerCertificate();
+        const servedNotAfter = peer.valid_to ? nowIso(Date.parse(peer.valid_to)) : undefined;
+        const drift = peer.fingerprint256 !== expected;
+        let error: string | undefined;
+        if (drift) error = `serving a certificate (${peer.fingerprint256?.slice(0, 23)}…) that is not the current one in the store (${expected.slice(0, 23)}…)`;
+        else if (this.#o.ca && !sock.authorized) error = `served certificate does not verify: ${String(sock.authorizationError)}`;
+        else if (servedNotAfter && Date.parse(servedNotAfter) <= (this.#o.clock ?? systemClock).now()) error = `served certificate expired at ${servedNotAfter}`;
+        done({ name, servername, ok: !error, drift, servedNotAfter, error });
+      });
+    });
+  }
+
+  async #record(name: string, r: ProbeResult): Promise<void> {
+    const { store } = this.#o;
+    const now = (this.#o.clock ?? systemClock).now();
+    const domain = name.startsWith('*.') ? name.slice(2) : undefined;
+    const row = domain ? await domainByName(store, domain) : undefined;
+    const label = row?.domain ?? name;
+    if (row) {
+      await updateDomainTls(store, row.domain, {
+        tls_last_checked_at: nowIso(now),
+        ...(r.servedNotAfter ? { tls_not_after: r.servedNotAfter } : {}),
+        // An issuance error (tls_error) stays until the manager succeeds; the probe clears only its own.
+        ...(r.error ? { tls_last_error: r.error } : row.tlsStatus === 'tls_error' ? {} : { tls_last_error: null }),
+      });
+    }
+    const changed = (row?.tlsLastError ?? null) !== (r.error ?? null);
+    if (r.error && changed) {
+      await recordCertEvent(store, { domain: label, kind: r.drift ? 'probe_drift' : 'probe_error', message: r.error, detail: { servername: r.servername } }, now);
+      if (r.drift) await this.#o.onAlert?.({ kind: 'probe_drift', domain: label, message: r.error, notAfter: r.servedNotAfter, at: nowIso(now) });
+    }
+  }
+}
+
+export function defaultProbeName(certName: string): string {
+  return certName.startsWith('*.') ? `tunn-probe.${certName.slice(2)}` : certName;
+}
