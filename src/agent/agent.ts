@@ -1,0 +1,294 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import http2, { type Http2Server, type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import net from 'node:net';
+import tls, { type TLSSocket } from 'node:tls';
+import { errorMessage } from '../lib/errors.ts';
+import { ControlChannel } from '../protocol/control-channel.ts';
+import { agentServerOptions, SESSION_WINDOW } from '../protocol/h2-options.ts';
+import { CONTROL_PATH, DATA_HEADERS, PROTOCOL_VERSION, ALPN_TUNNEL, type ControlMessage, type TunnelOptions } from '../protocol/messages.ts';
+import { forwardStream, type RequestLogEntry } from './forward.ts';
+import { localhostAwareLookup, type Target } from './target.ts';
+
+// The agent: keeps `sessions` TLS connections to the relay (more than one, so one session
+// tripping a limit or dying does not take the tunnel down), serves the relay's streams as
+// the HTTP/2 server on them, and reconnects each one by itself with exponential back-off and
+// jitter. A session can die without an event (DESIGN.md, decision 3), so the agent watches
+// the raw socket and pings.
+
+export const AGENT_VERSION = '0.1.0';
+
+export interface AgentTunnel extends Omit<TunnelOptions, 'id'> {
+  target: Target;
+}
+
+export interface AgentConfig {
+  relayUrl: string;
+  token: string;
+  /** Extra CA certificate(s) (PEM) to trust for the relay, e.g. its dev CA. */
+  relayCa?: string;
+  tunnels: AgentTunnel[];
+  sessions: number;
+  verifyTargetTls: boolean;
+  pingIntervalMs: number;
+  pingTimeoutMs: number;
+  backoffMinMs: number;
+  backoffMaxMs: number;
+  logRequests: boolean;
+}
+
+export interface TunnelReady {
+  id: string;
+  name: string;
+  host: string;
+  url: string;
+  urls: string[];
+  target: Target;
+}
+
+export type AgentState = 'connecting' | 'online' | 'reconnecting' | 'stopped';
+
+interface AgentEvents {
+  state: [state: AgentState, detail: string];
+  ready: [TunnelReady];
+  request: [RequestLogEntry & { tunnel: string }];
+  notice: [string];
+  fatal: [Error & { code?: string }];
+}
+
+interface Slot {
+  index: number;
+  socket?: TLSSocket;
+  session?: ServerHttp2Session;
+  control?: ControlChannel;
+  online: boolean;
+  attempt: number;
+  timer?: NodeJS.Timeout;
+  pingTimer?: NodeJS.Timeout;
+}
+
+export class Agent extends EventEmitter<AgentEvents> {
+  readonly config: AgentConfig;
+  readonly agentId = randomUUID();
+  readonly #relay: URL;
+  readonly #tunnels: Map<string, AgentTunnel & { id: string; assignedName?: string; ready?: TunnelReady }>;
+  readonly #slots: Slot[] = [];
+  #state: AgentState = 'connecting';
+  #stopped = false;
+
+  constructor(config: AgentConfig) {
+    super();
+    this.config = config;
+    this.#relay = new URL(config.relayUrl);
+    this.#tunnels = new Map(config.tunnels.map((t, i) => [`t${i}`, { ...t, id: `t${i}` }]));
+  }
+
+  get state(): AgentState {
+    return this.#state;
+  }
+
+  start(): void {
+    this.#setState('connecting', `connecting to ${this.#relay.host}`);
+    for (let i = 0; i < Math.max(1, this.config.sessions); i++) {
+      const slot: Slot = { index: i, online: false, attempt: 0 };
+      this.#slots.push(slot);
+      this.#connect(slot);
+    }
+  }
+
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    for (const s of this.#slots) {
+      clearTimeout(s.timer);
+      clearInterval(s.pingTimer);
+      s.session?.close();
+      s.socket?.destroy();
+    }
+    this.#setState('stopped', 'stopped');
+  }
+
+  #setState(state: AgentState, detail: string): void {
+    if (this.#state === state && state !== 'reconnecting') return;
+    this.#state = state;
+    this.emit('state', state, detail);
+  }
+
+  #connect(slot: Slot): void {
+    if (this.#stopped) return;
+    const port = Number(this.#relay.port || 443);
+    const host = this.#relay.hostname.replace(/^\[|\]$/g, '');
+    const ca = this.config.relayCa ? [...tls.rootCertificates, this.config.relayCa] : undefined;
+    const socket = tls.connect({
+      host,
+      port,
+      servername: net.isIP(host) ? undefined : host,
+      ALPNProtocols: [ALPN_TUNNEL],
+      ca,
+      lookup: localhostAwareLookup,
+      timeout: 10_000,
+    });
+    slot.socket = socket;
+    socket.setNoDelay(true);
+    let failed = false;
+    const fail = (why: string): void => {
+      if (failed) return;
+      failed = true;
+      this.#slotDown(slot, why);
+    };
+    socket.on('timeout', () => {
+      if (!slot.session) socket.destroy(new Error('timed out connecting'));
+    });
+    socket.on('error', (err) => fail(describeConnectError(err, this.#relay.host)));
+    socket.on('close', () => fail('connection closed'));
+    socket.once('secureConnect', () => {
+      socket.setTimeout(0);
+      if (socket.alpnProtocol !== ALPN_TUNNEL) {
+        socket.destroy(new Error(`${this.#relay.host} is not a tunn relay (no ${ALPN_TUNNEL} protocol)`));
+        return;
+      }
+      const server: Http2Server = http2.createServer(agentServerOptions);
+      server.on('session', (session: ServerHttp2Session) => {
+        slot.session = session;
+        const widen = (): void => {
+          try {
+            session.setLocalWindowSize(SESSION_WINDOW);
+          } catch {
+            /* gone */
+          }
+        };
+        session.once('remoteSettings', widen);
+        session.on('error', () => {});
+        session.on('goaway', () => socket.destroy());
+        session.on('close', () => socket.destroy());
+      });
+      server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => this.#onStream(slot, stream, headers));
+      server.emit('connection', socket);
+    });
+  }
+
+  #onStream(slot: Slot, stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+    stream.on('error', () => {});
+    if (headers[':method'] === 'POST' && headers[':path'] === CONTROL_PATH) {
+      stream.respond({ ':status': 200 });
+      this.#onControl(slot, new ControlChannel(stream));
+      return;
+    }
+    if (headers[':method'] !== 'CONNECT') {
+      stream.respond({ ':status': 400 }, { endStream: true });
+      return;
+    }
+    const t = this.#tunnels.get(String(headers[DATA_HEADERS.tunnel] ?? ''));
+    if (!t) {
+      stream.respond({ ':status': 404 }, { endStream: true });
+      return;
+    }
+    forwardStream(stream, {
+      target: t.target,
+      verifyTargetTls: this.config.verifyTargetTls,
+      onRequest: this.config.logRequests ? (e) => this.emit('request', { ...e, tunnel: t.ready?.host ?? t.id }) : undefined,
+    });
+  }
+
+  #onControl(slot: Slot, ch: ControlChannel): void {
+    slot.control = ch;
+    ch.send({ type: 'hello', version: PROTOCOL_VERSION, token: this.config.token, agentId: this.agentId, agentVersion: AGENT_VERSION });
+    ch.on('message', (m) => this.#onMessage(slot, m));
+    ch.on('close', () => slot.socket?.destroy());
+  }
+
+  #onMessage(slot: Slot, m: ControlMessage): void {
+    switch (m.type) {
+      case 'welcome':
+        for (const t of this.#tunnels.values()) {
+          const { target: _target, ready: _ready, assignedName, ...opts } = t;
+          slot.control?.send({ type: 'register', tunnel: { ...opts, name: opts.name ?? assignedName } });
+        }
+        this.#startPing(slot);
+        return;
+      case 'registered': {
+        const t = this.#tunnels.get(m.id);
+        if (!t) return;
+        t.assignedName = m.name;
+        slot.attempt = 0;
+        const wasOnline = slot.online;
+        slot.online = true;
+        const changed = !t.ready || t.ready.url !== m.url;
+        t.ready = { id: m.id, name: m.name, host: m.host, url: m.url, urls: m.urls, target: t.target };
+        if (changed) this.emit('ready', t.ready);
+        if (!wasOnline) this.#setState('online', `online (${this.#slots.filter((s) => s.online).length}/${this.#slots.length} sessions)`);
+        return;
+      }
+      case 'error': {
+        const err = Object.assign(new Error(m.message), { code: m.code });
+        if (m.fatal) {
+          this.emit('fatal', err);
+          this.stop();
+        } else {
+          this.emit('notice', `relay: ${m.message}`);
+        }
+        return;
+      }
+      case 'replaced':
+        this.emit('fatal', Object.assign(new Error(m.message), { code: 'REPLACED' }));
+        this.stop();
+        return;
+      case 'notice':
+        this.emit('notice', m.message);
+        return;
+      default:
+        return;
+    }
+  }
+
+  #startPing(slot: Slot): void {
+    clearInterval(slot.pingTimer);
+    slot.pingTimer = setInterval(() => {
+      const s = slot.session;
+      if (!s || s.destroyed) return;
+      const timer = setTimeout(() => slot.socket?.destroy(new Error('relay did not answer ping')), this.config.pingTimeoutMs);
+      try {
+        s.ping(() => clearTimeout(timer));
+      } catch {
+        clearTimeout(timer);
+        slot.socket?.destroy();
+      }
+    }, this.config.pingIntervalMs);
+    slot.pingTimer.unref();
+  }
+
+  #slotDown(slot: Slot, why: string): void {
+    clearInterval(slot.pingTimer);
+    slot.session = undefined;
+    slot.control = undefined;
+    slot.socket = undefined;
+    slot.online = false;
+    if (this.#stopped) return;
+    // Full jitter back-off: random in [min, min * 2^attempt], capped.
+    const cap = Math.min(this.config.backoffMaxMs, this.config.backoffMinMs * 2 ** slot.attempt);
+    const delay = Math.round(this.config.backoffMinMs / 2 + Math.random() * (cap - this.config.backoffMinMs / 2));
+    slot.attempt++;
+    const anyOnline = this.#slots.some((s) => s.online);
+    if (!anyOnline) this.#setState('reconnecting', `${why}; reconnecting in ${(delay / 1000).toFixed(1)}s`);
+    slot.timer = setTimeout(() => this.#connect(slot), delay);
+  }
+}
+
+function describeConnectError(err: NodeJS.ErrnoException, relay: string): string {
+  switch (err.code) {
+    case 'ECONNREFUSED':
+      return `relay ${relay} refused the connection (is it running?)`;
+    case 'ENOTFOUND':
+      return `relay host ${relay} not found`;
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+      return `cannot verify the relay's certificate (${err.code}); pass the relay's CA with --relay-ca`;
+    case 'ERR_TLS_CERT_ALTNAME_INVALID':
+      return `the relay's certificate is not for ${relay}`;
+    default:
+      if (err.code?.startsWith('ERR_SSL_')) return `TLS with relay ${relay} failed (${err.code})`;
+      return `relay ${relay}: ${errorMessage(err).split('\n')[0]}`;
+  }
+}

@@ -1,0 +1,122 @@
+import { Command, Option } from 'commander';
+import { errorMessage, TunnError } from '../lib/errors.ts';
+import { completionScript } from './completion.ts';
+import { runAgent } from './run-agent.ts';
+import { runDev } from './run-dev.ts';
+import { runRelay } from './run-relay.ts';
+import { runTokenCreate, runTokenList, runTokenRevoke } from './run-token.ts';
+
+// Entry point: parse flags, hand over to the run-* functions. No logic here.
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
+function relayFlags(cmd: Command): Command {
+  return cmd
+    .option('--domain <domain>', 'DNS name the relay serves (tunnels are <name>.<domain>)')
+    .option('--https-port <port>', 'HTTPS port for visitors and agents (0 = any free port)')
+    .option('--http-port <port>', 'plain HTTP port: redirects to HTTPS, or serves in --dev (0 = any free port)')
+    .option('--listen <address>', 'address to listen on')
+    .option('--data-dir <dir>', 'where the relay keeps its database, keys and dev CA')
+    .option('--dev', 'local development: tunn.localhost, ports 8443/8080, a dev CA, plain HTTP served')
+    .option('--tls-cert <file>', 'certificate chain (PEM) for the relay domain and its wildcard')
+    .option('--tls-key <file>', 'private key (PEM) for --tls-cert')
+    .option('--store <url>', 'database: a SQLite file path or postgres:// URL (default: tunn.db in the data dir)')
+    .option('--idle-timeout <seconds>', 'close public connections idle this long (default 3600)')
+    .option('--head-timeout <seconds>', 'time a client has to send a request head (default 30)')
+    .option('--metrics-token <token>', 'bearer token that may read /metrics from non-loopback addresses')
+    .option('--config <file>', 'JSON file with any of these settings')
+    .option('--json', 'log JSON lines on stdout');
+}
+
+export function buildProgram(): Command {
+  const program = new Command('tunn')
+    .description('Expose a local service at a real HTTPS hostname, reachable only by the people you name.')
+    .version('0.1.0')
+    .argument('[target]', 'local service: a port (8080), host:port, or http(s)://host:port')
+    .option('-n, --name <name>', 'tunnel name: the first label of its hostname (default: a random readable one)')
+    .option('-d, --domain <domain>', 'custom domain to serve under')
+    .addOption(new Option('-a, --allow <who>', 'who may visit: email, @domain, or group:name (repeatable)').argParser(collect))
+    .option('--public', 'open the tunnel to everyone (tunnels are private by default)')
+    .option('--relay <url>', 'relay URL, e.g. https://tunn.example.com (env TUNN_RELAY)')
+    .option('--token <token>', 'agent token (env TUNN_TOKEN)')
+    .option('--relay-ca <file>', 'extra CA certificate to trust for the relay, e.g. its dev CA (env TUNN_RELAY_CA)')
+    .option('--host-header <value>', '"rewrite" to send the target\'s host:port as Host, or a literal Host value (default: keep the visitor\'s)')
+    .option('--sessions <n>', 'parallel connections to the relay (default 2)')
+    .option('--insecure-target', 'do not verify the certificate of an https:// target')
+    .option('-q, --quiet', 'do not print the request log')
+    .option('--config <file>', 'JSON file with any of these settings')
+    .option('--json', 'print JSON lines on stdout')
+    .showHelpAfterError()
+    .enablePositionalOptions()
+    .action(async (target: string | undefined, opts: Record<string, unknown>, cmd: Command) => {
+      if (!target) {
+        cmd.help();
+        return;
+      }
+      await runAgent(target, opts);
+    });
+
+  const relay = relayFlags(program.command('relay').description('run a relay server')).action(async (opts: Record<string, unknown>) => runRelay(opts));
+  const token = relay.command('token').description('manage agent tokens on this relay (works on the data dir)');
+  token
+    .command('create')
+    .description('create an agent token for an account (created if new)')
+    .requiredOption('--email <email>', 'the account the token is for')
+    .option('--name <label>', 'a label to recognise the token by')
+    .option('--data-dir <dir>', 'the relay\'s data dir', './tunn-data')
+    .option('--store <url>', 'database URL, if not the data dir\'s SQLite file')
+    .option('--json', 'print JSON')
+    .action(async (opts) => runTokenCreate(opts));
+  token
+    .command('list')
+    .description('list agent and personal access tokens')
+    .option('--email <email>', 'only this account\'s')
+    .option('--data-dir <dir>', 'the relay\'s data dir', './tunn-data')
+    .option('--store <url>', 'database URL')
+    .option('--json', 'print JSON')
+    .action(async (opts) => runTokenList(opts));
+  token
+    .command('revoke')
+    .description('revoke a token by id')
+    .argument('<id>', 'token id (from `tunn relay token list`)')
+    .option('--data-dir <dir>', 'the relay\'s data dir', './tunn-data')
+    .option('--store <url>', 'database URL')
+    .option('--json', 'print JSON')
+    .action(async (id: string, opts) => runTokenRevoke(id, opts));
+
+  relayFlags(program.command('dev').description('run a relay and an agent in one process for a local try-out'))
+    .argument('[target]', 'local service to expose (default: a built-in demo page)')
+    .option('-n, --name <name>', 'tunnel name')
+    .option('-q, --quiet', 'do not print the request log')
+    .action(async (target: string | undefined, opts: Record<string, unknown>) => runDev(target, opts));
+
+  program
+    .command('completion')
+    .description('print a shell completion script')
+    .argument('<shell>', 'bash, zsh or fish')
+    .action((shell: string) => {
+      process.stdout.write(completionScript(program, shell));
+    });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help') return;
+    if (typeof code === 'string' && code.startsWith('commander.')) {
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(`tunn: error: ${err instanceof TunnError ? err.message : errorMessage(err)}\n`);
+    process.exitCode = 1;
+  }
+}
+
+if (import.meta.main) {
+  void main(process.argv.slice(2));
+}

@@ -1,0 +1,77 @@
+import { readFileSync } from 'node:fs';
+import { Agent, type AgentConfig } from '../agent/agent.ts';
+import { parseTarget, type Target } from '../agent/target.ts';
+import { agentDefaults, agentSchema, fromEnv, fromFile, resolveConfig, type AgentOptions } from '../config/config.ts';
+import { TunnError } from '../lib/errors.ts';
+import { formatRequest, printJson } from './output.ts';
+import { onShutdown } from './run-relay.ts';
+
+export function agentOptionsFrom(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): AgentOptions {
+  const { config, ...rest } = flags;
+  return resolveConfig(agentSchema, [agentDefaults, fromFile(config as string | undefined), fromEnv(Object.keys(agentSchema.shape), env), rest]);
+}
+
+export function agentConfigFrom(o: AgentOptions, target: Target, extra: Partial<AgentConfig> = {}): AgentConfig {
+  let relayCa: string | undefined;
+  if (o.relayCa) {
+    try {
+      relayCa = readFileSync(o.relayCa, 'utf8');
+    } catch (err) {
+      throw new TunnError('CONFIG_INVALID', `cannot read --relay-ca ${o.relayCa}: ${(err as Error).message}`);
+    }
+  }
+  const hostHeader = o.hostHeader === 'rewrite' ? `${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}` : o.hostHeader;
+  return {
+    relayUrl: o.relay,
+    token: o.token,
+    relayCa,
+    tunnels: [{ target, name: o.name, domain: o.domain, allow: o.allow, public: o.public, hostHeader }],
+    sessions: o.sessions,
+    verifyTargetTls: !o.insecureTarget,
+    pingIntervalMs: 10_000,
+    pingTimeoutMs: 5_000,
+    backoffMinMs: 250,
+    backoffMaxMs: 5_000,
+    logRequests: !o.quiet,
+    ...extra,
+  };
+}
+
+/** Prints the agent's life for a person (or as JSON lines) and wires Ctrl-C. */
+export function attachAgentOutput(agent: Agent, json: boolean, extraReady: Record<string, unknown> = {}, pickUrl = (urls: string[]) => urls[0]!): void {
+  agent.on('state', (state, detail) => {
+    if (json) printJson({ event: 'state', state, detail });
+    else process.stderr.write(`tunn: ${detail}\n`);
+  });
+  agent.on('ready', (t) => {
+    const url = pickUrl(t.urls);
+    if (json) printJson({ event: 'ready', url, urls: t.urls, name: t.name, host: t.host, target: t.target.display, ...extraReady });
+    else {
+      const allow = agent.config.tunnels[0]!;
+      const who = allow.public ? 'everyone (--public)' : allow.allow.length ? allow.allow.join(', ') + ' and you' : 'only you';
+      process.stdout.write(`\n🔗 ${url} → ${t.target.display}\n   Allowed: ${who}\n\n`);
+    }
+  });
+  agent.on('request', (e) => {
+    if (json) printJson({ event: 'request', tunnel: e.tunnel, method: e.method, path: e.path, status: e.status, durationMs: Math.round(e.durationMs * 1000) / 1000, bytes: e.bytes });
+    else process.stdout.write(formatRequest(e) + '\n');
+  });
+  agent.on('notice', (m) => {
+    if (json) printJson({ event: 'notice', message: m });
+    else process.stderr.write(`tunn: ${m}\n`);
+  });
+  agent.on('fatal', (err) => {
+    if (json) printJson({ event: 'fatal', code: err.code, message: err.message });
+    else process.stderr.write(`tunn: error: ${err.message}\n`);
+    process.exitCode = 1;
+  });
+}
+
+export async function runAgent(targetSpec: string, flags: Record<string, unknown>): Promise<void> {
+  const target = parseTarget(targetSpec);
+  const o = agentOptionsFrom(flags, process.env);
+  const agent = new Agent(agentConfigFrom(o, target));
+  attachAgentOutput(agent, o.json);
+  onShutdown(() => agent.stop());
+  agent.start();
+}

@@ -1,0 +1,37 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Agent } from '../agent/agent.ts';
+import { parseTarget } from '../agent/target.ts';
+import { ensureAccount } from '../store/accounts.ts';
+import { createLogger } from '../lib/logger.ts';
+import { startDemoServer } from './demo-server.ts';
+import { agentConfigFrom, attachAgentOutput } from './run-agent.ts';
+import { onShutdown, relayOptionsFrom, startRelay } from './run-relay.ts';
+
+/** `tunn dev [target]`: a relay and an agent in one process, on embedded defaults. */
+export async function runDev(targetSpec: string | undefined, flags: Record<string, unknown>): Promise<void> {
+  const { name, json, quiet, ...relayFlags } = flags;
+  const o = relayOptionsFrom({ ...relayFlags, dev: true, json }, process.env);
+  const logger = createLogger({ json: o.json, level: 'warn' });
+  const { relay, info } = await startRelay(o, logger);
+  const demo = targetSpec ? undefined : await startDemoServer();
+  const target = parseTarget(targetSpec ?? String(demo!.port));
+  const account = await ensureAccount(relay.store, 'dev@tunn.localhost');
+  const { token } = await relay.tokens.issue({ accountId: account.id, kind: 'agent', label: 'tunn dev' });
+  // A local try-out: the tunnel is public unless -a names who may use it.
+  const agent = new Agent(
+    agentConfigFrom(
+      { relay: info.url, token, allow: [], public: true, sessions: 2, quiet: Boolean(quiet), json: Boolean(json), insecureTarget: false, name: (name as string | undefined) ?? (demo ? `demo-${randomBytes(2).toString('hex')}` : undefined) },
+      target,
+      { relayCa: readFileSync(info.caPath!, 'utf8') },
+    ),
+  );
+  attachAgentOutput(agent, Boolean(json), { domain: info.domain, httpPort: info.httpPort, httpsPort: info.httpsPort, caPath: info.caPath }, (urls) => urls.find((u) => u.startsWith('http:')) ?? urls[0]!);
+  if (!json) process.stderr.write(`tunn: dev relay on https://${info.domain}:${info.httpsPort} and http://${info.domain}:${info.httpPort} (dev CA: ${info.caPath})\n`);
+  onShutdown(async () => {
+    agent.stop();
+    demo?.close();
+    await relay.close();
+  });
+  agent.start();
+}

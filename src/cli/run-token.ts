@@ -1,0 +1,66 @@
+import { TokenService } from '../auth/tokens.ts';
+import { systemClock } from '../lib/clock.ts';
+import { TunnError } from '../lib/errors.ts';
+import { loadSecretKey, SecretBox } from '../lib/secret-box.ts';
+import { accountByEmail, ensureAccount } from '../store/accounts.ts';
+import { openStore } from '../store/store.ts';
+import { printJson } from './output.ts';
+import { relayConfigFrom, relayOptionsFrom } from './run-relay.ts';
+import { join } from 'node:path';
+
+// `tunn relay token …`: operator commands that work on the relay's data dir directly.
+
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+async function openRelayTokens(flags: Record<string, unknown>) {
+  const o = relayOptionsFrom({ dataDir: flags.dataDir, store: flags.store, dev: true, domain: 'tunn.localhost' }, process.env);
+  const c = relayConfigFrom(o);
+  const box = new SecretBox(loadSecretKey(c.secretKey, join(c.dataDir, 'secret.key')));
+  const store = await openStore(c.storeUrl ?? join(c.dataDir, 'tunn.db'));
+  const tokens = new TokenService({ store, box, clock: systemClock, issuer: 'tunn' });
+  await tokens.init();
+  return { store, tokens };
+}
+
+export async function runTokenCreate(flags: { email?: string; name?: string; json?: boolean; dataDir?: string; store?: string }): Promise<void> {
+  const email = String(flags.email ?? '').trim();
+  if (!EMAIL.test(email)) throw new TunnError('INVALID_INPUT', `--email "${email}" is not an email address; pass the email of the account the token is for`);
+  const { store, tokens } = await openRelayTokens(flags);
+  try {
+    const account = await ensureAccount(store, email);
+    const t = await tokens.issue({ accountId: account.id, kind: 'agent', label: flags.name ?? 'agent' });
+    if (flags.json) printJson({ event: 'token', token: t.token, id: t.jti, email: account.email });
+    else process.stdout.write(`${t.token}\n`);
+    if (!flags.json) process.stderr.write(`tunn: agent token for ${account.email} (id ${t.jti}); use it with --token or TUNN_TOKEN\n`);
+  } finally {
+    await store.close();
+  }
+}
+
+export async function runTokenList(flags: { email?: string; json?: boolean; dataDir?: string; store?: string }): Promise<void> {
+  const { store } = await openRelayTokens(flags);
+  try {
+    let q = store.db.selectFrom('tokens').innerJoin('accounts', 'accounts.id', 'tokens.account_id').select(['tokens.jti', 'tokens.kind', 'tokens.label', 'tokens.created_at', 'tokens.last_used_at', 'tokens.revoked_at', 'accounts.email']).where('tokens.kind', 'in', ['agent', 'pat']);
+    if (flags.email) {
+      const a = await accountByEmail(store, flags.email);
+      q = q.where('accounts.id', '=', a?.id ?? '');
+    }
+    const rows = await q.orderBy('tokens.created_at').execute();
+    if (flags.json) printJson({ event: 'tokens', tokens: rows });
+    else for (const r of rows) process.stdout.write(`${r.jti}  ${r.kind.padEnd(5)}  ${r.email.padEnd(30)}  ${r.label.padEnd(12)}  created ${r.created_at}${r.revoked_at ? '  REVOKED' : ''}\n`);
+  } finally {
+    await store.close();
+  }
+}
+
+export async function runTokenRevoke(id: string, flags: { json?: boolean; dataDir?: string; store?: string }): Promise<void> {
+  const { store, tokens } = await openRelayTokens(flags);
+  try {
+    const ok = await tokens.revoke(id);
+    if (!ok) throw new TunnError('NOT_FOUND', `no active token with id ${id}; list them with \`tunn relay token list\``);
+    if (flags.json) printJson({ event: 'revoked', id });
+    else process.stderr.write(`tunn: token ${id} revoked; agents using it are refused from their next connection\n`);
+  } finally {
+    await store.close();
+  }
+}

@@ -1,0 +1,131 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { TunnError } from '../lib/errors.ts';
+
+// One place that turns defaults, a config file, the environment (TUNN_*) and flags into a
+// validated config, in that order of precedence, reporting every error at once.
+
+const port = z.coerce.number().int().min(0, 'must be 0-65535').max(65535, 'must be 0-65535');
+const seconds = z.coerce.number().positive('must be a positive number of seconds');
+const bool = z.union([z.boolean(), z.enum(['1', 'true', 'yes', 'on', '0', 'false', 'no', 'off']).transform((v) => ['1', 'true', 'yes', 'on'].includes(v))]);
+const domain = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/, 'must be a DNS name such as tunn.example.com');
+
+export const relaySchema = z.object({
+  domain,
+  httpsPort: port,
+  httpPort: port,
+  listen: z.string().min(1),
+  dataDir: z.string().min(1),
+  dev: bool,
+  tlsCert: z.string().optional(),
+  tlsKey: z.string().optional(),
+  store: z.string().optional(),
+  secretKey: z.string().optional(),
+  idleTimeout: seconds,
+  headTimeout: seconds,
+  maxHeadSize: z.coerce.number().int().min(1024).max(1024 * 1024),
+  metricsToken: z.string().min(16, 'must be at least 16 characters').optional(),
+  json: bool,
+});
+export type RelayOptions = z.infer<typeof relaySchema>;
+
+export const agentSchema = z.object({
+  relay: z.string().url('must be a URL such as https://tunn.example.com'),
+  token: z.string().min(1),
+  relayCa: z.string().optional(),
+  name: z.string().optional(),
+  domain: z.string().optional(),
+  allow: z.array(z.string()),
+  public: bool,
+  hostHeader: z.string().optional(),
+  sessions: z.coerce.number().int().min(1).max(16),
+  quiet: bool,
+  json: bool,
+  insecureTarget: bool,
+});
+export type AgentOptions = z.infer<typeof agentSchema>;
+
+export const relayDefaults = (dev: boolean): Partial<RelayOptions> => ({
+  domain: dev ? 'tunn.localhost' : undefined,
+  httpsPort: dev ? 8443 : 443,
+  httpPort: dev ? 8080 : 80,
+  listen: dev ? '127.0.0.1' : '0.0.0.0',
+  dataDir: dev ? './.tunn/relay' : './tunn-data',
+  dev,
+  idleTimeout: 3600,
+  headTimeout: 30,
+  maxHeadSize: 64 * 1024,
+  json: false,
+});
+
+export const agentDefaults: Partial<AgentOptions> = {
+  allow: [],
+  public: false,
+  sessions: 2,
+  quiet: false,
+  json: false,
+  insecureTarget: false,
+};
+
+/** Reads TUNN_<UPPER_SNAKE> for each key of the schema. */
+export function fromEnv(keys: readonly string[], env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of keys) {
+    const name = 'TUNN_' + k.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();
+    const v = env[name];
+    if (v !== undefined && v !== '') out[k] = k === 'allow' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v;
+  }
+  return out;
+}
+
+export function fromFile(path: string | undefined): Record<string, unknown> {
+  if (!path) return {};
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new TunnError('CONFIG_INVALID', `cannot read the config file ${path}: ${(err as Error).message}`);
+  }
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('the top level must be an object');
+    return v as Record<string, unknown>;
+  } catch (err) {
+    throw new TunnError('CONFIG_INVALID', `the config file ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+function dropUndefined(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+}
+
+const flagName = (k: string): string => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+
+/** What to tell a user who left out a required setting. */
+export const missingHints: Record<string, string> = {
+  token: 'is required: pass --token or set TUNN_TOKEN (create one with `tunn relay token create` or `tunn login`)',
+  relay: 'is required: pass --relay https://<relay domain> or set TUNN_RELAY',
+  domain: 'is required: pass --domain (the DNS name the relay serves), or --dev for tunn.localhost',
+};
+
+/** Merges the layers and validates; throws CONFIG_INVALID listing every problem. */
+export function resolveConfig<S extends z.ZodObject>(schema: S, layers: Record<string, unknown>[]): z.infer<S> {
+  const merged = Object.assign({}, ...layers.map(dropUndefined));
+  const known = new Set(Object.keys(schema.shape));
+  const unknown = Object.keys(merged).filter((k) => !known.has(k));
+  const r = schema.safeParse(merged);
+  const problems: string[] = unknown.map((k) => `unknown setting "${k}"`);
+  if (!r.success) {
+    for (const issue of r.error.issues) {
+      const key = String(issue.path[0] ?? '');
+      const msg = merged[key] === undefined || merged[key] === '' ? (missingHints[key] ?? 'is required') : issue.message;
+      problems.push(`${flagName(key)}: ${msg}`);
+    }
+  }
+  if (problems.length) throw new TunnError('CONFIG_INVALID', `invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  return r.data as z.infer<S>;
+}

@@ -1,0 +1,80 @@
+// The whole agent↔relay wire protocol in one file (frp's pkg/msg habit).
+//
+// Transport: the agent dials the relay's HTTPS port with ALPN `tunn/1`; on that TLS socket
+// the relay is the HTTP/2 client and the agent the HTTP/2 server. The relay opens one
+// control stream (POST /tunn/control) carrying the messages below as JSON lines, and one
+// CONNECT stream per public TCP connection (headers in DATA_HEADERS), whose bytes are the
+// public connection's bytes (HTTP/1.1 heads rewritten by the relay, everything else as is).
+
+export const ALPN_TUNNEL = 'tunn/1';
+export const PROTOCOL_VERSION = 1;
+export const CONTROL_PATH = '/tunn/control';
+
+/** Headers on a data stream opened by the relay. */
+export const DATA_HEADERS = {
+  tunnel: 'tunn-tunnel',
+  client: 'tunn-client',
+  kind: 'tunn-kind',
+} as const;
+
+/** Response header the agent sets on a data stream it could not connect to the target. */
+export const TARGET_ERROR_HEADER = 'tunn-target-error';
+
+/** The message types. The order is pinned by a test: append, never reorder or rename. */
+export const MESSAGE_TYPES = ['hello', 'welcome', 'register', 'registered', 'unregister', 'error', 'replaced', 'notice'] as const;
+export type MessageType = (typeof MESSAGE_TYPES)[number];
+
+export interface TunnelOptions {
+  /** Client-chosen id of this tunnel within the agent (stable across reconnects). */
+  id: string;
+  /** Requested name (subdomain); absent: the relay picks a readable random one. */
+  name?: string;
+  /** Custom domain to serve under; absent: the account's only custom domain or the relay's. */
+  domain?: string;
+  /** Allow-list entries: email, @domain, group:name. */
+  allow: string[];
+  /** Open to everyone (explicit --public). */
+  public: boolean;
+  /** Rewrite the Host header to this value before forwarding (agent's --host-header). */
+  hostHeader?: string;
+  basicAuth?: { user: string; pass: string };
+  allowIps?: string[];
+  rateLimit?: { perIp?: number; perTunnel?: number };
+}
+
+export type ControlMessage =
+  /** agent → relay, first message on every session. */
+  | { type: 'hello'; version: number; token: string; agentId: string; agentVersion: string }
+  /** relay → agent: the token was accepted. */
+  | { type: 'welcome'; accountId: string; email: string; relayDomain: string; sessionId: string }
+  /** agent → relay: serve this tunnel on this session (repeated on every session of the agent). */
+  | { type: 'register'; tunnel: TunnelOptions }
+  /** relay → agent: the tunnel is live at `url`. */
+  | { type: 'registered'; id: string; name: string; host: string; url: string; urls: string[] }
+  | { type: 'unregister'; id: string }
+  /** Either way. `fatal`: the agent must not retry (bad token, name taken, …). `id`: the tunnel concerned. */
+  | { type: 'error'; code: string; message: string; fatal: boolean; id?: string }
+  /** relay → agent: another agent of the same account took this tunnel's name. */
+  | { type: 'replaced'; id: string; message: string }
+  /** relay → agent: something worth printing (certificate ready, policy changed, …). */
+  | { type: 'notice'; message: string };
+
+/** Parses one JSON line into a message, or throws with what was wrong. */
+export function parseMessage(line: string): ControlMessage {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    throw new Error('control message is not JSON');
+  }
+  if (typeof v !== 'object' || v === null || typeof (v as { type?: unknown }).type !== 'string') {
+    throw new Error('control message has no type');
+  }
+  const type = (v as { type: string }).type;
+  if (!(MESSAGE_TYPES as readonly string[]).includes(type)) throw new Error(`unknown control message type "${type.slice(0, 40)}"`);
+  return v as ControlMessage;
+}
+
+export function encodeMessage(m: ControlMessage): string {
+  return JSON.stringify(m) + '\n';
+}

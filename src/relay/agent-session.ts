@@ -1,0 +1,189 @@
+import { randomUUID } from 'node:crypto';
+import http2, { type ClientHttp2Session } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
+import type { TokenService } from '../auth/tokens.ts';
+import { errorMessage, TunnError } from '../lib/errors.ts';
+import type { Logger } from '../lib/logger.ts';
+import { ControlChannel } from '../protocol/control-channel.ts';
+import { relaySessionOptions, SESSION_WINDOW } from '../protocol/h2-options.ts';
+import { CONTROL_PATH, PROTOCOL_VERSION, type ControlMessage, type TunnelOptions } from '../protocol/messages.ts';
+import { accountById, type Account } from '../store/accounts.ts';
+import type { Store } from '../store/store.ts';
+import type { SessionRef } from './registry.ts';
+
+// One object per connected agent session (frp's server/control.go): it owns the HTTP/2
+// client session on the agent's socket and the control stream, and handles control messages
+// through a type → handler table.
+
+export interface RegisteredTunnel {
+  name: string;
+  host: string;
+  url: string;
+  urls: string[];
+}
+
+export interface AgentSessionDeps {
+  store: Store;
+  tokens: TokenService;
+  logger: Logger;
+  relayDomain: string;
+  helloTimeoutMs: number;
+  pingIntervalMs: number;
+  /** Validates and serves a tunnel for the account on this session; throws TunnError. */
+  register(session: AgentSession, account: Account, opts: TunnelOptions): Promise<RegisteredTunnel>;
+  unregister(session: AgentSession, tunnelId: string): void;
+  onClose(session: AgentSession): void;
+}
+
+type Handlers = { [K in ControlMessage['type']]?: (m: Extract<ControlMessage, { type: K }>) => void | Promise<void> };
+
+const FATAL_CODES = new Set(['AUTH_INVALID_TOKEN', 'AUTH_TOKEN_REVOKED', 'NAME_TAKEN', 'NAME_INVALID', 'NAME_RESERVED', 'PROTOCOL_VERSION', 'INVALID_INPUT', 'FORBIDDEN', 'NOT_FOUND']);
+
+export class AgentSession implements SessionRef {
+  readonly id = randomUUID();
+  agentId = '';
+  account: Account | undefined;
+  readonly h2: ClientHttp2Session;
+  readonly #deps: AgentSessionDeps;
+  readonly #log: Logger;
+  readonly #socket: TLSSocket;
+  #control: ControlChannel | undefined;
+  #alive = true;
+  #helloTimer: NodeJS.Timeout | undefined;
+  #pingTimer: NodeJS.Timeout | undefined;
+  readonly #handlers: Handlers;
+
+  constructor(socket: TLSSocket, deps: AgentSessionDeps) {
+    this.#deps = deps;
+    this.#socket = socket;
+    this.#log = deps.logger.child({ session: this.id.slice(0, 8), remote: socket.remoteAddress });
+    this.#handlers = {
+      hello: (m) => this.#onHello(m),
+      register: (m) => this.#onRegister(m),
+      unregister: (m) => this.#deps.unregister(this, m.id),
+    };
+    this.h2 = http2.connect('https://agent.invalid', { ...relaySessionOptions, createConnection: () => socket });
+    this.h2.once('remoteSettings', () => {
+      try {
+        this.h2.setLocalWindowSize(SESSION_WINDOW);
+      } catch {
+        /* session already gone */
+      }
+    });
+    this.h2.on('error', (err) => this.#log.debug({ err: errorMessage(err) }, 'agent session error'));
+    this.h2.on('goaway', () => this.close());
+    this.h2.on('close', () => this.#onClosed());
+    socket.on('close', () => this.#onClosed());
+    this.#openControl();
+  }
+
+  get alive(): boolean {
+    return this.#alive && !this.h2.destroyed && !this.h2.closed;
+  }
+
+  get authenticated(): boolean {
+    return this.account !== undefined;
+  }
+
+  send(m: ControlMessage): void {
+    this.#control?.send(m);
+  }
+
+  replaced(tunnelId: string, message: string): void {
+    this.send({ type: 'replaced', id: tunnelId, message });
+  }
+
+  close(): void {
+    if (!this.#alive) return;
+    this.#onClosed();
+    this.h2.close();
+    setTimeout(() => this.#socket.destroy(), 2000).unref();
+  }
+
+  #openControl(): void {
+    const stream = this.h2.request({ ':method': 'POST', ':path': CONTROL_PATH }, { endStream: false });
+    stream.on('error', () => {});
+    const ch = new ControlChannel(stream);
+    this.#control = ch;
+    ch.on('message', (m) => this.#dispatch(m));
+    ch.on('invalid', (err) => {
+      this.#log.warn({ err: err.message }, 'invalid control message');
+      this.#fail(new TunnError('PROTOCOL_ERROR', err.message));
+    });
+    ch.on('close', () => this.close());
+    this.#helloTimer = setTimeout(() => {
+      this.#log.info('no hello from agent in time; closing');
+      this.close();
+    }, this.#deps.helloTimeoutMs);
+  }
+
+  #dispatch(m: ControlMessage): void {
+    if (m.type !== 'hello' && !this.authenticated) {
+      this.#fail(new TunnError('AUTH_REQUIRED', 'the first message must be hello with a token'));
+      return;
+    }
+    const h = this.#handlers[m.type] as ((m: ControlMessage) => void | Promise<void>) | undefined;
+    if (!h) {
+      this.#log.warn({ type: m.type }, 'unexpected control message');
+      return;
+    }
+    Promise.resolve()
+      .then(() => h(m))
+      .catch((err: unknown) => this.#fail(err, 'id' in m ? String((m as { id?: unknown }).id ?? '') : undefined));
+  }
+
+  async #onHello(m: Extract<ControlMessage, { type: 'hello' }>): Promise<void> {
+    clearTimeout(this.#helloTimer);
+    if (this.authenticated) throw new TunnError('PROTOCOL_ERROR', 'hello sent twice');
+    if (m.version !== PROTOCOL_VERSION) {
+      throw new TunnError('PROTOCOL_VERSION', `this relay speaks tunn protocol ${PROTOCOL_VERSION}, the agent ${m.version}: upgrade the older side`);
+    }
+    if (typeof m.token !== 'string' || !m.token) throw new TunnError('AUTH_REQUIRED', 'no token: pass --token or set TUNN_TOKEN (create one with `tunn relay token create`)');
+    const claims = await this.#deps.tokens.verify(m.token, ['agent', 'pat']);
+    const account = await accountById(this.#deps.store, claims.sub);
+    if (!account) throw new TunnError('AUTH_TOKEN_REVOKED', 'the token’s account no longer exists');
+    void this.#deps.tokens.touch(claims.jti).catch(() => {});
+    this.account = account;
+    this.agentId = String(m.agentId).slice(0, 64);
+    this.#log.info({ email: account.email, agent: this.agentId.slice(0, 8) }, 'agent connected');
+    this.send({ type: 'welcome', accountId: account.id, email: account.email, relayDomain: this.#deps.relayDomain, sessionId: this.id });
+    this.#startPing();
+  }
+
+  async #onRegister(m: Extract<ControlMessage, { type: 'register' }>): Promise<void> {
+    const t = await this.#deps.register(this, this.account!, m.tunnel);
+    this.send({ type: 'registered', id: m.tunnel.id, name: t.name, host: t.host, url: t.url, urls: t.urls });
+  }
+
+  #fail(err: unknown, tunnelId?: string): void {
+    const code = err instanceof TunnError ? err.code : 'INTERNAL';
+    const message = err instanceof TunnError ? err.message : 'the relay could not handle the request; see the relay log';
+    if (!(err instanceof TunnError)) this.#log.error({ err: errorMessage(err) }, 'control message failed');
+    const fatal = FATAL_CODES.has(code) || code === 'AUTH_REQUIRED';
+    this.send({ type: 'error', code, message, fatal, ...(tunnelId ? { id: tunnelId } : {}) });
+    if (!this.authenticated) setTimeout(() => this.close(), 100).unref();
+  }
+
+  #startPing(): void {
+    this.#pingTimer = setInterval(() => {
+      if (!this.alive) return;
+      const ok = this.h2.ping((err) => {
+        if (err) {
+          this.#log.info({ err: err.message }, 'agent did not answer ping; closing session');
+          this.h2.destroy();
+        }
+      });
+      if (!ok) this.h2.destroy();
+    }, this.#deps.pingIntervalMs);
+    this.#pingTimer.unref();
+  }
+
+  #onClosed(): void {
+    if (!this.#alive) return;
+    this.#alive = false;
+    clearTimeout(this.#helloTimer);
+    clearInterval(this.#pingTimer);
+    if (!this.#socket.destroyed) this.#socket.destroy();
+    this.#deps.onClose(this);
+  }
+}

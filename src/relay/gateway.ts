@@ -1,0 +1,640 @@
+import { constants as h2c, type ClientHttp2Stream } from 'node:http2';
+import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import type { Logger } from '../lib/logger.ts';
+import { headerValue, Http1Framer, HttpParseError, keepAlive, wantsUpgrade, type MessageHead } from '../lib/http1.ts';
+import { DATA_HEADERS, TARGET_ERROR_HEADER } from '../protocol/messages.ts';
+import { pages, serializeResponse, type LocalResponse } from './pages.ts';
+import type { Tunnel, TunnelRegistry } from './registry.ts';
+
+// The public side of the relay for HTTP: one PublicConnection per client TCP (or TLS)
+// connection. Every request head is parsed here (routing and policy are per request); the
+// rewritten head and the body bytes go to the agent on ONE HTTP/2 stream per connection, and
+// the agent's bytes come back and are written to the client as they are, watched by a
+// response framer (to know when responses end, for 101 upgrades, and for metrics).
+
+/** Per-request access decision (identity, IP allow-list, basic auth, rate limits). */
+export interface GateRequest {
+  method: string;
+  path: string;
+  host: string;
+  secure: boolean;
+  clientIp: string;
+  headers: [string, string][];
+  upgrade: boolean;
+}
+
+export type GateDecision =
+  | { kind: 'allow'; email?: string; setHeaders: [string, string][]; removeHeaders: string[] }
+  | { kind: 'respond'; status: number; headers: [string, string][]; body: string | Buffer };
+
+export interface Gate {
+  check(req: GateRequest, tunnel: Tunnel): GateDecision | Promise<GateDecision>;
+}
+
+export interface GatewayOptions {
+  registry: TunnelRegistry;
+  logger: Logger;
+  /** Is this the relay's own host (API, login pages, metrics)? */
+  isRelayHost(host: string): boolean;
+  /** Takes over a connection whose first request is for the relay's own host. */
+  serveRelayHost(conn: Duplex): void;
+  /** Per-request policy; absent → every tunnel is open (used before identity is configured). */
+  gate?: Gate;
+  /** Answers plain-HTTP requests the relay handles itself (ACME HTTP-01, redirect to HTTPS). */
+  plainHook?: (head: MessageHead, host: string) => LocalResponse | undefined;
+  /** Largest request head accepted (bytes). */
+  maxHeadSize: number;
+  /** Close connections with no traffic either way for this long. */
+  idleTimeoutMs: number;
+  /** Close a connection whose request head is not complete after this long. */
+  headTimeoutMs: number;
+  /** Is this host known but offline (agent away)? */
+  isOffline?(host: string): boolean;
+}
+
+// Request headers a proxy does not forward (RFC 9110 §7.6.1), plus inbound copies of the
+// forwarding headers we set ourselves.
+const DROP_REQUEST_HEADERS = new Set(['keep-alive', 'proxy-connection', 'proxy-authorization', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'forwarded', 'x-real-ip']);
+
+type Segment = { k: 'head'; head: MessageHead } | { k: 'body'; data: Buffer } | { k: 'end' };
+
+export class Gateway {
+  readonly opts: GatewayOptions;
+  readonly open = new Set<PublicConnection>();
+
+  constructor(opts: GatewayOptions) {
+    this.opts = opts;
+  }
+
+  /** Serves a public connection. `secure`: it arrived over TLS. */
+  accept(socket: Socket, secure: boolean, remoteAddress: string): void {
+    const c = new PublicConnection(this, socket, secure, remoteAddress);
+    this.open.add(c);
+    socket.once('close', () => this.open.delete(c));
+  }
+
+  closeAll(): void {
+    for (const c of this.open) c.destroy();
+  }
+}
+
+class PublicConnection {
+  readonly #gw: Gateway;
+  readonly #socket: Socket;
+  readonly #secure: boolean;
+  readonly #clientIp: string;
+  readonly #req: Http1Framer;
+  readonly #res: Http1Framer;
+  #segments: Segment[] = [];
+  #pendingChunks: Buffer[] = [];
+  #busy = false;
+  #stream: ClientHttp2Stream | undefined;
+  #tunnel: Tunnel | undefined;
+  /** Methods of forwarded requests whose final response has not started, in order. */
+  #methods: string[] = [];
+  /** Forwarded requests whose response has not ended. */
+  #inflight = 0;
+  /** Responses the relay writes itself, waiting for earlier forwarded responses to end. */
+  #waitingForInflight: (() => void) | undefined;
+  #currentAllowed = true;
+  #upgradePending = false;
+  #raw = false;
+  #closing = false;
+  #responseStarted = false;
+  #headTimer: NodeJS.Timeout | undefined;
+  #handedOver = false;
+  #firstRequest = true;
+  #lastMethod = 'GET';
+  #lastKeepAlive = true;
+
+  constructor(gw: Gateway, socket: Socket, secure: boolean, clientIp: string) {
+    this.#gw = gw;
+    this.#socket = socket;
+    this.#secure = secure;
+    this.#clientIp = clientIp;
+    socket.setNoDelay(true);
+    socket.setTimeout(gw.opts.idleTimeoutMs, () => this.destroy());
+    this.#req = new Http1Framer(
+      { kind: 'request', maxHeadSize: gw.opts.maxHeadSize },
+      {
+        onHead: (head) => this.#segments.push({ k: 'head', head }),
+        onBody: (chunk, s, e) => this.#segments.push({ k: 'body', data: chunk.subarray(s, e) }),
+        onMessageEnd: () => this.#segments.push({ k: 'end' }),
+      },
+    );
+    this.#res = new Http1Framer(
+      { kind: 'response', maxHeadSize: 256 * 1024, nextRequestMethod: () => this.#methods.shift() },
+      {
+        onHead: (head) => this.#onResponseHead(head),
+        onBody: () => {},
+        onMessageEnd: () => this.#onResponseEnd(),
+      },
+    );
+    socket.on('data', this.#onData);
+    socket.on('end', () => this.#onClientEnd());
+    socket.on('error', () => this.destroy());
+    socket.on('close', () => this.#onClientClose());
+    this.#armHeadTimer();
+  }
+
+  destroy(): void {
+    if (this.#stream && !this.#stream.closed) this.#cancelStream();
+    this.#socket.destroy();
+  }
+
+  // ---------- client → relay ----------
+
+  readonly #onData = (chunk: Buffer): void => {
+    if (this.#raw) {
+      this.#writeUpstream(chunk);
+      return;
+    }
+    if (this.#busy || this.#upgradePending) {
+      this.#pendingChunks.push(chunk);
+      this.#socket.pause();
+      return;
+    }
+    this.#feed(chunk);
+  };
+
+  #feed(chunk: Buffer): void {
+    let used: number;
+    try {
+      used = this.#req.execute(chunk);
+    } catch (err) {
+      this.#segments = [];
+      this.#parseError(err);
+      return;
+    }
+    if (used < chunk.length) this.#pendingChunks.unshift(chunk.subarray(used));
+    this.#armHeadTimer();
+    this.#drainSegments();
+  }
+
+  /** Processes parsed segments in order; async gate decisions pause the connection. */
+  #drainSegments(): void {
+    while (this.#segments.length > 0 && !this.#busy && !this.#closing) {
+      const seg = this.#segments.shift()!;
+      if (seg.k === 'body') {
+        if (this.#currentAllowed) this.#writeUpstream(seg.data);
+        continue;
+      }
+      if (seg.k === 'end') {
+        if (this.#upgradePending) {
+          // The rest of the bytes wait for the upgrade's response (101 → raw).
+          this.#segments.length = 0;
+          return;
+        }
+        continue;
+      }
+      this.#busy = true;
+      this.#socket.pause();
+      const done = this.#onRequestHead(seg.head);
+      if (done instanceof Promise) {
+        done.then(
+          () => this.#resumeAfterHead(),
+          (err: unknown) => {
+            this.#gw.opts.logger.error({ err: String(err) }, 'request handling failed');
+            this.destroy();
+          },
+        );
+        return;
+      }
+      this.#busy = false;
+    }
+    if (!this.#busy && this.#segments.length === 0) this.#drainPendingChunks();
+  }
+
+  #resumeAfterHead(): void {
+    this.#busy = false;
+    this.#drainSegments();
+  }
+
+  #drainPendingChunks(): void {
+    while (this.#pendingChunks.length > 0 && !this.#busy && !this.#upgradePending && !this.#closing && !this.#handedOver) {
+      if (this.#raw) {
+        for (const c of this.#pendingChunks) this.#writeUpstream(c);
+        this.#pendingChunks = [];
+        break;
+      }
+      this.#feed(this.#pendingChunks.shift()!);
+      if (this.#busy) return;
+    }
+    if (!this.#busy && !this.#upgradePending && !this.#closing && !this.#handedOver && this.#socket.isPaused() && !this.#upstreamFull) {
+      this.#socket.resume();
+    }
+  }
+
+  #upstreamFull = false;
+
+  #writeUpstream(data: Buffer): void {
+    const s = this.#stream;
+    if (!s || s.destroyed) return;
+    this.#tunnel?.metrics.bytesIn.inc(data.length);
+    if (!s.write(data) && !this.#upstreamFull) {
+      this.#upstreamFull = true;
+      this.#socket.pause();
+      s.once('drain', () => {
+        this.#upstreamFull = false;
+        if (!this.#busy && !this.#upgradePending) this.#socket.resume();
+      });
+    }
+  }
+
+  /** Returns a promise only when it had to wait (gate, earlier responses). */
+  #onRequestHead(head: MessageHead): void | Promise<void> {
+    const hostHeader = headerValue(head, 'host');
+    const hostCount = head.headers.filter(([k]) => k.length === 4 && k.toLowerCase() === 'host').length;
+    if (hostCount > 1 || (head.versionMinor === 1 && hostCount === 0)) {
+      return this.#respondLocal(pages.badRequest('The request needs exactly one Host header.'), head);
+    }
+    const host = normalizeHost(hostHeader ?? '');
+    if (host === null) return this.#respondLocal(pages.badRequest('The Host header is malformed.'), head);
+    this.#lastMethod = head.method;
+    this.#lastKeepAlive = keepAlive(head);
+
+    const opts = this.#gw.opts;
+    const hook = opts.plainHook?.(head, host);
+    if (hook) return this.#respondLocal(hook, head);
+
+    if (opts.isRelayHost(host)) {
+      if (this.#firstRequest && !this.#stream) return this.#handOverToRelayHost(head);
+      return this.#respondLocal(pages.misdirected(), head);
+    }
+    this.#firstRequest = false;
+
+    const tunnel = opts.registry.get(host);
+    if (!tunnel) {
+      if (opts.isOffline?.(host) || opts.registry.wasRecentlyServed(host)) return this.#respondLocal(pages.offline(host), head);
+      return this.#respondLocal(pages.notFound(host), head);
+    }
+    if (this.#tunnel && this.#tunnel !== tunnel) return this.#respondLocal(pages.misdirected(), head);
+    if (head.method === 'CONNECT') return this.#respondLocal(pages.methodNotAllowed(head.method), head);
+
+    const gate = opts.gate;
+    if (!gate) return this.#forward(head, tunnel, undefined);
+    const req: GateRequest = {
+      method: head.method,
+      path: head.target,
+      host,
+      secure: this.#secure,
+      clientIp: this.#clientIp,
+      headers: head.headers.map(([k, v]) => [k.toLowerCase(), v]),
+      upgrade: wantsUpgrade(head),
+    };
+    const decision = gate.check(req, tunnel);
+    if (decision instanceof Promise) return decision.then((d) => this.#applyDecision(d, head, tunnel));
+    return this.#applyDecision(decision, head, tunnel);
+  }
+
+  #applyDecision(d: GateDecision, head: MessageHead, tunnel: Tunnel): void | Promise<void> {
+    if (d.kind === 'respond') {
+      const hasBody = head.headers.some(([k]) => /^(content-length|transfer-encoding)$/i.test(k));
+      return this.#respondLocal({ status: d.status, headers: d.headers, body: d.body, close: hasBody }, head);
+    }
+    return this.#forward(head, tunnel, d);
+  }
+
+  #handOverToRelayHost(head: MessageHead): void {
+    // Give the connection, with what was read of it, to the relay's own HTTP server.
+    this.#handedOver = true;
+    this.#socket.removeListener('data', this.#onData);
+    clearTimeout(this.#headTimer);
+    const rest: Buffer[] = [serializeHead(head, head.headers)];
+    for (const seg of this.#segments) if (seg.k === 'body') rest.push(seg.data);
+    this.#segments = [];
+    rest.push(...this.#pendingChunks);
+    this.#pendingChunks = [];
+    this.#gw.opts.serveRelayHost(prependedDuplex(this.#socket, Buffer.concat(rest), this.#clientIp, this.#secure));
+  }
+
+  #forward(head: MessageHead, tunnel: Tunnel, d: Extract<GateDecision, { kind: 'allow' }> | undefined): void {
+    if (!this.#stream) {
+      const ok = this.#openStream(tunnel);
+      if (!ok) {
+        this.#currentAllowed = false;
+        this.#respondLocal(pages.offline(tunnel.host), head);
+        return;
+      }
+    }
+    const upgrade = wantsUpgrade(head);
+    const headers = rewriteRequestHeaders(head, {
+      clientIp: this.#clientIp,
+      proto: this.#secure ? 'https' : 'http',
+      host: headerValue(head, 'host') ?? tunnel.host,
+      hostOverride: tunnel.options.hostHeader,
+      upgrade,
+      remove: d?.removeHeaders,
+      set: d?.setHeaders,
+    });
+    this.#currentAllowed = true;
+    this.#methods.push(head.method);
+    this.#inflight++;
+    if (upgrade) {
+      this.#upgradePending = true;
+      this.#req.pauseAfterMessage();
+    }
+    this.#writeUpstream(serializeHead(head, headers));
+  }
+
+  #openStream(tunnel: Tunnel): boolean {
+    const reg = this.#gw.opts.registry;
+    for (let attempt = 0; attempt < tunnel.sessions.length + 1; attempt++) {
+      const session = reg.pickSession(tunnel);
+      if (!session) return false;
+      let stream: ClientHttp2Stream;
+      try {
+        stream = session.h2.request(
+          {
+            ':method': 'CONNECT',
+            ':authority': tunnel.host,
+            [DATA_HEADERS.tunnel]: tunnel.id,
+            [DATA_HEADERS.client]: this.#clientIp,
+            [DATA_HEADERS.kind]: 'http',
+          },
+          { endStream: false },
+        );
+      } catch {
+        continue;
+      }
+      this.#attachStream(stream, tunnel);
+      return true;
+    }
+    return false;
+  }
+
+  #attachStream(stream: ClientHttp2Stream, tunnel: Tunnel): void {
+    this.#stream = stream;
+    this.#tunnel = tunnel;
+    tunnel.metrics.connections.inc();
+    stream.on('response', (headers) => {
+      const status = Number(headers[':status']);
+      if (status !== 200) {
+        const why = String(headers[TARGET_ERROR_HEADER] ?? 'the agent refused the connection');
+        const [target, cause] = why.includes(' ') ? [why.slice(0, why.indexOf(' ')), why.slice(why.indexOf(' ') + 1)] : [why, ''];
+        this.#failBeforeResponse(pages.targetDown(target, cause || 'connection refused'));
+      }
+    });
+    stream.on('data', (chunk: Buffer) => this.#onUpstreamData(chunk));
+    stream.on('end', () => {
+      if (!this.#raw) this.#res.finish();
+      if (!this.#responseStarted && this.#inflight > 0) {
+        this.#failBeforeResponse(pages.tunnelLost());
+        return;
+      }
+      this.#socket.end();
+    });
+    stream.on('error', () => {});
+    stream.on('close', () => {
+      tunnel.metrics.connections.dec();
+      if (this.#socket.destroyed) return;
+      if (!this.#responseStarted && this.#inflight > 0) {
+        this.#failBeforeResponse(pages.tunnelLost());
+      } else if (stream.rstCode !== undefined && stream.rstCode !== h2c.NGHTTP2_NO_ERROR) {
+        this.#socket.destroy();
+      } else {
+        this.#socket.end();
+      }
+    });
+    this.#socket.on('drain', () => {
+      if (this.#stream?.isPaused()) this.#stream.resume();
+    });
+  }
+
+  #failBeforeResponse(r: LocalResponse): void {
+    if (this.#responseStarted || this.#socket.destroyed) return;
+    this.#responseStarted = true;
+    this.#closing = true;
+    this.#tunnel?.metrics.requests(r.status);
+    this.#socket.end(serializeResponse(r, { head: this.#methods[0] === 'HEAD', keepAlive: false }));
+    this.#cancelStream();
+  }
+
+  // ---------- agent → client ----------
+
+  #onUpstreamData(chunk: Buffer): void {
+    this.#responseStarted = true;
+    if (!this.#raw) {
+      try {
+        this.#res.execute(chunk);
+      } catch (err) {
+        // The target answered with something that is not HTTP/1.1: pass it through as is.
+        this.#gw.opts.logger.warn({ host: this.#tunnel?.host, err: (err as Error).message }, 'malformed response from target');
+        this.#res.switchToRaw();
+      }
+    }
+    this.#tunnel?.metrics.bytesOut.inc(chunk.length);
+    if (!this.#socket.write(chunk)) this.#stream?.pause();
+    this.#flushWaiting();
+  }
+
+  #onResponseHead(head: MessageHead): void {
+    if (head.status >= 200 || head.status === 101) this.#tunnel?.metrics.requests(head.status);
+    if (head.status === 101 && this.#upgradePending) {
+      this.#res.switchToRaw();
+      this.#raw = true;
+      this.#upgradePending = false;
+      this.#inflight = 0;
+      // Bytes the client sent after the upgrade request belong to the new protocol.
+      queueMicrotask(() => {
+        for (const c of this.#pendingChunks) this.#writeUpstream(c);
+        this.#pendingChunks = [];
+        this.#socket.resume();
+      });
+    }
+  }
+
+  #onResponseEnd(): void {
+    // 1xx interim responses are not the end of the exchange.
+    if (this.#inflight > 0) this.#inflight--;
+    if (this.#upgradePending && this.#inflight === 0 && !this.#raw) {
+      // The upgrade was declined (e.g. 401): go on parsing HTTP.
+      this.#upgradePending = false;
+      this.#req.resume();
+      queueMicrotask(() => this.#drainPendingChunks());
+    }
+  }
+
+  #flushWaiting(): void {
+    if (this.#inflight === 0 && this.#waitingForInflight) {
+      const w = this.#waitingForInflight;
+      this.#waitingForInflight = undefined;
+      w();
+    }
+  }
+
+  // ---------- local responses ----------
+
+  #respondLocal(r: LocalResponse, head: MessageHead | undefined): void | Promise<void> {
+    const write = (): void => {
+      const keep = head ? keepAlive(head) && !r.close : false;
+      const bytes = serializeResponse(r, { head: head?.method === 'HEAD', keepAlive: keep });
+      this.#tunnel?.metrics.requests(r.status);
+      this.#currentAllowed = false;
+      if (keep) {
+        this.#socket.write(bytes);
+      } else {
+        this.#closing = true;
+        this.#socket.end(bytes);
+        if (this.#stream) this.#stream.end();
+      }
+    };
+    if (this.#inflight === 0) {
+      write();
+      return;
+    }
+    return new Promise<void>((resolve) => {
+      this.#waitingForInflight = () => {
+        write();
+        resolve();
+      };
+    });
+  }
+
+  #parseError(err: unknown): void {
+    if (!(err instanceof HttpParseError)) {
+      this.destroy();
+      return;
+    }
+    const r = err.status === 431 ? pages.headTooLarge() : err.status === 501 ? pages.notImplemented(err.message) : pages.badRequest(`The request could not be parsed: ${err.message}.`);
+    void this.#respondLocal({ ...r, close: true }, undefined);
+  }
+
+  #armHeadTimer(): void {
+    clearTimeout(this.#headTimer);
+    this.#headTimer = undefined;
+    if (this.#req.heldBytes > 0 && !this.#raw) {
+      this.#headTimer = setTimeout(() => {
+        if (this.#req.heldBytes > 0) void this.#respondLocal(pages.timeout(), undefined);
+      }, this.#gw.opts.headTimeoutMs);
+      this.#headTimer.unref();
+    }
+  }
+
+  // ---------- teardown ----------
+
+  #onClientEnd(): void {
+    // The client finished sending: pass the half-close on (the response may still come).
+    if (this.#handedOver) return;
+    if (this.#stream && !this.#stream.destroyed) this.#stream.end();
+    else if (!this.#stream) this.#socket.end();
+  }
+
+  #onClientClose(): void {
+    clearTimeout(this.#headTimer);
+    if (this.#handedOver) return;
+    if (this.#stream && !this.#stream.closed) this.#cancelStream();
+  }
+
+  /** Resets the stream only if it is unfinished (resetting finished streams trips nghttp2's rapid-reset limiter). */
+  #cancelStream(): void {
+    const s = this.#stream;
+    if (!s || s.closed || s.destroyed) return;
+    s.close(h2c.NGHTTP2_CANCEL);
+  }
+}
+
+/** Lower-cased host without port, or null when malformed. */
+export function normalizeHost(h: string): string | null {
+  let host = h.trim().toLowerCase();
+  if (host.startsWith('[')) {
+    const end = host.indexOf(']');
+    if (end < 0) return null;
+    return host.slice(0, end + 1);
+  }
+  const colon = host.lastIndexOf(':');
+  if (colon >= 0) {
+    if (!/^\d{1,5}$/.test(host.slice(colon + 1))) return null;
+    host = host.slice(0, colon);
+  }
+  if (host.endsWith('.')) host = host.slice(0, -1);
+  if (!/^[a-z0-9.-]+$/.test(host) || host.length === 0 || host.length > 253) return null;
+  return host;
+}
+
+interface RewriteOptions {
+  clientIp: string;
+  proto: 'http' | 'https';
+  host: string;
+  hostOverride?: string;
+  upgrade: boolean;
+  remove?: string[];
+  set?: [string, string][];
+}
+
+/** The headers forwarded to the target: hop-by-hop removed, X-Forwarded-* replaced. */
+export function rewriteRequestHeaders(head: MessageHead, o: RewriteOptions): [string, string][] {
+  const connTokens = new Set<string>();
+  for (const [k, v] of head.headers) {
+    if (k.toLowerCase() === 'connection') for (const t of v.split(',')) connTokens.add(t.trim().toLowerCase());
+  }
+  const remove = new Set((o.remove ?? []).map((h) => h.toLowerCase()));
+  const out: [string, string][] = [];
+  for (const [k, v] of head.headers) {
+    const lk = k.toLowerCase();
+    if (DROP_REQUEST_HEADERS.has(lk) || remove.has(lk)) continue;
+    // Fields named in Connection are hop-by-hop, except the Upgrade we are forwarding.
+    if (connTokens.has(lk) && !(o.upgrade && lk === 'upgrade')) continue;
+    if (lk === 'te' && v.trim().toLowerCase() !== 'trailers') continue;
+    if (lk === 'host' && o.hostOverride) {
+      out.push([k, o.hostOverride]);
+      continue;
+    }
+    out.push([k, v]);
+  }
+  out.push(['X-Forwarded-For', o.clientIp], ['X-Forwarded-Proto', o.proto], ['X-Forwarded-Host', o.host]);
+  if (o.set) for (const [k, v] of o.set) out.push([k, v]);
+  return out;
+}
+
+export function serializeHead(head: MessageHead, headers: [string, string][]): Buffer {
+  let s = `${head.method} ${head.target} HTTP/1.${head.versionMinor}\r\n`;
+  for (const [k, v] of headers) s += `${k}: ${v}\r\n`;
+  s += '\r\n';
+  return Buffer.from(s, 'latin1');
+}
+
+/**
+ * A Duplex over `socket` that first yields `prefix` (bytes already read from it). Used to
+ * hand a connection to node:http after the gateway parsed its first request head.
+ */
+function prependedDuplex(socket: Socket, prefix: Buffer, remoteAddress: string, encrypted: boolean): Duplex {
+  const d = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void) {
+      if (socket.write(chunk)) cb();
+      else socket.once('drain', () => cb());
+    },
+    final(cb: (err?: Error | null) => void) {
+      socket.end(cb);
+    },
+    destroy(err: Error | null, cb: (err?: Error | null) => void) {
+      socket.destroy(err ?? undefined);
+      cb(err);
+    },
+  });
+  Object.defineProperty(d, 'remoteAddress', { value: remoteAddress });
+  Object.defineProperty(d, 'encrypted', { value: encrypted });
+  // node:http calls these socket methods on the connection it serves.
+  Object.assign(d, {
+    setTimeout: (ms: number, cb?: () => void) => {
+      socket.setTimeout(ms, cb);
+      return d;
+    },
+    setNoDelay: () => d,
+    setKeepAlive: () => d,
+  });
+  if (prefix.length) d.push(prefix);
+  socket.on('data', (c: Buffer) => {
+    if (!d.push(c)) socket.pause();
+  });
+  socket.on('end', () => d.push(null));
+  socket.on('error', (e) => d.destroy(e));
+  socket.on('close', () => d.destroy());
+  socket.resume();
+  return d;
+}
+

@@ -1,0 +1,80 @@
+// The pages the relay answers with itself. Each says what happened and what to do; none
+// reveals which other tunnels exist.
+
+export interface LocalResponse {
+  status: number;
+  headers: [string, string][];
+  body: string | Buffer;
+  /** Close the connection after this response. */
+  close?: boolean;
+}
+
+const REASONS: Record<number, string> = {
+  200: 'OK', 301: 'Moved Permanently', 302: 'Found', 308: 'Permanent Redirect', 400: 'Bad Request', 401: 'Unauthorized',
+  403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 408: 'Request Timeout', 421: 'Misdirected Request',
+  426: 'Upgrade Required', 429: 'Too Many Requests', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error',
+  501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
+};
+
+export function reason(status: number): string {
+  return REASONS[status] ?? 'Unknown';
+}
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+export function htmlPage(status: number, title: string, detail: string, opts: { close?: boolean; headers?: [string, string][] } = {}): LocalResponse {
+  const body = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>${status} ${escapeHtml(title)} · tunn</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:12vh auto;padding:0 1rem;color:#222}
+h1{font-size:1.4rem}code{background:#f3f3f3;padding:.1em .3em;border-radius:3px}.s{color:#888}</style></head>
+<body><h1>${escapeHtml(title)}</h1><p>${detail}</p><p class="s">${status} ${reason(status)} · tunn</p></body></html>
+`;
+  return {
+    status,
+    headers: [['Content-Type', 'text/html; charset=utf-8'], ['Cache-Control', 'no-store'], ...(opts.headers ?? [])],
+    body,
+    close: opts.close,
+  };
+}
+
+export const pages = {
+  notFound: (host: string) =>
+    htmlPage(404, 'No tunnel here', `There is no tunnel at <code>${escapeHtml(host)}</code>. Check the address, or start one with <code>tunn &lt;port&gt; -n &lt;name&gt;</code>.`),
+  offline: (host: string) =>
+    htmlPage(
+      503,
+      'Tunnel offline',
+      `The agent serving <code>${escapeHtml(host)}</code> is not connected right now. It reconnects by itself when its machine is back online; try again in a moment.`,
+      { headers: [['Retry-After', '5']] },
+    ),
+  targetDown: (target: string, cause: string) =>
+    htmlPage(
+      502,
+      'The tunnel’s target is not answering',
+      `The agent is connected, but could not reach <code>${escapeHtml(target)}</code> (${escapeHtml(cause)}). Is the local service running?`,
+      { close: true },
+    ),
+  tunnelLost: () =>
+    htmlPage(502, 'Tunnel connection lost', 'The connection to the agent ended before it answered. Try again.', { close: true }),
+  badRequest: (why: string) => htmlPage(400, 'Bad request', escapeHtml(why), { close: true }),
+  headTooLarge: () => htmlPage(431, 'Request headers too large', 'The request head is larger than this relay accepts.', { close: true }),
+  notImplemented: (why: string) => htmlPage(501, 'Not implemented', escapeHtml(why), { close: true }),
+  methodNotAllowed: (method: string) =>
+    htmlPage(405, 'Method not allowed', `<code>${escapeHtml(method)}</code> is not forwarded through a tunnel.`, { headers: [['Allow', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS']] }),
+  misdirected: () => htmlPage(421, 'Misdirected request', 'This connection belongs to another host; open a new connection.', { close: true }),
+  timeout: () => htmlPage(408, 'Request timeout', 'The request head did not arrive in time.', { close: true }),
+};
+
+/** Serializes a local response as HTTP/1.1 bytes. HEAD responses carry no body. */
+export function serializeResponse(r: LocalResponse, opts: { head?: boolean; keepAlive: boolean }): Buffer {
+  const body = typeof r.body === 'string' ? Buffer.from(r.body) : r.body;
+  let s = `HTTP/1.1 ${r.status} ${reason(r.status)}\r\n`;
+  for (const [k, v] of r.headers) s += `${k}: ${v}\r\n`;
+  s += `Content-Length: ${body.length}\r\n`;
+  if (!opts.keepAlive || r.close) s += 'Connection: close\r\n';
+  s += '\r\n';
+  return opts.head ? Buffer.from(s, 'latin1') : Buffer.concat([Buffer.from(s, 'latin1'), body]);
+}

@@ -1,0 +1,124 @@
+import type { ClientHttp2Session } from 'node:http2';
+import type { TunnelOptions } from '../protocol/messages.ts';
+import type { TunnelMetrics } from './metrics.ts';
+
+// The live tunnels of this relay, by host. A tunnel is served by one agent (agentId) over
+// one or more sessions; new public connections are spread over its sessions round robin.
+
+export interface SessionRef {
+  readonly id: string;
+  readonly agentId: string;
+  readonly h2: ClientHttp2Session;
+  readonly alive: boolean;
+  /** Tell the agent its tunnel was taken over, and stop serving it on this session. */
+  replaced(tunnelId: string, message: string): void;
+}
+
+export interface Tunnel {
+  /** Agent-side tunnel id. */
+  id: string;
+  host: string;
+  name: string;
+  domain: string;
+  accountId: string;
+  email: string;
+  agentId: string;
+  options: TunnelOptions;
+  sessions: SessionRef[];
+  metrics: TunnelMetrics;
+  /** Round-robin cursor. */
+  next: number;
+}
+
+export class TunnelRegistry {
+  readonly #byHost = new Map<string, Tunnel>();
+  /** Hosts recently served, so a request while the agent is away gets "offline", not 404. */
+  readonly #recent = new Map<string, number>();
+  readonly #recentTtlMs: number;
+
+  constructor(opts: { recentTtlMs?: number } = {}) {
+    this.#recentTtlMs = opts.recentTtlMs ?? 24 * 3600_000;
+  }
+
+  get size(): number {
+    return this.#byHost.size;
+  }
+
+  get(host: string): Tunnel | undefined {
+    return this.#byHost.get(host);
+  }
+
+  /** Whether `host` had a tunnel recently (for the offline page). */
+  wasRecentlyServed(host: string, now = Date.now()): boolean {
+    const t = this.#recent.get(host);
+    return t !== undefined && now - t < this.#recentTtlMs;
+  }
+
+  all(): IterableIterator<Tunnel> {
+    return this.#byHost.values();
+  }
+
+  /**
+   * Adds `session` to the tunnel at `init.host`. Same agent: joins its sessions. Another agent
+   * of the same account: takes the host over (the old agent is told it was replaced). The
+   * caller has already checked that the account owns the name.
+   */
+  attach(init: Omit<Tunnel, 'sessions' | 'next'>, session: SessionRef): Tunnel {
+    const existing = this.#byHost.get(init.host);
+    if (existing && existing.agentId === init.agentId && existing.accountId === init.accountId) {
+      if (!existing.sessions.includes(session)) existing.sessions.push(session);
+      existing.options = init.options;
+      return existing;
+    }
+    if (existing) {
+      for (const s of existing.sessions) s.replaced(existing.id, `the tunnel ${init.host} was taken over by another agent of ${init.email}`);
+    }
+    const t: Tunnel = { ...init, sessions: [session], next: 0 };
+    this.#byHost.set(init.host, t);
+    this.#recent.delete(init.host);
+    return t;
+  }
+
+  /** Removes a session from every tunnel it served; tunnels left without sessions go offline. */
+  detach(session: SessionRef, now = Date.now()): Tunnel[] {
+    const gone: Tunnel[] = [];
+    for (const [host, t] of this.#byHost) {
+      const i = t.sessions.indexOf(session);
+      if (i < 0) continue;
+      t.sessions.splice(i, 1);
+      if (t.sessions.length === 0) {
+        this.#byHost.delete(host);
+        this.#recent.set(host, now);
+        gone.push(t);
+      }
+    }
+    return gone;
+  }
+
+  /** Removes one tunnel from one session (unregister). */
+  detachTunnel(session: SessionRef, tunnelId: string, now = Date.now()): Tunnel | undefined {
+    for (const [host, t] of this.#byHost) {
+      if (t.id !== tunnelId || !t.sessions.includes(session)) continue;
+      t.sessions.splice(t.sessions.indexOf(session), 1);
+      if (t.sessions.length === 0) {
+        this.#byHost.delete(host);
+        this.#recent.set(host, now);
+        return t;
+      }
+    }
+    return undefined;
+  }
+
+  /** The next live session of a tunnel, round robin. */
+  pickSession(t: Tunnel): SessionRef | undefined {
+    const n = t.sessions.length;
+    for (let k = 0; k < n; k++) {
+      const s = t.sessions[(t.next + k) % n]!;
+      if (s.alive) {
+        t.next = (t.next + k + 1) % n;
+        return s;
+      }
+    }
+    return undefined;
+  }
+}
