@@ -94,3 +94,17 @@ describe('dns server', () => {
     }
   });
 });
+
+describe('startRelayDns', () => {
+  it('listens on a free port and reports it', async () => {
+    const { startRelayDns } = await import('./relay-dns.ts');
+    const dns = await startRelayDns({ domain: 'relay.test', publicIps: ['127.0.0.1'], port: 0, host: '127.0.0.1' });
+    try {
+      assert.ok(dns.port > 0);
+      const res = await dnsQuery({ host: '127.0.0.1', port: dns.port }, 'x.relay.test', 'A', { tcp: true });
+      assert.deepEqual(res.answers?.map((a) => rdata(a)), ['127.0.0.1']);
+    } finally {
+      await dns.close();
+    }
+  });
+});
