@@ -1,0 +1,180 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { localhostAwareLookup } from '../../src/agent/target.ts';
+
+// End-to-end harness: starts the real `tunn` CLI as processes (relay, agents) with inline
+// flags on free ports, and talks to them over loopback like a visitor would.
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+export const NODE = process.execPath;
+export const CLI = join(ROOT, 'src/cli/main.ts');
+
+export interface Proc {
+  child: ChildProcess;
+  lines: Record<string, unknown>[];
+  stderr: string[];
+  /** Resolves with the first JSON line matching `pred` (already seen or future). */
+  waitFor(pred: (l: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  exited: Promise<number | null>;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export function startCli(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Proc {
+  const child = spawn(NODE, [CLI, ...args], { cwd: ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: Record<string, unknown>[] = [];
+  const stderr: string[] = [];
+  const waiters: { pred: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }[] = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    let obj: Record<string, unknown>;
+    try {
+      obj = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      obj = { raw: line };
+    }
+    lines.push(obj);
+    for (const w of [...waiters]) {
+      if (w.pred(obj)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(obj);
+      }
+    }
+  });
+  createInterface({ input: child.stderr! }).on('line', (line) => stderr.push(line));
+  const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+  return {
+    child,
+    lines,
+    stderr,
+    exited,
+    waitFor(pred, timeoutMs = 15_000) {
+      const seen = lines.find(pred);
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`timed out waiting for a line; stdout: ${JSON.stringify(lines).slice(-2000)} stderr: ${stderr.join('\n').slice(-2000)}`)), timeoutMs);
+        waiters.push({
+          pred,
+          resolve: (l) => {
+            clearTimeout(timer);
+            resolve(l);
+          },
+        });
+        void exited.then((code) => {
+          clearTimeout(timer);
+          reject(new Error(`process exited (${code}) before the line; stderr: ${stderr.join('\n').slice(-2000)}`));
+        });
+      });
+    },
+    async kill(signal = 'SIGTERM') {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill(signal);
+      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+export interface RelayHandle {
+  proc: Proc;
+  dataDir: string;
+  domain: string;
+  httpsPort: number;
+  httpPort: number;
+  caPath: string;
+  ca: string;
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Starts `tunn relay --dev` on free ports (or the given ones, for restarts). */
+export async function startRelay(opts: { dataDir?: string; httpsPort?: number; httpPort?: number; extra?: string[] } = {}): Promise<RelayHandle> {
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'tunn-relay-'));
+  const proc = startCli(['relay', '--dev', '--https-port', String(opts.httpsPort ?? 0), '--http-port', String(opts.httpPort ?? 0), '--data-dir', dataDir, '--json', ...(opts.extra ?? [])]);
+  const ready = await proc.waitFor((l) => l.event === 'ready');
+  const caPath = String(ready.caPath);
+  const httpsPort = Number(ready.httpsPort);
+  return {
+    proc,
+    dataDir,
+    domain: String(ready.domain),
+    httpsPort,
+    httpPort: Number(ready.httpPort),
+    caPath,
+    ca: readFileSync(caPath, 'utf8'),
+    url: `https://${String(ready.domain)}:${httpsPort}`,
+    stop: () => proc.kill(),
+  };
+}
+
+export async function createToken(relay: RelayHandle, email: string): Promise<string> {
+  const p = startCli(['relay', 'token', 'create', '--email', email, '--data-dir', relay.dataDir, '--json']);
+  const line = await p.waitFor((l) => l.event === 'token');
+  await p.exited;
+  return String(line.token);
+}
+
+export interface AgentHandle {
+  proc: Proc;
+  url: string;
+  urls: string[];
+  host: string;
+  httpUrl: string;
+  stop(): Promise<void>;
+}
+
+export async function startAgent(relay: RelayHandle, token: string, target: string | number, args: string[] = []): Promise<AgentHandle> {
+  const proc = startCli([String(target), '--relay', relay.url, '--token', token, '--relay-ca', relay.caPath, '--json', ...args]);
+  const ready = await proc.waitFor((l) => l.event === 'ready' || l.event === 'fatal');
+  if (ready.event === 'fatal') throw Object.assign(new Error(String(ready.message)), { code: ready.code });
+  const urls = ready.urls as string[];
+  return { proc, url: String(ready.url), urls, host: String(ready.host), httpUrl: urls.find((u) => u.startsWith('http:'))!, stop: () => proc.kill() };
+}
+
+export interface Response {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+  text: string;
+}
+
+/** A request through the relay, resolving *.localhost to loopback; `ca` makes it HTTPS. */
+export function request(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer; ca?: string; agent?: http.Agent | false } = {}): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const mod = u.protocol === 'https:' ? https : http;
+    const req = mod.request(
+      u,
+      { method: opts.method ?? 'GET', headers: opts.headers, lookup: localhostAwareLookup as never, ca: opts.ca, agent: opts.agent ?? false },
+      (res: IncomingMessage) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const body = Buffer.concat(chunks);
+          resolve({ status: res.statusCode!, headers: res.headers, body, text: body.toString('utf8') });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+export function tmpDir(prefix: string): { path: string; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+export async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
