@@ -24,7 +24,6 @@ describe('magic links', () => {
     app = createApiApp(id);
   });
   after(async () => {
-    id.magic?.close();
     await id.close();
     await smtp.close();
   });

@@ -219,3 +219,15 @@ describe('Gate', () => {
     assert.equal(set(d, 'cookie'), 'k=v');
   });
 });
+
+describe('Gate failure', () => {
+  it('fails closed with 503 when it cannot decide (store gone)', async () => {
+    const errors: unknown[] = [];
+    const id = await identityFixture({ onError: (e) => errors.push(e) });
+    const o = await account(id, 'o@example.com');
+    await id.store.close();
+    const d = await id.gate.check(gateRequest({ cookie: 'tunn=' + 'A'.repeat(43) }), { tunnelId: 't', ownerAccountId: o.id, ownerEmail: o.email, allow: [], public: false });
+    assert.equal(d.kind === 'respond' && d.status, 503);
+    assert.equal(errors.length, 1);
+  });
+});

@@ -30,6 +30,9 @@ import type { Store } from '../store/store.ts';
 //   7. policy                 403 (HTML naming the email, with "switch account", or JSON)
 //   8. allow                  + Tunn-User-Email, Tunn-Jwt-Assertion
 //
+// With --basic-auth the Authorization header carries the tunnel password, so identity comes
+// from the session cookie only (no Bearer on such tunnels).
+//
 // "Browser" means: GET or HEAD, not an upgrade, no Authorization header, and an Accept header
 // that mentions text/html. Everything else is an API client and gets status codes it can act
 // on instead of a redirect to an HTML login page.
@@ -89,6 +92,8 @@ export interface GateOptions {
   clock: Clock;
   /** Lifetime of Tunn-Jwt-Assertion; default 60 s. */
   assertionTtlSeconds?: number;
+  /** Unexpected failures (the gate then answers 503). */
+  onError?: (err: unknown) => void;
 }
 
 type Identity = { accountId: string; email: string; via: 'session'; session: Session } | { accountId: string; email: string; via: 'bearer'; jti: string };
@@ -131,7 +136,20 @@ export class Gate {
     this.#assertionTtl = opts.assertionTtlSeconds ?? 60;
   }
 
+  /**
+   * Decides one request. Never throws: if the decision cannot be made (the store is down, an
+   * allow-list that skipped validation), it fails closed with a 503 and reports to onError.
+   */
   async check(req: GateRequest, t: TunnelPolicy): Promise<GateDecision> {
+    try {
+      return await this.#check(req, t);
+    } catch (err) {
+      this.#o.onError?.(err);
+      return { kind: 'respond', status: 503, headers: [['content-type', 'text/plain; charset=utf-8'], ['retry-after', '5']], body: 'tunn could not check access to this tunnel right now; try again shortly.\n' };
+    }
+  }
+
+  async #check(req: GateRequest, t: TunnelPolicy): Promise<GateDecision> {
     // 1. IP allow-list.
     if (t.allowIps && t.allowIps.length) {
       let list = this.#ipLists.get(t.allowIps);

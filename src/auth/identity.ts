@@ -56,6 +56,8 @@ export interface Identity {
   readonly devices: DeviceLogin;
   readonly magic: MagicLinks | undefined;
   readonly oidc: OidcLogins;
+  /** Writes pending event counts and closes the SMTP transport (the store is the caller's). */
+  close(): Promise<void>;
 }
 
 export function createIdentity(opts: IdentityOptions): Identity {
@@ -69,9 +71,13 @@ export function createIdentity(opts: IdentityOptions): Identity {
   const handoff = new Handoff({ codes, sessions });
   const events = new EventLog({ store, clock, onError: opts.onError });
   const rateLimiter = new RateLimiter({ clock });
-  const gate = new Gate({ relayUrl: relayUrl.origin, store, tokens, sessions, handoff, policy, events, rateLimiter, clock });
+  const gate = new Gate({ relayUrl: relayUrl.origin, store, tokens, sessions, handoff, policy, events, rateLimiter, clock, onError: opts.onError });
   const devices = new DeviceLogin({ store, clock, tokens, relayUrl: relayUrl.origin });
   const magic = opts.magicLink ? new MagicLinks({ ...opts.magicLink, codes, clock, relayUrl: relayUrl.origin }) : undefined;
   const oidc = new OidcLogins({ providers: opts.providers ?? [], codes, relayUrl: relayUrl.origin });
-  return { options: opts, relayUrl, clock, store, tokens, groups, policy, sessions, codes, handoff, events, rateLimiter, gate, devices, magic, oidc };
+  async function close(): Promise<void> {
+    magic?.close();
+    await events.flush();
+  }
+  return { options: opts, relayUrl, clock, store, tokens, groups, policy, sessions, codes, handoff, events, rateLimiter, gate, devices, magic, oidc, close };
 }

@@ -18,7 +18,14 @@ export async function identityFixture(over: Partial<IdentityOptions> = {}): Prom
   const tokens = new TokenService({ store, box: new SecretBox(randomBytes(32)), clock, issuer: RELAY_URL });
   await tokens.init();
   const id = createIdentity({ store, tokens, clock, relayUrl: RELAY_URL, isServedHost: (h) => h.endsWith('.tunn.localhost') || h === 'custom.example.test', ...over });
-  return Object.assign(id, { manualClock: clock, close: () => store.close() });
+  const closeIdentity = id.close;
+  return Object.assign(id, {
+    manualClock: clock,
+    close: async () => {
+      await closeIdentity();
+      await store.close();
+    },
+  });
 }
 
 export async function account(id: Identity, email: string): Promise<{ id: string; email: string }> {
