@@ -1,0 +1,207 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Hono } from 'hono';
+import { account, identityFixture } from '../auth/testing.ts';
+import { relayDecisionFunc } from '../certs/decision.ts';
+import { createCa } from '../certs/dev-ca.ts';
+import { domainByName } from '../certs/domains.ts';
+import { CertManager } from '../certs/manager.ts';
+import { SelfSignedIssuer } from '../certs/self-signed-issuer.ts';
+import { Zone } from '../dns/zone.ts';
+import { isTunnError } from '../lib/errors.ts';
+import { SecretBox } from '../lib/secret-box.ts';
+import { randomBytes } from 'node:crypto';
+import { startDnsWorld, type DnsWorld } from '../../test/support/dns-world.ts';
+import { resolveTunnelDomain } from './domain-access.ts';
+import { certRoutes, domainRoutes } from './domains.ts';
+import { errorBody, statusOf, type ApiEnv } from './http.ts';
+
+const RELAY = 'relay.test';
+type Id = Awaited<ReturnType<typeof identityFixture>>;
+
+describe('API /v1/domains and /v1/certs', () => {
+  let id: Id;
+  let world: DnsWorld;
+  let zone: Zone;
+  let manager: CertManager;
+  let app: Hono<ApiEnv>;
+  const headers: Record<string, Record<string, string>> = {};
+  const accounts: Record<string, { id: string; accountId: string; email: string; acme: string }> = {};
+  const call = async (who: string | undefined, method: string, path: string, body?: unknown, extra: Record<string, string> = {}) => {
+    const res = await app.request(path, { method, headers: { ...(who ? headers[who] : {}), 'content-type': 'application/json', ...extra }, body: body === undefined ? undefined : JSON.stringify(body) });
+    return { status: res.status, body: (await res.json()) as Record<string, any> };
+  };
+
+  before(async () => {
+    id = await identityFixture();
+    for (const [k, email] of [['owner', 'owner@example.test'], ['bob', 'bob@corp.test'], ['carol', 'carol@else.test'], ['mallory', 'mallory@evil.test']] as const) {
+      const a = await account(id, email);
+      const row = await id.store.db.selectFrom('accounts').select('acme_id').where('id', '=', a.id).executeTakeFirstOrThrow();
+      accounts[k] = { ...a, accountId: a.id, acme: row.acme_id };
+      headers[k] = { authorization: `Bearer ${(await id.tokens.issue({ accountId: a.id, kind: 'pat', email: a.email, label: 'test' })).token}` };
+    }
+    // The customer's zone: tunn.example.test has both records of the owner; two.example.test too
+    // (a second domain); bare.example.test has none; mallory's claim target has the owner's.
+    zone = new Zone('example.test');
+    for (const d of ['tunn.example.test', 'two.example.test', 'claimed.example.test']) {
+      zone.add({ name: `*.${d}`, type: 'CNAME', value: RELAY });
+      zone.add({ name: `_acme-challenge.${d}`, type: 'CNAME', value: `${accounts.owner!.acme}._acme.${RELAY}` });
+    }
+    zone.add({ name: '*.wrong.example.test', type: 'CNAME', value: 'elsewhere.test' });
+    zone.add({ name: '_acme-challenge.wrong.example.test', type: 'TXT', value: 'hello' });
+    world = await startDnsWorld({ relayDomain: RELAY, publicIps: ['127.0.0.1'], customerZones: [zone] });
+    manager = new CertManager({ store: id.store, box: new SecretBox(randomBytes(32)), issuer: new SelfSignedIssuer(await createCa('api test CA')), decide: relayDecisionFunc({ store: id.store, relayDomain: RELAY }) });
+    const opts = { relayDomain: RELAY, resolver: world.resolver, strict: false, manager, certEventToken: 'cert-event-secret-0123456789' };
+    app = new Hono<ApiEnv>().route('/v1/domains', domainRoutes(id, opts)).route('/v1/certs', certRoutes(id, opts));
+    app.onError((err, c) => c.json(errorBody(err), statusOf(err)));
+  });
+  after(async () => {
+    await world?.close();
+    await id?.close();
+  });
+
+  it('add prints the two records of the seed and verifies when DNS has them', async () => {
+    const r = await call('owner', 'POST', '/v1/domains', { domain: 'Tunn.Example.Test' });
+    assert.equal(r.status, 201);
+    assert.deepEqual(
+      r.body.records.map((x: { name: string; type: string; value: string }) => `${x.name} ${x.type} ${x.value}`),
+      [`*.tunn.example.test CNAME ${RELAY}`, `_acme-challenge.tunn.example.test CNAME ${accounts.owner!.acme}._acme.${RELAY}`],
+    );
+    assert.equal(r.body.verification.verified, true);
+    assert.equal(r.body.domain.status, 'verified');
+    assert.equal(r.body.domain.owner, 'owner@example.test');
+    // Adding again is idempotent for the owner.
+    const again = await call('owner', 'POST', '/v1/domains', { domain: 'tunn.example.test' });
+    assert.equal(again.status, 200);
+    assert.equal(again.body.created, false);
+  });
+
+  it('records missing or wrong: the exact mismatch, and the domain is not usable', async () => {
+    const bare = await call('owner', 'POST', '/v1/domains', { domain: 'bare.example.test' });
+    assert.equal(bare.status, 201);
+    assert.equal(bare.body.verification.verified, false);
+    assert.equal(bare.body.domain.status, 'pending_verification');
+    assert.match(bare.body.verification.problems.join('\n'), /_acme-challenge\.bare\.example\.test has no record yet: create CNAME .*\._acme\.relay\.test/);
+    const wrong = await call('owner', 'POST', '/v1/domains', { domain: 'wrong.example.test' });
+    const problems = wrong.body.verification.problems.join('\n');
+    assert.match(problems, /\*\.wrong\.example\.test is a CNAME to elsewhere\.test instead of relay\.test/);
+    assert.match(problems, /_acme-challenge\.wrong\.example\.test has TXT "hello" instead of CNAME/);
+    await assert.rejects(resolveTunnelDomain(id.store, RELAY, accounts.owner!, 'bare.example.test'), (e) => isTunnError(e, 'FORBIDDEN') && /not verified yet/.test(e.message));
+    const v = await call('owner', 'POST', '/v1/domains/bare.example.test/verify');
+    assert.equal(v.status, 200);
+    assert.equal(v.body.verified, false);
+    assert.equal(v.body.records.length, 2);
+  });
+
+  it('refuses bad input with a code and what to do', async () => {
+    const reserved = await call('owner', 'POST', '/v1/domains', { domain: 'team.relay.test' });
+    assert.equal(reserved.status, 400);
+    assert.equal(reserved.body.error.code, 'NAME_RESERVED');
+    const url = await call('owner', 'POST', '/v1/domains', { domain: 'https://x.example.test/' });
+    assert.equal(url.status, 400);
+    assert.equal((await call('owner', 'POST', '/v1/domains', {})).body.error.code, 'INVALID_INPUT');
+    assert.equal((await call(undefined, 'GET', '/v1/domains')).status, 401);
+    const taken = await call('mallory', 'POST', '/v1/domains', { domain: 'tunn.example.test' });
+    assert.equal(taken.status, 409);
+    assert.match(taken.body.error.message, /already registered to another account/);
+  });
+
+  it('an unverified claim does not lock a domain away from whoever controls its DNS', async () => {
+    const squat = await call('mallory', 'POST', '/v1/domains', { domain: 'claimed.example.test' });
+    assert.equal(squat.status, 201);
+    assert.equal(squat.body.verification.verified, false);
+    const real = await call('owner', 'POST', '/v1/domains', { domain: 'claimed.example.test' });
+    assert.equal(real.status, 201);
+    assert.equal(real.body.domain.status, 'verified');
+    assert.equal((await domainByName(id.store, 'claimed.example.test'))!.accountId, accounts.owner!.id);
+    // The other way round: a pending claim by someone who cannot prove control is a 409 with the records.
+    const bare = await call('mallory', 'POST', '/v1/domains', { domain: 'bare.example.test' });
+    assert.equal(bare.status, 409);
+    assert.match(bare.body.error.message, new RegExp(`_acme-challenge\\.bare\\.example\\.test CNAME ${accounts.mallory!.acme}\\._acme\\.relay\\.test`));
+    assert.equal((await call('owner', 'DELETE', '/v1/domains/claimed.example.test')).status, 200);
+  });
+
+  it('sharing: shared users see and use the domain, only the owner manages it', async () => {
+    const s = await call('owner', 'POST', '/v1/domains/tunn.example.test/shares', { with: ['@corp.test', 'carol@else.test'] });
+    assert.equal(s.status, 200);
+    assert.deepEqual(s.body.domain.shares, ['@corp.test', 'carol@else.test']);
+    const bobList = await call('bob', 'GET', '/v1/domains');
+    assert.deepEqual(bobList.body.domains.map((d: { domain: string; role: string }) => `${d.domain}:${d.role}`), ['tunn.example.test:shared']);
+    assert.equal(bobList.body.domains[0].records, undefined);
+    const show = await call('bob', 'GET', '/v1/domains/tunn.example.test');
+    assert.equal(show.body.domain.owner, 'owner@example.test');
+    for (const [m, p] of [['POST', '/v1/domains/tunn.example.test/verify'], ['DELETE', '/v1/domains/tunn.example.test'], ['DELETE', '/v1/domains/tunn.example.test/shares/carol@else.test']] as const) {
+      const r = await call('bob', m, p);
+      assert.equal(r.status, 403, p);
+      assert.match(r.body.error.message, /only the owner can/);
+    }
+    assert.equal((await call('bob', 'POST', '/v1/domains/tunn.example.test/shares', { with: ['bob@corp.test'] })).status, 403);
+    assert.equal((await call('mallory', 'GET', '/v1/domains/tunn.example.test')).status, 404);
+    assert.equal((await call('owner', 'POST', '/v1/domains/tunn.example.test/shares', { with: ['not an email'] })).status, 400);
+    assert.equal(await resolveTunnelDomain(id.store, RELAY, accounts.bob!, 'tunn.example.test'), 'tunn.example.test');
+    assert.equal(await resolveTunnelDomain(id.store, RELAY, accounts.bob!, undefined), 'tunn.example.test');
+    await assert.rejects(resolveTunnelDomain(id.store, RELAY, accounts.mallory!, 'tunn.example.test'), (e) => isTunnError(e, 'NOT_FOUND'));
+    const un = await call('owner', 'DELETE', '/v1/domains/tunn.example.test/shares/carol@else.test');
+    assert.deepEqual(un.body.domain.shares, ['@corp.test']);
+    assert.equal((await call('owner', 'DELETE', '/v1/domains/tunn.example.test/shares/carol@else.test')).status, 404);
+    assert.equal(await resolveTunnelDomain(id.store, RELAY, accounts.carol!, undefined), RELAY);
+  });
+
+  it('domain resolution: none → the relay, one → it, several → an error listing them', async () => {
+    assert.equal(await resolveTunnelDomain(id.store, RELAY, accounts.mallory!, undefined), RELAY);
+    assert.equal(await resolveTunnelDomain(id.store, RELAY, accounts.owner!, undefined), 'tunn.example.test');
+    assert.equal((await call('owner', 'POST', '/v1/domains', { domain: 'two.example.test' })).body.domain.status, 'verified');
+    await assert.rejects(resolveTunnelDomain(id.store, RELAY, accounts.owner!, undefined), (e) => isTunnError(e, 'INVALID_INPUT') && /tunn\.example\.test, two\.example\.test/.test(e.message) && /-d/.test(e.message));
+    assert.equal(await resolveTunnelDomain(id.store, RELAY, accounts.owner!, 'two.example.test'), 'two.example.test');
+    assert.equal(await resolveTunnelDomain(id.store, RELAY, accounts.owner!, RELAY), RELAY);
+    assert.equal((await call('owner', 'DELETE', '/v1/domains/two.example.test')).status, 200);
+  });
+
+  it('certificates: issued after verification, listed with state for those who may see them', async () => {
+    await manager.getSecureContext('grafana.tunn.example.test');
+    const certs = await call('owner', 'GET', '/v1/certs');
+    const c = certs.body.certs.find((x: { name: string }) => x.name === '*.tunn.example.test');
+    assert.ok(c, JSON.stringify(certs.body));
+    assert.equal(c.status, 'issued');
+    assert.equal(c.issuer, 'self-signed');
+    assert.equal(c.lastError, null);
+    assert.ok(Date.parse(c.notAfter) > Date.now());
+    assert.equal((await call('mallory', 'GET', '/v1/certs')).body.certs.some((x: { name: string }) => x.name === '*.tunn.example.test'), false);
+    const show = await call('owner', 'GET', '/v1/domains/tunn.example.test');
+    assert.equal(show.body.domain.tls.status, 'issued');
+    assert.ok(show.body.domain.tls.certificateRef);
+    assert.ok(show.body.events.some((e: { kind: string }) => e.kind === 'issued'));
+  });
+
+  it('a verified domain whose records went away is marked pending_route with the mismatch', async () => {
+    zone.remove('*.tunn.example.test', 'CNAME', RELAY);
+    const v = await call('owner', 'POST', '/v1/domains/tunn.example.test/verify');
+    assert.equal(v.body.verified, false);
+    const show = await call('owner', 'GET', '/v1/domains/tunn.example.test');
+    assert.equal(show.body.domain.tls.status, 'pending_route');
+    assert.match(show.body.domain.tls.lastError, /\*\.tunn\.example\.test has no record yet/);
+    zone.add({ name: '*.tunn.example.test', type: 'CNAME', value: RELAY });
+    assert.equal((await call('owner', 'POST', '/v1/domains/tunn.example.test/verify')).body.verified, true);
+    assert.equal((await call('owner', 'GET', '/v1/domains/tunn.example.test')).body.domain.tls.status, 'issued');
+  });
+
+  it('cert-events: token required, body checked, state recorded', async () => {
+    assert.equal((await call(undefined, 'POST', '/v1/domains/cert-events', { domain: 'tunn.example.test', status: 'issued' })).status, 401);
+    const bad = await call(undefined, 'POST', '/v1/domains/cert-events', { domain: 'tunn.example.test', status: 'nope' }, { 'x-cert-event-token': 'cert-event-secret-0123456789' });
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.error.message, /status: one of/);
+    const ok = await call(undefined, 'POST', '/v1/domains/cert-events', { domain: 'tunn.example.test', status: 'tls_error', error: 'external manager: CA said no' }, { 'x-cert-event-token': 'cert-event-secret-0123456789' });
+    assert.equal(ok.status, 202);
+    const show = await call('owner', 'GET', '/v1/domains/tunn.example.test');
+    assert.equal(show.body.domain.tls.status, 'tls_error');
+    assert.equal(show.body.domain.tls.lastError, 'external manager: CA said no');
+  });
+
+  it('delete: the owner removes the domain and its certificate', async () => {
+    const d = await call('owner', 'DELETE', '/v1/domains/tunn.example.test');
+    assert.equal(d.status, 200);
+    assert.equal((await call('owner', 'GET', '/v1/domains/tunn.example.test')).status, 404);
+    assert.equal(await manager.storage.load('*.tunn.example.test'), undefined);
+    assert.equal(await resolveTunnelDomain(id.store, RELAY, accounts.bob!, undefined), RELAY);
+  });
+});

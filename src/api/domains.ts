@@ -1,0 +1,239 @@
+import { Hono } from 'hono';
+import type { Identity } from '../auth/identity.ts';
+import type { AlertHook } from '../certs/alerts.ts';
+import { handleCertEvent } from '../certs/cert-events.ts';
+import { customDomainDecision } from '../certs/decision.ts';
+import { verifyDomain } from '../certs/domain-verify.ts';
+import { createDomain, deleteDomain, domainByName, normalizeCustomDomain, setDomainShares, updateDomainTls, type Domain } from '../certs/domains.ts';
+import { listCertEvents, recordCertEvent } from '../certs/events.ts';
+import type { CertListEntry, CertManager } from '../certs/manager.ts';
+import { requiredRecords, verificationProblems, verifyDomainDns, type RecordCheck, type RequiredRecord } from '../dns/verify.ts';
+import type { Clock } from '../lib/clock.ts';
+import { errorMessage, TunnError } from '../lib/errors.ts';
+import { accountById } from '../store/accounts.ts';
+import type { Store } from '../store/store.ts';
+import { domainsVisibleTo, normalizeShare, roleOf, type Caller, type DomainRole } from './domain-access.ts';
+import { asObject, asString, asStringArray, requireBearer, type ApiEnv } from './http.ts';
+
+// /v1/domains and /v1/certs — `tunn domain add|verify|list|show|share|unshare|delete` and
+// `tunn cert list` (seed 002 "Custom Domains", "Domain Sharing"; seed 001 lifecycle and
+// `POST /v1/domains/cert-events`). The owner manages a domain; shared users may see it and
+// create tunnels on it, nothing more.
+
+export interface DomainApiOptions {
+  relayDomain: string;
+  /** `--dns-resolver host:port` for verification; the system's resolver when omitted. */
+  resolver?: string;
+  /** `--strict-domain-verify`: also require `_tunn-verify.<domain> TXT <token>`. */
+  strict: boolean;
+  /** Issues the wildcard right after verification and lists certificates; optional in tests. */
+  manager?: CertManager;
+  /** `--cert-event-token`; without it `POST /v1/domains/cert-events` answers 404. */
+  certEventToken?: string;
+  onAlert?: AlertHook;
+  clock?: Clock;
+}
+
+export interface DomainView {
+  domain: string;
+  owner: string;
+  role: DomainRole;
+  shares: string[];
+  /** verified | pending_verification */
+  status: 'verified' | 'pending_verification';
+  verifiedAt: string | null;
+  createdAt: string;
+  tls: {
+    mode: 'terminate' | 'passthrough';
+    status: Domain['tlsStatus'];
+    notAfter: string | null;
+    lastError: string | null;
+    lastCheckedAt: string | null;
+    certificateRef: string | null;
+    failurePolicy: Domain['certFailurePolicy'];
+    failureCount: number;
+    nextRetryAt: string | null;
+  };
+  /** The DNS records to create (owner only). */
+  records?: RequiredRecord[];
+}
+
+export interface VerifyResult {
+  domain: string;
+  verified: boolean;
+  verifiedAt: string | null;
+  records: RecordCheck[];
+  /** One sentence per record that is not right yet. */
+  problems: string[];
+}
+
+export function domainRoutes(identity: Identity, opts: DomainApiOptions) {
+  const store = identity.store;
+  const auth = requireBearer(identity);
+  const now = () => (opts.clock ?? identity.clock).now();
+  const caller = (c: { get(k: 'caller'): { accountId: string; email: string } }): Caller => ({ accountId: c.get('caller').accountId, email: c.get('caller').email });
+  const recordsFor = (d: Domain) => requiredRecords({ domain: d.domain, acmeId: d.acmeIdentifier, relayDomain: opts.relayDomain, strict: opts.strict, verificationToken: d.verificationToken });
+
+  async function view(d: Domain, role: DomainRole): Promise<DomainView> {
+    const owner = (await accountById(store, d.accountId))?.email ?? '(deleted account)';
+    return {
+      domain: d.domain,
+      owner,
+      role,
+      shares: d.shares,
+      status: d.verifiedAt ? 'verified' : 'pending_verification',
+      verifiedAt: d.verifiedAt,
+      createdAt: d.createdAt,
+      tls: {
+        mode: d.tlsMode,
+        status: d.tlsStatus,
+        notAfter: d.tlsNotAfter,
+        lastError: d.tlsLastError,
+        lastCheckedAt: d.tlsLastCheckedAt,
+        certificateRef: d.certificateRef,
+        failurePolicy: d.certFailurePolicy,
+        failureCount: d.certFailureCount,
+        nextRetryAt: d.certNextRetryAt,
+      },
+      ...(role === 'owner' ? { records: recordsFor(d) } : {}),
+    };
+  }
+
+  /** The domain named in the path, visible to the caller (404 otherwise, so others' domains do not leak). */
+  async function visible(who: Caller, name: string): Promise<{ d: Domain; role: DomainRole }> {
+    const d = await domainByName(store, name);
+    const role = d && roleOf(d, who);
+    if (!d || !role) throw new TunnError('NOT_FOUND', `${name.toLowerCase()} is not one of your domains; \`tunn domain list\` shows them, \`tunn domain add ${name.toLowerCase()}\` registers it`);
+    return { d, role };
+  }
+
+  async function owned(who: Caller, name: string, action: string): Promise<Domain> {
+    const { d, role } = await visible(who, name);
+    if (role !== 'owner') {
+      const owner = (await accountById(store, d.accountId))?.email ?? 'its owner';
+      throw new TunnError('FORBIDDEN', `${d.domain} is shared with you by ${owner}; only the owner can ${action} it (you can create tunnels on it with -d ${d.domain})`);
+    }
+    return d;
+  }
+
+  /** Starts issuing the wildcard in the background so the first visitor does not wait for the CA. */
+  function prefetch(d: Domain): void {
+    if (!opts.manager || d.tlsMode !== 'terminate') return;
+    opts.manager.obtain(customDomainDecision(d.domain)).catch(() => {}); // recorded as tls_error with a retry
+  }
+
+  async function runVerify(d: Domain): Promise<VerifyResult> {
+    const v = await verifyDomain(store, d.domain, { relayDomain: opts.relayDomain, resolver: opts.resolver, strict: opts.strict, now: now() });
+    const problems = verificationProblems(v);
+    if (v.ok) {
+      const fresh = (await domainByName(store, d.domain))!;
+      if (fresh.tlsStatus === 'pending_route') await updateDomainTls(store, d.domain, { tls_status: fresh.certificateRef ? 'issued' : 'pending_issue', tls_last_error: null });
+      if (!fresh.certificateRef || fresh.certFailureCount > 0 || d.certFailureCount > 0) {
+        await opts.manager?.retryNow(d.domain);
+        prefetch(fresh);
+      }
+    } else if (d.verifiedAt) {
+      // A verified domain whose records changed: traffic or renewals may no longer reach the relay.
+      const message = `DNS records changed: ${problems.join('; ')}`;
+      await updateDomainTls(store, d.domain, { tls_status: 'pending_route', tls_last_error: message, tls_last_checked_at: new Date(now()).toISOString() });
+      await recordCertEvent(store, { domain: d.domain, kind: 'probe_error', message }, now());
+    }
+    return { domain: d.domain, verified: v.ok, verifiedAt: v.verifiedAt, records: v.records, problems };
+  }
+
+  const parseDomain = (input: string) => normalizeCustomDomain(input, opts.relayDomain);
+
+  return new Hono<ApiEnv>()
+    .post('/cert-events', async (c) => {
+      let body: unknown;
+      try {
+        body = await c.req.json();
+      } catch {
+        body = undefined;
+      }
+      const r = await handleCertEvent({ store, token: opts.certEventToken, clock: opts.clock ?? identity.clock, onAlert: opts.onAlert }, c.req.header('x-cert-event-token'), body);
+      if (r.status !== 202) {
+        const code = r.status === 401 ? 'AUTH_INVALID_TOKEN' : r.status === 404 ? 'NOT_FOUND' : 'INVALID_INPUT';
+        return c.json({ error: { code, message: String(r.body.message) } }, r.status);
+      }
+      return c.json(r.body, 202);
+    })
+    .get('/', auth, async (c) => {
+      const list = await domainsVisibleTo(store, caller(c));
+      return c.json({ domains: await Promise.all(list.map((x) => view(x.domain, x.role))) });
+    })
+    .post('/', auth, async (c) => {
+      const o = asObject(await c.req.json().catch(() => undefined));
+      const name = parseDomain(asString(o, 'domain', { max: 253 }));
+      const wait = o.verify !== false;
+      const who = caller(c);
+      const account = await accountById(store, who.accountId);
+      if (!account) throw new TunnError('AUTH_INVALID_TOKEN', 'the token belongs to an account that no longer exists');
+      const existing = await domainByName(store, name);
+      if (existing && existing.accountId !== who.accountId) {
+        if (existing.verifiedAt) throw new TunnError('CONFLICT', `${name} is already registered to another account; if it is yours, ask that account to delete it (tunn domain delete ${name})`);
+        // An unverified claim does not lock a domain away from whoever can prove control of its DNS.
+        const mine = requiredRecords({ domain: name, acmeId: account.acme_id, relayDomain: opts.relayDomain });
+        const check = await verifyDomainDns({ domain: name, acmeId: account.acme_id, relayDomain: opts.relayDomain, resolver: opts.resolver });
+        if (!check.ok) {
+          throw new TunnError('CONFLICT', `${name} is waiting for DNS verification by another account. If you control its DNS, create ${mine.map((r) => `${r.name} ${r.type} ${r.value}`).join(' and ')}, then run \`tunn domain add ${name}\` again`);
+        }
+        await deleteDomain(store, name);
+        await recordCertEvent(store, { domain: name, kind: 'external', message: `unverified claim by another account replaced: ${who.email} proved control of the DNS records` }, now());
+      }
+      const created = !existing || existing.accountId !== who.accountId;
+      const d = await createDomain(store, { accountId: who.accountId, acmeId: account.acme_id, domain: name, relayDomain: opts.relayDomain }, now());
+      const verification = wait && !d.verifiedAt ? await runVerify(d) : undefined;
+      const fresh = (await domainByName(store, name))!;
+      return c.json({ domain: await view(fresh, 'owner'), records: recordsFor(fresh), created, verification }, created ? 201 : 200);
+    })
+    .get('/:domain', auth, async (c) => {
+      const { d, role } = await visible(caller(c), c.req.param('domain'));
+      const events = role === 'owner' ? await listCertEvents(store, d.domain, 20) : [];
+      return c.json({ domain: await view(d, role), events });
+    })
+    .post('/:domain/verify', auth, async (c) => {
+      const d = await owned(caller(c), c.req.param('domain'), 'verify');
+      return c.json(await runVerify(d));
+    })
+    .post('/:domain/shares', auth, async (c) => {
+      const d = await owned(caller(c), c.req.param('domain'), 'share');
+      const o = asObject(await c.req.json().catch(() => undefined));
+      const who = asStringArray(o, 'with').flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+      if (who.length === 0) throw new TunnError('INVALID_INPUT', `name who to share with: tunn domain share ${d.domain} @company.com or alice@company.com,bob@company.com`);
+      const entries = who.map(normalizeShare);
+      await setDomainShares(store, d.domain, [...d.shares, ...entries]);
+      return c.json({ domain: await view((await domainByName(store, d.domain))!, 'owner') });
+    })
+    .delete('/:domain/shares/:who', auth, async (c) => {
+      const d = await owned(caller(c), c.req.param('domain'), 'unshare');
+      const entry = normalizeShare(c.req.param('who'));
+      if (!d.shares.includes(entry)) {
+        throw new TunnError('NOT_FOUND', `${d.domain} is not shared with ${entry}${d.shares.length ? ` (shared with: ${d.shares.join(', ')})` : ' (it is not shared with anyone)'}`);
+      }
+      await setDomainShares(store, d.domain, d.shares.filter((s) => s !== entry));
+      return c.json({ domain: await view((await domainByName(store, d.domain))!, 'owner') });
+    })
+    .delete('/:domain', auth, async (c) => {
+      const d = await owned(caller(c), c.req.param('domain'), 'delete');
+      await deleteDomain(store, d.domain);
+      await opts.manager?.forget(`*.${d.domain}`).catch((err) => identity.options.onError?.(new Error(`forgetting the certificate of ${d.domain}: ${errorMessage(err)}`)));
+      return c.json({ deleted: true as const, domain: d.domain });
+    });
+}
+
+/** GET /v1/certs: the relay's own certificates and those of the caller's domains. */
+export function certRoutes(identity: Identity, opts: Pick<DomainApiOptions, 'manager'>) {
+  const store: Store = identity.store;
+  return new Hono<ApiEnv>().use(requireBearer(identity)).get('/', async (c) => {
+    const who: Caller = { accountId: c.get('caller').accountId, email: c.get('caller').email };
+    const mine = new Set((await domainsVisibleTo(store, who)).map((x) => x.domain.domain));
+    const all: CertListEntry[] = opts.manager ? await opts.manager.list() : [];
+    const certs = [];
+    for (const e of all) {
+      if (e.domain && !mine.has(e.domain)) continue;
+      certs.push({ ...e, relay: !e.domain });
+    }
+    return c.json({ certs });
+  });
+}

@@ -1,0 +1,218 @@
+import { readFileSync } from 'node:fs';
+import tls, { type SecureContext } from 'node:tls';
+import { Dns01Solver } from '../acme/dns01.ts';
+import { setAcmeHttpRetry } from '../acme/http-settings.ts';
+import { Http01Solver } from '../acme/http01.ts';
+import type { ChallengeSolver } from '../acme/solver.ts';
+import { TlsAlpn01Solver } from '../acme/tls-alpn01.ts';
+import { resolveTunnelDomain } from '../api/domain-access.ts';
+import { AcmeIssuer } from '../certs/acme-issuer.ts';
+import { createAlerter, type AlertHook } from '../certs/alerts.ts';
+import { relayDecisionFunc, type DecisionFunc } from '../certs/decision.ts';
+import { ensureDevCa, issueLeaf } from '../certs/dev-ca.ts';
+import { domainByName } from '../certs/domains.ts';
+import { FilesIssuer } from '../certs/files-issuer.ts';
+import type { Issuer } from '../certs/issuer.ts';
+import { CertManager } from '../certs/manager.ts';
+import { CertProbe } from '../certs/probe.ts';
+import { SelfSignedIssuer } from '../certs/self-signed-issuer.ts';
+import { startRelayDns, type RelayDns } from '../dns/relay-dns.ts';
+import type { Clock } from '../lib/clock.ts';
+import { errorMessage, TunnError } from '../lib/errors.ts';
+import type { Logger } from '../lib/logger.ts';
+import type { SecretBox } from '../lib/secret-box.ts';
+import type { Account } from '../store/accounts.ts';
+import type { Store } from '../store/store.ts';
+import type { LocalResponse } from './pages.ts';
+import type { CertSource } from './relay.ts';
+
+// Custom domains and certificates for the relay (seed 002 "Custom Domains", seed 001
+// "Certificate strategies"): the relay's DNS server, the issuer (ACME, static files or the
+// dev CA), the certificate manager with alerts and the drift probe, and the pieces the relay
+// plugs in: a CertSource for the TLS edge, the HTTP-01 hook for the plain port, and the
+// domain a tunnel is served under.
+
+export interface CustomDomainsConfig {
+  /** The relay's domain. */
+  domain: string;
+  dataDir: string;
+  dev: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  /** `--acme-directory`: a URL or letsencrypt / letsencrypt-staging. */
+  acmeDirectory?: string;
+  acmeEmail?: string;
+  /** `--acme-ca FILE`: extra CA for the ACME server's own HTTPS (Pebble). */
+  acmeCa?: string;
+  /** `--dns-port` (0 = a free port); undefined = no DNS server. */
+  dnsPort?: number;
+  /** Address the DNS server listens on (default: the relay's listen address). */
+  dnsListen?: string;
+  /** `--public-ip`: what the relay's zone answers for itself and `*.zone`. */
+  publicIps: string[];
+  /** `--dns-resolver host:port` for verifying customers' records. */
+  dnsResolver?: string;
+  strictDomainVerify: boolean;
+  certEventToken?: string;
+  alertWebhook?: string;
+  /** The relay's own names: one `*.R`+`R` certificate via DNS-01 (default), or one per host. */
+  relayCerts?: 'wildcard' | 'per-host';
+  probeIntervalMs?: number;
+  maintainIntervalMs?: number;
+}
+
+export interface CustomDomainsDeps {
+  store: Store;
+  box: SecretBox;
+  logger: Logger;
+  clock: Clock;
+  /** Also called for every certificate alert (e.g. to record a security/ops event). */
+  onAlert?: AlertHook;
+  /** Whether a relay host is a live tunnel (per-host relay certificates only). */
+  isLiveHost?: (host: string) => boolean;
+}
+
+export interface CustomDomains {
+  manager: CertManager;
+  issuer: Issuer;
+  decide: DecisionFunc;
+  /** The relay's DNS server, when one runs. */
+  dns?: RelayDns;
+  dnsPort?: number;
+  /** The dev CA's certificate file (dev without ACME). */
+  caPath?: string;
+  /** Whether certificates come from an ACME CA (else static files or the dev CA). */
+  acme: boolean;
+  alert: AlertHook;
+  /** For `RelayExtensions`. */
+  certs: CertSource;
+  plainHook: (path: string, host: string) => LocalResponse | undefined;
+  resolveDomain: (account: Account, requested: string | undefined) => Promise<string>;
+  /** For the API (src/api/domains.ts). */
+  api: { relayDomain: string; resolver?: string; strict: boolean; manager: CertManager; certEventToken?: string; onAlert: AlertHook; clock: Clock };
+  /** Starts renewal and the drift probe against the relay's TLS listener. */
+  start(target: { host: string; port: number }): void;
+  close(): Promise<void>;
+}
+
+/** Splits `--public-ip` values ("1.2.3.4,2001:db8::1" or repeated). */
+export function parsePublicIps(v: string | string[] | undefined): string[] {
+  const list = (Array.isArray(v) ? v : v ? [v] : []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+  return [...new Set(list)];
+}
+
+export async function createCustomDomains(cfg: CustomDomainsConfig, deps: CustomDomainsDeps): Promise<CustomDomains> {
+  const { store, box, logger, clock } = deps;
+  const relayDomain = cfg.domain.toLowerCase();
+  const acme = Boolean(cfg.acmeDirectory);
+  if (cfg.tlsCert || cfg.tlsKey) {
+    if (!cfg.tlsCert || !cfg.tlsKey) throw new TunnError('CONFIG_INVALID', '--tls-cert and --tls-key go together: pass both');
+    if (acme) throw new TunnError('CONFIG_INVALID', '--tls-cert/--tls-key and --acme-directory exclude each other: static certificate files, or certificates from an ACME CA');
+  }
+  if (!acme && !cfg.tlsCert && !cfg.dev) {
+    throw new TunnError('CONFIG_INVALID', 'the relay needs certificates: pass --acme-directory letsencrypt (with --acme-email), or --tls-cert and --tls-key, or run with --dev for a local dev CA');
+  }
+  const relayCerts = cfg.relayCerts ?? 'wildcard';
+  const dnsPort = cfg.dnsPort ?? (acme && relayCerts === 'wildcard' ? 53 : undefined);
+  if (acme && relayCerts === 'wildcard' && cfg.dnsPort === undefined) {
+    logger.info('the relay answers DNS for its zone on port 53 (DNS-01 for its wildcard certificate); pass --dns-port to change it');
+  }
+  const publicIps = cfg.publicIps.length ? cfg.publicIps : cfg.dev ? ['127.0.0.1'] : [];
+  if (dnsPort !== undefined && publicIps.length === 0) {
+    throw new TunnError('CONFIG_INVALID', `--public-ip is required with the relay's DNS server: the address(es) ${relayDomain} and *.${relayDomain} answer with`);
+  }
+
+  const http01 = new Http01Solver();
+  const alpn = new TlsAlpn01Solver();
+  let dns: RelayDns | undefined;
+  if (dnsPort !== undefined) {
+    try {
+      dns = await startRelayDns({ domain: relayDomain, publicIps, port: dnsPort, host: cfg.dnsListen, logger });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const hint = code === 'EADDRINUSE' ? `port ${dnsPort} is in use: pick another with --dns-port (0 = any free port)` : code === 'EACCES' ? `port ${dnsPort} needs privileges (CAP_NET_BIND_SERVICE), or pick another with --dns-port` : errorMessage(err);
+      throw new TunnError('CONFIG_INVALID', `cannot listen for DNS: ${hint}`, { cause: err });
+    }
+  }
+
+  let issuer: Issuer;
+  let caPath: string | undefined;
+  let staticRelayCtx: SecureContext | undefined;
+  if (acme) {
+    setAcmeHttpRetry({ maxAttempts: 1, defaultDelaySeconds: 1 });
+    let caPem: string | undefined;
+    if (cfg.acmeCa) {
+      try {
+        caPem = readFileSync(cfg.acmeCa, 'utf8');
+      } catch (err) {
+        throw new TunnError('CONFIG_INVALID', `cannot read --acme-ca ${cfg.acmeCa}: ${errorMessage(err)}`, { cause: err });
+      }
+    }
+    const solvers: ChallengeSolver[] = [];
+    if (dns) solvers.push(new Dns01Solver({ txt: dns.zone, acmeIdFor: async (d) => (await domainByName(store, d))?.acmeIdentifier }));
+    solvers.push(http01, alpn);
+    issuer = new AcmeIssuer({ directory: cfg.acmeDirectory!, email: cfg.acmeEmail, caPem, store, box, solvers, backoff: { attempts: 12, minMs: 500, maxMs: 10_000 }, logger });
+  } else if (cfg.tlsCert) {
+    try {
+      staticRelayCtx = tls.createSecureContext({ cert: readFileSync(cfg.tlsCert), key: readFileSync(cfg.tlsKey!) });
+    } catch (err) {
+      throw new TunnError('CONFIG_INVALID', `cannot load the TLS certificate ${cfg.tlsCert} / key ${cfg.tlsKey}: ${errorMessage(err)}`, { cause: err });
+    }
+    // Custom domains with static files work only when the files cover them; otherwise tls_error says so.
+    issuer = new FilesIssuer(cfg.tlsCert, cfg.tlsKey!);
+  } else {
+    const ca = await ensureDevCa(cfg.dataDir);
+    caPath = ca.certPath;
+    const leaf = await issueLeaf(ca, [relayDomain, `*.${relayDomain}`, 'localhost', '127.0.0.1', '::1']);
+    staticRelayCtx = tls.createSecureContext({ cert: leaf.certPem, key: leaf.keyPem });
+    issuer = new SelfSignedIssuer(ca);
+  }
+
+  const alert = createAlerter({ store, logger, webhookUrl: cfg.alertWebhook, onAlert: deps.onAlert });
+  const decide = relayDecisionFunc({ store, relayDomain, relayCerts, allowRelayHost: deps.isLiveHost && ((h) => h === relayDomain || deps.isLiveHost!(h)) });
+  const manager = new CertManager({ store, box, issuer, decide, clock, logger, onAlert: alert, maintainIntervalMs: cfg.maintainIntervalMs });
+  let probe: CertProbe | undefined;
+
+  const isRelayName = (sn: string) => sn === relayDomain || sn.slice(sn.indexOf('.') + 1) === relayDomain;
+  const certs: CertSource = {
+    contextFor(servername) {
+      const sn = (servername ?? '').toLowerCase().replace(/\.$/, '');
+      // No SNI (an IP address in the URL) or the relay's own names: the relay's certificate.
+      if (staticRelayCtx && (!sn || isRelayName(sn))) return staticRelayCtx;
+      return manager.getSecureContext(sn || relayDomain);
+    },
+    alpnChallengeContext: (servername) => alpn.secureContext(servername),
+  };
+  const plainHook = (path: string): LocalResponse | undefined => {
+    const body = http01.respond(path);
+    return body === undefined ? undefined : { status: 200, headers: [['Content-Type', 'text/plain']], body, close: true };
+  };
+  const resolveDomain = (account: Account, requested: string | undefined) => resolveTunnelDomain(store, relayDomain, { accountId: account.id, email: account.email }, requested);
+
+  return {
+    manager,
+    issuer,
+    decide,
+    dns,
+    dnsPort: dns?.port,
+    caPath,
+    acme,
+    alert,
+    certs,
+    plainHook,
+    resolveDomain,
+    api: { relayDomain, resolver: cfg.dnsResolver, strict: cfg.strictDomainVerify, manager, certEventToken: cfg.certEventToken, onAlert: alert, clock },
+    start(target) {
+      manager.start();
+      probe = new CertProbe({ store, storage: manager.storage, target, clock, logger, onAlert: alert, intervalMs: cfg.probeIntervalMs });
+      probe.start();
+      // Catch up at once: certificates due while the relay was down, domains waiting for a retry.
+      void manager.maintain().catch((err) => logger.error({ err: errorMessage(err) }, 'certificate maintenance failed'));
+    },
+    async close() {
+      manager.stop();
+      probe?.stop();
+      await dns?.close();
+    },
+  };
+}
