@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { errorMessage, TunnError } from '../lib/errors.ts';
 import { completionScript } from './completion.ts';
+import { registerIdentityCommands } from './identity-commands.ts';
 import { runAgent } from './run-agent.ts';
 import { runDev } from './run-dev.ts';
 import { runRelay } from './run-relay.ts';
@@ -24,6 +25,17 @@ function relayFlags(cmd: Command): Command {
     .option('--idle-timeout <seconds>', 'close public connections idle this long (default 3600)')
     .option('--head-timeout <seconds>', 'time a client has to send a request head (default 30)')
     .option('--metrics-token <token>', 'bearer token that may read /metrics from non-loopback addresses')
+    .option('--oidc-issuer <url>', 'sign-in with any OpenID Connect issuer (discovery, PKCE)')
+    .option('--oidc-client-id <id>', 'client id registered with --oidc-issuer')
+    .option('--oidc-client-secret <secret>', 'client secret for --oidc-client-id')
+    .option('--oidc-name <name>', 'label of the OIDC button on the login page')
+    .option('--github-client-id <id>', 'sign-in with GitHub (OAuth app client id)')
+    .option('--github-client-secret <secret>', 'GitHub OAuth app client secret')
+    .option('--google-client-id <id>', 'sign-in with Google (OAuth client id)')
+    .option('--google-client-secret <secret>', 'Google OAuth client secret')
+    .option('--smtp-url <url>', 'send sign-in links by email through this SMTP server, e.g. smtp://mail:587')
+    .option('--mail-from <address>', 'From address of sign-in emails')
+    .addOption(new Option('--admin-email <email>', 'an operator who may list every account\'s events (repeatable)').argParser(collect))
     .option('--config <file>', 'JSON file with any of these settings')
     .option('--json', 'log JSON lines on stdout');
 }
@@ -40,6 +52,10 @@ export function buildProgram(): Command {
     .option('--relay <url>', 'relay URL, e.g. https://tunn.example.com (env TUNN_RELAY)')
     .option('--token <token>', 'agent token (env TUNN_TOKEN)')
     .option('--relay-ca <file>', 'extra CA certificate to trust for the relay, e.g. its dev CA (env TUNN_RELAY_CA)')
+    .option('--basic-auth <user:pass>', 'also require this HTTP basic auth password')
+    .addOption(new Option('--allow-ip <cidr>', 'only these client addresses, IPv4 or IPv6 CIDR (repeatable; checked first)').argParser(collect))
+    .option('--rate-limit <n>', 'requests per minute per client IP (429 with Retry-After beyond)')
+    .option('--rate-limit-tunnel <n>', 'requests per minute for the whole tunnel')
     .option('--host-header <value>', '"rewrite" to send the target\'s host:port as Host, or a literal Host value (default: keep the visitor\'s)')
     .option('--sessions <n>', 'parallel connections to the relay (default 2)')
     .option('--insecure-target', 'do not verify the certificate of an https:// target')
@@ -89,6 +105,8 @@ export function buildProgram(): Command {
     .option('-n, --name <name>', 'tunnel name')
     .option('-q, --quiet', 'do not print the request log')
     .action(async (target: string | undefined, opts: Record<string, unknown>) => runDev(target, opts));
+
+  registerIdentityCommands(program);
 
   program
     .command('completion')

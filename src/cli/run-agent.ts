@@ -2,13 +2,22 @@ import { readFileSync } from 'node:fs';
 import { Agent, type AgentConfig } from '../agent/agent.ts';
 import { parseTarget, type Target } from '../agent/target.ts';
 import { agentDefaults, agentSchema, fromEnv, fromFile, resolveConfig, type AgentOptions } from '../config/config.ts';
+import { parseBasicAuth } from '../auth/basic-auth.ts';
+import { parseIpAllowList } from '../auth/ip-allow.ts';
+import { parseAllowList } from '../auth/policy.ts';
+import { parseRateLimit } from '../auth/rate-limit.ts';
 import { TunnError } from '../lib/errors.ts';
+import { loadCredentials } from './api-client.ts';
 import { formatRequest, printJson } from './output.ts';
 import { onShutdown } from './run-relay.ts';
 
 export function agentOptionsFrom(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): AgentOptions {
   const { config, ...rest } = flags;
-  return resolveConfig(agentSchema, [agentDefaults, fromFile(config as string | undefined), fromEnv(Object.keys(agentSchema.shape), env), rest]);
+  const envLayer = fromEnv(Object.keys(agentSchema.shape), env);
+  // Credentials saved by `tunn login` fill in what flags and env leave out.
+  const saved = loadCredentials((rest.relay ?? envLayer.relay) as string | undefined);
+  const savedLayer = saved ? { relay: saved.relay, token: saved.token, relayCa: saved.relayCa } : {};
+  return resolveConfig(agentSchema, [agentDefaults, savedLayer, fromFile(config as string | undefined), envLayer, rest]);
 }
 
 export function agentConfigFrom(o: AgentOptions, target: Target, extra: Partial<AgentConfig> = {}): AgentConfig {
@@ -20,12 +29,33 @@ export function agentConfigFrom(o: AgentOptions, target: Target, extra: Partial<
       throw new TunnError('CONFIG_INVALID', `cannot read --relay-ca ${o.relayCa}: ${(err as Error).message}`);
     }
   }
+  // Edge controls are checked here too, so a typo fails before anything connects.
+  parseAllowList(o.allow);
+  if (o.allowIp.length) parseIpAllowList(o.allowIp);
+  const basicAuth = o.basicAuth === undefined ? undefined : parseBasicAuth(o.basicAuth);
+  const rateLimit =
+    o.rateLimit === undefined && o.rateLimitTunnel === undefined
+      ? undefined
+      : { perIp: o.rateLimit === undefined ? undefined : parseRateLimit(o.rateLimit, '--rate-limit'), perTunnel: o.rateLimitTunnel === undefined ? undefined : parseRateLimit(o.rateLimitTunnel, '--rate-limit-tunnel') };
+  if (o.public && o.allow.length) throw new TunnError('INVALID_INPUT', '--public and -a do not go together: a public tunnel is open to everyone');
   const hostHeader = o.hostHeader === 'rewrite' ? `${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}` : o.hostHeader;
   return {
     relayUrl: o.relay,
     token: o.token,
     relayCa,
-    tunnels: [{ target, name: o.name, domain: o.domain, allow: o.allow, public: o.public, hostHeader }],
+    tunnels: [
+      {
+        target,
+        name: o.name,
+        domain: o.domain,
+        allow: o.allow,
+        public: o.public,
+        hostHeader,
+        basicAuth: basicAuth ? { user: basicAuth.user, pass: basicAuth.pass } : undefined,
+        allowIps: o.allowIp.length ? o.allowIp : undefined,
+        rateLimit,
+      },
+    ],
     sessions: o.sessions,
     verifyTargetTls: !o.insecureTarget,
     pingIntervalMs: 10_000,

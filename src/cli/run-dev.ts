@@ -21,7 +21,7 @@ export async function runDev(targetSpec: string | undefined, flags: Record<strin
   // A local try-out: the tunnel is public unless -a names who may use it.
   const agent = new Agent(
     agentConfigFrom(
-      { relay: info.url, token, allow: [], public: true, sessions: 2, quiet: Boolean(quiet), json: Boolean(json), insecureTarget: false, name: (name as string | undefined) ?? (demo ? `demo-${randomBytes(2).toString('hex')}` : undefined) },
+      { relay: info.url, token, allow: [], allowIp: [], public: true, sessions: 2, quiet: Boolean(quiet), json: Boolean(json), insecureTarget: false, name: (name as string | undefined) ?? (demo ? `demo-${randomBytes(2).toString('hex')}` : undefined) },
       target,
       { relayCa: readFileSync(info.caPath!, 'utf8') },
     ),

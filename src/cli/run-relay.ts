@@ -30,6 +30,13 @@ export function relayConfigFrom(o: RelayOptions): RelayConfig {
     headTimeoutMs: o.headTimeout * 1000,
     maxHeadSize: o.maxHeadSize,
     metricsToken: o.metricsToken,
+    providers: [
+      ...(o.oidcIssuer ? [{ type: 'oidc' as const, id: 'oidc', name: o.oidcName, issuer: o.oidcIssuer, clientId: o.oidcClientId!, clientSecret: o.oidcClientSecret! }] : []),
+      ...(o.googleClientId ? [{ type: 'google' as const, clientId: o.googleClientId, clientSecret: o.googleClientSecret! }] : []),
+      ...(o.githubClientId ? [{ type: 'github' as const, clientId: o.githubClientId, clientSecret: o.githubClientSecret! }] : []),
+    ],
+    magicLink: o.smtpUrl ? { smtpUrl: o.smtpUrl, from: o.mailFrom! } : undefined,
+    adminEmails: o.adminEmail,
   };
 }
 

@@ -29,7 +29,31 @@ export const relaySchema = z.object({
   headTimeout: seconds,
   maxHeadSize: z.coerce.number().int().min(1024).max(1024 * 1024),
   metricsToken: z.string().min(16, 'must be at least 16 characters').optional(),
+  oidcIssuer: z.string().url('must be the issuer URL, e.g. https://accounts.example.com').optional(),
+  oidcClientId: z.string().min(1).optional(),
+  oidcClientSecret: z.string().min(1).optional(),
+  oidcName: z.string().min(1).optional(),
+  githubClientId: z.string().min(1).optional(),
+  githubClientSecret: z.string().min(1).optional(),
+  googleClientId: z.string().min(1).optional(),
+  googleClientSecret: z.string().min(1).optional(),
+  smtpUrl: z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').optional(),
+  mailFrom: z.string().min(3).optional(),
+  adminEmail: z.array(z.string().email('must be an email address')).optional(),
   json: bool,
+}).superRefine((o, ctx) => {
+  const pairs: [keyof typeof o, keyof typeof o, string][] = [
+    ['oidcClientId', 'oidcIssuer', '--oidc-client-id needs --oidc-issuer and --oidc-client-secret'],
+    ['oidcClientSecret', 'oidcClientId', '--oidc-client-secret needs --oidc-client-id'],
+    ['oidcIssuer', 'oidcClientId', '--oidc-issuer needs --oidc-client-id and --oidc-client-secret'],
+    ['githubClientId', 'githubClientSecret', '--github-client-id needs --github-client-secret'],
+    ['githubClientSecret', 'githubClientId', '--github-client-secret needs --github-client-id'],
+    ['googleClientId', 'googleClientSecret', '--google-client-id needs --google-client-secret'],
+    ['googleClientSecret', 'googleClientId', '--google-client-secret needs --google-client-id'],
+    ['smtpUrl', 'mailFrom', '--smtp-url needs --mail-from (the From address of sign-in links)'],
+    ['mailFrom', 'smtpUrl', '--mail-from needs --smtp-url'],
+  ];
+  for (const [a, b, message] of pairs) if (o[a] !== undefined && o[b] === undefined) ctx.addIssue({ code: 'custom', path: [a], message });
 });
 export type RelayOptions = z.infer<typeof relaySchema>;
 
@@ -42,6 +66,10 @@ export const agentSchema = z.object({
   allow: z.array(z.string()),
   public: bool,
   hostHeader: z.string().optional(),
+  basicAuth: z.string().optional(),
+  allowIp: z.array(z.string()),
+  rateLimit: z.string().optional(),
+  rateLimitTunnel: z.string().optional(),
   sessions: z.coerce.number().int().min(1).max(16),
   quiet: bool,
   json: bool,
@@ -64,6 +92,7 @@ export const relayDefaults = (dev: boolean): Partial<RelayOptions> => ({
 
 export const agentDefaults: Partial<AgentOptions> = {
   allow: [],
+  allowIp: [],
   public: false,
   sessions: 2,
   quiet: false,
@@ -77,7 +106,7 @@ export function fromEnv(keys: readonly string[], env: NodeJS.ProcessEnv): Record
   for (const k of keys) {
     const name = 'TUNN_' + k.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();
     const v = env[name];
-    if (v !== undefined && v !== '') out[k] = k === 'allow' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v;
+    if (v !== undefined && v !== '') out[k] = ['allow', 'allowIp', 'adminEmail'].includes(k) ? v.split(',').map((s) => s.trim()).filter(Boolean) : v;
   }
   return out;
 }
@@ -113,9 +142,10 @@ export const missingHints: Record<string, string> = {
 };
 
 /** Merges the layers and validates; throws CONFIG_INVALID listing every problem. */
-export function resolveConfig<S extends z.ZodObject>(schema: S, layers: Record<string, unknown>[]): z.infer<S> {
+export function resolveConfig<S extends z.ZodObject | z.ZodPipe<z.ZodObject, z.ZodType>>(schema: S, layers: Record<string, unknown>[]): z.infer<S> {
   const merged = Object.assign({}, ...layers.map(dropUndefined));
-  const known = new Set(Object.keys(schema.shape));
+  const shape = 'shape' in schema ? schema.shape : (schema as z.ZodPipe<z.ZodObject, z.ZodType>).in.shape;
+  const known = new Set(Object.keys(shape));
   const unknown = Object.keys(merged).filter((k) => !known.has(k));
   const r = schema.safeParse(merged);
   const problems: string[] = unknown.map((k) => `unknown setting "${k}"`);

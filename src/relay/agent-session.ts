@@ -37,7 +37,7 @@ export interface AgentSessionDeps {
 
 type Handlers = { [K in ControlMessage['type']]?: (m: Extract<ControlMessage, { type: K }>) => void | Promise<void> };
 
-const FATAL_CODES = new Set(['AUTH_INVALID_TOKEN', 'AUTH_TOKEN_REVOKED', 'NAME_TAKEN', 'NAME_INVALID', 'NAME_RESERVED', 'PROTOCOL_VERSION', 'INVALID_INPUT', 'FORBIDDEN', 'NOT_FOUND']);
+const FATAL_CODES = new Set(['AUTH_INVALID_TOKEN', 'AUTH_TOKEN_REVOKED', 'NAME_TAKEN', 'NAME_INVALID', 'NAME_RESERVED', 'PROTOCOL_VERSION', 'INVALID_INPUT', 'FORBIDDEN', 'NOT_FOUND', 'UNKNOWN_GROUP']);
 
 export class AgentSession implements SessionRef {
   readonly id = randomUUID();

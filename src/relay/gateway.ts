@@ -17,6 +17,7 @@ import type { Tunnel, TunnelRegistry } from './registry.ts';
 export interface GateRequest {
   method: string;
   path: string;
+  /** The Host header value, with its port. */
   host: string;
   secure: boolean;
   clientIp: string;
@@ -55,7 +56,8 @@ export interface GatewayOptions {
 
 // Request headers a proxy does not forward (RFC 9110 §7.6.1), plus inbound copies of the
 // forwarding headers we set ourselves.
-const DROP_REQUEST_HEADERS = new Set(['keep-alive', 'proxy-connection', 'proxy-authorization', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'forwarded', 'x-real-ip']);
+// Identity headers are set only by the relay: inbound copies are always dropped.
+const DROP_REQUEST_HEADERS = new Set(['keep-alive', 'proxy-connection', 'proxy-authorization', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'forwarded', 'x-real-ip', 'tunn-user-email', 'tunn-jwt-assertion']);
 
 type Segment = { k: 'head'; head: MessageHead } | { k: 'body'; data: Buffer } | { k: 'end' };
 
@@ -277,7 +279,7 @@ class PublicConnection {
     const req: GateRequest = {
       method: head.method,
       path: head.target,
-      host,
+      host: (hostHeader ?? host).trim().toLowerCase(),
       secure: this.#secure,
       clientIp: this.#clientIp,
       headers: head.headers.map(([k, v]) => [k.toLowerCase(), v]),

@@ -4,6 +4,13 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net, { type Server as NetServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
+import { getRequestListener } from '@hono/node-server';
+import { createApiApp } from '../api/app.ts';
+import type { TunnelPolicy } from '../auth/gate.ts';
+import { createIdentity, type Identity } from '../auth/identity.ts';
+import type { LoginProviderConfig } from '../auth/oidc.ts';
+import { parseIpAllowList } from '../auth/ip-allow.ts';
+import { parseRateLimit } from '../auth/rate-limit.ts';
 import { TokenService } from '../auth/tokens.ts';
 import { ensureDevCa, issueLeaf } from '../certs/dev-ca.ts';
 import type { Clock } from '../lib/clock.ts';
@@ -45,6 +52,12 @@ export interface RelayConfig {
   maxHeadSize: number;
   /** Bearer token that may read /metrics from non-loopback addresses. */
   metricsToken?: string;
+  /** Login methods offered on the relay's login page (OIDC issuers, Google, GitHub). */
+  providers?: LoginProviderConfig[];
+  /** Email magic links: SMTP URL and From address. */
+  magicLink?: { smtpUrl: string; from: string };
+  /** Accounts that may list every account's security events. */
+  adminEmails?: string[];
 }
 
 export interface RelayDeps {
@@ -68,6 +81,8 @@ export interface RelayExtensions {
   resolveDomain?: (account: Account, requested: string | undefined) => Promise<string>;
   /** Checks a tunnel's options (e.g. allow-list entries) before it goes live. */
   validateTunnel?: (account: Account, opts: TunnelOptions) => Promise<void>;
+  /** Hosts other than the relay zone and live tunnels that this relay serves (custom domains). */
+  isServedHost?: (host: string) => boolean;
   certs?: CertSource;
   plainHook?: (path: string, host: string) => LocalResponse | undefined;
 }
@@ -88,6 +103,7 @@ export class Relay {
   readonly metrics = new RelayMetrics();
   store!: Store;
   tokens!: TokenService;
+  identity!: Identity;
   box!: SecretBox;
   ext: RelayExtensions = {};
   #gateway!: Gateway;
@@ -100,6 +116,7 @@ export class Relay {
   #certs!: CertSource;
   #caPath: string | undefined;
   #info: RelayInfo | undefined;
+  #api: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
 
   constructor(config: RelayConfig, deps: RelayDeps) {
     this.config = config;
@@ -134,7 +151,7 @@ export class Relay {
     this.#gateway = new Gateway({
       registry: this.registry,
       logger: this.logger,
-      gate: ext.gate,
+      gate: ext.gate ?? this.#identityGate(),
       isRelayHost: (h) => h === c.domain,
       serveRelayHost: (conn) => this.#ownHost.emit('connection', conn),
       maxHeadSize: c.maxHeadSize,
@@ -180,7 +197,44 @@ export class Relay {
     const httpsPort = (this.#httpsServer.address() as net.AddressInfo).port;
     const httpPort = (this.#httpServer.address() as net.AddressInfo).port;
     this.#info = { domain: c.domain, httpsPort, httpPort, caPath: this.#caPath, url: `https://${c.domain}${httpsPort === 443 ? '' : ':' + httpsPort}` };
+    this.identity = createIdentity({
+      store: this.store,
+      tokens: this.tokens,
+      clock: this.clock,
+      relayUrl: this.#info.url,
+      isServedHost: (h) => this.isServedHost(h),
+      dev: c.dev,
+      providers: c.providers,
+      magicLink: c.magicLink,
+      adminEmails: c.adminEmails,
+      onError: (err) => this.logger.error({ err: errorMessage(err) }, 'identity error'),
+    });
+    this.#api = getRequestListener(createApiApp(this.identity).fetch);
     return this.#info;
+  }
+
+  /** Hosts whose visitors the relay may redirect back to after login. */
+  isServedHost(host: string): boolean {
+    const d = this.config.domain;
+    return host === d || this.registry.get(host) !== undefined || host.endsWith('.' + d) || (this.ext.isServedHost?.(host) ?? false);
+  }
+
+  /** The per-request gate: identity's policy for private tunnels; public tunnels without edge controls skip it. */
+  #identityGate(): Gate {
+    const policies = new WeakMap<TunnelOptions, TunnelPolicy>();
+    return {
+      check: (req, t) => {
+        const o = t.options;
+        if (o.public && !o.basicAuth && !o.allowIps?.length && !o.rateLimit) return { kind: 'allow', setHeaders: [], removeHeaders: [] };
+        if (!this.identity) return { kind: 'respond', status: 503, headers: [['Retry-After', '1']], body: 'the relay is starting\n' };
+        let p = policies.get(o);
+        if (!p) {
+          p = { tunnelId: t.host, ownerAccountId: t.accountId, ownerEmail: t.email, allow: o.allow, public: o.public, basicAuth: o.basicAuth, allowIps: o.allowIps, rateLimit: o.rateLimit };
+          policies.set(o, p);
+        }
+        return this.identity.gate.check(req, p);
+      },
+    };
   }
 
   async close(): Promise<void> {
@@ -189,6 +243,7 @@ export class Relay {
     for (const s of this.#sessions) s.close();
     this.#gateway?.closeAll();
     this.#ownHost?.closeAllConnections();
+    await this.identity?.close();
     await this.store?.close();
   }
 
@@ -296,6 +351,7 @@ export class Relay {
     } else {
       name = await this.#claimRandomName(domain, account);
     }
+    await this.#validateTunnel(account, opts);
     await this.ext.validateTunnel?.(account, opts);
     const host = `${name}.${domain}`;
     const existing = this.registry.get(host);
@@ -307,6 +363,16 @@ export class Relay {
     if (!existing || existing.agentId !== session.agentId) this.logger.info({ host, email: account.email }, 'tunnel online');
     const urls = this.urlsFor(host);
     return { name, host, url: urls[0]!, urls };
+  }
+
+  /** Checks the options an agent sent: allow-list entries (groups must exist), edge controls. */
+  async #validateTunnel(account: Account, opts: TunnelOptions): Promise<void> {
+    if (opts.allow.length && opts.public) throw new TunnError('INVALID_INPUT', '--public and -a do not go together: a public tunnel is open to everyone');
+    await this.identity.policy.validate(account.id, opts.allow);
+    if (opts.allowIps?.length) parseIpAllowList(opts.allowIps);
+    if (opts.basicAuth && (typeof opts.basicAuth.user !== 'string' || typeof opts.basicAuth.pass !== 'string')) throw new TunnError('INVALID_INPUT', 'malformed basic auth');
+    if (opts.rateLimit?.perIp !== undefined) parseRateLimit(opts.rateLimit.perIp, '--rate-limit');
+    if (opts.rateLimit?.perTunnel !== undefined) parseRateLimit(opts.rateLimit.perTunnel, '--rate-limit-tunnel');
   }
 
   #defaultDomain(requested: string | undefined): string {
@@ -349,15 +415,16 @@ export class Relay {
       );
       return;
     }
-    if (this.ext.relayHostHandler) {
-      this.ext.relayHostHandler(req, res);
-      return;
-    }
     if (url === '/') {
-      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end(`tunn relay for ${this.config.domain}\nExpose a service: tunn <port> --relay ${this.info.url}\n`);
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end(`tunn relay for ${this.config.domain}\nExpose a service: tunn <port> --relay ${this.info.url}\nSign in: ${this.info.url}/login\n`);
       return;
     }
-    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+    const handler = this.ext.relayHostHandler ?? this.#api;
+    if (handler) {
+      handler(req, res);
+      return;
+    }
+    res.writeHead(503, { 'content-type': 'text/plain' }).end('the relay is starting\n');
   }
 }
 

@@ -31,8 +31,8 @@ describe('HTTP through the tunnel', () => {
     origin = await startOrigin();
     relay = await startRelay();
     const token = await createToken(relay, 'alice@example.com');
-    agent = await startAgent(relay, token, origin.port, ['-n', 'web']);
-    rewriting = await startAgent(relay, token, `127.0.0.1:${origin.port}`, ['-n', 'rewrite', '--host-header', 'rewrite', '--quiet']);
+    agent = await startAgent(relay, token, origin.port, ['-n', 'web', '--public']);
+    rewriting = await startAgent(relay, token, `127.0.0.1:${origin.port}`, ['-n', 'rewrite', '--public', '--host-header', 'rewrite', '--quiet']);
   });
   after(async () => {
     await agent?.stop();
@@ -219,7 +219,7 @@ describe('HTTP through the tunnel', () => {
     await once(free, 'listening');
     const port = (free.address() as net.AddressInfo).port;
     free.close();
-    const down = await startAgent(relay, token, port, ['-n', 'down', '--quiet']);
+    const down = await startAgent(relay, token, port, ['-n', 'down', '--public', '--quiet']);
     try {
       const r = await request(`${down.httpUrl}/`);
       assert.equal(r.status, 502);

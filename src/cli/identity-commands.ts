@@ -1,0 +1,169 @@
+import { spawn } from 'node:child_process';
+import { hostname } from 'node:os';
+import type { Command } from 'commander';
+import { TunnError } from '../lib/errors.ts';
+import { ApiClient, removeCredentials, resolveApiTarget, saveCredentials } from './api-client.ts';
+import { printJson } from './output.ts';
+
+// tunn login / logout / whoami / token / group / events: thin commands over the relay API.
+
+interface CommonFlags {
+  relay?: string;
+  token?: string;
+  relayCa?: string;
+  json?: boolean;
+}
+
+export function apiFlags(cmd: Command): Command {
+  return cmd
+    .option('--relay <url>', 'relay URL (default: the one you signed in to; env TUNN_RELAY)')
+    .option('--token <token>', 'use this token instead of the saved credentials (env TUNN_TOKEN)')
+    .option('--relay-ca <file>', 'extra CA to trust for the relay (env TUNN_RELAY_CA)')
+    .option('--json', 'print JSON');
+}
+
+function client(flags: CommonFlags): ApiClient {
+  return new ApiClient(resolveApiTarget(flags));
+}
+
+function out(flags: CommonFlags, obj: Record<string, unknown>, human: () => string): void {
+  if (flags.json) printJson(obj);
+  else process.stdout.write(human());
+}
+
+interface DeviceStart {
+  device_code: string;
+  user_code: string;
+  verification_uri: string;
+  verification_uri_complete: string;
+  interval: number;
+  expires_in: number;
+}
+
+export async function runLogin(flags: CommonFlags & { browser?: boolean }): Promise<void> {
+  const target = resolveApiTarget({ ...flags, token: undefined });
+  const api = new ApiClient({ ...target, token: undefined });
+  const start = await api.call<DeviceStart>('POST', '/v1/auth/device', { client_name: `tunn CLI on ${hostname()}` }, { auth: false });
+  if (flags.json) printJson({ event: 'login', verificationUri: start.verification_uri, verificationUriComplete: start.verification_uri_complete, userCode: start.user_code, expiresIn: start.expires_in });
+  else process.stderr.write(`tunn: to sign in, open ${start.verification_uri_complete}\n      and check that it shows the code ${start.user_code}\ntunn: waiting for you to approve…\n`);
+  if (flags.browser !== false && !flags.json) openBrowser(start.verification_uri_complete);
+  let interval = Math.max(1, start.interval) * 1000;
+  const deadline = Date.now() + start.expires_in * 1000;
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, interval));
+    const r = await api.call<{ access_token?: string; email?: string; error?: string; error_description?: string; interval?: number }>(
+      'POST',
+      '/v1/auth/device/token',
+      { grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: start.device_code },
+      { auth: false, raw: true },
+    );
+    if (r.access_token) {
+      const file = saveCredentials(target.relay, { token: r.access_token, email: r.email, relayCa: target.relayCa });
+      if (flags.json) printJson({ event: 'ready', email: r.email, relay: target.relay, credentials: file });
+      else process.stderr.write(`tunn: signed in to ${target.relay} as ${r.email}; credentials saved in ${file}\n`);
+      return;
+    }
+    if (r.error === 'authorization_pending') continue;
+    if (r.error === 'slow_down') {
+      interval = (r.interval ?? interval / 1000 + 5) * 1000;
+      continue;
+    }
+    throw new TunnError('LOGIN_FAILED', r.error_description ?? `sign-in failed: ${r.error ?? 'unknown error'}`);
+  }
+  throw new TunnError('LOGIN_FAILED', 'the sign-in code expired before it was approved; run `tunn login` again');
+}
+
+function openBrowser(url: string): void {
+  const cmd = process.platform === 'darwin' ? 'open' : process.platform === 'win32' ? 'explorer' : 'xdg-open';
+  try {
+    const child = spawn(cmd, [url], { stdio: 'ignore', detached: true });
+    child.on('error', () => {});
+    child.unref();
+  } catch {
+    /* no browser here: the URL is printed */
+  }
+}
+
+export async function runLogout(flags: CommonFlags): Promise<void> {
+  const target = resolveApiTarget(flags);
+  const api = new ApiClient(target);
+  if (target.token) await api.call('POST', '/v1/auth/token/revoke', {}).catch((err: unknown) => {
+    // A token the relay already refuses is as good as revoked.
+    if (!(err instanceof TunnError) || !['AUTH_INVALID_TOKEN', 'AUTH_TOKEN_REVOKED'].includes(err.code)) throw err;
+  });
+  removeCredentials(target.relay);
+  out(flags, { event: 'logout', relay: target.relay }, () => `signed out of ${target.relay}\n`);
+}
+
+export async function runWhoami(flags: CommonFlags): Promise<void> {
+  const me = await client(flags).call<{ email: string; accountId: string; tokenId: string }>('GET', '/v1/me');
+  out(flags, { event: 'whoami', ...me }, () => `${me.email}\n`);
+}
+
+export function registerIdentityCommands(program: Command): void {
+  apiFlags(program.command('login').description('sign in to a relay (device code, like `gh auth login`)'))
+    .option('--no-browser', 'do not try to open a browser')
+    .action((o) => runLogin(o));
+  apiFlags(program.command('logout').description('revoke this machine\'s credentials and forget them')).action((o) => runLogout(o));
+  apiFlags(program.command('whoami').description('print the signed-in email')).action((o) => runWhoami(o));
+
+  const token = program.command('token').description('personal access tokens (for scripts: Authorization: Bearer <token>)');
+  apiFlags(token.command('list').description('list your tokens')).action(async (o: CommonFlags) => {
+    const r = await client(o).call<{ tokens: { id: string; name: string; kind: string; createdAt: string; lastUsedAt: string | null }[]; current: string }>('GET', '/v1/tokens');
+    out(o, { event: 'tokens', ...r }, () => r.tokens.map((t) => `${t.id}  ${t.kind.padEnd(5)}  ${t.name.padEnd(32)}  created ${t.createdAt}${t.id === r.current ? '  (this machine)' : ''}\n`).join('') || 'no tokens\n');
+  });
+  apiFlags(token.command('create').description('create a personal access token').option('--name <name>', 'a label to recognise it by')).action(async (o: CommonFlags & { name?: string }) => {
+    const r = await client(o).call<{ token: string; id: string; name: string }>('POST', '/v1/tokens', { name: o.name });
+    out(o, { event: 'token', ...r }, () => `${r.token}\n`);
+  });
+  apiFlags(token.command('revoke').description('revoke a token by id').argument('<id>')).action(async (id: string, o: CommonFlags) => {
+    const r = await client(o).call<{ id: string }>('DELETE', `/v1/tokens/${encodeURIComponent(id)}`);
+    out(o, { event: 'revoked', id: r.id }, () => `revoked ${r.id}\n`);
+  });
+
+  type Group = { name: string; emails: string[]; updatedAt: string };
+  const showGroup = (g: Group): string => `${g.name}: ${g.emails.length ? g.emails.join(', ') : '(empty)'}\n`;
+  const group = program.command('group').description('groups: saved email lists to use as -a group:<name>');
+  apiFlags(group.command('create').description('create a group').argument('<name>').argument('[emails...]')).action(async (name: string, emails: string[], o: CommonFlags) => {
+    const r = await client(o).call<{ group: Group }>('POST', '/v1/groups', { name, emails });
+    out(o, { event: 'group', group: r.group }, () => showGroup(r.group));
+  });
+  apiFlags(group.command('list').description('list your groups')).action(async (o: CommonFlags) => {
+    const r = await client(o).call<{ groups: Group[] }>('GET', '/v1/groups');
+    out(o, { event: 'groups', groups: r.groups }, () => r.groups.map(showGroup).join('') || 'no groups\n');
+  });
+  apiFlags(group.command('show').description('show a group').argument('<name>')).action(async (name: string, o: CommonFlags) => {
+    const r = await client(o).call<{ group: Group }>('GET', `/v1/groups/${encodeURIComponent(name)}`);
+    out(o, { event: 'group', group: r.group }, () => showGroup(r.group));
+  });
+  apiFlags(group.command('add').description('add emails to a group').argument('<name>').argument('<emails...>')).action(async (name: string, emails: string[], o: CommonFlags) => {
+    const r = await client(o).call<{ group: Group }>('POST', `/v1/groups/${encodeURIComponent(name)}/members`, { emails });
+    out(o, { event: 'group', group: r.group }, () => showGroup(r.group));
+  });
+  apiFlags(group.command('rm').alias('remove').description('remove an email from a group').argument('<name>').argument('<email>')).action(async (name: string, email: string, o: CommonFlags) => {
+    const r = await client(o).call<{ group: Group }>('DELETE', `/v1/groups/${encodeURIComponent(name)}/members/${encodeURIComponent(email)}`);
+    out(o, { event: 'group', group: r.group }, () => showGroup(r.group));
+  });
+  apiFlags(group.command('delete').description('delete a group').argument('<name>')).action(async (name: string, o: CommonFlags) => {
+    await client(o).call('DELETE', `/v1/groups/${encodeURIComponent(name)}`);
+    out(o, { event: 'deleted', group: name }, () => `deleted group ${name}\n`);
+  });
+
+  apiFlags(
+    program
+      .command('events')
+      .description('security events: failed logins, revoked-token use, denied visitors, rate-limit bursts')
+      .option('--kind <kind>', 'only this kind')
+      .option('--tunnel <host>', 'only this tunnel')
+      .option('--limit <n>', 'at most this many', '50'),
+  ).action(async (o: CommonFlags & { kind?: string; tunnel?: string; limit?: string }) => {
+    const q = new URLSearchParams();
+    if (o.kind) q.set('kind', o.kind);
+    if (o.tunnel) q.set('tunnel', o.tunnel);
+    if (o.limit) q.set('limit', o.limit);
+    const r = await client(o).call<{ events: { at: string; kind: string; ip: string | null; email: string | null; tunnel: string | null; detail: string; count: number }[] }>('GET', `/v1/events?${q}`);
+    out(o, { event: 'events', events: r.events }, () =>
+      r.events.map((e) => `${e.at}  ${e.kind.padEnd(20)}  ${(e.ip ?? '-').padEnd(15)}  ${(e.email ?? '-').padEnd(24)}  ${(e.tunnel ?? '-').padEnd(24)}  ${e.detail}${e.count > 1 ? ` (×${e.count})` : ''}\n`).join('') || 'no events\n',
+    );
+  });
+}

@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createDomain, markDomainVerified } from '../certs/domains.ts';
+import { dnsQuery, rdata } from '../dns/client.ts';
+import { ManualClock } from '../lib/clock.ts';
+import { isTunnError } from '../lib/errors.ts';
+import { silentLogger } from '../lib/logger.ts';
+import { SecretBox } from '../lib/secret-box.ts';
+import { ensureAccount } from '../store/accounts.ts';
+import { openStore, type Store } from '../store/store.ts';
+import { createCustomDomains, parsePublicIps, type CustomDomains, type CustomDomainsConfig } from './custom-domains.ts';
+
+describe('relay custom-domain wiring (dev CA issuer, relay DNS on a free port)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tunn-cd-'));
+  let store: Store;
+  let cd: CustomDomains;
+  const base: CustomDomainsConfig = { domain: 'tunn.localhost', dataDir: dir, dev: true, publicIps: [], strictDomainVerify: false };
+  const deps = () => ({ store, box: new SecretBox(randomBytes(32)), logger: silentLogger(), clock: new ManualClock(Date.now()) });
+
+  before(async () => {
+    store = await openStore(':memory:');
+    cd = await createCustomDomains({ ...base, dnsPort: 0, dnsListen: '127.0.0.1' }, deps());
+  });
+  after(async () => {
+    await cd?.close();
+    await store?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('answers DNS for the relay zone on the port it reports', async () => {
+    assert.ok(cd.dnsPort! > 0);
+    const r = await dnsQuery({ host: '127.0.0.1', port: cd.dnsPort! }, 'grafana.tunn.localhost', 'A');
+    assert.deepEqual(r.answers?.map((a) => rdata(a)), ['127.0.0.1']);
+    assert.ok(cd.caPath?.endsWith('dev-ca.pem'));
+  });
+
+  it('serves the relay names, issues for verified custom domains, refuses everything else', async () => {
+    assert.ok(await cd.certs.contextFor('tunn.localhost'));
+    assert.ok(await cd.certs.contextFor(undefined));
+    assert.equal(await cd.certs.contextFor('nobody.example.test'), undefined);
+    const a = await ensureAccount(store, 'owner@example.test');
+    await createDomain(store, { accountId: a.id, acmeId: a.acme_id, domain: 'tunn.example.test', relayDomain: 'tunn.localhost' });
+    assert.equal(await cd.certs.contextFor('grafana.tunn.example.test'), undefined, 'unverified: refused');
+    await markDomainVerified(store, 'tunn.example.test');
+    assert.ok(await cd.certs.contextFor('grafana.tunn.example.test'));
+    assert.equal((await cd.manager.list()).find((c) => c.name === '*.tunn.example.test')?.issuer, 'self-signed');
+    assert.equal(cd.plainHook('/.well-known/acme-challenge/unknown', 'x'), undefined);
+    assert.equal(await cd.resolveDomain({ id: a.id, email: a.email, acme_id: a.acme_id, created_at: '' }, undefined), 'tunn.example.test');
+  });
+
+  it('says what is wrong with the certificate configuration', async () => {
+    const prod = { ...base, dev: false };
+    await assert.rejects(createCustomDomains(prod, deps()), (e) => isTunnError(e, 'CONFIG_INVALID') && /--acme-directory letsencrypt/.test(e.message));
+    await assert.rejects(createCustomDomains({ ...prod, tlsCert: 'a.pem' }, deps()), (e) => isTunnError(e, 'CONFIG_INVALID') && /go together/.test(e.message));
+    await assert.rejects(createCustomDomains({ ...prod, tlsCert: 'a.pem', tlsKey: 'b.pem', acmeDirectory: 'letsencrypt' }, deps()), (e) => isTunnError(e, 'CONFIG_INVALID') && /exclude each other/.test(e.message));
+    await assert.rejects(createCustomDomains({ ...prod, acmeDirectory: 'letsencrypt', dnsPort: 0 }, deps()), (e) => isTunnError(e, 'CONFIG_INVALID') && /--public-ip is required/.test(e.message));
+    assert.deepEqual(parsePublicIps(['192.0.2.1,2001:db8::1', '192.0.2.1']), ['192.0.2.1', '2001:db8::1']);
+  });
+});
