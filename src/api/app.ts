@@ -2,6 +2,7 @@ import { Hono } from 'hono';
 import type { Identity } from '../auth/identity.ts';
 import { TunnError } from '../lib/errors.ts';
 import { devicePageRoutes, deviceApiRoutes } from './device.ts';
+import { certRoutes, domainRoutes, type DomainApiOptions } from './domains.ts';
 import { eventRoutes } from './events.ts';
 import { groupRoutes } from './groups.ts';
 import { errorBody, requireBearer, statusOf, type ApiEnv } from './http.ts';
@@ -15,7 +16,13 @@ import { revokeRoute, tokenRoutes } from './tokens.ts';
 //
 // The typed client: `hc<ApiApp>(relayUrl)` from 'hono/client'.
 
-export function createApiApp(identity: Identity) {
+export interface ApiExtras {
+  /** Custom domains and certificates (src/relay/custom-domains.ts); without: the relay's host name, no certificates. */
+  domains?: DomainApiOptions;
+}
+
+export function createApiApp(identity: Identity, extras: ApiExtras = {}) {
+  const domains = extras.domains ?? { relayDomain: identity.relayUrl.hostname, strict: false };
   const app = new Hono<ApiEnv>()
     .get('/.well-known/jwks.json', (c) => c.json(identity.tokens.jwks(), 200, { 'cache-control': 'public, max-age=300' }))
     .get('/v1/me', requireBearer(identity), (c) => {
@@ -38,6 +45,8 @@ export function createApiApp(identity: Identity) {
     .route('/v1/auth/token/revoke', revokeRoute(identity))
     .route('/v1/auth/device', deviceApiRoutes(identity))
     .route('/v1/events', eventRoutes(identity))
+    .route('/v1/domains', domainRoutes(identity, domains))
+    .route('/v1/certs', certRoutes(identity, domains))
     .route('/', loginRoutes(identity))
     .route('/', devicePageRoutes(identity));
 

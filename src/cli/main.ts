@@ -1,6 +1,8 @@
 import { Command, Option } from 'commander';
 import { errorMessage, TunnError } from '../lib/errors.ts';
 import { completionScript } from './completion.ts';
+import { registerDomainCommands } from './domain-commands.ts';
+import { ApiClient, resolveApiTarget } from './api-client.ts';
 import { registerIdentityCommands } from './identity-commands.ts';
 import { runAgent } from './run-agent.ts';
 import { runDev } from './run-dev.ts';
@@ -36,6 +38,16 @@ function relayFlags(cmd: Command): Command {
     .option('--smtp-url <url>', 'send sign-in links by email through this SMTP server, e.g. smtp://mail:587')
     .option('--mail-from <address>', 'From address of sign-in emails')
     .addOption(new Option('--admin-email <email>', 'an operator who may list every account\'s events (repeatable)').argParser(collect))
+    .option('--acme-directory <url>', 'issue certificates from this ACME CA: a directory URL, letsencrypt or letsencrypt-staging')
+    .option('--acme-email <email>', 'contact email for the ACME account')
+    .option('--acme-ca <file>', 'extra CA (PEM) to trust for the ACME server\'s own HTTPS, e.g. Pebble\'s')
+    .option('--dns-port <port>', 'answer DNS for the relay\'s zone on this port, UDP and TCP (default 53 with ACME; 0 = any free port)')
+    .option('--public-ip <ips>', 'address(es) the relay\'s zone answers with, comma-separated (default 127.0.0.1 in --dev)')
+    .option('--dns-resolver <host:port>', 'resolver that checks customers\' DNS records (default: the system\'s)')
+    .option('--strict-domain-verify', 'custom domains also need a _tunn-verify.<domain> TXT token')
+    .option('--relay-certs <mode>', 'the relay\'s own names: wildcard (DNS-01, default) or per-host (HTTP-01/TLS-ALPN-01)')
+    .option('--cert-event-token <token>', 'enables POST /v1/domains/cert-events for an external certificate manager')
+    .option('--alert-webhook <url>', 'POST certificate alerts (expiry, failures, drift) as JSON to this URL')
     .option('--config <file>', 'JSON file with any of these settings')
     .option('--json', 'log JSON lines on stdout');
 }
@@ -107,6 +119,10 @@ export function buildProgram(): Command {
     .action(async (target: string | undefined, opts: Record<string, unknown>) => runDev(target, opts));
 
   registerIdentityCommands(program);
+  registerDomainCommands(program, (o) => {
+    const client = new ApiClient(resolveApiTarget(o as { relay?: string; token?: string; relayCa?: string }));
+    return { request: (method, path, body) => client.call(method, path, body) };
+  });
 
   program
     .command('completion')

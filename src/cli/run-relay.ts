@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { fromEnv, fromFile, relayDefaults, relaySchema, resolveConfig, type RelayOptions } from '../config/config.ts';
 import { systemClock } from '../lib/clock.ts';
 import { createLogger, type Logger } from '../lib/logger.ts';
+import { createCustomDomains, parsePublicIps, type CustomDomains } from '../relay/custom-domains.ts';
 import { Relay, type RelayConfig, type RelayInfo } from '../relay/relay.ts';
 
 export function relayOptionsFrom(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): RelayOptions {
@@ -40,18 +41,56 @@ export function relayConfigFrom(o: RelayOptions): RelayConfig {
   };
 }
 
-export async function startRelay(o: RelayOptions, logger: Logger): Promise<{ relay: Relay; info: RelayInfo }> {
+export async function startRelay(o: RelayOptions, logger: Logger): Promise<{ relay: Relay; info: RelayInfo; customDomains: CustomDomains }> {
   const relay = new Relay(relayConfigFrom(o), { logger, clock: systemClock });
-  const info = await relay.start();
-  return { relay, info };
+  await relay.init();
+  const c = relay.config;
+  // Certificates (ACME, files or the dev CA), the relay's DNS zone and custom domains.
+  const customDomains = await createCustomDomains(
+    {
+      domain: c.domain,
+      dataDir: c.dataDir,
+      dev: c.dev,
+      tlsCert: c.tlsCert,
+      tlsKey: c.tlsKey,
+      acmeDirectory: o.acmeDirectory,
+      acmeEmail: o.acmeEmail,
+      acmeCa: o.acmeCa,
+      dnsPort: o.dnsPort,
+      dnsListen: c.listen,
+      publicIps: parsePublicIps(o.publicIp),
+      dnsResolver: o.dnsResolver,
+      strictDomainVerify: o.strictDomainVerify,
+      relayCerts: o.relayCerts,
+      certEventToken: o.certEventToken,
+      alertWebhook: o.alertWebhook,
+    },
+    { store: relay.store, box: relay.box, logger, clock: systemClock, isLiveHost: (h) => relay.registry.get(h) !== undefined },
+  );
+  let info: RelayInfo;
+  try {
+    info = await relay.start({ certs: customDomains.certs, plainHook: customDomains.plainHook, resolveDomain: customDomains.resolveDomain, domainApi: customDomains.api });
+  } catch (err) {
+    await customDomains.close();
+    throw err;
+  }
+  if (!info.caPath && customDomains.caPath) info.caPath = customDomains.caPath;
+  const probeHost = c.listen === '0.0.0.0' ? '127.0.0.1' : c.listen === '::' ? '::1' : c.listen;
+  customDomains.start({ host: probeHost, port: info.httpsPort });
+  const close = relay.close.bind(relay);
+  relay.close = async () => {
+    await customDomains.close();
+    await close();
+  };
+  return { relay, info, customDomains };
 }
 
 export async function runRelay(flags: Record<string, unknown>): Promise<void> {
   const o = relayOptionsFrom(flags, process.env);
   const logger = createLogger({ json: o.json });
-  const { relay, info } = await startRelay(o, logger);
+  const { relay, info, customDomains } = await startRelay(o, logger);
   logger.info(
-    { event: 'ready', domain: info.domain, httpsPort: info.httpsPort, httpPort: info.httpPort, caPath: info.caPath, dev: o.dev },
+    { event: 'ready', domain: info.domain, httpsPort: info.httpsPort, httpPort: info.httpPort, caPath: info.caPath, dev: o.dev, dnsPort: customDomains.dnsPort, issuer: customDomains.issuer.id },
     `relay ready: ${info.url}${o.dev ? ` (dev; plain HTTP on port ${info.httpPort}; dev CA: ${info.caPath})` : ''}`,
   );
   onShutdown(async () => {

@@ -40,6 +40,17 @@ export const relaySchema = z.object({
   smtpUrl: z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').optional(),
   mailFrom: z.string().min(3).optional(),
   adminEmail: z.array(z.string().email('must be an email address')).optional(),
+  // Custom domains and certificates (src/relay/custom-domains.ts).
+  acmeDirectory: z.string().regex(/^(https?:\/\/\S+|letsencrypt|letsencrypt-staging)$/, 'must be an ACME directory URL, letsencrypt or letsencrypt-staging').optional(),
+  acmeEmail: z.string().email('must be an email address').optional(),
+  acmeCa: z.string().min(1).optional(),
+  dnsPort: port.optional(),
+  publicIp: z.string().regex(/^[0-9a-fA-F:.]+(,[0-9a-fA-F:.]+)*$/, 'must be IP address(es), comma-separated').optional(),
+  dnsResolver: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^\s:]+)(:\d{1,5})?$/, 'must be host:port of a DNS resolver, e.g. 127.0.0.1:53').optional(),
+  strictDomainVerify: bool,
+  relayCerts: z.enum(['wildcard', 'per-host']).optional(),
+  certEventToken: z.string().min(16, 'must be at least 16 characters').optional(),
+  alertWebhook: z.string().url('must be a URL').optional(),
   json: bool,
 }).superRefine((o, ctx) => {
   const pairs: [keyof typeof o, keyof typeof o, string][] = [
@@ -87,6 +98,7 @@ export const relayDefaults = (dev: boolean): Partial<RelayOptions> => ({
   idleTimeout: 3600,
   headTimeout: 30,
   maxHeadSize: 64 * 1024,
+  strictDomainVerify: false,
   json: false,
 });
 

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import { getRequestListener } from '@hono/node-server';
 import { createApiApp } from '../api/app.ts';
+import type { DomainApiOptions } from '../api/domains.ts';
 import type { TunnelPolicy } from '../auth/gate.ts';
 import { createIdentity, type Identity } from '../auth/identity.ts';
 import type { LoginProviderConfig } from '../auth/oidc.ts';
@@ -84,6 +85,8 @@ export interface RelayExtensions {
   /** Hosts other than the relay zone and live tunnels that this relay serves (custom domains). */
   isServedHost?: (host: string) => boolean;
   certs?: CertSource;
+  /** Custom domains and certificates for /v1/domains and /v1/certs. */
+  domainApi?: DomainApiOptions;
   plainHook?: (path: string, host: string) => LocalResponse | undefined;
 }
 
@@ -159,7 +162,17 @@ export class Relay {
       headTimeoutMs: c.headTimeoutMs,
     });
 
-    this.#agentTls = tls.createServer({ SNICallback: (_name, cb) => cb(null, relayCtx), ALPNProtocols: [ALPN_TUNNEL], handshakeTimeout: 10_000 });
+    // Agents get the relay's current certificate (a renewed one as soon as it exists).
+    this.#agentTls = tls.createServer({
+      SNICallback: (_name, cb) => {
+        Promise.resolve(this.#certs.contextFor(c.domain)).then(
+          (ctx) => cb(null, ctx ?? relayCtx),
+          () => cb(null, relayCtx),
+        );
+      },
+      ALPNProtocols: [ALPN_TUNNEL],
+      handshakeTimeout: 10_000,
+    });
     this.#agentTls.on('secureConnection', (s: TLSSocket) => this.#onAgentSocket(s));
     this.#agentTls.on('tlsClientError', (err) => this.logger.debug({ err: err.message }, 'agent TLS handshake failed'));
     this.#publicTls = tls.createServer({
@@ -209,7 +222,7 @@ export class Relay {
       adminEmails: c.adminEmails,
       onError: (err) => this.logger.error({ err: errorMessage(err) }, 'identity error'),
     });
-    this.#api = getRequestListener(createApiApp(this.identity).fetch);
+    this.#api = getRequestListener(createApiApp(this.identity, { domains: ext.domainApi }).fetch);
     return this.#info;
   }
 
