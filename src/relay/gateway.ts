@@ -50,8 +50,8 @@ export interface GatewayOptions {
   idleTimeoutMs: number;
   /** Close a connection whose request head is not complete after this long. */
   headTimeoutMs: number;
-  /** Is this host known but offline (agent away)? */
-  isOffline?(host: string): boolean;
+  /** Is this host a tunnel name someone holds, with its agent away (→ offline page, not 404)? */
+  isKnownHost?(host: string): Promise<boolean>;
 }
 
 // Request headers a proxy does not forward (RFC 9110 §7.6.1), plus inbound copies of the
@@ -268,8 +268,12 @@ class PublicConnection {
 
     const tunnel = opts.registry.get(host);
     if (!tunnel) {
-      if (opts.isOffline?.(host) || opts.registry.wasRecentlyServed(host)) return this.#respondLocal(pages.offline(host), head);
-      return this.#respondLocal(pages.notFound(host), head);
+      if (opts.registry.wasRecentlyServed(host)) return this.#respondLocal(pages.offline(host), head);
+      if (!opts.isKnownHost) return this.#respondLocal(pages.notFound(host), head);
+      return opts.isKnownHost(host).then(
+        (known) => this.#respondLocal(known ? pages.offline(host) : pages.notFound(host), head),
+        () => this.#respondLocal(pages.notFound(host), head),
+      );
     }
     if (this.#tunnel && this.#tunnel !== tunnel) return this.#respondLocal(pages.misdirected(), head);
     if (head.method === 'CONNECT') return this.#respondLocal(pages.methodNotAllowed(head.method), head);

@@ -157,6 +157,7 @@ export class Relay {
       gate: ext.gate ?? this.#identityGate(),
       isRelayHost: (h) => h === c.domain,
       serveRelayHost: (conn) => this.#ownHost.emit('connection', conn),
+      isKnownHost: (host) => this.#isClaimedName(host),
       maxHeadSize: c.maxHeadSize,
       idleTimeoutMs: c.idleTimeoutMs,
       headTimeoutMs: c.headTimeoutMs,
@@ -376,6 +377,14 @@ export class Relay {
     if (!existing || existing.agentId !== session.agentId) this.logger.info({ host, email: account.email }, 'tunnel online');
     const urls = this.urlsFor(host);
     return { name, host, url: urls[0]!, urls };
+  }
+
+  /** Whether `host` is <name>.<domain> for a name some account holds (its agent may be away). */
+  async #isClaimedName(host: string): Promise<boolean> {
+    const dot = host.indexOf('.');
+    if (dot <= 0) return false;
+    const row = await this.store.db.selectFrom('names').select('account_id').where('domain', '=', host.slice(dot + 1)).where('name', '=', host.slice(0, dot)).executeTakeFirst();
+    return row !== undefined;
   }
 
   /** Checks the options an agent sent: allow-list entries (groups must exist), edge controls. */
