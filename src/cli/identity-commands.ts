@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
+import type { DeviceStart } from '../auth/device.ts';
 import { TunnError } from '../lib/errors.ts';
 import { ApiClient, removeCredentials, resolveApiTarget, saveCredentials } from './api-client.ts';
 import { printJson } from './output.ts';
@@ -31,14 +32,6 @@ function out(flags: CommonFlags, obj: Record<string, unknown>, human: () => stri
   else process.stdout.write(human());
 }
 
-interface DeviceStart {
-  device_code: string;
-  user_code: string;
-  verification_uri: string;
-  verification_uri_complete: string;
-  interval: number;
-  expires_in: number;
-}
 
 export async function runLogin(flags: CommonFlags & { browser?: boolean }): Promise<void> {
   const target = resolveApiTarget({ ...flags, token: undefined });

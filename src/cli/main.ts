@@ -86,31 +86,21 @@ export function buildProgram(): Command {
 
   const relay = relayFlags(program.command('relay').description('run a relay server')).action(async (opts: Record<string, unknown>) => runRelay(opts));
   const token = relay.command('token').description('manage agent tokens on this relay (works on the data dir)');
-  token
-    .command('create')
-    .description('create an agent token for an account (created if new)')
-    .requiredOption('--email <email>', 'the account the token is for')
-    .option('--name <label>', 'a label to recognise the token by')
-    .option('--data-dir <dir>', 'the relay\'s data dir', './tunn-data')
-    .option('--store <url>', 'database URL, if not the data dir\'s SQLite file')
-    .option('--json', 'print JSON')
-    .action(async (opts) => runTokenCreate(opts));
-  token
-    .command('list')
-    .description('list agent and personal access tokens')
-    .option('--email <email>', 'only this account\'s')
-    .option('--data-dir <dir>', 'the relay\'s data dir', './tunn-data')
-    .option('--store <url>', 'database URL')
-    .option('--json', 'print JSON')
-    .action(async (opts) => runTokenList(opts));
-  token
-    .command('revoke')
-    .description('revoke a token by id')
-    .argument('<id>', 'token id (from `tunn relay token list`)')
-    .option('--data-dir <dir>', 'the relay\'s data dir', './tunn-data')
-    .option('--store <url>', 'database URL')
-    .option('--json', 'print JSON')
-    .action(async (id: string, opts) => runTokenRevoke(id, opts));
+  // Operator commands work on the relay's data dir (or --store) directly, not through the API.
+  const onDataDir = (cmd: Command): Command =>
+    cmd
+      .option('--data-dir <dir>', "the relay's data dir", './tunn-data')
+      .option('--store <url>', "database URL, if not the data dir's SQLite file")
+      .option('--json', 'print JSON');
+  onDataDir(
+    token
+      .command('create')
+      .description('create an agent token for an account (created if new)')
+      .requiredOption('--email <email>', 'the account the token is for')
+      .option('--name <label>', 'a label to recognise the token by'),
+  ).action(async (opts) => runTokenCreate(opts));
+  onDataDir(token.command('list').description('list agent and personal access tokens').option('--email <email>', "only this account's")).action(async (opts) => runTokenList(opts));
+  onDataDir(token.command('revoke').description('revoke a token by id').argument('<id>', 'token id (from `tunn relay token list`)')).action(async (id: string, opts) => runTokenRevoke(id, opts));
 
   relayFlags(program.command('dev').description('run a relay and an agent in one process for a local try-out'))
     .argument('[target]', 'local service to expose (default: a built-in demo page)')

@@ -1,6 +1,7 @@
 import { constants as h2c, type ClientHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
+import type { GateDecision, GateRequest } from '../auth/gate.ts';
 import type { Logger } from '../lib/logger.ts';
 import { headerValue, Http1Framer, HttpParseError, keepAlive, wantsUpgrade, type MessageHead } from '../lib/http1.ts';
 import { DATA_HEADERS, TARGET_ERROR_HEADER } from '../protocol/messages.ts';
@@ -13,21 +14,9 @@ import type { Tunnel, TunnelRegistry } from './registry.ts';
 // the agent's bytes come back and are written to the client as they are, watched by a
 // response framer (to know when responses end, for 101 upgrades, and for metrics).
 
-/** Per-request access decision (identity, IP allow-list, basic auth, rate limits). */
-export interface GateRequest {
-  method: string;
-  path: string;
-  /** The Host header value, with its port. */
-  host: string;
-  secure: boolean;
-  clientIp: string;
-  headers: [string, string][];
-  upgrade: boolean;
-}
-
-export type GateDecision =
-  | { kind: 'allow'; email?: string; setHeaders: [string, string][]; removeHeaders: string[] }
-  | { kind: 'respond'; status: number; headers: [string, string][]; body: string | Buffer };
+// Per-request access decision (identity, IP allow-list, basic auth, rate limits): the
+// request and decision shapes are identity's (src/auth/gate.ts).
+export type { GateDecision, GateRequest };
 
 export interface Gate {
   check(req: GateRequest, tunnel: Tunnel): GateDecision | Promise<GateDecision>;
