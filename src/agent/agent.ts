@@ -216,7 +216,12 @@ export class Agent extends EventEmitter<AgentEvents> {
         const changed = !t.ready || t.ready.url !== m.url;
         t.ready = { id: m.id, name: m.name, host: m.host, url: m.url, urls: m.urls, target: t.target };
         if (changed) this.emit('ready', t.ready);
-        if (!wasOnline) this.#setState('online', `online (${this.#slots.filter((s) => s.online).length}/${this.#slots.length} sessions)`);
+        if (!wasOnline) {
+          const detail = `online (${this.#slots.filter((s) => s.online).length}/${this.#slots.length} sessions)`;
+          // The agent-wide state does not change when one of several sessions comes back: say so.
+          if (this.#state === 'online') this.emit('notice', `session ${slot.index + 1} ${detail}`);
+          this.#setState('online', detail);
+        }
         return;
       }
       case 'error': {
@@ -243,21 +248,36 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   #startPing(slot: Slot): void {
     clearInterval(slot.pingTimer);
+    let outstanding = false;
     slot.pingTimer = setInterval(() => {
       const s = slot.session;
-      if (!s || s.destroyed) return;
-      const timer = setTimeout(() => slot.socket?.destroy(new Error('relay did not answer ping')), this.config.pingTimeoutMs);
+      const sock = slot.socket;
+      if (!s || s.destroyed || !sock || outstanding) return;
+      // Under load (e.g. a burst of aborted downloads) the PING ack can queue behind megabytes
+      // of DATA for many seconds on a healthy link: the link is dead only if nothing at all
+      // arrived from the relay while the ping was out.
+      const readAtPing = sock.bytesRead;
+      const onTimeout = (): void => {
+        if (sock.destroyed) return;
+        if (sock.bytesRead === readAtPing) sock.destroy(new Error('relay did not answer ping'));
+        else outstanding = false;
+      };
+      const timer = setTimeout(onTimeout, this.config.pingTimeoutMs);
       try {
-        s.ping(() => clearTimeout(timer));
+        outstanding = s.ping(() => {
+          clearTimeout(timer);
+          outstanding = false;
+        });
       } catch {
         clearTimeout(timer);
-        slot.socket?.destroy();
+        sock.destroy();
       }
     }, this.config.pingIntervalMs);
     slot.pingTimer.unref();
   }
 
   #slotDown(slot: Slot, why: string): void {
+    const wasOnline = slot.online;
     clearInterval(slot.pingTimer);
     slot.session = undefined;
     slot.control = undefined;
@@ -270,6 +290,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     slot.attempt++;
     const anyOnline = this.#slots.some((s) => s.online);
     if (!anyOnline) this.#setState('reconnecting', `${why}; reconnecting in ${(delay / 1000).toFixed(1)}s`);
+    else if (wasOnline) this.emit('notice', `session ${slot.index + 1} lost (${why}); reconnecting in ${(delay / 1000).toFixed(1)}s, ${this.#slots.filter((s) => s.online).length}/${this.#slots.length} sessions up`);
     slot.timer = setTimeout(() => this.#connect(slot), delay);
   }
 }
