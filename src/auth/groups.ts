@@ -127,7 +127,12 @@ export class GroupService {
   async #update(accountId: string, rawName: string, change: (cur: string[], name: string) => string[]): Promise<Group> {
     const name = requireGroupName(rawName);
     const group = await this.#store.db.transaction().execute(async (tx) => {
-      const r = await tx.selectFrom('groups').selectAll().where('account_id', '=', accountId).where('name', '=', name).executeTakeFirst();
+      let q = tx.selectFrom('groups').selectAll().where('account_id', '=', accountId).where('name', '=', name);
+      // PostgreSQL runs transactions concurrently (READ COMMITTED): lock the row, or two
+      // concurrent changes both read the old list and one is lost. SQLite's single
+      // connection already runs them one after the other (and has no FOR UPDATE).
+      if (this.#store.dialect === 'postgres') q = q.forUpdate();
+      const r = await q.executeTakeFirst();
       if (!r) throw this.#notFound(name);
       const emails = change(JSON.parse(r.emails) as string[], name).sort();
       const ts = nowIso(this.#clock.now());

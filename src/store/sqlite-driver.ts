@@ -6,8 +6,9 @@ import type { SqliteDatabase, SqliteStatement } from 'kysely';
 
 export function openSqlite(path: string): { database: SqliteDatabase; raw: DatabaseSync } {
   const raw = new DatabaseSync(path);
-  raw.exec('PRAGMA journal_mode = WAL');
+  // busy_timeout first: switching a new file to WAL needs a lock another process may hold.
   raw.exec('PRAGMA busy_timeout = 5000');
+  raw.exec('PRAGMA journal_mode = WAL');
   raw.exec('PRAGMA foreign_keys = ON');
   raw.exec('PRAGMA synchronous = NORMAL');
   const database: SqliteDatabase = {

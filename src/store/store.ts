@@ -1,6 +1,8 @@
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationProvider } from 'kysely';
 import { mkdirSync } from 'node:fs';
+import type { DatabaseSync } from 'node:sqlite';
 import { dirname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { TunnError } from '../lib/errors.ts';
 import { migrations } from './migrations.ts';
 import type { Database } from './schema.ts';
@@ -21,23 +23,64 @@ export interface Store {
 export async function openStore(url: string): Promise<Store> {
   let db: Kysely<Database>;
   let dialect: Dialect;
+  let sqliteRaw: DatabaseSync | undefined;
   if (/^postgres(ql)?:\/\//.test(url)) {
     const { default: pg } = await import('pg');
     const pool = new pg.Pool({ connectionString: url, max: 10 });
+    // An idle pooled connection that breaks (server restart, failover, network) emits 'error'
+    // on the pool; unhandled, that would crash the relay. The pool drops the client and the
+    // next query opens a new connection.
+    pool.on('error', () => {});
     db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     dialect = 'postgres';
   } else {
     const path = url.replace(/^sqlite:/, '');
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    const { database } = openSqlite(path);
+    const { database, raw } = openSqlite(path);
     db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
     dialect = 'sqlite';
+    sqliteRaw = raw;
   }
   const provider: MigrationProvider = { getMigrations: async () => migrations };
-  const { error } = await new Migrator({ db, provider }).migrateToLatest();
+  // Kysely's SQLite adapter takes no migration lock (it assumes one connection) and runs DDL
+  // outside a transaction, so two processes opening a new file at once (a relay and
+  // `tunn relay token create`) both created the tables and one failed. Migrate SQLite inside
+  // BEGIN IMMEDIATE: the other process waits and then finds the schema up to date, and a
+  // failed migration leaves nothing behind. PostgreSQL gets Kysely's advisory lock.
+  if (sqliteRaw) await beginImmediate(sqliteRaw);
+  let { error } = await new Migrator({ db, provider }).migrateToLatest();
+  if (sqliteRaw) {
+    try {
+      sqliteRaw.exec(error ? 'ROLLBACK' : 'COMMIT');
+    } catch (err) {
+      error ??= err;
+    }
+  }
   if (error) {
     await db.destroy();
     throw new TunnError('UNAVAILABLE', `migrating the ${dialect} store: ${(error as Error).message}`, { cause: error });
   }
   return { db, dialect, close: () => db.destroy() };
+}
+
+/**
+ * BEGIN IMMEDIATE without blocking the event loop: busy_timeout would wait synchronously,
+ * and another connection of this same process holding the lock could then never finish.
+ */
+async function beginImmediate(raw: DatabaseSync, timeoutMs = 15_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  raw.exec('PRAGMA busy_timeout = 0');
+  try {
+    for (;;) {
+      try {
+        raw.exec('BEGIN IMMEDIATE');
+        return;
+      } catch (err) {
+        if (Date.now() > end || !/locked|busy/i.test((err as Error).message)) throw err;
+        await sleep(20);
+      }
+    }
+  } finally {
+    raw.exec('PRAGMA busy_timeout = 5000');
+  }
 }
