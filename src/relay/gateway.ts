@@ -180,9 +180,10 @@ class PublicConnection {
         continue;
       }
       this.#busy = true;
-      this.#socket.pause();
       const done = this.#onRequestHead(seg.head);
       if (done instanceof Promise) {
+        // Wait for the decision without reading further (pause only then: it costs a tick).
+        this.#socket.pause();
         done.then(
           () => this.#resumeAfterHead(),
           (err: unknown) => {
