@@ -4,7 +4,7 @@ import type { AlertHook } from '../certs/alerts.ts';
 import { handleCertEvent } from '../certs/cert-events.ts';
 import { customDomainDecision } from '../certs/decision.ts';
 import { verifyDomain } from '../certs/domain-verify.ts';
-import { createDomain, deleteDomain, domainByName, normalizeCustomDomain, setDomainShares, updateDomainTls, type Domain } from '../certs/domains.ts';
+import { createDomain, deleteDomain, domainByName, normalizeCustomDomain, updateDomainShares, updateDomainTls, type Domain } from '../certs/domains.ts';
 import { listCertEvents, recordCertEvent } from '../certs/events.ts';
 import type { CertListEntry, CertManager } from '../certs/manager.ts';
 import { requiredRecords, verificationProblems, verifyDomainDns, type RecordCheck, type RequiredRecord } from '../dns/verify.ts';
@@ -202,7 +202,7 @@ export function domainRoutes(identity: Identity, opts: DomainApiOptions) {
       const who = asStringArray(o, 'with').flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
       if (who.length === 0) throw new TunnError('INVALID_INPUT', `name who to share with: tunn domain share ${d.domain} @company.com or alice@company.com,bob@company.com`);
       const entries = who.map(normalizeShare);
-      await setDomainShares(store, d.domain, [...d.shares, ...entries]);
+      await updateDomainShares(store, d.domain, (current) => [...current, ...entries]);
       return c.json({ domain: await view((await domainByName(store, d.domain))!, 'owner') });
     })
     .delete('/:domain/shares/:who', auth, async (c) => {
@@ -211,7 +211,7 @@ export function domainRoutes(identity: Identity, opts: DomainApiOptions) {
       if (!d.shares.includes(entry)) {
         throw new TunnError('NOT_FOUND', `${d.domain} is not shared with ${entry}${d.shares.length ? ` (shared with: ${d.shares.join(', ')})` : ' (it is not shared with anyone)'}`);
       }
-      await setDomainShares(store, d.domain, d.shares.filter((s) => s !== entry));
+      await updateDomainShares(store, d.domain, (current) => current.filter((s) => s !== entry));
       return c.json({ domain: await view((await domainByName(store, d.domain))!, 'owner') });
     })
     .delete('/:domain', auth, async (c) => {

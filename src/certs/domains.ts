@@ -145,7 +145,22 @@ export async function markDomainVerified(store: Store, domain: string, now = Dat
 }
 
 export async function setDomainShares(store: Store, domain: string, shares: string[]): Promise<void> {
-  await store.db.updateTable('domains').set({ shares: JSON.stringify([...new Set(shares)]) }).where('domain', '=', domain).execute();
+  await updateDomainShares(store, domain, () => shares);
+}
+
+/**
+ * Read-modify-write of a domain's share list in one transaction (row-locked on PostgreSQL),
+ * so concurrent share/unshare calls do not lose each other's changes. Returns the new list.
+ */
+export async function updateDomainShares(store: Store, domain: string, change: (shares: string[]) => string[]): Promise<string[]> {
+  return store.db.transaction().execute(async (trx) => {
+    let q = trx.selectFrom('domains').select('shares').where('domain', '=', domain);
+    if (store.dialect === 'postgres') q = q.forUpdate();
+    const row = await q.executeTakeFirst();
+    const next = [...new Set(change(row ? (JSON.parse(row.shares) as string[]) : []))];
+    await trx.updateTable('domains').set({ shares: JSON.stringify(next) }).where('domain', '=', domain).execute();
+    return next;
+  });
 }
 
 export async function deleteDomain(store: Store, domain: string): Promise<void> {

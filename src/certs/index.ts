@@ -13,6 +13,7 @@ export {
   markDomainVerified,
   normalizeCustomDomain,
   setDomainShares,
+  updateDomainShares,
   updateDomainTls,
   type CreateDomainInput,
   type Domain,

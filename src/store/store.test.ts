@@ -13,7 +13,7 @@ import { LoginCodes } from '../auth/login-codes.ts';
 import { SessionService } from '../auth/sessions.ts';
 import { TokenService } from '../auth/tokens.ts';
 import { createCa, issueLeaf } from '../certs/dev-ca.ts';
-import { createDomain, deleteDomain, domainByName, domainsForAccount, listDomains, markDomainVerified, setDomainShares, updateDomainTls } from '../certs/domains.ts';
+import { createDomain, deleteDomain, domainByName, domainsForAccount, listDomains, markDomainVerified, setDomainShares, updateDomainShares, updateDomainTls } from '../certs/domains.ts';
 import { listCertEvents, recordCertEvent } from '../certs/events.ts';
 import { CertStorage } from '../certs/storage.ts';
 import { ManualClock } from '../lib/clock.ts';
@@ -279,6 +279,10 @@ for (const dialect of DIALECTS) {
       assert.ok(race.some((r) => r.status === 'rejected' && isTunnError(r.reason, 'CONFLICT')));
       await createDomain(store, { accountId: a.id, acmeId: a.acme_id, domain: 'a-b.example.net', relayDomain: 'tunn.test', tlsMode: 'passthrough', failurePolicy: 'manual' });
       await setDomainShares(store, 'tunn.mycompany.com', ['@mycompany.com', 'ext@partner.com', '@mycompany.com']);
+      // Concurrent shares do not lose each other's entries (read-modify-write in a transaction).
+      await Promise.all(['c1@x.com', 'c2@x.com', 'c3@x.com', 'c4@x.com'].map((e) => updateDomainShares(store, 'tunn.mycompany.com', (cur) => [...cur, e])));
+      assert.deepEqual((await domainByName(store, 'tunn.mycompany.com'))!.shares.slice(2).sort(), ['c1@x.com', 'c2@x.com', 'c3@x.com', 'c4@x.com']);
+      await updateDomainShares(store, 'tunn.mycompany.com', (cur) => cur.filter((e) => !e.startsWith('c')));
       await markDomainVerified(store, 'tunn.mycompany.com', T0 + 1000);
       await markDomainVerified(store, 'tunn.mycompany.com', T0 + 9000);
       await updateDomainTls(store, 'tunn.mycompany.com', { tls_status: 'issued', tls_not_after: '2026-06-01T00:00:00.000Z', cert_failure_count: 2, cert_next_retry_at: null, tls_last_error: 'ünïcode ✓' });
