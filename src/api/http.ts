@@ -1,7 +1,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { bearerFrom, verifyBearer, type BearerIdentity } from '../auth/bearer.ts';
+import { bearerFrom, refusedTokenOwner, verifyBearer, type BearerIdentity } from '../auth/bearer.ts';
 import type { Identity } from '../auth/identity.ts';
 import { errorMessage, isTunnError, TunnError, type TunnErrorCode } from '../lib/errors.ts';
 
@@ -69,7 +69,7 @@ export function requireBearer(identity: Identity): MiddlewareHandler<ApiEnv> {
       c.set('caller', caller);
     } catch (err) {
       const revoked = isTunnError(err, 'AUTH_TOKEN_REVOKED');
-      await identity.events.record({ kind: revoked ? 'token_revoked_used' : 'token_invalid', ip: clientIp(c), detail: `API ${c.req.method} ${c.req.path}` });
+      await identity.events.record({ kind: revoked ? 'token_revoked_used' : 'token_invalid', ip: clientIp(c), accountId: refusedTokenOwner(err, token), detail: `API ${c.req.method} ${c.req.path}` });
       throw isTunnError(err) ? err : new TunnError('AUTH_INVALID_TOKEN', errorMessage(err));
     }
     await identity.tokens.touch(c.get('caller').jti);

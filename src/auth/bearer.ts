@@ -1,4 +1,5 @@
-import { TunnError } from '../lib/errors.ts';
+import { decodeJwt } from 'jose';
+import { isTunnError, TunnError } from '../lib/errors.ts';
 import { accountById } from '../store/accounts.ts';
 import type { Store } from '../store/store.ts';
 import type { TokenKind, TokenService } from './tokens.ts';
@@ -34,4 +35,20 @@ export async function verifyBearer(tokens: TokenService, store: Store, token: st
 /** The token from an `Authorization: Bearer …` header value, if that is what it holds. */
 export function bearerFrom(authorization: string | undefined | null): string | undefined {
   return authorization ? /^bearer\s+(\S+)\s*$/i.exec(authorization)?.[1] : undefined;
+}
+
+/**
+ * The account a refused bearer token belongs to, for attributing the security event (so the
+ * owner sees "your revoked token was used" in `tunn events`). Only for AUTH_TOKEN_REVOKED:
+ * verify() has checked the signature before it looks at revocation, so `sub` is the relay's
+ * own. Invalid tokens are not attributed to anyone.
+ */
+export function refusedTokenOwner(err: unknown, token: string): string | undefined {
+  if (!isTunnError(err, 'AUTH_TOKEN_REVOKED')) return undefined;
+  try {
+    const sub = decodeJwt(token).sub;
+    return typeof sub === 'string' ? sub : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -74,12 +74,14 @@ export class EventLog {
   }
 
   /**
-   * Records an event, deduplicated per (kind, ip, email, tunnel) and window. Never throws:
+   * Records an event, deduplicated per (kind, ip, email, tunnel, account) and window. Never throws:
    * a failure to record must not turn a denial into an error page (it goes to onError).
    */
   async record(ev: RecordEvent): Promise<void> {
     try {
-      const key = [ev.kind, ev.ip ?? '', ev.email ?? '', ev.tunnel ?? ''].join('\0');
+      // The account is part of the key: two owners' events from one IP (a shared NAT) in the
+      // same window must each land in the owner's own list.
+      const key = [ev.kind, ev.ip ?? '', ev.email ?? '', ev.tunnel ?? '', ev.accountId ?? ''].join('\0');
       const now = this.#clock.now();
       const w = this.#windows.get(key);
       if (w && now - w.start < this.#windowMs) {

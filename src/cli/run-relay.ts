@@ -3,8 +3,9 @@ import { resolve } from 'node:path';
 import { fromEnv, fromFile, relayDefaults, relaySchema, resolveConfig, type RelayOptions } from '../config/config.ts';
 import { systemClock } from '../lib/clock.ts';
 import { createLogger, type Logger } from '../lib/logger.ts';
-import { createCustomDomains, parsePublicIps, type CustomDomains } from '../relay/custom-domains.ts';
+import { createCustomDomains, parseAcmeChallenges, parsePublicIps, type CustomDomains } from '../relay/custom-domains.ts';
 import { Relay, type RelayConfig, type RelayInfo } from '../relay/relay.ts';
+import { testClockFrom } from './test-clock.ts';
 
 export function relayOptionsFrom(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): RelayOptions {
   const envLayer = fromEnv(Object.keys(relaySchema.shape), env);
@@ -45,6 +46,8 @@ export async function startRelay(o: RelayOptions, logger: Logger): Promise<{ rel
   const relay = new Relay(relayConfigFrom(o), { logger, clock: systemClock });
   await relay.init();
   const c = relay.config;
+  // TUNN_TEST_CLOCK_FILE (tests only): a movable clock for certificates; see test-clock.ts.
+  const testClock = testClockFrom(process.env);
   // Certificates (ACME, files or the dev CA), the relay's DNS zone and custom domains.
   const customDomains = await createCustomDomains(
     {
@@ -62,23 +65,32 @@ export async function startRelay(o: RelayOptions, logger: Logger): Promise<{ rel
       dnsResolver: o.dnsResolver,
       strictDomainVerify: o.strictDomainVerify,
       relayCerts: o.relayCerts,
+      acmeChallenges: parseAcmeChallenges(o.acmeChallenge),
       certEventToken: o.certEventToken,
       alertWebhook: o.alertWebhook,
     },
-    { store: relay.store, box: relay.box, logger, clock: systemClock, isLiveHost: (h) => relay.registry.get(h) !== undefined },
+    { store: relay.store, box: relay.box, logger, clock: testClock?.clock ?? systemClock, isLiveHost: (h) => relay.registry.get(h) !== undefined },
   );
   let info: RelayInfo;
   try {
     info = await relay.start({ certs: customDomains.certs, plainHook: customDomains.plainHook, resolveDomain: customDomains.resolveDomain, domainApi: customDomains.api });
   } catch (err) {
+    // start() may fail after its listeners are up (e.g. identity setup): close them too, or
+    // the process would print the error and keep running.
     await customDomains.close();
+    await relay.close().catch(() => {});
     throw err;
   }
   if (!info.caPath && customDomains.caPath) info.caPath = customDomains.caPath;
   const probeHost = c.listen === '0.0.0.0' ? '127.0.0.1' : c.listen === '::' ? '::1' : c.listen;
   customDomains.start({ host: probeHost, port: info.httpsPort });
+  const unwatchClock = testClock?.onChange(() => {
+    logger.info({ now: new Date(testClock.clock.now()).toISOString() }, 'test clock moved: running certificate maintenance');
+    void customDomains.manager.maintain().catch((err) => logger.error({ err: String(err) }, 'certificate maintenance failed'));
+  });
   const close = relay.close.bind(relay);
   relay.close = async () => {
+    unwatchClock?.();
     await customDomains.close();
     await close();
   };

@@ -14,6 +14,16 @@ const domain = z
   .toLowerCase()
   .regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/, 'must be a DNS name such as tunn.example.com');
 
+/** smtp(s)://[user:pass@]host[:port], parseable (nodemailer would otherwise fail at start with a bare "Invalid URL"). */
+function isSmtpUrl(v: string): boolean {
+  try {
+    const u = new URL(v);
+    return (u.protocol === 'smtp:' || u.protocol === 'smtps:') && /^([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.?|\[[0-9A-Fa-f:.]+\])$/.test(u.hostname);
+  } catch {
+    return false;
+  }
+}
+
 export const relaySchema = z.object({
   domain,
   httpsPort: port,
@@ -37,7 +47,7 @@ export const relaySchema = z.object({
   githubClientSecret: z.string().min(1).optional(),
   googleClientId: z.string().min(1).optional(),
   googleClientSecret: z.string().min(1).optional(),
-  smtpUrl: z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').optional(),
+  smtpUrl: z.string().refine(isSmtpUrl, 'must be an smtp:// or smtps:// URL with a host, e.g. smtp://user:pass@mail.example.com:587').optional(),
   mailFrom: z.string().min(3).optional(),
   adminEmail: z.array(z.string().email('must be an email address')).optional(),
   // Custom domains and certificates (src/relay/custom-domains.ts).
@@ -49,14 +59,17 @@ export const relaySchema = z.object({
   dnsResolver: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^\s:]+)(:\d{1,5})?$/, 'must be host:port of a DNS resolver, e.g. 127.0.0.1:53').optional(),
   strictDomainVerify: bool,
   relayCerts: z.enum(['wildcard', 'per-host']).optional(),
+  /** ACME challenge types the relay may answer, in priority order (comma-separated). */
+  acmeChallenge: z.string().trim().toLowerCase().regex(/^(dns-01|http-01|tls-alpn-01)(\s*,\s*(dns-01|http-01|tls-alpn-01))*$/, 'must be dns-01, http-01 and/or tls-alpn-01, comma-separated in priority order').optional(),
   certEventToken: z.string().min(16, 'must be at least 16 characters').optional(),
   alertWebhook: z.string().url('must be a URL').optional(),
   json: bool,
 }).superRefine((o, ctx) => {
   const pairs: [keyof typeof o, keyof typeof o, string][] = [
-    ['oidcClientId', 'oidcIssuer', '--oidc-client-id needs --oidc-issuer and --oidc-client-secret'],
-    ['oidcClientSecret', 'oidcClientId', '--oidc-client-secret needs --oidc-client-id'],
-    ['oidcIssuer', 'oidcClientId', '--oidc-issuer needs --oidc-client-id and --oidc-client-secret'],
+    ['oidcClientId', 'oidcIssuer', '--oidc-client-id needs --oidc-issuer'],
+    ['oidcClientSecret', 'oidcIssuer', '--oidc-client-secret needs --oidc-issuer'],
+    ['oidcIssuer', 'oidcClientId', '--oidc-issuer needs --oidc-client-id'],
+    ['oidcIssuer', 'oidcClientSecret', '--oidc-issuer needs --oidc-client-secret'],
     ['githubClientId', 'githubClientSecret', '--github-client-id needs --github-client-secret'],
     ['githubClientSecret', 'githubClientId', '--github-client-secret needs --github-client-id'],
     ['googleClientId', 'googleClientSecret', '--google-client-id needs --google-client-secret'],

@@ -33,6 +33,8 @@ export interface AgentSessionDeps {
   register(session: AgentSession, account: Account, opts: TunnelOptions): Promise<RegisteredTunnel>;
   unregister(session: AgentSession, tunnelId: string): void;
   onClose(session: AgentSession): void;
+  /** A hello with a token the relay refused (for the security events). */
+  onTokenRefused?(info: { err: unknown; token: string; ip: string }): void;
 }
 
 type Handlers = { [K in ControlMessage['type']]?: (m: Extract<ControlMessage, { type: K }>) => void | Promise<void> };
@@ -139,7 +141,13 @@ export class AgentSession implements SessionRef {
       throw new TunnError('PROTOCOL_VERSION', `this relay speaks tunn protocol ${PROTOCOL_VERSION}, the agent ${m.version}: upgrade the older side`);
     }
     if (typeof m.token !== 'string' || !m.token) throw new TunnError('AUTH_REQUIRED', 'no token: pass --token or set TUNN_TOKEN (create one with `tunn relay token create`)');
-    const claims = await this.#deps.tokens.verify(m.token, ['agent', 'pat']);
+    let claims;
+    try {
+      claims = await this.#deps.tokens.verify(m.token, ['agent', 'pat']);
+    } catch (err) {
+      this.#deps.onTokenRefused?.({ err, token: m.token, ip: this.#socket.remoteAddress ?? '' });
+      throw err;
+    }
     const account = await accountById(this.#deps.store, claims.sub);
     if (!account) throw new TunnError('AUTH_TOKEN_REVOKED', 'the token’s account no longer exists');
     void this.#deps.tokens.touch(claims.jti).catch(() => {});

@@ -7,6 +7,7 @@ import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import { getRequestListener } from '@hono/node-server';
 import { createApiApp } from '../api/app.ts';
 import type { DomainApiOptions } from '../api/domains.ts';
+import { refusedTokenOwner } from '../auth/bearer.ts';
 import type { TunnelPolicy } from '../auth/gate.ts';
 import { createIdentity, type Identity } from '../auth/identity.ts';
 import type { LoginProviderConfig } from '../auth/oidc.ts';
@@ -15,7 +16,7 @@ import { parseRateLimit } from '../auth/rate-limit.ts';
 import { TokenService } from '../auth/tokens.ts';
 import { ensureDevCa, issueLeaf } from '../certs/dev-ca.ts';
 import type { Clock } from '../lib/clock.ts';
-import { errorMessage, TunnError } from '../lib/errors.ts';
+import { errorMessage, isTunnError, TunnError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import { loadSecretKey, SecretBox } from '../lib/secret-box.ts';
 import { ALPN_TUNNEL, type TunnelOptions } from '../protocol/messages.ts';
@@ -146,8 +147,9 @@ export class Relay {
     this.ext = ext;
     const c = this.config;
     this.#certs = ext.certs ?? (await this.#defaultCerts());
-    const relayCtx = await this.#certs.contextFor(c.domain);
-    if (!relayCtx) throw new TunnError('CONFIG_INVALID', `no TLS certificate for the relay's own name ${c.domain}`);
+    // The relay's own certificate is fetched once the listeners are up: an HTTP-01 or
+    // TLS-ALPN-01 challenge for it (--relay-certs per-host) is answered on those listeners.
+    let relayCtx: SecureContext | undefined;
 
     this.#ownHost = http.createServer((req, res) => this.#serveOwnHost(req, res));
     this.#ownHost.keepAliveTimeout = 60_000;
@@ -224,6 +226,8 @@ export class Relay {
       onError: (err) => this.logger.error({ err: errorMessage(err) }, 'identity error'),
     });
     this.#api = getRequestListener(createApiApp(this.identity, { domains: ext.domainApi }).fetch);
+    relayCtx = await this.#certs.contextFor(c.domain);
+    if (!relayCtx) throw new TunnError('CONFIG_INVALID', `no TLS certificate for the relay's own name ${c.domain}`);
     return this.#info;
   }
 
@@ -344,6 +348,10 @@ export class Relay {
         this.#sessions.delete(s);
         this.metrics.agents.set(this.#sessions.size);
         for (const t of this.registry.detach(s)) this.#tunnelGone(t.host);
+      },
+      onTokenRefused: ({ err, token, ip }) => {
+        const kind = isTunnError(err, 'AUTH_TOKEN_REVOKED') ? 'token_revoked_used' : 'token_invalid';
+        void this.identity?.events.record({ kind, ip: cleanIp(ip), accountId: refusedTokenOwner(err, token), detail: 'agent hello' }).catch(() => {});
       },
     });
     this.#sessions.add(session);

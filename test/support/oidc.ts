@@ -42,7 +42,12 @@ export interface TestOp {
   close(): Promise<void>;
 }
 
-export async function startOidcProvider(opts: { redirectUris: string[] }): Promise<TestOp> {
+/**
+ * `redirectUris` may be a function, read when the OP handles its first request: a relay
+ * process that needs the OP's URL at start and picks its own ports can register its
+ * callback after both are up.
+ */
+export async function startOidcProvider(opts: { redirectUris: string[] | (() => string[]) }): Promise<TestOp> {
   const server: Server = createServer();
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -54,44 +59,51 @@ export async function startOidcProvider(opts: { redirectUris: string[] }): Promi
 
   const moduleName = 'oidc-provider';
   const { default: Provider } = (await import(moduleName)) as { default: ProviderCtor };
-  const provider = new Provider(issuer, {
-    clients: [{ client_id: 'tunn', client_secret: 'tunn-test-secret', redirect_uris: opts.redirectUris, grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic' }],
-    pkce: { required: () => true },
-    features: { devInteractions: { enabled: false } },
-    interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `/auto/${interaction.uid}` },
-    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
-    conformIdTokenClaims: false,
-    jwks: { keys: [jwk] },
-    cookies: { keys: ['tunn-test-cookie-key'] },
-    ttl: { Interaction: 600, Session: 3600, Grant: 3600, AuthorizationCode: 60, AccessToken: 600, IdToken: 600 },
-    async findAccount(_ctx: unknown, sub: string) {
-      return { accountId: sub, claims: async () => ({ sub, email: sub, email_verified: verified.get(sub) ?? true, name: sub.split('@')[0] }) };
-    },
-  });
-  provider.proxy = false;
+  const make = (redirectUris: string[]): ProviderLike => {
+    const provider = new Provider(issuer, {
+      clients: [{ client_id: 'tunn', client_secret: 'tunn-test-secret', redirect_uris: redirectUris, grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic' }],
+      pkce: { required: () => true },
+      features: { devInteractions: { enabled: false } },
+      interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `/auto/${interaction.uid}` },
+      claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+      conformIdTokenClaims: false,
+      jwks: { keys: [jwk] },
+      cookies: { keys: ['tunn-test-cookie-key'] },
+      ttl: { Interaction: 600, Session: 3600, Grant: 3600, AuthorizationCode: 60, AccessToken: 600, IdToken: 600 },
+      async findAccount(_ctx: unknown, sub: string) {
+        return { accountId: sub, claims: async () => ({ sub, email: sub, email_verified: verified.get(sub) ?? true, name: sub.split('@')[0] }) };
+      },
+    });
+    provider.proxy = false;
+  
+    provider.use(async (ctx, next) => {
+      const m = /^\/auto\/([^/]+)$/.exec(ctx.path);
+      if (!m) return next();
+      const details = await provider.interactionDetails(ctx.req, ctx.res);
+      let result: Record<string, unknown>;
+      if (details.prompt.name === 'login') {
+        verified.set(state.nextUser, state.nextVerified);
+        result = { login: { accountId: state.nextUser } };
+      } else {
+        const accountId = details.session!.accountId;
+        const grant = details.grantId ? (await provider.Grant.find(details.grantId))! : new provider.Grant({ accountId, clientId: String(details.params.client_id) });
+        const missing = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[] };
+        if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+        if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+        result = { consent: { grantId: await grant.save() } };
+      }
+      const returnTo = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: true });
+      ctx.status = 303;
+      ctx.redirect(returnTo);
+    });
+    return provider;
+  };
 
-  provider.use(async (ctx, next) => {
-    const m = /^\/auto\/([^/]+)$/.exec(ctx.path);
-    if (!m) return next();
-    const details = await provider.interactionDetails(ctx.req, ctx.res);
-    let result: Record<string, unknown>;
-    if (details.prompt.name === 'login') {
-      verified.set(state.nextUser, state.nextVerified);
-      result = { login: { accountId: state.nextUser } };
-    } else {
-      const accountId = details.session!.accountId;
-      const grant = details.grantId ? (await provider.Grant.find(details.grantId))! : new provider.Grant({ accountId, clientId: String(details.params.client_id) });
-      const missing = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[] };
-      if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
-      if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
-      result = { consent: { grantId: await grant.save() } };
-    }
-    const returnTo = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: true });
-    ctx.status = 303;
-    ctx.redirect(returnTo);
+  let handler: ((req: unknown, res: unknown) => void) | undefined;
+  server.on('request', (req, res) => {
+    handler ??= make(typeof opts.redirectUris === 'function' ? opts.redirectUris() : opts.redirectUris).callback();
+    handler(req, res);
   });
-
-  server.on('request', provider.callback());
   return {
     issuer,
     clientId: 'tunn',
