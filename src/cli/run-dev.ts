@@ -18,7 +18,7 @@ export async function runDev(targetSpec: string | undefined, flags: Record<strin
   const target = parseTarget(targetSpec ?? String(demo!.port));
   const account = await ensureAccount(relay.store, 'dev@tunn.localhost');
   const { token } = await relay.tokens.issue({ accountId: account.id, kind: 'agent', label: 'tunn dev' });
-  // A local try-out: the tunnel is public unless -a names who may use it.
+  // A local try-out: the tunnel is public (run `tunn relay --dev` and `tunn <port> -a …` for private ones).
   const agent = new Agent(
     agentConfigFrom(
       { relay: info.url, token, allow: [], allowIp: [], public: true, sessions: 2, quiet: Boolean(quiet), json: Boolean(json), insecureTarget: false, name: (name as string | undefined) ?? (demo ? `demo-${randomBytes(2).toString('hex')}` : undefined) },
