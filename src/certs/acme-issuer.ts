@@ -84,7 +84,10 @@ export class AcmeIssuer implements Issuer {
         // The relay answers challenges itself and cannot resolve its own public name from inside.
         skipChallengeVerification: true,
         challengePriority: o.solvers.map((s) => s.type),
-        challengeCreateFn: (authz, challenge, keyAuth) => solverFor(challenge.type).present(authz, challenge, keyAuth),
+        challengeCreateFn: (authz, challenge, keyAuth) => {
+          o.logger?.info({ identifier: authz.identifier.value, wildcard: Boolean(authz.wildcard), challenge: challenge.type }, `presenting a ${challenge.type} challenge for ${authz.identifier.value}`);
+          return solverFor(challenge.type).present(authz, challenge, keyAuth);
+        },
         challengeRemoveFn: (authz, challenge, keyAuth) => solverFor(challenge.type).cleanup(authz, challenge, keyAuth),
       });
       await recordAcmeAccountUrl(o.store, this.directoryUrl, client.getAccountUrl()).catch(() => {});
@@ -104,7 +107,9 @@ export class AcmeIssuer implements Issuer {
     try {
       return await fetchRenewalWindow(this.directoryUrl, chainPem);
     } catch (err) {
-      this.#opts.logger?.warn({ err: errorMessage(err) }, 'ACME renewal information unavailable');
+      // As in issue(): acme-client's axios loses the cause of a network error.
+      const unreachable = err instanceof TypeError ? await unreachableReason(this.directoryUrl) : undefined;
+      this.#opts.logger?.warn({ err: unreachable ? `cannot reach the ACME server: ${unreachable}` : errorMessage(err) }, 'ACME renewal information unavailable');
       return undefined;
     }
   }

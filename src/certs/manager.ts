@@ -321,7 +321,9 @@ export class CertManager {
           if (cached?.cert.id === c.id) cached.cert.renewalWindow = c.renewalWindow;
         }
       }
-      if (now >= this.renewAt(c)) await this.#renewQuietly(d, 'renewal');
+      // Judge by the certificate served now: a handshake may have renewed it since list() ran.
+      const live = this.#cache.get(c.name)?.cert;
+      if (now >= this.renewAt(live && live.id !== c.id ? live : c)) await this.#renewQuietly(d, 'renewal');
       const cur = (await this.#current(c.name))?.cert;
       if (!cur) continue;
       now = this.#clock.now();

@@ -46,6 +46,7 @@ function relayFlags(cmd: Command): Command {
     .option('--dns-resolver <host:port>', 'resolver that checks customers\' DNS records (default: the system\'s)')
     .option('--strict-domain-verify', 'custom domains also need a _tunn-verify.<domain> TXT token')
     .option('--relay-certs <mode>', 'the relay\'s own names: wildcard (DNS-01, default) or per-host (HTTP-01/TLS-ALPN-01)')
+    .option('--acme-challenge <types>', 'ACME challenges the relay answers, in priority order: dns-01,http-01,tls-alpn-01 (default; dns-01 only with the relay\'s DNS server). Wildcards always use dns-01')
     .option('--cert-event-token <token>', 'enables POST /v1/domains/cert-events for an external certificate manager')
     .option('--alert-webhook <url>', 'POST certificate alerts (expiry, failures, drift) as JSON to this URL')
     .option('--config <file>', 'JSON file with any of these settings')

@@ -12,7 +12,7 @@ import { silentLogger } from '../lib/logger.ts';
 import { SecretBox } from '../lib/secret-box.ts';
 import { ensureAccount } from '../store/accounts.ts';
 import { openStore, type Store } from '../store/store.ts';
-import { createCustomDomains, parsePublicIps, type CustomDomains, type CustomDomainsConfig } from './custom-domains.ts';
+import { createCustomDomains, parseAcmeChallenges, parsePublicIps, type CustomDomains, type CustomDomainsConfig } from './custom-domains.ts';
 
 describe('relay custom-domain wiring (dev CA issuer, relay DNS on a free port)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tunn-cd-'));
@@ -59,5 +59,10 @@ describe('relay custom-domain wiring (dev CA issuer, relay DNS on a free port)',
     await assert.rejects(createCustomDomains({ ...prod, tlsCert: 'a.pem', tlsKey: 'b.pem', acmeDirectory: 'letsencrypt' }, deps()), (e) => isTunnError(e, 'CONFIG_INVALID') && /exclude each other/.test(e.message));
     await assert.rejects(createCustomDomains({ ...prod, acmeDirectory: 'letsencrypt', dnsPort: 0 }, deps()), (e) => isTunnError(e, 'CONFIG_INVALID') && /--public-ip is required/.test(e.message));
     assert.deepEqual(parsePublicIps(['192.0.2.1,2001:db8::1', '192.0.2.1']), ['192.0.2.1', '2001:db8::1']);
+    const acme = { ...prod, acmeDirectory: 'https://127.0.0.1:1/dir', publicIps: ['127.0.0.1'] };
+    await assert.rejects(createCustomDomains({ ...acme, dnsPort: 0, acmeChallenges: ['http-01'] }, deps()), (e) => isTunnError(e, 'CONFIG_INVALID') && /must include dns-01 with --relay-certs wildcard/.test(e.message));
+    await assert.rejects(createCustomDomains({ ...acme, relayCerts: 'per-host', acmeChallenges: ['dns-01', 'http-01'] }, deps()), (e) => isTunnError(e, 'CONFIG_INVALID') && /dns-01 needs the relay's DNS server/.test(e.message));
+    assert.deepEqual(parseAcmeChallenges('tls-alpn-01, dns-01,tls-alpn-01'), ['tls-alpn-01', 'dns-01']);
+    assert.throws(() => parseAcmeChallenges('http-02'), /unknown challenge type "http-02"/);
   });
 });

@@ -3,7 +3,7 @@ import tls, { type SecureContext } from 'node:tls';
 import { Dns01Solver } from '../acme/dns01.ts';
 import { setAcmeHttpRetry } from '../acme/http-settings.ts';
 import { Http01Solver } from '../acme/http01.ts';
-import type { ChallengeSolver } from '../acme/solver.ts';
+import type { ChallengeSolver, ChallengeType } from '../acme/solver.ts';
 import { TlsAlpn01Solver } from '../acme/tls-alpn01.ts';
 import { resolveTunnelDomain } from '../api/domain-access.ts';
 import { AcmeIssuer } from '../certs/acme-issuer.ts';
@@ -57,6 +57,12 @@ export interface CustomDomainsConfig {
   alertWebhook?: string;
   /** The relay's own names: one `*.R`+`R` certificate via DNS-01 (default), or one per host. */
   relayCerts?: 'wildcard' | 'per-host';
+  /**
+   * `--acme-challenge`: the challenge types the relay answers, in priority order (default
+   * dns-01 when the DNS server runs, then http-01, tls-alpn-01). Wildcards (custom domains,
+   * the relay's wildcard) can only use dns-01; other names use the first type the CA offers.
+   */
+  acmeChallenges?: ChallengeType[];
   probeIntervalMs?: number;
   maintainIntervalMs?: number;
 }
@@ -96,6 +102,16 @@ export interface CustomDomains {
 }
 
 /** Splits `--public-ip` values ("1.2.3.4,2001:db8::1" or repeated). */
+/** Splits `--acme-challenge` ("tls-alpn-01,dns-01") into challenge types, in order, without repeats. */
+export function parseAcmeChallenges(v: string | undefined): ChallengeType[] | undefined {
+  if (!v) return undefined;
+  const list = v.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  for (const t of list) {
+    if (t !== 'dns-01' && t !== 'http-01' && t !== 'tls-alpn-01') throw new TunnError('CONFIG_INVALID', `--acme-challenge: unknown challenge type "${t}" (use dns-01, http-01, tls-alpn-01)`);
+  }
+  return [...new Set(list)] as ChallengeType[];
+}
+
 export function parsePublicIps(v: string | string[] | undefined): string[] {
   const list = (Array.isArray(v) ? v : v ? [v] : []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
   return [...new Set(list)];
@@ -120,6 +136,14 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
   const publicIps = cfg.publicIps.length ? cfg.publicIps : cfg.dev ? ['127.0.0.1'] : [];
   if (dnsPort !== undefined && publicIps.length === 0) {
     throw new TunnError('CONFIG_INVALID', `--public-ip is required with the relay's DNS server: the address(es) ${relayDomain} and *.${relayDomain} answer with`);
+  }
+
+  if (acme && cfg.acmeChallenges) {
+    if (cfg.acmeChallenges.length === 0) throw new TunnError('CONFIG_INVALID', '--acme-challenge needs at least one of dns-01, http-01, tls-alpn-01');
+    if (cfg.acmeChallenges.includes('dns-01') && dnsPort === undefined) throw new TunnError('CONFIG_INVALID', "--acme-challenge dns-01 needs the relay's DNS server: pass --dns-port (and --public-ip)");
+    if (relayCerts === 'wildcard' && !cfg.acmeChallenges.includes('dns-01')) {
+      throw new TunnError('CONFIG_INVALID', '--acme-challenge must include dns-01 with --relay-certs wildcard (a CA validates wildcards only through DNS); use --relay-certs per-host to answer only http-01/tls-alpn-01');
+    }
   }
 
   const http01 = new Http01Solver();
@@ -148,9 +172,13 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
         throw new TunnError('CONFIG_INVALID', `cannot read --acme-ca ${cfg.acmeCa}: ${errorMessage(err)}`, { cause: err });
       }
     }
-    const solvers: ChallengeSolver[] = [];
-    if (dns) solvers.push(new Dns01Solver({ txt: dns.zone, acmeIdFor: async (d) => (await domainByName(store, d))?.acmeIdentifier }));
-    solvers.push(http01, alpn);
+    const available: Record<ChallengeType, ChallengeSolver | undefined> = {
+      'dns-01': dns && new Dns01Solver({ txt: dns.zone, acmeIdFor: async (d) => (await domainByName(store, d))?.acmeIdentifier }),
+      'http-01': http01,
+      'tls-alpn-01': alpn,
+    };
+    const order = cfg.acmeChallenges ?? (['dns-01', 'http-01', 'tls-alpn-01'] as ChallengeType[]);
+    const solvers = order.map((t) => available[t]).filter((s): s is ChallengeSolver => s !== undefined);
     issuer = new AcmeIssuer({ directory: cfg.acmeDirectory!, email: cfg.acmeEmail, caPem, store, box, solvers, backoff: { attempts: 12, minMs: 500, maxMs: 10_000 }, logger });
   } else if (cfg.tlsCert) {
     try {
