@@ -80,6 +80,7 @@ export class CertManager {
   readonly #alerted = new Set<string>();
   #timer?: NodeJS.Timeout;
   #maintaining?: Promise<void>;
+  #maintainNext?: Promise<void>;
 
   constructor(opts: CertManagerOptions) {
     this.#o = opts;
@@ -135,10 +136,20 @@ export class CertManager {
   /**
    * One maintenance pass (certmagic's maintain.go): renews certificates that are due, refreshes
    * ARI windows, alerts on certificates close to expiry, and retries verified custom domains
-   * that have no certificate yet once their retry time has come.
+   * that have no certificate yet once their retry time has come. A call during a pass gets a
+   * fresh pass after it (what is due may have changed since the running pass looked); calls
+   * while that one waits share it.
    */
   async maintain(): Promise<void> {
-    if (this.#maintaining) return this.#maintaining;
+    if (this.#maintaining) {
+      this.#maintainNext ??= this.#maintaining
+        .catch(() => {})
+        .then(() => {
+          this.#maintainNext = undefined;
+          return this.maintain();
+        });
+      return this.#maintainNext;
+    }
     this.#maintaining = this.#maintainOnce().finally(() => (this.#maintaining = undefined));
     return this.#maintaining;
   }
