@@ -96,8 +96,6 @@ class PublicConnection {
   #headTimer: NodeJS.Timeout | undefined;
   #handedOver = false;
   #firstRequest = true;
-  #lastMethod = 'GET';
-  #lastKeepAlive = true;
 
   constructor(gw: Gateway, socket: Socket, secure: boolean, clientIp: string) {
     this.#gw = gw;
@@ -243,8 +241,6 @@ class PublicConnection {
     }
     const host = normalizeHost(hostHeader ?? '');
     if (host === null) return this.#respondLocal(pages.badRequest('The Host header is malformed.'), head);
-    this.#lastMethod = head.method;
-    this.#lastKeepAlive = keepAlive(head);
 
     const opts = this.#gw.opts;
     const hook = opts.plainHook?.(head, host);
