@@ -6,6 +6,7 @@ import tls, { type TLSSocket } from 'node:tls';
 import { errorMessage } from '../lib/errors.ts';
 import { ControlChannel } from '../protocol/control-channel.ts';
 import { agentServerOptions, SESSION_WINDOW } from '../protocol/h2-options.ts';
+import { watchLiveness } from '../protocol/liveness.ts';
 import { CONTROL_PATH, DATA_HEADERS, PROTOCOL_VERSION, ALPN_TUNNEL, type ControlMessage, type TunnelOptions } from '../protocol/messages.ts';
 import { forwardStream, type RequestLogEntry } from './forward.ts';
 import { localhostAwareLookup, type Target } from './target.ts';
@@ -46,6 +47,17 @@ export interface TunnelReady {
   target: Target;
 }
 
+interface LocalTunnel extends AgentTunnel {
+  id: string;
+  /** The name the relay picked when none was asked for; asked for again on every session. */
+  assignedName?: string;
+  /** The session that asked the relay to pick a name: the others wait for it (else each would get its own). */
+  namingSlot?: Slot;
+  /** Sessions that wait for the picked name before registering. */
+  waiting: Slot[];
+  ready?: TunnelReady;
+}
+
 export type AgentState = 'connecting' | 'online' | 'reconnecting' | 'stopped';
 
 interface AgentEvents {
@@ -64,14 +76,14 @@ interface Slot {
   online: boolean;
   attempt: number;
   timer?: NodeJS.Timeout;
-  pingTimer?: NodeJS.Timeout;
+  stopPing?: () => void;
 }
 
 export class Agent extends EventEmitter<AgentEvents> {
   readonly config: AgentConfig;
   readonly agentId = randomUUID();
   readonly #relay: URL;
-  readonly #tunnels: Map<string, AgentTunnel & { id: string; assignedName?: string; ready?: TunnelReady }>;
+  readonly #tunnels: Map<string, LocalTunnel>;
   readonly #slots: Slot[] = [];
   #state: AgentState = 'connecting';
   #stopped = false;
@@ -80,7 +92,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     super();
     this.config = config;
     this.#relay = new URL(config.relayUrl);
-    this.#tunnels = new Map(config.tunnels.map((t, i) => [`t${i}`, { ...t, id: `t${i}` }]));
+    this.#tunnels = new Map(config.tunnels.map((t, i) => [`t${i}`, { ...t, id: `t${i}`, waiting: [] }]));
   }
 
   get state(): AgentState {
@@ -101,7 +113,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.#stopped = true;
     for (const s of this.#slots) {
       clearTimeout(s.timer);
-      clearInterval(s.pingTimer);
+      s.stopPing?.();
       s.session?.close();
       s.socket?.destroy();
     }
@@ -201,8 +213,14 @@ export class Agent extends EventEmitter<AgentEvents> {
     switch (m.type) {
       case 'welcome':
         for (const t of this.#tunnels.values()) {
-          const { target: _target, ready: _ready, assignedName, ...opts } = t;
-          slot.control?.send({ type: 'register', tunnel: { ...opts, name: opts.name ?? assignedName } });
+          if (!t.name && !t.assignedName) {
+            if (t.namingSlot) {
+              t.waiting.push(slot);
+              continue;
+            }
+            t.namingSlot = slot;
+          }
+          this.#register(slot, t);
         }
         this.#startPing(slot);
         return;
@@ -210,6 +228,8 @@ export class Agent extends EventEmitter<AgentEvents> {
         const t = this.#tunnels.get(m.id);
         if (!t) return;
         t.assignedName = m.name;
+        t.namingSlot = undefined;
+        for (const waiting of t.waiting.splice(0)) if (waiting.control) this.#register(waiting, t);
         slot.attempt = 0;
         const wasOnline = slot.online;
         slot.online = true;
@@ -246,39 +266,29 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
   }
 
+  #register(slot: Slot, t: LocalTunnel): void {
+    const { target: _target, ready: _ready, assignedName, namingSlot: _namingSlot, waiting: _waiting, ...opts } = t;
+    slot.control?.send({ type: 'register', tunnel: { ...opts, name: opts.name ?? assignedName } });
+  }
+
   #startPing(slot: Slot): void {
-    clearInterval(slot.pingTimer);
-    let outstanding = false;
-    slot.pingTimer = setInterval(() => {
-      const s = slot.session;
-      const sock = slot.socket;
-      if (!s || s.destroyed || !sock || outstanding) return;
-      // Under load (e.g. a burst of aborted downloads) the PING ack can queue behind megabytes
-      // of DATA for many seconds on a healthy link: the link is dead only if nothing at all
-      // arrived from the relay while the ping was out.
-      const readAtPing = sock.bytesRead;
-      const onTimeout = (): void => {
-        if (sock.destroyed) return;
-        if (sock.bytesRead === readAtPing) sock.destroy(new Error('relay did not answer ping'));
-        else outstanding = false;
-      };
-      const timer = setTimeout(onTimeout, this.config.pingTimeoutMs);
-      try {
-        outstanding = s.ping(() => {
-          clearTimeout(timer);
-          outstanding = false;
-        });
-      } catch {
-        clearTimeout(timer);
-        sock.destroy();
-      }
-    }, this.config.pingIntervalMs);
-    slot.pingTimer.unref();
+    slot.stopPing?.();
+    const { session, socket } = slot;
+    if (!session || !socket) return;
+    slot.stopPing = watchLiveness({ session, socket, intervalMs: this.config.pingIntervalMs, timeoutMs: this.config.pingTimeoutMs, onDead: (reason) => this.emit('notice', `relay link dead (${reason}); reconnecting`) });
   }
 
   #slotDown(slot: Slot, why: string): void {
     const wasOnline = slot.online;
-    clearInterval(slot.pingTimer);
+    for (const t of this.#tunnels.values()) {
+      t.waiting = t.waiting.filter((w) => w !== slot);
+      if (t.namingSlot === slot) {
+        // The session that asked for a name is gone before the answer: the next one asks.
+        t.namingSlot = t.waiting.shift();
+        if (t.namingSlot) this.#register(t.namingSlot, t);
+      }
+    }
+    slot.stopPing?.();
     slot.session = undefined;
     slot.control = undefined;
     slot.socket = undefined;

@@ -6,6 +6,7 @@ import { errorMessage, TunnError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import { ControlChannel } from '../protocol/control-channel.ts';
 import { relaySessionOptions, SESSION_WINDOW } from '../protocol/h2-options.ts';
+import { watchLiveness } from '../protocol/liveness.ts';
 import { CONTROL_PATH, PROTOCOL_VERSION, type ControlMessage, type TunnelOptions } from '../protocol/messages.ts';
 import { accountById, type Account } from '../store/accounts.ts';
 import type { Store } from '../store/store.ts';
@@ -52,7 +53,7 @@ export class AgentSession implements SessionRef {
   #control: ControlChannel | undefined;
   #alive = true;
   #helloTimer: NodeJS.Timeout | undefined;
-  #pingTimer: NodeJS.Timeout | undefined;
+  #stopPing: (() => void) | undefined;
   readonly #handlers: Handlers;
 
   constructor(socket: TLSSocket, deps: AgentSessionDeps) {
@@ -173,24 +174,23 @@ export class AgentSession implements SessionRef {
   }
 
   #startPing(): void {
-    this.#pingTimer = setInterval(() => {
-      if (!this.alive) return;
-      const ok = this.h2.ping((err) => {
-        if (err) {
-          this.#log.info({ err: err.message }, 'agent did not answer ping; closing session');
-          this.h2.destroy();
-        }
-      });
-      if (!ok) this.h2.destroy();
-    }, this.#deps.pingIntervalMs);
-    this.#pingTimer.unref();
+    this.#stopPing = watchLiveness({
+      session: this.h2,
+      socket: this.#socket,
+      intervalMs: this.#deps.pingIntervalMs,
+      timeoutMs: this.#deps.pingIntervalMs,
+      onDead: (reason) => {
+        this.#log.info({ reason }, 'agent link dead; closing session');
+        this.#onClosed();
+      },
+    });
   }
 
   #onClosed(): void {
     if (!this.#alive) return;
     this.#alive = false;
     clearTimeout(this.#helloTimer);
-    clearInterval(this.#pingTimer);
+    this.#stopPing?.();
     if (!this.#socket.destroyed) this.#socket.destroy();
     this.#deps.onClose(this);
   }

@@ -334,7 +334,10 @@ class PublicConnection {
     const reg = this.#gw.opts.registry;
     for (let attempt = 0; attempt < tunnel.sessions.length + 1; attempt++) {
       const session = reg.pickSession(tunnel);
-      if (!session) return false;
+      if (!session) {
+        this.#gw.opts.logger.warn({ host: tunnel.host, sessions: tunnel.sessions.length }, 'no live agent session for the tunnel');
+        return false;
+      }
       let stream: ClientHttp2Stream;
       try {
         stream = session.h2.request(
@@ -347,7 +350,8 @@ class PublicConnection {
           },
           { endStream: false },
         );
-      } catch {
+      } catch (err) {
+        this.#gw.opts.logger.warn({ host: tunnel.host, session: session.id.slice(0, 8), err: (err as Error).message }, 'cannot open a stream on an agent session');
         continue;
       }
       this.#attachStream(stream, tunnel);

@@ -49,9 +49,14 @@ describe('names', () => {
 
   it('without -n: a readable random name, kept across reconnects', async () => {
     const alice = await createToken(relay, 'alice@example.com');
+    const onlineBefore = relay.proc.lines.filter((l) => l.msg === 'tunnel online').length;
     const a = await startAgent(relay, alice, origin.port, ['--public', '--quiet']);
     try {
       assert.match(a.host, /^[a-z]+-[a-z]+-[0-9a-f]{4}\.tunn\.localhost$/);
+      // Both sessions serve the one name the relay picked (not a name each).
+      await a.proc.waitFor((l) => l.event === 'notice' && /online \(2\/2 sessions\)/.test(String(l.message)));
+      const online = relay.proc.lines.filter((l) => l.msg === 'tunnel online').slice(onlineBefore);
+      assert.deepEqual(online.map((l) => l.host), [a.host]);
     } finally {
       await a.stop();
     }

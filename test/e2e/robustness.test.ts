@@ -280,7 +280,8 @@ describe('data plane robustness', { timeout: 240_000 }, () => {
           why.push(`#${i}: ${(err as Error).message}`);
         }
       }
-      assert.equal(failed, 0, `failed requests: ${failed} (${why.slice(0, 3).join('; ')}); agent: ${JSON.stringify(sessionEvents(agent))}`);
+      const relayWarnings = relay.proc.lines.filter((l) => Number(l.level) >= 40 || /session|tunnel/.test(String(l.msg))).slice(-12);
+      assert.equal(failed, 0, `failed requests: ${failed} (${why.slice(0, 3).join('; ')}); agent: ${JSON.stringify(sessionEvents(agent))}; relay: ${JSON.stringify(relayWarnings)}`);
       assert.equal(ok, 300);
       await until(() => relayAgentConnects(relay) > connectsBefore, 10_000, 'a replacement session at the relay');
       const events = sessionEvents(agent);
