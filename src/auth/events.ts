@@ -15,7 +15,9 @@ export type SecurityEventKind =
   | 'visitor_denied'
   | 'rate_limited'
   | 'ip_denied'
-  | 'basic_auth_failed';
+  | 'basic_auth_failed'
+  /** A certificate failed to issue or renew, is expiring, or drifted (ops alert for the domain owner). */
+  | 'cert_alert';
 
 export interface SecurityEvent {
   id: string;
@@ -50,7 +52,7 @@ export interface EventFilter {
   limit?: number;
 }
 
-export const EVENT_KINDS: readonly SecurityEventKind[] = ['login_failed', 'token_invalid', 'token_revoked_used', 'visitor_denied', 'rate_limited', 'ip_denied', 'basic_auth_failed'];
+export const EVENT_KINDS: readonly SecurityEventKind[] = ['login_failed', 'token_invalid', 'token_revoked_used', 'visitor_denied', 'rate_limited', 'ip_denied', 'basic_auth_failed', 'cert_alert'];
 
 interface Window {
   id: string;

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { fromEnv, fromFile, relayDefaults, relaySchema, resolveConfig, type RelayOptions } from '../config/config.ts';
 import { systemClock } from '../lib/clock.ts';
 import { createLogger, type Logger } from '../lib/logger.ts';
+import { domainByName } from '../certs/domains.ts';
 import { createCustomDomains, parseAcmeChallenges, parsePublicIps, type CustomDomains } from '../relay/custom-domains.ts';
 import { Relay, type RelayConfig, type RelayInfo } from '../relay/relay.ts';
 import { testClockFrom } from './test-clock.ts';
@@ -69,7 +70,18 @@ export async function startRelay(o: RelayOptions, logger: Logger): Promise<{ rel
       certEventToken: o.certEventToken,
       alertWebhook: o.alertWebhook,
     },
-    { store: relay.store, box: relay.box, logger, clock: testClock?.clock ?? systemClock, isLiveHost: (h) => relay.registry.get(h) !== undefined },
+    {
+      store: relay.store,
+      box: relay.box,
+      logger,
+      clock: testClock?.clock ?? systemClock,
+      isLiveHost: (h) => relay.registry.get(h) !== undefined,
+      // Certificate alerts are also security/ops events the domain's owner sees in `tunn events`.
+      onAlert: async (a) => {
+        const owner = (await domainByName(relay.store, a.domain))?.accountId;
+        await relay.identity?.events.record({ kind: 'cert_alert', tunnel: a.domain, accountId: owner, detail: `${a.kind}: ${a.message}` });
+      },
+    },
   );
   let info: RelayInfo;
   try {

@@ -285,6 +285,11 @@ describe('certificates through the relay (Pebble: HTTP-01, TLS-ALPN-01, renewal,
     assert.ok(d.tls.failureCount >= 1);
     assert.equal(d.tls.nextRetryAt, wildcard.nextRetryAt);
     assert.ok((shown.lines[0]!.events as { kind: string }[]).some((e) => e.kind === 'retry_scheduled'));
+    // The failure is also an ops event the domain's owner sees in `tunn events`.
+    const evs = startCli(['events', '--kind', 'cert_alert', ...api()]);
+    assert.equal(await evs.exited, 0, evs.stderr.join('\n'));
+    const alerts = evs.lines[0]!.events as { kind: string; tunnel: string | null; detail: string }[];
+    assert.ok(alerts.some((e) => e.tunnel === DOMAIN && /issue_failed: .*ACME server/.test(e.detail)), JSON.stringify(alerts));
     // Visitors still get the last good certificate.
     const still = await handshake(relayA.httpsPort, host, oldRoot);
     assert.equal(still.authorized, true, still.error);
