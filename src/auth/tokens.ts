@@ -58,7 +58,20 @@ export class TokenService {
     if (!this.#current) await this.rotateKeys();
   }
 
+  #loadedAt = 0;
+
+  /**
+   * Reloads the keys from the store if they were loaded more than a second ago: picks up keys
+   * rotated or retired elsewhere (the CLI, another relay) without letting unknown-kid tokens
+   * trigger a store read per request.
+   */
+  async reloadIfStale(): Promise<void> {
+    if (Math.abs(this.#clock.now() - this.#loadedAt) < 1000) return;
+    await this.#loadKeys();
+  }
+
   async #loadKeys(): Promise<void> {
+    this.#loadedAt = this.#clock.now();
     const rows = await this.#store.db.selectFrom('signing_keys').selectAll().orderBy('created_at', 'asc').execute();
     const keys = new Map<string, LoadedKey>();
     let current: LoadedKey | undefined;
@@ -159,7 +172,12 @@ export class TokenService {
       const res = await jwtVerify(
         token,
         async (header) => {
-          const k = header.kid ? this.#keys.get(header.kid) : undefined;
+          let k = header.kid ? this.#keys.get(header.kid) : undefined;
+          if (!k && header.kid) {
+            // A key another relay (or `tunn relay keys rotate`) added since we loaded them.
+            await this.reloadIfStale();
+            k = this.#keys.get(header.kid);
+          }
           if (!k || k.retired) throw new Error('unknown signing key');
           return k.publicKey;
         },

@@ -7,7 +7,7 @@ import { registerIdentityCommands } from './identity-commands.ts';
 import { runAgent } from './run-agent.ts';
 import { runDev } from './run-dev.ts';
 import { runRelay } from './run-relay.ts';
-import { runTokenCreate, runTokenList, runTokenRevoke } from './run-token.ts';
+import { runKeysList, runKeysRetire, runKeysRotate, runTokenCreate, runTokenList, runTokenRevoke } from './run-token.ts';
 
 // Entry point: parse flags, hand over to the run-* functions. No logic here.
 
@@ -101,6 +101,10 @@ export function buildProgram(): Command {
       .option('--name <label>', 'a label to recognise the token by'),
   ).action(async (opts) => runTokenCreate(opts));
   onDataDir(token.command('list').description('list agent and personal access tokens').option('--email <email>', "only this account's")).action(async (opts) => runTokenList(opts));
+  const keys = relay.command('keys').description('token signing keys: rotate without signing anyone out');
+  onDataDir(keys.command('list').description('list signing keys')).action(async (opts) => runKeysList(opts));
+  onDataDir(keys.command('rotate').description('add a new signing key; older tokens stay valid')).action(async (opts) => runKeysRotate(opts));
+  onDataDir(keys.command('retire').description('stop accepting tokens signed with a key').argument('<kid>', 'key id (from `tunn relay keys list`)')).action(async (kid: string, opts) => runKeysRetire(kid, opts));
   onDataDir(token.command('revoke').description('revoke a token by id').argument('<id>', 'token id (from `tunn relay token list`)')).action(async (id: string, opts) => runTokenRevoke(id, opts));
 
   relayFlags(program.command('dev').description('run a relay and an agent in one process for a local try-out'))

@@ -64,3 +64,42 @@ export async function runTokenRevoke(id: string, flags: { json?: boolean; dataDi
     await store.close();
   }
 }
+
+// `tunn relay keys …`: the token signing keys. Rotating adds a key that signs from then on;
+// tokens signed with older keys keep working until those keys are retired.
+
+export async function runKeysList(flags: { json?: boolean; dataDir?: string; store?: string }): Promise<void> {
+  const { store } = await openRelayTokens(flags);
+  try {
+    const rows = await store.db.selectFrom('signing_keys').select(['kid', 'alg', 'created_at', 'retired_at']).orderBy('created_at').execute();
+    if (flags.json) printJson({ event: 'keys', keys: rows });
+    else for (const r of rows) process.stdout.write(`${r.kid}  ${r.alg}  created ${r.created_at}${r.retired_at ? `  retired ${r.retired_at}` : ''}\n`);
+  } finally {
+    await store.close();
+  }
+}
+
+export async function runKeysRotate(flags: { json?: boolean; dataDir?: string; store?: string }): Promise<void> {
+  const { store, tokens } = await openRelayTokens(flags);
+  try {
+    const kid = await tokens.rotateKeys();
+    if (flags.json) printJson({ event: 'rotated', kid });
+    else process.stderr.write(`tunn: new signing key ${kid}; running relays sign with it within a minute, and tokens signed before stay valid until you retire the old key\n`);
+  } finally {
+    await store.close();
+  }
+}
+
+export async function runKeysRetire(kid: string, flags: { json?: boolean; dataDir?: string; store?: string }): Promise<void> {
+  const { store, tokens } = await openRelayTokens(flags);
+  try {
+    const live = await store.db.selectFrom('signing_keys').select(['kid']).where('retired_at', 'is', null).execute();
+    if (!live.some((k) => k.kid === kid)) throw new TunnError('NOT_FOUND', `no active signing key ${kid}; list them with \`tunn relay keys list\``);
+    if (live.length === 1) throw new TunnError('CONFLICT', `${kid} is the only active signing key: rotate first (\`tunn relay keys rotate\`), then retire it`);
+    await tokens.retireKey(kid);
+    if (flags.json) printJson({ event: 'retired', kid });
+    else process.stderr.write(`tunn: retired ${kid}; tokens signed with it are refused (running relays within a minute)\n`);
+  } finally {
+    await store.close();
+  }
+}

@@ -121,6 +121,7 @@ export class Relay {
   #caPath: string | undefined;
   #info: RelayInfo | undefined;
   #api: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+  #keyTimer: NodeJS.Timeout | undefined;
 
   constructor(config: RelayConfig, deps: RelayDeps) {
     this.config = config;
@@ -225,6 +226,9 @@ export class Relay {
       adminEmails: c.adminEmails,
       onError: (err) => this.logger.error({ err: errorMessage(err) }, 'identity error'),
     });
+    // Keys rotated or retired by `tunn relay keys` (or another relay) take effect within a minute.
+    this.#keyTimer = setInterval(() => void this.tokens.reloadIfStale().catch((err: unknown) => this.logger.warn({ err: errorMessage(err) }, 'reloading signing keys failed')), 60_000);
+    this.#keyTimer.unref();
     this.#api = getRequestListener(createApiApp(this.identity, { domains: ext.domainApi }).fetch);
     relayCtx = await this.#certs.contextFor(c.domain);
     if (!relayCtx) throw new TunnError('CONFIG_INVALID', `no TLS certificate for the relay's own name ${c.domain}`);
@@ -256,6 +260,7 @@ export class Relay {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#keyTimer);
     this.#httpsServer?.close();
     this.#httpServer?.close();
     for (const s of this.#sessions) s.close();

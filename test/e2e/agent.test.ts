@@ -118,6 +118,41 @@ describe('reconnects', () => {
   });
 });
 
+describe('signing keys', () => {
+  it('rotate without signing anyone out; a retired key no longer signs anyone in', async () => {
+    const origin = await startOrigin();
+    let relay = await startRelay();
+    const keysCli = async (...args: string[]): Promise<Record<string, unknown>> => {
+      const p = startCli(['relay', 'keys', ...args, '--data-dir', relay.dataDir, '--json']);
+      const code = await p.exited;
+      return { code, line: p.lines[p.lines.length - 1], stderr: p.stderr.join('\n') };
+    };
+    try {
+      const before = await createToken(relay, 'alice@example.com');
+      const oldKid = ((await keysCli('list')).line as { keys: { kid: string }[] }).keys[0]!.kid;
+      assert.equal((await keysCli('retire', oldKid)).code, 1, 'the only key cannot be retired');
+      assert.equal((await keysCli('rotate')).code, 0);
+      const after = await createToken(relay, 'bob@example.com');
+      // The running relay accepts tokens of both keys.
+      const a = await startAgent(relay, before, origin.port, ['-n', 'old-key', '--public', '--quiet']);
+      const b = await startAgent(relay, after, origin.port, ['-n', 'new-key', '--public', '--quiet']);
+      await a.stop();
+      await b.stop();
+      const retired = await keysCli('retire', oldKid);
+      assert.equal(retired.code, 0, String(retired.stderr));
+      const { dataDir, httpsPort, httpPort } = relay;
+      await relay.stop();
+      relay = await startRelay({ dataDir, httpsPort, httpPort });
+      await assert.rejects(startAgent(relay, before, origin.port, ['-n', 'old-key', '--public']), (e: Error & { code?: string }) => e.code === 'AUTH_INVALID_TOKEN');
+      const again = await startAgent(relay, after, origin.port, ['-n', 'new-key', '--public', '--quiet']);
+      await again.stop();
+    } finally {
+      await relay.stop();
+      await origin.close();
+    }
+  });
+});
+
 describe('CLI', () => {
   it('prints help for the program and each command', async () => {
     for (const args of [['--help'], ['relay', '--help'], ['dev', '--help'], ['login', '--help'], ['group', '--help'], ['relay', 'token', 'create', '--help']]) {
