@@ -185,7 +185,7 @@ export class TokenService {
       );
       payload = res.payload as Record<string, unknown>;
     } catch (err) {
-      throw new TunnError('AUTH_INVALID_TOKEN', `the token is not valid for this relay (${(err as Error).message})`, { cause: err });
+      throw new TunnError('AUTH_INVALID_TOKEN', `the token is not valid for this relay (${(err as Error).message}): sign in again with \`tunn login\`, or create a new token`, { cause: err });
     }
     const kind = payload.kind as TokenKind;
     if (typeof payload.jti !== 'string' || typeof payload.sub !== 'string' || !kinds.includes(kind)) {

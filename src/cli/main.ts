@@ -142,7 +142,8 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     process.stderr.write(`tunn: error: ${err instanceof TunnError ? err.message : errorMessage(err)}\n`);
-    process.exitCode = 1;
+    // Whatever a failed start left open (listeners, timers) must not keep the process alive.
+    process.exit(1);
   }
 }
 

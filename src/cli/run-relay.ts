@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { fromEnv, fromFile, relayDefaults, relaySchema, resolveConfig, type RelayOptions } from '../config/config.ts';
+import { fromEnv, fromFile, relayCrossChecks, relayDefaults, relaySchema, resolveConfig, type RelayOptions } from '../config/config.ts';
 import { systemClock } from '../lib/clock.ts';
 import { createLogger, type Logger } from '../lib/logger.ts';
 import { domainByName } from '../certs/domains.ts';
@@ -10,9 +10,12 @@ import { testClockFrom } from './test-clock.ts';
 
 export function relayOptionsFrom(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): RelayOptions {
   const envLayer = fromEnv(Object.keys(relaySchema.shape), env);
-  const dev = Boolean(flags.dev ?? ['1', 'true'].includes(String(envLayer.dev ?? '')));
   const { config, ...rest } = flags;
-  return resolveConfig(relaySchema, [relayDefaults(dev), fromFile(config as string | undefined), envLayer, rest]);
+  const fileLayer = fromFile(config as string | undefined);
+  // --dev changes the defaults, so find it first, in the same order of precedence.
+  const truthy = (v: unknown): boolean | undefined => (v === undefined ? undefined : v === true || ['1', 'true', 'yes', 'on'].includes(String(v)));
+  const dev = truthy(rest.dev) ?? truthy(envLayer.dev) ?? truthy(fileLayer.dev) ?? false;
+  return resolveConfig(relaySchema, [relayDefaults(dev), fileLayer, envLayer, rest], relayCrossChecks);
 }
 
 export function relayConfigFrom(o: RelayOptions): RelayConfig {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isTunnError } from '../lib/errors.ts';
-import { agentDefaults, agentSchema, fromEnv, relayDefaults, relaySchema, resolveConfig } from './config.ts';
+import { agentDefaults, agentSchema, fromEnv, relayCrossChecks, relayDefaults, relaySchema, resolveConfig } from './config.ts';
 
 describe('config', () => {
   it('layers defaults < file < env < flags', () => {
@@ -29,6 +29,18 @@ describe('config', () => {
       () => resolveConfig(agentSchema, [agentDefaults, { relay: 'https://tunn.example.com' }]),
       (e) => isTunnError(e, 'CONFIG_INVALID') && /--token: .*TUNN_TOKEN/.test(e.message),
     );
+  });
+
+  it('reports missing partner settings together with every other error, and reads dev from a file', () => {
+    assert.throws(
+      () => resolveConfig(relaySchema, [relayDefaults(false), { httpsPort: 'abc', oidcIssuer: 'https://id.example.com' }], relayCrossChecks),
+      (e) =>
+        isTunnError(e, 'CONFIG_INVALID') &&
+        e.message.includes('--https-port: must be a port number, 0-65535') &&
+        e.message.includes('--oidc-issuer needs --oidc-client-id') &&
+        e.message.includes('--domain: is required'),
+    );
+    assert.throws(() => resolveConfig(relaySchema, [relayDefaults(true), { dnsResolver: 'bogus' }]), (e) => isTunnError(e, 'CONFIG_INVALID') && e.message.includes('--dns-resolver: must be the IP address'));
   });
 
   it('reads lists from the environment', () => {

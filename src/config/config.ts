@@ -5,7 +5,7 @@ import { TunnError } from '../lib/errors.ts';
 // One place that turns defaults, a config file, the environment (TUNN_*) and flags into a
 // validated config, in that order of precedence, reporting every error at once.
 
-const port = z.coerce.number().int().min(0, 'must be 0-65535').max(65535, 'must be 0-65535');
+const port = z.coerce.number({ error: 'must be a port number, 0-65535' }).int('must be a port number, 0-65535').min(0, 'must be 0-65535').max(65535, 'must be 0-65535');
 const seconds = z.coerce.number().positive('must be a positive number of seconds');
 const bool = z.union([z.boolean(), z.enum(['1', 'true', 'yes', 'on', '0', 'false', 'no', 'off']).transform((v) => ['1', 'true', 'yes', 'on'].includes(v))]);
 const domain = z
@@ -56,7 +56,7 @@ export const relaySchema = z.object({
   acmeCa: z.string().min(1).optional(),
   dnsPort: port.optional(),
   publicIp: z.string().regex(/^[0-9a-fA-F:.]+(,[0-9a-fA-F:.]+)*$/, 'must be IP address(es), comma-separated').optional(),
-  dnsResolver: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^\s:]+)(:\d{1,5})?$/, 'must be host:port of a DNS resolver, e.g. 127.0.0.1:53').optional(),
+  dnsResolver: z.string().regex(/^(\[[0-9a-fA-F:]+\]|\d{1,3}(\.\d{1,3}){3})(:\d{1,5})?$/, 'must be the IP address of a DNS resolver with an optional port, e.g. 127.0.0.1:53').optional(),
   strictDomainVerify: bool,
   relayCerts: z.enum(['wildcard', 'per-host']).optional(),
   /** ACME challenge types the relay may answer, in priority order (comma-separated). */
@@ -64,8 +64,12 @@ export const relaySchema = z.object({
   certEventToken: z.string().min(16, 'must be at least 16 characters').optional(),
   alertWebhook: z.string().url('must be a URL').optional(),
   json: bool,
-}).superRefine((o, ctx) => {
-  const pairs: [keyof typeof o, keyof typeof o, string][] = [
+});
+export type RelayOptions = z.infer<typeof relaySchema>;
+
+// Settings that need a partner. Checked on the merged input, so they are reported together
+// with every other error.
+const RELAY_PAIRS: [string, string, string][] = [
     ['oidcClientId', 'oidcIssuer', '--oidc-client-id needs --oidc-issuer'],
     ['oidcClientSecret', 'oidcIssuer', '--oidc-client-secret needs --oidc-issuer'],
     ['oidcIssuer', 'oidcClientId', '--oidc-issuer needs --oidc-client-id'],
@@ -77,9 +81,10 @@ export const relaySchema = z.object({
     ['smtpUrl', 'mailFrom', '--smtp-url needs --mail-from (the From address of sign-in links)'],
     ['mailFrom', 'smtpUrl', '--mail-from needs --smtp-url'],
   ];
-  for (const [a, b, message] of pairs) if (o[a] !== undefined && o[b] === undefined) ctx.addIssue({ code: 'custom', path: [a], message });
-});
-export type RelayOptions = z.infer<typeof relaySchema>;
+
+export function relayCrossChecks(merged: Record<string, unknown>): string[] {
+  return RELAY_PAIRS.filter(([a, b]) => merged[a] !== undefined && merged[b] === undefined).map(([, , message]) => message);
+}
 
 export const agentSchema = z.object({
   relay: z.string().url('must be a URL such as https://tunn.example.com'),
@@ -167,13 +172,14 @@ export const missingHints: Record<string, string> = {
 };
 
 /** Merges the layers and validates; throws CONFIG_INVALID listing every problem. */
-export function resolveConfig<S extends z.ZodObject | z.ZodPipe<z.ZodObject, z.ZodType>>(schema: S, layers: Record<string, unknown>[]): z.infer<S> {
+export function resolveConfig<S extends z.ZodObject | z.ZodPipe<z.ZodObject, z.ZodType>>(schema: S, layers: Record<string, unknown>[], crossChecks?: (merged: Record<string, unknown>) => string[]): z.infer<S> {
   const merged = Object.assign({}, ...layers.map(dropUndefined));
   const shape = 'shape' in schema ? schema.shape : (schema as z.ZodPipe<z.ZodObject, z.ZodType>).in.shape;
   const known = new Set(Object.keys(shape));
   const unknown = Object.keys(merged).filter((k) => !known.has(k));
   const r = schema.safeParse(merged);
   const problems: string[] = unknown.map((k) => `unknown setting "${k}"`);
+  if (crossChecks) problems.push(...crossChecks(merged));
   if (!r.success) {
     for (const issue of r.error.issues) {
       const key = String(issue.path[0] ?? '');

@@ -83,6 +83,7 @@ describe('Http1Framer', () => {
     ['space before colon', 'GET / HTTP/1.1\r\nHost : x\r\n\r\n', 400],
     ['obs-fold', 'GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n', 400],
     ['bare LF', 'GET / HTTP/1.1\nHost: x\r\n\r\n', 400],
+    ['bare LF only (never a CRLFCRLF)', 'GET / HTTP/1.1\nHost: x\n\n', 400],
     ['garbage request line', 'HELLO\r\n\r\n', 400],
     ['bad chunk size', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 400],
     ['control character in value', 'GET / HTTP/1.1\r\nX: a\x01b\r\n\r\n', 400],

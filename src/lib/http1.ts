@@ -241,6 +241,13 @@ export class Http1Framer {
     }
     const size = this.#heldLen + (end < 0 ? chunk.length : end) - from;
     if (size > this.#maxHead) this.#headTooLarge();
+    // A head that ends lines with bare LF never reaches CRLFCRLF: refuse it now, not at the timeout.
+    if (end < 0) {
+      for (let i = chunk.indexOf(10, from); i >= 0; i = chunk.indexOf(10, i + 1)) {
+        const prev = i > from ? chunk[i - 1] : this.#heldTail[this.#heldTail.length - 1];
+        if (prev !== 13) throw new HttpParseError(400, 'bare LF in message head');
+      }
+    }
     return end;
   }
 

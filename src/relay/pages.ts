@@ -54,7 +54,11 @@ export const pages = {
     htmlPage(
       502,
       'The tunnel’s target is not answering',
-      `The agent is connected, but could not reach <code>${escapeHtml(target)}</code> (${escapeHtml(cause)}). Is the local service running?`,
+      `The agent is connected, but could not reach <code>${escapeHtml(target)}</code> (${escapeHtml(cause)}). ${
+        /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/.test(cause)
+          ? 'The local service’s certificate is not trusted: run the agent with <code>--insecure-target</code> for a self-signed one.'
+          : 'Is the local service running?'
+      }`,
       { close: true },
     ),
   tunnelLost: () =>

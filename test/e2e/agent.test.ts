@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createToken, request, startAgent, startCli, startRelay, until, type RelayHandle } from './harness.ts';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createToken, request, startAgent, startCli, startRelay, tmpDir, until, type RelayHandle } from './harness.ts';
 import { startOrigin, type Origin } from './origin.ts';
 
 // Names, reconnects and the CLI's own errors, with real relay and agent processes.
@@ -184,12 +186,29 @@ describe('CLI', () => {
       [['relay', '--domain', 'tunn.example.test', '--https-port', '0', '--http-port', '0', '--data-dir', '/tmp/tunn-no-cert'], /needs certificates: pass --acme-directory letsencrypt .*or --tls-cert and --tls-key, or run with --dev/],
       [['relay', 'token', 'create', '--email', 'nope', '--data-dir', '/tmp/tunn-x'], /--email "nope" is not an email address/],
       [['8080', '--public', '-a', 'a@b.com', '--relay', 'https://x.example', '--token', 't'], /--public and -a do not go together/],
+      // A start that fails after listeners opened still exits (it used to hang).
+      [['relay', '--dev', '--https-port', '0', '--http-port', '0', '--dns-port', '0', '--data-dir', '/tmp/tunn-acme-ca', '--acme-ca', '/nonexistent.pem', '--acme-directory', 'https://127.0.0.1:1/dir'], /cannot read --acme-ca \/nonexistent\.pem/],
+      [['relay', '--dev', '--https-port', 'abc', '--oidc-issuer', 'https://id.example.com'], /--oidc-issuer needs --oidc-client-id[\s\S]*--https-port: must be a port number/],
     ];
     for (const [args, msg] of cases) {
       const p = startCli(args, { env: { TUNN_TOKEN: '', TUNN_RELAY: '', TUNN_CONFIG_DIR: '/nonexistent-tunn-config' } });
       const code = await p.exited;
       assert.notEqual(code, 0, args.join(' '));
       assert.match(p.stderr.join('\n'), msg, args.join(' '));
+    }
+  });
+
+  it('takes every relay setting from a --config file, --dev included', async () => {
+    const dir = tmpDir('tunn-cfgfile-');
+    try {
+      const file = join(dir.path, 'relay.json');
+      writeFileSync(file, JSON.stringify({ dev: true, httpsPort: 0, httpPort: 0, dataDir: join(dir.path, 'data') }));
+      const p = startCli(['relay', '--config', file, '--json']);
+      const ready = await p.waitFor((l) => l.event === 'ready');
+      assert.equal(ready.domain, 'tunn.localhost');
+      await p.kill();
+    } finally {
+      dir.remove();
     }
   });
 

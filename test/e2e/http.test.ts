@@ -206,6 +206,8 @@ describe('HTTP through the tunnel', () => {
     assert.match(bad, /^HTTP\/1\.1 400 /);
     const smuggle = await raw(relay.httpPort, `POST / HTTP/1.1\r\nHost: web.tunn.localhost\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`);
     assert.match(smuggle, /^HTTP\/1\.1 400 /);
+    const bareLf = await raw(relay.httpPort, 'GET / HTTP/1.1\nHost: web.tunn.localhost\n\n');
+    assert.match(bareLf, /^HTTP\/1\.1 400 /);
     const noHost = await raw(relay.httpPort, 'GET / HTTP/1.1\r\n\r\n');
     assert.match(noHost, /^HTTP\/1\.1 400 /);
     const big = await raw(relay.httpPort, `GET / HTTP/1.1\r\nHost: web.tunn.localhost\r\nX-Big: ${'a'.repeat(70 * 1024)}\r\n\r\n`);
