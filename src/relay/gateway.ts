@@ -1,7 +1,7 @@
 import { constants as h2c, type ClientHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
-import type { GateDecision, GateRequest } from '../auth/gate.ts';
+import { ASSERTION_HEADER, USER_EMAIL_HEADER, type GateDecision, type GateRequest } from '../auth/gate.ts';
 import type { Logger } from '../lib/logger.ts';
 import { headerValue, Http1Framer, HttpParseError, keepAlive, wantsUpgrade, type MessageHead } from '../lib/http1.ts';
 import { DATA_HEADERS, TARGET_ERROR_HEADER } from '../protocol/messages.ts';
@@ -46,7 +46,7 @@ export interface GatewayOptions {
 // Request headers a proxy does not forward (RFC 9110 §7.6.1), plus inbound copies of the
 // forwarding headers we set ourselves.
 // Identity headers are set only by the relay: inbound copies are always dropped.
-const DROP_REQUEST_HEADERS = new Set(['keep-alive', 'proxy-connection', 'proxy-authorization', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'forwarded', 'x-real-ip', 'tunn-user-email', 'tunn-jwt-assertion']);
+const DROP_REQUEST_HEADERS = new Set(['keep-alive', 'proxy-connection', 'proxy-authorization', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'forwarded', 'x-real-ip', USER_EMAIL_HEADER, ASSERTION_HEADER]);
 
 type Segment = { k: 'head'; head: MessageHead } | { k: 'body'; data: Buffer } | { k: 'end' };
 
@@ -254,7 +254,6 @@ class PublicConnection {
 
     const tunnel = opts.registry.get(host);
     if (!tunnel) {
-      if (opts.registry.wasRecentlyServed(host)) return this.#respondLocal(pages.offline(host), head);
       if (!opts.isKnownHost) return this.#respondLocal(pages.notFound(host), head);
       return opts.isKnownHost(host).then(
         (known) => this.#respondLocal(known ? pages.offline(host) : pages.notFound(host), head),

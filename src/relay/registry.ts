@@ -32,13 +32,6 @@ export interface Tunnel {
 
 export class TunnelRegistry {
   readonly #byHost = new Map<string, Tunnel>();
-  /** Hosts recently served, so a request while the agent is away gets "offline", not 404. */
-  readonly #recent = new Map<string, number>();
-  readonly #recentTtlMs: number;
-
-  constructor(opts: { recentTtlMs?: number } = {}) {
-    this.#recentTtlMs = opts.recentTtlMs ?? 24 * 3600_000;
-  }
 
   get size(): number {
     return this.#byHost.size;
@@ -46,12 +39,6 @@ export class TunnelRegistry {
 
   get(host: string): Tunnel | undefined {
     return this.#byHost.get(host);
-  }
-
-  /** Whether `host` had a tunnel recently (for the offline page). */
-  wasRecentlyServed(host: string, now = Date.now()): boolean {
-    const t = this.#recent.get(host);
-    return t !== undefined && now - t < this.#recentTtlMs;
   }
 
   all(): IterableIterator<Tunnel> {
@@ -75,12 +62,11 @@ export class TunnelRegistry {
     }
     const t: Tunnel = { ...init, sessions: [session], next: 0 };
     this.#byHost.set(init.host, t);
-    this.#recent.delete(init.host);
     return t;
   }
 
-  /** Removes a session from every tunnel it served; tunnels left without sessions go offline. */
-  detach(session: SessionRef, now = Date.now()): Tunnel[] {
+  /** Removes a session from every tunnel it served; tunnels left without sessions go offline (the gateway then answers from the store which names are held). */
+  detach(session: SessionRef): Tunnel[] {
     const gone: Tunnel[] = [];
     for (const [host, t] of this.#byHost) {
       const i = t.sessions.indexOf(session);
@@ -88,7 +74,6 @@ export class TunnelRegistry {
       t.sessions.splice(i, 1);
       if (t.sessions.length === 0) {
         this.#byHost.delete(host);
-        this.#recent.set(host, now);
         gone.push(t);
       }
     }
@@ -96,13 +81,12 @@ export class TunnelRegistry {
   }
 
   /** Removes one tunnel from one session (unregister). */
-  detachTunnel(session: SessionRef, tunnelId: string, now = Date.now()): Tunnel | undefined {
+  detachTunnel(session: SessionRef, tunnelId: string): Tunnel | undefined {
     for (const [host, t] of this.#byHost) {
       if (t.id !== tunnelId || !t.sessions.includes(session)) continue;
       t.sessions.splice(t.sessions.indexOf(session), 1);
       if (t.sessions.length === 0) {
         this.#byHost.delete(host);
-        this.#recent.set(host, now);
         return t;
       }
     }
