@@ -9,7 +9,7 @@ import { parseRateLimit } from '../auth/rate-limit.ts';
 import { TunnError } from '../lib/errors.ts';
 import { loadCredentials } from './api-client.ts';
 import { formatRequest, printJson } from './output.ts';
-import { onShutdown } from './run-relay.ts';
+import { onShutdown } from './shutdown.ts';
 
 export function agentOptionsFrom(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): AgentOptions {
   const { config, ...rest } = flags;

@@ -6,7 +6,8 @@ import { ensureAccount } from '../store/accounts.ts';
 import { createLogger } from '../lib/logger.ts';
 import { startDemoServer } from './demo-server.ts';
 import { agentConfigFrom, attachAgentOutput } from './run-agent.ts';
-import { onShutdown, relayOptionsFrom, startRelay } from './run-relay.ts';
+import { relayOptionsFrom, startRelay } from './run-relay.ts';
+import { onShutdown } from './shutdown.ts';
 
 /** `tunn dev [target]`: a relay and an agent in one process, on embedded defaults. */
 export async function runDev(targetSpec: string | undefined, flags: Record<string, unknown>): Promise<void> {

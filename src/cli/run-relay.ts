@@ -1,3 +1,4 @@
+import { onShutdown } from './shutdown.ts';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fromEnv, fromFile, relayCrossChecks, relayDefaults, relaySchema, resolveConfig, type RelayOptions } from '../config/config.ts';
@@ -124,15 +125,4 @@ export async function runRelay(flags: Record<string, unknown>): Promise<void> {
     logger.info('relay stopping');
     await relay.close();
   });
-}
-
-export function onShutdown(fn: () => Promise<void> | void): void {
-  let stopping = false;
-  const handler = (): void => {
-    if (stopping) process.exit(130);
-    stopping = true;
-    Promise.resolve(fn()).finally(() => process.exit(0));
-  };
-  process.once('SIGINT', handler);
-  process.once('SIGTERM', handler);
 }
