@@ -1,6 +1,7 @@
 import { constants as h2c, type ServerHttp2Stream } from 'node:http2';
 import net, { type Socket } from 'node:net';
 import tls from 'node:tls';
+import { BufferPool } from '../lib/buffer-pool.ts';
 import { Http1Framer } from '../lib/http1.ts';
 import { TARGET_ERROR_HEADER } from '../protocol/messages.ts';
 import { localhostAwareLookup, type Target } from './target.ts';
@@ -25,13 +26,54 @@ export interface ForwardOptions {
   onRequest?: (e: RequestLogEntry) => void;
 }
 
+// Reads from plain TCP targets land in pooled buffers (see BufferPool): 64 KiB each, and up to
+// 256 idle ones (16 MiB) kept across all connections.
+const READ_SIZE = 64 * 1024;
+const readPool = new BufferPool(READ_SIZE, 256);
+// How many of a connection's read buffers may wait in the relay stream before reading pauses.
+const MAX_BUFFERS_IN_FLIGHT = 4;
+
 export function forwardStream(stream: ServerHttp2Stream, opts: ForwardOptions): void {
   const t = opts.target;
   let connected = false;
-  const sock: Socket =
-    t.protocol === 'https'
-      ? tls.connect({ host: t.host, port: t.port, servername: net.isIP(t.host) ? undefined : t.host, rejectUnauthorized: opts.verifyTargetTls, lookup: localhostAwareLookup, ALPNProtocols: ['http/1.1'] })
-      : net.connect({ host: t.host, port: t.port, lookup: localhostAwareLookup });
+  const watch = opts.onRequest ? observe(opts.onRequest) : undefined;
+  let sock: Socket;
+  if (t.protocol === 'https') {
+    sock = tls.connect({ host: t.host, port: t.port, servername: net.isIP(t.host) ? undefined : t.host, rejectUnauthorized: opts.verifyTargetTls, lookup: localhostAwareLookup, ALPNProtocols: ['http/1.1'] });
+    sock.pipe(stream);
+    if (watch) sock.on('data', watch.response);
+  } else {
+    let inFlight = 0;
+    let paused = false;
+    const written = (buf: Buffer): void => {
+      readPool.give(buf);
+      inFlight--;
+      if (paused && inFlight < MAX_BUFFERS_IN_FLIGHT) {
+        paused = false;
+        sock.resume();
+      }
+    };
+    sock = net.connect({
+      host: t.host,
+      port: t.port,
+      lookup: localhostAwareLookup,
+      onread: {
+        buffer: () => readPool.take(),
+        callback: (n: number, buf: Buffer): boolean => {
+          if (stream.destroyed) return false;
+          const chunk = buf.subarray(0, n);
+          watch?.response(chunk);
+          inFlight++;
+          // The buffer goes back to the pool once HTTP/2 has sent it (the write callback), and
+          // `buffer` above gives the socket a fresh one for its next read meanwhile.
+          stream.write(chunk, () => written(buf));
+          if (inFlight >= MAX_BUFFERS_IN_FLIGHT) paused = true;
+          return !paused;
+        },
+      },
+    });
+    sock.on('end', () => stream.end());
+  }
   sock.setNoDelay(true);
   sock.once(t.protocol === 'https' ? 'secureConnect' : 'connect', () => {
     connected = true;
@@ -53,12 +95,14 @@ export function forwardStream(stream: ServerHttp2Stream, opts: ForwardOptions): 
     else if (!sock.destroyed) sock.end();
   });
   stream.pipe(sock);
-  sock.pipe(stream);
-  if (opts.onRequest) observe(stream, sock, opts.onRequest);
+  if (watch) {
+    stream.on('data', watch.request);
+    sock.on('end', watch.end);
+  }
 }
 
 /** Watches both directions to report one log entry per request. Never affects forwarding. */
-function observe(stream: ServerHttp2Stream, sock: Socket, onRequest: (e: RequestLogEntry) => void): void {
+function observe(onRequest: (e: RequestLogEntry) => void): { request: (c: Buffer) => void; response: (c: Buffer) => void; end: () => void } {
   const pending: { method: string; path: string; start: number; time: Date }[] = [];
   let current: { method: string; path: string; start: number; time: Date; status: number; bytes: number } | undefined;
   let stopped = false;
@@ -95,23 +139,25 @@ function observe(stream: ServerHttp2Stream, sock: Socket, onRequest: (e: Request
     current = undefined;
     onRequest({ time: c.time, method: c.method, path: c.path, status: c.status, durationMs: performance.now() - c.start, bytes: c.bytes });
   };
-  stream.on('data', (chunk: Buffer) => {
-    if (stopped) return;
-    try {
-      req.execute(chunk);
-    } catch {
-      stopped = true;
-    }
-  });
-  sock.on('data', (chunk: Buffer) => {
-    if (stopped) return;
-    try {
-      res.execute(chunk);
-    } catch {
-      stopped = true;
-    }
-  });
-  sock.on('end', () => {
-    if (!stopped && res.finish()) emit();
-  });
+  return {
+    request: (chunk) => {
+      if (stopped) return;
+      try {
+        req.execute(chunk);
+      } catch {
+        stopped = true;
+      }
+    },
+    response: (chunk) => {
+      if (stopped) return;
+      try {
+        res.execute(chunk);
+      } catch {
+        stopped = true;
+      }
+    },
+    end: () => {
+      if (!stopped && res.finish()) emit();
+    },
+  };
 }
