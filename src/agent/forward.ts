@@ -26,12 +26,16 @@ export interface ForwardOptions {
   onRequest?: (e: RequestLogEntry) => void;
 }
 
-// Reads from plain TCP targets land in pooled buffers (see BufferPool): 64 KiB each, and up to
-// 256 idle ones (16 MiB) kept across all connections.
+// Reads from plain TCP targets: every connection reads into one shared buffer (reads run one at
+// a time on this thread, and each is copied out before the next), so an idle connection holds no
+// read buffer at all. Large reads are copied into pooled buffers that come back once HTTP/2 has
+// sent them (see BufferPool); small ones into ordinary (slab-allocated) buffers.
 const READ_SIZE = 64 * 1024;
+const SMALL_READ = 4 * 1024;
+const sharedReadBuffer = Buffer.allocUnsafeSlow(READ_SIZE);
 const readPool = new BufferPool(READ_SIZE, 256);
-// How many of a connection's read buffers may wait in the relay stream before reading pauses.
-const MAX_BUFFERS_IN_FLIGHT = 4;
+// Bytes of one connection that may wait in its relay stream before reading from the target pauses.
+const MAX_STREAM_BUFFER = 256 * 1024;
 
 export function forwardStream(stream: ServerHttp2Stream, opts: ForwardOptions): void {
   const t = opts.target;
@@ -43,31 +47,33 @@ export function forwardStream(stream: ServerHttp2Stream, opts: ForwardOptions): 
     sock.pipe(stream);
     if (watch) sock.on('data', watch.response);
   } else {
-    let inFlight = 0;
     let paused = false;
-    const written = (buf: Buffer): void => {
-      readPool.give(buf);
-      inFlight--;
-      if (paused && inFlight < MAX_BUFFERS_IN_FLIGHT) {
+    stream.on('drain', () => {
+      if (paused) {
         paused = false;
         sock.resume();
       }
-    };
+    });
     sock = net.connect({
       host: t.host,
       port: t.port,
       lookup: localhostAwareLookup,
       onread: {
-        buffer: () => readPool.take(),
+        buffer: sharedReadBuffer,
         callback: (n: number, buf: Buffer): boolean => {
           if (stream.destroyed) return false;
-          const chunk = buf.subarray(0, n);
+          let chunk: Buffer;
+          if (n >= SMALL_READ) {
+            const pooled = readPool.take();
+            buf.copy(pooled, 0, 0, n);
+            chunk = pooled.subarray(0, n);
+            stream.write(chunk, () => readPool.give(pooled));
+          } else {
+            chunk = Buffer.from(buf.subarray(0, n));
+            stream.write(chunk);
+          }
           watch?.response(chunk);
-          inFlight++;
-          // The buffer goes back to the pool once HTTP/2 has sent it (the write callback), and
-          // `buffer` above gives the socket a fresh one for its next read meanwhile.
-          stream.write(chunk, () => written(buf));
-          if (inFlight >= MAX_BUFFERS_IN_FLIGHT) paused = true;
+          if (stream.writableLength > MAX_STREAM_BUFFER) paused = true;
           return !paused;
         },
       },

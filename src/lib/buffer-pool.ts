@@ -2,7 +2,7 @@
 //
 // Node allocates a fresh ArrayBuffer for every socket read; V8 counts those bytes as external
 // memory and runs a full mark-compact every 64 MiB of them, which made GC about a third of the
-// agent's CPU on a bulk transfer. Sockets read with `onread` into a buffer from this pool; the
+// agent's CPU on a bulk transfer. The agent copies large reads into buffers from this pool; a
 // buffer comes back once whatever it was lent to is done with it (a write callback).
 export class BufferPool {
   readonly size: number;

@@ -19,6 +19,8 @@ export interface MessageHead {
   versionMinor: 0 | 1;
   /** Header fields in received order, names as received. */
   headers: [string, string][];
+  /** The header names lower-cased, index for index with `headers`. */
+  names: string[];
   /** Size of the head on the wire, including the final CRLF CRLF. */
   size: number;
 }
@@ -55,6 +57,8 @@ const S = { Head: 0, Length: 1, ChunkSize: 2, ChunkData: 3, ChunkDataCrlf: 4, Tr
 type State = (typeof S)[keyof typeof S];
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const REQUEST_LINE = /^([^ ]+) ([^ ]+) HTTP\/1\.([01])$/;
+const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/;
 // Visible ASCII and obs-text plus SP/HTAB inside field values; no CTLs.
 const FIELD_VALUE_BAD = /[\x00-\x08\x0a-\x1f\x7f]/;
 const TARGET_BAD = /[\x00-\x20\x7f]/;
@@ -257,34 +261,41 @@ export class Http1Framer {
       throw new HttpParseError(400, 'empty response head');
     }
     const text = raw.toString('latin1', 0, raw.length - 4);
-    const lines = text.split('\r\n');
-    for (const l of lines) if (l.includes('\n')) throw new HttpParseError(400, 'bare LF in message head');
-    const first = lines[0]!;
-    const head: MessageHead = { method: '', target: '', status: 0, reason: '', versionMinor: 1, headers: [], size: raw.length };
+    let eol = text.indexOf('\r\n');
+    if (eol < 0) eol = text.length;
+    const first = text.slice(0, eol);
+    // Every line must end in CRLF: a bare LF left inside a line is refused (the request-line,
+    // status-line, name and value checks below all reject LF).
+    const head: MessageHead = { method: '', target: '', status: 0, reason: '', versionMinor: 1, headers: [], names: [], size: raw.length };
     if (this.#kind === 'request') {
-      const m = /^([^ ]+) ([^ ]+) HTTP\/1\.([01])$/.exec(first);
-      if (!m || !TOKEN.test(m[1]!) || TARGET_BAD.test(m[2]!)) throw new HttpParseError(400, 'malformed request line');
+      const m = REQUEST_LINE.exec(first);
+      if (!m || !TOKEN.test(m[1]!) || TARGET_BAD.test(m[2]!)) throw new HttpParseError(400, first.includes('\n') ? 'bare LF in message head' : 'malformed request line');
       head.method = m[1]!;
       head.target = m[2]!;
       head.versionMinor = m[3] === '0' ? 0 : 1;
     } else {
-      const m = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(first);
-      if (!m) throw new HttpParseError(400, 'malformed status line');
+      const m = STATUS_LINE.exec(first);
+      if (!m) throw new HttpParseError(400, first.includes('\n') ? 'bare LF in message head' : 'malformed status line');
       head.versionMinor = m[1] === '0' ? 0 : 1;
       head.status = Number(m[2]);
       head.reason = m[3] ?? '';
     }
-    for (let k = 1; k < lines.length; k++) {
-      const line = lines[k]!;
+    let pos = eol + 2;
+    while (pos < text.length) {
+      let end = text.indexOf('\r\n', pos);
+      if (end < 0) end = text.length;
+      const line = text.slice(pos, end);
+      pos = end + 2;
       if (line.length === 0) continue;
       if (line[0] === ' ' || line[0] === '\t') throw new HttpParseError(400, 'obsolete line folding in header');
       const colon = line.indexOf(':');
-      if (colon <= 0) throw new HttpParseError(400, 'malformed header line');
+      if (colon <= 0) throw new HttpParseError(400, line.includes('\n') ? 'bare LF in message head' : 'malformed header line');
       const name = line.slice(0, colon);
-      if (!TOKEN.test(name)) throw new HttpParseError(400, `invalid header name "${name.slice(0, 40)}"`);
+      if (!TOKEN.test(name)) throw new HttpParseError(400, name.includes('\n') ? 'bare LF in message head' : `invalid header name "${name.slice(0, 40)}"`);
       const value = line.slice(colon + 1).trim();
-      if (FIELD_VALUE_BAD.test(value)) throw new HttpParseError(400, `invalid character in header ${name}`);
+      if (FIELD_VALUE_BAD.test(value)) throw new HttpParseError(400, value.includes('\n') ? 'bare LF in message head' : `invalid character in header ${name}`);
       head.headers.push([name, value]);
+      head.names.push(name.toLowerCase());
     }
     return head;
   }
@@ -390,16 +401,16 @@ function hexValue(b: number): number {
   return -1;
 }
 
+/** The first value of a header; `name` in lower case. */
 export function headerValue(head: MessageHead, name: string): string | undefined {
-  const lower = name.toLowerCase();
-  for (const [k, v] of head.headers) if (k.length === lower.length && k.toLowerCase() === lower) return v;
-  return undefined;
+  const i = head.names.indexOf(name);
+  return i < 0 ? undefined : head.headers[i]![1];
 }
 
+/** Every value of a header; `name` in lower case. */
 export function headerValues(head: MessageHead, name: string): string[] {
-  const lower = name.toLowerCase();
   const out: string[] = [];
-  for (const [k, v] of head.headers) if (k.toLowerCase() === lower) out.push(v);
+  for (let i = 0; i < head.names.length; i++) if (head.names[i] === name) out.push(head.headers[i]![1]);
   return out;
 }
 

@@ -49,6 +49,8 @@ export interface GatewayOptions {
 // Response bytes held for a slow client before the agent stream is paused (HTTP/2 flow control
 // then holds the rest at the agent).
 const MAX_CLIENT_BUFFER = 256 * 1024;
+// Response pieces from this size on are gathered per event loop turn (see #onUpstreamData).
+const BATCH_FROM = 4 * 1024;
 
 const DROP_REQUEST_HEADERS = new Set(['keep-alive', 'proxy-connection', 'proxy-authorization', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'forwarded', 'x-real-ip', USER_EMAIL_HEADER, ASSERTION_HEADER]);
 
@@ -226,7 +228,7 @@ class PublicConnection {
   #writeUpstream(data: Buffer): void {
     const s = this.#stream;
     if (!s || s.destroyed) return;
-    this.#tunnel?.metrics.bytesIn.inc(data.length);
+    if (this.#tunnel) this.#tunnel.metrics.bytesIn += data.length;
     if (!s.write(data) && !this.#upstreamFull) {
       this.#upstreamFull = true;
       this.#socket.pause();
@@ -240,7 +242,8 @@ class PublicConnection {
   /** Returns a promise only when it had to wait (gate, earlier responses). */
   #onRequestHead(head: MessageHead): void | Promise<void> {
     const hostHeader = headerValue(head, 'host');
-    const hostCount = head.headers.filter(([k]) => k.length === 4 && k.toLowerCase() === 'host').length;
+    let hostCount = 0;
+    for (const n of head.names) if (n === 'host') hostCount++;
     if (hostCount > 1 || (head.versionMinor === 1 && hostCount === 0)) {
       return this.#respondLocal(pages.badRequest('The request needs exactly one Host header.'), head);
     }
@@ -276,7 +279,7 @@ class PublicConnection {
       host: (hostHeader ?? host).trim().toLowerCase(),
       secure: this.#secure,
       clientIp: this.#clientIp,
-      headers: head.headers.map(([k, v]) => [k.toLowerCase(), v]),
+      headers: head.headers.map(([, v], i) => [head.names[i]!, v]),
       upgrade: wantsUpgrade(head),
     };
     const decision = gate.check(req, tunnel);
@@ -367,7 +370,7 @@ class PublicConnection {
   #attachStream(stream: ClientHttp2Stream, tunnel: Tunnel): void {
     this.#stream = stream;
     this.#tunnel = tunnel;
-    tunnel.metrics.connections.inc();
+    tunnel.metrics.open++;
     stream.on('response', (headers) => {
       const status = Number(headers[':status']);
       if (status !== 200) {
@@ -387,7 +390,7 @@ class PublicConnection {
     });
     stream.on('error', () => {});
     stream.on('close', () => {
-      tunnel.metrics.connections.dec();
+      tunnel.metrics.open--;
       if (this.#socket.destroyed) return;
       if (!this.#responseStarted && this.#inflight > 0) {
         this.#failBeforeResponse(pages.tunnelLost());
@@ -424,10 +427,11 @@ class PublicConnection {
         this.#res.switchToRaw();
       }
     }
-    this.#tunnel?.metrics.bytesOut.inc(chunk.length);
-    // HTTP/2 hands DATA over in pieces of a TLS record or less; gathering the pieces of one event
-    // loop turn into one write saves a syscall and a wake-up of the client per piece.
-    if (!this.#batching) {
+    if (this.#tunnel) this.#tunnel.metrics.bytesOut += chunk.length;
+    // HTTP/2 hands bulk DATA over in pieces of a TLS record or less; gathering the pieces of one
+    // event loop turn into one write saves a syscall and a wake-up of the client per piece. A
+    // small piece (a whole small response, as a rule) is written at once unless a batch is open.
+    if (!this.#batching && chunk.length >= BATCH_FROM) {
       this.#batching = true;
       this.#socket.cork();
       setImmediate(this.#endBatch);
@@ -578,17 +582,20 @@ interface RewriteOptions {
 
 /** The headers forwarded to the target: hop-by-hop removed, X-Forwarded-* replaced. */
 export function rewriteRequestHeaders(head: MessageHead, o: RewriteOptions): [string, string][] {
-  const connTokens = new Set<string>();
-  for (const [k, v] of head.headers) {
-    if (k.toLowerCase() === 'connection') for (const t of v.split(',')) connTokens.add(t.trim().toLowerCase());
+  let connTokens: Set<string> | undefined;
+  for (let i = 0; i < head.names.length; i++) {
+    if (head.names[i] !== 'connection') continue;
+    connTokens ??= new Set();
+    for (const t of head.headers[i]![1].split(',')) connTokens.add(t.trim().toLowerCase());
   }
-  const remove = new Set((o.remove ?? []).map((h) => h.toLowerCase()));
+  const remove = o.remove?.length ? new Set(o.remove.map((h) => h.toLowerCase())) : undefined;
   const out: [string, string][] = [];
-  for (const [k, v] of head.headers) {
-    const lk = k.toLowerCase();
-    if (DROP_REQUEST_HEADERS.has(lk) || remove.has(lk)) continue;
+  for (let i = 0; i < head.headers.length; i++) {
+    const [k, v] = head.headers[i]!;
+    const lk = head.names[i]!;
+    if (DROP_REQUEST_HEADERS.has(lk) || remove?.has(lk)) continue;
     // Fields named in Connection are hop-by-hop, except the Upgrade we are forwarding.
-    if (connTokens.has(lk) && !(o.upgrade && lk === 'upgrade')) continue;
+    if (connTokens?.has(lk) && !(o.upgrade && lk === 'upgrade')) continue;
     if (lk === 'te' && v.trim().toLowerCase() !== 'trailers') continue;
     if (lk === 'host' && o.hostOverride) {
       out.push([k, o.hostOverride]);

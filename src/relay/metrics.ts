@@ -1,38 +1,90 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 
 // Relay metrics for Prometheus. Counts only: no payload is inspected for metrics.
+//
+// The data plane counts into plain numbers on each tunnel (a field increment per request or
+// chunk); the Prometheus series are filled from them when /metrics is scraped.
+
+const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+
+/** Live counters of one tunnel host, kept across reconnects of its agent. */
+export class TunnelMetrics {
+  open = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  /** Responses by status class, index 0 = 1xx … 4 = 5xx. */
+  readonly responses = [0, 0, 0, 0, 0];
+
+  requests(status: number): void {
+    const i = Math.floor(status / 100) - 1;
+    if (i >= 0 && i < 5) this.responses[i]!++;
+  }
+}
 
 export class RelayMetrics {
   readonly registry = new Registry();
   readonly agents = new Gauge({ name: 'tunn_agent_sessions', help: 'Connected agent sessions', registers: [this.registry] });
   readonly tunnels = new Gauge({ name: 'tunn_tunnels', help: 'Live tunnels', registers: [this.registry] });
-  readonly connections = new Gauge({ name: 'tunn_open_connections', help: 'Open public connections', labelNames: ['tunnel'], registers: [this.registry] });
-  readonly requests = new Counter({ name: 'tunn_requests_total', help: 'HTTP requests answered, by tunnel and status class', labelNames: ['tunnel', 'code'], registers: [this.registry] });
-  readonly bytes = new Counter({ name: 'tunn_bytes_total', help: 'Bytes through tunnels', labelNames: ['tunnel', 'direction'], registers: [this.registry] });
+  readonly #byHost = new Map<string, TunnelMetrics>();
+  readonly #live = new Set<string>();
 
   constructor() {
+    const byHost = this.#byHost;
+    const live = this.#live;
+    new Gauge({
+      name: 'tunn_open_connections',
+      help: 'Open public connections',
+      labelNames: ['tunnel'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const host of live) this.set({ tunnel: host }, byHost.get(host)!.open);
+      },
+    });
+    new Counter({
+      name: 'tunn_requests_total',
+      help: 'HTTP requests answered, by tunnel and status class',
+      labelNames: ['tunnel', 'code'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [host, m] of byHost) {
+          m.responses.forEach((n, i) => {
+            if (n > 0) this.inc({ tunnel: host, code: STATUS_CLASSES[i]! }, n);
+          });
+        }
+      },
+    });
+    new Counter({
+      name: 'tunn_bytes_total',
+      help: 'Bytes through tunnels',
+      labelNames: ['tunnel', 'direction'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [host, m] of byHost) {
+          if (m.bytesIn > 0) this.inc({ tunnel: host, direction: 'in' }, m.bytesIn);
+          if (m.bytesOut > 0) this.inc({ tunnel: host, direction: 'out' }, m.bytesOut);
+        }
+      },
+    });
     // Process metrics (RSS, CPU, event-loop lag) under the tunn_ prefix.
     collectDefaultMetrics({ register: this.registry, prefix: 'tunn_' });
   }
 
-  /** Per-tunnel children, cached so the hot path does not look labels up per chunk. */
+  /** The counters of a tunnel host (the same object again when its agent comes back). */
   forTunnel(host: string): TunnelMetrics {
-    return {
-      connections: this.connections.labels(host),
-      bytesIn: this.bytes.labels(host, 'in'),
-      bytesOut: this.bytes.labels(host, 'out'),
-      requests: (status: number) => this.requests.labels(host, `${Math.floor(status / 100)}xx`).inc(),
-    };
+    let m = this.#byHost.get(host);
+    if (!m) {
+      m = new TunnelMetrics();
+      this.#byHost.set(host, m);
+    }
+    this.#live.add(host);
+    return m;
   }
 
+  /** The tunnel went away: its open-connections series ends; its totals stay. */
   forget(host: string): void {
-    this.connections.remove(host);
+    this.#live.delete(host);
   }
-}
-
-export interface TunnelMetrics {
-  connections: { inc(): void; dec(): void };
-  bytesIn: { inc(n: number): void };
-  bytesOut: { inc(n: number): void };
-  requests(status: number): void;
 }

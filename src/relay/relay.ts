@@ -365,6 +365,7 @@ export class Relay {
 
   #tunnelGone(host: string): void {
     this.metrics.tunnels.set(this.registry.size);
+    if (!this.registry.get(host)) this.metrics.forget(host);
     this.logger.info({ host }, 'tunnel offline');
   }
 

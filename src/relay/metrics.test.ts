@@ -1,0 +1,37 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { RelayMetrics } from './metrics.ts';
+
+describe('RelayMetrics', () => {
+  it('reports the plain per-tunnel counters as Prometheus series when scraped', async () => {
+    const m = new RelayMetrics();
+    const t = m.forTunnel('web.tunn.localhost');
+    t.open += 2;
+    t.bytesIn += 100;
+    t.bytesOut += 2048;
+    t.requests(200);
+    t.requests(204);
+    t.requests(404);
+    t.requests(999); // not a status class: not counted
+    const text = await m.registry.metrics();
+    assert.match(text, /tunn_open_connections\{tunnel="web\.tunn\.localhost"\} 2/);
+    assert.match(text, /tunn_requests_total\{tunnel="web\.tunn\.localhost",code="2xx"\} 2/);
+    assert.match(text, /tunn_requests_total\{tunnel="web\.tunn\.localhost",code="4xx"\} 1/);
+    assert.doesNotMatch(text, /code="5xx"/);
+    assert.match(text, /tunn_bytes_total\{tunnel="web\.tunn\.localhost",direction="in"\} 100/);
+    assert.match(text, /tunn_bytes_total\{tunnel="web\.tunn\.localhost",direction="out"\} 2048/);
+  });
+
+  it('keeps a host’s totals across a reconnect and ends its open-connections series when it goes', async () => {
+    const m = new RelayMetrics();
+    m.forTunnel('a.tunn.localhost').requests(200);
+    m.forget('a.tunn.localhost');
+    let text = await m.registry.metrics();
+    assert.doesNotMatch(text, /tunn_open_connections\{tunnel="a/);
+    assert.match(text, /tunn_requests_total\{tunnel="a\.tunn\.localhost",code="2xx"\} 1/);
+    m.forTunnel('a.tunn.localhost').requests(201);
+    text = await m.registry.metrics();
+    assert.match(text, /tunn_requests_total\{tunnel="a\.tunn\.localhost",code="2xx"\} 2/);
+    assert.match(text, /tunn_open_connections\{tunnel="a\.tunn\.localhost"\} 0/);
+  });
+});
