@@ -23,6 +23,9 @@ const GiB = 1024 ** 3;
 const QUICK = process.argv.includes('--quick');
 const DUR = QUICK ? 3 : 6; // seconds per wrk run
 const BULK = QUICK ? 256 * 1024 ** 2 : GiB;
+// wrk threads. One, as in research/data-plane-measurements.md (where the targets come from): on
+// two cores a second wrk thread takes CPU from the very processes being measured.
+const WRK_THREADS = Number(process.argv.find((a) => a.startsWith('--wrk-threads='))?.split('=')[1] ?? 1);
 const CONNS = [1, 50, 1000];
 const MEM_STEPS = [1000, 5000];
 
@@ -138,7 +141,7 @@ function toMs(v: string): number {
 }
 
 async function wrk(t: Target, conns: number, seconds: number): Promise<WrkResult> {
-  const threads = conns >= 50 ? 2 : 1;
+  const threads = Math.min(WRK_THREADS, conns);
   const args = ['-t', String(threads), '-c', String(conns), '-d', `${seconds}s`, '--latency', '--timeout', '10s', '-H', `Host: ${t.host}`, `http://127.0.0.1:${t.port}/hello`];
   const { stdout } = await exec('wrk', args, { maxBuffer: 1 << 20 });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1] ?? NaN);
@@ -374,7 +377,7 @@ async function main(): Promise<void> {
     kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(),
     loadavg: readFileSync('/proc/loadavg', 'utf8').trim(),
   };
-  const out = { started: started.toISOString(), finished: new Date().toISOString(), quick: QUICK, secondsPerWrk: DUR, bulkBytes: BULK, machine, results, memoryKiB: { tunn: { relayAgent: tunnMem }, ssh: sshMemory }, targets: targetsMet };
+  const out = { started: started.toISOString(), finished: new Date().toISOString(), quick: QUICK, wrkThreads: WRK_THREADS, secondsPerWrk: DUR, bulkBytes: BULK, machine, results, memoryKiB: { tunn: { relayAgent: tunnMem }, ssh: sshMemory }, targets: targetsMet };
   mkdirSync(join(ROOT, 'bench/out'), { recursive: true });
   const file = join(ROOT, 'bench/out', `${started.toISOString().replace(/[:.]/g, '-')}.json`);
   writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
