@@ -20,6 +20,8 @@ export type { GateDecision, GateRequest };
 
 export interface Gate {
   check(req: GateRequest, tunnel: Tunnel): GateDecision | Promise<GateDecision>;
+  /** True when every request to this tunnel is allowed unchanged (the gateway then skips check). */
+  passes?(tunnel: Tunnel): boolean;
 }
 
 export interface GatewayOptions {
@@ -272,7 +274,7 @@ class PublicConnection {
     if (head.method === 'CONNECT') return this.#respondLocal(pages.methodNotAllowed(head.method), head);
 
     const gate = opts.gate;
-    if (!gate) return this.#forward(head, tunnel, undefined);
+    if (!gate || gate.passes?.(tunnel)) return this.#forward(head, tunnel, undefined);
     const req: GateRequest = {
       method: head.method,
       path: head.target,

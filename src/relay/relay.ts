@@ -244,10 +244,12 @@ export class Relay {
   /** The per-request gate: identity's policy for private tunnels; public tunnels without edge controls skip it. */
   #identityGate(): Gate {
     const policies = new WeakMap<TunnelOptions, TunnelPolicy>();
+    const open = (o: TunnelOptions): boolean => !!o.public && !o.basicAuth && !o.allowIps?.length && !o.rateLimit;
     return {
+      passes: (t) => open(t.options),
       check: (req, t) => {
         const o = t.options;
-        if (o.public && !o.basicAuth && !o.allowIps?.length && !o.rateLimit) return { kind: 'allow', setHeaders: [], removeHeaders: [] };
+        if (open(o)) return { kind: 'allow', setHeaders: [], removeHeaders: [] };
         if (!this.identity) return { kind: 'respond', status: 503, headers: [['Retry-After', '1']], body: 'the relay is starting\n' };
         let p = policies.get(o);
         if (!p) {
@@ -302,6 +304,8 @@ export class Relay {
 
   /** The HTTPS port: read the ClientHello, then route by ALPN. */
   #onEdgeSocket(socket: Socket): void {
+    // Agent links and public TLS connections both carry small interactive messages: no Nagle.
+    socket.setNoDelay(true);
     socket.on('error', () => socket.destroy());
     socket.setTimeout(10_000, () => socket.destroy());
     let buf: Buffer = Buffer.alloc(0);
