@@ -88,7 +88,21 @@ describe('Http1Framer', () => {
     ['bad chunk size', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 400],
     ['control character in value', 'GET / HTTP/1.1\r\nX: a\x01b\r\n\r\n', 400],
     ['negative Content-Length', 'POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n', 400],
+    ['DEL in value', 'GET / HTTP/1.1\r\nX: a\x7fb\r\n\r\n', 400],
+    ['bare LF inside a value', 'GET / HTTP/1.1\r\nX: a\nb\r\n\r\n', 400],
+    ['non-token character in a name', 'GET / HTTP/1.1\r\nX(y): z\r\n\r\n', 400],
+    ['non-ASCII name', 'GET / HTTP/1.1\r\nX\u00e9: z\r\n\r\n', 400],
+    ['empty name', 'GET / HTTP/1.1\r\n: z\r\n\r\n', 400],
+    ['non-token method', 'G(T / HTTP/1.1\r\nHost: x\r\n\r\n', 400],
+    ['control character in the target', 'GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n', 400],
   ];
+  it('accepts HTAB and obs-text in values and every tchar in names', () => {
+    const { msgs } = frame('request', "GET / HTTP/1.1\r\nHost: x\r\nA!#$%&'*+-.^_`|~9z: a\tb \u00e9\r\n\r\n");
+    const head = msgs[0]?.head;
+    assert.deepEqual(head!.headers[1], ["A!#$%&'*+-.^_`|~9z", 'a\tb \u00e9']);
+    assert.deepEqual(head!.names, ['host', "a!#$%&'*+-.^_`|~9z"]);
+  });
+
   for (const [what, input, status] of bad) {
     it(`rejects ${what} with ${status}`, () => {
       assert.throws(() => frame('request', input), (e) => e instanceof HttpParseError && e.status === status);

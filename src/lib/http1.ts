@@ -56,12 +56,41 @@ export interface FramerEvents {
 const S = { Head: 0, Length: 1, ChunkSize: 2, ChunkData: 3, ChunkDataCrlf: 4, Trailers: 5, Close: 6, Raw: 7, Paused: 8 } as const;
 type State = (typeof S)[keyof typeof S];
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const REQUEST_LINE = /^([^ ]+) ([^ ]+) HTTP\/1\.([01])$/;
 const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/;
-// Visible ASCII and obs-text plus SP/HTAB inside field values; no CTLs.
-const FIELD_VALUE_BAD = /[\x00-\x08\x0a-\x1f\x7f]/;
-const TARGET_BAD = /[\x00-\x20\x7f]/;
+
+// Character checks run on every header of every request, so they are table lookups rather than
+// regular expressions (measurably cheaper per call on the relay's hot path).
+const TCHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TCHAR[c.charCodeAt(0)] = 1;
+
+/** RFC 9110 token: one or more tchar. */
+export function isToken(s: string): boolean {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 127 || TCHAR[c] === 0) return false;
+  }
+  return true;
+}
+
+/** A control character other than HTAB (visible ASCII, obs-text, SP and HTAB are allowed in values). */
+function hasFieldValueCtl(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
+  }
+  return false;
+}
+
+/** A request-target may not contain controls or spaces. */
+function hasTargetCtlOrSpace(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c <= 0x20 || c === 0x7f) return true;
+  }
+  return false;
+}
 const MAX_CHUNK_LINE = 4096;
 
 export interface FramerOptions {
@@ -269,7 +298,7 @@ export class Http1Framer {
     const head: MessageHead = { method: '', target: '', status: 0, reason: '', versionMinor: 1, headers: [], names: [], size: raw.length };
     if (this.#kind === 'request') {
       const m = REQUEST_LINE.exec(first);
-      if (!m || !TOKEN.test(m[1]!) || TARGET_BAD.test(m[2]!)) throw new HttpParseError(400, first.includes('\n') ? 'bare LF in message head' : 'malformed request line');
+      if (!m || !isToken(m[1]!) || hasTargetCtlOrSpace(m[2]!)) throw new HttpParseError(400, first.includes('\n') ? 'bare LF in message head' : 'malformed request line');
       head.method = m[1]!;
       head.target = m[2]!;
       head.versionMinor = m[3] === '0' ? 0 : 1;
@@ -291,9 +320,9 @@ export class Http1Framer {
       const colon = line.indexOf(':');
       if (colon <= 0) throw new HttpParseError(400, line.includes('\n') ? 'bare LF in message head' : 'malformed header line');
       const name = line.slice(0, colon);
-      if (!TOKEN.test(name)) throw new HttpParseError(400, name.includes('\n') ? 'bare LF in message head' : `invalid header name "${name.slice(0, 40)}"`);
+      if (!isToken(name)) throw new HttpParseError(400, name.includes('\n') ? 'bare LF in message head' : `invalid header name "${name.slice(0, 40)}"`);
       const value = line.slice(colon + 1).trim();
-      if (FIELD_VALUE_BAD.test(value)) throw new HttpParseError(400, value.includes('\n') ? 'bare LF in message head' : `invalid character in header ${name}`);
+      if (hasFieldValueCtl(value)) throw new HttpParseError(400, value.includes('\n') ? 'bare LF in message head' : `invalid character in header ${name}`);
       head.headers.push([name, value]);
       head.names.push(name.toLowerCase());
     }
