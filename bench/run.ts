@@ -275,7 +275,11 @@ async function main(): Promise<void> {
   ];
 
   const results: Record<string, Record<string, unknown>> = { direct: {}, tunn: {}, ssh: {} };
-  for (const t of targets) await wrk(t, 50, 2); // warm-up (JIT, TLS session, keep-alive pools)
+  for (const t of targets) {
+    // Warm-up (JIT, TLS session, keep-alive pools), at both the load shapes measured first.
+    await wrk(t, 50, 2);
+    await wrk(t, 1, 2);
+  }
 
   for (const c of CONNS) {
     for (const t of targets) {
