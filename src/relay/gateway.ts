@@ -420,16 +420,8 @@ class PublicConnection {
 
   #onUpstreamData(chunk: Buffer): void {
     this.#responseStarted = true;
-    if (!this.#raw) {
-      try {
-        this.#res.execute(chunk);
-      } catch (err) {
-        // The target answered with something that is not HTTP/1.1: pass it through as is.
-        this.#gw.opts.logger.warn({ host: this.#tunnel?.host, err: (err as Error).message }, 'malformed response from target');
-        this.#res.switchToRaw();
-      }
-    }
-    if (this.#tunnel) this.#tunnel.metrics.bytesOut += chunk.length;
+    // The bytes go to the client first (responses pass through unchanged); tracking where each
+    // response ends comes after, off the latency path.
     // HTTP/2 hands bulk DATA over in pieces of a TLS record or less; gathering the pieces of one
     // event loop turn into one write saves a syscall and a wake-up of the client per piece. A
     // small piece (a whole small response, as a rule) is written at once unless a batch is open.
@@ -440,6 +432,16 @@ class PublicConnection {
     }
     this.#socket.write(chunk);
     if (this.#socket.writableLength > MAX_CLIENT_BUFFER) this.#stream?.pause();
+    if (this.#tunnel) this.#tunnel.metrics.bytesOut += chunk.length;
+    if (!this.#raw) {
+      try {
+        this.#res.execute(chunk);
+      } catch (err) {
+        // The target answered with something that is not HTTP/1.1: pass it through as is.
+        this.#gw.opts.logger.warn({ host: this.#tunnel?.host, err: (err as Error).message }, 'malformed response from target');
+        this.#res.switchToRaw();
+      }
+    }
     this.#flushWaiting();
   }
 
