@@ -106,6 +106,18 @@ describe('certificates through the relay (Pebble: HTTP-01, TLS-ALPN-01, renewal,
     return p.lines[0]!.certs as Cert[];
   };
   /** GET /v1/certs directly (for polling without starting a CLI process each time). */
+  /** Every "requesting a certificate" in the relay's log has its "issued" or "failed" line. */
+  const noOrderInFlight = (lines: Record<string, unknown>[]): boolean => {
+    const open = new Map<string, number>();
+    for (const l of lines) {
+      const names = Array.isArray(l.names) ? l.names.join(',') : undefined;
+      const msg = String(l.msg ?? '');
+      if (!names) continue;
+      if (msg.startsWith('requesting a certificate')) open.set(names, (open.get(names) ?? 0) + 1);
+      else if (msg === 'certificate issued' || / failed: /.test(msg)) open.set(names, (open.get(names) ?? 0) - 1);
+    }
+    return [...open.values()].every((n) => n <= 0);
+  };
   const certsNow = async (): Promise<Cert[]> => {
     const r = await new Promise<string>((resolve, reject) => {
       const req = https.request({ host: '127.0.0.1', port: relayA.httpsPort, servername: A, path: '/v1/certs', headers: { host: `${A}:${relayA.httpsPort}`, authorization: `Bearer ${token}` }, ca: roots, agent: false }, (res) => {
@@ -264,6 +276,10 @@ describe('certificates through the relay (Pebble: HTTP-01, TLS-ALPN-01, renewal,
 
   it('a CA that is down: tls_error with the reason and a retry, the last good certificate still served; recovery once the CA is back', async () => {
     const host = `grafana.${DOMAIN}`;
+    // A renewal that the previous test's moved clock started may still be in flight. Let it
+    // finish first: it would replace the certificate this test calls the last good one, and
+    // against a stopped CA it would keep retrying for longer than this test waits.
+    await until(async () => noOrderInFlight(relayA.proc.lines), 30_000, 'no certificate order in flight');
     const good = await handshake(relayA.httpsPort, host, pebble.rootPem);
     assert.equal(good.authorized, true, good.error);
     const oldRoot = pebble.rootPem;
