@@ -145,23 +145,18 @@ function observe(onRequest: (e: RequestLogEntry) => void): { request: (c: Buffer
     current = undefined;
     onRequest({ time: c.time, method: c.method, path: c.path, status: c.status, durationMs: performance.now() - c.start, bytes: c.bytes });
   };
+  // Something that is not HTTP/1.1 ends the log for this connection, never the forwarding.
+  const feed = (framer: Http1Framer) => (chunk: Buffer): void => {
+    if (stopped) return;
+    try {
+      framer.execute(chunk);
+    } catch {
+      stopped = true;
+    }
+  };
   return {
-    request: (chunk) => {
-      if (stopped) return;
-      try {
-        req.execute(chunk);
-      } catch {
-        stopped = true;
-      }
-    },
-    response: (chunk) => {
-      if (stopped) return;
-      try {
-        res.execute(chunk);
-      } catch {
-        stopped = true;
-      }
-    },
+    request: feed(req),
+    response: feed(res),
     end: () => {
       if (!stopped && res.finish()) emit();
     },
