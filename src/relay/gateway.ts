@@ -48,13 +48,13 @@ export interface GatewayOptions {
 // Request headers a proxy does not forward (RFC 9110 §7.6.1), plus inbound copies of the
 // forwarding headers we set ourselves.
 // Identity headers are set only by the relay: inbound copies are always dropped.
+const DROP_REQUEST_HEADERS = new Set(['keep-alive', 'proxy-connection', 'proxy-authorization', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'forwarded', 'x-real-ip', USER_EMAIL_HEADER, ASSERTION_HEADER]);
+
 // Response bytes held for a slow client before the agent stream is paused (HTTP/2 flow control
 // then holds the rest at the agent).
 const MAX_CLIENT_BUFFER = 256 * 1024;
 // Response pieces from this size on are gathered per event loop turn (see #onUpstreamData).
 const BATCH_FROM = 4 * 1024;
-
-const DROP_REQUEST_HEADERS = new Set(['keep-alive', 'proxy-connection', 'proxy-authorization', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'forwarded', 'x-real-ip', USER_EMAIL_HEADER, ASSERTION_HEADER]);
 
 type Segment = { k: 'head'; head: MessageHead } | { k: 'body'; data: Buffer } | { k: 'end' };
 
