@@ -121,7 +121,7 @@ function observe(onRequest: (e: RequestLogEntry) => void): { request: (c: Buffer
     },
   );
   const res = new Http1Framer(
-    { kind: 'response', maxHeadSize: 1024 * 1024, nextRequestMethod: () => pending[0]?.method },
+    { kind: 'response', maxHeadSize: 1024 * 1024, nextRequestMethod: () => pending[0]?.method, keepFields: false },
     {
       onHead: (h) => {
         if (h.status >= 100 && h.status < 200 && h.status !== 101) return;

@@ -8,11 +8,11 @@ interface Msg {
 }
 
 /** Feeds `input` in pieces of `step` bytes and collects messages. */
-function frame(kind: 'request' | 'response', input: string, step = input.length, methods: string[] = []): { msgs: Msg[]; framer: Http1Framer } {
+function frame(kind: 'request' | 'response', input: string, step = input.length, methods: string[] = [], keepFields = true): { msgs: Msg[]; framer: Http1Framer } {
   const msgs: Msg[] = [];
   let cur: Msg | undefined;
   const framer = new Http1Framer(
-    { kind, maxHeadSize: 1024, nextRequestMethod: () => methods.shift() },
+    { kind, maxHeadSize: 1024, nextRequestMethod: () => methods.shift(), keepFields },
     {
       onHead: (head) => {
         cur = { head, body: '' };
@@ -53,26 +53,82 @@ describe('Http1Framer', () => {
     });
   }
 
-  it('frames responses: HEAD, 1xx, 204, chunked, close-delimited', () => {
-    const input =
-      'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n' + // answers HEAD: no body
-      'HTTP/1.1 100 Continue\r\n\r\n' +
-      'HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok' +
-      'HTTP/1.1 204 No Content\r\n\r\n' +
-      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n' +
-      'HTTP/1.1 200 OK\r\n\r\nuntil close';
-    const { msgs, framer } = frame('response', input, 5, ['HEAD', 'POST', 'DELETE', 'GET', 'GET']);
-    assert.deepEqual(
-      msgs.map((m) => [m.head.status, m.body]),
-      [
-        [200, ''],
-        [100, ''],
-        [201, 'ok'],
-        [204, ''],
-        [200, '2\r\nhi\r\n0\r\n\r\n'],
-      ],
-    );
+  for (const keepFields of [true, false]) {
+    it(`frames responses: HEAD, 1xx, 204, chunked, close-delimited (keepFields ${keepFields})`, () => {
+      const input =
+        'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n' + // answers HEAD: no body
+        'HTTP/1.1 100 Continue\r\n\r\n' +
+        'HTTP/1.1 201 Created\r\ncontent-LENGTH: 2\r\n\r\nok' +
+        'HTTP/1.1 204 No Content\r\n\r\n' +
+        'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n' +
+        'HTTP/1.0 200\r\nX: y\r\n\r\nuntil close';
+      const { msgs, framer } = frame('response', input, 5, ['HEAD', 'POST', 'DELETE', 'GET', 'GET'], keepFields);
+      assert.deepEqual(
+        msgs.map((m) => [m.head.status, m.head.reason, m.body]),
+        [
+          [200, 'OK', ''],
+          [100, 'Continue', ''],
+          [201, 'Created', 'ok'],
+          [204, 'No Content', ''],
+          [200, 'OK', '2\r\nhi\r\n0\r\n\r\n'],
+        ],
+      );
+      assert.equal(msgs[2]!.head.headers.length, keepFields ? 1 : 0, 'fields are kept only when asked');
+      assert.equal(framer.finish(), true);
+    });
+  }
+
+  it('frames a response by the framing fields of its own head only', () => {
+    // The second response has no Content-Length of its own: it is close-delimited.
+    const { msgs, framer } = frame('response', 'HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 200 OK\r\n\r\nrest', 1000, ['GET', 'GET'], false);
+    assert.deepEqual(msgs.map((m) => m.body), ['a']);
     assert.equal(framer.finish(), true);
+  });
+
+  const badResponses: [string, string][] = [
+    ['a two-digit status', 'HTTP/1.1 20 OK\r\n\r\n'],
+    ['HTTP/2 in a status line', 'HTTP/2 200 OK\r\n\r\n'],
+    ['no space after the status', 'HTTP/1.1 200OK\r\n\r\n'],
+    ['a CR in the reason', 'HTTP/1.1 200 O\rK\r\n\r\n'],
+    ['an invalid Content-Length', 'HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n'],
+    ['conflicting Content-Length values', 'HTTP/1.1 200 OK\r\nContent-Length: 1\r\ncontent-length: 2\r\n\r\n'],
+    ['obs-fold', 'HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n'],
+    ['a control character in a value', 'HTTP/1.1 200 OK\r\nX: a\x00b\r\n\r\n'],
+    ['an empty head', '\r\n\r\n'],
+  ];
+  for (const [what, input] of badResponses) {
+    for (const keepFields of [true, false]) {
+      it(`rejects a response with ${what} (keepFields ${keepFields})`, () => {
+        assert.throws(() => frame('response', input, input.length, ['GET'], keepFields), (e) => e instanceof HttpParseError && e.status === 400);
+      });
+    }
+  }
+
+  it('says what is wrong with a head', () => {
+    const message = (input: string): string => {
+      try {
+        frame('request', input);
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return 'no error';
+    };
+    assert.equal(message('GET / HTTP/1.1\r\nX: a\nb\r\n\r\n'), 'bare LF in message head');
+    assert.equal(message('GET / HTTP/1.1\r\nX y: z\r\n\r\n'), 'invalid header name "X y"');
+    assert.equal(message('GET / HTTP/1.1\r\nX: a\x01\r\n\r\n'), 'invalid character in header X');
+    assert.equal(message('GET / HTTP/1.1\r\nno colon\r\n\r\n'), 'malformed header line');
+    assert.equal(message('GET / HTTP/1.1\r\nX: a\r\n\tb\r\n\r\n'), 'obsolete line folding in header');
+    for (const line of ['GET  / HTTP/1.1', 'GET / HTTP/1.2', 'GET / HTTP/1.1 ', 'GET /a b HTTP/1.1', ' GET / HTTP/1.1', 'GET /']) {
+      assert.equal(message(`${line}\r\nHost: x\r\n\r\n`), 'malformed request line', JSON.stringify(line));
+    }
+  });
+
+  it('parses request lines and fields exactly', () => {
+    const { msgs } = frame('request', 'OPTIONS * HTTP/1.0\r\nHost:x\r\nX-A: \t v  v \t\r\nEmpty:\r\n\r\n');
+    const h = msgs[0]!.head;
+    assert.deepEqual([h.method, h.target, h.versionMinor], ['OPTIONS', '*', 0]);
+    assert.deepEqual(h.headers, [['Host', 'x'], ['X-A', 'v  v'], ['Empty', '']]);
+    assert.deepEqual(h.names, ['host', 'x-a', 'empty']);
   });
 
   const bad: [string, string, number][] = [

@@ -56,9 +56,6 @@ export interface FramerEvents {
 const S = { Head: 0, Length: 1, ChunkSize: 2, ChunkData: 3, ChunkDataCrlf: 4, Trailers: 5, Close: 6, Raw: 7, Paused: 8 } as const;
 type State = (typeof S)[keyof typeof S];
 
-const REQUEST_LINE = /^([^ ]+) ([^ ]+) HTTP\/1\.([01])$/;
-const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/;
-
 // Character checks run on every header of every request, so they are table lookups rather than
 // regular expressions (measurably cheaper per call on the relay's hot path).
 const TCHAR = new Uint8Array(128);
@@ -74,23 +71,68 @@ export function isToken(s: string): boolean {
   return true;
 }
 
-/** A control character other than HTAB (visible ASCII, obs-text, SP and HTAB are allowed in values). */
-function hasFieldValueCtl(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
-  }
-  return false;
+function latin1(raw: Buffer, start: number, end: number): string {
+  return raw.toString('latin1', start, end);
 }
 
-/** A request-target may not contain controls or spaces. */
-function hasTargetCtlOrSpace(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c <= 0x20 || c === 0x7f) return true;
-  }
-  return false;
+/** Offset of the CRLF that ends the line starting at `from` (at most `limit`). */
+function lineEnd(raw: Buffer, from: number, limit: number): number {
+  for (let i = from; i < limit; i++) if (raw[i] === 13 && raw[i + 1] === 10) return i;
+  return limit;
 }
+
+/** The error for a bad line: a bare LF in it is named as such (it is the usual cause). */
+function lineError(raw: Buffer, start: number, end: number, message: string): HttpParseError {
+  for (let i = start; i < end; i++) if (raw[i] === 10) return new HttpParseError(400, 'bare LF in message head');
+  return new HttpParseError(400, message);
+}
+
+/** "HTTP/1.0" or "HTTP/1.1" at `at`. */
+function isHttp1Version(raw: Buffer, at: number): boolean {
+  return raw[at] === 72 && raw[at + 1] === 84 && raw[at + 2] === 84 && raw[at + 3] === 80 && raw[at + 4] === 47 && raw[at + 5] === 49 && raw[at + 6] === 46 && (raw[at + 7] === 48 || raw[at + 7] === 49);
+}
+
+/** method SP request-target SP HTTP/1.x (RFC 9112 §3): a token, no controls or spaces in the target. */
+function parseRequestLine(raw: Buffer, eol: number, head: MessageHead): void {
+  let sp1 = 0;
+  while (sp1 < eol && raw[sp1] !== 32) sp1++;
+  let sp2 = sp1 + 1;
+  while (sp2 < eol && raw[sp2] !== 32) sp2++;
+  if (sp1 === 0 || sp2 === sp1 + 1 || eol - sp2 !== 9 || !isHttp1Version(raw, sp2 + 1)) throw lineError(raw, 0, eol, 'malformed request line');
+  for (let i = 0; i < sp1; i++) {
+    const c = raw[i]!;
+    if (c > 127 || TCHAR[c] === 0) throw lineError(raw, 0, eol, 'malformed request line');
+  }
+  for (let i = sp1 + 1; i < sp2; i++) {
+    const c = raw[i]!;
+    if (c <= 0x20 || c === 0x7f) throw lineError(raw, 0, eol, 'malformed request line');
+  }
+  head.method = latin1(raw, 0, sp1);
+  head.target = latin1(raw, sp1 + 1, sp2);
+  head.versionMinor = raw[eol - 1] === 48 ? 0 : 1;
+}
+
+/** HTTP/1.x SP 3DIGIT [SP reason] (RFC 9112 §4). */
+function parseStatusLine(raw: Buffer, eol: number, head: MessageHead): void {
+  const d = (i: number): number => raw[i]! - 48;
+  const digits = d(9) >= 0 && d(9) <= 9 && d(10) >= 0 && d(10) <= 9 && d(11) >= 0 && d(11) <= 9;
+  if (eol < 12 || !isHttp1Version(raw, 0) || raw[8] !== 32 || !digits || (eol > 12 && raw[12] !== 32)) throw lineError(raw, 0, eol, 'malformed status line');
+  for (let i = 13; i < eol; i++) if (raw[i] === 13 || raw[i] === 10) throw lineError(raw, 0, eol, 'malformed status line');
+  head.versionMinor = raw[7] === 48 ? 0 : 1;
+  head.status = d(9) * 100 + d(10) * 10 + d(11);
+  head.reason = eol > 13 ? latin1(raw, 13, eol) : '';
+}
+
+/** Whether raw[at, at + lower.length) equals `lower` ignoring ASCII case. */
+function asciiEqualsLower(raw: Buffer, at: number, lower: string): boolean {
+  for (let i = 0; i < lower.length; i++) {
+    let c = raw[at + i]!;
+    if (c >= 65 && c <= 90) c |= 32;
+    if (c !== lower.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
 const MAX_CHUNK_LINE = 4096;
 
 export interface FramerOptions {
@@ -99,6 +141,12 @@ export interface FramerOptions {
   maxHeadSize?: number;
   /** Responses: the method of the request each response answers, in order (HEAD → no body). */
   nextRequestMethod?: () => string | undefined;
+  /**
+   * Responses: false leaves `headers` and `names` of each head empty (the fields are still
+   * checked, and framed by). For a proxy that passes responses through and needs only the
+   * status and where each message ends, this saves most of the parsing.
+   */
+  keepFields?: boolean;
 }
 
 export class Http1Framer {
@@ -117,12 +165,17 @@ export class Http1Framer {
   #trailerLineEmpty = true;
   /** Set by the consumer (after an Upgrade request) to stop parsing until resumed. */
   #pausedAfterMessage = false;
+  readonly #keepFields: boolean;
+  /** Without `keepFields`: the Content-Length and Transfer-Encoding values of the current head. */
+  #cl: string[] | undefined;
+  #te: string[] | undefined;
 
   constructor(opts: FramerOptions, events: FramerEvents) {
     this.#kind = opts.kind;
     this.#maxHead = opts.maxHeadSize ?? 64 * 1024;
     this.#events = events;
     this.#nextMethod = opts.nextRequestMethod ?? (() => undefined);
+    this.#keepFields = opts.kind === 'request' || opts.keepFields !== false;
   }
 
   get inMessage(): boolean {
@@ -289,48 +342,58 @@ export class Http1Framer {
       if (this.#kind === 'request') return null;
       throw new HttpParseError(400, 'empty response head');
     }
-    const text = raw.toString('latin1', 0, raw.length - 4);
-    let eol = text.indexOf('\r\n');
-    if (eol < 0) eol = text.length;
-    const first = text.slice(0, eol);
-    // Every line must end in CRLF: a bare LF left inside a line is refused (the request-line,
-    // status-line, name and value checks below all reject LF).
+    // Parsed over the bytes: strings are made only for what is kept (every field of a request;
+    // of a response with `keepFields: false`, only the framing fields).
+    const limit = raw.length - 2; // the last field line's CRLF is in; the empty line is not
+    let eol = lineEnd(raw, 0, limit);
     const head: MessageHead = { method: '', target: '', status: 0, reason: '', versionMinor: 1, headers: [], names: [], size: raw.length };
-    if (this.#kind === 'request') {
-      const m = REQUEST_LINE.exec(first);
-      if (!m || !isToken(m[1]!) || hasTargetCtlOrSpace(m[2]!)) throw new HttpParseError(400, first.includes('\n') ? 'bare LF in message head' : 'malformed request line');
-      head.method = m[1]!;
-      head.target = m[2]!;
-      head.versionMinor = m[3] === '0' ? 0 : 1;
-    } else {
-      const m = STATUS_LINE.exec(first);
-      if (!m) throw new HttpParseError(400, first.includes('\n') ? 'bare LF in message head' : 'malformed status line');
-      head.versionMinor = m[1] === '0' ? 0 : 1;
-      head.status = Number(m[2]);
-      head.reason = m[3] ?? '';
-    }
+    if (this.#kind === 'request') parseRequestLine(raw, eol, head);
+    else parseStatusLine(raw, eol, head);
+    const keep = this.#keepFields;
+    this.#cl = undefined;
+    this.#te = undefined;
     let pos = eol + 2;
-    while (pos < text.length) {
-      let end = text.indexOf('\r\n', pos);
-      if (end < 0) end = text.length;
-      const line = text.slice(pos, end);
-      pos = end + 2;
-      if (line.length === 0) continue;
-      if (line[0] === ' ' || line[0] === '\t') throw new HttpParseError(400, 'obsolete line folding in header');
-      const colon = line.indexOf(':');
-      if (colon <= 0) throw new HttpParseError(400, line.includes('\n') ? 'bare LF in message head' : 'malformed header line');
-      const name = line.slice(0, colon);
-      if (!isToken(name)) throw new HttpParseError(400, name.includes('\n') ? 'bare LF in message head' : `invalid header name "${name.slice(0, 40)}"`);
-      const value = line.slice(colon + 1).trim();
-      if (hasFieldValueCtl(value)) throw new HttpParseError(400, value.includes('\n') ? 'bare LF in message head' : `invalid character in header ${name}`);
-      head.headers.push([name, value]);
-      head.names.push(name.toLowerCase());
+    while (pos < limit) {
+      eol = lineEnd(raw, pos, limit);
+      const first = raw[pos]!;
+      if (first === 32 || first === 9) throw new HttpParseError(400, 'obsolete line folding in header');
+      let colon = pos;
+      while (colon < eol && raw[colon] !== 58) colon++;
+      if (colon === pos || colon === eol) throw lineError(raw, pos, eol, 'malformed header line');
+      for (let i = pos; i < colon; i++) {
+        const c = raw[i]!;
+        if (c > 127 || TCHAR[c] === 0) throw lineError(raw, pos, colon, `invalid header name "${latin1(raw, pos, Math.min(colon, pos + 40))}"`);
+      }
+      // The value without optional whitespace (SP, HTAB) around it; no other control characters.
+      let vs = colon + 1;
+      let ve = eol;
+      while (vs < ve && (raw[vs] === 32 || raw[vs] === 9)) vs++;
+      while (ve > vs && (raw[ve - 1] === 32 || raw[ve - 1] === 9)) ve--;
+      for (let i = vs; i < ve; i++) {
+        const c = raw[i]!;
+        if ((c < 0x20 && c !== 0x09) || c === 0x7f) throw lineError(raw, pos, eol, `invalid character in header ${latin1(raw, pos, colon)}`);
+      }
+      if (keep) {
+        const name = latin1(raw, pos, colon);
+        head.headers.push([name, latin1(raw, vs, ve)]);
+        head.names.push(name.toLowerCase());
+      } else {
+        const len = colon - pos;
+        if (len === 14 && asciiEqualsLower(raw, pos, 'content-length')) (this.#cl ??= []).push(latin1(raw, vs, ve));
+        else if (len === 17 && asciiEqualsLower(raw, pos, 'transfer-encoding')) (this.#te ??= []).push(latin1(raw, vs, ve));
+      }
+      pos = eol + 2;
     }
     return head;
   }
 
   #startBody(head: MessageHead): void {
-    const kind = this.#kind === 'request' ? requestBodyKind(head) : responseBodyKind(head, this.#nextMethodFor(head));
+    const kind =
+      this.#kind === 'request'
+        ? requestBodyKind(head)
+        : this.#keepFields
+          ? responseBodyKind(head, this.#nextMethodFor(head))
+          : responseFraming(head.status, this.#nextMethodFor(head), this.#te, this.#cl);
     if (kind.kind === 'none') {
       this.#state = S.Head;
     } else if (kind.kind === 'length') {
@@ -444,13 +507,21 @@ export function headerValues(head: MessageHead, name: string): string[] {
 }
 
 type BodyFraming = { kind: 'none' } | { kind: 'length'; length: number } | { kind: 'chunked' } | { kind: 'close' };
+const NONE: BodyFraming = Object.freeze({ kind: 'none' });
+const CHUNKED: BodyFraming = Object.freeze({ kind: 'chunked' });
+const CLOSE: BodyFraming = Object.freeze({ kind: 'close' });
 
-function contentLength(head: MessageHead): number | undefined {
-  const values = headerValues(head, 'content-length');
-  if (values.length === 0) return undefined;
+function valuesOf(head: MessageHead, name: string): string[] | undefined {
+  const v = headerValues(head, name);
+  return v.length === 0 ? undefined : v;
+}
+
+/** The Content-Length the values agree on (a list of equal values is allowed), or an error. */
+function contentLength(values: string[] | undefined): number | undefined {
+  if (values === undefined) return undefined;
   let found: number | undefined;
   for (const v of values) {
-    for (const part of v.split(',')) {
+    for (const part of v.includes(',') ? v.split(',') : [v]) {
       const p = part.trim();
       if (!/^\d{1,15}$/.test(p)) throw new HttpParseError(400, 'invalid Content-Length');
       const n = Number(p);
@@ -461,9 +532,9 @@ function contentLength(head: MessageHead): number | undefined {
   return found;
 }
 
-function transferChunked(head: MessageHead): boolean | undefined {
-  const values = headerValues(head, 'transfer-encoding');
-  if (values.length === 0) return undefined;
+/** Whether the final transfer coding is chunked; undefined without Transfer-Encoding. */
+function transferChunked(values: string[] | undefined): boolean | undefined {
+  if (values === undefined) return undefined;
   const codings = values.flatMap((v) => v.split(',')).map((c) => c.trim().toLowerCase()).filter(Boolean);
   if (codings.length === 0) throw new HttpParseError(400, 'empty Transfer-Encoding');
   const chunkedAt = codings.indexOf('chunked');
@@ -472,27 +543,31 @@ function transferChunked(head: MessageHead): boolean | undefined {
 }
 
 export function requestBodyKind(head: MessageHead): BodyFraming {
-  const te = transferChunked(head);
-  const cl = contentLength(head);
+  const te = transferChunked(valuesOf(head, 'transfer-encoding'));
+  const cl = contentLength(valuesOf(head, 'content-length'));
   if (te !== undefined) {
     if (cl !== undefined) throw new HttpParseError(400, 'both Transfer-Encoding and Content-Length');
     if (head.versionMinor === 0) throw new HttpParseError(400, 'Transfer-Encoding in an HTTP/1.0 request');
     if (!te) throw new HttpParseError(501, 'unsupported transfer coding');
-    return { kind: 'chunked' };
+    return CHUNKED;
   }
   if (cl !== undefined) return { kind: 'length', length: cl };
-  return { kind: 'none' };
+  return NONE;
 }
 
 export function responseBodyKind(head: MessageHead, requestMethod: string | undefined): BodyFraming {
-  const s = head.status;
-  if ((s >= 100 && s < 200) || s === 204 || s === 304) return { kind: 'none' };
-  if (requestMethod === 'HEAD') return { kind: 'none' };
-  const te = transferChunked(head);
-  if (te !== undefined) return te ? { kind: 'chunked' } : { kind: 'close' };
-  const cl = contentLength(head);
-  if (cl !== undefined) return { kind: 'length', length: cl };
-  return { kind: 'close' };
+  return responseFraming(head.status, requestMethod, valuesOf(head, 'transfer-encoding'), valuesOf(head, 'content-length'));
+}
+
+/** RFC 9112 §6.3 for a response, from its status and its framing fields' values. */
+function responseFraming(s: number, requestMethod: string | undefined, te: string[] | undefined, cl: string[] | undefined): BodyFraming {
+  if ((s >= 100 && s < 200) || s === 204 || s === 304) return NONE;
+  if (requestMethod === 'HEAD') return NONE;
+  const chunked = transferChunked(te);
+  if (chunked !== undefined) return chunked ? CHUNKED : CLOSE;
+  const length = contentLength(cl);
+  if (length !== undefined) return { kind: 'length', length };
+  return CLOSE;
 }
 
 /** Whether the connection persists after this message (RFC 9112 §9.3). */

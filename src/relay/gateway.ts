@@ -122,7 +122,7 @@ class PublicConnection {
       },
     );
     this.#res = new Http1Framer(
-      { kind: 'response', maxHeadSize: 256 * 1024, nextRequestMethod: () => this.#methods.shift() },
+      { kind: 'response', maxHeadSize: 256 * 1024, nextRequestMethod: () => this.#methods.shift(), keepFields: false },
       {
         onHead: (head) => this.#onResponseHead(head),
         onBody: () => {},
