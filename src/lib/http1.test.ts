@@ -78,6 +78,12 @@ describe('Http1Framer', () => {
     });
   }
 
+  it('checks every field of a response it keeps, only the framing fields of one it passes through', () => {
+    const input = 'HTTP/1.1 200 OK\r\nX: a\x00b\r\nContent-Length: 0\r\n\r\n';
+    assert.throws(() => frame('response', input, input.length, ['GET'], true), (e) => e instanceof HttpParseError && e.status === 400);
+    assert.equal(frame('response', input, input.length, ['GET'], false).msgs.length, 1);
+  });
+
   it('frames a response by the framing fields of its own head only', () => {
     // The second response has no Content-Length of its own: it is close-delimited.
     const { msgs, framer } = frame('response', 'HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 200 OK\r\n\r\nrest', 1000, ['GET', 'GET'], false);
@@ -93,7 +99,7 @@ describe('Http1Framer', () => {
     ['an invalid Content-Length', 'HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n'],
     ['conflicting Content-Length values', 'HTTP/1.1 200 OK\r\nContent-Length: 1\r\ncontent-length: 2\r\n\r\n'],
     ['obs-fold', 'HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n'],
-    ['a control character in a value', 'HTTP/1.1 200 OK\r\nX: a\x00b\r\n\r\n'],
+    ['a control character in a framing field', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\x00\r\n\r\n'],
     ['an empty head', '\r\n\r\n'],
   ];
   for (const [what, input] of badResponses) {

@@ -38,12 +38,8 @@ export class HttpParseError extends Error {
 }
 
 export interface FramerEvents {
-  /**
-   * A head was parsed; `start`/`end` are offsets of the head in `chunk` (start may be < 0 when
-   * the head began in an earlier chunk: the framer then holds the bytes and passes `raw`).
-   * Return value decides the body framing for responses (see `responseBodyKind`).
-   */
-  onHead(head: MessageHead, raw: Buffer, chunk: Buffer, end: number): void;
+  /** A head was parsed; it ends at offset `end` of `chunk` (it may have begun in an earlier chunk). */
+  onHead(head: MessageHead, chunk: Buffer, end: number): void;
   /** Body bytes chunk[start, end) of the current message (in wire framing, chunked included). */
   onBody(chunk: Buffer, start: number, end: number): void;
   /** The current message ended at chunk offset `end`. */
@@ -93,34 +89,43 @@ function isHttp1Version(raw: Buffer, at: number): boolean {
 }
 
 /** method SP request-target SP HTTP/1.x (RFC 9112 §3): a token, no controls or spaces in the target. */
-function parseRequestLine(raw: Buffer, eol: number, head: MessageHead): void {
-  let sp1 = 0;
+function parseRequestLine(raw: Buffer, start: number, eol: number, head: MessageHead): void {
+  let sp1 = start;
   while (sp1 < eol && raw[sp1] !== 32) sp1++;
   let sp2 = sp1 + 1;
   while (sp2 < eol && raw[sp2] !== 32) sp2++;
-  if (sp1 === 0 || sp2 === sp1 + 1 || eol - sp2 !== 9 || !isHttp1Version(raw, sp2 + 1)) throw lineError(raw, 0, eol, 'malformed request line');
-  for (let i = 0; i < sp1; i++) {
+  if (sp1 === start || sp2 === sp1 + 1 || eol - sp2 !== 9 || !isHttp1Version(raw, sp2 + 1)) throw lineError(raw, start, eol, 'malformed request line');
+  for (let i = start; i < sp1; i++) {
     const c = raw[i]!;
-    if (c > 127 || TCHAR[c] === 0) throw lineError(raw, 0, eol, 'malformed request line');
+    if (c > 127 || TCHAR[c] === 0) throw lineError(raw, start, eol, 'malformed request line');
   }
   for (let i = sp1 + 1; i < sp2; i++) {
     const c = raw[i]!;
-    if (c <= 0x20 || c === 0x7f) throw lineError(raw, 0, eol, 'malformed request line');
+    if (c <= 0x20 || c === 0x7f) throw lineError(raw, start, eol, 'malformed request line');
   }
-  head.method = latin1(raw, 0, sp1);
+  head.method = latin1(raw, start, sp1);
   head.target = latin1(raw, sp1 + 1, sp2);
   head.versionMinor = raw[eol - 1] === 48 ? 0 : 1;
 }
 
 /** HTTP/1.x SP 3DIGIT [SP reason] (RFC 9112 §4). */
-function parseStatusLine(raw: Buffer, eol: number, head: MessageHead): void {
-  const d = (i: number): number => raw[i]! - 48;
+function parseStatusLine(raw: Buffer, start: number, eol: number, head: MessageHead): void {
+  const d = (i: number): number => raw[start + i]! - 48;
   const digits = d(9) >= 0 && d(9) <= 9 && d(10) >= 0 && d(10) <= 9 && d(11) >= 0 && d(11) <= 9;
-  if (eol < 12 || !isHttp1Version(raw, 0) || raw[8] !== 32 || !digits || (eol > 12 && raw[12] !== 32)) throw lineError(raw, 0, eol, 'malformed status line');
-  for (let i = 13; i < eol; i++) if (raw[i] === 13 || raw[i] === 10) throw lineError(raw, 0, eol, 'malformed status line');
-  head.versionMinor = raw[7] === 48 ? 0 : 1;
+  const len = eol - start;
+  if (len < 12 || !isHttp1Version(raw, start) || raw[start + 8] !== 32 || !digits || (len > 12 && raw[start + 12] !== 32)) throw lineError(raw, start, eol, 'malformed status line');
+  for (let i = start + 13; i < eol; i++) if (raw[i] === 13 || raw[i] === 10) throw lineError(raw, start, eol, 'malformed status line');
+  head.versionMinor = raw[start + 7] === 48 ? 0 : 1;
   head.status = d(9) * 100 + d(10) * 10 + d(11);
-  head.reason = eol > 13 ? latin1(raw, 13, eol) : '';
+  head.reason = len > 13 ? latin1(raw, start + 13, eol) : '';
+}
+
+/** A field value holds no control character but HTAB (visible ASCII, obs-text, SP are allowed). */
+function checkFieldValue(buf: Buffer, pos: number, colon: number, vs: number, ve: number, eol: number): void {
+  for (let i = vs; i < ve; i++) {
+    const c = buf[i]!;
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) throw lineError(buf, pos, eol, `invalid character in header ${latin1(buf, pos, colon)}`);
+  }
 }
 
 /** Whether raw[at, at + lower.length) equals `lower` ignoring ASCII case. */
@@ -142,9 +147,9 @@ export interface FramerOptions {
   /** Responses: the method of the request each response answers, in order (HEAD → no body). */
   nextRequestMethod?: () => string | undefined;
   /**
-   * Responses: false leaves `headers` and `names` of each head empty (the fields are still
-   * checked, and framed by). For a proxy that passes responses through and needs only the
-   * status and where each message ends, this saves most of the parsing.
+   * Responses: false leaves `headers` and `names` of each head empty and checks only the fields
+   * that frame the message (Content-Length, Transfer-Encoding). For a proxy that passes
+   * responses through as received and needs only the status and where each message ends.
    */
   keepFields?: boolean;
 }
@@ -166,7 +171,8 @@ export class Http1Framer {
   /** Set by the consumer (after an Upgrade request) to stop parsing until resumed. */
   #pausedAfterMessage = false;
   readonly #keepFields: boolean;
-  /** Without `keepFields`: the Content-Length and Transfer-Encoding values of the current head. */
+  /** Without `keepFields`: the framing fields of the current head (a plain-digits Content-Length as a number). */
+  #clValue = -1;
   #cl: string[] | undefined;
   #te: string[] | undefined;
 
@@ -222,23 +228,23 @@ export class Http1Framer {
             this.#hold(chunk.subarray(i));
             return n;
           }
-          let raw: Buffer;
+          let head: MessageHead | null;
           if (this.#heldLen > 0) {
             this.#held.push(chunk.subarray(i, end));
-            raw = Buffer.concat(this.#held);
+            const raw = Buffer.concat(this.#held);
             this.#held = [];
             this.#heldLen = 0;
             this.#heldTail = Buffer.alloc(0);
+            head = this.#parseHead(raw, 0, raw.length);
           } else {
-            raw = chunk.subarray(i, end);
+            head = this.#parseHead(chunk, i, end);
           }
-          const head = this.#parseHead(raw);
           if (head === null) {
             // Empty lines before a request line are ignored (RFC 9112 §2.2).
             i = end;
             continue;
           }
-          this.#events.onHead(head, raw, chunk, end);
+          this.#events.onHead(head, chunk, end);
           i = end;
           this.#startBody(head);
           if (this.#state === S.Head) this.#endMessage(chunk, i);
@@ -337,54 +343,73 @@ export class Http1Framer {
     return end;
   }
 
-  #parseHead(raw: Buffer): MessageHead | null {
-    if (raw.length === 2) {
+  /** Parses the head in buf[start, end), which ends with CRLF CRLF. */
+  #parseHead(buf: Buffer, start: number, end: number): MessageHead | null {
+    if (end - start === 2) {
       if (this.#kind === 'request') return null;
       throw new HttpParseError(400, 'empty response head');
     }
-    // Parsed over the bytes: strings are made only for what is kept (every field of a request;
-    // of a response with `keepFields: false`, only the framing fields).
-    const limit = raw.length - 2; // the last field line's CRLF is in; the empty line is not
-    let eol = lineEnd(raw, 0, limit);
-    const head: MessageHead = { method: '', target: '', status: 0, reason: '', versionMinor: 1, headers: [], names: [], size: raw.length };
-    if (this.#kind === 'request') parseRequestLine(raw, eol, head);
-    else parseStatusLine(raw, eol, head);
+    // Parsed over the bytes. Strings are made only for what is kept: every field of a request
+    // (sliced from one string of the head), of a response with `keepFields: false` nothing but
+    // a Content-Length that is not plain digits and Transfer-Encoding.
+    const limit = end - 2; // the last field line's CRLF is in; the empty line is not
+    let eol = lineEnd(buf, start, limit);
+    const head: MessageHead = { method: '', target: '', status: 0, reason: '', versionMinor: 1, headers: [], names: [], size: end - start };
+    if (this.#kind === 'request') parseRequestLine(buf, start, eol, head);
+    else parseStatusLine(buf, start, eol, head);
     const keep = this.#keepFields;
+    const text = keep ? latin1(buf, start, limit) : '';
+    this.#clValue = -1;
     this.#cl = undefined;
     this.#te = undefined;
     let pos = eol + 2;
     while (pos < limit) {
-      eol = lineEnd(raw, pos, limit);
-      const first = raw[pos]!;
+      eol = lineEnd(buf, pos, limit);
+      const first = buf[pos]!;
       if (first === 32 || first === 9) throw new HttpParseError(400, 'obsolete line folding in header');
       let colon = pos;
-      while (colon < eol && raw[colon] !== 58) colon++;
-      if (colon === pos || colon === eol) throw lineError(raw, pos, eol, 'malformed header line');
+      while (colon < eol && buf[colon] !== 58) colon++;
+      if (colon === pos || colon === eol) throw lineError(buf, pos, eol, 'malformed header line');
       for (let i = pos; i < colon; i++) {
-        const c = raw[i]!;
-        if (c > 127 || TCHAR[c] === 0) throw lineError(raw, pos, colon, `invalid header name "${latin1(raw, pos, Math.min(colon, pos + 40))}"`);
+        const c = buf[i]!;
+        if (c > 127 || TCHAR[c] === 0) throw lineError(buf, pos, colon, `invalid header name "${latin1(buf, pos, Math.min(colon, pos + 40))}"`);
       }
       // The value without optional whitespace (SP, HTAB) around it; no other control characters.
       let vs = colon + 1;
       let ve = eol;
-      while (vs < ve && (raw[vs] === 32 || raw[vs] === 9)) vs++;
-      while (ve > vs && (raw[ve - 1] === 32 || raw[ve - 1] === 9)) ve--;
-      for (let i = vs; i < ve; i++) {
-        const c = raw[i]!;
-        if ((c < 0x20 && c !== 0x09) || c === 0x7f) throw lineError(raw, pos, eol, `invalid character in header ${latin1(raw, pos, colon)}`);
-      }
+      while (vs < ve && (buf[vs] === 32 || buf[vs] === 9)) vs++;
+      while (ve > vs && (buf[ve - 1] === 32 || buf[ve - 1] === 9)) ve--;
+      if (keep) checkFieldValue(buf, pos, colon, vs, ve, eol);
       if (keep) {
-        const name = latin1(raw, pos, colon);
-        head.headers.push([name, latin1(raw, vs, ve)]);
+        const name = text.slice(pos - start, colon - start);
+        head.headers.push([name, text.slice(vs - start, ve - start)]);
         head.names.push(name.toLowerCase());
       } else {
         const len = colon - pos;
-        if (len === 14 && asciiEqualsLower(raw, pos, 'content-length')) (this.#cl ??= []).push(latin1(raw, vs, ve));
-        else if (len === 17 && asciiEqualsLower(raw, pos, 'transfer-encoding')) (this.#te ??= []).push(latin1(raw, vs, ve));
+        // Passed through as received: only the fields that frame the message are checked.
+        if (len === 14 && asciiEqualsLower(buf, pos, 'content-length')) {
+          checkFieldValue(buf, pos, colon, vs, ve, eol);
+          this.#addContentLength(buf, vs, ve);
+        } else if (len === 17 && asciiEqualsLower(buf, pos, 'transfer-encoding')) {
+          checkFieldValue(buf, pos, colon, vs, ve, eol);
+          (this.#te ??= []).push(latin1(buf, vs, ve));
+        }
       }
       pos = eol + 2;
     }
     return head;
+  }
+
+  /** Without `keepFields`: notes a Content-Length value (plain digits as a number, others as text). */
+  #addContentLength(buf: Buffer, vs: number, ve: number): void {
+    let n = ve - vs > 0 && ve - vs <= 15 ? 0 : -1;
+    for (let i = vs; i < ve && n >= 0; i++) {
+      const d = buf[i]! - 48;
+      n = d >= 0 && d <= 9 ? n * 10 + d : -1;
+    }
+    if (n < 0) (this.#cl ??= []).push(latin1(buf, vs, ve));
+    else if (this.#clValue < 0) this.#clValue = n;
+    else if (this.#clValue !== n) throw new HttpParseError(400, 'conflicting Content-Length values');
   }
 
   #startBody(head: MessageHead): void {
@@ -393,7 +418,7 @@ export class Http1Framer {
         ? requestBodyKind(head)
         : this.#keepFields
           ? responseBodyKind(head, this.#nextMethodFor(head))
-          : responseFraming(head.status, this.#nextMethodFor(head), this.#te, this.#cl);
+          : responseFraming(head.status, this.#nextMethodFor(head), this.#te, this.#clValue >= 0 ? [String(this.#clValue), ...(this.#cl ?? [])] : this.#cl);
     if (kind.kind === 'none') {
       this.#state = S.Head;
     } else if (kind.kind === 'length') {
