@@ -14,7 +14,8 @@ import { createToken, startAgent, startRelay, type AgentHandle, type RelayHandle
 // Paths: direct = load generator → origin. tunn = load generator → relay's plain HTTP port
 // (relay --dev) → agent over HTTPS/TLS with ALPN tunn/1 (as users run it) → origin; the agent
 // runs with --quiet (no per-request log). ssh = load generator → sshd's -R listener → ssh
-// client → origin (a throwaway sshd on loopback, default cipher).
+// client → origin (a throwaway sshd on loopback, default cipher). floor = the same design with
+// nothing of tunn's own work (bench/floor.ts): what the data-plane design costs on this machine.
 
 const exec = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '..');
@@ -29,8 +30,10 @@ const WRK_THREADS = Number(process.argv.find((a) => a.startsWith('--wrk-threads=
 const CONNS = [1, 50, 1000];
 const MEM_STEPS = [1000, 5000];
 
+type PathName = 'direct' | 'tunn' | 'ssh' | 'floor';
+
 interface Target {
-  name: 'direct' | 'tunn' | 'ssh';
+  name: PathName;
   port: number;
   host: string;
 }
@@ -131,6 +134,23 @@ async function startSshReverse(originPort: number): Promise<{ port: number; pids
     return [ssh.pid!, ...kids, ...grand];
   };
   return { port: fwd, pids };
+}
+
+/** bench/floor.ts: the design's minimal forwarder (relay + agent over TLS); returns its public port. */
+async function startFloor(originPort: number, dir: string): Promise<number> {
+  const ca = join(dir, 'floor-ca.pem');
+  const relay = spawn(NODE, [join(ROOT, 'bench/floor.ts'), 'relay', ca], { stdio: ['ignore', 'pipe', 'inherit'] });
+  cleanups.push(() => void relay.kill());
+  const line = await new Promise<string>((res) => createInterface({ input: relay.stdout! }).once('line', res));
+  const [agentPort, publicPort] = line.split(' ').map(Number) as [number, number];
+  const agent = spawn(NODE, [join(ROOT, 'bench/floor.ts'), 'agent', String(agentPort), String(originPort), ca], { stdio: 'inherit' });
+  cleanups.push(() => void agent.kill());
+  for (let i = 0; i < 100; i++) {
+    const { stdout } = await exec('curl', ['-s', `http://127.0.0.1:${publicPort}/hello`]).catch(() => ({ stdout: '' }));
+    if (stdout === 'hello') return publicPort;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('bench/floor.ts did not start forwarding');
 }
 
 function toMs(v: string): number {
@@ -258,7 +278,7 @@ async function main(): Promise<void> {
   const upload = join(tmp, 'upload.bin');
   await exec('truncate', ['-s', String(BULK), upload]);
 
-  log('starting origin, relay, agent, sshd + ssh -R');
+  log('starting origin, relay, agent, sshd + ssh -R, design floor');
   const origin = await startOrigin();
   const relay: RelayHandle = await startRelay();
   cleanups.push(() => relay.stop());
@@ -267,14 +287,16 @@ async function main(): Promise<void> {
   cleanups.push(() => agent.stop());
   await agent.proc.waitFor((l) => /online \(2\/2 sessions\)/.test(String(l.detail ?? l.message ?? '')), 10_000).catch(() => undefined);
   const ssh = await startSshReverse(origin.port);
+  const floorPort = await startFloor(origin.port, tmp);
 
   const targets: Target[] = [
     { name: 'direct', port: origin.port, host: `127.0.0.1:${origin.port}` },
     { name: 'tunn', port: relay.httpPort, host: new URL(agent.httpUrl).host },
     { name: 'ssh', port: ssh.port, host: `127.0.0.1:${ssh.port}` },
+    { name: 'floor', port: floorPort, host: `127.0.0.1:${floorPort}` },
   ];
 
-  const results: Record<string, Record<string, unknown>> = { direct: {}, tunn: {}, ssh: {} };
+  const results: Record<string, Record<string, unknown>> = { direct: {}, tunn: {}, ssh: {}, floor: {} };
   for (const t of targets) {
     // Warm-up (JIT, TLS session, keep-alive pools), at both the load shapes measured first.
     await wrk(t, 50, 2);
@@ -322,19 +344,29 @@ async function main(): Promise<void> {
     for (const s of socks) s.destroy();
   }
 
-  const r = results as Record<'direct' | 'tunn' | 'ssh', Record<string, WrkResult | number>>;
-  const w = (p: 'direct' | 'tunn' | 'ssh', c: number): WrkResult => r[p][`c${c}`] as WrkResult;
-  const n = (p: 'direct' | 'tunn' | 'ssh', k: string): number => r[p][k] as number;
+  const r = results as Record<PathName, Record<string, WrkResult | number>>;
+  const w = (p: PathName, c: number): WrkResult => r[p][`c${c}`] as WrkResult;
+  const n = (p: PathName, k: string): number => r[p][k] as number;
   const [relayIdle, agentIdle] = tunnMem.idle!;
   const perConn = (i: 0 | 1, step: number): number => ((tunnMem[String(step)]![i]! - tunnMem.idle![i]!) / step);
   const sshPerConn = (step: number): number => (sshMemory[String(step)]! - sshMemory.idle!) / step;
 
-  const rows: string[][] = [['metric', 'direct', 'tunn', 'ssh -R', 'tunn/direct', 'tunn/ssh']];
+  const rows: string[][] = [['metric', 'direct', 'tunn', 'ssh -R', 'floor', 'tunn/direct', 'tunn/ssh', 'floor/direct']];
+  const row = (label: string, v: (p: PathName) => number, d = 0): string[] => [
+    label,
+    fmt(v('direct'), d),
+    fmt(v('tunn'), d),
+    fmt(v('ssh'), d),
+    fmt(v('floor'), d),
+    ratio(v('tunn'), v('direct')),
+    ratio(v('tunn'), v('ssh')),
+    ratio(v('floor'), v('direct')),
+  ];
   for (const c of CONNS) {
-    rows.push([`req/s c${c}`, fmt(w('direct', c).rps), fmt(w('tunn', c).rps), fmt(w('ssh', c).rps), ratio(w('tunn', c).rps, w('direct', c).rps), ratio(w('tunn', c).rps, w('ssh', c).rps)]);
-    rows.push([`p50 ms c${c}`, fmt(w('direct', c).p50ms, 3), fmt(w('tunn', c).p50ms, 3), fmt(w('ssh', c).p50ms, 3), ratio(w('tunn', c).p50ms, w('direct', c).p50ms), ratio(w('tunn', c).p50ms, w('ssh', c).p50ms)]);
-    rows.push([`p99 ms c${c}`, fmt(w('direct', c).p99ms, 3), fmt(w('tunn', c).p99ms, 3), fmt(w('ssh', c).p99ms, 3), ratio(w('tunn', c).p99ms, w('direct', c).p99ms), ratio(w('tunn', c).p99ms, w('ssh', c).p99ms)]);
-    rows.push([`errors c${c}`, String(w('direct', c).errors), String(w('tunn', c).errors), String(w('ssh', c).errors), '', '']);
+    rows.push(row(`req/s c${c}`, (p) => w(p, c).rps));
+    rows.push(row(`p50 ms c${c}`, (p) => w(p, c).p50ms, 3));
+    rows.push(row(`p99 ms c${c}`, (p) => w(p, c).p99ms, 3));
+    rows.push([`errors c${c}`, ...(['direct', 'tunn', 'ssh', 'floor'] as const).map((p) => String(w(p, c).errors)), '', '', '']);
   }
   const mib = BULK / 1024 ** 2;
   for (const [k, label] of [
@@ -342,9 +374,9 @@ async function main(): Promise<void> {
     ['uploadMiBs', `upload ${mib} MiB, MiB/s`],
     ['keepAliveStreamMiBs', `${mib} MiB on 1 keep-alive conn, MiB/s`],
   ] as const) {
-    rows.push([label, fmt(n('direct', k)), fmt(n('tunn', k)), fmt(n('ssh', k)), ratio(n('tunn', k), n('direct', k)), ratio(n('tunn', k), n('ssh', k))]);
+    rows.push(row(label, (p) => n(p, k)));
   }
-  rows.push(['RSS idle MiB (relay / agent | ssh+sshd)', '', `${fmt(relayIdle! / 1024, 1)} / ${fmt(agentIdle! / 1024, 1)}`, fmt(sshMemory.idle! / 1024, 1), '', '']);
+  rows.push(['RSS idle MiB (relay / agent | ssh+sshd)', '', `${fmt(relayIdle! / 1024, 1)} / ${fmt(agentIdle! / 1024, 1)}`, fmt(sshMemory.idle! / 1024, 1), '', '', '', '']);
   for (const step of MEM_STEPS) {
     rows.push([
       `RSS ${step} open conns MiB`,
@@ -353,8 +385,10 @@ async function main(): Promise<void> {
       fmt(sshMemory[String(step)]! / 1024, 1),
       '',
       '',
+      '',
+      '',
     ]);
-    rows.push([`KiB per open conn @${step}`, '', `${fmt(perConn(0, step), 1)} / ${fmt(perConn(1, step), 1)}`, fmt(sshPerConn(step), 1), '', '']);
+    rows.push([`KiB per open conn @${step}`, '', `${fmt(perConn(0, step), 1)} / ${fmt(perConn(1, step), 1)}`, fmt(sshPerConn(step), 1), '', '', '', '']);
   }
 
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
@@ -385,7 +419,7 @@ async function main(): Promise<void> {
   mkdirSync(join(ROOT, 'bench/out'), { recursive: true });
   const file = join(ROOT, 'bench/out', `${started.toISOString().replace(/[:.]/g, '-')}.json`);
   writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
-  process.stdout.write(`\n${table.join('\n')}\n\nTargets (issue 2):\n${Object.entries(targetsMet).map(([k, v]) => `- ${v ? 'met    ' : 'MISSED '} ${k}`).join('\n')}\n\nmachine: ${JSON.stringify(machine)}\nJSON: ${file}\n`);
+  process.stdout.write(`\n${table.join('\n')}\n\nTargets (issue 2):\n${Object.entries(targetsMet).map(([k, v]) => `- ${v ? 'met    ' : 'MISSED '} ${k}`).join('\n')}\n\nThe design floor (bench/floor.ts, no tunn logic) in this run: c50 ${ratio(w('floor', 50).rps, w('direct', 50).rps)} direct, tunn ${ratio(w('tunn', 50).rps, w('floor', 50).rps)} of the floor; p50 c1 +${fmt(w('floor', 1).p50ms - w('direct', 1).p50ms, 3)} ms over direct (tunn +${fmt(w('tunn', 1).p50ms - w('direct', 1).p50ms, 3)} ms).\n\nmachine: ${JSON.stringify(machine)}\nJSON: ${file}\n`);
 }
 
 try {
