@@ -84,6 +84,14 @@ describe('Http1Framer', () => {
     assert.equal(frame('response', input, input.length, ['GET'], false).msgs.length, 1);
   });
 
+  for (const keepFields of [true, false]) {
+    it(`lets Transfer-Encoding and 204 decide before a bad Content-Length (keepFields ${keepFields})`, () => {
+      const input = 'HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nHTTP/1.1 204 No Content\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n';
+      const { msgs } = frame('response', input, input.length, ['GET', 'GET'], keepFields);
+      assert.deepEqual(msgs.map((m) => [m.head.status, m.body]), [[200, '0\r\n\r\n'], [204, '']]);
+    });
+  }
+
   it('frames a response by the framing fields of its own head only', () => {
     // The second response has no Content-Length of its own: it is close-delimited.
     const { msgs, framer } = frame('response', 'HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 200 OK\r\n\r\nrest', 1000, ['GET', 'GET'], false);

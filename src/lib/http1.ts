@@ -390,6 +390,12 @@ export class Http1Framer {
     return head;
   }
 
+  /** Without `keepFields`: the Content-Length the current head's values agree on. */
+  readonly #contentLength = (): number | undefined => {
+    if (this.#cl === undefined) return this.#clValue >= 0 ? this.#clValue : undefined;
+    return contentLength(this.#clValue >= 0 ? [String(this.#clValue), ...this.#cl] : this.#cl);
+  };
+
   /** Without `keepFields`: notes a Content-Length value (plain digits as a number, others as text). */
   #addContentLength(buf: Buffer, vs: number, ve: number): void {
     let n = ve - vs > 0 && ve - vs <= 15 ? 0 : -1;
@@ -397,9 +403,9 @@ export class Http1Framer {
       const d = buf[i]! - 48;
       n = d >= 0 && d <= 9 ? n * 10 + d : -1;
     }
-    if (n < 0) (this.#cl ??= []).push(latin1(buf, vs, ve));
-    else if (this.#clValue < 0) this.#clValue = n;
-    else if (this.#clValue !== n) throw new HttpParseError(400, 'conflicting Content-Length values');
+    // Judged only if the framing rests on it (Transfer-Encoding, 204, 304, HEAD come first).
+    if (n >= 0 && (this.#clValue < 0 || this.#clValue === n)) this.#clValue = n;
+    else (this.#cl ??= []).push(latin1(buf, vs, ve));
   }
 
   #startBody(head: MessageHead): void {
@@ -408,7 +414,7 @@ export class Http1Framer {
         ? requestBodyKind(head)
         : this.#keepFields
           ? responseBodyKind(head, this.#nextMethodFor(head))
-          : responseFraming(head.status, this.#nextMethodFor(head), this.#te, this.#clValue >= 0 ? [String(this.#clValue), ...(this.#cl ?? [])] : this.#cl);
+          : responseFraming(head.status, this.#nextMethodFor(head), this.#te, this.#contentLength);
     if (kind.kind === 'none') {
       this.#state = S.Head;
     } else if (kind.kind === 'length') {
@@ -571,16 +577,16 @@ export function requestBodyKind(head: MessageHead): BodyFraming {
 }
 
 export function responseBodyKind(head: MessageHead, requestMethod: string | undefined): BodyFraming {
-  return responseFraming(head.status, requestMethod, valuesOf(head, 'transfer-encoding'), valuesOf(head, 'content-length'));
+  return responseFraming(head.status, requestMethod, valuesOf(head, 'transfer-encoding'), () => contentLength(valuesOf(head, 'content-length')));
 }
 
 /** RFC 9112 §6.3 for a response, from its status and its framing fields' values. */
-function responseFraming(s: number, requestMethod: string | undefined, te: string[] | undefined, cl: string[] | undefined): BodyFraming {
+function responseFraming(s: number, requestMethod: string | undefined, te: string[] | undefined, contentLengthOf: () => number | undefined): BodyFraming {
   if ((s >= 100 && s < 200) || s === 204 || s === 304) return NONE;
   if (requestMethod === 'HEAD') return NONE;
   const chunked = transferChunked(te);
   if (chunked !== undefined) return chunked ? CHUNKED : CLOSE;
-  const length = contentLength(cl);
+  const length = contentLengthOf();
   if (length !== undefined) return { kind: 'length', length };
   return CLOSE;
 }
