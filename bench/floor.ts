@@ -1,10 +1,10 @@
+import '../src/cli/v8-setup.ts';
 import fs from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import { createCa, issueLeaf } from '../src/certs/dev-ca.ts';
 import { agentServerOptions, relaySessionOptions, SESSION_WINDOW } from '../src/protocol/h2-options.ts';
-import '../src/cli/v8-setup.ts';
 
 // The design floor for `npm run bench`: the smallest forwarder with tunn's data-plane design and
 // nothing else. The agent dials the relay over TLS (ALPN tunn/1), the relay is the HTTP/2 client
