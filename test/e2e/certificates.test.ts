@@ -280,10 +280,13 @@ describe('certificates through the relay (Pebble: HTTP-01, TLS-ALPN-01, renewal,
     // finish first: it would replace the certificate this test calls the last good one, and
     // against a stopped CA it would keep retrying for longer than this test waits.
     await until(async () => noOrderInFlight(relayA.proc.lines), 30_000, 'no certificate order in flight');
-    const good = await handshake(relayA.httpsPort, host, pebble.rootPem);
-    assert.equal(good.authorized, true, good.error);
     const oldRoot = pebble.rootPem;
     await pebble.stop();
+    // The last good certificate is the one served once the CA is gone (an order that slipped in
+    // between the wait above and the stop can no longer replace it).
+    await until(async () => noOrderInFlight(relayA.proc.lines), 30_000, 'no certificate order in flight');
+    const good = await handshake(relayA.httpsPort, host, oldRoot);
+    assert.equal(good.authorized, true, good.error);
     const before = await certsNow();
     setClock(Math.max(...before.map((c) => Date.parse(c.renewAt))) - Date.now() + 1000);
     await until(async () => (await certsNow()).every((c) => c.status === 'tls_error'), 30_000, 'every certificate in tls_error');
