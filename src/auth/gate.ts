@@ -12,6 +12,7 @@ import type { Session, SessionService } from './sessions.ts';
 import type { TokenService } from './tokens.ts';
 import { bearerFrom, verifyBearer } from './bearer.ts';
 import type { Store } from '../store/store.ts';
+import type { Principal } from './revocation.ts';
 
 // The gateway contract. The relay's gateway parses each request head on a tunnel host and
 // calls gate.check() before anything reaches the agent. The gate answers either
@@ -68,10 +69,12 @@ export interface TunnelPolicy {
  * How to apply `allow`: first delete every header whose (lower-case) name is in
  * `removeHeaders`, then append `setHeaders` in order. The Cookie header, when it carried
  * tunn's cookie, is listed in removeHeaders and — if other cookies remain — re-added in
- * setHeaders as one rewritten line.
+ * setHeaders as one rewritten line. `principal` names the credential the request was allowed
+ * with (absent on public tunnels): the relay keeps it with the connection and cuts the
+ * connection when the credential is revoked (src/relay/live-revocation.ts).
  */
 export type GateDecision =
-  | { kind: 'allow'; email?: string; setHeaders: [string, string][]; removeHeaders: string[] }
+  | { kind: 'allow'; email?: string; principal?: Principal; setHeaders: [string, string][]; removeHeaders: string[] }
   | { kind: 'respond'; status: number; headers: [string, string][]; body: string | Buffer };
 
 export const USER_EMAIL_HEADER = 'tunn-user-email';
@@ -225,7 +228,8 @@ export class Gate {
     }
     // 8. Allow.
     setHeaders.push([USER_EMAIL_HEADER, id.email], [ASSERTION_HEADER, await this.#assertion(req, t, id)]);
-    return { kind: 'allow', email: id.email, setHeaders, removeHeaders };
+    const principal: Principal = id.via === 'session' ? { via: 'session', sessionId: id.session.id, accountId: id.accountId, email: id.email } : { via: 'token', jti: id.jti, accountId: id.accountId, email: id.email };
+    return { kind: 'allow', email: id.email, principal, setHeaders, removeHeaders };
   }
 
   #rateLimit(req: GateRequest, t: TunnelPolicy): GateDecision | undefined {
