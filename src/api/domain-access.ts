@@ -78,3 +78,20 @@ export async function resolveTunnelDomain(store: Store, relayDomain: string, cal
   if (usable.length === 1) return usable[0]!;
   throw new TunnError('INVALID_INPUT', `you can use several custom domains (${usable.join(', ')}): choose one with -d, e.g. -d ${usable[0]} (or -d ${r} for the relay's own)`);
 }
+
+/**
+ * Why a live tunnel on `domain` may no longer be served there — the custom domain was deleted,
+ * is no longer shared with the tunnel's account, is unverified or became passthrough — as a
+ * sentence for its agent saying what to do; undefined while it may (and for the relay's own
+ * domain). The same rules as resolveTunnelDomain, re-applied to tunnels already up.
+ */
+export async function lostDomainReason(store: Store, relayDomain: string, tunnel: { domain: string; accountId: string; email: string }): Promise<string | undefined> {
+  const name = tunnel.domain.toLowerCase();
+  if (name === relayDomain.toLowerCase()) return undefined;
+  const d = await domainByName(store, name);
+  if (!d) return `the custom domain ${name} was deleted from this relay, so its tunnels are offline: start the tunnel on another domain (-d), or register ${name} again with \`tunn domain add ${name}\``;
+  if (!roleOf(d, tunnel)) return `the custom domain ${name} is no longer shared with ${tunnel.email}, so its tunnels are offline: ask its owner to \`tunn domain share ${name} ${tunnel.email}\`, or use another domain (-d)`;
+  if (!d.verifiedAt) return `the custom domain ${name} is no longer verified, so its tunnels are offline: its owner must fix its DNS records and run \`tunn domain verify ${name}\``;
+  if (d.tlsMode !== 'terminate') return `the custom domain ${name} is now a passthrough domain, so the relay no longer serves tunnels on it with its certificates`;
+  return undefined;
+}

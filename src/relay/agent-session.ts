@@ -46,12 +46,15 @@ export class AgentSession implements SessionRef {
   readonly id = randomUUID();
   agentId = '';
   account: Account | undefined;
+  /** The jti of the token the agent said hello with (re-checked for revocation while it lives). */
+  tokenJti: string | undefined;
   readonly h2: ClientHttp2Session;
   readonly #deps: AgentSessionDeps;
   readonly #log: Logger;
   readonly #socket: TLSSocket;
   #control: ControlChannel | undefined;
   #alive = true;
+  #ending = false;
   #helloTimer: NodeJS.Timeout | undefined;
   #stopPing: (() => void) | undefined;
   readonly #handlers: Handlers;
@@ -81,7 +84,7 @@ export class AgentSession implements SessionRef {
   }
 
   get alive(): boolean {
-    return this.#alive && !this.h2.destroyed && !this.h2.closed;
+    return this.#alive && !this.#ending && !this.h2.destroyed && !this.h2.closed;
   }
 
   get authenticated(): boolean {
@@ -96,11 +99,32 @@ export class AgentSession implements SessionRef {
     this.send({ type: 'replaced', id: tunnelId, message });
   }
 
+  refuse(tunnelId: string, code: string, message: string): void {
+    this.send({ type: 'error', code, message, fatal: true, id: tunnelId });
+  }
+
   close(): void {
     if (!this.#alive) return;
     this.#onClosed();
     this.h2.close();
     setTimeout(() => this.#socket.destroy(), 2000).unref();
+  }
+
+  /**
+   * Ends the session for a reason the agent must not retry through (its token was revoked):
+   * tells the agent with a fatal error, then closes. The HTTP/2 session is destroyed, not
+   * drained, so the public connections it carries end too.
+   */
+  end(code: string, message: string): void {
+    if (!this.#alive || this.#ending) return;
+    this.#ending = true; // no new public connections on it from now on
+    this.#log.info({ code }, message);
+    this.send({ type: 'error', code, message, fatal: true });
+    // A moment for the error to reach the agent (closing destroys the socket and what it holds).
+    setTimeout(() => {
+      this.close();
+      this.h2.destroy();
+    }, 200).unref();
   }
 
   #openControl(): void {
@@ -153,6 +177,7 @@ export class AgentSession implements SessionRef {
     if (!account) throw new TunnError('AUTH_TOKEN_REVOKED', 'the token’s account no longer exists');
     void this.#deps.tokens.touch(claims.jti).catch(() => {});
     this.account = account;
+    this.tokenJti = claims.jti;
     this.agentId = String(m.agentId).slice(0, 64);
     this.#log.info({ email: account.email, agent: this.agentId.slice(0, 8) }, 'agent connected');
     this.send({ type: 'welcome', accountId: account.id, email: account.email, relayDomain: this.#deps.relayDomain, sessionId: this.id });

@@ -2,6 +2,7 @@ import { constants as h2c, type ClientHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { ASSERTION_HEADER, USER_EMAIL_HEADER, type GateDecision, type GateRequest } from '../auth/gate.ts';
+import type { Principal } from '../auth/revocation.ts';
 import type { Logger } from '../lib/logger.ts';
 import { headerValue, Http1Framer, HttpParseError, keepAlive, wantsUpgrade, type MessageHead } from '../lib/http1.ts';
 import { DATA_HEADERS, TARGET_ERROR_HEADER } from '../protocol/messages.ts';
@@ -56,6 +57,14 @@ const MAX_CLIENT_BUFFER = 256 * 1024;
 // Response pieces from this size on are gathered per event loop turn (see #onUpstreamData).
 const BATCH_FROM = 4 * 1024;
 
+/** What the relay knows of a live public connection, to cut it when its right to exist ends. */
+export interface LiveConnection {
+  /** The credential of the last request allowed on it (undefined: none, or a public tunnel). */
+  readonly principal: Principal | undefined;
+  /** The tunnel it is bound to, once a request was forwarded. */
+  readonly tunnel: Tunnel | undefined;
+}
+
 type Segment = { k: 'head'; head: MessageHead } | { k: 'body'; data: Buffer } | { k: 'end' };
 
 export class Gateway {
@@ -76,9 +85,25 @@ export class Gateway {
   closeAll(): void {
     for (const c of this.open) c.destroy();
   }
+
+  /**
+   * Destroys every live connection `match` picks (upgraded, mid-response or idle keep-alive
+   * alike): revocation and lost domains go through here. Returns how many were cut.
+   */
+  cut(match: (c: LiveConnection) => boolean): number {
+    let n = 0;
+    for (const c of this.open) {
+      if (!match(c)) continue;
+      this.open.delete(c);
+      c.destroy();
+      n++;
+    }
+    return n;
+  }
 }
 
-class PublicConnection {
+class PublicConnection implements LiveConnection {
+  principal: Principal | undefined;
   readonly #gw: Gateway;
   readonly #socket: Socket;
   readonly #secure: boolean;
@@ -134,6 +159,10 @@ class PublicConnection {
     socket.on('error', () => this.destroy());
     socket.on('close', () => this.#onClientClose());
     this.#armHeadTimer();
+  }
+
+  get tunnel(): Tunnel | undefined {
+    return this.#tunnel;
   }
 
   destroy(): void {
@@ -330,6 +359,7 @@ class PublicConnection {
       set: d?.setHeaders,
     });
     this.#currentAllowed = true;
+    this.principal = d?.principal;
     this.#methods.push(head.method);
     this.#inflight++;
     if (upgrade) {

@@ -12,6 +12,8 @@ export interface SessionRef {
   readonly alive: boolean;
   /** Tell the agent its tunnel was taken over, and stop serving it on this session. */
   replaced(tunnelId: string, message: string): void;
+  /** Tell the agent it may no longer serve this tunnel (fatal: it must not register it again as is). */
+  refuse(tunnelId: string, code: string, message: string): void;
 }
 
 export interface Tunnel {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import { getRequestListener } from '@hono/node-server';
 import { createApiApp } from '../api/app.ts';
+import { lostDomainReason } from '../api/domain-access.ts';
 import type { DomainApiOptions } from '../api/domains.ts';
 import { refusedTokenOwner } from '../auth/bearer.ts';
 import type { TunnelPolicy } from '../auth/gate.ts';
@@ -25,10 +26,11 @@ import { openStore, type Store } from '../store/store.ts';
 import { AgentSession, type RegisteredTunnel } from './agent-session.ts';
 import { parseClientHello } from './client-hello.ts';
 import { Gateway, type Gate } from './gateway.ts';
+import { LiveRevocation } from './live-revocation.ts';
 import { RelayMetrics } from './metrics.ts';
 import { randomName, validateName } from './names.ts';
 import { htmlPage, type LocalResponse } from './pages.ts';
-import { TunnelRegistry } from './registry.ts';
+import { TunnelRegistry, type Tunnel } from './registry.ts';
 
 // relay.ts wires the parts: store, tokens, certificates, the edge on the HTTPS port (agent
 // links by ALPN, public TLS terminated), the plain-HTTP port, the gateway, agent sessions and
@@ -111,6 +113,9 @@ export class Relay {
   box!: SecretBox;
   ext: RelayExtensions = {};
   #gateway!: Gateway;
+  #plainGateway!: Gateway;
+  #revocation: LiveRevocation | undefined;
+  readonly #policies = new WeakMap<TunnelOptions, TunnelPolicy>();
   #sessions = new Set<AgentSession>();
   #httpsServer: NetServer | undefined;
   #httpServer: NetServer | undefined;
@@ -195,7 +200,7 @@ export class Relay {
     this.#httpsServer = net.createServer((s) => this.#onEdgeSocket(s));
     this.#httpsServer.listen(c.httpsPort, c.listen);
     await listening(this.#httpsServer, 'HTTPS', c.httpsPort);
-    const plainGateway = new Gateway({
+    const plainGateway = (this.#plainGateway = new Gateway({
       ...this.#gateway.opts,
       plainHook: (head, host) => {
         const path = head.target;
@@ -206,7 +211,7 @@ export class Relay {
         const location = `https://${host}${port}${path.startsWith('/') ? path : '/'}`;
         return htmlPage(308, 'Moved to HTTPS', `This relay serves HTTPS only: <a href="${location}">continue</a>.`, { headers: [['Location', location]] });
       },
-    });
+    }));
     this.#httpServer = net.createServer((s) => plainGateway.accept(s, false, cleanIp(s.remoteAddress)));
     this.#httpServer.listen(c.httpPort, c.listen);
     await listening(this.#httpServer, 'HTTP', c.httpPort);
@@ -229,6 +234,7 @@ export class Relay {
     // Keys rotated or retired by `tunn relay keys` (or another relay) take effect within a minute.
     this.#keyTimer = setInterval(() => void this.tokens.reloadIfStale().catch((err: unknown) => this.logger.warn({ err: errorMessage(err) }, 'reloading signing keys failed')), 60_000);
     this.#keyTimer.unref();
+    this.#startRevocation();
     this.#api = getRequestListener(createApiApp(this.identity, { domains: ext.domainApi }).fetch);
     relayCtx = await this.#certs.contextFor(c.domain);
     if (!relayCtx) throw new TunnError('CONFIG_INVALID', `no TLS certificate for the relay's own name ${c.domain}`);
@@ -241,9 +247,35 @@ export class Relay {
     return host === d || this.registry.get(host) !== undefined || host.endsWith('.' + d) || (this.ext.isServedHost?.(host) ?? false);
   }
 
+  /** Cuts live connections, agent sessions and tunnels whose credential, allow-list entry or domain went away. */
+  #startRevocation(): void {
+    this.#revocation = new LiveRevocation({
+      store: this.store,
+      clock: this.clock,
+      logger: this.logger,
+      gateways: [this.#gateway, this.#plainGateway],
+      agents: () => this.#sessions,
+      registry: this.registry,
+      allows: (t, email) => this.identity.policy.allows(this.#policyOf(t), email),
+      domainLost: (t) => lostDomainReason(this.store, this.config.domain, t),
+      onTunnelEnded: (t) => this.#tunnelGone(t.host),
+    });
+    this.#revocation.start();
+  }
+
+  /** Identity's view of a tunnel's edge controls (one object per options object, so caches keyed on it hold). */
+  #policyOf(t: Tunnel): TunnelPolicy {
+    const o = t.options;
+    let p = this.#policies.get(o);
+    if (!p) {
+      p = { tunnelId: t.host, ownerAccountId: t.accountId, ownerEmail: t.email, allow: o.allow, public: o.public, basicAuth: o.basicAuth, allowIps: o.allowIps, rateLimit: o.rateLimit };
+      this.#policies.set(o, p);
+    }
+    return p;
+  }
+
   /** The per-request gate: identity's policy for private tunnels; public tunnels without edge controls skip it. */
   #identityGate(): Gate {
-    const policies = new WeakMap<TunnelOptions, TunnelPolicy>();
     const open = (o: TunnelOptions): boolean => !!o.public && !o.basicAuth && !o.allowIps?.length && !o.rateLimit;
     return {
       passes: (t) => open(t.options),
@@ -251,18 +283,14 @@ export class Relay {
         const o = t.options;
         if (open(o)) return { kind: 'allow', setHeaders: [], removeHeaders: [] };
         if (!this.identity) return { kind: 'respond', status: 503, headers: [['Retry-After', '1']], body: 'the relay is starting\n' };
-        let p = policies.get(o);
-        if (!p) {
-          p = { tunnelId: t.host, ownerAccountId: t.accountId, ownerEmail: t.email, allow: o.allow, public: o.public, basicAuth: o.basicAuth, allowIps: o.allowIps, rateLimit: o.rateLimit };
-          policies.set(o, p);
-        }
-        return this.identity.gate.check(req, p);
+        return this.identity.gate.check(req, this.#policyOf(t));
       },
     };
   }
 
   async close(): Promise<void> {
     clearInterval(this.#keyTimer);
+    this.#revocation?.stop();
     this.#httpsServer?.close();
     this.#httpServer?.close();
     for (const s of this.#sessions) s.close();

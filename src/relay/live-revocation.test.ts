@@ -1,0 +1,225 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { lostDomainReason } from '../api/domain-access.ts';
+import type { Principal } from '../auth/revocation.ts';
+import { account, identityFixture } from '../auth/testing.ts';
+import { createDomain, deleteDomain, setDomainShares } from '../certs/domains.ts';
+import { silentLogger } from '../lib/logger.ts';
+import { accountById } from '../store/accounts.ts';
+import type { LiveConnection } from './gateway.ts';
+import { AGENT_TOKEN_REVOKED, DEFAULT_SWEEP_MS, LiveRevocation, type AgentLink, type ConnectionTable } from './live-revocation.ts';
+import { RelayMetrics } from './metrics.ts';
+import { TunnelRegistry, type SessionRef, type Tunnel } from './registry.ts';
+
+// Security property: a revocation reaches connections that no longer pass through the gate.
+// One sweep cuts every live public connection whose session or token was revoked or whose
+// visitor left the allow-list, ends agent sessions whose token was revoked, and takes offline
+// the tunnels on a custom domain that was deleted or unshared — and nothing else. The store,
+// tokens, sessions, groups and registry are the relay's own; the connection table and agent
+// links stand in for sockets (the e2e test test/e2e/revocation.test.ts runs them for real).
+
+type Id = Awaited<ReturnType<typeof identityFixture>>;
+const RELAY = 'tunn.localhost';
+
+class Conn implements LiveConnection {
+  cut = false;
+  readonly tunnel: Tunnel | undefined;
+  readonly principal: Principal | undefined;
+  constructor(tunnel: Tunnel | undefined, principal: Principal | undefined) {
+    this.tunnel = tunnel;
+    this.principal = principal;
+  }
+}
+
+class Table implements ConnectionTable {
+  readonly open = new Set<Conn>();
+  add(t: Tunnel | undefined, p: Principal | undefined): Conn {
+    const c = new Conn(t, p);
+    this.open.add(c);
+    return c;
+  }
+  cut(match: (c: LiveConnection) => boolean): number {
+    let n = 0;
+    for (const c of this.open) {
+      if (!match(c)) continue;
+      c.cut = true;
+      this.open.delete(c);
+      n++;
+    }
+    return n;
+  }
+}
+
+class Agent implements AgentLink, SessionRef {
+  readonly id = Math.random().toString(36).slice(2);
+  readonly agentId = 'agent-1';
+  readonly h2 = undefined as never;
+  alive = true;
+  ended: { code: string; message: string } | undefined;
+  refused: { tunnelId: string; code: string; message: string }[] = [];
+  readonly tokenJti: string | undefined;
+  readonly account: { id: string; email: string } | undefined;
+  constructor(tokenJti: string | undefined, account: { id: string; email: string } | undefined) {
+    this.tokenJti = tokenJti;
+    this.account = account;
+  }
+  end(code: string, message: string): void {
+    this.ended = { code, message };
+  }
+  replaced(): void {}
+  refuse(tunnelId: string, code: string, message: string): void {
+    this.refused.push({ tunnelId, code, message });
+  }
+}
+
+describe('LiveRevocation: the sweep cuts what lost its right', () => {
+  let id: Id;
+  let alice: { id: string; email: string };
+  let bob: { id: string; email: string };
+  const metrics = new RelayMetrics();
+
+  before(async () => {
+    id = await identityFixture();
+    alice = await account(id, 'alice@example.com');
+    bob = await account(id, 'bob@example.com');
+  });
+  after(() => id.close());
+
+  function tunnel(registry: TunnelRegistry, session: SessionRef, host: string, domain: string, allow: string[] = ['bob@example.com']): Tunnel {
+    const name = host.slice(0, host.indexOf('.'));
+    return registry.attach({ id: `id-${name}`, host, name, domain, accountId: alice.id, email: alice.email, agentId: session.agentId, options: { id: `id-${name}`, allow, public: false }, metrics: metrics.forTunnel(host) }, session);
+  }
+
+  function sweeper(table: Table, registry: TunnelRegistry, agents: Agent[], intervalMs?: number): LiveRevocation {
+    return new LiveRevocation({
+      store: id.store,
+      clock: id.clock,
+      logger: silentLogger(),
+      gateways: [table],
+      agents: () => agents,
+      registry,
+      allows: (t, email) => id.policy.allows({ ownerAccountId: t.accountId, ownerEmail: t.email, allow: t.options.allow, public: t.options.public }, email),
+      domainLost: (t) => lostDomainReason(id.store, RELAY, t),
+      intervalMs,
+    });
+  }
+
+  async function bobSession(): Promise<{ principal: Principal; relayId: string }> {
+    const relay = await id.sessions.create({ accountId: bob.id, email: bob.email, host: RELAY });
+    const host = await id.sessions.create({ accountId: bob.id, email: bob.email, host: 'app.tunn.localhost', parent: relay.session });
+    return { principal: { via: 'session', sessionId: host.session.id, accountId: bob.id, email: bob.email }, relayId: relay.session.id };
+  }
+
+  it('cuts connections of a signed-out session and a revoked token, and only those', async () => {
+    const registry = new TunnelRegistry();
+    const agent = new Agent(undefined, undefined);
+    const t = tunnel(registry, agent, 'app.tunn.localhost', RELAY);
+    const table = new Table();
+    const signedOut = await bobSession();
+    const stays = await bobSession();
+    const pat = await id.tokens.issue({ accountId: bob.id, kind: 'pat', email: bob.email });
+    const otherPat = await id.tokens.issue({ accountId: bob.id, kind: 'pat', email: bob.email });
+    const cOut = table.add(t, signedOut.principal);
+    const cStays = table.add(t, stays.principal);
+    const cPat = table.add(t, { via: 'token', jti: pat.jti, accountId: bob.id, email: bob.email });
+    const cOtherPat = table.add(t, { via: 'token', jti: otherPat.jti, accountId: bob.id, email: bob.email });
+    const cPublic = table.add(t, undefined);
+    const sweep = sweeper(table, registry, [agent]);
+
+    assert.deepEqual(await sweep.sweep(), { connections: 0, agents: 0, tunnels: 0 }, 'nothing revoked: nothing cut');
+    await id.sessions.revokeFamily({ id: signedOut.relayId, parentId: null }); // sign-out on the relay
+    await id.tokens.revoke(pat.jti, bob.id); // tunn token revoke
+    assert.deepEqual(await sweep.sweep(), { connections: 2, agents: 0, tunnels: 0 });
+    assert.deepEqual([cOut.cut, cStays.cut, cPat.cut, cOtherPat.cut, cPublic.cut], [true, false, true, false, false]);
+  });
+
+  it('cuts the connections of a visitor removed from the allow-list (group), not the owner', async () => {
+    await id.groups.create(alice.id, 'eng', ['bob@example.com']);
+    const registry = new TunnelRegistry();
+    const agent = new Agent(undefined, undefined);
+    const t = tunnel(registry, agent, 'grp.tunn.localhost', RELAY, ['group:eng']);
+    const table = new Table();
+    const cBob = table.add(t, (await bobSession()).principal);
+    const ownerPat = await id.tokens.issue({ accountId: alice.id, kind: 'pat', email: alice.email });
+    const cOwner = table.add(t, { via: 'token', jti: ownerPat.jti, accountId: alice.id, email: alice.email });
+    const sweep = sweeper(table, registry, [agent]);
+    assert.equal((await sweep.sweep()).connections, 0);
+    await id.groups.remove(alice.id, 'eng', ['bob@example.com']);
+    assert.equal((await sweep.sweep()).connections, 1);
+    assert.deepEqual([cBob.cut, cOwner.cut], [true, false]);
+  });
+
+  it('ends an agent session whose token was revoked, telling the agent what to do', async () => {
+    const registry = new TunnelRegistry();
+    const t1 = await id.tokens.issue({ accountId: alice.id, kind: 'agent', email: alice.email });
+    const t2 = await id.tokens.issue({ accountId: alice.id, kind: 'agent', email: alice.email });
+    const revokedAgent = new Agent(t1.jti, alice);
+    const liveAgent = new Agent(t2.jti, alice);
+    const helloPending = new Agent(undefined, undefined);
+    const sweep = sweeper(new Table(), registry, [revokedAgent, liveAgent, helloPending]);
+    assert.equal((await sweep.sweep()).agents, 0);
+    await id.tokens.revoke(t1.jti, alice.id);
+    assert.equal((await sweep.sweep()).agents, 1);
+    assert.deepEqual(revokedAgent.ended, { code: 'AUTH_TOKEN_REVOKED', message: AGENT_TOKEN_REVOKED });
+    assert.match(AGENT_TOKEN_REVOKED, /revoked.*tunn relay token create/);
+    assert.equal(liveAgent.ended, undefined);
+    assert.equal(helloPending.ended, undefined);
+  });
+
+  it('takes tunnels offline when their custom domain is unshared or deleted, cutting their connections', async () => {
+    const carol = await account(id, 'carol@example.com');
+    const carolAcct = (await accountById(id.store, carol.id))!;
+    await createDomain(id.store, { accountId: carol.id, acmeId: carolAcct.acme_id, domain: 'shop.example.test', relayDomain: RELAY });
+    await id.store.db.updateTable('domains').set({ verified_at: new Date().toISOString() }).where('domain', '=', 'shop.example.test').execute();
+    await setDomainShares(id.store, 'shop.example.test', ['alice@example.com']);
+    const registry = new TunnelRegistry();
+    const agent = new Agent(undefined, undefined);
+    const onDomain = tunnel(registry, agent, 'app.shop.example.test', 'shop.example.test', []);
+    const onRelay = tunnel(registry, agent, 'app2.tunn.localhost', RELAY, []);
+    const table = new Table();
+    const cDomain = table.add(onDomain, undefined); // a connection, signed in or not, on the domain's tunnel
+    const cRelay = table.add(onRelay, undefined);
+    const sweep = sweeper(table, registry, [agent]);
+    assert.equal((await sweep.sweep()).tunnels, 0, 'shared and verified: stays up');
+
+    await setDomainShares(id.store, 'shop.example.test', []);
+    assert.deepEqual(await sweep.sweep(), { connections: 1, agents: 0, tunnels: 1 });
+    assert.equal(registry.get('app.shop.example.test'), undefined, 'the tunnel is offline');
+    assert.ok(registry.get('app2.tunn.localhost'), 'a tunnel on the relay domain stays');
+    assert.deepEqual([cDomain.cut, cRelay.cut], [true, false]);
+    assert.equal(agent.refused.length, 1);
+    assert.equal(agent.refused[0]!.tunnelId, 'id-app');
+    assert.match(agent.refused[0]!.message, /no longer shared with alice@example\.com.*tunn domain share shop\.example\.test alice@example\.com/);
+
+    // Deleted: the owner's own tunnel goes too.
+    const ownerAgent = new Agent(undefined, undefined);
+    const reg2 = new TunnelRegistry();
+    const own = reg2.attach({ id: 'own', host: 'www.shop.example.test', name: 'www', domain: 'shop.example.test', accountId: carol.id, email: carol.email, agentId: 'a', options: { id: 'own', allow: [], public: true }, metrics: metrics.forTunnel('www.shop.example.test') }, ownerAgent);
+    const sweep2 = sweeper(new Table(), reg2, [ownerAgent]);
+    assert.equal((await sweep2.sweep()).tunnels, 0);
+    await deleteDomain(id.store, 'shop.example.test');
+    assert.equal((await sweep2.sweep()).tunnels, 1);
+    assert.equal(reg2.get(own.host), undefined);
+    assert.match(ownerAgent.refused[0]!.message, /shop\.example\.test was deleted/);
+  });
+
+  it('runs by itself on its period (default well under 5 s)', async () => {
+    assert.ok(DEFAULT_SWEEP_MS <= 2500, 'the period leaves room for the store query within 5 s');
+    const registry = new TunnelRegistry();
+    const agent = new Agent(undefined, undefined);
+    const t = tunnel(registry, agent, 'timer.tunn.localhost', RELAY);
+    const table = new Table();
+    const s = await bobSession();
+    const c = table.add(t, s.principal);
+    const sweep = sweeper(table, registry, [agent], 20);
+    sweep.start();
+    try {
+      await id.sessions.revokeFamily({ id: s.relayId, parentId: null });
+      const end = Date.now() + 10_000; // generous ceiling on a shared machine
+      while (!c.cut && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(c.cut, true);
+    } finally {
+      sweep.stop();
+    }
+  });
+});
