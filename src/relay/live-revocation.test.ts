@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { lostDomainReason } from '../api/domain-access.ts';
 import type { Principal } from '../auth/revocation.ts';
 import { account, identityFixture } from '../auth/testing.ts';
-import { createDomain, deleteDomain, setDomainShares } from '../certs/domains.ts';
+import { createDomain, deleteDomain, markDomainVerified, setDomainShares } from '../certs/domains.ts';
 import { silentLogger } from '../lib/logger.ts';
 import { accountById } from '../store/accounts.ts';
 import type { LiveConnection } from './gateway.ts';
@@ -170,7 +170,7 @@ describe('LiveRevocation: the sweep cuts what lost its right', () => {
     const carol = await account(id, 'carol@example.com');
     const carolAcct = (await accountById(id.store, carol.id))!;
     await createDomain(id.store, { accountId: carol.id, acmeId: carolAcct.acme_id, domain: 'shop.example.test', relayDomain: RELAY });
-    await id.store.db.updateTable('domains').set({ verified_at: new Date().toISOString() }).where('domain', '=', 'shop.example.test').execute();
+    await markDomainVerified(id.store, 'shop.example.test');
     await setDomainShares(id.store, 'shop.example.test', ['alice@example.com']);
     const registry = new TunnelRegistry();
     const agent = new Agent(undefined, undefined);

@@ -106,8 +106,13 @@ export class LiveRevocation {
   async #sweepDomains(report: SweepReport): Promise<void> {
     const lost = this.#o.domainLost;
     if (!lost) return;
+    // One answer per (domain, account) per sweep, however many tunnels share it.
+    const answers = new Map<string, Promise<string | undefined>>();
     for (const t of [...this.#o.registry.all()]) {
-      const why = await lost(t);
+      const key = `${t.domain}\0${t.accountId}`;
+      let answer = answers.get(key);
+      if (!answer) answers.set(key, (answer = lost(t)));
+      const why = await answer;
       if (!why || this.#o.registry.get(t.host) !== t) continue;
       for (const s of [...t.sessions]) {
         s.refuse(t.id, 'FORBIDDEN', why);

@@ -10,6 +10,7 @@ import { DeviceLogin } from '../auth/device.ts';
 import { EventLog } from '../auth/events.ts';
 import { GroupService } from '../auth/groups.ts';
 import { LoginCodes } from '../auth/login-codes.ts';
+import { findRevoked, type Principal } from '../auth/revocation.ts';
 import { SessionService } from '../auth/sessions.ts';
 import { TokenService } from '../auth/tokens.ts';
 import { createCa, issueLeaf } from '../certs/dev-ca.ts';
@@ -200,6 +201,31 @@ for (const dialect of DIALECTS) {
       assert.equal(n, 1);
       assert.equal(typeof n, 'number');
       assert.equal(await sessions.lookup(other.cookieValue, 'tunn.localhost:8080'), undefined);
+    });
+
+    it('revocation: live credentials checked in batches — revoked, expired and unknown ones reported', async () => {
+      const sessions = new SessionService({ store, clock, ttlSeconds: 3600 });
+      const tokens = new TokenService({ store, box, clock, issuer: 'tunn' });
+      await tokens.init();
+      const a = await ensureAccount(store, 'live@example.com');
+      const s1 = await sessions.create({ accountId: a.id, email: a.email, host: 'tunn.localhost' });
+      const s2 = await sessions.create({ accountId: a.id, email: a.email, host: 'tunn.localhost' });
+      const t1 = await tokens.issue({ accountId: a.id, kind: 'pat', email: a.email });
+      const t2 = await tokens.issue({ accountId: a.id, kind: 'agent', email: a.email, ttlSeconds: 60 });
+      const ps: Principal[] = [
+        { via: 'session', sessionId: s1.session.id, accountId: a.id, email: a.email },
+        { via: 'session', sessionId: s2.session.id, accountId: a.id, email: a.email },
+        { via: 'token', jti: t1.jti, accountId: a.id, email: a.email },
+        { via: 'token', jti: t2.jti, accountId: a.id, email: a.email },
+        ...Array.from({ length: 600 }, (_, i): Principal => ({ via: 'token', jti: `unknown-${i}`, accountId: a.id, email: a.email })),
+      ];
+      assert.equal((await findRevoked(store, clock, ps)).size, 600, 'only the unknown ones');
+      await sessions.revokeFamily(s1.session);
+      await tokens.revoke(t1.jti);
+      const r = await findRevoked(store, clock, ps.slice(0, 4));
+      assert.deepEqual([...r].sort(), [`s:${s1.session.id}`, `t:${t1.jti}`].sort());
+      clock.advance(61_000);
+      assert.ok((await findRevoked(store, clock, ps.slice(3, 4))).has(`t:${t2.jti}`), 'expired');
     });
 
     it('device codes and one-time login codes: good exactly once, also under concurrent use', async () => {

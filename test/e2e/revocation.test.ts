@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
 import { WebSocket } from 'ws';
 import { localhostAwareLookup } from '../../src/agent/target.ts';
-import { createDomain, setDomainShares } from '../../src/certs/domains.ts';
+import { createDomain, markDomainVerified, setDomainShares } from '../../src/certs/domains.ts';
 import { ensureAccount } from '../../src/store/accounts.ts';
 import { openStore } from '../../src/store/store.ts';
 import { createToken, request, startAgent, startCli, startRelay, tmpDir, type AgentHandle, type RelayHandle } from './harness.ts';
@@ -222,7 +222,7 @@ describe('revocation cuts live connections', () => {
     try {
       const dave = await ensureAccount(store, 'dave@example.com');
       await createDomain(store, { accountId: dave.id, acmeId: dave.acme_id, domain: 'shop.example.test', relayDomain: relay.domain });
-      await store.db.updateTable('domains').set({ verified_at: new Date().toISOString() }).where('domain', '=', 'shop.example.test').execute();
+      await markDomainVerified(store, 'shop.example.test');
       await setDomainShares(store, 'shop.example.test', ['alice@example.com']);
     } finally {
       await store.close();
