@@ -376,9 +376,9 @@ class PublicConnection {
     stream.on('response', (headers) => {
       const status = Number(headers[':status']);
       if (status !== 200) {
-        const why = String(headers[TARGET_ERROR_HEADER] ?? 'the agent refused the connection');
-        const [target, cause] = why.includes(' ') ? [why.slice(0, why.indexOf(' ')), why.slice(why.indexOf(' ') + 1)] : [why, ''];
-        this.#failBeforeResponse(pages.targetDown(target, cause || 'connection refused'));
+        // "<code>" (older agents: "<target> <code>"); the target's address is not shown.
+        const why = String(headers[TARGET_ERROR_HEADER] ?? '').trim();
+        this.#failBeforeResponse(pages.targetDown(why.slice(why.lastIndexOf(' ') + 1)));
       }
     });
     stream.on('data', (chunk: Buffer) => this.#onUpstreamData(chunk));
