@@ -1,10 +1,11 @@
 import { constants as h2c, type ClientHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
-import { ASSERTION_HEADER, USER_EMAIL_HEADER, type GateDecision, type GateRequest } from '../auth/gate.ts';
+import type { GateDecision, GateRequest } from '../auth/gate.ts';
 import type { Logger } from '../lib/logger.ts';
 import { headerValue, Http1Framer, HttpParseError, keepAlive, wantsUpgrade, type MessageHead } from '../lib/http1.ts';
 import { DATA_HEADERS, TARGET_ERROR_HEADER } from '../protocol/messages.ts';
+import { forwardRequestHeaders, forwardTrailers, serializeTrailers } from './forward-headers.ts';
 import { pages, serializeResponse, type LocalResponse } from './pages.ts';
 import type { Tunnel, TunnelRegistry } from './registry.ts';
 
@@ -43,12 +44,9 @@ export interface GatewayOptions {
   headTimeoutMs: number;
   /** Is this host a tunnel name someone holds, with its agent away (→ offline page, not 404)? */
   isKnownHost?(host: string): Promise<boolean>;
+  /** Whether an Authorization value carries one of tunn's own tokens (stripped before any origin). */
+  isTunnCredential?(authorization: string): boolean;
 }
-
-// Request headers a proxy does not forward (RFC 9110 §7.6.1), plus inbound copies of the
-// forwarding headers we set ourselves.
-// Identity headers are set only by the relay: inbound copies are always dropped.
-const DROP_REQUEST_HEADERS = new Set(['keep-alive', 'proxy-connection', 'proxy-authorization', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'forwarded', 'x-real-ip', USER_EMAIL_HEADER, ASSERTION_HEADER]);
 
 // Response bytes held for a slow client before the agent stream is paused (HTTP/2 flow control
 // then holds the rest at the agent).
@@ -119,6 +117,8 @@ class PublicConnection {
         onHead: (head) => this.#segments.push({ k: 'head', head }),
         onBody: (chunk, s, e) => this.#segments.push({ k: 'body', data: chunk.subarray(s, e) }),
         onMessageEnd: () => this.#segments.push({ k: 'end' }),
+        // Trailers are rewritten like heads: no reserved field reaches the origin in them.
+        onTrailers: (fields) => this.#segments.push({ k: 'body', data: serializeTrailers(forwardTrailers(fields)) }),
       },
     );
     this.#res = new Http1Framer(
@@ -320,12 +320,13 @@ class PublicConnection {
       }
     }
     const upgrade = wantsUpgrade(head);
-    const headers = rewriteRequestHeaders(head, {
+    const headers = forwardRequestHeaders(head, {
       clientIp: this.#clientIp,
       proto: this.#secure ? 'https' : 'http',
       host: headerValue(head, 'host') ?? tunnel.host,
       hostOverride: tunnel.options.hostHeader,
-      upgrade,
+      upgrade: upgrade ? headerValue(head, 'upgrade') : undefined,
+      isTunnCredential: this.#gw.opts.isTunnCredential,
       remove: d?.removeHeaders,
       set: d?.setHeaders,
     });
@@ -572,44 +573,6 @@ export function normalizeHost(h: string): string | null {
   if (host.endsWith('.')) host = host.slice(0, -1);
   if (!/^[a-z0-9.-]+$/.test(host) || host.length === 0 || host.length > 253) return null;
   return host;
-}
-
-interface RewriteOptions {
-  clientIp: string;
-  proto: 'http' | 'https';
-  host: string;
-  hostOverride?: string;
-  upgrade: boolean;
-  remove?: string[];
-  set?: [string, string][];
-}
-
-/** The headers forwarded to the target: hop-by-hop removed, X-Forwarded-* replaced. */
-export function rewriteRequestHeaders(head: MessageHead, o: RewriteOptions): [string, string][] {
-  let connTokens: Set<string> | undefined;
-  for (let i = 0; i < head.names.length; i++) {
-    if (head.names[i] !== 'connection') continue;
-    connTokens ??= new Set();
-    for (const t of head.headers[i]![1].split(',')) connTokens.add(t.trim().toLowerCase());
-  }
-  const remove = o.remove?.length ? new Set(o.remove.map((h) => h.toLowerCase())) : undefined;
-  const out: [string, string][] = [];
-  for (let i = 0; i < head.headers.length; i++) {
-    const [k, v] = head.headers[i]!;
-    const lk = head.names[i]!;
-    if (DROP_REQUEST_HEADERS.has(lk) || remove?.has(lk)) continue;
-    // Fields named in Connection are hop-by-hop, except the Upgrade we are forwarding.
-    if (connTokens?.has(lk) && !(o.upgrade && lk === 'upgrade')) continue;
-    if (lk === 'te' && v.trim().toLowerCase() !== 'trailers') continue;
-    if (lk === 'host' && o.hostOverride) {
-      out.push([k, o.hostOverride]);
-      continue;
-    }
-    out.push([k, v]);
-  }
-  out.push(['X-Forwarded-For', o.clientIp], ['X-Forwarded-Proto', o.proto], ['X-Forwarded-Host', o.host]);
-  if (o.set) for (const [k, v] of o.set) out.push([k, v]);
-  return out;
 }
 
 export function serializeHead(head: MessageHead, headers: [string, string][]): Buffer {

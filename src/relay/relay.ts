@@ -7,7 +7,7 @@ import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import { getRequestListener } from '@hono/node-server';
 import { createApiApp } from '../api/app.ts';
 import type { DomainApiOptions } from '../api/domains.ts';
-import { refusedTokenOwner } from '../auth/bearer.ts';
+import { isTunnToken, refusedTokenOwner } from '../auth/bearer.ts';
 import type { TunnelPolicy } from '../auth/gate.ts';
 import { createIdentity, type Identity } from '../auth/identity.ts';
 import type { LoginProviderConfig } from '../auth/oidc.ts';
@@ -161,6 +161,7 @@ export class Relay {
       isRelayHost: (h) => h === c.domain,
       serveRelayHost: (conn) => this.#ownHost.emit('connection', conn),
       isKnownHost: (host) => this.#isClaimedName(host),
+      isTunnCredential: (authorization) => isTunnToken(authorization, this.tokens.issuer),
       maxHeadSize: c.maxHeadSize,
       idleTimeoutMs: c.idleTimeoutMs,
       headTimeoutMs: c.headTimeoutMs,
