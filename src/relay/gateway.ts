@@ -8,6 +8,7 @@ import { DATA_HEADERS, TARGET_ERROR_HEADER } from '../protocol/messages.ts';
 import { forwardRequestHeaders, forwardTrailers, serializeTrailers } from './forward-headers.ts';
 import { pages, serializeResponse, type LocalResponse } from './pages.ts';
 import type { Tunnel, TunnelRegistry } from './registry.ts';
+import { normalizeHost, originFormTarget } from './request-target.ts';
 
 // The public side of the relay for HTTP: one PublicConnection per client TCP (or TLS)
 // connection. Every request head is parsed here (routing and policy are per request); the
@@ -251,6 +252,10 @@ class PublicConnection {
     }
     const host = normalizeHost(hostHeader ?? '');
     if (host === null) return this.#respondLocal(pages.badRequest('The Host header is malformed.'), head);
+    // Origin-form only from here on (routing, the gate, the origin all see the same path).
+    const target = originFormTarget(head.method, head.target, hostHeader ?? host, this.#secure);
+    if (!target.ok) return this.#respondLocal(pages.badRequest(target.why), head);
+    head.target = target.target;
 
     const opts = this.#gw.opts;
     const hook = opts.plainHook?.(head, host);
@@ -555,24 +560,6 @@ class PublicConnection {
     if (!s || s.closed || s.destroyed) return;
     s.close(h2c.NGHTTP2_CANCEL);
   }
-}
-
-/** Lower-cased host without port, or null when malformed. */
-export function normalizeHost(h: string): string | null {
-  let host = h.trim().toLowerCase();
-  if (host.startsWith('[')) {
-    const end = host.indexOf(']');
-    if (end < 0) return null;
-    return host.slice(0, end + 1);
-  }
-  const colon = host.lastIndexOf(':');
-  if (colon >= 0) {
-    if (!/^\d{1,5}$/.test(host.slice(colon + 1))) return null;
-    host = host.slice(0, colon);
-  }
-  if (host.endsWith('.')) host = host.slice(0, -1);
-  if (!/^[a-z0-9.-]+$/.test(host) || host.length === 0 || host.length > 253) return null;
-  return host;
 }
 
 export function serializeHead(head: MessageHead, headers: [string, string][]): Buffer {
