@@ -9,6 +9,7 @@ import { forwardRequestHeaders, forwardTrailers, serializeTrailers } from './for
 import { pages, serializeResponse, type LocalResponse } from './pages.ts';
 import type { Tunnel, TunnelRegistry } from './registry.ts';
 import { normalizeHost, originFormTarget } from './request-target.ts';
+import { decideUpgrade } from './upgrades.ts';
 
 // The public side of the relay for HTTP: one PublicConnection per client TCP (or TLS)
 // connection. Every request head is parsed here (routing and policy are per request); the
@@ -315,7 +316,9 @@ class PublicConnection {
     this.#gw.opts.serveRelayHost(prependedDuplex(this.#socket, Buffer.concat(rest), this.#clientIp, this.#secure));
   }
 
-  #forward(head: MessageHead, tunnel: Tunnel, d: Extract<GateDecision, { kind: 'allow' }> | undefined): void {
+  #forward(head: MessageHead, tunnel: Tunnel, d: Extract<GateDecision, { kind: 'allow' }> | undefined): void | Promise<void> {
+    const up = decideUpgrade(head, tunnel.options.allowUpgrade);
+    if (up.kind === 'refuse') return this.#respondLocal(pages.upgradeRefused(up.protocols), head);
     if (!this.#stream) {
       const ok = this.#openStream(tunnel);
       if (!ok) {
@@ -324,13 +327,13 @@ class PublicConnection {
         return;
       }
     }
-    const upgrade = wantsUpgrade(head);
+    const upgrade = up.kind === 'forward';
     const headers = forwardRequestHeaders(head, {
       clientIp: this.#clientIp,
       proto: this.#secure ? 'https' : 'http',
       host: headerValue(head, 'host') ?? tunnel.host,
       hostOverride: tunnel.options.hostHeader,
-      upgrade: upgrade ? headerValue(head, 'upgrade') : undefined,
+      upgrade: upgrade ? up.protocols : undefined,
       isTunnCredential: this.#gw.opts.isTunnCredential,
       remove: d?.removeHeaders,
       set: d?.setHeaders,

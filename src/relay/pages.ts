@@ -63,6 +63,13 @@ export const pages = {
       }`,
       { close: true },
     ),
+  upgradeRefused: (protocols: string[]) =>
+    htmlPage(
+      400,
+      'Upgrade not forwarded',
+      `This tunnel forwards WebSocket upgrades only, not <code>Upgrade: ${escapeHtml(protocols.join(', '))}</code>. If this is your tunnel, start the agent with <code>--allow-upgrade ${escapeHtml(protocols[0]!.split('/')[0]!.toLowerCase())}</code> to forward it.`,
+      { close: true },
+    ),
   tunnelLost: () =>
     htmlPage(502, 'Tunnel connection lost', 'The connection to the agent ended before it answered. Try again.', { close: true }),
   badRequest: (why: string) => htmlPage(400, 'Bad request', escapeHtml(why), { close: true }),

@@ -29,6 +29,7 @@ import { RelayMetrics } from './metrics.ts';
 import { randomName, validateName } from './names.ts';
 import { htmlPage, type LocalResponse } from './pages.ts';
 import { TunnelRegistry } from './registry.ts';
+import { parseAllowUpgrade } from './upgrades.ts';
 
 // relay.ts wires the parts: store, tokens, certificates, the edge on the HTTPS port (agent
 // links by ALPN, public TLS terminated), the plain-HTTP port, the gateway, agent sessions and
@@ -414,6 +415,10 @@ export class Relay {
     if (opts.basicAuth && (typeof opts.basicAuth.user !== 'string' || typeof opts.basicAuth.pass !== 'string')) throw new TunnError('INVALID_INPUT', 'malformed basic auth');
     if (opts.rateLimit?.perIp !== undefined) parseRateLimit(opts.rateLimit.perIp, '--rate-limit');
     if (opts.rateLimit?.perTunnel !== undefined) parseRateLimit(opts.rateLimit.perTunnel, '--rate-limit-tunnel');
+    if (opts.allowUpgrade !== undefined) {
+      if (!Array.isArray(opts.allowUpgrade)) throw new TunnError('INVALID_INPUT', 'malformed --allow-upgrade');
+      opts.allowUpgrade = parseAllowUpgrade(opts.allowUpgrade);
+    }
   }
 
   #defaultDomain(requested: string | undefined): string {
