@@ -84,6 +84,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   readonly agentId = randomUUID();
   readonly #relay: URL;
   readonly #tunnels: Map<string, LocalTunnel>;
+  /** When each tunnel last reported an unreachable target (reports are throttled). */
+  readonly #targetErrorAt = new Map<string, number>();
   readonly #slots: Slot[] = [];
   #state: AgentState = 'connecting';
   #stopped = false;
@@ -199,6 +201,13 @@ export class Agent extends EventEmitter<AgentEvents> {
       target: t.target,
       verifyTargetTls: this.config.verifyTargetTls,
       onRequest: this.config.logRequests ? (e) => this.emit('request', { ...e, tunnel: t.ready?.host ?? t.id }) : undefined,
+      onTargetError: (err) => {
+        // Visitors see only "not answering"; the address is for the owner, once per burst.
+        const now = Date.now();
+        if (now - (this.#targetErrorAt.get(t.id) ?? -Infinity) < 10_000) return;
+        this.#targetErrorAt.set(t.id, now);
+        this.emit('notice', `cannot reach ${t.target.display} for ${t.ready?.host ?? t.id}: ${err.code ?? err.message}; visitors get a 502 "not answering" page`);
+      },
     });
   }
 

@@ -24,6 +24,8 @@ export interface ForwardOptions {
   /** Verify the target's certificate for https:// targets (off: --insecure-target). */
   verifyTargetTls: boolean;
   onRequest?: (e: RequestLogEntry) => void;
+  /** The target could not be reached (the relay is told only the error code, not the address). */
+  onTargetError?: (err: NodeJS.ErrnoException) => void;
 }
 
 // Reads from plain TCP targets: every connection reads into one shared buffer (reads run one at
@@ -88,8 +90,9 @@ export function forwardStream(stream: ServerHttp2Stream, opts: ForwardOptions): 
   sock.on('error', (err: NodeJS.ErrnoException) => {
     if (!connected) {
       if (!stream.destroyed && !stream.headersSent) {
-        stream.respond({ ':status': 502, [TARGET_ERROR_HEADER]: `${t.display} ${err.code ?? err.message}` }, { endStream: true });
+        stream.respond({ ':status': 502, [TARGET_ERROR_HEADER]: err.code ?? 'ECONNREFUSED' }, { endStream: true });
       }
+      opts.onTargetError?.(err);
       return;
     }
     if (!stream.closed && !stream.destroyed) stream.close(h2c.NGHTTP2_CANCEL);

@@ -38,6 +38,22 @@ export function bearerFrom(authorization: string | undefined | null): string | u
 }
 
 /**
+ * Whether an Authorization value carries a token this relay issued (a JWT with its issuer),
+ * whether or not it is still valid. Such a credential is tunn's, never the origin's: the
+ * gateway strips it on every path, public tunnels included. Only decoded, not verified: a
+ * forged one is stripped too, which is what should happen to it.
+ */
+export function isTunnToken(authorization: string, issuer: string): boolean {
+  const token = bearerFrom(authorization);
+  if (!token || token.split('.').length !== 3) return false;
+  try {
+    return decodeJwt(token).iss === issuer;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * The account a refused bearer token belongs to, for attributing the security event (so the
  * owner sees "your revoked token was used" in `tunn events`). Only for AUTH_TOKEN_REVOKED:
  * verify() has checked the signature before it looks at revocation, so `sub` is the relay's

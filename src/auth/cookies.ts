@@ -19,19 +19,28 @@ export function readCookie(cookieHeader: string | undefined, name: string): stri
 }
 
 /**
- * The Cookie line without tunn's cookies (both names, so a `tunn` cookie planted on an HTTPS
- * host is dropped too); undefined when nothing is left.
+ * Whether a cookie name is tunn's: the session cookie (`tunn`, `__Host-tunn`) and the login
+ * attempt cookies (`tunn_attempt`, `tunn_oidc`). The whole `tunn` / `tunn_*` namespace is
+ * reserved, with or without a `__Host-`/`__Secure-` prefix, in any case (browsers match the
+ * prefixes case-insensitively), so a cookie tunn adds later is covered too.
  */
-export function stripCookies(cookieHeader: string, names: readonly string[]): string | undefined {
-  const kept = cookieHeader
-    .split(';')
-    .map((p) => p.trim())
-    .filter((p) => {
-      if (!p) return false;
-      const eq = p.indexOf('=');
-      return !names.includes((eq < 0 ? p : p.slice(0, eq)).trim());
-    });
-  return kept.length ? kept.join('; ') : undefined;
+export function isTunnCookie(name: string): boolean {
+  return /^(?:__host-|__secure-)?tunn(?:_[\x21-\x7e]*)?$/i.test(name);
+}
+
+/**
+ * A Cookie line without tunn's cookies; undefined when nothing is left. Every other
+ * cookie-pair keeps its bytes (and a line without tunn's cookies comes back as it was).
+ */
+export function stripTunnCookies(cookieHeader: string): string | undefined {
+  const parts = cookieHeader.split(';');
+  const kept = parts.filter((p) => {
+    const eq = p.indexOf('=');
+    return !isTunnCookie((eq < 0 ? p : p.slice(0, eq)).trim());
+  });
+  if (kept.length === parts.length) return cookieHeader;
+  const line = kept.join(';').replace(/^[ \t]+/, '');
+  return line.replace(/[ \t;]/g, '') === '' ? undefined : line;
 }
 
 export function serializeSessionCookie(secure: boolean, value: string, maxAgeSeconds: number): string {

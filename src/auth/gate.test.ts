@@ -58,7 +58,7 @@ describe('Gate', () => {
     assert.equal(post.kind === 'respond' && post.status, 401);
   });
 
-  it('hands a relay session over to the tunnel host and allows, with identity headers and tunn credentials stripped', async () => {
+  it('hands a relay session over to the tunnel host and allows, setting the identity headers', async () => {
     const cookie = await signIn(id, 'friend@example.com');
     const d = await id.gate.check(
       gateRequest({ accept: HTML, cookie: `a=1; ${cookie}; b=2`, headers: [['tunn-user-email', 'forged@x.com'], ['tunn-jwt-assertion', 'forged']] }),
@@ -66,16 +66,13 @@ describe('Gate', () => {
     );
     assert.equal(d.kind, 'allow');
     assert.equal(d.kind === 'allow' && d.email, 'friend@example.com');
-    assert.deepEqual(d.kind === 'allow' && d.removeHeaders.sort(), ['cookie', 'tunn-jwt-assertion', 'tunn-user-email']);
-    assert.equal(set(d, 'cookie'), 'a=1; b=2');
+    // Forged identity headers and tunn's cookies are stripped by the gateway on every path
+    // (src/relay/forward-headers.test.ts); the gate sets identity after them.
     assert.equal(set(d, 'tunn-user-email'), 'friend@example.com');
     // The assertion verifies with the relay's published JWKS, for this origin only.
     const { payload } = await jwtVerify(set(d, 'tunn-jwt-assertion')!, createLocalJWKSet(id.tokens.jwks()), { issuer: RELAY_URL, audience: `http://${HOST}`, currentDate: new Date(id.clock.now()) });
     assert.equal(payload.email, 'friend@example.com');
     assert.ok(payload.exp! - payload.iat! <= 60);
-    // Only tunn's cookie: the Cookie header is dropped, not re-added empty.
-    const only = await id.gate.check(gateRequest({ cookie }), t);
-    assert.deepEqual(only.kind === 'allow' && [only.removeHeaders.includes('cookie'), set(only, 'cookie')], [true, undefined]);
   });
 
   it('refuses a used, foreign-host or garbage hand-off code (security: codes are one-time and host-bound)', async () => {
@@ -209,14 +206,13 @@ describe('Gate', () => {
     assert.equal(wrong.kind === 'respond' && wrong.status, 401);
   });
 
-  it('allows public tunnels without touching the store, still dropping forged identity headers', async () => {
+  it('allows public tunnels without touching the store or setting identity', async () => {
     const other = await identityFixture();
     const o = await account(other, 'o@example.com');
     await other.store.close(); // any store access would now throw
     const d = await other.gate.check(gateRequest({ cookie: 'tunn=abc; k=v', headers: [['tunn-user-email', 'forged@x.com']] }), tunnelOf(other, o, [], { public: true }));
     assert.equal(d.kind, 'allow');
-    assert.ok(d.kind === 'allow' && d.removeHeaders.includes('tunn-user-email') && d.email === undefined);
-    assert.equal(set(d, 'cookie'), 'k=v');
+    assert.ok(d.kind === 'allow' && d.email === undefined && d.setHeaders.length === 0);
   });
 });
 

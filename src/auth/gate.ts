@@ -1,7 +1,7 @@
 import type { Clock } from '../lib/clock.ts';
 import { isTunnError } from '../lib/errors.ts';
 import { checkBasicAuth, type BasicCredentials } from './basic-auth.ts';
-import { clearSessionCookie, readCookie, serializeSessionCookie, sessionCookieName, stripCookies } from './cookies.ts';
+import { clearSessionCookie, readCookie, serializeSessionCookie, sessionCookieName } from './cookies.ts';
 import type { EventLog } from './events.ts';
 import { CALLBACK_PATH, type Handoff } from './handoff.ts';
 import { esc, PAGE_HEADERS, page } from './html.ts';
@@ -67,11 +67,12 @@ export interface TunnelPolicy {
 
 /**
  * How to apply `allow`: first delete every header whose (lower-case) name is in
- * `removeHeaders`, then append `setHeaders` in order. The Cookie header, when it carried
- * tunn's cookie, is listed in removeHeaders and — if other cookies remain — re-added in
- * setHeaders as one rewritten line. `principal` names the credential the request was allowed
- * with (absent on public tunnels): the relay keeps it with the connection and cuts the
- * connection when the credential is revoked (src/relay/live-revocation.ts).
+ * `removeHeaders` (credentials the gate consumed: basic auth, a tunn bearer token), then
+ * append `setHeaders` in order. The gateway itself strips, on every request, inbound copies
+ * of the headers it reserves (Tunn-*, X-Forwarded-*, … in any spelling) and tunn's cookies.
+ * `principal` names the credential the request was allowed with (absent on public tunnels):
+ * the relay keeps it with the connection and cuts the connection when the credential is
+ * revoked (src/relay/live-revocation.ts).
  */
 export type GateDecision =
   | { kind: 'allow'; email?: string; principal?: Principal; setHeaders: [string, string][]; removeHeaders: string[] }
@@ -80,7 +81,6 @@ export type GateDecision =
 export const USER_EMAIL_HEADER = 'tunn-user-email';
 export const ASSERTION_HEADER = 'tunn-jwt-assertion';
 export const LOGOUT_PATH = '/.tunn/logout';
-const COOKIE_NAMES = [sessionCookieName(true), sessionCookieName(false)];
 
 export interface GateOptions {
   /** The relay's public origin, e.g. https://tunn.example.com (login lives there). */
@@ -172,7 +172,9 @@ export class Gate {
     // 3. tunn's own paths on the tunnel host.
     if (pathname.startsWith('/.tunn/')) return this.#ownPath(req, t, pathname, new URLSearchParams(query));
     // 4. Basic auth.
-    const removeHeaders = [USER_EMAIL_HEADER, ASSERTION_HEADER];
+    // Inbound identity headers and tunn's cookies are stripped by the gateway on every path,
+    // gated or not (src/relay/forward-headers.ts); the gate removes what it consumed.
+    const removeHeaders: string[] = [];
     const setHeaders: [string, string][] = [];
     const authz = header(req, 'authorization');
     if (t.basicAuth) {
@@ -183,11 +185,6 @@ export class Gate {
       removeHeaders.push('authorization');
     }
     const cookies = cookieLine(req);
-    if (cookies && COOKIE_NAMES.some((n) => cookies.includes(n + '='))) {
-      removeHeaders.push('cookie');
-      const rest = stripCookies(cookies, COOKIE_NAMES);
-      if (rest) setHeaders.push(['cookie', rest]);
-    }
     // 5. Public tunnels: no identity needed, no store access.
     if (t.public) return { kind: 'allow', setHeaders, removeHeaders };
     // 6. Identity.

@@ -69,6 +69,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--allow-ip <cidr>', 'only these client addresses, IPv4 or IPv6 CIDR (repeatable; checked first)').argParser(collect))
     .option('--rate-limit <n>', 'requests per minute per client IP (429 with Retry-After beyond)')
     .option('--rate-limit-tunnel <n>', 'requests per minute for the whole tunnel')
+    .addOption(new Option('--allow-upgrade <protocol>', 'also forward Upgrade to this protocol (WebSocket always passes; never h2c; repeatable or comma-separated)').argParser(collect))
     .option('--host-header <value>', '"rewrite" to send the target\'s host:port as Host, or a literal Host value (default: keep the visitor\'s)')
     .option('--sessions <n>', 'parallel connections to the relay (default 2)')
     .option('--insecure-target', 'do not verify the certificate of an https:// target')

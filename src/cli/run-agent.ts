@@ -6,6 +6,7 @@ import { parseBasicAuth } from '../auth/basic-auth.ts';
 import { parseIpAllowList } from '../auth/ip-allow.ts';
 import { parseAllowList } from '../auth/policy.ts';
 import { parseRateLimit } from '../auth/rate-limit.ts';
+import { parseAllowUpgrade } from '../relay/upgrades.ts';
 import { TunnError } from '../lib/errors.ts';
 import { loadCredentials } from './api-client.ts';
 import { formatRequest, printJson } from './output.ts';
@@ -32,6 +33,7 @@ export function agentConfigFrom(o: AgentOptions, target: Target, extra: Partial<
   // Edge controls are checked here too, so a typo fails before anything connects.
   parseAllowList(o.allow);
   if (o.allowIp.length) parseIpAllowList(o.allowIp);
+  const allowUpgrade = parseAllowUpgrade(o.allowUpgrade.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean));
   const basicAuth = o.basicAuth === undefined ? undefined : parseBasicAuth(o.basicAuth);
   const rateLimit =
     o.rateLimit === undefined && o.rateLimitTunnel === undefined
@@ -54,6 +56,7 @@ export function agentConfigFrom(o: AgentOptions, target: Target, extra: Partial<
         basicAuth: basicAuth ? { user: basicAuth.user, pass: basicAuth.pass } : undefined,
         allowIps: o.allowIp.length ? o.allowIp : undefined,
         rateLimit,
+        allowUpgrade: allowUpgrade.length ? allowUpgrade : undefined,
       },
     ],
     sessions: o.sessions,

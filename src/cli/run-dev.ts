@@ -22,7 +22,7 @@ export async function runDev(targetSpec: string | undefined, flags: Record<strin
   // A local try-out: the tunnel is public (run `tunn relay --dev` and `tunn <port> -a …` for private ones).
   const agent = new Agent(
     agentConfigFrom(
-      { relay: info.url, token, allow: [], allowIp: [], public: true, sessions: 2, quiet: Boolean(quiet), json: Boolean(json), insecureTarget: false, name: (name as string | undefined) ?? (demo ? `demo-${randomBytes(2).toString('hex')}` : undefined) },
+      { relay: info.url, token, allow: [], allowIp: [], allowUpgrade: [], public: true, sessions: 2, quiet: Boolean(quiet), json: Boolean(json), insecureTarget: false, name: (name as string | undefined) ?? (demo ? `demo-${randomBytes(2).toString('hex')}` : undefined) },
       target,
       { relayCa: readFileSync(info.caPath!, 'utf8') },
     ),

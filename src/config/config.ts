@@ -99,6 +99,7 @@ export const agentSchema = z.object({
   allowIp: z.array(z.string()),
   rateLimit: z.string().optional(),
   rateLimitTunnel: z.string().optional(),
+  allowUpgrade: z.array(z.string()),
   sessions: z.coerce.number().int().min(1).max(16),
   quiet: bool,
   json: bool,
@@ -123,6 +124,7 @@ export const relayDefaults = (dev: boolean): Partial<RelayOptions> => ({
 export const agentDefaults: Partial<AgentOptions> = {
   allow: [],
   allowIp: [],
+  allowUpgrade: [],
   public: false,
   sessions: 2,
   quiet: false,
@@ -136,7 +138,7 @@ export function fromEnv(keys: readonly string[], env: NodeJS.ProcessEnv): Record
   for (const k of keys) {
     const name = 'TUNN_' + k.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();
     const v = env[name];
-    if (v !== undefined && v !== '') out[k] = ['allow', 'allowIp', 'adminEmail'].includes(k) ? v.split(',').map((s) => s.trim()).filter(Boolean) : v;
+    if (v !== undefined && v !== '') out[k] = ['allow', 'allowIp', 'allowUpgrade', 'adminEmail'].includes(k) ? v.split(',').map((s) => s.trim()).filter(Boolean) : v;
   }
   return out;
 }

@@ -212,4 +212,49 @@ describe('Http1Framer', () => {
     assert.deepEqual(heads, ['/ws']);
     assert.equal(raw, 'RAWBYTES');
   });
+
+  // A proxy rewrites the trailer section like a head (the relay drops reserved names in it).
+  for (const step of [1, 3, 1000]) {
+    it(`hands the trailer section to onTrailers instead of onBody (step ${step})`, () => {
+      const input =
+        'POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nTunn-User-Email: forged@x.com\r\nX-Sum:  7 \r\n\r\n' +
+        'POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n' +
+        'GET /c HTTP/1.1\r\nHost: x\r\n\r\n';
+      const events: string[] = [];
+      const f = new Http1Framer(
+        { kind: 'request' },
+        {
+          onHead: (h) => events.push(`head ${h.target}`),
+          onBody: (c, s, e) => {
+            const last = events.at(-1)!;
+            if (last.startsWith('body ')) events[events.length - 1] = last + c.toString('latin1', s, e);
+            else events.push('body ' + c.toString('latin1', s, e));
+          },
+          onMessageEnd: () => events.push('end'),
+          onTrailers: (fields) => events.push(`trailers ${JSON.stringify(fields)}`),
+        },
+      );
+      const buf = Buffer.from(input, 'latin1');
+      for (let i = 0; i < buf.length; i += step) f.execute(buf.subarray(i, i + step));
+      assert.deepEqual(events, [
+        'head /a',
+        'body 3\r\nabc\r\n0\r\n',
+        'trailers [["Tunn-User-Email","forged@x.com"],["X-Sum","7"]]',
+        'end',
+        'head /b',
+        'body 0\r\n',
+        'trailers []',
+        'end',
+        'head /c',
+        'end',
+      ]);
+    });
+  }
+
+  it('refuses a malformed trailer section when it parses trailers', () => {
+    for (const bad of [' folded: x\r\n\r\n', 'no colon\r\n\r\n', 'X: a\x01b\r\n\r\n']) {
+      const f = new Http1Framer({ kind: 'request' }, { onHead: () => {}, onBody: () => {}, onMessageEnd: () => {}, onTrailers: () => {} });
+      assert.throws(() => f.execute(Buffer.from(`POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n${bad}`, 'latin1')), HttpParseError, JSON.stringify(bad));
+    }
+  });
 });

@@ -46,6 +46,12 @@ export interface FramerEvents {
   onMessageEnd(chunk: Buffer, end: number): void;
   /** After a 101 or accepted upgrade everything from chunk offset `start` is opaque. */
   onRaw?(chunk: Buffer, start: number): void;
+  /**
+   * When set, the trailer section of a chunked body (the field lines after the last chunk and
+   * the empty line that ends it) is parsed and handed over here instead of through onBody, so a
+   * proxy can rewrite it; the consumer then writes the section it wants (at least CRLF).
+   */
+  onTrailers?(fields: [name: string, value: string][]): void;
 }
 
 // Parser states (numbers, not an enum: the project runs TypeScript by type stripping).
@@ -158,6 +164,8 @@ export class Http1Framer {
   #chunkSize = -1;
   #sawCr = false;
   #trailerLineEmpty = true;
+  /** With onTrailers: the trailer section read so far. */
+  #trailerParts: Buffer[] = [];
   /** Set by the consumer (after an Upgrade request) to stop parsing until resumed. */
   #pausedAfterMessage = false;
   readonly #keepFields: boolean;
@@ -263,11 +271,16 @@ export class Http1Framer {
           break;
         }
         default: {
+          if (this.#state === S.Trailers && this.#events.onTrailers) {
+            i = this.#takeTrailers(chunk, i);
+            break;
+          }
           // Chunk-size lines, the CRLF after chunk data, and trailers: scanned byte by byte.
           const start = i;
           // (#scanFramingByte changes #state; read it through a widened alias.)
           const state = (): State => this.#state;
-          while (i < n && state() !== S.Head && state() !== S.ChunkData) {
+          const holdTrailers = this.#events.onTrailers !== undefined;
+          while (i < n && state() !== S.Head && state() !== S.ChunkData && !(holdTrailers && state() === S.Trailers)) {
             this.#scanFramingByte(chunk[i]!);
             i++;
           }
@@ -278,6 +291,25 @@ export class Http1Framer {
       }
     }
     return n;
+  }
+
+  /** Reads trailer bytes from chunk[i]; hands the parsed section over once its empty line is in. */
+  #takeTrailers(chunk: Buffer, i: number): number {
+    const start = i;
+    const n = chunk.length;
+    const state = (): State => this.#state;
+    while (i < n && state() === S.Trailers) {
+      this.#scanFramingByte(chunk[i]!);
+      i++;
+    }
+    this.#trailerParts.push(Buffer.from(chunk.subarray(start, i)));
+    if (state() === S.Head) {
+      const raw = Buffer.concat(this.#trailerParts);
+      this.#trailerParts = [];
+      this.#events.onTrailers!(parseTrailerFields(raw));
+      this.#endMessage(chunk, i);
+    }
+    return i;
   }
 
   /** The peer closed: ends a close-delimited body. Returns false when a message was cut short. */
@@ -505,6 +537,31 @@ export class Http1Framer {
         return;
     }
   }
+}
+
+/** The field lines of a complete trailer section (ending in CRLF CRLF, or just CRLF when empty). */
+function parseTrailerFields(raw: Buffer): [string, string][] {
+  const fields: [string, string][] = [];
+  let pos = 0;
+  const limit = raw.length - 2; // the empty line that ends the section
+  while (pos < limit) {
+    const eol = lineEnd(raw, pos, limit);
+    let colon = pos;
+    while (colon < eol && raw[colon] !== 58) colon++;
+    if (colon === pos || colon === eol) throw new HttpParseError(400, 'malformed trailer');
+    for (let i = pos; i < colon; i++) {
+      const c = raw[i]!;
+      if (c > 127 || TCHAR[c] === 0) throw new HttpParseError(400, 'malformed trailer');
+    }
+    let vs = colon + 1;
+    let ve = eol;
+    while (vs < ve && (raw[vs] === 32 || raw[vs] === 9)) vs++;
+    while (ve > vs && (raw[ve - 1] === 32 || raw[ve - 1] === 9)) ve--;
+    checkFieldValue(raw, pos, colon, vs, ve, eol);
+    fields.push([latin1(raw, pos, colon), latin1(raw, vs, ve)]);
+    pos = eol + 2;
+  }
+  return fields;
 }
 
 function hexValue(b: number): number {

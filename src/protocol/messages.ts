@@ -40,6 +40,8 @@ export interface TunnelOptions {
   basicAuth?: { user: string; pass: string };
   allowIps?: string[];
   rateLimit?: { perIp?: number; perTunnel?: number };
+  /** Upgrade protocols forwarded besides WebSocket (agent's --allow-upgrade; never h2c). */
+  allowUpgrade?: string[];
 }
 
 export type ControlMessage =

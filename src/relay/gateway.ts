@@ -1,13 +1,16 @@
 import { constants as h2c, type ClientHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
-import { ASSERTION_HEADER, USER_EMAIL_HEADER, type GateDecision, type GateRequest } from '../auth/gate.ts';
+import type { GateDecision, GateRequest } from '../auth/gate.ts';
 import type { Principal } from '../auth/revocation.ts';
 import type { Logger } from '../lib/logger.ts';
 import { headerValue, Http1Framer, HttpParseError, keepAlive, wantsUpgrade, type MessageHead } from '../lib/http1.ts';
 import { DATA_HEADERS, TARGET_ERROR_HEADER } from '../protocol/messages.ts';
+import { forwardRequestHeaders, forwardTrailers, serializeTrailers } from './forward-headers.ts';
 import { pages, serializeResponse, type LocalResponse } from './pages.ts';
 import type { Tunnel, TunnelRegistry } from './registry.ts';
+import { normalizeHost, originFormTarget } from './request-target.ts';
+import { decideUpgrade } from './upgrades.ts';
 
 // The public side of the relay for HTTP: one PublicConnection per client TCP (or TLS)
 // connection. Every request head is parsed here (routing and policy are per request); the
@@ -44,12 +47,9 @@ export interface GatewayOptions {
   headTimeoutMs: number;
   /** Is this host a tunnel name someone holds, with its agent away (→ offline page, not 404)? */
   isKnownHost?(host: string): Promise<boolean>;
+  /** Whether an Authorization value carries one of tunn's own tokens (stripped before any origin). */
+  isTunnCredential?(authorization: string): boolean;
 }
-
-// Request headers a proxy does not forward (RFC 9110 §7.6.1), plus inbound copies of the
-// forwarding headers we set ourselves.
-// Identity headers are set only by the relay: inbound copies are always dropped.
-const DROP_REQUEST_HEADERS = new Set(['keep-alive', 'proxy-connection', 'proxy-authorization', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'forwarded', 'x-real-ip', USER_EMAIL_HEADER, ASSERTION_HEADER]);
 
 // Response bytes held for a slow client before the agent stream is paused (HTTP/2 flow control
 // then holds the rest at the agent).
@@ -144,6 +144,8 @@ class PublicConnection implements LiveConnection {
         onHead: (head) => this.#segments.push({ k: 'head', head }),
         onBody: (chunk, s, e) => this.#segments.push({ k: 'body', data: chunk.subarray(s, e) }),
         onMessageEnd: () => this.#segments.push({ k: 'end' }),
+        // Trailers are rewritten like heads: no reserved field reaches the origin in them.
+        onTrailers: (fields) => this.#segments.push({ k: 'body', data: serializeTrailers(forwardTrailers(fields)) }),
       },
     );
     this.#res = new Http1Framer(
@@ -280,6 +282,10 @@ class PublicConnection implements LiveConnection {
     }
     const host = normalizeHost(hostHeader ?? '');
     if (host === null) return this.#respondLocal(pages.badRequest('The Host header is malformed.'), head);
+    // Origin-form only from here on (routing, the gate, the origin all see the same path).
+    const target = originFormTarget(head.method, head.target, hostHeader ?? host, this.#secure);
+    if (!target.ok) return this.#respondLocal(pages.badRequest(target.why), head);
+    head.target = target.target;
 
     const opts = this.#gw.opts;
     const hook = opts.plainHook?.(head, host);
@@ -339,7 +345,9 @@ class PublicConnection implements LiveConnection {
     this.#gw.opts.serveRelayHost(prependedDuplex(this.#socket, Buffer.concat(rest), this.#clientIp, this.#secure));
   }
 
-  #forward(head: MessageHead, tunnel: Tunnel, d: Extract<GateDecision, { kind: 'allow' }> | undefined): void {
+  #forward(head: MessageHead, tunnel: Tunnel, d: Extract<GateDecision, { kind: 'allow' }> | undefined): void | Promise<void> {
+    const up = decideUpgrade(head, tunnel.options.allowUpgrade);
+    if (up.kind === 'refuse') return this.#respondLocal(pages.upgradeRefused(up.protocols), head);
     if (!this.#stream) {
       const ok = this.#openStream(tunnel);
       if (!ok) {
@@ -348,13 +356,14 @@ class PublicConnection implements LiveConnection {
         return;
       }
     }
-    const upgrade = wantsUpgrade(head);
-    const headers = rewriteRequestHeaders(head, {
+    const upgrade = up.kind === 'forward';
+    const headers = forwardRequestHeaders(head, {
       clientIp: this.#clientIp,
       proto: this.#secure ? 'https' : 'http',
       host: headerValue(head, 'host') ?? tunnel.host,
       hostOverride: tunnel.options.hostHeader,
-      upgrade,
+      upgrade: upgrade ? up.protocols : undefined,
+      isTunnCredential: this.#gw.opts.isTunnCredential,
       remove: d?.removeHeaders,
       set: d?.setHeaders,
     });
@@ -406,9 +415,9 @@ class PublicConnection implements LiveConnection {
     stream.on('response', (headers) => {
       const status = Number(headers[':status']);
       if (status !== 200) {
-        const why = String(headers[TARGET_ERROR_HEADER] ?? 'the agent refused the connection');
-        const [target, cause] = why.includes(' ') ? [why.slice(0, why.indexOf(' ')), why.slice(why.indexOf(' ') + 1)] : [why, ''];
-        this.#failBeforeResponse(pages.targetDown(target, cause || 'connection refused'));
+        // "<code>" (older agents: "<target> <code>"); the target's address is not shown.
+        const why = String(headers[TARGET_ERROR_HEADER] ?? '').trim();
+        this.#failBeforeResponse(pages.targetDown(why.slice(why.lastIndexOf(' ') + 1)));
       }
     });
     stream.on('data', (chunk: Buffer) => this.#onUpstreamData(chunk));
@@ -584,62 +593,6 @@ class PublicConnection implements LiveConnection {
     if (!s || s.closed || s.destroyed) return;
     s.close(h2c.NGHTTP2_CANCEL);
   }
-}
-
-/** Lower-cased host without port, or null when malformed. */
-export function normalizeHost(h: string): string | null {
-  let host = h.trim().toLowerCase();
-  if (host.startsWith('[')) {
-    const end = host.indexOf(']');
-    if (end < 0) return null;
-    return host.slice(0, end + 1);
-  }
-  const colon = host.lastIndexOf(':');
-  if (colon >= 0) {
-    if (!/^\d{1,5}$/.test(host.slice(colon + 1))) return null;
-    host = host.slice(0, colon);
-  }
-  if (host.endsWith('.')) host = host.slice(0, -1);
-  if (!/^[a-z0-9.-]+$/.test(host) || host.length === 0 || host.length > 253) return null;
-  return host;
-}
-
-interface RewriteOptions {
-  clientIp: string;
-  proto: 'http' | 'https';
-  host: string;
-  hostOverride?: string;
-  upgrade: boolean;
-  remove?: string[];
-  set?: [string, string][];
-}
-
-/** The headers forwarded to the target: hop-by-hop removed, X-Forwarded-* replaced. */
-export function rewriteRequestHeaders(head: MessageHead, o: RewriteOptions): [string, string][] {
-  let connTokens: Set<string> | undefined;
-  for (let i = 0; i < head.names.length; i++) {
-    if (head.names[i] !== 'connection') continue;
-    connTokens ??= new Set();
-    for (const t of head.headers[i]![1].split(',')) connTokens.add(t.trim().toLowerCase());
-  }
-  const remove = o.remove?.length ? new Set(o.remove.map((h) => h.toLowerCase())) : undefined;
-  const out: [string, string][] = [];
-  for (let i = 0; i < head.headers.length; i++) {
-    const [k, v] = head.headers[i]!;
-    const lk = head.names[i]!;
-    if (DROP_REQUEST_HEADERS.has(lk) || remove?.has(lk)) continue;
-    // Fields named in Connection are hop-by-hop, except the Upgrade we are forwarding.
-    if (connTokens?.has(lk) && !(o.upgrade && lk === 'upgrade')) continue;
-    if (lk === 'te' && v.trim().toLowerCase() !== 'trailers') continue;
-    if (lk === 'host' && o.hostOverride) {
-      out.push([k, o.hostOverride]);
-      continue;
-    }
-    out.push([k, v]);
-  }
-  out.push(['X-Forwarded-For', o.clientIp], ['X-Forwarded-Proto', o.proto], ['X-Forwarded-Host', o.host]);
-  if (o.set) for (const [k, v] of o.set) out.push([k, v]);
-  return out;
 }
 
 export function serializeHead(head: MessageHead, headers: [string, string][]): Buffer {

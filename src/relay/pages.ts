@@ -50,15 +50,24 @@ export const pages = {
       `The agent serving <code>${escapeHtml(host)}</code> is not connected right now. It reconnects by itself when its machine is back online; try again in a moment.`,
       { headers: [['Retry-After', '5']] },
     ),
-  targetDown: (target: string, cause: string) =>
+  // The target's address stays with the agent (its log names it): a visitor learns only that
+  // the service is not answering, and the kind of failure when it tells the owner what to do.
+  targetDown: (cause: string) =>
     htmlPage(
       502,
-      'The tunnel’s target is not answering',
-      `The agent is connected, but could not reach <code>${escapeHtml(target)}</code> (${escapeHtml(cause)}). ${
+      'The service behind this tunnel is not answering',
+      `The tunnel is up, but the service behind it is not answering${/^[A-Z][A-Z0-9_]{1,40}$/.test(cause) ? ` (${escapeHtml(cause)})` : ''}. ${
         /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/.test(cause)
-          ? 'The local service’s certificate is not trusted: run the agent with <code>--insecure-target</code> for a self-signed one.'
-          : 'Is the local service running?'
+          ? 'Its certificate is not trusted: if this is your tunnel, run the agent with <code>--insecure-target</code> for a self-signed one.'
+          : 'If this is your tunnel, check that the local service is running: the agent’s log names the address it tried.'
       }`,
+      { close: true },
+    ),
+  upgradeRefused: (protocols: string[]) =>
+    htmlPage(
+      400,
+      'Upgrade not forwarded',
+      `This tunnel forwards WebSocket upgrades only, not <code>Upgrade: ${escapeHtml(protocols.join(', '))}</code>. If this is your tunnel, start the agent with <code>--allow-upgrade ${escapeHtml(protocols[0]!.split('/')[0]!.toLowerCase())}</code> to forward it.`,
       { close: true },
     ),
   tunnelLost: () =>

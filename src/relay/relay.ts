@@ -8,7 +8,7 @@ import { getRequestListener } from '@hono/node-server';
 import { createApiApp } from '../api/app.ts';
 import { lostDomainReason } from '../api/domain-access.ts';
 import type { DomainApiOptions } from '../api/domains.ts';
-import { refusedTokenOwner } from '../auth/bearer.ts';
+import { isTunnToken, refusedTokenOwner } from '../auth/bearer.ts';
 import type { TunnelPolicy } from '../auth/gate.ts';
 import { createIdentity, type Identity } from '../auth/identity.ts';
 import type { LoginProviderConfig } from '../auth/oidc.ts';
@@ -31,6 +31,7 @@ import { RelayMetrics } from './metrics.ts';
 import { randomName, validateName } from './names.ts';
 import { htmlPage, type LocalResponse } from './pages.ts';
 import { TunnelRegistry, type Tunnel } from './registry.ts';
+import { parseAllowUpgrade } from './upgrades.ts';
 
 // relay.ts wires the parts: store, tokens, certificates, the edge on the HTTPS port (agent
 // links by ALPN, public TLS terminated), the plain-HTTP port, the gateway, agent sessions and
@@ -166,6 +167,7 @@ export class Relay {
       isRelayHost: (h) => h === c.domain,
       serveRelayHost: (conn) => this.#ownHost.emit('connection', conn),
       isKnownHost: (host) => this.#isClaimedName(host),
+      isTunnCredential: (authorization) => isTunnToken(authorization, this.tokens.issuer),
       maxHeadSize: c.maxHeadSize,
       idleTimeoutMs: c.idleTimeoutMs,
       headTimeoutMs: c.headTimeoutMs,
@@ -441,6 +443,10 @@ export class Relay {
     if (opts.basicAuth && (typeof opts.basicAuth.user !== 'string' || typeof opts.basicAuth.pass !== 'string')) throw new TunnError('INVALID_INPUT', 'malformed basic auth');
     if (opts.rateLimit?.perIp !== undefined) parseRateLimit(opts.rateLimit.perIp, '--rate-limit');
     if (opts.rateLimit?.perTunnel !== undefined) parseRateLimit(opts.rateLimit.perTunnel, '--rate-limit-tunnel');
+    if (opts.allowUpgrade !== undefined) {
+      if (!Array.isArray(opts.allowUpgrade)) throw new TunnError('INVALID_INPUT', 'malformed --allow-upgrade');
+      opts.allowUpgrade = parseAllowUpgrade(opts.allowUpgrade);
+    }
   }
 
   #defaultDomain(requested: string | undefined): string {

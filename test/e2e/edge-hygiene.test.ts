@@ -1,0 +1,286 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { once } from 'node:events';
+import http from 'node:http';
+import net from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { createToken, request, startAgent, startCli, startRelay, until, type AgentHandle, type RelayHandle } from './harness.ts';
+
+// Header and request hygiene at the gateway (issue 9 findings 2–6, trailers, the 502 page):
+// the real relay and agents, a real node:http origin that records exactly what it received,
+// and a raw-socket origin that answers 101 to show the relay never goes raw for h2c.
+
+interface Seen {
+  url: string;
+  rawHeaders: string[];
+  rawTrailers: string[];
+}
+
+/** A node:http origin answering each request with what it received (raw header names and trailers). */
+async function recordingOrigin(): Promise<{ port: number; seen: Seen[]; close(): Promise<void> }> {
+  const seen: Seen[] = [];
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const s = { url: req.url ?? '', rawHeaders: req.rawHeaders, rawTrailers: req.rawTrailers };
+      seen.push(s);
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(s));
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { port: (server.address() as net.AddressInfo).port, seen, close: () => new Promise((r) => server.close(() => r())) };
+}
+
+/**
+ * A raw-socket origin for upgrades. `/always-101` answers 101 whatever the request says (an
+ * h2c server that does not wait to be asked); other paths answer 101 only when Upgrade was
+ * received, else 200 with the head. Every byte it receives is recorded.
+ */
+async function upgradeOrigin(): Promise<{ port: number; received: () => string; close(): Promise<void> }> {
+  let all = '';
+  const socks = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    socks.add(s);
+    s.on('close', () => socks.delete(s));
+    s.on('error', () => {});
+    let buf = '';
+    let answered = false;
+    s.on('data', (c: Buffer) => {
+      all += c.toString('latin1');
+      if (answered) return;
+      buf += c.toString('latin1');
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      answered = true;
+      const head = buf.slice(0, end);
+      const upgrade = /^upgrade:\s*(.+)$/im.exec(head)?.[1];
+      if (head.startsWith('GET /always-101 ') || upgrade) {
+        s.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${upgrade ?? 'h2c'}\r\n\r\n`);
+      } else {
+        s.end(`HTTP/1.1 200 OK\r\nContent-Length: ${Buffer.byteLength(head, 'latin1')}\r\nConnection: close\r\n\r\n${head}`);
+      }
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    received: () => all,
+    close: () => {
+      for (const s of socks) s.destroy();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** Opens a raw connection to the relay's plain HTTP port; collects what comes back. */
+async function rawConn(port: number): Promise<{ sock: net.Socket; text: () => string; closed: Promise<unknown> }> {
+  const sock = net.connect(port, '127.0.0.1');
+  const chunks: Buffer[] = [];
+  sock.on('data', (c: Buffer) => chunks.push(c));
+  sock.on('error', () => {});
+  const closed = once(sock, 'close');
+  await once(sock, 'connect');
+  return { sock, text: () => Buffer.concat(chunks).toString('latin1'), closed };
+}
+
+/** Sends one request (with Connection: close) and returns the whole answer. */
+async function rawRequest(port: number, data: string): Promise<string> {
+  const c = await rawConn(port);
+  c.sock.write(data);
+  await Promise.race([c.closed, new Promise((r) => setTimeout(r, 10_000))]);
+  c.sock.destroy();
+  return c.text();
+}
+
+/** Values of a header as received (name matched case-insensitively). */
+function values(raw: string[], name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === name) out.push(raw[i + 1]!);
+  return out;
+}
+
+/** Values of every header a CGI-style server reads as `name` (case and `_`/`-` folded). */
+function spelledAs(raw: string[], name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase().replaceAll('_', '-') === name) out.push(raw[i + 1]!);
+  return out;
+}
+
+describe('edge hygiene: what reaches the origin', () => {
+  let relay: RelayHandle;
+  let origin: Awaited<ReturnType<typeof recordingOrigin>>;
+  let upOrigin: Awaited<ReturnType<typeof upgradeOrigin>>;
+  let token: string;
+  const agents: AgentHandle[] = [];
+  let downPort: number;
+  let down: AgentHandle;
+  const host = (name: string): string => `${name}.tunn.localhost:${relay.httpPort}`;
+
+  before(async () => {
+    origin = await recordingOrigin();
+    upOrigin = await upgradeOrigin();
+    relay = await startRelay();
+    token = await createToken(relay, 'alice@example.com');
+    // A port nothing listens on: the target of the `down` tunnel.
+    const probe = net.createServer().listen(0, '127.0.0.1');
+    await once(probe, 'listening');
+    downPort = (probe.address() as net.AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    agents.push(
+      ...(await Promise.all([
+        startAgent(relay, token, origin.port, ['-n', 'pub', '--public', '--quiet']),
+        startAgent(relay, token, origin.port, ['-n', 'priv', '-a', 'alice@example.com', '--quiet']),
+        startAgent(relay, token, origin.port, ['-n', 'secret', '-a', 'nobody@example.com', '--quiet']),
+        startAgent(relay, token, upOrigin.port, ['-n', 'up', '--public', '--quiet']),
+        startAgent(relay, token, upOrigin.port, ['-n', 'optin', '--public', '--quiet', '--allow-upgrade', 'foo,bar']),
+      ])),
+    );
+    down = await startAgent(relay, token, downPort, ['-n', 'down', '--public', '--quiet']);
+  });
+  after(async () => {
+    await Promise.all([...agents, down].filter(Boolean).map((a) => a.stop()));
+    await relay?.stop();
+    await origin?.close();
+    await upOrigin?.close();
+  });
+
+  it('rewrites an absolute target naming the Host to origin-form, and refuses one naming another host (security: finding 2, RFC 9112 §3.2.2)', async () => {
+    const ok = await rawRequest(relay.httpPort, `GET http://${host('pub')}/abs?x=1 HTTP/1.1\r\nHost: ${host('pub')}\r\nConnection: close\r\n\r\n`);
+    assert.match(ok, /^HTTP\/1\.1 200 /);
+    assert.equal(origin.seen.at(-1)!.url, '/abs?x=1', 'the origin gets origin-form');
+    const before = origin.seen.length;
+    const refused = await rawRequest(relay.httpPort, `GET http://${host('secret')}/private HTTP/1.1\r\nHost: ${host('pub')}\r\nConnection: close\r\n\r\n`);
+    assert.match(refused, /^HTTP\/1\.1 400 /);
+    assert.match(refused, /names another host than the Host header/);
+    assert.equal(origin.seen.length, before, 'nothing reached an origin');
+    assert.ok(!origin.seen.some((s) => s.url.includes('private') || s.url.includes('secret')));
+  });
+
+  it('drops reserved headers in every spelling on public and gated tunnels; only the relay’s identity arrives (security: finding 3)', async () => {
+    const forged = {
+      Tunn_User_Email: 'forged@evil.example',
+      'tunn-user-email': 'forged@evil.example',
+      TUNN_JWT_ASSERTION: 'forged',
+      X_Forwarded_For: '6.6.6.6',
+      'X_Forwarded-Host': 'evil.example',
+      X_Real_Ip: '6.6.6.6',
+      'X-App': 'kept',
+    };
+    for (const [name, auth] of [['pub', {}], ['priv', { Authorization: `Bearer ${token}` }]] as const) {
+      const r = await request(`http://${host(name)}/ids`, { headers: { ...forged, ...auth } });
+      assert.equal(r.status, 200, name);
+      const raw = (JSON.parse(r.text) as Seen).rawHeaders;
+      assert.deepEqual(spelledAs(raw, 'tunn-user-email'), name === 'priv' ? ['alice@example.com'] : [], `${name}: Tunn-User-Email in any spelling`);
+      assert.equal(spelledAs(raw, 'tunn-jwt-assertion').length, name === 'priv' ? 1 : 0, `${name}: only the relay's assertion`);
+      assert.ok(!spelledAs(raw, 'tunn-jwt-assertion').includes('forged'), name);
+      assert.deepEqual(spelledAs(raw, 'x-forwarded-for'), ['127.0.0.1'], name);
+      assert.deepEqual(spelledAs(raw, 'x-forwarded-host'), [host(name)], name);
+      assert.deepEqual(spelledAs(raw, 'x-real-ip'), [], name);
+      assert.deepEqual(values(raw, 'x-app'), ['kept'], name);
+      assert.deepEqual(values(raw, 'authorization'), [], `${name}: the tunn token is not passed on`);
+    }
+  });
+
+  it('removes what Connection names and forwards none of its tokens (security: finding 4)', async () => {
+    const r = await request(`http://${host('priv')}/conn`, {
+      headers: { Authorization: `Bearer ${token}`, Connection: 'keep-alive, Tunn-User-Email, X-Forwarded-For, X-Hop', 'X-Hop': 'secret', 'X-App': 'kept' },
+    });
+    assert.equal(r.status, 200);
+    const raw = (JSON.parse(r.text) as Seen).rawHeaders;
+    assert.deepEqual(values(raw, 'connection'), [], 'no inbound Connection tokens reach the origin');
+    assert.deepEqual(values(raw, 'x-hop'), []);
+    assert.deepEqual(values(raw, 'tunn-user-email'), ['alice@example.com']);
+    assert.deepEqual(values(raw, 'x-forwarded-for'), ['127.0.0.1']);
+    assert.deepEqual(values(raw, 'x-app'), ['kept']);
+  });
+
+  it('strips tunn cookies and tunn tokens on a public tunnel; other cookies and the app’s own Authorization pass unchanged (security: finding 5)', async () => {
+    const r = await request(`http://${host('pub')}/cookies`, { headers: { Cookie: 'a=1;b="x y";  __Host-tunn=SESSION; tunn=S2; tunn_oidc=o; theme=dark', Authorization: `Bearer ${token}` } });
+    const raw = (JSON.parse(r.text) as Seen).rawHeaders;
+    assert.deepEqual(values(raw, 'cookie'), ['a=1;b="x y"; theme=dark']);
+    assert.deepEqual(values(raw, 'authorization'), [], 'a tunn token is tunn’s, never the origin’s');
+    const own = await request(`http://${host('pub')}/cookies2`, { headers: { Cookie: 'app=1; other=2', Authorization: 'Bearer app-secret' } });
+    const ownRaw = (JSON.parse(own.text) as Seen).rawHeaders;
+    assert.deepEqual([values(ownRaw, 'cookie'), values(ownRaw, 'authorization')], [['app=1; other=2'], ['Bearer app-secret']]);
+  });
+
+  it('drops reserved names from chunked request trailers; other trailers arrive (security: identity cannot ride in trailers)', async () => {
+    const body = '5\r\nhello\r\n0\r\nTunn-User-Email: forged@evil.example\r\nTunn_Jwt_Assertion: forged\r\nX-Forwarded-For: 6.6.6.6\r\nX-Checksum: abc\r\n\r\n';
+    const res = await rawRequest(relay.httpPort, `POST /trailers HTTP/1.1\r\nHost: ${host('pub')}\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\nConnection: close\r\n\r\n${body}`);
+    assert.match(res, /^HTTP\/1\.1 200 /);
+    const seen = origin.seen.find((s) => s.url === '/trailers')!;
+    assert.deepEqual(seen.rawTrailers, ['X-Checksum', 'abc']);
+  });
+
+  it('forwards h2c as plain HTTP/1.1, without Upgrade or HTTP2-Settings (security: finding 6, the visitor gets no HTTP/2 past the gate)', async () => {
+    const res = await rawRequest(relay.httpPort, `GET /h2c HTTP/1.1\r\nHost: ${host('up')}\r\nConnection: Upgrade, HTTP2-Settings, close\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n`);
+    assert.match(res, /^HTTP\/1\.1 200 /, 'answered over HTTP/1.1');
+    const head = res.slice(res.indexOf('\r\n\r\n') + 4).toLowerCase();
+    assert.match(head, /^get \/h2c http\/1\.1/);
+    assert.doesNotMatch(head, /upgrade|http2-settings/, 'the origin saw no upgrade');
+  });
+
+  it('keeps a real h2c client working: curl --http2 gets its answer over HTTP/1.1', async () => {
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile('curl', ['--http2', '-sS', '-i', '--max-time', '20', '--connect-to', `::127.0.0.1:${relay.httpPort}`, `http://${host('up')}/curl-h2c`], (err, stdout) => (err ? reject(err) : resolve(stdout))),
+    );
+    assert.match(out, /^HTTP\/1\.1 200 /, 'curl offered h2c and was answered over HTTP/1.1');
+    assert.match(out, /GET \/curl-h2c HTTP\/1\.1/);
+    assert.doesNotMatch(out.slice(out.indexOf('GET /curl-h2c')), /upgrade|http2-settings/i, 'the origin saw no upgrade');
+  });
+
+  it('never goes raw for h2c, even when the origin answers 101 regardless (security: finding 6)', async () => {
+    const c = await rawConn(relay.httpPort);
+    c.sock.write(`GET /always-101 HTTP/1.1\r\nHost: ${host('up')}\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n`);
+    await until(() => c.text().includes('101 Switching Protocols'), 10_000, 'the 101');
+    // What an h2c client sends next: the connection preface and a HEADERS frame naming an identity.
+    c.sock.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00tunn-user-email: forged@evil.example');
+    await Promise.race([c.closed, new Promise((r) => setTimeout(r, 10_000))]);
+    assert.ok(c.sock.destroyed || c.sock.readableEnded, 'the relay closed the connection');
+    assert.match(c.text(), /400 Bad Request/, 'the preface was read as a malformed HTTP/1.1 request');
+    assert.ok(!upOrigin.received().includes('PRI * HTTP/2.0'), 'no HTTP/2 byte reached the origin');
+    assert.ok(!upOrigin.received().includes('forged@evil.example'));
+    c.sock.destroy();
+  });
+
+  it('forwards WebSocket with only Connection: upgrade, and goes raw after its 101', async () => {
+    const c = await rawConn(relay.httpPort);
+    c.sock.write(`GET /ws HTTP/1.1\r\nHost: ${host('up')}\r\nConnection: keep-alive, Upgrade, Tunn-User-Email\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    await until(() => c.text().includes('101 Switching Protocols'), 10_000, 'the 101');
+    c.sock.write('ws-frame-bytes');
+    await until(() => upOrigin.received().includes('ws-frame-bytes'), 10_000, 'raw bytes at the origin');
+    const got = upOrigin.received();
+    const head = got.slice(got.lastIndexOf('GET /ws '), got.indexOf('\r\n\r\n', got.lastIndexOf('GET /ws ')));
+    assert.deepEqual(head.split('\r\n').filter((l) => /^(connection|upgrade):/i.test(l)), ['Connection: upgrade', 'Upgrade: websocket']);
+    c.sock.destroy();
+  });
+
+  it('refuses other upgrades with what to do, and forwards them when the tunnel opted in with --allow-upgrade', async () => {
+    const refused = await rawRequest(relay.httpPort, `GET /foo HTTP/1.1\r\nHost: ${host('up')}\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\n`);
+    assert.match(refused, /^HTTP\/1\.1 400 /);
+    assert.match(refused, /--allow-upgrade foo/);
+    assert.ok(!upOrigin.received().includes('GET /foo '), 'the refused upgrade did not reach the origin');
+    const c = await rawConn(relay.httpPort);
+    c.sock.write(`GET /foo HTTP/1.1\r\nHost: ${host('optin')}\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\n`);
+    await until(() => c.text().includes('101 Switching Protocols'), 10_000, 'the 101');
+    c.sock.write('foo-protocol-bytes');
+    await until(() => upOrigin.received().includes('foo-protocol-bytes'), 10_000, 'raw bytes at the origin');
+    c.sock.destroy();
+  });
+
+  it('refuses --allow-upgrade h2c at the agent, saying why', async () => {
+    const p = startCli([String(origin.port), '--relay', relay.url, '--token', token, '--relay-ca', relay.caPath, '--public', '--allow-upgrade', 'h2c']);
+    assert.notEqual(await p.exited, 0);
+    assert.match(p.stderr.join('\n'), /--allow-upgrade h2c: upgrades to HTTP\/2 \(h2c\) are never forwarded/);
+  });
+
+  it('answers a tunnel whose target is down without naming the target; the agent’s log has the address (security: no internal address leaks)', async () => {
+    const r = await request(`http://${host('down')}/`);
+    assert.equal(r.status, 502);
+    assert.match(r.text, /service behind this tunnel is not answering/);
+    assert.doesNotMatch(r.text, new RegExp(`127\\.0\\.0\\.1|localhost:|${downPort}`));
+    await down.proc.waitFor((l) => l.event === 'notice' && String(l.message).includes(`:${downPort}`) && String(l.message).includes('ECONNREFUSED'));
+  });
+});
