@@ -19,6 +19,9 @@ import { CertStorage, secureContextFor, type StoredCertificate } from './storage
 // the decision function approves a name, renews in the background (2/3 of the lifetime, or
 // inside the CA's ARI window), and keeps the lifecycle columns, event log and alerts current.
 // A failure never takes a working certificate away: the last good one is served until expiry.
+// Names the server itself must have (the relay's own) are managed: obtained in the background
+// and retried on the back-off schedule until they come (certmagic's ManageAsync), so a CA that
+// is down at start delays that certificate without stopping the server.
 
 export interface CertManagerOptions {
   store: Store;
@@ -56,6 +59,19 @@ export interface CertListEntry {
   certificateRef: string;
 }
 
+/** What manage() answers at once: whether a certificate is there, and when one will be. */
+export interface ManagedCertificate {
+  /** The certificate's key name (`*.tunn.example.com`). */
+  name: string;
+  /** A valid certificate was in memory or storage (no network involved). */
+  ready: boolean;
+  /** Resolves with the certificate once one is served (at once when ready); undefined if the manager stops first. */
+  arrived: Promise<StoredCertificate | undefined>;
+}
+
+/** Handshakes refused for want of a certificate are logged at most this often per name. */
+const REFUSAL_LOG_INTERVAL_MS = 60_000;
+
 interface Entry {
   cert: StoredCertificate;
   ctx: SecureContext;
@@ -78,6 +94,12 @@ export class CertManager {
   /** Retry state of names without a domains row (the relay's own names). */
   readonly #retry = new Map<string, RetryState>();
   readonly #alerted = new Set<string>();
+  /** Names manage() keeps a certificate for, by key name. */
+  readonly #managed = new Map<string, CertDecision>();
+  /** Managed names waiting for their retry time: called when something may have changed. */
+  readonly #wakers = new Set<() => void>();
+  readonly #refusalLoggedAt = new Map<string, number>();
+  #stopped = false;
   #timer?: NodeJS.Timeout;
   #maintaining?: Promise<void>;
   #maintainNext?: Promise<void>;
@@ -109,12 +131,31 @@ export class CertManager {
       if (now >= this.renewAt(entry.cert)) void this.#renewQuietly(d, 'renewal');
       return entry.ctx;
     }
-    if (!(await this.#mayOrder(d, now))) return undefined;
+    if (!(await this.#mayOrder(d, now))) {
+      void this.#logRefusal(d, servername);
+      return undefined;
+    }
     try {
       return (await this.#obtainShared(d, entry ? 'renewal' : 'on-demand')).ctx;
     } catch {
-      return undefined; // recorded as tls_error with a scheduled retry
+      void this.#logRefusal(d, servername); // also recorded as tls_error with a scheduled retry
+      return undefined;
     }
+  }
+
+  /**
+   * Keeps a certificate for `servername` from now on (the server's own names). Answers at once,
+   * from memory or storage, whether one is there; when none is, obtains it in the background and
+   * retries on the back-off schedule (and at each maintain()) until one comes. Renewal is then
+   * maintain()'s, as for every stored certificate.
+   */
+  async manage(servername: string): Promise<ManagedCertificate> {
+    const d = await this.#o.decide(servername);
+    if (!d) throw new TunnError('CONFIG_INVALID', `no certificate may be issued for ${servername}: the certificate decision refuses the name`);
+    this.#managed.set(d.name, d);
+    const entry = await this.#current(d.name);
+    if (entry && entry.cert.notAfter > this.#clock.now()) return { name: d.name, ready: true, arrived: Promise.resolve(entry.cert) };
+    return { name: d.name, ready: false, arrived: this.#keepTrying(d) };
   }
 
   /** Issues (or renews) the certificate for `d` now, sharing an order already in flight. */
@@ -155,6 +196,7 @@ export class CertManager {
   }
 
   start(): void {
+    this.#stopped = false;
     if (this.#timer) return;
     this.#timer = setInterval(() => void this.maintain().catch((err) => this.#o.logger?.error({ err: errorMessage(err) }, 'certificate maintenance failed')), this.#o.maintainIntervalMs ?? 600_000);
     this.#timer.unref();
@@ -163,12 +205,15 @@ export class CertManager {
   stop(): void {
     clearInterval(this.#timer);
     this.#timer = undefined;
+    this.#stopped = true;
+    this.#wake();
   }
 
   /** Clears a domain's back-off so the next handshake or maintain() tries at once (`tunn domain verify`, cert retry). */
   async retryNow(domainOrName: string): Promise<void> {
     this.#retry.delete(domainOrName);
     await updateDomainTls(this.#o.store, domainOrName, { cert_next_retry_at: null, cert_failure_count: 0 });
+    this.#wake();
   }
 
   /** Drops a certificate from memory and storage (a deleted domain). */
@@ -229,6 +274,60 @@ export class CertManager {
     return s.nextAt === null || s.nextAt <= now;
   }
 
+  /** manage()'s background loop: obtain, or wait for the retry time (or a wake-up), until a certificate is served. */
+  async #keepTrying(d: CertDecision): Promise<StoredCertificate | undefined> {
+    while (!this.#stopped) {
+      const now = this.#clock.now();
+      const entry = await this.#current(d.name);
+      if (entry && entry.cert.notAfter > now) return entry.cert;
+      if (await this.#mayOrder(d, now)) {
+        try {
+          return (await this.#obtainShared(d, entry ? 'renewal' : 'on-demand')).cert;
+        } catch {
+          // Recorded (log, event, alert) with its retry time; wait for it below.
+        }
+      }
+      const s = await this.#retryState(d);
+      // No retry time (manual policy): wait for retryNow() or a certificate obtained elsewhere.
+      // No failure on record (recording it failed): the first step of the schedule, never a spin.
+      const wait = s.failures === 0 ? retryDelay(1, this.#o.retrySchedule ?? RETRY_SCHEDULE_MS) : s.nextAt === null ? undefined : s.nextAt - this.#clock.now();
+      await this.#sleep(wait);
+    }
+    return undefined;
+  }
+
+  /** Waits `ms` (forever when undefined), or until #wake(): an issuance, retryNow(), maintain(), stop(). */
+  #sleep(ms: number | undefined): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#wakers.delete(done);
+        resolve();
+      };
+      const timer = ms === undefined ? undefined : setTimeout(done, Math.max(50, ms));
+      timer?.unref();
+      this.#wakers.add(done);
+    });
+  }
+
+  #wake(): void {
+    for (const w of [...this.#wakers]) w();
+  }
+
+  /** Says (at most once a minute per certificate) why a handshake for `servername` gets no certificate. */
+  async #logRefusal(d: CertDecision, servername: string): Promise<void> {
+    const now = this.#clock.now();
+    const last = this.#refusalLoggedAt.get(d.name);
+    if (last !== undefined && now - last >= 0 && now - last < REFUSAL_LOG_INTERVAL_MS) return;
+    this.#refusalLoggedAt.set(d.name, now);
+    const s = await this.#retryState(d).catch(() => undefined);
+    const next = s?.nextAt ? `next attempt at ${nowIso(s.nextAt)}` : s?.policy === 'manual' ? 'automatic retries are off (manual policy): run `tunn domain verify`' : 'next attempt on the next handshake';
+    this.#o.logger?.warn(
+      { servername, certificate: d.name, failures: s?.failures ?? 0, lastError: s?.lastError ?? null, nextRetryAt: s?.nextAt ? nowIso(s.nextAt) : null },
+      `refusing TLS for ${servername}: no certificate for it yet (${s?.lastError ? `last attempt failed: ${s.lastError}` : 'not issued yet'}; ${next})`,
+    );
+  }
+
   async #renewQuietly(d: CertDecision, reason: 'renewal' | 'retry'): Promise<void> {
     if (this.#inflight.has(d.name) || !(await this.#mayOrder(d, this.#clock.now()))) return;
     await this.#obtainShared(d, reason).catch(() => {});
@@ -266,6 +365,8 @@ export class CertManager {
       const entry = { cert, ctx: secureContextFor(cert) };
       this.#cache.set(d.name, entry);
       this.#retry.delete(d.name);
+      this.#refusalLoggedAt.delete(d.name);
+      this.#wake();
       if (d.domain) {
         await updateDomainTls(store, d.domain, {
           tls_status: 'issued',
@@ -350,6 +451,10 @@ export class CertManager {
           await recordCertEvent(store, { domain: d.domain ?? d.name, kind: 'expiring', message: `expires at ${nowIso(cur.notAfter)}`, detail: { certificate_ref: cur.id } }, now);
         }
       }
+    }
+    // Managed names still without a certificate (a CA down at start): retry when their time has come.
+    for (const d of this.#managed.values()) {
+      if (!(await this.#current(d.name))) await this.#renewQuietly(d, 'retry');
     }
     // Verified custom domains still without a certificate: retry when their time has come.
     for (const row of await listDomains(store)) {
