@@ -57,23 +57,24 @@ describe('faults: the relay and its ACME certificate (CA down at start, during r
   let agent: Proc | undefined;
   let token: string;
 
-  async function startRelay(): Promise<{ handle: RelayHandle; ready: Record<string, unknown> }> {
+  /** Starts the relay (R on the ports above, or another relay `site`) and waits for its ready line. */
+  async function startRelay(site = { domain: R, dataDir, clockFile, httpsPort, httpPort, dnsPort }): Promise<{ handle: RelayHandle; ready: Record<string, unknown> }> {
     const proc = startCli(
       [
-        'relay', '--domain', R, '--listen', '127.0.0.1', '--https-port', String(httpsPort), '--http-port', String(httpPort), '--data-dir', dataDir, '--json',
+        'relay', '--domain', site.domain, '--listen', '127.0.0.1', '--https-port', String(site.httpsPort), '--http-port', String(site.httpPort), '--data-dir', site.dataDir, '--json',
         '--acme-directory', `https://127.0.0.1:${gate.port}/dir`, '--acme-ca', join(dir.path, 'pebble-https-ca.pem'), '--acme-email', 'ops@example.test',
-        '--dns-port', String(dnsPort), '--dns-resolver', `127.0.0.1:${forwarder.port}`, '--public-ip', '127.0.0.1',
+        '--dns-port', String(site.dnsPort), '--dns-resolver', `127.0.0.1:${forwarder.port}`, '--public-ip', '127.0.0.1',
       ],
-      { env: { TUNN_TEST_CLOCK_FILE: clockFile } },
+      { env: { TUNN_TEST_CLOCK_FILE: site.clockFile } },
     );
     const ready = await proc.waitFor((l) => l.event === 'ready', 40_000);
-    const handle = { proc, dataDir, domain: R, httpsPort, httpPort, caPath: rootFile, ca: pebble.rootPem, url: `https://${R}:${httpsPort}`, stop: () => proc.kill() };
+    const handle: RelayHandle = { proc, dataDir: site.dataDir, domain: site.domain, httpsPort: site.httpsPort, httpPort: site.httpPort, caPath: rootFile, ca: pebble.rootPem, url: `https://${site.domain}:${site.httpsPort}`, stop: () => proc.kill() };
     return { handle, ready };
   }
 
-  /** A TLS handshake with the relay's HTTPS port for `servername`, trusting only Pebble's root. */
-  async function handshake(servername: string): Promise<Handshake> {
-    const s = tls.connect({ host: '127.0.0.1', port: httpsPort, servername, ca: pebble.rootPem, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+  /** A TLS handshake with a relay's HTTPS port (R's by default) for `servername`, trusting only Pebble's root. */
+  async function handshake(servername: string, port = httpsPort): Promise<Handshake> {
+    const s = tls.connect({ host: '127.0.0.1', port, servername, ca: pebble.rootPem, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
     try {
       await Promise.race([once(s, 'secureConnect'), once(s, 'error').then(([e]) => Promise.reject(e as Error))]);
       return { ok: true, authorized: s.authorized, serial: s.getPeerCertificate().serialNumber, error: s.authorizationError ? String(s.authorizationError) : undefined };
@@ -252,5 +253,33 @@ describe('faults: the relay and its ACME certificate (CA down at start, during r
     const orders = relay.proc.lines.filter((l) => /^requesting a certificate|^refusing TLS/.test(String(l.msg ?? '')) || l.event === 'certificate');
     assert.deepEqual(orders, [], 'no order, no refusal, no pending certificate after the restart');
     await gate.open();
+  });
+
+  it("DNS delegation not in place at start: a second relay starts, says what the CA could not validate, and takes its certificate once the delegation is there", async () => {
+    // Guards the other cause in issue 9: the CA is up, but its DNS-01 lookups for the relay's
+    // zone do not reach the relay's DNS server yet (no route in the test's resolver).
+    const E = 'edge.localhost';
+    const site = { domain: E, dataDir: join(dir.path, 'edge'), clockFile: join(dir.path, 'edge-clock-offset-ms'), httpsPort: await freePort(), httpPort: await freePort(), dnsPort: await freePort() };
+    writeFileSync(site.clockFile, '0');
+    const { handle: edge, ready } = await startRelay(site);
+    try {
+      assert.equal(ready.certificate, 'pending');
+      const failed = await edge.proc.waitFor((l) => /^certificate for \*\.edge\.localhost, edge\.localhost failed: /.test(String(l.msg ?? '')), 60_000);
+      const refused = await handshake(E, site.httpsPort);
+      assert.match(refused.code ?? '', /ALERT_HANDSHAKE_FAILURE$/, refused.error);
+      const why = await edge.proc.waitFor((l) => String(l.msg ?? '').startsWith(`refusing TLS for ${E}`), 30_000);
+      // The CA's own words about the lookup that failed, not a generic error.
+      assert.match(String(why.lastError), /_acme-challenge\.edge\.localhost/, JSON.stringify(why));
+      assert.equal(edge.proc.child.exitCode, null, 'the relay keeps running');
+
+      routes.push({ zone: E, server: { host: '127.0.0.1', port: site.dnsPort } }); // the delegation is in place now
+      writeFileSync(site.clockFile, String(Date.parse(String(failed.nextRetryAt)) - Date.now() + 1000));
+      await edge.proc.waitFor((l) => l.event === 'certificate' && l.state === 'ready', 60_000);
+      writeFileSync(site.clockFile, '0');
+      const served = await handshake(E, site.httpsPort);
+      assert.equal(served.authorized, true, served.error);
+    } finally {
+      await edge.stop();
+    }
   });
 });
