@@ -12,6 +12,7 @@ import { customDomainDecision, type CertDecision, type DecisionFunc } from './de
 import { domainByName, listDomains, updateDomainTls } from './domains.ts';
 import { recordCertEvent, type CertEventKind } from './events.ts';
 import type { Issuer } from './issuer.ts';
+import { ManagedNames, type ManagedCertificate } from './managed.ts';
 import { OrderBudget, retryDelay, RETRY_SCHEDULE_MS, type CertFailurePolicy } from './retry.ts';
 import { CertStorage, secureContextFor, type StoredCertificate } from './storage.ts';
 
@@ -19,9 +20,8 @@ import { CertStorage, secureContextFor, type StoredCertificate } from './storage
 // the decision function approves a name, renews in the background (2/3 of the lifetime, or
 // inside the CA's ARI window), and keeps the lifecycle columns, event log and alerts current.
 // A failure never takes a working certificate away: the last good one is served until expiry.
-// Names the server itself must have (the relay's own) are managed: obtained in the background
-// and retried on the back-off schedule until they come (certmagic's ManageAsync), so a CA that
-// is down at start delays that certificate without stopping the server.
+// Names the server itself must have (the relay's own) are managed (managed.ts): obtained in
+// the background and retried on the back-off schedule until they come.
 
 export interface CertManagerOptions {
   store: Store;
@@ -59,16 +59,6 @@ export interface CertListEntry {
   certificateRef: string;
 }
 
-/** What manage() answers at once: whether a certificate is there, and when one will be. */
-export interface ManagedCertificate {
-  /** The certificate's key name (`*.tunn.example.com`). */
-  name: string;
-  /** A valid certificate was in memory or storage (no network involved). */
-  ready: boolean;
-  /** Resolves with the certificate once one is served (at once when ready); undefined if the manager stops first. */
-  arrived: Promise<StoredCertificate | undefined>;
-}
-
 /** Handshakes refused for want of a certificate are logged at most this often per name. */
 const REFUSAL_LOG_INTERVAL_MS = 60_000;
 
@@ -94,12 +84,20 @@ export class CertManager {
   /** Retry state of names without a domains row (the relay's own names). */
   readonly #retry = new Map<string, RetryState>();
   readonly #alerted = new Set<string>();
-  /** Names manage() keeps a certificate for, by key name. */
-  readonly #managed = new Map<string, CertDecision>();
-  /** Managed names waiting for their retry time: called when something may have changed. */
-  readonly #wakers = new Set<() => void>();
   readonly #refusalLoggedAt = new Map<string, number>();
-  #stopped = false;
+  readonly #managed = new ManagedNames({
+    valid: async (name) => {
+      const e = await this.#current(name);
+      return e && e.cert.notAfter > this.#clock.now() ? e.cert : undefined;
+    },
+    tryObtain: async (d) => ((await this.#mayOrder(d, this.#clock.now())) ? this.obtain(d) : undefined),
+    waitMs: async (d) => {
+      const s = await this.#retryState(d);
+      // No failure on record (recording it failed): the schedule's first step, never a spin.
+      if (s.failures === 0) return retryDelay(1, this.#o.retrySchedule ?? RETRY_SCHEDULE_MS);
+      return s.nextAt === null ? undefined : s.nextAt - this.#clock.now();
+    },
+  });
   #timer?: NodeJS.Timeout;
   #maintaining?: Promise<void>;
   #maintainNext?: Promise<void>;
@@ -152,10 +150,7 @@ export class CertManager {
   async manage(servername: string): Promise<ManagedCertificate> {
     const d = await this.#o.decide(servername);
     if (!d) throw new TunnError('CONFIG_INVALID', `no certificate may be issued for ${servername}: the certificate decision refuses the name`);
-    this.#managed.set(d.name, d);
-    const entry = await this.#current(d.name);
-    if (entry && entry.cert.notAfter > this.#clock.now()) return { name: d.name, ready: true, arrived: Promise.resolve(entry.cert) };
-    return { name: d.name, ready: false, arrived: this.#keepTrying(d) };
+    return this.#managed.add(d);
   }
 
   /** Issues (or renews) the certificate for `d` now, sharing an order already in flight. */
@@ -196,7 +191,7 @@ export class CertManager {
   }
 
   start(): void {
-    this.#stopped = false;
+    this.#managed.start();
     if (this.#timer) return;
     this.#timer = setInterval(() => void this.maintain().catch((err) => this.#o.logger?.error({ err: errorMessage(err) }, 'certificate maintenance failed')), this.#o.maintainIntervalMs ?? 600_000);
     this.#timer.unref();
@@ -205,15 +200,14 @@ export class CertManager {
   stop(): void {
     clearInterval(this.#timer);
     this.#timer = undefined;
-    this.#stopped = true;
-    this.#wake();
+    this.#managed.stop();
   }
 
   /** Clears a domain's back-off so the next handshake or maintain() tries at once (`tunn domain verify`, cert retry). */
   async retryNow(domainOrName: string): Promise<void> {
     this.#retry.delete(domainOrName);
     await updateDomainTls(this.#o.store, domainOrName, { cert_next_retry_at: null, cert_failure_count: 0 });
-    this.#wake();
+    this.#managed.wake();
   }
 
   /** Drops a certificate from memory and storage (a deleted domain). */
@@ -274,46 +268,6 @@ export class CertManager {
     return s.nextAt === null || s.nextAt <= now;
   }
 
-  /** manage()'s background loop: obtain, or wait for the retry time (or a wake-up), until a certificate is served. */
-  async #keepTrying(d: CertDecision): Promise<StoredCertificate | undefined> {
-    while (!this.#stopped) {
-      const now = this.#clock.now();
-      const entry = await this.#current(d.name);
-      if (entry && entry.cert.notAfter > now) return entry.cert;
-      if (await this.#mayOrder(d, now)) {
-        try {
-          return (await this.#obtainShared(d, entry ? 'renewal' : 'on-demand')).cert;
-        } catch {
-          // Recorded (log, event, alert) with its retry time; wait for it below.
-        }
-      }
-      const s = await this.#retryState(d);
-      // No retry time (manual policy): wait for retryNow() or a certificate obtained elsewhere.
-      // No failure on record (recording it failed): the first step of the schedule, never a spin.
-      const wait = s.failures === 0 ? retryDelay(1, this.#o.retrySchedule ?? RETRY_SCHEDULE_MS) : s.nextAt === null ? undefined : s.nextAt - this.#clock.now();
-      await this.#sleep(wait);
-    }
-    return undefined;
-  }
-
-  /** Waits `ms` (forever when undefined), or until #wake(): an issuance, retryNow(), maintain(), stop(). */
-  #sleep(ms: number | undefined): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        this.#wakers.delete(done);
-        resolve();
-      };
-      const timer = ms === undefined ? undefined : setTimeout(done, Math.max(50, ms));
-      timer?.unref();
-      this.#wakers.add(done);
-    });
-  }
-
-  #wake(): void {
-    for (const w of [...this.#wakers]) w();
-  }
-
   /** Says (at most once a minute per certificate) why a handshake for `servername` gets no certificate. */
   async #logRefusal(d: CertDecision, servername: string): Promise<void> {
     const now = this.#clock.now();
@@ -366,7 +320,7 @@ export class CertManager {
       this.#cache.set(d.name, entry);
       this.#retry.delete(d.name);
       this.#refusalLoggedAt.delete(d.name);
-      this.#wake();
+      this.#managed.wake();
       if (d.domain) {
         await updateDomainTls(store, d.domain, {
           tls_status: 'issued',
@@ -453,9 +407,7 @@ export class CertManager {
       }
     }
     // Managed names still without a certificate (a CA down at start): retry when their time has come.
-    for (const d of this.#managed.values()) {
-      if (!(await this.#current(d.name))) await this.#renewQuietly(d, 'retry');
-    }
+    for (const d of await this.#managed.missing()) await this.#renewQuietly(d, 'retry');
     // Verified custom domains still without a certificate: retry when their time has come.
     for (const row of await listDomains(store)) {
       if (!row.verifiedAt || row.tlsMode !== 'terminate' || row.certificateRef) continue;

@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import tls, { type SecureContext } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { createCa, issueLeaf, type KeyAndCert } from '../certs/dev-ca.ts';
-import type { ManagedCertificate } from '../certs/manager.ts';
+import type { ManagedCertificate } from '../certs/managed.ts';
 import type { StoredCertificate } from '../certs/storage.ts';
 import { systemClock } from '../lib/clock.ts';
 import { createLogger } from '../lib/logger.ts';

@@ -1,5 +1,5 @@
 import type { SecureContext } from 'node:tls';
-import type { ManagedCertificate } from '../certs/manager.ts';
+import type { ManagedCertificate } from '../certs/managed.ts';
 import { errorMessage, TunnError } from '../lib/errors.ts';
 import { nowIso } from '../lib/ids.ts';
 import type { Logger } from '../lib/logger.ts';
