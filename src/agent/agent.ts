@@ -153,7 +153,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     socket.on('timeout', () => {
       if (!slot.session) socket.destroy(new Error('timed out connecting'));
     });
-    socket.on('error', (err) => fail(describeConnectError(err, this.#relay.host)));
+    socket.on('error', (err) => fail(describeConnectError(err, this.#relay.host, host)));
     socket.on('close', () => fail('connection closed'));
     socket.once('secureConnect', () => {
       socket.setTimeout(0);
@@ -314,8 +314,12 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 }
 
-function describeConnectError(err: NodeJS.ErrnoException, relay: string): string {
+function describeConnectError(err: NodeJS.ErrnoException, relay: string, name: string): string {
   switch (err.code) {
+    // What a relay answers for a name it has no certificate for (e.g. its CA is down at start).
+    case 'ERR_SSL_SSL/TLS_ALERT_HANDSHAKE_FAILURE':
+    case 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE':
+      return `relay ${relay} refused the TLS handshake (alert: handshake failure): most likely it has no certificate for ${name} yet; a relay keeps requesting its certificate (its log says why it has none), and this agent keeps retrying`;
     case 'ECONNREFUSED':
       return `relay ${relay} refused the connection (is it running?)`;
     case 'ENOTFOUND':

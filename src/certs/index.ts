@@ -22,6 +22,7 @@ export {
 export { listCertEvents, recordCertEvent, type CertEvent, type CertEventKind } from './events.ts';
 export { FilesIssuer } from './files-issuer.ts';
 export { certInfo, nameMatches, type IssuedCertificate, type Issuer, type RenewalHint } from './issuer.ts';
+export { ManagedNames, type ManagedCertificate, type ManagedNamesHost } from './managed.ts';
 export { CertManager, type CertListEntry, type CertManagerOptions } from './manager.ts';
 export { CertProbe, defaultProbeName, type CertProbeOptions, type ProbeResult } from './probe.ts';
 export { OrderBudget, RETRY_SCHEDULE_MS, retryDelay, type CertFailurePolicy } from './retry.ts';

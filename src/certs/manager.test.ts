@@ -6,10 +6,13 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
+import { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { Dns01Solver } from '../acme/dns01.ts';
 import { setAcmeHttpRetry } from '../acme/http-settings.ts';
 import { ManualClock } from '../lib/clock.ts';
+import { createLogger } from '../lib/logger.ts';
 import { SecretBox } from '../lib/secret-box.ts';
 import { ensureAccount } from '../store/accounts.ts';
 import { openStore, type Store } from '../store/store.ts';
@@ -227,5 +230,40 @@ describe('certificate manager against Pebble', () => {
     const recovered = await handshake(`grafana.${DOMAIN}`);
     assert.equal(recovered.authorized, true, 'trusted by the restarted CA');
     assert.notEqual(recovered.fingerprint, serving.fingerprint);
+  });
+
+  it("manage(): with the CA down, a server's own certificate is retried in the background on the back-off schedule and taken once the CA is back", async () => {
+    // Guards issue 9 (Faults): a relay whose CA is down at start does not stop; its certificate
+    // is obtained by itself later, without a handshake or an operator asking for it.
+    const fresh = await openStore(join(dir, 'managed.db'));
+    const lines: Record<string, unknown>[] = [];
+    const logger = createLogger({ json: true, destination: new Writable({ write: (c: Buffer, _e, cb) => (lines.push(JSON.parse(c.toString()) as Record<string, unknown>), cb()) }) });
+    const m = new CertManager({ store: fresh, box, issuer, clock: { now: () => Date.now() }, logger, decide: relayDecisionFunc({ store: fresh, relayDomain: RELAY }), retrySchedule: [300] });
+    try {
+      await pebble.stop();
+      const orders = issuer.orders;
+      const managed = await m.manage(RELAY);
+      assert.equal(managed.ready, false, 'nothing stored yet');
+      assert.equal(managed.name, `*.${RELAY}`);
+      // Two failed orders with nobody asking: the back-off timer retries by itself.
+      const end = Date.now() + 30_000;
+      while (issuer.orders < orders + 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(issuer.orders >= orders + 2, 'retried on the schedule');
+      // A handshake meanwhile is refused, and the log says why and when the next attempt is.
+      assert.equal(await m.getSecureContext(RELAY), undefined);
+      await new Promise((r) => setImmediate(r));
+      const refusal = lines.find((l) => String(l.msg).startsWith(`refusing TLS for ${RELAY}`));
+      assert.match(String(refusal?.msg), /no certificate for it yet \(last attempt failed: .*ECONNREFUSED.*; next attempt at /);
+
+      await pebble.start();
+      const cert = await Promise.race([managed.arrived, sleep(30_000, undefined, { ref: false })]);
+      assert.ok(cert, 'the certificate arrived once the CA was back');
+      assert.deepEqual(cert.names.sort(), [RELAY, `*.${RELAY}`].sort());
+      assert.ok(await m.getSecureContext(`x.${RELAY}`), 'served from now on');
+      assert.equal((await m.manage(RELAY)).ready, true, 'stored: ready at once next time (a restart)');
+    } finally {
+      m.stop();
+      await fresh.close();
+    }
   });
 });

@@ -12,6 +12,7 @@ import { customDomainDecision, type CertDecision, type DecisionFunc } from './de
 import { domainByName, listDomains, updateDomainTls } from './domains.ts';
 import { recordCertEvent, type CertEventKind } from './events.ts';
 import type { Issuer } from './issuer.ts';
+import { ManagedNames, type ManagedCertificate } from './managed.ts';
 import { OrderBudget, retryDelay, RETRY_SCHEDULE_MS, type CertFailurePolicy } from './retry.ts';
 import { CertStorage, secureContextFor, type StoredCertificate } from './storage.ts';
 
@@ -19,6 +20,8 @@ import { CertStorage, secureContextFor, type StoredCertificate } from './storage
 // the decision function approves a name, renews in the background (2/3 of the lifetime, or
 // inside the CA's ARI window), and keeps the lifecycle columns, event log and alerts current.
 // A failure never takes a working certificate away: the last good one is served until expiry.
+// Names the server itself must have (the relay's own) are managed (managed.ts): obtained in
+// the background and retried on the back-off schedule until they come.
 
 export interface CertManagerOptions {
   store: Store;
@@ -56,6 +59,9 @@ export interface CertListEntry {
   certificateRef: string;
 }
 
+/** Handshakes refused for want of a certificate are logged at most this often per name. */
+const REFUSAL_LOG_INTERVAL_MS = 60_000;
+
 interface Entry {
   cert: StoredCertificate;
   ctx: SecureContext;
@@ -78,6 +84,20 @@ export class CertManager {
   /** Retry state of names without a domains row (the relay's own names). */
   readonly #retry = new Map<string, RetryState>();
   readonly #alerted = new Set<string>();
+  readonly #refusalLoggedAt = new Map<string, number>();
+  readonly #managed = new ManagedNames({
+    valid: async (name) => {
+      const e = await this.#current(name);
+      return e && e.cert.notAfter > this.#clock.now() ? e.cert : undefined;
+    },
+    tryObtain: async (d) => ((await this.#mayOrder(d, this.#clock.now())) ? this.obtain(d) : undefined),
+    waitMs: async (d) => {
+      const s = await this.#retryState(d);
+      // No failure on record (recording it failed): the schedule's first step, never a spin.
+      if (s.failures === 0) return retryDelay(1, this.#o.retrySchedule ?? RETRY_SCHEDULE_MS);
+      return s.nextAt === null ? undefined : s.nextAt - this.#clock.now();
+    },
+  });
   #timer?: NodeJS.Timeout;
   #maintaining?: Promise<void>;
   #maintainNext?: Promise<void>;
@@ -109,12 +129,28 @@ export class CertManager {
       if (now >= this.renewAt(entry.cert)) void this.#renewQuietly(d, 'renewal');
       return entry.ctx;
     }
-    if (!(await this.#mayOrder(d, now))) return undefined;
+    if (!(await this.#mayOrder(d, now))) {
+      void this.#logRefusal(d, servername);
+      return undefined;
+    }
     try {
       return (await this.#obtainShared(d, entry ? 'renewal' : 'on-demand')).ctx;
     } catch {
-      return undefined; // recorded as tls_error with a scheduled retry
+      void this.#logRefusal(d, servername); // also recorded as tls_error with a scheduled retry
+      return undefined;
     }
+  }
+
+  /**
+   * Keeps a certificate for `servername` from now on (the server's own names). Answers at once,
+   * from memory or storage, whether one is there; when none is, obtains it in the background and
+   * retries on the back-off schedule (and at each maintain()) until one comes. Renewal is then
+   * maintain()'s, as for every stored certificate.
+   */
+  async manage(servername: string): Promise<ManagedCertificate> {
+    const d = await this.#o.decide(servername);
+    if (!d) throw new TunnError('CONFIG_INVALID', `no certificate may be issued for ${servername}: the certificate decision refuses the name`);
+    return this.#managed.add(d);
   }
 
   /** Issues (or renews) the certificate for `d` now, sharing an order already in flight. */
@@ -155,6 +191,7 @@ export class CertManager {
   }
 
   start(): void {
+    this.#managed.start();
     if (this.#timer) return;
     this.#timer = setInterval(() => void this.maintain().catch((err) => this.#o.logger?.error({ err: errorMessage(err) }, 'certificate maintenance failed')), this.#o.maintainIntervalMs ?? 600_000);
     this.#timer.unref();
@@ -163,12 +200,14 @@ export class CertManager {
   stop(): void {
     clearInterval(this.#timer);
     this.#timer = undefined;
+    this.#managed.stop();
   }
 
   /** Clears a domain's back-off so the next handshake or maintain() tries at once (`tunn domain verify`, cert retry). */
   async retryNow(domainOrName: string): Promise<void> {
     this.#retry.delete(domainOrName);
     await updateDomainTls(this.#o.store, domainOrName, { cert_next_retry_at: null, cert_failure_count: 0 });
+    this.#managed.wake();
   }
 
   /** Drops a certificate from memory and storage (a deleted domain). */
@@ -229,6 +268,20 @@ export class CertManager {
     return s.nextAt === null || s.nextAt <= now;
   }
 
+  /** Says (at most once a minute per certificate) why a handshake for `servername` gets no certificate. */
+  async #logRefusal(d: CertDecision, servername: string): Promise<void> {
+    const now = this.#clock.now();
+    const last = this.#refusalLoggedAt.get(d.name);
+    if (last !== undefined && now - last >= 0 && now - last < REFUSAL_LOG_INTERVAL_MS) return;
+    this.#refusalLoggedAt.set(d.name, now);
+    const s = await this.#retryState(d).catch(() => undefined);
+    const next = s?.nextAt ? `next attempt at ${nowIso(s.nextAt)}` : s?.policy === 'manual' ? 'automatic retries are off (manual policy): run `tunn domain verify`' : 'next attempt on the next handshake';
+    this.#o.logger?.warn(
+      { servername, certificate: d.name, failures: s?.failures ?? 0, lastError: s?.lastError ?? null, nextRetryAt: s?.nextAt ? nowIso(s.nextAt) : null },
+      `refusing TLS for ${servername}: no certificate for it yet (${s?.lastError ? `last attempt failed: ${s.lastError}` : 'not issued yet'}; ${next})`,
+    );
+  }
+
   async #renewQuietly(d: CertDecision, reason: 'renewal' | 'retry'): Promise<void> {
     if (this.#inflight.has(d.name) || !(await this.#mayOrder(d, this.#clock.now()))) return;
     await this.#obtainShared(d, reason).catch(() => {});
@@ -266,6 +319,8 @@ export class CertManager {
       const entry = { cert, ctx: secureContextFor(cert) };
       this.#cache.set(d.name, entry);
       this.#retry.delete(d.name);
+      this.#refusalLoggedAt.delete(d.name);
+      this.#managed.wake();
       if (d.domain) {
         await updateDomainTls(store, d.domain, {
           tls_status: 'issued',
@@ -351,6 +406,8 @@ export class CertManager {
         }
       }
     }
+    // Managed names still without a certificate (a CA down at start): retry when their time has come.
+    for (const d of await this.#managed.missing()) await this.#renewQuietly(d, 'retry');
     // Verified custom domains still without a certificate: retry when their time has come.
     for (const row of await listDomains(store)) {
       if (!row.verifiedAt || row.tlsMode !== 'terminate' || row.certificateRef) continue;

@@ -118,8 +118,8 @@ export async function runRelay(flags: Record<string, unknown>): Promise<void> {
   const logger = createLogger({ json: o.json });
   const { relay, info, customDomains } = await startRelay(o, logger);
   logger.info(
-    { event: 'ready', domain: info.domain, httpsPort: info.httpsPort, httpPort: info.httpPort, caPath: info.caPath, dev: o.dev, dnsPort: customDomains.dnsPort, issuer: customDomains.issuer.id },
-    `relay ready: ${info.url}${o.dev ? ` (dev; plain HTTP on port ${info.httpPort}; dev CA: ${info.caPath})` : ''}`,
+    { event: 'ready', domain: info.domain, httpsPort: info.httpsPort, httpPort: info.httpPort, caPath: info.caPath, dev: o.dev, dnsPort: customDomains.dnsPort, issuer: customDomains.issuer.id, certificate: info.certificate },
+    `relay ready: ${info.url}${o.dev ? ` (dev; plain HTTP on port ${info.httpPort}; dev CA: ${info.caPath})` : ''}${info.certificate === 'pending' ? ` (its certificate is still being requested: TLS for ${info.domain} fails until it arrives)` : ''}`,
   );
   onShutdown(async () => {
     logger.info('relay stopping');

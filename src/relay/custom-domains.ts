@@ -210,6 +210,8 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
       return manager.getSecureContext(sn || relayDomain);
     },
     alpnChallengeContext: (servername) => alpn.secureContext(servername),
+    // ACME: the relay's own certificate is obtained in the background, with retries (own-certificate.ts).
+    manage: acme ? (servername) => manager.manage(servername) : undefined,
   };
   const plainHook = (path: string): LocalResponse | undefined => {
     const body = http01.respond(path);

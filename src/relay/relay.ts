@@ -29,6 +29,7 @@ import { Gateway, type Gate } from './gateway.ts';
 import { LiveRevocation } from './live-revocation.ts';
 import { RelayMetrics } from './metrics.ts';
 import { randomName, validateName } from './names.ts';
+import { startOwnCertificate, type OwnCertificateSource, type OwnCertificateState } from './own-certificate.ts';
 import { htmlPage, type LocalResponse } from './pages.ts';
 import { TunnelRegistry, type Tunnel } from './registry.ts';
 import { parseAllowUpgrade } from './upgrades.ts';
@@ -71,8 +72,7 @@ export interface RelayDeps {
 }
 
 /** Where TLS certificates for the public side come from (static files, dev CA, ACME manager). */
-export interface CertSource {
-  contextFor(servername: string | undefined): SecureContext | undefined | Promise<SecureContext | undefined>;
+export interface CertSource extends OwnCertificateSource {
   /** TLS-ALPN-01: the challenge context for a name, if one is pending. */
   alpnChallengeContext?(servername: string): SecureContext | undefined;
 }
@@ -100,6 +100,8 @@ export interface RelayInfo {
   httpPort: number;
   caPath?: string;
   url: string;
+  /** The relay's own certificate: served now, or still being obtained (ACME; see own-certificate.ts). */
+  certificate: OwnCertificateState;
 }
 
 export class Relay {
@@ -156,6 +158,7 @@ export class Relay {
     this.#certs = ext.certs ?? (await this.#defaultCerts());
     // The relay's own certificate is fetched once the listeners are up: an HTTP-01 or
     // TLS-ALPN-01 challenge for it (--relay-certs per-host) is answered on those listeners.
+    // Start-up does not wait for the CA: until it comes, handshakes for it fail with an alert.
     let relayCtx: SecureContext | undefined;
 
     this.#ownHost = http.createServer((req, res) => this.#serveOwnHost(req, res));
@@ -220,7 +223,7 @@ export class Relay {
 
     const httpsPort = (this.#httpsServer.address() as net.AddressInfo).port;
     const httpPort = (this.#httpServer.address() as net.AddressInfo).port;
-    this.#info = { domain: c.domain, httpsPort, httpPort, caPath: this.#caPath, url: `https://${c.domain}${httpsPort === 443 ? '' : ':' + httpsPort}` };
+    this.#info = { domain: c.domain, httpsPort, httpPort, caPath: this.#caPath, url: `https://${c.domain}${httpsPort === 443 ? '' : ':' + httpsPort}`, certificate: 'pending' };
     this.identity = createIdentity({
       store: this.store,
       tokens: this.tokens,
@@ -238,8 +241,7 @@ export class Relay {
     this.#keyTimer.unref();
     this.#startRevocation();
     this.#api = getRequestListener(createApiApp(this.identity, { domains: ext.domainApi }).fetch);
-    relayCtx = await this.#certs.contextFor(c.domain);
-    if (!relayCtx) throw new TunnError('CONFIG_INVALID', `no TLS certificate for the relay's own name ${c.domain}`);
+    this.#info.certificate = await startOwnCertificate(this.#certs, c.domain, this.logger, (ctx) => (relayCtx = ctx));
     return this.#info;
   }
 

@@ -151,6 +151,8 @@ describe('certificates through the relay (Pebble: HTTP-01, TLS-ALPN-01, renewal,
     );
     procs.push(proc);
     const ready = await proc.waitFor((l) => l.event === 'ready', 40_000);
+    // Ready comes once the listeners are up; these tests start with the relay's certificate in place.
+    if (ready.certificate === 'pending') await proc.waitFor((l) => l.event === 'certificate' && l.state === 'ready', 40_000);
     return { proc, dataDir, domain, httpsPort, httpPort: Number(ready.httpPort), caPath: rootFile, ca: pebble.rootPem, url: `https://${domain}:${httpsPort}`, stop: () => proc.kill() };
   }
 

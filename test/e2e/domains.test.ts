@@ -80,6 +80,8 @@ describe('custom domains end to end (Pebble, relay DNS, customer nameserver)', (
       '--dns-port', String(dnsPort), '--dns-resolver', `127.0.0.1:${forwarder.port}`, '--public-ip', '127.0.0.1',
     ]);
     const ready = await relayProc.waitFor((l) => l.event === 'ready', 40_000);
+    // Ready comes once the listeners are up; these tests start with the relay's certificate in place.
+    if (ready.certificate === 'pending') await relayProc.waitFor((l) => l.event === 'certificate' && l.state === 'ready', 40_000);
     assert.equal(ready.dnsPort, dnsPort);
     relay = {
       proc: relayProc, dataDir, domain: RELAY, httpsPort, httpPort: Number(ready.httpPort), caPath: rootFile, ca: pebble.rootPem,
