@@ -5,6 +5,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import { localhostAwareLookup } from '../agent/target.ts';
+import { fromEnv, resolveSecretLayer } from '../config/config.ts';
 import { TunnError, type TunnErrorCode } from '../lib/errors.ts';
 
 // The CLI's side of the relay API: where credentials live (the user's config dir, mode 0600)
@@ -82,13 +83,16 @@ export interface ApiTarget {
   relayCa?: string;
 }
 
-/** --relay/--token/--relay-ca from flags, then TUNN_* env, then saved credentials. */
-export function resolveApiTarget(flags: { relay?: string; token?: string; relayCa?: string }, env: NodeJS.ProcessEnv = process.env): ApiTarget {
+/** --relay/--token (--token-file)/--relay-ca from flags, then TUNN_* env, then saved credentials. */
+export function resolveApiTarget(flags: { relay?: string; token?: string; tokenFile?: string; relayCa?: string }, env: NodeJS.ProcessEnv = process.env): ApiTarget {
   const relayFlag = flags.relay ?? env.TUNN_RELAY;
   const saved = loadCredentials(relayFlag);
   const relay = relayFlag ?? saved?.relay;
   if (!relay) throw new TunnError('AUTH_REQUIRED', 'no relay: pass --relay https://<relay> or sign in with `tunn login --relay https://<relay>`');
-  return { relay: normalizeRelay(relay), token: flags.token ?? env.TUNN_TOKEN ?? saved?.token, relayCa: flags.relayCa ?? env.TUNN_RELAY_CA ?? saved?.relayCa };
+  const fromFlags = resolveSecretLayer({ token: flags.token, tokenFile: flags.tokenFile });
+  const fromEnvironment = resolveSecretLayer(fromEnv(['token'], env));
+  const token = (fromFlags.token ?? fromEnvironment.token ?? saved?.token) as string | undefined;
+  return { relay: normalizeRelay(relay), token, relayCa: flags.relayCa ?? env.TUNN_RELAY_CA ?? saved?.relayCa };
 }
 
 export class ApiClient {
@@ -110,7 +114,7 @@ export class ApiClient {
   async call<T>(method: string, path: string, body?: unknown, opts: { auth?: boolean; raw?: boolean } = {}): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (opts.auth !== false) {
-      if (!this.target.token) throw new TunnError('AUTH_REQUIRED', `not signed in to ${this.target.relay}: run \`tunn login --relay ${this.target.relay}\` or pass --token`);
+      if (!this.target.token) throw new TunnError('AUTH_REQUIRED', `not signed in to ${this.target.relay}: run \`tunn login --relay ${this.target.relay}\` or pass --token-file FILE (or set TUNN_TOKEN)`);
       headers.authorization = `Bearer ${this.target.token}`;
     }
     let payload: string | undefined;
