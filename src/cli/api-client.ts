@@ -111,7 +111,8 @@ export class ApiClient {
   }
 
   /** Calls the API; throws TunnError with the relay's message on a non-2xx answer. */
-  async call<T>(method: string, path: string, body?: unknown, opts: { auth?: boolean; raw?: boolean } = {}): Promise<T> {
+  /** `headers` adds headers computed from the exact payload sent (a signature). */
+  async call<T>(method: string, path: string, body?: unknown, opts: { auth?: boolean; raw?: boolean; headers?: (payload: string) => Record<string, string> } = {}): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (opts.auth !== false) {
       if (!this.target.token) throw new TunnError('AUTH_REQUIRED', `not signed in to ${this.target.relay}: run \`tunn login --relay ${this.target.relay}\` or pass --token-file FILE (or set TUNN_TOKEN)`);
@@ -123,6 +124,7 @@ export class ApiClient {
       headers['content-type'] = 'application/json';
       headers['content-length'] = String(Buffer.byteLength(payload));
     }
+    if (opts.headers) Object.assign(headers, opts.headers(payload ?? ''));
     const res = await this.#send(method, path, headers, payload);
     let json: unknown;
     try {

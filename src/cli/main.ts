@@ -1,6 +1,7 @@
 import './v8-setup.ts';
 import { Command, Option } from 'commander';
 import { errorMessage, TunnError } from '../lib/errors.ts';
+import { registerCertEventCommand } from './cert-event-command.ts';
 import { completionScript } from './completion.ts';
 import { registerDomainCommands } from './domain-commands.ts';
 import { ApiClient, resolveApiTarget } from './api-client.ts';
@@ -130,6 +131,7 @@ export function buildProgram(): Command {
     const client = new ApiClient(resolveApiTarget(o as { relay?: string; token?: string; tokenFile?: string; relayCa?: string }));
     return { request: (method, path, body) => client.call(method, path, body) };
   });
+  registerCertEventCommand(program.commands.find((c) => c.name() === 'cert')!);
 
   program
     .command('completion')
