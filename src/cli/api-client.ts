@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { homedir } from 'node:os';
@@ -7,6 +7,7 @@ import { rootCertificates } from 'node:tls';
 import { localhostAwareLookup } from '../agent/target.ts';
 import { fromEnv, resolveSecretLayer } from '../config/config.ts';
 import { TunnError, type TunnErrorCode } from '../lib/errors.ts';
+import { writePrivateFile } from '../lib/private-files.ts';
 
 // The CLI's side of the relay API: where credentials live (the user's config dir, mode 0600)
 // and a small JSON client over node:https that trusts --relay-ca and resolves *.localhost.
@@ -49,8 +50,7 @@ export function saveCredentials(relay: string, c: SavedCredentials): string {
   f.relays[normalizeRelay(relay)] = c;
   f.default = normalizeRelay(relay);
   const p = credentialsPath();
-  writeFileSync(p, JSON.stringify(f, null, 2) + '\n', { mode: 0o600 });
-  chmodSync(p, 0o600);
+  writePrivateFile(p, JSON.stringify(f, null, 2) + '\n');
   return p;
 }
 
@@ -58,7 +58,7 @@ export function removeCredentials(relay: string): void {
   const f = readFile();
   delete f.relays[normalizeRelay(relay)];
   if (f.default === normalizeRelay(relay)) f.default = Object.keys(f.relays)[0];
-  writeFileSync(credentialsPath(), JSON.stringify(f, null, 2) + '\n', { mode: 0o600 });
+  writePrivateFile(credentialsPath(), JSON.stringify(f, null, 2) + '\n');
 }
 
 export function loadCredentials(relay?: string): (SavedCredentials & { relay: string }) | undefined {

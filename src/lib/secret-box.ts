@@ -58,7 +58,7 @@ export function loadSecretKey(envValue: string | undefined, keyFile: string): Bu
   if (envValue) {
     const key = /^[0-9a-f]{64}$/i.test(envValue) ? Buffer.from(envValue, 'hex') : Buffer.from(envValue, 'base64');
     if (key.length !== 32) {
-      throw new TunnError('CONFIG_INVALID', 'TUNN_SECRET_KEY must be 32 bytes as 64 hex characters or base64; generate one with: openssl rand -hex 32');
+      throw new TunnError('CONFIG_INVALID', 'the secret-box key (TUNN_SECRET_KEY or --secret-key-file) must be 32 bytes as 64 hex characters or base64; generate one with: openssl rand -hex 32');
     }
     return key;
   }
