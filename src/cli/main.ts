@@ -56,8 +56,8 @@ function relayFlags(cmd: Command): Command {
     .option('--relay-certs <mode>', 'the relay\'s own names: wildcard (DNS-01, default) or per-host (HTTP-01/TLS-ALPN-01)')
     .option('--acme-challenge <types>', 'ACME challenges the relay answers, in priority order: dns-01,http-01,tls-alpn-01 (default; dns-01 only with the relay\'s DNS server). Wildcards always use dns-01');
   secretOption(cmd, 'certEventToken', 'token', 'the key that signs POST /v1/domains/cert-events (enables it, for an external certificate manager)');
+  secretOption(cmd, 'alertWebhook', 'url', 'the URL that receives certificate alerts (expiry, failures, drift) as JSON POSTs');
   return cmd
-    .option('--alert-webhook <url>', 'POST certificate alerts (expiry, failures, drift) as JSON to this URL')
     .option('--config <file>', 'JSON file with any of these settings')
     .option('--json', 'log JSON lines on stdout');
 }

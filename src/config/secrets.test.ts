@@ -67,6 +67,7 @@ describe('secret files', () => {
       storeFile: 'postgres://tunn:pw@db.example.com/tunn',
       certEventTokenFile: 'cert-event-token-0123456789',
       secretKeyFile: 'a'.repeat(64),
+      alertWebhookFile: 'https://hooks.example.com/services/T0/B0/secret',
     };
     const layer = Object.fromEntries(Object.entries(values).map(([k, v]) => [k, file(k, v + '\n')]));
     const c = resolveConfig(relaySchema, [relayDefaults(true), { oidcIssuer: 'https://id.example.com', oidcClientId: 'x', githubClientId: 'x', googleClientId: 'x', mailFrom: 'a@example.com' }, layer]);
@@ -142,7 +143,7 @@ describe('command-line secret warnings', () => {
       '--token on the command line is visible to every local user (ps, /proc/<pid>/cmdline); use --token-file FILE or set TUNN_TOKEN instead',
       '--basic-auth on the command line is visible to every local user (ps, /proc/<pid>/cmdline); use --basic-auth-file FILE or set TUNN_BASIC_AUTH instead',
     ]);
-    for (const k of ['metricsToken', 'oidcClientSecret', 'githubClientSecret', 'googleClientSecret', 'certEventToken']) assert.equal(commandLineSecretWarnings({ [k]: 'secret' }).length, 1, k);
+    for (const k of ['metricsToken', 'oidcClientSecret', 'githubClientSecret', 'googleClientSecret', 'certEventToken', 'alertWebhook']) assert.equal(commandLineSecretWarnings({ [k]: 'secret' }).length, 1, k);
   });
 
   it('warns for URLs only when they carry a password', () => {

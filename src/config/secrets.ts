@@ -17,6 +17,8 @@ export const SECRET_KEYS = [
   'store',
   'certEventToken',
   'secretKey',
+  // Webhook URLs (Slack, Teams, most chat and paging services) carry their credential in the path.
+  'alertWebhook',
 ] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
 
