@@ -13,6 +13,7 @@ import { SecretBox } from '../lib/secret-box.ts';
 import { randomBytes } from 'node:crypto';
 import { startDnsWorld, type DnsWorld } from '../../test/support/dns-world.ts';
 import { resolveTunnelDomain } from './domain-access.ts';
+import { certEventHeaders } from '../certs/cert-event-signature.ts';
 import { certRoutes, domainRoutes } from './domains.ts';
 import { errorBody, statusOf, type ApiEnv } from './http.ts';
 
@@ -185,16 +186,51 @@ describe('API /v1/domains and /v1/certs', () => {
     assert.equal((await call('owner', 'GET', '/v1/domains/tunn.example.test')).body.domain.tls.status, 'issued');
   });
 
-  it('cert-events: token required, body checked, state recorded', async () => {
-    assert.equal((await call(undefined, 'POST', '/v1/domains/cert-events', { domain: 'tunn.example.test', status: 'issued' })).status, 401);
-    const bad = await call(undefined, 'POST', '/v1/domains/cert-events', { domain: 'tunn.example.test', status: 'nope' }, { 'x-cert-event-token': 'cert-event-secret-0123456789' });
-    assert.equal(bad.status, 400);
-    assert.match(bad.body.error.message, /status: one of/);
-    const ok = await call(undefined, 'POST', '/v1/domains/cert-events', { domain: 'tunn.example.test', status: 'tls_error', error: 'external manager: CA said no' }, { 'x-cert-event-token': 'cert-event-secret-0123456789' });
-    assert.equal(ok.status, 202);
+  // Security property (issue 9, seed 001 "cert-source provenance validation"): a cert event is
+  // accepted only when signed with the token (HMAC over timestamp and body), within 5 minutes,
+  // once; the token itself is never sent.
+  it('cert-events: signature required, body checked, state recorded, replay and stale refused', async () => {
+    const TOKEN = 'cert-event-secret-0123456789';
+    const post = async (raw: string, headers: Record<string, string>) => {
+      const res = await app.request('/v1/domains/cert-events', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: raw });
+      return { status: res.status, body: (await res.json()) as Record<string, any> };
+    };
+    const signed = (body: unknown, opts: { token?: string; at?: number } = {}) => {
+      const raw = JSON.stringify(body);
+      return { raw, headers: certEventHeaders(opts.token ?? TOKEN, raw, opts.at ?? id.clock.now()) };
+    };
+    const unsigned = await post(JSON.stringify({ domain: 'tunn.example.test', status: 'issued' }), {});
+    assert.equal(unsigned.status, 401);
+    assert.match(unsigned.body.error.message, /^unsigned cert event: sign each request: x-cert-event-timestamp/);
+    // The old header that carried the token itself is refused even with the right token.
+    const legacy = await post(JSON.stringify({ domain: 'tunn.example.test', status: 'issued' }), { 'x-cert-event-token': TOKEN });
+    assert.equal(legacy.status, 401);
+    assert.match(legacy.body.error.message, /x-cert-event-token is not accepted: it sends the secret itself/);
+    const wrongKey = signed({ domain: 'tunn.example.test', status: 'issued' }, { token: 'not-the-cert-event-token' });
+    const wrong = await post(wrongKey.raw, wrongKey.headers);
+    assert.equal(wrong.status, 401);
+    assert.match(wrong.body.error.message, /x-cert-event-signature does not match/);
+    // A body changed after signing does not match either.
+    const tampered = signed({ domain: 'tunn.example.test', status: 'issued' });
+    assert.equal((await post(tampered.raw.replace('issued', 'expiring'), tampered.headers)).status, 401);
+    const stale = signed({ domain: 'tunn.example.test', status: 'issued' }, { at: id.clock.now() - 6 * 60_000 });
+    const old = await post(stale.raw, stale.headers);
+    assert.equal(old.status, 401);
+    assert.match(old.body.error.message, /x-cert-event-timestamp is 36\d s old \(allowed: 300 s\)/);
+    const bad = signed({ domain: 'tunn.example.test', status: 'nope' });
+    const badRes = await post(bad.raw, bad.headers);
+    assert.equal(badRes.status, 400);
+    assert.match(badRes.body.error.message, /status: one of/);
+    const good = signed({ domain: 'tunn.example.test', status: 'tls_error', error: 'external manager: CA said no' });
+    assert.equal((await post(good.raw, good.headers)).status, 202);
+    const again = await post(good.raw, good.headers);
+    assert.equal(again.status, 409);
+    assert.match(again.body.error.message, /already received/);
     const show = await call('owner', 'GET', '/v1/domains/tunn.example.test');
     assert.equal(show.body.domain.tls.status, 'tls_error');
     assert.equal(show.body.domain.tls.lastError, 'external manager: CA said no');
+    const huge = signed({ domain: 'tunn.example.test', status: 'issued', message: 'x'.repeat(70 * 1024) });
+    assert.equal((await post(huge.raw, huge.headers)).status, 413);
   });
 
   it('delete: the owner removes the domain and its certificate', async () => {

@@ -1,6 +1,8 @@
 import { Hono } from 'hono';
 import type { Identity } from '../auth/identity.ts';
 import type { AlertHook } from '../certs/alerts.ts';
+import { bodyLimit } from 'hono/body-limit';
+import { LEGACY_TOKEN_HEADER, ReplayGuard, SIGNATURE_HEADER, TIMESTAMP_HEADER } from '../certs/cert-event-signature.ts';
 import { handleCertEvent } from '../certs/cert-events.ts';
 import { customDomainDecision } from '../certs/decision.ts';
 import { verifyDomain } from '../certs/domain-verify.ts';
@@ -28,7 +30,7 @@ export interface DomainApiOptions {
   strict: boolean;
   /** Issues the wildcard right after verification and lists certificates; optional in tests. */
   manager?: CertManager;
-  /** `--cert-event-token`; without it `POST /v1/domains/cert-events` answers 404. */
+  /** `--cert-event-token(-file)`, the key that signs cert events; without it `POST /v1/domains/cert-events` answers 404. */
   certEventToken?: string;
   onAlert?: AlertHook;
   clock?: Clock;
@@ -143,18 +145,17 @@ export function domainRoutes(identity: Identity, opts: DomainApiOptions) {
 
   const parseDomain = (input: string) => normalizeCustomDomain(input, opts.relayDomain);
 
+  // Signed cert events are accepted once each (src/certs/cert-event-signature.ts).
+  const certEventReplay = new ReplayGuard();
+  const certEventBodyLimit = bodyLimit({ maxSize: 64 * 1024, onError: (c) => c.json({ error: { code: 'INVALID_INPUT', message: 'a cert event body is at most 64 KiB' } }, 413) });
+
   return new Hono<ApiEnv>()
-    .post('/cert-events', async (c) => {
-      let body: unknown;
-      try {
-        body = await c.req.json();
-      } catch {
-        body = undefined;
-      }
-      const r = await handleCertEvent({ store, token: opts.certEventToken, clock: opts.clock ?? identity.clock, onAlert: opts.onAlert }, c.req.header('x-cert-event-token'), body);
+    .post('/cert-events', certEventBodyLimit, async (c) => {
+      const headers = { timestamp: c.req.header(TIMESTAMP_HEADER), signature: c.req.header(SIGNATURE_HEADER), legacyToken: c.req.header(LEGACY_TOKEN_HEADER) };
+      const r = await handleCertEvent({ store, token: opts.certEventToken, replay: certEventReplay, clock: opts.clock ?? identity.clock, onAlert: opts.onAlert }, headers, await c.req.text());
       if (r.status !== 202) {
-        const code = r.status === 401 ? 'AUTH_INVALID_TOKEN' : r.status === 404 ? 'NOT_FOUND' : 'INVALID_INPUT';
-        return c.json({ error: { code, message: String(r.body.message) } }, r.status);
+        const codes = { 400: 'INVALID_INPUT', 401: 'AUTH_INVALID_TOKEN', 404: 'NOT_FOUND', 409: 'CONFLICT', 429: 'RATE_LIMITED' } as const;
+        return c.json({ error: { code: codes[r.status], message: String(r.body.message) } }, r.status);
       }
       return c.json(r.body, 202);
     })

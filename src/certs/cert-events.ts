@@ -1,44 +1,58 @@
-import { timingSafeEqual, createHash } from 'node:crypto';
 import { systemClock, type Clock } from '../lib/clock.ts';
 import { nowIso } from '../lib/ids.ts';
 import type { TlsStatus } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
 import type { AlertHook } from './alerts.ts';
+import { verifyCertEvent, type ReplayGuard } from './cert-event-signature.ts';
 import { domainByName, updateDomainTls, type DomainTlsPatch } from './domains.ts';
 import { recordCertEvent } from './events.ts';
 
 // `POST /v1/domains/cert-events` (seed 001): an external certificate manager reports a
-// domain's certificate state, authenticated by the shared `x-cert-event-token`. Mounted by the
-// API as: const r = await handleCertEvent(deps, c.req.header('x-cert-event-token'), await c.req.json()); return c.json(r.body, r.status)
+// domain's certificate state, in a request signed with the shared cert event token
+// (cert-event-signature.ts: HMAC over timestamp and body, a replay window). Mounted by the
+// API as: const r = await handleCertEvent(deps, headers, await c.req.text()); return c.json(r.body, r.status)
 
 export interface CertEventDeps {
   store: Store;
   /** The configured token; undefined disables the endpoint (404). */
   token: string | undefined;
+  /** Signatures already accepted; one guard for the life of the endpoint. */
+  replay: ReplayGuard;
   clock?: Clock;
   onAlert?: AlertHook;
 }
 
+/** The request headers the endpoint reads. */
+export interface CertEventHeaders {
+  timestamp?: string;
+  signature?: string;
+  /** The old x-cert-event-token header, refused. */
+  legacyToken?: string;
+}
+
 export interface CertEventResponse {
-  status: 202 | 400 | 401 | 404;
+  status: 202 | 400 | 401 | 404 | 409 | 429;
   body: Record<string, unknown>;
 }
 
 const STATUSES: readonly TlsStatus[] = ['pending_issue', 'pending_route', 'issued', 'expiring', 'tls_error', 'passthrough_unverified'];
-
-function sameToken(a: string, b: string): boolean {
-  // Compare digests so neither the length nor the content leaks through timing.
-  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
-}
 
 /**
  * Body: { domain, status (one of the lifecycle states), certificate_ref?, not_after? (ISO),
  * error?, message? }. Updates the domain's lifecycle columns, appends an `external` event, and
  * alerts on tls_error.
  */
-export async function handleCertEvent(deps: CertEventDeps, tokenHeader: string | undefined, body: unknown): Promise<CertEventResponse> {
-  if (!deps.token) return { status: 404, body: { error: 'not_found', message: 'the cert-events endpoint is disabled on this relay (no cert event token configured)' } };
-  if (!tokenHeader || !sameToken(tokenHeader, deps.token)) return { status: 401, body: { error: 'unauthorized', message: 'missing or wrong x-cert-event-token' } };
+export async function handleCertEvent(deps: CertEventDeps, headers: CertEventHeaders, rawBody: string): Promise<CertEventResponse> {
+  if (!deps.token) return { status: 404, body: { error: 'not_found', message: 'the cert-events endpoint is disabled on this relay (no cert event token configured: --cert-event-token-file)' } };
+  const now = (deps.clock ?? systemClock).now();
+  const signed = verifyCertEvent({ token: deps.token, headers, body: rawBody, now, guard: deps.replay });
+  if (!signed.ok) return { status: signed.status, body: { error: signed.status === 409 ? 'replayed' : signed.status === 429 ? 'rate_limited' : 'unauthorized', message: signed.message } };
+  let body: unknown;
+  try {
+    body = JSON.parse(rawBody);
+  } catch {
+    return { status: 400, body: { error: 'invalid_input', message: 'the body must be a JSON object: { "domain", "status", … }' } };
+  }
   const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
   const errors: string[] = [];
   const domain = typeof b.domain === 'string' ? b.domain.trim().toLowerCase() : '';
@@ -51,7 +65,6 @@ export async function handleCertEvent(deps: CertEventDeps, tokenHeader: string |
   if (errors.length) return { status: 400, body: { error: 'invalid_input', message: errors.join('; '), errors } };
   const row = await domainByName(deps.store, domain);
   if (!row) return { status: 404, body: { error: 'not_found', message: `${domain} is not a registered domain` } };
-  const now = (deps.clock ?? systemClock).now();
   const patch: DomainTlsPatch = {
     tls_status: status,
     tls_last_checked_at: nowIso(now),

@@ -3,6 +3,7 @@ import * as x509 from '@peculiar/x509';
 import { webcrypto, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tightenIfExists, writePrivateFile } from '../lib/private-files.ts';
 
 // A local certificate authority for `--dev`: created once in the data dir, it signs leaf
 // certificates for the relay's names so that curl --cacert, browsers that import it, and
@@ -89,12 +90,13 @@ export async function ensureDevCa(dataDir: string): Promise<KeyAndCert & { certP
   const certPath = join(dataDir, DEV_CA_CERT_FILE);
   const keyPath = join(dataDir, DEV_CA_KEY_FILE);
   if (existsSync(certPath) && existsSync(keyPath)) {
+    tightenIfExists(keyPath);
     const ca = { certPem: readFileSync(certPath, 'utf8'), keyPem: readFileSync(keyPath, 'utf8') };
     const valid = new X509Certificate(ca.certPem);
     if (Date.parse(valid.validTo) > Date.now() + 86_400_000) return { ...ca, certPath };
   }
   const ca = await createCa('tunn dev CA (local only)');
-  writeFileSync(keyPath, ca.keyPem, { mode: 0o600 });
+  writePrivateFile(keyPath, ca.keyPem);
   writeFileSync(certPath, ca.certPem, { mode: 0o644 });
   return { ...ca, certPath };
 }

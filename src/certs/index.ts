@@ -1,6 +1,7 @@
 export { ACME_DIRECTORIES, AcmeIssuer, resolveAcmeDirectory, type AcmeIssuerOptions } from './acme-issuer.ts';
 export { createAlerter, type AlertHook, type AlerterOptions, type CertAlert } from './alerts.ts';
-export { handleCertEvent, type CertEventDeps, type CertEventResponse } from './cert-events.ts';
+export { handleCertEvent, type CertEventDeps, type CertEventHeaders, type CertEventResponse } from './cert-events.ts';
+export { CERT_EVENT_WINDOW_MS, certEventHeaders, ReplayGuard, signCertEvent, verifyCertEvent } from './cert-event-signature.ts';
 export { customDomainDecision, relayDecisionFunc, type CertDecision, type DecisionFunc, type RelayDecisionOptions } from './decision.ts';
 export { createCa, ensureDevCa, issueLeaf, DEV_CA_CERT_FILE, type KeyAndCert } from './dev-ca.ts';
 export { verifyDomain, type VerifyDomainOptions } from './domain-verify.ts';

@@ -13,6 +13,7 @@ import { ensureAccount, type Account } from '../store/accounts.ts';
 import { openStore, type Store } from '../store/store.ts';
 import { customerZone, startDnsWorld, type DnsWorld } from '../../test/support/dns-world.ts';
 import type { CertAlert } from './alerts.ts';
+import { certEventHeaders, ReplayGuard } from './cert-event-signature.ts';
 import { handleCertEvent } from './cert-events.ts';
 import { relayDecisionFunc } from './decision.ts';
 import { createCa, issueLeaf, type KeyAndCert } from './dev-ca.ts';
@@ -113,16 +114,21 @@ describe('custom domain lifecycle (self-signed and file issuers)', () => {
     assert.equal((await listCertEvents(store, 'tunn.example.test'))[0]?.kind, 'probe_drift');
   });
 
-  it('accepts cert events from an external manager only with the token', async () => {
-    const deps = { store, token: 'secret-token', clock };
-    assert.equal((await handleCertEvent({ ...deps, token: undefined }, 'x', {})).status, 404);
-    assert.equal((await handleCertEvent(deps, undefined, { domain: 'pass.example.test', status: 'issued' })).status, 401);
-    assert.equal((await handleCertEvent(deps, 'wrong', { domain: 'pass.example.test', status: 'issued' })).status, 401);
-    const bad = await handleCertEvent(deps, 'secret-token', { domain: 'pass.example.test', status: 'great', not_after: 'soon' });
+  it('accepts cert events from an external manager only when signed with the token', async () => {
+    const deps = { store, token: 'secret-token', clock, replay: new ReplayGuard() };
+    const send = (body: unknown, token = 'secret-token') => {
+      const raw = JSON.stringify(body);
+      const h = certEventHeaders(token, raw, clock.now());
+      return handleCertEvent(deps, { timestamp: h['x-cert-event-timestamp'], signature: h['x-cert-event-signature'] }, raw);
+    };
+    assert.equal((await handleCertEvent({ ...deps, token: undefined }, {}, '{}')).status, 404);
+    assert.equal((await handleCertEvent(deps, {}, JSON.stringify({ domain: 'pass.example.test', status: 'issued' }))).status, 401);
+    assert.equal((await send({ domain: 'pass.example.test', status: 'issued' }, 'wrong')).status, 401);
+    const bad = await send({ domain: 'pass.example.test', status: 'great', not_after: 'soon' });
     assert.equal(bad.status, 400);
     assert.match(String(bad.body.message), /status: one of .*not_after/);
-    assert.equal((await handleCertEvent(deps, 'secret-token', { domain: 'nope.example.test', status: 'issued' })).status, 404);
-    const okay = await handleCertEvent(deps, 'secret-token', { domain: 'pass.example.test', status: 'tls_error', error: 'upstream cert expired' });
+    assert.equal((await send({ domain: 'nope.example.test', status: 'issued' })).status, 404);
+    const okay = await send({ domain: 'pass.example.test', status: 'tls_error', error: 'upstream cert expired' });
     assert.deepEqual(okay, { status: 202, body: { ok: true, domain: 'pass.example.test', tls_status: 'tls_error' } });
     const row = await domainByName(store, 'pass.example.test');
     assert.equal(row?.tlsStatus, 'tls_error');

@@ -1,11 +1,13 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import { localhostAwareLookup } from '../agent/target.ts';
+import { fromEnv, resolveSecretLayer } from '../config/config.ts';
 import { TunnError, type TunnErrorCode } from '../lib/errors.ts';
+import { writePrivateFile } from '../lib/private-files.ts';
 
 // The CLI's side of the relay API: where credentials live (the user's config dir, mode 0600)
 // and a small JSON client over node:https that trusts --relay-ca and resolves *.localhost.
@@ -48,8 +50,7 @@ export function saveCredentials(relay: string, c: SavedCredentials): string {
   f.relays[normalizeRelay(relay)] = c;
   f.default = normalizeRelay(relay);
   const p = credentialsPath();
-  writeFileSync(p, JSON.stringify(f, null, 2) + '\n', { mode: 0o600 });
-  chmodSync(p, 0o600);
+  writePrivateFile(p, JSON.stringify(f, null, 2) + '\n');
   return p;
 }
 
@@ -57,7 +58,7 @@ export function removeCredentials(relay: string): void {
   const f = readFile();
   delete f.relays[normalizeRelay(relay)];
   if (f.default === normalizeRelay(relay)) f.default = Object.keys(f.relays)[0];
-  writeFileSync(credentialsPath(), JSON.stringify(f, null, 2) + '\n', { mode: 0o600 });
+  writePrivateFile(credentialsPath(), JSON.stringify(f, null, 2) + '\n');
 }
 
 export function loadCredentials(relay?: string): (SavedCredentials & { relay: string }) | undefined {
@@ -82,13 +83,16 @@ export interface ApiTarget {
   relayCa?: string;
 }
 
-/** --relay/--token/--relay-ca from flags, then TUNN_* env, then saved credentials. */
-export function resolveApiTarget(flags: { relay?: string; token?: string; relayCa?: string }, env: NodeJS.ProcessEnv = process.env): ApiTarget {
+/** --relay/--token (--token-file)/--relay-ca from flags, then TUNN_* env, then saved credentials. */
+export function resolveApiTarget(flags: { relay?: string; token?: string; tokenFile?: string; relayCa?: string }, env: NodeJS.ProcessEnv = process.env): ApiTarget {
   const relayFlag = flags.relay ?? env.TUNN_RELAY;
   const saved = loadCredentials(relayFlag);
   const relay = relayFlag ?? saved?.relay;
   if (!relay) throw new TunnError('AUTH_REQUIRED', 'no relay: pass --relay https://<relay> or sign in with `tunn login --relay https://<relay>`');
-  return { relay: normalizeRelay(relay), token: flags.token ?? env.TUNN_TOKEN ?? saved?.token, relayCa: flags.relayCa ?? env.TUNN_RELAY_CA ?? saved?.relayCa };
+  const fromFlags = resolveSecretLayer({ token: flags.token, tokenFile: flags.tokenFile });
+  const fromEnvironment = resolveSecretLayer(fromEnv(['token'], env));
+  const token = (fromFlags.token ?? fromEnvironment.token ?? saved?.token) as string | undefined;
+  return { relay: normalizeRelay(relay), token, relayCa: flags.relayCa ?? env.TUNN_RELAY_CA ?? saved?.relayCa };
 }
 
 export class ApiClient {
@@ -107,10 +111,11 @@ export class ApiClient {
   }
 
   /** Calls the API; throws TunnError with the relay's message on a non-2xx answer. */
-  async call<T>(method: string, path: string, body?: unknown, opts: { auth?: boolean; raw?: boolean } = {}): Promise<T> {
+  /** `headers` adds headers computed from the exact payload sent (a signature). */
+  async call<T>(method: string, path: string, body?: unknown, opts: { auth?: boolean; raw?: boolean; headers?: (payload: string) => Record<string, string> } = {}): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (opts.auth !== false) {
-      if (!this.target.token) throw new TunnError('AUTH_REQUIRED', `not signed in to ${this.target.relay}: run \`tunn login --relay ${this.target.relay}\` or pass --token`);
+      if (!this.target.token) throw new TunnError('AUTH_REQUIRED', `not signed in to ${this.target.relay}: run \`tunn login --relay ${this.target.relay}\` or pass --token-file FILE (or set TUNN_TOKEN)`);
       headers.authorization = `Bearer ${this.target.token}`;
     }
     let payload: string | undefined;
@@ -119,6 +124,7 @@ export class ApiClient {
       headers['content-type'] = 'application/json';
       headers['content-length'] = String(Buffer.byteLength(payload));
     }
+    if (opts.headers) Object.assign(headers, opts.headers(payload ?? ''));
     const res = await this.#send(method, path, headers, payload);
     let json: unknown;
     try {

@@ -139,7 +139,8 @@ export async function domainAdd(api: DomainApi, domain: string, opts: { wait: bo
 function common(cmd: Command): Command {
   return cmd
     .option('--relay <url>', 'relay URL (env TUNN_RELAY; default: the one you logged in to)')
-    .option('--token <token>', 'access token (env TUNN_TOKEN; default: the one `tunn login` saved)')
+    .option('--token <token>', 'access token (env TUNN_TOKEN; default: the one `tunn login` saved; visible to other local users: prefer --token-file)')
+    .option('--token-file <file>', 'read the access token from this file (one line; env TUNN_TOKEN_FILE)')
     .option('--relay-ca <file>', 'extra CA certificate to trust for the relay (env TUNN_RELAY_CA)')
     .option('--json', 'print JSON');
 }

@@ -11,6 +11,7 @@ import { printJson } from './output.ts';
 interface CommonFlags {
   relay?: string;
   token?: string;
+  tokenFile?: string;
   relayCa?: string;
   json?: boolean;
 }
@@ -18,7 +19,8 @@ interface CommonFlags {
 export function apiFlags(cmd: Command): Command {
   return cmd
     .option('--relay <url>', 'relay URL (default: the one you signed in to; env TUNN_RELAY)')
-    .option('--token <token>', 'use this token instead of the saved credentials (env TUNN_TOKEN)')
+    .option('--token <token>', 'use this token instead of the saved credentials (env TUNN_TOKEN; visible to other local users: prefer --token-file)')
+    .option('--token-file <file>', 'read the token from this file (one line; env TUNN_TOKEN_FILE)')
     .option('--relay-ca <file>', 'extra CA to trust for the relay (env TUNN_RELAY_CA)')
     .option('--json', 'print JSON');
 }
@@ -34,7 +36,7 @@ function out(flags: CommonFlags, obj: Record<string, unknown>, human: () => stri
 
 
 export async function runLogin(flags: CommonFlags & { browser?: boolean }): Promise<void> {
-  const target = resolveApiTarget({ ...flags, token: undefined });
+  const target = resolveApiTarget({ ...flags, token: undefined, tokenFile: undefined });
   const api = new ApiClient({ ...target, token: undefined });
   const start = await api.call<DeviceStart>('POST', '/v1/auth/device', { client_name: `tunn CLI on ${hostname()}` }, { auth: false });
   if (flags.json) printJson({ event: 'login', verificationUri: start.verification_uri, verificationUriComplete: start.verification_uri_complete, userCode: start.user_code, expiresIn: start.expires_in });

@@ -1,10 +1,12 @@
 import './v8-setup.ts';
 import { Command, Option } from 'commander';
 import { errorMessage, TunnError } from '../lib/errors.ts';
+import { registerCertEventCommand } from './cert-event-command.ts';
 import { completionScript } from './completion.ts';
 import { registerDomainCommands } from './domain-commands.ts';
 import { ApiClient, resolveApiTarget } from './api-client.ts';
 import { registerIdentityCommands } from './identity-commands.ts';
+import { secretOption, warnSecretsOnCommandLine } from './secret-flags.ts';
 
 // Entry point: parse flags, hand over to the run-* functions. No logic here.
 // Each command loads its own modules when it runs, so an agent does not carry the relay's code
@@ -14,7 +16,7 @@ const tokenCommands = () => import('./run-token.ts');
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
 function relayFlags(cmd: Command): Command {
-  return cmd
+  cmd
     .option('--domain <domain>', 'DNS name the relay serves (tunnels are <name>.<domain>)')
     .option('--https-port <port>', 'HTTPS port for visitors and agents (0 = any free port)')
     .option('--http-port <port>', 'plain HTTP port: redirects to HTTPS, or serves in --dev (0 = any free port)')
@@ -23,19 +25,25 @@ function relayFlags(cmd: Command): Command {
     .option('--dev', 'local development: tunn.localhost, ports 8443/8080, a dev CA, plain HTTP served')
     .option('--tls-cert <file>', 'certificate chain (PEM) for the relay domain and its wildcard')
     .option('--tls-key <file>', 'private key (PEM) for --tls-cert')
-    .option('--store <url>', 'database: a SQLite file path or postgres:// URL (default: tunn.db in the data dir)')
+    .option('--store <url>', 'database: a SQLite file path or postgres:// URL (default: tunn.db in the data dir); env TUNN_STORE')
+    .option('--store-file <file>', 'read the --store value (a postgres:// URL with its password) from this file (one line; env TUNN_STORE_FILE)');
+  secretOption(cmd, 'secretKey', 'key', 'the key that seals secrets at rest (default: secret.key in the data dir)', { fileOnly: true });
+  cmd
     .option('--idle-timeout <seconds>', 'close public connections idle this long (default 3600)')
-    .option('--head-timeout <seconds>', 'time a client has to send a request head (default 30)')
-    .option('--metrics-token <token>', 'bearer token that may read /metrics from non-loopback addresses')
+    .option('--head-timeout <seconds>', 'time a client has to send a request head (default 30)');
+  secretOption(cmd, 'metricsToken', 'token', 'the bearer token that may read /metrics from non-loopback addresses');
+  cmd
     .option('--oidc-issuer <url>', 'sign-in with any OpenID Connect issuer (discovery, PKCE)')
-    .option('--oidc-client-id <id>', 'client id registered with --oidc-issuer')
-    .option('--oidc-client-secret <secret>', 'client secret for --oidc-client-id')
+    .option('--oidc-client-id <id>', 'client id registered with --oidc-issuer');
+  secretOption(cmd, 'oidcClientSecret', 'secret', 'the client secret for --oidc-client-id');
+  cmd
     .option('--oidc-name <name>', 'label of the OIDC button on the login page')
-    .option('--github-client-id <id>', 'sign-in with GitHub (OAuth app client id)')
-    .option('--github-client-secret <secret>', 'GitHub OAuth app client secret')
-    .option('--google-client-id <id>', 'sign-in with Google (OAuth client id)')
-    .option('--google-client-secret <secret>', 'Google OAuth client secret')
-    .option('--smtp-url <url>', 'send sign-in links by email through this SMTP server, e.g. smtp://mail:587')
+    .option('--github-client-id <id>', 'sign-in with GitHub (OAuth app client id)');
+  secretOption(cmd, 'githubClientSecret', 'secret', 'the GitHub OAuth app client secret');
+  cmd.option('--google-client-id <id>', 'sign-in with Google (OAuth client id)');
+  secretOption(cmd, 'googleClientSecret', 'secret', 'the Google OAuth client secret');
+  secretOption(cmd, 'smtpUrl', 'url', 'the SMTP server that sends sign-in links, e.g. smtp://user:pass@mail:587');
+  cmd
     .option('--mail-from <address>', 'From address of sign-in emails')
     .addOption(new Option('--admin-email <email>', 'an operator who may list every account\'s events (repeatable)').argParser(collect))
     .option('--acme-directory <url>', 'issue certificates from this ACME CA: a directory URL, letsencrypt or letsencrypt-staging')
@@ -46,15 +54,16 @@ function relayFlags(cmd: Command): Command {
     .option('--dns-resolver <host:port>', 'resolver that checks customers\' DNS records (default: the system\'s)')
     .option('--strict-domain-verify', 'custom domains also need a _tunn-verify.<domain> TXT token')
     .option('--relay-certs <mode>', 'the relay\'s own names: wildcard (DNS-01, default) or per-host (HTTP-01/TLS-ALPN-01)')
-    .option('--acme-challenge <types>', 'ACME challenges the relay answers, in priority order: dns-01,http-01,tls-alpn-01 (default; dns-01 only with the relay\'s DNS server). Wildcards always use dns-01')
-    .option('--cert-event-token <token>', 'enables POST /v1/domains/cert-events for an external certificate manager')
-    .option('--alert-webhook <url>', 'POST certificate alerts (expiry, failures, drift) as JSON to this URL')
+    .option('--acme-challenge <types>', 'ACME challenges the relay answers, in priority order: dns-01,http-01,tls-alpn-01 (default; dns-01 only with the relay\'s DNS server). Wildcards always use dns-01');
+  secretOption(cmd, 'certEventToken', 'token', 'the key that signs POST /v1/domains/cert-events (enables it, for an external certificate manager)');
+  secretOption(cmd, 'alertWebhook', 'url', 'the URL that receives certificate alerts (expiry, failures, drift) as JSON POSTs');
+  return cmd
     .option('--config <file>', 'JSON file with any of these settings')
     .option('--json', 'log JSON lines on stdout');
 }
 
 export function buildProgram(): Command {
-  const program = new Command('tunn')
+  const program: Command = new Command('tunn')
     .description('Expose a local service at a real HTTPS hostname, reachable only by the people you name.')
     .version('0.1.0')
     .argument('[target]', 'local service: a port (8080), host:port, or http(s)://host:port')
@@ -63,9 +72,7 @@ export function buildProgram(): Command {
     .addOption(new Option('-a, --allow <who>', 'who may visit: email, @domain, or group:name (repeatable)').argParser(collect))
     .option('--public', 'open the tunnel to everyone (tunnels are private by default)')
     .option('--relay <url>', 'relay URL, e.g. https://tunn.example.com (env TUNN_RELAY)')
-    .option('--token <token>', 'agent token (env TUNN_TOKEN)')
     .option('--relay-ca <file>', 'extra CA certificate to trust for the relay, e.g. its dev CA (env TUNN_RELAY_CA)')
-    .option('--basic-auth <user:pass>', 'also require this HTTP basic auth password')
     .addOption(new Option('--allow-ip <cidr>', 'only these client addresses, IPv4 or IPv6 CIDR (repeatable; checked first)').argParser(collect))
     .option('--rate-limit <n>', 'requests per minute per client IP (429 with Retry-After beyond)')
     .option('--rate-limit-tunnel <n>', 'requests per minute for the whole tunnel')
@@ -78,6 +85,8 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON lines on stdout')
     .showHelpAfterError()
     .enablePositionalOptions()
+    // Every command: a secret typed on the command line is readable by every local user.
+    .hook('preAction', (_program, action) => warnSecretsOnCommandLine(action))
     .action(async (target: string | undefined, opts: Record<string, unknown>, cmd: Command) => {
       if (!target) {
         cmd.help();
@@ -85,6 +94,8 @@ export function buildProgram(): Command {
       }
       await (await import('./run-agent.ts')).runAgent(target, opts);
     });
+  secretOption(program, 'token', 'token', 'the agent token');
+  secretOption(program, 'basicAuth', 'user:pass', 'an HTTP basic auth user:password that visitors must also give');
 
   const relay = relayFlags(program.command('relay').description('run a relay server')).action(async (opts: Record<string, unknown>) => (await import('./run-relay.ts')).runRelay(opts));
   const token = relay.command('token').description('manage agent tokens on this relay (works on the data dir)');
@@ -92,7 +103,9 @@ export function buildProgram(): Command {
   const onDataDir = (cmd: Command): Command =>
     cmd
       .option('--data-dir <dir>', "the relay's data dir", './tunn-data')
-      .option('--store <url>', "database URL, if not the data dir's SQLite file")
+      .option('--store <url>', "database URL, if not the data dir's SQLite file (env TUNN_STORE)")
+      .option('--store-file <file>', 'read the --store value from this file (env TUNN_STORE_FILE)')
+      .option('--secret-key-file <file>', "read the relay's secret-box key from this file (env TUNN_SECRET_KEY, TUNN_SECRET_KEY_FILE)")
       .option('--json', 'print JSON');
   onDataDir(
     token
@@ -116,9 +129,10 @@ export function buildProgram(): Command {
 
   registerIdentityCommands(program);
   registerDomainCommands(program, (o) => {
-    const client = new ApiClient(resolveApiTarget(o as { relay?: string; token?: string; relayCa?: string }));
+    const client = new ApiClient(resolveApiTarget(o as { relay?: string; token?: string; tokenFile?: string; relayCa?: string }));
     return { request: (method, path, body) => client.call(method, path, body) };
   });
+  registerCertEventCommand(program.commands.find((c) => c.name() === 'cert')!);
 
   program
     .command('completion')

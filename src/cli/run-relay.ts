@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { fromEnv, fromFile, relayCrossChecks, relayDefaults, relaySchema, resolveConfig, type RelayOptions } from '../config/config.ts';
 import { systemClock } from '../lib/clock.ts';
 import { createLogger, type Logger } from '../lib/logger.ts';
+import { dataDirWarning } from '../lib/private-files.ts';
 import { domainByName } from '../certs/domains.ts';
 import { createCustomDomains, parseAcmeChallenges, parsePublicIps, type CustomDomains } from '../relay/custom-domains.ts';
 import { Relay, type RelayConfig, type RelayInfo } from '../relay/relay.ts';
@@ -48,7 +49,10 @@ export function relayConfigFrom(o: RelayOptions): RelayConfig {
 }
 
 export async function startRelay(o: RelayOptions, logger: Logger): Promise<{ relay: Relay; info: RelayInfo; customDomains: CustomDomains }> {
-  const relay = new Relay(relayConfigFrom(o), { logger, clock: systemClock });
+  const config = relayConfigFrom(o);
+  const loose = dataDirWarning(config.dataDir);
+  if (loose) logger.warn({ event: 'data_dir_open', dataDir: config.dataDir }, loose);
+  const relay = new Relay(config, { logger, clock: systemClock });
   await relay.init();
   const c = relay.config;
   // TUNN_TEST_CLOCK_FILE (tests only): a movable clock for certificates; see test-clock.ts.

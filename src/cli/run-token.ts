@@ -13,7 +13,7 @@ import { join } from 'node:path';
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
 async function openRelayTokens(flags: Record<string, unknown>) {
-  const o = relayOptionsFrom({ dataDir: flags.dataDir, store: flags.store, dev: true, domain: 'tunn.localhost' }, process.env);
+  const o = relayOptionsFrom({ dataDir: flags.dataDir, store: flags.store, storeFile: flags.storeFile, secretKeyFile: flags.secretKeyFile, dev: true, domain: 'tunn.localhost' }, process.env);
   const c = relayConfigFrom(o);
   const box = new SecretBox(loadSecretKey(c.secretKey, join(c.dataDir, 'secret.key')));
   const store = await openStore(c.storeUrl ?? join(c.dataDir, 'tunn.db'));
@@ -31,7 +31,7 @@ export async function runTokenCreate(flags: { email?: string; name?: string; jso
     const t = await tokens.issue({ accountId: account.id, kind: 'agent', label: flags.name ?? 'agent' });
     if (flags.json) printJson({ event: 'token', token: t.token, id: t.jti, email: account.email });
     else process.stdout.write(`${t.token}\n`);
-    if (!flags.json) process.stderr.write(`tunn: agent token for ${account.email} (id ${t.jti}); use it with --token or TUNN_TOKEN\n`);
+    if (!flags.json) process.stderr.write(`tunn: agent token for ${account.email} (id ${t.jti}); save it to a file (mode 0600) and pass --token-file FILE, or set TUNN_TOKEN\n`);
   } finally {
     await store.close();
   }

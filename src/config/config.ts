@@ -1,9 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { TunnError } from '../lib/errors.ts';
+import { envName, fileKey, flagName, isSecretKey, resolveSecretFiles, type LayerSource } from './secrets.ts';
 
 // One place that turns defaults, a config file, the environment (TUNN_*) and flags into a
-// validated config, in that order of precedence, reporting every error at once.
+// validated config, in that order of precedence, reporting every error at once. Secret
+// settings (src/config/secrets.ts) also come from files in every layer: --token-file,
+// TUNN_TOKEN_FILE, "tokenFile" in the config file.
 
 const port = z.coerce.number({ error: 'must be a port number, 0-65535' }).int('must be a port number, 0-65535').min(0, 'must be 0-65535').max(65535, 'must be 0-65535');
 const seconds = z.coerce.number().positive('must be a positive number of seconds');
@@ -132,14 +135,19 @@ export const agentDefaults: Partial<AgentOptions> = {
   insecureTarget: false,
 };
 
-/** Reads TUNN_<UPPER_SNAKE> for each key of the schema. */
+/** Where each layer came from (layers made by fromEnv and fromFile; any other is flags). */
+const layerSources = new WeakMap<object, LayerSource>();
+
+/** Reads TUNN_<UPPER_SNAKE> for each key of the schema, and TUNN_<UPPER_SNAKE>_FILE for secrets. */
 export function fromEnv(keys: readonly string[], env: NodeJS.ProcessEnv): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const k of keys) {
-    const name = 'TUNN_' + k.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();
-    const v = env[name];
+    const v = env[envName(k)];
     if (v !== undefined && v !== '') out[k] = ['allow', 'allowIp', 'allowUpgrade', 'adminEmail'].includes(k) ? v.split(',').map((s) => s.trim()).filter(Boolean) : v;
+    const file = isSecretKey(k) ? env[envName(fileKey(k))] : undefined;
+    if (file !== undefined && file !== '') out[fileKey(k)] = file;
   }
+  layerSources.set(out, { kind: 'env' });
   return out;
 }
 
@@ -154,6 +162,7 @@ export function fromFile(path: string | undefined): Record<string, unknown> {
   try {
     const v = JSON.parse(text) as unknown;
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('the top level must be an object');
+    layerSources.set(v, { kind: 'file', path });
     return v as Record<string, unknown>;
   } catch (err) {
     throw new TunnError('CONFIG_INVALID', `the config file ${path} is not valid JSON: ${(err as Error).message}`);
@@ -164,27 +173,42 @@ function dropUndefined(o: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
 }
 
-const flagName = (k: string): string => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
-
 /** What to tell a user who left out a required setting. */
 export const missingHints: Record<string, string> = {
-  token: 'is required: pass --token or set TUNN_TOKEN (create one with `tunn relay token create` or `tunn login`)',
+  token: 'is required: pass --token-file FILE or set TUNN_TOKEN (create one with `tunn relay token create`), or sign in with `tunn login`',
   relay: 'is required: pass --relay https://<relay domain> or set TUNN_RELAY',
   domain: 'is required: pass --domain (the DNS name the relay serves), or --dev for tunn.localhost',
 };
 
+/** The secrets of one layer with their files read (for commands outside resolveConfig); throws CONFIG_INVALID naming every problem. */
+export function resolveSecretLayer(layer: Record<string, unknown>): Record<string, unknown> {
+  const r = resolveSecretFiles(dropUndefined(layer), layerSources.get(layer) ?? { kind: 'flags' });
+  if (r.problems.length) throw new TunnError('CONFIG_INVALID', `invalid configuration:\n  - ${r.problems.join('\n  - ')}`);
+  return r.layer;
+}
+
 /** Merges the layers and validates; throws CONFIG_INVALID listing every problem. */
 export function resolveConfig<S extends z.ZodObject | z.ZodPipe<z.ZodObject, z.ZodType>>(schema: S, layers: Record<string, unknown>[], crossChecks?: (merged: Record<string, unknown>) => string[]): z.infer<S> {
-  const merged = Object.assign({}, ...layers.map(dropUndefined));
+  const secretProblems: string[] = [];
+  const failedSecrets = new Set<string>();
+  const resolved = layers.map((l) => {
+    const r = resolveSecretFiles(dropUndefined(l), layerSources.get(l) ?? { kind: 'flags' });
+    secretProblems.push(...r.problems);
+    for (const k of r.failed) failedSecrets.add(k);
+    return r.layer;
+  });
+  const merged = Object.assign({}, ...resolved);
   const shape = 'shape' in schema ? schema.shape : (schema as z.ZodPipe<z.ZodObject, z.ZodType>).in.shape;
   const known = new Set(Object.keys(shape));
   const unknown = Object.keys(merged).filter((k) => !known.has(k));
   const r = schema.safeParse(merged);
-  const problems: string[] = unknown.map((k) => `unknown setting "${k}"`);
+  const problems: string[] = [...secretProblems, ...unknown.map((k) => `unknown setting "${k}"`)];
   if (crossChecks) problems.push(...crossChecks(merged));
   if (!r.success) {
     for (const issue of r.error.issues) {
       const key = String(issue.path[0] ?? '');
+      // A secret whose file could not be used is reported once, by what is wrong with the file.
+      if (failedSecrets.has(key)) continue;
       const msg = merged[key] === undefined || merged[key] === '' ? (missingHints[key] ?? 'is required') : issue.message;
       problems.push(`${flagName(key)}: ${msg}`);
     }

@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { TunnError } from './errors.ts';
+import { tightenIfExists, writePrivateFile } from './private-files.ts';
 
 // Secrets at rest (certificate private keys, token signing keys, OIDC secrets) are sealed
 // with AES-256-GCM. The key comes from the environment or a key file created on first start.
@@ -57,17 +58,17 @@ export function loadSecretKey(envValue: string | undefined, keyFile: string): Bu
   if (envValue) {
     const key = /^[0-9a-f]{64}$/i.test(envValue) ? Buffer.from(envValue, 'hex') : Buffer.from(envValue, 'base64');
     if (key.length !== 32) {
-      throw new TunnError('CONFIG_INVALID', 'TUNN_SECRET_KEY must be 32 bytes as 64 hex characters or base64; generate one with: openssl rand -hex 32');
+      throw new TunnError('CONFIG_INVALID', 'the secret-box key (TUNN_SECRET_KEY or --secret-key-file) must be 32 bytes as 64 hex characters or base64; generate one with: openssl rand -hex 32');
     }
     return key;
   }
   if (existsSync(keyFile)) {
+    tightenIfExists(keyFile);
     const key = Buffer.from(readFileSync(keyFile, 'utf8').trim(), 'hex');
     if (key.length !== 32) throw new TunnError('CONFIG_INVALID', `the key file ${keyFile} is damaged: it must hold 64 hex characters`);
     return key;
   }
   const key = randomBytes(32);
-  writeFileSync(keyFile, key.toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
-  chmodSync(keyFile, 0o600);
+  writePrivateFile(keyFile, key.toString('hex') + '\n', { exclusive: true });
   return key;
 }

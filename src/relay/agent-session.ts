@@ -165,7 +165,7 @@ export class AgentSession implements SessionRef {
     if (m.version !== PROTOCOL_VERSION) {
       throw new TunnError('PROTOCOL_VERSION', `this relay speaks tunn protocol ${PROTOCOL_VERSION}, the agent ${m.version}: upgrade the older side`);
     }
-    if (typeof m.token !== 'string' || !m.token) throw new TunnError('AUTH_REQUIRED', 'no token: pass --token or set TUNN_TOKEN (create one with `tunn relay token create`)');
+    if (typeof m.token !== 'string' || !m.token) throw new TunnError('AUTH_REQUIRED', 'no token: pass --token-file FILE or set TUNN_TOKEN (create one with `tunn relay token create`)');
     let claims;
     try {
       claims = await this.#deps.tokens.verify(m.token, ['agent', 'pat']);

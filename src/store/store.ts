@@ -3,7 +3,8 @@ import { mkdirSync } from 'node:fs';
 import type { DatabaseSync } from 'node:sqlite';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TunnError } from '../lib/errors.ts';
+import { errorMessage, TunnError } from '../lib/errors.ts';
+import { ensurePrivateFile, tightenIfExists } from '../lib/private-files.ts';
 import { migrations } from './migrations.ts';
 import type { Database } from './schema.ts';
 import { openSqlite } from './sqlite-driver.ts';
@@ -35,7 +36,17 @@ export async function openStore(url: string): Promise<Store> {
     dialect = 'postgres';
   } else {
     const path = url.replace(/^sqlite:/, '');
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    if (path !== ':memory:') {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      // The database holds sessions and sealed keys: 0600 whatever the dir's mode and umask
+      // (SQLite gives -wal and -shm the database file's mode; older files are tightened too).
+      try {
+        ensurePrivateFile(path);
+        for (const side of ['-wal', '-shm', '-journal']) tightenIfExists(path + side);
+      } catch (err) {
+        throw new TunnError('UNAVAILABLE', `opening the SQLite store ${path}: ${errorMessage(err)}; check that its directory exists and is writable by this user`, { cause: err });
+      }
+    }
     const { database, raw } = openSqlite(path);
     db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
     dialect = 'sqlite';

@@ -179,7 +179,7 @@ describe('CLI', () => {
 
   it('explains bad input and exits non-zero without connecting', async () => {
     const cases: [string[], RegExp][] = [
-      [['8080', '--relay', 'https://tunn.localhost:1'], /--token: is required: pass --token or set TUNN_TOKEN/],
+      [['8080', '--relay', 'https://tunn.localhost:1'], /--token: is required: pass --token-file FILE or set TUNN_TOKEN/],
       [['notaport', '--relay', 'https://x.example', '--token', 't'], /"notaport" is not a target/],
       [['8080', '--relay', 'not a url', '--token', 't'], /--relay.*(is not a URL|must be a URL)/],
       [['relay', '--domain', 'bad domain', '--https-port', '99999'], /--domain: must be a DNS name[\s\S]*--https-port: must be 0-65535/],
