@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { launchBrowser } from '../../test/support/browser.ts';
 import { account } from '../auth/testing.ts';
+import { stripTunnCookies } from '../auth/cookies.ts';
 import { randomBytes } from 'node:crypto';
 import { systemClock } from '../lib/clock.ts';
 import { SecretBox } from '../lib/secret-box.ts';
@@ -67,6 +68,14 @@ describe('login pages in Chromium', () => {
       return void res.end(d.body);
     }
     const forwarded = new Map(headers.filter(([n]) => !d.removeHeaders.includes(n)));
+    // The real gateway strips tunn's cookies on every request (src/relay/forward-headers.ts;
+    // guarded end to end in test/e2e/edge-hygiene.test.ts); the stand-in does the same.
+    const cookie = forwarded.get('cookie');
+    if (cookie !== undefined) {
+      const rest = stripTunnCookies(cookie);
+      if (rest === undefined) forwarded.delete('cookie');
+      else forwarded.set('cookie', rest);
+    }
     for (const [n, v] of d.setHeaders) forwarded.set(n, v);
     res.writeHead(200, { 'content-type': 'text/html' });
     res.end(`<h1>hello ${forwarded.get('tunn-user-email')}</h1><p id="cookie">${forwarded.get('cookie') ?? ''}</p>`);
