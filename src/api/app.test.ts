@@ -159,12 +159,15 @@ describe('API', () => {
     assert.match(again.headers.get('location')!, /^http:\/\/other\.tunn\.localhost:8080\/\.tunn\/auth\/callback\?code=/);
   });
 
-  it('refuses open redirects (security: return URLs only for hosts this relay serves)', async () => {
+  it('refuses open redirects (security: return URLs only for hosts this relay serves, in no spelling a browser reads as another host)', async () => {
     const { cookieValue } = await id.sessions.create({ accountId: me.id, email: me.email, host: 'tunn.localhost:8080' });
-    for (const evil of ['https://evil.com/', '//evil.com/', '/\\evil.com', 'javascript:alert(1)', 'http://app.tunn.localhost.evil.com/', 'http://user:pw@app.tunn.localhost/', 'ftp://app.tunn.localhost/']) {
+    // Finding 1: the relay's own host with "//evil" as its path was answered with Location: //evil.example/.
+    const evils = ['http://tunn.localhost:8080//evil.example/', 'http://tunn.localhost:8080/%2f%2fevil.example/', 'http://tunn.localhost:8080/%5cevil.example/', '/%2f%2fevil.example/', '/\t/evil.example/', '/%09/evil.example/'];
+    for (const evil of [...evils, 'https://evil.com/', '//evil.com/', '/\\evil.com', 'javascript:alert(1)', 'http://app.tunn.localhost.evil.com/', 'http://user:pw@app.tunn.localhost/', 'ftp://app.tunn.localhost/', 'http://app.tunn.localhost:8080//evil.example/']) {
       const res = await req('/login?return=' + encodeURIComponent(evil), { headers: { cookie: `tunn=${cookieValue}` } });
       assert.equal(res.status, 400, evil);
       assert.equal(res.headers.get('location'), null);
+      assert.match(await res.text(), /so tunn will not send you there/);
       const dev = await req('/login/dev', { method: 'POST', headers: FORM, body: new URLSearchParams({ email: 'a@b.com', return: evil }) });
       assert.equal(dev.status, 400, evil);
       assert.deepEqual(setCookies(dev), []);

@@ -1,6 +1,6 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { clearSessionCookie, readCookie, serializeSessionCookie, sessionCookieName } from '../auth/cookies.ts';
-import { checkReturnUrl } from '../auth/handoff.ts';
+import { checkReturnUrl, HOME, type ReturnPolicy, type ReturnTarget } from '../auth/return-url.ts';
 import { esc, PAGE_HEADERS, page } from '../auth/html.ts';
 import type { Identity } from '../auth/identity.ts';
 import type { Session } from '../auth/sessions.ts';
@@ -35,34 +35,37 @@ export function cookie(c: PageContext, name: string): string | undefined {
 export function pages(identity: Identity) {
   const secure = identity.relayUrl.protocol === 'https:';
   const relayHost = identity.relayUrl.host;
+  const returnPolicy: ReturnPolicy = { relayUrl: identity.relayUrl, isServedHost: identity.options.isServedHost, strict: secure && identity.options.dev !== true };
 
   async function currentSession(c: PageContext): Promise<Session | undefined> {
     return identity.sessions.lookup(cookie(c, sessionCookieName(secure)), relayHost);
   }
 
-  /** The checked return URL, or undefined; `refused` when one was given but is not ours. */
-  function returnUrl(raw: string | undefined): { url?: URL; refused: boolean } {
+  /** The checked return target, or undefined; `refused` when one was given but is not safe to follow. */
+  function returnUrl(raw: string | undefined): { target?: ReturnTarget; refused: boolean } {
     if (!raw) return { refused: false };
-    const url = checkReturnUrl(raw, identity.relayUrl, identity.options.isServedHost);
-    return { url, refused: !url };
+    const target = checkReturnUrl(raw, returnPolicy);
+    return { target, refused: !target };
   }
 
   function refusedPage(c: PageContext): Response {
-    return render(c, 400, 'Cannot continue there', '<p>The return address is not a site this relay serves, so tunn will not send you there.</p><p><a class="button" href="/login">Sign in to tunn</a></p>');
+    return render(c, 400, 'Cannot continue there', '<p>The return address is not a page of this relay or a site it serves (or it is written in a way browsers could read as another site), so tunn will not send you there.</p><p><a class="button" href="/login">Sign in to tunn</a></p>');
   }
 
-  /** Where a signed-in browser goes next: the relay path, or a hand-off to a tunnel host. */
-  async function continueTo(session: Session, url: URL | undefined): Promise<string> {
-    if (!url || url.host === relayHost) return url ? url.pathname + url.search : '/login';
-    return identity.handoff.start(session, url);
+  /** Where a signed-in browser goes next (every redirect after sign-in is built here): the relay path, or a hand-off to another host. */
+  async function continueTo(session: Session, target: ReturnTarget | undefined): Promise<string> {
+    if (!target) return '/login';
+    if (target.kind === 'relay') return target.path;
+    return identity.handoff.start(session, target.url);
   }
 
   /** Signs `email` in on the relay (creating the account on first login) and continues. */
   async function finishLogin(c: PageContext, email: string, rawReturn: string | undefined, extraHeaders: [string, string][] = []): Promise<Response> {
     const acct = await ensureAccount(identity.store, email, identity.clock.now());
     const { cookieValue, session } = await identity.sessions.create({ accountId: acct.id, email: acct.email, host: relayHost, ip: clientIp(c), userAgent: c.req.header('user-agent') });
-    const { url } = returnUrl(rawReturn);
-    return redirectTo(await continueTo(session, url), [['set-cookie', serializeSessionCookie(secure, cookieValue, identity.sessions.ttlSeconds)], ...extraHeaders]);
+    // A return value kept since the login started is checked again; refused now → HOME.
+    const { target, refused } = returnUrl(rawReturn);
+    return redirectTo(await continueTo(session, refused ? HOME : target), [['set-cookie', serializeSessionCookie(secure, cookieValue, identity.sessions.ttlSeconds)], ...extraHeaders]);
   }
 
   /**

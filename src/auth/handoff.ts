@@ -1,4 +1,5 @@
 import type { LoginCodes } from './login-codes.ts';
+import { safePath } from './return-url.ts';
 import { normaliseHost, type Session, type SessionService } from './sessions.ts';
 
 // Cross-domain login. A tunnel host (grafana.tunn.example.com, or a customer's own domain)
@@ -10,30 +11,6 @@ import { normaliseHost, type Session, type SessionService } from './sessions.ts'
 export const HANDOFF_TTL_SECONDS = 30;
 export const CALLBACK_PATH = '/.tunn/auth/callback';
 
-/**
- * The return URL if it is safe to send the browser there: http(s), no credentials, and a
- * host this relay serves (the relay itself or `isServedHost(hostname)`). Relative paths are
- * taken on the relay. Anything else → undefined (no open redirect).
- */
-export function checkReturnUrl(raw: string | undefined | null, relayUrl: URL, isServedHost: (hostname: string) => boolean): URL | undefined {
-  if (!raw) return undefined;
-  // Refuse scheme-relative and backslash tricks before the URL parser "fixes" them.
-  if (/^\s|[\\\x00-\x1f]/.test(raw)) return undefined;
-  if (raw.startsWith('/') && raw.startsWith('//')) return undefined;
-  let u: URL;
-  try {
-    u = raw.startsWith('/') ? new URL(raw, relayUrl) : new URL(raw);
-  } catch {
-    return undefined;
-  }
-  if (u.protocol !== 'https:' && u.protocol !== 'http:') return undefined;
-  if (u.username || u.password) return undefined;
-  if (u.host === relayUrl.host) return u;
-  const hostname = u.hostname.toLowerCase().replace(/\.$/, '');
-  if (hostname === relayUrl.hostname) return u;
-  return isServedHost(hostname) ? u : undefined;
-}
-
 export class Handoff {
   readonly #codes: LoginCodes;
   readonly #sessions: SessionService;
@@ -43,7 +20,7 @@ export class Handoff {
     this.#sessions = opts.sessions;
   }
 
-  /** The URL that hands `relaySession` over to the (already checked) return URL's host. */
+  /** The URL that hands `relaySession` over to the return URL's host (checked by checkReturnUrl()). */
   async start(relaySession: Session, returnUrl: URL): Promise<string> {
     const code = await this.#codes.issue({
       purpose: 'handoff',
@@ -67,9 +44,8 @@ export class Handoff {
     const parent = await this.#sessions.byId(c.sessionId);
     if (!parent) return undefined;
     const { cookieValue, session } = await this.#sessions.create({ accountId: parent.accountId, email: parent.email, host, ip: client.ip, userAgent: client.userAgent, parent });
-    const p = typeof c.data.returnPath === 'string' ? c.data.returnPath : '/';
-    // Same host only: a path, never "//other.host".
-    const returnPath = p.startsWith('/') && !p.startsWith('//') && !p.startsWith('/\\') ? p : '/';
+    // Same host only: a path, never "//other.host" (the one path check of return-url.ts).
+    const returnPath = (typeof c.data.returnPath === 'string' ? safePath(c.data.returnPath) : undefined) ?? '/';
     return { cookieValue, session, returnPath };
   }
 }
