@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { hc } from 'hono/client';
-import { account, gateRequest, identityFixture, RELAY_URL } from '../auth/testing.ts';
+import { account, formTokenIn, gateRequest, identityFixture, RELAY_URL } from '../auth/testing.ts';
 import { createApiApp, type ApiApp } from './app.ts';
 
 type Id = Awaited<ReturnType<typeof identityFixture>>;
@@ -205,7 +205,8 @@ describe('API', () => {
     assert.match(await (await req('/login', { headers: { cookie } })).text(), /signed in to tunn as <strong>bye@example.com/);
     const tampered = cookie.slice(0, -2) + (cookie.endsWith('AA') ? 'BB' : 'AA');
     assert.match(await (await req('/login', { headers: { cookie: tampered } })).text(), /Sign in to tunn/);
-    const out = await req('/logout', { method: 'POST', headers: { ...FORM, cookie }, body: '' });
+    const form = await (await req('/logout', { headers: { cookie } })).text();
+    const out = await req('/logout', { method: 'POST', headers: { ...FORM, cookie }, body: new URLSearchParams({ csrf: formTokenIn(form) }) });
     assert.equal(out.status, 200);
     assert.ok(setCookies(out).some((s) => s.startsWith('tunn=;') && s.includes('Max-Age=0')));
     assert.equal(await id.sessions.lookup(cookie.slice(5), 'tunn.localhost:8080'), undefined);
@@ -236,7 +237,7 @@ describe('API', () => {
     const confirm = await (await req(verify.pathname + verify.search, { headers: { cookie } })).text();
     assert.match(confirm, new RegExp(start.user_code));
     assert.match(confirm, /tunn on laptop/);
-    const approved = await req('/device', { method: 'POST', headers: { ...FORM, cookie }, body: new URLSearchParams({ user_code: start.user_code.toLowerCase().replace('-', ' '), action: 'approve' }) });
+    const approved = await req('/device', { method: 'POST', headers: { ...FORM, cookie }, body: new URLSearchParams({ user_code: start.user_code.toLowerCase().replace('-', ' '), action: 'approve', csrf: formTokenIn(confirm) }) });
     assert.equal(approved.status, 200);
     id.manualClock.advance(11_000);
     const [status, got] = await poll();

@@ -10,7 +10,7 @@ import { attemptCookie, cookie, pages, redirectTo, render, type PageContext } fr
 
 // The relay's login pages: /login (the methods the operator configured), OIDC and GitHub
 // (/login/oidc/:id), email magic links (/login/email), the dev login (/login/dev, only with
-// --dev) and /logout.
+// --dev) and /logout (a form post with the session's form token; GET only shows the form).
 
 const ATTEMPT_COOKIE = 'tunn_attempt';
 const OIDC_COOKIE = 'tunn_oidc';
@@ -47,6 +47,10 @@ export function loginRoutes(identity: Identity) {
     return render(c, 200, 'Sign in to tunn', parts.join('\n'), { banner: dev ? DEV_BANNER : undefined });
   }
 
+  function logoutForm(c: PageContext, ret?: string): string {
+    return `<form method="post" action="/logout">${p.hidden('return', ret)}${p.tokenField(c)}<button type="submit">Sign out</button></form>`;
+  }
+
   return new Hono<ApiEnv>()
     .use(p.sameOrigin)
     .get('/login', async (c) => {
@@ -55,7 +59,7 @@ export function loginRoutes(identity: Identity) {
       const session = await p.currentSession(c);
       if (session) {
         if (target) return redirectTo(await p.continueTo(session, target));
-        return render(c, 200, 'Signed in', `<p>You are signed in to tunn as <strong>${esc(session.email)}</strong>.</p><p><a class="button" href="/logout">Sign out</a></p>`);
+        return render(c, 200, 'Signed in', `<p>You are signed in to tunn as <strong>${esc(session.email)}</strong>.</p>${logoutForm(c)}`);
       }
       return loginPage(c, target);
     })
@@ -135,16 +139,20 @@ export function loginRoutes(identity: Identity) {
       }
     })
     .get('/logout', async (c) => {
-      const ret = c.req.query('return');
+      // Only shows the form: a GET (an <img>, a prefetch, a link on a sibling tunnel) signs nobody out.
+      const { target } = p.returnUrl(c.req.query('return'));
       const session = await p.currentSession(c);
-      const who = session ? `<p>You are signed in as <strong>${esc(session.email)}</strong>.</p>` : '<p>You are not signed in.</p>';
-      return render(c, 200, 'Sign out of tunn', `${who}<form method="post" action="/logout">${p.hidden('return', ((t) => t && targetHref(t))(p.returnUrl(ret).target))}<button type="submit">Sign out</button></form>`);
+      if (!session) return render(c, 200, 'Sign out of tunn', '<p>You are not signed in.</p><p><a class="button" href="/login">Sign in</a></p>');
+      return render(c, 200, 'Sign out of tunn', `<p>You are signed in as <strong>${esc(session.email)}</strong>.</p>${logoutForm(c, target && targetHref(target))}`);
     })
     .post('/logout', async (c) => {
       const f = await form(c);
       const session = await p.currentSession(c);
-      // Signs this browser out everywhere: the relay and every tunnel host it was handed to.
-      if (session) await identity.sessions.revokeFamily(session);
+      if (session) {
+        if (!p.hasFormToken(c, f)) return p.staleFormPage(c, '/logout');
+        // Signs this browser out everywhere: the relay and every tunnel host it was handed to.
+        await identity.sessions.revokeFamily(session);
+      }
       const { target } = p.returnUrl(f.return);
       if (target) return redirectTo(`/login?return=${encodeURIComponent(targetHref(target))}`, p.signedOutHeaders());
       return render(c, 200, 'Signed out', '<p>You are signed out of tunn.</p><p><a class="button" href="/login">Sign in</a></p>', { headers: p.signedOutHeaders() });

@@ -1,5 +1,6 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { clearSessionCookie, readCookie, serializeSessionCookie, sessionCookieName } from '../auth/cookies.ts';
+import { checkFormToken, crossOriginPost, formToken, refusedPostMessage } from '../auth/csrf.ts';
 import { checkReturnUrl, HOME, type ReturnPolicy, type ReturnTarget } from '../auth/return-url.ts';
 import { esc, PAGE_HEADERS, page } from '../auth/html.ts';
 import type { Identity } from '../auth/identity.ts';
@@ -37,8 +38,12 @@ export function pages(identity: Identity) {
   const relayHost = identity.relayUrl.host;
   const returnPolicy: ReturnPolicy = { relayUrl: identity.relayUrl, isServedHost: identity.options.isServedHost, strict: secure && identity.options.dev !== true };
 
+  function sessionCookie(c: PageContext): string | undefined {
+    return cookie(c, sessionCookieName(secure));
+  }
+
   async function currentSession(c: PageContext): Promise<Session | undefined> {
-    return identity.sessions.lookup(cookie(c, sessionCookieName(secure)), relayHost);
+    return identity.sessions.lookup(sessionCookie(c), relayHost);
   }
 
   /** The checked return target, or undefined; `refused` when one was given but is not safe to follow. */
@@ -69,19 +74,32 @@ export function pages(identity: Identity) {
   }
 
   /**
-   * Refuses cross-origin form posts. The session cookie is SameSite=Lax, so a cross-site POST
-   * would not carry it anyway; this also covers the pre-login forms.
+   * Refuses form posts that do not come from the relay's own pages (src/auth/csrf.ts): the
+   * one check of every state-changing POST here, signed in or not.
    */
   const sameOrigin: MiddlewareHandler<ApiEnv> = async (c, next) => {
     if (c.req.method === 'POST') {
-      const origin = c.req.header('origin');
-      const site = c.req.header('sec-fetch-site');
-      if ((origin && origin !== 'null' && origin !== identity.relayUrl.origin) || site === 'cross-site') {
-        return render(c, 403, 'Refused', '<p>This form was posted from another site.</p>');
-      }
+      const h = c.req.raw.headers;
+      const reason = crossOriginPost({ origin: present(h.get('origin')), secFetchSite: present(h.get('sec-fetch-site')) }, identity.relayUrl.origin);
+      if (reason) return render(c, 403, 'Refused', `<p>${esc(refusedPostMessage(reason))}</p>`);
     }
     await next();
   };
+
+  /** The hidden form-token field of the signed-in browser's forms. */
+  function tokenField(c: PageContext): string {
+    const v = sessionCookie(c);
+    return v ? hidden('csrf', formToken(v)) : '';
+  }
+
+  /** Whether a signed-in form post carries this session's form token. */
+  function hasFormToken(c: PageContext, form: Record<string, unknown>): boolean {
+    return checkFormToken(sessionCookie(c), typeof form.csrf === 'string' ? form.csrf : undefined);
+  }
+
+  function staleFormPage(c: PageContext, again: string): Response {
+    return render(c, 403, 'This form has expired', `<p>The form was not sent from this browser's current tunn session (it may be from an older sign-in, or from another site). Nothing was changed.</p><p><a class="button" href="${esc(again)}">Try again</a></p>`);
+  }
 
   function signedOutHeaders(): [string, string][] {
     return [['set-cookie', clearSessionCookie(secure)]];
@@ -91,5 +109,9 @@ export function pages(identity: Identity) {
     return value ? `<input type="hidden" name="${esc(name)}" value="${esc(value)}">` : '';
   }
 
-  return { currentSession, returnUrl, refusedPage, continueTo, finishLogin, sameOrigin, signedOutHeaders, hidden, secure, relayHost };
+  return { currentSession, returnUrl, refusedPage, continueTo, finishLogin, sameOrigin, tokenField, hasFormToken, staleFormPage, signedOutHeaders, hidden, secure, relayHost };
+}
+
+function present(v: string | null): string[] {
+  return v === null ? [] : [v];
 }
