@@ -20,7 +20,8 @@ import { createApiApp } from './app.ts';
 // @hono/node-server on port 0. A stand-in gateway on the same listener answers the tunnel
 // host (app.tunn.localhost) through gate.check(), so the whole visitor path runs: visit →
 // relay login → dev login → host-bound hand-off → page; a visitor not allowed → 403 naming
-// them; switch account; group change applies on the next request.
+// them; switch account (a form post); group change applies on the next request; a sibling
+// tunnel cannot sign the visitor out.
 
 describe('login pages in Chromium', () => {
   let server: Server;
@@ -29,6 +30,8 @@ describe('login pages in Chromium', () => {
   let identity: Identity;
   let port: number;
   let tunnel: TunnelPolicy;
+  /** Statuses the gate answered POST /.tunn/logout with (seen by the server: a framed 403 is blocked in the page). */
+  const logoutPosts: number[] = [];
 
   before(async () => {
     server = createServer();
@@ -47,6 +50,7 @@ describe('login pages in Chromium', () => {
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       const host = req.headers.host ?? '';
       if (host === `tunn.localhost:${port}`) return void api(req, res);
+      if (host === `evil.tunn.localhost:${port}`) return void sibling(res);
       void gateway(req, res, host);
     });
     browser = await launchBrowser();
@@ -63,6 +67,7 @@ describe('login pages in Chromium', () => {
     for (let i = 0; i < req.rawHeaders.length; i += 2) headers.push([req.rawHeaders[i]!.toLowerCase(), req.rawHeaders[i + 1]!]);
     const d = await identity.gate.check({ method: req.method!, path: req.url!, host, secure: false, clientIp: req.socket.remoteAddress!, headers, upgrade: false }, tunnel);
     if (d.kind === 'respond') {
+      if (req.method === 'POST' && req.url!.startsWith('/.tunn/logout')) logoutPosts.push(d.status);
       res.writeHead(d.status, d.headers.flat());
       return void res.end(d.body);
     }
@@ -70,6 +75,15 @@ describe('login pages in Chromium', () => {
     for (const [n, v] of d.setHeaders) forwarded.set(n, v);
     res.writeHead(200, { 'content-type': 'text/html' });
     res.end(`<h1>hello ${forwarded.get('tunn-user-email')}</h1><p id="cookie">${forwarded.get('cookie') ?? ''}</p>`);
+  }
+
+  /** A sibling tunnel's page (same site as the relay and app): tries to sign the visitor out. */
+  function sibling(res: ServerResponse): void {
+    const logout = `http://app.tunn.localhost:${port}/.tunn/logout`;
+    res.writeHead(200, { 'content-type': 'text/html' });
+    res.end(`<img src="${logout}" onerror="document.getElementById('f').submit()"><img src="${logout}?switch=1">
+<iframe name="sink"></iframe><form id="f" method="post" action="${logout}" target="sink"></form>
+<iframe sandbox="allow-forms allow-scripts" srcdoc="<form id=g method=post action='${logout}'></form><script>g.submit()</script>"></iframe>`);
   }
 
   it('takes a visitor through the dev login to the tunnel page, 403s a stranger, and switches account', async () => {
@@ -99,6 +113,33 @@ describe('login pages in Chromium', () => {
     await identity.groups.remove(tunnel.ownerAccountId, 'eng', ['alice@example.com']);
     const r = await page.reload();
     assert.equal(r?.status(), 403);
+    await ctx.close();
+  });
+
+  // Security property (issue 9, finding 7): a sibling tunnel's <img>, form post or sandboxed
+  // (Origin: null) form post to /.tunn/logout does not sign the visitor out.
+  it('a sibling tunnel cannot sign the visitor out', async () => {
+    await identity.groups.add(tunnel.ownerAccountId, 'eng', ['alice@example.com']);
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    await page.goto(`http://app.tunn.localhost:${port}/`);
+    await page.fill('form[data-dev-login] input[name=email]', 'alice@example.com');
+    await page.click('form[data-dev-login] button');
+    await page.waitForURL(`http://app.tunn.localhost:${port}/`);
+    logoutPosts.length = 0;
+    await page.goto(`http://evil.tunn.localhost:${port}/`);
+    await page.waitForLoadState('load');
+    // Both posts (the plain form and the sandboxed one) reached the gate, and were refused.
+    for (let i = 0; logoutPosts.length < 2 && i < 300; i++) await page.waitForTimeout(100);
+    assert.deepEqual(logoutPosts, [403, 403]);
+    await page.goto(`http://app.tunn.localhost:${port}/`);
+    assert.equal(await page.textContent('h1'), 'hello alice@example.com');
+    // Its own page still signs out, by the button.
+    await page.goto(`http://app.tunn.localhost:${port}/.tunn/logout`);
+    await page.click('form[action^="/.tunn/logout"] button');
+    await page.waitForSelector('text=You are signed out of tunn');
+    await page.goto(`http://app.tunn.localhost:${port}/`);
+    assert.equal(new URL(page.url()).host, `tunn.localhost:${port}`);
     await ctx.close();
   });
 });

@@ -73,8 +73,10 @@ describe('identity: only the people you name reach a tunnel', () => {
     await cli(['group', 'add', 'eng', 'bob@example.com']);
     assert.equal((await page.reload())?.status(), 200);
 
-    // Logout on the tunnel host: back to login.
+    // Logout on the tunnel host (a GET shows the button; the form post signs out): back to login.
     await page.goto(`http://grafana.tunn.localhost:${relay.httpPort}/.tunn/logout`);
+    await page.click('form[action^="/.tunn/logout"] button');
+    await page.waitForSelector('text=You are signed out of tunn');
     await page.goto(appUrl);
     assert.equal(new URL(page.url()).host, `tunn.localhost:${relay.httpsPort}`);
     assert.match(page.url(), /\/login\?return=/);
