@@ -147,16 +147,24 @@ describe('API', () => {
     assert.match(html, /app\.tunn\.localhost:8080/);
     const res = await req('/login/dev', { method: 'POST', headers: FORM, body: new URLSearchParams({ email: 'Friend@Example.com', return: 'http://app.tunn.localhost:8080/x' }) });
     assert.equal(res.status, 302);
-    const loc = new URL(res.headers.get('location')!);
+    // Signed in; the first hand-off to a host asks first (consent.ts).
+    assert.equal(res.headers.get('location'), '/login?return=' + encodeURIComponent('http://app.tunn.localhost:8080/x'));
+    const relayCookie = sessionCookie(res);
+    const ask = await req(res.headers.get('location')!, { headers: { cookie: relayCookie } });
+    assert.equal(ask.status, 200);
+    const askHtml = await ask.text();
+    assert.match(askHtml, /Continue to app\.tunn\.localhost:8080\?/);
+    const yes = await req('/login/continue', { method: 'POST', headers: { ...FORM, cookie: relayCookie }, body: new URLSearchParams({ return: 'http://app.tunn.localhost:8080/x', csrf: formTokenIn(askHtml) }) });
+    assert.equal(yes.status, 302);
+    const loc = new URL(yes.headers.get('location')!);
     assert.equal(loc.origin, 'http://app.tunn.localhost:8080');
     assert.equal(loc.pathname, '/.tunn/auth/callback');
-    const relayCookie = sessionCookie(res);
     const d = await id.gate.check(gateRequest({ path: loc.pathname + loc.search }), { tunnelId: 't', ownerAccountId: me.id, ownerEmail: me.email, allow: ['friend@example.com'], public: false });
     assert.equal(d.kind === 'respond' && d.status, 302);
-    // Signed in on the relay: the next tunnel host is handed over without a login page.
-    const again = await req('/login?return=' + encodeURIComponent('http://other.tunn.localhost:8080/'), { headers: { cookie: relayCookie } });
+    // Signed in on the relay and agreed once: the same host is handed over without asking.
+    const again = await req('/login?return=' + encodeURIComponent('http://app.tunn.localhost:8080/y'), { headers: { cookie: relayCookie } });
     assert.equal(again.status, 302);
-    assert.match(again.headers.get('location')!, /^http:\/\/other\.tunn\.localhost:8080\/\.tunn\/auth\/callback\?code=/);
+    assert.match(again.headers.get('location')!, /^http:\/\/app\.tunn\.localhost:8080\/\.tunn\/auth\/callback\?code=/);
   });
 
   it('refuses open redirects (security: return URLs only for hosts this relay serves, in no spelling a browser reads as another host)', async () => {
@@ -173,7 +181,8 @@ describe('API', () => {
       assert.deepEqual(setCookies(dev), []);
     }
     const custom = await req('/login?return=' + encodeURIComponent('https://custom.example.test/'), { headers: { cookie: `tunn=${cookieValue}` } });
-    assert.equal(custom.status, 302);
+    assert.equal(custom.status, 200);
+    assert.match(await custom.text(), /Continue to custom\.example\.test\?/);
     const relative = await req('/login?return=%2Fdevice', { headers: { cookie: `tunn=${cookieValue}` } });
     assert.equal(relative.headers.get('location'), '/device');
   });

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { account, formTokenIn, identityFixture, RELAY_URL } from '../auth/testing.ts';
+import { account, formTokenIn, gateRequest, identityFixture, RELAY_URL } from '../auth/testing.ts';
 import { createApiApp, type ApiApp } from './app.ts';
 
 // The relay's state-changing forms: one same-origin check for every POST, a session-bound
-// form token on every signed-in form, and sign-out by POST only (issue 9: finding 7, and
-// POST /device with Origin: null).
+// form token on every signed-in form, sign-out by POST only, and consent before the first
+// hand-off to each host (issue 9: finding 7, finding 9, and POST /device with Origin: null).
 
 type Id = Awaited<ReturnType<typeof identityFixture>>;
 const RELAY_HOST = new URL(RELAY_URL).host;
@@ -59,6 +59,7 @@ describe('auth page forms', () => {
       ['/login/dev', { email: 'mallory@example.com' }],
       ['/login/email', { email: 'mallory@example.com' }],
       ['/login/email/verify', { token: 'A'.repeat(43) }],
+      ['/login/continue', { return: APP, csrf: logoutToken }],
       ['/logout', { csrf: logoutToken }],
       ['/device', { user_code: code, action: 'approve', csrf: deviceToken }],
     ];
@@ -112,5 +113,68 @@ describe('auth page forms', () => {
     assert.equal(out.status, 302);
     assert.equal(out.headers.get('location'), `/login?return=${encodeURIComponent(APP)}`);
     assert.equal(await alive(s), false);
+  });
+
+  it('asks before the first hand-off to a host, and hands nothing over until the visitor agrees (security: a link must not leak the email)', async () => {
+    const s = await relaySession('alice@example.com');
+    const before = await handoffCodes();
+    const ask = await req(`/login?return=${encodeURIComponent(APP)}`, { headers: { cookie: s.cookie } });
+    assert.equal(ask.status, 200);
+    assert.equal(ask.headers.get('location'), null);
+    const html = await ask.text();
+    assert.match(html, /Continue to app\.tunn\.localhost:8080\?/);
+    assert.match(html, /app\.tunn\.localhost:8080<\/strong> learns that you are <strong>alice@example\.com/);
+    // The consent page cannot be framed (no clickjacking of the button).
+    assert.match(ask.headers.get('content-security-policy')!, /frame-ancestors 'none'/);
+    assert.equal(await handoffCodes(), before, 'no code was issued by asking');
+    // The consent form needs this session's token.
+    for (const csrf of [undefined, formTokenIn(await (await req(`/login?return=${encodeURIComponent(APP)}`, { headers: { cookie: (await relaySession('mallory@example.com')).cookie } })).text())]) {
+      const res = await req('/login/continue', { method: 'POST', headers: { ...SAME, cookie: s.cookie }, body: new URLSearchParams({ return: APP, ...(csrf ? { csrf } : {}) }) });
+      assert.equal(res.status, 403);
+      assert.match(await res.text(), /This form has expired/);
+    }
+    assert.equal(await handoffCodes(), before);
+    // Not signed in: back to the login page, nothing handed over.
+    const anon = await req('/login/continue', { method: 'POST', headers: SAME, body: new URLSearchParams({ return: APP, csrf: formTokenIn(html) }) });
+    assert.equal(anon.headers.get('location'), `/login?return=${encodeURIComponent(APP)}`);
+    // A return value the relay does not serve is refused here too.
+    const evil = await req('/login/continue', { method: 'POST', headers: { ...SAME, cookie: s.cookie }, body: new URLSearchParams({ return: 'http://tunn.localhost:8080//evil.example/', csrf: formTokenIn(html) }) });
+    assert.equal(evil.status, 400);
+    const yes = await req('/login/continue', { method: 'POST', headers: { ...SAME, cookie: s.cookie }, body: new URLSearchParams({ return: APP, csrf: formTokenIn(html) }) });
+    assert.equal(yes.status, 302);
+    assert.match(yes.headers.get('location')!, /^http:\/\/app\.tunn\.localhost:8080\/\.tunn\/auth\/callback\?code=/);
+  });
+
+  it('remembers consent per (relay session, host) in the store: not for another host, another session, or a hand-off never completed', async () => {
+    const owner = await account(id, 'owner@example.com');
+    const tunnel = { tunnelId: 't', ownerAccountId: owner.id, ownerEmail: owner.email, allow: ['alice@example.com'], public: false };
+    const s = await relaySession('alice@example.com');
+    const consent = async (cookie: string, url: string) => {
+      const html = await (await req(`/login?return=${encodeURIComponent(url)}`, { headers: { cookie } })).text();
+      const res = await req('/login/continue', { method: 'POST', headers: { ...SAME, cookie }, body: new URLSearchParams({ return: url, csrf: formTokenIn(html) }) });
+      return new URL(res.headers.get('location')!);
+    };
+    const visit = (cookie: string, url: string) => req(`/login?return=${encodeURIComponent(url)}`, { headers: { cookie } });
+    // Agreed, but the hand-off never reached the host: still asks.
+    await consent(s.cookie, APP);
+    assert.equal((await visit(s.cookie, APP)).status, 200);
+    // Agreed and handed off: the next link to that host goes straight through, keeping its path.
+    const cb = await consent(s.cookie, APP);
+    const done = await id.gate.check(gateRequest({ path: cb.pathname + cb.search }), tunnel);
+    assert.equal(done.kind === 'respond' && done.headers.find(([n]) => n === 'location')?.[1], '/dash');
+    const again = await visit(s.cookie, 'http://app.tunn.localhost:8080/other?x=1');
+    assert.equal(again.status, 302);
+    const cb2 = new URL(again.headers.get('location')!);
+    assert.equal(cb2.host, 'app.tunn.localhost:8080');
+    const d2 = await id.gate.check(gateRequest({ path: cb2.pathname + cb2.search }), tunnel);
+    assert.equal(d2.kind === 'respond' && d2.headers.find(([n]) => n === 'location')?.[1], '/other?x=1');
+    // Another host of the same relay: asks.
+    assert.equal((await visit(s.cookie, 'http://other.tunn.localhost:8080/')).status, 200);
+    // Another relay session (another visitor, or alice after signing in again): asks.
+    assert.equal((await visit((await relaySession('alice@example.com')).cookie, APP)).status, 200);
+    // Nothing a tunnel can set (a cookie it plants for the relay's domain) stands for consent.
+    const planted = await relaySession('bob@example.com');
+    const forged = await visit(`${planted.cookie}; tunn_consent=app.tunn.localhost:8080; consent=1`, APP);
+    assert.equal(forged.status, 200);
   });
 });

@@ -19,9 +19,9 @@ import { createApiApp } from './app.ts';
 // The login pages in a real headless Chromium, served by the Hono app through
 // @hono/node-server on port 0. A stand-in gateway on the same listener answers the tunnel
 // host (app.tunn.localhost) through gate.check(), so the whole visitor path runs: visit →
-// relay login → dev login → host-bound hand-off → page; a visitor not allowed → 403 naming
-// them; switch account (a form post); group change applies on the next request; a sibling
-// tunnel cannot sign the visitor out.
+// relay login → dev login → "continue to app… as …?" → host-bound hand-off → page; a visitor
+// not allowed → 403 naming them; switch account (a form post); group change applies on the
+// next request; a sibling tunnel cannot sign the visitor out.
 
 describe('login pages in Chromium', () => {
   let server: Server;
@@ -94,6 +94,11 @@ describe('login pages in Chromium', () => {
     assert.match(await page.textContent('.banner') ?? '', /DEV LOGIN/);
     await page.fill('form[data-dev-login] input[name=email]', 'stranger@example.com');
     await page.click('form[data-dev-login] button');
+    // First hand-off to this host in this sign-in: the relay asks, naming the host and the email.
+    await page.waitForSelector('form[action="/login/continue"]');
+    assert.match(await page.textContent('h1') ?? '', new RegExp(`Continue to app\\.tunn\\.localhost:${port}\\?`));
+    assert.match(await page.textContent('body') ?? '', /learns that you are stranger@example\.com/);
+    await page.click('form[action="/login/continue"] button');
     await page.waitForURL(`http://app.tunn.localhost:${port}/dash`);
     assert.match(await page.textContent('body') ?? '', /signed in as stranger@example\.com/);
     // Switch account → relay login → sign in as a member → the page, with tunn's cookie stripped.
@@ -101,6 +106,7 @@ describe('login pages in Chromium', () => {
     await page.waitForURL(/\/login\?return=/);
     await page.fill('form[data-dev-login] input[name=email]', 'alice@example.com');
     await page.click('form[data-dev-login] button');
+    await page.click('form[action="/login/continue"] button');
     await page.waitForURL(`http://app.tunn.localhost:${port}/`);
     assert.equal(await page.textContent('h1'), 'hello alice@example.com');
     assert.equal(await page.textContent('#cookie'), '');
@@ -125,6 +131,7 @@ describe('login pages in Chromium', () => {
     await page.goto(`http://app.tunn.localhost:${port}/`);
     await page.fill('form[data-dev-login] input[name=email]', 'alice@example.com');
     await page.click('form[data-dev-login] button');
+    await page.click('form[action="/login/continue"] button');
     await page.waitForURL(`http://app.tunn.localhost:${port}/`);
     logoutPosts.length = 0;
     await page.goto(`http://evil.tunn.localhost:${port}/`);

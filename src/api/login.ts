@@ -5,12 +5,14 @@ import type { Identity } from '../auth/identity.ts';
 import { MAGIC_VERIFY_PATH } from '../auth/magic-link.ts';
 import { errorMessage, isTunnError } from '../lib/errors.ts';
 import { targetHref, type ReturnTarget } from '../auth/return-url.ts';
+import { consentPage, consentRoutes } from './consent.ts';
 import { clientIp, type ApiEnv } from './http.ts';
 import { attemptCookie, cookie, pages, redirectTo, render, type PageContext } from './pages.ts';
 
 // The relay's login pages: /login (the methods the operator configured), OIDC and GitHub
 // (/login/oidc/:id), email magic links (/login/email), the dev login (/login/dev, only with
-// --dev) and /logout (a form post with the session's form token; GET only shows the form).
+// --dev), the consent before a hand-off (consent.ts) and /logout (a form post with the
+// session's form token; GET only shows the form).
 
 const ATTEMPT_COOKIE = 'tunn_attempt';
 const OIDC_COOKIE = 'tunn_oidc';
@@ -58,11 +60,13 @@ export function loginRoutes(identity: Identity) {
       if (refused) return p.refusedPage(c);
       const session = await p.currentSession(c);
       if (session) {
+        if (target?.kind === 'host' && !(await identity.handoff.consented(session, target.url.host))) return consentPage(c, p, session, target.url);
         if (target) return redirectTo(await p.continueTo(session, target));
         return render(c, 200, 'Signed in', `<p>You are signed in to tunn as <strong>${esc(session.email)}</strong>.</p>${logoutForm(c)}`);
       }
       return loginPage(c, target);
     })
+    .route('/', consentRoutes(identity, p))
     .post('/login/dev', async (c) => {
       // Refused unless the relay runs with --dev: the same 404 as any unknown page.
       if (!dev) return render(c, 404, 'Not found', '<p>The dev login is only available when the relay runs with --dev.</p>');

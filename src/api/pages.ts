@@ -33,6 +33,11 @@ export function cookie(c: PageContext, name: string): string | undefined {
   return readCookie(c.req.header('cookie'), name);
 }
 
+/** The path of the consent page for a hand-off to `url` (GET /login shows it to a signed-in visitor). */
+export function consentPath(url: URL): string {
+  return `/login?return=${encodeURIComponent(url.href)}`;
+}
+
 export function pages(identity: Identity) {
   const secure = identity.relayUrl.protocol === 'https:';
   const relayHost = identity.relayUrl.host;
@@ -57,11 +62,16 @@ export function pages(identity: Identity) {
     return render(c, 400, 'Cannot continue there', '<p>The return address is not a page of this relay or a site it serves (or it is written in a way browsers could read as another site), so tunn will not send you there.</p><p><a class="button" href="/login">Sign in to tunn</a></p>');
   }
 
-  /** Where a signed-in browser goes next (every redirect after sign-in is built here): the relay path, or a hand-off to another host. */
+  /**
+   * Where a signed-in browser goes next (every redirect after sign-in is built here): the
+   * relay path; a hand-off to another host the visitor already agreed to in this session; or
+   * the consent page that asks first.
+   */
   async function continueTo(session: Session, target: ReturnTarget | undefined): Promise<string> {
     if (!target) return '/login';
     if (target.kind === 'relay') return target.path;
-    return identity.handoff.start(session, target.url);
+    if (await identity.handoff.consented(session, target.url.host)) return identity.handoff.start(session, target.url);
+    return consentPath(target.url);
   }
 
   /** Signs `email` in on the relay (creating the account on first login) and continues. */

@@ -7,6 +7,11 @@ import { normaliseHost, type Session, type SessionService } from './sessions.ts'
 //   https://<tunnel host>/.tunn/auth/callback?code=<one-time code>
 // The code is bound to that host, good once, for HANDOFF_TTL_SECONDS; the gate exchanges it
 // for a session of that host (a child of the relay session) and sets the host's own cookie.
+//
+// A hand-off tells the tunnel's owner who the visitor is, so the relay asks the visitor
+// once per (relay session, host) before the first one (src/api/consent.ts). The answer is
+// remembered in the store, where no tunnel can forge it: the host session a hand-off creates
+// is the record that the visitor agreed to go there under this relay session.
 
 export const HANDOFF_TTL_SECONDS = 30;
 export const CALLBACK_PATH = '/.tunn/auth/callback';
@@ -20,7 +25,15 @@ export class Handoff {
     this.#sessions = opts.sessions;
   }
 
-  /** The URL that hands `relaySession` over to the return URL's host (checked by checkReturnUrl()). */
+  /** Whether the visitor already agreed (in this relay session) to be handed to `host`. */
+  async consented(relaySession: Session, host: string): Promise<boolean> {
+    return this.#sessions.hasChild(relaySession, host);
+  }
+
+  /**
+   * The URL that hands `relaySession` over to the return URL's host. The URL went through
+   * checkReturnUrl(), and the visitor agreed (consented() or the consent form).
+   */
   async start(relaySession: Session, returnUrl: URL): Promise<string> {
     const code = await this.#codes.issue({
       purpose: 'handoff',
