@@ -62,6 +62,11 @@ describe('Gate', () => {
     assert.equal(JSON.parse(String((api as { body: string }).body)).error.code, 'AUTH_REQUIRED');
     const post = await id.gate.check(gateRequest({ accept: HTML, method: 'POST' }), t);
     assert.equal(post.kind === 'respond' && post.status, 401);
+    // A path the relay would refuse as a return URL ("//host", "/\\host") comes back as this host's root.
+    for (const path of ['//evil.example/x', '/\\evil.example/x', '/%2f%2fevil.example/']) {
+      const odd = await id.gate.check(gateRequest({ accept: HTML, path }), t);
+      assert.equal(hdr(odd, 'location'), `${RELAY_URL}/login?return=${encodeURIComponent(`http://${HOST}/`)}`, path);
+    }
   });
 
   it('hands a relay session over to the tunnel host and allows, with identity headers and tunn credentials stripped', async () => {

@@ -4,6 +4,7 @@ import { checkBasicAuth, type BasicCredentials } from './basic-auth.ts';
 import { clearSessionCookie, readCookie, serializeSessionCookie, sessionCookieName, stripCookies } from './cookies.ts';
 import type { EventLog } from './events.ts';
 import { CALLBACK_PATH, type Handoff } from './handoff.ts';
+import { safePath } from './return-url.ts';
 import { esc, PAGE_HEADERS, page } from './html.ts';
 import { parseIpAllowList, type IpAllowList } from './ip-allow.ts';
 import type { Policy } from './policy.ts';
@@ -277,7 +278,9 @@ ${cookieValue ? logoutForm(cookieValue, 'Switch account', true) : `<p><a class="
   }
 
   #loginUrl(req: GateRequest, target: string): string {
-    const back = `${req.secure ? 'https' : 'http'}://${req.host}${target.startsWith('/') ? target : '/'}`;
+    // The relay checks the return URL again (return-url.ts); a path it would refuse
+    // ("//x", "/\x", an absolute-form target) comes back as this host's root instead.
+    const back = `${req.secure ? 'https' : 'http'}://${req.host}${safePath(target) ?? '/'}`;
     return `${this.#relay.origin}/login?return=${encodeURIComponent(back)}`;
   }
 
