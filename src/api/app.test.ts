@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { hc } from 'hono/client';
-import { account, gateRequest, identityFixture, RELAY_URL } from '../auth/testing.ts';
+import { account, formTokenIn, gateRequest, identityFixture, RELAY_URL } from '../auth/testing.ts';
 import { createApiApp, type ApiApp } from './app.ts';
 
 type Id = Awaited<ReturnType<typeof identityFixture>>;
@@ -147,30 +147,42 @@ describe('API', () => {
     assert.match(html, /app\.tunn\.localhost:8080/);
     const res = await req('/login/dev', { method: 'POST', headers: FORM, body: new URLSearchParams({ email: 'Friend@Example.com', return: 'http://app.tunn.localhost:8080/x' }) });
     assert.equal(res.status, 302);
-    const loc = new URL(res.headers.get('location')!);
+    // Signed in; the first hand-off to a host asks first (consent.ts).
+    assert.equal(res.headers.get('location'), '/login?return=' + encodeURIComponent('http://app.tunn.localhost:8080/x'));
+    const relayCookie = sessionCookie(res);
+    const ask = await req(res.headers.get('location')!, { headers: { cookie: relayCookie } });
+    assert.equal(ask.status, 200);
+    const askHtml = await ask.text();
+    assert.match(askHtml, /Continue to app\.tunn\.localhost:8080\?/);
+    const yes = await req('/login/continue', { method: 'POST', headers: { ...FORM, cookie: relayCookie }, body: new URLSearchParams({ return: 'http://app.tunn.localhost:8080/x', csrf: formTokenIn(askHtml) }) });
+    assert.equal(yes.status, 302);
+    const loc = new URL(yes.headers.get('location')!);
     assert.equal(loc.origin, 'http://app.tunn.localhost:8080');
     assert.equal(loc.pathname, '/.tunn/auth/callback');
-    const relayCookie = sessionCookie(res);
     const d = await id.gate.check(gateRequest({ path: loc.pathname + loc.search }), { tunnelId: 't', ownerAccountId: me.id, ownerEmail: me.email, allow: ['friend@example.com'], public: false });
     assert.equal(d.kind === 'respond' && d.status, 302);
-    // Signed in on the relay: the next tunnel host is handed over without a login page.
-    const again = await req('/login?return=' + encodeURIComponent('http://other.tunn.localhost:8080/'), { headers: { cookie: relayCookie } });
+    // Signed in on the relay and agreed once: the same host is handed over without asking.
+    const again = await req('/login?return=' + encodeURIComponent('http://app.tunn.localhost:8080/y'), { headers: { cookie: relayCookie } });
     assert.equal(again.status, 302);
-    assert.match(again.headers.get('location')!, /^http:\/\/other\.tunn\.localhost:8080\/\.tunn\/auth\/callback\?code=/);
+    assert.match(again.headers.get('location')!, /^http:\/\/app\.tunn\.localhost:8080\/\.tunn\/auth\/callback\?code=/);
   });
 
-  it('refuses open redirects (security: return URLs only for hosts this relay serves)', async () => {
+  it('refuses open redirects (security: return URLs only for hosts this relay serves, in no spelling a browser reads as another host)', async () => {
     const { cookieValue } = await id.sessions.create({ accountId: me.id, email: me.email, host: 'tunn.localhost:8080' });
-    for (const evil of ['https://evil.com/', '//evil.com/', '/\\evil.com', 'javascript:alert(1)', 'http://app.tunn.localhost.evil.com/', 'http://user:pw@app.tunn.localhost/', 'ftp://app.tunn.localhost/']) {
+    // Finding 1: the relay's own host with "//evil" as its path was answered with Location: //evil.example/.
+    const evils = ['http://tunn.localhost:8080//evil.example/', 'http://tunn.localhost:8080/%2f%2fevil.example/', 'http://tunn.localhost:8080/%5cevil.example/', '/%2f%2fevil.example/', '/\t/evil.example/', '/%09/evil.example/'];
+    for (const evil of [...evils, 'https://evil.com/', '//evil.com/', '/\\evil.com', 'javascript:alert(1)', 'http://app.tunn.localhost.evil.com/', 'http://user:pw@app.tunn.localhost/', 'ftp://app.tunn.localhost/', 'http://app.tunn.localhost:8080//evil.example/']) {
       const res = await req('/login?return=' + encodeURIComponent(evil), { headers: { cookie: `tunn=${cookieValue}` } });
       assert.equal(res.status, 400, evil);
       assert.equal(res.headers.get('location'), null);
+      assert.match(await res.text(), /so tunn will not send you there/);
       const dev = await req('/login/dev', { method: 'POST', headers: FORM, body: new URLSearchParams({ email: 'a@b.com', return: evil }) });
       assert.equal(dev.status, 400, evil);
       assert.deepEqual(setCookies(dev), []);
     }
     const custom = await req('/login?return=' + encodeURIComponent('https://custom.example.test/'), { headers: { cookie: `tunn=${cookieValue}` } });
-    assert.equal(custom.status, 302);
+    assert.equal(custom.status, 200);
+    assert.match(await custom.text(), /Continue to custom\.example\.test\?/);
     const relative = await req('/login?return=%2Fdevice', { headers: { cookie: `tunn=${cookieValue}` } });
     assert.equal(relative.headers.get('location'), '/device');
   });
@@ -202,7 +214,8 @@ describe('API', () => {
     assert.match(await (await req('/login', { headers: { cookie } })).text(), /signed in to tunn as <strong>bye@example.com/);
     const tampered = cookie.slice(0, -2) + (cookie.endsWith('AA') ? 'BB' : 'AA');
     assert.match(await (await req('/login', { headers: { cookie: tampered } })).text(), /Sign in to tunn/);
-    const out = await req('/logout', { method: 'POST', headers: { ...FORM, cookie }, body: '' });
+    const form = await (await req('/logout', { headers: { cookie } })).text();
+    const out = await req('/logout', { method: 'POST', headers: { ...FORM, cookie }, body: new URLSearchParams({ csrf: formTokenIn(form) }) });
     assert.equal(out.status, 200);
     assert.ok(setCookies(out).some((s) => s.startsWith('tunn=;') && s.includes('Max-Age=0')));
     assert.equal(await id.sessions.lookup(cookie.slice(5), 'tunn.localhost:8080'), undefined);
@@ -233,7 +246,7 @@ describe('API', () => {
     const confirm = await (await req(verify.pathname + verify.search, { headers: { cookie } })).text();
     assert.match(confirm, new RegExp(start.user_code));
     assert.match(confirm, /tunn on laptop/);
-    const approved = await req('/device', { method: 'POST', headers: { ...FORM, cookie }, body: new URLSearchParams({ user_code: start.user_code.toLowerCase().replace('-', ' '), action: 'approve' }) });
+    const approved = await req('/device', { method: 'POST', headers: { ...FORM, cookie }, body: new URLSearchParams({ user_code: start.user_code.toLowerCase().replace('-', ' '), action: 'approve', csrf: formTokenIn(confirm) }) });
     assert.equal(approved.status, 200);
     id.manualClock.advance(11_000);
     const [status, got] = await poll();

@@ -20,8 +20,9 @@ import { createApiApp } from './app.ts';
 // The login pages in a real headless Chromium, served by the Hono app through
 // @hono/node-server on port 0. A stand-in gateway on the same listener answers the tunnel
 // host (app.tunn.localhost) through gate.check(), so the whole visitor path runs: visit →
-// relay login → dev login → host-bound hand-off → page; a visitor not allowed → 403 naming
-// them; switch account; group change applies on the next request.
+// relay login → dev login → "continue to app… as …?" → host-bound hand-off → page; a visitor
+// not allowed → 403 naming them; switch account (a form post); group change applies on the
+// next request; a sibling tunnel cannot sign the visitor out.
 
 describe('login pages in Chromium', () => {
   let server: Server;
@@ -30,6 +31,8 @@ describe('login pages in Chromium', () => {
   let identity: Identity;
   let port: number;
   let tunnel: TunnelPolicy;
+  /** Statuses the gate answered POST /.tunn/logout with (seen by the server: a framed 403 is blocked in the page). */
+  const logoutPosts: number[] = [];
 
   before(async () => {
     server = createServer();
@@ -48,6 +51,7 @@ describe('login pages in Chromium', () => {
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       const host = req.headers.host ?? '';
       if (host === `tunn.localhost:${port}`) return void api(req, res);
+      if (host === `evil.tunn.localhost:${port}`) return void sibling(res);
       void gateway(req, res, host);
     });
     browser = await launchBrowser();
@@ -64,6 +68,7 @@ describe('login pages in Chromium', () => {
     for (let i = 0; i < req.rawHeaders.length; i += 2) headers.push([req.rawHeaders[i]!.toLowerCase(), req.rawHeaders[i + 1]!]);
     const d = await identity.gate.check({ method: req.method!, path: req.url!, host, secure: false, clientIp: req.socket.remoteAddress!, headers, upgrade: false }, tunnel);
     if (d.kind === 'respond') {
+      if (req.method === 'POST' && req.url!.startsWith('/.tunn/logout')) logoutPosts.push(d.status);
       res.writeHead(d.status, d.headers.flat());
       return void res.end(d.body);
     }
@@ -81,6 +86,15 @@ describe('login pages in Chromium', () => {
     res.end(`<h1>hello ${forwarded.get('tunn-user-email')}</h1><p id="cookie">${forwarded.get('cookie') ?? ''}</p>`);
   }
 
+  /** A sibling tunnel's page (same site as the relay and app): tries to sign the visitor out. */
+  function sibling(res: ServerResponse): void {
+    const logout = `http://app.tunn.localhost:${port}/.tunn/logout`;
+    res.writeHead(200, { 'content-type': 'text/html' });
+    res.end(`<img src="${logout}" onerror="document.getElementById('f').submit()"><img src="${logout}?switch=1">
+<iframe name="sink"></iframe><form id="f" method="post" action="${logout}" target="sink"></form>
+<iframe sandbox="allow-forms allow-scripts" srcdoc="<form id=g method=post action='${logout}'></form><script>g.submit()</script>"></iframe>`);
+  }
+
   it('takes a visitor through the dev login to the tunnel page, 403s a stranger, and switches account', async () => {
     const ctx = await browser.newContext();
     const page = await ctx.newPage();
@@ -89,6 +103,11 @@ describe('login pages in Chromium', () => {
     assert.match(await page.textContent('.banner') ?? '', /DEV LOGIN/);
     await page.fill('form[data-dev-login] input[name=email]', 'stranger@example.com');
     await page.click('form[data-dev-login] button');
+    // First hand-off to this host in this sign-in: the relay asks, naming the host and the email.
+    await page.waitForSelector('form[action="/login/continue"]');
+    assert.match(await page.textContent('h1') ?? '', new RegExp(`Continue to app\\.tunn\\.localhost:${port}\\?`));
+    assert.match(await page.textContent('body') ?? '', /learns that you are stranger@example\.com/);
+    await page.click('form[action="/login/continue"] button');
     await page.waitForURL(`http://app.tunn.localhost:${port}/dash`);
     assert.match(await page.textContent('body') ?? '', /signed in as stranger@example\.com/);
     // Switch account → relay login → sign in as a member → the page, with tunn's cookie stripped.
@@ -96,6 +115,7 @@ describe('login pages in Chromium', () => {
     await page.waitForURL(/\/login\?return=/);
     await page.fill('form[data-dev-login] input[name=email]', 'alice@example.com');
     await page.click('form[data-dev-login] button');
+    await page.click('form[action="/login/continue"] button');
     await page.waitForURL(`http://app.tunn.localhost:${port}/`);
     assert.equal(await page.textContent('h1'), 'hello alice@example.com');
     assert.equal(await page.textContent('#cookie'), '');
@@ -108,6 +128,34 @@ describe('login pages in Chromium', () => {
     await identity.groups.remove(tunnel.ownerAccountId, 'eng', ['alice@example.com']);
     const r = await page.reload();
     assert.equal(r?.status(), 403);
+    await ctx.close();
+  });
+
+  // Security property (issue 9, finding 7): a sibling tunnel's <img>, form post or sandboxed
+  // (Origin: null) form post to /.tunn/logout does not sign the visitor out.
+  it('a sibling tunnel cannot sign the visitor out', async () => {
+    await identity.groups.add(tunnel.ownerAccountId, 'eng', ['alice@example.com']);
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    await page.goto(`http://app.tunn.localhost:${port}/`);
+    await page.fill('form[data-dev-login] input[name=email]', 'alice@example.com');
+    await page.click('form[data-dev-login] button');
+    await page.click('form[action="/login/continue"] button');
+    await page.waitForURL(`http://app.tunn.localhost:${port}/`);
+    logoutPosts.length = 0;
+    await page.goto(`http://evil.tunn.localhost:${port}/`);
+    await page.waitForLoadState('load');
+    // Both posts (the plain form and the sandboxed one) reached the gate, and were refused.
+    for (let i = 0; logoutPosts.length < 2 && i < 300; i++) await page.waitForTimeout(100);
+    assert.deepEqual(logoutPosts, [403, 403]);
+    await page.goto(`http://app.tunn.localhost:${port}/`);
+    assert.equal(await page.textContent('h1'), 'hello alice@example.com');
+    // Its own page still signs out, by the button.
+    await page.goto(`http://app.tunn.localhost:${port}/.tunn/logout`);
+    await page.click('form[action^="/.tunn/logout"] button');
+    await page.waitForSelector('text=You are signed out of tunn');
+    await page.goto(`http://app.tunn.localhost:${port}/`);
+    assert.equal(new URL(page.url()).host, `tunn.localhost:${port}`);
     await ctx.close();
   });
 });

@@ -70,13 +70,16 @@ export function devicePageRoutes(identity: Identity) {
         'Sign in a device?',
         `<p>Confirm that this code matches the one shown in your terminal:</p><p class="code">${esc(pending.userCode)}</p>
 <p class="muted">Requested by ${esc(pending.clientName)} from ${esc(pending.ip || 'an unknown address')}. Approving gives it access to your tunn account, <strong>${esc(session.email)}</strong>.</p>
-<form method="post" action="${DEVICE_PATH}">${p.hidden('user_code', pending.userCode)}<button type="submit" name="action" value="approve">Approve</button> <button type="submit" name="action" value="deny">Deny</button></form>`,
+<form method="post" action="${DEVICE_PATH}">${p.hidden('user_code', pending.userCode)}${p.tokenField(c)}<button type="submit" name="action" value="approve">Approve</button> <button type="submit" name="action" value="deny">Deny</button></form>`,
       );
     })
     .post(DEVICE_PATH, async (c) => {
       const session = await p.currentSession(c);
       if (!session) return redirectTo(`/login?return=${encodeURIComponent(DEVICE_PATH)}`);
       const f = await c.req.parseBody();
+      // Approving hands a token for this account to whoever started the code: only from the
+      // page above, in this session (same origin is checked by p.sameOrigin).
+      if (!p.hasFormToken(c, f)) return p.staleFormPage(c, `${DEVICE_PATH}${typeof f.user_code === 'string' ? `?user_code=${encodeURIComponent(f.user_code)}` : ''}`);
       const code = typeof f.user_code === 'string' ? normaliseUserCode(f.user_code) : undefined;
       const action = f.action === 'deny' ? 'deny' : f.action === 'approve' ? 'approve' : undefined;
       if (!code || !action) return render(c, 400, 'Nothing to confirm', '<p>The form was incomplete. Start again from your terminal.</p>');

@@ -4,12 +4,15 @@ import { esc } from '../auth/html.ts';
 import type { Identity } from '../auth/identity.ts';
 import { MAGIC_VERIFY_PATH } from '../auth/magic-link.ts';
 import { errorMessage, isTunnError } from '../lib/errors.ts';
+import { targetHref, type ReturnTarget } from '../auth/return-url.ts';
+import { consentPage, consentRoutes } from './consent.ts';
 import { clientIp, type ApiEnv } from './http.ts';
 import { attemptCookie, cookie, pages, redirectTo, render, type PageContext } from './pages.ts';
 
 // The relay's login pages: /login (the methods the operator configured), OIDC and GitHub
 // (/login/oidc/:id), email magic links (/login/email), the dev login (/login/dev, only with
-// --dev) and /logout.
+// --dev), the consent before a hand-off (consent.ts) and /logout (a form post with the
+// session's form token; GET only shows the form).
 
 const ATTEMPT_COOKIE = 'tunn_attempt';
 const OIDC_COOKIE = 'tunn_oidc';
@@ -28,12 +31,11 @@ export function loginRoutes(identity: Identity) {
     return render(c, status, 'Sign-in failed', `<p>${esc(message)}</p><p><a class="button" href="/login">Try again</a></p>`);
   }
 
-  function loginPage(c: PageContext, ret: string | undefined, notice = ''): Response {
+  function loginPage(c: PageContext, to: ReturnTarget | undefined): Response {
+    const ret = to ? targetHref(to) : undefined;
     const r = ret ? `?return=${encodeURIComponent(ret)}` : '';
-    const target = ret ? new URL(ret, identity.relayUrl).host : '';
     const parts: string[] = [];
-    if (notice) parts.push(`<p role="status">${esc(notice)}</p>`);
-    if (target && target !== identity.relayUrl.host) parts.push(`<p class="muted">to continue to <strong>${esc(target)}</strong></p>`);
+    if (to?.kind === 'host') parts.push(`<p class="muted">to continue to <strong>${esc(to.url.host)}</strong></p>`);
     for (const prov of identity.oidc.list()) parts.push(`<p><a class="button" href="/login/oidc/${esc(prov.id)}${esc(r)}">Continue with ${esc(prov.name)}</a></p>`);
     if (identity.magic) {
       parts.push(`<form method="post" action="/login/email"><label>Email<br><input type="email" name="email" required autocomplete="email"></label>${p.hidden('return', ret)}<br><button type="submit">Email me a sign-in link</button></form>`);
@@ -41,25 +43,30 @@ export function loginRoutes(identity: Identity) {
     if (dev) {
       parts.push(`<form method="post" action="/login/dev" data-dev-login><label>Email (dev login, no password)<br><input type="email" name="email" required></label>${p.hidden('return', ret)}<br><button type="submit">Sign in (dev)</button></form>`);
     }
-    if (parts.length === (notice ? 1 : 0) + (target && target !== identity.relayUrl.host ? 1 : 0)) {
+    if (parts.length === (to?.kind === 'host' ? 1 : 0)) {
       parts.push('<p>No login method is configured on this relay. Its operator can start it with --oidc-issuer, --google-client-id, --github-client-id, --smtp-url, or --dev for a local try-out.</p>');
     }
     return render(c, 200, 'Sign in to tunn', parts.join('\n'), { banner: dev ? DEV_BANNER : undefined });
   }
 
+  function logoutForm(c: PageContext, ret?: string): string {
+    return `<form method="post" action="/logout">${p.hidden('return', ret)}${p.tokenField(c)}<button type="submit">Sign out</button></form>`;
+  }
+
   return new Hono<ApiEnv>()
     .use(p.sameOrigin)
     .get('/login', async (c) => {
-      const raw = c.req.query('return');
-      const { url, refused } = p.returnUrl(raw);
+      const { target, refused } = p.returnUrl(c.req.query('return'));
       if (refused) return p.refusedPage(c);
       const session = await p.currentSession(c);
       if (session) {
-        if (url) return redirectTo(await p.continueTo(session, url));
-        return render(c, 200, 'Signed in', `<p>You are signed in to tunn as <strong>${esc(session.email)}</strong>.</p><p><a class="button" href="/logout">Sign out</a></p>`);
+        if (target?.kind === 'host' && !(await identity.handoff.consented(session, target.url.host))) return consentPage(c, p, session, target.url);
+        if (target) return redirectTo(await p.continueTo(session, target));
+        return render(c, 200, 'Signed in', `<p>You are signed in to tunn as <strong>${esc(session.email)}</strong>.</p>${logoutForm(c)}`);
       }
-      return loginPage(c, url?.href);
+      return loginPage(c, target);
     })
+    .route('/', consentRoutes(identity, p))
     .post('/login/dev', async (c) => {
       // Refused unless the relay runs with --dev: the same 404 as any unknown page.
       if (!dev) return render(c, 404, 'Not found', '<p>The dev login is only available when the relay runs with --dev.</p>');
@@ -114,10 +121,10 @@ export function loginRoutes(identity: Identity) {
     .get('/login/oidc/:id', async (c) => {
       const id = c.req.param('id');
       if (!identity.oidc.has(id)) return render(c, 404, 'Not found', `<p>There is no login provider "${esc(id)}" on this relay.</p>`);
-      const { url, refused } = p.returnUrl(c.req.query('return'));
+      const { target, refused } = p.returnUrl(c.req.query('return'));
       if (refused) return p.refusedPage(c);
       try {
-        const started = await identity.oidc.begin(id, url?.href ?? '');
+        const started = await identity.oidc.begin(id, target ? targetHref(target) : '');
         return redirectTo(started.url, [['set-cookie', attemptCookie(identity, OIDC_COOKIE, started.binding, '/login/oidc', 600)]]);
       } catch (err) {
         identity.options.onError?.(err);
@@ -136,18 +143,22 @@ export function loginRoutes(identity: Identity) {
       }
     })
     .get('/logout', async (c) => {
-      const ret = c.req.query('return');
+      // Only shows the form: a GET (an <img>, a prefetch, a link on a sibling tunnel) signs nobody out.
+      const { target } = p.returnUrl(c.req.query('return'));
       const session = await p.currentSession(c);
-      const who = session ? `<p>You are signed in as <strong>${esc(session.email)}</strong>.</p>` : '<p>You are not signed in.</p>';
-      return render(c, 200, 'Sign out of tunn', `${who}<form method="post" action="/logout">${p.hidden('return', p.returnUrl(ret).url?.href)}<button type="submit">Sign out</button></form>`);
+      if (!session) return render(c, 200, 'Sign out of tunn', '<p>You are not signed in.</p><p><a class="button" href="/login">Sign in</a></p>');
+      return render(c, 200, 'Sign out of tunn', `<p>You are signed in as <strong>${esc(session.email)}</strong>.</p>${logoutForm(c, target && targetHref(target))}`);
     })
     .post('/logout', async (c) => {
       const f = await form(c);
       const session = await p.currentSession(c);
-      // Signs this browser out everywhere: the relay and every tunnel host it was handed to.
-      if (session) await identity.sessions.revokeFamily(session);
-      const { url } = p.returnUrl(f.return);
-      if (url) return redirectTo(`/login?return=${encodeURIComponent(url.href)}`, p.signedOutHeaders());
+      if (session) {
+        if (!p.hasFormToken(c, f)) return p.staleFormPage(c, '/logout');
+        // Signs this browser out everywhere: the relay and every tunnel host it was handed to.
+        await identity.sessions.revokeFamily(session);
+      }
+      const { target } = p.returnUrl(f.return);
+      if (target) return redirectTo(`/login?return=${encodeURIComponent(targetHref(target))}`, p.signedOutHeaders());
       return render(c, 200, 'Signed out', '<p>You are signed out of tunn.</p><p><a class="button" href="/login">Sign in</a></p>', { headers: p.signedOutHeaders() });
     });
 }

@@ -37,11 +37,11 @@ describe('magic links', () => {
     return { attempt, link: linkIn(mail.text) };
   }
 
-  it('signs in from the browser that asked, once, and continues to the tunnel host', async () => {
+  it('signs in from the browser that asked, once, and continues to the consent page for the tunnel host', async () => {
     const { attempt, link } = await ask('Ann@Example.com');
     const res = await app.request(link.pathname + link.search, { headers: { cookie: attempt } });
     assert.equal(res.status, 302);
-    assert.match(res.headers.get('location')!, /^http:\/\/app\.tunn\.localhost:8080\/\.tunn\/auth\/callback\?code=/);
+    assert.equal(res.headers.get('location'), `/login?return=${encodeURIComponent('http://app.tunn.localhost:8080/here')}`);
     assert.ok(res.headers.getSetCookie().some((c) => /^tunn=[A-Za-z0-9_-]{43};/.test(c)));
     const again = await app.request(link.pathname + link.search, { headers: { cookie: attempt } });
     assert.equal(again.status, 400);

@@ -40,13 +40,15 @@ describe('OIDC login', () => {
     assert.match(await (await app.request('/login')).text(), /href="\/login\/oidc\/corp">Continue with Corp SSO/);
   });
 
-  it('signs in through the provider and continues to the tunnel host', async () => {
+  it('signs in through the provider and continues to the consent page for the tunnel host', async () => {
     op.nextUser = 'Dana@Example.com';
     const { binding, authorize } = await begin();
     const cb = await followOp(authorize.href, CALLBACK);
     const res = await app.request(cb.pathname + cb.search, { headers: { cookie: binding } });
     assert.equal(res.status, 302, await res.clone().text());
-    assert.match(res.headers.get('location')!, /^http:\/\/app\.tunn\.localhost:8080\/\.tunn\/auth\/callback\?code=/);
+    // A provider that signs in without a click (GET /login/oidc/… is a plain link) must not
+    // hand the email to a tunnel: the first hand-off asks (security: issue 9, finding 9).
+    assert.equal(res.headers.get('location'), `/login?return=${encodeURIComponent('http://app.tunn.localhost:8080/dash')}`);
     const relayCookie = res.headers.getSetCookie().find((c) => /^tunn=[A-Za-z0-9_-]{43};/.test(c))!.split(';')[0]!;
     const s = await id.sessions.lookup(relayCookie.slice(5), 'tunn.localhost:8080');
     assert.equal(s?.email, 'dana@example.com');

@@ -1,6 +1,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { clearSessionCookie, readCookie, serializeSessionCookie, sessionCookieName } from '../auth/cookies.ts';
-import { checkReturnUrl } from '../auth/handoff.ts';
+import { checkFormToken, crossOriginPost, formToken, refusedPostMessage } from '../auth/csrf.ts';
+import { checkReturnUrl, HOME, type ReturnPolicy, type ReturnTarget } from '../auth/return-url.ts';
 import { esc, PAGE_HEADERS, page } from '../auth/html.ts';
 import type { Identity } from '../auth/identity.ts';
 import type { Session } from '../auth/sessions.ts';
@@ -32,53 +33,83 @@ export function cookie(c: PageContext, name: string): string | undefined {
   return readCookie(c.req.header('cookie'), name);
 }
 
+/** The path of the consent page for a hand-off to `url` (GET /login shows it to a signed-in visitor). */
+export function consentPath(url: URL): string {
+  return `/login?return=${encodeURIComponent(url.href)}`;
+}
+
 export function pages(identity: Identity) {
   const secure = identity.relayUrl.protocol === 'https:';
   const relayHost = identity.relayUrl.host;
+  const returnPolicy: ReturnPolicy = { relayUrl: identity.relayUrl, isServedHost: identity.options.isServedHost, strict: secure && identity.options.dev !== true };
 
-  async function currentSession(c: PageContext): Promise<Session | undefined> {
-    return identity.sessions.lookup(cookie(c, sessionCookieName(secure)), relayHost);
+  function sessionCookie(c: PageContext): string | undefined {
+    return cookie(c, sessionCookieName(secure));
   }
 
-  /** The checked return URL, or undefined; `refused` when one was given but is not ours. */
-  function returnUrl(raw: string | undefined): { url?: URL; refused: boolean } {
+  async function currentSession(c: PageContext): Promise<Session | undefined> {
+    return identity.sessions.lookup(sessionCookie(c), relayHost);
+  }
+
+  /** The checked return target, or undefined; `refused` when one was given but is not safe to follow. */
+  function returnUrl(raw: string | undefined): { target?: ReturnTarget; refused: boolean } {
     if (!raw) return { refused: false };
-    const url = checkReturnUrl(raw, identity.relayUrl, identity.options.isServedHost);
-    return { url, refused: !url };
+    const target = checkReturnUrl(raw, returnPolicy);
+    return { target, refused: !target };
   }
 
   function refusedPage(c: PageContext): Response {
-    return render(c, 400, 'Cannot continue there', '<p>The return address is not a site this relay serves, so tunn will not send you there.</p><p><a class="button" href="/login">Sign in to tunn</a></p>');
+    return render(c, 400, 'Cannot continue there', '<p>The return address is not a page of this relay or a site it serves (or it is written in a way browsers could read as another site), so tunn will not send you there.</p><p><a class="button" href="/login">Sign in to tunn</a></p>');
   }
 
-  /** Where a signed-in browser goes next: the relay path, or a hand-off to a tunnel host. */
-  async function continueTo(session: Session, url: URL | undefined): Promise<string> {
-    if (!url || url.host === relayHost) return url ? url.pathname + url.search : '/login';
-    return identity.handoff.start(session, url);
+  /**
+   * Where a signed-in browser goes next (every redirect after sign-in is built here): the
+   * relay path; a hand-off to another host the visitor already agreed to in this session; or
+   * the consent page that asks first.
+   */
+  async function continueTo(session: Session, target: ReturnTarget | undefined): Promise<string> {
+    if (!target) return '/login';
+    if (target.kind === 'relay') return target.path;
+    if (await identity.handoff.consented(session, target.url.host)) return identity.handoff.start(session, target.url);
+    return consentPath(target.url);
   }
 
   /** Signs `email` in on the relay (creating the account on first login) and continues. */
   async function finishLogin(c: PageContext, email: string, rawReturn: string | undefined, extraHeaders: [string, string][] = []): Promise<Response> {
     const acct = await ensureAccount(identity.store, email, identity.clock.now());
     const { cookieValue, session } = await identity.sessions.create({ accountId: acct.id, email: acct.email, host: relayHost, ip: clientIp(c), userAgent: c.req.header('user-agent') });
-    const { url } = returnUrl(rawReturn);
-    return redirectTo(await continueTo(session, url), [['set-cookie', serializeSessionCookie(secure, cookieValue, identity.sessions.ttlSeconds)], ...extraHeaders]);
+    // A return value kept since the login started is checked again; refused now → HOME.
+    const { target, refused } = returnUrl(rawReturn);
+    return redirectTo(await continueTo(session, refused ? HOME : target), [['set-cookie', serializeSessionCookie(secure, cookieValue, identity.sessions.ttlSeconds)], ...extraHeaders]);
   }
 
   /**
-   * Refuses cross-origin form posts. The session cookie is SameSite=Lax, so a cross-site POST
-   * would not carry it anyway; this also covers the pre-login forms.
+   * Refuses form posts that do not come from the relay's own pages (src/auth/csrf.ts): the
+   * one check of every state-changing POST here, signed in or not.
    */
   const sameOrigin: MiddlewareHandler<ApiEnv> = async (c, next) => {
     if (c.req.method === 'POST') {
-      const origin = c.req.header('origin');
-      const site = c.req.header('sec-fetch-site');
-      if ((origin && origin !== 'null' && origin !== identity.relayUrl.origin) || site === 'cross-site') {
-        return render(c, 403, 'Refused', '<p>This form was posted from another site.</p>');
-      }
+      const h = c.req.raw.headers;
+      const reason = crossOriginPost({ origin: present(h.get('origin')), secFetchSite: present(h.get('sec-fetch-site')) }, identity.relayUrl.origin);
+      if (reason) return render(c, 403, 'Refused', `<p>${esc(refusedPostMessage(reason))}</p>`);
     }
     await next();
   };
+
+  /** The hidden form-token field of the signed-in browser's forms. */
+  function tokenField(c: PageContext): string {
+    const v = sessionCookie(c);
+    return v ? hidden('csrf', formToken(v)) : '';
+  }
+
+  /** Whether a signed-in form post carries this session's form token. */
+  function hasFormToken(c: PageContext, form: Record<string, unknown>): boolean {
+    return checkFormToken(sessionCookie(c), typeof form.csrf === 'string' ? form.csrf : undefined);
+  }
+
+  function staleFormPage(c: PageContext, again: string): Response {
+    return render(c, 403, 'This form has expired', `<p>The form was not sent from this browser's current tunn session (it may be from an older sign-in, or from another site). Nothing was changed.</p><p><a class="button" href="${esc(again)}">Try again</a></p>`);
+  }
 
   function signedOutHeaders(): [string, string][] {
     return [['set-cookie', clearSessionCookie(secure)]];
@@ -88,5 +119,9 @@ export function pages(identity: Identity) {
     return value ? `<input type="hidden" name="${esc(name)}" value="${esc(value)}">` : '';
   }
 
-  return { currentSession, returnUrl, refusedPage, continueTo, finishLogin, sameOrigin, signedOutHeaders, hidden, secure, relayHost };
+  return { currentSession, returnUrl, refusedPage, continueTo, finishLogin, sameOrigin, tokenField, hasFormToken, staleFormPage, signedOutHeaders, hidden, secure, relayHost };
+}
+
+function present(v: string | null): string[] {
+  return v === null ? [] : [v];
 }

@@ -14,6 +14,12 @@ function set(d: GateDecision, name: string): string | undefined {
   return d.kind === 'allow' ? d.setHeaders.find(([n]) => n === name)?.[1] : undefined;
 }
 const HTML = 'text/html,application/xhtml+xml';
+/** The form token in a page's sign-out form (it rides in the form's action URL). */
+function logoutTokenIn(d: GateDecision): string {
+  const m = d.kind === 'respond' ? /action="\/\.tunn\/logout\?csrf=([A-Za-z0-9_-]+)/.exec(String(d.body)) : null;
+  assert.ok(m, 'no sign-out form on the page');
+  return m[1]!;
+}
 const HOST = 'app.tunn.localhost:8080';
 
 /** Signs `email` in on the relay and hands the session to HOST; returns the host cookie line. */
@@ -56,6 +62,11 @@ describe('Gate', () => {
     assert.equal(JSON.parse(String((api as { body: string }).body)).error.code, 'AUTH_REQUIRED');
     const post = await id.gate.check(gateRequest({ accept: HTML, method: 'POST' }), t);
     assert.equal(post.kind === 'respond' && post.status, 401);
+    // A path the relay would refuse as a return URL ("//host", "/\\host") comes back as this host's root.
+    for (const path of ['//evil.example/x', '/\\evil.example/x', '/%2f%2fevil.example/']) {
+      const odd = await id.gate.check(gateRequest({ accept: HTML, path }), t);
+      assert.equal(hdr(odd, 'location'), `${RELAY_URL}/login?return=${encodeURIComponent(`http://${HOST}/`)}`, path);
+    }
   });
 
   it('hands a relay session over to the tunnel host and allows, setting the identity headers', async () => {
@@ -107,13 +118,14 @@ describe('Gate', () => {
     assert.equal(other.kind === 'respond' && other.status, 302);
   });
 
-  it('shows a 403 page naming the signed-in email with a switch-account link, and records the denial', async () => {
+  it('shows a 403 page naming the signed-in email with a switch-account button, and records the denial', async () => {
     const cookie = await signIn(id, 'stranger@example.com');
     const d = await id.gate.check(gateRequest({ accept: HTML, cookie }), t);
     assert.equal(d.kind === 'respond' && d.status, 403);
     const body = String((d as { body: string }).body);
     assert.match(body, /stranger@example\.com/);
-    assert.match(body, /href="\/\.tunn\/logout\?switch=1"/);
+    // A form post to /.tunn/logout carrying the session's form token, not a link (see the logout tests).
+    assert.match(body, /<form method="post" action="\/\.tunn\/logout\?csrf=[A-Za-z0-9_-]{43}&amp;switch=1">/);
     const ev = await id.events.list({ accountId: owner.id, kind: 'visitor_denied' });
     assert.equal(ev[0]?.email, 'stranger@example.com');
     // A group change lets them in on the next request, with no reconnect.
@@ -130,9 +142,11 @@ describe('Gate', () => {
     const cb = await id.gate.check(gateRequest({ path: url.pathname + url.search }), t);
     const cookie = hdr(cb, 'set-cookie')!.split(';')[0]!;
     assert.equal((await id.gate.check(gateRequest({ cookie }), t)).kind, 'allow');
-    const out = await id.gate.check(gateRequest({ accept: HTML, cookie, path: '/.tunn/logout?switch=1' }), t);
-    assert.equal(out.kind === 'respond' && out.status, 302);
+    const csrf = logoutTokenIn(await id.gate.check(gateRequest({ accept: HTML, cookie, path: '/.tunn/logout?switch=1' }), t));
+    const out = await id.gate.check(gateRequest({ method: 'POST', cookie, path: `/.tunn/logout?csrf=${csrf}&switch=1`, headers: [['origin', `http://${HOST}`], ['sec-fetch-site', 'same-origin']] }), t);
+    assert.equal(out.kind === 'respond' && out.status, 303);
     assert.match(hdr(out, 'location')!, /^http:\/\/tunn\.localhost:8080\/login\?return=/);
+    assert.match(hdr(out, 'set-cookie')!, /^tunn=; .*Max-Age=0/);
     const after = await id.gate.check(gateRequest({ accept: HTML, cookie }), t);
     assert.equal(after.kind === 'respond' && after.status, 302);
     assert.equal(await id.sessions.lookup(relayCookie, 'tunn.localhost:8080'), undefined);

@@ -4,12 +4,14 @@ import { checkBasicAuth, type BasicCredentials } from './basic-auth.ts';
 import { clearSessionCookie, readCookie, serializeSessionCookie, sessionCookieName } from './cookies.ts';
 import type { EventLog } from './events.ts';
 import { CALLBACK_PATH, type Handoff } from './handoff.ts';
+import { safePath } from './return-url.ts';
 import { esc, PAGE_HEADERS, page } from './html.ts';
 import { parseIpAllowList, type IpAllowList } from './ip-allow.ts';
 import type { Policy } from './policy.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import type { Session, SessionService } from './sessions.ts';
 import type { TokenService } from './tokens.ts';
+import { LOGOUT_PATH, logoutForm, tunnelLogout } from './tunnel-logout.ts';
 import { bearerFrom, verifyBearer } from './bearer.ts';
 import type { Store } from '../store/store.ts';
 import type { Principal } from './revocation.ts';
@@ -22,7 +24,8 @@ import type { Principal } from './revocation.ts';
 // Order (each step only runs if the previous one passed):
 //   1. IP allow-list          403             (before anything else, even tunn's own paths)
 //   2. rate limits            429 + Retry-After (per client IP on this tunnel, then per tunnel)
-//   3. /.tunn/* paths         hand-off callback, logout
+//   3. /.tunn/* paths         hand-off callback (GET), logout (GET shows a form; POST, same
+//                             origin with the session's form token, signs out: tunnel-logout.ts)
 //   4. basic auth             401 + WWW-Authenticate: Basic
 //   5. public tunnel          allow (no store access, no identity)
 //   6. identity               Bearer <PAT|agent token> or the host's session cookie
@@ -80,7 +83,7 @@ export type GateDecision =
 
 export const USER_EMAIL_HEADER = 'tunn-user-email';
 export const ASSERTION_HEADER = 'tunn-jwt-assertion';
-export const LOGOUT_PATH = '/.tunn/logout';
+export { LOGOUT_PATH };
 
 export interface GateOptions {
   /** The relay's public origin, e.g. https://tunn.example.com (login lives there). */
@@ -190,6 +193,7 @@ export class Gate {
     // 6. Identity.
     const browser = isBrowser(req);
     let id: Identity | undefined;
+    let cookieValue: string | undefined;
     const bearer = t.basicAuth ? undefined : bearerFrom(authz);
     if (bearer) {
       try {
@@ -204,7 +208,10 @@ export class Gate {
     } else {
       const value = readCookie(cookies, sessionCookieName(req.secure));
       const session = value ? await this.#o.sessions.lookup(value, req.host) : undefined;
-      if (session) id = { accountId: session.accountId, email: session.email, via: 'session', session };
+      if (session) {
+        id = { accountId: session.accountId, email: session.email, via: 'session', session };
+        cookieValue = value;
+      }
       else if (value) {
         // Unknown, tampered, expired or revoked: clear it and start over.
         return this.#signIn(req, browser, [['set-cookie', clearSessionCookie(req.secure)]]);
@@ -220,7 +227,7 @@ export class Gate {
         'You do not have access',
         `<p>You are signed in as <strong>${esc(id.email)}</strong>, and this account is not allowed to reach <strong>${esc(req.host)}</strong>.</p>
 <p>Ask the owner of this tunnel to add you, or sign in with another account.</p>
-<p><a class="button" href="${LOGOUT_PATH}?switch=1">Switch account</a></p>`,
+${cookieValue ? logoutForm(cookieValue, 'Switch account', true) : `<p><a class="button" href="${LOGOUT_PATH}?switch=1">Switch account</a></p>`}`,
       );
     }
     // 8. Allow.
@@ -249,6 +256,10 @@ export class Gate {
 
   async #ownPath(req: GateRequest, t: TunnelPolicy, pathname: string, q: URLSearchParams): Promise<GateDecision> {
     const secure = req.secure;
+    if (pathname === LOGOUT_PATH) {
+      if (req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'POST') return json(405, 'INVALID_INPUT', `${pathname} answers GET (a sign-out form) and POST (from that form)`, [['allow', 'GET, HEAD, POST']]);
+      return tunnelLogout(req, q, { sessions: this.#o.sessions, loginUrl: this.#loginUrl(req, '/') });
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, 'INVALID_INPUT', `${pathname} only answers GET`, [['allow', 'GET, HEAD']]);
     if (pathname === CALLBACK_PATH) {
       const done = await this.#o.handoff.complete(q.get('code') ?? undefined, req.host, { ip: req.clientIp, userAgent: header(req, 'user-agent') });
@@ -259,16 +270,6 @@ export class Gate {
       const maxAge = (done.session.expiresAt - this.#o.clock.now()) / 1000;
       return redirect(done.returnPath, [['set-cookie', serializeSessionCookie(secure, done.cookieValue, maxAge)]]);
     }
-    if (pathname === LOGOUT_PATH) {
-      const session = await this.#o.sessions.lookup(readCookie(cookieLine(req), sessionCookieName(secure)), req.host);
-      // Signing out of a tunnel host signs out of tunn in this browser: the relay session and
-      // every host session handed off from it. Otherwise the relay would sign the visitor
-      // straight back in, and "switch account" could not work.
-      if (session) await this.#o.sessions.revokeFamily(session);
-      const clear: [string, string][] = [['set-cookie', clearSessionCookie(secure)]];
-      if (q.get('switch') === '1') return redirect(this.#loginUrl(req, '/'), clear);
-      return html(200, 'Signed out', `<p>You are signed out of tunn.</p><p><a class="button" href="${esc(this.#loginUrl(req, '/'))}">Sign in again</a></p>`, clear);
-    }
     return json(404, 'NOT_FOUND', `${pathname} is not a tunn path`);
   }
 
@@ -278,7 +279,9 @@ export class Gate {
   }
 
   #loginUrl(req: GateRequest, target: string): string {
-    const back = `${req.secure ? 'https' : 'http'}://${req.host}${target.startsWith('/') ? target : '/'}`;
+    // The relay checks the return URL again (return-url.ts); a path it would refuse
+    // ("//x", "/\x", an absolute-form target) comes back as this host's root instead.
+    const back = `${req.secure ? 'https' : 'http'}://${req.host}${safePath(target) ?? '/'}`;
     return `${this.#relay.origin}/login?return=${encodeURIComponent(back)}`;
   }
 

@@ -1,4 +1,5 @@
 import type { LoginCodes } from './login-codes.ts';
+import { safePath } from './return-url.ts';
 import { normaliseHost, type Session, type SessionService } from './sessions.ts';
 
 // Cross-domain login. A tunnel host (grafana.tunn.example.com, or a customer's own domain)
@@ -6,33 +7,14 @@ import { normaliseHost, type Session, type SessionService } from './sessions.ts'
 //   https://<tunnel host>/.tunn/auth/callback?code=<one-time code>
 // The code is bound to that host, good once, for HANDOFF_TTL_SECONDS; the gate exchanges it
 // for a session of that host (a child of the relay session) and sets the host's own cookie.
+//
+// A hand-off tells the tunnel's owner who the visitor is, so the relay asks the visitor
+// once per (relay session, host) before the first one (src/api/consent.ts). The answer is
+// remembered in the store, where no tunnel can forge it: the host session a hand-off creates
+// is the record that the visitor agreed to go there under this relay session.
 
 export const HANDOFF_TTL_SECONDS = 30;
 export const CALLBACK_PATH = '/.tunn/auth/callback';
-
-/**
- * The return URL if it is safe to send the browser there: http(s), no credentials, and a
- * host this relay serves (the relay itself or `isServedHost(hostname)`). Relative paths are
- * taken on the relay. Anything else → undefined (no open redirect).
- */
-export function checkReturnUrl(raw: string | undefined | null, relayUrl: URL, isServedHost: (hostname: string) => boolean): URL | undefined {
-  if (!raw) return undefined;
-  // Refuse scheme-relative and backslash tricks before the URL parser "fixes" them.
-  if (/^\s|[\\\x00-\x1f]/.test(raw)) return undefined;
-  if (raw.startsWith('/') && raw.startsWith('//')) return undefined;
-  let u: URL;
-  try {
-    u = raw.startsWith('/') ? new URL(raw, relayUrl) : new URL(raw);
-  } catch {
-    return undefined;
-  }
-  if (u.protocol !== 'https:' && u.protocol !== 'http:') return undefined;
-  if (u.username || u.password) return undefined;
-  if (u.host === relayUrl.host) return u;
-  const hostname = u.hostname.toLowerCase().replace(/\.$/, '');
-  if (hostname === relayUrl.hostname) return u;
-  return isServedHost(hostname) ? u : undefined;
-}
 
 export class Handoff {
   readonly #codes: LoginCodes;
@@ -43,7 +25,15 @@ export class Handoff {
     this.#sessions = opts.sessions;
   }
 
-  /** The URL that hands `relaySession` over to the (already checked) return URL's host. */
+  /** Whether the visitor already agreed (in this relay session) to be handed to `host`. */
+  async consented(relaySession: Session, host: string): Promise<boolean> {
+    return this.#sessions.hasChild(relaySession, host);
+  }
+
+  /**
+   * The URL that hands `relaySession` over to the return URL's host. The URL went through
+   * checkReturnUrl(), and the visitor agreed (consented() or the consent form).
+   */
   async start(relaySession: Session, returnUrl: URL): Promise<string> {
     const code = await this.#codes.issue({
       purpose: 'handoff',
@@ -67,9 +57,8 @@ export class Handoff {
     const parent = await this.#sessions.byId(c.sessionId);
     if (!parent) return undefined;
     const { cookieValue, session } = await this.#sessions.create({ accountId: parent.accountId, email: parent.email, host, ip: client.ip, userAgent: client.userAgent, parent });
-    const p = typeof c.data.returnPath === 'string' ? c.data.returnPath : '/';
-    // Same host only: a path, never "//other.host".
-    const returnPath = p.startsWith('/') && !p.startsWith('//') && !p.startsWith('/\\') ? p : '/';
+    // Same host only: a path, never "//other.host" (the one path check of return-url.ts).
+    const returnPath = (typeof c.data.returnPath === 'string' ? safePath(c.data.returnPath) : undefined) ?? '/';
     return { cookieValue, session, returnPath };
   }
 }

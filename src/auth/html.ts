@@ -1,5 +1,8 @@
 // Minimal server-rendered pages (login, 403, device confirmation, notices). Every
 // interpolated value goes through esc(); pages carry no scripts, so the CSP forbids them.
+// Referrer-Policy is same-origin, not no-referrer: under no-referrer a browser sends
+// `Origin: null` with the page's own form posts (Fetch, "append a request Origin header"),
+// and csrf.ts refuses null. Other sites still get no Referer (no code or return URL leaks).
 
 export function esc(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -10,7 +13,7 @@ export const PAGE_HEADERS: [string, string][] = [
   ['cache-control', 'no-store'],
   ['content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'"],
   ['x-content-type-options', 'nosniff'],
-  ['referrer-policy', 'no-referrer'],
+  ['referrer-policy', 'same-origin'],
 ];
 
 /** A whole page; `body` is trusted HTML built with esc(). */

@@ -81,6 +81,21 @@ export class SessionService {
     return { id: r.id, parentId: r.parent_id, accountId: r.account_id, email: r.email, host: r.host, expiresAt };
   }
 
+  /**
+   * Whether a session for `host` was ever handed off from `session`'s family (live or not):
+   * the record that the visitor agreed to that hand-off.
+   */
+  async hasChild(session: Pick<Session, 'id' | 'parentId'>, host: string): Promise<boolean> {
+    const r = await this.#store.db
+      .selectFrom('sessions')
+      .select('id')
+      .where('parent_id', '=', session.parentId ?? session.id)
+      .where('host', '=', normaliseHost(host))
+      .limit(1)
+      .executeTakeFirst();
+    return r !== undefined;
+  }
+
   /** Revokes the session's whole family: the relay session and every tunnel-host session handed off from it. */
   async revokeFamily(session: Pick<Session, 'id' | 'parentId'>): Promise<void> {
     const root = session.parentId ?? session.id;

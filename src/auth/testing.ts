@@ -40,3 +40,10 @@ export function gateRequest(over: Partial<GateRequest> & { accept?: string; cook
   if (over.authorization !== undefined) headers.push(['authorization', over.authorization]);
   return { method: 'GET', path: '/', host: 'app.tunn.localhost:8080', secure: false, clientIp: '127.0.0.1', upgrade: false, ...over, headers: [...headers, ...(over.headers ?? [])] };
 }
+
+/** The session's form token in a page's form (the CSRF defence of signed-in forms). */
+export function formTokenIn(html: string): string {
+  const m = /name="csrf" value="([^"]+)"/.exec(html);
+  if (!m) throw new Error(`the page has no form token:\n${html}`);
+  return m[1]!;
+}

@@ -82,6 +82,8 @@ describe('identity providers configured by relay flags', () => {
     await alicePage.goto(appUrl());
     assert.equal(new URL(alicePage.url()).host, `tunn.localhost:${relay.httpsPort}`, 'sent to the relay to sign in');
     await alicePage.click('a:has-text("Continue with Corp SSO")');
+    // The first hand-off to wiki in this sign-in asks first (it learns alice's email).
+    await alicePage.click('form[action="/login/continue"] button');
     await alicePage.waitForURL(appUrl());
     const seen = await bodyJson(alicePage);
     assert.equal(seen.headers['tunn-user-email'], 'alice@example.com');
@@ -93,6 +95,7 @@ describe('identity providers configured by relay flags', () => {
       op.nextUser = 'mallory@example.com';
       await page.goto(appUrl());
       await page.click('a:has-text("Continue with Corp SSO")');
+      await page.click('form[action="/login/continue"] button');
       await page.waitForURL(appUrl());
       const denied = await page.reload();
       assert.equal(denied?.status(), 403);
@@ -118,6 +121,7 @@ describe('identity providers configured by relay flags', () => {
       const link = /https:\/\/tunn\.localhost:\d+\/login\/email\/verify\?token=[A-Za-z0-9_%-]+/.exec(mail.text);
       assert.ok(link, `no sign-in link in the mail:\n${mail.text}`);
       await page.goto(link[0]);
+      await page.click('form[action="/login/continue"] button');
       await page.waitForURL(appUrl());
       assert.equal((await bodyJson(page)).headers['tunn-user-email'], 'bob@example.com');
     } finally {

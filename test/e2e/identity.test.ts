@@ -56,6 +56,8 @@ describe('identity: only the people you name reach a tunnel', () => {
     assert.equal(new URL(page.url()).host, `tunn.localhost:${relay.httpsPort}`);
     await page.fill('form[data-dev-login] input[name=email]', 'bob@example.com');
     await page.click('form[data-dev-login] button');
+    // The first hand-off to grafana in this sign-in asks first (it learns bob's email).
+    await page.click('form[action="/login/continue"] button');
     await page.waitForURL(appUrl);
     const seen = JSON.parse((await page.textContent('body')) ?? '{}');
     assert.equal(seen.headers['tunn-user-email'], 'bob@example.com');
@@ -73,8 +75,10 @@ describe('identity: only the people you name reach a tunnel', () => {
     await cli(['group', 'add', 'eng', 'bob@example.com']);
     assert.equal((await page.reload())?.status(), 200);
 
-    // Logout on the tunnel host: back to login.
+    // Logout on the tunnel host (a GET shows the button; the form post signs out): back to login.
     await page.goto(`http://grafana.tunn.localhost:${relay.httpPort}/.tunn/logout`);
+    await page.click('form[action^="/.tunn/logout"] button');
+    await page.waitForSelector('text=You are signed out of tunn');
     await page.goto(appUrl);
     assert.equal(new URL(page.url()).host, `tunn.localhost:${relay.httpsPort}`);
     assert.match(page.url(), /\/login\?return=/);
@@ -82,6 +86,7 @@ describe('identity: only the people you name reach a tunnel', () => {
     // A stranger gets a 403 page that names the email used.
     await page.fill('form[data-dev-login] input[name=email]', 'mallory@example.com');
     await page.click('form[data-dev-login] button');
+    await page.click('form[action="/login/continue"] button');
     await page.waitForURL(appUrl);
     assert.match((await page.textContent('body')) ?? '', /mallory@example\.com/);
     await ctx.close();
