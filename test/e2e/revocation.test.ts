@@ -10,6 +10,7 @@ import { localhostAwareLookup } from '../../src/agent/target.ts';
 import { createDomain, markDomainVerified, setDomainShares } from '../../src/certs/domains.ts';
 import { ensureAccount } from '../../src/store/accounts.ts';
 import { openStore } from '../../src/store/store.ts';
+import { formTokenIn } from '../../src/auth/testing.ts';
 import { createToken, request, startAgent, startCli, startRelay, tmpDir, type AgentHandle, type RelayHandle } from './harness.ts';
 import { startOrigin, type Origin } from './origin.ts';
 
@@ -119,7 +120,17 @@ describe('revocation cuts live connections', () => {
     });
     assert.equal(login.status, 302, login.text);
     const relayCookie = String(login.headers['set-cookie']![0]).split(';')[0]!;
-    const handoff = await request(String(login.headers.location));
+    // The first hand-off to a host asks the visitor (issue 9, finding 9): continue as they would.
+    const ask = await request(new URL(String(login.headers.location), relay.url).href, { ca: relay.ca, headers: { cookie: relayCookie } });
+    assert.equal(ask.status, 200, ask.text);
+    const go = await request(`${relay.url}/login/continue`, {
+      method: 'POST',
+      ca: relay.ca,
+      headers: { cookie: relayCookie, origin: relay.url, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ return: ret, csrf: formTokenIn(ask.text) }).toString(),
+    });
+    assert.equal(go.status, 302, go.text);
+    const handoff = await request(String(go.headers.location));
     assert.equal(handoff.status, 302, handoff.text);
     const hostCookie = String(handoff.headers['set-cookie']![0]).split(';')[0]!;
     return { relayCookie, hostCookie };
@@ -157,7 +168,8 @@ describe('revocation cuts live connections', () => {
 
     // Sign out on the relay: revokes the relay session and every host session handed off from it.
     const t0 = Date.now();
-    const out = await request(`${relay.url}/logout`, { method: 'POST', ca: relay.ca, headers: { cookie: bob.relayCookie, origin: relay.url, 'content-type': 'application/x-www-form-urlencoded' }, body: '' });
+    const form = await request(`${relay.url}/logout`, { ca: relay.ca, headers: { cookie: bob.relayCookie } });
+    const out = await request(`${relay.url}/logout`, { method: 'POST', ca: relay.ca, headers: { cookie: bob.relayCookie, origin: relay.url, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ csrf: formTokenIn(form.text) }).toString() });
     assert.equal(out.status, 200, out.text);
     const took = await closedWithin(ws, t0);
     await within(ka.closed, 'the kept-alive connection is closed');
