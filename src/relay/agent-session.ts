@@ -132,7 +132,7 @@ export class AgentSession implements SessionRef {
     }
     Promise.resolve()
       .then(() => h(m))
-      .catch((err: unknown) => this.#fail(err, 'id' in m ? String((m as { id?: unknown }).id ?? '') : undefined));
+      .catch((err: unknown) => this.#fail(err, tunnelIdOf(m)));
   }
 
   async #onHello(m: Extract<ControlMessage, { type: 'hello' }>): Promise<void> {
@@ -194,4 +194,10 @@ export class AgentSession implements SessionRef {
     if (!this.#socket.destroyed) this.#socket.destroy();
     this.#deps.onClose(this);
   }
+}
+
+/** The tunnel a control message is about (a register carries it inside), for error replies. */
+function tunnelIdOf(m: ControlMessage): string | undefined {
+  const id = m.type === 'register' ? (m.tunnel as { id?: unknown } | undefined)?.id : 'id' in m ? m.id : undefined;
+  return typeof id === 'string' && id ? id : undefined;
 }
