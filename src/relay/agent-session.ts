@@ -168,6 +168,8 @@ export class AgentSession implements SessionRef {
     const code = err instanceof TunnError ? err.code : 'INTERNAL';
     const message = err instanceof TunnError ? err.message : 'the relay could not handle the request; see the relay log';
     if (!(err instanceof TunnError)) this.#log.error({ err: errorMessage(err) }, 'control message failed');
+    // The operator needs to see these too (a database away, a full disk), not only the agent.
+    else if (err.code === 'UNAVAILABLE') this.#log.warn({ err: err.message }, 'control message failed');
     const fatal = FATAL_CODES.has(code) || code === 'AUTH_REQUIRED';
     this.send({ type: 'error', code, message, fatal, ...(tunnelId ? { id: tunnelId } : {}) });
     if (!this.authenticated) setTimeout(() => this.close(), 100).unref();

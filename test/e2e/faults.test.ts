@@ -318,6 +318,8 @@ async function diskFullScenario(fs: SmallFs, origin: Origin): Promise<void> {
     late = startCli([String(origin.port), '--relay', relay.url, '--token', alice, '--relay-ca', relay.caPath, '--json', '-n', 'after-full', '--public', '--quiet']);
     const notice = await late.waitFor((l) => l.event === 'notice', 30_000);
     assert.match(String(notice.message), /disk holding its database is full.*try again later/);
+    const logged = await relay.proc.waitFor((l) => l.msg === 'control message failed');
+    assert.match(String(logged.err), /disk holding its database is full/, 'the relay log tells the operator');
     // The operator's command too.
     const cli = startCli(['relay', 'token', 'create', '--email', 'bob@example.com', '--data-dir', dataDir, '--json']);
     assert.notEqual(await cli.exited, 0);
