@@ -76,6 +76,8 @@ interface Slot {
   online: boolean;
   attempt: number;
   timer?: NodeJS.Timeout;
+  /** A register the relay refused for a passing reason, asked again after a back-off. */
+  retryTimer?: NodeJS.Timeout;
   stopPing?: () => void;
 }
 
@@ -115,6 +117,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.#stopped = true;
     for (const s of this.#slots) {
       clearTimeout(s.timer);
+      clearTimeout(s.retryTimer);
       s.stopPing?.();
       s.session?.close();
       s.socket?.destroy();
@@ -258,6 +261,19 @@ export class Agent extends EventEmitter<AgentEvents> {
         if (m.fatal) {
           this.emit('fatal', err);
           this.stop();
+          return;
+        }
+        // Not fatal: the relay could not serve the tunnel right now (its database away or
+        // full). The session stays; the tunnel is asked for again after a back-off.
+        const t = m.id ? this.#tunnels.get(m.id) : undefined;
+        if (t && slot.control) {
+          const delay = this.#backoff(slot);
+          const control = slot.control;
+          clearTimeout(slot.retryTimer);
+          slot.retryTimer = setTimeout(() => {
+            if (!this.#stopped && slot.control === control) this.#register(slot, t);
+          }, delay);
+          this.emit('notice', `relay: ${m.message} (asking again in ${(delay / 1000).toFixed(1)}s)`);
         } else {
           this.emit('notice', `relay: ${m.message}`);
         }
@@ -298,19 +314,24 @@ export class Agent extends EventEmitter<AgentEvents> {
       }
     }
     slot.stopPing?.();
+    clearTimeout(slot.retryTimer);
     slot.session = undefined;
     slot.control = undefined;
     slot.socket = undefined;
     slot.online = false;
     if (this.#stopped) return;
-    // Full jitter back-off: random in [min, min * 2^attempt], capped.
-    const cap = Math.min(this.config.backoffMaxMs, this.config.backoffMinMs * 2 ** slot.attempt);
-    const delay = Math.round(this.config.backoffMinMs / 2 + Math.random() * (cap - this.config.backoffMinMs / 2));
-    slot.attempt++;
+    const delay = this.#backoff(slot);
     const anyOnline = this.#slots.some((s) => s.online);
     if (!anyOnline) this.#setState('reconnecting', `${why}; reconnecting in ${(delay / 1000).toFixed(1)}s`);
     else if (wasOnline) this.emit('notice', `session ${slot.index + 1} lost (${why}); reconnecting in ${(delay / 1000).toFixed(1)}s, ${this.#slots.filter((s) => s.online).length}/${this.#slots.length} sessions up`);
     slot.timer = setTimeout(() => this.#connect(slot), delay);
+  }
+
+  /** Full jitter back-off: random in [min/2, min * 2^attempt], capped; counts the attempt. */
+  #backoff(slot: Slot): number {
+    const cap = Math.min(this.config.backoffMaxMs, this.config.backoffMinMs * 2 ** slot.attempt);
+    slot.attempt++;
+    return Math.round(this.config.backoffMinMs / 2 + Math.random() * (cap - this.config.backoffMinMs / 2));
   }
 }
 

@@ -68,6 +68,8 @@ export function requireBearer(identity: Identity): MiddlewareHandler<ApiEnv> {
       const caller = await verifyBearer(identity.tokens, identity.store, token);
       c.set('caller', caller);
     } catch (err) {
+      // The store is away: not the token's fault (answered 503, no security event).
+      if (isTunnError(err, 'UNAVAILABLE')) throw err;
       const revoked = isTunnError(err, 'AUTH_TOKEN_REVOKED');
       await identity.events.record({ kind: revoked ? 'token_revoked_used' : 'token_invalid', ip: clientIp(c), accountId: refusedTokenOwner(err, token), detail: `API ${c.req.method} ${c.req.path}` });
       throw isTunnError(err) ? err : new TunnError('AUTH_INVALID_TOKEN', errorMessage(err));

@@ -201,6 +201,8 @@ export class Gate {
         id = { accountId: b.accountId, email: b.email, via: 'bearer', jti: b.jti };
         removeHeaders.push('authorization');
       } catch (err) {
+        // The store is away: not the token's fault (check() answers 503).
+        if (isTunnError(err, 'UNAVAILABLE')) throw err;
         const revoked = isTunnError(err, 'AUTH_TOKEN_REVOKED');
         void this.#o.events.record({ kind: revoked ? 'token_revoked_used' : 'token_invalid', ip: req.clientIp, tunnel: t.tunnelId, accountId: t.ownerAccountId });
         return json(401, revoked ? 'AUTH_TOKEN_REVOKED' : 'AUTH_INVALID_TOKEN', revoked ? 'this token has been revoked; create a new one with `tunn token create`' : 'this token is not valid for this relay; create one with `tunn token create`', [['www-authenticate', `Bearer realm="tunn", error="invalid_token"`]]);

@@ -156,7 +156,7 @@ export class AgentSession implements SessionRef {
     }
     Promise.resolve()
       .then(() => h(m))
-      .catch((err: unknown) => this.#fail(err, 'id' in m ? String((m as { id?: unknown }).id ?? '') : undefined));
+      .catch((err: unknown) => this.#fail(err, tunnelIdOf(m)));
   }
 
   async #onHello(m: Extract<ControlMessage, { type: 'hello' }>): Promise<void> {
@@ -193,6 +193,8 @@ export class AgentSession implements SessionRef {
     const code = err instanceof TunnError ? err.code : 'INTERNAL';
     const message = err instanceof TunnError ? err.message : 'the relay could not handle the request; see the relay log';
     if (!(err instanceof TunnError)) this.#log.error({ err: errorMessage(err) }, 'control message failed');
+    // The operator needs to see these too (a database away, a full disk), not only the agent.
+    else if (err.code === 'UNAVAILABLE') this.#log.warn({ err: err.message }, 'control message failed');
     const fatal = FATAL_CODES.has(code) || code === 'AUTH_REQUIRED';
     this.send({ type: 'error', code, message, fatal, ...(tunnelId ? { id: tunnelId } : {}) });
     if (!this.authenticated) setTimeout(() => this.close(), 100).unref();
@@ -219,4 +221,10 @@ export class AgentSession implements SessionRef {
     if (!this.#socket.destroyed) this.#socket.destroy();
     this.#deps.onClose(this);
   }
+}
+
+/** The tunnel a control message is about (a register carries it inside), for error replies. */
+function tunnelIdOf(m: ControlMessage): string | undefined {
+  const id = m.type === 'register' ? (m.tunnel as { id?: unknown } | undefined)?.id : 'id' in m ? m.id : undefined;
+  return typeof id === 'string' && id ? id : undefined;
 }

@@ -127,6 +127,9 @@ class PublicConnection implements LiveConnection {
   #closing = false;
   #responseStarted = false;
   #headTimer: NodeJS.Timeout | undefined;
+  /** Heads parsed so far, and the count when the head timer was armed (which head it times). */
+  #headsParsed = 0;
+  #timedHead = -1;
   #handedOver = false;
   #firstRequest = true;
   #batching = false;
@@ -141,7 +144,10 @@ class PublicConnection implements LiveConnection {
     this.#req = new Http1Framer(
       { kind: 'request', maxHeadSize: gw.opts.maxHeadSize },
       {
-        onHead: (head) => this.#segments.push({ k: 'head', head }),
+        onHead: (head) => {
+          this.#headsParsed++;
+          this.#segments.push({ k: 'head', head });
+        },
         onBody: (chunk, s, e) => this.#segments.push({ k: 'body', data: chunk.subarray(s, e) }),
         onMessageEnd: () => this.#segments.push({ k: 'end' }),
         // Trailers are rewritten like heads: no reserved field reaches the origin in them.
@@ -561,10 +567,18 @@ class PublicConnection implements LiveConnection {
     void this.#respondLocal({ ...r, close: true }, undefined);
   }
 
+  /**
+   * The head timeout runs from the first byte of a head: later bytes of the same head do not
+   * restart it, or a client trickling a header line now and then (slowloris) would hold the
+   * connection for ever.
+   */
   #armHeadTimer(): void {
+    const held = this.#req.heldBytes > 0 && !this.#raw;
+    if (held && this.#headTimer && this.#timedHead === this.#headsParsed) return;
     clearTimeout(this.#headTimer);
     this.#headTimer = undefined;
-    if (this.#req.heldBytes > 0 && !this.#raw) {
+    if (held) {
+      this.#timedHead = this.#headsParsed;
       this.#headTimer = setTimeout(() => {
         if (this.#req.heldBytes > 0) void this.#respondLocal(pages.timeout(), undefined);
       }, this.#gw.opts.headTimeoutMs);

@@ -1,4 +1,4 @@
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationProvider } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationProvider, type PostgresPool, type PostgresPoolClient, type SqliteDatabase } from 'kysely';
 import { mkdirSync } from 'node:fs';
 import type { DatabaseSync } from 'node:sqlite';
 import { dirname } from 'node:path';
@@ -8,6 +8,7 @@ import { ensurePrivateFile, tightenIfExists } from '../lib/private-files.ts';
 import { migrations } from './migrations.ts';
 import type { Database } from './schema.ts';
 import { openSqlite } from './sqlite-driver.ts';
+import { mapStoreErrors } from './unavailable.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -32,7 +33,7 @@ export async function openStore(url: string): Promise<Store> {
     // on the pool; unhandled, that would crash the relay. The pool drops the client and the
     // next query opens a new connection.
     pool.on('error', () => {});
-    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: unavailableAware(pool) }) });
     dialect = 'postgres';
   } else {
     const path = url.replace(/^sqlite:/, '');
@@ -47,8 +48,8 @@ export async function openStore(url: string): Promise<Store> {
         throw new TunnError('UNAVAILABLE', `opening the SQLite store ${path}: ${errorMessage(err)}; check that its directory exists and is writable by this user`, { cause: err });
       }
     }
-    const { database, raw } = openSqlite(path);
-    db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+    const { database, raw } = mapStoreErrors(() => openSqlite(path));
+    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: unavailableAwareSqlite(database) }) });
     dialect = 'sqlite';
     sqliteRaw = raw;
   }
@@ -58,7 +59,7 @@ export async function openStore(url: string): Promise<Store> {
   // `tunn relay token create`) both created the tables and one failed. Migrate SQLite inside
   // BEGIN IMMEDIATE: the other process waits and then finds the schema up to date, and a
   // failed migration leaves nothing behind. PostgreSQL gets Kysely's advisory lock.
-  if (sqliteRaw) await beginImmediate(sqliteRaw);
+  if (sqliteRaw) await mapStoreErrors(() => beginImmediate(sqliteRaw));
   let { error } = await new Migrator({ db, provider }).migrateToLatest();
   if (sqliteRaw) {
     try {
@@ -72,6 +73,45 @@ export async function openStore(url: string): Promise<Store> {
     throw new TunnError('UNAVAILABLE', `migrating the ${dialect} store: ${(error as Error).message}`, { cause: error });
   }
   return { db, dialect, close: () => db.destroy() };
+}
+
+/**
+ * The pool as Kysely sees it, with connection faults (PostgreSQL restarting or unreachable)
+ * turned into UNAVAILABLE errors. A checked-out client has no 'error' listener of the pool's:
+ * one is added, or a connection cut between two queries of a transaction would crash the
+ * relay; the next query on that client then fails (and the pool drops it on release).
+ */
+function unavailableAware(pool: PostgresPool): PostgresPool {
+  const guarded = new WeakSet<object>();
+  return {
+    connect: () =>
+      mapStoreErrors(async () => {
+        const client = await pool.connect();
+        if (!guarded.has(client)) {
+          guarded.add(client);
+          (client as unknown as { on(ev: 'error', fn: () => void): void }).on('error', () => {});
+        }
+        const query = ((...args: [string, ReadonlyArray<unknown>]) => mapStoreErrors(() => client.query(...args))) as PostgresPoolClient['query'];
+        return { query, release: () => client.release() };
+      }),
+    end: () => pool.end(),
+  };
+}
+
+/** The SQLite database as Kysely sees it, with a full or failing disk turned into UNAVAILABLE errors. */
+function unavailableAwareSqlite(d: SqliteDatabase): SqliteDatabase {
+  return {
+    close: () => d.close(),
+    prepare(sql) {
+      const st = mapStoreErrors(() => d.prepare(sql));
+      return {
+        reader: st.reader,
+        all: (params) => mapStoreErrors(() => st.all(params)),
+        run: (params) => mapStoreErrors(() => st.run(params)),
+        iterate: (params) => mapStoreErrors(() => st.iterate(params)),
+      };
+    },
+  };
 }
 
 /**

@@ -26,6 +26,10 @@ export interface Postgres {
    * with that ICU collation instead, as a production database often has.
    */
   createDatabase(opts?: { name?: string; icuLocale?: string }): Promise<string>;
+  /** Stops the server (fast shutdown: open connections are cut), keeping its data (fault tests). */
+  stopServer(): Promise<void>;
+  /** Starts a server stopped with stopServer() again on the same port and data. */
+  startServer(): Promise<void>;
   /** Stops the server and removes its directory. */
   stop(): Promise<void>;
 }
@@ -112,19 +116,13 @@ export async function startPostgres(): Promise<Postgres> {
   }
 
   let port = 0;
+  const serverOpts = () =>
+    [`-p ${port}`, `-k ${dir}`, '-c listen_addresses=127.0.0.1', '-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off', '-c max_connections=100'].join(' ');
+  const pgStart = () => exec('pg_ctl', ['-D', data, '-l', log, '-w', '-t', '30', '-o', serverOpts(), 'start']);
   for (let attempt = 0; ; attempt++) {
     port = await freePort();
-    const opts = [
-      `-p ${port}`,
-      `-k ${dir}`,
-      '-c listen_addresses=127.0.0.1',
-      '-c fsync=off',
-      '-c synchronous_commit=off',
-      '-c full_page_writes=off',
-      '-c max_connections=100',
-    ].join(' ');
     try {
-      await exec('pg_ctl', ['-D', data, '-l', log, '-w', '-t', '30', '-o', opts, 'start']);
+      await pgStart();
       running = true;
       break;
     } catch (err) {
@@ -155,6 +153,21 @@ export async function startPostgres(): Promise<Postgres> {
         await client.end();
       }
       return `postgres://postgres@127.0.0.1:${port}/${db}`;
+    },
+    async stopServer() {
+      if (!running) return;
+      await exec('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']);
+      running = false;
+    },
+    async startServer() {
+      if (running) return;
+      try {
+        await pgStart();
+      } catch (err) {
+        const e = err as Error & { stderr?: string };
+        throw new Error(`pg_ctl start (again, port ${port}) failed: ${e.stderr || e.message}\n${readLog()}`);
+      }
+      running = true;
     },
     async stop() {
       process.removeListener('exit', cleanupSync);

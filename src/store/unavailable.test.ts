@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { sql } from 'kysely';
+import { freePort } from '../../test/support/ports.ts';
+import { isTunnError } from '../lib/errors.ts';
+import { ensureAccount } from './accounts.ts';
+import { openStore, type Store } from './store.ts';
+import { storeUnavailable } from './unavailable.ts';
+
+// Database faults reach callers as one coded error (UNAVAILABLE) that says what is wrong and
+// what to do; the API, the tunnel gate and agent sessions rely on it to answer "try again"
+// instead of "invalid token" or a crash (the end-to-end rows are test/e2e/faults.test.ts).
+// Real databases only: a SQLite file that fills up (max_page_count) and a PostgreSQL port
+// where nothing listens.
+
+describe('store faults', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'tunn-unavail-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a full SQLite database is UNAVAILABLE saying the disk is full; what was saved stays readable', async () => {
+    const store: Store = await openStore(join(dir, 'full.db'));
+    try {
+      await ensureAccount(store, 'before@example.com', Date.now());
+      const { rows } = await sql<{ page_count: number }>`PRAGMA page_count`.execute(store.db);
+      await sql.raw(`PRAGMA max_page_count = ${rows[0]!.page_count + 1}`).execute(store.db);
+      const err = await (async () => {
+        for (let i = 0; i < 10_000; i++) await ensureAccount(store, `user-${i}-${'x'.repeat(200)}@example.com`, Date.now());
+      })().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      assert.ok(isTunnError(err, 'UNAVAILABLE'), `got ${String(err)}`);
+      assert.match(err.message, /disk holding its database is full.*free space in the data dir/);
+      assert.match(String((err.cause as Error).message), /full/);
+      const kept = await store.db.selectFrom('accounts').select('email').where('email', '=', 'before@example.com').executeTakeFirst();
+      assert.equal(kept?.email, 'before@example.com');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a constraint violation is not a fault: it passes unchanged', async () => {
+    const store = await openStore(join(dir, 'plain.db'));
+    try {
+      await store.db.insertInto('accounts').values({ id: 'a1', email: 'dup@example.com', acme_id: 'x1', created_at: new Date().toISOString() }).execute();
+      const err = await store.db
+        .insertInto('accounts')
+        .values({ id: 'a2', email: 'dup@example.com', acme_id: 'x2', created_at: new Date().toISOString() })
+        .execute()
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      assert.ok(err instanceof Error && !isTunnError(err), `got ${String(err)}`);
+      assert.match(err.message, /UNIQUE/);
+      assert.equal(storeUnavailable(err), undefined);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('an unreachable PostgreSQL is UNAVAILABLE saying so, with the cause kept', async () => {
+    const port = await freePort();
+    const err = await openStore(`postgres://postgres@127.0.0.1:${port}/tunn`).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.ok(isTunnError(err, 'UNAVAILABLE'), `got ${String(err)}`);
+    assert.match(err.message, /the relay's database is unreachable \(.*ECONNREFUSED.*\); try again shortly/);
+  });
+});
