@@ -573,14 +573,17 @@ class PublicConnection implements LiveConnection {
    * connection for ever.
    */
   #armHeadTimer(): void {
-    const held = this.#req.heldBytes > 0 && !this.#raw;
-    if (held && this.#headTimer && this.#timedHead === this.#headsParsed) return;
+    // A new connection is waiting for its first head from the start: one that never sends a
+    // byte must not hold a socket until the idle timeout either.
+    const waiting = !this.#raw && (this.#req.heldBytes > 0 || this.#headsParsed === 0);
+    if (waiting && this.#headTimer && this.#timedHead === this.#headsParsed) return;
     clearTimeout(this.#headTimer);
     this.#headTimer = undefined;
-    if (held) {
+    if (waiting) {
       this.#timedHead = this.#headsParsed;
       this.#headTimer = setTimeout(() => {
         if (this.#req.heldBytes > 0) void this.#respondLocal(pages.timeout(), undefined);
+        else if (this.#headsParsed === 0 && !this.#handedOver) this.#socket.destroy();
       }, this.#gw.opts.headTimeoutMs);
       this.#headTimer.unref();
     }

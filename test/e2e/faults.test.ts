@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
-import { halfHead, mountSmallFs, steadyLoad, visit, type HalfHead, type SmallFs } from '../support/faults.ts';
+import { halfHead, mountSmallFs, silentConnection, steadyLoad, visit, type HalfHead, type SmallFs } from '../support/faults.ts';
 import { startPostgres, type Postgres } from '../support/postgres.ts';
 import { createToken, startAgent, startCli, startRelay, until, type AgentHandle, type Proc, type RelayHandle } from './harness.ts';
 import { startOrigin, type Origin } from './origin.ts';
@@ -248,11 +248,14 @@ describe('fault matrix', { timeout: 600_000 }, () => {
     const alice = await createToken(relay, 'alice@example.com');
     const agent = await startAgent(relay, alice, origin.port, ['-n', 'loris', '--public', '--quiet']);
     const heads: HalfHead[] = [];
+    const silent: Awaited<ReturnType<typeof silentConnection>>[] = [];
     let trickle: NodeJS.Timeout | undefined;
     try {
       await bothSessions(agent);
       const host = agent.host;
       for (let i = 0; i < 1000; i += 100) heads.push(...(await Promise.all(Array.from({ length: 100 }, () => halfHead(relay.httpPort, host)))));
+      // And 100 connections that never send a byte: they get the head timeout too (closed).
+      silent.push(...(await Promise.all(Array.from({ length: 100 }, () => silentConnection(relay.httpPort)))));
       const openedAt = Date.now();
       // A tenth of them keep sending a header line every second, as a slowloris does.
       let n = 0;
@@ -281,10 +284,12 @@ describe('fault matrix', { timeout: 600_000 }, () => {
         answers.filter((a) => a !== 'HTTP/1.1 408 Request Timeout'),
         [],
       );
+      await until(() => silent.every((c) => c.destroyed), HEAD_TIMEOUT_S * 10_000, 'every silent connection to be closed by the relay');
       assert.equal((await visit(`${agent.httpUrl}/echo?after=1`)).status, 200);
     } finally {
       clearInterval(trickle);
       for (const h of heads) h.socket.destroy();
+      for (const c of silent) c.destroy();
       await agent.stop();
       await relay.stop();
       rmSync(relay.dataDir, { recursive: true, force: true });

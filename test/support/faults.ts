@@ -151,3 +151,13 @@ export function halfHead(port: number, host: string): Promise<HalfHead> {
     });
   });
 }
+
+/** A connection to `port` that sends nothing (resolves once connected). */
+export function silentConnection(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    socket.on('error', () => {});
+    socket.once('connect', () => resolve(socket));
+    socket.once('close', () => reject(new Error('closed before it connected')));
+  });
+}
