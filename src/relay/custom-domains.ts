@@ -1,12 +1,10 @@
 import { readFileSync } from 'node:fs';
 import tls, { type SecureContext } from 'node:tls';
 import { Dns01Solver } from '../acme/dns01.ts';
-import { setAcmeHttpRetry } from '../acme/http-settings.ts';
 import { Http01Solver } from '../acme/http01.ts';
 import type { ChallengeSolver, ChallengeType } from '../acme/solver.ts';
 import { TlsAlpn01Solver } from '../acme/tls-alpn01.ts';
 import { resolveTunnelDomain } from '../api/domain-access.ts';
-import { AcmeIssuer } from '../certs/acme-issuer.ts';
 import { createAlerter, type AlertHook } from '../certs/alerts.ts';
 import { relayDecisionFunc, type DecisionFunc } from '../certs/decision.ts';
 import { ensureDevCa, issueLeaf } from '../certs/dev-ca.ts';
@@ -163,6 +161,9 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
   let caPath: string | undefined;
   let staticRelayCtx: SecureContext | undefined;
   if (acme) {
+    // acme-client (and the ACME issuer over it) is loaded only by a relay configured for ACME:
+    // it is the largest part of the relay's idle memory that a relay without ACME never uses.
+    const [{ setAcmeHttpRetry }, { AcmeIssuer }] = await Promise.all([import('../acme/http-settings.ts'), import('../certs/acme-issuer.ts')]);
     setAcmeHttpRetry({ maxAttempts: 1, defaultDelaySeconds: 1 });
     let caPem: string | undefined;
     if (cfg.acmeCa) {
