@@ -1,4 +1,4 @@
-import * as acme from 'acme-client';
+import type * as acme from 'acme-client';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { AuthzInfo, ChallengeInfo, ChallengeSolver } from './solver.ts';
 
@@ -13,7 +13,9 @@ export class TlsAlpn01Solver implements ChallengeSolver {
   readonly #contexts = new Map<string, { ctx: SecureContext; token: string }>();
 
   async present(authz: AuthzInfo, challenge: ChallengeInfo, keyAuthorization: string): Promise<void> {
-    const [key, cert] = await acme.crypto.createAlpnCertificate(authz as acme.Authorization, keyAuthorization);
+    // Loaded here, not at import: every relay holds this solver, only an ACME relay presents.
+    const { crypto } = await import('acme-client');
+    const [key, cert] = await crypto.createAlpnCertificate(authz as acme.Authorization, keyAuthorization);
     this.#contexts.set(authz.identifier.value.toLowerCase(), { ctx: createSecureContext({ key, cert }), token: challenge.token });
   }
 

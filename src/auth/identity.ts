@@ -76,7 +76,7 @@ export function createIdentity(opts: IdentityOptions): Identity {
   const magic = opts.magicLink ? new MagicLinks({ ...opts.magicLink, codes, clock, relayUrl: relayUrl.origin }) : undefined;
   const oidc = new OidcLogins({ providers: opts.providers ?? [], codes, relayUrl: relayUrl.origin });
   async function close(): Promise<void> {
-    magic?.close();
+    await magic?.close();
     await events.flush();
   }
   return { options: opts, relayUrl, clock, store, tokens, groups, policy, sessions, codes, handoff, events, rateLimiter, gate, devices, magic, oidc, close };

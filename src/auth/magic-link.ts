@@ -1,4 +1,4 @@
-import { createTransport, type Transporter } from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import type { Clock } from '../lib/clock.ts';
 import { randomToken } from '../lib/ids.ts';
 import { requireEmail } from './emails.ts';
@@ -32,13 +32,16 @@ export interface MagicAttempt {
 
 export class MagicLinks {
   readonly #o: MagicLinkOptions;
-  readonly #mail: Transporter;
+  readonly #mail: Promise<Transporter>;
   readonly ttlSeconds: number;
 
   constructor(opts: MagicLinkOptions) {
     this.#o = opts;
     this.ttlSeconds = opts.ttlSeconds ?? 600;
-    this.#mail = createTransport(opts.smtpUrl);
+    // nodemailer is loaded only by a relay configured with SMTP (it is a large part of the
+    // idle memory of a relay that never sends mail). A failure surfaces on the first send.
+    this.#mail = import('nodemailer').then((m) => m.createTransport(opts.smtpUrl));
+    this.#mail.catch(() => {});
   }
 
   /** Sends the link; `returnTo` has been checked by the caller. Throws INVALID_INPUT for a bad email. */
@@ -48,7 +51,8 @@ export class MagicLinks {
     const code = await this.#o.codes.issue({ purpose: 'magic', host: new URL(this.#o.relayUrl).host, ttlSeconds: this.ttlSeconds, email, data: { returnTo: opts.returnTo, attempt: hashSecret(attempt) } });
     const link = `${this.#o.relayUrl}${MAGIC_VERIFY_PATH}?token=${encodeURIComponent(code)}`;
     const minutes = Math.round(this.ttlSeconds / 60);
-    await this.#mail.sendMail({
+    const mail = await this.#mail;
+    await mail.sendMail({
       from: this.#o.from,
       to: email,
       subject: 'Sign in to tunn',
@@ -72,7 +76,7 @@ export class MagicLinks {
     return { email: c.email, returnTo: String(c.data.returnTo ?? '/') };
   }
 
-  close(): void {
-    this.#mail.close();
+  async close(): Promise<void> {
+    await this.#mail.then((m) => m.close(), () => {});
   }
 }

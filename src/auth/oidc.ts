@@ -1,4 +1,4 @@
-import * as oc from 'openid-client';
+import type * as oc from 'openid-client';
 import { TunnError, errorMessage } from '../lib/errors.ts';
 import { randomToken } from '../lib/ids.ts';
 import { parseEmail } from './emails.ts';
@@ -36,7 +36,13 @@ export function oidcCallbackPath(id: string): string {
   return `/login/oidc/${id}/callback`;
 }
 
-function allowHttp(url: string): ((c: oc.Configuration) => void)[] {
+type OpenIdClient = typeof oc;
+
+// openid-client is loaded only by a relay with a login provider configured (at configuration,
+// so the first sign-in does not wait for it): a relay without OIDC never carries it.
+const loadOpenIdClient = (): Promise<OpenIdClient> => import('openid-client');
+
+function allowHttp(oc: OpenIdClient, url: string): ((c: oc.Configuration) => void)[] {
   // Plain-http issuers are only reachable on loopback (tests, a local IdP).
   const h = new URL(url).hostname;
   return url.startsWith('http:') && (h === '127.0.0.1' || h === 'localhost' || h === '[::1]' || h.endsWith('.localhost')) ? [oc.allowInsecureRequests] : [];
@@ -46,6 +52,7 @@ export class OidcLogins {
   readonly #codes: LoginCodes;
   readonly #relayUrl: string;
   readonly #providers = new Map<string, Resolved>();
+  #client: Promise<OpenIdClient> | undefined;
 
   constructor(opts: { providers: LoginProviderConfig[]; codes: LoginCodes; relayUrl: string }) {
     this.#codes = opts.codes;
@@ -57,6 +64,12 @@ export class OidcLogins {
       if (this.#providers.has(id)) throw new TunnError('CONFIG_INVALID', `login provider "${id}" is configured twice`);
       this.#providers.set(id, { id, name, cfg });
     }
+    if (this.#providers.size) this.#lib().catch(() => {});
+  }
+
+  #lib(): Promise<OpenIdClient> {
+    this.#client ??= loadOpenIdClient();
+    return this.#client;
   }
 
   list(): LoginProvider[] {
@@ -71,6 +84,7 @@ export class OidcLogins {
   async begin(id: string, returnTo: string): Promise<{ url: string; binding: string }> {
     const p = this.#provider(id);
     const config = await this.#config(p);
+    const oc = await this.#lib();
     const verifier = oc.randomPKCECodeVerifier();
     const nonce = oc.randomNonce();
     const binding = randomToken(32);
@@ -106,6 +120,7 @@ export class OidcLogins {
     // saw behind a proxy.
     const current = new URL(this.#relayUrl + oidcCallbackPath(id));
     current.search = callbackUrl.search;
+    const oc = await this.#lib();
     let tokens: Awaited<ReturnType<typeof oc.authorizationCodeGrant>>;
     try {
       tokens = await oc.authorizationCodeGrant(config, current, {
@@ -125,6 +140,7 @@ export class OidcLogins {
     let claims: Record<string, unknown> = { ...(tokens.claims() ?? {}) };
     if (typeof claims.email !== 'string') {
       try {
+        const oc = await this.#lib();
         claims = { ...claims, ...(await oc.fetchUserInfo(config, tokens.access_token, String(claims.sub))) };
       } catch (e) {
         throw new TunnError('LOGIN_FAILED', `${p.name} did not say which email you signed in with: ${errorMessage(e)}`, { cause: e });
@@ -164,12 +180,14 @@ export class OidcLogins {
       let pending: Promise<oc.Configuration>;
       if (cfg.type === 'github') {
         const web = cfg.webUrl ?? 'https://github.com';
-        const config = new oc.Configuration({ issuer: web, authorization_endpoint: `${web}/login/oauth/authorize`, token_endpoint: `${web}/login/oauth/access_token` }, cfg.clientId, cfg.clientSecret);
-        for (const f of allowHttp(web)) f(config);
-        pending = Promise.resolve(config);
+        pending = this.#lib().then((oc) => {
+          const config = new oc.Configuration({ issuer: web, authorization_endpoint: `${web}/login/oauth/authorize`, token_endpoint: `${web}/login/oauth/access_token` }, cfg.clientId, cfg.clientSecret);
+          for (const f of allowHttp(oc, web)) f(config);
+          return config;
+        });
       } else {
         const issuer = cfg.type === 'google' ? 'https://accounts.google.com' : cfg.issuer;
-        pending = oc.discovery(new URL(issuer), cfg.clientId, cfg.clientSecret, undefined, { execute: allowHttp(issuer) }).catch((e: unknown) => {
+        pending = this.#lib().then((oc) => oc.discovery(new URL(issuer), cfg.clientId, cfg.clientSecret, undefined, { execute: allowHttp(oc, issuer) })).catch((e: unknown) => {
           p.config = undefined; // retry discovery on the next login
           throw new TunnError('LOGIN_FAILED', `cannot reach the OpenID provider ${issuer}: ${errorMessage(e)}`, { cause: e });
         });

@@ -5,6 +5,7 @@ import { fromEnv, fromFile, relayCrossChecks, relayDefaults, relaySchema, resolv
 import { systemClock } from '../lib/clock.ts';
 import { createLogger, type Logger } from '../lib/logger.ts';
 import { dataDirWarning } from '../lib/private-files.ts';
+import { releaseStartupMemory } from '../lib/v8-tuning.ts';
 import { domainByName } from '../certs/domains.ts';
 import { createCustomDomains, parseAcmeChallenges, parsePublicIps, type CustomDomains } from '../relay/custom-domains.ts';
 import { Relay, type RelayConfig, type RelayInfo } from '../relay/relay.ts';
@@ -121,6 +122,8 @@ export async function runRelay(flags: Record<string, unknown>): Promise<void> {
   const o = relayOptionsFrom(flags, process.env);
   const logger = createLogger({ json: o.json });
   const { relay, info, customDomains } = await startRelay(o, logger);
+  // Give back what start-up grew before idling (issue 9: idle RSS); see v8-tuning.ts.
+  releaseStartupMemory();
   logger.info(
     { event: 'ready', domain: info.domain, httpsPort: info.httpsPort, httpPort: info.httpPort, caPath: info.caPath, dev: o.dev, dnsPort: customDomains.dnsPort, issuer: customDomains.issuer.id, certificate: info.certificate },
     `relay ready: ${info.url}${o.dev ? ` (dev; plain HTTP on port ${info.httpPort}; dev CA: ${info.caPath})` : ''}${info.certificate === 'pending' ? ` (its certificate is still being requested: TLS for ${info.domain} fails until it arrives)` : ''}`,

@@ -1,4 +1,5 @@
 import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 // Garbage-collector settings for the data plane, applied by the CLI before anything else runs.
 //
@@ -20,4 +21,24 @@ export const DATA_PLANE_V8_FLAGS = ['--external-memory-accounted-in-global-limit
 
 export function tuneV8ForDataPlane(): void {
   for (const flag of DATA_PLANE_V8_FLAGS) setFlagsFromString(flag);
+}
+
+/**
+ * One full, memory-reducing collection, for a server that has just started and is about to idle.
+ *
+ * Start-up (loading and compiling modules, migrations, certificates) allocates in bursts in which
+ * most objects survive, so V8 grows the young generation to its maximum (32 MiB) and leaves the
+ * start-up garbage in the old one; an idle server allocates too little to trigger the collection
+ * that would give them back. The "last resort" collection shrinks the young generation to its
+ * minimum and returns the freed pages: 114 -> 94 MiB RSS for an idle `tunn relay --dev`. The
+ * young generation grows again under load as it would anyway. It costs one pause right after
+ * start-up, ~85 ms of CPU (several collections until nothing more is freed), once.
+ *
+ * `gc` is only exposed to contexts created after --expose-gc is set; a new context's `gc`
+ * collects the whole isolate.
+ */
+export function releaseStartupMemory(): void {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as (opts: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
+  gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
 }

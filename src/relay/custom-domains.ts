@@ -1,21 +1,17 @@
 import { readFileSync } from 'node:fs';
 import tls, { type SecureContext } from 'node:tls';
 import { Dns01Solver } from '../acme/dns01.ts';
-import { setAcmeHttpRetry } from '../acme/http-settings.ts';
 import { Http01Solver } from '../acme/http01.ts';
 import type { ChallengeSolver, ChallengeType } from '../acme/solver.ts';
 import { TlsAlpn01Solver } from '../acme/tls-alpn01.ts';
 import { resolveTunnelDomain } from '../api/domain-access.ts';
-import { AcmeIssuer } from '../certs/acme-issuer.ts';
 import { createAlerter, type AlertHook } from '../certs/alerts.ts';
 import { relayDecisionFunc, type DecisionFunc } from '../certs/decision.ts';
-import { ensureDevCa, issueLeaf } from '../certs/dev-ca.ts';
 import { domainByName } from '../certs/domains.ts';
 import { FilesIssuer } from '../certs/files-issuer.ts';
 import type { Issuer } from '../certs/issuer.ts';
 import { CertManager } from '../certs/manager.ts';
 import { CertProbe } from '../certs/probe.ts';
-import { SelfSignedIssuer } from '../certs/self-signed-issuer.ts';
 import { startRelayDns, type RelayDns } from '../dns/relay-dns.ts';
 import type { Clock } from '../lib/clock.ts';
 import { errorMessage, TunnError } from '../lib/errors.ts';
@@ -163,6 +159,9 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
   let caPath: string | undefined;
   let staticRelayCtx: SecureContext | undefined;
   if (acme) {
+    // acme-client (and the ACME issuer over it) is loaded only by a relay configured for ACME:
+    // it is the largest part of the relay's idle memory that a relay without ACME never uses.
+    const [{ setAcmeHttpRetry }, { AcmeIssuer }] = await Promise.all([import('../acme/http-settings.ts'), import('../certs/acme-issuer.ts')]);
     setAcmeHttpRetry({ maxAttempts: 1, defaultDelaySeconds: 1 });
     let caPem: string | undefined;
     if (cfg.acmeCa) {
@@ -189,6 +188,8 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
     // Custom domains with static files work only when the files cover them; otherwise tls_error says so.
     issuer = new FilesIssuer(cfg.tlsCert, cfg.tlsKey!);
   } else {
+    // The dev CA (@peculiar/x509 and its ASN.1 stack) is loaded only by a --dev relay.
+    const [{ ensureDevCa, issueLeaf }, { SelfSignedIssuer }] = await Promise.all([import('../certs/dev-ca.ts'), import('../certs/self-signed-issuer.ts')]);
     const ca = await ensureDevCa(cfg.dataDir);
     caPath = ca.certPath;
     const leaf = await issueLeaf(ca, [relayDomain, `*.${relayDomain}`, 'localhost', '127.0.0.1', '::1']);

@@ -15,7 +15,6 @@ import type { LoginProviderConfig } from '../auth/oidc.ts';
 import { parseIpAllowList } from '../auth/ip-allow.ts';
 import { parseRateLimit } from '../auth/rate-limit.ts';
 import { TokenService } from '../auth/tokens.ts';
-import { ensureDevCa, issueLeaf } from '../certs/dev-ca.ts';
 import type { Clock } from '../lib/clock.ts';
 import { errorMessage, isTunnError, TunnError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
@@ -327,6 +326,8 @@ export class Relay {
     if (!c.dev) {
       throw new TunnError('CONFIG_INVALID', 'the relay needs a TLS certificate: pass --tls-cert and --tls-key, or run with --dev for a local dev CA');
     }
+    // The dev CA (@peculiar/x509 and its ASN.1 stack) is loaded only by a --dev relay.
+    const { ensureDevCa, issueLeaf } = await import('../certs/dev-ca.ts');
     const ca = await ensureDevCa(c.dataDir);
     this.#caPath = ca.certPath;
     const leaf = await issueLeaf(ca, [c.domain, `*.${c.domain}`, 'localhost', '127.0.0.1', '::1']);
