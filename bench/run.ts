@@ -406,6 +406,9 @@ async function main(): Promise<void> {
     'p99 c1 < 1 ms': w('tunn', 1).p99ms < 1,
     '≤ 16 KiB per open conn (relay and agent, @5000)': perConn(0, 5000) <= 16 && perConn(1, 5000) <= 16,
     'zero errors': CONNS.every((c) => w('tunn', c).errors === 0),
+    // Issue 9's targets.
+    'req/s c1000 ≥ 1.2× ssh -R': w('tunn', 1000).rps >= 1.2 * w('ssh', 1000).rps,
+    'relay idle RSS ≤ 96 MiB': relayIdle! / 1024 <= 96,
   };
   const machine = {
     cpus: cpus().length,
@@ -419,7 +422,7 @@ async function main(): Promise<void> {
   mkdirSync(join(ROOT, 'bench/out'), { recursive: true });
   const file = join(ROOT, 'bench/out', `${started.toISOString().replace(/[:.]/g, '-')}.json`);
   writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
-  process.stdout.write(`\n${table.join('\n')}\n\nTargets (issue 2):\n${Object.entries(targetsMet).map(([k, v]) => `- ${v ? 'met    ' : 'MISSED '} ${k}`).join('\n')}\n\nThe design floor (bench/floor.ts, no tunn logic) in this run: c50 ${ratio(w('floor', 50).rps, w('direct', 50).rps)} direct, tunn ${ratio(w('tunn', 50).rps, w('floor', 50).rps)} of the floor; p50 c1 +${fmt(w('floor', 1).p50ms - w('direct', 1).p50ms, 3)} ms over direct (tunn +${fmt(w('tunn', 1).p50ms - w('direct', 1).p50ms, 3)} ms).\n\nmachine: ${JSON.stringify(machine)}\nJSON: ${file}\n`);
+  process.stdout.write(`\n${table.join('\n')}\n\nTargets (issues 2 and 9):\n${Object.entries(targetsMet).map(([k, v]) => `- ${v ? 'met    ' : 'MISSED '} ${k}`).join('\n')}\n\nThe design floor (bench/floor.ts, no tunn logic) in this run: c50 ${ratio(w('floor', 50).rps, w('direct', 50).rps)} direct, tunn ${ratio(w('tunn', 50).rps, w('floor', 50).rps)} of the floor; p50 c1 +${fmt(w('floor', 1).p50ms - w('direct', 1).p50ms, 3)} ms over direct (tunn +${fmt(w('tunn', 1).p50ms - w('direct', 1).p50ms, 3)} ms). c1000: floor ${ratio(w('floor', 1000).rps, w('ssh', 1000).rps)} ssh -R, tunn ${ratio(w('tunn', 1000).rps, w('floor', 1000).rps)} of the floor.\n\nmachine: ${JSON.stringify(machine)}\nJSON: ${file}\n`);
 }
 
 try {
