@@ -58,9 +58,11 @@ export function pages(identity: Identity) {
   }
 
   /** Signs `email` in on the relay (creating the account on first login) and continues. */
-  async function finishLogin(c: PageContext, email: string, rawReturn: string | undefined, extraHeaders: [string, string][] = []): Promise<Response> {
+  async function finishLogin(c: PageContext, email: string, rawReturn: string | undefined, extraHeaders: [string, string][] = [], idp?: { source: string; groups: string[] }): Promise<Response> {
     const acct = await ensureAccount(identity.store, email, identity.clock.now());
     const { cookieValue, session } = await identity.sessions.create({ accountId: acct.id, email: acct.email, host: relayHost, ip: clientIp(c), userAgent: c.req.header('user-agent') });
+    // IdP groups the sign-in brought (OIDC with --oidc-groups-claim), shared by the session's family.
+    if (idp) await identity.idpGroups.recordLogin(session.id, idp.source, idp.groups);
     const { url } = returnUrl(rawReturn);
     return redirectTo(await continueTo(session, url), [['set-cookie', serializeSessionCookie(secure, cookieValue, identity.sessions.ttlSeconds)], ...extraHeaders]);
   }

@@ -38,12 +38,15 @@ export function relayConfigFrom(o: RelayOptions): RelayConfig {
     maxHeadSize: o.maxHeadSize,
     metricsToken: o.metricsToken,
     providers: [
-      ...(o.oidcIssuer ? [{ type: 'oidc' as const, id: 'oidc', name: o.oidcName, issuer: o.oidcIssuer, clientId: o.oidcClientId!, clientSecret: o.oidcClientSecret! }] : []),
+      ...(o.oidcIssuer
+        ? [{ type: 'oidc' as const, id: 'oidc', name: o.oidcName, issuer: o.oidcIssuer, clientId: o.oidcClientId!, clientSecret: o.oidcClientSecret!, groupsClaim: o.oidcGroupsClaim, scopes: o.oidcScopes?.split(/[\s,]+/).filter(Boolean) }]
+        : []),
       ...(o.googleClientId ? [{ type: 'google' as const, clientId: o.googleClientId, clientSecret: o.googleClientSecret! }] : []),
       ...(o.githubClientId ? [{ type: 'github' as const, clientId: o.githubClientId, clientSecret: o.githubClientSecret! }] : []),
     ],
     magicLink: o.smtpUrl ? { smtpUrl: o.smtpUrl, from: o.mailFrom! } : undefined,
     adminEmails: o.adminEmail,
+    idp: { refreshMs: o.idpRefresh === undefined ? undefined : o.idpRefresh * 1000 },
   };
 }
 
