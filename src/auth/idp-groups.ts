@@ -144,6 +144,23 @@ export class IdpGroups {
     return { groups: [...groups].sort(), problems };
   }
 
+  /** What the relay knows for an account (`tunn whoami`): the directory's answer, and the groups of its latest live sign-in. */
+  async knownFor(accountId: string, email: string): Promise<IdpLookup> {
+    const latest = this.#o.oidcSources?.size
+      ? await this.#o.store.db
+          .selectFrom('sessions')
+          .innerJoin('idp_session_groups', 'idp_session_groups.session_id', 'sessions.id')
+          .select('sessions.id')
+          .where('sessions.account_id', '=', accountId)
+          .where('sessions.parent_id', 'is', null)
+          .where('sessions.revoked_at', 'is', null)
+          .where('sessions.expires_at', '>', nowIso(this.#o.clock.now()))
+          .orderBy('sessions.created_at', 'desc')
+          .executeTakeFirst()
+      : undefined;
+    return this.lookup({ email, rootSessionId: latest?.id, accountId });
+  }
+
   /** Forgets cached directory answers (tests, and after the operator changes the directory). */
   clearCache(): void {
     this.#directory.clear();

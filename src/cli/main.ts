@@ -4,6 +4,7 @@ import { errorMessage, TunnError } from '../lib/errors.ts';
 import { completionScript } from './completion.ts';
 import { registerDomainCommands } from './domain-commands.ts';
 import { ApiClient, resolveApiTarget } from './api-client.ts';
+import { registerGrantCommands } from './grant-commands.ts';
 import { registerIdentityCommands } from './identity-commands.ts';
 
 // Entry point: parse flags, hand over to the run-* functions. No logic here.
@@ -127,6 +128,7 @@ export function buildProgram(): Command {
     .action(async (target: string | undefined, opts: Record<string, unknown>) => (await import('./run-dev.ts')).runDev(target, opts));
 
   registerIdentityCommands(program);
+  registerGrantCommands(program);
   registerDomainCommands(program, (o) => {
     const client = new ApiClient(resolveApiTarget(o as { relay?: string; token?: string; relayCa?: string }));
     return { request: (method, path, body) => client.call(method, path, body) };
