@@ -6,7 +6,9 @@ import { systemClock } from '../lib/clock.ts';
 import { createLogger, type Logger } from '../lib/logger.ts';
 import { domainByName } from '../certs/domains.ts';
 import { createCustomDomains, parseAcmeChallenges, parsePublicIps, type CustomDomains } from '../relay/custom-domains.ts';
+import { LdapDirectory } from '../auth/ldap.ts';
 import { Relay, type RelayConfig, type RelayInfo } from '../relay/relay.ts';
+import { checkLdapAtStart, ldapDirectoryFrom } from './ldap-config.ts';
 import { testClockFrom } from './test-clock.ts';
 
 export function relayOptionsFrom(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): RelayOptions {
@@ -46,12 +48,14 @@ export function relayConfigFrom(o: RelayOptions): RelayConfig {
     ],
     magicLink: o.smtpUrl ? { smtpUrl: o.smtpUrl, from: o.mailFrom! } : undefined,
     adminEmails: o.adminEmail,
-    idp: { refreshMs: o.idpRefresh === undefined ? undefined : o.idpRefresh * 1000 },
+    idp: { refreshMs: o.idpRefresh === undefined ? undefined : o.idpRefresh * 1000, directory: ldapDirectoryFrom(o) },
   };
 }
 
 export async function startRelay(o: RelayOptions, logger: Logger): Promise<{ relay: Relay; info: RelayInfo; customDomains: CustomDomains }> {
-  const relay = new Relay(relayConfigFrom(o), { logger, clock: systemClock });
+  const config = relayConfigFrom(o);
+  if (config.idp?.directory instanceof LdapDirectory) await checkLdapAtStart(config.idp.directory, logger);
+  const relay = new Relay(config, { logger, clock: systemClock });
   await relay.init();
   const c = relay.config;
   // TUNN_TEST_CLOCK_FILE (tests only): a movable clock for certificates; see test-clock.ts.
