@@ -1,4 +1,5 @@
 import { systemClock, type Clock } from '../lib/clock.ts';
+import type { SecretBox } from '../lib/secret-box.ts';
 import type { Store } from '../store/store.ts';
 import { DeviceLogin } from './device.ts';
 import { EventLog } from './events.ts';
@@ -40,6 +41,8 @@ export interface IdentityOptions {
   groupCacheTtlMs?: number;
   /** IdP groups: how long membership is trusted (--idp-refresh), and a directory (LDAP) to ask by email. */
   idp?: { refreshMs?: number; directory?: GroupDirectory; onDirectoryError?: (err: unknown) => void };
+  /** Seals the OIDC tokens kept to confirm IdP groups again (the relay's secret box); without it, those groups lapse at the bound. */
+  box?: SecretBox;
   onError?: (err: unknown) => void;
 }
 
@@ -78,12 +81,22 @@ export function createIdentity(opts: IdentityOptions): Identity {
   const handoff = new Handoff({ codes, sessions });
   const events = new EventLog({ store, clock, onError: opts.onError });
   const oidcSources = new Map((opts.providers ?? []).flatMap((p) => (p.type === 'oidc' && p.groupsClaim ? [[p.id ?? 'oidc', p.name ?? 'OpenID Connect'] as [string, string]] : [])));
-  const idpGroups = new IdpGroups({ store, clock, events, refreshMs: opts.idp?.refreshMs, oidcSources, directory: opts.idp?.directory, onDirectoryError: opts.idp?.onDirectoryError });
+  const oidc = new OidcLogins({ providers: opts.providers ?? [], codes, relayUrl: relayUrl.origin });
+  const idpGroups = new IdpGroups({
+    store,
+    clock,
+    events,
+    refreshMs: opts.idp?.refreshMs,
+    oidcSources,
+    refreshOidc: (source, secrets) => oidc.refreshGroups(source, secrets),
+    box: opts.box,
+    directory: opts.idp?.directory,
+    onDirectoryError: opts.idp?.onDirectoryError,
+  });
   const rateLimiter = new RateLimiter({ clock });
   const gate = new Gate({ relayUrl: relayUrl.origin, store, tokens, sessions, handoff, policy, events, rateLimiter, clock, idpGroups, onError: opts.onError });
   const devices = new DeviceLogin({ store, clock, tokens, relayUrl: relayUrl.origin });
   const magic = opts.magicLink ? new MagicLinks({ ...opts.magicLink, codes, clock, relayUrl: relayUrl.origin }) : undefined;
-  const oidc = new OidcLogins({ providers: opts.providers ?? [], codes, relayUrl: relayUrl.origin });
   async function close(): Promise<void> {
     magic?.close();
     await events.flush();

@@ -159,6 +159,11 @@ describe('IdP groups from a directory', () => {
     assert.ok(errors.length > 0, 'the failure is reported (logged and counted by the relay)');
     assert.equal(status(await id.gate.check(gateRequest({ accept: HTML, cookie: friend.cookie }), t)), 200, 'an email entry needs no directory');
     dir.down = false;
+    // A failed lookup is not retried for 5 s, so a dead directory does not hold every request for its timeout.
+    const calls = dir.calls;
+    assert.equal(status(await id.gate.check(gateRequest({ accept: HTML, cookie: gus.cookie }), t)), 403);
+    assert.equal(dir.calls, calls, 'answered from the recent failure');
+    id.manualClock.advance(5000);
     assert.equal(status(await id.gate.check(gateRequest({ accept: HTML, cookie: gus.cookie }), t)), 200);
   });
 });

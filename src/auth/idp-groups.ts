@@ -1,8 +1,10 @@
 import type { Clock } from '../lib/clock.ts';
+import type { SecretBox } from '../lib/secret-box.ts';
 import { errorMessage } from '../lib/errors.ts';
 import { nowIso } from '../lib/ids.ts';
 import type { Store } from '../store/store.ts';
 import type { EventLog } from './events.ts';
+import type { OidcSecrets } from './oidc.ts';
 
 // Groups the company's identity provider keeps, for `-a idp:<name>`. Two sources:
 //   - the OIDC issuer configured with --oidc-groups-claim: the groups its sign-in brought,
@@ -11,8 +13,9 @@ import type { EventLog } from './events.ts';
 //     magic-link sign-in never brings groups.
 //   - a directory (LDAP, src/auth/ldap.ts), asked by email for any login method.
 // Membership is trusted for at most `refreshMs` (--idp-refresh, default 5 minutes): a
-// directory answer older than that is asked again; OIDC groups older than that lapse and the
-// visitor signs in again. An answer that cannot be had (directory down, groups lapsed) is
+// directory answer older than that is asked again; OIDC groups older than that are asked of
+// the provider again with the sign-in's refresh token (or its access token at userinfo), and
+// where the provider allows neither they lapse and the visitor signs in again. An answer that cannot be had (directory down, groups lapsed) is
 // reported as a problem, and the policy then fails closed: it never treats "unknown" as "member".
 
 export const DEFAULT_IDP_REFRESH_MS = 5 * 60_000;
@@ -84,6 +87,10 @@ export interface IdpGroupsOptions {
   refreshMs?: number;
   /** Provider ids whose sign-ins carry groups (OIDC with --oidc-groups-claim), with their display names. */
   oidcSources?: Map<string, string>;
+  /** Asks the provider for a signed-in user's current groups (OidcLogins.refreshGroups). */
+  refreshOidc?: (source: string, secrets: OidcSecrets) => Promise<{ groups: string[]; secrets: OidcSecrets }>;
+  /** Seals the sign-in's tokens at rest; without it they are not kept and OIDC groups lapse at the bound. */
+  box?: SecretBox;
   directory?: GroupDirectory;
   /** The directory failed to answer (log and count it; the relay serves on). */
   onDirectoryError?: (err: unknown) => void;
@@ -100,6 +107,9 @@ export class IdpGroups {
   // Directory answers per email, trusted for refreshMs; also the previous answer, to notice removals.
   readonly #directory = new Map<string, Cached>();
   readonly #inflight = new Map<string, Promise<Cached>>();
+  // A failed directory lookup is not retried for a few seconds, so a dead directory does not hold every request for its timeout.
+  readonly #failed = new Map<string, { err: unknown; until: number }>();
+  readonly #refreshing = new Map<string, Promise<string[]>>();
 
   constructor(opts: IdpGroupsOptions) {
     this.#o = opts;
@@ -112,12 +122,13 @@ export class IdpGroups {
   }
 
   /** Stores the groups an OIDC sign-in brought, for the new relay session (its family shares them). */
-  async recordLogin(rootSessionId: string, source: string, groups: string[]): Promise<void> {
-    const row = { session_id: rootSessionId, source, groups: JSON.stringify(groups), refreshed_at: nowIso(this.#o.clock.now()) };
+  async recordLogin(rootSessionId: string, source: string, groups: string[], secrets?: OidcSecrets): Promise<void> {
+    const keep = secrets && (secrets.refreshToken || secrets.accessToken) && this.#o.box;
+    const row = { session_id: rootSessionId, source, groups: JSON.stringify(groups), refreshed_at: nowIso(this.#o.clock.now()), secrets_sealed: keep ? this.#o.box!.seal(JSON.stringify(secrets), `idp:${rootSessionId}`) : null };
     await this.#o.store.db
       .insertInto('idp_session_groups')
       .values(row)
-      .onConflict((oc) => oc.column('session_id').doUpdateSet({ source: row.source, groups: row.groups, refreshed_at: row.refreshed_at }))
+      .onConflict((oc) => oc.column('session_id').doUpdateSet({ source: row.source, groups: row.groups, refreshed_at: row.refreshed_at, secrets_sealed: row.secrets_sealed }))
       .execute();
   }
 
@@ -131,7 +142,13 @@ export class IdpGroups {
       if (row) {
         const name = this.#o.oidcSources.get(row.source) ?? row.source;
         if (Date.parse(row.refreshed_at) + this.refreshMs > now) for (const g of JSON.parse(row.groups) as string[]) groups.add(g);
-        else problems.push(`your groups from ${name} were last confirmed at ${row.refreshed_at} and must be confirmed every ${Math.round(this.refreshMs / 1000)} s: sign out and sign in again with ${name}`);
+        else {
+          try {
+            for (const g of await this.#refreshOidc(row, who)) groups.add(g);
+          } catch (err) {
+            problems.push(`your groups from ${name} were last confirmed at ${row.refreshed_at} and must be confirmed every ${Math.round(this.refreshMs / 1000)} s${err ? ` (${errorMessage(err)})` : ''}: sign out and sign in again with ${name}`);
+          }
+        }
       }
     }
     if (this.#o.directory) {
@@ -166,10 +183,31 @@ export class IdpGroups {
     this.#directory.clear();
   }
 
+  /** Confirms a sign-in's groups with its provider; throws (undefined: nothing to refresh with) when they cannot be. */
+  #refreshOidc(row: { session_id: string; source: string; groups: string; secrets_sealed: string | null }, who: IdpSubject): Promise<string[]> {
+    const refresh = this.#o.refreshOidc;
+    if (!refresh || !row.secrets_sealed || !this.#o.box) return Promise.reject(undefined);
+    let pending = this.#refreshing.get(row.session_id);
+    if (!pending) {
+      const box = this.#o.box;
+      pending = (async () => {
+        const secrets = JSON.parse(box.open(row.secrets_sealed!, `idp:${row.session_id}`).toString('utf8')) as OidcSecrets;
+        const fresh = await refresh(row.source, secrets);
+        await this.recordLogin(row.session_id, row.source, fresh.groups, fresh.secrets);
+        this.#noticeRemovals(who.email, JSON.parse(row.groups) as string[], fresh.groups, who.accountId, this.#o.oidcSources?.get(row.source) ?? row.source);
+        return fresh.groups;
+      })().finally(() => this.#refreshing.delete(row.session_id));
+      this.#refreshing.set(row.session_id, pending);
+    }
+    return pending;
+  }
+
   async #fromDirectory(who: IdpSubject, now: number): Promise<Cached> {
     const email = who.email.toLowerCase();
     const hit = this.#directory.get(email);
     if (hit && hit.at + this.refreshMs > now) return hit;
+    const failed = this.#failed.get(email);
+    if (failed && failed.until > now) throw failed.err;
     let pending = this.#inflight.get(email);
     if (!pending) {
       const dir = this.#o.directory!;
@@ -179,12 +217,15 @@ export class IdpGroups {
           const fresh: Cached = { groups: [...new Set(raw.map(normaliseIdpGroup))].sort(), at: this.#o.clock.now() };
           const before = this.#directory.get(email);
           this.#directory.set(email, fresh);
+          this.#failed.delete(email);
           if (this.#directory.size > 50_000) this.#directory.clear();
           if (before) this.#noticeRemovals(email, before.groups, fresh.groups, who.accountId, dir.label);
           return fresh;
         })
         .catch((err: unknown) => {
           this.#o.onDirectoryError?.(err);
+          this.#failed.set(email, { err, until: this.#o.clock.now() + Math.min(5000, this.refreshMs) });
+          if (this.#failed.size > 10_000) this.#failed.clear();
           throw err;
         })
         .finally(() => this.#inflight.delete(email));

@@ -19,6 +19,12 @@ export type LoginProviderConfig =
   | { type: 'google'; clientId: string; clientSecret: string }
   | { type: 'github'; clientId: string; clientSecret: string; /** For tests and GitHub Enterprise. */ webUrl?: string; apiUrl?: string };
 
+/** What confirms a sign-in's groups again later: the refresh token, else the access token (userinfo). */
+export interface OidcSecrets {
+  refreshToken?: string;
+  accessToken?: string;
+}
+
 export interface LoginProvider {
   id: string;
   name: string;
@@ -94,7 +100,7 @@ export class OidcLogins {
    * Completes the login from the callback URL; returns the verified email and the return
    * URL. Throws LOGIN_FAILED with a message that says what went wrong.
    */
-  async complete(id: string, callbackUrl: URL, bindingCookie: string | undefined): Promise<{ email: string; returnTo: string; groups?: string[] }> {
+  async complete(id: string, callbackUrl: URL, bindingCookie: string | undefined): Promise<{ email: string; returnTo: string; groups?: string[]; secrets?: OidcSecrets }> {
     const p = this.#provider(id);
     const err = callbackUrl.searchParams.get('error');
     if (err) throw new TunnError('LOGIN_FAILED', `${p.name} refused the sign-in: ${err}${callbackUrl.searchParams.get('error_description') ? ` (${callbackUrl.searchParams.get('error_description')})` : ''}`);
@@ -119,7 +125,38 @@ export class OidcLogins {
     }
     const returnTo = String(row.data.returnTo ?? '/');
     if (p.cfg.type === 'github') return { email: await this.#githubEmail(p.cfg, tokens.access_token), returnTo };
-    return { ...(await this.#oidcIdentity(p, config, tokens)), returnTo };
+    const found = await this.#oidcIdentity(p, config, tokens);
+    if (!found.groups) return { ...found, returnTo };
+    return { ...found, returnTo, secrets: { refreshToken: tokens.refresh_token, accessToken: tokens.access_token } };
+  }
+
+  /**
+   * Asks the provider for the current groups of a signed-in user: a refresh-token grant when
+   * the sign-in brought one, else userinfo with its access token. Throws LOGIN_FAILED saying
+   * why (the session's groups then lapse and the visitor signs in again).
+   */
+  async refreshGroups(id: string, secrets: OidcSecrets): Promise<{ groups: string[]; secrets: OidcSecrets }> {
+    const p = this.#provider(id);
+    const claim = p.cfg.type === 'oidc' ? p.cfg.groupsClaim : undefined;
+    if (!claim) throw new TunnError('LOGIN_FAILED', `${p.name} is not configured to send groups`);
+    const config = await this.#config(p);
+    try {
+      if (secrets.refreshToken) {
+        const t = await oc.refreshTokenGrant(config, secrets.refreshToken);
+        const next: OidcSecrets = { refreshToken: t.refresh_token ?? secrets.refreshToken, accessToken: t.access_token };
+        const fromId = groupsFromClaims({ ...(t.claims() ?? {}) }, claim);
+        if (fromId) return { groups: fromId, secrets: next };
+        const info = await oc.fetchUserInfo(config, t.access_token, oc.skipSubjectCheck);
+        return { groups: groupsFromClaims(info as Record<string, unknown>, claim) ?? [], secrets: next };
+      }
+      if (secrets.accessToken) {
+        const info = await oc.fetchUserInfo(config, secrets.accessToken, oc.skipSubjectCheck);
+        return { groups: groupsFromClaims(info as Record<string, unknown>, claim) ?? [], secrets };
+      }
+    } catch (e) {
+      throw new TunnError('LOGIN_FAILED', `${p.name} did not confirm your groups: ${errorMessage(e)}`, { cause: e });
+    }
+    throw new TunnError('LOGIN_FAILED', `${p.name} gave no refresh or access token to confirm your groups with`);
   }
 
   async #oidcIdentity(p: Resolved, config: oc.Configuration, tokens: Awaited<ReturnType<typeof oc.authorizationCodeGrant>>): Promise<{ email: string; groups?: string[] }> {

@@ -237,6 +237,7 @@ export class Relay {
       providers: c.providers,
       magicLink: c.magicLink,
       adminEmails: c.adminEmails,
+      box: this.box,
       idp: {
         ...c.idp,
         onDirectoryError: (err) => {

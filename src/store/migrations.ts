@@ -181,6 +181,8 @@ export const migrations: Record<string, Migration> = {
         .addColumn('source', 'text', (c) => c.notNull())
         .addColumn('groups', 'text', (c) => c.notNull())
         .addColumn('refreshed_at', 'text', (c) => c.notNull())
+        // The sign-in's refresh and access tokens (JSON, sealed with the relay's key), to confirm groups again.
+        .addColumn('secrets_sealed', 'text')
         .execute();
       // Access that expires: `--for` (ref = the agent's registration) and `tunn grant add` (ref '').
       await db.schema

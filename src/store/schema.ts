@@ -208,6 +208,8 @@ export interface IdpSessionGroupsTable {
   /** JSON array of group names. */
   groups: string;
   refreshed_at: string;
+  /** JSON { refreshToken?, accessToken? } sealed with the relay's key (context: the session id); null when the provider gave neither. */
+  secrets_sealed: string | null;
 }
 
 /** Access that expires (src/auth/grants.ts). */

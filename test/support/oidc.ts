@@ -64,8 +64,10 @@ export async function startOidcProvider(opts: { redirectUris: string[] | (() => 
   const { default: Provider } = (await import(moduleName)) as { default: ProviderCtor };
   const make = (redirectUris: string[]): ProviderLike => {
     const provider = new Provider(issuer, {
-      clients: [{ client_id: 'tunn', client_secret: 'tunn-test-secret', redirect_uris: redirectUris, grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic' }],
+      clients: [{ client_id: 'tunn', client_secret: 'tunn-test-secret', redirect_uris: redirectUris, grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic' }],
       pkce: { required: () => true },
+      // Like Keycloak: every code exchange also brings a refresh token (no offline_access dance).
+      issueRefreshToken: async () => true,
       features: { devInteractions: { enabled: false } },
       interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `/auto/${interaction.uid}` },
       claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'], groups: ['groups', 'realm_access'] },
