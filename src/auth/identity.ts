@@ -75,7 +75,7 @@ export function createIdentity(opts: IdentityOptions): Identity {
   const relayUrl = new URL(opts.relayUrl);
   const groups = new GroupService({ store, clock, cacheTtlMs: opts.groupCacheTtlMs });
   const grants = new GrantService({ store, clock });
-  const policy = new Policy({ groups, grants });
+  const policy = new Policy({ groups, grants, idpEnabled: () => idpGroups.enabled });
   const sessions = new SessionService({ store, clock, ttlSeconds: opts.sessionTtlSeconds });
   const codes = new LoginCodes({ store, clock });
   const handoff = new Handoff({ codes, sessions });

@@ -167,3 +167,29 @@ describe('IdP groups from a directory', () => {
     assert.equal(status(await id.gate.check(gateRequest({ accept: HTML, cookie: gus.cookie }), t)), 200);
   });
 });
+
+describe('idp: entries need a group source', () => {
+  it('a relay without --oidc-groups-claim or --ldap-url refuses -a idp:<name> at registration, saying how to enable it', async () => {
+    const id = await identityFixture();
+    try {
+      const owner = await account(id, 'owner@example.com');
+      await assert.rejects(id.policy.validate(owner.id, ['idp:engineering']), (e) => isTunnError(e, 'INVALID_INPUT') && /--oidc-groups-claim or --ldap-url/.test(e.message));
+      await id.policy.validate(owner.id, ['alice@example.com']);
+    } finally {
+      await id.close();
+    }
+  });
+
+  it('signing out deletes the sign-in’s groups and the provider tokens kept with them', async () => {
+    const id = await identityFixture({ providers: [{ type: 'oidc', issuer: 'http://127.0.0.1:1', clientId: 'c', clientSecret: 's', groupsClaim: 'groups' }] });
+    try {
+      const a = await account(id, 'hal@corp.example');
+      const { session } = await id.sessions.create({ accountId: a.id, email: a.email, host: new URL(RELAY_URL).host });
+      await id.idpGroups.recordLogin(session.id, 'oidc', ['engineering']);
+      await id.sessions.revokeFamily(session);
+      assert.equal(await id.store.db.selectFrom('idp_session_groups').selectAll().where('session_id', '=', session.id).executeTakeFirst(), undefined);
+    } finally {
+      await id.close();
+    }
+  });
+});

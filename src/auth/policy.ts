@@ -95,9 +95,12 @@ export class Policy {
   // Parsed allow-lists, keyed by the array the gateway passes (it keeps one per tunnel).
   #parsed = new WeakMap<readonly string[], AllowEntry[]>();
 
-  constructor(opts: { groups: GroupService; grants?: GrantService }) {
+  readonly #idpEnabled: () => boolean;
+
+  constructor(opts: { groups: GroupService; grants?: GrantService; /** Whether the relay has a source of IdP groups (idp: entries need one). */ idpEnabled?: () => boolean }) {
     this.#groups = opts.groups;
     this.#grants = opts.grants;
+    this.#idpEnabled = opts.idpEnabled ?? (() => false);
   }
 
   /**
@@ -107,6 +110,11 @@ export class Policy {
    */
   async validate(ownerAccountId: string, entries: readonly string[]): Promise<AllowListSummary> {
     const parsed = parseAllowList(entries);
+    const idp = parsed.find((e) => e.kind === 'idp');
+    // An idp: entry on a relay that learns no groups would silently match nobody.
+    if (idp && !this.#idpEnabled()) {
+      throw new TunnError('INVALID_INPUT', `-a idp:${idp.name}: this relay has no identity-provider groups; its operator enables them with --oidc-groups-claim or --ldap-url (use an email, @domain or group:name meanwhile)`);
+    }
     const groups: AllowListSummary['groups'] = [];
     const unknown: string[] = [];
     for (const e of parsed) {
