@@ -163,6 +163,9 @@ describe('IdP groups from a directory', () => {
     const calls = dir.calls;
     assert.equal(status(await id.gate.check(gateRequest({ accept: HTML, cookie: gus.cookie }), t)), 403);
     assert.equal(dir.calls, calls, 'answered from the recent failure');
+    const other = await signIn(id, 'hank@corp.example');
+    assert.equal(status(await id.gate.check(gateRequest({ accept: HTML, cookie: other.cookie }), t)), 403);
+    assert.equal(dir.calls, calls, 'the directory is down for everyone: no new attempt for another email either');
     id.manualClock.advance(5000);
     assert.equal(status(await id.gate.check(gateRequest({ accept: HTML, cookie: gus.cookie }), t)), 200);
   });

@@ -24,7 +24,11 @@ export const DEFAULT_IDP_REFRESH_MS = 5 * 60_000;
 export interface GroupDirectory {
   /** For messages: "the LDAP directory ldaps://ldap.corp". */
   readonly label: string;
-  /** The names of the groups of the user with this email ([] when the directory does not know the user). Throws when the directory cannot answer. */
+  /**
+   * The names of the groups of the user with this email ([] when the directory does not know
+   * the user). Throws when the directory cannot answer; an error about this one user (not the
+   * directory as a whole) carries `userSpecific: true`.
+   */
   groupsOf(email: string): Promise<string[]>;
 }
 
@@ -107,8 +111,10 @@ export class IdpGroups {
   // Directory answers per email, trusted for refreshMs; also the previous answer, to notice removals.
   readonly #directory = new Map<string, Cached>();
   readonly #inflight = new Map<string, Promise<Cached>>();
-  // A failed directory lookup is not retried for a few seconds, so a dead directory does not hold every request for its timeout.
+  // A failed directory lookup is not retried for a few seconds, so a dead directory does not
+  // hold every request for its timeout: per email, and for everyone when the directory itself failed.
   readonly #failed = new Map<string, { err: unknown; until: number }>();
+  #down: { err: unknown; until: number } | undefined;
   readonly #refreshing = new Map<string, Promise<string[]>>();
 
   constructor(opts: IdpGroupsOptions) {
@@ -206,7 +212,7 @@ export class IdpGroups {
     const email = who.email.toLowerCase();
     const hit = this.#directory.get(email);
     if (hit && hit.at + this.refreshMs > now) return hit;
-    const failed = this.#failed.get(email);
+    const failed = this.#failed.get(email) ?? this.#down;
     if (failed && failed.until > now) throw failed.err;
     let pending = this.#inflight.get(email);
     if (!pending) {
@@ -218,13 +224,16 @@ export class IdpGroups {
           const before = this.#directory.get(email);
           this.#directory.set(email, fresh);
           this.#failed.delete(email);
+          this.#down = undefined;
           if (this.#directory.size > 50_000) this.#directory.clear();
           if (before) this.#noticeRemovals(email, before.groups, fresh.groups, who.accountId, dir.label);
           return fresh;
         })
         .catch((err: unknown) => {
           this.#o.onDirectoryError?.(err);
-          this.#failed.set(email, { err, until: this.#o.clock.now() + Math.min(5000, this.refreshMs) });
+          const until = { err, until: this.#o.clock.now() + Math.min(5000, this.refreshMs) };
+          if ((err as { userSpecific?: unknown } | null)?.userSpecific === true) this.#failed.set(email, until);
+          else this.#down = until;
           if (this.#failed.size > 10_000) this.#failed.clear();
           throw err;
         })

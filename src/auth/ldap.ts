@@ -105,7 +105,7 @@ export class LdapDirectory implements GroupDirectory {
       });
       if (searchEntries.length === 0) return [];
       // Two entries with one email: which person is this? Refuse rather than guess.
-      if (searchEntries.length > 1) throw new Error(`more than one entry under ${this.#o.userBase} has ${attr}=${email}; fix the directory so each email names one person`);
+      if (searchEntries.length > 1) throw Object.assign(new Error(`more than one entry under ${this.#o.userBase} has ${attr}=${email}; fix the directory so each email names one person`), { userSpecific: true });
       const user = searchEntries[0]!;
       const names = new Set<string>();
       for (const dn of values(user.memberOf as string | string[] | undefined)) {
