@@ -59,6 +59,13 @@ describe('LdapDirectory against slapd', () => {
     await assert.rejects(twins.groupsOf('inetOrgPerson'), /more than one entry/);
   });
 
+  it('ldap:// with StartTLS and the test CA works; StartTLS with an unknown CA is refused', async () => {
+    const starttls = new LdapDirectory({ url: slapd.plainUrl, startTls: true, bindDn: BIND_DN, bindPassword: slapd.bindPassword, userBase: `ou=people,${BASE}`, groupBase: `ou=groups,${BASE}`, ca: slapd.caPem });
+    assert.deepEqual((await starttls.groupsOf('alice@corp.test')).sort(), ['Engineering', 'staff']);
+    const untrusted = new LdapDirectory({ url: slapd.plainUrl, startTls: true, bindDn: BIND_DN, bindPassword: slapd.bindPassword, userBase: BASE });
+    assert.ok((await untrusted.check()) instanceof Error);
+  });
+
   it('a membership removed in the directory is gone at the next lookup', async () => {
     await slapd.removeMember(eng, alice);
     assert.deepEqual(await dir.groupsOf('alice@corp.test'), ['staff']);

@@ -127,7 +127,9 @@ export class LdapDirectory implements GroupDirectory {
   async #withClient<T>(fn: (c: Client) => Promise<T>): Promise<T> {
     const timeout = this.#o.timeoutMs ?? 5000;
     const tlsOptions = this.#o.ca ? { ca: [this.#o.ca] } : {};
-    const c = new Client({ url: this.#o.url, timeout, connectTimeout: timeout, tlsOptions });
+    // ldapts dials TLS whenever tlsOptions are given: for ldap:// they go to startTLS only.
+    const ldaps = /^ldaps:/i.test(this.#o.url);
+    const c = new Client({ url: this.#o.url, timeout, connectTimeout: timeout, ...(ldaps ? { tlsOptions } : {}) });
     try {
       if (this.#o.startTls) await c.startTLS(tlsOptions);
       if (this.#o.bindDn) {

@@ -110,6 +110,9 @@ const RELAY_PAIRS: [string, string, string][] = [
 
 export function relayCrossChecks(merged: Record<string, unknown>): string[] {
   const problems = RELAY_PAIRS.filter(([a, b]) => merged[a] !== undefined && merged[b] === undefined).map(([, , message]) => message);
+  const starttls = merged.ldapStarttls === true || ['1', 'true', 'yes', 'on'].includes(String(merged.ldapStarttls));
+  // The bind password and every lookup would cross the network in the clear.
+  if (typeof merged.ldapUrl === 'string' && /^ldap:\/\//i.test(merged.ldapUrl) && !starttls) problems.push('--ldap-url ldap:// sends the bind password in the clear: use ldaps://, or add --ldap-starttls');
   if (merged.ldapBindPassword !== undefined && merged.ldapBindPasswordFile !== undefined) problems.push('--ldap-bind-password and --ldap-bind-password-file do not go together: keep the file');
   if (merged.ldapBindDn !== undefined && merged.ldapBindPassword === undefined && merged.ldapBindPasswordFile === undefined) problems.push('--ldap-bind-dn needs its password: --ldap-bind-password-file <file> (or TUNN_LDAP_BIND_PASSWORD)');
   return problems;

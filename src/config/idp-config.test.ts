@@ -37,6 +37,11 @@ describe('IdP group and grant settings', () => {
     assert.equal(ok.idpRefresh, 60);
   });
 
+  it('refuses ldap:// without StartTLS: the bind password would cross the network in the clear', () => {
+    assert.throws(() => relay({ ldapUrl: 'ldap://ldap.corp', ldapUserBase: 'dc=c' }), (e) => isTunnError(e, 'CONFIG_INVALID') && e.message.includes('use ldaps://, or add --ldap-starttls'));
+    assert.equal(relay({ ldapUrl: 'ldap://ldap.corp', ldapUserBase: 'dc=c', ldapStarttls: 'true' }).ldapStarttls, true);
+  });
+
   it('an unreadable --ldap-bind-password-file names the flag and the file', () => {
     const o = relay({ ldapUrl: 'ldaps://ldap.corp', ldapUserBase: 'dc=corp', ldapBindDn: 'cn=t', ldapBindPasswordFile: '/nonexistent/tunn-ldap-password' });
     assert.throws(() => ldapDirectoryFrom(o), (e) => isTunnError(e, 'CONFIG_INVALID') && /cannot read --ldap-bind-password-file \/nonexistent\/tunn-ldap-password/.test(e.message));

@@ -20,6 +20,8 @@ export const BIND_DN = `cn=tunn,ou=services,${BASE}`;
 
 export interface Slapd {
   url: string;
+  /** The same server over plain ldap:// (for StartTLS). */
+  plainUrl: string;
   caPem: string;
   caPath: string;
   bindPassword: string;
@@ -84,11 +86,12 @@ access to * by dn.exact="${BIND_DN}" read by * none
   );
   const port = await freePort();
   const url = `ldaps://127.0.0.1:${port}`;
+  const plainUrl = `ldap://127.0.0.1:${await freePort()}`;
   let proc: ChildProcess | undefined;
   const log: string[] = [];
 
   async function start(): Promise<void> {
-    proc = spawn('/usr/sbin/slapd', ['-f', join(dir, 'slapd.conf'), '-h', `${url}/`, '-d', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    proc = spawn('/usr/sbin/slapd', ['-f', join(dir, 'slapd.conf'), '-h', `${url}/ ${plainUrl}/`, '-d', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
     proc.stdout!.on('data', (d: Buffer) => log.push(d.toString()));
     proc.stderr!.on('data', (d: Buffer) => log.push(d.toString()));
     const deadline = Date.now() + 20_000;
@@ -134,6 +137,7 @@ access to * by dn.exact="${BIND_DN}" read by * none
 
   return {
     url,
+    plainUrl,
     caPem: ca.certPem,
     caPath: join(dir, 'ca.pem'),
     bindPassword,
