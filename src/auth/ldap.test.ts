@@ -37,13 +37,15 @@ describe('LdapDirectory against slapd', () => {
     await slapd.addGroup('staff', [alice, bob]);
     // Outside the group base: only memberOf on the user shows it.
     await slapd.addGroup('vpn-users', [bob], 'other');
+    // uniqueMember only: found by the group-base search, not by memberOf.
+    await slapd.addUniqueGroup('auditors', [bob]);
     dir = new LdapDirectory({ url: slapd.url, bindDn: BIND_DN, bindPassword: slapd.bindPassword, userBase: `ou=people,${BASE}`, groupBase: `ou=groups,${BASE}`, ca: slapd.caPem });
   });
   after(() => slapd?.close());
 
-  it('finds groups through member on group entries and memberOf on the user', async () => {
+  it('finds groups through member and uniqueMember on group entries and memberOf on the user', async () => {
     assert.deepEqual((await dir.groupsOf('alice@corp.test')).sort(), ['Engineering', 'staff']);
-    assert.deepEqual((await dir.groupsOf('bob@corp.test')).sort(), ['staff', 'vpn-users']);
+    assert.deepEqual((await dir.groupsOf('bob@corp.test')).sort(), ['auditors', 'staff', 'vpn-users']);
     assert.deepEqual(await dir.groupsOf('nobody@corp.test'), []);
   });
 

@@ -29,6 +29,8 @@ export interface Slapd {
   addUser(email: string): Promise<string>;
   /** Adds a groupOfNames under ou=groups (or ou=other) with these member DNs. */
   addGroup(cn: string, members: string[], ou?: 'groups' | 'other'): Promise<string>;
+  /** Adds a groupOfUniqueNames under ou=groups (members in uniqueMember; the memberof overlay does not follow these). */
+  addUniqueGroup(cn: string, members: string[]): Promise<string>;
   addMember(groupDn: string, memberDn: string): Promise<void>;
   removeMember(groupDn: string, memberDn: string): Promise<void>;
   stop(): Promise<void>;
@@ -153,6 +155,12 @@ access to * by dn.exact="${BIND_DN}" read by * none
         const dn = `cn=${cn},ou=${ou},${BASE}`;
         // groupOfNames needs at least one member: the bind account stays in every group, so the last person can be removed.
         await c.add(dn, { objectClass: 'groupOfNames', cn, member: [...members, BIND_DN] });
+        return dn;
+      }),
+    addUniqueGroup: (cn, members) =>
+      admin(async (c) => {
+        const dn = `cn=${cn},ou=groups,${BASE}`;
+        await c.add(dn, { objectClass: 'groupOfUniqueNames', cn, uniqueMember: [...members, BIND_DN] });
         return dn;
       }),
     addMember: (groupDn, memberDn) => admin((c) => c.modify(groupDn, new Change({ operation: 'add', modification: new Attribute({ type: 'member', values: [memberDn] }) }))),
