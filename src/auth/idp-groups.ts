@@ -55,7 +55,6 @@ export function normaliseIdpGroup(name: string): string {
 
 /** A valid `idp:<name>`: 1–256 printable characters, no comma (lists are comma-separated in env vars). */
 export function isValidIdpGroupName(name: string): boolean {
-  // eslint-disable-next-line no-control-regex
   return name.length > 0 && name.length <= 256 && !/[\u0000-\u001f\u007f,]/.test(name);
 }
 
@@ -111,8 +110,9 @@ export class IdpGroups {
   // Directory answers per email, trusted for refreshMs; also the previous answer, to notice removals.
   readonly #directory = new Map<string, Cached>();
   readonly #inflight = new Map<string, Promise<Cached>>();
-  // A failed directory lookup is not retried for a few seconds, so a dead directory does not
-  // hold every request for its timeout: per email, and for everyone when the directory itself failed.
+  // A failed lookup is not retried for a few seconds, so a dead directory or provider does not
+  // hold every request for its timeout: per email (e:) or sign-in (s:), and for everyone when
+  // the directory itself failed.
   readonly #failed = new Map<string, { err: unknown; until: number }>();
   #down: { err: unknown; until: number } | undefined;
   readonly #refreshing = new Map<string, Promise<string[]>>();
@@ -193,6 +193,9 @@ export class IdpGroups {
   #refreshOidc(row: { session_id: string; source: string; groups: string; secrets_sealed: string | null }, who: IdpSubject): Promise<string[]> {
     const refresh = this.#o.refreshOidc;
     if (!refresh || !row.secrets_sealed || !this.#o.box) return Promise.reject(undefined);
+    // A provider that just failed to confirm is not asked again for a few seconds for this sign-in.
+    const failed = this.#failed.get(`s:${row.session_id}`);
+    if (failed && failed.until > this.#o.clock.now()) return Promise.reject(failed.err);
     let pending = this.#refreshing.get(row.session_id);
     if (!pending) {
       const box = this.#o.box;
@@ -202,7 +205,12 @@ export class IdpGroups {
         await this.recordLogin(row.session_id, row.source, fresh.groups, fresh.secrets);
         this.#noticeRemovals(who.email, JSON.parse(row.groups) as string[], fresh.groups, who.accountId, this.#o.oidcSources?.get(row.source) ?? row.source);
         return fresh.groups;
-      })().finally(() => this.#refreshing.delete(row.session_id));
+      })()
+        .catch((err: unknown) => {
+          this.#failed.set(`s:${row.session_id}`, { err, until: this.#o.clock.now() + Math.min(5000, this.refreshMs) });
+          throw err;
+        })
+        .finally(() => this.#refreshing.delete(row.session_id));
       this.#refreshing.set(row.session_id, pending);
     }
     return pending;
@@ -212,7 +220,7 @@ export class IdpGroups {
     const email = who.email.toLowerCase();
     const hit = this.#directory.get(email);
     if (hit && hit.at + this.refreshMs > now) return hit;
-    const failed = this.#failed.get(email) ?? this.#down;
+    const failed = this.#failed.get(`e:${email}`) ?? this.#down;
     if (failed && failed.until > now) throw failed.err;
     let pending = this.#inflight.get(email);
     if (!pending) {
@@ -223,7 +231,7 @@ export class IdpGroups {
           const fresh: Cached = { groups: [...new Set(raw.map(normaliseIdpGroup))].sort(), at: this.#o.clock.now() };
           const before = this.#directory.get(email);
           this.#directory.set(email, fresh);
-          this.#failed.delete(email);
+          this.#failed.delete(`e:${email}`);
           this.#down = undefined;
           if (this.#directory.size > 50_000) this.#directory.clear();
           if (before) this.#noticeRemovals(email, before.groups, fresh.groups, who.accountId, dir.label);
@@ -232,7 +240,7 @@ export class IdpGroups {
         .catch((err: unknown) => {
           this.#o.onDirectoryError?.(err);
           const until = { err, until: this.#o.clock.now() + Math.min(5000, this.refreshMs) };
-          if ((err as { userSpecific?: unknown } | null)?.userSpecific === true) this.#failed.set(email, until);
+          if ((err as { userSpecific?: unknown } | null)?.userSpecific === true) this.#failed.set(`e:${email}`, until);
           else this.#down = until;
           if (this.#failed.size > 10_000) this.#failed.clear();
           throw err;
