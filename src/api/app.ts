@@ -4,6 +4,7 @@ import { TunnError } from '../lib/errors.ts';
 import { devicePageRoutes, deviceApiRoutes } from './device.ts';
 import { certRoutes, domainRoutes, type DomainApiOptions } from './domains.ts';
 import { eventRoutes } from './events.ts';
+import { grantRoutes } from './grants.ts';
 import { groupRoutes } from './groups.ts';
 import { errorBody, requireBearer, statusOf, type ApiEnv } from './http.ts';
 import { loginRoutes } from './login.ts';
@@ -25,9 +26,11 @@ export function createApiApp(identity: Identity, extras: ApiExtras = {}) {
   const domains = extras.domains ?? { relayDomain: identity.relayUrl.hostname, strict: false };
   const app = new Hono<ApiEnv>()
     .get('/.well-known/jwks.json', (c) => c.json(identity.tokens.jwks(), 200, { 'cache-control': 'public, max-age=300' }))
-    .get('/v1/me', requireBearer(identity), (c) => {
+    .get('/v1/me', requireBearer(identity), async (c) => {
       const caller = c.get('caller');
-      return c.json({ accountId: caller.accountId, email: caller.email, tokenId: caller.jti });
+      // The IdP groups the relay knows for the caller (`tunn whoami`); only when a source is configured.
+      const idp = identity.idpGroups.enabled ? await identity.idpGroups.knownFor(caller.accountId, caller.email) : undefined;
+      return c.json({ accountId: caller.accountId, email: caller.email, tokenId: caller.jti, ...(idp ? { idpGroups: idp.groups, idpProblems: idp.problems } : {}) });
     })
     .post('/v1/tunnels/validate-allow', requireBearer(identity), async (c) => {
       let body: unknown;
@@ -41,6 +44,7 @@ export function createApiApp(identity: Identity, extras: ApiExtras = {}) {
       return c.json(await identity.policy.validate(c.get('caller').accountId, allow as string[]));
     })
     .route('/v1/groups', groupRoutes(identity))
+    .route('/v1/grants', grantRoutes(identity))
     .route('/v1/tokens', tokenRoutes(identity))
     .route('/v1/auth/token/revoke', revokeRoute(identity))
     .route('/v1/auth/device', deviceApiRoutes(identity))

@@ -136,7 +136,7 @@ export function loginRoutes(identity: Identity) {
       if (!identity.oidc.has(id)) return render(c, 404, 'Not found', `<p>There is no login provider "${esc(id)}" on this relay.</p>`);
       try {
         const done = await identity.oidc.complete(id, new URL(c.req.url), cookie(c, OIDC_COOKIE));
-        return p.finishLogin(c, done.email, done.returnTo, [['set-cookie', attemptCookie(identity, OIDC_COOKIE, '', '/login/oidc', 0)]]);
+        return p.finishLogin(c, done.email, done.returnTo, [['set-cookie', attemptCookie(identity, OIDC_COOKIE, '', '/login/oidc', 0)]], done.groups ? { source: id, groups: done.groups, secrets: done.secrets } : undefined);
       } catch (err) {
         if (!isTunnError(err)) identity.options.onError?.(err);
         return failed(c, 401, errorMessage(err));

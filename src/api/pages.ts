@@ -4,6 +4,7 @@ import { checkFormToken, crossOriginPost, formToken, refusedPostMessage } from '
 import { checkReturnUrl, HOME, type ReturnPolicy, type ReturnTarget } from '../auth/return-url.ts';
 import { esc, PAGE_HEADERS, page } from '../auth/html.ts';
 import type { Identity } from '../auth/identity.ts';
+import type { OidcSecrets } from '../auth/oidc.ts';
 import type { Session } from '../auth/sessions.ts';
 import { ensureAccount } from '../store/accounts.ts';
 import { clientIp, type ApiEnv } from './http.ts';
@@ -75,9 +76,11 @@ export function pages(identity: Identity) {
   }
 
   /** Signs `email` in on the relay (creating the account on first login) and continues. */
-  async function finishLogin(c: PageContext, email: string, rawReturn: string | undefined, extraHeaders: [string, string][] = []): Promise<Response> {
+  async function finishLogin(c: PageContext, email: string, rawReturn: string | undefined, extraHeaders: [string, string][] = [], idp?: { source: string; groups: string[]; secrets?: OidcSecrets }): Promise<Response> {
     const acct = await ensureAccount(identity.store, email, identity.clock.now());
     const { cookieValue, session } = await identity.sessions.create({ accountId: acct.id, email: acct.email, host: relayHost, ip: clientIp(c), userAgent: c.req.header('user-agent') });
+    // IdP groups the sign-in brought (OIDC with --oidc-groups-claim), shared by the session's family.
+    if (idp) await identity.idpGroups.recordLogin(session.id, idp.source, idp.groups, idp.secrets);
     // A return value kept since the login started is checked again; refused now → HOME.
     const { target, refused } = returnUrl(rawReturn);
     return redirectTo(await continueTo(session, refused ? HOME : target), [['set-cookie', serializeSessionCookie(secure, cookieValue, identity.sessions.ttlSeconds)], ...extraHeaders]);

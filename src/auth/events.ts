@@ -17,7 +17,9 @@ export type SecurityEventKind =
   | 'ip_denied'
   | 'basic_auth_failed'
   /** A certificate failed to issue or renew, is expiring, or drifted (ops alert for the domain owner). */
-  | 'cert_alert';
+  | 'cert_alert'
+  /** The identity provider no longer puts a user in a group the relay had seen them in (src/auth/idp-groups.ts). */
+  | 'idp_group_removed';
 
 export interface SecurityEvent {
   id: string;
@@ -52,7 +54,7 @@ export interface EventFilter {
   limit?: number;
 }
 
-export const EVENT_KINDS: readonly SecurityEventKind[] = ['login_failed', 'token_invalid', 'token_revoked_used', 'visitor_denied', 'rate_limited', 'ip_denied', 'basic_auth_failed', 'cert_alert'];
+export const EVENT_KINDS: readonly SecurityEventKind[] = ['login_failed', 'token_invalid', 'token_revoked_used', 'visitor_denied', 'rate_limited', 'ip_denied', 'basic_auth_failed', 'cert_alert', 'idp_group_removed'];
 
 interface Window {
   id: string;

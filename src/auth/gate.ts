@@ -7,6 +7,7 @@ import { CALLBACK_PATH, type Handoff } from './handoff.ts';
 import { safePath } from './return-url.ts';
 import { esc, PAGE_HEADERS, page } from './html.ts';
 import { parseIpAllowList, type IpAllowList } from './ip-allow.ts';
+import type { IdpGroups, IdpLookup } from './idp-groups.ts';
 import type { Policy } from './policy.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import type { Session, SessionService } from './sessions.ts';
@@ -66,6 +67,10 @@ export interface TunnelPolicy {
   allowIps?: string[];
   /** Requests per minute (burst of the same size). */
   rateLimit?: { perIp?: number; perTunnel?: number };
+  /** The tunnel's hostname (its grants are kept by host). */
+  host?: string;
+  /** Registered with --for: `allow` is empty and the entries are grants of this registration. */
+  grantRef?: string;
 }
 
 /**
@@ -96,6 +101,8 @@ export interface GateOptions {
   events: EventLog;
   rateLimiter: RateLimiter;
   clock: Clock;
+  /** IdP groups (idp: entries, the assertion's `groups` claim); absent: none configured. */
+  idpGroups?: IdpGroups;
   /** Lifetime of Tunn-Jwt-Assertion; default 60 s. */
   assertionTtlSeconds?: number;
   /** Unexpected failures (the gate then answers 503). */
@@ -220,21 +227,22 @@ export class Gate {
       }
     }
     if (!id) return this.#signIn(req, browser, []);
-    // 7. Policy.
-    if (!(await this.#o.policy.allows(t, id.email))) {
-      void this.#o.events.record({ kind: 'visitor_denied', ip: req.clientIp, email: id.email, tunnel: t.tunnelId, accountId: t.ownerAccountId });
-      if (!browser) return json(403, 'FORBIDDEN', `${id.email} is not allowed to reach this tunnel; ask its owner to add you with -a`);
-      return html(
-        403,
-        'You do not have access',
-        `<p>You are signed in as <strong>${esc(id.email)}</strong>, and this account is not allowed to reach <strong>${esc(req.host)}</strong>.</p>
-<p>Ask the owner of this tunnel to add you, or sign in with another account.</p>
-${cookieValue ? logoutForm(cookieValue, 'Switch account', true) : `<p><a class="button" href="${LOGOUT_PATH}?switch=1">Switch account</a></p>`}`,
-      );
+    // 7. Policy. IdP groups are looked up once per request, and only if an idp: entry or the assertion needs them.
+    const idp = this.#o.idpGroups?.enabled ? this.#o.idpGroups : undefined;
+    let groups: Promise<IdpLookup> | undefined;
+    const idpGroups = idp ? (): Promise<IdpLookup> => (groups ??= idp.lookup({ email: id.email, rootSessionId: id.via === 'session' ? (id.session.parentId ?? id.session.id) : undefined, accountId: t.ownerAccountId })) : undefined;
+    const answer = await this.#o.policy.decide(t, { email: id.email, idpGroups });
+    if (!answer.allowed) {
+      void this.#o.events.record({ kind: 'visitor_denied', ip: req.clientIp, email: id.email, tunnel: t.tunnelId, accountId: t.ownerAccountId, detail: answer.unconfirmed?.join('; ') });
+      return denied(req, id.email, browser, answer.unconfirmed, cookieValue);
     }
     // 8. Allow.
-    setHeaders.push([USER_EMAIL_HEADER, id.email], [ASSERTION_HEADER, await this.#assertion(req, t, id)]);
-    const principal: Principal = id.via === 'session' ? { via: 'session', sessionId: id.session.id, accountId: id.accountId, email: id.email } : { via: 'token', jti: id.jti, accountId: id.accountId, email: id.email };
+    const known = idpGroups ? (await idpGroups()).groups : undefined;
+    setHeaders.push([USER_EMAIL_HEADER, id.email], [ASSERTION_HEADER, await this.#assertion(req, t, id, known)]);
+    const principal: Principal =
+      id.via === 'session'
+        ? { via: 'session', sessionId: id.session.id, rootSessionId: id.session.parentId ?? id.session.id, accountId: id.accountId, email: id.email }
+        : { via: 'token', jti: id.jti, accountId: id.accountId, email: id.email };
     return { kind: 'allow', email: id.email, principal, setHeaders, removeHeaders };
   }
 
@@ -287,17 +295,44 @@ ${cookieValue ? logoutForm(cookieValue, 'Switch account', true) : `<p><a class="
     return `${this.#relay.origin}/login?return=${encodeURIComponent(back)}`;
   }
 
-  async #assertion(req: GateRequest, t: TunnelPolicy, id: Identity): Promise<string> {
+  async #assertion(req: GateRequest, t: TunnelPolicy, id: Identity, groups: string[] | undefined): Promise<string> {
     const aud = `${req.secure ? 'https' : 'http'}://${req.host}`;
-    const key = `${id.via === 'session' ? id.session.id : id.jti}\0${aud}\0${t.tunnelId}`;
+    // The groups are part of the key: a membership change gets a new assertion at once.
+    const key = `${id.via === 'session' ? id.session.id : id.jti}\0${aud}\0${t.tunnelId}\0${groups?.join('\n') ?? ''}`;
     const now = this.#o.clock.now();
     const hit = this.#assertions.get(key);
     if (hit && hit.until > now) return hit.jwt;
-    const { token } = await this.#o.tokens.issue({ accountId: id.accountId, kind: 'assertion', email: id.email, ttlSeconds: this.#assertionTtl, record: false, extra: { aud, tunnel: t.tunnelId } });
+    const { token } = await this.#o.tokens.issue({ accountId: id.accountId, kind: 'assertion', email: id.email, ttlSeconds: this.#assertionTtl, record: false, extra: { aud, tunnel: t.tunnelId, ...(groups ? { groups } : {}) } });
     if (this.#assertions.size > 10_000) this.#assertions.clear();
     this.#assertions.set(key, { jwt: token, until: now + (this.#assertionTtl * 1000) / 2 });
     return token;
   }
+}
+
+/** 403 for a signed-in visitor the policy refused; says why when IdP membership could not be confirmed. */
+function denied(req: GateRequest, email: string, browser: boolean, unconfirmed: string[] | undefined, cookieValue: string | undefined): GateDecision {
+  // Signing out is a same-origin form post with the session's token (tunnel-logout.ts).
+  const switchAccount = (label: string): string => (cookieValue ? logoutForm(cookieValue, label, true) : `<p><a class="button" href="${LOGOUT_PATH}?switch=1">${label}</a></p>`);
+  if (!browser) {
+    return json(403, 'FORBIDDEN', unconfirmed?.length ? `${email} is not allowed to reach this tunnel unless an identity-provider group confirms it: ${unconfirmed.join('; ')}` : `${email} is not allowed to reach this tunnel; ask its owner to add you with -a`);
+  }
+  if (unconfirmed?.length) {
+    return html(
+      403,
+      'Your groups could not be confirmed',
+      `<p>You are signed in as <strong>${esc(email)}</strong>. Access to <strong>${esc(req.host)}</strong> depends on a group at your identity provider, and tunn could not confirm it:</p>
+<ul>${unconfirmed.map((u) => `<li>${esc(u)}</li>`).join('')}</ul>
+<p>tunn does not let anyone in while it cannot check.</p>
+${switchAccount('Sign in again')}`,
+    );
+  }
+  return html(
+    403,
+    'You do not have access',
+    `<p>You are signed in as <strong>${esc(email)}</strong>, and this account is not allowed to reach <strong>${esc(req.host)}</strong>.</p>
+<p>Ask the owner of this tunnel to add you, or sign in with another account.</p>
+${switchAccount('Switch account')}`,
+  );
 }
 
 function splitTarget(target: string): [string, string?] {

@@ -1,9 +1,12 @@
 import { systemClock, type Clock } from '../lib/clock.ts';
+import type { SecretBox } from '../lib/secret-box.ts';
 import type { Store } from '../store/store.ts';
 import { DeviceLogin } from './device.ts';
 import { EventLog } from './events.ts';
 import { Gate } from './gate.ts';
+import { GrantService } from './grants.ts';
 import { GroupService } from './groups.ts';
+import { IdpGroups, type GroupDirectory } from './idp-groups.ts';
 import { Handoff } from './handoff.ts';
 import { LoginCodes } from './login-codes.ts';
 import { MagicLinks, type MagicLinkOptions } from './magic-link.ts';
@@ -36,6 +39,10 @@ export interface IdentityOptions {
   adminEmails?: string[];
   sessionTtlSeconds?: number;
   groupCacheTtlMs?: number;
+  /** IdP groups: how long membership is trusted (--idp-refresh), and a directory (LDAP) to ask by email. */
+  idp?: { refreshMs?: number; directory?: GroupDirectory; onDirectoryError?: (err: unknown) => void };
+  /** Seals the OIDC tokens kept to confirm IdP groups again (the relay's secret box); without it, those groups lapse at the bound. */
+  box?: SecretBox;
   onError?: (err: unknown) => void;
 }
 
@@ -46,6 +53,8 @@ export interface Identity {
   readonly store: Store;
   readonly tokens: TokenService;
   readonly groups: GroupService;
+  readonly grants: GrantService;
+  readonly idpGroups: IdpGroups;
   readonly policy: Policy;
   readonly sessions: SessionService;
   readonly codes: LoginCodes;
@@ -65,19 +74,32 @@ export function createIdentity(opts: IdentityOptions): Identity {
   const { store, tokens } = opts;
   const relayUrl = new URL(opts.relayUrl);
   const groups = new GroupService({ store, clock, cacheTtlMs: opts.groupCacheTtlMs });
-  const policy = new Policy({ groups });
+  const grants = new GrantService({ store, clock });
+  const policy = new Policy({ groups, grants, idpEnabled: () => idpGroups.enabled });
   const sessions = new SessionService({ store, clock, ttlSeconds: opts.sessionTtlSeconds });
   const codes = new LoginCodes({ store, clock });
   const handoff = new Handoff({ codes, sessions });
   const events = new EventLog({ store, clock, onError: opts.onError });
+  const oidcSources = new Map((opts.providers ?? []).flatMap((p) => (p.type === 'oidc' && p.groupsClaim ? [[p.id ?? 'oidc', p.name ?? 'OpenID Connect'] as [string, string]] : [])));
+  const oidc = new OidcLogins({ providers: opts.providers ?? [], codes, relayUrl: relayUrl.origin });
+  const idpGroups = new IdpGroups({
+    store,
+    clock,
+    events,
+    refreshMs: opts.idp?.refreshMs,
+    oidcSources,
+    refreshOidc: (source, secrets) => oidc.refreshGroups(source, secrets),
+    box: opts.box,
+    directory: opts.idp?.directory,
+    onDirectoryError: opts.idp?.onDirectoryError,
+  });
   const rateLimiter = new RateLimiter({ clock });
-  const gate = new Gate({ relayUrl: relayUrl.origin, store, tokens, sessions, handoff, policy, events, rateLimiter, clock, onError: opts.onError });
+  const gate = new Gate({ relayUrl: relayUrl.origin, store, tokens, sessions, handoff, policy, events, rateLimiter, clock, idpGroups, onError: opts.onError });
   const devices = new DeviceLogin({ store, clock, tokens, relayUrl: relayUrl.origin });
   const magic = opts.magicLink ? new MagicLinks({ ...opts.magicLink, codes, clock, relayUrl: relayUrl.origin }) : undefined;
-  const oidc = new OidcLogins({ providers: opts.providers ?? [], codes, relayUrl: relayUrl.origin });
   async function close(): Promise<void> {
     await magic?.close();
     await events.flush();
   }
-  return { options: opts, relayUrl, clock, store, tokens, groups, policy, sessions, codes, handoff, events, rateLimiter, gate, devices, magic, oidc, close };
+  return { options: opts, relayUrl, clock, store, tokens, groups, grants, idpGroups, policy, sessions, codes, handoff, events, rateLimiter, gate, devices, magic, oidc, close };
 }

@@ -2,6 +2,7 @@ import type * as oc from 'openid-client';
 import { TunnError, errorMessage } from '../lib/errors.ts';
 import { randomToken } from '../lib/ids.ts';
 import { parseEmail } from './emails.ts';
+import { groupsFromClaims } from './idp-groups.ts';
 import type { LoginCodes } from './login-codes.ts';
 import { hashSecret } from './sessions.ts';
 
@@ -14,9 +15,15 @@ import { hashSecret } from './sessions.ts';
 // cookie whose hash the state row keeps, so a callback URL replayed in another browser fails.
 
 export type LoginProviderConfig =
-  | { type: 'oidc'; id?: string; name?: string; issuer: string; clientId: string; clientSecret: string; scopes?: string[]; requireVerifiedEmail?: boolean }
+  | { type: 'oidc'; id?: string; name?: string; issuer: string; clientId: string; clientSecret: string; scopes?: string[]; requireVerifiedEmail?: boolean; /** Claim (or dotted path) with the user's groups, in the ID token or userinfo: --oidc-groups-claim. */ groupsClaim?: string }
   | { type: 'google'; clientId: string; clientSecret: string }
   | { type: 'github'; clientId: string; clientSecret: string; /** For tests and GitHub Enterprise. */ webUrl?: string; apiUrl?: string };
+
+/** What confirms a sign-in's groups again later: the refresh token, else the access token (userinfo). */
+export interface OidcSecrets {
+  refreshToken?: string;
+  accessToken?: string;
+}
 
 export interface LoginProvider {
   id: string;
@@ -107,7 +114,7 @@ export class OidcLogins {
    * Completes the login from the callback URL; returns the verified email and the return
    * URL. Throws LOGIN_FAILED with a message that says what went wrong.
    */
-  async complete(id: string, callbackUrl: URL, bindingCookie: string | undefined): Promise<{ email: string; returnTo: string }> {
+  async complete(id: string, callbackUrl: URL, bindingCookie: string | undefined): Promise<{ email: string; returnTo: string; groups?: string[]; secrets?: OidcSecrets }> {
     const p = this.#provider(id);
     const err = callbackUrl.searchParams.get('error');
     if (err) throw new TunnError('LOGIN_FAILED', `${p.name} refused the sign-in: ${err}${callbackUrl.searchParams.get('error_description') ? ` (${callbackUrl.searchParams.get('error_description')})` : ''}`);
@@ -131,14 +138,49 @@ export class OidcLogins {
     } catch (e) {
       throw new TunnError('LOGIN_FAILED', `signing in with ${p.name} failed: ${errorMessage(e)}`, { cause: e });
     }
-    const email = p.cfg.type === 'github' ? await this.#githubEmail(p.cfg, tokens.access_token) : await this.#oidcEmail(p, config, tokens);
-    return { email, returnTo: String(row.data.returnTo ?? '/') };
+    const returnTo = String(row.data.returnTo ?? '/');
+    if (p.cfg.type === 'github') return { email: await this.#githubEmail(p.cfg, tokens.access_token), returnTo };
+    const found = await this.#oidcIdentity(p, config, tokens);
+    if (!found.groups) return { ...found, returnTo };
+    return { ...found, returnTo, secrets: { refreshToken: tokens.refresh_token, accessToken: tokens.access_token } };
   }
 
-  async #oidcEmail(p: Resolved, config: oc.Configuration, tokens: Awaited<ReturnType<typeof oc.authorizationCodeGrant>>): Promise<string> {
+  /**
+   * Asks the provider for the current groups of a signed-in user: a refresh-token grant when
+   * the sign-in brought one, else userinfo with its access token. Throws LOGIN_FAILED saying
+   * why (the session's groups then lapse and the visitor signs in again).
+   */
+  async refreshGroups(id: string, secrets: OidcSecrets): Promise<{ groups: string[]; secrets: OidcSecrets }> {
+    const p = this.#provider(id);
+    const claim = p.cfg.type === 'oidc' ? p.cfg.groupsClaim : undefined;
+    if (!claim) throw new TunnError('LOGIN_FAILED', `${p.name} is not configured to send groups`);
+    const config = await this.#config(p);
+    const oc = await this.#lib();
+    try {
+      if (secrets.refreshToken) {
+        const t = await oc.refreshTokenGrant(config, secrets.refreshToken);
+        const next: OidcSecrets = { refreshToken: t.refresh_token ?? secrets.refreshToken, accessToken: t.access_token };
+        const fromId = groupsFromClaims({ ...(t.claims() ?? {}) }, claim);
+        if (fromId) return { groups: fromId, secrets: next };
+        const info = await oc.fetchUserInfo(config, t.access_token, oc.skipSubjectCheck);
+        return { groups: groupsFromClaims(info as Record<string, unknown>, claim) ?? [], secrets: next };
+      }
+      if (secrets.accessToken) {
+        const info = await oc.fetchUserInfo(config, secrets.accessToken, oc.skipSubjectCheck);
+        return { groups: groupsFromClaims(info as Record<string, unknown>, claim) ?? [], secrets };
+      }
+    } catch (e) {
+      throw new TunnError('LOGIN_FAILED', `${p.name} did not confirm your groups: ${errorMessage(e)}`, { cause: e });
+    }
+    throw new TunnError('LOGIN_FAILED', `${p.name} gave no refresh or access token to confirm your groups with`);
+  }
+
+  async #oidcIdentity(p: Resolved, config: oc.Configuration, tokens: Awaited<ReturnType<typeof oc.authorizationCodeGrant>>): Promise<{ email: string; groups?: string[] }> {
     const requireVerified = p.cfg.type !== 'oidc' || p.cfg.requireVerifiedEmail !== false;
+    const groupsClaim = p.cfg.type === 'oidc' ? p.cfg.groupsClaim : undefined;
     let claims: Record<string, unknown> = { ...(tokens.claims() ?? {}) };
-    if (typeof claims.email !== 'string') {
+    // Groups often live only in userinfo (the ID token is kept small); ask it when the ID token lacks them.
+    if (typeof claims.email !== 'string' || (groupsClaim && groupsFromClaims(claims, groupsClaim) === undefined)) {
       try {
         const oc = await this.#lib();
         claims = { ...claims, ...(await oc.fetchUserInfo(config, tokens.access_token, String(claims.sub))) };
@@ -149,7 +191,8 @@ export class OidcLogins {
     const email = typeof claims.email === 'string' ? parseEmail(claims.email) : undefined;
     if (!email) throw new TunnError('LOGIN_FAILED', `${p.name} did not share an email address; allow the "email" scope and try again`);
     if (requireVerified && claims.email_verified !== true) throw new TunnError('LOGIN_FAILED', `${p.name} has not verified ${email}; verify it there first`);
-    return email;
+    // A configured claim the provider did not send means "no groups", not a failed sign-in.
+    return groupsClaim ? { email, groups: groupsFromClaims(claims, groupsClaim) ?? [] } : { email };
   }
 
   async #githubEmail(cfg: Extract<LoginProviderConfig, { type: 'github' }>, accessToken: string): Promise<string> {

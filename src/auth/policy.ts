@@ -1,20 +1,30 @@
 import { TunnError } from '../lib/errors.ts';
 import { emailDomain, isValidDomain, parseEmail } from './emails.ts';
+import type { GrantService } from './grants.ts';
 import { isValidGroupName, type GroupService } from './groups.ts';
+import { isValidIdpGroupName, normaliseIdpGroup, type IdpLookup } from './idp-groups.ts';
 
 // Who may reach a tunnel. `-a` entries are an email, `@domain.com` (everyone with a verified
-// email in that domain) or `group:name` (a group of the tunnel owner's account). Private by
+// email in that domain), `group:name` (a group of the tunnel owner's account) or `idp:name`
+// (a group the identity provider puts the visitor in, src/auth/idp-groups.ts). Private by
 // default: no entries means only the owner. Groups are expanded when a request is checked,
 // never at tunnel start, so a group change applies to live tunnels on the next request.
+// Grants (src/auth/grants.ts) add entries that end on their own.
 
 export type AllowEntry =
   | { kind: 'email'; email: string }
   | { kind: 'domain'; domain: string }
-  | { kind: 'group'; name: string };
+  | { kind: 'group'; name: string }
+  | { kind: 'idp'; name: string };
 
 /** Parses one `-a` entry; throws INVALID_INPUT naming the entry. */
 export function parseAllowEntry(raw: string): AllowEntry {
   const s = raw.trim();
+  if (s.toLowerCase().startsWith('idp:')) {
+    const name = s.slice('idp:'.length).trim();
+    if (!isValidIdpGroupName(name)) throw new TunnError('INVALID_INPUT', `-a "${raw}": name the identity provider's group, e.g. idp:engineering (up to 256 characters, no commas)`);
+    return { kind: 'idp', name: normaliseIdpGroup(name) };
+  }
   if (s.toLowerCase().startsWith('group:')) {
     const name = s.slice('group:'.length).trim().toLowerCase();
     if (!isValidGroupName(name)) {
@@ -29,7 +39,7 @@ export function parseAllowEntry(raw: string): AllowEntry {
   }
   const email = parseEmail(s);
   if (!email) {
-    throw new TunnError('INVALID_INPUT', `-a "${raw}" is not an email, an @domain or a group:name (examples: alice@example.com, @example.com, group:eng)`);
+    throw new TunnError('INVALID_INPUT', `-a "${raw}" is not an email, an @domain, a group:name or an idp:name (examples: alice@example.com, @example.com, group:eng, idp:engineering)`);
   }
   return { kind: 'email', email };
 }
@@ -50,7 +60,7 @@ export function parseAllowList(entries: readonly string[]): AllowEntry[] {
 }
 
 export function formatAllowEntry(e: AllowEntry): string {
-  return e.kind === 'email' ? e.email : e.kind === 'domain' ? `@${e.domain}` : `group:${e.name}`;
+  return e.kind === 'email' ? e.email : e.kind === 'domain' ? `@${e.domain}` : `${e.kind}:${e.name}`;
 }
 
 export interface AllowListSummary {
@@ -59,13 +69,38 @@ export interface AllowListSummary {
   groups: { name: string; emails: number }[];
 }
 
+/** The tunnel as the policy sees it. `host` and `grantRef` bring in its grants. */
+export interface PolicyTunnel {
+  ownerAccountId: string;
+  ownerEmail: string;
+  allow: readonly string[];
+  public: boolean;
+  host?: string;
+  /** The registration's `--for` ref: its -a entries then live in grants, not in `allow`. */
+  grantRef?: string;
+}
+
+/** The visitor: a normalised email, and their IdP groups when asked (looked up only if an idp: entry needs them). */
+export interface Visitor {
+  email: string;
+  idpGroups?: () => Promise<IdpLookup>;
+}
+
+/** allowed, or not with the reason membership could not be confirmed (the gate then shows it; fail closed). */
+export type PolicyAnswer = { allowed: true } | { allowed: false; unconfirmed?: string[] };
+
 export class Policy {
   readonly #groups: GroupService;
+  readonly #grants: GrantService | undefined;
   // Parsed allow-lists, keyed by the array the gateway passes (it keeps one per tunnel).
   #parsed = new WeakMap<readonly string[], AllowEntry[]>();
 
-  constructor(opts: { groups: GroupService }) {
+  readonly #idpEnabled: () => boolean;
+
+  constructor(opts: { groups: GroupService; grants?: GrantService; /** Whether the relay has a source of IdP groups (idp: entries need one). */ idpEnabled?: () => boolean }) {
     this.#groups = opts.groups;
+    this.#grants = opts.grants;
+    this.#idpEnabled = opts.idpEnabled ?? (() => false);
   }
 
   /**
@@ -75,6 +110,11 @@ export class Policy {
    */
   async validate(ownerAccountId: string, entries: readonly string[]): Promise<AllowListSummary> {
     const parsed = parseAllowList(entries);
+    const idp = parsed.find((e) => e.kind === 'idp');
+    // An idp: entry on a relay that learns no groups would silently match nobody.
+    if (idp && !this.#idpEnabled()) {
+      throw new TunnError('INVALID_INPUT', `-a idp:${idp.name}: this relay has no identity-provider groups; its operator enables them with --oidc-groups-claim or --ldap-url (use an email, @domain or group:name meanwhile)`);
+    }
     const groups: AllowListSummary['groups'] = [];
     const unknown: string[] = [];
     for (const e of parsed) {
@@ -93,26 +133,37 @@ export class Policy {
   }
 
   /** Whether `email` (already normalised) may reach the tunnel. The owner always may. */
-  async allows(tunnel: { ownerAccountId: string; ownerEmail: string; allow: readonly string[]; public: boolean }, email: string): Promise<boolean> {
-    if (tunnel.public) return true;
-    const e = email.toLowerCase();
-    if (e === tunnel.ownerEmail.toLowerCase()) return true;
+  async allows(tunnel: PolicyTunnel, visitor: string | Visitor): Promise<boolean> {
+    return (await this.decide(tunnel, typeof visitor === 'string' ? { email: visitor } : visitor)).allowed;
+  }
+
+  /** The decision, with why IdP membership could not be confirmed when that is what denied it. */
+  async decide(tunnel: PolicyTunnel, visitor: Visitor): Promise<PolicyAnswer> {
+    if (tunnel.public) return { allowed: true };
+    const e = visitor.email.toLowerCase();
+    if (e === tunnel.ownerEmail.toLowerCase()) return { allowed: true };
     let parsed = this.#parsed.get(tunnel.allow);
     if (!parsed) {
       parsed = parseAllowList(tunnel.allow);
       this.#parsed.set(tunnel.allow, parsed);
     }
+    const entries = this.#grants && tunnel.host ? [...parsed, ...(await this.#grants.live(tunnel.ownerAccountId, tunnel.host, tunnel.grantRef))] : parsed;
     const domain = emailDomain(e);
-    for (const entry of parsed) {
-      if (entry.kind === 'email' && entry.email === e) return true;
-      if (entry.kind === 'domain' && entry.domain === domain) return true;
+    for (const entry of entries) {
+      if (entry.kind === 'email' && entry.email === e) return { allowed: true };
+      if (entry.kind === 'domain' && entry.domain === domain) return { allowed: true };
     }
-    for (const entry of parsed) {
+    for (const entry of entries) {
       if (entry.kind !== 'group') continue;
       // A group deleted after the tunnel started simply matches nobody.
       const members = await this.#groups.members(tunnel.ownerAccountId, entry.name);
-      if (members?.has(e)) return true;
+      if (members?.has(e)) return { allowed: true };
     }
-    return false;
+    const wanted = entries.filter((x) => x.kind === 'idp').map((x) => x.name);
+    if (wanted.length === 0 || !visitor.idpGroups) return { allowed: false };
+    // Fail closed: a group that could not be confirmed does not match.
+    const known = await visitor.idpGroups();
+    if (wanted.some((g) => known.groups.includes(g))) return { allowed: true };
+    return known.problems.length ? { allowed: false, unconfirmed: known.problems } : { allowed: false };
   }
 }

@@ -27,7 +27,7 @@ describe('revocation: which live credentials no longer hold', () => {
     const a = await account(id, email);
     const relay = await id.sessions.create({ accountId: a.id, email: a.email, host: new URL(RELAY_URL).host });
     const { cookieValue, session } = await id.sessions.create({ accountId: a.id, email: a.email, host: HOST, parent: relay.session });
-    return { cookie: `tunn=${cookieValue}`, principal: { via: 'session', sessionId: session.id, accountId: a.id, email: a.email }, relaySessionId: relay.session.id };
+    return { cookie: `tunn=${cookieValue}`, principal: { via: 'session', sessionId: session.id, rootSessionId: relay.session.id, accountId: a.id, email: a.email }, relaySessionId: relay.session.id };
   }
 
   it('names the session or token a request was allowed with, and none on a public tunnel', async () => {

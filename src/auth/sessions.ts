@@ -105,6 +105,8 @@ export class SessionService {
       .where((eb) => eb.or([eb('id', '=', root), eb('parent_id', '=', root)]))
       .where('revoked_at', 'is', null)
       .execute();
+    // The sign-in's IdP groups and the provider tokens kept to confirm them go with it.
+    await this.#store.db.deleteFrom('idp_session_groups').where('session_id', '=', root).execute();
   }
 
   /** Revokes every session of the account (all browsers, all hosts). */

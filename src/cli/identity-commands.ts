@@ -8,7 +8,7 @@ import { printJson } from './output.ts';
 
 // tunn login / logout / whoami / token / group / events: thin commands over the relay API.
 
-interface CommonFlags {
+export interface CommonFlags {
   relay?: string;
   token?: string;
   tokenFile?: string;
@@ -25,11 +25,11 @@ export function apiFlags(cmd: Command): Command {
     .option('--json', 'print JSON');
 }
 
-function client(flags: CommonFlags): ApiClient {
+export function client(flags: CommonFlags): ApiClient {
   return new ApiClient(resolveApiTarget(flags));
 }
 
-function out(flags: CommonFlags, obj: Record<string, unknown>, human: () => string): void {
+export function out(flags: CommonFlags, obj: Record<string, unknown>, human: () => string): void {
   if (flags.json) printJson(obj);
   else process.stdout.write(human());
 }
@@ -91,8 +91,12 @@ export async function runLogout(flags: CommonFlags): Promise<void> {
 }
 
 export async function runWhoami(flags: CommonFlags): Promise<void> {
-  const me = await client(flags).call<{ email: string; accountId: string; tokenId: string }>('GET', '/v1/me');
-  out(flags, { event: 'whoami', ...me }, () => `${me.email}\n`);
+  const me = await client(flags).call<{ email: string; accountId: string; tokenId: string; idpGroups?: string[]; idpProblems?: string[] }>('GET', '/v1/me');
+  out(flags, { event: 'whoami', ...me }, () => {
+    if (!me.idpGroups) return `${me.email}\n`;
+    const problems = (me.idpProblems ?? []).map((p) => `  (${p})\n`).join('');
+    return `${me.email}\nIdP groups: ${me.idpGroups.length ? me.idpGroups.join(', ') : '(none)'}\n${problems}`;
+  });
 }
 
 export function registerIdentityCommands(program: Command): void {
@@ -100,7 +104,7 @@ export function registerIdentityCommands(program: Command): void {
     .option('--no-browser', 'do not try to open a browser')
     .action((o) => runLogin(o));
   apiFlags(program.command('logout').description('revoke this machine\'s credentials and forget them')).action((o) => runLogout(o));
-  apiFlags(program.command('whoami').description('print the signed-in email')).action((o) => runWhoami(o));
+  apiFlags(program.command('whoami').description('print the signed-in email, and the IdP groups the relay knows for you')).action((o) => runWhoami(o));
 
   const token = program.command('token').description('personal access tokens (for scripts: Authorization: Bearer <token>)');
   apiFlags(token.command('list').description('list your tokens')).action(async (o: CommonFlags) => {

@@ -5,6 +5,7 @@ import { registerCertEventCommand } from './cert-event-command.ts';
 import { completionScript } from './completion.ts';
 import { registerDomainCommands } from './domain-commands.ts';
 import { ApiClient, resolveApiTarget } from './api-client.ts';
+import { registerGrantCommands } from './grant-commands.ts';
 import { registerIdentityCommands } from './identity-commands.ts';
 import { secretOption, warnSecretsOnCommandLine } from './secret-flags.ts';
 
@@ -38,6 +39,17 @@ function relayFlags(cmd: Command): Command {
   secretOption(cmd, 'oidcClientSecret', 'secret', 'the client secret for --oidc-client-id');
   cmd
     .option('--oidc-name <name>', 'label of the OIDC button on the login page')
+    .option('--oidc-groups-claim <claim>', 'claim with the user\'s groups for -a idp:<name>, or a dotted path such as realm_access.roles')
+    .option('--oidc-scopes <scopes>', 'scopes asked of --oidc-issuer (default "openid email profile"; add e.g. groups)')
+    .option('--idp-refresh <seconds>', 'IdP group membership is confirmed again after this long (default 300)')
+    .option('--ldap-url <url>', 'LDAP directory as a group source for -a idp:<name>: ldaps://host or ldap://host')
+    .option('--ldap-bind-dn <dn>', 'DN the relay binds as to search the directory')
+    .option('--ldap-bind-password-file <file>', 'file with the bind password (or TUNN_LDAP_BIND_PASSWORD)')
+    .option('--ldap-user-base <dn>', 'where users are looked up by email, e.g. ou=people,dc=corp')
+    .option('--ldap-group-base <dn>', 'where group entries (member/uniqueMember) are searched, e.g. ou=groups,dc=corp')
+    .option('--ldap-email-attribute <name>', 'attribute with the user\'s email (default mail)')
+    .option('--ldap-ca <file>', 'extra CA (PEM) to trust for the directory\'s TLS')
+    .option('--ldap-starttls', 'upgrade an ldap:// connection with StartTLS')
     .option('--github-client-id <id>', 'sign-in with GitHub (OAuth app client id)');
   secretOption(cmd, 'githubClientSecret', 'secret', 'the GitHub OAuth app client secret');
   cmd.option('--google-client-id <id>', 'sign-in with Google (OAuth client id)');
@@ -69,7 +81,8 @@ export function buildProgram(): Command {
     .argument('[target]', 'local service: a port (8080), host:port, or http(s)://host:port')
     .option('-n, --name <name>', 'tunnel name: the first label of its hostname (default: a random readable one)')
     .option('-d, --domain <domain>', 'custom domain to serve under')
-    .addOption(new Option('-a, --allow <who>', 'who may visit: email, @domain, or group:name (repeatable)').argParser(collect))
+    .addOption(new Option('-a, --allow <who>', 'who may visit: email, @domain, group:name or idp:name (repeatable)').argParser(collect))
+    .option('--for <duration>', 'the -a entries end this long after the tunnel starts, e.g. 2h (the owner always stays)')
     .option('--public', 'open the tunnel to everyone (tunnels are private by default)')
     .option('--relay <url>', 'relay URL, e.g. https://tunn.example.com (env TUNN_RELAY)')
     .option('--relay-ca <file>', 'extra CA certificate to trust for the relay, e.g. its dev CA (env TUNN_RELAY_CA)')
@@ -128,6 +141,7 @@ export function buildProgram(): Command {
     .action(async (target: string | undefined, opts: Record<string, unknown>) => (await import('./run-dev.ts')).runDev(target, opts));
 
   registerIdentityCommands(program);
+  registerGrantCommands(program);
   registerDomainCommands(program, (o) => {
     const client = new ApiClient(resolveApiTarget(o as { relay?: string; token?: string; tokenFile?: string; relayCa?: string }));
     return { request: (method, path, body) => client.call(method, path, body) };

@@ -4,6 +4,8 @@ import { parseTarget, type Target } from '../agent/target.ts';
 import { agentDefaults, agentSchema, fromEnv, fromFile, resolveConfig, type AgentOptions } from '../config/config.ts';
 import { parseBasicAuth } from '../auth/basic-auth.ts';
 import { parseIpAllowList } from '../auth/ip-allow.ts';
+import { formatSeconds, parseDuration } from '../auth/grants.ts';
+import { randomToken } from '../lib/ids.ts';
 import { parseAllowList } from '../auth/policy.ts';
 import { parseRateLimit } from '../auth/rate-limit.ts';
 import { parseAllowUpgrade } from '../relay/upgrades.ts';
@@ -40,6 +42,9 @@ export function agentConfigFrom(o: AgentOptions, target: Target, extra: Partial<
       ? undefined
       : { perIp: o.rateLimit === undefined ? undefined : parseRateLimit(o.rateLimit, '--rate-limit'), perTunnel: o.rateLimitTunnel === undefined ? undefined : parseRateLimit(o.rateLimitTunnel, '--rate-limit-tunnel') };
   if (o.public && o.allow.length) throw new TunnError('INVALID_INPUT', '--public and -a do not go together: a public tunnel is open to everyone');
+  if (o.for !== undefined && o.allow.length === 0) throw new TunnError('INVALID_INPUT', '--for limits the -a entries of this command, and there are none: add -a <who> (the owner always keeps access)');
+  // One ref per run: reconnects re-send it, so the grants are counted from the first registration.
+  const grantFor = o.for === undefined ? undefined : { seconds: parseDuration(o.for), ref: randomToken(16) };
   const hostHeader = o.hostHeader === 'rewrite' ? `${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}` : o.hostHeader;
   return {
     relayUrl: o.relay,
@@ -57,6 +62,7 @@ export function agentConfigFrom(o: AgentOptions, target: Target, extra: Partial<
         allowIps: o.allowIp.length ? o.allowIp : undefined,
         rateLimit,
         allowUpgrade: allowUpgrade.length ? allowUpgrade : undefined,
+        grantFor,
       },
     ],
     sessions: o.sessions,
@@ -81,7 +87,8 @@ export function attachAgentOutput(agent: Agent, json: boolean, extraReady: Recor
     if (json) printJson({ event: 'ready', url, urls: t.urls, name: t.name, host: t.host, target: t.target.display, ...extraReady });
     else {
       const allow = agent.config.tunnels[0]!;
-      const who = allow.public ? 'everyone (--public)' : allow.allow.length ? allow.allow.join(', ') + ' and you' : 'only you';
+      const until = allow.grantFor ? ` (for ${formatSeconds(allow.grantFor.seconds)})` : '';
+      const who = allow.public ? 'everyone (--public)' : allow.allow.length ? allow.allow.join(', ') + until + ' and you' : 'only you';
       process.stdout.write(`\n🔗 ${url} → ${t.target.display}\n   Allowed: ${who}\n\n`);
     }
   });

@@ -8,7 +8,9 @@ import { dataDirWarning } from '../lib/private-files.ts';
 import { releaseStartupMemory } from '../lib/v8-tuning.ts';
 import { domainByName } from '../certs/domains.ts';
 import { createCustomDomains, parseAcmeChallenges, parsePublicIps, type CustomDomains } from '../relay/custom-domains.ts';
+import { LdapDirectory } from '../auth/ldap.ts';
 import { Relay, type RelayConfig, type RelayInfo } from '../relay/relay.ts';
+import { checkLdapAtStart, ldapDirectoryFrom } from './ldap-config.ts';
 import { testClockFrom } from './test-clock.ts';
 
 export function relayOptionsFrom(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): RelayOptions {
@@ -40,12 +42,15 @@ export function relayConfigFrom(o: RelayOptions): RelayConfig {
     maxHeadSize: o.maxHeadSize,
     metricsToken: o.metricsToken,
     providers: [
-      ...(o.oidcIssuer ? [{ type: 'oidc' as const, id: 'oidc', name: o.oidcName, issuer: o.oidcIssuer, clientId: o.oidcClientId!, clientSecret: o.oidcClientSecret! }] : []),
+      ...(o.oidcIssuer
+        ? [{ type: 'oidc' as const, id: 'oidc', name: o.oidcName, issuer: o.oidcIssuer, clientId: o.oidcClientId!, clientSecret: o.oidcClientSecret!, groupsClaim: o.oidcGroupsClaim, scopes: o.oidcScopes?.split(/[\s,]+/).filter(Boolean) }]
+        : []),
       ...(o.googleClientId ? [{ type: 'google' as const, clientId: o.googleClientId, clientSecret: o.googleClientSecret! }] : []),
       ...(o.githubClientId ? [{ type: 'github' as const, clientId: o.githubClientId, clientSecret: o.githubClientSecret! }] : []),
     ],
     magicLink: o.smtpUrl ? { smtpUrl: o.smtpUrl, from: o.mailFrom! } : undefined,
     adminEmails: o.adminEmail,
+    idp: { refreshMs: o.idpRefresh === undefined ? undefined : o.idpRefresh * 1000, directory: ldapDirectoryFrom(o) },
   };
 }
 
@@ -53,6 +58,7 @@ export async function startRelay(o: RelayOptions, logger: Logger): Promise<{ rel
   const config = relayConfigFrom(o);
   const loose = dataDirWarning(config.dataDir);
   if (loose) logger.warn({ event: 'data_dir_open', dataDir: config.dataDir }, loose);
+  if (config.idp?.directory instanceof LdapDirectory) await checkLdapAtStart(config.idp.directory, logger);
   const relay = new Relay(config, { logger, clock: systemClock });
   await relay.init();
   const c = relay.config;

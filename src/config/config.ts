@@ -46,6 +46,25 @@ export const relaySchema = z.object({
   oidcClientId: z.string().min(1).optional(),
   oidcClientSecret: z.string().min(1).optional(),
   oidcName: z.string().min(1).optional(),
+  /** Claim (or dotted path, e.g. realm_access.roles) with the user's groups, for -a idp:<name>. */
+  oidcGroupsClaim: z.string().trim().regex(/^[^.\s]+(\.[^.\s]+)*$/, 'must be a claim name or a dotted path such as realm_access.roles').optional(),
+  /** Scopes asked of --oidc-issuer (space- or comma-separated); default openid email profile. */
+  oidcScopes: z.string().trim().min(1).optional(),
+  /** How long IdP group membership is trusted before it is asked again (seconds; default 300). */
+  idpRefresh: z.coerce.number().int('must be a whole number of seconds').min(1, 'must be at least 1 second').max(86400, 'must be at most 86400 seconds (a day)').optional(),
+  // LDAP as a group source (src/auth/ldap.ts).
+  ldapUrl: z.string().regex(/^ldaps?:\/\/\S+$/, 'must be an ldap:// or ldaps:// URL, e.g. ldaps://ldap.example.com').optional(),
+  ldapBindDn: z.string().min(1).optional(),
+  ldapBindPassword: z.string().min(1).optional(),
+  ldapBindPasswordFile: z.string().min(1).optional(),
+  ldapUserBase: z.string().min(1).optional(),
+  ldapGroupBase: z.string().min(1).optional(),
+  /** Attribute holding the user's email (default mail). */
+  ldapEmailAttribute: z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/, 'must be an attribute name such as mail').optional(),
+  /** Extra CA (PEM) to trust for ldaps:// or StartTLS. */
+  ldapCa: z.string().min(1).optional(),
+  /** Upgrade an ldap:// connection with StartTLS. */
+  ldapStarttls: bool.optional(),
   githubClientId: z.string().min(1).optional(),
   githubClientSecret: z.string().min(1).optional(),
   googleClientId: z.string().min(1).optional(),
@@ -83,10 +102,22 @@ const RELAY_PAIRS: [string, string, string][] = [
     ['googleClientSecret', 'googleClientId', '--google-client-secret needs --google-client-id'],
     ['smtpUrl', 'mailFrom', '--smtp-url needs --mail-from (the From address of sign-in links)'],
     ['mailFrom', 'smtpUrl', '--mail-from needs --smtp-url'],
+    ['oidcGroupsClaim', 'oidcIssuer', '--oidc-groups-claim needs --oidc-issuer'],
+    ['oidcScopes', 'oidcIssuer', '--oidc-scopes needs --oidc-issuer'],
+    ['ldapUrl', 'ldapUserBase', '--ldap-url needs --ldap-user-base (where users are looked up by email)'],
+    ['ldapBindDn', 'ldapUrl', '--ldap-bind-dn needs --ldap-url'],
+    ['ldapUserBase', 'ldapUrl', '--ldap-user-base needs --ldap-url'],
+    ['ldapGroupBase', 'ldapUrl', '--ldap-group-base needs --ldap-url'],
+    ['ldapCa', 'ldapUrl', '--ldap-ca needs --ldap-url'],
   ];
 
 export function relayCrossChecks(merged: Record<string, unknown>): string[] {
-  return RELAY_PAIRS.filter(([a, b]) => merged[a] !== undefined && merged[b] === undefined).map(([, , message]) => message);
+  const problems = RELAY_PAIRS.filter(([a, b]) => merged[a] !== undefined && merged[b] === undefined).map(([, , message]) => message);
+  const starttls = merged.ldapStarttls === true || ['1', 'true', 'yes', 'on'].includes(String(merged.ldapStarttls));
+  // The bind password and every lookup would cross the network in the clear.
+  if (typeof merged.ldapUrl === 'string' && /^ldap:\/\//i.test(merged.ldapUrl) && !starttls) problems.push('--ldap-url ldap:// sends the bind password in the clear: use ldaps://, or add --ldap-starttls');
+  if (merged.ldapBindDn !== undefined && merged.ldapBindPassword === undefined && merged.ldapBindPasswordFile === undefined) problems.push('--ldap-bind-dn needs its password: --ldap-bind-password-file <file> (or TUNN_LDAP_BIND_PASSWORD)');
+  return problems;
 }
 
 export const agentSchema = z.object({
@@ -103,6 +134,8 @@ export const agentSchema = z.object({
   rateLimit: z.string().optional(),
   rateLimitTunnel: z.string().optional(),
   allowUpgrade: z.array(z.string()),
+  /** `--for 2h`: the -a entries of this command end that long after the tunnel first registers. */
+  for: z.string().optional(),
   sessions: z.coerce.number().int().min(1).max(16),
   quiet: bool,
   json: bool,

@@ -19,6 +19,7 @@ export const SECRET_KEYS = [
   'secretKey',
   // Webhook URLs (Slack, Teams, most chat and paging services) carry their credential in the path.
   'alertWebhook',
+  'ldapBindPassword',
 ] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
 

@@ -42,6 +42,8 @@ export interface TunnelOptions {
   rateLimit?: { perIp?: number; perTunnel?: number };
   /** Upgrade protocols forwarded besides WebSocket (agent's --allow-upgrade; never h2c). */
   allowUpgrade?: string[];
+  /** `--for`: the -a entries end `seconds` after the first registration of this run (`ref`: random per agent run). */
+  grantFor?: { seconds: number; ref: string };
 }
 
 export type ControlMessage =

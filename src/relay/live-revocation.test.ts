@@ -98,7 +98,7 @@ describe('LiveRevocation: the sweep cuts what lost its right', () => {
       gateways: [table],
       agents: () => agents,
       registry,
-      allows: (t, email) => id.policy.allows({ ownerAccountId: t.accountId, ownerEmail: t.email, allow: t.options.allow, public: t.options.public }, email),
+      allows: (t, who) => id.policy.allows({ ownerAccountId: t.accountId, ownerEmail: t.email, allow: t.options.allow, public: t.options.public }, who.email),
       domainLost: (t) => lostDomainReason(id.store, RELAY, t),
       intervalMs,
     });

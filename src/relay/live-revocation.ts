@@ -41,8 +41,8 @@ export interface LiveRevocationOptions {
   gateways: readonly ConnectionTable[];
   agents: () => Iterable<AgentLink>;
   registry: TunnelRegistry;
-  /** Whether `email` still passes the tunnel's allow-list; absent: allow-lists are not re-checked. */
-  allows?: (tunnel: Tunnel, email: string) => Promise<boolean>;
+  /** Whether the visitor still passes the tunnel's allow-list (grants, IdP groups); absent: allow-lists are not re-checked. */
+  allows?: (tunnel: Tunnel, who: Principal) => Promise<boolean>;
   /** Why `tunnel` may no longer be served under its domain (a sentence for its agent), or undefined. */
   domainLost?: (tunnel: Tunnel) => Promise<string | undefined>;
   /** A tunnel the sweep took offline (for metrics and the log). */
@@ -146,27 +146,28 @@ export class LiveRevocation {
   async #sweepAllowLists(report: SweepReport): Promise<void> {
     const allows = this.#o.allows;
     if (!allows) return;
-    // One policy decision per (tunnel, email), however many connections share it.
-    const decisions = new Map<Tunnel, Map<string, boolean>>();
+    // One policy decision per (tunnel, credential), however many connections share it (IdP
+    // groups belong to the sign-in, so two sessions of one email may differ).
+    const decisions = new Map<Tunnel, Map<string, { who: Principal; ok: boolean }>>();
     for (const g of this.#o.gateways) {
       for (const c of g.open) {
         const t = c.tunnel;
         if (!t || !c.principal) continue;
         let m = decisions.get(t);
         if (!m) decisions.set(t, (m = new Map()));
-        if (!m.has(c.principal.email)) m.set(c.principal.email, true);
+        const k = principalKey(c.principal);
+        if (!m.has(k)) m.set(k, { who: c.principal, ok: true });
       }
     }
     let denied = false;
     for (const [t, m] of decisions) {
-      for (const email of m.keys()) {
-        const ok = await allows(t, email);
-        m.set(email, ok);
-        if (!ok) denied = true;
+      for (const d of m.values()) {
+        d.ok = await allows(t, d.who);
+        if (!d.ok) denied = true;
       }
     }
     if (!denied) return;
-    report.connections += this.#cut((c) => c.tunnel !== undefined && c.principal !== undefined && decisions.get(c.tunnel)?.get(c.principal.email) === false);
+    report.connections += this.#cut((c) => c.tunnel !== undefined && c.principal !== undefined && decisions.get(c.tunnel)?.get(principalKey(c.principal))?.ok === false);
   }
 
   #cut(match: (c: LiveConnection) => boolean): number {

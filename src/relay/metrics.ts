@@ -25,6 +25,7 @@ export class RelayMetrics {
   readonly registry = new Registry();
   readonly agents = new Gauge({ name: 'tunn_agent_sessions', help: 'Connected agent sessions', registers: [this.registry] });
   readonly tunnels = new Gauge({ name: 'tunn_tunnels', help: 'Live tunnels', registers: [this.registry] });
+  readonly directoryErrors = new Counter({ name: 'tunn_idp_directory_errors_total', help: 'Group lookups the identity directory (LDAP) could not answer', registers: [this.registry] });
   readonly #byHost = new Map<string, TunnelMetrics>();
   readonly #live = new Set<string>();
 

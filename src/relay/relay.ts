@@ -11,6 +11,7 @@ import type { DomainApiOptions } from '../api/domains.ts';
 import { isTunnToken, refusedTokenOwner } from '../auth/bearer.ts';
 import type { TunnelPolicy } from '../auth/gate.ts';
 import { createIdentity, type Identity } from '../auth/identity.ts';
+import type { GroupDirectory } from '../auth/idp-groups.ts';
 import type { LoginProviderConfig } from '../auth/oidc.ts';
 import { parseIpAllowList } from '../auth/ip-allow.ts';
 import { parseRateLimit } from '../auth/rate-limit.ts';
@@ -63,6 +64,8 @@ export interface RelayConfig {
   magicLink?: { smtpUrl: string; from: string };
   /** Accounts that may list every account's security events. */
   adminEmails?: string[];
+  /** IdP groups: how long membership is trusted (--idp-refresh) and the directory to ask (LDAP). */
+  idp?: { refreshMs?: number; directory?: GroupDirectory };
 }
 
 export interface RelayDeps {
@@ -233,6 +236,14 @@ export class Relay {
       providers: c.providers,
       magicLink: c.magicLink,
       adminEmails: c.adminEmails,
+      box: this.box,
+      idp: {
+        ...c.idp,
+        onDirectoryError: (err) => {
+          this.metrics.directoryErrors.inc();
+          this.logger.error({ err: errorMessage(err) }, 'the group directory did not answer; access that needs it is refused until it does');
+        },
+      },
       onError: (err) => this.logger.error({ err: errorMessage(err) }, 'identity error'),
     });
     // Keys rotated or retired by `tunn relay keys` (or another relay) take effect within a minute.
@@ -259,7 +270,7 @@ export class Relay {
       gateways: [this.#gateway, this.#plainGateway],
       agents: () => this.#sessions,
       registry: this.registry,
-      allows: (t, email) => this.identity.policy.allows(this.#policyOf(t), email),
+      allows: (t, who) => this.identity.policy.allows(this.#policyOf(t), { email: who.email, idpGroups: () => this.identity.idpGroups.lookup({ email: who.email, rootSessionId: who.via === 'session' ? who.rootSessionId : undefined, accountId: t.accountId }) }),
       domainLost: (t) => lostDomainReason(this.store, this.config.domain, t),
       onTunnelEnded: (t) => this.#tunnelGone(t.host),
     });
@@ -271,7 +282,9 @@ export class Relay {
     const o = t.options;
     let p = this.#policies.get(o);
     if (!p) {
-      p = { tunnelId: t.host, ownerAccountId: t.accountId, ownerEmail: t.email, allow: o.allow, public: o.public, basicAuth: o.basicAuth, allowIps: o.allowIps, rateLimit: o.rateLimit };
+      // With --for the -a entries are grants of this registration (src/auth/grants.ts), not lasting entries.
+      const grantRef = o.grantFor?.ref;
+      p = { tunnelId: t.host, host: t.host, grantRef, ownerAccountId: t.accountId, ownerEmail: t.email, allow: grantRef ? [] : o.allow, public: o.public, basicAuth: o.basicAuth, allowIps: o.allowIps, rateLimit: o.rateLimit };
       this.#policies.set(o, p);
     }
     return p;
@@ -419,6 +432,8 @@ export class Relay {
     await this.#validateTunnel(account, opts);
     await this.ext.validateTunnel?.(account, opts);
     const host = `${name}.${domain}`;
+    // Counted from the first registration of this agent run: re-sending register does not extend it.
+    if (opts.grantFor) await this.identity.grants.registerFor(account.id, host, opts.grantFor.ref, opts.allow, opts.grantFor.seconds);
     const existing = this.registry.get(host);
     this.registry.attach(
       { id: opts.id, host, name, domain, accountId: account.id, email: account.email, agentId: session.agentId, options: opts, metrics: this.metrics.forTunnel(host) },
@@ -441,6 +456,8 @@ export class Relay {
   /** Checks the options an agent sent: allow-list entries (groups must exist), edge controls. */
   async #validateTunnel(account: Account, opts: TunnelOptions): Promise<void> {
     if (opts.allow.length && opts.public) throw new TunnError('INVALID_INPUT', '--public and -a do not go together: a public tunnel is open to everyone');
+    if (opts.grantFor !== undefined && (typeof opts.grantFor !== 'object' || typeof opts.grantFor.ref !== 'string' || typeof opts.grantFor.seconds !== 'number')) throw new TunnError('INVALID_INPUT', 'malformed --for');
+    if (opts.grantFor && opts.allow.length === 0) throw new TunnError('INVALID_INPUT', '--for limits the -a entries of the command, and there are none: add -a <who>, or use `tunn grant add` on a live tunnel');
     await this.identity.policy.validate(account.id, opts.allow);
     if (opts.allowIps?.length) parseIpAllowList(opts.allowIps);
     if (opts.basicAuth && (typeof opts.basicAuth.user !== 'string' || typeof opts.basicAuth.pass !== 'string')) throw new TunnError('INVALID_INPUT', 'malformed basic auth');

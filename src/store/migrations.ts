@@ -172,4 +172,30 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0004_idp_groups_and_grants': {
+    async up(db: Kysely<any>) {
+      // IdP groups a sign-in brought (OIDC claim), per relay session family (the root session id).
+      await db.schema
+        .createTable('idp_session_groups')
+        .addColumn('session_id', 'text', (c) => c.primaryKey())
+        .addColumn('source', 'text', (c) => c.notNull())
+        .addColumn('groups', 'text', (c) => c.notNull())
+        .addColumn('refreshed_at', 'text', (c) => c.notNull())
+        // The sign-in's refresh and access tokens (JSON, sealed with the relay's key), to confirm groups again.
+        .addColumn('secrets_sealed', 'text')
+        .execute();
+      // Access that expires: `--for` (ref = the agent's registration) and `tunn grant add` (ref '').
+      await db.schema
+        .createTable('grants')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('account_id', 'text', (c) => c.notNull().references('accounts.id').onDelete('cascade'))
+        .addColumn('host', 'text', (c) => c.notNull())
+        .addColumn('ref', 'text', (c) => c.notNull())
+        .addColumn('entry', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addUniqueConstraint('grants_host_ref_entry', ['host', 'ref', 'entry'])
+        .execute();
+    },
+  },
 };

@@ -199,6 +199,33 @@ export interface AcmeAccountsTable {
   created_at: string;
 }
 
+/** IdP groups from an OIDC sign-in, per relay session family (src/auth/idp-groups.ts). */
+export interface IdpSessionGroupsTable {
+  /** The root (relay) session id. */
+  session_id: string;
+  /** The login provider id. */
+  source: string;
+  /** JSON array of group names. */
+  groups: string;
+  refreshed_at: string;
+  /** JSON { refreshToken?, accessToken? } sealed with the relay's key (context: the session id); null when the provider gave neither. */
+  secrets_sealed: string | null;
+}
+
+/** Access that expires (src/auth/grants.ts). */
+export interface GrantsTable {
+  id: string;
+  /** The tunnel owner. */
+  account_id: string;
+  host: string;
+  /** The agent registration a `--for` grant came with; '' for `tunn grant add`. */
+  ref: string;
+  /** One allow-list entry (email, @domain, group:name, idp:name). */
+  entry: string;
+  created_at: string;
+  expires_at: string;
+}
+
 export interface Database {
   accounts: AccountsTable;
   names: NamesTable;
@@ -213,4 +240,6 @@ export interface Database {
   certificates: CertificatesTable;
   cert_events: CertEventsTable;
   acme_accounts: AcmeAccountsTable;
+  idp_session_groups: IdpSessionGroupsTable;
+  grants: GrantsTable;
 }

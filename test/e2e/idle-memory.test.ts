@@ -22,7 +22,7 @@ const BIN = join(ROOT, 'bin/tunn.js');
 const RSS_CEILING_MIB = 120;
 
 /** Packages a relay without ACME, SMTP, a login provider or postgres:// never needs. */
-const UNCONFIGURED = ['acme-client', 'nodemailer', 'openid-client', 'oauth4webapi', 'pg', 'axios', 'node-forge'];
+const UNCONFIGURED = ['acme-client', 'nodemailer', 'openid-client', 'oauth4webapi', 'pg', 'axios', 'node-forge', 'ldapts'];
 /** The dev CA's X.509 stack: only a --dev relay needs it. */
 const DEV_CA_ONLY = ['@peculiar/x509', 'tsyringe', 'reflect-metadata'];
 

@@ -39,6 +39,8 @@ export interface TestOp {
   nextUser: string;
   /** Whether the next login's email is verified. */
   nextVerified: boolean;
+  /** Groups per email, sent (with scope "groups") as `groups` and as `realm_access.roles` (Keycloak's shape). */
+  groups: Map<string, string[]>;
   close(): Promise<void>;
 }
 
@@ -56,22 +58,26 @@ export async function startOidcProvider(opts: { redirectUris: string[] | (() => 
   const jwk = { ...(await exportJWK(privateKey)), kid: 'test', alg: 'RS256', use: 'sig' };
   const state = { nextUser: 'alice@example.com', nextVerified: true };
   const verified = new Map<string, boolean>();
+  const groups = new Map<string, string[]>();
 
   const moduleName = 'oidc-provider';
   const { default: Provider } = (await import(moduleName)) as { default: ProviderCtor };
   const make = (redirectUris: string[]): ProviderLike => {
     const provider = new Provider(issuer, {
-      clients: [{ client_id: 'tunn', client_secret: 'tunn-test-secret', redirect_uris: redirectUris, grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic' }],
+      clients: [{ client_id: 'tunn', client_secret: 'tunn-test-secret', redirect_uris: redirectUris, grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic' }],
       pkce: { required: () => true },
+      // Like Keycloak: every code exchange also brings a refresh token (no offline_access dance).
+      issueRefreshToken: async () => true,
       features: { devInteractions: { enabled: false } },
       interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `/auto/${interaction.uid}` },
-      claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+      claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'], groups: ['groups', 'realm_access'] },
       conformIdTokenClaims: false,
       jwks: { keys: [jwk] },
       cookies: { keys: ['tunn-test-cookie-key'] },
       ttl: { Interaction: 600, Session: 3600, Grant: 3600, AuthorizationCode: 60, AccessToken: 600, IdToken: 600 },
       async findAccount(_ctx: unknown, sub: string) {
-        return { accountId: sub, claims: async () => ({ sub, email: sub, email_verified: verified.get(sub) ?? true, name: sub.split('@')[0] }) };
+        const g = groups.get(sub) ?? [];
+        return { accountId: sub, claims: async () => ({ sub, email: sub, email_verified: verified.get(sub) ?? true, name: sub.split('@')[0], groups: g, realm_access: { roles: g } }) };
       },
     });
     provider.proxy = false;
@@ -108,6 +114,7 @@ export async function startOidcProvider(opts: { redirectUris: string[] | (() => 
     issuer,
     clientId: 'tunn',
     clientSecret: 'tunn-test-secret',
+    groups,
     get nextUser() {
       return state.nextUser;
     },
