@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { followOp, startOidcProvider, type TestOp } from '../../test/support/oidc.ts';
 import type { TunnelPolicy } from '../auth/gate.ts';
-import { account, gateRequest, identityFixture, RELAY_URL } from '../auth/testing.ts';
+import { account, formTokenIn, gateRequest, identityFixture, RELAY_URL } from '../auth/testing.ts';
 import { SecretBox } from '../lib/secret-box.ts';
 import { createApiApp, type ApiApp } from './app.ts';
 
@@ -45,7 +45,17 @@ describe('OIDC groups, refreshed', () => {
     const cb = await followOp(start.headers.get('location')!, CALLBACK);
     const done = await app.request(cb.pathname + cb.search, { headers: { cookie: binding } });
     assert.equal(done.status, 302, await done.clone().text());
-    const handoff = new URL(done.headers.get('location')!);
+    // The first hand-off to a host asks the visitor (issue 9, finding 9): continue as they would.
+    const relayCookie = done.headers.getSetCookie().find((c) => /^tunn=[A-Za-z0-9_-]{43};/.test(c))!.split(';')[0]!;
+    const ask = await app.request(done.headers.get('location')!, { headers: { cookie: relayCookie } });
+    assert.equal(ask.status, 200);
+    const go = await app.request('/login/continue', {
+      method: 'POST',
+      headers: { cookie: relayCookie, origin: RELAY_URL, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ return: `http://${HOST}/`, csrf: formTokenIn(await ask.text()) }),
+    });
+    assert.equal(go.status, 302, await go.clone().text());
+    const handoff = new URL(go.headers.get('location')!);
     const d = await id.gate.check(gateRequest({ host: HOST, path: handoff.pathname + handoff.search }), t);
     assert.equal(d.kind === 'respond' && d.status, 302);
     return (d.kind === 'respond' ? d.headers.find(([n]) => n === 'set-cookie')![1] : '').split(';')[0]!;
