@@ -136,6 +136,21 @@ describe('auth page forms', () => {
     assert.match(await unknown.text(), /The code BCDF-BCDF is not waiting for approval: check it against your terminal, or run tunn login again/);
   });
 
+  // Security property: typed codes cannot be guessed by volume (RFC 8628 §5.1): a signed-in
+  // account gets a few tries a minute, so nobody approves a stranger's pending code by brute force.
+  it('limits the device codes one account may try per minute, saying how long to wait', async () => {
+    const s = await relaySession('guesser@example.com');
+    const csrf = formTokenIn(await (await req('/device', { headers: { cookie: s.cookie } })).text());
+    const tryCode = (user_code: string) => req('/device', { method: 'POST', headers: { ...SAME, cookie: s.cookie }, body: new URLSearchParams({ user_code, action: 'check', csrf }) });
+    for (let i = 0; i < 10; i++) assert.equal((await tryCode('BCDF-GHJK')).status, 400, `try ${i + 1}`);
+    const code = await pendingDevice();
+    const limited = await tryCode(code);
+    assert.equal(limited.status, 429);
+    assert.match(await limited.text(), /Too many device codes were tried from this account: wait \d+ s, then type the code your terminal shows/);
+    id.manualClock.advance(60_000);
+    assert.equal((await tryCode(code)).status, 200, 'a minute later the right code works');
+  });
+
   it('signs out of the relay only by a POST with the session\'s form token (security: logout CSRF)', async () => {
     const s = await relaySession();
     const page = await req('/logout', { headers: { cookie: s.cookie } });
