@@ -95,6 +95,7 @@ export class LiveRevocation {
   start(): void {
     if (this.#timer) return;
     this.#timer = setInterval(() => {
+      if (this.#running) return; // still running (its own time box ends it): one log line per failure
       this.sweep().catch((err: unknown) => this.#o.logger.warn({ err: errorMessage(err) }, `revocation sweep failed; signed-in live connections are cut after ${FAIL_CLOSED_AFTER} failures in a row`));
     }, this.intervalMs);
     this.#timer.unref();
