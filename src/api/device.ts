@@ -92,7 +92,7 @@ export function devicePageRoutes(identity: Identity) {
       const typed = typeof f.user_code === 'string' ? f.user_code : '';
       const code = normaliseUserCode(typed);
       const action = f.action === 'deny' ? 'deny' : f.action === 'approve' ? 'approve' : f.action === 'check' ? 'check' : undefined;
-      if (!code || !action) return codeForm(c, 400, 'Enter the code', typed ? `"${typed}" is not a device code: it has 8 letters, like BCDF-GHJK. Type the code your terminal shows.` : 'No code was entered: type the code your terminal shows.');
+      if (!code || !action) return codeForm(c, 400, 'Enter the code', typed ? `"${typed.slice(0, 40)}" is not a device code: it has 8 letters, like BCDF-GHJK. Type the code your terminal shows.` : 'No code was entered: type the code your terminal shows.');
       // Typed codes are guessable only by volume (RFC 8628 §5.1): a few tries a minute per account.
       const rl = identity.rateLimiter.take(`device-code\0${session.accountId}`, 10);
       if (!rl.ok) return codeForm(c, 429, 'Too many codes tried', `Too many device codes were tried from this account: wait ${rl.retryAfterSeconds} s, then type the code your terminal shows.`);
