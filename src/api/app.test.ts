@@ -223,10 +223,11 @@ describe('API', () => {
 
   it('runs the device-code login: pending, slow_down, approval in the browser, one token, then invalid_grant', async () => {
     const start = (await (await req('/v1/auth/device', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ client_name: 'tunn on laptop' }) })).json()) as {
-      device_code: string; user_code: string; verification_uri: string; verification_uri_complete: string; interval: number; expires_in: number;
+      device_code: string; user_code: string; verification_uri: string; verification_uri_complete?: string; interval: number; expires_in: number;
     };
     assert.match(start.user_code, /^[B-Z]{4}-[B-Z]{4}$/);
     assert.equal(start.verification_uri, `${RELAY_URL}/device`);
+    assert.equal(start.verification_uri_complete, undefined, 'no link that carries the code (RFC 8628 §5.4)');
     const poll = async () => {
       const r = await req('/v1/auth/device/token', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: start.device_code }) });
       return [r.status, (await r.json()) as Record<string, string>] as const;
@@ -235,18 +236,23 @@ describe('API', () => {
     const fast = await poll();
     assert.equal(fast[1].error, 'slow_down');
     assert.equal(fast[1].interval, 10);
-    // The browser: not signed in → login first, with the code kept in the return URL.
-    const verify = new URL(start.verification_uri_complete);
-    const anon = await req(verify.pathname + verify.search);
+    // The browser: not signed in → login first, then back to the page where the code is typed.
+    const anon = await req('/device');
     assert.equal(anon.status, 302);
-    assert.equal(anon.headers.get('location'), `/login?return=${encodeURIComponent(`/device?user_code=${start.user_code}`)}`);
-    const login = await req('/login/dev', { method: 'POST', headers: FORM, body: new URLSearchParams({ email: 'cli@example.com', return: `/device?user_code=${start.user_code}` }) });
-    assert.equal(login.headers.get('location'), `/device?user_code=${start.user_code}`);
+    assert.equal(anon.headers.get('location'), `/login?return=${encodeURIComponent('/device')}`);
+    const login = await req('/login/dev', { method: 'POST', headers: FORM, body: new URLSearchParams({ email: 'cli@example.com', return: '/device' }) });
+    assert.equal(login.headers.get('location'), '/device');
     const cookie = sessionCookie(login);
-    const confirm = await (await req(verify.pathname + verify.search, { headers: { cookie } })).text();
+    const form = await (await req('/device', { headers: { cookie } })).text();
+    assert.match(form, /<input name="user_code"/);
+    // Typed as people type it: lower case, a space for the dash.
+    const confirmRes = await req('/device', { method: 'POST', headers: { ...FORM, cookie }, body: new URLSearchParams({ user_code: start.user_code.toLowerCase().replace('-', ' '), action: 'check', csrf: formTokenIn(form) }) });
+    assert.equal(confirmRes.status, 200);
+    const confirm = await confirmRes.text();
     assert.match(confirm, new RegExp(start.user_code));
-    assert.match(confirm, /tunn on laptop/);
-    const approved = await req('/device', { method: 'POST', headers: { ...FORM, cookie }, body: new URLSearchParams({ user_code: start.user_code.toLowerCase().replace('-', ' '), action: 'approve', csrf: formTokenIn(confirm) }) });
+    assert.match(confirm, /calls itself <q>tunn on laptop<\/q> \(its own words: tunn cannot check them\)/);
+    assert.match(confirm, /full access to your tunn account, cli@example\.com/);
+    const approved = await req('/device', { method: 'POST', headers: { ...FORM, cookie }, body: new URLSearchParams({ user_code: start.user_code, action: 'approve', csrf: formTokenIn(confirm) }) });
     assert.equal(approved.status, 200);
     id.manualClock.advance(11_000);
     const [status, got] = await poll();

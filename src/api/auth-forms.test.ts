@@ -54,13 +54,14 @@ describe('auth page forms', () => {
     const s = await relaySession();
     const logoutToken = formTokenIn(await (await req('/logout', { headers: { cookie: s.cookie } })).text());
     const code = await pendingDevice();
-    const deviceToken = formTokenIn(await (await req(`/device?user_code=${code}`, { headers: { cookie: s.cookie } })).text());
+    const deviceToken = formTokenIn(await (await req('/device', { headers: { cookie: s.cookie } })).text());
     const posts: [string, Record<string, string>][] = [
       ['/login/dev', { email: 'mallory@example.com' }],
       ['/login/email', { email: 'mallory@example.com' }],
       ['/login/email/verify', { token: 'A'.repeat(43) }],
       ['/login/continue', { return: APP, csrf: logoutToken }],
       ['/logout', { csrf: logoutToken }],
+      ['/device', { user_code: code, action: 'check', csrf: deviceToken }],
       ['/device', { user_code: code, action: 'approve', csrf: deviceToken }],
     ];
     const before = await handoffCodes();
@@ -81,12 +82,12 @@ describe('auth page forms', () => {
   it('approves a device code only from its page in this session: Origin: null and a missing or foreign form token are refused', async () => {
     const s = await relaySession();
     const code = await pendingDevice();
-    const page = await (await req(`/device?user_code=${code}`, { headers: { cookie: s.cookie } })).text();
+    const page = await (await req('/device', { headers: { cookie: s.cookie } })).text();
     // The issue's repro: a sandboxed frame on any page posts with Origin: null.
     const nullOrigin = await req('/device', { method: 'POST', headers: { ...FORM, origin: 'null', cookie: s.cookie }, body: new URLSearchParams({ user_code: code, action: 'approve', csrf: formTokenIn(page) }) });
     assert.equal(nullOrigin.status, 403);
     const other = await relaySession('mallory@example.com');
-    const foreignToken = formTokenIn(await (await req(`/device?user_code=${code}`, { headers: { cookie: other.cookie } })).text());
+    const foreignToken = formTokenIn(await (await req('/device', { headers: { cookie: other.cookie } })).text());
     for (const csrf of [undefined, '', foreignToken]) {
       const res = await req('/device', { method: 'POST', headers: { ...SAME, cookie: s.cookie }, body: new URLSearchParams({ user_code: code, action: 'approve', ...(csrf === undefined ? {} : { csrf }) }) });
       assert.equal(res.status, 403, `csrf=${csrf}`);
@@ -96,6 +97,58 @@ describe('auth page forms', () => {
     const ok = await req('/device', { method: 'POST', headers: { ...SAME, cookie: s.cookie }, body: new URLSearchParams({ user_code: code, action: 'approve', csrf: formTokenIn(page) }) });
     assert.equal(ok.status, 200);
     assert.equal(await id.devices.pending(code), undefined);
+  });
+
+  // Security property: device-code phishing (RFC 8628 §5.4). Anyone can start a code with any
+  // client_name and send a signed-in victim a link carrying it; the link must not lead to an
+  // Approve button. The code has to be typed, what asked is shown as its own unverified
+  // words, and the page warns that approving gives a terminal full access.
+  it('never approves from a linked code: the visitor types it, sees the client as untrusted, and is warned (security: device-code phishing)', async () => {
+    const s = await relaySession('victim@example.com');
+    const start = (await (await req('/v1/auth/device', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ client_name: 'tunn CLI on your laptop (official) <b>' }) })).json()) as { user_code: string; verification_uri_complete?: string };
+    assert.equal(start.verification_uri_complete, undefined, 'the relay hands out no link that carries the code');
+    const code = start.user_code;
+    const linked = await req(`/device?user_code=${code}`, { headers: { cookie: s.cookie } });
+    assert.equal(linked.status, 200);
+    const linkedPage = await linked.text();
+    assert.doesNotMatch(linkedPage, /value="approve"/, 'no Approve button from a link');
+    assert.doesNotMatch(linkedPage, new RegExp(code), 'the linked code is not shown (not even as a hint)');
+    assert.doesNotMatch(linkedPage, /value="[B-Z]{4}-[B-Z]{4}"/, 'the code field is not prefilled');
+    assert.match(linkedPage, /A link cannot fill in the code for you: type the code your own terminal shows/);
+    assert.match(linkedPage, /If someone sent you a link or a code to enter here, do not/);
+    // Signed out, the link's code is dropped on the way to sign-in too.
+    assert.equal((await req(`/device?user_code=${code}`)).headers.get('location'), `/login?return=${encodeURIComponent('/device')}`);
+
+    const csrf = formTokenIn(linkedPage);
+    const check = await req('/device', { method: 'POST', headers: { ...SAME, cookie: s.cookie }, body: new URLSearchParams({ user_code: code, action: 'check', csrf }) });
+    const confirm = await check.text();
+    assert.match(confirm, /calls itself <q>tunn CLI on your laptop \(official\) &lt;b&gt;<\/q> \(its own words: tunn cannot check them\)/);
+    assert.match(confirm, /Approving gives that terminal full access to your tunn account, victim@example\.com/);
+    assert.match(confirm, /value="approve"/);
+    assert.ok(await id.devices.pending(code), 'checking a code approves nothing');
+
+    // Wrong or malformed codes say what was wrong and what to do.
+    const bad = await req('/device', { method: 'POST', headers: { ...SAME, cookie: s.cookie }, body: new URLSearchParams({ user_code: 'hello', action: 'check', csrf }) });
+    assert.equal(bad.status, 400);
+    assert.match(await bad.text(), /&quot;hello&quot; is not a device code: it has 8 letters, like BCDF-GHJK\. Type the code your terminal shows/);
+    const unknown = await req('/device', { method: 'POST', headers: { ...SAME, cookie: s.cookie }, body: new URLSearchParams({ user_code: 'BCDF-BCDF', action: 'check', csrf }) });
+    assert.equal(unknown.status, 400);
+    assert.match(await unknown.text(), /The code BCDF-BCDF is not waiting for approval: check it against your terminal, or run tunn login again/);
+  });
+
+  // Security property: typed codes cannot be guessed by volume (RFC 8628 §5.1): a signed-in
+  // account gets a few tries a minute, so nobody approves a stranger's pending code by brute force.
+  it('limits the device codes one account may try per minute, saying how long to wait', async () => {
+    const s = await relaySession('guesser@example.com');
+    const csrf = formTokenIn(await (await req('/device', { headers: { cookie: s.cookie } })).text());
+    const tryCode = (user_code: string) => req('/device', { method: 'POST', headers: { ...SAME, cookie: s.cookie }, body: new URLSearchParams({ user_code, action: 'check', csrf }) });
+    for (let i = 0; i < 10; i++) assert.equal((await tryCode('BCDF-GHJK')).status, 400, `try ${i + 1}`);
+    const code = await pendingDevice();
+    const limited = await tryCode(code);
+    assert.equal(limited.status, 429);
+    assert.match(await limited.text(), /Too many device codes were tried from this account: wait \d+ s, then type the code your terminal shows/);
+    id.manualClock.advance(60_000);
+    assert.equal((await tryCode(code)).status, 200, 'a minute later the right code works');
   });
 
   it('signs out of the relay only by a POST with the session\'s form token (security: logout CSRF)', async () => {

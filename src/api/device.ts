@@ -12,7 +12,7 @@ import { pages, redirectTo, render } from './pages.ts';
 //   POST /v1/auth/device/token  { device_code }   → 200 { access_token, token_type, email }
 //                                                  | 400 { error, error_description, interval? }
 // Both accept JSON or application/x-www-form-urlencoded.
-// The browser side is /device on the relay: sign in, check the code, approve or deny.
+// The browser side is /device on the relay: sign in, type the code, check what asked, approve or deny.
 
 async function params(c: Context<ApiEnv>): Promise<Record<string, string>> {
   const type = c.req.header('content-type') ?? '';
@@ -51,39 +51,64 @@ export function deviceApiRoutes(identity: Identity) {
     });
 }
 
+// The browser side defends against device-code phishing (RFC 8628 §5.4): anyone can start a
+// code with any client_name and send a signed-in victim a link to it; one click on Approve
+// used to hand them a token for the victim's account. So a code is never taken from the link:
+// the visitor types the code their own terminal shows (a link's user_code is ignored, and not
+// shown), then sees what asked (client_name as untrusted text, the address it came from) and
+// a warning that approving gives a terminal full access, before Approve.
+const CODE_FORM_NOTE = 'Type the code shown in the terminal where <strong>you</strong> ran <code>tunn login</code>. If someone sent you a link or a code to enter here, do not: whoever started it would get access to your account.';
+
 export function devicePageRoutes(identity: Identity) {
   const p = pages(identity);
+
+  /** The page where the visitor types the code; `banner` (plain text) says what was wrong. */
+  function codeForm(c: Context<ApiEnv>, status: number, title: string, banner?: string): Response {
+    return render(
+      c,
+      status,
+      title,
+      `<p>${CODE_FORM_NOTE}</p><form method="post" action="${DEVICE_PATH}">${p.tokenField(c)}<label>Code <input name="user_code" autocomplete="off" autocapitalize="characters" spellcheck="false" placeholder="BCDF-GHJK" required></label> <button type="submit" name="action" value="check">Continue</button></form>`,
+      { banner },
+    );
+  }
+
   return new Hono<ApiEnv>()
     .use(p.sameOrigin)
     .get(DEVICE_PATH, async (c) => {
-      const raw = c.req.query('user_code');
       const session = await p.currentSession(c);
-      if (!session) return redirectTo(`/login?return=${encodeURIComponent(DEVICE_PATH + (raw ? `?user_code=${encodeURIComponent(raw)}` : ''))}`);
-      if (!raw) {
-        return render(c, 200, 'Sign in a device', `<p>Enter the code shown in your terminal.</p><form method="get" action="${DEVICE_PATH}"><input name="user_code" autocomplete="off" placeholder="BCDF-GHJK" required> <button type="submit">Continue</button></form>`);
-      }
-      const pending = await identity.devices.pending(raw);
-      if (!pending) return render(c, 400, 'Unknown or expired code', `<p>The code ${esc(raw)} is not waiting for approval. Run <code>tunn login</code> again for a new one.</p>`);
-      return render(
-        c,
-        200,
-        'Sign in a device?',
-        `<p>Confirm that this code matches the one shown in your terminal:</p><p class="code">${esc(pending.userCode)}</p>
-<p class="muted">Requested by ${esc(pending.clientName)} from ${esc(pending.ip || 'an unknown address')}. Approving gives it access to your tunn account, <strong>${esc(session.email)}</strong>.</p>
-<form method="post" action="${DEVICE_PATH}">${p.hidden('user_code', pending.userCode)}${p.tokenField(c)}<button type="submit" name="action" value="approve">Approve</button> <button type="submit" name="action" value="deny">Deny</button></form>`,
-      );
+      // The link's query (a user_code) is dropped on the way to sign-in too.
+      if (!session) return redirectTo(`/login?return=${encodeURIComponent(DEVICE_PATH)}`);
+      const linked = c.req.query('user_code') !== undefined;
+      return codeForm(c, 200, 'Sign in a device', linked ? 'A link cannot fill in the code for you: type the code your own terminal shows.' : undefined);
     })
     .post(DEVICE_PATH, async (c) => {
       const session = await p.currentSession(c);
       if (!session) return redirectTo(`/login?return=${encodeURIComponent(DEVICE_PATH)}`);
       const f = await c.req.parseBody();
-      // Approving hands a token for this account to whoever started the code: only from the
-      // page above, in this session (same origin is checked by p.sameOrigin).
-      if (!p.hasFormToken(c, f)) return p.staleFormPage(c, `${DEVICE_PATH}${typeof f.user_code === 'string' ? `?user_code=${encodeURIComponent(f.user_code)}` : ''}`);
-      const code = typeof f.user_code === 'string' ? normaliseUserCode(f.user_code) : undefined;
-      const action = f.action === 'deny' ? 'deny' : f.action === 'approve' ? 'approve' : undefined;
-      if (!code || !action) return render(c, 400, 'Nothing to confirm', '<p>The form was incomplete. Start again from your terminal.</p>');
-      if (!(await identity.devices.decide(code, action, session))) return render(c, 400, 'Unknown or expired code', '<p>This code is no longer waiting for approval. Run <code>tunn login</code> again.</p>');
+      // Checking and approving a code happen only from this page, in this session (same
+      // origin is checked by p.sameOrigin): another site cannot post a code for the visitor.
+      if (!p.hasFormToken(c, f)) return p.staleFormPage(c, DEVICE_PATH);
+      const typed = typeof f.user_code === 'string' ? f.user_code : '';
+      const code = normaliseUserCode(typed);
+      const action = f.action === 'deny' ? 'deny' : f.action === 'approve' ? 'approve' : f.action === 'check' ? 'check' : undefined;
+      if (!code || !action) return codeForm(c, 400, 'Enter the code', typed ? `"${typed.slice(0, 40)}" is not a device code: it has 8 letters, like BCDF-GHJK. Type the code your terminal shows.` : 'No code was entered: type the code your terminal shows.');
+      // Typed codes are guessable only by volume (RFC 8628 §5.1): a few tries a minute per account.
+      const rl = identity.rateLimiter.take(`device-code\0${session.accountId}`, 10);
+      if (!rl.ok) return codeForm(c, 429, 'Too many codes tried', `Too many device codes were tried from this account: wait ${rl.retryAfterSeconds} s, then type the code your terminal shows.`);
+      const pending = await identity.devices.pending(code);
+      if (!pending) return codeForm(c, 400, 'Unknown or expired code', `The code ${code} is not waiting for approval: check it against your terminal, or run tunn login again for a new one.`);
+      if (action === 'check') {
+        return render(
+          c,
+          200,
+          'Sign in a terminal?',
+          `<p>The code <span class="code">${esc(pending.userCode)}</span> was started by a program that calls itself <q>${esc(pending.clientName)}</q> (its own words: tunn cannot check them) from ${esc(pending.ip || 'an unknown address')}.</p>
+<p><strong>Approving gives that terminal full access to your tunn account, ${esc(session.email)}</strong>: your tunnels, tokens, groups and domains. Approve only if you ran <code>tunn login</code> yourself just now and it shows this code.</p>
+<form method="post" action="${DEVICE_PATH}">${p.hidden('user_code', pending.userCode)}${p.tokenField(c)}<button type="submit" name="action" value="approve">Approve</button> <button type="submit" name="action" value="deny">Deny</button></form>`,
+        );
+      }
+      if (!(await identity.devices.decide(code, action, session))) return codeForm(c, 400, 'Unknown or expired code', 'This code is no longer waiting for approval: run tunn login again for a new one.');
       return action === 'approve'
         ? render(c, 200, 'Device signed in', `<p>The device is signed in as <strong>${esc(session.email)}</strong>. You can close this tab and return to your terminal.</p>`)
         : render(c, 200, 'Denied', '<p>The device was not signed in.</p>');

@@ -145,7 +145,8 @@ export function domainRoutes(identity: Identity, opts: DomainApiOptions) {
 
   const parseDomain = (input: string) => normalizeCustomDomain(input, opts.relayDomain);
 
-  // Signed cert events are accepted once each (src/certs/cert-event-signature.ts).
+  // Signed cert events are accepted once each, in order per domain: this process's guard for
+  // identical signatures, the store for the last signing time per domain (src/certs/cert-events.ts).
   const certEventReplay = new ReplayGuard();
   const certEventBodyLimit = bodyLimit({ maxSize: 64 * 1024, onError: (c) => c.json({ error: { code: 'INVALID_INPUT', message: 'a cert event body is at most 64 KiB' } }, 413) });
 

@@ -7,15 +7,16 @@ import { errorMessage, isTunnError } from '../lib/errors.ts';
 import { targetHref, type ReturnTarget } from '../auth/return-url.ts';
 import { consentPage, consentRoutes } from './consent.ts';
 import { clientIp, type ApiEnv } from './http.ts';
-import { attemptCookie, cookie, pages, redirectTo, render, type PageContext } from './pages.ts';
+import type { AttemptCookie } from '../auth/cookies.ts';
+import { attemptCookie, pages, readAttemptCookie, redirectTo, render, type PageContext } from './pages.ts';
 
 // The relay's login pages: /login (the methods the operator configured), OIDC and GitHub
 // (/login/oidc/:id), email magic links (/login/email), the dev login (/login/dev, only with
 // --dev), the consent before a hand-off (consent.ts) and /logout (a form post with the
 // session's form token; GET only shows the form).
 
-const ATTEMPT_COOKIE = 'tunn_attempt';
-const OIDC_COOKIE = 'tunn_oidc';
+const ATTEMPT_COOKIE: AttemptCookie = 'tunn_attempt';
+const OIDC_COOKIE: AttemptCookie = 'tunn_oidc';
 const DEV_BANNER = 'DEV LOGIN: any email, no password. This relay runs with --dev and must not be reachable by anyone else.';
 
 export function loginRoutes(identity: Identity) {
@@ -95,18 +96,18 @@ export function loginRoutes(identity: Identity) {
         return render(c, 503, 'Could not send the email', '<p>The relay could not send the sign-in email. Try again later, or tell the operator (the relay log has the SMTP error).</p>');
       }
       return render(c, 200, 'Check your email', `<p>We sent a sign-in link to <strong>${esc(f.email!.trim().toLowerCase())}</strong>. It works once, within ${Math.round(identity.magic.ttlSeconds / 60)} minutes.</p>`, {
-        headers: [['set-cookie', attemptCookie(identity, ATTEMPT_COOKIE, sent.attempt, '/login', identity.magic.ttlSeconds)]],
+        headers: [['set-cookie', attemptCookie(identity, ATTEMPT_COOKIE, sent.attempt, identity.magic.ttlSeconds)]],
       });
     })
     .get(MAGIC_VERIFY_PATH, async (c) => {
       if (!identity.magic) return render(c, 404, 'Not found', '<p>Email sign-in is not configured on this relay.</p>');
       const token = c.req.query('token');
-      const link = await identity.magic.peek(token, cookie(c, ATTEMPT_COOKIE));
+      const link = await identity.magic.peek(token, readAttemptCookie(identity, c, ATTEMPT_COOKIE));
       if (!link) return failed(c, 400, 'This sign-in link has expired or was already used. Ask for a new one.');
       if (link.sameBrowser) {
         const used = await identity.magic.consume(token);
         if (!used) return failed(c, 400, 'This sign-in link has expired or was already used. Ask for a new one.');
-        return p.finishLogin(c, used.email, used.returnTo, [['set-cookie', attemptCookie(identity, ATTEMPT_COOKIE, '', '/login', 0)]]);
+        return p.finishLogin(c, used.email, used.returnTo, [['set-cookie', attemptCookie(identity, ATTEMPT_COOKIE, '', 0)]]);
       }
       // Another browser or a mail scanner: confirm first, so a prefetch cannot use the link up.
       return render(c, 200, 'Sign in to tunn?', `<p>Sign in as <strong>${esc(link.email)}</strong>?</p><form method="post" action="${MAGIC_VERIFY_PATH}">${p.hidden('token', token)}<button type="submit">Sign in</button></form>`);
@@ -125,7 +126,7 @@ export function loginRoutes(identity: Identity) {
       if (refused) return p.refusedPage(c);
       try {
         const started = await identity.oidc.begin(id, target ? targetHref(target) : '');
-        return redirectTo(started.url, [['set-cookie', attemptCookie(identity, OIDC_COOKIE, started.binding, '/login/oidc', 600)]]);
+        return redirectTo(started.url, [['set-cookie', attemptCookie(identity, OIDC_COOKIE, started.binding, 600)]]);
       } catch (err) {
         identity.options.onError?.(err);
         return render(c, 503, 'Sign-in is unavailable', `<p>${esc(errorMessage(err))}</p>`);
@@ -135,8 +136,8 @@ export function loginRoutes(identity: Identity) {
       const id = c.req.param('id');
       if (!identity.oidc.has(id)) return render(c, 404, 'Not found', `<p>There is no login provider "${esc(id)}" on this relay.</p>`);
       try {
-        const done = await identity.oidc.complete(id, new URL(c.req.url), cookie(c, OIDC_COOKIE));
-        return p.finishLogin(c, done.email, done.returnTo, [['set-cookie', attemptCookie(identity, OIDC_COOKIE, '', '/login/oidc', 0)]], done.groups ? { source: id, groups: done.groups, secrets: done.secrets } : undefined);
+        const done = await identity.oidc.complete(id, new URL(c.req.url), readAttemptCookie(identity, c, OIDC_COOKIE));
+        return p.finishLogin(c, done.email, done.returnTo, [['set-cookie', attemptCookie(identity, OIDC_COOKIE, '', 0)]], done.groups ? { source: id, groups: done.groups, secrets: done.secrets } : undefined);
       } catch (err) {
         if (!isTunnError(err)) identity.options.onError?.(err);
         return failed(c, 401, errorMessage(err));

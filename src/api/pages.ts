@@ -1,5 +1,5 @@
 import type { Context, MiddlewareHandler } from 'hono';
-import { clearSessionCookie, readCookie, serializeSessionCookie, sessionCookieName } from '../auth/cookies.ts';
+import { attemptCookieName, clearSessionCookie, readCookie, serializeSessionCookie, sessionCookieName, type AttemptCookie } from '../auth/cookies.ts';
 import { checkFormToken, crossOriginPost, formToken, refusedPostMessage } from '../auth/csrf.ts';
 import { checkReturnUrl, HOME, type ReturnPolicy, type ReturnTarget } from '../auth/return-url.ts';
 import { esc, PAGE_HEADERS, page } from '../auth/html.ts';
@@ -25,9 +25,18 @@ export function redirectTo(location: string, headers: [string, string][] = []): 
   return new Response(null, { status: 302, headers: h });
 }
 
-/** A short-lived cookie of one login attempt (OIDC binding, magic-link attempt), scoped to its path. */
-export function attemptCookie(identity: Identity, name: string, value: string, path: string, maxAge: number): string {
-  return [`${name}=${value}`, `Path=${path}`, `Max-Age=${maxAge}`, 'HttpOnly', 'SameSite=Lax', ...(identity.relayUrl.protocol === 'https:' ? ['Secure'] : [])].join('; ');
+/**
+ * A short-lived cookie of one login attempt (OIDC binding, magic-link attempt). Path=/ and no
+ * Domain because `__Host-` (used over HTTPS, src/auth/cookies.ts) requires both.
+ */
+export function attemptCookie(identity: Identity, base: AttemptCookie, value: string, maxAge: number): string {
+  const secure = identity.relayUrl.protocol === 'https:';
+  return [`${attemptCookieName(base, secure)}=${value}`, 'Path=/', `Max-Age=${maxAge}`, 'HttpOnly', 'SameSite=Lax', ...(secure ? ['Secure'] : [])].join('; ');
+}
+
+/** The value of the login-attempt cookie `base` (only the `__Host-` one over HTTPS). */
+export function readAttemptCookie(identity: Identity, c: PageContext, base: AttemptCookie): string | undefined {
+  return cookie(c, attemptCookieName(base, identity.relayUrl.protocol === 'https:'));
 }
 
 export function cookie(c: PageContext, name: string): string | undefined {

@@ -15,7 +15,9 @@ export function parseBasicAuth(raw: string): BasicCredentials {
   const i = raw.indexOf(':');
   const user = i < 0 ? raw : raw.slice(0, i);
   if (i <= 0 || i === raw.length - 1) {
-    throw new TunnError('INVALID_INPUT', `--basic-auth "${user}${i < 0 ? '' : ':…'}": expected user:password with both parts non-empty`);
+    // Without a colon the whole value may be the password: nothing of it is echoed.
+    const what = i < 0 ? 'has no ":"' : i === 0 ? 'has an empty user' : `has an empty password (user "${user}")`;
+    throw new TunnError('INVALID_INPUT', `--basic-auth ${what}: expected user:password with both parts non-empty, e.g. admin:s3cret`);
   }
   return { user, pass: raw.slice(i + 1) };
 }

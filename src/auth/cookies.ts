@@ -7,6 +7,18 @@ export function sessionCookieName(secure: boolean): string {
   return secure ? '__Host-tunn' : 'tunn';
 }
 
+/** tunn's short-lived cookies that bind a login attempt to the browser that started it. */
+export type AttemptCookie = 'tunn_attempt' | 'tunn_oidc';
+
+/**
+ * The name of a login-binding cookie: `__Host-` over HTTPS like the session cookie, because a
+ * sibling tunnel's origin could otherwise plant one with `Domain=<zone>` and bind the victim's
+ * browser to the attacker's login (login CSRF). Plain HTTP (--dev) cannot use the prefix.
+ */
+export function attemptCookieName(base: AttemptCookie, secure: boolean): string {
+  return secure ? `__Host-${base}` : base;
+}
+
 /** The value of cookie `name` in a Cookie header line, if present (the first one wins). */
 export function readCookie(cookieHeader: string | undefined, name: string): string | undefined {
   if (!cookieHeader) return undefined;

@@ -6,8 +6,10 @@ import { hashSecret } from './sessions.ts';
 import type { TokenService } from './tokens.ts';
 
 // Device authorisation for `tunn login` (RFC 8628, as `gh auth login` does it):
-//   CLI:  POST /v1/auth/device            → device_code, user_code, verification_uri(_complete)
-//   user: opens the URI on the relay, signs in, confirms the code shown in the terminal
+//   CLI:  POST /v1/auth/device            → device_code, user_code, verification_uri
+//   user: opens the URI on the relay, signs in, types the code shown in the terminal, approves
+// No verification_uri_complete (optional in RFC 8628 §3.2): a code that arrives in a link is
+// how device-code phishing works (§5.4), so the relay only takes one typed in.
 //   CLI:  POST /v1/auth/device/token      → authorization_pending | slow_down | expired_token |
 //                                            access_denied | the token
 // The CLI receives a personal access token (kind 'pat', no expiry, labelled "tunn login:
@@ -24,7 +26,6 @@ export interface DeviceStart {
   device_code: string;
   user_code: string;
   verification_uri: string;
-  verification_uri_complete: string;
   interval: number;
   expires_in: number;
 }
@@ -86,7 +87,7 @@ export class DeviceLogin {
           })
           .execute();
         const uri = `${this.#relayUrl}${DEVICE_PATH}`;
-        return { device_code: deviceCode, user_code: userCode, verification_uri: uri, verification_uri_complete: `${uri}?user_code=${userCode}`, interval: INTERVAL, expires_in: EXPIRES_IN };
+        return { device_code: deviceCode, user_code: userCode, verification_uri: uri, interval: INTERVAL, expires_in: EXPIRES_IN };
       } catch (err) {
         if (attempt >= 3) throw err; // a user-code collision is rare; a repeated failure is not one
       }

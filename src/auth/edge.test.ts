@@ -38,7 +38,9 @@ describe('basic auth', () => {
   });
   it('refuses a malformed flag without echoing the password', () => {
     for (const bad of ['admin', ':pw', 'admin:']) assert.throws(() => parseBasicAuth(bad), (e) => isTunnError(e, 'INVALID_INPUT'));
-    assert.throws(() => parseBasicAuth('x:'), (e) => isTunnError(e, 'INVALID_INPUT') && e.message.includes('"x:…"'));
+    assert.throws(() => parseBasicAuth('x:'), (e) => isTunnError(e, 'INVALID_INPUT') && e.message.includes('has an empty password (user "x")'));
+    // Without a colon the whole value may be the password: nothing of it is quoted.
+    assert.throws(() => parseBasicAuth('hunter2secret'), (e) => isTunnError(e, 'INVALID_INPUT') && e.message.includes('has no ":"') && !e.message.includes('hunter2'));
   });
 });
 

@@ -39,7 +39,9 @@ export function certEventHeaders(token: string, body: string | Buffer, nowMs: nu
  * Signatures seen within the window, so each is accepted once. Bounded: entries leave when their
  * timestamp falls out of the window; when `max` unexpired signatures are held, new events are
  * refused until some expire (only the token's holder can fill it, and evicting would reopen
- * replay). Per relay process: relays of a cluster each keep their own.
+ * replay). Per relay process; what holds across restarts and relays is the per-domain signing
+ * time in the store (applyCertEventPatch in domains.ts): this guard also covers requests that
+ * never reach a domain (unknown domain, bad body).
  */
 export class ReplayGuard {
   readonly #seen = new Map<string, number>();

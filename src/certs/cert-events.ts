@@ -4,7 +4,7 @@ import type { TlsStatus } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
 import type { AlertHook } from './alerts.ts';
 import { verifyCertEvent, type ReplayGuard } from './cert-event-signature.ts';
-import { domainByName, updateDomainTls, type DomainTlsPatch } from './domains.ts';
+import { applyCertEventPatch, domainByName, type DomainTlsPatch } from './domains.ts';
 import { recordCertEvent } from './events.ts';
 
 // `POST /v1/domains/cert-events` (seed 001): an external certificate manager reports a
@@ -72,7 +72,15 @@ export async function handleCertEvent(deps: CertEventDeps, headers: CertEventHea
   };
   if (notAfter !== undefined) patch.tls_not_after = nowIso(notAfter);
   if (typeof b.certificate_ref === 'string') patch.certificate_ref = b.certificate_ref;
-  await updateDomainTls(deps.store, row.domain, patch);
+  // Verified above: the signing time in Unix seconds. Per domain in the store, so a replay is
+  // refused after a restart and on every relay, and an older event never overwrites a newer one.
+  const signedAt = Number(headers.timestamp);
+  if (!(await applyCertEventPatch(deps.store, row.domain, patch, signedAt))) {
+    return {
+      status: 409,
+      body: { error: 'replayed', message: `a cert event for ${row.domain} signed at ${signedAt} or later was already applied: events apply in order, once each; sign each event afresh with the current time (at most one per second per domain)` },
+    };
+  }
   const message = `external certificate manager reports ${status}${b.message ? `: ${String(b.message)}` : ''}${patch.tls_last_error ? `: ${patch.tls_last_error}` : ''}`;
   await recordCertEvent(deps.store, { domain: row.domain, kind: 'external', message, detail: { ...b } }, now);
   if (status === 'tls_error') await deps.onAlert?.({ kind: 'external_error', domain: row.domain, message, at: nowIso(now) });

@@ -114,6 +114,7 @@ export async function createDomain(store: Store, input: CreateDomainInput, now =
     cert_failure_count: 0,
     cert_next_retry_at: null,
     created_at: nowIso(now),
+    cert_event_at: null,
   };
   try {
     await store.db.insertInto('domains').values(row).execute();
@@ -175,4 +176,20 @@ export type DomainTlsPatch = Partial<
 export async function updateDomainTls(store: Store, domain: string, patch: DomainTlsPatch): Promise<void> {
   if (Object.keys(patch).length === 0) return;
   await store.db.updateTable('domains').set(patch).where('domain', '=', domain).execute();
+}
+
+/**
+ * Applies a cert event's patch if it was signed (`signedAt`, Unix seconds) after the last one
+ * applied to `domain`; false when it was not (a replay, or an older event arriving late) or the
+ * domain is gone. One conditional UPDATE: a restart forgets nothing, and two relays of a
+ * cluster receiving the same captured request cannot both apply it.
+ */
+export async function applyCertEventPatch(store: Store, domain: string, patch: DomainTlsPatch, signedAt: number): Promise<boolean> {
+  const r = await store.db
+    .updateTable('domains')
+    .set({ ...patch, cert_event_at: signedAt })
+    .where('domain', '=', domain)
+    .where((eb) => eb.or([eb('cert_event_at', 'is', null), eb('cert_event_at', '<', signedAt)]))
+    .executeTakeFirst();
+  return r.numUpdatedRows > 0n;
 }

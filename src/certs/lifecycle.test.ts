@@ -136,6 +136,28 @@ describe('custom domain lifecycle (self-signed and file issuers)', () => {
     assert.equal((await listCertEvents(store, 'pass.example.test'))[0]?.kind, 'external');
   });
 
+  // Security property: cert-event replay protection is not per process. A captured signed
+  // event replayed to a restarted relay (a fresh in-memory guard) is refused, and so is an
+  // older event arriving after a newer one for the same domain.
+  it('refuses a cert event replayed after a restart, and an older event after a newer one', async () => {
+    const token = 'secret-token';
+    const signed = (body: unknown, at: number) => {
+      const raw = JSON.stringify(body);
+      const h = certEventHeaders(token, raw, at);
+      return { raw, headers: { timestamp: h['x-cert-event-timestamp'], signature: h['x-cert-event-signature'] } };
+    };
+    const relay = () => ({ store, token, clock, replay: new ReplayGuard() }); // each call: a relay process
+    clock.advance(60_000); // after the events of the test above
+    const newer = signed({ domain: 'pass.example.test', status: 'expiring' }, clock.now());
+    const older = signed({ domain: 'pass.example.test', status: 'tls_error', error: 'old news' }, clock.now() - 30_000);
+    assert.equal((await handleCertEvent(relay(), newer.headers, newer.raw)).status, 202);
+    const replayed = await handleCertEvent(relay(), newer.headers, newer.raw);
+    assert.equal(replayed.status, 409);
+    assert.match(String(replayed.body.message), /a cert event for pass\.example\.test signed at \d+ or later was already applied: events apply in order, once each; sign each event afresh/);
+    assert.equal((await handleCertEvent(relay(), older.headers, older.raw)).status, 409, 'out of order');
+    assert.equal((await domainByName(store, 'pass.example.test'))?.tlsStatus, 'expiring', 'the newer state stands');
+  });
+
   it('alerts before expiry when renewal keeps failing, and respects the manual policy', async () => {
     const certFile = join(dir, 'cert.pem');
     const keyFile = join(dir, 'key.pem');

@@ -39,9 +39,10 @@ export async function runLogin(flags: CommonFlags & { browser?: boolean }): Prom
   const target = resolveApiTarget({ ...flags, token: undefined, tokenFile: undefined });
   const api = new ApiClient({ ...target, token: undefined });
   const start = await api.call<DeviceStart>('POST', '/v1/auth/device', { client_name: `tunn CLI on ${hostname()}` }, { auth: false });
-  if (flags.json) printJson({ event: 'login', verificationUri: start.verification_uri, verificationUriComplete: start.verification_uri_complete, userCode: start.user_code, expiresIn: start.expires_in });
-  else process.stderr.write(`tunn: to sign in, open ${start.verification_uri_complete}\n      and check that it shows the code ${start.user_code}\ntunn: waiting for you to approve…\n`);
-  if (flags.browser !== false && !flags.json) openBrowser(start.verification_uri_complete);
+  // The URL carries no code: the relay only takes one typed in (device-code phishing, RFC 8628 §5.4).
+  if (flags.json) printJson({ event: 'login', verificationUri: start.verification_uri, userCode: start.user_code, expiresIn: start.expires_in });
+  else process.stderr.write(`tunn: first copy your one-time code: ${start.user_code}\ntunn: then open ${start.verification_uri} and type it in\ntunn: waiting for you to approve…\n`);
+  if (flags.browser !== false && !flags.json) openBrowser(start.verification_uri);
   let interval = Math.max(1, start.interval) * 1000;
   const deadline = Date.now() + start.expires_in * 1000;
   while (Date.now() < deadline) {

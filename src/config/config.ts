@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { TunnError } from '../lib/errors.ts';
-import { envName, fileKey, flagName, isSecretKey, resolveSecretFiles, type LayerSource } from './secrets.ts';
+import { envName, fileKey, flagName, isSecretKey, redactSecrets, resolveSecretFiles, type LayerSource } from './secrets.ts';
 
 // One place that turns defaults, a config file, the environment (TUNN_*) and flags into a
 // validated config, in that order of precedence, reporting every error at once. Secret
@@ -129,7 +129,8 @@ export const agentSchema = z.object({
   allow: z.array(z.string()),
   public: bool,
   hostHeader: z.string().optional(),
-  basicAuth: z.string().optional(),
+  // Checked here, so a malformed value is reported with every other problem (and redacted).
+  basicAuth: z.string().regex(/^[^:]+:[^]+$/, 'must be user:password with both parts non-empty, e.g. admin:s3cret').optional(),
   allowIp: z.array(z.string()),
   rateLimit: z.string().optional(),
   rateLimitTunnel: z.string().optional(),
@@ -198,7 +199,9 @@ export function fromFile(path: string | undefined): Record<string, unknown> {
     layerSources.set(v, { kind: 'file', path });
     return v as Record<string, unknown>;
   } catch (err) {
-    throw new TunnError('CONFIG_INVALID', `the config file ${path} is not valid JSON: ${(err as Error).message}`);
+    // V8 quotes the text around a syntax error; that text may be a secret, so it is cut.
+    const why = (err as Error).message.replace(/, (\.\.\.)?".*"(\.\.\.)? is not valid JSON$/s, ' (the text around it is not shown: the file may hold secrets)');
+    throw new TunnError('CONFIG_INVALID', `the config file ${path} is not valid JSON: ${why}`);
   }
 }
 
@@ -216,7 +219,7 @@ export const missingHints: Record<string, string> = {
 /** The secrets of one layer with their files read (for commands outside resolveConfig); throws CONFIG_INVALID naming every problem. */
 export function resolveSecretLayer(layer: Record<string, unknown>): Record<string, unknown> {
   const r = resolveSecretFiles(dropUndefined(layer), layerSources.get(layer) ?? { kind: 'flags' });
-  if (r.problems.length) throw new TunnError('CONFIG_INVALID', `invalid configuration:\n  - ${r.problems.join('\n  - ')}`);
+  if (r.problems.length) throw configInvalid(r.problems, { ...layer, ...r.layer });
   return r.layer;
 }
 
@@ -246,6 +249,11 @@ export function resolveConfig<S extends z.ZodObject | z.ZodPipe<z.ZodObject, z.Z
       problems.push(`${flagName(key)}: ${msg}`);
     }
   }
-  if (problems.length) throw new TunnError('CONFIG_INVALID', `invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  if (problems.length) throw configInvalid(problems, merged);
   return r.data as z.infer<S>;
+}
+
+/** The one CONFIG_INVALID error listing every problem, with the secrets among `settings` redacted. */
+function configInvalid(problems: string[], settings: Record<string, unknown>): TunnError {
+  return new TunnError('CONFIG_INVALID', redactSecrets(`invalid configuration:\n  - ${problems.join('\n  - ')}`, settings));
 }

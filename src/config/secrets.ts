@@ -113,3 +113,39 @@ export function commandLineSecretWarnings(given: Record<string, unknown>): strin
   }
   return out;
 }
+
+/** Secret pieces shorter than this are not searched for: they would garble the message and guard nothing. */
+const MIN_REDACTED = 4;
+
+/** The pieces of the secrets in `settings` that must never appear in a message. */
+function secretPieces(settings: Record<string, unknown>): string[] {
+  const pieces = new Set<string>();
+  for (const k of SECRET_KEYS) {
+    const v = settings[k];
+    if (typeof v !== 'string') continue;
+    pieces.add(v);
+    // The password alone too (a message may quote part of `user:pass` or of a URL).
+    if (k === 'basicAuth' && v.includes(':')) pieces.add(v.slice(v.indexOf(':') + 1));
+    try {
+      const pw = new URL(v).password;
+      if (pw) {
+        pieces.add(pw);
+        pieces.add(decodeURIComponent(pw));
+      }
+    } catch {
+      // not a URL: the whole value is the secret
+    }
+  }
+  return [...pieces].filter((p) => p.length >= MIN_REDACTED).sort((a, b) => b.length - a.length);
+}
+
+/**
+ * `message` with every secret value of `settings` (and the password inside a secret URL or
+ * `user:pass`) replaced by `***`. Config errors go through this once, so no check added later
+ * can echo a secret into a terminal, a CI log or a bug report.
+ */
+export function redactSecrets(message: string, settings: Record<string, unknown>): string {
+  let out = message;
+  for (const piece of secretPieces(settings)) out = out.split(piece).join('***');
+  return out;
+}

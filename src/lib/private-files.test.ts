@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -84,6 +84,48 @@ describe('private files in an open data dir (0755, umask 022)', () => {
     ensurePrivateFile(join(d, 'g'));
     assert.equal(mode(join(d, 'g')), '600');
     assert.throws(() => writePrivateFile(join(d, 'f'), 'x', { exclusive: true }), /EEXIST/);
+  });
+
+  // Security property: rewriting a secret file never goes through what is at its path. A
+  // symlink planted there (by anyone who could write the dir, or left by a tool) used to be
+  // followed: the secret was written into its target, or the target truncated. Now a new 0600
+  // file replaces the name; the old file and any link target stay untouched.
+  it('writePrivateFile replaces the name: a symlink at the path is not followed, a hard link keeps the old bytes', () => {
+    const d = openDir('sym');
+    const victim = join(d, 'operator-notes');
+    writeFileSync(victim, 'keep me', { mode: 0o644 });
+    const path = join(d, 'credentials.json');
+    symlinkSync(victim, path);
+    writePrivateFile(path, 'secret-1');
+    assert.equal(readFileSync(victim, 'utf8'), 'keep me', 'the symlink target is untouched');
+    assert.equal(mode(victim), '644');
+    assert.ok(lstatSync(path).isFile(), 'the path is now a regular file, not the symlink');
+    assert.equal(readFileSync(path, 'utf8'), 'secret-1');
+    assert.equal(mode(path), '600');
+
+    writePrivateFile(path, 'secret-2'); // replacing an existing regular file
+    assert.equal(readFileSync(path, 'utf8'), 'secret-2');
+    assert.equal(mode(path), '600');
+    assert.deepEqual(readdirSync(d).sort(), ['credentials.json', 'operator-notes'], 'no temp file left behind');
+
+    // A dangling symlink (pointing where a file could be created) is not followed either.
+    const dangling = join(d, 'key');
+    symlinkSync(join(d, 'elsewhere'), dangling);
+    writePrivateFile(dangling, 'secret-3');
+    assert.equal(existsSync(join(d, 'elsewhere')), false);
+    assert.equal(readFileSync(dangling, 'utf8'), 'secret-3');
+    // First-start files: an existing symlink counts as existing.
+    symlinkSync(victim, join(d, 'ca.key'));
+    assert.throws(() => writePrivateFile(join(d, 'ca.key'), 'x', { exclusive: true }), /EEXIST/);
+    assert.equal(readFileSync(victim, 'utf8'), 'keep me');
+  });
+
+  it('writePrivateFile that cannot replace the name fails with the cause and leaves no temp file', () => {
+    const d = openDir('fail');
+    mkdirSync(join(d, 'taken'));
+    writeFileSync(join(d, 'taken', 'x'), 'x'); // a non-empty directory cannot be renamed over
+    assert.throws(() => writePrivateFile(join(d, 'taken'), 'new'), /EISDIR|ENOTEMPTY|EEXIST/);
+    assert.deepEqual(readdirSync(d), ['taken']);
   });
 
   it('warns about a data dir open to other users, saying what to do', () => {

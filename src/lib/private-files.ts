@@ -1,4 +1,6 @@
-import { chmodSync, closeSync, constants, fchmodSync, openSync, statSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, constants, fchmodSync, fsyncSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 
 // Files in the relay's data dir hold secrets (the database with sessions and sealed keys, the
 // secret-box key, the dev CA's key). They are created 0600 whatever the directory's mode and
@@ -11,15 +13,37 @@ const PRIVATE = 0o600;
 const notOurs = (err: unknown): boolean => ['EPERM', 'EACCES'].includes((err as NodeJS.ErrnoException).code ?? '');
 
 /**
- * Writes `data` to `path` with mode 0600: the mode is set on the open descriptor before any
- * byte is written, so a file that existed with a looser mode never holds the secret readable.
- * `exclusive` fails with EEXIST when the file exists (first-start key files).
+ * Writes `data` to `path` with mode 0600. The bytes go into a new file created next to it
+ * (O_CREAT|O_EXCL|O_NOFOLLOW, 0600 set on the descriptor before any byte is written) that is
+ * then renamed over `path`. Rewriting the existing file in place would truncate it first,
+ * follow a symlink planted at `path` (writing the secret wherever it points, or truncating a
+ * file of the operator's), and keep any hard link to the old inode; a crash half-way would
+ * leave a truncated credentials file. `exclusive` fails with EEXIST when `path` exists, a
+ * symlink included (first-start key files).
  */
 export function writePrivateFile(path: string, data: string | Buffer, opts: { exclusive?: boolean } = {}): void {
-  const fd = openSync(path, opts.exclusive ? 'wx' : 'w', PRIVATE);
+  const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+  if (opts.exclusive) {
+    writeNew(path, bytes);
+    return;
+  }
+  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   try {
-    fchmodSync(fd, PRIVATE);
-    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    writeNew(tmp, bytes);
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** Creates `path` (never an existing file or a symlink) 0600 and writes `bytes` to disk. */
+function writeNew(path: string, bytes: Buffer): void {
+  const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, PRIVATE);
+  try {
+    fchmodSync(fd, PRIVATE); // the umask may have taken bits off; never adds any
+    writeSync(fd, bytes);
+    fsyncSync(fd);
   } finally {
     closeSync(fd);
   }

@@ -1,3 +1,4 @@
+import { DummyDriver, Kysely, SqliteAdapter, SqliteIntrospector, SqliteQueryCompiler, type DatabaseConnection } from 'kysely';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { lostDomainReason } from '../api/domain-access.ts';
@@ -6,8 +7,10 @@ import { account, identityFixture } from '../auth/testing.ts';
 import { createDomain, deleteDomain, markDomainVerified, setDomainShares } from '../certs/domains.ts';
 import { silentLogger } from '../lib/logger.ts';
 import { accountById } from '../store/accounts.ts';
+import type { Database } from '../store/schema.ts';
+import type { Store } from '../store/store.ts';
 import type { LiveConnection } from './gateway.ts';
-import { AGENT_TOKEN_REVOKED, DEFAULT_SWEEP_MS, LiveRevocation, type AgentLink, type ConnectionTable } from './live-revocation.ts';
+import { AGENT_TOKEN_REVOKED, DEFAULT_SWEEP_MS, FAIL_CLOSED_AFTER, LiveRevocation, type AgentLink, type ConnectionTable } from './live-revocation.ts';
 import { RelayMetrics } from './metrics.ts';
 import { TunnelRegistry, type SessionRef, type Tunnel } from './registry.ts';
 
@@ -90,9 +93,9 @@ describe('LiveRevocation: the sweep cuts what lost its right', () => {
     return registry.attach({ id: `id-${name}`, host, name, domain, accountId: alice.id, email: alice.email, agentId: session.agentId, options: { id: `id-${name}`, allow, public: false }, metrics: metrics.forTunnel(host) }, session);
   }
 
-  function sweeper(table: Table, registry: TunnelRegistry, agents: Agent[], intervalMs?: number): LiveRevocation {
+  function sweeper(table: Table, registry: TunnelRegistry, agents: Agent[], intervalMs?: number, store: Store = id.store): LiveRevocation {
     return new LiveRevocation({
-      store: id.store,
+      store,
       clock: id.clock,
       logger: silentLogger(),
       gateways: [table],
@@ -222,4 +225,57 @@ describe('LiveRevocation: the sweep cuts what lost its right', () => {
       sweep.stop();
     }
   });
+
+  // Security property: a store that stops answering does not turn live revocation off. A
+  // query that never resolves (a half-open PostgreSQL connection) used to hold the one running
+  // sweep forever, so a token revoked after the store came back was never cut until restart.
+  // Now each sweep is time-boxed, the next one starts afresh, and after FAIL_CLOSED_AFTER
+  // failures in a row signed-in connections are cut (public ones stay).
+  it('survives a store query that never answers, and fails closed after failures in a row', { timeout: 60_000 }, async () => {
+    const registry = new TunnelRegistry();
+    const agent = new Agent(undefined, undefined);
+    const t = tunnel(registry, agent, 'hang.tunn.localhost', RELAY);
+    const table = new Table();
+    const pat = await id.tokens.issue({ accountId: bob.id, kind: 'pat', email: bob.email });
+    const cPat = table.add(t, { via: 'token', jti: pat.jti, accountId: bob.id, email: bob.email });
+    const cPublic = table.add(t, undefined);
+    // The relay's real store, except that while `hanging` every query waits forever.
+    let hanging = true;
+    const stuck = hangingDb();
+    const store: Store = { dialect: id.store.dialect, close: async () => {}, get db() { return hanging ? stuck : id.store.db; } };
+    const sweep = sweeper(table, registry, [agent], 20, store);
+
+    await assert.rejects(sweep.sweep(), /took over 40 ms.*store did not answer/);
+    assert.equal(sweep.failures, 1);
+    assert.equal(cPat.cut, false, 'one failure is a blip: nothing cut yet');
+
+    hanging = false; // the store answers again; the token is revoked meanwhile
+    await id.tokens.revoke(pat.jti, bob.id);
+    assert.deepEqual(await sweep.sweep(), { connections: 1, agents: 0, tunnels: 0 }, 'the next sweep runs afresh and cuts');
+    assert.equal(cPat.cut, true);
+    assert.equal(sweep.failures, 0);
+
+    // Fail closed: a connection with a live credential is cut once the store failed N sweeps in a row.
+    const pat2 = await id.tokens.issue({ accountId: bob.id, kind: 'pat', email: bob.email });
+    const cLive = table.add(t, { via: 'token', jti: pat2.jti, accountId: bob.id, email: bob.email });
+    hanging = true;
+    for (let i = 1; i < FAIL_CLOSED_AFTER; i++) await assert.rejects(sweep.sweep());
+    assert.equal(cLive.cut, false, `kept through ${FAIL_CLOSED_AFTER - 1} failures`);
+    await assert.rejects(sweep.sweep());
+    assert.equal(cLive.cut, true, `cut at failure ${FAIL_CLOSED_AFTER}`);
+    assert.equal(cPublic.cut, false, 'a public connection carries no credential to check: kept');
+  });
 });
+
+/** A Kysely whose every query waits forever (a store connection that went silent). */
+function hangingDb(): Kysely<Database> {
+  const conn: DatabaseConnection = { executeQuery: () => new Promise(() => {}), streamQuery: () => { throw new Error('not used'); } };
+  class Hanging extends DummyDriver {
+    override async acquireConnection(): Promise<DatabaseConnection> {
+      return conn;
+    }
+  }
+  return new Kysely<Database>({
+    dialect: { createAdapter: () => new SqliteAdapter(), createDriver: () => new Hanging(), createIntrospector: (db) => new SqliteIntrospector(db), createQueryCompiler: () => new SqliteQueryCompiler() },
+  });
+}

@@ -19,6 +19,13 @@ import type { Tunnel, TunnelRegistry } from './registry.ts';
 //   - tunnels on a custom domain that was deleted, unshared or unverified.
 // The period bounds the delay: 2 s by default, so a revocation bites within 5 s (the group
 // cache adds at most its own 2 s to allow-list changes made on another relay).
+//
+// The sweep must not stop because the store does: a query that never answers (a half-open
+// PostgreSQL connection) would otherwise hold the one running sweep forever and turn live
+// revocation off until restart. Each sweep is time-boxed to twice the period; after
+// FAIL_CLOSED_AFTER failed sweeps in a row nothing can tell whether a credential was revoked,
+// so the connections that carry one are cut (fail closed); public connections stay, and
+// new requests need the store at the gate anyway.
 
 /** The subset of the gateway the sweep needs. */
 export interface ConnectionTable {
@@ -47,7 +54,7 @@ export interface LiveRevocationOptions {
   domainLost?: (tunnel: Tunnel) => Promise<string | undefined>;
   /** A tunnel the sweep took offline (for metrics and the log). */
   onTunnelEnded?: (tunnel: Tunnel) => void;
-  /** Sweep period; default 2000 ms. */
+  /** Sweep period; default 2000 ms. A sweep taking longer than twice this fails. */
   intervalMs?: number;
 }
 
@@ -62,6 +69,15 @@ export interface SweepReport {
 
 export const DEFAULT_SWEEP_MS = 2000;
 
+/**
+ * Failed sweeps in a row before signed-in live connections are cut. Three: one failure is a
+ * blip (a pooled connection dropped, a failover's first seconds) and cutting every WebSocket
+ * on it would punish users for the operator's database; three take 6–12 s at the default
+ * period (each failure ends by its error or by the 2× time box), about twice the 5 s a
+ * revocation is promised in, which bounds how long a revoked credential can outlive an outage.
+ */
+export const FAIL_CLOSED_AFTER = 3;
+
 export const AGENT_TOKEN_REVOKED = 'the token this agent signed in with was revoked: create a new one with `tunn relay token create` (or `tunn token create`) and start the agent with it';
 
 export class LiveRevocation {
@@ -69,6 +85,7 @@ export class LiveRevocation {
   readonly intervalMs: number;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<SweepReport> | undefined;
+  #failures = 0;
 
   constructor(opts: LiveRevocationOptions) {
     this.#o = opts;
@@ -78,7 +95,8 @@ export class LiveRevocation {
   start(): void {
     if (this.#timer) return;
     this.#timer = setInterval(() => {
-      this.sweep().catch((err: unknown) => this.#o.logger.warn({ err: errorMessage(err) }, 'revocation sweep failed; live connections are kept until the next one'));
+      if (this.#running) return; // still running (its own time box ends it): one log line per failure
+      this.sweep().catch((err: unknown) => this.#o.logger.warn({ err: errorMessage(err) }, `revocation sweep failed; signed-in live connections are cut after ${FAIL_CLOSED_AFTER} failures in a row`));
     }, this.intervalMs);
     this.#timer.unref();
   }
@@ -88,10 +106,46 @@ export class LiveRevocation {
     this.#timer = undefined;
   }
 
-  /** One pass; a call while one runs joins it. */
+  /** Failed sweeps in a row (0 after a good one). */
+  get failures(): number {
+    return this.#failures;
+  }
+
+  /** One pass; a call while one runs joins it. It fails when the pass takes over twice the period. */
   sweep(): Promise<SweepReport> {
-    this.#running ??= this.#sweep().finally(() => (this.#running = undefined));
+    this.#running ??= this.#timeBoxed().then(
+      (report) => {
+        this.#running = undefined;
+        this.#failures = 0;
+        return report;
+      },
+      (err: unknown) => {
+        this.#running = undefined;
+        this.#failed(err);
+        throw err;
+      },
+    );
     return this.#running;
+  }
+
+  #timeBoxed(): Promise<SweepReport> {
+    const limit = 2 * this.intervalMs;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the revocation sweep took over ${limit} ms (the store did not answer); it is abandoned and the next one starts afresh`)), limit);
+      timer.unref();
+    });
+    return Promise.race([this.#sweep(), late]).finally(() => clearTimeout(timer));
+  }
+
+  #failed(err: unknown): void {
+    this.#failures++;
+    if (this.#failures < FAIL_CLOSED_AFTER) return;
+    const n = this.#cut((c) => c.principal !== undefined);
+    this.#o.logger.warn(
+      { err: errorMessage(err), failures: this.#failures, connections: n },
+      'revocation cannot be checked (the store failed several sweeps in a row): signed-in live connections are cut until it answers again',
+    );
   }
 
   async #sweep(): Promise<SweepReport> {

@@ -20,6 +20,7 @@ import type { Clock } from '../lib/clock.ts';
 import { errorMessage, isTunnError, TunnError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import { loadSecretKey, SecretBox } from '../lib/secret-box.ts';
+import { bearerIs } from '../lib/secret-compare.ts';
 import { ALPN_TUNNEL, type TunnelOptions } from '../protocol/messages.ts';
 import { claimName, type Account } from '../store/accounts.ts';
 import { openStore, type Store } from '../store/store.ts';
@@ -498,7 +499,8 @@ export class Relay {
     if (url === '/metrics') {
       const ip = cleanIp(req.socket.remoteAddress);
       const token = this.config.metricsToken;
-      const allowed = isLoopback(ip) || (token !== undefined && req.headers.authorization === `Bearer ${token}`);
+      // Constant-time over digests: `===` would leak the token byte by byte through timing.
+      const allowed = isLoopback(ip) || bearerIs(req.headers.authorization, token);
       if (!allowed) {
         res.writeHead(403, { 'content-type': 'text/plain' }).end('metrics are served to loopback clients, or with Authorization: Bearer <--metrics-token>\n');
         return;

@@ -198,4 +198,10 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0005_cert_event_order': {
+    async up(db: Kysely<any>) {
+      // Cert-event replay protection that outlives a restart and holds across a cluster.
+      await db.schema.alterTable('domains').addColumn('cert_event_at', 'bigint').execute();
+    },
+  },
 };

@@ -153,6 +153,12 @@ export interface DomainsTable {
   cert_failure_count: number;
   cert_next_retry_at: string | null;
   created_at: string;
+  /**
+   * Signing time (Unix seconds) of the last cert event applied to the domain; a signed event at
+   * or before it is refused (replay, out of order), on every relay sharing the database.
+   * bigint: PostgreSQL returns it as a string, SQLite as a number.
+   */
+  cert_event_at: string | number | null;
 }
 
 /** The current certificate per name (`*.tunn.mycompany.com`); the private key sealed. */

@@ -14,7 +14,7 @@ import { findRevoked, type Principal } from '../auth/revocation.ts';
 import { SessionService } from '../auth/sessions.ts';
 import { TokenService } from '../auth/tokens.ts';
 import { createCa, issueLeaf } from '../certs/dev-ca.ts';
-import { createDomain, deleteDomain, domainByName, domainsForAccount, listDomains, markDomainVerified, setDomainShares, updateDomainShares, updateDomainTls } from '../certs/domains.ts';
+import { applyCertEventPatch, createDomain, deleteDomain, domainByName, domainsForAccount, listDomains, markDomainVerified, setDomainShares, updateDomainShares, updateDomainTls } from '../certs/domains.ts';
 import { listCertEvents, recordCertEvent } from '../certs/events.ts';
 import { CertStorage } from '../certs/storage.ts';
 import { ManualClock } from '../lib/clock.ts';
@@ -354,6 +354,35 @@ for (const dialect of DIALECTS) {
       const keys = await Promise.all([1, 2, 3].map(() => acmeAccountKey(store, box, 'https://acme.test/dir', 'ops@example.com', T0)));
       assert.equal(new Set(keys).size, 1);
       assert.equal(await acmeAccountKey(store, box, 'https://acme.test/dir', undefined), keys[0]);
+    });
+
+    // Security property: a captured signed cert event cannot be replayed after a restart or on
+    // another relay, and an older event arriving late never overwrites a newer state. The last
+    // applied signing time per domain lives in the store (it used to be a per-process set).
+    it('cert events: applied in signing order, once per second per domain, across a reopen and two stores at once', async () => {
+      const url = await freshUrl();
+      let s = await openStore(url);
+      const other = await openStore(url); // a second relay on the same database
+      try {
+        const a = await ensureAccount(s, 'ev@example.com');
+        for (const d of ['ev.example.test', 'ev2.example.test']) await createDomain(s, { accountId: a.id, acmeId: a.acme_id, domain: d, relayDomain: 'tunn.test' });
+        const t = 4_102_444_800; // 2100-01-01: past 2^31, so the column must be 64-bit
+        assert.equal(await applyCertEventPatch(s, 'ev.example.test', { tls_status: 'issued' }, t), true);
+        assert.equal(await applyCertEventPatch(s, 'ev.example.test', { tls_status: 'tls_error' }, t), false, 'the same second again (a replay)');
+        assert.equal(await applyCertEventPatch(s, 'ev.example.test', { tls_status: 'tls_error' }, t - 60), false, 'an older event arriving late');
+        assert.equal((await domainByName(s, 'ev.example.test'))?.tlsStatus, 'issued');
+        assert.equal(await applyCertEventPatch(s, 'ev2.example.test', { tls_status: 'expiring' }, t - 60), true, 'per domain');
+        assert.equal(await applyCertEventPatch(s, 'nope.example.test', { tls_status: 'issued' }, t + 1), false, 'no such domain');
+        await s.close();
+        s = await openStore(url); // a restart remembers
+        assert.equal(await applyCertEventPatch(s, 'ev.example.test', { tls_status: 'tls_error' }, t), false);
+        assert.equal(await applyCertEventPatch(s, 'ev.example.test', { tls_status: 'expiring' }, t + 1), true);
+        const both = await Promise.all([s, other].map((x) => applyCertEventPatch(x, 'ev.example.test', { tls_status: 'tls_error' }, t + 2)));
+        assert.deepEqual(both.sort(), [false, true], 'one captured request sent to two relays is applied once');
+      } finally {
+        await s.close();
+        await other.close();
+      }
     });
 
     it('deleting an account cascades to its names, tokens, groups and domains', async () => {

@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import type { DatabaseSync } from 'node:sqlite';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { errorMessage, TunnError } from '../lib/errors.ts';
+import { errorMessage, isTunnError, TunnError } from '../lib/errors.ts';
 import { ensurePrivateFile, tightenIfExists } from '../lib/private-files.ts';
 import { migrations } from './migrations.ts';
 import type { Database } from './schema.ts';
@@ -11,6 +11,14 @@ import { openSqlite } from './sqlite-driver.ts';
 import { mapStoreErrors } from './unavailable.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
+
+/** Time limits on PostgreSQL (defaults suit a relay; tests shorten them). */
+export interface StoreTimeouts {
+  /** Opening a connection: 10 s. */
+  connectMs?: number;
+  /** Waiting for one query's answer: 30 s. */
+  queryMs?: number;
+}
 
 export interface Store {
   readonly db: Kysely<Database>;
@@ -22,13 +30,24 @@ export interface Store {
  * Opens the store and brings its schema up to date. `url` is a SQLite file path (or
  * `sqlite:PATH`, or `:memory:`) or a `postgres://` URL.
  */
-export async function openStore(url: string): Promise<Store> {
+export async function openStore(url: string, timeouts: StoreTimeouts = {}): Promise<Store> {
   let db: Kysely<Database>;
   let dialect: Dialect;
   let sqliteRaw: DatabaseSync | undefined;
   if (/^postgres(ql)?:\/\//.test(url)) {
     const { default: pg } = await import('pg');
-    const pool = new pg.Pool({ connectionString: url, max: 10 });
+    // Without limits a half-open connection (a server gone without a FIN, a firewall dropping
+    // state) waits forever: a query that never answers held the revocation sweep and, one by
+    // one, the pool. Connects and queries are time-boxed, and TCP keepalive finds dead peers
+    // of idle pooled connections.
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: 10,
+      connectionTimeoutMillis: timeouts.connectMs ?? 10_000,
+      query_timeout: timeouts.queryMs ?? 30_000,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+    });
     // An idle pooled connection that breaks (server restart, failover, network) emits 'error'
     // on the pool; unhandled, that would crash the relay. The pool drops the client and the
     // next query opens a new connection.
@@ -91,8 +110,17 @@ function unavailableAware(pool: PostgresPool): PostgresPool {
           guarded.add(client);
           (client as unknown as { on(ev: 'error', fn: () => void): void }).on('error', () => {});
         }
-        const query = ((...args: [string, ReadonlyArray<unknown>]) => mapStoreErrors(() => client.query(...args))) as PostgresPoolClient['query'];
-        return { query, release: () => client.release() };
+        // A client whose query timed out or whose connection failed may still have that query
+        // in flight: it is destroyed on release rather than handed to the next caller.
+        let broken: Error | undefined;
+        const query = ((...args: [string, ReadonlyArray<unknown>]) =>
+          mapStoreErrors(() => client.query(...args)).catch((err: unknown) => {
+            if (isTunnError(err, 'UNAVAILABLE')) broken = err;
+            throw err;
+          })) as PostgresPoolClient['query'];
+        // Kysely's PostgresPoolClient types release() without pg's optional argument.
+        const release = client.release as unknown as (destroy?: Error) => void;
+        return { query, release: () => release.call(client, broken) };
       }),
     end: () => pool.end(),
   };

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
+import { createServer, type Socket } from 'node:net';
+import { startPostgres } from '../../test/support/postgres.ts';
 import { freePort } from '../../test/support/ports.ts';
 import { isTunnError } from '../lib/errors.ts';
 import { ensureAccount } from './accounts.ts';
@@ -73,5 +75,45 @@ describe('store faults', () => {
     );
     assert.ok(isTunnError(err, 'UNAVAILABLE'), `got ${String(err)}`);
     assert.match(err.message, /the relay's database is unreachable \(.*ECONNREFUSED.*\); try again shortly/);
+  });
+
+  // Security property (with src/relay/live-revocation.ts): a database that stops answering
+  // cannot hold the relay forever. A server that accepts the connection and then says nothing
+  // (half-open TCP) used to hang openStore and every query, and with them the revocation sweep.
+  it('a PostgreSQL that accepts and never answers is UNAVAILABLE after the connect timeout', { timeout: 60_000 }, async () => {
+    const socks: Socket[] = [];
+    const silent = createServer((s) => socks.push(s));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    try {
+      const port = (silent.address() as { port: number }).port;
+      const err = await openStore(`postgres://postgres@127.0.0.1:${port}/tunn`, { connectMs: 300 }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      assert.ok(isTunnError(err, 'UNAVAILABLE'), `got ${String(err)}`);
+      assert.match(err.message, /database is unreachable \(.*timeout.*\); try again shortly/);
+    } finally {
+      for (const s of socks) s.destroy();
+      silent.close();
+    }
+  });
+
+  it('a PostgreSQL query that never answers is UNAVAILABLE after the query timeout, and the store keeps working', { timeout: 120_000 }, async () => {
+    const pg = await startPostgres();
+    const store = await openStore(await pg.createDatabase(), { queryMs: 300 });
+    try {
+      const err = await sql`SELECT pg_sleep(30)`.execute(store.db).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      assert.ok(isTunnError(err, 'UNAVAILABLE'), `got ${String(err)}`);
+      assert.match(err.message, /Query read timeout.*try again shortly/);
+      // The timed-out connection was dropped, not handed to the next query.
+      const { rows } = await sql<{ one: number }>`SELECT 1 AS one`.execute(store.db);
+      assert.equal(rows[0]!.one, 1);
+    } finally {
+      await store.close();
+      await pg.stop();
+    }
   });
 });

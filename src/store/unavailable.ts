@@ -14,7 +14,7 @@ const SQLITE_CANTOPEN = 14;
 
 // Node socket errors and pg's own messages for a connection that cannot be made or was cut.
 const NET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
-const PG_LOST = /^(Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect|Client was closed)/;
+const PG_LOST = /^(Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect|Client was closed|Query read timeout)/;
 
 /** The UNAVAILABLE error for a database fault, or undefined for any other error. */
 export function storeUnavailable(err: unknown): TunnError | undefined {

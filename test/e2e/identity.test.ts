@@ -169,11 +169,17 @@ describe('identity: only the people you name reach a tunnel', () => {
       assert.match(String(started.userCode), /\S/);
       const ctx = await browser.newContext({ ignoreHTTPSErrors: true });
       const page = await ctx.newPage();
-      await page.goto(String(started.verificationUriComplete));
+      assert.equal(started.verificationUriComplete, undefined, 'no link carries the code (device-code phishing)');
+      await page.goto(String(started.verificationUri));
       await page.fill('form[data-dev-login] input[name=email]', 'dana@example.com');
       await page.click('form[data-dev-login] button');
+      // As a person does: type the code the terminal shows, check what asked, approve.
+      await page.fill('input[name=user_code]', String(started.userCode));
+      await page.click('button[value=check]');
       await page.waitForSelector('button[value=approve]');
-      assert.match((await page.textContent('body')) ?? '', new RegExp(String(started.userCode)));
+      const body = (await page.textContent('body')) ?? '';
+      assert.match(body, new RegExp(String(started.userCode)));
+      assert.match(body, /calls itself .*tunn CLI on .*its own words.*full access to your tunn account, dana@example\.com/s);
       await page.click('button[value=approve]');
       const ready = await login.waitFor((l) => l.event === 'ready');
       assert.equal(ready.email, 'dana@example.com');
