@@ -103,6 +103,9 @@ export const agentSchema = z.object({
   quiet: bool,
   json: bool,
   insecureTarget: bool,
+  /** The inspector: an address (127.0.0.1:4040), or false for --no-inspect; on by default. */
+  inspect: z.union([z.boolean(), z.string()]).optional(),
+  inspectSecrets: bool,
 });
 export type AgentOptions = z.infer<typeof agentSchema>;
 
@@ -128,6 +131,7 @@ export const agentDefaults: Partial<AgentOptions> = {
   quiet: false,
   json: false,
   insecureTarget: false,
+  inspectSecrets: false,
 };
 
 /** Reads TUNN_<UPPER_SNAKE> for each key of the schema. */
