@@ -106,6 +106,8 @@ export async function runAgent(targetSpec: string, flags: Record<string, unknown
   const inspect = await startAgentInspector(o, [target], config.verifyTargetTls);
   const agent = new Agent({ ...config, ...inspect.agentExtra });
   attachAgentOutput(agent, o.json, inspect.ready);
+  // A stopped agent (fatal error, replaced) takes its inspector down, so the process exits.
+  agent.on('state', (s) => void (s === 'stopped' && inspect.inspector?.close()));
   onShutdown(async () => {
     agent.stop();
     await inspect.inspector?.close();

@@ -87,6 +87,10 @@ function headersTable(headers) {
   return el('table', { class: 'headers' }, el('tbody', {}, ...headers.map(([k, v]) => el('tr', {}, el('td', {}, k), el('td', {}, v)))));
 }
 
+function headersBlock(headers) {
+  return el('details', { class: 'heads' }, el('summary', {}, `${headers.length} headers`), headersTable(headers));
+}
+
 function bodyView(d, which) {
   const b = d[`${which}Body`];
   const out = el('div', { class: `body ${which}` });
@@ -155,7 +159,7 @@ async function show(id) {
     return;
   }
   const form = editForm(d);
-  pane.replaceChildren(
+  pane.replaceChildren(...[
     el('h2', {}, `${d.method} ${d.path}`),
     el('p', {}, `${d.status ?? d.state} ${d.reason} · ${d.visitor} from ${d.clientIp} · ${d.tunnel}`, d.replayOf !== null ? el('span', { class: 'tag' }, `replay of #${d.replayOf}`) : null),
     el('div', { class: 'actions' },
@@ -163,12 +167,11 @@ async function show(id) {
       el('button', { type: 'button', id: 'edit-replay', onclick: () => { form.hidden = !form.hidden; } }, 'Edit and replay')),
     el('p', { id: 'replay-result', role: 'status' }),
     form,
-    el('h3', {}, 'Request headers'), headersTable(d.requestHeaders),
-    el('h3', {}, 'Request body'), bodyView(d, 'request'),
-    el('h3', {}, 'Response headers'), headersTable(d.responseHeaders),
-    el('h3', {}, 'Response body'), bodyView(d, 'response'),
+    el('h3', {}, 'Request'), headersBlock(d.requestHeaders), bodyView(d, 'request'),
+    el('h3', {}, `Response ${d.status ?? ''}`), headersBlock(d.responseHeaders), bodyView(d, 'response'),
     d.websocket ? el('h3', {}, 'WebSocket messages') : null,
-    d.websocket ? el('table', { class: 'headers ws' }, el('tbody', {}, ...d.websocketMessages.map((m) => el('tr', {}, el('td', {}, m.direction === 'to-target' ? '→' : '←'), el('td', {}, m.opcode), el('td', {}, m.data))))) : null);
+    d.websocket ? el('table', { class: 'headers ws' }, el('tbody', {}, ...d.websocketMessages.map((m) => el('tr', {}, el('td', {}, m.direction === 'to-target' ? '→' : '←'), el('td', {}, m.opcode), el('td', {}, m.data))))) : null,
+  ].filter(Boolean));
 }
 
 function connect() {
