@@ -18,6 +18,7 @@ export interface InspectorOptions {
   showSecrets: boolean;
   store?: InspectorStore;
   secret?: string;
+  maxEventBacklog?: number;
 }
 
 export interface Inspector {
@@ -34,7 +35,7 @@ export interface Inspector {
 
 export async function startInspector(o: InspectorOptions): Promise<Inspector> {
   const store = o.store ?? new InspectorStore();
-  const s = createInspectorServer({ store, targets: o.targets, verifyTargetTls: o.verifyTargetTls, showSecrets: o.showSecrets, secret: o.secret });
+  const s = createInspectorServer({ store, targets: o.targets, verifyTargetTls: o.verifyTargetTls, showSecrets: o.showSecrets, secret: o.secret, maxEventBacklog: o.maxEventBacklog });
   const port = await listenOn(s.server, o.address);
   s.bind(o.address.host, port);
   const origin = `http://${o.address.host.includes(':') ? `[${o.address.host}]` : o.address.host}:${port}`;

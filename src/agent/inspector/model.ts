@@ -1,3 +1,5 @@
+import { BufferPool } from '../../lib/buffer-pool.ts';
+
 // What the inspector keeps of one request: heads as parsed, bodies as received on the wire
 // (chunked framing included, decoded only when shown), up to a per-body limit.
 
@@ -8,9 +10,18 @@ export const WEBSOCKET_LIMIT = 64 * 1024;
 
 export type Header = [name: string, value: string];
 
+/**
+ * Captured bytes live in fixed-size blocks that go back to a pool when their entry leaves the
+ * store. The CLI runs V8 with full GCs only near the heap limit (src/lib/v8-tuning.ts), so
+ * buffers that live a while and then die would pile up to that limit; reused blocks keep the
+ * agent's memory at the store's bound instead. Sized so a bound's worth stays in the pool.
+ */
+const BLOCK = 16 * 1024;
+const blocks = new BufferPool(BLOCK, (64 * 1024 * 1024) / BLOCK + 256);
+
 /** A body as captured: the kept wire bytes, the total seen, and how it was framed. */
 export class BodyCapture {
-  readonly #chunks: Buffer[] = [];
+  readonly #blocks: Buffer[] = [];
   readonly #limit: number;
   /** Bytes kept (≤ limit). */
   kept = 0;
@@ -28,30 +39,39 @@ export class BodyCapture {
 
   /**
    * Keeps chunk[start, end) as far as the limit allows (copied: the forwarding path reuses its
-   * buffers). Returns the number of bytes newly kept, for the store's memory account.
+   * buffers). Returns the memory newly taken (whole blocks), for the store's account.
    */
   append(chunk: Buffer, start: number, end: number, allowed = true): number {
-    const n = end - start;
-    this.size += n;
+    this.size += end - start;
     if (!allowed) return 0;
-    const take = Math.min(n, this.#limit - this.kept);
-    if (take <= 0) return 0;
-    this.#chunks.push(Buffer.from(chunk.subarray(start, start + take)));
-    this.kept += take;
-    return take;
-  }
-
-  bytes(): Buffer {
-    if (this.#chunks.length !== 1) {
-      const all = Buffer.concat(this.#chunks);
-      this.#chunks.splice(0, this.#chunks.length, all);
+    let taken = 0;
+    let from = start;
+    const stop = start + Math.min(end - start, this.#limit - this.kept);
+    while (from < stop) {
+      const used = this.kept % BLOCK;
+      if (used === 0) {
+        this.#blocks.push(blocks.take());
+        taken += BLOCK;
+      }
+      const n = Math.min(stop - from, BLOCK - used);
+      chunk.copy(this.#blocks[this.#blocks.length - 1]!, used, from, from + n);
+      this.kept += n;
+      from += n;
     }
-    return this.#chunks[0] ?? Buffer.alloc(0);
+    return taken;
   }
 
-  /** Drops what was kept (the entry left the store); sizes stay for the record. */
+  /** A copy of the kept bytes. */
+  bytes(): Buffer {
+    const out = Buffer.allocUnsafe(this.kept);
+    let at = 0;
+    for (const b of this.#blocks) at += b.copy(out, at, 0, Math.min(BLOCK, this.kept - at));
+    return out;
+  }
+
+  /** Hands the blocks back (the entry left the store); sizes stay for the record. */
   release(): void {
-    this.#chunks.length = 0;
+    for (const b of this.#blocks.splice(0)) blocks.give(b);
   }
 }
 

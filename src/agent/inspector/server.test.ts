@@ -149,6 +149,30 @@ describe('inspector server', () => {
     assert.equal(seen.length, before);
   });
 
+  // A slow page loses its live view, never the tunnel its traffic: capture does not wait for it.
+  it('cuts off a page that stops reading its live events', async () => {
+    const small = await startInspector({ address: { host: '127.0.0.1', port: 0 }, targets: [], verifyTargetTls: true, showSecrets: false, maxEventBacklog: 16 * 1024 });
+    try {
+      const p = Number(new URL(small.origin).port);
+      const res = await new Promise<http.IncomingMessage>((resolve) => http.get({ host: '127.0.0.1', port: p, path: '/api/events', headers: { host: `127.0.0.1:${p}`, authorization: `Bearer ${small.secret}` } }, resolve));
+      res.pause();
+      const closed = once(res.socket, 'close');
+      const w = small.watch(0, () => 'x', '1');
+      const long = '/' + 'x'.repeat(8000);
+      const started = Date.now();
+      for (let i = 0; i < 2000; i++) {
+        w.request(Buffer.from(`GET ${long} HTTP/1.1\r\nHost: x\r\n\r\n`));
+        w.response(Buffer.from('HTTP/1.1 204 No Content\r\n\r\n'));
+        if (i % 100 === 0) await new Promise((r) => setImmediate(r));
+      }
+      await closed;
+      assert.ok(Date.now() - started < 60_000);
+      assert.equal(small.store.size, 500, 'capture went on');
+    } finally {
+      await small.close();
+    }
+  });
+
   it('listens on loopback only', () => {
     assert.deepEqual(parseInspectAddress('4041'), { host: '127.0.0.1', port: 4041 });
     assert.deepEqual(parseInspectAddress('[::1]:0'), { host: '::1', port: 0 });

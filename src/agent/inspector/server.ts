@@ -21,6 +21,8 @@ export interface InspectorServerOptions {
   showSecrets: boolean;
   /** Defaults to a fresh random secret. */
   secret?: string;
+  /** Bytes of live events a page may fall behind by before it is cut off (default 1 MiB). */
+  maxEventBacklog?: number;
 }
 
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -117,7 +119,7 @@ export function createInspectorServer(o: InspectorServerOptions): InspectorServe
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
     res.write(': live\n\n');
     const unsubscribe = o.store.subscribe((e) => {
-      if (res.writableLength > MAX_EVENT_BACKLOG) {
+      if (res.writableLength > (o.maxEventBacklog ?? MAX_EVENT_BACKLOG)) {
         // A slow page loses its live view, never the tunnel its traffic.
         unsubscribe();
         res.destroy();
