@@ -110,6 +110,34 @@ describe('inspector: see every request, who sent it, and replay it', () => {
     assert.deepEqual([got.method, got.url, got.body], ['PUT', '/echo?edited=yes', '{"edited":true}']);
   });
 
+  it('shows a WebSocket connection with its first messages', async () => {
+    const echoed = await visitorPage.evaluate(
+      () =>
+        new Promise<string>((resolve, reject) => {
+          const ws = new WebSocket(location.origin.replace('http', 'ws') + '/ws');
+          ws.onerror = () => reject(new Error('websocket failed'));
+          ws.onmessage = (m) => {
+            if (m.data === 'ping from the visitor') {
+              ws.close();
+              resolve(m.data);
+            } else ws.send('ping from the visitor');
+          };
+        }),
+    );
+    assert.equal(echoed, 'ping from the visitor');
+    let detail: any;
+    await until(async () => {
+      const ws = (await api('/api/requests?path=/ws')).requests[0];
+      detail = ws && (await api(`/api/requests/${ws.id}`));
+      return detail?.websocketMessages.filter((m: { opcode: string }) => m.opcode === 'text').length >= 3;
+    }, 10_000, 'websocket messages');
+    assert.equal(detail.status, 101);
+    const texts = detail.websocketMessages.filter((m: { opcode: string }) => m.opcode === 'text').map((m: { direction: string; data: string }) => `${m.direction} ${m.data}`);
+    assert.ok(texts.includes('to-target ping from the visitor'), JSON.stringify(texts));
+    assert.ok(texts.includes('to-client ping from the visitor'), JSON.stringify(texts));
+    assert.ok(texts.some((t: string) => t.startsWith('to-client hello')), JSON.stringify(texts));
+  });
+
   it('filters by visitor and clears', async () => {
     await request(`${appUrl}/public-probe`); // refused by the relay (401): never reaches the agent
     await inspector.fill('#filters input[name=visitor]', 'nobody-matches');

@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import { TunnError } from '../../lib/errors.ts';
 
 // Where the inspector listens: loopback only. `--inspect` takes a port or host:port; without
-// it the first free port from 4040 up on 127.0.0.1.
+// it the first free port from 4040 up on 127.0.0.1 (any free port when those are all taken).
 
 export const DEFAULT_INSPECT_PORT = 4040;
 const PORTS_TRIED = 100;
@@ -52,7 +52,8 @@ export async function listenOn(server: Server, addr: InspectAddress): Promise<nu
       if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
     }
   }
-  throw new TunnError('UNAVAILABLE', `no free port for the inspector on ${addr.host} between ${DEFAULT_INSPECT_PORT} and ${DEFAULT_INSPECT_PORT + PORTS_TRIED - 1}: choose one with --inspect 127.0.0.1:PORT or turn it off with --no-inspect`);
+  // All taken (many agents on one machine): any free port rather than no inspector.
+  return tryListen(server, addr.host, 0);
 }
 
 function tryListen(server: Server, host: string, port: number): Promise<number> {

@@ -173,6 +173,10 @@ describe('inspector server', () => {
     }
   });
 
+  it('says which address is taken and what to do', async () => {
+    await assert.rejects(startInspector({ address: { host: '127.0.0.1', port }, targets: [], verifyTargetTls: true, showSecrets: false }), /cannot listen for the inspector on 127\.0\.0\.1:\d+ \(EADDRINUSE\): pick another with --inspect 127\.0\.0\.1:PORT or turn it off with --no-inspect/);
+  });
+
   it('listens on loopback only', () => {
     assert.deepEqual(parseInspectAddress('4041'), { host: '127.0.0.1', port: 4041 });
     assert.deepEqual(parseInspectAddress('[::1]:0'), { host: '::1', port: 0 });
