@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { launchBrowser } from '../support/browser.ts';
-import { createToken, request, ROOT, startAgent, startRelay, until, type AgentHandle, type RelayHandle } from './harness.ts';
+import { createToken, request, ROOT, startAgent, startCli, startRelay, until, type AgentHandle, type RelayHandle } from './harness.ts';
 import { startOrigin, type Origin } from './origin.ts';
 
 // The agent's inspector end to end: a real relay, a private tunnel, a visitor signed in
@@ -197,6 +197,16 @@ describe('inspector: see every request, who sent it, and replay it', () => {
 
   it('prints the inspector in the ready line only when on', async () => {
     const token = await createToken(relay, 'carol@example.com');
+    const human = startCli([String(origin.port), '-n', 'printed', '--relay', relay.url, '--token', token, '--relay-ca', relay.caPath, '--inspect', '127.0.0.1:0']);
+    try {
+      const line = await human.waitFor((l) => /Inspect: /.test(String(l.raw ?? '')));
+      const printed = new URL(/Inspect: (\S+)/.exec(String(line.raw))![1]!);
+      assert.equal(printed.hostname, '127.0.0.1');
+      assert.match(printed.searchParams.get('token')!, /^[A-Za-z0-9_-]{32}$/);
+      assert.equal((await request(printed.href)).status, 303, 'the printed URL opens the inspector');
+    } finally {
+      await human.kill();
+    }
     const off = await startAgent(relay, token, origin.port, ['-n', 'quiet-one', '--no-inspect']);
     try {
       const ready = off.proc.lines.find((l) => l.event === 'ready')!;

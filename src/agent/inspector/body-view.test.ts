@@ -3,7 +3,7 @@ import zlib from 'node:zlib';
 import { describe, it } from 'node:test';
 import { bodyInfo, dechunk, downloadBytes, sniffImage, viewOf } from './body-view.ts';
 import { BodyCapture } from './model.ts';
-import { REDACTED, redactHeaders, unredactHeaders } from './redact.ts';
+import { REDACTED, redactHeaders, redactPath, unredactHeaders } from './redact.ts';
 import { websocketMessages } from './websocket-view.ts';
 
 function captured(bytes: Buffer, chunked = false): BodyCapture {
@@ -53,6 +53,8 @@ describe('inspector body views and redaction', () => {
     const body = captured(Buffer.from('{"password":"hunter2"}'));
     assert.doesNotMatch(downloadBytes(body, [['Content-Type', 'application/json']], false).toString(), /hunter2/);
     assert.match(downloadBytes(body, [['Content-Type', 'application/json']], true).toString(), /hunter2/);
+    assert.equal(redactPath('/cb?code=1&access_token=abc&api%5Fkey=k&q=ok'), `/cb?code=1&access_token=${REDACTED}&api%5Fkey=${REDACTED}&q=ok`);
+    assert.equal(redactPath('/plain/path'), '/plain/path');
     assert.deepEqual(unredactHeaders([['Authorization', REDACTED], ['X-A', '1']], [['authorization', 'Bearer real']]), [['Authorization', 'Bearer real'], ['X-A', '1']]);
   });
 

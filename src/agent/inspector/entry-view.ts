@@ -1,6 +1,6 @@
 import { bodyInfo, type BodyInfo } from './body-view.ts';
 import type { Header, InspectedRequest } from './model.ts';
-import { redactHeaders, redactTokens } from './redact.ts';
+import { redactHeaders, redactPath } from './redact.ts';
 import { websocketMessages, type WebSocketMessage } from './websocket-view.ts';
 
 // The JSON shapes of /api/requests (summaries) and /api/requests/:id (details).
@@ -40,7 +40,7 @@ export function summary(e: InspectedRequest, showSecrets: boolean): RequestSumma
     visitor: e.visitor ?? 'public',
     clientIp: e.clientIp,
     method: e.method,
-    path: showSecrets ? e.path : redactTokens(e.path),
+    path: showSecrets ? e.path : redactPath(e.path),
     status: e.status ?? null,
     durationMs: e.durationMs === undefined ? null : Math.round(e.durationMs * 1000) / 1000,
     requestBytes: e.requestBody.size,

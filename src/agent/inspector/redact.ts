@@ -30,6 +30,22 @@ export function redactTokens(text: string): string {
   return text.replace(TUNN_TOKEN, REDACTED);
 }
 
+/** A request target with secret-named query parameters (and tunn tokens) hidden. */
+export function redactPath(path: string): string {
+  const q = path.indexOf('?');
+  if (q < 0) return redactTokens(path);
+  const query = path.slice(q + 1).replace(/(^|&)([^=&]*)=([^&#]*)/g, (m, sep: string, name: string) => {
+    let decoded = name;
+    try {
+      decoded = decodeURIComponent(name);
+    } catch {
+      /* shown as is */
+    }
+    return isSecretField(decoded) ? `${sep}${name}=${REDACTED}` : m;
+  });
+  return redactTokens(path.slice(0, q + 1) + query);
+}
+
 /** A parsed JSON value with every secret-named key's value replaced. */
 export function redactJson(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(redactJson);

@@ -4,7 +4,7 @@ import { errorMessage, TunnError } from '../../lib/errors.ts';
 import { localhostAwareLookup, type Target } from '../target.ts';
 import { dechunk } from './body-view.ts';
 import { BodyCapture, type Header, type InspectedRequest } from './model.ts';
-import { unredactHeaders } from './redact.ts';
+import { redactPath, unredactHeaders } from './redact.ts';
 import type { InspectorStore } from './store.ts';
 
 // Replay sends a captured request again to the tunnel's own target, as it was or edited
@@ -62,7 +62,8 @@ export async function replay(store: InspectorStore, original: InspectedRequest, 
   else body = original.requestBody.chunked ? dechunk(original.requestBody.bytes()) : Buffer.from(original.requestBody.bytes());
   const headers = (edit.headers ? unredactHeaders(edit.headers, original.requestHeaders) : original.requestHeaders).filter(([k]) => !DROPPED.has(k.toLowerCase()));
   const method = edit.method ?? original.method;
-  const path = edit.path ?? original.path;
+  // The page offers the path as shown: unchanged (secrets redacted), it means the original.
+  const path = edit.path === undefined || edit.path === redactPath(original.path) ? original.path : edit.path;
   if (body.length > 0 || !['GET', 'HEAD', 'DELETE', 'OPTIONS'].includes(method)) headers.push(['Content-Length', String(body.length)]);
   const entry: InspectedRequest = {
     id: store.nextId(),

@@ -135,6 +135,13 @@ describe('inspector server', () => {
     const last = seen.at(-1)!;
     assert.deepEqual([last.method, last.url, last.body, last.headers['x-edit'], last.headers.authorization, last.headers.host], ['PUT', '/edited?x=1', 'new body', 'yes', 'Bearer sekrit', 'elsewhere.example']);
     const list = JSON.parse((await call(port, '/api/requests?path=edited', { headers: auth })).text);
+    const w = inspector.watch(0, () => 'app.tunn.test', '198.51.100.7');
+    w.request(Buffer.from('GET /cb?token=real-one HTTP/1.1\r\nHost: app.tunn.test\r\n\r\n'));
+    w.response(Buffer.from('HTTP/1.1 204 No Content\r\n\r\n'));
+    const cb = JSON.parse((await call(port, '/api/requests?path=/cb', { headers: auth })).text).requests[0];
+    assert.equal(cb.path, '/cb?token=[redacted]');
+    await call(port, `/api/requests/${cb.id}/replay`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ path: cb.path, method: 'GET' }) });
+    assert.equal(seen.at(-1)!.url, '/cb?token=real-one', 'an unchanged redacted path replays the original');
     assert.deepEqual(list.requests.map((x: { id: number }) => x.id), [e.id]);
   });
 

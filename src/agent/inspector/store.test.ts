@@ -59,5 +59,12 @@ describe('inspector store', () => {
     store.clear();
     assert.equal(store.size, 0);
     assert.deepEqual(events, ['add', 'clear']);
+    // A listener that throws is dropped; capture (the caller) never sees it.
+    store.subscribe(() => {
+      throw new Error('page gone');
+    });
+    store.add(entry(store));
+    store.add(entry(store));
+    assert.deepEqual(events, ['add', 'clear', 'add', 'add']);
   });
 });

@@ -104,6 +104,13 @@ export class InspectorStore {
   }
 
   #emit(e: StoreEvent): void {
-    for (const fn of this.#listeners) fn(e);
+    // A failing listener (a page that went away) must not reach the capture in the data path.
+    for (const fn of this.#listeners) {
+      try {
+        fn(e);
+      } catch {
+        this.#listeners.delete(fn);
+      }
+    }
   }
 }
