@@ -110,6 +110,27 @@ describe('inspector: see every request, who sent it, and replay it', () => {
     assert.deepEqual([got.method, got.url, got.body], ['PUT', '/echo?edited=yes', '{"edited":true}']);
   });
 
+  // Property: captured bodies never run as script in the inspector's origin; images only
+  // through <img> of a type checked from their bytes.
+  it('shows an image body as an image and an HTML body as inert text', async () => {
+    const png = '89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c63f8cfc0f01f0005000201a0e1d8e30000000049454e44ae426082';
+    await visitorPage.evaluate(async (hex) => {
+      const bytes = new Uint8Array(hex.match(/../g)!.map((h) => parseInt(h, 16)));
+      await fetch('/echo?kind=png', { method: 'POST', headers: { 'content-type': 'image/png' }, body: bytes });
+      await fetch('/echo?kind=html', { method: 'POST', headers: { 'content-type': 'text/html' }, body: '<script>window.pwned=1</script><img src=x onerror="window.pwned=2"><b>bold</b>' });
+    }, png);
+    await inspector.locator('#requests tbody tr', { hasText: '/echo?kind=png' }).click();
+    const img = inspector.locator('#detail .body.request img.body');
+    await img.waitFor();
+    await until(async () => (await img.evaluate((i: HTMLImageElement) => i.complete && i.naturalWidth)) === 1, 10_000, 'image loaded');
+    await inspector.locator('#requests tbody tr', { hasText: '/echo?kind=html' }).click();
+    const text = inspector.locator('#detail .body.request pre.text');
+    await text.waitFor();
+    assert.match((await text.textContent())!, /^<script>window\.pwned=1<\/script><img src=x onerror=/);
+    assert.equal(await inspector.locator('#detail b').count(), 0, 'no markup from the body');
+    assert.equal(await inspector.evaluate(() => (window as unknown as { pwned?: number }).pwned), undefined);
+  });
+
   it('shows a WebSocket connection with its first messages', async () => {
     const echoed = await visitorPage.evaluate(
       () =>
