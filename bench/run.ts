@@ -13,7 +13,8 @@ import { createToken, startAgent, startRelay, type AgentHandle, type RelayHandle
 //
 // Paths: direct = load generator → origin. tunn = load generator → relay's plain HTTP port
 // (relay --dev) → agent over HTTPS/TLS with ALPN tunn/1 (as users run it) → origin; the agent
-// runs with --quiet (no per-request log). ssh = load generator → sshd's -R listener → ssh
+// runs with --quiet (no per-request log) and --no-inspect; "inspector on" is a second agent on the
+// same relay with the inspector capturing every request (issue 16: on must reach 90 % of off). ssh = load generator → sshd's -R listener → ssh
 // client → origin (a throwaway sshd on loopback, default cipher). floor = the same design with
 // nothing of tunn's own work (bench/floor.ts): what the data-plane design costs on this machine.
 
@@ -30,7 +31,7 @@ const WRK_THREADS = Number(process.argv.find((a) => a.startsWith('--wrk-threads=
 const CONNS = [1, 50, 1000];
 const MEM_STEPS = [1000, 5000];
 
-type PathName = 'direct' | 'tunn' | 'ssh' | 'floor';
+type PathName = 'direct' | 'tunn' | 'ssh' | 'floor' | 'tunn-inspect';
 
 interface Target {
   name: PathName;
@@ -283,9 +284,12 @@ async function main(): Promise<void> {
   const relay: RelayHandle = await startRelay();
   cleanups.push(() => relay.stop());
   const token = await createToken(relay, 'bench@example.com');
-  const agent: AgentHandle = await startAgent(relay, token, origin.port, ['--public', '--quiet']);
+  const agent: AgentHandle = await startAgent(relay, token, origin.port, ['--public', '--quiet', '--no-inspect']);
   cleanups.push(() => agent.stop());
   await agent.proc.waitFor((l) => /online \(2\/2 sessions\)/.test(String(l.detail ?? l.message ?? '')), 10_000).catch(() => undefined);
+  const inspectAgent: AgentHandle = await startAgent(relay, token, origin.port, ['--public', '--quiet', '-n', 'bench-inspect', '--inspect', '127.0.0.1:0']);
+  cleanups.push(() => inspectAgent.stop());
+  await inspectAgent.proc.waitFor((l) => /online \(2\/2 sessions\)/.test(String(l.detail ?? l.message ?? '')), 10_000).catch(() => undefined);
   const ssh = await startSshReverse(origin.port);
   const floorPort = await startFloor(origin.port, tmp);
 
@@ -316,6 +320,14 @@ async function main(): Promise<void> {
     results[t.name]!.keepAliveStreamMiBs = await keepAliveStream(t, BULK);
   }
 
+  // Inspector on vs off (issue 16): the same relay, an agent whose inspector captures everything.
+  const inspected: Target = { name: 'tunn-inspect', port: relay.httpPort, host: new URL(inspectAgent.httpUrl).host };
+  log('inspector on: wrk c50, bulk');
+  await wrk(inspected, 50, 2);
+  const inspectOn = { c50: await wrk(inspected, 50, DUR), downloadMiBs: await curlMiBs(inspected, 'down', BULK, upload), uploadMiBs: await curlMiBs(inspected, 'up', BULK, upload) };
+  results['tunn-inspect'] = inspectOn;
+  await inspectAgent.stop();
+
   // Memory on a fresh relay/agent pair (fresh sshd connection too), so earlier load does not count.
   log('memory: fresh relay and agent');
   await agent.stop();
@@ -323,7 +335,7 @@ async function main(): Promise<void> {
   const relay2 = await startRelay();
   cleanups.push(() => relay2.stop());
   const token2 = await createToken(relay2, 'bench@example.com');
-  const agent2 = await startAgent(relay2, token2, origin.port, ['--public', '--quiet']);
+  const agent2 = await startAgent(relay2, token2, origin.port, ['--public', '--quiet', '--no-inspect']);
   cleanups.push(() => agent2.stop());
   await agent2.proc.waitFor((l) => /online \(2\/2 sessions\)/.test(String(l.detail ?? l.message ?? '')), 10_000).catch(() => undefined);
   const tunnMem = await memory({ name: 'tunn', port: relay2.httpPort, host: new URL(agent2.httpUrl).host }, async () => [relay2.proc.child.pid!, agent2.proc.child.pid!]);
@@ -391,10 +403,23 @@ async function main(): Promise<void> {
     rows.push([`KiB per open conn @${step}`, '', `${fmt(perConn(0, step), 1)} / ${fmt(perConn(1, step), 1)}`, fmt(sshPerConn(step), 1), '', '', '', '']);
   }
 
+  const inspectRows: string[][] = [
+    ['inspector (issue 16)', 'off', 'on', 'on/off'],
+    ['req/s c50', fmt(w('tunn', 50).rps), fmt(inspectOn.c50.rps), ratio(inspectOn.c50.rps, w('tunn', 50).rps)],
+    [`download ${BULK / 1024 ** 2} MiB, MiB/s`, fmt(n('tunn', 'downloadMiBs')), fmt(inspectOn.downloadMiBs), ratio(inspectOn.downloadMiBs, n('tunn', 'downloadMiBs'))],
+    [`upload ${BULK / 1024 ** 2} MiB, MiB/s`, fmt(n('tunn', 'uploadMiBs')), fmt(inspectOn.uploadMiBs), ratio(inspectOn.uploadMiBs, n('tunn', 'uploadMiBs'))],
+    ['errors c50', String(w('tunn', 50).errors), String(inspectOn.c50.errors), ''],
+  ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
   const table = rows.map((row, j) => {
     const line = `| ${row.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
     return j === 0 ? `${line}\n|${widths.map((x) => '-'.repeat(x + 2)).join('|')}|` : line;
+  });
+
+  const inspectWidths = inspectRows[0]!.map((_, i) => Math.max(...inspectRows.map((row) => row[i]!.length)));
+  const inspectTable = inspectRows.map((row, j) => {
+    const line = `| ${row.map((c, i) => c.padEnd(inspectWidths[i]!)).join(' | ')} |`;
+    return j === 0 ? `${line}\n|${inspectWidths.map((x) => '-'.repeat(x + 2)).join('|')}|` : line;
   });
 
   const targetsMet = {
@@ -409,6 +434,10 @@ async function main(): Promise<void> {
     // Issue 9's targets.
     'req/s c1000 ≥ 1.2× ssh -R': w('tunn', 1000).rps >= 1.2 * w('ssh', 1000).rps,
     'relay idle RSS ≤ 96 MiB': relayIdle! / 1024 <= 96,
+    'inspector on: req/s c50 ≥ 0.9× off (issue 16)': inspectOn.c50.rps >= 0.9 * w('tunn', 50).rps,
+    'inspector on: download MiB/s ≥ 0.9× off (issue 16)': inspectOn.downloadMiBs >= 0.9 * n('tunn', 'downloadMiBs'),
+    'inspector on: upload MiB/s ≥ 0.9× off (issue 16)': inspectOn.uploadMiBs >= 0.9 * n('tunn', 'uploadMiBs'),
+    'inspector on: zero errors (issue 16)': inspectOn.c50.errors === 0,
   };
   const machine = {
     cpus: cpus().length,
@@ -422,7 +451,7 @@ async function main(): Promise<void> {
   mkdirSync(join(ROOT, 'bench/out'), { recursive: true });
   const file = join(ROOT, 'bench/out', `${started.toISOString().replace(/[:.]/g, '-')}.json`);
   writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
-  process.stdout.write(`\n${table.join('\n')}\n\nTargets (issues 2 and 9):\n${Object.entries(targetsMet).map(([k, v]) => `- ${v ? 'met    ' : 'MISSED '} ${k}`).join('\n')}\n\nThe design floor (bench/floor.ts, no tunn logic) in this run: c50 ${ratio(w('floor', 50).rps, w('direct', 50).rps)} direct, tunn ${ratio(w('tunn', 50).rps, w('floor', 50).rps)} of the floor; p50 c1 +${fmt(w('floor', 1).p50ms - w('direct', 1).p50ms, 3)} ms over direct (tunn +${fmt(w('tunn', 1).p50ms - w('direct', 1).p50ms, 3)} ms). c1000: floor ${ratio(w('floor', 1000).rps, w('ssh', 1000).rps)} ssh -R, tunn ${ratio(w('tunn', 1000).rps, w('floor', 1000).rps)} of the floor.\n\nmachine: ${JSON.stringify(machine)}\nJSON: ${file}\n`);
+  process.stdout.write(`\n${table.join('\n')}\n\n${inspectTable.join('\n')}\n\nTargets (issues 2, 9 and 16):\n${Object.entries(targetsMet).map(([k, v]) => `- ${v ? 'met    ' : 'MISSED '} ${k}`).join('\n')}\n\nThe design floor (bench/floor.ts, no tunn logic) in this run: c50 ${ratio(w('floor', 50).rps, w('direct', 50).rps)} direct, tunn ${ratio(w('tunn', 50).rps, w('floor', 50).rps)} of the floor; p50 c1 +${fmt(w('floor', 1).p50ms - w('direct', 1).p50ms, 3)} ms over direct (tunn +${fmt(w('tunn', 1).p50ms - w('direct', 1).p50ms, 3)} ms). c1000: floor ${ratio(w('floor', 1000).rps, w('ssh', 1000).rps)} ssh -R, tunn ${ratio(w('tunn', 1000).rps, w('floor', 1000).rps)} of the floor.\n\nmachine: ${JSON.stringify(machine)}\nJSON: ${file}\n`);
 }
 
 try {

@@ -8,7 +8,7 @@ import { ControlChannel } from '../protocol/control-channel.ts';
 import { agentServerOptions, SESSION_WINDOW } from '../protocol/h2-options.ts';
 import { watchLiveness } from '../protocol/liveness.ts';
 import { CONTROL_PATH, DATA_HEADERS, PROTOCOL_VERSION, ALPN_TUNNEL, type ControlMessage, type TunnelOptions } from '../protocol/messages.ts';
-import { forwardStream, type RequestLogEntry } from './forward.ts';
+import { forwardStream, type RequestLogEntry, type StreamWatch } from './forward.ts';
 import { localhostAwareLookup, type Target } from './target.ts';
 
 // The agent: keeps `sessions` TLS connections to the relay (more than one, so one session
@@ -36,6 +36,8 @@ export interface AgentConfig {
   backoffMinMs: number;
   backoffMaxMs: number;
   logRequests: boolean;
+  /** The inspector's capture, when it is on: a watch per forwarded connection of tunnel `index`. */
+  inspect?: (index: number, tunnel: () => string, clientIp: string, onRequest?: (e: RequestLogEntry) => void) => StreamWatch;
 }
 
 export interface TunnelReady {
@@ -200,10 +202,13 @@ export class Agent extends EventEmitter<AgentEvents> {
       stream.respond({ ':status': 404 }, { endStream: true });
       return;
     }
+    const onRequest = this.config.logRequests ? (e: RequestLogEntry) => this.emit('request', { ...e, tunnel: t.ready?.host ?? t.id }) : undefined;
+    const watch = this.config.inspect?.(Number(t.id.slice(1)), () => t.ready?.host ?? t.id, String(headers[DATA_HEADERS.client] ?? ''), onRequest);
     forwardStream(stream, {
       target: t.target,
       verifyTargetTls: this.config.verifyTargetTls,
-      onRequest: this.config.logRequests ? (e) => this.emit('request', { ...e, tunnel: t.ready?.host ?? t.id }) : undefined,
+      onRequest,
+      watch,
       onTargetError: (err) => {
         // Visitors see only "not answering"; the address is for the owner, once per burst.
         const now = Date.now();

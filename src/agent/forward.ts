@@ -26,6 +26,16 @@ export interface ForwardOptions {
   onRequest?: (e: RequestLogEntry) => void;
   /** The target could not be reached (the relay is told only the error code, not the address). */
   onTargetError?: (err: NodeJS.ErrnoException) => void;
+  /** Sees both directions instead of `onRequest` (the inspector's capture). */
+  watch?: StreamWatch;
+}
+
+/** Watches both directions of one connection. Must never throw, block or keep the chunks it is given. */
+export interface StreamWatch {
+  request(chunk: Buffer): void;
+  response(chunk: Buffer): void;
+  /** The target ended its side, or the stream closed (either may come first; called again is a no-op). */
+  end(): void;
 }
 
 // Reads from plain TCP targets: every connection reads into one shared buffer (reads run one at
@@ -42,7 +52,7 @@ const MAX_STREAM_BUFFER = 256 * 1024;
 export function forwardStream(stream: ServerHttp2Stream, opts: ForwardOptions): void {
   const t = opts.target;
   let connected = false;
-  const watch = opts.onRequest ? observe(opts.onRequest) : undefined;
+  const watch = opts.watch ?? (opts.onRequest ? observe(opts.onRequest) : undefined);
   let sock: Socket;
   if (t.protocol === 'https') {
     sock = tls.connect({ host: t.host, port: t.port, servername: net.isIP(t.host) ? undefined : t.host, rejectUnauthorized: opts.verifyTargetTls, lookup: localhostAwareLookup, ALPNProtocols: ['http/1.1'] });
@@ -107,11 +117,12 @@ export function forwardStream(stream: ServerHttp2Stream, opts: ForwardOptions): 
   if (watch) {
     stream.on('data', watch.request);
     sock.on('end', watch.end);
+    if (opts.watch) stream.on('close', watch.end);
   }
 }
 
 /** Watches both directions to report one log entry per request. Never affects forwarding. */
-function observe(onRequest: (e: RequestLogEntry) => void): { request: (c: Buffer) => void; response: (c: Buffer) => void; end: () => void } {
+function observe(onRequest: (e: RequestLogEntry) => void): StreamWatch {
   const pending: { method: string; path: string; start: number; time: Date }[] = [];
   let current: { method: string; path: string; start: number; time: Date; status: number; bytes: number } | undefined;
   let stopped = false;

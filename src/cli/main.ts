@@ -94,6 +94,9 @@ export function buildProgram(): Command {
     .option('--sessions <n>', 'parallel connections to the relay (default 2)')
     .option('--insecure-target', 'do not verify the certificate of an https:// target')
     .option('-q, --quiet', 'do not print the request log')
+    .option('--inspect <address>', 'inspector page address, loopback only (default: 127.0.0.1, first free port from 4040)')
+    .option('--no-inspect', 'do not run the inspector')
+    .option('--inspect-secrets', 'show secrets (Authorization, cookies, tokens, password fields) in the inspector')
     .option('--config <file>', 'JSON file with any of these settings')
     .option('--json', 'print JSON lines on stdout')
     .showHelpAfterError()
@@ -138,6 +141,9 @@ export function buildProgram(): Command {
     .argument('[target]', 'local service to expose (default: a built-in demo page)')
     .option('-n, --name <name>', 'tunnel name')
     .option('-q, --quiet', 'do not print the request log')
+    .option('--inspect <address>', 'inspector page address, loopback only (default: 127.0.0.1, first free port from 4040)')
+    .option('--no-inspect', 'do not run the inspector')
+    .option('--inspect-secrets', 'show secrets in the inspector')
     .action(async (target: string | undefined, opts: Record<string, unknown>) => (await import('./run-dev.ts')).runDev(target, opts));
 
   registerIdentityCommands(program);

@@ -12,6 +12,7 @@ import { parseAllowUpgrade } from '../relay/upgrades.ts';
 import { TunnError } from '../lib/errors.ts';
 import { loadCredentials } from './api-client.ts';
 import { formatRequest, printJson } from './output.ts';
+import { startAgentInspector } from './run-inspector.ts';
 import { onShutdown } from './shutdown.ts';
 
 export function agentOptionsFrom(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): AgentOptions {
@@ -89,7 +90,8 @@ export function attachAgentOutput(agent: Agent, json: boolean, extraReady: Recor
       const allow = agent.config.tunnels[0]!;
       const until = allow.grantFor ? ` (for ${formatSeconds(allow.grantFor.seconds)})` : '';
       const who = allow.public ? 'everyone (--public)' : allow.allow.length ? allow.allow.join(', ') + until + ' and you' : 'only you';
-      process.stdout.write(`\n🔗 ${url} → ${t.target.display}\n   Allowed: ${who}\n\n`);
+      const inspect = extraReady.inspectUrl ? `   Inspect: ${String(extraReady.inspectUrl)}\n` : '';
+      process.stdout.write(`\n🔗 ${url} → ${t.target.display}\n   Allowed: ${who}\n${inspect}\n`);
     }
   });
   agent.on('request', (e) => {
@@ -110,8 +112,15 @@ export function attachAgentOutput(agent: Agent, json: boolean, extraReady: Recor
 export async function runAgent(targetSpec: string, flags: Record<string, unknown>): Promise<void> {
   const target = parseTarget(targetSpec);
   const o = agentOptionsFrom(flags, process.env);
-  const agent = new Agent(agentConfigFrom(o, target));
-  attachAgentOutput(agent, o.json);
-  onShutdown(() => agent.stop());
+  const config = agentConfigFrom(o, target);
+  const inspect = await startAgentInspector(o, [target], config.verifyTargetTls);
+  const agent = new Agent({ ...config, ...inspect.agentExtra });
+  attachAgentOutput(agent, o.json, inspect.ready);
+  // A stopped agent (fatal error, replaced) takes its inspector down, so the process exits.
+  agent.on('state', (s) => void (s === 'stopped' && inspect.inspector?.close()));
+  onShutdown(async () => {
+    agent.stop();
+    await inspect.inspector?.close();
+  });
   agent.start();
 }

@@ -6,12 +6,13 @@ import { ensureAccount } from '../store/accounts.ts';
 import { createLogger } from '../lib/logger.ts';
 import { startDemoServer } from './demo-server.ts';
 import { agentConfigFrom, attachAgentOutput } from './run-agent.ts';
+import { startAgentInspector } from './run-inspector.ts';
 import { relayOptionsFrom, startRelay } from './run-relay.ts';
 import { onShutdown } from './shutdown.ts';
 
 /** `tunn dev [target]`: a relay and an agent in one process, on embedded defaults. */
 export async function runDev(targetSpec: string | undefined, flags: Record<string, unknown>): Promise<void> {
-  const { name, json, quiet, ...relayFlags } = flags;
+  const { name, json, quiet, inspect: inspectFlag, inspectSecrets, ...relayFlags } = flags;
   const o = relayOptionsFrom({ ...relayFlags, dev: true, json }, process.env);
   const logger = createLogger({ json: o.json, level: 'warn' });
   const { relay, info } = await startRelay(o, logger);
@@ -20,18 +21,20 @@ export async function runDev(targetSpec: string | undefined, flags: Record<strin
   const account = await ensureAccount(relay.store, 'dev@tunn.localhost');
   const { token } = await relay.tokens.issue({ accountId: account.id, kind: 'agent', label: 'tunn dev' });
   // A local try-out: the tunnel is public (run `tunn relay --dev` and `tunn <port> -a …` for private ones).
+  const inspect = await startAgentInspector({ inspect: inspectFlag as string | boolean | undefined, inspectSecrets: Boolean(inspectSecrets) }, [target], true);
   const agent = new Agent(
     agentConfigFrom(
-      { relay: info.url, token, allow: [], allowIp: [], allowUpgrade: [], public: true, sessions: 2, quiet: Boolean(quiet), json: Boolean(json), insecureTarget: false, name: (name as string | undefined) ?? (demo ? `demo-${randomBytes(2).toString('hex')}` : undefined) },
+      { relay: info.url, token, allow: [], allowIp: [], allowUpgrade: [], public: true, sessions: 2, quiet: Boolean(quiet), json: Boolean(json), insecureTarget: false, inspectSecrets: Boolean(inspectSecrets), name: (name as string | undefined) ?? (demo ? `demo-${randomBytes(2).toString('hex')}` : undefined) },
       target,
-      { relayCa: readFileSync(info.caPath!, 'utf8') },
+      { relayCa: readFileSync(info.caPath!, 'utf8'), ...inspect.agentExtra },
     ),
   );
-  attachAgentOutput(agent, Boolean(json), { domain: info.domain, httpPort: info.httpPort, httpsPort: info.httpsPort, caPath: info.caPath }, (urls) => urls.find((u) => u.startsWith('http:')) ?? urls[0]!);
+  attachAgentOutput(agent, Boolean(json), { domain: info.domain, httpPort: info.httpPort, httpsPort: info.httpsPort, caPath: info.caPath, ...inspect.ready }, (urls) => urls.find((u) => u.startsWith('http:')) ?? urls[0]!);
   if (!json) process.stderr.write(`tunn: dev relay on https://${info.domain}:${info.httpsPort} and http://${info.domain}:${info.httpPort} (dev CA: ${info.caPath})\n`);
   onShutdown(async () => {
     agent.stop();
     demo?.close();
+    await inspect.inspector?.close();
     await relay.close();
   });
   agent.start();

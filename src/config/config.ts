@@ -141,6 +141,9 @@ export const agentSchema = z.object({
   quiet: bool,
   json: bool,
   insecureTarget: bool,
+  /** The inspector: an address (127.0.0.1:4040), or false for --no-inspect; on by default. */
+  inspect: z.union([z.boolean(), z.string()]).optional(),
+  inspectSecrets: bool,
 });
 export type AgentOptions = z.infer<typeof agentSchema>;
 
@@ -167,6 +170,7 @@ export const agentDefaults: Partial<AgentOptions> = {
   quiet: false,
   json: false,
   insecureTarget: false,
+  inspectSecrets: false,
 };
 
 /** Where each layer came from (layers made by fromEnv and fromFile; any other is flags). */
