@@ -178,16 +178,19 @@ describe('CLI', () => {
   });
 
   it('explains bad input and exits non-zero without connecting', async () => {
+    // Data dirs of its own: a fixed /tmp path is shared with every other run on the machine.
+    const scratch = tmpDir('tunn-bad-input-');
+    const dir = (name: string): string => join(scratch.path, name);
     const cases: [string[], RegExp][] = [
       [['8080', '--relay', 'https://tunn.localhost:1'], /--token: is required: pass --token-file FILE or set TUNN_TOKEN/],
       [['notaport', '--relay', 'https://x.example', '--token', 't'], /"notaport" is not a target/],
       [['8080', '--relay', 'not a url', '--token', 't'], /--relay.*(is not a URL|must be a URL)/],
       [['relay', '--domain', 'bad domain', '--https-port', '99999'], /--domain: must be a DNS name[\s\S]*--https-port: must be 0-65535/],
-      [['relay', '--domain', 'tunn.example.test', '--https-port', '0', '--http-port', '0', '--data-dir', '/tmp/tunn-no-cert'], /needs certificates: pass --acme-directory letsencrypt .*or --tls-cert and --tls-key, or run with --dev/],
-      [['relay', 'token', 'create', '--email', 'nope', '--data-dir', '/tmp/tunn-x'], /--email "nope" is not an email address/],
+      [['relay', '--domain', 'tunn.example.test', '--https-port', '0', '--http-port', '0', '--data-dir', dir('no-cert')], /needs certificates: pass --acme-directory letsencrypt .*or --tls-cert and --tls-key, or run with --dev/],
+      [['relay', 'token', 'create', '--email', 'nope', '--data-dir', dir('x')], /--email "nope" is not an email address/],
       [['8080', '--public', '-a', 'a@b.com', '--relay', 'https://x.example', '--token', 't'], /--public and -a do not go together/],
       // A start that fails after listeners opened still exits (it used to hang).
-      [['relay', '--dev', '--https-port', '0', '--http-port', '0', '--dns-port', '0', '--data-dir', '/tmp/tunn-acme-ca', '--acme-ca', '/nonexistent.pem', '--acme-directory', 'https://127.0.0.1:1/dir'], /cannot read --acme-ca \/nonexistent\.pem/],
+      [['relay', '--dev', '--https-port', '0', '--http-port', '0', '--dns-port', '0', '--data-dir', dir('acme-ca'), '--acme-ca', '/nonexistent.pem', '--acme-directory', 'https://127.0.0.1:1/dir'], /cannot read --acme-ca \/nonexistent\.pem/],
       [['relay', '--dev', '--https-port', 'abc', '--oidc-issuer', 'https://id.example.com'], /--oidc-issuer needs --oidc-client-id[\s\S]*--https-port: must be a port number/],
     ];
     for (const [args, msg] of cases) {
@@ -196,6 +199,7 @@ describe('CLI', () => {
       assert.notEqual(code, 0, args.join(' '));
       assert.match(p.stderr.join('\n'), msg, args.join(' '));
     }
+    scratch.remove();
   });
 
   it('takes every relay setting from a --config file, --dev included', async () => {
