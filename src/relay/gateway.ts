@@ -152,6 +152,9 @@ class PublicConnection implements LiveConnection {
         onMessageEnd: () => this.#segments.push({ k: 'end' }),
         // Trailers are rewritten like heads: no reserved field reaches the origin in them.
         onTrailers: (fields) => this.#segments.push({ k: 'body', data: serializeTrailers(forwardTrailers(fields)) }),
+        // Chunk-size lines too: the origin gets the relay's canonical line (hex size, CRLF), never
+        // the visitor's bytes, so an extension or spelling it reads differently cannot reframe the body.
+        onChunkSize: (size) => this.#segments.push({ k: 'body', data: Buffer.from(`${size.toString(16)}\r\n`, 'latin1') }),
       },
     );
     this.#res = new Http1Framer(

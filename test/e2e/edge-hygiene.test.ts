@@ -74,6 +74,40 @@ async function upgradeOrigin(): Promise<{ port: number; received: () => string; 
   };
 }
 
+/**
+ * A raw-socket origin that records the exact bytes of each connection and answers 200 (and closes) once a
+ * chunked body's last chunk and trailer section are in (or at once for a request without a body).
+ */
+async function chunkOrigin(): Promise<{ port: number; connections: string[]; close(): Promise<void> }> {
+  const connections: string[] = [];
+  const socks = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    socks.add(s);
+    s.on('close', () => socks.delete(s));
+    s.on('error', () => {});
+    const at = connections.push('') - 1;
+    s.on('data', (c: Buffer) => {
+      connections[at] += c.toString('latin1');
+      const got = connections[at]!;
+      const body = got.slice(got.indexOf('\r\n\r\n') + 4);
+      const chunked = /transfer-encoding/i.test(got.slice(0, got.indexOf('\r\n\r\n')));
+      if (got.includes('\r\n\r\n') && (chunked ? /(?:^|\r\n)0\r\n(?:[^\r\n]+\r\n)*\r\n$/.test(body) : true)) {
+        s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok');
+      }
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    connections,
+    close: () => {
+      for (const s of socks) s.destroy();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
+}
+
 /** Opens a raw connection to the relay's plain HTTP port; collects what comes back. */
 async function rawConn(port: number): Promise<{ sock: net.Socket; text: () => string; closed: Promise<unknown> }> {
   const sock = net.connect(port, '127.0.0.1');
@@ -112,6 +146,7 @@ describe('edge hygiene: what reaches the origin', () => {
   let relay: RelayHandle;
   let origin: Awaited<ReturnType<typeof recordingOrigin>>;
   let upOrigin: Awaited<ReturnType<typeof upgradeOrigin>>;
+  let rawOrigin: Awaited<ReturnType<typeof chunkOrigin>>;
   let token: string;
   const agents: AgentHandle[] = [];
   let downPort: number;
@@ -121,6 +156,7 @@ describe('edge hygiene: what reaches the origin', () => {
   before(async () => {
     origin = await recordingOrigin();
     upOrigin = await upgradeOrigin();
+    rawOrigin = await chunkOrigin();
     relay = await startRelay();
     token = await createToken(relay, 'alice@example.com');
     // A port nothing listens on: the target of the `down` tunnel.
@@ -135,6 +171,7 @@ describe('edge hygiene: what reaches the origin', () => {
         startAgent(relay, token, origin.port, ['-n', 'secret', '-a', 'nobody@example.com', '--quiet']),
         startAgent(relay, token, upOrigin.port, ['-n', 'up', '--public', '--quiet']),
         startAgent(relay, token, upOrigin.port, ['-n', 'optin', '--public', '--quiet', '--allow-upgrade', 'foo,bar']),
+        startAgent(relay, token, rawOrigin.port, ['-n', 'raw', '--public', '--quiet']),
       ])),
     );
     down = await startAgent(relay, token, downPort, ['-n', 'down', '--public', '--quiet']);
@@ -144,6 +181,7 @@ describe('edge hygiene: what reaches the origin', () => {
     await relay?.stop();
     await origin?.close();
     await upOrigin?.close();
+    await rawOrigin?.close();
   });
 
   it('rewrites an absolute target naming the Host to origin-form, and refuses one naming another host (security: finding 2, RFC 9112 §3.2.2)', async () => {
@@ -212,6 +250,32 @@ describe('edge hygiene: what reaches the origin', () => {
     assert.match(res, /^HTTP\/1\.1 200 /);
     const seen = origin.seen.find((s) => s.url === '/trailers')!;
     assert.deepEqual(seen.rawTrailers, ['X-Checksum', 'abc']);
+  });
+
+  // Guards: no request smuggling through chunk-size lines. A bare LF in a chunk extension ends
+  // the line for an origin that accepts LF alone (Go before CVE-2025-22871's fix), which then
+  // reads the "chunk data" as a second request carrying a forged Tunn-User-Email.
+  it('refuses a chunk-size line with a bare LF; nothing of the smuggled request reaches the origin (security: chunk framing)', async () => {
+    const smuggled = `GET /admin HTTP/1.1\r\nHost: ${host('raw')}\r\nTunn-User-Email: admin@corp.example\r\nContent-Length: 0\r\n\r\n`;
+    const inner = `0\r\n\r\n${smuggled}`;
+    const body = `${inner.length.toString(16)};x\n${'A'.repeat(inner.length)}\r\n${inner}\r\n0\r\n\r\n`;
+    const before = rawOrigin.connections.length;
+    const res = await rawRequest(relay.httpPort, `POST /x HTTP/1.1\r\nHost: ${host('raw')}\r\nTransfer-Encoding: chunked\r\n\r\n${body}`);
+    assert.match(res, /^HTTP\/1\.1 400 /);
+    assert.match(res, /bare LF in chunk size line/, 'the error says what was wrong');
+    const seen = rawOrigin.connections.slice(before).join('');
+    assert.ok(!seen.includes('/admin') && !seen.includes('admin@corp.example'), `the origin received: ${JSON.stringify(seen)}`);
+  });
+
+  // Guards: the origin gets the relay's own chunk-size lines (hex size, CRLF), not the
+  // visitor's bytes: an extension or a spelling the origin would read differently stops here.
+  it('re-emits chunk-size lines in canonical form, extensions dropped (security: chunk framing)', async () => {
+    const before = rawOrigin.connections.length;
+    const body = '5;name="v;x"\r\nhello\r\n00A ; a=b\r\n0123456789\r\n0;last=1\r\nX-Sum: 1\r\n\r\n';
+    const res = await rawRequest(relay.httpPort, `POST /chunks HTTP/1.1\r\nHost: ${host('raw')}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${body}`);
+    assert.match(res, /^HTTP\/1\.1 200 /);
+    const seen = rawOrigin.connections.slice(before).join('');
+    assert.equal(seen.slice(seen.indexOf('\r\n\r\n') + 4), '5\r\nhello\r\na\r\n0123456789\r\n0\r\nX-Sum: 1\r\n\r\n', 'exact bytes of the body at the origin');
   });
 
   it('forwards h2c as plain HTTP/1.1, without Upgrade or HTTP2-Settings (security: finding 6, the visitor gets no HTTP/2 past the gate)', async () => {
