@@ -59,8 +59,13 @@ const BATCH_FROM = 4 * 1024;
 
 /** What the relay knows of a live public connection, to cut it when its right to exist ends. */
 export interface LiveConnection {
-  /** The credential of the last request allowed on it (undefined: none, or a public tunnel). */
-  readonly principal: Principal | undefined;
+  /**
+   * Every credential the connection still acts for: those of forwarded requests whose response
+   * has not ended (a pipelined request must not hide an earlier one's still-streaming answer),
+   * the upgrade's after a 101, and the last allowed request's while idle. Empty: none, or a
+   * public tunnel. The connection loses its right when any of them does.
+   */
+  readonly principals: readonly Principal[];
   /** The tunnel it is bound to, once a request was forwarded. */
   readonly tunnel: Tunnel | undefined;
 }
@@ -103,7 +108,6 @@ export class Gateway {
 }
 
 class PublicConnection implements LiveConnection {
-  principal: Principal | undefined;
   readonly #gw: Gateway;
   readonly #socket: Socket;
   readonly #secure: boolean;
@@ -119,6 +123,10 @@ class PublicConnection implements LiveConnection {
   #methods: string[] = [];
   /** Forwarded requests whose response has not ended. */
   #inflight = 0;
+  /** The credential of each of those requests, in order (undefined: a public tunnel). */
+  #inflightPrincipals: (Principal | undefined)[] = [];
+  /** The credential of the last forwarded request (kept while the connection idles, or is upgraded). */
+  #lastPrincipal: Principal | undefined;
   /** Responses the relay writes itself, waiting for earlier forwarded responses to end. */
   #waitingForInflight: (() => void) | undefined;
   #currentAllowed = true;
@@ -174,6 +182,13 @@ class PublicConnection implements LiveConnection {
 
   get tunnel(): Tunnel | undefined {
     return this.#tunnel;
+  }
+
+  get principals(): Principal[] {
+    const out: Principal[] = [];
+    for (const p of this.#inflightPrincipals) if (p && !out.includes(p)) out.push(p);
+    if (this.#lastPrincipal && !out.includes(this.#lastPrincipal)) out.push(this.#lastPrincipal);
+    return out;
   }
 
   destroy(): void {
@@ -377,7 +392,8 @@ class PublicConnection implements LiveConnection {
       set: d?.setHeaders,
     });
     this.#currentAllowed = true;
-    this.principal = d?.principal;
+    this.#lastPrincipal = d?.principal;
+    this.#inflightPrincipals.push(d?.principal);
     this.#methods.push(head.method);
     this.#inflight++;
     if (upgrade) {
@@ -505,6 +521,8 @@ class PublicConnection implements LiveConnection {
       this.#raw = true;
       this.#upgradePending = false;
       this.#inflight = 0;
+      // From here on the connection is the upgrade's (its request was the last one forwarded).
+      this.#inflightPrincipals = [];
       // Bytes the client sent after the upgrade request belong to the new protocol.
       queueMicrotask(() => {
         for (const c of this.#pendingChunks) this.#writeUpstream(c);
@@ -517,6 +535,7 @@ class PublicConnection implements LiveConnection {
   #onResponseEnd(): void {
     // 1xx interim responses are not the end of the exchange.
     if (this.#inflight > 0) this.#inflight--;
+    this.#inflightPrincipals.shift();
     if (this.#upgradePending && this.#inflight === 0 && !this.#raw) {
       // The upgrade was declined (e.g. 401): go on parsing HTTP.
       this.#upgradePending = false;

@@ -131,7 +131,7 @@ export class LiveRevocation {
     for (const a of agents) {
       if (a.tokenJti && a.account) principals.push({ via: 'token', jti: a.tokenJti, accountId: a.account.id, email: a.account.email });
     }
-    for (const g of this.#o.gateways) for (const c of g.open) if (c.principal) principals.push(c.principal);
+    for (const g of this.#o.gateways) for (const c of g.open) principals.push(...c.principals);
     if (principals.length === 0) return;
     const revoked = await findRevoked(this.#o.store, this.#o.clock, principals);
     if (revoked.size === 0) return;
@@ -140,7 +140,8 @@ export class LiveRevocation {
       a.end('AUTH_TOKEN_REVOKED', AGENT_TOKEN_REVOKED);
       report.agents++;
     }
-    report.connections += this.#cut((c) => c.principal !== undefined && revoked.has(principalKey(c.principal)));
+    // Any one revoked credential cuts the connection (a pipelined request must not shield an earlier one).
+    report.connections += this.#cut((c) => c.principals.some((p) => revoked.has(principalKey(p))));
   }
 
   async #sweepAllowLists(report: SweepReport): Promise<void> {
@@ -151,10 +152,10 @@ export class LiveRevocation {
     for (const g of this.#o.gateways) {
       for (const c of g.open) {
         const t = c.tunnel;
-        if (!t || !c.principal) continue;
+        if (!t || c.principals.length === 0) continue;
         let m = decisions.get(t);
         if (!m) decisions.set(t, (m = new Map()));
-        if (!m.has(c.principal.email)) m.set(c.principal.email, true);
+        for (const p of c.principals) if (!m.has(p.email)) m.set(p.email, true);
       }
     }
     let denied = false;
@@ -166,7 +167,7 @@ export class LiveRevocation {
       }
     }
     if (!denied) return;
-    report.connections += this.#cut((c) => c.tunnel !== undefined && c.principal !== undefined && decisions.get(c.tunnel)?.get(c.principal.email) === false);
+    report.connections += this.#cut((c) => c.tunnel !== undefined && c.principals.some((p) => decisions.get(c.tunnel!)?.get(p.email) === false));
   }
 
   #cut(match: (c: LiveConnection) => boolean): number {
