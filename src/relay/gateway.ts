@@ -127,6 +127,8 @@ class PublicConnection implements LiveConnection {
   #inflightPrincipals: (Principal | undefined)[] = [];
   /** The credential of the last forwarded request (kept while the connection idles, or is upgraded). */
   #lastPrincipal: Principal | undefined;
+  /** Status of the response head being read (1xx interim responses do not end an exchange). */
+  #responseStatus = 0;
   /** Responses the relay writes itself, waiting for earlier forwarded responses to end. */
   #waitingForInflight: (() => void) | undefined;
   #currentAllowed = true;
@@ -515,6 +517,7 @@ class PublicConnection implements LiveConnection {
   };
 
   #onResponseHead(head: MessageHead): void {
+    this.#responseStatus = head.status;
     if (head.status >= 200 || head.status === 101) this.#tunnel?.metrics.requests(head.status);
     if (head.status === 101 && this.#upgradePending) {
       this.#res.switchToRaw();
@@ -533,7 +536,10 @@ class PublicConnection implements LiveConnection {
   }
 
   #onResponseEnd(): void {
-    // 1xx interim responses are not the end of the exchange.
+    // 1xx interim responses (100 Continue, 103 Early Hints) are not the end of the exchange: a
+    // local answer to a later request waits for the final response, and an upgrade stays pending.
+    const s = this.#responseStatus;
+    if (s >= 100 && s < 200 && s !== 101) return;
     if (this.#inflight > 0) this.#inflight--;
     this.#inflightPrincipals.shift();
     if (this.#upgradePending && this.#inflight === 0 && !this.#raw) {

@@ -77,6 +77,7 @@ async function upgradeOrigin(): Promise<{ port: number; received: () => string; 
 /**
  * A raw-socket origin that records the exact bytes of each connection and answers 200 (and closes) once a
  * chunked body's last chunk and trailer section are in (or at once for a request without a body).
+ * `POST /continue-late` is answered 100 Continue at once and 200 a second later (kept alive).
  */
 async function chunkOrigin(): Promise<{ port: number; connections: string[]; close(): Promise<void> }> {
   const connections: string[] = [];
@@ -89,6 +90,12 @@ async function chunkOrigin(): Promise<{ port: number; connections: string[]; clo
     s.on('data', (c: Buffer) => {
       connections[at] += c.toString('latin1');
       const got = connections[at]!;
+      if (got.startsWith('POST /continue-late ')) {
+        if (!got.endsWith('\r\n\r\n') || got.indexOf('\r\n\r\n') !== got.length - 4) return;
+        s.write('HTTP/1.1 100 Continue\r\n\r\n');
+        setTimeout(() => s.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal'), 1000);
+        return;
+      }
       const body = got.slice(got.indexOf('\r\n\r\n') + 4);
       const chunked = /transfer-encoding/i.test(got.slice(0, got.indexOf('\r\n\r\n')));
       if (got.includes('\r\n\r\n') && (chunked ? /(?:^|\r\n)0\r\n(?:[^\r\n]+\r\n)*\r\n$/.test(body) : true)) {
@@ -276,6 +283,18 @@ describe('edge hygiene: what reaches the origin', () => {
     assert.match(res, /^HTTP\/1\.1 200 /);
     const seen = rawOrigin.connections.slice(before).join('');
     assert.equal(seen.slice(seen.indexOf('\r\n\r\n') + 4), '5\r\nhello\r\na\r\n0123456789\r\n0\r\nX-Sum: 1\r\n\r\n', 'exact bytes of the body at the origin');
+  });
+
+  // Guards: responses stay in request order. A 100 Continue is not the end of an exchange, so
+  // the relay's own answer to a pipelined request waits for the origin's final response.
+  it('writes a local answer to a pipelined request after the final response, not after a 100 Continue', async () => {
+    const c = await rawConn(relay.httpPort);
+    c.sock.write(`POST /continue-late HTTP/1.1\r\nHost: ${host('raw')}\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n`);
+    await until(() => c.text().includes('100 Continue'), 10_000, 'the 100');
+    c.sock.write(`GET /elsewhere HTTP/1.1\r\nHost: ${host('nosuchtunnel')}\r\n\r\n`);
+    await until(() => (c.text().match(/HTTP\/1\.1 \d{3}/g) ?? []).length >= 3, 10_000, 'three status lines').catch((e: Error) => assert.fail(`${e.message}: ${JSON.stringify(c.text())}`));
+    assert.deepEqual(c.text().match(/HTTP\/1\.1 \d{3}/g), ['HTTP/1.1 100', 'HTTP/1.1 200', 'HTTP/1.1 404']);
+    c.sock.destroy();
   });
 
   it('forwards h2c as plain HTTP/1.1, without Upgrade or HTTP2-Settings (security: finding 6, the visitor gets no HTTP/2 past the gate)', async () => {
