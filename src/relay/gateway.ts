@@ -156,6 +156,10 @@ class PublicConnection implements LiveConnection {
       {
         onHead: (head) => {
           this.#headsParsed++;
+          // Bytes after a request asking for an upgrade may be the new protocol's (a WebSocket
+          // client's first frame in the same packet): they are not parsed as HTTP until the
+          // request is decided (refused or declined → HTTP; 101 → passed on raw).
+          if (wantsUpgrade(head)) this.#req.pauseAfterMessage();
           this.#segments.push({ k: 'head', head });
         },
         onBody: (chunk, s, e) => this.#segments.push({ k: 'body', data: chunk.subarray(s, e) }),
@@ -236,11 +240,11 @@ class PublicConnection implements LiveConnection {
         continue;
       }
       if (seg.k === 'end') {
-        if (this.#upgradePending) {
-          // The rest of the bytes wait for the upgrade's response (101 → raw).
-          this.#segments.length = 0;
-          return;
-        }
+        // The rest of the bytes wait for the upgrade's response (101 → raw, else HTTP).
+        if (this.#upgradePending) return;
+        // Not forwarded as an upgrade (refused, answered here, h2c sent as plain HTTP/1.1):
+        // what follows is HTTP again.
+        this.#req.resume();
         continue;
       }
       this.#busy = true;

@@ -5,6 +5,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createToken, request, startAgent, startCli, startRelay, until, type AgentHandle, type RelayHandle } from './harness.ts';
+import { startOrigin, type Origin } from './origin.ts';
 
 // Header and request hygiene at the gateway (issue 9 findings 2–6, trailers, the 502 page):
 // the real relay and agents, a real node:http origin that records exactly what it received,
@@ -154,6 +155,7 @@ describe('edge hygiene: what reaches the origin', () => {
   let origin: Awaited<ReturnType<typeof recordingOrigin>>;
   let upOrigin: Awaited<ReturnType<typeof upgradeOrigin>>;
   let rawOrigin: Awaited<ReturnType<typeof chunkOrigin>>;
+  let wsOrigin: Origin;
   let token: string;
   const agents: AgentHandle[] = [];
   let downPort: number;
@@ -164,6 +166,7 @@ describe('edge hygiene: what reaches the origin', () => {
     origin = await recordingOrigin();
     upOrigin = await upgradeOrigin();
     rawOrigin = await chunkOrigin();
+    wsOrigin = await startOrigin();
     relay = await startRelay();
     token = await createToken(relay, 'alice@example.com');
     // A port nothing listens on: the target of the `down` tunnel.
@@ -179,6 +182,7 @@ describe('edge hygiene: what reaches the origin', () => {
         startAgent(relay, token, upOrigin.port, ['-n', 'up', '--public', '--quiet']),
         startAgent(relay, token, upOrigin.port, ['-n', 'optin', '--public', '--quiet', '--allow-upgrade', 'foo,bar']),
         startAgent(relay, token, rawOrigin.port, ['-n', 'raw', '--public', '--quiet']),
+        startAgent(relay, token, wsOrigin.port, ['-n', 'wsapp', '--public', '--quiet']),
       ])),
     );
     down = await startAgent(relay, token, downPort, ['-n', 'down', '--public', '--quiet']);
@@ -189,6 +193,7 @@ describe('edge hygiene: what reaches the origin', () => {
     await origin?.close();
     await upOrigin?.close();
     await rawOrigin?.close();
+    await wsOrigin?.close();
   });
 
   it('rewrites an absolute target naming the Host to origin-form, and refuses one naming another host (security: finding 2, RFC 9112 §3.2.2)', async () => {
@@ -338,6 +343,30 @@ describe('edge hygiene: what reaches the origin', () => {
     const head = got.slice(got.lastIndexOf('GET /ws '), got.indexOf('\r\n\r\n', got.lastIndexOf('GET /ws ')));
     assert.deepEqual(head.split('\r\n').filter((l) => /^(connection|upgrade):/i.test(l)), ['Connection: upgrade', 'Upgrade: websocket']);
     c.sock.destroy();
+  });
+
+  it('passes on a WebSocket frame sent in the same write as the upgrade request, after the 101', async () => {
+    // A masked text frame "first" (RFC 6455 §5.2), as a client that does not wait for the 101 sends it.
+    const mask = Buffer.from([1, 2, 3, 4]);
+    const payload = Buffer.from('first');
+    const frame = Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!))]);
+    const c = await rawConn(relay.httpPort);
+    const upgrade = `GET /ws HTTP/1.1\r\nHost: ${host('wsapp')}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+    c.sock.write(Buffer.concat([Buffer.from(upgrade, 'latin1'), frame]));
+    // The origin (ws) greets, then echoes the frame it got: unmasked text frame "first".
+    await until(() => c.text().includes('\x81\x05first'), 10_000, 'the echo of the first frame').catch((e: Error) => assert.fail(`${e.message}: ${JSON.stringify(c.text())}`));
+    assert.match(c.text(), /^HTTP\/1\.1 101 /);
+    c.sock.destroy();
+  });
+
+  it('parses what follows an upgrade request as HTTP when the origin declines the upgrade', async () => {
+    const res = await rawRequest(
+      relay.httpPort,
+      `GET /declined HTTP/1.1\r\nHost: ${host('pub')}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n` +
+        `GET /after-declined HTTP/1.1\r\nHost: ${host('pub')}\r\nConnection: close\r\n\r\n`,
+    );
+    assert.deepEqual(res.match(/HTTP\/1\.1 \d{3}/g), ['HTTP/1.1 200', 'HTTP/1.1 200'], res);
+    assert.ok(origin.seen.some((s) => s.url === '/after-declined'), 'the pipelined request reached the origin');
   });
 
   it('refuses other upgrades with what to do, and forwards them when the tunnel opted in with --allow-upgrade', async () => {
