@@ -208,6 +208,18 @@ describe('edge hygiene: what reaches the origin', () => {
     assert.ok(!origin.seen.some((s) => s.url.includes('private') || s.url.includes('secret')));
   });
 
+  // Guards: a path cannot name a host. A Node app resolving new URL(req.url, base) would read
+  // `//secret.<zone>/x` as a request for the host secret.<zone>.
+  it('refuses a path starting with // or /\\ with a 400 that says what to send (security: no host in the path)', async () => {
+    const before = origin.seen.length;
+    for (const path of [`//secret.tunn.localhost/x`, `/\\secret.tunn.localhost/x`]) {
+      const res = await rawRequest(relay.httpPort, `GET ${path} HTTP/1.1\r\nHost: ${host('pub')}\r\nConnection: close\r\n\r\n`);
+      assert.match(res, /^HTTP\/1\.1 400 /, path);
+      assert.match(res, /single leading slash/, path);
+    }
+    assert.equal(origin.seen.length, before, 'nothing reached the origin');
+  });
+
   it('drops reserved headers in every spelling on public and gated tunnels; only the relay’s identity arrives (security: finding 3)', async () => {
     const forged = {
       Tunn_User_Email: 'forged@evil.example',
