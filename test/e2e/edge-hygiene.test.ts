@@ -228,6 +228,11 @@ describe('edge hygiene: what reaches the origin', () => {
       X_Forwarded_For: '6.6.6.6',
       'X_Forwarded-Host': 'evil.example',
       X_Real_Ip: '6.6.6.6',
+      'CF-Connecting-IP': '6.6.6.6',
+      X_Cluster_Client_IP: '6.6.6.6',
+      'Client-IP': '6.6.6.6',
+      'Fastly-Client-IP': '6.6.6.6',
+      'X-Forwarded': 'for=6.6.6.6',
       'X-App': 'kept',
     };
     for (const [name, auth] of [['pub', {}], ['priv', { Authorization: `Bearer ${token}` }]] as const) {
@@ -240,6 +245,8 @@ describe('edge hygiene: what reaches the origin', () => {
       assert.deepEqual(spelledAs(raw, 'x-forwarded-for'), ['127.0.0.1'], name);
       assert.deepEqual(spelledAs(raw, 'x-forwarded-host'), [host(name)], name);
       assert.deepEqual(spelledAs(raw, 'x-real-ip'), [], name);
+      for (const h of ['cf-connecting-ip', 'x-cluster-client-ip', 'client-ip', 'fastly-client-ip', 'x-forwarded']) assert.deepEqual(spelledAs(raw, h), [], `${name}: ${h}`);
+      assert.ok(!raw.includes('6.6.6.6'), `${name}: no forged client address arrives`);
       assert.deepEqual(values(raw, 'x-app'), ['kept'], name);
       assert.deepEqual(values(raw, 'authorization'), [], `${name}: the tunn token is not passed on`);
     }
