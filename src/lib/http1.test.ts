@@ -257,4 +257,64 @@ describe('Http1Framer', () => {
       assert.throws(() => f.execute(Buffer.from(`POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n${bad}`, 'latin1')), HttpParseError, JSON.stringify(bad));
     }
   });
+
+  // Guards: no request smuggling through chunk-size lines (RFC 9112 §7.1). A bare LF in a chunk
+  // extension ends the line for parsers that accept LF alone (Go before CVE-2025-22871's fix),
+  // which then read the following "chunk data" as a second request with forged identity headers;
+  // whitespace inside the size (`1 0`) is read as 0x10 by some and 1 by others.
+  const chunkedPost = (body: string): string => `POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${body}`;
+  const badChunkLines: [string, string][] = [
+    ['a bare LF in an extension', `82;x\nAAAA\r\n0\r\n\r\n`],
+    ['a bare LF after the size', `5\nhello\r\n0\r\n\r\n`],
+    ['a bare LF after a quoted value', `5;a="b"\nhello\r\n0\r\n\r\n`],
+    ['whitespace inside the size', `1 0\r\n${'x'.repeat(16)}\r\n0\r\n\r\n`],
+    ['whitespace before the CRLF without an extension', `5 \r\nhello\r\n0\r\n\r\n`],
+    ['an extension without a name', `5;\r\nhello\r\n0\r\n\r\n`],
+    ['an extension name that is not a token', `5;a b\r\nhello\r\n0\r\n\r\n`],
+    ['a NUL in an extension', `5;a=\x00\r\nhello\r\n0\r\n\r\n`],
+    ['a DEL in an extension', `5;a\x7f\r\nhello\r\n0\r\n\r\n`],
+    ['an unterminated quoted value', `5;a="b\r\nhello\r\n0\r\n\r\n`],
+    ['text after a value', `5;a=b c\r\nhello\r\n0\r\n\r\n`],
+    ['a CR without LF', `5\rhello\r\n0\r\n\r\n`],
+    ['a bare LF in the last chunk', `0;x\n\r\n\r\n`],
+  ];
+  for (const [what, body] of badChunkLines) {
+    for (const step of [1, 1000]) {
+      it(`refuses a chunk-size line with ${what} (step ${step})`, () => {
+        assert.throws(() => frame('request', chunkedPost(body), step), (e: unknown) => e instanceof HttpParseError && e.status === 400);
+      });
+    }
+  }
+
+  it('accepts chunk extensions as RFC 9112 §7.1.1 writes them', () => {
+    for (const ext of [';a', ';a=b', ' ;a=b', '\t; a = b', ';a=b;c;d="q \\" \\\\ x"', ';a="";b="\x80"']) {
+      const { msgs } = frame('request', chunkedPost(`5${ext}\r\nhello\r\n0${ext}\r\n\r\n`));
+      assert.equal(msgs.length, 1, JSON.stringify(ext));
+    }
+    const { msgs } = frame('request', chunkedPost('000A\r\n0123456789\r\n0\r\n\r\n'));
+    assert.equal(msgs[0]!.body, '000A\r\n0123456789\r\n0\r\n\r\n');
+  });
+
+  // Guards: what a proxy writes upstream is its own canonical chunk-size line, never the
+  // received bytes (extensions and odd spellings stop at the relay).
+  for (const step of [1, 2, 1000]) {
+    it(`hands each chunk size to onChunkSize instead of the line's bytes (step ${step})`, () => {
+      const parts: string[] = [];
+      const f = new Http1Framer(
+        { kind: 'request' },
+        {
+          onHead: () => parts.push('head'),
+          onBody: (c, s, e) => parts.push(c.toString('latin1', s, e)),
+          onMessageEnd: () => parts.push('end'),
+          onChunkSize: (size) => parts.push(`size ${size}`),
+        },
+      );
+      const buf = Buffer.from(chunkedPost('00b;ext="v"\r\nhello world\r\n1 ;x\r\n!\r\n0;last\r\n\r\n'), 'latin1');
+      for (let i = 0; i < buf.length; i += step) f.execute(buf.subarray(i, i + step));
+      const text = parts.filter((p) => p !== 'head' && p !== 'end').join('');
+      assert.equal(parts[0], 'head');
+      assert.equal(parts.at(-1), 'end');
+      assert.equal(text.replace(/size (\d+)/g, '<$1>'), '<11>hello world\r\n<1>!\r\n<0>\r\n');
+    });
+  }
 });

@@ -5,8 +5,9 @@
 //
 // It is strict where leniency enables request smuggling (RFC 9112 §6.3, §11.2): both
 // Content-Length and Transfer-Encoding, conflicting Content-Length values, a Transfer-Encoding
-// whose final coding is not chunked, bare LF or whitespace before a colon, obs-fold, and
-// control characters in a head are all errors.
+// whose final coding is not chunked, bare LF or whitespace before a colon, obs-fold,
+// control characters in a head, and chunk-size lines outside RFC 9112 §7.1 (a bare LF or
+// control character, whitespace in the size, a malformed extension) are all errors.
 
 export interface MessageHead {
   /** Request: method; response: '' */
@@ -52,6 +53,12 @@ export interface FramerEvents {
    * proxy can rewrite it; the consumer then writes the section it wants (at least CRLF).
    */
   onTrailers?(fields: [name: string, value: string][]): void;
+  /**
+   * When set, each chunk-size line of a chunked body is handed over here as its size (once the
+   * line's CRLF is in) instead of through onBody, so a proxy can write it in canonical form
+   * (hex size, CRLF, no extensions) rather than as received.
+   */
+  onChunkSize?(size: number): void;
 }
 
 // Parser states (numbers, not an enum: the project runs TypeScript by type stripping).
@@ -136,6 +143,14 @@ function asciiEqualsLower(raw: Buffer, at: number, lower: string): boolean {
 
 const MAX_CHUNK_LINE = 4096;
 
+// What may follow the hex digits of a chunk size (RFC 9112 §7.1.1): chunk-ext =
+// *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ), names and values tokens or
+// quoted strings. Nothing else: no whitespace inside the size (`1 0` is not 0x10), no
+// whitespace before the CRLF without an extension, no control characters.
+const TOKEN = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]+";
+const QUOTED = '"(?:[\\t !#-\\[\\]-~\\x80-\\xff]|\\\\[\\t -~\\x80-\\xff])*"';
+const CHUNK_EXT = new RegExp(`^(?:[ \\t]*;[ \\t]*${TOKEN}(?:[ \\t]*=[ \\t]*(?:${TOKEN}|${QUOTED}))?)+$`);
+
 export interface FramerOptions {
   kind: 'request' | 'response';
   /** Largest head accepted (bytes); larger → HttpParseError 431 (requests) or 400 (responses). */
@@ -162,6 +177,8 @@ export class Http1Framer {
   #remaining = 0;
   #lineLen = 0;
   #chunkSize = -1;
+  /** The chunk-size line after its hex digits (BWS and extensions), while it is read. */
+  #chunkExt: string | undefined;
   #sawCr = false;
   #trailerLineEmpty = true;
   /** With onTrailers: the trailer section read so far. */
@@ -259,6 +276,17 @@ export class Http1Framer {
         case S.Close:
           this.#events.onBody(chunk, i, n);
           return n;
+        case S.ChunkSize: {
+          const start = i;
+          while (i < n && this.#state === S.ChunkSize) {
+            this.#scanFramingByte(chunk[i]!);
+            i++;
+          }
+          const onSize = this.#events.onChunkSize;
+          if (!onSize) this.#events.onBody(chunk, start, i);
+          else if (this.#state !== S.ChunkSize) onSize(this.#chunkSize);
+          break;
+        }
         case S.ChunkData: {
           const take = Math.min(this.#remaining, n - i);
           this.#events.onBody(chunk, i, i + take);
@@ -275,12 +303,12 @@ export class Http1Framer {
             i = this.#takeTrailers(chunk, i);
             break;
           }
-          // Chunk-size lines, the CRLF after chunk data, and trailers: scanned byte by byte.
+          // The CRLF after chunk data, and trailers: scanned byte by byte.
           const start = i;
           // (#scanFramingByte changes #state; read it through a widened alias.)
           const state = (): State => this.#state;
           const holdTrailers = this.#events.onTrailers !== undefined;
-          while (i < n && state() !== S.Head && state() !== S.ChunkData && !(holdTrailers && state() === S.Trailers)) {
+          while (i < n && state() !== S.Head && state() !== S.ChunkData && state() !== S.ChunkSize && !(holdTrailers && state() === S.Trailers)) {
             this.#scanFramingByte(chunk[i]!);
             i++;
           }
@@ -455,6 +483,7 @@ export class Http1Framer {
     } else if (kind.kind === 'chunked') {
       this.#state = S.ChunkSize;
       this.#chunkSize = -1;
+      this.#chunkExt = undefined;
       this.#lineLen = 0;
       this.#sawCr = false;
     } else {
@@ -473,9 +502,12 @@ export class Http1Framer {
       case S.ChunkSize: {
         if (++this.#lineLen > MAX_CHUNK_LINE) throw new HttpParseError(400, 'chunk size line too long');
         if (this.#sawCr) {
-          if (b !== 10) throw new HttpParseError(400, 'malformed chunk size line');
-          if (this.#chunkSize === -2) this.#chunkSize = this.#remaining;
+          if (b !== 10) throw new HttpParseError(400, 'malformed chunk size line: CR without LF');
           if (this.#chunkSize < 0) throw new HttpParseError(400, 'missing chunk size');
+          if (this.#chunkExt !== undefined) {
+            if (!CHUNK_EXT.test(this.#chunkExt)) throw new HttpParseError(400, 'malformed chunk extension');
+            this.#chunkExt = undefined;
+          }
           this.#lineLen = 0;
           this.#sawCr = false;
           if (this.#chunkSize === 0) {
@@ -491,19 +523,22 @@ export class Http1Framer {
           this.#sawCr = true;
           return;
         }
-        if (this.#chunkSize === -2) return; // in a chunk extension
+        // A control character (bare LF above all) never belongs in a chunk-size line: a parser
+        // that ends the line at LF would read the rest as chunk data (request smuggling).
+        if ((b < 0x20 && b !== 0x09) || b === 0x7f) throw new HttpParseError(400, b === 10 ? 'bare LF in chunk size line' : 'control character in chunk size line');
+        if (this.#chunkExt !== undefined) {
+          // The extension (from the first byte after the size) is checked whole at the CRLF.
+          this.#chunkExt += String.fromCharCode(b);
+          return;
+        }
         const d = hexValue(b);
         if (d >= 0) {
           this.#chunkSize = (this.#chunkSize < 0 ? 0 : this.#chunkSize) * 16 + d;
           if (this.#chunkSize > Number.MAX_SAFE_INTEGER / 32) throw new HttpParseError(400, 'chunk size too large');
           return;
         }
-        if ((b === 59 || b === 32 || b === 9) && this.#chunkSize >= 0) {
-          // ';' starts an extension (BWS allowed before it); its content is skipped.
-          if (b === 59) {
-            this.#remaining = this.#chunkSize;
-            this.#chunkSize = -2;
-          }
+        if (this.#chunkSize >= 0 && (b === 59 || b === 32 || b === 9)) {
+          this.#chunkExt = String.fromCharCode(b);
           return;
         }
         throw new HttpParseError(400, 'invalid chunk size');

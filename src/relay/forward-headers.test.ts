@@ -112,8 +112,17 @@ describe('forwardTrailers', () => {
 });
 
 describe('isReservedHeader', () => {
-  it('reserves the tunn-* and x-forwarded-* namespaces and the client-address headers', () => {
-    for (const n of ['tunn-user-email', 'tunn-x', 'x-forwarded-for', 'x-forwarded-anything', 'forwarded', 'x-real-ip']) assert.ok(isReservedHeader(n), n);
-    for (const n of ['tunnel', 'x-forwarded', 'x-request-id', 'authorization']) assert.ok(!isReservedHeader(n), n);
+  // Guards: the client address an app trusts cannot be forged through a header the relay does
+  // not set (Cloudflare's, Fastly's, a bare X-Forwarded, a Forwarded-For variant, …).
+  it('reserves the tunn-*, forwarded* and x-forwarded* namespaces and the client-address headers', () => {
+    const reserved = ['tunn-user-email', 'tunn-x', 'x-forwarded-for', 'x-forwarded-anything', 'x-forwarded', 'x-forwardedfor', 'forwarded', 'forwarded-for', 'x-real-ip'];
+    const clientAddress = ['cf-connecting-ip', 'x-cluster-client-ip', 'client-ip', 'fastly-client-ip', 'x-client-ip', 'true-client-ip', 'x-original-forwarded-for'];
+    for (const n of [...reserved, ...clientAddress]) assert.ok(isReservedHeader(n), n);
+    for (const n of ['tunnel', 'x-request-id', 'authorization', 'x-forward', 'client-hints']) assert.ok(!isReservedHeader(n), n);
+  });
+
+  it('drops every spelling of the client-address headers from a request head', () => {
+    const h = forwarded(['CF-Connecting-IP: 6.6.6.6', 'X_Cluster_Client_IP: 6.6.6.6', 'Client-IP: 6.6.6.6', 'fastly-client-ip: 6.6.6.6', 'X-Forwarded: for=6.6.6.6', 'Forwarded_: a', 'X-Forwarded_For_Real: 6.6.6.6', 'X-Keep: yes']);
+    assert.deepEqual(names(h), ['host', 'x-keep', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
   });
 });

@@ -4,7 +4,7 @@ import type { MessageHead } from '../lib/http1.ts';
 // The one policy for what of a visitor's request head (and trailers) reaches a tunnel's
 // origin. Hostile by default (DESIGN.md decision 16):
 //
-//   - every header the relay sets or reserves (Tunn-*, X-Forwarded-*, Forwarded, X-Real-IP, …)
+//   - every header the relay sets or reserves (Tunn-*, X-Forwarded*, Forwarded*, X-Real-IP, …)
 //     is dropped in every spelling: CGI, WSGI, PHP and Rack read `-` and `_` as the same
 //     character, so `Tunn_User_Email` would reach the app as the relay's own header;
 //   - hop-by-hop fields (RFC 9110 §7.6.1) are dropped, with the fields a Connection header
@@ -19,13 +19,28 @@ export function normalizeHeaderName(name: string): string {
   return name.toLowerCase().replaceAll('_', '-');
 }
 
-// Exact names the relay sets or reserves (besides the tunn-* and x-forwarded-* prefixes): the
-// client-address headers an app might trust. The relay is the edge, so any inbound copy is forged.
-const RESERVED = new Set(['forwarded', 'x-real-ip', 'x-client-ip', 'true-client-ip']);
+// Exact names the relay reserves (besides the tunn-*, forwarded* and x-forwarded* prefixes): the
+// client-address headers an app, framework or CDN-aware middleware might trust (nginx real_ip,
+// Cloudflare, Fastly, Akamai, ingress-nginx, Rails/Rack, Express trust-proxy libraries). The
+// relay is the edge, so any inbound copy is forged.
+const RESERVED = new Set([
+  'x-real-ip',
+  'x-client-ip',
+  'true-client-ip',
+  'cf-connecting-ip',
+  'fastly-client-ip',
+  'x-cluster-client-ip',
+  'client-ip',
+  'x-original-forwarded-for',
+]);
 
-/** Whether a (normalised) header name is the relay's to set: inbound copies never pass. */
+/**
+ * Whether a (normalised) header name is the relay's to set: inbound copies never pass. The
+ * forwarding families go by prefix (`Forwarded`, `Forwarded-For`, bare `X-Forwarded`,
+ * `X-Forwarded-*`), so a variant some app reads is not missed for want of a list entry.
+ */
 export function isReservedHeader(normalized: string): boolean {
-  return normalized.startsWith('tunn-') || normalized.startsWith('x-forwarded-') || RESERVED.has(normalized);
+  return normalized.startsWith('tunn-') || normalized.startsWith('x-forwarded') || normalized.startsWith('forwarded') || RESERVED.has(normalized);
 }
 
 // Hop-by-hop fields (RFC 9110 §7.6.1, §7.8; RFC 9113 §3.2.1 for HTTP2-Settings). `te` passes

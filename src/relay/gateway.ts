@@ -59,8 +59,13 @@ const BATCH_FROM = 4 * 1024;
 
 /** What the relay knows of a live public connection, to cut it when its right to exist ends. */
 export interface LiveConnection {
-  /** The credential of the last request allowed on it (undefined: none, or a public tunnel). */
-  readonly principal: Principal | undefined;
+  /**
+   * Every credential the connection still acts for: those of forwarded requests whose response
+   * has not ended (a pipelined request must not hide an earlier one's still-streaming answer),
+   * the upgrade's after a 101, and the last allowed request's while idle. Empty: none, or a
+   * public tunnel. The connection loses its right when any of them does.
+   */
+  readonly principals: readonly Principal[];
   /** The tunnel it is bound to, once a request was forwarded. */
   readonly tunnel: Tunnel | undefined;
 }
@@ -103,7 +108,6 @@ export class Gateway {
 }
 
 class PublicConnection implements LiveConnection {
-  principal: Principal | undefined;
   readonly #gw: Gateway;
   readonly #socket: Socket;
   readonly #secure: boolean;
@@ -119,6 +123,12 @@ class PublicConnection implements LiveConnection {
   #methods: string[] = [];
   /** Forwarded requests whose response has not ended. */
   #inflight = 0;
+  /** The credential of each of those requests, in order (undefined: a public tunnel). */
+  #inflightPrincipals: (Principal | undefined)[] = [];
+  /** The credential of the last forwarded request (kept while the connection idles, or is upgraded). */
+  #lastPrincipal: Principal | undefined;
+  /** Status of the response head being read (1xx interim responses do not end an exchange). */
+  #responseStatus = 0;
   /** Responses the relay writes itself, waiting for earlier forwarded responses to end. */
   #waitingForInflight: (() => void) | undefined;
   #currentAllowed = true;
@@ -146,12 +156,19 @@ class PublicConnection implements LiveConnection {
       {
         onHead: (head) => {
           this.#headsParsed++;
+          // Bytes after a request asking for an upgrade may be the new protocol's (a WebSocket
+          // client's first frame in the same packet): they are not parsed as HTTP until the
+          // request is decided (refused or declined → HTTP; 101 → passed on raw).
+          if (wantsUpgrade(head)) this.#req.pauseAfterMessage();
           this.#segments.push({ k: 'head', head });
         },
         onBody: (chunk, s, e) => this.#segments.push({ k: 'body', data: chunk.subarray(s, e) }),
         onMessageEnd: () => this.#segments.push({ k: 'end' }),
         // Trailers are rewritten like heads: no reserved field reaches the origin in them.
         onTrailers: (fields) => this.#segments.push({ k: 'body', data: serializeTrailers(forwardTrailers(fields)) }),
+        // Chunk-size lines too: the origin gets the relay's canonical line (hex size, CRLF), never
+        // the visitor's bytes, so an extension or spelling it reads differently cannot reframe the body.
+        onChunkSize: (size) => this.#segments.push({ k: 'body', data: Buffer.from(`${size.toString(16)}\r\n`, 'latin1') }),
       },
     );
     this.#res = new Http1Framer(
@@ -171,6 +188,13 @@ class PublicConnection implements LiveConnection {
 
   get tunnel(): Tunnel | undefined {
     return this.#tunnel;
+  }
+
+  get principals(): Principal[] {
+    const out: Principal[] = [];
+    for (const p of this.#inflightPrincipals) if (p && !out.includes(p)) out.push(p);
+    if (this.#lastPrincipal && !out.includes(this.#lastPrincipal)) out.push(this.#lastPrincipal);
+    return out;
   }
 
   destroy(): void {
@@ -216,11 +240,11 @@ class PublicConnection implements LiveConnection {
         continue;
       }
       if (seg.k === 'end') {
-        if (this.#upgradePending) {
-          // The rest of the bytes wait for the upgrade's response (101 → raw).
-          this.#segments.length = 0;
-          return;
-        }
+        // The rest of the bytes wait for the upgrade's response (101 → raw, else HTTP).
+        if (this.#upgradePending) return;
+        // Not forwarded as an upgrade (refused, answered here, h2c sent as plain HTTP/1.1):
+        // what follows is HTTP again.
+        this.#req.resume();
         continue;
       }
       this.#busy = true;
@@ -374,7 +398,8 @@ class PublicConnection implements LiveConnection {
       set: d?.setHeaders,
     });
     this.#currentAllowed = true;
-    this.principal = d?.principal;
+    this.#lastPrincipal = d?.principal;
+    this.#inflightPrincipals.push(d?.principal);
     this.#methods.push(head.method);
     this.#inflight++;
     if (upgrade) {
@@ -496,12 +521,15 @@ class PublicConnection implements LiveConnection {
   };
 
   #onResponseHead(head: MessageHead): void {
+    this.#responseStatus = head.status;
     if (head.status >= 200 || head.status === 101) this.#tunnel?.metrics.requests(head.status);
     if (head.status === 101 && this.#upgradePending) {
       this.#res.switchToRaw();
       this.#raw = true;
       this.#upgradePending = false;
       this.#inflight = 0;
+      // From here on the connection is the upgrade's (its request was the last one forwarded).
+      this.#inflightPrincipals = [];
       // Bytes the client sent after the upgrade request belong to the new protocol.
       queueMicrotask(() => {
         for (const c of this.#pendingChunks) this.#writeUpstream(c);
@@ -512,8 +540,12 @@ class PublicConnection implements LiveConnection {
   }
 
   #onResponseEnd(): void {
-    // 1xx interim responses are not the end of the exchange.
+    // 1xx interim responses (100 Continue, 103 Early Hints) are not the end of the exchange: a
+    // local answer to a later request waits for the final response, and an upgrade stays pending.
+    const s = this.#responseStatus;
+    if (s >= 100 && s < 200 && s !== 101) return;
     if (this.#inflight > 0) this.#inflight--;
+    this.#inflightPrincipals.shift();
     if (this.#upgradePending && this.#inflight === 0 && !this.#raw) {
       // The upgrade was declined (e.g. 401): go on parsing HTTP.
       this.#upgradePending = false;

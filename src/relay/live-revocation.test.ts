@@ -27,16 +27,16 @@ const RELAY = 'tunn.localhost';
 class Conn implements LiveConnection {
   cut = false;
   readonly tunnel: Tunnel | undefined;
-  readonly principal: Principal | undefined;
-  constructor(tunnel: Tunnel | undefined, principal: Principal | undefined) {
+  readonly principals: Principal[];
+  constructor(tunnel: Tunnel | undefined, principal: Principal | Principal[] | undefined) {
     this.tunnel = tunnel;
-    this.principal = principal;
+    this.principals = principal === undefined ? [] : Array.isArray(principal) ? principal : [principal];
   }
 }
 
 class Table implements ConnectionTable {
   readonly open = new Set<Conn>();
-  add(t: Tunnel | undefined, p: Principal | undefined): Conn {
+  add(t: Tunnel | undefined, p: Principal | Principal[] | undefined): Conn {
     const c = new Conn(t, p);
     this.open.add(c);
     return c;
@@ -134,6 +134,26 @@ describe('LiveRevocation: the sweep cuts what lost its right', () => {
     await id.tokens.revoke(pat.jti, bob.id); // tunn token revoke
     assert.deepEqual(await sweep.sweep(), { connections: 2, agents: 0, tunnels: 0 });
     assert.deepEqual([cOut.cut, cStays.cut, cPat.cut, cOtherPat.cut, cPublic.cut], [true, false, true, false, false]);
+  });
+
+  // Guards: a pipelined request does not hide an earlier one. A connection streaming the answer
+  // to a request made with a leaked token T1 must be cut when T1 is revoked, even though a later
+  // request on it came with a live token T2.
+  it('cuts a connection when any credential it still acts for is revoked', async () => {
+    const registry = new TunnelRegistry();
+    const agent = new Agent(undefined, undefined);
+    const t = tunnel(registry, agent, 'pipe.tunn.localhost', RELAY);
+    const table = new Table();
+    const p = (jti: string): Principal => ({ via: 'token', jti, accountId: bob.id, email: bob.email });
+    const t1 = await id.tokens.issue({ accountId: bob.id, kind: 'pat', email: bob.email });
+    const t2 = await id.tokens.issue({ accountId: bob.id, kind: 'pat', email: bob.email });
+    const both = table.add(t, [p(t1.jti), p(t2.jti)]);
+    const onlyT2 = table.add(t, [p(t2.jti)]);
+    const sweep = sweeper(table, registry, [agent]);
+    assert.deepEqual(await sweep.sweep(), { connections: 0, agents: 0, tunnels: 0 });
+    await id.tokens.revoke(t1.jti, bob.id);
+    assert.deepEqual(await sweep.sweep(), { connections: 1, agents: 0, tunnels: 0 });
+    assert.deepEqual([both.cut, onlyT2.cut], [true, false]);
   });
 
   it('cuts the connections of a visitor removed from the allow-list (group), not the owner', async () => {

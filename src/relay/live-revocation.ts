@@ -141,7 +141,7 @@ export class LiveRevocation {
   #failed(err: unknown): void {
     this.#failures++;
     if (this.#failures < FAIL_CLOSED_AFTER) return;
-    const n = this.#cut((c) => c.principal !== undefined);
+    const n = this.#cut((c) => c.principals.length > 0);
     this.#o.logger.warn(
       { err: errorMessage(err), failures: this.#failures, connections: n },
       'revocation cannot be checked (the store failed several sweeps in a row): signed-in live connections are cut until it answers again',
@@ -185,7 +185,7 @@ export class LiveRevocation {
     for (const a of agents) {
       if (a.tokenJti && a.account) principals.push({ via: 'token', jti: a.tokenJti, accountId: a.account.id, email: a.account.email });
     }
-    for (const g of this.#o.gateways) for (const c of g.open) if (c.principal) principals.push(c.principal);
+    for (const g of this.#o.gateways) for (const c of g.open) principals.push(...c.principals);
     if (principals.length === 0) return;
     const revoked = await findRevoked(this.#o.store, this.#o.clock, principals);
     if (revoked.size === 0) return;
@@ -194,7 +194,8 @@ export class LiveRevocation {
       a.end('AUTH_TOKEN_REVOKED', AGENT_TOKEN_REVOKED);
       report.agents++;
     }
-    report.connections += this.#cut((c) => c.principal !== undefined && revoked.has(principalKey(c.principal)));
+    // Any one revoked credential cuts the connection (a pipelined request must not shield an earlier one).
+    report.connections += this.#cut((c) => c.principals.some((p) => revoked.has(principalKey(p))));
   }
 
   async #sweepAllowLists(report: SweepReport): Promise<void> {
@@ -206,11 +207,13 @@ export class LiveRevocation {
     for (const g of this.#o.gateways) {
       for (const c of g.open) {
         const t = c.tunnel;
-        if (!t || !c.principal) continue;
+        if (!t || c.principals.length === 0) continue;
         let m = decisions.get(t);
         if (!m) decisions.set(t, (m = new Map()));
-        const k = principalKey(c.principal);
-        if (!m.has(k)) m.set(k, { who: c.principal, ok: true });
+        for (const p of c.principals) {
+          const k = principalKey(p);
+          if (!m.has(k)) m.set(k, { who: p, ok: true });
+        }
       }
     }
     let denied = false;
@@ -221,7 +224,7 @@ export class LiveRevocation {
       }
     }
     if (!denied) return;
-    report.connections += this.#cut((c) => c.tunnel !== undefined && c.principal !== undefined && decisions.get(c.tunnel)?.get(principalKey(c.principal))?.ok === false);
+    report.connections += this.#cut((c) => c.tunnel !== undefined && c.principals.some((p) => decisions.get(c.tunnel!)?.get(principalKey(p))?.ok === false));
   }
 
   #cut(match: (c: LiveConnection) => boolean): number {

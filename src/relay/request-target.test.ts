@@ -36,6 +36,19 @@ describe('originFormTarget', () => {
     }
   });
 
+  // Guards: a path must not name a host. `new URL('//secret.zone/x', base)` (how Node apps read
+  // req.url) gives host secret.zone; WHATWG parsers read `/\` the same way.
+  it('refuses a path starting with // or /\\ (security: the app would read it as another host), saying what to send', () => {
+    for (const [t, host] of [['//secret.tunn.test/x', 'pub.tunn.test'], ['/\\secret.tunn.test/x', 'pub.tunn.test'], ['///x', 'pub.tunn.test'], ['https://pub.tunn.test//secret.tunn.test/x', 'pub.tunn.test'], ['https://pub.tunn.test/\\secret/x', 'pub.tunn.test']] as const) {
+      const path = t.startsWith('http') ? t.slice(t.indexOf('/', 8)) : t;
+      assert.notEqual(new URL(path, 'http://pub.tunn.test').host, 'pub.tunn.test', `${path} reads as another host`);
+      const r = originFormTarget('GET', t, host, true);
+      assert.equal(r.ok, false, t);
+      assert.match((r as { why: string }).why, /single leading slash/, t);
+    }
+    for (const t of ['/a//b', '/%2F%2Fsecret/x', '/']) assert.deepEqual(originFormTarget('GET', t, 'pub.tunn.test', true), { ok: true, target: t }, t);
+  });
+
   it('refuses other targets with what to send instead', () => {
     for (const t of ['foo', 'ftp://pub.tunn.test/x', '*', 'pub.tunn.test:443']) {
       const r = originFormTarget('GET', t, 'pub.tunn.test', true);

@@ -3,6 +3,19 @@
 // authority of an absolute-form target instead (RFC 9112 §3.2.2). So an absolute target that
 // names another host than Host could reach a private site through a public tunnel: the relay
 // sends origin-form only, and refuses an absolute target whose authority is not the Host.
+//
+// A path that begins with two slashes (or a slash and a backslash, which WHATWG URL parsers
+// read as one) is refused too: a Node app resolving `new URL(req.url, base)` reads
+// `//secret.zone/x` as the host secret.zone, path /x. Refused rather than collapsed to one
+// slash: rewriting would silently change the path the app sees (a signed URL, a route that
+// tells `//a` from `/a`), while a 400 says what was wrong and what to send instead.
+
+const AMBIGUOUS_PATH = 'The request path starts with "//" (or "/\\"), which many servers read as another host name. Send a path with a single leading slash, such as /index.html.';
+
+/** Whether an origin-form path could be read as a scheme-relative URL (`//host/…`, `/\host/…`). */
+function schemeRelative(path: string): boolean {
+  return path.length > 1 && path[0] === '/' && (path[1] === '/' || path[1] === '\\');
+}
 
 export type TargetCheck = { ok: true; target: string } | { ok: false; why: string };
 
@@ -11,7 +24,7 @@ export type TargetCheck = { ok: true; target: string } | { ok: false; why: strin
  * the (already validated) Host header; `secure`: the visitor came over TLS (Host's default port).
  */
 export function originFormTarget(method: string, target: string, host: string, secure: boolean): TargetCheck {
-  if (target.startsWith('/')) return { ok: true, target };
+  if (target.startsWith('/')) return schemeRelative(target) ? { ok: false, why: AMBIGUOUS_PATH } : { ok: true, target };
   // asterisk-form (OPTIONS *) and authority-form (CONNECT, which the gateway refuses itself).
   if ((target === '*' && method === 'OPTIONS') || method === 'CONNECT') return { ok: true, target };
   const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([^#]*)/.exec(target);
@@ -26,6 +39,7 @@ export function originFormTarget(method: string, target: string, host: string, s
     return { ok: false, why: 'The absolute URL in the request line names another host than the Host header (RFC 9112 §3.2.2). Send the path only, with the host in the Host header.' };
   }
   const path = rest === '' ? '/' : rest.startsWith('?') ? `/${rest}` : rest;
+  if (schemeRelative(path)) return { ok: false, why: AMBIGUOUS_PATH };
   return { ok: true, target: path };
 }
 

@@ -5,6 +5,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createToken, request, startAgent, startCli, startRelay, until, type AgentHandle, type RelayHandle } from './harness.ts';
+import { startOrigin, type Origin } from './origin.ts';
 
 // Header and request hygiene at the gateway (issue 9 findings 2–6, trailers, the 502 page):
 // the real relay and agents, a real node:http origin that records exactly what it received,
@@ -74,6 +75,47 @@ async function upgradeOrigin(): Promise<{ port: number; received: () => string; 
   };
 }
 
+/**
+ * A raw-socket origin that records the exact bytes of each connection and answers 200 (and closes) once a
+ * chunked body's last chunk and trailer section are in (or at once for a request without a body).
+ * `POST /continue-late` is answered 100 Continue at once and 200 a second later (kept alive).
+ */
+async function chunkOrigin(): Promise<{ port: number; connections: string[]; close(): Promise<void> }> {
+  const connections: string[] = [];
+  const socks = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    socks.add(s);
+    s.on('close', () => socks.delete(s));
+    s.on('error', () => {});
+    const at = connections.push('') - 1;
+    s.on('data', (c: Buffer) => {
+      connections[at] += c.toString('latin1');
+      const got = connections[at]!;
+      if (got.startsWith('POST /continue-late ')) {
+        if (!got.endsWith('\r\n\r\n') || got.indexOf('\r\n\r\n') !== got.length - 4) return;
+        s.write('HTTP/1.1 100 Continue\r\n\r\n');
+        setTimeout(() => s.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal'), 1000);
+        return;
+      }
+      const body = got.slice(got.indexOf('\r\n\r\n') + 4);
+      const chunked = /transfer-encoding/i.test(got.slice(0, got.indexOf('\r\n\r\n')));
+      if (got.includes('\r\n\r\n') && (chunked ? /(?:^|\r\n)0\r\n(?:[^\r\n]+\r\n)*\r\n$/.test(body) : true)) {
+        s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok');
+      }
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    connections,
+    close: () => {
+      for (const s of socks) s.destroy();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
+}
+
 /** Opens a raw connection to the relay's plain HTTP port; collects what comes back. */
 async function rawConn(port: number): Promise<{ sock: net.Socket; text: () => string; closed: Promise<unknown> }> {
   const sock = net.connect(port, '127.0.0.1');
@@ -112,6 +154,8 @@ describe('edge hygiene: what reaches the origin', () => {
   let relay: RelayHandle;
   let origin: Awaited<ReturnType<typeof recordingOrigin>>;
   let upOrigin: Awaited<ReturnType<typeof upgradeOrigin>>;
+  let rawOrigin: Awaited<ReturnType<typeof chunkOrigin>>;
+  let wsOrigin: Origin;
   let token: string;
   const agents: AgentHandle[] = [];
   let downPort: number;
@@ -121,6 +165,8 @@ describe('edge hygiene: what reaches the origin', () => {
   before(async () => {
     origin = await recordingOrigin();
     upOrigin = await upgradeOrigin();
+    rawOrigin = await chunkOrigin();
+    wsOrigin = await startOrigin();
     relay = await startRelay();
     token = await createToken(relay, 'alice@example.com');
     // A port nothing listens on: the target of the `down` tunnel.
@@ -135,6 +181,8 @@ describe('edge hygiene: what reaches the origin', () => {
         startAgent(relay, token, origin.port, ['-n', 'secret', '-a', 'nobody@example.com', '--quiet']),
         startAgent(relay, token, upOrigin.port, ['-n', 'up', '--public', '--quiet']),
         startAgent(relay, token, upOrigin.port, ['-n', 'optin', '--public', '--quiet', '--allow-upgrade', 'foo,bar']),
+        startAgent(relay, token, rawOrigin.port, ['-n', 'raw', '--public', '--quiet']),
+        startAgent(relay, token, wsOrigin.port, ['-n', 'wsapp', '--public', '--quiet']),
       ])),
     );
     down = await startAgent(relay, token, downPort, ['-n', 'down', '--public', '--quiet']);
@@ -144,6 +192,8 @@ describe('edge hygiene: what reaches the origin', () => {
     await relay?.stop();
     await origin?.close();
     await upOrigin?.close();
+    await rawOrigin?.close();
+    await wsOrigin?.close();
   });
 
   it('rewrites an absolute target naming the Host to origin-form, and refuses one naming another host (security: finding 2, RFC 9112 §3.2.2)', async () => {
@@ -158,6 +208,18 @@ describe('edge hygiene: what reaches the origin', () => {
     assert.ok(!origin.seen.some((s) => s.url.includes('private') || s.url.includes('secret')));
   });
 
+  // Guards: a path cannot name a host. A Node app resolving new URL(req.url, base) would read
+  // `//secret.<zone>/x` as a request for the host secret.<zone>.
+  it('refuses a path starting with // or /\\ with a 400 that says what to send (security: no host in the path)', async () => {
+    const before = origin.seen.length;
+    for (const path of [`//secret.tunn.localhost/x`, `/\\secret.tunn.localhost/x`]) {
+      const res = await rawRequest(relay.httpPort, `GET ${path} HTTP/1.1\r\nHost: ${host('pub')}\r\nConnection: close\r\n\r\n`);
+      assert.match(res, /^HTTP\/1\.1 400 /, path);
+      assert.match(res, /single leading slash/, path);
+    }
+    assert.equal(origin.seen.length, before, 'nothing reached the origin');
+  });
+
   it('drops reserved headers in every spelling on public and gated tunnels; only the relay’s identity arrives (security: finding 3)', async () => {
     const forged = {
       Tunn_User_Email: 'forged@evil.example',
@@ -166,6 +228,11 @@ describe('edge hygiene: what reaches the origin', () => {
       X_Forwarded_For: '6.6.6.6',
       'X_Forwarded-Host': 'evil.example',
       X_Real_Ip: '6.6.6.6',
+      'CF-Connecting-IP': '6.6.6.6',
+      X_Cluster_Client_IP: '6.6.6.6',
+      'Client-IP': '6.6.6.6',
+      'Fastly-Client-IP': '6.6.6.6',
+      'X-Forwarded': 'for=6.6.6.6',
       'X-App': 'kept',
     };
     for (const [name, auth] of [['pub', {}], ['priv', { Authorization: `Bearer ${token}` }]] as const) {
@@ -178,6 +245,8 @@ describe('edge hygiene: what reaches the origin', () => {
       assert.deepEqual(spelledAs(raw, 'x-forwarded-for'), ['127.0.0.1'], name);
       assert.deepEqual(spelledAs(raw, 'x-forwarded-host'), [host(name)], name);
       assert.deepEqual(spelledAs(raw, 'x-real-ip'), [], name);
+      for (const h of ['cf-connecting-ip', 'x-cluster-client-ip', 'client-ip', 'fastly-client-ip', 'x-forwarded']) assert.deepEqual(spelledAs(raw, h), [], `${name}: ${h}`);
+      assert.ok(!raw.includes('6.6.6.6'), `${name}: no forged client address arrives`);
       assert.deepEqual(values(raw, 'x-app'), ['kept'], name);
       assert.deepEqual(values(raw, 'authorization'), [], `${name}: the tunn token is not passed on`);
     }
@@ -212,6 +281,44 @@ describe('edge hygiene: what reaches the origin', () => {
     assert.match(res, /^HTTP\/1\.1 200 /);
     const seen = origin.seen.find((s) => s.url === '/trailers')!;
     assert.deepEqual(seen.rawTrailers, ['X-Checksum', 'abc']);
+  });
+
+  // Guards: no request smuggling through chunk-size lines. A bare LF in a chunk extension ends
+  // the line for an origin that accepts LF alone (Go before CVE-2025-22871's fix), which then
+  // reads the "chunk data" as a second request carrying a forged Tunn-User-Email.
+  it('refuses a chunk-size line with a bare LF; nothing of the smuggled request reaches the origin (security: chunk framing)', async () => {
+    const smuggled = `GET /admin HTTP/1.1\r\nHost: ${host('raw')}\r\nTunn-User-Email: admin@corp.example\r\nContent-Length: 0\r\n\r\n`;
+    const inner = `0\r\n\r\n${smuggled}`;
+    const body = `${inner.length.toString(16)};x\n${'A'.repeat(inner.length)}\r\n${inner}\r\n0\r\n\r\n`;
+    const before = rawOrigin.connections.length;
+    const res = await rawRequest(relay.httpPort, `POST /x HTTP/1.1\r\nHost: ${host('raw')}\r\nTransfer-Encoding: chunked\r\n\r\n${body}`);
+    assert.match(res, /^HTTP\/1\.1 400 /);
+    assert.match(res, /bare LF in chunk size line/, 'the error says what was wrong');
+    const seen = rawOrigin.connections.slice(before).join('');
+    assert.ok(!seen.includes('/admin') && !seen.includes('admin@corp.example'), `the origin received: ${JSON.stringify(seen)}`);
+  });
+
+  // Guards: the origin gets the relay's own chunk-size lines (hex size, CRLF), not the
+  // visitor's bytes: an extension or a spelling the origin would read differently stops here.
+  it('re-emits chunk-size lines in canonical form, extensions dropped (security: chunk framing)', async () => {
+    const before = rawOrigin.connections.length;
+    const body = '5;name="v;x"\r\nhello\r\n00A ; a=b\r\n0123456789\r\n0;last=1\r\nX-Sum: 1\r\n\r\n';
+    const res = await rawRequest(relay.httpPort, `POST /chunks HTTP/1.1\r\nHost: ${host('raw')}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${body}`);
+    assert.match(res, /^HTTP\/1\.1 200 /);
+    const seen = rawOrigin.connections.slice(before).join('');
+    assert.equal(seen.slice(seen.indexOf('\r\n\r\n') + 4), '5\r\nhello\r\na\r\n0123456789\r\n0\r\nX-Sum: 1\r\n\r\n', 'exact bytes of the body at the origin');
+  });
+
+  // Guards: responses stay in request order. A 100 Continue is not the end of an exchange, so
+  // the relay's own answer to a pipelined request waits for the origin's final response.
+  it('writes a local answer to a pipelined request after the final response, not after a 100 Continue', async () => {
+    const c = await rawConn(relay.httpPort);
+    c.sock.write(`POST /continue-late HTTP/1.1\r\nHost: ${host('raw')}\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n`);
+    await until(() => c.text().includes('100 Continue'), 10_000, 'the 100');
+    c.sock.write(`GET /elsewhere HTTP/1.1\r\nHost: ${host('nosuchtunnel')}\r\n\r\n`);
+    await until(() => (c.text().match(/HTTP\/1\.1 \d{3}/g) ?? []).length >= 3, 10_000, 'three status lines').catch((e: Error) => assert.fail(`${e.message}: ${JSON.stringify(c.text())}`));
+    assert.deepEqual(c.text().match(/HTTP\/1\.1 \d{3}/g), ['HTTP/1.1 100', 'HTTP/1.1 200', 'HTTP/1.1 404']);
+    c.sock.destroy();
   });
 
   it('forwards h2c as plain HTTP/1.1, without Upgrade or HTTP2-Settings (security: finding 6, the visitor gets no HTTP/2 past the gate)', async () => {
@@ -255,6 +362,30 @@ describe('edge hygiene: what reaches the origin', () => {
     const head = got.slice(got.lastIndexOf('GET /ws '), got.indexOf('\r\n\r\n', got.lastIndexOf('GET /ws ')));
     assert.deepEqual(head.split('\r\n').filter((l) => /^(connection|upgrade):/i.test(l)), ['Connection: upgrade', 'Upgrade: websocket']);
     c.sock.destroy();
+  });
+
+  it('passes on a WebSocket frame sent in the same write as the upgrade request, after the 101', async () => {
+    // A masked text frame "first" (RFC 6455 §5.2), as a client that does not wait for the 101 sends it.
+    const mask = Buffer.from([1, 2, 3, 4]);
+    const payload = Buffer.from('first');
+    const frame = Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!))]);
+    const c = await rawConn(relay.httpPort);
+    const upgrade = `GET /ws HTTP/1.1\r\nHost: ${host('wsapp')}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+    c.sock.write(Buffer.concat([Buffer.from(upgrade, 'latin1'), frame]));
+    // The origin (ws) greets, then echoes the frame it got: unmasked text frame "first".
+    await until(() => c.text().includes('\x81\x05first'), 10_000, 'the echo of the first frame').catch((e: Error) => assert.fail(`${e.message}: ${JSON.stringify(c.text())}`));
+    assert.match(c.text(), /^HTTP\/1\.1 101 /);
+    c.sock.destroy();
+  });
+
+  it('parses what follows an upgrade request as HTTP when the origin declines the upgrade', async () => {
+    const res = await rawRequest(
+      relay.httpPort,
+      `GET /declined HTTP/1.1\r\nHost: ${host('pub')}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n` +
+        `GET /after-declined HTTP/1.1\r\nHost: ${host('pub')}\r\nConnection: close\r\n\r\n`,
+    );
+    assert.deepEqual(res.match(/HTTP\/1\.1 \d{3}/g), ['HTTP/1.1 200', 'HTTP/1.1 200'], res);
+    assert.ok(origin.seen.some((s) => s.url === '/after-declined'), 'the pipelined request reached the origin');
   });
 
   it('refuses other upgrades with what to do, and forwards them when the tunnel opted in with --allow-upgrade', async () => {

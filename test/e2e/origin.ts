@@ -11,6 +11,8 @@ export interface Origin {
   server: http.Server;
   /** Paths of requests whose client went away before the response ended. */
   aborted: string[];
+  /** Every request's target as received, in arrival order (pipelined ones included). */
+  received: string[];
   close(): Promise<void>;
 }
 
@@ -22,7 +24,9 @@ function echo(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
 
 export async function startOrigin(): Promise<Origin> {
   const aborted: string[] = [];
+  const received: string[] = [];
   const server = http.createServer((req, res) => {
+    received.push(req.url ?? '');
     const url = new URL(req.url ?? '/', 'http://origin');
     const path = url.pathname;
     if (path === '/upload') {
@@ -103,6 +107,7 @@ export async function startOrigin(): Promise<Origin> {
     port: (server.address() as AddressInfo).port,
     server,
     aborted,
+    received,
     close: async () => {
       wss.close();
       server.closeAllConnections();

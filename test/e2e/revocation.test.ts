@@ -11,7 +11,7 @@ import { createDomain, markDomainVerified, setDomainShares } from '../../src/cer
 import { ensureAccount } from '../../src/store/accounts.ts';
 import { openStore } from '../../src/store/store.ts';
 import { formTokenIn } from '../../src/auth/testing.ts';
-import { createToken, request, startAgent, startCli, startRelay, tmpDir, type AgentHandle, type RelayHandle } from './harness.ts';
+import { createToken, request, startAgent, startCli, startRelay, tmpDir, until, type AgentHandle, type RelayHandle } from './harness.ts';
 import { startOrigin, type Origin } from './origin.ts';
 
 // Revocation reaches live connections, end to end: real relay and agent processes, a real
@@ -194,6 +194,27 @@ describe('revocation cuts live connections', () => {
     stays.close();
     const again = await request(`${agent.httpUrl}/echo`, { headers: auth });
     assert.equal(again.status, 401);
+  });
+
+  // Guards: a request pipelined behind a still-streaming response does not take over the
+  // connection's identity. The event stream was opened with token T1; a second request on the
+  // same connection came with T2. Revoking T1 must still cut the stream.
+  it('a revoked token cuts the response it is streaming even after a request with another token was pipelined behind it', async () => {
+    const bobToken = await createToken(relay, 'bob@example.com');
+    const t1 = (await cli(['token', 'create', '--name', 'pipe-1'], bobToken)) as { token: string; id: string };
+    const t2 = (await cli(['token', 'create', '--name', 'pipe-2'], bobToken)) as { token: string; id: string };
+    const sse = net.connect(relay.httpPort, '127.0.0.1');
+    sse.on('error', () => {});
+    await once(sse, 'connect');
+    const closed = once(sse, 'close');
+    sse.write(`GET /sse HTTP/1.1\r\nHost: ${tunnelHost}\r\nAuthorization: Bearer ${t1.token}\r\n\r\n`);
+    const [first] = (await once(sse, 'data')) as [Buffer];
+    assert.match(first.toString(), /^HTTP\/1\.1 200 /);
+    sse.write(`GET /echo?pipelined=${t2.id} HTTP/1.1\r\nHost: ${tunnelHost}\r\nAuthorization: Bearer ${t2.token}\r\n\r\n`);
+    // The pipelined request passes the gate and reaches the origin (which answers it after the stream).
+    await until(() => origin.received.includes(`/echo?pipelined=${t2.id}`), CUT_WITHIN_MS, 'the pipelined request at the origin');
+    await cli(['token', 'revoke', t1.id], bobToken);
+    await within(closed, 'the stream opened with the revoked token is cut');
   });
 
   it('removing a visitor from the allow-list (a group) cuts their live WebSocket', async () => {
