@@ -343,6 +343,13 @@ export class Http1Framer {
     // (sliced from one string of the head), of a response with `keepFields: false` nothing but
     // a Content-Length that is not plain digits and Transfer-Encoding.
     const limit = end - 2; // the last field line's CRLF is in; the empty line is not
+    // A bare LF anywhere is refused, as #findHeadEnd refuses it in a head that arrives in pieces
+    // (kept fields are checked one by one below; a passed-through head is not, so scan it here).
+    if (!this.#keepFields) {
+      for (let i = buf.indexOf(10, start); i >= 0 && i < end; i = buf.indexOf(10, i + 1)) {
+        if (i === start || buf[i - 1] !== 13) throw new HttpParseError(400, 'bare LF in message head');
+      }
+    }
     let eol = lineEnd(buf, start, limit);
     const head: MessageHead = { method: '', target: '', status: 0, reason: '', versionMinor: 1, headers: [], names: [], size: end - start };
     if (this.#kind === 'request') parseRequestLine(buf, start, eol, head);
