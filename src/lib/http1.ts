@@ -213,6 +213,14 @@ export class Http1Framer {
           this.#events.onRaw?.(chunk, i);
           return n;
         case S.Head: {
+          if (this.#heldLen === 1 && this.#heldTail[0] === 13 && chunk[i] === 10 && this.#kind === 'request') {
+            // An empty line before a request (skipped in #findHeadEnd) split across chunks.
+            this.#held = [];
+            this.#heldLen = 0;
+            this.#heldTail = Buffer.alloc(0);
+            i++;
+            continue;
+          }
           const end = this.#findHeadEnd(chunk, i);
           if (end < 0) {
             this.#hold(chunk.subarray(i));
