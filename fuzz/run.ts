@@ -6,7 +6,7 @@ import { describeFailure, type FuzzReport, type FuzzTarget } from '../src/lib/fu
 // other, each in a worker with a hang watchdog and a heap cap. Not part of CI (the unit tests run
 // each target briefly). Flags: --runs N (default 1,000,000 per target), --seconds N (per target),
 // --target NAME (repeatable; a prefix such as `http1` picks all of its targets), --seed and
-// --path to replay a failure, --list.
+// --path to replay a failure, --heap-mib N (the worker's heap cap, default 256), --list.
 
 const MODULES = ['../src/lib/http1.fuzz.ts', '../src/relay/client-hello.fuzz.ts', '../src/dns/server.fuzz.ts', '../src/protocol/messages.fuzz.ts'].map((m) => new URL(m, import.meta.url));
 
@@ -17,6 +17,7 @@ const { values } = parseArgs({
     target: { type: 'string', multiple: true },
     seed: { type: 'string' },
     path: { type: 'string' },
+    'heap-mib': { type: 'string' },
     list: { type: 'boolean' },
   },
 });
@@ -33,6 +34,7 @@ const number = (flag: string, v: string | undefined): number | undefined => {
 const runs = number('runs', values.runs)!;
 const seconds = number('seconds', values.seconds);
 const seed = number('seed', values.seed);
+const heapMiB = number('heap-mib', values['heap-mib']);
 
 const all: { module: URL; target: FuzzTarget }[] = [];
 for (const module of MODULES) {
@@ -51,7 +53,7 @@ const reports: FuzzReport[] = [];
 const t0 = Date.now();
 for (const { module, target } of chosen) {
   process.stdout.write(`${target.name.padEnd(18)} `);
-  const r = await fuzzInWorker(module, target.name, { runs, seconds, seed, path: values.path });
+  const r = await fuzzInWorker(module, target.name, { runs, seconds, seed, path: values.path, heapMiB });
   reports.push(r);
   const rate = r.ms > 0 ? Math.round((r.runs / r.ms) * 1000) : 0;
   console.log(`${r.failure ? 'FAIL' : 'ok  '} ${String(r.runs).padStart(9)} inputs  ${(r.ms / 1000).toFixed(1).padStart(7)} s  ${String(rate).padStart(6)}/s  heap ≤ ${r.heapMiB} MiB`);
