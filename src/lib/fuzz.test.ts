@@ -27,7 +27,7 @@ describe('fuzz driver', () => {
   it('reports an input over the time bound as a hang, with the input', async () => {
     const r = await fuzzInWorker(fixtures, 'slow', { runs: 10_000, inputTimeMs: 50 });
     assert.equal(r.failure?.kind, 'hang');
-    assert.match(r.failure.counterexample ?? '', /^Uint8Array\.from\(\[(\d+,){8}\d+\]\)$/);
+    assert.match(r.failure.counterexample ?? '', /^Uint8Array\.from\(\[(\d+,){8,15}\d+\]\)$/);
   });
 
   it('stops a target that loops forever and reports a hang', async () => {
