@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
+import * as dnsPacket from 'dns-packet';
 import { Resolver } from 'node:dns/promises';
 import { after, before, describe, it } from 'node:test';
 import { startForwarder } from '../../test/support/dns-forwarder.ts';
 import { dnsQuery, rdata, txtString } from './client.ts';
 import { RelayZone } from './relay-zone.ts';
-import { DnsServer, authoritativeHandler } from './server.ts';
+import { DnsServer, answerPacket, authoritativeHandler } from './server.ts';
 import { Zone } from './zone.ts';
 
 describe('dns server', () => {
@@ -92,6 +93,42 @@ describe('dns server', () => {
     } finally {
       await relay.removeTxt(name, 'token-value');
     }
+  });
+});
+
+describe('answerPacket: questions that cannot be echoed as asked (found by npm run fuzz)', () => {
+  const opts = { handler: authoritativeHandler([new RelayZone({ domain: 'relay.test', publicIps: ['127.0.0.1'] })]), authoritative: true };
+  /** A one-question query whose name is these raw labels, type A. */
+  const rawQuery = (labels: Buffer[]): Buffer => {
+    const header = Buffer.from([0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    return Buffer.concat([header, ...labels.flatMap((l) => [Buffer.from([l.length]), l]), Buffer.from([0, 0, 1, 0, 1])]);
+  };
+  // Guards: every response is a well-formed DNS message. dns-packet decodes a label as UTF-8 and
+  // joins labels with '.', so a label of invalid UTF-8 (63 bytes → up to 189 once re-encoded, a
+  // length byte with the pointer bits set) or holding a dot was echoed as a malformed or a
+  // different name, and its encoder drops a '.' after a newline; before the fix the first answer
+  // below could not be decoded by any client and the others named another name.
+  const cases: [string, Buffer[]][] = [
+    ['invalid UTF-8 in a label', [Buffer.alloc(40, 0x80), Buffer.from('relay'), Buffer.from('test')]],
+    ['a dot inside a label', [Buffer.from('x.relay'), Buffer.from('test')]],
+    ['a newline before a label (dns-packet drops the dot after it)', [Buffer.from('\n'), Buffer.from('relay'), Buffer.from('test')]],
+  ];
+  for (const [what, labels] of cases) {
+    it(`answers FORMERR without a question for ${what}`, async () => {
+      const out = await answerPacket(rawQuery(labels), false, opts);
+      assert.ok(out);
+      const res = dnsPacket.decode(out) as dnsPacket.DecodedPacket & { rcode?: string };
+      assert.equal(res.id, 0x1234);
+      assert.equal(res.rcode, 'FORMERR');
+      assert.deepEqual(res.questions, []);
+    });
+  }
+  it('still answers a plainly written name, in any case', async () => {
+    const out = await answerPacket(rawQuery([Buffer.from('Www'), Buffer.from('relay'), Buffer.from('TEST')]), false, opts);
+    const res = dnsPacket.decode(out!) as dnsPacket.DecodedPacket & { rcode?: string };
+    assert.equal(res.rcode, 'NOERROR');
+    assert.equal(res.questions?.[0]?.name, 'Www.relay.TEST');
+    assert.deepEqual(res.answers?.map((a) => rdata(a)), ['127.0.0.1']);
   });
 });
 

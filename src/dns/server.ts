@@ -114,35 +114,61 @@ export class DnsServer {
     });
   }
 
-  async #respond(msg: Buffer, tcp: boolean): Promise<Buffer | undefined> {
-    let query: DecodedPacket;
-    try {
-      query = dnsPacket.decode(msg);
-    } catch {
-      return undefined; // not DNS: drop, as servers do
-    }
-    if (query.type !== 'query') return undefined;
-    const q = query.questions?.[0];
-    const flagsBase = (this.#opts.authoritative ? dnsPacket.AUTHORITATIVE_ANSWER : dnsPacket.RECURSION_AVAILABLE) | (query.flags ?? 0) & dnsPacket.RECURSION_DESIRED;
-    if (!q || (query.questions?.length ?? 0) !== 1) {
-      return dnsPacket.encode({ type: 'response', id: query.id, flags: flagsBase | 1 /* FORMERR */, questions: query.questions ?? [] });
-    }
-    let ans: ZoneAnswer;
-    try {
-      ans = await this.#opts.handler(q);
-    } catch (err) {
-      this.#opts.logger?.warn({ err, name: q.name, type: q.type }, 'dns handler failed');
-      ans = { rcode: 'SERVFAIL', answers: [], authorities: [] };
-    }
-    const flags = (ans.rcode === 'REFUSED' ? flagsBase & ~dnsPacket.AUTHORITATIVE_ANSWER : flagsBase) | RCODE[ans.rcode];
-    const res: Packet = { type: 'response', id: query.id, flags, questions: [q], answers: ans.answers, authorities: ans.authorities };
-    let out = dnsPacket.encode(res);
-    if (!tcp && out.length > UDP_LIMIT) {
-      // Too big for plain UDP: set TC so the client retries over TCP (RFC 1035 4.2.1).
-      out = dnsPacket.encode({ type: 'response', id: query.id, flags: flags | dnsPacket.TRUNCATED_RESPONSE, questions: [q] });
-    }
-    return out;
+  #respond(msg: Buffer, tcp: boolean): Promise<Buffer | undefined> {
+    return answerPacket(msg, tcp, this.#opts);
   }
+}
+
+/**
+ * The response to one DNS message as received (UDP datagram or TCP message without its length
+ * prefix), or undefined to drop it (not a DNS query). Never rejects: what it cannot answer it
+ * drops or answers FORMERR/SERVFAIL.
+ */
+export async function answerPacket(msg: Buffer, tcp: boolean, opts: DnsServerOptions): Promise<Buffer | undefined> {
+  let query: DecodedPacket;
+  try {
+    query = dnsPacket.decode(msg);
+  } catch {
+    return undefined; // not DNS: drop, as servers do
+  }
+  if (query.type !== 'query') return undefined;
+  const q = query.questions?.[0];
+  const flagsBase = (opts.authoritative ? dnsPacket.AUTHORITATIVE_ANSWER : dnsPacket.RECURSION_AVAILABLE) | (query.flags ?? 0) & dnsPacket.RECURSION_DESIRED;
+  if (!q || query.questions!.length !== 1 || !echoesAsAsked(msg, q)) {
+    // Not one question we can echo as it was asked: FORMERR without a question section.
+    return dnsPacket.encode({ type: 'response', id: query.id, flags: flagsBase | 1 /* FORMERR */, questions: [] });
+  }
+  let ans: ZoneAnswer;
+  try {
+    ans = await opts.handler(q);
+  } catch (err) {
+    opts.logger?.warn({ err, name: q.name, type: q.type }, 'dns handler failed');
+    ans = { rcode: 'SERVFAIL', answers: [], authorities: [] };
+  }
+  const flags = (ans.rcode === 'REFUSED' ? flagsBase & ~dnsPacket.AUTHORITATIVE_ANSWER : flagsBase) | RCODE[ans.rcode];
+  const res: Packet = { type: 'response', id: query.id, flags, questions: [q], answers: ans.answers, authorities: ans.authorities };
+  let out = dnsPacket.encode(res);
+  if (!tcp && out.length > UDP_LIMIT) {
+    // Too big for plain UDP: set TC so the client retries over TCP (RFC 1035 4.2.1).
+    out = dnsPacket.encode({ type: 'response', id: query.id, flags: flags | dnsPacket.TRUNCATED_RESPONSE, questions: [q] });
+  }
+  return out;
+}
+
+/**
+ * Whether `q`, the first question, is echoed byte for byte as it was asked. dns-packet decodes
+ * labels as UTF-8 joined with '.', and its encoder strips dots after a newline, so a name with
+ * invalid UTF-8, a dot inside a label or a control character comes back different or malformed.
+ */
+function echoesAsAsked(msg: Buffer, q: Question): boolean {
+  let end = 12; // the question section starts after the header, in the query as in the response
+  while (end < msg.length && msg[end] !== 0) {
+    if (msg[end]! > 63) return false; // a compression pointer: not how a question is written
+    end += 1 + msg[end]!;
+  }
+  end += 1;
+  const echoed = dnsPacket.encode({ type: 'response', id: 0, questions: [q] });
+  return end <= msg.length && echoed.subarray(12, end).equals(msg.subarray(12, end));
 }
 
 export type { Answer };

@@ -84,6 +84,34 @@ describe('Http1Framer', () => {
     assert.equal(frame('response', input, input.length, ['GET'], false).msgs.length, 1);
   });
 
+  // Guards: empty lines before a request are ignored however TCP chunks them (found by npm run
+  // fuzz: a CRLF split across chunks became the start of the next head, so the request after it
+  // was refused as malformed when split and served when not).
+  it('ignores empty lines before a request also when they are split across chunks', () => {
+    const input = 'GET /a HTTP/1.1\r\n\r\n\r\n\r\nGET /b HTTP/1.1\r\n\r\n\r\n';
+    for (const step of [input.length, 1, 2, 3, 5, 19]) {
+      const { msgs, framer } = frame('request', input, step);
+      assert.deepEqual(msgs.map((m) => m.head.target), ['/a', '/b'], `fed ${step} bytes at a time`);
+      assert.equal(msgs[1]!.head.size, 'GET /b HTTP/1.1\r\n\r\n'.length, 'the empty lines are not part of the head');
+      assert.equal(framer.finish(), true);
+    }
+  });
+
+  // Guards: the framing of a passed-through response does not depend on how TCP chunked it (found
+  // by npm run fuzz: a bare LF in a field the relay does not check was accepted when the head
+  // came in one chunk and refused when it came in two, so the relay's view of where responses
+  // end, and whether it still parses them, depended on packet boundaries).
+  it('refuses a bare LF in a passed-through response head however it is chunked', () => {
+    const input = 'HTTP/1.1 200 OK\r\nX: a\nb\r\nContent-Length: 0\r\n\r\n';
+    for (const step of [input.length, 20, 1]) {
+      assert.throws(
+        () => frame('response', input, step, ['GET'], false),
+        (e) => e instanceof HttpParseError && e.status === 400 && e.message === 'bare LF in message head',
+        `fed ${step} bytes at a time`,
+      );
+    }
+  });
+
   for (const keepFields of [true, false]) {
     it(`lets Transfer-Encoding and 204 decide before a bad Content-Length (keepFields ${keepFields})`, () => {
       const input = 'HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nHTTP/1.1 204 No Content\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n';

@@ -238,6 +238,14 @@ export class Http1Framer {
           this.#events.onRaw?.(chunk, i);
           return n;
         case S.Head: {
+          if (this.#heldLen === 1 && this.#heldTail[0] === 13 && chunk[i] === 10 && this.#kind === 'request') {
+            // An empty line before a request (skipped in #findHeadEnd) split across chunks.
+            this.#held = [];
+            this.#heldLen = 0;
+            this.#heldTail = Buffer.alloc(0);
+            i++;
+            continue;
+          }
           const end = this.#findHeadEnd(chunk, i);
           if (end < 0) {
             this.#hold(chunk.subarray(i));
@@ -403,6 +411,13 @@ export class Http1Framer {
     // (sliced from one string of the head), of a response with `keepFields: false` nothing but
     // a Content-Length that is not plain digits and Transfer-Encoding.
     const limit = end - 2; // the last field line's CRLF is in; the empty line is not
+    // A bare LF anywhere is refused, as #findHeadEnd refuses it in a head that arrives in pieces
+    // (kept fields are checked one by one below; a passed-through head is not, so scan it here).
+    if (!this.#keepFields) {
+      for (let i = buf.indexOf(10, start); i >= 0 && i < end; i = buf.indexOf(10, i + 1)) {
+        if (i === start || buf[i - 1] !== 13) throw new HttpParseError(400, 'bare LF in message head');
+      }
+    }
     let eol = lineEnd(buf, start, limit);
     const head: MessageHead = { method: '', target: '', status: 0, reason: '', versionMinor: 1, headers: [], names: [], size: end - start };
     if (this.#kind === 'request') parseRequestLine(buf, start, eol, head);

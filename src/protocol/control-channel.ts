@@ -41,6 +41,9 @@ export class ControlChannel extends EventEmitter<{ message: [ControlMessage]; in
     this.#buf += d;
     let nl: number;
     while ((nl = this.#buf.indexOf('\n')) >= 0) {
+      // The limit holds for every line, however the bytes were chunked (a whole long line in one
+      // DATA frame used to pass where the same line in pieces was refused).
+      if (nl > MAX_LINE) return this.#tooLong();
       const line = this.#buf.slice(0, nl);
       this.#buf = this.#buf.slice(nl + 1);
       if (!line.trim()) continue;
@@ -53,10 +56,13 @@ export class ControlChannel extends EventEmitter<{ message: [ControlMessage]; in
       }
       this.emit('message', m);
     }
-    if (this.#buf.length > MAX_LINE) {
-      this.emit('invalid', new Error('control message too long'));
-      this.#stream.destroy();
-    }
+    if (this.#buf.length > MAX_LINE) this.#tooLong();
+  }
+
+  #tooLong(): void {
+    this.#buf = '';
+    this.emit('invalid', new Error(`control message too long (over ${MAX_LINE} characters)`));
+    this.#stream.destroy();
   }
 
   #onClose(): void {

@@ -1,0 +1,4 @@
+import { fuzzBriefly } from './fuzz-briefly.ts';
+import { targets } from './http1.fuzz.ts';
+
+fuzzBriefly(new URL('./http1.fuzz.ts', import.meta.url), targets);
