@@ -1,6 +1,8 @@
 import { Hono } from 'hono';
 import type { Identity } from '../auth/identity.ts';
 import { TunnError } from '../lib/errors.ts';
+import type { Logger } from '../lib/logger.ts';
+import { newRequestId, REQUEST_ID_HEADER } from '../lib/page.ts';
 import { devicePageRoutes, deviceApiRoutes } from './device.ts';
 import { certRoutes, domainRoutes, type DomainApiOptions } from './domains.ts';
 import { eventRoutes } from './events.ts';
@@ -20,11 +22,22 @@ import { revokeRoute, tokenRoutes } from './tokens.ts';
 export interface ApiExtras {
   /** Custom domains and certificates (src/relay/custom-domains.ts); without: the relay's host name, no certificates. */
   domains?: DomainApiOptions;
+  /** Where answers that are not a success are logged with their request id. */
+  logger?: Logger;
 }
 
 export function createApiApp(identity: Identity, extras: ApiExtras = {}) {
   const domains = extras.domains ?? { relayDomain: identity.relayUrl.hostname, strict: false };
   const app = new Hono<ApiEnv>()
+    // One id per request: shown in the page's footer, sent as Tunn-Request-Id, and in the log
+    // line of every answer that is not a success (the one a visitor would quote).
+    .use(async (c, next) => {
+      const reqId = newRequestId();
+      c.set('requestId', reqId);
+      await next();
+      c.header(REQUEST_ID_HEADER, reqId);
+      if (c.res.status >= 400) extras.logger?.info({ reqId, status: c.res.status, host: c.req.header('host'), method: c.req.method, path: c.req.path }, 'answered by the relay');
+    })
     .get('/.well-known/jwks.json', (c) => c.json(identity.tokens.jwks(), 200, { 'cache-control': 'public, max-age=300' }))
     .get('/v1/me', requireBearer(identity), async (c) => {
       const caller = c.get('caller');

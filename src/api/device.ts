@@ -105,7 +105,7 @@ export function devicePageRoutes(identity: Identity) {
           'Sign in a terminal?',
           `<p>The code <span class="code">${esc(pending.userCode)}</span> was started by a program that calls itself <q>${esc(pending.clientName)}</q> (its own words: tunn cannot check them) from ${esc(pending.ip || 'an unknown address')}.</p>
 <p><strong>Approving gives that terminal full access to your tunn account, ${esc(session.email)}</strong>: your tunnels, tokens, groups and domains. Approve only if you ran <code>tunn login</code> yourself just now and it shows this code.</p>
-<form method="post" action="${DEVICE_PATH}">${p.hidden('user_code', pending.userCode)}${p.tokenField(c)}<button type="submit" name="action" value="approve">Approve</button> <button type="submit" name="action" value="deny">Deny</button></form>`,
+<form method="post" action="${DEVICE_PATH}">${p.hidden('user_code', pending.userCode)}${p.tokenField(c)}<button type="submit" name="action" value="approve">Approve</button> <button type="submit" name="action" value="deny" class="secondary">Deny</button></form>`,
         );
       }
       if (!(await identity.devices.decide(code, action, session))) return codeForm(c, 400, 'Unknown or expired code', 'This code is no longer waiting for approval: run tunn login again for a new one.');

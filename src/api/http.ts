@@ -16,7 +16,7 @@ export interface ApiBindings {
 
 export interface ApiEnv {
   Bindings: ApiBindings;
-  Variables: { caller: BearerIdentity };
+  Variables: { caller: BearerIdentity; requestId: string };
 }
 
 /** Error body of every /v1 endpoint: { error: { code, message } }. */

@@ -3,6 +3,7 @@ import { attemptCookieName, clearSessionCookie, readCookie, serializeSessionCook
 import { checkFormToken, crossOriginPost, formToken, refusedPostMessage } from '../auth/csrf.ts';
 import { checkReturnUrl, HOME, type ReturnPolicy, type ReturnTarget } from '../auth/return-url.ts';
 import { esc, PAGE_HEADERS, page } from '../auth/html.ts';
+import { newRequestId } from '../lib/page.ts';
 import type { Identity } from '../auth/identity.ts';
 import type { OidcSecrets } from '../auth/oidc.ts';
 import type { Session } from '../auth/sessions.ts';
@@ -14,9 +15,11 @@ import { clientIp, type ApiEnv } from './http.ts';
 export type PageContext = Context<ApiEnv>;
 
 export function render(c: PageContext, status: number, title: string, body: string, opts: { banner?: string; headers?: [string, string][] } = {}): Response {
-  const h = new Headers(PAGE_HEADERS);
+  const h = new Headers([...PAGE_HEADERS]);
   for (const [k, v] of opts.headers ?? []) h.append(k, v);
-  return new Response(page(title, body, { banner: opts.banner }), { status, headers: h });
+  // The id the request-id middleware (app.ts) logs this answer under.
+  const requestId = c.get('requestId') ?? newRequestId();
+  return new Response(page(title, body, { banner: opts.banner, status, requestId }), { status, headers: h });
 }
 
 export function redirectTo(location: string, headers: [string, string][] = []): Response {

@@ -54,6 +54,8 @@ export interface GateRequest {
   /** Lower-case names, in the order received. */
   headers: [name: string, value: string][];
   upgrade: boolean;
+  /** The id of the relay's log line for this request; refusal pages show it. */
+  requestId?: string;
 }
 
 export interface TunnelPolicy {
@@ -126,8 +128,17 @@ function json(status: number, code: string, message: string, extra: [string, str
   return { kind: 'respond', status, headers: [['content-type', 'application/json'], ['cache-control', 'no-store'], ...extra], body: JSON.stringify({ error: { code, message } }) };
 }
 
-function html(status: number, title: string, body: string, extra: [string, string][] = []): GateDecision {
-  return { kind: 'respond', status, headers: [...PAGE_HEADERS, ...extra], body: page(title, body) };
+function html(req: GateRequest, status: number, title: string, body: string, extra: [string, string][] = []): GateDecision {
+  return { kind: 'respond', status, headers: [...PAGE_HEADERS, ...extra], body: page(title, body, { status, requestId: req.requestId }) };
+}
+
+/**
+ * A refusal in the form the client reads: a page for a browser (Accept mentions text/html,
+ * any method: a refused form post shows a page too), JSON for everything else.
+ */
+function refuse(req: GateRequest, status: number, code: string, message: string, view: { title: string; body: string }, extra: [string, string][] = []): GateDecision {
+  if (acceptsHtml(req)) return html(req, status, view.title, view.body, extra);
+  return json(status, code, message, extra);
 }
 
 function redirect(location: string, extra: [string, string][] = []): GateDecision {
@@ -158,7 +169,10 @@ export class Gate {
       return await this.#check(req, t);
     } catch (err) {
       this.#o.onError?.(err);
-      return { kind: 'respond', status: 503, headers: [['content-type', 'text/plain; charset=utf-8'], ['retry-after', '5']], body: 'tunn could not check access to this tunnel right now; try again shortly.\n' };
+      return refuse(req, 503, 'UNAVAILABLE', 'tunn could not check access to this tunnel right now; try again shortly', {
+        title: 'Access cannot be checked right now',
+        body: '<p>tunn could not check who may reach this tunnel, so it lets no one in for the moment.</p><p>Try again in a few seconds. If this persists, tell the owner of this tunnel: the relay’s log has the details.</p>',
+      }, [['retry-after', '5']]);
     }
   }
 
@@ -172,7 +186,10 @@ export class Gate {
       }
       if (!list.allows(req.clientIp)) {
         void this.#o.events.record({ kind: 'ip_denied', ip: req.clientIp, tunnel: t.tunnelId, accountId: t.ownerAccountId });
-        return { kind: 'respond', status: 403, headers: [['content-type', 'text/plain; charset=utf-8']], body: 'Forbidden: your IP address is not allowed to reach this tunnel.\n' };
+        return refuse(req, 403, 'IP_NOT_ALLOWED', `your IP address (${req.clientIp}) is not allowed to reach this tunnel`, {
+          title: 'Your network is not allowed here',
+          body: `<p>This tunnel only accepts visitors from certain IP addresses, and yours (<code>${esc(req.clientIp)}</code>) is not one of them.</p><p>Connect from an allowed network (your office or VPN, for instance), or ask the owner of this tunnel to add your address with <code>--allow-ip</code>.</p>`,
+        });
       }
     }
     // 2. Rate limits.
@@ -190,7 +207,10 @@ export class Gate {
     if (t.basicAuth) {
       if (!checkBasicAuth(authz, t.basicAuth)) {
         if (authz) void this.#o.events.record({ kind: 'basic_auth_failed', ip: req.clientIp, tunnel: t.tunnelId, accountId: t.ownerAccountId });
-        return { kind: 'respond', status: 401, headers: [['www-authenticate', 'Basic realm="tunn", charset="UTF-8"'], ['content-type', 'text/plain; charset=utf-8']], body: 'This tunnel needs a user name and password.\n' };
+        return refuse(req, 401, 'AUTH_REQUIRED', 'this tunnel needs a user name and password (HTTP basic auth)', {
+          title: 'This tunnel needs a password',
+          body: `<p>${authz ? 'The user name or password was not right.' : 'The owner protected this tunnel with a user name and password.'}</p><p>Reload the page to be asked again, and enter the credentials the owner of this tunnel gave you.</p>`,
+        }, [['www-authenticate', 'Basic realm="tunn", charset="UTF-8"']]);
       }
       removeHeaders.push('authorization');
     }
@@ -258,7 +278,10 @@ export class Gate {
       const r = this.#o.rateLimiter.take(key, limit);
       if (!r.ok) {
         void this.#o.events.record({ kind: 'rate_limited', ip: req.clientIp, tunnel: t.tunnelId, accountId: t.ownerAccountId, detail: `per ${what}: ${limit}/min` });
-        return { kind: 'respond', status: 429, headers: [['retry-after', String(r.retryAfterSeconds)], ['content-type', 'text/plain; charset=utf-8']], body: `Too many requests (limit per ${what}: ${limit} per minute). Retry in ${r.retryAfterSeconds} s.\n` };
+        return refuse(req, 429, 'RATE_LIMITED', `too many requests (limit per ${what}: ${limit} per minute); retry in ${r.retryAfterSeconds} s`, {
+          title: 'Too many requests',
+          body: `<p>This tunnel accepts at most ${limit} request${limit === 1 ? "" : "s"} a minute per ${what}, and that limit was reached.</p><p>Wait ${r.retryAfterSeconds} s, then reload the page.</p>`,
+        }, [['retry-after', String(r.retryAfterSeconds)]]);
       }
     }
     return undefined;
@@ -275,7 +298,7 @@ export class Gate {
       const done = await this.#o.handoff.complete(q.get('code') ?? undefined, req.host, { ip: req.clientIp, userAgent: header(req, 'user-agent') });
       if (!done) {
         void this.#o.events.record({ kind: 'login_failed', ip: req.clientIp, tunnel: t.tunnelId, accountId: t.ownerAccountId, detail: 'hand-off code unknown, used, expired or for another host' });
-        return html(400, 'This sign-in link is no longer valid', `<p>It expired or was already used. Sign-in links are good once, for a few seconds.</p><p><a class="button" href="${esc(this.#loginUrl(req, '/'))}">Sign in again</a></p>`);
+        return html(req, 400, 'This sign-in link is no longer valid', `<p>It expired or was already used. Sign-in links are good once, for a few seconds.</p><p><a class="button" href="${esc(this.#loginUrl(req, '/'))}">Sign in again</a></p>`);
       }
       const maxAge = (done.session.expiresAt - this.#o.clock.now()) / 1000;
       return redirect(done.returnPath, [['set-cookie', serializeSessionCookie(secure, done.cookieValue, maxAge)]]);
@@ -318,6 +341,7 @@ function denied(req: GateRequest, email: string, browser: boolean, unconfirmed: 
   }
   if (unconfirmed?.length) {
     return html(
+      req,
       403,
       'Your groups could not be confirmed',
       `<p>You are signed in as <strong>${esc(email)}</strong>. Access to <strong>${esc(req.host)}</strong> depends on a group at your identity provider, and tunn could not confirm it:</p>
@@ -327,6 +351,7 @@ ${switchAccount('Sign in again')}`,
     );
   }
   return html(
+    req,
     403,
     'You do not have access',
     `<p>You are signed in as <strong>${esc(email)}</strong>, and this account is not allowed to reach <strong>${esc(req.host)}</strong>.</p>
@@ -338,6 +363,10 @@ ${switchAccount('Switch account')}`,
 function splitTarget(target: string): [string, string?] {
   const i = target.indexOf('?');
   return i < 0 ? [target] : [target.slice(0, i), target.slice(i + 1)];
+}
+
+function acceptsHtml(req: GateRequest): boolean {
+  return (header(req, 'accept') ?? '').includes('text/html');
 }
 
 function isBrowser(req: GateRequest): boolean {

@@ -33,28 +33,28 @@ export async function tunnelLogout(req: GateRequest, q: URLSearchParams, ctx: Lo
   const switchAccount = q.get('switch') === '1';
   const signIn = `<p><a class="button" href="${esc(ctx.loginUrl)}">Sign in</a></p>`;
   if (req.method !== 'POST') {
-    if (!session) return html(200, 'Sign out of tunn', `<p>You are not signed in to ${esc(req.host)}.</p>${signIn}`);
+    if (!session) return html(req, 200, 'Sign out of tunn', `<p>You are not signed in to ${esc(req.host)}.</p>${signIn}`);
     const what = switchAccount ? 'Sign out and switch account' : 'Sign out';
-    return html(200, 'Sign out of tunn', `<p>You are signed in to ${esc(req.host)} as <strong>${esc(session.email)}</strong>. Signing out here signs you out of tunn in this browser.</p>${logoutForm(cookieValue!, what, switchAccount)}`);
+    return html(req, 200, 'Sign out of tunn', `<p>You are signed in to ${esc(req.host)} as <strong>${esc(session.email)}</strong>. Signing out here signs you out of tunn in this browser.</p>${logoutForm(cookieValue!, what, switchAccount)}`);
   }
   const origin = `${req.secure ? 'https' : 'http'}://${req.host}`;
   const refused = crossOriginPost({ origin: values(req, 'origin'), secFetchSite: values(req, 'sec-fetch-site') }, origin);
-  if (refused) return html(403, 'Refused', `<p>${esc(refusedPostMessage(refused))}</p>`);
+  if (refused) return html(req, 403, 'Refused', `<p>${esc(refusedPostMessage(refused))}</p>`);
   const clear: [string, string][] = [['set-cookie', clearSessionCookie(req.secure)]];
   if (session) {
     if (!checkFormToken(cookieValue, q.get('csrf'))) {
-      return html(403, 'This form has expired', `<p>The sign-out form was not sent from this browser's current tunn session. You are still signed in.</p><p><a class="button" href="${LOGOUT_PATH}">Sign out</a></p>`);
+      return html(req, 403, 'This form has expired', `<p>The sign-out form was not sent from this browser's current tunn session. You are still signed in.</p><p><a class="button" href="${LOGOUT_PATH}">Sign out</a></p>`);
     }
     // The whole family: otherwise the relay would sign the visitor straight back in, and
     // "switch account" could not work.
     await ctx.sessions.revokeFamily(session);
   }
   if (switchAccount) return { kind: 'respond', status: 303, headers: [['location', ctx.loginUrl], ['cache-control', 'no-store'], ...clear], body: '' };
-  return html(200, 'Signed out', `<p>You are signed out of tunn.</p>${signIn}`, clear);
+  return html(req, 200, 'Signed out', `<p>You are signed out of tunn.</p>${signIn}`, clear);
 }
 
-function html(status: number, title: string, body: string, extra: [string, string][] = []): GateDecision {
-  return { kind: 'respond', status, headers: [...PAGE_HEADERS, ...extra], body: page(title, body) };
+function html(req: GateRequest, status: number, title: string, body: string, extra: [string, string][] = []): GateDecision {
+  return { kind: 'respond', status, headers: [...PAGE_HEADERS, ...extra], body: page(title, body, { status, requestId: req.requestId }) };
 }
 
 function values(req: GateRequest, name: string): string[] {

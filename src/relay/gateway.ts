@@ -4,6 +4,7 @@ import { Duplex } from 'node:stream';
 import type { GateDecision, GateRequest } from '../auth/gate.ts';
 import type { Principal } from '../auth/revocation.ts';
 import type { Logger } from '../lib/logger.ts';
+import { newRequestId } from '../lib/page.ts';
 import { headerValue, Http1Framer, HttpParseError, keepAlive, wantsUpgrade, type MessageHead } from '../lib/http1.ts';
 import { DATA_HEADERS, TARGET_ERROR_HEADER } from '../protocol/messages.ts';
 import { forwardRequestHeaders, forwardTrailers, serializeTrailers } from './forward-headers.ts';
@@ -143,6 +144,8 @@ class PublicConnection implements LiveConnection {
   #handedOver = false;
   #firstRequest = true;
   #batching = false;
+  /** The id of the request head being handled: in the gate's pages, the relay's own and the log line. */
+  #requestId: string | undefined;
 
   constructor(gw: Gateway, socket: Socket, secure: boolean, clientIp: string) {
     this.#gw = gw;
@@ -304,6 +307,7 @@ class PublicConnection implements LiveConnection {
 
   /** Returns a promise only when it had to wait (gate, earlier responses). */
   #onRequestHead(head: MessageHead): void | Promise<void> {
+    this.#requestId = newRequestId();
     const hostHeader = headerValue(head, 'host');
     let hostCount = 0;
     for (const n of head.names) if (n === 'host') hostCount++;
@@ -348,6 +352,7 @@ class PublicConnection implements LiveConnection {
       clientIp: this.#clientIp,
       headers: head.headers.map(([, v], i) => [head.names[i]!, v]),
       upgrade: wantsUpgrade(head),
+      requestId: this.#requestId,
     };
     const decision = gate.check(req, tunnel);
     if (decision instanceof Promise) return decision.then((d) => this.#applyDecision(d, head, tunnel));
@@ -482,7 +487,9 @@ class PublicConnection implements LiveConnection {
     this.#responseStarted = true;
     this.#closing = true;
     this.#tunnel?.metrics.requests(r.status);
-    this.#socket.end(serializeResponse(r, { head: this.#methods[0] === 'HEAD', keepAlive: false }));
+    const requestId = newRequestId();
+    this.#logAnswer(requestId, r.status, this.#tunnel?.host, undefined);
+    this.#socket.end(serializeResponse(r, { head: this.#methods[0] === 'HEAD', keepAlive: false, requestId }));
     this.#cancelStream();
   }
 
@@ -565,9 +572,12 @@ class PublicConnection implements LiveConnection {
   // ---------- local responses ----------
 
   #respondLocal(r: LocalResponse, head: MessageHead | undefined): void | Promise<void> {
+    // One id per answer, logged here and shown in the page (a timed-out or unparsable head has none yet).
+    const requestId = (head && this.#requestId) || newRequestId();
+    this.#logAnswer(requestId, r.status, head ? headerValue(head, 'host') : undefined, head);
     const write = (): void => {
       const keep = head ? keepAlive(head) && !r.close : false;
-      const bytes = serializeResponse(r, { head: head?.method === 'HEAD', keepAlive: keep });
+      const bytes = serializeResponse(r, { head: head?.method === 'HEAD', keepAlive: keep, requestId });
       this.#tunnel?.metrics.requests(r.status);
       this.#currentAllowed = false;
       if (keep) {
@@ -588,6 +598,13 @@ class PublicConnection implements LiveConnection {
         resolve();
       };
     });
+  }
+
+  /** The log line of a response the relay wrote itself; its reqId is the one the page shows. */
+  #logAnswer(reqId: string, status: number, host: string | undefined, head: MessageHead | undefined): void {
+    const line = { reqId, status, host, method: head?.method, path: head?.target.split('?')[0], client: this.#clientIp };
+    if (status >= 400) this.#gw.opts.logger.info(line, 'answered by the relay');
+    else this.#gw.opts.logger.debug(line, 'answered by the relay');
   }
 
   #parseError(err: unknown): void {

@@ -1,42 +1,33 @@
 // The pages the relay answers with itself. Each says what happened and what to do; none
 // reveals which other tunnels exist.
 
+import { esc, PAGE_HEADERS, reason, renderPage, REQUEST_ID_HEADER } from '../lib/page.ts';
+
+export { reason };
+
 export interface LocalResponse {
   status: number;
   headers: [string, string][];
   body: string | Buffer;
   /** Close the connection after this response. */
   close?: boolean;
-}
-
-const REASONS: Record<number, string> = {
-  200: 'OK', 301: 'Moved Permanently', 302: 'Found', 308: 'Permanent Redirect', 400: 'Bad Request', 401: 'Unauthorized',
-  403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 408: 'Request Timeout', 421: 'Misdirected Request',
-  426: 'Upgrade Required', 429: 'Too Many Requests', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error',
-  501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
-};
-
-export function reason(status: number): string {
-  return REASONS[status] ?? 'Unknown';
+  /** The body again with the request id in its footer (pages from htmlPage). */
+  render?: (requestId: string) => string;
 }
 
 export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  return esc(s);
 }
 
+/** A page in tunn's one template (src/lib/page.ts); `detail` is trusted HTML. */
 export function htmlPage(status: number, title: string, detail: string, opts: { close?: boolean; headers?: [string, string][] } = {}): LocalResponse {
-  const body = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>${status} ${escapeHtml(title)} · tunn</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:12vh auto;padding:0 1rem;color:#222}
-h1{font-size:1.4rem}code{background:#f3f3f3;padding:.1em .3em;border-radius:3px}.s{color:#888}</style></head>
-<body><h1>${escapeHtml(title)}</h1><p>${detail}</p><p class="s">${status} ${reason(status)} · tunn</p></body></html>
-`;
+  const render = (requestId?: string): string => renderPage(title, `<p>${detail}</p>`, { status, requestId });
   return {
     status,
-    headers: [['Content-Type', 'text/html; charset=utf-8'], ['Cache-Control', 'no-store'], ...(opts.headers ?? [])],
-    body,
+    headers: [...PAGE_HEADERS, ...(opts.headers ?? [])],
+    body: render(),
     close: opts.close,
+    render,
   };
 }
 
@@ -81,11 +72,16 @@ export const pages = {
   timeout: () => htmlPage(408, 'Request timeout', 'The request head did not arrive in time.', { close: true }),
 };
 
-/** Serializes a local response as HTTP/1.1 bytes. HEAD responses carry no body. */
-export function serializeResponse(r: LocalResponse, opts: { head?: boolean; keepAlive: boolean }): Buffer {
-  const body = typeof r.body === 'string' ? Buffer.from(r.body) : r.body;
+/**
+ * Serializes a local response as HTTP/1.1 bytes. HEAD responses carry no body. With a
+ * `requestId` (the id of the relay's log line), pages show it and the response carries it.
+ */
+export function serializeResponse(r: LocalResponse, opts: { head?: boolean; keepAlive: boolean; requestId?: string }): Buffer {
+  const text = opts.requestId && r.render ? r.render(opts.requestId) : r.body;
+  const body = typeof text === 'string' ? Buffer.from(text) : text;
   let s = `HTTP/1.1 ${r.status} ${reason(r.status)}\r\n`;
   for (const [k, v] of r.headers) s += `${k}: ${v}\r\n`;
+  if (opts.requestId) s += `${REQUEST_ID_HEADER}: ${opts.requestId}\r\n`;
   s += `Content-Length: ${body.length}\r\n`;
   if (!opts.keepAlive || r.close) s += 'Connection: close\r\n';
   s += '\r\n';

@@ -251,7 +251,7 @@ export class Relay {
     this.#keyTimer = setInterval(() => void this.tokens.reloadIfStale().catch((err: unknown) => this.logger.warn({ err: errorMessage(err) }, 'reloading signing keys failed')), 60_000);
     this.#keyTimer.unref();
     this.#startRevocation();
-    this.#api = getRequestListener(createApiApp(this.identity, { domains: ext.domainApi }).fetch);
+    this.#api = getRequestListener(createApiApp(this.identity, { domains: ext.domainApi, logger: this.logger }).fetch);
     this.#info.certificate = await startOwnCertificate(this.#certs, c.domain, this.logger, (ctx) => (relayCtx = ctx));
     return this.#info;
   }

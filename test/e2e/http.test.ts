@@ -201,6 +201,24 @@ describe('HTTP through the tunnel', () => {
     assert.doesNotMatch(r.text, /web|rewrite/);
   });
 
+  it("shows the relay's pages with a request id that is in the relay's log line, under the auth pages' headers", async () => {
+    const r = await request(`http://nope.tunn.localhost:${relay.httpPort}/x?secret=1`);
+    assert.equal(r.status, 404);
+    const id = String(r.headers['tunn-request-id']);
+    assert.match(id, /^[A-Za-z0-9_-]{12}$/);
+    assert.match(r.text, new RegExp(`request id <code>${id}</code>`));
+    const line = await relay.proc.waitFor((l) => l.reqId === id);
+    assert.equal(line.status, 404);
+    assert.equal(line.host, `nope.tunn.localhost:${relay.httpPort}`);
+    // The log line names the path without its query string (which may carry a secret).
+    assert.equal(line.path, '/x');
+    // Security property: no script in a relay page, no content sniffing, no framing.
+    assert.equal(r.headers['x-content-type-options'], 'nosniff');
+    assert.match(String(r.headers['content-security-policy']), /default-src 'none'/);
+    const again = await request(`http://nope.tunn.localhost:${relay.httpPort}/`);
+    assert.notEqual(again.headers['tunn-request-id'], id, 'one id per request');
+  });
+
   it('answers malformed requests with 400 and oversized heads with 431, and keeps serving', async () => {
     const bad = await raw(relay.httpPort, 'GARBAGE\r\n\r\n');
     assert.match(bad, /^HTTP\/1\.1 400 /);
