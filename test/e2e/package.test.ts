@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
@@ -113,6 +113,57 @@ describe('the npm package', { timeout: 300_000 }, () => {
     const page = await request(new URL('/', String(ready.inspectUrl)).href, { headers: { cookie } });
     assert.equal(page.status, 200, page.text);
     assert.match(page.text, /<title>tunn inspector<\/title>/);
+  });
+});
+
+/** The last stage of the Dockerfile: its ENV, USER, VOLUME and the command a container runs. */
+function imageOf(dockerfile: string): { env: Record<string, string>; user: string; volumes: string[]; command: string[] } {
+  const lines = dockerfile.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const stage = lines.slice(lines.findLastIndex((l) => /^FROM\s/i.test(l)));
+  const arg = (kw: string) => stage.filter((l) => l.toUpperCase().startsWith(`${kw} `)).map((l) => l.slice(kw.length).trim());
+  const env = Object.fromEntries(arg('ENV').flatMap((l) => l.split(/\s+/).map((kv) => kv.split('=') as [string, string])));
+  const json = (kw: string) => (arg(kw).length ? (JSON.parse(arg(kw).at(-1)!) as string[]) : []);
+  return { env, user: arg('USER').at(-1) ?? 'root', volumes: json('VOLUME'), command: [...json('ENTRYPOINT'), ...json('CMD')] };
+}
+
+describe('deploying the relay', { timeout: 120_000 }, () => {
+  test("the Dockerfile's entry command, with its environment, runs a relay that keeps its state in the volume", async () => {
+    const image = imageOf(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'));
+    assert.ok(!['', 'root', '0'].includes(image.user.split(':')[0]!), `the image runs as ${image.user}`);
+    assert.ok(image.volumes.includes(image.env.TUNN_DATA_DIR!), `the data dir ${image.env.TUNN_DATA_DIR} is a volume`);
+    assert.equal(image.command[0], 'tunn', 'the command is the tunn that npm install -g put on PATH');
+    // What `docker run -e …` adds (a domain and its certificate), and what this shared machine
+    // needs instead of the container's own network and volume (free ports, loopback, a temp dir).
+    const volume = join(work.path, 'volume');
+    mkdirSync(volume, { mode: 0o700 });
+    const key = join(work.path, 'relay-key.pem');
+    const cert = join(work.path, 'relay-cert.pem');
+    const ssl = run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=tunn.localhost', '-addext', 'subjectAltName=DNS:tunn.localhost,DNS:*.tunn.localhost']);
+    assert.equal(ssl.status, 0, ssl.stderr);
+    const env = userEnv({ ...image.env, TUNN_DATA_DIR: volume, TUNN_DOMAIN: 'tunn.localhost', TUNN_TLS_CERT: cert, TUNN_TLS_KEY: key, TUNN_HTTPS_PORT: '0', TUNN_HTTP_PORT: '0', TUNN_LISTEN: '127.0.0.1', TUNN_JSON: '1' });
+    const ready = await startJson(image.command[0]!, image.command.slice(1), env, (l) => l.event === 'ready');
+    assert.equal(ready.dev, false);
+    const jwks = await request(`https://tunn.localhost:${Number(ready.httpsPort)}/.well-known/jwks.json`, { ca: readFileSync(cert, 'utf8') });
+    assert.equal(jwks.status, 200, jwks.text);
+    assert.ok((JSON.parse(jwks.text) as { keys: unknown[] }).keys.length > 0);
+    for (const f of ['tunn.db', 'secret.key']) assert.equal(statSync(join(volume, f)).mode & 0o777, 0o600, `${f} in the volume`);
+  });
+
+  test('the systemd unit passes systemd-analyze verify, run against the installed tunn', (t) => {
+    const unit = readFileSync(join(ROOT, 'deploy/tunn-relay.service'), 'utf8');
+    assert.match(unit, /^ExecStart=\/usr\/local\/bin\/tunn relay$/m, 'npm install -g puts tunn in /usr/local/bin');
+    const state = /^StateDirectory=(\S+)$/m.exec(unit)?.[1];
+    assert.match(unit, new RegExp(`^Environment=.*\\bTUNN_DATA_DIR=/var/lib/${state}\\b`, 'm'), 'the data dir is the unit state directory');
+    if (spawnSync('systemd-analyze', ['--version']).status !== 0) return t.skip('systemd-analyze is not installed');
+    // verify checks that ExecStart is executable: point it at the tunn this test installed.
+    const dir = join(work.path, 'systemd');
+    mkdirSync(dir);
+    const path = join(dir, 'tunn-relay.service');
+    writeFileSync(path, unit.replace('ExecStart=/usr/local/bin/tunn', `ExecStart=${join(prefix, 'bin/tunn')}`));
+    const r = run('systemd-analyze', ['verify', path]);
+    // Unknown keys and bad values are only warnings (exit 0): any line about the unit fails.
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(r.stderr.split('\n').filter((l) => l.includes('tunn-relay')), []);
   });
 });
 
