@@ -147,6 +147,10 @@ describe('deploying the relay', { timeout: 120_000 }, () => {
     assert.equal(jwks.status, 200, jwks.text);
     assert.ok((JSON.parse(jwks.text) as { keys: unknown[] }).keys.length > 0);
     for (const f of ['tunn.db', 'secret.key']) assert.equal(statSync(join(volume, f)).mode & 0o777, 0o600, `${f} in the volume`);
+    // README: `docker exec tunn tunn relay token create --email …` finds the volume through the image's ENV.
+    const token = run('tunn', ['relay', 'token', 'create', '--email', 'alice@example.com'], { env: userEnv({ ...image.env, TUNN_DATA_DIR: volume }) });
+    assert.equal(token.status, 0, token.stderr);
+    assert.match(token.stdout.trim(), /^[\w-]+\.[\w-]+\.[\w-]+$/, 'a token');
   });
 
   test('the systemd unit passes systemd-analyze verify, run against the installed tunn', (t) => {
