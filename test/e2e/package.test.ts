@@ -23,8 +23,10 @@ let packed: { filename: string; files: { path: string }[] };
 /** The environment of a user with Node 24 first on PATH and the prefix's bin/ after it. */
 function userEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   // npm_* variables from an enclosing `npm test` would reconfigure the inner npm (prefix, global).
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.toLowerCase().startsWith('npm_')));
-  return { ...base, HOME: home, XDG_CACHE_HOME: '', NODE_COMPILE_CACHE: '', PATH: [join(prefix, 'bin'), dirname(NODE), process.env.PATH].join(delimiter), ...extra };
+  // XDG_CACHE_HOME and NODE_COMPILE_CACHE would move the compile cache out of this HOME.
+  const drop = (k: string) => k.toLowerCase().startsWith('npm_') || k === 'XDG_CACHE_HOME' || k === 'NODE_COMPILE_CACHE';
+  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !drop(k)));
+  return { ...base, HOME: home, PATH: [join(prefix, 'bin'), dirname(NODE), process.env.PATH].join(delimiter), ...extra };
 }
 
 function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): SpawnSyncReturns<string> {
