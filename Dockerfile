@@ -27,4 +27,5 @@ ENV NODE_ENV=production \
 USER node
 VOLUME ["/data"]
 EXPOSE 443/tcp 80/tcp
+# tunn handles SIGTERM itself (`docker stop`), so it runs as PID 1 without an init.
 ENTRYPOINT ["tunn", "relay"]

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -149,6 +150,11 @@ describe('deploying the relay', { timeout: 120_000 }, () => {
     assert.equal(jwks.status, 200, jwks.text);
     assert.ok((JSON.parse(jwks.text) as { keys: unknown[] }).keys.length > 0);
     for (const f of ['tunn.db', 'secret.key']) assert.equal(statSync(join(volume, f)).mode & 0o777, 0o600, `${f} in the volume`);
+    // `docker stop` sends SIGTERM to the entry command (PID 1 in the container, no init).
+    const relay = children.at(-1)!;
+    const exited = once(relay, 'exit');
+    relay.kill('SIGTERM');
+    assert.deepEqual(await exited, [0, null], 'the relay stops cleanly on SIGTERM');
     // README: `docker exec tunn tunn relay token create --email …` finds the volume through the image's ENV.
     const token = run('tunn', ['relay', 'token', 'create', '--email', 'alice@example.com'], { env: userEnv({ ...image.env, TUNN_DATA_DIR: volume }) });
     assert.equal(token.status, 0, token.stderr);
