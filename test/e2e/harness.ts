@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { localhostAwareLookup } from '../../src/agent/target.ts';
+import { formTokenIn } from '../../src/auth/testing.ts';
 
 // End-to-end harness: starts the real `tunn` CLI as processes (relay, agents) with inline
 // flags on free ports, and talks to them over loopback like a visitor would.
@@ -179,4 +180,23 @@ export async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/**
+ * Signs `email` in with the relay's dev login and continues to `returnUrl` (a tunnel URL) as a
+ * visitor would: the consent page asked before the first hand-off to a host, then the hand-off.
+ * Returns the relay's session cookie and the tunnel host's.
+ */
+export async function devSignIn(relay: RelayHandle, email: string, returnUrl: string): Promise<{ relayCookie: string; hostCookie: string }> {
+  const form = { 'content-type': 'application/x-www-form-urlencoded', origin: relay.url };
+  const login = await request(`${relay.url}/login/dev`, { method: 'POST', ca: relay.ca, headers: form, body: new URLSearchParams({ email, return: returnUrl }).toString() });
+  if (login.status !== 302) throw new Error(`dev login answered ${login.status}: ${login.text}`);
+  const relayCookie = String(login.headers['set-cookie']![0]).split(';')[0]!;
+  const ask = await request(new URL(String(login.headers.location), relay.url).href, { ca: relay.ca, headers: { cookie: relayCookie } });
+  if (ask.status !== 200) throw new Error(`the consent page answered ${ask.status}: ${ask.text}`);
+  const go = await request(`${relay.url}/login/continue`, { method: 'POST', ca: relay.ca, headers: { ...form, cookie: relayCookie }, body: new URLSearchParams({ return: returnUrl, csrf: formTokenIn(ask.text) }).toString() });
+  if (go.status !== 302) throw new Error(`continuing answered ${go.status}: ${go.text}`);
+  const handoff = await request(String(go.headers.location));
+  if (handoff.status !== 302) throw new Error(`the hand-off answered ${handoff.status}: ${handoff.text}`);
+  return { relayCookie, hostCookie: String(handoff.headers['set-cookie']![0]).split(';')[0]! };
 }

@@ -10,7 +10,7 @@ import { localhostAwareLookup } from '../../src/agent/target.ts';
 import { launchBrowser } from '../support/browser.ts';
 import { startOidcProvider, type TestOp } from '../support/oidc.ts';
 import { BASE, BIND_DN, startSlapd, type Slapd } from '../support/slapd.ts';
-import { createToken, request, startAgent, startCli, startRelay, tmpDir, until, type AgentHandle, type RelayHandle } from './harness.ts';
+import { createToken, devSignIn, request, startAgent, startCli, startRelay, tmpDir, until, type AgentHandle, type RelayHandle } from './harness.ts';
 import { startOrigin, type Origin } from './origin.ts';
 
 // Enterprise identity end to end: real relay and agent processes, a real OpenID provider
@@ -92,6 +92,8 @@ describe('IdP groups from an OIDC claim, and access that expires', () => {
     op.nextUser = email;
     await page.goto(url);
     await page.click('a:has-text("Continue with Corp SSO")');
+    // The first hand-off to a host asks the visitor (issue 9, finding 9).
+    await page.click('form[action="/login/continue"] button');
     await page.waitForURL(url);
   }
 
@@ -171,15 +173,7 @@ describe('IdP groups from LDAP (slapd over TLS)', () => {
 
   /** Dev login (a login method that brings no groups: LDAP supplies them), handed to the tunnel host. */
   async function signIn(email: string): Promise<string> {
-    const login = await request(`${relay.url}/login/dev`, {
-      method: 'POST',
-      ca: relay.ca,
-      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: relay.url },
-      body: new URLSearchParams({ email, return: `${agent.httpUrl}/` }).toString(),
-    });
-    assert.equal(login.status, 302, login.text);
-    const handoff = await request(String(login.headers.location));
-    return String(handoff.headers['set-cookie']![0]).split(';')[0]!;
+    return (await devSignIn(relay, email, `${agent.httpUrl}/`)).hostCookie;
   }
 
   const visit = (cookie: string) => request(`${agent.httpUrl}/echo`, { headers: { cookie, accept: 'text/html' } });
@@ -241,6 +235,7 @@ describe('IdP groups from LDAP (slapd over TLS)', () => {
       await page.goto(url);
       await page.fill('form[data-dev-login] input[name=email]', 'alice@corp.test');
       await page.click('form[data-dev-login] button');
+      await page.click('form[action="/login/continue"] button');
       await page.waitForURL(url);
       await until(async () => (await page.reload())?.status() === 200, WITHIN_MS, 'alice in');
       await slapd.stop();

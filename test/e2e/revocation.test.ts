@@ -11,7 +11,7 @@ import { createDomain, markDomainVerified, setDomainShares } from '../../src/cer
 import { ensureAccount } from '../../src/store/accounts.ts';
 import { openStore } from '../../src/store/store.ts';
 import { formTokenIn } from '../../src/auth/testing.ts';
-import { createToken, request, startAgent, startCli, startRelay, tmpDir, until, type AgentHandle, type RelayHandle } from './harness.ts';
+import { createToken, devSignIn, request, startAgent, startCli, startRelay, tmpDir, until, type AgentHandle, type RelayHandle } from './harness.ts';
 import { startOrigin, type Origin } from './origin.ts';
 
 // Revocation reaches live connections, end to end: real relay and agent processes, a real
@@ -111,30 +111,9 @@ describe('revocation cuts live connections', () => {
 
   /** Signs `email` in with the dev login and hands the session to the tunnel host: the two cookies. */
   async function signIn(email: string): Promise<{ relayCookie: string; hostCookie: string }> {
-    const ret = `http://${tunnelHost}/`;
-    const login = await request(`${relay.url}/login/dev`, {
-      method: 'POST',
-      ca: relay.ca,
-      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: relay.url },
-      body: new URLSearchParams({ email, return: ret }).toString(),
-    });
-    assert.equal(login.status, 302, login.text);
-    const relayCookie = String(login.headers['set-cookie']![0]).split(';')[0]!;
-    // The first hand-off to a host asks the visitor (issue 9, finding 9): continue as they would.
-    const ask = await request(new URL(String(login.headers.location), relay.url).href, { ca: relay.ca, headers: { cookie: relayCookie } });
-    assert.equal(ask.status, 200, ask.text);
-    const go = await request(`${relay.url}/login/continue`, {
-      method: 'POST',
-      ca: relay.ca,
-      headers: { cookie: relayCookie, origin: relay.url, 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ return: ret, csrf: formTokenIn(ask.text) }).toString(),
-    });
-    assert.equal(go.status, 302, go.text);
-    const handoff = await request(String(go.headers.location));
-    assert.equal(handoff.status, 302, handoff.text);
-    const hostCookie = String(handoff.headers['set-cookie']![0]).split(';')[0]!;
-    return { relayCookie, hostCookie };
+    return devSignIn(relay, email, `http://${tunnelHost}/`);
   }
+
 
   before(async () => {
     origin = await startOrigin();
