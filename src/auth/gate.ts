@@ -84,7 +84,22 @@ export interface TunnelPolicy {
  */
 export type GateDecision =
   | { kind: 'allow'; email?: string; principal?: Principal; setHeaders: [string, string][]; removeHeaders: string[] }
-  | { kind: 'respond'; status: number; headers: [string, string][]; body: string | Buffer };
+  | { kind: 'respond'; status: number; headers: [string, string][]; body: string | Buffer; refusal?: GateRefusal };
+
+/**
+ * Why a request was not let through, for the tunnel owner's request log and the relay's
+ * metrics (set on every `respond` that refuses; absent on tunn's own paths).
+ */
+export interface GateRefusal {
+  reason: 'ip' | 'rate-limit' | 'basic-auth' | 'sign-in' | 'token' | 'policy' | 'unavailable';
+  /** The signed-in visitor (policy refusals). */
+  who?: string;
+  detail?: string;
+}
+
+function refused(d: GateDecision, refusal: GateRefusal): GateDecision {
+  return d.kind === 'respond' ? { ...d, refusal } : d;
+}
 
 export const USER_EMAIL_HEADER = 'tunn-user-email';
 export const ASSERTION_HEADER = 'tunn-jwt-assertion';
@@ -158,7 +173,7 @@ export class Gate {
       return await this.#check(req, t);
     } catch (err) {
       this.#o.onError?.(err);
-      return { kind: 'respond', status: 503, headers: [['content-type', 'text/plain; charset=utf-8'], ['retry-after', '5']], body: 'tunn could not check access to this tunnel right now; try again shortly.\n' };
+      return { kind: 'respond', status: 503, headers: [['content-type', 'text/plain; charset=utf-8'], ['retry-after', '5']], body: 'tunn could not check access to this tunnel right now; try again shortly.\n', refusal: { reason: 'unavailable', detail: 'access could not be checked (see the relay log)' } };
     }
   }
 
@@ -172,7 +187,7 @@ export class Gate {
       }
       if (!list.allows(req.clientIp)) {
         void this.#o.events.record({ kind: 'ip_denied', ip: req.clientIp, tunnel: t.tunnelId, accountId: t.ownerAccountId });
-        return { kind: 'respond', status: 403, headers: [['content-type', 'text/plain; charset=utf-8']], body: 'Forbidden: your IP address is not allowed to reach this tunnel.\n' };
+        return { kind: 'respond', status: 403, headers: [['content-type', 'text/plain; charset=utf-8']], body: 'Forbidden: your IP address is not allowed to reach this tunnel.\n', refusal: { reason: 'ip', detail: 'not in --allow-ip' } };
       }
     }
     // 2. Rate limits.
@@ -190,7 +205,7 @@ export class Gate {
     if (t.basicAuth) {
       if (!checkBasicAuth(authz, t.basicAuth)) {
         if (authz) void this.#o.events.record({ kind: 'basic_auth_failed', ip: req.clientIp, tunnel: t.tunnelId, accountId: t.ownerAccountId });
-        return { kind: 'respond', status: 401, headers: [['www-authenticate', 'Basic realm="tunn", charset="UTF-8"'], ['content-type', 'text/plain; charset=utf-8']], body: 'This tunnel needs a user name and password.\n' };
+        return { kind: 'respond', status: 401, headers: [['www-authenticate', 'Basic realm="tunn", charset="UTF-8"'], ['content-type', 'text/plain; charset=utf-8']], body: 'This tunnel needs a user name and password.\n', refusal: { reason: 'basic-auth', detail: authz ? 'wrong user or password' : 'no password given' } };
       }
       removeHeaders.push('authorization');
     }
@@ -212,7 +227,7 @@ export class Gate {
         if (isTunnError(err, 'UNAVAILABLE')) throw err;
         const revoked = isTunnError(err, 'AUTH_TOKEN_REVOKED');
         void this.#o.events.record({ kind: revoked ? 'token_revoked_used' : 'token_invalid', ip: req.clientIp, tunnel: t.tunnelId, accountId: t.ownerAccountId });
-        return json(401, revoked ? 'AUTH_TOKEN_REVOKED' : 'AUTH_INVALID_TOKEN', revoked ? 'this token has been revoked; create a new one with `tunn token create`' : 'this token is not valid for this relay; create one with `tunn token create`', [['www-authenticate', `Bearer realm="tunn", error="invalid_token"`]]);
+        return refused(json(401, revoked ? 'AUTH_TOKEN_REVOKED' : 'AUTH_INVALID_TOKEN', revoked ? 'this token has been revoked; create a new one with `tunn token create`' : 'this token is not valid for this relay; create one with `tunn token create`', [['www-authenticate', `Bearer realm="tunn", error="invalid_token"`]]), { reason: 'token', detail: revoked ? 'revoked token' : 'invalid token' });
       }
     } else {
       const value = readCookie(cookies, sessionCookieName(req.secure));
@@ -223,10 +238,10 @@ export class Gate {
       }
       else if (value) {
         // Unknown, tampered, expired or revoked: clear it and start over.
-        return this.#signIn(req, browser, [['set-cookie', clearSessionCookie(req.secure)]]);
+        return refused(this.#signIn(req, browser, [['set-cookie', clearSessionCookie(req.secure)]]), { reason: 'sign-in', detail: 'sign-in expired or revoked' });
       }
     }
-    if (!id) return this.#signIn(req, browser, []);
+    if (!id) return refused(this.#signIn(req, browser, []), { reason: 'sign-in', detail: browser ? 'sent to sign in' : 'not signed in' });
     // 7. Policy. IdP groups are looked up once per request, and only if an idp: entry or the assertion needs them.
     const idp = this.#o.idpGroups?.enabled ? this.#o.idpGroups : undefined;
     let groups: Promise<IdpLookup> | undefined;
@@ -234,7 +249,7 @@ export class Gate {
     const answer = await this.#o.policy.decide(t, { email: id.email, idpGroups });
     if (!answer.allowed) {
       void this.#o.events.record({ kind: 'visitor_denied', ip: req.clientIp, email: id.email, tunnel: t.tunnelId, accountId: t.ownerAccountId, detail: answer.unconfirmed?.join('; ') });
-      return denied(req, id.email, browser, answer.unconfirmed, cookieValue);
+      return refused(denied(req, id.email, browser, answer.unconfirmed, cookieValue), { reason: 'policy', who: id.email, detail: answer.unconfirmed?.length ? 'IdP group not confirmed' : undefined });
     }
     // 8. Allow.
     const known = idpGroups ? (await idpGroups()).groups : undefined;
@@ -258,7 +273,7 @@ export class Gate {
       const r = this.#o.rateLimiter.take(key, limit);
       if (!r.ok) {
         void this.#o.events.record({ kind: 'rate_limited', ip: req.clientIp, tunnel: t.tunnelId, accountId: t.ownerAccountId, detail: `per ${what}: ${limit}/min` });
-        return { kind: 'respond', status: 429, headers: [['retry-after', String(r.retryAfterSeconds)], ['content-type', 'text/plain; charset=utf-8']], body: `Too many requests (limit per ${what}: ${limit} per minute). Retry in ${r.retryAfterSeconds} s.\n` };
+        return { kind: 'respond', status: 429, headers: [['retry-after', String(r.retryAfterSeconds)], ['content-type', 'text/plain; charset=utf-8']], body: `Too many requests (limit per ${what}: ${limit} per minute). Retry in ${r.retryAfterSeconds} s.\n`, refusal: { reason: 'rate-limit', detail: `${limit}/min per ${what}` } };
       }
     }
     return undefined;
