@@ -50,6 +50,18 @@ describe('request log lines', () => {
   });
 });
 
+describe('inert', () => {
+  // Security: a visitor picks the path; it must not drive the owner's terminal (cursor moves, colours, titles).
+  it('escapes C0 and C1 control characters in what visitors choose', () => {
+    const path = '/a\x1b]0;owned\x07b\x9b31mc\x7f';
+    const line = formatRequest({ time, method: 'GET', path, status: 200, durationMs: 1, bytes: 1 }, { color: true, columns: 200 });
+    assert.ok(!/[\x07\x7f\x9b]/.test(line), JSON.stringify(line));
+    assert.ok(line.endsWith('/a\\x1b]0;owned\\x07b\\x9b31mc\\x7f'), line);
+    const r = formatRefusal({ at: 0, method: 'GET', path, status: 403, reason: 'policy', who: 'x\x1b[2J@y.com', ip: '1.2.3.4' }, 't', plain);
+    assert.ok(!/[\x1b\x07\x7f\x9b]/.test(r), JSON.stringify(r));
+  });
+});
+
 describe('describeRefusal', () => {
   const r = (over: Partial<Refusal>): Refusal => ({ at: 0, method: 'GET', path: '/', status: 403, reason: 'policy', ip: '192.0.2.9', ...over });
   it('says who and why, in the owner’s words', () => {

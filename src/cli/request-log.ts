@@ -46,6 +46,15 @@ const INFO = 9 + 2 + 9 + 2;
 const PLAIN_PATH_MAX = 200;
 const MIN_PATH = 12;
 
+/**
+ * Visitors choose the paths (and the relay's parser lets bytes above 0x7f through): control
+ * characters, C1 included (0x9b is a CSI on some terminals), are shown escaped so a request
+ * cannot move the cursor, recolour or retitle the owner's terminal.
+ */
+export function inert(text: string): string {
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 function cut(path: string, max: number): string {
   if (path.length <= max) return path;
   return max <= 1 ? '…' : path.slice(0, max - 1) + '…';
@@ -53,7 +62,8 @@ function cut(path: string, max: number): string {
 
 function line(s: LogStyle, time: Date, method: string, status: number, info: string, infoWidth: number, path: string): string {
   const room = s.columns === undefined ? PLAIN_PATH_MAX : Math.max(MIN_PATH, s.columns - LEAD - Math.max(INFO, infoWidth + 2) - 1);
-  const m = method.length > 7 ? method.slice(0, 7) : method.padEnd(7);
+  const m = inert(method.length > 7 ? method.slice(0, 7) : method.padEnd(7));
+  path = inert(path);
   const pad = ' '.repeat(Math.max(2, INFO - infoWidth));
   return `${paint(s, 'dim', time.toTimeString().slice(0, 8))}  ${m} ${paint(s, statusColor(status), String(status).padStart(3))}  ${info}${pad}${cut(path, room)}`;
 }
@@ -66,7 +76,7 @@ export function formatRequest(e: RequestLogEntry, s: LogStyle = { color: false, 
 
 /** A request the relay answered itself, with who and why. */
 export function formatRefusal(r: Refusal, target: string, s: LogStyle = { color: false, columns: undefined }): string {
-  const why = describeRefusal(r, target);
+  const why = inert(describeRefusal(r, target));
   return line(s, new Date(r.at), r.method, r.status, paint(s, r.status >= 500 ? 'red' : 'yellow', why), why.length, r.path);
 }
 
