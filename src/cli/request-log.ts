@@ -110,8 +110,8 @@ export function describeRefusal(r: Refusal, target: string): string {
       return d ?? 'upgrade refused';
     case 'target': {
       const code = d ?? '';
-      const text = TARGET_ERRORS[code] ?? (/CERT|SSL|TLS/.test(code) ? 'TLS failed (--insecure-target skips verifying its certificate)' : 'not answering');
-      return `target ${target} down: ${text}${code ? ` (${code})` : ''}`;
+      if (/CERT|SSL|TLS/.test(code)) return `target ${target}: TLS failed (${code}); --insecure-target skips verifying its certificate`;
+      return `target ${target} down: ${TARGET_ERRORS[code] ?? 'not answering'}${code ? ` (${code})` : ''}`;
     }
     case 'unavailable':
       return 'relay could not check access (its log says why)';

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -81,6 +82,27 @@ describe('the request log shows what the relay answered itself', () => {
     } finally {
       await Promise.all([priv.stop(), ipOnly.stop(), basic.stop(), down.stop()]);
       cfg.remove();
+    }
+  });
+
+  it('a target whose certificate the agent does not trust: 502 in the log with the TLS error', async () => {
+    const dir = tmpDir('tunn-term-tls-');
+    const key = join(dir.path, 'key.pem');
+    const cert = join(dir.path, 'cert.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { stdio: 'ignore' });
+    const server = https.createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (_req, res) => res.end('ok')).listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const port = (server.address() as net.AddressInfo).port;
+    const a = await startAgent(relay, alice, `https://localhost:${port}`, ['-n', 'selfsigned', '--public', '--no-inspect']);
+    try {
+      assert.equal((await request(`${a.httpUrl}/tls`)).status, 502);
+      const l = await a.proc.waitFor((x) => x.event === 'request' && x.by === 'relay' && x.path === '/tls');
+      assert.deepEqual([l.status, l.reason], [502, 'target']);
+      assert.match(String(l.detail), /SELF_SIGNED|CERT/);
+    } finally {
+      await a.stop();
+      server.close();
+      dir.remove();
     }
   });
 
