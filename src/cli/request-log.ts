@@ -88,6 +88,7 @@ const TARGET_ERRORS: Record<string, string> = {
   ENETUNREACH: 'network unreachable',
   ENOTFOUND: 'host not found',
   EAI_AGAIN: 'DNS lookup failed',
+  EMPTY_RESPONSE: 'closed the connection without answering',
 };
 
 /** Why, in a few words: "bob@x.com not allowed", "rate limit 100/min per client IP", "target down: …". */

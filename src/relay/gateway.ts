@@ -444,7 +444,7 @@ class PublicConnection implements LiveConnection {
     stream.on('end', () => {
       if (!this.#raw) this.#res.finish();
       if (!this.#responseStarted && this.#inflight > 0) {
-        this.#failBeforeResponse(pages.tunnelLost());
+        this.#lostBeforeResponse(tunnel);
         return;
       }
       this.#socket.end();
@@ -454,7 +454,7 @@ class PublicConnection implements LiveConnection {
       tunnel.metrics.open--;
       if (this.#socket.destroyed) return;
       if (!this.#responseStarted && this.#inflight > 0) {
-        this.#failBeforeResponse(pages.tunnelLost());
+        this.#lostBeforeResponse(tunnel);
       } else if (stream.rstCode !== undefined && stream.rstCode !== h2c.NGHTTP2_NO_ERROR) {
         this.#socket.destroy();
       } else {
@@ -464,6 +464,15 @@ class PublicConnection implements LiveConnection {
     this.#socket.on('drain', () => {
       if (this.#stream?.isPaused()) this.#stream.resume();
     });
+  }
+
+  /** The stream ended before any response: the target closed without answering (or the agent went; then nobody hears the report). */
+  #lostBeforeResponse(tunnel: Tunnel): void {
+    if (this.#responseStarted || this.#socket.destroyed) return;
+    const r = pages.tunnelLost();
+    const first = this.#streamRequest;
+    if (first) this.#refused(tunnel, first.method, first.path, r.status, { reason: 'target', detail: 'EMPTY_RESPONSE' });
+    this.#failBeforeResponse(r);
   }
 
   #failBeforeResponse(r: LocalResponse): void {

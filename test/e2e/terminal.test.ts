@@ -106,6 +106,20 @@ describe('the request log shows what the relay answered itself', () => {
     }
   });
 
+  it('a target that closes without answering: 502 in the log saying so', async () => {
+    const server = net.createServer((c) => c.once('data', () => c.destroy())).listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const a = await startAgent(relay, alice, (server.address() as net.AddressInfo).port, ['-n', 'hangup', '--public', '--no-inspect']);
+    try {
+      assert.equal((await request(`${a.httpUrl}/hangup`)).status, 502);
+      const l = await a.proc.waitFor((x) => x.event === 'request' && x.by === 'relay' && x.path === '/hangup');
+      assert.deepEqual([l.status, l.reason, l.detail], [502, 'target', 'EMPTY_RESPONSE']);
+    } finally {
+      await a.stop();
+      server.close();
+    }
+  });
+
   /** Runs the agent in a pseudo-terminal `columns` wide; resolves with everything it printed once `done` holds. */
   async function inTerminal(args: string[], env: NodeJS.ProcessEnv, columns: number, visit: (url: string) => Promise<void>, done: (out: string) => boolean): Promise<string> {
     const quoted = [NODE, CLI, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
