@@ -68,6 +68,8 @@ interface AgentEvents {
   request: [RequestLogEntry & { tunnel: string }];
   /** A request the relay answered itself for a tunnel (refused at the edge, target down). */
   refused: [Refusal & { tunnel: string; target: string }];
+  /** Requests the relay answered itself in one second beyond those sent one by one, counted by status and reason. */
+  refusedMore: [{ tunnel: string; count: number; more: Extract<ControlMessage, { type: 'refused' }>['more'] }];
   notice: [string];
   fatal: [Error & { code?: string }];
 }
@@ -312,8 +314,8 @@ export class Agent extends EventEmitter<AgentEvents> {
         const t = this.#tunnels.get(m.id);
         const tunnel = t?.ready?.host ?? m.id;
         for (const r of m.refusals) this.emit('refused', { ...r, tunnel, target: t?.target.display ?? '' });
-        const more = m.more.reduce((n, x) => n + x.count, 0);
-        if (more > 0) this.emit('notice', `the relay answered ${more} more requests for ${tunnel} itself in that second: ${m.more.map((x) => `${x.count} × ${x.status} ${x.reason}`).join(', ')}`);
+        const count = m.more.reduce((n, x) => n + x.count, 0);
+        if (count > 0) this.emit('refusedMore', { tunnel, count, more: m.more });
         return;
       }
       default:

@@ -4,15 +4,14 @@ import { parseTarget, type Target } from '../agent/target.ts';
 import { agentDefaults, agentSchema, fromEnv, fromFile, resolveConfig, type AgentOptions } from '../config/config.ts';
 import { parseBasicAuth } from '../auth/basic-auth.ts';
 import { parseIpAllowList } from '../auth/ip-allow.ts';
-import { formatSeconds, parseDuration } from '../auth/grants.ts';
+import { parseDuration } from '../auth/grants.ts';
 import { randomToken } from '../lib/ids.ts';
 import { parseAllowList } from '../auth/policy.ts';
 import { parseRateLimit } from '../auth/rate-limit.ts';
 import { parseAllowUpgrade } from '../relay/upgrades.ts';
 import { TunnError } from '../lib/errors.ts';
 import { loadCredentials } from './api-client.ts';
-import { describeAccess, printJson } from './output.ts';
-import { formatRefusal, formatRequest, logStyle, paint } from './request-log.ts';
+import { attachAgentOutput } from './agent-output.ts';
 import { startAgentInspector } from './run-inspector.ts';
 import { onShutdown } from './shutdown.ts';
 
@@ -89,43 +88,7 @@ export function agentConfigFrom(o: AgentOptions, target: Target, extra: Partial<
   };
 }
 
-/** Prints the agent's life for a person (or as JSON lines) and wires Ctrl-C. `color`: false for --no-color. */
-export function attachAgentOutput(agent: Agent, json: boolean, extraReady: Record<string, unknown> = {}, pickUrl = (urls: string[]) => urls[0]!, color?: boolean): void {
-  // Read per line: the terminal's width follows a resize.
-  const style = () => logStyle(process.stdout, process.env, color);
-  const err = logStyle(process.stderr, process.env, color);
-  agent.on('state', (state, detail) => {
-    if (json) printJson({ event: 'state', state, detail });
-    else process.stderr.write(`${paint(err, 'dim', 'tunn:')} ${state === 'online' ? paint(err, 'green', detail) : detail}\n`);
-  });
-  agent.on('ready', (t) => {
-    const url = pickUrl(t.urls);
-    if (json) printJson({ event: 'ready', url, urls: t.urls, name: t.name, host: t.host, target: t.target.display, ...extraReady });
-    else {
-      const s = style();
-      const who = describeAccess(agent.config.tunnels[0]!, formatSeconds);
-      const inspect = extraReady.inspectUrl ? `   Inspect: ${String(extraReady.inspectUrl)}\n` : '';
-      process.stdout.write(`\n🔗 ${paint(s, 'bold', url)} → ${t.target.display}\n   Allowed: ${who}\n${inspect}\n`);
-    }
-  });
-  agent.on('request', (e) => {
-    if (json) printJson({ event: 'request', tunnel: e.tunnel, method: e.method, path: e.path, status: e.status, durationMs: Math.round(e.durationMs * 1000) / 1000, bytes: e.bytes });
-    else process.stdout.write(formatRequest(e, style()) + '\n');
-  });
-  agent.on('refused', (r) => {
-    if (json) printJson({ event: 'request', tunnel: r.tunnel, method: r.method, path: r.path, status: r.status, by: 'relay', reason: r.reason, ...(r.who ? { who: r.who } : {}), ip: r.ip, ...(r.detail ? { detail: r.detail } : {}) });
-    else process.stdout.write(formatRefusal(r, r.target, style()) + '\n');
-  });
-  agent.on('notice', (m) => {
-    if (json) printJson({ event: 'notice', message: m });
-    else process.stderr.write(`${paint(err, 'dim', 'tunn:')} ${m}\n`);
-  });
-  agent.on('fatal', (e) => {
-    if (json) printJson({ event: 'fatal', code: e.code, message: e.message });
-    else process.stderr.write(`${paint(err, 'dim', 'tunn:')} ${paint(err, 'red', 'error:')} ${e.message}\n`);
-    process.exitCode = 1;
-  });
-}
+export { attachAgentOutput } from './agent-output.ts';
 
 export async function runAgent(targetSpec: string, flags: Record<string, unknown>): Promise<void> {
   const target = parseTarget(targetSpec);

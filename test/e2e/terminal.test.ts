@@ -146,8 +146,10 @@ describe('the request log shows what the relay answered itself', () => {
       assert.equal((await request(`${url}/denied`, { headers: { authorization: `Bearer ${bob}` } })).status, 403);
     };
     const bothLines = (out: string): boolean => out.includes('/long/ppp') && out.includes('bob@example.com not allowed');
-    const out = await inTerminal([String(origin.port), '-n', 'tty', ...base], {}, 72, visit, bothLines);
-    const lines = out.split(/\r?\n/);
+    const liveStatus = /\r\x1b\[2K\x1b\[32m●\x1b\[0m online · 1 request · 1 refused · Ctrl-C to stop/;
+    const out = await inTerminal([String(origin.port), '-n', 'tty', ...base], {}, 72, visit, (o) => bothLines(o) && liveStatus.test(o));
+    // What the terminal shows of each line: after its last carriage return (the status line is drawn, then cleared with CR + erase-line).
+    const lines = out.split('\n').map((l) => l.replace(/\r$/, '').split('\r').at(-1)!.replace(/^\x1b\[2K/, ''));
     const ok = lines.find((l) => l.includes('/long/'))!;
     const refused = lines.find((l) => l.includes('not allowed'))!;
     assert.ok(ok.includes(`${ESC}32m200`), `a green 200: ${JSON.stringify(ok)}`);
@@ -157,10 +159,11 @@ describe('the request log shows what the relay answered itself', () => {
     assert.match(visible(ok), /…$/);
     assert.equal(visible(ok).indexOf('200'), visible(refused).indexOf('403'), 'statuses aligned');
     assert.match(out, /Allowed: carol@example\.com and you/);
+    assert.match(out, liveStatus, 'the live status line under the log, redrawn in place with the counts');
 
     for (const [extra, env] of [[['--no-color'], {}], [[], { NO_COLOR: '1' }]] as const) {
       const plain = await inTerminal([String(origin.port), '-n', 'tty', ...base, ...extra], env, 72, visit, bothLines);
-      assert.ok(!plain.includes(ESC), `no colour with ${extra.join(' ') || 'NO_COLOR=1'}`);
+      assert.ok(!plain.includes(ESC), `no colour and no live status line with ${extra.join(' ') || 'NO_COLOR=1'}`);
     }
   });
 });
