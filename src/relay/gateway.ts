@@ -436,7 +436,8 @@ class PublicConnection implements LiveConnection {
         const code = why.slice(why.lastIndexOf(' ') + 1);
         const r = pages.targetDown(code);
         const first = this.#streamRequest;
-        if (first) this.#refused(tunnel, first.method, first.path, r.status, { reason: 'target', detail: code || undefined });
+        // The code is the agent's word (an errno or TLS error name): kept short.
+        if (first) this.#refused(tunnel, first.method, first.path, r.status, { reason: 'target', detail: code.slice(0, 64) || undefined });
         this.#failBeforeResponse(r);
       }
     });
