@@ -65,6 +65,7 @@ describe('inert', () => {
 describe('describeRefusal', () => {
   const r = (over: Partial<Refusal>): Refusal => ({ at: 0, method: 'GET', path: '/', status: 403, reason: 'policy', ip: '192.0.2.9', ...over });
   it('says who and why, in the owner’s words', () => {
+    assert.match(describeRefusal(r({ status: 502, reason: 'target', detail: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' }), 'https://h:1'), /TLS failed/);
     assert.equal(describeRefusal(r({ who: 'bob@x.com' }), 't'), 'bob@x.com not allowed');
     assert.equal(describeRefusal(r({ reason: 'ip' }), 't'), 'IP 192.0.2.9 not allowed (--allow-ip)');
     assert.equal(describeRefusal(r({ status: 429, reason: 'rate-limit', detail: '100/min per client IP' }), 't'), 'rate limit 100/min per client IP (192.0.2.9)');

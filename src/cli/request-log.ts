@@ -111,7 +111,7 @@ export function describeRefusal(r: Refusal, target: string): string {
       return d ?? 'upgrade refused';
     case 'target': {
       const code = d ?? '';
-      if (/CERT|SSL|TLS/.test(code)) return `target ${target}: TLS failed (${code}); --insecure-target skips verifying its certificate`;
+      if (/CERT|SSL|TLS|VERIFY|SIGNATURE/.test(code)) return `target ${target}: TLS failed (${code}); --insecure-target skips verifying its certificate`;
       return `target ${target} down: ${TARGET_ERRORS[code] ?? 'not answering'}${code ? ` (${code})` : ''}`;
     }
     case 'unavailable':

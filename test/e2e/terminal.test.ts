@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CLI, createToken, NODE, request, ROOT, startAgent, startCli, startRelay, tmpDir, until, type RelayHandle } from './harness.ts';
 import { startOrigin, type Origin } from './origin.ts';
+import { createCa, issueLeaf } from '../../src/certs/dev-ca.ts';
 
 // Issue 17, "the agent's terminal tells the truth", with real relay and agent processes:
 // the request log shows the requests the relay answered itself (refused at the edge, target
@@ -86,11 +87,9 @@ describe('the request log shows what the relay answered itself', () => {
   });
 
   it('a target whose certificate the agent does not trust: 502 in the log with the TLS error', async () => {
-    const dir = tmpDir('tunn-term-tls-');
-    const key = join(dir.path, 'key.pem');
-    const cert = join(dir.path, 'cert.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { stdio: 'ignore' });
-    const server = https.createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (_req, res) => res.end('ok')).listen(0, '127.0.0.1');
+    // A certificate from a CA the agent has never heard of.
+    const leaf = await issueLeaf(await createCa('untrusted test CA'), ['localhost'], 1);
+    const server = https.createServer({ key: leaf.keyPem, cert: leaf.certPem }, (_req, res) => res.end('ok')).listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     const port = (server.address() as net.AddressInfo).port;
     const a = await startAgent(relay, alice, `https://localhost:${port}`, ['-n', 'selfsigned', '--public', '--no-inspect']);
@@ -102,7 +101,6 @@ describe('the request log shows what the relay answered itself', () => {
     } finally {
       await a.stop();
       server.close();
-      dir.remove();
     }
   });
 
