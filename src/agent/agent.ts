@@ -3,11 +3,11 @@ import { EventEmitter } from 'node:events';
 import http2, { type Http2Server, type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import net from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
-import { errorMessage } from '../lib/errors.ts';
 import { ControlChannel } from '../protocol/control-channel.ts';
 import { agentServerOptions, SESSION_WINDOW } from '../protocol/h2-options.ts';
 import { watchLiveness } from '../protocol/liveness.ts';
-import { CONTROL_PATH, DATA_HEADERS, PROTOCOL_VERSION, ALPN_TUNNEL, type ControlMessage, type TunnelOptions } from '../protocol/messages.ts';
+import { CONTROL_PATH, DATA_HEADERS, PROTOCOL_VERSION, ALPN_TUNNEL, type ControlMessage, type Refusal, type TunnelOptions } from '../protocol/messages.ts';
+import { describeConnectError, permanentConnectError } from './connect-errors.ts';
 import { forwardStream, type RequestLogEntry, type StreamWatch } from './forward.ts';
 import { localhostAwareLookup, type Target } from './target.ts';
 
@@ -66,6 +66,10 @@ interface AgentEvents {
   state: [state: AgentState, detail: string];
   ready: [TunnelReady];
   request: [RequestLogEntry & { tunnel: string }];
+  /** A request the relay answered itself for a tunnel (refused at the edge, target down). */
+  refused: [Refusal & { tunnel: string; target: string }];
+  /** Requests the relay answered itself in one second beyond those sent one by one, counted by status and reason. */
+  refusedMore: [{ tunnel: string; count: number; more: Extract<ControlMessage, { type: 'refused' }>['more'] }];
   notice: [string];
   fatal: [Error & { code?: string }];
 }
@@ -93,6 +97,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   readonly #slots: Slot[] = [];
   #state: AgentState = 'connecting';
   #stopped = false;
+  /** A session was welcomed once in this run: from then on every connect error is retried (networks change). */
+  #everOnline = false;
 
   constructor(config: AgentConfig) {
     super();
@@ -158,12 +164,23 @@ export class Agent extends EventEmitter<AgentEvents> {
     socket.on('timeout', () => {
       if (!slot.session) socket.destroy(new Error('timed out connecting'));
     });
-    socket.on('error', (err) => fail(describeConnectError(err, this.#relay.host, host)));
+    socket.on('error', (err) => {
+      if (this.#stopped) return;
+      // Before the relay was ever reached, some errors will not go away by retrying: say what to do and stop.
+      const permanent = this.#everOnline ? undefined : permanentConnectError(err, this.#relay.host);
+      if (permanent && !failed) {
+        failed = true;
+        this.emit('fatal', permanent);
+        this.stop();
+        return;
+      }
+      fail(describeConnectError(err, this.#relay.host, host));
+    });
     socket.on('close', () => fail('connection closed'));
     socket.once('secureConnect', () => {
       socket.setTimeout(0);
       if (socket.alpnProtocol !== ALPN_TUNNEL) {
-        socket.destroy(new Error(`${this.#relay.host} is not a tunn relay (no ${ALPN_TUNNEL} protocol)`));
+        socket.destroy(Object.assign(new Error(`${this.#relay.host} is not a tunn relay (no ${ALPN_TUNNEL} protocol)`), { code: 'NOT_A_RELAY' }));
         return;
       }
       const server: Http2Server = http2.createServer(agentServerOptions);
@@ -229,6 +246,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   #onMessage(slot: Slot, m: ControlMessage): void {
     switch (m.type) {
       case 'welcome':
+        this.#everOnline = true;
         for (const t of this.#tunnels.values()) {
           if (!t.name && !t.assignedName) {
             if (t.namingSlot) {
@@ -291,6 +309,15 @@ export class Agent extends EventEmitter<AgentEvents> {
       case 'notice':
         this.emit('notice', m.message);
         return;
+      case 'refused': {
+        if (!this.config.logRequests) return;
+        const t = this.#tunnels.get(m.id);
+        const tunnel = t?.ready?.host ?? m.id;
+        for (const r of m.refusals) this.emit('refused', { ...r, tunnel, target: t?.target.display ?? '' });
+        const count = m.more.reduce((n, x) => n + x.count, 0);
+        if (count > 0) this.emit('refusedMore', { tunnel, count, more: m.more });
+        return;
+      }
       default:
         return;
     }
@@ -337,28 +364,5 @@ export class Agent extends EventEmitter<AgentEvents> {
     const cap = Math.min(this.config.backoffMaxMs, this.config.backoffMinMs * 2 ** slot.attempt);
     slot.attempt++;
     return Math.round(this.config.backoffMinMs / 2 + Math.random() * (cap - this.config.backoffMinMs / 2));
-  }
-}
-
-function describeConnectError(err: NodeJS.ErrnoException, relay: string, name: string): string {
-  switch (err.code) {
-    // What a relay answers for a name it has no certificate for (e.g. its CA is down at start).
-    case 'ERR_SSL_SSL/TLS_ALERT_HANDSHAKE_FAILURE':
-    case 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE':
-      return `relay ${relay} refused the TLS handshake (alert: handshake failure): most likely it has no certificate for ${name} yet; a relay keeps requesting its certificate (its log says why it has none), and this agent keeps retrying`;
-    case 'ECONNREFUSED':
-      return `relay ${relay} refused the connection (is it running?)`;
-    case 'ENOTFOUND':
-      return `relay host ${relay} not found`;
-    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
-    case 'SELF_SIGNED_CERT_IN_CHAIN':
-    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
-    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
-      return `cannot verify the relay's certificate (${err.code}); pass the relay's CA with --relay-ca`;
-    case 'ERR_TLS_CERT_ALTNAME_INVALID':
-      return `the relay's certificate is not for ${relay}`;
-    default:
-      if (err.code?.startsWith('ERR_SSL_')) return `TLS with relay ${relay} failed (${err.code})`;
-      return `relay ${relay}: ${errorMessage(err).split('\n')[0]}`;
   }
 }

@@ -220,6 +220,24 @@ describe('Gate', () => {
     assert.equal(wrong.kind === 'respond' && wrong.status, 401);
   });
 
+  it('says why it refused, for the owner’s request log and the metrics (issue 17)', async () => {
+    const why = (d: GateDecision) => (d.kind === 'respond' ? d.refusal : undefined);
+    const stranger = await signIn(id, 'stranger2@example.com');
+    assert.deepEqual(why(await id.gate.check(gateRequest({ accept: HTML, cookie: stranger }), t)), { reason: 'policy', who: 'stranger2@example.com', detail: undefined });
+    assert.deepEqual(why(await id.gate.check(gateRequest({ accept: HTML }), t)), { reason: 'sign-in', detail: 'sent to sign in' });
+    assert.deepEqual(why(await id.gate.check(gateRequest({}), t)), { reason: 'sign-in', detail: 'not signed in' });
+    assert.deepEqual(why(await id.gate.check(gateRequest({ authorization: 'Bearer not.a.token' }), t)), { reason: 'token', detail: 'invalid token' });
+    assert.deepEqual(why(await id.gate.check(gateRequest({ clientIp: '192.0.2.1' }), { ...t, allowIps: ['10.0.0.0/8'] })), { reason: 'ip', detail: 'not in --allow-ip' });
+    const basic = { ...t, basicAuth: { user: 'u', pass: 'p' } };
+    assert.deepEqual(why(await id.gate.check(gateRequest({}), basic)), { reason: 'basic-auth', detail: 'no password given' });
+    assert.deepEqual(why(await id.gate.check(gateRequest({ authorization: 'Basic ' + Buffer.from('u:x').toString('base64') }), basic)), { reason: 'basic-auth', detail: 'wrong user or password' });
+    const rl = { ...t, tunnelId: 'rl-why', public: true, rateLimit: { perIp: 1 } };
+    await id.gate.check(gateRequest({ clientIp: '10.9.9.9' }), rl);
+    assert.deepEqual(why(await id.gate.check(gateRequest({ clientIp: '10.9.9.9' }), rl)), { reason: 'rate-limit', detail: '1/min per client IP' });
+    // tunn's own paths are not refusals.
+    assert.equal(why(await id.gate.check(gateRequest({ path: '/.tunn/nope' }), t)), undefined);
+  });
+
   it('allows public tunnels without touching the store or setting identity', async () => {
     const other = await identityFixture();
     const o = await account(other, 'o@example.com');
@@ -238,6 +256,7 @@ describe('Gate failure', () => {
     await id.store.close();
     const d = await id.gate.check(gateRequest({ cookie: 'tunn=' + 'A'.repeat(43) }), { tunnelId: 't', ownerAccountId: o.id, ownerEmail: o.email, allow: [], public: false });
     assert.equal(d.kind === 'respond' && d.status, 503);
+    assert.equal(d.kind === 'respond' && d.refusal?.reason, 'unavailable');
     assert.equal(errors.length, 1);
   });
 });

@@ -86,7 +86,22 @@ export interface TunnelPolicy {
  */
 export type GateDecision =
   | { kind: 'allow'; email?: string; principal?: Principal; setHeaders: [string, string][]; removeHeaders: string[] }
-  | { kind: 'respond'; status: number; headers: [string, string][]; body: string | Buffer };
+  | { kind: 'respond'; status: number; headers: [string, string][]; body: string | Buffer; refusal?: GateRefusal };
+
+/**
+ * Why a request was not let through, for the tunnel owner's request log and the relay's
+ * metrics (set on every `respond` that refuses; absent on tunn's own paths).
+ */
+export interface GateRefusal {
+  reason: 'ip' | 'rate-limit' | 'basic-auth' | 'sign-in' | 'token' | 'policy' | 'unavailable';
+  /** The signed-in visitor (policy refusals). */
+  who?: string;
+  detail?: string;
+}
+
+function refused(d: GateDecision, refusal: GateRefusal): GateDecision {
+  return d.kind === 'respond' ? { ...d, refusal } : d;
+}
 
 export const USER_EMAIL_HEADER = 'tunn-user-email';
 export const ASSERTION_HEADER = 'tunn-jwt-assertion';
@@ -169,10 +184,10 @@ export class Gate {
       return await this.#check(req, t);
     } catch (err) {
       this.#o.onError?.(err);
-      return refuse(req, 503, 'UNAVAILABLE', 'tunn could not check access to this tunnel right now; try again shortly', {
+      return refused(refuse(req, 503, 'UNAVAILABLE', 'tunn could not check access to this tunnel right now; try again shortly', {
         title: 'Access cannot be checked right now',
         body: '<p>tunn could not check who may reach this tunnel, so it lets no one in for the moment.</p><p>Try again in a few seconds. If this persists, tell the owner of this tunnel: the relay’s log has the details.</p>',
-      }, [['retry-after', '5']]);
+      }, [['retry-after', '5']]), { reason: 'unavailable', detail: 'access could not be checked (see the relay log)' });
     }
   }
 
@@ -186,10 +201,10 @@ export class Gate {
       }
       if (!list.allows(req.clientIp)) {
         void this.#o.events.record({ kind: 'ip_denied', ip: req.clientIp, tunnel: t.tunnelId, accountId: t.ownerAccountId });
-        return refuse(req, 403, 'IP_NOT_ALLOWED', `your IP address (${req.clientIp}) is not allowed to reach this tunnel`, {
+        return refused(refuse(req, 403, 'IP_NOT_ALLOWED', `your IP address (${req.clientIp}) is not allowed to reach this tunnel`, {
           title: 'Your network is not allowed here',
           body: `<p>This tunnel only accepts visitors from certain IP addresses, and yours (<code>${esc(req.clientIp)}</code>) is not one of them.</p><p>Connect from an allowed network (your office or VPN, for instance), or ask the owner of this tunnel to add your address with <code>--allow-ip</code>.</p>`,
-        });
+        }), { reason: 'ip', detail: 'not in --allow-ip' });
       }
     }
     // 2. Rate limits.
@@ -207,10 +222,10 @@ export class Gate {
     if (t.basicAuth) {
       if (!checkBasicAuth(authz, t.basicAuth)) {
         if (authz) void this.#o.events.record({ kind: 'basic_auth_failed', ip: req.clientIp, tunnel: t.tunnelId, accountId: t.ownerAccountId });
-        return refuse(req, 401, 'AUTH_REQUIRED', 'this tunnel needs a user name and password (HTTP basic auth)', {
+        return refused(refuse(req, 401, 'AUTH_REQUIRED', 'this tunnel needs a user name and password (HTTP basic auth)', {
           title: 'This tunnel needs a password',
           body: `<p>${authz ? 'The user name or password was not right.' : 'The owner protected this tunnel with a user name and password.'}</p><p>Reload the page to be asked again, and enter the credentials the owner of this tunnel gave you.</p>`,
-        }, [['www-authenticate', 'Basic realm="tunn", charset="UTF-8"']]);
+        }, [['www-authenticate', 'Basic realm="tunn", charset="UTF-8"']]), { reason: 'basic-auth', detail: authz ? 'wrong user or password' : 'no password given' });
       }
       removeHeaders.push('authorization');
     }
@@ -232,7 +247,7 @@ export class Gate {
         if (isTunnError(err, 'UNAVAILABLE')) throw err;
         const revoked = isTunnError(err, 'AUTH_TOKEN_REVOKED');
         void this.#o.events.record({ kind: revoked ? 'token_revoked_used' : 'token_invalid', ip: req.clientIp, tunnel: t.tunnelId, accountId: t.ownerAccountId });
-        return json(401, revoked ? 'AUTH_TOKEN_REVOKED' : 'AUTH_INVALID_TOKEN', revoked ? 'this token has been revoked; create a new one with `tunn token create`' : 'this token is not valid for this relay; create one with `tunn token create`', [['www-authenticate', `Bearer realm="tunn", error="invalid_token"`]]);
+        return refused(json(401, revoked ? 'AUTH_TOKEN_REVOKED' : 'AUTH_INVALID_TOKEN', revoked ? 'this token has been revoked; create a new one with `tunn token create`' : 'this token is not valid for this relay; create one with `tunn token create`', [['www-authenticate', `Bearer realm="tunn", error="invalid_token"`]]), { reason: 'token', detail: revoked ? 'revoked token' : 'invalid token' });
       }
     } else {
       const value = readCookie(cookies, sessionCookieName(req.secure));
@@ -243,10 +258,10 @@ export class Gate {
       }
       else if (value) {
         // Unknown, tampered, expired or revoked: clear it and start over.
-        return this.#signIn(req, browser, [['set-cookie', clearSessionCookie(req.secure)]]);
+        return refused(this.#signIn(req, browser, [['set-cookie', clearSessionCookie(req.secure)]]), { reason: 'sign-in', detail: 'sign-in expired or revoked' });
       }
     }
-    if (!id) return this.#signIn(req, browser, []);
+    if (!id) return refused(this.#signIn(req, browser, []), { reason: 'sign-in', detail: browser ? 'sent to sign in' : 'not signed in' });
     // 7. Policy. IdP groups are looked up once per request, and only if an idp: entry or the assertion needs them.
     const idp = this.#o.idpGroups?.enabled ? this.#o.idpGroups : undefined;
     let groups: Promise<IdpLookup> | undefined;
@@ -254,7 +269,7 @@ export class Gate {
     const answer = await this.#o.policy.decide(t, { email: id.email, idpGroups });
     if (!answer.allowed) {
       void this.#o.events.record({ kind: 'visitor_denied', ip: req.clientIp, email: id.email, tunnel: t.tunnelId, accountId: t.ownerAccountId, detail: answer.unconfirmed?.join('; ') });
-      return denied(req, id.email, browser, answer.unconfirmed, cookieValue);
+      return refused(denied(req, id.email, browser, answer.unconfirmed, cookieValue), { reason: 'policy', who: id.email, detail: answer.unconfirmed?.length ? 'IdP group not confirmed' : undefined });
     }
     // 8. Allow.
     const known = idpGroups ? (await idpGroups()).groups : undefined;
@@ -278,10 +293,10 @@ export class Gate {
       const r = this.#o.rateLimiter.take(key, limit);
       if (!r.ok) {
         void this.#o.events.record({ kind: 'rate_limited', ip: req.clientIp, tunnel: t.tunnelId, accountId: t.ownerAccountId, detail: `per ${what}: ${limit}/min` });
-        return refuse(req, 429, 'RATE_LIMITED', `too many requests (limit per ${what}: ${limit} per minute); retry in ${r.retryAfterSeconds} s`, {
+        return refused(refuse(req, 429, 'RATE_LIMITED', `too many requests (limit per ${what}: ${limit} per minute); retry in ${r.retryAfterSeconds} s`, {
           title: 'Too many requests',
           body: `<p>This tunnel accepts at most ${limit} request${limit === 1 ? "" : "s"} a minute per ${what}, and that limit was reached.</p><p>Wait ${r.retryAfterSeconds} s, then reload the page.</p>`,
-        }, [['retry-after', String(r.retryAfterSeconds)]]);
+        }, [['retry-after', String(r.retryAfterSeconds)]]), { reason: 'rate-limit', detail: `${limit}/min per ${what}` });
       }
     }
     return undefined;

@@ -97,6 +97,7 @@ export function buildProgram(): Command {
     .option('--inspect <address>', 'inspector page address, loopback only (default: 127.0.0.1, first free port from 4040)')
     .option('--no-inspect', 'do not run the inspector')
     .option('--inspect-secrets', 'show secrets (Authorization, cookies, tokens, password fields) in the inspector')
+    .option('--no-color', 'no colours in the request log (also NO_COLOR=1; never coloured when not a terminal)')
     .option('--config <file>', 'JSON file with any of these settings')
     .option('--json', 'print JSON lines on stdout')
     .showHelpAfterError()
@@ -144,6 +145,7 @@ export function buildProgram(): Command {
     .option('--inspect <address>', 'inspector page address, loopback only (default: 127.0.0.1, first free port from 4040)')
     .option('--no-inspect', 'do not run the inspector')
     .option('--inspect-secrets', 'show secrets in the inspector')
+    .option('--no-color', 'no colours in the request log (also NO_COLOR=1)')
     .action(async (target: string | undefined, opts: Record<string, unknown>) => (await import('./run-dev.ts')).runDev(target, opts));
 
   registerIdentityCommands(program);

@@ -1,5 +1,3 @@
-import type { RequestLogEntry } from '../agent/forward.ts';
-
 // Human-readable output of the CLI. With --json the same information goes out as JSON lines.
 
 export function formatBytes(n: number): string {
@@ -15,11 +13,30 @@ export function formatDuration(ms: number): string {
   return `${(ms / 1000).toFixed(2)} s`;
 }
 
-/** One request-log line, like ngrok's: time, method, path, status, duration, bytes. */
-export function formatRequest(e: RequestLogEntry): string {
-  const t = e.time.toTimeString().slice(0, 8);
-  const path = e.path.length > 60 ? e.path.slice(0, 57) + '...' : e.path;
-  return `${t}  ${e.method.padEnd(7)} ${path.padEnd(40)} ${String(e.status).padStart(3)}  ${formatDuration(e.durationMs).padStart(9)}  ${formatBytes(e.bytes).padStart(9)}`;
+/** The edge controls of a tunnel, for its `Allowed:` line. */
+export interface AccessControls {
+  public: boolean;
+  allow: string[];
+  basicAuth?: { user: string };
+  allowIps?: string[];
+  rateLimit?: { perIp?: number; perTunnel?: number };
+  grantFor?: { seconds: number };
+}
+
+/**
+ * Everything that decides who gets through, in the order the relay checks it: "only you",
+ * "bob@x.com, group:eng and you (for 2h)", "everyone (--public)", then each edge control in
+ * force (IP allow-list, rate limits, basic auth).
+ */
+export function describeAccess(t: AccessControls, formatFor: (seconds: number) => string): string {
+  const who = t.public ? 'everyone (--public)' : t.allow.length ? `${t.allow.join(', ')} and you${t.grantFor ? ` (for ${formatFor(t.grantFor.seconds)})` : ''}` : 'only you';
+  const also: string[] = [];
+  if (t.allowIps?.length) also.push(`from ${t.allowIps.join(', ')} only (--allow-ip)`);
+  if (t.basicAuth) also.push(`with basic auth as ${t.basicAuth.user} (--basic-auth)`);
+  const rl = t.rateLimit;
+  if (rl?.perIp) also.push(`${rl.perIp} requests/min per client IP (--rate-limit)`);
+  if (rl?.perTunnel) also.push(`${rl.perTunnel} requests/min in all (--rate-limit-tunnel)`);
+  return also.length ? `${who}; ${also.join('; ')}` : who;
 }
 
 export function printJson(obj: Record<string, unknown>): void {

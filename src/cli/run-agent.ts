@@ -4,19 +4,20 @@ import { parseTarget, type Target } from '../agent/target.ts';
 import { agentDefaults, agentSchema, fromEnv, fromFile, resolveConfig, type AgentOptions } from '../config/config.ts';
 import { parseBasicAuth } from '../auth/basic-auth.ts';
 import { parseIpAllowList } from '../auth/ip-allow.ts';
-import { formatSeconds, parseDuration } from '../auth/grants.ts';
+import { parseDuration } from '../auth/grants.ts';
 import { randomToken } from '../lib/ids.ts';
 import { parseAllowList } from '../auth/policy.ts';
 import { parseRateLimit } from '../auth/rate-limit.ts';
 import { parseAllowUpgrade } from '../relay/upgrades.ts';
 import { TunnError } from '../lib/errors.ts';
 import { loadCredentials } from './api-client.ts';
-import { formatRequest, printJson } from './output.ts';
+import { attachAgentOutput } from './agent-output.ts';
 import { startAgentInspector } from './run-inspector.ts';
 import { onShutdown } from './shutdown.ts';
 
 export function agentOptionsFrom(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): AgentOptions {
-  const { config, ...rest } = flags;
+  // --no-color is output only (like NO_COLOR): attachAgentOutput reads it from the flags.
+  const { config, color: _color, ...rest } = flags;
   const envLayer = fromEnv(Object.keys(agentSchema.shape), env);
   // Credentials saved by `tunn login` fill in what flags and env leave out.
   const saved = loadCredentials((rest.relay ?? envLayer.relay) as string | undefined);
@@ -24,7 +25,17 @@ export function agentOptionsFrom(flags: Record<string, unknown>, env: NodeJS.Pro
   return resolveConfig(agentSchema, [agentDefaults, savedLayer, fromFile(config as string | undefined), envLayer, rest]);
 }
 
+/** The relay URL must be https:// (the agent dials TLS): a missing scheme or http:// says so before anything connects. */
+export function checkRelayUrl(relay: string): void {
+  const u = new URL(relay);
+  if (u.protocol === 'https:') return;
+  if (u.protocol === 'http:') throw new TunnError('CONFIG_INVALID', `--relay ${relay}: agents reach the relay over TLS; use https://${u.host}`);
+  // "tunn.example.com:8443" parses as scheme "tunn.example.com:".
+  throw new TunnError('CONFIG_INVALID', `--relay ${relay}: the URL needs the https:// scheme, e.g. https://${relay.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '')}`);
+}
+
 export function agentConfigFrom(o: AgentOptions, target: Target, extra: Partial<AgentConfig> = {}): AgentConfig {
+  checkRelayUrl(o.relay);
   let relayCa: string | undefined;
   if (o.relayCa) {
     try {
@@ -77,37 +88,7 @@ export function agentConfigFrom(o: AgentOptions, target: Target, extra: Partial<
   };
 }
 
-/** Prints the agent's life for a person (or as JSON lines) and wires Ctrl-C. */
-export function attachAgentOutput(agent: Agent, json: boolean, extraReady: Record<string, unknown> = {}, pickUrl = (urls: string[]) => urls[0]!): void {
-  agent.on('state', (state, detail) => {
-    if (json) printJson({ event: 'state', state, detail });
-    else process.stderr.write(`tunn: ${detail}\n`);
-  });
-  agent.on('ready', (t) => {
-    const url = pickUrl(t.urls);
-    if (json) printJson({ event: 'ready', url, urls: t.urls, name: t.name, host: t.host, target: t.target.display, ...extraReady });
-    else {
-      const allow = agent.config.tunnels[0]!;
-      const until = allow.grantFor ? ` (for ${formatSeconds(allow.grantFor.seconds)})` : '';
-      const who = allow.public ? 'everyone (--public)' : allow.allow.length ? allow.allow.join(', ') + until + ' and you' : 'only you';
-      const inspect = extraReady.inspectUrl ? `   Inspect: ${String(extraReady.inspectUrl)}\n` : '';
-      process.stdout.write(`\n🔗 ${url} → ${t.target.display}\n   Allowed: ${who}\n${inspect}\n`);
-    }
-  });
-  agent.on('request', (e) => {
-    if (json) printJson({ event: 'request', tunnel: e.tunnel, method: e.method, path: e.path, status: e.status, durationMs: Math.round(e.durationMs * 1000) / 1000, bytes: e.bytes });
-    else process.stdout.write(formatRequest(e) + '\n');
-  });
-  agent.on('notice', (m) => {
-    if (json) printJson({ event: 'notice', message: m });
-    else process.stderr.write(`tunn: ${m}\n`);
-  });
-  agent.on('fatal', (err) => {
-    if (json) printJson({ event: 'fatal', code: err.code, message: err.message });
-    else process.stderr.write(`tunn: error: ${err.message}\n`);
-    process.exitCode = 1;
-  });
-}
+export { attachAgentOutput } from './agent-output.ts';
 
 export async function runAgent(targetSpec: string, flags: Record<string, unknown>): Promise<void> {
   const target = parseTarget(targetSpec);
@@ -115,7 +96,7 @@ export async function runAgent(targetSpec: string, flags: Record<string, unknown
   const config = agentConfigFrom(o, target);
   const inspect = await startAgentInspector(o, [target], config.verifyTargetTls);
   const agent = new Agent({ ...config, ...inspect.agentExtra });
-  attachAgentOutput(agent, o.json, inspect.ready);
+  attachAgentOutput(agent, o.json, inspect.ready, undefined, flags.color as boolean | undefined);
   // A stopped agent (fatal error, replaced) takes its inspector down, so the process exits.
   agent.on('state', (s) => void (s === 'stopped' && inspect.inspector?.close()));
   onShutdown(async () => {

@@ -12,7 +12,7 @@ import { onShutdown } from './shutdown.ts';
 
 /** `tunn dev [target]`: a relay and an agent in one process, on embedded defaults. */
 export async function runDev(targetSpec: string | undefined, flags: Record<string, unknown>): Promise<void> {
-  const { name, json, quiet, inspect: inspectFlag, inspectSecrets, ...relayFlags } = flags;
+  const { name, json, quiet, inspect: inspectFlag, inspectSecrets, color, ...relayFlags } = flags;
   const o = relayOptionsFrom({ ...relayFlags, dev: true, json }, process.env);
   const logger = createLogger({ json: o.json, level: 'warn' });
   const { relay, info } = await startRelay(o, logger);
@@ -29,7 +29,7 @@ export async function runDev(targetSpec: string | undefined, flags: Record<strin
       { relayCa: readFileSync(info.caPath!, 'utf8'), ...inspect.agentExtra },
     ),
   );
-  attachAgentOutput(agent, Boolean(json), { domain: info.domain, httpPort: info.httpPort, httpsPort: info.httpsPort, caPath: info.caPath, ...inspect.ready }, (urls) => urls.find((u) => u.startsWith('http:')) ?? urls[0]!);
+  attachAgentOutput(agent, Boolean(json), { domain: info.domain, httpPort: info.httpPort, httpsPort: info.httpsPort, caPath: info.caPath, ...inspect.ready }, (urls) => urls.find((u) => u.startsWith('http:')) ?? urls[0]!, color as boolean | undefined);
   if (!json) process.stderr.write(`tunn: dev relay on https://${info.domain}:${info.httpsPort} and http://${info.domain}:${info.httpPort} (dev CA: ${info.caPath})\n`);
   onShutdown(async () => {
     agent.stop();

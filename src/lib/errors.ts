@@ -18,6 +18,10 @@ export type TunnErrorCode =
   | 'DNS_MISMATCH'
   | 'CERT_ISSUE_FAILED'
   | 'UNAVAILABLE'
+  /** The agent cannot use the relay it was given (unknown host, untrusted certificate, not a relay): retrying will not help. */
+  | 'RELAY_NOT_FOUND'
+  | 'RELAY_CERT_UNTRUSTED'
+  | 'RELAY_NOT_A_RELAY'
   | 'UNKNOWN_GROUP'
   | 'RATE_LIMITED'
   | 'LOGIN_FAILED';

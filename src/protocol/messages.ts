@@ -21,7 +21,7 @@ export const DATA_HEADERS = {
 export const TARGET_ERROR_HEADER = 'tunn-target-error';
 
 /** The message types. The order is pinned by a test: append, never reorder or rename. */
-export const MESSAGE_TYPES = ['hello', 'welcome', 'register', 'registered', 'unregister', 'error', 'replaced', 'notice'] as const;
+export const MESSAGE_TYPES = ['hello', 'welcome', 'register', 'registered', 'unregister', 'error', 'replaced', 'notice', 'refused'] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
 
 export interface TunnelOptions {
@@ -46,6 +46,31 @@ export interface TunnelOptions {
   grantFor?: { seconds: number; ref: string };
 }
 
+/** Why the relay answered a visitor's request itself instead of forwarding it. */
+export const REFUSAL_REASONS = ['ip', 'rate-limit', 'basic-auth', 'sign-in', 'token', 'policy', 'upgrade', 'target', 'unavailable'] as const;
+export type RefusalReason = (typeof REFUSAL_REASONS)[number];
+
+/** One request the relay answered itself for a tunnel (its request log line on the agent). */
+export interface Refusal {
+  /** When the relay answered (ms since the epoch). */
+  at: number;
+  method: string;
+  /** Request target (path and query), cut to MAX_REFUSAL_PATH characters. */
+  path: string;
+  status: number;
+  reason: RefusalReason;
+  /** The signed-in visitor's email (policy refusals). */
+  who?: string;
+  /** The visitor's IP address. */
+  ip: string;
+  /** A short cause: the target's error code, the rate limit hit, … */
+  detail?: string;
+}
+
+/** Refusals sent one by one per tunnel per second; more are only counted (a flood must not flood the agent link). */
+export const MAX_REFUSALS_PER_REPORT = 20;
+export const MAX_REFUSAL_PATH = 200;
+
 export type ControlMessage =
   /** agent → relay, first message on every session. */
   | { type: 'hello'; version: number; token: string; agentId: string; agentVersion: string }
@@ -61,7 +86,12 @@ export type ControlMessage =
   /** relay → agent: another agent of the same account took this tunnel's name. */
   | { type: 'replaced'; id: string; message: string }
   /** relay → agent: something worth printing (certificate ready, policy changed, …). */
-  | { type: 'notice'; message: string };
+  | { type: 'notice'; message: string }
+  /**
+   * relay → agent, at most once a second per tunnel: requests the relay answered itself
+   * (refused at the edge, target down). `more`: refusals beyond `refusals` in that second, counted by status and reason.
+   */
+  | { type: 'refused'; id: string; refusals: Refusal[]; more: { status: number; reason: RefusalReason; count: number }[] };
 
 /** Parses one JSON line into a message, or throws with what was wrong. */
 export function parseMessage(line: string): ControlMessage {

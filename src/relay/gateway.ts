@@ -6,7 +6,7 @@ import type { Principal } from '../auth/revocation.ts';
 import type { Logger } from '../lib/logger.ts';
 import { newRequestId } from '../lib/page.ts';
 import { headerValue, Http1Framer, HttpParseError, keepAlive, wantsUpgrade, type MessageHead } from '../lib/http1.ts';
-import { DATA_HEADERS, TARGET_ERROR_HEADER } from '../protocol/messages.ts';
+import { DATA_HEADERS, MAX_REFUSAL_PATH, TARGET_ERROR_HEADER, type Refusal } from '../protocol/messages.ts';
 import { forwardRequestHeaders, forwardTrailers, serializeTrailers } from './forward-headers.ts';
 import { pages, serializeResponse, type LocalResponse } from './pages.ts';
 import type { Tunnel, TunnelRegistry } from './registry.ts';
@@ -50,6 +50,8 @@ export interface GatewayOptions {
   isKnownHost?(host: string): Promise<boolean>;
   /** Whether an Authorization value carries one of tunn's own tokens (stripped before any origin). */
   isTunnCredential?(authorization: string): boolean;
+  /** A request on `tunnel` the relay answered itself (refused at the edge, target down): for the owner's request log. */
+  onRefused?(tunnel: Tunnel, refusal: Refusal): void;
 }
 
 // Response bytes held for a slow client before the agent stream is paused (HTTP/2 flow control
@@ -146,6 +148,8 @@ class PublicConnection implements LiveConnection {
   #batching = false;
   /** The id of the request head being handled: in the gate's pages, the relay's own and the log line. */
   #requestId: string | undefined;
+  /** The request that opened the agent stream (named if the target cannot be reached). */
+  #streamRequest: { method: string; path: string } | undefined;
 
   constructor(gw: Gateway, socket: Socket, secure: boolean, clientIp: string) {
     this.#gw = gw;
@@ -340,7 +344,7 @@ class PublicConnection implements LiveConnection {
       );
     }
     if (this.#tunnel && this.#tunnel !== tunnel) return this.#respondLocal(pages.misdirected(), head);
-    if (head.method === 'CONNECT') return this.#respondLocal(pages.methodNotAllowed(head.method), head);
+    if (head.method === 'CONNECT') return this.#respondLocal(pages.methodNotAllowed(head.method), head, tunnel);
 
     const gate = opts.gate;
     if (!gate || gate.passes?.(tunnel)) return this.#forward(head, tunnel, undefined);
@@ -362,7 +366,8 @@ class PublicConnection implements LiveConnection {
   #applyDecision(d: GateDecision, head: MessageHead, tunnel: Tunnel): void | Promise<void> {
     if (d.kind === 'respond') {
       const hasBody = head.headers.some(([k]) => /^(content-length|transfer-encoding)$/i.test(k));
-      return this.#respondLocal({ status: d.status, headers: d.headers, body: d.body, close: hasBody }, head);
+      if (d.refusal) this.#refused(tunnel, head.method, head.target, d.status, d.refusal);
+      return this.#respondLocal({ status: d.status, headers: d.headers, body: d.body, close: hasBody }, head, tunnel);
     }
     return this.#forward(head, tunnel, d);
   }
@@ -382,8 +387,13 @@ class PublicConnection implements LiveConnection {
 
   #forward(head: MessageHead, tunnel: Tunnel, d: Extract<GateDecision, { kind: 'allow' }> | undefined): void | Promise<void> {
     const up = decideUpgrade(head, tunnel.options.allowUpgrade);
-    if (up.kind === 'refuse') return this.#respondLocal(pages.upgradeRefused(up.protocols), head);
+    if (up.kind === 'refuse') {
+      const r = pages.upgradeRefused(up.protocols);
+      this.#refused(tunnel, head.method, head.target, r.status, { reason: 'upgrade', detail: `Upgrade: ${up.protocols.join(', ')} needs --allow-upgrade` });
+      return this.#respondLocal(r, head, tunnel);
+    }
     if (!this.#stream) {
+      this.#streamRequest = { method: head.method, path: head.target };
       const ok = this.#openStream(tunnel);
       if (!ok) {
         this.#currentAllowed = false;
@@ -453,14 +463,19 @@ class PublicConnection implements LiveConnection {
       if (status !== 200) {
         // "<code>" (older agents: "<target> <code>"); the target's address is not shown.
         const why = String(headers[TARGET_ERROR_HEADER] ?? '').trim();
-        this.#failBeforeResponse(pages.targetDown(why.slice(why.lastIndexOf(' ') + 1)));
+        const code = why.slice(why.lastIndexOf(' ') + 1);
+        const r = pages.targetDown(code);
+        const first = this.#streamRequest;
+        // The code is the agent's word (an errno or TLS error name): kept short.
+        if (first) this.#refused(tunnel, first.method, first.path, r.status, { reason: 'target', detail: code.slice(0, 64) || undefined });
+        this.#failBeforeResponse(r);
       }
     });
     stream.on('data', (chunk: Buffer) => this.#onUpstreamData(chunk));
     stream.on('end', () => {
       if (!this.#raw) this.#res.finish();
       if (!this.#responseStarted && this.#inflight > 0) {
-        this.#failBeforeResponse(pages.tunnelLost());
+        this.#lostBeforeResponse(tunnel);
         return;
       }
       this.#socket.end();
@@ -470,7 +485,7 @@ class PublicConnection implements LiveConnection {
       tunnel.metrics.open--;
       if (this.#socket.destroyed) return;
       if (!this.#responseStarted && this.#inflight > 0) {
-        this.#failBeforeResponse(pages.tunnelLost());
+        this.#lostBeforeResponse(tunnel);
       } else if (stream.rstCode !== undefined && stream.rstCode !== h2c.NGHTTP2_NO_ERROR) {
         this.#socket.destroy();
       } else {
@@ -480,6 +495,15 @@ class PublicConnection implements LiveConnection {
     this.#socket.on('drain', () => {
       if (this.#stream?.isPaused()) this.#stream.resume();
     });
+  }
+
+  /** The stream ended before any response: the target closed without answering (or the agent went; then nobody hears the report). */
+  #lostBeforeResponse(tunnel: Tunnel): void {
+    if (this.#responseStarted || this.#socket.destroyed) return;
+    const r = pages.tunnelLost();
+    const first = this.#streamRequest;
+    if (first) this.#refused(tunnel, first.method, first.path, r.status, { reason: 'target', detail: 'EMPTY_RESPONSE' });
+    this.#failBeforeResponse(r);
   }
 
   #failBeforeResponse(r: LocalResponse): void {
@@ -571,14 +595,21 @@ class PublicConnection implements LiveConnection {
 
   // ---------- local responses ----------
 
-  #respondLocal(r: LocalResponse, head: MessageHead | undefined): void | Promise<void> {
+  /** Counts a request the relay answered itself on `tunnel` and tells the tunnel's owner. */
+  #refused(tunnel: Tunnel, method: string, path: string, status: number, why: Pick<Refusal, 'reason' | 'who' | 'detail'>): void {
+    if (why.reason !== 'target') tunnel.metrics.refuse(why.reason);
+    this.#gw.opts.onRefused?.(tunnel, { at: Date.now(), method, path: path.length > MAX_REFUSAL_PATH ? path.slice(0, MAX_REFUSAL_PATH) : path, status, ip: this.#clientIp, ...why });
+  }
+
+  /** `tunnel`: the tunnel the request was for, when no stream is bound yet (its metrics count the answer). */
+  #respondLocal(r: LocalResponse, head: MessageHead | undefined, tunnel?: Tunnel): void | Promise<void> {
     // One id per answer, logged here and shown in the page (a timed-out or unparsable head has none yet).
     const requestId = (head && this.#requestId) || newRequestId();
     this.#logAnswer(requestId, r.status, head ? headerValue(head, 'host') : undefined, head);
     const write = (): void => {
       const keep = head ? keepAlive(head) && !r.close : false;
       const bytes = serializeResponse(r, { head: head?.method === 'HEAD', keepAlive: keep, requestId });
-      this.#tunnel?.metrics.requests(r.status);
+      (this.#tunnel ?? tunnel)?.metrics.requests(r.status);
       this.#currentAllowed = false;
       if (keep) {
         this.#socket.write(bytes);

@@ -70,6 +70,7 @@ class Agent implements AgentLink, SessionRef {
     this.ended = { code, message };
   }
   replaced(): void {}
+  send(): void {}
   refuse(tunnelId: string, code: string, message: string): void {
     this.refused.push({ tunnelId, code, message });
   }

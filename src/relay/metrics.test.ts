@@ -34,4 +34,17 @@ describe('RelayMetrics', () => {
     assert.match(text, /tunn_requests_total\{tunnel="a\.tunn\.localhost",code="2xx"\} 2/);
     assert.match(text, /tunn_open_connections\{tunnel="a\.tunn\.localhost"\} 0/);
   });
+
+  it('counts refused requests per tunnel and reason (issue 17: 401/403/429 were missing)', async () => {
+    const m = new RelayMetrics();
+    const t = m.forTunnel('app.tunn.localhost');
+    t.refuse('policy');
+    t.refuse('policy');
+    t.refuse('rate-limit');
+    m.forTunnel('other.tunn.localhost').refuse('basic-auth');
+    const text = await m.registry.metrics();
+    assert.match(text, /tunn_refused_total\{tunnel="app\.tunn\.localhost",reason="policy"\} 2/);
+    assert.match(text, /tunn_refused_total\{tunnel="app\.tunn\.localhost",reason="rate-limit"\} 1/);
+    assert.match(text, /tunn_refused_total\{tunnel="other\.tunn\.localhost",reason="basic-auth"\} 1/);
+  });
 });

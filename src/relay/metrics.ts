@@ -15,9 +15,16 @@ export class TunnelMetrics {
   /** Responses by status class, index 0 = 1xx … 4 = 5xx. */
   readonly responses = [0, 0, 0, 0, 0];
 
+  /** Requests the relay refused itself (401/403/429, …), by reason. */
+  readonly refused = new Map<string, number>();
+
   requests(status: number): void {
     const i = Math.floor(status / 100) - 1;
     if (i >= 0 && i < 5) this.responses[i]!++;
+  }
+
+  refuse(reason: string): void {
+    this.refused.set(reason, (this.refused.get(reason) ?? 0) + 1);
   }
 }
 
@@ -54,6 +61,16 @@ export class RelayMetrics {
             if (n > 0) this.inc({ tunnel: host, code: STATUS_CLASSES[i]! }, n);
           });
         }
+      },
+    });
+    new Counter({
+      name: 'tunn_refused_total',
+      help: 'Requests the relay refused at the edge (IP allow-list, rate limit, basic auth, sign-in, token, policy, upgrade, gate unavailable), by tunnel and reason',
+      labelNames: ['tunnel', 'reason'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [host, m] of byHost) for (const [reason, n] of m.refused) this.inc({ tunnel: host, reason }, n);
       },
     });
     new Counter({

@@ -1,5 +1,5 @@
 import type { ClientHttp2Session } from 'node:http2';
-import type { TunnelOptions } from '../protocol/messages.ts';
+import type { ControlMessage, TunnelOptions } from '../protocol/messages.ts';
 import type { TunnelMetrics } from './metrics.ts';
 
 // The live tunnels of this relay, by host. A tunnel is served by one agent (agentId) over
@@ -14,6 +14,8 @@ export interface SessionRef {
   replaced(tunnelId: string, message: string): void;
   /** Tell the agent it may no longer serve this tunnel (fatal: it must not register it again as is). */
   refuse(tunnelId: string, code: string, message: string): void;
+  /** Sends a control message to the agent on this session. */
+  send(m: ControlMessage): void;
 }
 
 export interface Tunnel {

@@ -30,6 +30,7 @@ import { Gateway, type Gate } from './gateway.ts';
 import { LiveRevocation } from './live-revocation.ts';
 import { RelayMetrics } from './metrics.ts';
 import { randomName, validateName } from './names.ts';
+import { RefusalReports } from './refusal-reports.ts';
 import { startOwnCertificate, type OwnCertificateSource, type OwnCertificateState } from './own-certificate.ts';
 import { htmlPage, type LocalResponse } from './pages.ts';
 import { TunnelRegistry, type Tunnel } from './registry.ts';
@@ -123,6 +124,8 @@ export class Relay {
   #revocation: LiveRevocation | undefined;
   readonly #policies = new WeakMap<TunnelOptions, TunnelPolicy>();
   #sessions = new Set<AgentSession>();
+  /** Requests refused at the edge, reported to the tunnel's agent at most once a second. */
+  readonly #refusals = new RefusalReports({ send: (t, m) => t.sessions.find((s) => s.alive)?.send(m) });
   #httpsServer: NetServer | undefined;
   #httpServer: NetServer | undefined;
   #agentTls!: tls.Server;
@@ -174,6 +177,7 @@ export class Relay {
       serveRelayHost: (conn) => this.#ownHost.emit('connection', conn),
       isKnownHost: (host) => this.#isClaimedName(host),
       isTunnCredential: (authorization) => isTunnToken(authorization, this.tokens.issuer),
+      onRefused: (t, r) => this.#refusals.add(t, r),
       maxHeadSize: c.maxHeadSize,
       idleTimeoutMs: c.idleTimeoutMs,
       headTimeoutMs: c.headTimeoutMs,
@@ -308,6 +312,7 @@ export class Relay {
   async close(): Promise<void> {
     clearInterval(this.#keyTimer);
     this.#revocation?.stop();
+    this.#refusals.stop();
     this.#httpsServer?.close();
     this.#httpServer?.close();
     for (const s of this.#sessions) s.close();

@@ -227,6 +227,22 @@ describe('revocation cuts live connections', () => {
     }
   });
 
+  // Issue 17: the same holds for a personal access token (`tunn token create`) used as the agent's token.
+  it('a revoked personal access token used as the agent token ends the agent within seconds', async () => {
+    const pat = (await cli(['token', 'create', '--name', 'agent-pat'], aliceToken)) as { token: string; id: string };
+    const viaPat = await startAgent(relay, pat.token, origin.port, ['-n', 'via-pat', '--public', '--no-inspect']);
+    try {
+      assert.equal((await request(`${viaPat.httpUrl}/echo`)).status, 200);
+      await cli(['token', 'revoke', pat.id], aliceToken);
+      const fatal = await viaPat.proc.waitFor((l) => l.event === 'fatal', CUT_WITHIN_MS);
+      assert.equal(fatal.code, 'AUTH_TOKEN_REVOKED');
+      await within(viaPat.proc.exited, 'the agent exits');
+      assert.notEqual((await request(`${viaPat.httpUrl}/echo`)).status, 200, 'the tunnel is offline');
+    } finally {
+      await viaPat.stop();
+    }
+  });
+
   it('unsharing a custom domain takes the tunnels of the one unshared offline; deleting it takes the owner’s', async () => {
     // The domain is seeded verified in the relay's store (DNS verification has its own e2e test,
     // domains.test.ts); the unshare and delete go through the API like a user's.
