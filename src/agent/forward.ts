@@ -2,7 +2,7 @@ import { constants as h2c, type ServerHttp2Stream } from 'node:http2';
 import net, { type Socket } from 'node:net';
 import tls from 'node:tls';
 import { BufferPool } from '../lib/buffer-pool.ts';
-import { Http1Framer } from '../lib/http1.ts';
+import { Http1Framer, watchFeed } from '../lib/http1.ts';
 import { TARGET_ERROR_HEADER } from '../protocol/messages.ts';
 import { localhostAwareLookup, type Target } from './target.ts';
 
@@ -160,14 +160,12 @@ function observe(onRequest: (e: RequestLogEntry) => void): StreamWatch {
     onRequest({ time: c.time, method: c.method, path: c.path, status: c.status, durationMs: performance.now() - c.start, bytes: c.bytes });
   };
   // Something that is not HTTP/1.1 ends the log for this connection, never the forwarding.
-  const feed = (framer: Http1Framer) => (chunk: Buffer): void => {
-    if (stopped) return;
-    try {
-      framer.execute(chunk);
-    } catch {
-      stopped = true;
-    }
-  };
+  const feed = (framer: Http1Framer) =>
+    watchFeed(
+      framer,
+      () => stopped,
+      () => (stopped = true),
+    );
   return {
     request: feed(req),
     response: feed(res),

@@ -712,3 +712,18 @@ export function wantsUpgrade(head: MessageHead): boolean {
   const conn = (headerValue(head, 'connection') ?? '').toLowerCase();
   return conn.split(',').some((t) => t.trim() === 'upgrade');
 }
+
+/**
+ * A feeder for a framer that only watches a connection (a request log, the inspector): bytes
+ * that are not HTTP/1.1 stop the watching (`stop`), never the forwarding.
+ */
+export function watchFeed(framer: Http1Framer, stopped: () => boolean, stop: () => void): (chunk: Buffer) => void {
+  return (chunk) => {
+    if (stopped()) return;
+    try {
+      framer.execute(chunk);
+    } catch {
+      stop();
+    }
+  };
+}

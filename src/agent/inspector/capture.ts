@@ -1,4 +1,4 @@
-import { headerValue, Http1Framer, wantsUpgrade, type MessageHead } from '../../lib/http1.ts';
+import { headerValue, Http1Framer, wantsUpgrade, watchFeed, type MessageHead } from '../../lib/http1.ts';
 import { USER_EMAIL_HEADER } from '../../auth/gate.ts';
 import type { RequestLogEntry, StreamWatch } from '../forward.ts';
 import { BodyCapture, WEBSOCKET_LIMIT, type InspectedRequest } from './model.ts';
@@ -100,14 +100,12 @@ export function captureWatch(ctx: CaptureContext): StreamWatch {
     ctx.onRequest?.({ time: new Date(c.entry.time), method: c.entry.method, path: c.entry.path, status: c.entry.status ?? 0, durationMs: c.entry.durationMs, bytes: c.bytes });
   };
 
-  const feed = (framer: Http1Framer) => (chunk: Buffer): void => {
-    if (stopped) return;
-    try {
-      framer.execute(chunk);
-    } catch {
-      stopped = true;
-    }
-  };
+  const feed = (framer: Http1Framer) =>
+    watchFeed(
+      framer,
+      () => stopped,
+      () => (stopped = true),
+    );
   let ended = false;
   return {
     request: feed(req),
