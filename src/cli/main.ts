@@ -7,6 +7,7 @@ import { registerDomainCommands } from './domain-commands.ts';
 import { ApiClient, resolveApiTarget } from './api-client.ts';
 import { registerGrantCommands } from './grant-commands.ts';
 import { registerIdentityCommands } from './identity-commands.ts';
+import { registerTunnelCommands } from './tunnel-commands.ts';
 import { secretOption, warnSecretsOnCommandLine } from './secret-flags.ts';
 import { looksLikeCommandWord, tunnVersion, unknownCommandMessage, withoutHttpWord } from './suggest.ts';
 
@@ -159,6 +160,7 @@ export function buildProgram(): Command {
     .action(async (target: string | undefined, opts: Record<string, unknown>) => (await import('./run-dev.ts')).runDev(target, opts));
 
   registerIdentityCommands(program);
+  registerTunnelCommands(program);
   registerGrantCommands(program);
   registerDomainCommands(program, (o) => {
     const client = new ApiClient(resolveApiTarget(o as { relay?: string; token?: string; tokenFile?: string; relayCa?: string }));

@@ -33,6 +33,7 @@ import { randomName, validateName } from './names.ts';
 import { startOwnCertificate, type OwnCertificateSource, type OwnCertificateState } from './own-certificate.ts';
 import { htmlPage, type LocalResponse } from './pages.ts';
 import { TunnelRegistry, type Tunnel } from './registry.ts';
+import { createTunnelControl } from './tunnel-control.ts';
 import { parseAllowUpgrade } from './upgrades.ts';
 
 // relay.ts wires the parts: store, tokens, certificates, the edge on the HTTPS port (agent
@@ -251,7 +252,16 @@ export class Relay {
     this.#keyTimer = setInterval(() => void this.tokens.reloadIfStale().catch((err: unknown) => this.logger.warn({ err: errorMessage(err) }, 'reloading signing keys failed')), 60_000);
     this.#keyTimer.unref();
     this.#startRevocation();
-    this.#api = getRequestListener(createApiApp(this.identity, { domains: ext.domainApi }).fetch);
+    const tunnels = createTunnelControl({
+      registry: this.registry,
+      gateways: [this.#gateway, this.#plainGateway],
+      urlsFor: (h) => this.urlsFor(h),
+      onStopped: (t, why) => {
+        this.logger.info({ host: t.host, email: t.email }, why);
+        this.#tunnelGone(t.host);
+      },
+    });
+    this.#api = getRequestListener(createApiApp(this.identity, { domains: ext.domainApi, tunnels }).fetch);
     this.#info.certificate = await startOwnCertificate(this.#certs, c.domain, this.logger, (ctx) => (relayCtx = ctx));
     return this.#info;
   }
@@ -439,6 +449,7 @@ export class Relay {
     this.registry.attach(
       { id: opts.id, host, name, domain, accountId: account.id, email: account.email, agentId: session.agentId, options: opts, metrics: this.metrics.forTunnel(host) },
       session,
+      this.clock.now(),
     );
     this.metrics.tunnels.set(this.registry.size);
     if (!existing || existing.agentId !== session.agentId) this.logger.info({ host, email: account.email }, 'tunnel online');

@@ -1,0 +1,113 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createToken, request, startCli, startRelay, tmpDir, type RelayHandle } from './harness.ts';
+import { startOrigin, type Origin } from './origin.ts';
+
+// The commands people reach for (issue 17), run as the real CLI against a real relay.
+
+const tmp = tmpDir('tunn-cli-');
+/** Every run gets its own config dir: the machine's saved credentials are never read. */
+const env = { TUNN_CONFIG_DIR: join(tmp.path, 'config'), NO_COLOR: '1' };
+
+export async function run(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string; json: Record<string, unknown>[] }> {
+  const p = startCli(args, { env: { ...env, ...extraEnv } });
+  const code = await p.exited;
+  // Let readline deliver the last lines.
+  await new Promise((r) => setImmediate(r));
+  return { code, stdout: p.lines.map((l) => (typeof l.raw === 'string' ? l.raw : JSON.stringify(l))).join('\n'), stderr: p.stderr.join('\n'), json: p.lines.filter((l) => l.raw === undefined) };
+}
+
+after(() => tmp.remove());
+
+describe('command words', () => {
+  it('`tunn version` and `--version` print the package version', async () => {
+    const v = await run(['version']);
+    assert.equal(v.code, 0);
+    assert.match(v.stdout, /^tunn \d+\.\d+\.\d+ \(Node\.js 24\./);
+    assert.match((await run(['--version'])).stdout, /^\d+\.\d+\.\d+$/);
+  });
+
+  it('a mistyped command names the nearest one, at the top and under `tunn relay`', async () => {
+    const r = await run(['logn']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /"logn" is not a `tunn` command: did you mean `tunn login`\?/);
+    assert.match((await run(['stauts'])).stderr, /did you mean `tunn status`\?/);
+    const relay = await run(['relay', 'tokn', 'list']);
+    assert.equal(relay.code, 1);
+    assert.match(relay.stderr, /"tokn" is not a `tunn relay` command: did you mean `tunn relay token`\?/);
+    const far = await run(['frobnicate']);
+    assert.match(far.stderr, /"frobnicate" is not a `tunn` command or a target \(a port such as 8080/);
+    assert.match((await run(['http'])).stderr, /`tunn http` needs the local service: `tunn http 8080`/);
+  });
+});
+
+describe('tunn http, status and stop', () => {
+  let relay: RelayHandle;
+  let origin: Origin;
+  let aliceFile: string;
+  let bobFile: string;
+  before(async () => {
+    origin = await startOrigin();
+    relay = await startRelay();
+    aliceFile = join(tmp.path, 'alice.token');
+    bobFile = join(tmp.path, 'bob.token');
+    writeFileSync(aliceFile, await createToken(relay, 'alice@example.com'), { mode: 0o600 });
+    writeFileSync(bobFile, await createToken(relay, 'bob@example.com'), { mode: 0o600 });
+  });
+  after(async () => {
+    await relay?.stop();
+    await origin?.close();
+  });
+  const api = (file: string) => ['--relay', relay.url, '--relay-ca', relay.caPath, '--token-file', file];
+
+  it('`tunn http <port>` serves like `tunn <port>`; status lists only the caller\'s tunnels; stop is owner-only and ends the agent', async () => {
+    const agent = startCli(['http', String(origin.port), '-n', 'web', '--public', '--allow-ip', '127.0.0.1/32', '--rate-limit', '100', ...api(aliceFile), '--json', '--no-inspect'], { env });
+    try {
+      const ready = await agent.waitFor((l) => l.event === 'ready');
+      const httpUrl = (ready.urls as string[]).find((u) => u.startsWith('http:'))!;
+      assert.match(httpUrl, /^http:\/\/web\.tunn\.localhost:/);
+      assert.equal((await request(`${httpUrl}/echo`)).status, 200);
+
+      const status = await run(['status', ...api(aliceFile), '--json']);
+      assert.equal(status.code, 0, status.stderr);
+      const tunnels = status.json[0]!.tunnels as Record<string, unknown>[];
+      assert.equal(tunnels.length, 1);
+      const t = tunnels[0]!;
+      assert.equal(t.name, 'web');
+      assert.equal(t.host, `web.${relay.domain}`);
+      assert.equal(t.kind, 'http');
+      assert.equal(t.agents, 1);
+      assert.ok(Number(t.requests) >= 1, `requests counted: ${JSON.stringify(t)}`);
+      assert.deepEqual(t.allowed, ['everyone (public)', 'from 127.0.0.1/32', '100/min per client']);
+      assert.ok(Math.abs(Date.parse(String(t.since)) - Date.now()) < 120_000);
+
+      // The human table has a header row and the tunnel; `ls` is the same command.
+      const table = await run(['ls', ...api(aliceFile)]);
+      assert.match(table.stdout, /^NAME\s+URL\s+KIND\s+AGENTS\s+SINCE\s+REQUESTS\s+ALLOWED\n/);
+      assert.match(table.stdout, /\nweb\s+https:\/\/web\.tunn\.localhost:\d+\s+http\s+1 \(2 conn\)\s+\d+s ago\s+\d+\s+everyone \(public\), from 127\.0\.0\.1\/32, 100\/min per client$/);
+
+      // Security property: owner-only. Bob neither sees nor stops alice's tunnel.
+      const bobStatus = await run(['status', ...api(bobFile), '--json']);
+      assert.deepEqual(bobStatus.json[0]!.tunnels, []);
+      assert.equal((await run(['ls', ...api(bobFile)])).stdout, 'no live tunnels (start one with `tunn <port>`)');
+      const bobStop = await run(['stop', 'web', ...api(bobFile)]);
+      assert.equal(bobStop.code, 1);
+      assert.match(bobStop.stderr, /you have no live tunnel named web: `tunn status` lists yours/);
+      assert.equal(agent.child.exitCode, null, 'alice\'s agent still runs');
+
+      const stop = await run(['stop', `web.${relay.domain}`, ...api(aliceFile)]);
+      assert.equal(stop.code, 0, stop.stderr);
+      assert.match(stop.stdout, /^stopped https:\/\/web\.tunn\.localhost:\d+ /);
+      // The agent is told why and exits; the tunnel is gone.
+      const fatal = await agent.waitFor((l) => l.event === 'fatal');
+      assert.equal(fatal.code, 'STOPPED');
+      assert.match(String(fatal.message), /stopped with `tunn stop` by alice@example\.com/);
+      assert.equal(await agent.exited, 1);
+      assert.deepEqual((await run(['status', ...api(aliceFile), '--json'])).json[0]!.tunnels, []);
+    } finally {
+      await agent.kill();
+    }
+  });
+});
