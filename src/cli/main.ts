@@ -131,7 +131,8 @@ export function buildProgram(): Command {
   // Operator commands work on the relay's data dir (or --store) directly, not through the API.
   const onDataDir = (cmd: Command): Command =>
     cmd
-      .option('--data-dir <dir>', "the relay's data dir", './tunn-data')
+      .option('--data-dir <dir>', "the relay's data dir (default ./tunn-data; env TUNN_DATA_DIR)")
+      .option('--dev', "the data dir `tunn dev` and `tunn relay --dev` use (./.tunn/relay)")
       .option('--store <url>', "database URL, if not the data dir's SQLite file (env TUNN_STORE)")
       .option('--store-file <file>', 'read the --store value from this file (env TUNN_STORE_FILE)')
       .option('--secret-key-file <file>', "read the relay's secret-box key from this file (env TUNN_SECRET_KEY, TUNN_SECRET_KEY_FILE)")

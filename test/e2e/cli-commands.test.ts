@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createToken, request, startCli, startRelay, tmpDir, type RelayHandle } from './harness.ts';
@@ -109,5 +109,51 @@ describe('tunn http, status and stop', () => {
     } finally {
       await agent.kill();
     }
+  });
+});
+
+describe('operator commands on the data dir', () => {
+  let relay: RelayHandle;
+  before(async () => {
+    relay = await startRelay();
+    await createToken(relay, 'alice@example.com');
+  });
+  after(async () => {
+    await relay?.stop();
+  });
+
+  it('token list and keys list print header rows; the signing key is marked and cannot be retired', async () => {
+    const list = await run(['relay', 'token', 'list', '--data-dir', relay.dataDir]);
+    assert.equal(list.code, 0, list.stderr);
+    const [header, row] = list.stdout.split('\n');
+    assert.match(header!, /^ID\s+KIND\s+EMAIL\s+NAME\s+CREATED\s+LAST USED\s+STATUS$/);
+    assert.match(row!, /^\S+\s+agent\s+alice@example\.com\s+agent\s+\S+\s+\S+\s+active$/);
+
+    const keys = await run(['relay', 'keys', 'list', '--data-dir', relay.dataDir]);
+    const lines = keys.stdout.split('\n');
+    assert.match(lines[0]!, /^KID\s+ALG\s+CREATED\s+STATUS$/);
+    assert.equal(lines.length, 2);
+    const signing = lines[1]!.split(/\s+/)[0]!;
+    assert.match(lines[1]!, /signing \(new tokens\)$/);
+    const json = await run(['relay', 'keys', 'list', '--data-dir', relay.dataDir, '--json']);
+    assert.deepEqual((json.json[0]!.keys as { kid: string; signing: boolean }[]).map((k) => [k.kid, k.signing]), [[signing, true]]);
+
+    const retire = await run(['relay', 'keys', 'retire', signing, '--data-dir', relay.dataDir]);
+    assert.equal(retire.code, 1);
+    assert.match(retire.stderr, new RegExp(`${signing} is the signing key \\(new tokens are signed with it\\): rotate first \\(\`tunn relay keys rotate\`\\), then retire it`));
+    assert.equal((await run(['relay', 'keys', 'rotate', '--data-dir', relay.dataDir])).code, 0);
+    const after = (await run(['relay', 'keys', 'list', '--data-dir', relay.dataDir])).stdout.split('\n');
+    assert.match(after[1]!, new RegExp(`^${signing}\\s.*verifies older tokens$`));
+    assert.match(after[2]!, /signing \(new tokens\)$/);
+    assert.equal((await run(['relay', 'keys', 'retire', signing, '--data-dir', relay.dataDir])).code, 0);
+  });
+
+  it('a --data-dir without a relay database is refused, and nothing is created there', async () => {
+    const empty = join(tmp.path, 'not-a-relay');
+    const r = await run(['relay', 'token', 'create', '--email', 'alice@example.com', '--data-dir', empty]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`${empty} holds no relay database \\(tunn\\.db\\): pass the data dir your relay runs with \\(--data-dir DIR\\), or --dev for \`tunn dev\`'s`));
+    assert.equal(existsSync(empty), false, 'no dir, database or secret.key made');
+    assert.equal((await run(['relay', 'keys', 'list', '--data-dir', empty])).code, 1);
   });
 });
