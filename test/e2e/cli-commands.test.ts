@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createToken, request, startCli, startRelay, tmpDir, type RelayHandle } from './harness.ts';
+import { CLI, createToken, NODE, request, startCli, startRelay, tmpDir, type RelayHandle } from './harness.ts';
 import { startOrigin, type Origin } from './origin.ts';
 
 // The commands people reach for (issue 17), run as the real CLI against a real relay.
@@ -155,5 +156,32 @@ describe('operator commands on the data dir', () => {
     assert.match(r.stderr, new RegExp(`${empty} holds no relay database \\(tunn\\.db\\): pass the data dir your relay runs with \\(--data-dir DIR\\), or --dev for \`tunn dev\`'s`));
     assert.equal(existsSync(empty), false, 'no dir, database or secret.key made');
     assert.equal((await run(['relay', 'keys', 'list', '--data-dir', empty])).code, 1);
+  });
+});
+
+describe('domain delete at a terminal', () => {
+  /** Runs the CLI under `script`, so its stdin and stderr are a pseudo-terminal; `answer` is typed into it. */
+  function underPty(args: string[], answer: string): Promise<{ code: number | null; out: string }> {
+    const cmd = [NODE, CLI, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+    const child = spawn('script', ['-qec', cmd, '/dev/null'], { env: { ...process.env, ...env, TUNN_TOKEN: 'not-a-real-token' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stdin.end(answer);
+    return new Promise((resolve) => child.on('exit', (code) => resolve({ code, out })));
+  }
+
+  it('asks before deleting; no is no, yes goes on to the relay; not asked with --yes', async () => {
+    // Port 1 on loopback: nothing listens, so a request that was sent fails with "cannot reach".
+    const relayArgs = ['domain', 'delete', 'tunn.example.org', '--relay', 'https://127.0.0.1:1'];
+    const no = await underPty(relayArgs, 'n\n');
+    assert.equal(no.code, 1);
+    assert.match(no.out, /Delete tunn\.example\.org and its certificate\? Tunnels on it go offline, and those you shared it with lose it\. \[y\/N\]/);
+    assert.match(no.out, /tunn\.example\.org not deleted \(pass --yes to skip this question\)/);
+    assert.doesNotMatch(no.out, /cannot reach/);
+    const yes = await underPty(relayArgs, 'y\n');
+    assert.match(yes.out, /\[y\/N\][^]*cannot reach https:\/\/127\.0\.0\.1:1/);
+    const skip = await underPty([...relayArgs, '--yes'], '');
+    assert.doesNotMatch(skip.out, /\[y\/N\]/);
+    assert.match(skip.out, /cannot reach https:\/\/127\.0\.0\.1:1/);
   });
 });
