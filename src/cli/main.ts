@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import { errorMessage, TunnError } from '../lib/errors.ts';
 import { registerCertEventCommand } from './cert-event-command.ts';
 import { completionScript } from './completion.ts';
+import { registerConfigCommands } from './config-commands.ts';
 import { registerDomainCommands } from './domain-commands.ts';
 import { ApiClient, resolveApiTarget } from './api-client.ts';
 import { registerGrantCommands } from './grant-commands.ts';
@@ -162,6 +163,7 @@ export function buildProgram(): Command {
 
   registerIdentityCommands(program);
   registerTunnelCommands(program);
+  registerConfigCommands(program);
   registerGrantCommands(program);
   registerDomainCommands(program, (o) => {
     const client = new ApiClient(resolveApiTarget(o as { relay?: string; token?: string; tokenFile?: string; relayCa?: string }));

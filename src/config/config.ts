@@ -274,7 +274,7 @@ const TYPE_WORDS: Record<string, string> = {
 };
 
 /** zod's own messages ("Invalid input: expected string, received number") in tunn's words; settings with their own message keep it. */
-function inTunnWords(issue: z.core.$ZodRawIssue): string | undefined {
+export function inTunnWords(issue: z.core.$ZodRawIssue): string | undefined {
   switch (issue.code) {
     case 'invalid_type':
       return TYPE_WORDS[issue.expected] ?? `must be ${issue.expected}`;

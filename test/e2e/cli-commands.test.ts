@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CLI, createToken, NODE, request, startCli, startRelay, tmpDir, type RelayHandle } from './harness.ts';
@@ -110,6 +110,39 @@ describe('tunn http, status and stop', () => {
     } finally {
       await agent.kill();
     }
+  });
+});
+
+describe('saved sign-in and defaults', () => {
+  let relay: RelayHandle;
+  const home = join(tmp.path, 'saved');
+  const savedEnv = { TUNN_CONFIG_DIR: home };
+  before(async () => {
+    relay = await startRelay();
+  });
+  after(async () => {
+    await relay?.stop();
+  });
+
+  it('`tunn config set relay` is the default relay; a revoked saved sign-in says to run `tunn login`', async () => {
+    const token = await createToken(relay, 'dora@example.com');
+    // What `tunn login` saves (device login itself is covered in identity.test.ts).
+    mkdirSync(home, { recursive: true });
+    writeFileSync(join(home, 'credentials.json'), JSON.stringify({ default: 'https://elsewhere.example.com', relays: { [relay.url]: { token, email: 'dora@example.com', relayCa: relay.caPath } } }), { mode: 0o600 });
+    assert.equal((await run(['config', 'set', 'relay', relay.url], savedEnv)).code, 0);
+    const who = await run(['whoami'], savedEnv);
+    assert.equal(who.code, 0, who.stderr);
+    assert.equal(who.stdout, 'dora@example.com');
+
+    const jti = String(JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).jti);
+    assert.equal((await run(['relay', 'token', 'revoke', jti, '--data-dir', relay.dataDir])).code, 0);
+    const refused = await run(['status'], savedEnv);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, new RegExp(`the sign-in saved for ${relay.url.replace(/[.]/g, '\\.')} no longer works \\(.*\\): run \`tunn login --relay ${relay.url.replace(/[.]/g, '\\.')}\``));
+    // The agent, too, says how to fix it instead of only "revoked".
+    const agent = await run(['8080', '--json', '--no-inspect'], savedEnv);
+    assert.equal(agent.code, 1);
+    assert.match(agent.stderr, /the sign-in saved for .* no longer works: run `tunn login --relay /);
   });
 });
 
