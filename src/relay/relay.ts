@@ -352,7 +352,8 @@ export class Relay {
     }
     // The dev CA (@peculiar/x509 and its ASN.1 stack) is loaded only by a --dev relay.
     const { ensureDevCa, issueLeaf } = await import('../certs/dev-ca.ts');
-    const ca = await ensureDevCa(c.dataDir);
+    const ca = await ensureDevCa(c.dataDir, c.domain);
+    if (ca.replaced) this.logger.warn({ event: 'dev_ca_replaced', caPath: ca.certPath }, ca.replaced);
     this.#caPath = ca.certPath;
     const leaf = await issueLeaf(ca, [c.domain, `*.${c.domain}`, 'localhost', '127.0.0.1', '::1']);
     const ctx = tls.createSecureContext({ cert: leaf.certPem, key: leaf.keyPem });
