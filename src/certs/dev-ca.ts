@@ -109,6 +109,11 @@ export async function issueLeaf(ca: KeyAndCert, names: string[], days = 90, notB
   return { certPem: cert.toString('pem') + '\n' + ca.certPem, keyPem: await exportKeyPem(keys.privateKey) };
 }
 
+/** Whether a certificate carries name constraints (any). */
+export function hasNameConstraints(certPem: string): boolean {
+  return new x509.X509Certificate(certPem).getExtension(NAME_CONSTRAINTS_OID) !== null;
+}
+
 /** Whether a CA certificate is name-constrained exactly as a dev CA for `domain` is. */
 export function isConstrainedTo(certPem: string, domain: string): boolean {
   const ext = new x509.X509Certificate(certPem).getExtension(NAME_CONSTRAINTS_OID);

@@ -8,6 +8,7 @@ import { registerDomainCommands } from './domain-commands.ts';
 import { ApiClient, resolveApiTarget } from './api-client.ts';
 import { registerGrantCommands } from './grant-commands.ts';
 import { registerIdentityCommands } from './identity-commands.ts';
+import { registerTrustCommands } from './trust-commands.ts';
 import { registerTunnelCommands } from './tunnel-commands.ts';
 import { secretOption, warnSecretsOnCommandLine } from './secret-flags.ts';
 import { looksLikeCommandWord, tunnVersion, unknownCommandMessage, withoutHttpWord } from './suggest.ts';
@@ -164,6 +165,7 @@ export function buildProgram(): Command {
   registerIdentityCommands(program);
   registerTunnelCommands(program);
   registerConfigCommands(program);
+  registerTrustCommands(program);
   registerGrantCommands(program);
   registerDomainCommands(program, (o) => {
     const client = new ApiClient(resolveApiTarget(o as { relay?: string; token?: string; tokenFile?: string; relayCa?: string }));
