@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CLI, createToken, NODE, request, startCli, startRelay, tmpDir, type RelayHandle } from './harness.ts';
 import { startOrigin, type Origin } from './origin.ts';
+import { launchBrowser } from '../support/browser.ts';
 
 // The commands people reach for (issue 17), run as the real CLI against a real relay.
 
@@ -216,5 +217,42 @@ describe('domain delete at a terminal', () => {
     const skip = await underPty([...relayArgs, '--yes'], '');
     assert.doesNotMatch(skip.out, /\[y\/N\]/);
     assert.match(skip.out, /cannot reach https:\/\/127\.0\.0\.1:1/);
+  });
+});
+
+describe('tunn trust in Chromium', () => {
+  let relay: RelayHandle;
+  const home = join(tmp.path, 'browser-home');
+  before(async () => {
+    relay = await startRelay();
+    // A throwaway HOME with Chromium's NSS database: never the machine's own.
+    mkdirSync(join(home, '.pki/nssdb'), { recursive: true });
+    execFileSync('certutil', ['-N', '--empty-password', '-d', `sql:${join(home, '.pki/nssdb')}`]);
+  });
+  after(async () => {
+    await relay?.stop();
+  });
+
+  async function visit(): Promise<string> {
+    const browser = await launchBrowser({ env: { HOME: home } });
+    try {
+      const page = await browser.newPage();
+      const res = await page.goto(`${relay.url}/login`);
+      return `${res?.status()} ${(await res?.securityDetails())?.issuer ?? ''}`;
+    } catch (err) {
+      return (err as Error).message;
+    } finally {
+      await browser.close();
+    }
+  }
+
+  it('after `tunn trust` the dev relay\'s HTTPS loads with no warning; after `tunn untrust` it is refused again', async () => {
+    const trusted = await run(['trust', '--no-system', '--data-dir', relay.dataDir], { HOME: home });
+    assert.equal(trusted.code, 0, trusted.stderr);
+    assert.match(trusted.stdout, new RegExp(`browser database ${join(home, '.pki/nssdb').replace(/[.]/g, '\\.')}`));
+    assert.match(await visit(), /^200 tunn dev CA for tunn\.localhost/);
+    const untrusted = await run(['untrust', '--no-system', '--data-dir', relay.dataDir], { HOME: home });
+    assert.equal(untrusted.code, 0, untrusted.stderr);
+    assert.match(await visit(), /ERR_CERT_AUTHORITY_INVALID/);
   });
 });
