@@ -11,7 +11,7 @@ import { registerIdentityCommands } from './identity-commands.ts';
 import { registerTrustCommands } from './trust-commands.ts';
 import { registerTunnelCommands } from './tunnel-commands.ts';
 import { secretOption, warnSecretsOnCommandLine } from './secret-flags.ts';
-import { looksLikeCommandWord, tunnVersion, unknownCommandMessage, withoutHttpWord } from './suggest.ts';
+import { looksLikeCommandWord, nearestCommand, tunnVersion, unknownCommandMessage, withoutHttpWord } from './suggest.ts';
 
 // Entry point: parse flags, hand over to the run-* functions. No logic here.
 // Each command loads its own modules when it runs, so an agent does not carry the relay's code
@@ -116,7 +116,10 @@ export function buildProgram(): Command {
       }
       // `tunn logn`: the root takes a target, so commander cannot tell a typo from one.
       if (target === 'http') throw new TunnError('INVALID_INPUT', '`tunn http` needs the local service: `tunn http 8080` (the same as `tunn 8080`)');
-      if (looksLikeCommandWord(target)) throw new TunnError('INVALID_INPUT', unknownCommandMessage('tunn', target, commandNames(cmd), ' or a target (a port such as 8080, host:port or http://host:port)'));
+      if (looksLikeCommandWord(target)) {
+        const near = nearestCommand(target, commandNames(cmd));
+        throw new TunnError('INVALID_INPUT', near ? unknownCommandMessage('tunn', target, commandNames(cmd)) : `"${target}" is not a target (a port such as 8080, host:port or http://host:port) or a tunn command (\`tunn --help\` lists them)`);
+      }
       await (await import('./run-agent.ts')).runAgent(target, opts);
     });
   secretOption(program, 'token', 'token', 'the agent token');

@@ -11,6 +11,7 @@ import { parseRateLimit } from '../auth/rate-limit.ts';
 import { parseAllowUpgrade } from '../relay/upgrades.ts';
 import { TunnError } from '../lib/errors.ts';
 import { loadCredentials } from './api-client.ts';
+import { agentCrossChecks } from './agent-checks.ts';
 import { readUserConfig } from './user-config.ts';
 import { formatRequest, printJson } from './output.ts';
 import { startAgentInspector } from './run-inspector.ts';
@@ -24,7 +25,7 @@ export function agentOptionsFrom(flags: Record<string, unknown>, env: NodeJS.Pro
   const userLayer = readUserConfig(env);
   const saved = loadCredentials((rest.relay ?? envLayer.relay ?? fileLayer.relay ?? userLayer.relay) as string | undefined, env);
   const savedLayer = saved ? { relay: saved.relay, token: saved.token, relayCa: saved.relayCa } : {};
-  return resolveConfig(agentSchema, [agentDefaults, userLayer, savedLayer, fileLayer, envLayer, rest]);
+  return resolveConfig(agentSchema, [agentDefaults, userLayer, savedLayer, fileLayer, envLayer, rest], agentCrossChecks);
 }
 
 export function agentConfigFrom(o: AgentOptions, target: Target, extra: Partial<AgentConfig> = {}): AgentConfig {

@@ -17,7 +17,7 @@ describe('command suggestions', () => {
 
   it('says what was typed, the nearest command and where the list is', () => {
     assert.equal(unknownCommandMessage('tunn', 'logn', NAMES), '"logn" is not a `tunn` command: did you mean `tunn login`? (`tunn --help` lists them)');
-    assert.equal(unknownCommandMessage('tunn relay', 'zzzzzz', ['token', 'keys'], ' (typo?)'), '"zzzzzz" is not a `tunn relay` command (typo?) (`tunn relay --help` lists them)');
+    assert.equal(unknownCommandMessage('tunn relay', 'zzzzzz', ['token', 'keys']), '"zzzzzz" is not a `tunn relay` command (`tunn relay --help` lists them)');
   });
 
   it('reads `tunn http <target>` as `tunn <target>`, only as the first word', () => {

@@ -50,8 +50,8 @@ export function looksLikeCommandWord(word: string): boolean {
  * The message for a word that is not one of `path`'s commands (`path` is "tunn" or e.g.
  * "tunn relay"), naming the nearest command if it looks like a typo of one.
  */
-export function unknownCommandMessage(path: string, word: string, names: readonly string[], otherwise = ''): string {
+export function unknownCommandMessage(path: string, word: string, names: readonly string[]): string {
   const near = nearestCommand(word, names);
-  const hint = near ? `: did you mean \`${path} ${near}\`?` : otherwise;
+  const hint = near ? `: did you mean \`${path} ${near}\`?` : '';
   return `"${word}" is not a \`${path}\` command${hint} (\`${path} --help\` lists them)`;
 }

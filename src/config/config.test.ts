@@ -87,4 +87,16 @@ describe('config', () => {
       },
     );
   });
+
+  it('reports missing files and a certificate without its key with every other relay error', () => {
+    assert.throws(
+      () => resolveConfig(relaySchema, [relayDefaults(true), { tlsCert: '/nonexistent/cert.pem', ldapUrl: 'ldaps://l', ldapUserBase: 'dc=x', ldapCa: '/nonexistent/ca.pem', httpsPort: 'x' }], relayCrossChecks),
+      (e) =>
+        isTunnError(e, 'CONFIG_INVALID') &&
+        e.message.includes('--tls-cert needs --tls-key (the private key of the certificate)') &&
+        e.message.includes('cannot read --tls-cert /nonexistent/cert.pem: no such file') &&
+        e.message.includes('cannot read --ldap-ca /nonexistent/ca.pem: no such file') &&
+        e.message.includes('--https-port: must be a port number, 0-65535'),
+    );
+  });
 });

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { TunnError } from '../lib/errors.ts';
 import { envName, fileKey, flagName, isSecretKey, redactSecrets, resolveSecretFiles, type LayerSource } from './secrets.ts';
@@ -117,10 +117,23 @@ const RELAY_PAIRS: [string, string, string][] = [
     ['ldapUserBase', 'ldapUrl', '--ldap-user-base needs --ldap-url'],
     ['ldapGroupBase', 'ldapUrl', '--ldap-group-base needs --ldap-url'],
     ['ldapCa', 'ldapUrl', '--ldap-ca needs --ldap-url'],
+    ['tlsCert', 'tlsKey', '--tls-cert needs --tls-key (the private key of the certificate)'],
+    ['tlsKey', 'tlsCert', '--tls-key needs --tls-cert'],
   ];
+
+/**
+ * Settings that name a file the relay reads at start: a missing one is reported with the rest.
+ * (--acme-ca is read after the listeners open, and says so then: test/e2e/agent.test.ts relies
+ * on that path to prove a failed start still exits.)
+ */
+const RELAY_FILES = ['tlsCert', 'tlsKey', 'ldapCa'] as const;
 
 export function relayCrossChecks(merged: Record<string, unknown>): string[] {
   const problems = RELAY_PAIRS.filter(([a, b]) => merged[a] !== undefined && merged[b] === undefined).map(([, , message]) => message);
+  for (const k of RELAY_FILES) {
+    const v = merged[k];
+    if (typeof v === 'string' && v !== '' && !existsSync(v)) problems.push(`cannot read ${flagName(k)} ${v}: no such file`);
+  }
   const starttls = merged.ldapStarttls === true || ['1', 'true', 'yes', 'on'].includes(String(merged.ldapStarttls));
   // The bind password and every lookup would cross the network in the clear.
   if (typeof merged.ldapUrl === 'string' && /^ldap:\/\//i.test(merged.ldapUrl) && !starttls) problems.push('--ldap-url ldap:// sends the bind password in the clear: use ldaps://, or add --ldap-starttls');

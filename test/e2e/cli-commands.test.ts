@@ -40,7 +40,7 @@ describe('command words', () => {
     assert.equal(relay.code, 1);
     assert.match(relay.stderr, /"tokn" is not a `tunn relay` command: did you mean `tunn relay token`\?/);
     const far = await run(['frobnicate']);
-    assert.match(far.stderr, /"frobnicate" is not a `tunn` command or a target \(a port such as 8080/);
+    assert.match(far.stderr, /"frobnicate" is not a target \(a port such as 8080, host:port or http:\/\/host:port\) or a tunn command/);
     assert.match((await run(['http'])).stderr, /`tunn http` needs the local service: `tunn http 8080`/);
   });
 });
