@@ -31,4 +31,9 @@ describe('agent configuration errors', () => {
       },
     );
   });
+
+  it('takes what the agent takes: comma-separated upgrades, a --for with -a', () => {
+    const o = agentOptionsFrom({ relay: 'https://tunn.example.com', token: 't', allowUpgrade: ['foo,bar', 'irc'], allow: ['a@x.com'], for: '2h' }, env);
+    assert.deepEqual(o.allowUpgrade, ['foo,bar', 'irc']);
+  });
 });

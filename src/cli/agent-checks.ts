@@ -26,7 +26,8 @@ export function agentCrossChecks(merged: Record<string, unknown>): string[] {
   check(() => parseAllowList(allow));
   const allowIp = asList(merged.allowIp);
   if (allowIp.length) check(() => parseIpAllowList(allowIp));
-  const upgrades = asList(merged.allowUpgrade);
+  // Repeatable and comma-separated, as the agent reads it.
+  const upgrades = asList(merged.allowUpgrade).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
   if (upgrades.length) check(() => parseAllowUpgrade(upgrades));
   if (typeof merged.for === 'string') check(() => parseDuration(merged.for as string));
   if (truthy(merged.public) && allow.length) problems.push('--public and -a do not go together: a public tunnel is open to everyone');
