@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { CLI, createToken, NODE, request, startCli, startRelay, tmpDir, type RelayHandle } from './harness.ts';
+import { CLI, createToken, NODE, request, ROOT, startCli, startRelay, tmpDir, type RelayHandle } from './harness.ts';
 import { startOrigin, type Origin } from './origin.ts';
 import { launchBrowser } from '../support/browser.ts';
 
@@ -256,3 +256,16 @@ describe('tunn trust in Chromium', () => {
     assert.match(await visit(), /ERR_CERT_AUTHORITY_INVALID/);
   });
 });
+
+describe('the README in a clone', () => {
+  it('.gitignore covers every example data dir and token file the README writes', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const dirs = [...readme.matchAll(/--data-dir (\.\/[\w.-]+)/g)].map((m) => m[1]!);
+    const tokens = [...readme.matchAll(/> ([\w.-]+\.token)\b/g)].map((m) => m[1]!);
+    const paths = [...new Set([...dirs.map((d) => `${d}/tunn.db`), ...tokens, './.tunn/relay/tunn.db', './tunn-data/secret.key'])];
+    assert.ok(dirs.includes('./relay-data') && tokens.includes('alice.token'), JSON.stringify({ dirs, tokens }));
+    const r = spawnSync('git', ['check-ignore', '--no-index', ...paths], { cwd: ROOT, encoding: 'utf8' });
+    assert.deepEqual(r.stdout.trim().split('\n').sort(), paths.sort(), `not ignored: ${paths.filter((p) => !r.stdout.includes(p)).join(', ')}`);
+  });
+});
+
