@@ -12,6 +12,7 @@ import { errorBody, requireBearer, statusOf, type ApiEnv } from './http.ts';
 import { loginRoutes } from './login.ts';
 import { render } from './pages.ts';
 import { revokeRoute, tokenRoutes } from './tokens.ts';
+import { tunnelRoutes, type TunnelControl } from './tunnels.ts';
 
 // The relay's own host: /v1 (JSON API for the CLI and the web console), the login pages and
 // /.well-known/jwks.json. The relay calls app.fetch(request, { clientIp }) for every request
@@ -24,6 +25,8 @@ export interface ApiExtras {
   domains?: DomainApiOptions;
   /** Where answers that are not a success are logged with their request id. */
   logger?: Logger;
+  /** The relay's live tunnels (`tunn status`, `tunn stop`); without: /v1/tunnels is not served. */
+  tunnels?: TunnelControl;
 }
 
 export function createApiApp(identity: Identity, extras: ApiExtras = {}) {
@@ -56,6 +59,7 @@ export function createApiApp(identity: Identity, extras: ApiExtras = {}) {
       if (!Array.isArray(allow) || allow.some((x) => typeof x !== 'string')) throw new TunnError('INVALID_INPUT', '"allow" must be an array of strings');
       return c.json(await identity.policy.validate(c.get('caller').accountId, allow as string[]));
     })
+    .route('/v1/tunnels', extras.tunnels ? tunnelRoutes(identity, extras.tunnels) : new Hono<ApiEnv>())
     .route('/v1/groups', groupRoutes(identity))
     .route('/v1/grants', grantRoutes(identity))
     .route('/v1/tokens', tokenRoutes(identity))

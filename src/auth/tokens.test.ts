@@ -61,4 +61,14 @@ describe('TokenService', () => {
     await tokens.retireKey(oldKid);
     await assert.rejects(tokens.verify(before.token, ['session']), (e) => isTunnError(e, 'AUTH_INVALID_TOKEN'));
   });
+
+  // Security property: the key every new token is signed with cannot be retired out from under
+  // the relay (it would keep signing tokens that no relay accepts).
+  it('refuses to retire the signing key, saying to rotate first', async () => {
+    const signing = tokens.signingKid!;
+    await assert.rejects(tokens.retireKey(signing), (e) => isTunnError(e, 'CONFLICT') && e.message === `${signing} is the signing key (new tokens are signed with it): rotate first (\`tunn relay keys rotate\`), then retire it`);
+    const next = await tokens.rotateKeys();
+    assert.equal(tokens.signingKid, next);
+    await tokens.retireKey(signing);
+  });
 });

@@ -114,8 +114,15 @@ export class TokenService {
     return kid;
   }
 
-  /** Retires a key: tokens signed with it stop verifying. */
+  /** The key new tokens are signed with (the newest one not retired). */
+  get signingKid(): string | undefined {
+    return this.#current?.kid;
+  }
+
+  /** Retires a key: tokens signed with it stop verifying. The signing key cannot be retired: rotate first. */
   async retireKey(kid: string): Promise<void> {
+    await this.#loadKeys();
+    if (kid === this.#current?.kid) throw new TunnError('CONFLICT', `${kid} is the signing key (new tokens are signed with it): rotate first (\`tunn relay keys rotate\`), then retire it`);
     await this.#store.db.updateTable('signing_keys').set({ retired_at: nowIso(this.#clock.now()) }).where('kid', '=', kid).execute();
     await this.#loadKeys();
   }

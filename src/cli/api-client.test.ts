@@ -3,7 +3,8 @@ import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { loadCredentials, removeCredentials, saveCredentials } from './api-client.ts';
+import { loadCredentials, removeCredentials, resolveApiTarget, saveCredentials } from './api-client.ts';
+import { setUserSetting } from './user-config.ts';
 
 // Security property: the saved credentials (a personal access token) are mode 0600 even when an
 // older credentials.json was left 0644, and the token is never written while the file is loose.
@@ -34,5 +35,22 @@ describe('saved credentials', () => {
     } finally {
       process.umask(umask);
     }
+  });
+
+  it('keep --relay-ca absolute, so the saved sign-in works from any directory', () => {
+    saveCredentials('https://dev.example.com', { token: 't', relayCa: 'relay-data/dev-ca.pem' });
+    assert.equal(loadCredentials('https://dev.example.com')?.relayCa, join(process.cwd(), 'relay-data/dev-ca.pem'));
+    saveCredentials('https://dev.example.com', { token: 't', relayCa: '/etc/tunn/ca.pem' });
+    assert.equal(loadCredentials('https://dev.example.com')?.relayCa, '/etc/tunn/ca.pem');
+  });
+
+  it('the default relay and CA from `tunn config set` pick the saved sign-in; flags and env win', () => {
+    saveCredentials('https://dev.example.com', { token: 'dev-token', relayCa: '/ca/dev.pem' });
+    saveCredentials('https://tunn.example.com', { token: 'secret-pat' }); // the login default now
+    setUserSetting('relay', 'https://dev.example.com');
+    const t = resolveApiTarget({}, { TUNN_CONFIG_DIR: dir });
+    assert.deepEqual(t, { relay: 'https://dev.example.com', token: 'dev-token', tokenFrom: 'login', relayCa: '/ca/dev.pem' });
+    assert.equal(resolveApiTarget({}, { TUNN_CONFIG_DIR: dir, TUNN_RELAY: 'https://tunn.example.com' }).token, 'secret-pat');
+    assert.equal(resolveApiTarget({ token: 'flag' }, { TUNN_CONFIG_DIR: dir }).tokenFrom, 'flags');
   });
 });

@@ -1,13 +1,14 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import { localhostAwareLookup } from '../agent/target.ts';
 import { fromEnv, resolveSecretLayer } from '../config/config.ts';
 import { TunnError, type TunnErrorCode } from '../lib/errors.ts';
 import { writePrivateFile } from '../lib/private-files.ts';
+import { configDir } from './config-dir.ts';
+import { readUserConfig } from './user-config.ts';
 
 // The CLI's side of the relay API: where credentials live (the user's config dir, mode 0600)
 // and a small JSON client over node:https that trusts --relay-ca and resolves *.localhost.
@@ -23,17 +24,14 @@ interface CredentialsFile {
   relays: Record<string, SavedCredentials>;
 }
 
-export function configDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.TUNN_CONFIG_DIR) return env.TUNN_CONFIG_DIR;
-  return join(env.XDG_CONFIG_HOME || join(homedir(), '.config'), 'tunn');
+export { configDir };
+
+function credentialsPath(env: NodeJS.ProcessEnv = process.env): string {
+  return join(configDir(env), 'credentials.json');
 }
 
-function credentialsPath(): string {
-  return join(configDir(), 'credentials.json');
-}
-
-function readFile(): CredentialsFile {
-  const p = credentialsPath();
+function readFile(env: NodeJS.ProcessEnv = process.env): CredentialsFile {
+  const p = credentialsPath(env);
   if (!existsSync(p)) return { relays: {} };
   try {
     const v = JSON.parse(readFileSync(p, 'utf8')) as CredentialsFile;
@@ -47,7 +45,8 @@ export function saveCredentials(relay: string, c: SavedCredentials): string {
   const dir = configDir();
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const f = readFile();
-  f.relays[normalizeRelay(relay)] = c;
+  // A relative --relay-ca would mean another file from every other directory.
+  f.relays[normalizeRelay(relay)] = { ...c, relayCa: c.relayCa && !isAbsolute(c.relayCa) ? resolve(c.relayCa) : c.relayCa };
   f.default = normalizeRelay(relay);
   const p = credentialsPath();
   writePrivateFile(p, JSON.stringify(f, null, 2) + '\n');
@@ -61,8 +60,8 @@ export function removeCredentials(relay: string): void {
   writePrivateFile(credentialsPath(), JSON.stringify(f, null, 2) + '\n');
 }
 
-export function loadCredentials(relay?: string): (SavedCredentials & { relay: string }) | undefined {
-  const f = readFile();
+export function loadCredentials(relay?: string, env: NodeJS.ProcessEnv = process.env): (SavedCredentials & { relay: string }) | undefined {
+  const f = readFile(env);
   const r = relay ? normalizeRelay(relay) : f.default;
   if (!r || !f.relays[r]) return undefined;
   return { relay: r, ...f.relays[r]! };
@@ -81,18 +80,23 @@ export interface ApiTarget {
   relay: string;
   token?: string;
   relayCa?: string;
+  /** Where the token came from: a refused saved one means signing in again. */
+  tokenFrom?: 'flags' | 'env' | 'login';
 }
 
-/** --relay/--token (--token-file)/--relay-ca from flags, then TUNN_* env, then saved credentials. */
+/** --relay/--token (--token-file)/--relay-ca from flags, then TUNN_* env, then `tunn config set`, then saved credentials. */
 export function resolveApiTarget(flags: { relay?: string; token?: string; tokenFile?: string; relayCa?: string }, env: NodeJS.ProcessEnv = process.env): ApiTarget {
-  const relayFlag = flags.relay ?? env.TUNN_RELAY;
-  const saved = loadCredentials(relayFlag);
+  const user = readUserConfig(env) as { relay?: string; relayCa?: string; tokenFile?: string };
+  const relayFlag = flags.relay ?? env.TUNN_RELAY ?? user.relay;
+  const saved = loadCredentials(relayFlag, env);
   const relay = relayFlag ?? saved?.relay;
-  if (!relay) throw new TunnError('AUTH_REQUIRED', 'no relay: pass --relay https://<relay> or sign in with `tunn login --relay https://<relay>`');
+  if (!relay) throw new TunnError('AUTH_REQUIRED', 'no relay: pass --relay https://<relay>, set one with `tunn config set relay https://<relay>`, or sign in with `tunn login --relay https://<relay>`');
   const fromFlags = resolveSecretLayer({ token: flags.token, tokenFile: flags.tokenFile });
   const fromEnvironment = resolveSecretLayer(fromEnv(['token'], env));
-  const token = (fromFlags.token ?? fromEnvironment.token ?? saved?.token) as string | undefined;
-  return { relay: normalizeRelay(relay), token, relayCa: flags.relayCa ?? env.TUNN_RELAY_CA ?? saved?.relayCa };
+  const fromUser = user.tokenFile ? resolveSecretLayer({ tokenFile: user.tokenFile }) : {};
+  const token = (fromFlags.token ?? fromEnvironment.token ?? fromUser.token ?? saved?.token) as string | undefined;
+  const tokenFrom = fromFlags.token ? 'flags' : fromEnvironment.token || fromUser.token ? 'env' : saved?.token ? 'login' : undefined;
+  return { relay: normalizeRelay(relay), token, tokenFrom, relayCa: flags.relayCa ?? env.TUNN_RELAY_CA ?? user.relayCa ?? saved?.relayCa };
 }
 
 export class ApiClient {
@@ -135,6 +139,9 @@ export class ApiClient {
     if (res.status >= 200 && res.status < 300) return json as T;
     if (opts.raw) return json as T;
     const e = (json as { error?: { code?: string; message?: string } | string; error_description?: string }).error;
+    if (e && typeof e === 'object' && this.target.tokenFrom === 'login' && (e.code === 'AUTH_TOKEN_REVOKED' || e.code === 'AUTH_INVALID_TOKEN')) {
+      throw new TunnError(e.code, `the sign-in saved for ${this.target.relay} no longer works (${e.message ?? 'refused'}): run \`tunn login --relay ${this.target.relay}\``);
+    }
     if (e && typeof e === 'object') throw new TunnError((e.code as TunnErrorCode) ?? 'UNAVAILABLE', e.message ?? `HTTP ${res.status}`);
     throw new TunnError('UNAVAILABLE', `${method} ${path}: HTTP ${res.status} ${typeof e === 'string' ? e : ''}`.trim());
   }

@@ -4,6 +4,7 @@ import type { DomainView, VerifyResult } from '../api/domains.ts';
 import type { CertListEntry } from '../certs/manager.ts';
 import type { RequiredRecord } from '../dns/verify.ts';
 import { TunnError } from '../lib/errors.ts';
+import { confirm, type PromptIo } from './confirm.ts';
 import { printJson } from './output.ts';
 
 // `tunn domain add|verify|list|show|share|unshare|delete` and `tunn cert list` (seed 002
@@ -145,7 +146,8 @@ function common(cmd: Command): Command {
     .option('--json', 'print JSON');
 }
 
-export function registerDomainCommands(program: Command, client: DomainApiFactory): void {
+/** `promptIo`: where `domain delete` asks (default: stdin and stderr). */
+export function registerDomainCommands(program: Command, client: DomainApiFactory, opts: { promptIo?: PromptIo } = {}): void {
   const domain = program.command('domain').description('custom domains: add, verify, share and manage them');
   const out = stdout;
 
@@ -219,8 +221,12 @@ export function registerDomainCommands(program: Command, client: DomainApiFactor
 
   common(domain.command('delete').description('remove a domain you own (and its certificate)'))
     .argument('<domain>')
+    .option('-y, --yes', 'do not ask for confirmation (asked only at a terminal)')
     .action(async (name: string, o: Record<string, unknown>) => {
-      const r = await (await client(o)).request<{ domain: string }>('DELETE', `/v1/domains/${enc(name)}`);
+      const api = await client(o);
+      const sure = await confirm(`Delete ${name} and its certificate? Tunnels on it go offline, and those you shared it with lose it.`, { yes: Boolean(o.yes), io: opts.promptIo });
+      if (!sure) throw new TunnError('INVALID_INPUT', `${name} not deleted (pass --yes to skip this question)`);
+      const r = await api.request<{ domain: string }>('DELETE', `/v1/domains/${enc(name)}`);
       if (o.json) return printJson({ event: 'deleted', domain: r.domain });
       out.line(`tunn: ${r.domain} deleted. You can remove its DNS records now.`);
     });

@@ -3,16 +3,22 @@ import { Command, Option } from 'commander';
 import { errorMessage, TunnError } from '../lib/errors.ts';
 import { registerCertEventCommand } from './cert-event-command.ts';
 import { completionScript } from './completion.ts';
+import { registerConfigCommands } from './config-commands.ts';
 import { registerDomainCommands } from './domain-commands.ts';
 import { ApiClient, resolveApiTarget } from './api-client.ts';
 import { registerGrantCommands } from './grant-commands.ts';
 import { registerIdentityCommands } from './identity-commands.ts';
+import { registerTrustCommands } from './trust-commands.ts';
+import { registerTunnelCommands } from './tunnel-commands.ts';
 import { secretOption, warnSecretsOnCommandLine } from './secret-flags.ts';
+import { looksLikeCommandWord, nearestCommand, tunnVersion, unknownCommandMessage, withoutHttpWord } from './suggest.ts';
 
 // Entry point: parse flags, hand over to the run-* functions. No logic here.
 // Each command loads its own modules when it runs, so an agent does not carry the relay's code
 // (a smaller heap is cheaper to garbage-collect on the data path, and starts faster).
 const tokenCommands = () => import('./run-token.ts');
+
+const commandNames = (cmd: Command): string[] => cmd.commands.flatMap((c) => [c.name(), ...c.aliases()]);
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
@@ -77,7 +83,7 @@ function relayFlags(cmd: Command): Command {
 export function buildProgram(): Command {
   const program: Command = new Command('tunn')
     .description('Expose a local service at a real HTTPS hostname, reachable only by the people you name.')
-    .version('0.1.0')
+    .version(tunnVersion())
     .argument('[target]', 'local service: a port (8080), host:port, or http(s)://host:port')
     .option('-n, --name <name>', 'tunnel name: the first label of its hostname (default: a random readable one)')
     .option('-d, --domain <domain>', 'custom domain to serve under')
@@ -109,17 +115,30 @@ export function buildProgram(): Command {
         cmd.help();
         return;
       }
+      // `tunn logn`: the root takes a target, so commander cannot tell a typo from one.
+      if (target === 'http') throw new TunnError('INVALID_INPUT', '`tunn http` needs the local service: `tunn http 8080` (the same as `tunn 8080`)');
+      if (looksLikeCommandWord(target)) {
+        const near = nearestCommand(target, commandNames(cmd));
+        throw new TunnError('INVALID_INPUT', near ? unknownCommandMessage('tunn', target, commandNames(cmd)) : `"${target}" is not a target (a port such as 8080, host:port or http://host:port) or a tunn command (\`tunn --help\` lists them)`);
+      }
       await (await import('./run-agent.ts')).runAgent(target, opts);
     });
   secretOption(program, 'token', 'token', 'the agent token');
   secretOption(program, 'basicAuth', 'user:pass', 'an HTTP basic auth user:password that visitors must also give');
 
-  const relay = relayFlags(program.command('relay').description('run a relay server')).action(async (opts: Record<string, unknown>) => (await import('./run-relay.ts')).runRelay(opts));
+  const relay = relayFlags(program.command('relay').description('run a relay server'))
+    // `tunn relay tokn list`: a command with both an action and subcommands sees a typo as arguments.
+    .allowExcessArguments()
+    .action(async (opts: Record<string, unknown>, cmd: Command) => {
+      if (cmd.args.length) throw new TunnError('INVALID_INPUT', unknownCommandMessage('tunn relay', cmd.args[0]!, commandNames(cmd)));
+      await (await import('./run-relay.ts')).runRelay(opts);
+    });
   const token = relay.command('token').description('manage agent tokens on this relay (works on the data dir)');
   // Operator commands work on the relay's data dir (or --store) directly, not through the API.
   const onDataDir = (cmd: Command): Command =>
     cmd
-      .option('--data-dir <dir>', "the relay's data dir", './tunn-data')
+      .option('--data-dir <dir>', "the relay's data dir (default ./tunn-data; env TUNN_DATA_DIR)")
+      .option('--dev', "the data dir `tunn dev` and `tunn relay --dev` use (./.tunn/relay)")
       .option('--store <url>', "database URL, if not the data dir's SQLite file (env TUNN_STORE)")
       .option('--store-file <file>', 'read the --store value from this file (env TUNN_STORE_FILE)')
       .option('--secret-key-file <file>', "read the relay's secret-box key from this file (env TUNN_SECRET_KEY, TUNN_SECRET_KEY_FILE)")
@@ -149,12 +168,22 @@ export function buildProgram(): Command {
     .action(async (target: string | undefined, opts: Record<string, unknown>) => (await import('./run-dev.ts')).runDev(target, opts));
 
   registerIdentityCommands(program);
+  registerTunnelCommands(program);
+  registerConfigCommands(program);
+  registerTrustCommands(program);
   registerGrantCommands(program);
   registerDomainCommands(program, (o) => {
     const client = new ApiClient(resolveApiTarget(o as { relay?: string; token?: string; tokenFile?: string; relayCa?: string }));
     return { request: (method, path, body) => client.call(method, path, body) };
   });
   registerCertEventCommand(program.commands.find((c) => c.name() === 'cert')!);
+
+  program
+    .command('version')
+    .description('print tunn\'s version')
+    .action(() => {
+      process.stdout.write(`tunn ${tunnVersion()} (Node.js ${process.versions.node})\n`);
+    });
 
   program
     .command('completion')
@@ -170,7 +199,7 @@ export async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
   program.exitOverride();
   try {
-    await program.parseAsync(argv, { from: 'user' });
+    await program.parseAsync(withoutHttpWord(argv), { from: 'user' });
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help') return;

@@ -12,6 +12,8 @@ import { parseAllowUpgrade } from '../relay/upgrades.ts';
 import { TunnError } from '../lib/errors.ts';
 import { loadCredentials } from './api-client.ts';
 import { attachAgentOutput } from './agent-output.ts';
+import { agentCrossChecks } from './agent-checks.ts';
+import { readUserConfig } from './user-config.ts';
 import { startAgentInspector } from './run-inspector.ts';
 import { onShutdown } from './shutdown.ts';
 
@@ -19,10 +21,12 @@ export function agentOptionsFrom(flags: Record<string, unknown>, env: NodeJS.Pro
   // --no-color is output only (like NO_COLOR): attachAgentOutput reads it from the flags.
   const { config, color: _color, ...rest } = flags;
   const envLayer = fromEnv(Object.keys(agentSchema.shape), env);
-  // Credentials saved by `tunn login` fill in what flags and env leave out.
-  const saved = loadCredentials((rest.relay ?? envLayer.relay) as string | undefined);
+  const fileLayer = fromFile(config as string | undefined);
+  // The user's defaults (`tunn config set`), then what `tunn login` saved for the chosen relay.
+  const userLayer = readUserConfig(env);
+  const saved = loadCredentials((rest.relay ?? envLayer.relay ?? fileLayer.relay ?? userLayer.relay) as string | undefined, env);
   const savedLayer = saved ? { relay: saved.relay, token: saved.token, relayCa: saved.relayCa } : {};
-  return resolveConfig(agentSchema, [agentDefaults, savedLayer, fromFile(config as string | undefined), envLayer, rest]);
+  return resolveConfig(agentSchema, [agentDefaults, userLayer, savedLayer, fileLayer, envLayer, rest], agentCrossChecks);
 }
 
 /** The relay URL must be https:// (the agent dials TLS): a missing scheme or http:// says so before anything connects. */
@@ -97,6 +101,12 @@ export async function runAgent(targetSpec: string, flags: Record<string, unknown
   const inspect = await startAgentInspector(o, [target], config.verifyTargetTls);
   const agent = new Agent({ ...config, ...inspect.agentExtra });
   attachAgentOutput(agent, o.json, inspect.ready, undefined, flags.color as boolean | undefined);
+  // A token `tunn login` saved and the relay now refuses: signing in again is the fix.
+  if (loadCredentials(o.relay)?.token === o.token) {
+    agent.on('fatal', (err) => {
+      if (err.code === 'AUTH_TOKEN_REVOKED' || err.code === 'AUTH_INVALID_TOKEN') process.stderr.write(`tunn: the sign-in saved for ${new URL(o.relay).origin} no longer works: run \`tunn login --relay ${new URL(o.relay).origin}\`\n`);
+    });
+  }
   // A stopped agent (fatal error, replaced) takes its inspector down, so the process exits.
   agent.on('state', (s) => void (s === 'stopped' && inspect.inspector?.close()));
   onShutdown(async () => {

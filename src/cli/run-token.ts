@@ -4,16 +4,35 @@ import { TunnError } from '../lib/errors.ts';
 import { loadSecretKey, SecretBox } from '../lib/secret-box.ts';
 import { accountByEmail, ensureAccount } from '../store/accounts.ts';
 import { openStore } from '../store/store.ts';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { relayDefaults } from '../config/config.ts';
 import { printJson } from './output.ts';
 import { relayConfigFrom, relayOptionsFrom } from './run-relay.ts';
-import { join } from 'node:path';
+import { formatTable } from './table.ts';
 
 // `tunn relay token …`: operator commands that work on the relay's data dir directly.
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
+/**
+ * The data dir these commands work on: --data-dir, TUNN_DATA_DIR, or with --dev the one `tunn dev`
+ * and `tunn relay --dev` use. A dir without the relay's database is refused (unless --store
+ * names the database): creating a new database and secret.key there would hand out tokens no
+ * relay knows.
+ */
+export function relayDataDir(flags: { dataDir?: unknown; dev?: unknown; store?: unknown; storeFile?: unknown }, env: NodeJS.ProcessEnv): string {
+  const explicit = (flags.dataDir as string | undefined) ?? (env.TUNN_DATA_DIR || undefined);
+  const dataDir = explicit ?? relayDefaults(Boolean(flags.dev)).dataDir!;
+  if (flags.store || flags.storeFile || env.TUNN_STORE || env.TUNN_STORE_FILE || existsSync(join(dataDir, 'tunn.db'))) return dataDir;
+  const dev = relayDefaults(true).dataDir!;
+  const hint = !explicit && !flags.dev && existsSync(join(dev, 'tunn.db')) ? ` (there is one in ${dev}: add --dev for the relay \`tunn dev\` runs)` : '';
+  throw new TunnError('NOT_FOUND', `${resolve(dataDir)} holds no relay database (tunn.db): pass the data dir your relay runs with (--data-dir DIR), or --dev for \`tunn dev\`'s${hint}`);
+}
+
 async function openRelayTokens(flags: Record<string, unknown>) {
-  const o = relayOptionsFrom({ dataDir: flags.dataDir, store: flags.store, storeFile: flags.storeFile, secretKeyFile: flags.secretKeyFile, dev: true, domain: 'tunn.localhost' }, process.env);
+  const dataDir = relayDataDir(flags, process.env);
+  const o = relayOptionsFrom({ dataDir, store: flags.store, storeFile: flags.storeFile, secretKeyFile: flags.secretKeyFile, dev: true, domain: 'tunn.localhost' }, process.env);
   const c = relayConfigFrom(o);
   const box = new SecretBox(loadSecretKey(c.secretKey, join(c.dataDir, 'secret.key')));
   const store = await openStore(c.storeUrl ?? join(c.dataDir, 'tunn.db'));
@@ -47,7 +66,8 @@ export async function runTokenList(flags: { email?: string; json?: boolean; data
     }
     const rows = await q.orderBy('tokens.created_at').execute();
     if (flags.json) printJson({ event: 'tokens', tokens: rows });
-    else for (const r of rows) process.stdout.write(`${r.jti}  ${r.kind.padEnd(5)}  ${r.email.padEnd(30)}  ${r.label.padEnd(12)}  created ${r.created_at}${r.revoked_at ? '  REVOKED' : ''}\n`);
+    else if (rows.length === 0) process.stdout.write(`no tokens${flags.email ? ` for ${flags.email}` : ''} (create one with \`tunn relay token create --email EMAIL\`)\n`);
+    else process.stdout.write(formatTable(['ID', 'KIND', 'EMAIL', 'NAME', 'CREATED', 'LAST USED', 'STATUS'], rows.map((r) => [r.jti, r.kind, r.email, r.label, r.created_at, r.last_used_at ?? '-', r.revoked_at ? `revoked ${r.revoked_at}` : 'active'])));
   } finally {
     await store.close();
   }
@@ -69,11 +89,12 @@ export async function runTokenRevoke(id: string, flags: { json?: boolean; dataDi
 // tokens signed with older keys keep working until those keys are retired.
 
 export async function runKeysList(flags: { json?: boolean; dataDir?: string; store?: string }): Promise<void> {
-  const { store } = await openRelayTokens(flags);
+  const { store, tokens } = await openRelayTokens(flags);
   try {
     const rows = await store.db.selectFrom('signing_keys').select(['kid', 'alg', 'created_at', 'retired_at']).orderBy('created_at').execute();
-    if (flags.json) printJson({ event: 'keys', keys: rows });
-    else for (const r of rows) process.stdout.write(`${r.kid}  ${r.alg}  created ${r.created_at}${r.retired_at ? `  retired ${r.retired_at}` : ''}\n`);
+    const signing = tokens.signingKid;
+    if (flags.json) printJson({ event: 'keys', keys: rows.map((r) => ({ ...r, signing: r.kid === signing })) });
+    else process.stdout.write(formatTable(['KID', 'ALG', 'CREATED', 'STATUS'], rows.map((r) => [r.kid, r.alg, r.created_at, r.kid === signing ? 'signing (new tokens)' : r.retired_at ? `retired ${r.retired_at}` : 'verifies older tokens'])));
   } finally {
     await store.close();
   }
@@ -95,8 +116,7 @@ export async function runKeysRetire(kid: string, flags: { json?: boolean; dataDi
   try {
     const live = await store.db.selectFrom('signing_keys').select(['kid']).where('retired_at', 'is', null).execute();
     if (!live.some((k) => k.kid === kid)) throw new TunnError('NOT_FOUND', `no active signing key ${kid}; list them with \`tunn relay keys list\``);
-    if (live.length === 1) throw new TunnError('CONFLICT', `${kid} is the only active signing key: rotate first (\`tunn relay keys rotate\`), then retire it`);
-    await tokens.retireKey(kid);
+    await tokens.retireKey(kid); // refuses the key that signs
     if (flags.json) printJson({ event: 'retired', kid });
     else process.stderr.write(`tunn: retired ${kid}; tokens signed with it are refused (running relays within a minute)\n`);
   } finally {

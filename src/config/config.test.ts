@@ -46,4 +46,57 @@ describe('config', () => {
   it('reads lists from the environment', () => {
     assert.deepEqual(fromEnv(['allow'], { TUNN_ALLOW: 'a@x.com, group:eng' }), { allow: ['a@x.com', 'group:eng'] });
   });
+
+  it('takes numbers where numbers are meant, from a config file as JSON numbers or strings', () => {
+    const file = { relay: 'https://tunn.example.com', token: 't', rateLimit: 100, rateLimitTunnel: '500', sessions: 4, allow: 'a@x.com, group:eng' };
+    const c = resolveConfig(agentSchema, [agentDefaults, file]);
+    assert.equal(c.rateLimit, 100);
+    assert.equal(c.rateLimitTunnel, 500);
+    assert.equal(c.sessions, 4);
+    assert.deepEqual(c.allow, ['a@x.com', 'group:eng']);
+    const r = resolveConfig(relaySchema, [relayDefaults(true), { httpsPort: 9443, idleTimeout: '60', maxHeadSize: 2048 }]);
+    assert.equal(r.httpsPort, 9443);
+    assert.equal(r.idleTimeout, 60);
+  });
+
+  it('reports every agent and relay error at once in tunn\'s words, never the validator\'s', () => {
+    const agentFile = { relay: 'https://tunn.example.com', token: 't', name: 5, public: 'maybe', rateLimit: 0, sessions: 'many', allowIp: { a: 1 }, quiet: true };
+    assert.throws(
+      () => resolveConfig(agentSchema, [agentDefaults, agentFile]),
+      (e) => {
+        assert.ok(isTunnError(e, 'CONFIG_INVALID'));
+        assert.match(e.message, /--name: must be text \(in a config file: a string in quotes\)/);
+        assert.match(e.message, /--public: must be true or false/);
+        assert.match(e.message, /--rate-limit: must be at least 1/);
+        assert.match(e.message, /--sessions: must be a whole number of connections, 1-16/);
+        assert.match(e.message, /--allow-ip: must be a list/);
+        assert.doesNotMatch(e.message, /Invalid input|expected \w+, received|Too small/);
+        return true;
+      },
+    );
+    assert.throws(
+      () => resolveConfig(relaySchema, [relayDefaults(true), { httpsPort: true, dev: 3, maxHeadSize: 5, relayCerts: 'both' }]),
+      (e) => {
+        assert.ok(isTunnError(e, 'CONFIG_INVALID'));
+        assert.match(e.message, /--https-port: must be a port number, 0-65535/); // true is not port 1
+        assert.match(e.message, /--dev: must be true or false/);
+        assert.match(e.message, /--max-head-size: must be at least 1024/);
+        assert.match(e.message, /--relay-certs: must be one of "wildcard", "per-host"/);
+        assert.doesNotMatch(e.message, /Invalid input|expected \w+, received|Too small|Invalid option/);
+        return true;
+      },
+    );
+  });
+
+  it('reports missing files and a certificate without its key with every other relay error', () => {
+    assert.throws(
+      () => resolveConfig(relaySchema, [relayDefaults(true), { tlsCert: '/nonexistent/cert.pem', ldapUrl: 'ldaps://l', ldapUserBase: 'dc=x', ldapCa: '/nonexistent/ca.pem', httpsPort: 'x' }], relayCrossChecks),
+      (e) =>
+        isTunnError(e, 'CONFIG_INVALID') &&
+        e.message.includes('--tls-cert needs --tls-key (the private key of the certificate)') &&
+        e.message.includes('cannot read --tls-cert /nonexistent/cert.pem: no such file') &&
+        e.message.includes('cannot read --ldap-ca /nonexistent/ca.pem: no such file') &&
+        e.message.includes('--https-port: must be a port number, 0-65535'),
+    );
+  });
 });

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { TunnError } from '../lib/errors.ts';
 import { envName, fileKey, flagName, isSecretKey, redactSecrets, resolveSecretFiles, type LayerSource } from './secrets.ts';
@@ -8,9 +8,17 @@ import { envName, fileKey, flagName, isSecretKey, redactSecrets, resolveSecretFi
 // settings (src/config/secrets.ts) also come from files in every layer: --token-file,
 // TUNN_TOKEN_FILE, "tokenFile" in the config file.
 
-const port = z.coerce.number({ error: 'must be a port number, 0-65535' }).int('must be a port number, 0-65535').min(0, 'must be 0-65535').max(65535, 'must be 0-65535');
-const seconds = z.coerce.number().positive('must be a positive number of seconds');
-const bool = z.union([z.boolean(), z.enum(['1', 'true', 'yes', 'on', '0', 'false', 'no', 'off']).transform((v) => ['1', 'true', 'yes', 'on'].includes(v))]);
+/**
+ * A number from a flag or the environment ("100") or a config file (100 or "100"). Not
+ * z.coerce: that would read true as 1 and "" as 0.
+ */
+const numeric = (error: string) => z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v.trim())) ? Number(v.trim()) : v), z.number({ error }));
+const port = numeric('must be a port number, 0-65535').pipe(z.number().int('must be a port number, 0-65535').min(0, 'must be 0-65535').max(65535, 'must be 0-65535'));
+const seconds = numeric('must be a number of seconds').pipe(z.number().positive('must be a positive number of seconds'));
+const wholeNumber = (min: number, max: number, what: string) => numeric(`must be a whole number ${what}, ${min}-${max}`).pipe(z.number().int(`must be a whole number ${what}, ${min}-${max}`).min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
+const bool = z.union([z.boolean(), z.enum(['1', 'true', 'yes', 'on', '0', 'false', 'no', 'off']).transform((v) => ['1', 'true', 'yes', 'on'].includes(v))], { error: 'must be true or false' });
+/** A list: an array in a config file, or one comma-separated string (flags and the environment give arrays already). */
+const list = <T extends z.ZodType>(item: T) => z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v), z.array(item, { error: 'must be a list, e.g. ["a", "b"], or one comma-separated string' }));
 const domain = z
   .string()
   .trim()
@@ -40,7 +48,7 @@ export const relaySchema = z.object({
   secretKey: z.string().optional(),
   idleTimeout: seconds,
   headTimeout: seconds,
-  maxHeadSize: z.coerce.number().int().min(1024).max(1024 * 1024),
+  maxHeadSize: wholeNumber(1024, 1024 * 1024, 'of bytes'),
   metricsToken: z.string().min(16, 'must be at least 16 characters').optional(),
   oidcIssuer: z.string().url('must be the issuer URL, e.g. https://accounts.example.com').optional(),
   oidcClientId: z.string().min(1).optional(),
@@ -51,7 +59,7 @@ export const relaySchema = z.object({
   /** Scopes asked of --oidc-issuer (space- or comma-separated); default openid email profile. */
   oidcScopes: z.string().trim().min(1).optional(),
   /** How long IdP group membership is trusted before it is asked again (seconds; default 300). */
-  idpRefresh: z.coerce.number().int('must be a whole number of seconds').min(1, 'must be at least 1 second').max(86400, 'must be at most 86400 seconds (a day)').optional(),
+  idpRefresh: numeric('must be a whole number of seconds').pipe(z.number().int('must be a whole number of seconds').min(1, 'must be at least 1 second').max(86400, 'must be at most 86400 seconds (a day)')).optional(),
   // LDAP as a group source (src/auth/ldap.ts).
   ldapUrl: z.string().regex(/^ldaps?:\/\/\S+$/, 'must be an ldap:// or ldaps:// URL, e.g. ldaps://ldap.example.com').optional(),
   ldapBindDn: z.string().min(1).optional(),
@@ -71,7 +79,7 @@ export const relaySchema = z.object({
   googleClientSecret: z.string().min(1).optional(),
   smtpUrl: z.string().refine(isSmtpUrl, 'must be an smtp:// or smtps:// URL with a host, e.g. smtp://user:pass@mail.example.com:587').optional(),
   mailFrom: z.string().min(3).optional(),
-  adminEmail: z.array(z.string().email('must be an email address')).optional(),
+  adminEmail: list(z.string().email('must be an email address')).optional(),
   // Custom domains and certificates (src/relay/custom-domains.ts).
   acmeDirectory: z.string().regex(/^(https?:\/\/\S+|letsencrypt|letsencrypt-staging)$/, 'must be an ACME directory URL, letsencrypt or letsencrypt-staging').optional(),
   acmeEmail: z.string().email('must be an email address').optional(),
@@ -109,10 +117,23 @@ const RELAY_PAIRS: [string, string, string][] = [
     ['ldapUserBase', 'ldapUrl', '--ldap-user-base needs --ldap-url'],
     ['ldapGroupBase', 'ldapUrl', '--ldap-group-base needs --ldap-url'],
     ['ldapCa', 'ldapUrl', '--ldap-ca needs --ldap-url'],
+    ['tlsCert', 'tlsKey', '--tls-cert needs --tls-key (the private key of the certificate)'],
+    ['tlsKey', 'tlsCert', '--tls-key needs --tls-cert'],
   ];
+
+/**
+ * Settings that name a file the relay reads at start: a missing one is reported with the rest.
+ * (--acme-ca is read after the listeners open, and says so then: test/e2e/agent.test.ts relies
+ * on that path to prove a failed start still exits.)
+ */
+const RELAY_FILES = ['tlsCert', 'tlsKey', 'ldapCa'] as const;
 
 export function relayCrossChecks(merged: Record<string, unknown>): string[] {
   const problems = RELAY_PAIRS.filter(([a, b]) => merged[a] !== undefined && merged[b] === undefined).map(([, , message]) => message);
+  for (const k of RELAY_FILES) {
+    const v = merged[k];
+    if (typeof v === 'string' && v !== '' && !existsSync(v)) problems.push(`cannot read ${flagName(k)} ${v}: no such file`);
+  }
   const starttls = merged.ldapStarttls === true || ['1', 'true', 'yes', 'on'].includes(String(merged.ldapStarttls));
   // The bind password and every lookup would cross the network in the clear.
   if (typeof merged.ldapUrl === 'string' && /^ldap:\/\//i.test(merged.ldapUrl) && !starttls) problems.push('--ldap-url ldap:// sends the bind password in the clear: use ldaps://, or add --ldap-starttls');
@@ -126,18 +147,18 @@ export const agentSchema = z.object({
   relayCa: z.string().optional(),
   name: z.string().optional(),
   domain: z.string().optional(),
-  allow: z.array(z.string()),
+  allow: list(z.string()),
   public: bool,
   hostHeader: z.string().optional(),
   // Checked here, so a malformed value is reported with every other problem (and redacted).
   basicAuth: z.string().regex(/^[^:]+:[^]+$/, 'must be user:password with both parts non-empty, e.g. admin:s3cret').optional(),
-  allowIp: z.array(z.string()),
-  rateLimit: z.string().optional(),
-  rateLimitTunnel: z.string().optional(),
-  allowUpgrade: z.array(z.string()),
+  allowIp: list(z.string()),
+  rateLimit: wholeNumber(1, 1_000_000, 'of requests per minute').optional(),
+  rateLimitTunnel: wholeNumber(1, 1_000_000, 'of requests per minute').optional(),
+  allowUpgrade: list(z.string()),
   /** `--for 2h`: the -a entries of this command end that long after the tunnel first registers. */
   for: z.string().optional(),
-  sessions: z.coerce.number().int().min(1).max(16),
+  sessions: wholeNumber(1, 16, 'of connections'),
   quiet: bool,
   json: bool,
   insecureTarget: bool,
@@ -241,7 +262,7 @@ export function resolveConfig<S extends z.ZodObject | z.ZodPipe<z.ZodObject, z.Z
   const shape = 'shape' in schema ? schema.shape : (schema as z.ZodPipe<z.ZodObject, z.ZodType>).in.shape;
   const known = new Set(Object.keys(shape));
   const unknown = Object.keys(merged).filter((k) => !known.has(k));
-  const r = schema.safeParse(merged);
+  const r = schema.safeParse(merged, { error: inTunnWords });
   const problems: string[] = [...secretProblems, ...unknown.map((k) => `unknown setting "${k}"`)];
   if (crossChecks) problems.push(...crossChecks(merged));
   if (!r.success) {
@@ -255,6 +276,32 @@ export function resolveConfig<S extends z.ZodObject | z.ZodPipe<z.ZodObject, z.Z
   }
   if (problems.length) throw configInvalid(problems, merged);
   return r.data as z.infer<S>;
+}
+
+const TYPE_WORDS: Record<string, string> = {
+  string: 'must be text (in a config file: a string in quotes)',
+  number: 'must be a number',
+  boolean: 'must be true or false',
+  array: 'must be a list, e.g. ["a", "b"]',
+  object: 'must be an object',
+};
+
+/** zod's own messages ("Invalid input: expected string, received number") in tunn's words; settings with their own message keep it. */
+export function inTunnWords(issue: z.core.$ZodRawIssue): string | undefined {
+  switch (issue.code) {
+    case 'invalid_type':
+      return TYPE_WORDS[issue.expected] ?? `must be ${issue.expected}`;
+    case 'invalid_value':
+      return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'too_small':
+      return issue.origin === 'string' ? (Number(issue.minimum) <= 1 ? 'must not be empty' : `must be at least ${issue.minimum} characters`) : `must be at least ${issue.minimum}`;
+    case 'too_big':
+      return issue.origin === 'string' ? `must be at most ${issue.maximum} characters` : `must be at most ${issue.maximum}`;
+    case 'invalid_format':
+      return issue.format === 'url' ? 'must be a URL' : issue.format === 'email' ? 'must be an email address' : `must be ${issue.format === 'regex' ? 'in the documented format' : `a valid ${issue.format}`}`;
+    default:
+      return undefined;
+  }
 }
 
 /** The one CONFIG_INVALID error listing every problem, with the secrets among `settings` redacted. */

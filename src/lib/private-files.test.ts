@@ -64,13 +64,13 @@ describe('private files in an open data dir (0755, umask 022)', () => {
     const d = openDir('keys');
     loadSecretKey(undefined, join(d, 'secret.key'));
     assert.equal(mode(join(d, 'secret.key')), '600');
-    await ensureDevCa(d);
+    await ensureDevCa(d, "tunn.localhost");
     assert.equal(mode(join(d, 'dev-ca-key.pem')), '600');
     assert.equal(mode(join(d, 'dev-ca.pem')), '644', 'the CA certificate is public');
     // A key file someone loosened is tightened when it is next used.
     chmodSync(join(d, 'dev-ca-key.pem'), 0o644);
     chmodSync(join(d, 'secret.key'), 0o644);
-    await ensureDevCa(d);
+    await ensureDevCa(d, "tunn.localhost");
     loadSecretKey(undefined, join(d, 'secret.key'));
     assert.equal(mode(join(d, 'dev-ca-key.pem')), '600');
     assert.equal(mode(join(d, 'secret.key')), '600');

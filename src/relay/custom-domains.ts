@@ -190,7 +190,8 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
   } else {
     // The dev CA (@peculiar/x509 and its ASN.1 stack) is loaded only by a --dev relay.
     const [{ ensureDevCa, issueLeaf }, { SelfSignedIssuer }] = await Promise.all([import('../certs/dev-ca.ts'), import('../certs/self-signed-issuer.ts')]);
-    const ca = await ensureDevCa(cfg.dataDir);
+    const ca = await ensureDevCa(cfg.dataDir, relayDomain);
+    if (ca.replaced) logger.warn({ event: 'dev_ca_replaced', caPath: ca.certPath }, ca.replaced);
     caPath = ca.certPath;
     const leaf = await issueLeaf(ca, [relayDomain, `*.${relayDomain}`, 'localhost', '127.0.0.1', '::1']);
     staticRelayCtx = tls.createSecureContext({ cert: leaf.certPem, key: leaf.keyPem });

@@ -8,7 +8,7 @@ import type { Tunnel } from './registry.ts';
 type Sent = { tunnel: Tunnel; m: Extract<ControlMessage, { type: 'refused' }> };
 
 function tunnel(id: string, host: string): Tunnel {
-  return { id, host, name: host.split('.')[0]!, domain: 'tunn.localhost', accountId: 'a', email: 'o@x.com', agentId: 'ag', options: { id, allow: [], public: true }, sessions: [], metrics: new RelayMetrics().forTunnel(host), next: 0 };
+  return { id, host, name: host.split('.')[0]!, domain: 'tunn.localhost', accountId: 'a', email: 'o@x.com', agentId: 'ag', options: { id, allow: [], public: true }, sessions: [], metrics: new RelayMetrics().forTunnel(host), next: 0, since: 0 };
 }
 
 const refusal = (i: number, over: Partial<Refusal> = {}): Refusal => ({ at: 1_700_000_000_000 + i, method: 'GET', path: `/r/${i}`, status: 429, reason: 'rate-limit', ip: '192.0.2.1', detail: '10/min per client IP', ...over });

@@ -30,6 +30,8 @@ export interface Tunnel {
   options: TunnelOptions;
   sessions: SessionRef[];
   metrics: TunnelMetrics;
+  /** When it came online on this relay (ms since the epoch; kept while its agent's sessions join). */
+  since: number;
   /** Round-robin cursor. */
   next: number;
 }
@@ -54,7 +56,7 @@ export class TunnelRegistry {
    * of the same account: takes the host over (the old agent is told it was replaced). The
    * caller has already checked that the account owns the name.
    */
-  attach(init: Omit<Tunnel, 'sessions' | 'next'>, session: SessionRef): Tunnel {
+  attach(init: Omit<Tunnel, 'sessions' | 'next' | 'since'>, session: SessionRef, now = Date.now()): Tunnel {
     const existing = this.#byHost.get(init.host);
     if (existing && existing.agentId === init.agentId && existing.accountId === init.accountId) {
       if (!existing.sessions.includes(session)) existing.sessions.push(session);
@@ -64,7 +66,7 @@ export class TunnelRegistry {
     if (existing) {
       for (const s of existing.sessions) s.replaced(existing.id, `the tunnel ${init.host} was taken over by another agent of ${init.email}`);
     }
-    const t: Tunnel = { ...init, sessions: [session], next: 0 };
+    const t: Tunnel = { ...init, sessions: [session], next: 0, since: now };
     this.#byHost.set(init.host, t);
     return t;
   }

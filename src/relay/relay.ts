@@ -34,6 +34,7 @@ import { RefusalReports } from './refusal-reports.ts';
 import { startOwnCertificate, type OwnCertificateSource, type OwnCertificateState } from './own-certificate.ts';
 import { htmlPage, type LocalResponse } from './pages.ts';
 import { TunnelRegistry, type Tunnel } from './registry.ts';
+import { createTunnelControl } from './tunnel-control.ts';
 import { parseAllowUpgrade } from './upgrades.ts';
 
 // relay.ts wires the parts: store, tokens, certificates, the edge on the HTTPS port (agent
@@ -255,7 +256,16 @@ export class Relay {
     this.#keyTimer = setInterval(() => void this.tokens.reloadIfStale().catch((err: unknown) => this.logger.warn({ err: errorMessage(err) }, 'reloading signing keys failed')), 60_000);
     this.#keyTimer.unref();
     this.#startRevocation();
-    this.#api = getRequestListener(createApiApp(this.identity, { domains: ext.domainApi, logger: this.logger }).fetch);
+    const tunnels = createTunnelControl({
+      registry: this.registry,
+      gateways: [this.#gateway, this.#plainGateway],
+      urlsFor: (h) => this.urlsFor(h),
+      onStopped: (t, why) => {
+        this.logger.info({ host: t.host, email: t.email }, why);
+        this.#tunnelGone(t.host);
+      },
+    });
+    this.#api = getRequestListener(createApiApp(this.identity, { domains: ext.domainApi, logger: this.logger, tunnels }).fetch);
     this.#info.certificate = await startOwnCertificate(this.#certs, c.domain, this.logger, (ctx) => (relayCtx = ctx));
     return this.#info;
   }
@@ -347,7 +357,8 @@ export class Relay {
     }
     // The dev CA (@peculiar/x509 and its ASN.1 stack) is loaded only by a --dev relay.
     const { ensureDevCa, issueLeaf } = await import('../certs/dev-ca.ts');
-    const ca = await ensureDevCa(c.dataDir);
+    const ca = await ensureDevCa(c.dataDir, c.domain);
+    if (ca.replaced) this.logger.warn({ event: 'dev_ca_replaced', caPath: ca.certPath }, ca.replaced);
     this.#caPath = ca.certPath;
     const leaf = await issueLeaf(ca, [c.domain, `*.${c.domain}`, 'localhost', '127.0.0.1', '::1']);
     const ctx = tls.createSecureContext({ cert: leaf.certPem, key: leaf.keyPem });
@@ -444,6 +455,7 @@ export class Relay {
     this.registry.attach(
       { id: opts.id, host, name, domain, accountId: account.id, email: account.email, agentId: session.agentId, options: opts, metrics: this.metrics.forTunnel(host) },
       session,
+      this.clock.now(),
     );
     this.metrics.tunnels.set(this.registry.size);
     if (!existing || existing.agentId !== session.agentId) this.logger.info({ host, email: account.email }, 'tunnel online');

@@ -1,0 +1,65 @@
+import type { TunnelControl, TunnelStatus } from '../api/tunnels.ts';
+import type { ConnectionTable } from './live-revocation.ts';
+import type { Tunnel, TunnelRegistry } from './registry.ts';
+
+// The relay's side of `tunn status` / `tunn stop` (src/api/tunnels.ts): its live tunnels as
+// their owner sees them, and closing one the way revocation does (the agent is told why, with
+// a fatal error so it does not register again; the tunnel's open connections are cut).
+
+export interface TunnelControlDeps {
+  registry: TunnelRegistry;
+  gateways: readonly ConnectionTable[];
+  urlsFor(host: string): string[];
+  /** A tunnel stopped here (metrics, the log). */
+  onStopped(t: Tunnel, why: string): void;
+}
+
+/** Every control in force on a tunnel, in words. */
+export function allowedOf(t: Tunnel): string[] {
+  const o = t.options;
+  const who = o.public ? ['everyone (public)'] : [...o.allow, `${t.email} (owner)`];
+  const rate = o.rateLimit;
+  return [
+    ...who,
+    ...(o.basicAuth ? [`basic auth (user ${o.basicAuth.user})`] : []),
+    ...(o.allowIps?.length ? [`from ${o.allowIps.join(', ')}`] : []),
+    ...(rate?.perIp !== undefined ? [`${rate.perIp}/min per client`] : []),
+    ...(rate?.perTunnel !== undefined ? [`${rate.perTunnel}/min for the tunnel`] : []),
+  ];
+}
+
+export function statusOf(t: Tunnel, urls: string[]): TunnelStatus {
+  return {
+    name: t.name,
+    host: t.host,
+    url: urls[0]!,
+    urls,
+    kind: (t.options as { kind?: string }).kind ?? 'http',
+    allowed: allowedOf(t),
+    agents: new Set(t.sessions.map((s) => s.agentId)).size,
+    sessions: t.sessions.length,
+    since: new Date(t.since).toISOString(),
+    requests: t.metrics.responses.reduce((a, b) => a + b, 0),
+  };
+}
+
+export function createTunnelControl(d: TunnelControlDeps): TunnelControl {
+  const mine = (accountId: string) => [...d.registry.all()].filter((t) => t.accountId === accountId);
+  return {
+    list: (accountId) => mine(accountId).map((t) => statusOf(t, d.urlsFor(t.host))).sort((a, b) => a.host.localeCompare(b.host)),
+    stop(accountId, nameOrHost, why) {
+      const stopped: TunnelStatus[] = [];
+      for (const t of mine(accountId)) {
+        if (t.host !== nameOrHost && t.name !== nameOrHost) continue;
+        stopped.push(statusOf(t, d.urlsFor(t.host)));
+        for (const s of [...t.sessions]) {
+          s.refuse(t.id, 'STOPPED', why);
+          d.registry.detachTunnel(s, t.id);
+        }
+        for (const g of d.gateways) g.cut((c) => c.tunnel === t);
+        d.onStopped(t, why);
+      }
+      return stopped;
+    },
+  };
+}
