@@ -230,4 +230,18 @@ describe('auth page forms', () => {
     const forged = await visit(`${planted.cookie}; tunn_consent=app.tunn.localhost:8080; consent=1`, APP);
     assert.equal(forged.status, 200);
   });
+
+  it('accepts the dev relay\'s own pages over its plain-HTTP port too, and nothing else there (security: same-origin forms)', async () => {
+    // tunn dev serves the sign-in pages on https://tunn.localhost:8443 and http://tunn.localhost:8080.
+    const dev = await identityFixture({ dev: true, relayUrl: 'https://tunn.localhost:8443' });
+    try {
+      const devApp = createApiApp(dev);
+      const post = (origin: string) =>
+        devApp.request('http://tunn.localhost:8080/login/dev', { method: 'POST', headers: { ...FORM, origin, 'sec-fetch-site': 'same-origin' }, body: new URLSearchParams({ email: 'dana@example.com' }) }, { clientIp: '192.0.2.10' });
+      assert.equal((await post('http://tunn.localhost:8080')).status, 302, 'the plain-HTTP page posts to itself');
+      assert.equal((await post('http://evil.tunn.localhost:8080')).status, 403, 'a sibling tunnel on that port is still refused');
+    } finally {
+      await dev.close();
+    }
+  });
 });

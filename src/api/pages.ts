@@ -105,7 +105,11 @@ export function pages(identity: Identity) {
   const sameOrigin: MiddlewareHandler<ApiEnv> = async (c, next) => {
     if (c.req.method === 'POST') {
       const h = c.req.raw.headers;
-      const reason = crossOriginPost({ origin: present(h.get('origin')), secFetchSite: present(h.get('sec-fetch-site')) }, identity.relayUrl.origin);
+      // The page's own origin: the relay's URL, or in --dev also the relay's host over the plain-HTTP
+      // port, where the same pages are served (a browser cannot set Host for another site).
+      const own = new URL(c.req.url);
+      const expected = identity.options.dev && own.hostname === identity.relayUrl.hostname ? own.origin : identity.relayUrl.origin;
+      const reason = crossOriginPost({ origin: present(h.get('origin')), secFetchSite: present(h.get('sec-fetch-site')) }, expected);
       if (reason) return render(c, 403, 'Refused', `<p>${esc(refusedPostMessage(reason))}</p>`);
     }
     await next();

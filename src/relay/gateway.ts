@@ -330,6 +330,8 @@ class PublicConnection implements LiveConnection {
     if (hook) return this.#respondLocal(hook, head);
 
     if (opts.isRelayHost(host)) {
+      // The relay's own server would leave a CONNECT unanswered: tunn is not a forward proxy.
+      if (head.method === 'CONNECT') return this.#respondLocal(pages.methodNotAllowed(head.method), head);
       if (this.#firstRequest && !this.#stream) return this.#handOverToRelayHost(head);
       return this.#respondLocal(pages.misdirected(), head);
     }

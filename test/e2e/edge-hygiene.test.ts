@@ -210,6 +210,13 @@ describe('edge hygiene: what reaches the origin', () => {
 
   // Guards: a path cannot name a host. A Node app resolving new URL(req.url, base) would read
   // `//secret.<zone>/x` as a request for the host secret.<zone>.
+  it('answers CONNECT with 405 on the relay\'s own host and on a tunnel: tunn is not a forward proxy (it used to leave the relay host\'s unanswered)', async () => {
+    for (const h of [`${relay.domain}:${relay.httpPort}`, host('pub')]) {
+      const res = await rawRequest(relay.httpPort, `CONNECT secret.internal:22 HTTP/1.1\r\nHost: ${h}\r\n\r\n`);
+      assert.match(res, /^HTTP\/1\.1 405 /, h);
+    }
+  });
+
   it('refuses a path starting with // or /\\ with a 400 that says what to send (security: no host in the path)', async () => {
     const before = origin.seen.length;
     for (const path of [`//secret.tunn.localhost/x`, `/\\secret.tunn.localhost/x`]) {
