@@ -6,7 +6,7 @@ import type { Principal } from '../auth/revocation.ts';
 import type { Logger } from '../lib/logger.ts';
 import { newRequestId } from '../lib/page.ts';
 import { headerValue, Http1Framer, HttpParseError, keepAlive, wantsUpgrade, type MessageHead } from '../lib/http1.ts';
-import { DATA_HEADERS, MAX_REFUSAL_PATH, TARGET_ERROR_HEADER, type Refusal } from '../protocol/messages.ts';
+import { DATA_HEADERS, TARGET_ERROR_HEADER, type Refusal } from '../protocol/messages.ts';
 import { forwardRequestHeaders, forwardTrailers, serializeTrailers } from './forward-headers.ts';
 import { pages, serializeResponse, type LocalResponse } from './pages.ts';
 import type { Tunnel, TunnelRegistry } from './registry.ts';
@@ -598,7 +598,8 @@ class PublicConnection implements LiveConnection {
   /** Counts a request the relay answered itself on `tunnel` and tells the tunnel's owner. */
   #refused(tunnel: Tunnel, method: string, path: string, status: number, why: Pick<Refusal, 'reason' | 'who' | 'detail'>): void {
     if (why.reason !== 'target') tunnel.metrics.refuse(why.reason);
-    this.#gw.opts.onRefused?.(tunnel, { at: Date.now(), method, path: path.length > MAX_REFUSAL_PATH ? path.slice(0, MAX_REFUSAL_PATH) : path, status, ip: this.#clientIp, ...why });
+    // Fields are cut to their MAX_REFUSAL_* lengths where reports are gathered (refusal-reports.ts).
+    this.#gw.opts.onRefused?.(tunnel, { at: Date.now(), method, path, status, ip: this.#clientIp, ...why });
   }
 
   /** `tunnel`: the tunnel the request was for, when no stream is bound yet (its metrics count the answer). */
