@@ -1,3 +1,5 @@
+import { inertJson } from '../lib/inert.ts';
+
 // Human-readable output of the CLI. With --json the same information goes out as JSON lines.
 
 export function formatBytes(n: number): string {
@@ -39,6 +41,7 @@ export function describeAccess(t: AccessControls, formatFor: (seconds: number) =
   return also.length ? `${who}; ${also.join('; ')}` : who;
 }
 
-export function printJson(obj: Record<string, unknown>): void {
-  process.stdout.write(JSON.stringify({ time: new Date().toISOString(), ...obj }) + '\n');
+export function printJson(obj: Record<string, unknown>, out: { write(s: string): unknown } = process.stdout): void {
+  // Values may carry what visitors chose (paths, hosts): C1 controls escaped too (see inert.ts).
+  out.write(inertJson(JSON.stringify({ time: new Date().toISOString(), ...obj })) + '\n');
 }

@@ -1,5 +1,6 @@
 import type { RequestLogEntry } from '../agent/forward.ts';
 import type { Refusal } from '../protocol/messages.ts';
+import { inert } from '../lib/inert.ts';
 import { formatBytes, formatDuration } from './output.ts';
 
 // The agent's request log for a person, like ngrok's: one aligned line per request, the
@@ -45,15 +46,6 @@ const INFO = 9 + 2 + 9 + 2;
 /** Plain lines (not a terminal) cut paths at this length. */
 const PLAIN_PATH_MAX = 200;
 const MIN_PATH = 12;
-
-/**
- * Visitors choose the paths (and the relay's parser lets bytes above 0x7f through): control
- * characters, C1 included (0x9b is a CSI on some terminals), are shown escaped so a request
- * cannot move the cursor, recolour or retitle the owner's terminal.
- */
-export function inert(text: string): string {
-  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-}
 
 function cut(path: string, max: number): string {
   if (path.length <= max) return path;

@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino';
+import { inert, inertJson } from './inert.ts';
 
 export type { Logger };
 
@@ -14,11 +15,16 @@ export interface LoggerOptions {
  * JSON logs go to stdout as one object per line; in a terminal the same records are printed
  * as short readable lines. Human output of the CLI itself (URLs, request log) is printed by
  * the CLI, not through the logger.
+ *
+ * Log fields carry what visitors chose (paths, Host, methods): both streams pass every line
+ * through the one escaper (lib/inert.ts) at this sink, so no call site can forget it.
  */
 export function createLogger(opts: LoggerOptions): Logger {
   const level = opts.level ?? 'info';
   if (opts.json) {
-    return pino({ level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, opts.destination ?? pino.destination({ dest: 1, sync: true }));
+    const dest = opts.destination ?? pino.destination({ dest: 1, sync: true });
+    // JSON escapes C0 controls itself; DEL and C1 are escaped here.
+    return pino({ level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, { write: (line: string) => dest.write(inertJson(line)) });
   }
   const out = opts.destination ?? process.stderr;
   const stream = {
@@ -30,7 +36,7 @@ export function createLogger(opts: LoggerOptions): Logger {
         .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
         .join(' ');
       const tag = Number(lv) >= 50 ? 'error' : Number(lv) >= 40 ? 'warn' : '';
-      out.write(`tunn: ${tag ? tag + ': ' : ''}${String(msg ?? '')}${extras ? '  ' + extras : ''}\n`);
+      out.write(`tunn: ${tag ? tag + ': ' : ''}${inert(`${String(msg ?? '')}${extras ? '  ' + extras : ''}`)}\n`);
     },
   };
   return pino({ level, base: undefined }, stream);

@@ -54,22 +54,32 @@ export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 export interface Refusal {
   /** When the relay answered (ms since the epoch). */
   at: number;
+  /** Cut to MAX_REFUSAL_METHOD characters. */
   method: string;
   /** Request target (path and query), cut to MAX_REFUSAL_PATH characters. */
   path: string;
   status: number;
   reason: RefusalReason;
-  /** The signed-in visitor's email (policy refusals). */
+  /** The signed-in visitor's email (policy refusals), cut to MAX_REFUSAL_WHO characters. */
   who?: string;
   /** The visitor's IP address. */
   ip: string;
-  /** A short cause: the target's error code, the rate limit hit, … */
+  /** A short cause: the target's error code, the rate limit hit, … (cut to MAX_REFUSAL_DETAIL characters). */
   detail?: string;
 }
 
 /** Refusals sent one by one per tunnel per second; more are only counted (a flood must not flood the agent link). */
 export const MAX_REFUSALS_PER_REPORT = 20;
+/**
+ * Longest fields of a Refusal (the relay cuts them; the visitor chooses the method, the path
+ * and, through a sign-in, the email). Every unauthenticated request to a private tunnel is a
+ * refusal, so an uncut 60,000-character method would be a megabyte a second on the agent link.
+ */
 export const MAX_REFUSAL_PATH = 200;
+export const MAX_REFUSAL_METHOD = 16;
+/** An email address is at most 254 characters (RFC 5321 §4.5.3.1.3). */
+export const MAX_REFUSAL_WHO = 254;
+export const MAX_REFUSAL_DETAIL = 160;
 
 export type ControlMessage =
   /** agent → relay, first message on every session. */

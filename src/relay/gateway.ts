@@ -6,7 +6,7 @@ import type { Principal } from '../auth/revocation.ts';
 import type { Logger } from '../lib/logger.ts';
 import { newRequestId } from '../lib/page.ts';
 import { headerValue, Http1Framer, HttpParseError, keepAlive, wantsUpgrade, type MessageHead } from '../lib/http1.ts';
-import { DATA_HEADERS, MAX_REFUSAL_PATH, TARGET_ERROR_HEADER, type Refusal } from '../protocol/messages.ts';
+import { DATA_HEADERS, TARGET_ERROR_HEADER, type Refusal } from '../protocol/messages.ts';
 import { forwardRequestHeaders, forwardTrailers, serializeTrailers } from './forward-headers.ts';
 import { pages, serializeResponse, type LocalResponse } from './pages.ts';
 import type { Tunnel, TunnelRegistry } from './registry.ts';
@@ -59,6 +59,12 @@ export interface GatewayOptions {
 const MAX_CLIENT_BUFFER = 256 * 1024;
 // Response pieces from this size on are gathered per event loop turn (see #onUpstreamData).
 const BATCH_FROM = 4 * 1024;
+/**
+ * Requests forwarded on one connection whose response has not ended. At this many the relay
+ * stops parsing and reading the client until a response ends: a client pipelining requests to
+ * a target that never answers must not grow the relay's (and the agent's) memory without end.
+ */
+export const MAX_PIPELINED = 32;
 
 /** What the relay knows of a live public connection, to cut it when its right to exist ends. */
 export interface LiveConnection {
@@ -124,8 +130,10 @@ class PublicConnection implements LiveConnection {
   #tunnel: Tunnel | undefined;
   /** Methods of forwarded requests whose final response has not started, in order. */
   #methods: string[] = [];
-  /** Forwarded requests whose response has not ended. */
+  /** Forwarded requests whose response has not ended (at most MAX_PIPELINED). */
   #inflight = 0;
+  /** Request heads parsed and not yet handled (in #segments). */
+  #queuedHeads = 0;
   /** The credential of each of those requests, in order (undefined: a public tunnel). */
   #inflightPrincipals: (Principal | undefined)[] = [];
   /** The credential of the last forwarded request (kept while the connection idles, or is upgraded). */
@@ -163,10 +171,14 @@ class PublicConnection implements LiveConnection {
       {
         onHead: (head) => {
           this.#headsParsed++;
+          this.#queuedHeads++;
           // Bytes after a request asking for an upgrade may be the new protocol's (a WebSocket
           // client's first frame in the same packet): they are not parsed as HTTP until the
           // request is decided (refused or declined → HTTP; 101 → passed on raw).
-          if (wantsUpgrade(head)) this.#req.pauseAfterMessage();
+          // While the connection may still be handed to the relay's own host, parsing stops
+          // after each message too: the rest is handed over as received, pipelined heads included.
+          // And it stops once MAX_PIPELINED requests are in flight or queued (see #pipelineFull).
+          if (wantsUpgrade(head) || this.#firstRequest || this.#inflight + this.#queuedHeads >= MAX_PIPELINED) this.#req.pauseAfterMessage();
           this.#segments.push({ k: 'head', head });
         },
         onBody: (chunk, s, e) => this.#segments.push({ k: 'body', data: chunk.subarray(s, e) }),
@@ -216,13 +228,20 @@ class PublicConnection implements LiveConnection {
       this.#writeUpstream(chunk);
       return;
     }
-    if (this.#busy || this.#upgradePending) {
+    if (this.#busy || this.#upgradePending || this.#pipelineFull || this.#pendingChunks.length > 0) {
+      // Bytes read before the socket paused: kept in order behind what is already waiting.
       this.#pendingChunks.push(chunk);
       this.#socket.pause();
+      if (!this.#busy && this.#segments.length === 0) this.#drainPendingChunks();
       return;
     }
     this.#feed(chunk);
   };
+
+  /** MAX_PIPELINED requests await their response: nothing more is parsed or read until one ends. */
+  get #pipelineFull(): boolean {
+    return this.#inflight >= MAX_PIPELINED;
+  }
 
   #feed(chunk: Buffer): void {
     let used: number;
@@ -241,7 +260,9 @@ class PublicConnection implements LiveConnection {
   /** Processes parsed segments in order; async gate decisions pause the connection. */
   #drainSegments(): void {
     while (this.#segments.length > 0 && !this.#busy && !this.#closing) {
+      if (this.#segments[0]!.k === 'head' && this.#pipelineFull) return;
       const seg = this.#segments.shift()!;
+      if (seg.k === 'head') this.#queuedHeads--;
       if (seg.k === 'body') {
         if (this.#currentAllowed) this.#writeUpstream(seg.data);
         continue;
@@ -279,7 +300,7 @@ class PublicConnection implements LiveConnection {
   }
 
   #drainPendingChunks(): void {
-    while (this.#pendingChunks.length > 0 && !this.#busy && !this.#upgradePending && !this.#closing && !this.#handedOver) {
+    while (this.#pendingChunks.length > 0 && !this.#busy && !this.#upgradePending && !this.#closing && !this.#handedOver && !this.#pipelineFull) {
       if (this.#raw) {
         for (const c of this.#pendingChunks) this.#writeUpstream(c);
         this.#pendingChunks = [];
@@ -288,7 +309,7 @@ class PublicConnection implements LiveConnection {
       this.#feed(this.#pendingChunks.shift()!);
       if (this.#busy) return;
     }
-    if (!this.#busy && !this.#upgradePending && !this.#closing && !this.#handedOver && this.#socket.isPaused() && !this.#upstreamFull) {
+    if (this.#pendingChunks.length === 0 && !this.#busy && !this.#upgradePending && !this.#closing && !this.#handedOver && !this.#pipelineFull && this.#socket.isPaused() && !this.#upstreamFull) {
       this.#socket.resume();
     }
   }
@@ -304,7 +325,7 @@ class PublicConnection implements LiveConnection {
       this.#socket.pause();
       s.once('drain', () => {
         this.#upstreamFull = false;
-        if (!this.#busy && !this.#upgradePending) this.#socket.resume();
+        if (!this.#busy && !this.#upgradePending && !this.#pipelineFull && this.#pendingChunks.length === 0) this.#socket.resume();
       });
     }
   }
@@ -379,6 +400,8 @@ class PublicConnection implements LiveConnection {
     this.#handedOver = true;
     this.#socket.removeListener('data', this.#onData);
     clearTimeout(this.#headTimer);
+    // The framer stopped after this first message (see onHead): the segments are its body, and
+    // #pendingChunks hold every byte after it as received (pipelined requests included).
     const rest: Buffer[] = [serializeHead(head, head.headers)];
     for (const seg of this.#segments) if (seg.k === 'body') rest.push(seg.data);
     this.#segments = [];
@@ -577,8 +600,11 @@ class PublicConnection implements LiveConnection {
     // local answer to a later request waits for the final response, and an upgrade stays pending.
     const s = this.#responseStatus;
     if (s >= 100 && s < 200 && s !== 101) return;
+    const wasFull = this.#pipelineFull;
     if (this.#inflight > 0) this.#inflight--;
     this.#inflightPrincipals.shift();
+    // Room for another request: go on with what waited (after this piece of response is handled).
+    if (wasFull && !this.#pipelineFull && !this.#upgradePending) queueMicrotask(() => this.#drainSegments());
     if (this.#upgradePending && this.#inflight === 0 && !this.#raw) {
       // The upgrade was declined (e.g. 401): go on parsing HTTP.
       this.#upgradePending = false;
@@ -600,7 +626,8 @@ class PublicConnection implements LiveConnection {
   /** Counts a request the relay answered itself on `tunnel` and tells the tunnel's owner. */
   #refused(tunnel: Tunnel, method: string, path: string, status: number, why: Pick<Refusal, 'reason' | 'who' | 'detail'>): void {
     if (why.reason !== 'target') tunnel.metrics.refuse(why.reason);
-    this.#gw.opts.onRefused?.(tunnel, { at: Date.now(), method, path: path.length > MAX_REFUSAL_PATH ? path.slice(0, MAX_REFUSAL_PATH) : path, status, ip: this.#clientIp, ...why });
+    // Fields are cut to their MAX_REFUSAL_* lengths where reports are gathered (refusal-reports.ts).
+    this.#gw.opts.onRefused?.(tunnel, { at: Date.now(), method, path, status, ip: this.#clientIp, ...why });
   }
 
   /** `tunnel`: the tunnel the request was for, when no stream is bound yet (its metrics count the answer). */

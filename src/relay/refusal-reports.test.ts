@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MAX_REFUSALS_PER_REPORT, type ControlMessage, type Refusal } from '../protocol/messages.ts';
+import { MAX_REFUSAL_DETAIL, MAX_REFUSAL_METHOD, MAX_REFUSAL_PATH, MAX_REFUSAL_WHO, MAX_REFUSALS_PER_REPORT, type ControlMessage, type Refusal } from '../protocol/messages.ts';
 import { RelayMetrics } from './metrics.ts';
 import { RefusalReports } from './refusal-reports.ts';
 import type { Tunnel } from './registry.ts';
@@ -57,6 +57,26 @@ describe('RefusalReports', () => {
     while (sent.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
     assert.equal(sent.length, 1);
     assert.equal(sent[0]!.m.refusals.length, 1);
+    reports.stop();
+  });
+
+  // Property: a visitor cannot make one refusal big. The parser accepts a 60,000-character
+  // method, and every unauthenticated request to a private tunnel is a sign-in refusal: uncut,
+  // 20 a second would put ~1.3 MB/s per tunnel on the agent link.
+  it('cuts the method, path, who and detail of every refusal it sends', () => {
+    const sent: Sent[] = [];
+    const reports = new RefusalReports({ send: (t, m) => sent.push({ tunnel: t, m }), intervalMs: 60_000 });
+    const huge = 'A'.repeat(60_000);
+    for (let i = 0; i < MAX_REFUSALS_PER_REPORT; i++) {
+      reports.add(tunnel('t0', 'a.tunn.localhost'), refusal(i, { method: huge, path: '/' + huge, status: 403, reason: 'policy', who: `${huge}@x.com`, detail: huge }));
+    }
+    reports.flush();
+    const r = sent[0]!.m.refusals[0]!;
+    assert.equal(r.method.length, MAX_REFUSAL_METHOD);
+    assert.equal(r.path.length, MAX_REFUSAL_PATH);
+    assert.equal(r.who!.length, MAX_REFUSAL_WHO);
+    assert.equal(r.detail!.length, MAX_REFUSAL_DETAIL);
+    assert.ok(JSON.stringify(sent[0]!.m).length < 20 * 1024, 'a full report stays under 20 KiB');
     reports.stop();
   });
 });

@@ -1,11 +1,21 @@
-import { MAX_REFUSALS_PER_REPORT, type ControlMessage, type Refusal, type RefusalReason } from '../protocol/messages.ts';
+import {
+  MAX_REFUSAL_DETAIL,
+  MAX_REFUSAL_METHOD,
+  MAX_REFUSAL_PATH,
+  MAX_REFUSAL_WHO,
+  MAX_REFUSALS_PER_REPORT,
+  type ControlMessage,
+  type Refusal,
+  type RefusalReason,
+} from '../protocol/messages.ts';
 import type { Tunnel } from './registry.ts';
 
 // Tells each agent about the requests the relay answered itself for its tunnels (refused at
 // the edge, target down), so the owner's request log shows every request. A flood of refused
 // requests (a scanner, a rate-limited client) must not flood the agent link: per tunnel, at
 // most one message a second carrying at most MAX_REFUSALS_PER_REPORT refusals; the rest of
-// that second is only counted by status and reason. Memory per tunnel is bounded the same way.
+// that second is only counted by status and reason. Memory per tunnel is bounded the same way,
+// and so is each refusal: every field a visitor chooses is cut here (the one place all go through).
 
 type RefusedMessage = Extract<ControlMessage, { type: 'refused' }>;
 
@@ -36,7 +46,7 @@ export class RefusalReports {
       p = { refusals: [], more: new Map() };
       this.#pending.set(tunnel, p);
     }
-    if (p.refusals.length < MAX_REFUSALS_PER_REPORT) p.refusals.push(r);
+    if (p.refusals.length < MAX_REFUSALS_PER_REPORT) p.refusals.push(boundRefusal(r));
     else {
       const key = `${r.status} ${r.reason}`;
       const m = p.more.get(key);
@@ -65,4 +75,16 @@ export class RefusalReports {
     this.#timer = undefined;
     this.#pending.clear();
   }
+}
+
+/** `r` with every free-text field cut to its MAX_REFUSAL_* length. */
+export function boundRefusal(r: Refusal): Refusal {
+  const out: Refusal = { ...r, method: cut(r.method, MAX_REFUSAL_METHOD), path: cut(r.path, MAX_REFUSAL_PATH) };
+  if (r.who !== undefined) out.who = cut(r.who, MAX_REFUSAL_WHO);
+  if (r.detail !== undefined) out.detail = cut(r.detail, MAX_REFUSAL_DETAIL);
+  return out;
+}
+
+function cut(s: string, max: number): string {
+  return s.length > max ? s.slice(0, max) : s;
 }

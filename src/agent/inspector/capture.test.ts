@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { RequestLogEntry } from '../forward.ts';
-import { captureWatch } from './capture.ts';
+import { captureWatch, MAX_PENDING_CAPTURES } from './capture.ts';
 import { InspectorStore } from './store.ts';
 
 // The capture of one forwarded connection, fed the bytes a real connection carries.
@@ -52,5 +52,28 @@ describe('inspector capture', () => {
     w.end();
     w.end();
     assert.equal(store.list()[0]!.state, 'aborted');
+  });
+
+  // Property: a client pipelining requests to a target that never answers cannot grow the
+  // agent's memory through the capture: at most MAX_PENDING_CAPTURES requests wait for their
+  // response as entries; the rest are only counted, and responses still pair with the right request.
+  it('captures at most MAX_PENDING_CAPTURES requests awaiting a response, and counts the rest as dropped', () => {
+    const { store, log, w } = watch(new InspectorStore({ maxEntries: 100_000 }));
+    const n = 10_000;
+    let bytes = '';
+    for (let i = 0; i < n; i++) bytes += `GET /r/${i} HTTP/1.1\r\nHost: app\r\n\r\n`;
+    w.request(Buffer.from(bytes));
+    assert.equal(store.size, MAX_PENDING_CAPTURES);
+    assert.equal(w.dropped, n - MAX_PENDING_CAPTURES);
+    // Answers for the captured ones and for every dropped one; then a request that is captured again.
+    w.response(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx'.repeat(n)));
+    w.request(Buffer.from('GET /after HTTP/1.1\r\nHost: app\r\n\r\n'));
+    w.response(Buffer.from('HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n'));
+    w.end();
+    assert.equal(store.size, MAX_PENDING_CAPTURES + 1);
+    assert.equal(log.length, MAX_PENDING_CAPTURES + 1);
+    assert.deepEqual(log[0], { ...log[0]!, path: '/r/0', status: 200 });
+    assert.deepEqual(log.at(-1), { ...log.at(-1)!, path: '/after', status: 201 });
+    assert.ok(store.list().every((e) => e.state === 'complete'));
   });
 });

@@ -21,10 +21,22 @@ export interface CaptureContext {
 }
 
 const MAX_HEAD = 1024 * 1024;
+/**
+ * Requests captured on one connection and still waiting for their response. Beyond this
+ * (a client pipelining to a target that never answers) requests are not captured, only
+ * counted, so the capture's memory stays bounded however many are sent. The relay forwards at
+ * most MAX_PIPELINED (32) at a time, so with a tunn relay none is dropped.
+ */
+export const MAX_PENDING_CAPTURES = 64;
 
-export function captureWatch(ctx: CaptureContext): StreamWatch {
+/** A captured request awaiting its response, or a run of requests after it not captured. */
+type Pending = { entry: InspectedRequest; start: number } | { skipped: number };
+
+export function captureWatch(ctx: CaptureContext): StreamWatch & { readonly dropped: number } {
   const { store } = ctx;
-  const pending: { entry: InspectedRequest; start: number }[] = [];
+  const pending: Pending[] = [];
+  let captured = 0;
+  let dropped = 0;
   let current: { entry: InspectedRequest; start: number; bytes: number } | undefined;
   let requestEntry: InspectedRequest | undefined;
   let upgraded: InspectedRequest | undefined;
@@ -34,10 +46,23 @@ export function captureWatch(ctx: CaptureContext): StreamWatch {
     { kind: 'request', maxHeadSize: MAX_HEAD },
     {
       onHead: (h) => {
+        if (captured >= MAX_PENDING_CAPTURES) {
+          requestEntry = undefined;
+          // Responses are paired with requests by position: a skipped request keeps its place.
+          // Only HEAD, CONNECT and upgrades change how what follows is framed; rather than keep
+          // each method, capture ends for the connection at one of those.
+          if (h.method === 'HEAD' || h.method === 'CONNECT' || wantsUpgrade(h)) stopped = true;
+          dropped++;
+          const last = pending[pending.length - 1];
+          if (last && 'skipped' in last) last.skipped++;
+          else pending.push({ skipped: 1 });
+          return;
+        }
         const entry = newEntry(ctx, h);
         requestEntry = entry;
         entry.requestBody.chunked = isChunked(h);
         pending.push({ entry, start: performance.now() });
+        captured++;
         store.add(entry);
       },
       onBody: (c, s, e) => {
@@ -54,12 +79,18 @@ export function captureWatch(ctx: CaptureContext): StreamWatch {
     },
   );
   const res: Http1Framer = new Http1Framer(
-    { kind: 'response', maxHeadSize: MAX_HEAD, nextRequestMethod: () => pending[0]?.entry.method },
+    { kind: 'response', maxHeadSize: MAX_HEAD, nextRequestMethod: () => methodOf(pending[0]) },
     {
       onHead: (h) => {
         if (h.status >= 100 && h.status < 200 && h.status !== 101) return;
+        const first = pending[0];
+        if (first && 'skipped' in first) {
+          if (--first.skipped === 0) pending.shift();
+          return;
+        }
         const p = pending.shift();
-        if (!p) return;
+        if (!p || 'skipped' in p) return;
+        captured--;
         const { entry } = p;
         entry.status = h.status;
         entry.reason = h.reason;
@@ -108,6 +139,10 @@ export function captureWatch(ctx: CaptureContext): StreamWatch {
     );
   let ended = false;
   return {
+    /** Requests not captured because MAX_PENDING_CAPTURES were waiting for their response. */
+    get dropped() {
+      return dropped;
+    },
     request: feed(req),
     response: feed(res),
     end: () => {
@@ -116,6 +151,7 @@ export function captureWatch(ctx: CaptureContext): StreamWatch {
       if (!stopped && res.finish()) finish('complete');
       else finish('aborted');
       for (const p of pending.splice(0)) {
+        if ('skipped' in p) continue;
         p.entry.state = 'aborted';
         p.entry.durationMs = performance.now() - p.start;
         store.updated(p.entry);
@@ -144,6 +180,11 @@ function newEntry(ctx: CaptureContext, h: MessageHead): InspectedRequest {
     evicted: false,
     retained: h.size,
   };
+}
+
+function methodOf(p: Pending | undefined): string | undefined {
+  if (!p) return undefined;
+  return 'skipped' in p ? 'GET' : p.entry.method;
 }
 
 function headOf(e: InspectedRequest): MessageHead {
