@@ -129,6 +129,12 @@ describe('inspector: see every request, who sent it, and replay it', () => {
     const img = inspector.locator('#detail .body.request img.body');
     await img.waitFor();
     await until(async () => (await img.evaluate((i: HTMLImageElement) => i.complete && i.naturalWidth)) === 1, 10_000, 'image loaded');
+    // Downloads go through the API with the bearer too (no cookie to carry them).
+    const [download] = await Promise.all([inspector.waitForEvent('download'), inspector.locator('#detail .body.request button.download').click()]);
+    assert.match(download.suggestedFilename(), /^request-\d+-request\.bin$/);
+    const saved: Buffer[] = [];
+    for await (const c of (await download.createReadStream()) as AsyncIterable<Buffer>) saved.push(c);
+    assert.equal(Buffer.concat(saved).toString('hex'), png);
     await inspector.locator('#requests tbody tr', { hasText: '/echo?kind=html' }).click();
     const text = inspector.locator('#detail .body.request pre.text');
     await text.waitFor();
@@ -222,6 +228,23 @@ describe('inspector: see every request, who sent it, and replay it', () => {
       assert.equal(after.length, 1, 'no replay happened');
     } finally {
       evil.close();
+    }
+  });
+
+  // Every user-facing error says what to do: a page opened without the secret (a new tab on the
+  // bare address) or with a previous run's secret says to open the URL tunn printed.
+  it('a page without the secret, or with a stale one, says to open the printed URL', async () => {
+    const ctx = await browser.newContext();
+    try {
+      const bare = await ctx.newPage();
+      await bare.goto(`${inspectUrl.origin}/`);
+      await bare.locator('#problem:text-matches("open the Inspect URL tunn printed")').waitFor();
+      assert.equal(await bare.textContent('#live'), 'not connected');
+      const stale = await ctx.newPage();
+      await stale.goto(`${inspectUrl.origin}/#token=${'x'.repeat(32)}`);
+      await stale.locator('#problem:text-matches("missing or wrong inspector secret.*open the Inspect URL it printed last")').waitFor();
+    } finally {
+      await ctx.close();
     }
   });
 
