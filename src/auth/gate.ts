@@ -124,6 +124,8 @@ export interface GateOptions {
   assertionTtlSeconds?: number;
   /** Unexpected failures (the gate then answers 503). */
   onError?: (err: unknown) => void;
+  /** A visitor was refused because IdP groups could not be confirmed: the causes, for the relay's log (the visitor sees only what to do). */
+  onIdpUnconfirmed?: (e: { requestId?: string; email: string; host: string; details: string[] }) => void;
 }
 
 type Identity = { accountId: string; email: string; via: 'session'; session: Session } | { accountId: string; email: string; via: 'bearer'; jti: string };
@@ -268,7 +270,9 @@ export class Gate {
     const idpGroups = idp ? (): Promise<IdpLookup> => (groups ??= idp.lookup({ email: id.email, rootSessionId: id.via === 'session' ? (id.session.parentId ?? id.session.id) : undefined, accountId: t.ownerAccountId })) : undefined;
     const answer = await this.#o.policy.decide(t, { email: id.email, idpGroups });
     if (!answer.allowed) {
-      void this.#o.events.record({ kind: 'visitor_denied', ip: req.clientIp, email: id.email, tunnel: t.tunnelId, accountId: t.ownerAccountId, detail: answer.unconfirmed?.join('; ') });
+      const detail = answer.unconfirmedDetail?.length ? answer.unconfirmedDetail : undefined;
+      if (detail) this.#o.onIdpUnconfirmed?.({ requestId: req.requestId, email: id.email, host: req.host, details: detail });
+      void this.#o.events.record({ kind: 'visitor_denied', ip: req.clientIp, email: id.email, tunnel: t.tunnelId, accountId: t.ownerAccountId, detail: detail ? `${detail.join('; ')}${req.requestId ? ` (request ${req.requestId})` : ''}` : undefined });
       return refused(denied(req, id.email, browser, answer.unconfirmed, cookieValue), { reason: 'policy', who: id.email, detail: answer.unconfirmed?.length ? 'IdP group not confirmed' : undefined });
     }
     // 8. Allow.

@@ -3,7 +3,7 @@ import type { SecretBox } from '../lib/secret-box.ts';
 import type { Store } from '../store/store.ts';
 import { DeviceLogin } from './device.ts';
 import { EventLog } from './events.ts';
-import { Gate } from './gate.ts';
+import { Gate, type GateOptions } from './gate.ts';
 import { GrantService } from './grants.ts';
 import { GroupService } from './groups.ts';
 import { IdpGroups, type GroupDirectory } from './idp-groups.ts';
@@ -40,7 +40,7 @@ export interface IdentityOptions {
   sessionTtlSeconds?: number;
   groupCacheTtlMs?: number;
   /** IdP groups: how long membership is trusted (--idp-refresh), and a directory (LDAP) to ask by email. */
-  idp?: { refreshMs?: number; directory?: GroupDirectory; onDirectoryError?: (err: unknown) => void };
+  idp?: { refreshMs?: number; directory?: GroupDirectory; onDirectoryError?: (err: unknown) => void; onUnconfirmed?: GateOptions['onIdpUnconfirmed'] };
   /** Seals the OIDC tokens kept to confirm IdP groups again (the relay's secret box); without it, those groups lapse at the bound. */
   box?: SecretBox;
   onError?: (err: unknown) => void;
@@ -94,7 +94,7 @@ export function createIdentity(opts: IdentityOptions): Identity {
     onDirectoryError: opts.idp?.onDirectoryError,
   });
   const rateLimiter = new RateLimiter({ clock });
-  const gate = new Gate({ relayUrl: relayUrl.origin, store, tokens, sessions, handoff, policy, events, rateLimiter, clock, idpGroups, onError: opts.onError });
+  const gate = new Gate({ relayUrl: relayUrl.origin, store, tokens, sessions, handoff, policy, events, rateLimiter, clock, idpGroups, onError: opts.onError, onIdpUnconfirmed: opts.idp?.onUnconfirmed });
   const devices = new DeviceLogin({ store, clock, tokens, relayUrl: relayUrl.origin });
   const magic = opts.magicLink ? new MagicLinks({ ...opts.magicLink, codes, clock, relayUrl: relayUrl.origin }) : undefined;
   async function close(): Promise<void> {

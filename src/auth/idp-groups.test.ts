@@ -17,16 +17,22 @@ const HTML = 'text/html,application/xhtml+xml';
 
 /** A directory the test controls: email → groups; `down` makes every lookup fail like an unreachable server. */
 class TestDirectory implements GroupDirectory {
-  readonly label = 'the test directory';
+  readonly label = 'the LDAP directory ldap.corp.internal:636';
   members = new Map<string, string[]>();
   down = false;
+  /** Emails that match two entries (the LDAP source then throws a user-specific error naming its base DN). */
+  twins = new Set<string>();
   calls = 0;
   async groupsOf(email: string): Promise<string[]> {
     this.calls++;
-    if (this.down) throw new Error('connect ECONNREFUSED 127.0.0.1:1');
+    if (this.down) throw new Error('connect ECONNREFUSED 10.0.0.7:636');
+    if (this.twins.has(email)) throw Object.assign(new Error(`more than one entry under ou=people,dc=corp,dc=internal has mail=${email}`), { userSpecific: true });
     return this.members.get(email) ?? [];
   }
 }
+
+/** What a visitor must never see of the relay's directory: its host, port, address, base DN, error. */
+const DIRECTORY_DETAILS = /ldap\.corp\.internal|636|10\.0\.0\.7|ECONNREFUSED|dc=corp|ou=people/;
 
 /** A relay session for `email` handed off to HOST, as the login pages and hand-off create them; returns the host cookie and the root session id. */
 async function signIn(id: Id, email: string, groups?: string[]): Promise<{ cookie: string; root: string }> {
@@ -116,8 +122,9 @@ describe('IdP groups from a directory', () => {
   let t: TunnelPolicy;
   const dir = new TestDirectory();
   const errors: unknown[] = [];
+  const logged: { requestId?: string; email: string; details: string[] }[] = [];
   before(async () => {
-    id = await identityFixture({ idp: { refreshMs: 30_000, directory: dir, onDirectoryError: (e) => errors.push(e) } });
+    id = await identityFixture({ idp: { refreshMs: 30_000, directory: dir, onDirectoryError: (e) => errors.push(e), onUnconfirmed: (e) => logged.push(e) } });
     const owner = await account(id, 'owner@example.com');
     t = { tunnelId: 'app', ownerAccountId: owner.id, ownerEmail: owner.email, allow: ['idp:engineering', 'friend@example.com'], public: false };
   });
@@ -154,7 +161,7 @@ describe('IdP groups from a directory', () => {
     dir.down = true;
     const d = await id.gate.check(gateRequest({ accept: HTML, cookie: gus.cookie }), t);
     assert.equal(status(d), 403);
-    assert.match(body(d), /cannot reach the test directory/);
+    assert.match(body(d), /cannot reach your organisation.{1,6}s directory to confirm your groups right now; try again in a minute/);
     assert.match(body(d), /does not let anyone in while it cannot check/);
     assert.ok(errors.length > 0, 'the failure is reported (logged and counted by the relay)');
     assert.equal(status(await id.gate.check(gateRequest({ accept: HTML, cookie: friend.cookie }), t)), 200, 'an email entry needs no directory');
@@ -168,6 +175,39 @@ describe('IdP groups from a directory', () => {
     assert.equal(dir.calls, calls, 'the directory is down for everyone: no new attempt for another email either');
     id.manualClock.advance(5000);
     assert.equal(status(await id.gate.check(gateRequest({ accept: HTML, cookie: gus.cookie }), t)), 200);
+  });
+
+  // Property guarded: a refused visitor learns nothing of the relay's directory (host, port,
+  // base DN, error): before the fix the page and the JSON answer named them. The cause goes to
+  // the relay's log under the request id, and to the tunnel owner's security event.
+  it('tells a refused visitor what to do, and only the relay log and the security event the cause', async () => {
+    dir.members.set('ida@corp.example', ['engineering']);
+    const ida = await signIn(id, 'ida@corp.example');
+    id.manualClock.advance(30_001);
+    dir.down = true;
+    logged.length = 0;
+    const page = await id.gate.check(gateRequest({ accept: HTML, cookie: ida.cookie, requestId: 'req-page-1' }), t);
+    const api = await id.gate.check(gateRequest({ accept: 'application/json', cookie: ida.cookie, requestId: 'req-api-1' }), t);
+    dir.down = false;
+    assert.deepEqual([status(page), status(api)], [403, 403]);
+    assert.doesNotMatch(body(page), DIRECTORY_DETAILS);
+    assert.doesNotMatch(body(api), DIRECTORY_DETAILS);
+    assert.match(JSON.parse(body(api)).error.message, /cannot reach your organisation's directory to confirm your groups right now; try again in a minute/);
+    assert.deepEqual(logged.map((l) => l.requestId), ['req-page-1', 'req-api-1']);
+    assert.match(logged[0]!.details.join(), /the LDAP directory ldap\.corp\.internal:636 could not confirm the groups of ida@corp\.example: connect ECONNREFUSED 10\.0\.0\.7:636/);
+    await id.events.flush();
+    const denied = (await id.events.list({ kind: 'visitor_denied' })).filter((e) => e.email === 'ida@corp.example');
+    assert.ok(denied.some((e) => /ECONNREFUSED 10\.0\.0\.7:636/.test(e.detail) && /request req-page-1/.test(e.detail)), JSON.stringify(denied));
+
+    // One email, two entries: the visitor is told to ask the administrator, not the base DN.
+    id.manualClock.advance(5000);
+    dir.twins.add('jo@corp.example');
+    const jo = await signIn(id, 'jo@corp.example');
+    const twin = await id.gate.check(gateRequest({ accept: 'application/json', cookie: jo.cookie, requestId: 'req-twin' }), t);
+    assert.equal(status(twin), 403);
+    assert.doesNotMatch(body(twin), DIRECTORY_DETAILS);
+    assert.match(JSON.parse(body(twin)).error.message, /does not give one clear answer for your email.*ask its administrator, quoting the request id/);
+    assert.match(logged.at(-1)!.details.join(), /more than one entry under ou=people,dc=corp,dc=internal/);
   });
 });
 

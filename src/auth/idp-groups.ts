@@ -36,8 +36,13 @@ export interface GroupDirectory {
 export interface IdpLookup {
   /** Normalised group names (trimmed, lower-case), sorted. */
   groups: string[];
-  /** Why some membership could not be confirmed (each a sentence that says what to do); empty when all sources answered. */
+  /**
+   * Why some membership could not be confirmed, for the visitor: each a sentence that says what
+   * to do, naming no host, base DN or error of the relay's sources. Empty when all answered.
+   */
   problems: string[];
+  /** The same, with the cause (source, error), for the relay's log and security events only. */
+  details: string[];
 }
 
 /** Who is asking: the email, and the root session id when the visitor came with a browser session. */
@@ -142,6 +147,7 @@ export class IdpGroups {
   async lookup(who: IdpSubject): Promise<IdpLookup> {
     const groups = new Set<string>();
     const problems: string[] = [];
+    const details: string[] = [];
     const now = this.#o.clock.now();
     if (who.rootSessionId && this.#o.oidcSources?.size) {
       const row = await this.#o.store.db.selectFrom('idp_session_groups').selectAll().where('session_id', '=', who.rootSessionId).executeTakeFirst();
@@ -152,7 +158,8 @@ export class IdpGroups {
           try {
             for (const g of await this.#refreshOidc(row, who)) groups.add(g);
           } catch (err) {
-            problems.push(`your groups from ${name} were last confirmed at ${row.refreshed_at} and must be confirmed every ${Math.round(this.refreshMs / 1000)} s${err ? ` (${errorMessage(err)})` : ''}: sign out and sign in again with ${name}`);
+            problems.push(`your groups from ${name} must be confirmed every ${Math.round(this.refreshMs / 1000)} s and tunn could not confirm them: sign out and sign in again with ${name}`);
+            details.push(`the groups of ${who.email} from ${name}, last confirmed at ${row.refreshed_at}, could not be confirmed again: ${err ? errorMessage(err) : 'no refresh or access token was kept for this sign-in'}`);
           }
         }
       }
@@ -161,10 +168,13 @@ export class IdpGroups {
       try {
         for (const g of (await this.#fromDirectory(who, now)).groups) groups.add(g);
       } catch (err) {
-        problems.push(`tunn cannot reach ${this.#o.directory.label} to confirm your groups right now (${errorMessage(err)}); try again in a minute`);
+        // The directory's host, port and base DNs are the operator's business, not a visitor's.
+        const userSpecific = (err as { userSpecific?: unknown } | null)?.userSpecific === true;
+        problems.push(userSpecific ? "your organisation's directory does not give one clear answer for your email, so tunn cannot confirm your groups: ask its administrator, quoting the request id" : "tunn cannot reach your organisation's directory to confirm your groups right now; try again in a minute");
+        details.push(`${this.#o.directory.label} could not confirm the groups of ${who.email}: ${errorMessage(err)}`);
       }
     }
-    return { groups: [...groups].sort(), problems };
+    return { groups: [...groups].sort(), problems, details };
   }
 
   /** What the relay knows for an account (`tunn whoami`): the directory's answer, and the groups of its latest live sign-in. */

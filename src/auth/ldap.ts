@@ -1,13 +1,17 @@
 import type { Client } from 'ldapts';
 import { TunnError, errorMessage } from '../lib/errors.ts';
 import type { GroupDirectory } from './idp-groups.ts';
+import { isUnder, parseDn, rdnValue, type Dn } from './ldap-dn.ts';
 
 // LDAP as a source of IdP groups (`-a idp:<name>`), for any login method. A lookup binds as
 // the relay's service account, finds the user by email (exactly one entry, or no answer), and
 // collects group names from `memberOf` on the user and from group entries under the group base
-// that name the user in `member` or `uniqueMember`. A group's name is its first RDN value
-// (cn=Engineering,ou=groups,… → Engineering). Each lookup uses its own connection: lookups are
-// rare (once per user per --idp-refresh), and a dead pooled connection cannot wedge them.
+// that name the user in `member` or `uniqueMember`. A group's name is the value of the first RDN
+// of its DN (cn=Engineering,ou=groups,… → Engineering). With a group base, only groups whose DN
+// lies under it count, from memberOf too: a directory where users may create groups elsewhere
+// (ou=self-service) must not let them name themselves into idp:engineering. Each lookup uses its
+// own connection: lookups are rare (once per user per --idp-refresh), and a dead pooled
+// connection cannot wedge them.
 
 export interface LdapOptions {
   /** ldaps://host[:port] or ldap://host[:port] (then StartTLS with `startTls`). */
@@ -35,34 +39,10 @@ export function escapeFilterValue(value: string): string {
   return out;
 }
 
-/** The value of a DN's first RDN, unescaped (RFC 4514): "cn=R\,D,ou=g" → "R,D". */
+/** The value of a DN's first RDN, unescaped (RFC 4514): "cn=R\\,D,ou=g" → "R,D"; undefined when not a DN. */
 export function firstRdnValue(dn: string): string | undefined {
-  const eq = dn.indexOf('=');
-  if (eq < 0) return undefined;
-  let out = '';
-  for (let i = eq + 1; i < dn.length; i++) {
-    const ch = dn[i]!;
-    if (ch === ',' || ch === '+') break;
-    if (ch === '\\' && i + 1 < dn.length) {
-      const hex = dn.slice(i + 1, i + 3);
-      if (/^[0-9a-fA-F]{2}$/.test(hex)) {
-        // A run of hex escapes is UTF-8.
-        const bytes: number[] = [];
-        while (dn[i] === '\\' && /^[0-9a-fA-F]{2}$/.test(dn.slice(i + 1, i + 3))) {
-          bytes.push(parseInt(dn.slice(i + 1, i + 3), 16));
-          i += 3;
-        }
-        out += Buffer.from(bytes).toString('utf8');
-        i--;
-        continue;
-      }
-      out += dn[++i];
-      continue;
-    }
-    out += ch;
-  }
-  const v = out.trim();
-  return v || undefined;
+  const parsed = parseDn(dn);
+  return parsed ? rdnValue(parsed) : undefined;
 }
 
 function values(v: string | string[] | Buffer | Buffer[] | undefined): string[] {
@@ -73,11 +53,17 @@ function values(v: string | string[] | Buffer | Buffer[] | undefined): string[] 
 export class LdapDirectory implements GroupDirectory {
   readonly label: string;
   readonly #o: LdapOptions;
+  readonly #groupBase: Dn | undefined;
 
   constructor(opts: LdapOptions) {
     if (!/^ldaps?:\/\//i.test(opts.url)) throw new TypeError('LdapDirectory: url must be ldap:// or ldaps://');
     this.#o = opts;
     this.label = `the LDAP directory ${new URL(opts.url).host}`;
+    if (opts.groupBase !== undefined) {
+      const base = parseDn(opts.groupBase);
+      if (!base || base.length === 0) throw new TunnError('CONFIG_INVALID', `--ldap-group-base "${opts.groupBase}" is not a distinguished name: write it as RDNs from the groups' container up, e.g. ou=groups,dc=corp,dc=example`);
+      this.#groupBase = base;
+    }
   }
 
   /**
@@ -98,8 +84,10 @@ export class LdapDirectory implements GroupDirectory {
   async groupsOf(email: string): Promise<string[]> {
     return this.#withClient(async (c) => {
       const attr = this.#o.emailAttribute ?? 'mail';
-      const { searchEntries } = await c.search(this.#o.userBase, { scope: 'sub', filter: `(${attr}=${escapeFilterValue(email)})`, attributes: ['memberOf'], sizeLimit: 2 }).catch((err: unknown) => {
-        // A size limit hit means more than one entry: ambiguous.
+      // No client size limit: ldapts reports a server's "size limit exceeded" (result 4) as an
+      // error only then; with one, a server limit of 1 would return one entry and hide the rest.
+      const { searchEntries } = await c.search(this.#o.userBase, { scope: 'sub', filter: `(${attr}=${escapeFilterValue(email)})`, attributes: ['memberOf'] }).catch((err: unknown) => {
+        // The server stopped at its limit: more entries matched than it would send.
         if ((err as { name?: string }).name === 'SizeLimitExceededError') return { searchEntries: [{}, {}] as { dn: string; memberOf?: string[] }[] };
         throw err;
       });
@@ -109,19 +97,27 @@ export class LdapDirectory implements GroupDirectory {
       const user = searchEntries[0]!;
       const names = new Set<string>();
       for (const dn of values(user.memberOf as string | string[] | undefined)) {
-        const n = firstRdnValue(dn);
+        const n = this.#groupName(dn);
         if (n) names.add(n);
       }
       if (this.#o.groupBase) {
         const dn = escapeFilterValue(user.dn);
-        const groups = await c.search(this.#o.groupBase, { scope: 'sub', filter: `(|(member=${dn})(uniqueMember=${dn}))`, attributes: ['cn'] });
+        const groups = await c.search(this.#o.groupBase, { scope: 'sub', filter: `(|(member=${dn})(uniqueMember=${dn}))`, attributes: ['1.1'] });
         for (const g of groups.searchEntries) {
-          const cn = values(g.cn as string | string[] | undefined)[0] ?? firstRdnValue(g.dn);
-          if (cn) names.add(cn);
+          const n = this.#groupName(g.dn);
+          if (n) names.add(n);
         }
       }
       return [...names];
     });
+  }
+
+  /** A group's name from its DN; undefined for a DN that is not one, or (with a group base) not under it. */
+  #groupName(text: string): string | undefined {
+    const dn = parseDn(text);
+    if (!dn) return undefined;
+    if (this.#groupBase && !isUnder(dn, this.#groupBase)) return undefined;
+    return rdnValue(dn);
   }
 
   async #withClient<T>(fn: (c: Client) => Promise<T>): Promise<T> {

@@ -87,7 +87,8 @@ export interface Visitor {
 }
 
 /** allowed, or not with the reason membership could not be confirmed (the gate then shows it; fail closed). */
-export type PolicyAnswer = { allowed: true } | { allowed: false; unconfirmed?: string[] };
+/** `unconfirmed`: for the visitor (what to do); `unconfirmedDetail`: the causes, for the relay's log and security events. */
+export type PolicyAnswer = { allowed: true } | { allowed: false; unconfirmed?: string[]; unconfirmedDetail?: string[] };
 
 export class Policy {
   readonly #groups: GroupService;
@@ -164,6 +165,6 @@ export class Policy {
     // Fail closed: a group that could not be confirmed does not match.
     const known = await visitor.idpGroups();
     if (wanted.some((g) => known.groups.includes(g))) return { allowed: true };
-    return known.problems.length ? { allowed: false, unconfirmed: known.problems } : { allowed: false };
+    return known.problems.length ? { allowed: false, unconfirmed: known.problems, unconfirmedDetail: known.details } : { allowed: false };
   }
 }

@@ -249,6 +249,8 @@ export class Relay {
           this.metrics.directoryErrors.inc();
           this.logger.error({ err: errorMessage(err) }, 'the group directory did not answer; access that needs it is refused until it does');
         },
+        // The visitor's page says only what to do; the cause is here, under the page's request id.
+        onUnconfirmed: (e) => this.logger.warn({ reqId: e.requestId, email: e.email, host: e.host, detail: e.details.join('; ') }, 'refused: IdP groups could not be confirmed'),
       },
       onError: (err) => this.logger.error({ err: errorMessage(err) }, 'identity error'),
     });

@@ -243,8 +243,15 @@ describe('IdP groups from LDAP (slapd over TLS)', () => {
         await until(async () => (await page.reload())?.status() === 403, WITHIN_MS, 'refused while the directory is down');
         const text = (await page.textContent('body')) ?? '';
         assert.match(await page.title(), /could not be confirmed/);
-        assert.match(text, /cannot reach the LDAP directory 127\.0\.0\.1:\d+/);
+        assert.match(text, /cannot reach your organisation's directory to confirm your groups right now; try again in a minute/);
         assert.match(text, /does not let anyone in while it cannot check/);
+        // Property: the visitor learns nothing of the relay's directory (host, port, base DN);
+        // the relay's log has the cause under the request id the page shows.
+        assert.doesNotMatch(text, /127\.0\.0\.1|ldaps?:|dc=corp|ou=people|ECONNREFUSED/);
+        const reqId = /request id:?\s*([A-Za-z0-9_-]{6,})/i.exec(text)?.[1];
+        assert.ok(reqId, `the page shows a request id: ${text}`);
+        const line = await relay.proc.waitFor((l) => l.reqId === reqId && l.msg === 'refused: IdP groups could not be confirmed');
+        assert.match(String(line.detail), /the LDAP directory 127\.0\.0\.1:\d+ could not confirm the groups of alice@corp\.test/);
         const metrics = await request(`${relay.url}/metrics`, { ca: relay.ca });
         assert.match(metrics.text, /tunn_idp_directory_errors_total [1-9]/);
       } finally {

@@ -18,7 +18,7 @@ describe('inspector memory bound', () => {
   let inspect: URL;
 
   async function stats(): Promise<{ entries: number; retainedBytes: number; maxEntries: number; maxBytes: number; rss: number }> {
-    const r = await request(`${inspect.origin}/api/stats`, { headers: { Authorization: `Bearer ${inspect.searchParams.get('token')}` } });
+    const r = await request(`${inspect.origin}/api/stats`, { headers: { Authorization: `Bearer ${new URLSearchParams(inspect.hash.slice(1)).get('token')}` } });
     assert.equal(r.status, 200, r.text);
     return JSON.parse(r.text);
   }
@@ -39,7 +39,7 @@ describe('inspector memory bound', () => {
     const baseline = (await stats()).rss;
     // A page that never reads its event stream.
     const stalled = await new Promise<http.IncomingMessage>((resolve, reject) => {
-      http.get(`${inspect.origin}/api/events`, { headers: { Authorization: `Bearer ${inspect.searchParams.get('token')}` } }, resolve).on('error', reject);
+      http.get(`${inspect.origin}/api/events`, { headers: { Authorization: `Bearer ${new URLSearchParams(inspect.hash.slice(1)).get('token')}` } }, resolve).on('error', reject);
     });
     stalled.pause();
 

@@ -39,8 +39,8 @@ describe('inspector: see every request, who sent it, and replay it', () => {
     agent = await startAgent(relay, token, origin.port, ['-n', 'shop', '-a', 'bob@example.com', '--inspect', '127.0.0.1:0']);
     const ready = agent.proc.lines.find((l) => l.event === 'ready')!;
     inspectUrl = new URL(String(ready.inspectUrl));
-    secret = inspectUrl.searchParams.get('token')!;
-    assert.match(secret, /^[A-Za-z0-9_-]{32}$/, 'the ready line carries a per-run secret');
+    secret = new URLSearchParams(inspectUrl.hash.slice(1)).get('token')!;
+    assert.match(secret, /^[A-Za-z0-9_-]{32}$/, 'the ready line carries a per-run secret, in the fragment');
     appUrl = `http://shop.tunn.localhost:${relay.httpPort}`;
     browser = await launchBrowser();
     visitor = await browser.newContext({ ignoreHTTPSErrors: true });
@@ -63,8 +63,12 @@ describe('inspector: see every request, who sent it, and replay it', () => {
 
   it('lists requests live with the visitor the relay verified, and shows a JSON body pretty', async () => {
     await inspector.goto(inspectUrl.href);
-    assert.equal(inspector.url(), `${inspectUrl.origin}/`, 'the secret leaves the address bar');
     await inspector.waitForSelector('#live:text("live")');
+    assert.equal(inspector.url(), `${inspectUrl.origin}/`, 'the secret leaves the address bar');
+    // Property: the secret is never a cookie (cookies reach every port of 127.0.0.1, RFC 6265
+    // §8.5, so the developer's own app would get it); the page keeps it for its origin only.
+    assert.deepEqual(await inspector.context().cookies(), []);
+    assert.equal(await inspector.evaluate(() => sessionStorage.getItem('tunn-inspector-token')), secret);
     // While the page is open: a JSON POST from the signed-in visitor.
     const status = await visitorPage.evaluate(async () => (await fetch('/echo?from=browser', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ item: 'lamp', qty: 2, password: 'hunter2' }) })).status);
     assert.equal(status, 200);
@@ -125,6 +129,12 @@ describe('inspector: see every request, who sent it, and replay it', () => {
     const img = inspector.locator('#detail .body.request img.body');
     await img.waitFor();
     await until(async () => (await img.evaluate((i: HTMLImageElement) => i.complete && i.naturalWidth)) === 1, 10_000, 'image loaded');
+    // Downloads go through the API with the bearer too (no cookie to carry them).
+    const [download] = await Promise.all([inspector.waitForEvent('download'), inspector.locator('#detail .body.request button.download').click()]);
+    assert.match(download.suggestedFilename(), /^request-\d+-request\.bin$/);
+    const saved: Buffer[] = [];
+    for await (const c of (await download.createReadStream()) as AsyncIterable<Buffer>) saved.push(c);
+    assert.equal(Buffer.concat(saved).toString('hex'), png);
     await inspector.locator('#requests tbody tr', { hasText: '/echo?kind=html' }).click();
     const text = inspector.locator('#detail .body.request pre.text');
     await text.waitFor();
@@ -175,7 +185,7 @@ describe('inspector: see every request, who sent it, and replay it', () => {
   // Property: DNS rebinding — a name that resolves to 127.0.0.1 does not reach the inspector.
   it('refuses a request with Host: evil.example, in Chromium and from a script', async () => {
     const page = await (await browser.newContext()).newPage();
-    const res = await page.goto(`http://evil.example:${inspectUrl.port}/?token=${secret}`);
+    const res = await page.goto(`http://evil.example:${inspectUrl.port}/#token=${secret}`);
     assert.equal(res?.status(), 403);
     assert.match((await page.textContent('body'))!, /DNS rebinding is refused/);
     const r = await request(`${inspectUrl.origin}/api/requests`, { headers: { Host: 'evil.example', Authorization: `Bearer ${secret}` } });
@@ -183,7 +193,7 @@ describe('inspector: see every request, who sent it, and replay it', () => {
   });
 
   // Property: a web page the developer visits cannot replay or read captured traffic, even one
-  // on another loopback port (same site, so the SameSite=Strict cookie is sent).
+  // on another loopback port (same site as the inspector), and that port never gets a cookie.
   it('refuses a cross-site POST to the API from a page in the same browser', async () => {
     await visitorPage.evaluate(() => fetch('/echo?seed=1'));
     await until(async () => (await api('/api/requests')).requests.length === 1, 10_000, 'seed request');
@@ -196,7 +206,10 @@ describe('inspector: see every request, who sent it, and replay it', () => {
     await once(evil, 'listening');
     try {
       const page = await inspector.context().newPage();
+      let cookieSeen: string | undefined;
+      evil.on('request', (req) => (cookieSeen ??= req.headers.cookie));
       await page.goto(`http://127.0.0.1:${(evil.address() as AddressInfo).port}/`);
+      assert.equal(cookieSeen, undefined, 'the app on another loopback port receives no inspector cookie');
       const target = `${inspectUrl.origin}/api/requests/${id}/replay`;
       const outcome = await page.evaluate(async (url) => {
         const noCors = await fetch(url, { method: 'POST', mode: 'no-cors', credentials: 'include', body: '{}' }).then(() => 'sent', (e) => String(e));
@@ -218,6 +231,23 @@ describe('inspector: see every request, who sent it, and replay it', () => {
     }
   });
 
+  // Every user-facing error says what to do: a page opened without the secret (a new tab on the
+  // bare address) or with a previous run's secret says to open the URL tunn printed.
+  it('a page without the secret, or with a stale one, says to open the printed URL', async () => {
+    const ctx = await browser.newContext();
+    try {
+      const bare = await ctx.newPage();
+      await bare.goto(`${inspectUrl.origin}/`);
+      await bare.locator('#problem:text-matches("open the Inspect URL tunn printed")').waitFor();
+      assert.equal(await bare.textContent('#live'), 'not connected');
+      const stale = await ctx.newPage();
+      await stale.goto(`${inspectUrl.origin}/#token=${'x'.repeat(32)}`);
+      await stale.locator('#problem:text-matches("missing or wrong inspector secret.*open the Inspect URL it printed last")').waitFor();
+    } finally {
+      await ctx.close();
+    }
+  });
+
   it('prints the inspector in the ready line only when on', async () => {
     const token = await createToken(relay, 'carol@example.com');
     const human = startCli([String(origin.port), '-n', 'printed', '--relay', relay.url, '--token', token, '--relay-ca', relay.caPath, '--inspect', '127.0.0.1:0']);
@@ -225,8 +255,12 @@ describe('inspector: see every request, who sent it, and replay it', () => {
       const line = await human.waitFor((l) => /Inspect: /.test(String(l.raw ?? '')));
       const printed = new URL(/Inspect: (\S+)/.exec(String(line.raw))![1]!);
       assert.equal(printed.hostname, '127.0.0.1');
-      assert.match(printed.searchParams.get('token')!, /^[A-Za-z0-9_-]{32}$/);
-      assert.equal((await request(printed.href)).status, 303, 'the printed URL opens the inspector');
+      const printedSecret = new URLSearchParams(printed.hash.slice(1)).get('token')!;
+      assert.match(printedSecret, /^[A-Za-z0-9_-]{32}$/);
+      const opened = await request(printed.href);
+      assert.equal(opened.status, 200, 'the printed URL opens the inspector');
+      assert.equal(opened.headers['set-cookie'], undefined);
+      assert.equal((await request(`${printed.origin}/api/requests`, { headers: { Authorization: `Bearer ${printedSecret}` } })).status, 200);
     } finally {
       await human.kill();
     }

@@ -110,12 +110,11 @@ describe('the npm package', { timeout: 300_000 }, () => {
     const title = /renderPage\(\s*'([^']+)'/.exec(readFileSync(join(ROOT, 'src/cli/demo-server.ts'), 'utf8'))![1]!;
     assert.ok(res.text.includes(title), res.text.slice(0, 300));
     // The inspector's page is a file read from beside its module (copied into dist/ by the build).
-    const opened = await request(String(ready.inspectUrl));
-    assert.equal(opened.status, 303, opened.text);
-    const cookie = String(opened.headers['set-cookie']).split(';')[0]!;
-    const page = await request(new URL('/', String(ready.inspectUrl)).href, { headers: { cookie } });
+    const page = await request(String(ready.inspectUrl));
     assert.equal(page.status, 200, page.text);
     assert.match(page.text, /<title>tunn inspector<\/title>/);
+    const script = await request(new URL('/app.js', String(ready.inspectUrl)).href);
+    assert.equal(script.status, 200, script.text);
   });
 });
 

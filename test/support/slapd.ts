@@ -17,6 +17,8 @@ import { createCa, issueLeaf } from '../../src/certs/dev-ca.ts';
 export const BASE = 'dc=corp,dc=test';
 export const ADMIN_DN = `cn=admin,${BASE}`;
 export const BIND_DN = `cn=tunn,ou=services,${BASE}`;
+/** A second service account (same password) that the server sends at most one entry per search. */
+export const LIMITED_BIND_DN = `cn=tunn-limited,ou=services,${BASE}`;
 
 export interface Slapd {
   url: string;
@@ -29,8 +31,8 @@ export interface Slapd {
   addUser(email: string): Promise<string>;
   /** Adds a groupOfNames under ou=groups (or ou=other) with these member DNs. */
   addGroup(cn: string, members: string[], ou?: 'groups' | 'other'): Promise<string>;
-  /** Adds a groupOfUniqueNames under ou=groups (members in uniqueMember; the memberof overlay does not follow these). */
-  addUniqueGroup(cn: string, members: string[]): Promise<string>;
+  /** Adds a groupOfUniqueNames under ou=groups (members in uniqueMember; the memberof overlay does not follow these); `moreCn` are further cn values, listed before the RDN's. */
+  addUniqueGroup(cn: string, members: string[], moreCn?: string[]): Promise<string>;
   addMember(groupDn: string, memberDn: string): Promise<void>;
   removeMember(groupDn: string, memberDn: string): Promise<void>;
   stop(): Promise<void>;
@@ -77,13 +79,14 @@ suffix "${BASE}"
 rootdn "${ADMIN_DN}"
 rootpw ${adminPassword}
 directory ${data}
+limits dn.exact="${LIMITED_BIND_DN}" size=1
 overlay memberof
 memberof-group-oc groupOfNames
 memberof-member-ad member
 memberof-memberof-ad memberOf
 memberof-refint TRUE
 access to attrs=userPassword by self write by anonymous auth by * none
-access to * by dn.exact="${BIND_DN}" read by * none
+access to * by dn.exact="${BIND_DN}" read by dn.exact="${LIMITED_BIND_DN}" read by * none
 `,
   );
   const port = await freePort();
@@ -135,6 +138,7 @@ access to * by dn.exact="${BIND_DN}" read by * none
     await c.add(BASE, { objectClass: ['dcObject', 'organization'], dc: 'corp', o: 'Corp' });
     for (const ou of ['people', 'groups', 'other', 'services']) await c.add(`ou=${ou},${BASE}`, { objectClass: 'organizationalUnit', ou });
     await c.add(BIND_DN, { objectClass: ['person', 'simpleSecurityObject'], cn: 'tunn', sn: 'tunn', userPassword: bindPassword });
+    await c.add(LIMITED_BIND_DN, { objectClass: ['person', 'simpleSecurityObject'], cn: 'tunn-limited', sn: 'tunn', userPassword: bindPassword });
   });
 
   return {
@@ -157,10 +161,10 @@ access to * by dn.exact="${BIND_DN}" read by * none
         await c.add(dn, { objectClass: 'groupOfNames', cn, member: [...members, BIND_DN] });
         return dn;
       }),
-    addUniqueGroup: (cn, members) =>
+    addUniqueGroup: (cn, members, moreCn = []) =>
       admin(async (c) => {
         const dn = `cn=${cn},ou=groups,${BASE}`;
-        await c.add(dn, { objectClass: 'groupOfUniqueNames', cn, uniqueMember: [...members, BIND_DN] });
+        await c.add(dn, { objectClass: 'groupOfUniqueNames', cn: [...moreCn, cn], uniqueMember: [...members, BIND_DN] });
         return dn;
       }),
     addMember: (groupDn, memberDn) => admin((c) => c.modify(groupDn, new Change({ operation: 'add', modification: new Attribute({ type: 'member', values: [memberDn] }) }))),

@@ -23,7 +23,7 @@ export interface InspectorOptions {
 
 export interface Inspector {
   store: InspectorStore;
-  /** The page's address with the per-run secret (?token=…). */
+  /** The page's address with the per-run secret in the fragment (#token=…: never sent to a server). */
   url: string;
   /** The address without the secret, for messages. */
   origin: string;
@@ -41,7 +41,7 @@ export async function startInspector(o: InspectorOptions): Promise<Inspector> {
   const origin = `http://${o.address.host.includes(':') ? `[${o.address.host}]` : o.address.host}:${port}`;
   return {
     store,
-    url: `${origin}/?token=${s.secret}`,
+    url: `${origin}/#token=${s.secret}`,
     origin,
     secret: s.secret,
     watch: (tunnelIndex, tunnel, clientIp, onRequest) => captureWatch({ store, tunnel, tunnelIndex, clientIp, onRequest }),

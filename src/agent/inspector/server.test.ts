@@ -70,22 +70,50 @@ describe('inspector server', () => {
     assert.match(JSON.parse(r.text).error.message, /answers only to 127\.0\.0\.1:\d+ or localhost:\d+.*DNS rebinding/);
   });
 
-  // Every local user shares loopback: the per-run secret is required.
-  it('refuses a request without its secret, and trades ?token= for a SameSite=Strict cookie', async () => {
-    const r = await call(port, '/api/requests');
-    assert.equal(r.status, 401);
-    assert.match(JSON.parse(r.text).error.message, /open the Inspect URL tunn printed/);
-    assert.equal((await call(port, '/?token=wrong')).status, 401);
-    const ok = await call(port, `/?token=${inspector.secret}`);
-    assert.equal(ok.status, 303);
-    assert.equal(ok.headers.location, '/');
-    const cookie = String(ok.headers['set-cookie']).split(';')[0]!;
-    assert.match(String(ok.headers['set-cookie']), /HttpOnly; SameSite=Strict/);
-    assert.equal((await call(port, '/api/requests', { headers: { cookie } })).status, 200);
+  // Every local user shares loopback: the per-run secret is required for the API, as a bearer.
+  it('refuses its API without the bearer secret, saying where to find it', async () => {
+    for (const path of ['/api/requests', '/api/requests/1', '/api/events', '/api/stats', '/api/requests/1/body/request']) {
+      const r = await call(port, path);
+      assert.equal(r.status, 401, path);
+      assert.match(JSON.parse(r.text).error.message, /open the Inspect URL tunn printed \(it ends in #token=…; each run has a new one\), or send 'Authorization: Bearer <secret>'/);
+    }
+    assert.equal((await call(port, '/api/requests', { headers: { authorization: 'Bearer wrong' } })).status, 401);
+    assert.equal((await call(port, '/api/requests', { headers: { authorization: `Basic ${inspector.secret}` } })).status, 401);
+    assert.equal((await call(port, '/api/requests', { headers: auth })).status, 200);
+  });
+
+  // Property guarded: the secret is never a cookie. Cookies are not isolated by port (RFC 6265
+  // §8.5): a cookie for 127.0.0.1:<inspector> is also sent to the developer's app on
+  // 127.0.0.1:8080, which could then read captured traffic and replay it with visitors'
+  // credentials. Before the fix, /?token= answered with Set-Cookie and the API took the cookie.
+  it('never sends Set-Cookie and takes no cookie as the secret', async () => {
+    assert.match(inspector.url, /^http:\/\/127\.0\.0\.1:\d+\/#token=[A-Za-z0-9_-]{32}$/, 'the printed URL carries the secret in the fragment');
+    const responses = [
+      await call(port, '/'),
+      await call(port, `/?token=${inspector.secret}`),
+      await call(port, '/app.js'),
+      await call(port, '/style.css'),
+      await call(port, '/api/requests', { headers: auth }),
+      await call(port, '/api/requests'),
+      await call(port, '/nope'),
+      await call(port, '/', { headers: { host: 'evil.example' } }),
+    ];
+    for (const r of responses) assert.equal(r.headers['set-cookie'], undefined);
+    assert.equal(responses[1]!.status, 200, 'a ?token= in the query is no longer traded for anything');
+    const cookie = `tunn_inspect_${port}=${inspector.secret}`;
+    assert.equal((await call(port, '/api/requests', { headers: { cookie } })).status, 401, 'a cookie is not the secret');
+  });
+
+  // The page itself holds no data, so a browser opening the printed URL gets it without a secret;
+  // the Host and same-origin checks still apply to it.
+  it('serves its page without the secret, only to its own address and origin', async () => {
+    assert.equal((await call(port, '/')).status, 200);
+    assert.equal((await call(port, '/', { headers: { host: 'evil.example' } })).status, 403);
+    assert.equal((await call(port, '/app.js', { headers: { 'sec-fetch-site': 'cross-site' } })).status, 403);
   });
 
   // A web page the developer visits must not read or replay captured traffic.
-  it('refuses cross-site requests to its API, even with the cookie', async () => {
+  it('refuses cross-site requests to its API, even with the secret', async () => {
     const x = await call(port, '/api/requests/1/replay', { method: 'POST', headers: { ...auth, 'content-type': 'application/json', 'sec-fetch-site': 'cross-site', origin: 'https://evil.example' }, body: '{}' });
     assert.equal(x.status, 403);
     assert.match(JSON.parse(x.text).error.message, /cross-site request refused/);
@@ -98,7 +126,7 @@ describe('inspector server', () => {
   });
 
   it('serves its page with a CSP that allows no inline script', async () => {
-    const r = await call(port, '/', { headers: auth });
+    const r = await call(port, '/');
     assert.equal(r.status, 200);
     assert.match(String(r.headers['content-security-policy']), /script-src 'self';/);
     assert.doesNotMatch(String(r.headers['content-security-policy']), /unsafe-inline|unsafe-eval/);

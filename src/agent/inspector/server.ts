@@ -6,7 +6,7 @@ import { errorMessage, isTunnError, TunnError } from '../../lib/errors.ts';
 import type { Target } from '../target.ts';
 import { decodedBody, downloadBytes, sniffImage } from './body-view.ts';
 import { detail, matches, summary } from './entry-view.ts';
-import { guardContext, refuse, same, type GuardContext } from './guard.ts';
+import { guardContext, refuse, type GuardContext } from './guard.ts';
 import { parseReplayEdit, replay } from './replay.ts';
 import type { InspectorStore } from './store.ts';
 
@@ -25,7 +25,7 @@ export interface InspectorServerOptions {
   maxEventBacklog?: number;
 }
 
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 const PAGE_FILES: Record<string, string> = { '/': 'index.html', '/app.js': 'app.js', '/style.css': 'style.css' };
 const PAGE_TYPES: Record<string, string> = { html: 'text/html; charset=utf-8', js: 'text/javascript; charset=utf-8', css: 'text/css; charset=utf-8' };
 /** A page that falls this far behind on live events is cut off (it reconnects and reloads). */
@@ -51,18 +51,14 @@ export function createInspectorServer(o: InspectorServerOptions): InspectorServe
 
   async function handle(req: IncomingMessage, res: ServerResponse, g: GuardContext): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://inspector');
-    // Opening the printed URL trades ?token= for a cookie (HttpOnly, SameSite=Strict) and drops it from the address bar.
-    const token = url.pathname === '/' ? url.searchParams.get('token') : null;
-    const tokenOk = token !== null && same(token, secret);
-    const refusal = refuse(req, g, tokenOk);
-    if (refusal) return void fail(res, refusal.status, refusal.message);
-    if (tokenOk) {
-      res.writeHead(303, { location: '/', 'set-cookie': `${g.cookieName}=${secret}; HttpOnly; SameSite=Strict; Path=/` });
-      return void res.end();
-    }
     const method = req.method ?? 'GET';
-    const file = page[url.pathname];
-    if (file && method === 'GET') {
+    // The page's files hold no data: they need no secret (a browser cannot send one when it
+    // opens the printed URL). The page reads the secret from the URL's #fragment, which never
+    // reaches a server, and sends it as a bearer token with every API call.
+    const file = method === 'GET' ? page[url.pathname] : undefined;
+    const refusal = refuse(req, g, !file);
+    if (refusal) return void fail(res, refusal.status, refusal.message);
+    if (file) {
       res.writeHead(200, { 'content-type': PAGE_TYPES[PAGE_FILES[url.pathname]!.split('.').pop()!]! });
       return void res.end(file);
     }

@@ -44,10 +44,14 @@ export class InspectorStore {
     this.#emit({ type: 'add', entry });
   }
 
-  /** Counts `n` more bytes kept for `entry`; evicts the oldest entries while over the bound. */
+  /**
+   * Counts `n` more bytes kept for `entry`; evicts the oldest entries while over the bound. An
+   * entry not added yet only grows its own `retained`: add() counts that once, when it joins.
+   */
   charge(entry: InspectedRequest, n: number): void {
     if (n <= 0 || entry.evicted) return;
     entry.retained += n;
+    if (this.#byId.get(entry.id) !== entry) return;
     this.#bytes += n;
     if (this.#bytes > this.maxBytes) this.#evict();
   }

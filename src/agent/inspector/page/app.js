@@ -1,11 +1,50 @@
 // The inspector page. Captured traffic comes from strangers: everything from the API goes into
-// the page as text (textContent, input values), images only as <img> of the inspector's own
-// checked-type endpoint. No innerHTML anywhere.
+// the page as text (textContent, input values), images only as <img> of bytes from the
+// inspector's own checked-type endpoint. No innerHTML anywhere.
+//
+// The per-run secret comes in the URL's fragment (#token=…, never sent to a server), is kept in
+// sessionStorage (this origin, this tab) and sent as `Authorization: Bearer` on every call. No
+// cookie: cookies are shared by every port of 127.0.0.1, so the developer's own app would get it.
 'use strict';
 
 const $ = (sel) => document.querySelector(sel);
 const rows = new Map();
 let selected = null;
+const TOKEN_KEY = 'tunn-inspector-token';
+
+function takeToken() {
+  const m = /(?:^#|&)token=([^&]*)/.exec(location.hash);
+  if (m) {
+    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
+    // The secret leaves the address bar (and so the history and any screenshot of it).
+    history.replaceState(null, '', location.pathname + location.search);
+  }
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+const token = takeToken();
+
+class Unauthorized extends Error {}
+
+function problem(message) {
+  const p = $('#problem');
+  p.textContent = message;
+  p.hidden = !message;
+}
+
+function authorized(init) {
+  return { cache: 'no-store', ...init, credentials: 'omit', headers: { ...(init && init.headers), authorization: `Bearer ${token}` } };
+}
+
+async function call(path, init) {
+  const res = await fetch(path, authorized(init));
+  if (res.status === 401) {
+    const body = await res.json().catch(() => null);
+    const message = body?.error?.message || 'the inspector refused its secret';
+    problem(`${message}. The secret changes each time tunn starts: open the Inspect URL it printed last.`);
+    throw new Unauthorized(message);
+  }
+  return res;
+}
 
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
@@ -19,7 +58,7 @@ function el(tag, attrs, ...children) {
 }
 
 async function api(path, init) {
-  const res = await fetch(path, { credentials: 'same-origin', ...init });
+  const res = await call(path, init);
   const body = res.headers.get('content-type')?.startsWith('application/json') ? await res.json() : null;
   if (!res.ok) throw new Error(body?.error?.message || `HTTP ${res.status}`);
   return body;
@@ -100,12 +139,36 @@ function bodyView(d, which) {
   else if (v.kind === 'json') out.append(el('pre', { class: 'json' }, v.text));
   else if (v.kind === 'form') out.append(headersTable(v.fields));
   else if (v.kind === 'text') out.append(el('pre', { class: 'text' }, v.text));
-  else if (v.kind === 'image') out.append(el('img', { class: 'body', alt: `${which} image (${v.type})`, src: `${url}?as=image` }));
+  else if (v.kind === 'image') {
+    const img = el('img', { class: 'body', alt: `${which} image (${v.type})` });
+    void blobUrl(`${url}?as=image`).then((u) => { img.src = u; }, (err) => img.replaceWith(el('p', { class: 'error' }, err.message)));
+    out.append(img);
+  }
   else out.append(el('pre', { class: 'hex' }, v.hex));
   if (b.truncated) out.append(el('p', { class: 'note' }, `truncated: ${bytes(b.kept)} of ${bytes(b.size)} kept`));
   if (b.encoding) out.append(el('p', { class: 'note' }, `shown as received (${b.encoding} not decoded)`));
-  if (v.kind !== 'empty') out.append(el('a', { href: url, download: `request-${d.id}-${which}.bin` }, 'Download'));
+  if (v.kind !== 'empty') out.append(el('button', { type: 'button', class: 'download', onclick: () => void download(url, `request-${d.id}-${which}.bin`) }, 'Download'));
   return out;
+}
+
+// Bytes the API serves with the secret, as an object URL the page can show or save.
+async function blobUrl(path) {
+  const res = await call(path);
+  if (!res.ok) throw new Error((await res.json().catch(() => null))?.error?.message || `HTTP ${res.status}`);
+  return URL.createObjectURL(await res.blob());
+}
+
+async function download(path, name) {
+  try {
+    const u = await blobUrl(path);
+    const a = el('a', { href: u, download: name, hidden: '' });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(u), 60_000);
+  } catch (err) {
+    problem(err.message);
+  }
 }
 
 function editForm(d) {
@@ -174,28 +237,62 @@ async function show(id) {
   ].filter(Boolean));
 }
 
-function connect() {
-  const es = new EventSource('/api/events');
-  es.addEventListener('open', () => {
-    $('#live').textContent = 'live';
-    void reload();
-  });
-  es.addEventListener('add', (ev) => upsert(JSON.parse(ev.data), true));
-  es.addEventListener('update', (ev) => {
-    const s = JSON.parse(ev.data);
-    upsert(s, true);
-  });
-  es.addEventListener('clear', () => {
+function onEvent(type, data) {
+  if (type === 'add' || type === 'update') upsert(JSON.parse(data), true);
+  else if (type === 'clear') {
     $('#requests tbody').replaceChildren();
     rows.clear();
     $('#empty').hidden = false;
-  });
-  es.addEventListener('error', () => {
-    $('#live').textContent = 'reconnecting…';
-  });
+  }
 }
 
-$('#filters').addEventListener('input', () => void reload());
+// Live events: server-sent events read from a streaming fetch (EventSource cannot send the
+// Authorization header).
+async function stream() {
+  const res = await call('/api/events', { headers: { accept: 'text/event-stream' } });
+  if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+  $('#live').textContent = 'live';
+  void reload().catch((err) => problem(err.message));
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += value;
+    for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
+      const block = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      let type = 'message';
+      let data = '';
+      for (const line of block.split('\n')) {
+        if (line.startsWith('event: ')) type = line.slice(7);
+        else if (line.startsWith('data: ')) data += line.slice(6);
+      }
+      onEvent(type, data);
+    }
+  }
+}
+
+function connect() {
+  stream().then(
+    () => retry(),
+    (err) => {
+      if (err instanceof Unauthorized) $('#live').textContent = 'not connected';
+      else retry();
+    },
+  );
+}
+
+function retry() {
+  $('#live').textContent = 'reconnecting…';
+  setTimeout(connect, 2000);
+}
+
+$('#filters').addEventListener('input', () => void reload().catch((err) => problem(err.message)));
 $('#filters').addEventListener('submit', (ev) => ev.preventDefault());
-$('#clear').addEventListener('click', () => void api('/api/requests', { method: 'DELETE' }));
-connect();
+$('#clear').addEventListener('click', () => void api('/api/requests', { method: 'DELETE' }).catch((err) => problem(err.message)));
+if (token) connect();
+else {
+  $('#live').textContent = 'not connected';
+  problem('This page needs the inspector\'s secret: open the Inspect URL tunn printed (it ends in #token=…).');
+}
