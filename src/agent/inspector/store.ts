@@ -13,7 +13,10 @@ export type StoreEvent = { type: 'add' | 'update'; entry: InspectedRequest } | {
 export class InspectorStore {
   readonly maxEntries: number;
   readonly maxBytes: number;
-  #entries: InspectedRequest[] = [];
+  // Oldest first from #start; evicted slots before it are cleared and compacted now and then, so
+  // evicting one entry per request (the steady state at the count bound) costs O(1), not a copy.
+  #entries: (InspectedRequest | undefined)[] = [];
+  #start = 0;
   #byId = new Map<number, InspectedRequest>();
   #bytes = 0;
   #nextId = 1;
@@ -29,7 +32,7 @@ export class InspectorStore {
     return this.#bytes;
   }
   get size(): number {
-    return this.#entries.length;
+    return this.#entries.length - this.#start;
   }
 
   nextId(): number {
@@ -71,12 +74,13 @@ export class InspectorStore {
 
   /** Newest first. */
   list(): InspectedRequest[] {
-    return this.#entries.slice().reverse();
+    return (this.#entries.slice(this.#start) as InspectedRequest[]).reverse();
   }
 
   clear(): void {
-    for (const e of this.#entries) this.#drop(e);
+    for (let i = this.#start; i < this.#entries.length; i++) this.#drop(this.#entries[i]!);
     this.#entries = [];
+    this.#start = 0;
     this.#byId.clear();
     this.#bytes = 0;
     this.#emit({ type: 'clear' });
@@ -88,14 +92,18 @@ export class InspectorStore {
   }
 
   #evict(): void {
-    let n = 0;
-    while (n < this.#entries.length && (this.#entries.length - n > this.maxEntries || this.#bytes > this.maxBytes)) {
-      const e = this.#entries[n++]!;
+    const all = this.#entries;
+    while (this.#start < all.length && (all.length - this.#start > this.maxEntries || this.#bytes > this.maxBytes)) {
+      const e = all[this.#start]!;
+      all[this.#start++] = undefined;
       this.#bytes -= e.retained;
       this.#byId.delete(e.id);
       this.#drop(e);
     }
-    if (n) this.#entries = this.#entries.slice(n);
+    if (this.#start >= 1024 && this.#start * 2 >= all.length) {
+      this.#entries = all.slice(this.#start);
+      this.#start = 0;
+    }
   }
 
   #drop(e: InspectedRequest): void {
