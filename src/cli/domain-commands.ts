@@ -6,6 +6,7 @@ import type { RequiredRecord } from '../dns/verify.ts';
 import { TunnError } from '../lib/errors.ts';
 import { confirm, type PromptIo } from './confirm.ts';
 import { printJson } from './output.ts';
+import { apiFlags } from './identity-commands.ts';
 
 // `tunn domain add|verify|list|show|share|unshare|delete` and `tunn cert list` (seed 002
 // "Custom Domains", "Domain Sharing"). Human output by default, JSON with --json.
@@ -137,14 +138,7 @@ export async function domainAdd(api: DomainApi, domain: string, opts: { wait: bo
   else out.line(`tunn: Verified! *.${d.domain} is now registered to your account.`);
 }
 
-function common(cmd: Command): Command {
-  return cmd
-    .option('--relay <url>', 'relay URL (env TUNN_RELAY; default: the one you logged in to)')
-    .option('--token <token>', 'access token (env TUNN_TOKEN; default: the one `tunn login` saved; visible to other local users: prefer --token-file)')
-    .option('--token-file <file>', 'read the access token from this file (one line; env TUNN_TOKEN_FILE)')
-    .option('--relay-ca <file>', 'extra CA certificate to trust for the relay (env TUNN_RELAY_CA)')
-    .option('--json', 'print JSON');
-}
+const common = apiFlags;
 
 /** `promptIo`: where `domain delete` asks (default: stdin and stderr). */
 export function registerDomainCommands(program: Command, client: DomainApiFactory, opts: { promptIo?: PromptIo } = {}): void {

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { hostname } from 'node:os';
+import { secretOption } from './secret-flags.ts';
 import type { Command } from 'commander';
 import type { DeviceStart } from '../auth/device.ts';
 import { TunnError } from '../lib/errors.ts';
@@ -16,13 +17,11 @@ export interface CommonFlags {
   json?: boolean;
 }
 
+/** The flags of every command that calls the relay's API (one set, with the secrets policy's `--token-file`). */
 export function apiFlags(cmd: Command): Command {
-  return cmd
-    .option('--relay <url>', 'relay URL (default: the one you signed in to; env TUNN_RELAY)')
-    .option('--token <token>', 'use this token instead of the saved credentials (env TUNN_TOKEN; visible to other local users: prefer --token-file)')
-    .option('--token-file <file>', 'read the token from this file (one line; env TUNN_TOKEN_FILE)')
-    .option('--relay-ca <file>', 'extra CA to trust for the relay (env TUNN_RELAY_CA)')
-    .option('--json', 'print JSON');
+  cmd.option('--relay <url>', 'relay URL (default: the one you signed in to; env TUNN_RELAY)');
+  secretOption(cmd, 'token', 'token', 'the access token to use instead of the saved credentials');
+  return cmd.option('--relay-ca <file>', 'extra CA to trust for the relay (env TUNN_RELAY_CA)').option('--json', 'print JSON');
 }
 
 export function client(flags: CommonFlags): ApiClient {
