@@ -39,6 +39,8 @@ export function captureWatch(ctx: CaptureContext): StreamWatch & { readonly drop
   let dropped = 0;
   let current: { entry: InspectedRequest; start: number; bytes: number } | undefined;
   let requestEntry: InspectedRequest | undefined;
+  /** The request being read asked for an upgrade (read once from its head). */
+  let requestUpgrade = false;
   let upgraded: InspectedRequest | undefined;
   let stopped = false;
 
@@ -60,6 +62,7 @@ export function captureWatch(ctx: CaptureContext): StreamWatch & { readonly drop
         }
         const entry = newEntry(ctx, h);
         requestEntry = entry;
+        requestUpgrade = wantsUpgrade(h);
         entry.requestBody.chunked = isChunked(h);
         pending.push({ entry, start: performance.now() });
         captured++;
@@ -70,7 +73,7 @@ export function captureWatch(ctx: CaptureContext): StreamWatch & { readonly drop
       },
       onMessageEnd: () => {
         // After an upgrade request the client's bytes are the new protocol's (if the target agrees).
-        if (requestEntry && wantsUpgrade(headOf(requestEntry))) req.switchToRaw();
+        if (requestEntry && requestUpgrade) req.switchToRaw();
         requestEntry = undefined;
       },
       onRaw: (c, s) => {
@@ -187,12 +190,9 @@ function methodOf(p: Pending | undefined): string | undefined {
   return 'skipped' in p ? 'GET' : p.entry.method;
 }
 
-function headOf(e: InspectedRequest): MessageHead {
-  return { method: e.method, target: e.path, status: 0, reason: '', versionMinor: 1, headers: e.requestHeaders, names: e.requestHeaders.map(([k]) => k.toLowerCase()), size: 0 };
-}
-
 function isChunked(h: MessageHead): boolean {
-  return /(^|,)\s*chunked\s*$/i.test(headerValue(h, 'transfer-encoding') ?? '');
+  const te = headerValue(h, 'transfer-encoding');
+  return te !== undefined && /(^|,)\s*chunked\s*$/i.test(te);
 }
 
 function lastForwardedFor(h: MessageHead): string {
