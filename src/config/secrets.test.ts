@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, linkSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -88,15 +88,22 @@ describe('secret file errors: each says what is wrong and what to do', () => {
     chmodSync(p, 0o000);
     const expected = `--token-file ${p}: permission denied; make it readable by the user that runs tunn (chown that user, chmod 600)`;
     if (process.getuid?.() !== 0) return configError(() => agent({ tokenFile: p }), expected);
-    // root reads any file: read it as nobody in a child process instead, with a copy of the module
-    // nobody can load (the checkout itself may sit in a directory only root can enter).
+    // root reads any file: read it as nobody in a child process instead, with the module and Node
+    // itself where nobody can reach them (the checkout may sit in a directory only root can enter).
     const lib = mkdtempSync(join(tmpdir(), 'tunn-secrets-lib-'));
     chmodSync(lib, 0o755);
     copyFileSync(join(import.meta.dirname, 'secrets.ts'), join(lib, 'secrets.ts'));
     chmodSync(join(lib, 'secrets.ts'), 0o644);
+    const node = join(lib, 'node');
+    try {
+      linkSync(process.execPath, node);
+    } catch {
+      copyFileSync(process.execPath, node);
+      chmodSync(node, 0o755);
+    }
     const code = `import { readSecretFile } from ${JSON.stringify(join(lib, 'secrets.ts'))}; process.stdout.write(JSON.stringify(readSecretFile(process.argv[1], '--token-file', 'token')))`;
     try {
-      const r = spawnSync(process.execPath, ['--input-type=module', '-e', code, p], { uid: 65534, gid: 65534, encoding: 'utf8' });
+      const r = spawnSync(node, ['--input-type=module', '-e', code, p], { uid: 65534, gid: 65534, encoding: 'utf8' });
       assert.deepEqual(JSON.parse(r.stdout || '{}'), { problem: expected }, r.stderr);
     } finally {
       rmSync(lib, { recursive: true, force: true });
