@@ -332,7 +332,9 @@ class PublicConnection implements LiveConnection {
 
   /** Returns a promise only when it had to wait (gate, earlier responses). */
   #onRequestHead(head: MessageHead): void | Promise<void> {
-    this.#requestId = newRequestId();
+    // The id is made only when something shows it (the gate's pages, the relay's own answers):
+    // a request forwarded on a public tunnel costs nothing here.
+    this.#requestId = undefined;
     const hostHeader = headerValue(head, 'host');
     let hostCount = 0;
     for (const n of head.names) if (n === 'host') hostCount++;
@@ -379,7 +381,7 @@ class PublicConnection implements LiveConnection {
       clientIp: this.#clientIp,
       headers: head.headers.map(([, v], i) => [head.names[i]!, v]),
       upgrade: wantsUpgrade(head),
-      requestId: this.#requestId,
+      requestId: (this.#requestId = newRequestId()),
     };
     const decision = gate.check(req, tunnel);
     if (decision instanceof Promise) return decision.then((d) => this.#applyDecision(d, head, tunnel));
