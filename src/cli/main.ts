@@ -50,13 +50,13 @@ function relayFlags(cmd: Command): Command {
     .option('--idp-refresh <seconds>', 'IdP group membership is confirmed again after this long (default 300)')
     .option('--ldap-url <url>', 'LDAP directory as a group source for -a idp:<name>: ldaps://host or ldap://host')
     .option('--ldap-bind-dn <dn>', 'DN the relay binds as to search the directory')
-    .option('--ldap-bind-password-file <file>', 'file with the bind password (or TUNN_LDAP_BIND_PASSWORD)')
     .option('--ldap-user-base <dn>', 'where users are looked up by email, e.g. ou=people,dc=corp')
     .option('--ldap-group-base <dn>', 'where group entries (member/uniqueMember) are searched, e.g. ou=groups,dc=corp')
     .option('--ldap-email-attribute <name>', 'attribute with the user\'s email (default mail)')
     .option('--ldap-ca <file>', 'extra CA (PEM) to trust for the directory\'s TLS')
-    .option('--ldap-starttls', 'upgrade an ldap:// connection with StartTLS')
-    .option('--github-client-id <id>', 'sign-in with GitHub (OAuth app client id)');
+    .option('--ldap-starttls', 'upgrade an ldap:// connection with StartTLS');
+  secretOption(cmd, 'ldapBindPassword', 'password', 'the password for --ldap-bind-dn', { fileOnly: true });
+  cmd.option('--github-client-id <id>', 'sign-in with GitHub (OAuth app client id)');
   secretOption(cmd, 'githubClientSecret', 'secret', 'the GitHub OAuth app client secret');
   cmd.option('--google-client-id <id>', 'sign-in with Google (OAuth client id)');
   secretOption(cmd, 'googleClientSecret', 'secret', 'the Google OAuth client secret');
