@@ -1,6 +1,7 @@
 import type * as acme from 'acme-client';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { AuthzInfo, ChallengeInfo, ChallengeSolver } from './solver.ts';
+import { normalizeHost } from '../lib/host.ts';
 
 // TLS-ALPN-01 (RFC 8737): the CA opens TLS to <name>:443 with ALPN `acme-tls/1` and expects
 // a self-signed certificate carrying the acmeIdentifier extension. The relay's edge, on a
@@ -26,11 +27,11 @@ export class TlsAlpn01Solver implements ChallengeSolver {
 
   /** The challenge certificate for `servername`, or undefined when none is being presented. */
   secureContext(servername: string): SecureContext | undefined {
-    return this.#contexts.get(servername.toLowerCase().replace(/\.$/, ''))?.ctx;
+    return this.#contexts.get(normalizeHost(servername))?.ctx;
   }
 
   /** True while a challenge for `servername` is presented (the edge may then keep it local). */
   has(servername: string): boolean {
-    return this.#contexts.has(servername.toLowerCase().replace(/\.$/, ''));
+    return this.#contexts.has(normalizeHost(servername));
   }
 }

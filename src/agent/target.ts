@@ -1,5 +1,6 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { TunnError } from '../lib/errors.ts';
+import { normalizeHost } from '../lib/host.ts';
 
 // The local service a tunnel forwards to: `8080`, `host:8080`, `http://host:8080`, `https://host:8443`.
 
@@ -55,7 +56,7 @@ type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | Look
  * resolver, through glibc, does not), and everything else as usual.
  */
 export function localhostAwareLookup(hostname: string, options: LookupOptions, callback: LookupCallback): void {
-  const h = hostname.toLowerCase().replace(/\.$/, '');
+  const h = normalizeHost(hostname);
   if (h === 'localhost' || h.endsWith('.localhost')) {
     const family = options.family === 6 ? 6 : 4;
     const address = family === 6 ? '::1' : '127.0.0.1';

@@ -1,6 +1,7 @@
 import { domainByName, listDomains, normalizeCustomDomain, type Domain } from '../certs/domains.ts';
 import { TunnError } from '../lib/errors.ts';
 import type { Store } from '../store/store.ts';
+import { normalizeHost } from '../lib/host.ts';
 
 // Who may use a custom domain (seed 002 "Domain Sharing") and which domain a tunnel is served
 // under ("Domain Resolution"). The owner and everyone the owner shared it with may create
@@ -51,7 +52,7 @@ export async function domainsVisibleTo(store: Store, caller: Caller): Promise<{ 
 export async function resolveTunnelDomain(store: Store, relayDomain: string, caller: Caller, requested: string | undefined): Promise<string> {
   const r = relayDomain.toLowerCase();
   if (requested) {
-    const want = requested.trim().toLowerCase().replace(/\.$/, '');
+    const want = normalizeHost(requested);
     if (want === r) return r;
     let name: string;
     try {

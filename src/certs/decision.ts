@@ -1,5 +1,6 @@
 import type { Store } from '../store/store.ts';
 import { domainByName } from './domains.ts';
+import { normalizeHost } from '../lib/host.ts';
 
 // On-demand issuance is gated by a decision function (certmagic's OnDemandConfig.DecisionFunc):
 // it maps a TLS servername to the certificate that should serve it, or refuses. It runs on
@@ -45,7 +46,7 @@ const HOST = /^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:
 export function relayDecisionFunc(opts: RelayDecisionOptions): DecisionFunc {
   const r = opts.relayDomain.toLowerCase();
   return async (servername) => {
-    const sn = servername.toLowerCase().replace(/\.$/, '');
+    const sn = normalizeHost(servername);
     if (!HOST.test(sn)) return undefined;
     const dot = sn.indexOf('.');
     const parent = sn.slice(dot + 1);

@@ -4,6 +4,7 @@ import { nowIso, randomId, randomToken } from '../lib/ids.ts';
 import type { DomainsTable, TlsStatus } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
 import type { CertFailurePolicy } from './retry.ts';
+import { normalizeHost } from '../lib/host.ts';
 
 // Custom domains in the store (seed 002 "Domain Storage", seed 001 lifecycle columns) and the
 // rules for registering one. The API and CLI call these; the cert manager updates the
@@ -60,8 +61,8 @@ const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
  * relay's to give out, and a customer CNAME there would loop).
  */
 export function normalizeCustomDomain(input: string, relayDomain: string): string {
-  const d = input.trim().toLowerCase().replace(/\.$/, '');
-  const r = relayDomain.toLowerCase().replace(/\.$/, '');
+  const d = normalizeHost(input);
+  const r = normalizeHost(relayDomain);
   if (d.startsWith('*.')) throw new TunnError('NAME_INVALID', `give the domain without "*.": tunn domain add ${d.slice(2)}`);
   if (/^[a-z]+:\/\//.test(d) || d.includes('/')) throw new TunnError('NAME_INVALID', `"${input}" is a URL; give just the domain name, e.g. tunn.mycompany.com`);
   if (isIP(d)) throw new TunnError('NAME_INVALID', `"${input}" is an IP address; a custom domain is a DNS name such as tunn.mycompany.com`);
@@ -128,7 +129,7 @@ export async function createDomain(store: Store, input: CreateDomainInput, now =
 }
 
 export async function domainByName(store: Store, domain: string): Promise<Domain | undefined> {
-  const r = await store.db.selectFrom('domains').selectAll().where('domain', '=', domain.toLowerCase().replace(/\.$/, '')).executeTakeFirst();
+  const r = await store.db.selectFrom('domains').selectAll().where('domain', '=', normalizeHost(domain)).executeTakeFirst();
   return r && toDomain(r);
 }
 

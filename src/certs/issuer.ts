@@ -1,4 +1,5 @@
 import { X509Certificate } from 'node:crypto';
+import { normalizeHost } from '../lib/host.ts';
 
 // Issuers behind one interface (certmagic's Issuer): ACME (any directory), static files,
 // self-signed for dev. The cert manager decides what to issue and when; an issuer only issues.
@@ -50,7 +51,7 @@ export function certInfo(chainPem: string): { notBefore: number; notAfter: numbe
 /** True when certificate name `pattern` (possibly `*.x`) covers host `name` (one label, RFC 6125). */
 export function nameMatches(pattern: string, name: string): boolean {
   const p = pattern.toLowerCase();
-  const n = name.toLowerCase().replace(/\.$/, '');
+  const n = normalizeHost(name);
   if (!p.startsWith('*.')) return p === n;
   const dot = n.indexOf('.');
   return dot > 0 && n.slice(dot + 1) === p.slice(2);

@@ -1,4 +1,5 @@
 import type { Answer, RecordType, SoaData } from 'dns-packet';
+import { normalizeHost } from '../lib/host.ts';
 
 // An authoritative zone held in memory: records by owner name, RFC 4592 wildcards, CNAME
 // chasing inside the zone, SOA/NS at the apex. The relay builds one for its own domain
@@ -33,7 +34,7 @@ export interface ZoneOptions {
 }
 
 export function normalizeName(name: string): string {
-  return name.toLowerCase().replace(/\.$/, '');
+  return normalizeHost(name);
 }
 
 /** True when `name` is `zone` or a name under it. */

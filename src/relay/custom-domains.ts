@@ -21,6 +21,7 @@ import type { Account } from '../store/accounts.ts';
 import type { Store } from '../store/store.ts';
 import type { LocalResponse } from './pages.ts';
 import type { CertSource } from './relay.ts';
+import { normalizeHost } from '../lib/host.ts';
 
 // Custom domains and certificates for the relay (seed 002 "Custom Domains", seed 001
 // "Certificate strategies"): the relay's DNS server, the issuer (ACME, static files or the
@@ -206,7 +207,7 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
   const isRelayName = (sn: string) => sn === relayDomain || sn.slice(sn.indexOf('.') + 1) === relayDomain;
   const certs: CertSource = {
     contextFor(servername) {
-      const sn = (servername ?? '').toLowerCase().replace(/\.$/, '');
+      const sn = normalizeHost(servername ?? '');
       // No SNI (an IP address in the URL) or the relay's own names: the relay's certificate.
       if (staticRelayCtx && (!sn || isRelayName(sn))) return staticRelayCtx;
       return manager.getSecureContext(sn || relayDomain);
