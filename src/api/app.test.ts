@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { hc } from 'hono/client';
-import { account, formTokenIn, gateRequest, identityFixture, RELAY_URL } from '../auth/testing.ts';
+import { account, formTokenIn, gateRequest, identityFixture, RELAY_URL } from '../../test/fixtures/identity.ts';
 import { createApiApp, type ApiApp } from './app.ts';
 
 type Id = Awaited<ReturnType<typeof identityFixture>>;

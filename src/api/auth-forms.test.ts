@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { account, formTokenIn, gateRequest, identityFixture, RELAY_URL } from '../auth/testing.ts';
+import { account, formTokenIn, gateRequest, identityFixture, RELAY_URL } from '../../test/fixtures/identity.ts';
 import { createApiApp, type ApiApp } from './app.ts';
 
 // The relay's state-changing forms: one same-origin check for every POST, a session-bound

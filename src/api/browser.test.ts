@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { launchBrowser } from '../../test/support/browser.ts';
-import { account } from '../auth/testing.ts';
+import { account } from '../../test/fixtures/identity.ts';
 import { stripTunnCookies } from '../auth/cookies.ts';
 import { randomBytes } from 'node:crypto';
 import { systemClock } from '../lib/clock.ts';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Hono } from 'hono';
-import { account, identityFixture } from '../auth/testing.ts';
+import { account, identityFixture } from '../../test/fixtures/identity.ts';
 import { relayDecisionFunc } from '../certs/decision.ts';
 import { createCa } from '../certs/dev-ca.ts';
 import { domainByName } from '../certs/domains.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { account, identityFixture } from '../auth/testing.ts';
+import { account, identityFixture } from '../../test/fixtures/identity.ts';
 import { claimName } from '../store/accounts.ts';
 import { createApiApp, type ApiApp } from './app.ts';
 

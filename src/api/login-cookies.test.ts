@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startSmtpSink, type SmtpSink } from '../../test/support/smtp.ts';
 import { followOp, startOidcProvider, type TestOp } from '../../test/support/oidc.ts';
-import { identityFixture } from '../auth/testing.ts';
+import { identityFixture } from '../../test/fixtures/identity.ts';
 import { createApiApp, type ApiApp } from './app.ts';
 
 // Security property: login CSRF through a planted login-binding cookie. The cookies that bind

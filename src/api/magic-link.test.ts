@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { identityFixture, RELAY_URL } from '../auth/testing.ts';
+import { identityFixture, RELAY_URL } from '../../test/fixtures/identity.ts';
 import { startSmtpSink, type SmtpSink } from '../../test/support/smtp.ts';
 import { createApiApp, type ApiApp } from './app.ts';
 

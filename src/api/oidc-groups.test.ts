@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { followOp, startOidcProvider, type TestOp } from '../../test/support/oidc.ts';
 import type { TunnelPolicy } from '../auth/gate.ts';
-import { account, formTokenIn, gateRequest, identityFixture, RELAY_URL } from '../auth/testing.ts';
+import { account, formTokenIn, gateRequest, identityFixture, RELAY_URL } from '../../test/fixtures/identity.ts';
 import { SecretBox } from '../lib/secret-box.ts';
 import { createApiApp, type ApiApp } from './app.ts';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { followOp, startOidcProvider, type TestOp } from '../../test/support/oidc.ts';
-import { identityFixture, RELAY_URL } from '../auth/testing.ts';
+import { identityFixture, RELAY_URL } from '../../test/fixtures/identity.ts';
 import { createApiApp, type ApiApp } from './app.ts';
 
 // OpenID Connect sign-in against a real oidc-provider on loopback (discovery, PKCE, state,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { isTunnToken } from './bearer.ts';
 import { isTunnCookie, stripTunnCookies } from './cookies.ts';
-import { account, identityFixture, RELAY_URL } from './testing.ts';
+import { account, identityFixture, RELAY_URL } from '../../test/fixtures/identity.ts';
 
 // What the gateway strips from every request as tunn's own credentials (src/relay/forward-headers.ts).
 

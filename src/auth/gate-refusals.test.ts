@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { GateDecision, TunnelPolicy } from './gate.ts';
-import { account, gateRequest, identityFixture } from './testing.ts';
+import { account, gateRequest, identityFixture } from '../../test/fixtures/identity.ts';
 
 // The gate's refusals (IP not allowed, rate limit, basic auth, access cannot be checked) in
 // the form the client reads: a page in tunn's template for a browser (Accept: text/html),

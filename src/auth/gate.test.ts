@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { after, before, describe, it } from 'node:test';
 import type { GateDecision, TunnelPolicy } from './gate.ts';
-import { account, gateRequest, identityFixture, RELAY_URL } from './testing.ts';
+import { account, gateRequest, identityFixture, RELAY_URL } from '../../test/fixtures/identity.ts';
 
 type Id = Awaited<ReturnType<typeof identityFixture>>;
 

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { isTunnError } from '../lib/errors.ts';
 import { formatSeconds, parseDuration } from './grants.ts';
 import type { PolicyTunnel } from './policy.ts';
-import { account, identityFixture } from './testing.ts';
+import { account, identityFixture } from '../../test/fixtures/identity.ts';
 
 // Access that expires, on the real store and policy with the fixture's manual clock.
 

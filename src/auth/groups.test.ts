@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { isTunnError } from '../lib/errors.ts';
-import { account, identityFixture } from './testing.ts';
+import { account, identityFixture } from '../../test/fixtures/identity.ts';
 
 describe('GroupService', () => {
   let id: Awaited<ReturnType<typeof identityFixture>>;

@@ -5,7 +5,7 @@ import { isTunnError } from '../lib/errors.ts';
 import type { GateDecision, TunnelPolicy } from './gate.ts';
 import { groupsFromClaims, type GroupDirectory } from './idp-groups.ts';
 import { parseAllowEntry } from './policy.ts';
-import { account, gateRequest, identityFixture, RELAY_URL } from './testing.ts';
+import { account, gateRequest, identityFixture, RELAY_URL } from '../../test/fixtures/identity.ts';
 
 // IdP groups through the real gate, store and token service; the directory is a map the test
 // edits (the LDAP implementation behind the same interface is tested against slapd in

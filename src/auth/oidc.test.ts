@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { isTunnError } from '../lib/errors.ts';
 import { OidcLogins } from './oidc.ts';
-import { identityFixture, RELAY_URL } from './testing.ts';
+import { identityFixture, RELAY_URL } from '../../test/fixtures/identity.ts';
 
 // The presets, without the network: GitHub is plain OAuth 2 (no discovery, no nonce, PKCE
 // still on); the full OIDC round trip is in src/api/oidc.test.ts against a real OP.

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { isTunnError } from '../lib/errors.ts';
 import { parseAllowEntry, parseAllowList } from './policy.ts';
-import { account, identityFixture } from './testing.ts';
+import { account, identityFixture } from '../../test/fixtures/identity.ts';
 
 describe('allow entries', () => {
   it('parses emails, @domains and groups, normalising case', () => {

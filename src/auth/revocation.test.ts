@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { TunnelPolicy } from './gate.ts';
 import { findRevoked, principalKey, type Principal } from './revocation.ts';
-import { account, gateRequest, identityFixture, RELAY_URL } from './testing.ts';
+import { account, gateRequest, identityFixture, RELAY_URL } from '../../test/fixtures/identity.ts';
 
 // Security property: a credential that was revoked, expired or deleted is reported as such
 // (so the relay cuts the live connections it opened), and one that still holds never is

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { GateDecision, TunnelPolicy } from './gate.ts';
-import { account, gateRequest, identityFixture, RELAY_URL } from './testing.ts';
+import { account, gateRequest, identityFixture, RELAY_URL } from '../../test/fixtures/identity.ts';
 
 // Security property (issue 9, finding 7): nothing but a form post from the tunnel host's own
 // page signs a visitor out. A sibling tunnel is same-site (the relay zone is not a public

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { lostDomainReason } from '../api/domain-access.ts';
 import type { Principal } from '../auth/revocation.ts';
-import { account, identityFixture } from '../auth/testing.ts';
+import { account, identityFixture } from '../../test/fixtures/identity.ts';
 import { createDomain, deleteDomain, markDomainVerified, setDomainShares } from '../certs/domains.ts';
 import { silentLogger } from '../lib/logger.ts';
 import { accountById } from '../store/accounts.ts';

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { localhostAwareLookup } from '../../src/agent/target.ts';
-import { formTokenIn } from '../../src/auth/testing.ts';
+import { formTokenIn } from '../fixtures/identity.ts';
 
 // End-to-end harness: starts the real `tunn` CLI as processes (relay, agents) with inline
 // flags on free ports, and talks to them over loopback like a visitor would.

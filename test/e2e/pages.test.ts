@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { createApiApp } from '../../src/api/app.ts';
 import type { GateDecision, TunnelPolicy } from '../../src/auth/gate.ts';
-import { account, formTokenIn, gateRequest, identityFixture, RELAY_URL } from '../../src/auth/testing.ts';
+import { account, formTokenIn, gateRequest, identityFixture, RELAY_URL } from '../fixtures/identity.ts';
 import { startDemoServer } from '../../src/cli/demo-server.ts';
 import { createLogger } from '../../src/lib/logger.ts';
 import { pages, serializeResponse, type LocalResponse } from '../../src/relay/pages.ts';

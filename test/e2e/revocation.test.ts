@@ -10,7 +10,7 @@ import { localhostAwareLookup } from '../../src/agent/target.ts';
 import { createDomain, markDomainVerified, setDomainShares } from '../../src/certs/domains.ts';
 import { ensureAccount } from '../../src/store/accounts.ts';
 import { openStore } from '../../src/store/store.ts';
-import { formTokenIn } from '../../src/auth/testing.ts';
+import { formTokenIn } from '../fixtures/identity.ts';
 import { createToken, devSignIn, request, startAgent, startCli, startRelay, tmpDir, until, type AgentHandle, type RelayHandle } from './harness.ts';
 import { startOrigin, type Origin } from './origin.ts';
 
