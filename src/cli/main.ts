@@ -156,6 +156,15 @@ export function buildProgram(): Command {
   onDataDir(keys.command('rotate').description('add a new signing key; older tokens stay valid')).action(async (opts) => (await tokenCommands()).runKeysRotate(opts));
   onDataDir(keys.command('retire').description('stop accepting tokens signed with a key').argument('<kid>', 'key id (from `tunn relay keys list`)')).action(async (kid: string, opts) => (await tokenCommands()).runKeysRetire(kid, opts));
   onDataDir(token.command('revoke').description('revoke a token by id').argument('<id>', 'token id (from `tunn relay token list`)')).action(async (id: string, opts) => (await tokenCommands()).runTokenRevoke(id, opts));
+  relay
+    .command('status')
+    .description('the relays of a cluster (alive, since, agents, tunnels) and where each tunnel is served')
+    .option('--store <url>', 'the database the relays share, e.g. postgres://… (env TUNN_STORE)')
+    .option('--store-file <file>', 'read the --store value from this file (env TUNN_STORE_FILE)')
+    .option('--data-dir <dir>', "a single relay's data dir, to read its SQLite file (default ./tunn-data; env TUNN_DATA_DIR)")
+    .option('--dev', "the data dir `tunn dev` and `tunn relay --dev` use (./.tunn/relay)")
+    .option('--json', 'print JSON')
+    .action(async (opts) => (await import('./cluster-commands.ts')).runRelayStatus(opts));
 
   relayFlags(program.command('dev').description('run a relay and an agent in one process for a local try-out'))
     .argument('[target]', 'local service to expose (default: a built-in demo page)')
