@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { clusterStatus, type ClusterStatus } from '../cluster/status.ts';
 import { fromEnv, resolveSecretLayer } from '../config/config.ts';
 import { systemClock, type Clock } from '../lib/clock.ts';
+import { errorMessage, TunnError } from '../lib/errors.ts';
 import { nowIso } from '../lib/ids.ts';
 import { openStore } from '../store/store.ts';
 import { printJson } from './output.ts';
@@ -26,6 +27,17 @@ export function statusStoreUrl(flags: StatusFlags, env: NodeJS.ProcessEnv): stri
   return join(relayDataDir(flags, env), 'tunn.db');
 }
 
+/** The database's address without its credentials. */
+function where(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.protocol.startsWith('postgres')) return `at ${u.host}${u.pathname}`;
+  } catch {
+    // a file path
+  }
+  return url;
+}
+
 const inFuture = (ms: number, now: number): string => `in ${Math.max(0, Math.round((ms - now) / 1000))}s`;
 
 export function formatStatus(s: ClusterStatus, now: number): string {
@@ -47,7 +59,10 @@ export function formatStatus(s: ClusterStatus, now: number): string {
 }
 
 export async function runRelayStatus(flags: StatusFlags, clock: Clock = systemClock, out: { write(s: string): unknown } = process.stdout): Promise<void> {
-  const store = await openStore(statusStoreUrl(flags, process.env));
+  const url = statusStoreUrl(flags, process.env);
+  const store = await openStore(url).catch((err: unknown) => {
+    throw new TunnError('UNAVAILABLE', `reading the cluster status from the database ${where(url)}: ${errorMessage(err)}; check --store (or --store-file, TUNN_STORE) and that the database is running`, { cause: err });
+  });
   try {
     const s = await clusterStatus(store, clock);
     if (flags.json) {

@@ -75,6 +75,12 @@ function relayFlags(cmd: Command): Command {
     .option('--acme-challenge <types>', 'ACME challenges the relay answers, in priority order: dns-01,http-01,tls-alpn-01 (default; dns-01 only with the relay\'s DNS server). Wildcards always use dns-01');
   secretOption(cmd, 'certEventToken', 'token', 'the key that signs POST /v1/domains/cert-events (enables it, for an external certificate manager)');
   secretOption(cmd, 'alertWebhook', 'url', 'the URL that receives certificate alerts (expiry, failures, drift) as JSON POSTs');
+  cmd.option('--node-url <url>', 'run as one relay of a cluster: the https://host:port at which the other relays reach this one (needs a postgres:// --store)');
+  secretOption(cmd, 'clusterSecret', 'secret', 'the secret every relay of the cluster shares (the link between relays is verified with it; generate one with: openssl rand -hex 32)', { fileOnly: true });
+  cmd
+    .option('--cluster-ca <file>', 'instead of --cluster-secret-file: the CA (PEM) that issued every relay\'s link certificate')
+    .option('--cluster-cert <file>', 'this relay\'s link certificate (PEM), from --cluster-ca')
+    .option('--cluster-key <file>', 'the private key (PEM) of --cluster-cert');
   return cmd
     .option('--config <file>', 'JSON file with any of these settings')
     .option('--json', 'log JSON lines on stdout');

@@ -20,6 +20,7 @@ export const SECRET_KEYS = [
   // Webhook URLs (Slack, Teams, most chat and paging services) carry their credential in the path.
   'alertWebhook',
   'ldapBindPassword',
+  'clusterSecret',
 ] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
 
