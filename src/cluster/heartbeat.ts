@@ -1,12 +1,13 @@
 import type { Clock } from '../lib/clock.ts';
-import { errorMessage } from '../lib/errors.ts';
+import { errorMessage, isTunnError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { LeaseClaim, LeaseTable } from './leases.ts';
 import type { NodeRegistry } from './nodes.ts';
 
 // A node's heartbeat: every few seconds (a third of the lease TTL) it marks its node row
-// alive, renews its leases, re-acquires a lease that vanished while nobody else took the host
-// (swept during a database outage), and reports the leases another agent took over. While
+// alive, renews its leases, drops leases it no longer serves, re-acquires a lease that
+// vanished while nobody else took the host (swept during a database outage), and reports the
+// leases another agent took over. While
 // the database is unreachable it keeps beating (its routes are cached in memory), says once
 // that it lost the database, and once that it is back.
 
@@ -53,13 +54,25 @@ export class ClusterHeartbeat {
         await o.nodes.heartbeat(o.nodeId, counts);
       }
       const now = o.clock.now();
-      const renewed = new Set((await o.leases.renew(o.nodeId, now)).map(key));
+      const renewedLeases = await o.leases.renew(o.nodeId, now);
+      const renewed = new Set(renewedLeases.map(key));
+      // A lease this node no longer serves (its release failed while the database was away) is dropped, not kept alive.
+      const heldKeys = new Set(held.map(key));
+      for (const l of renewedLeases) if (!heldKeys.has(key(l))) await o.leases.release(o.nodeId, l.sessionId, l.host);
       const lost: LeaseClaim[] = [];
       for (const c of held) {
         if (renewed.has(key(c))) continue;
         const holders = await o.leases.holders(c.host, now);
         if (holders.some((l) => l.agentId !== c.agentId)) lost.push(c);
-        else await o.leases.acquire(c, now);
+        else {
+          try {
+            await o.leases.acquire(c, now);
+          } catch (err) {
+            // Another account holds it now (its lease outlived ours): lost too, not a database fault.
+            if (!isTunnError(err, 'CONFLICT')) throw err;
+            lost.push(c);
+          }
+        }
       }
       if (lost.length) o.onLost(lost);
       await o.leases.sweep(now);
