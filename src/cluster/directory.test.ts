@@ -4,7 +4,8 @@ import { startPostgres, type Postgres } from '../../test/support/postgres.ts';
 import { ManualClock } from '../lib/clock.ts';
 import { silentLogger } from '../lib/logger.ts';
 import { openStore, type Store } from '../store/store.ts';
-import { ClusterDirectory, type LocalDirectory, type LocalSession, type LocalTunnel } from './directory.ts';
+import { MemoryDirectory, Session, type TunnelInit as Init } from '../../test/fixtures/memory-directory.ts';
+import { ClusterDirectory } from './directory.ts';
 import { ClusterHeartbeat } from './heartbeat.ts';
 import { StoreLeaseTable } from './leases.ts';
 import { NodeRegistry } from './nodes.ts';
@@ -13,66 +14,6 @@ import { NodeRegistry } from './nodes.ts';
 // into the lease table, and what the table says applied back to them.
 
 const T0 = Date.parse('2026-03-01T12:00:00Z');
-
-/** An agent session that records what it was told. */
-class Session implements LocalSession {
-  readonly told: string[] = [];
-  readonly id: string;
-  constructor(id: string) {
-    this.id = id;
-  }
-  replaced(tunnelId: string, message: string): void {
-    this.told.push(`replaced ${tunnelId}: ${message}`);
-  }
-  refuse(tunnelId: string, code: string, message: string): void {
-    this.told.push(`${code} ${tunnelId}: ${message}`);
-  }
-}
-
-type Tunnel = LocalTunnel<Session>;
-type Init = Omit<Tunnel, 'sessions'>;
-
-/** A minimal in-memory directory with the relay registry's rules (src/relay/tunnel-directory.ts contract). */
-class MemoryDirectory implements LocalDirectory<Tunnel, Session, Init> {
-  readonly #byHost = new Map<string, Tunnel>();
-  get size() {
-    return this.#byHost.size;
-  }
-  get(host: string) {
-    return this.#byHost.get(host);
-  }
-  byName(accountId: string, n: string) {
-    return this.all().filter((t) => t.accountId === accountId && (t.name === n || t.host === n));
-  }
-  all() {
-    return [...this.#byHost.values()];
-  }
-  attach(init: Init, session: Session) {
-    const t = this.#byHost.get(init.host);
-    if (t && t.agentId === init.agentId) {
-      if (!t.sessions.includes(session)) t.sessions.push(session);
-      return t;
-    }
-    for (const s of t?.sessions ?? []) s.replaced(t!.id, 'taken over here');
-    const fresh = { ...init, sessions: [session] };
-    this.#byHost.set(init.host, fresh);
-    return fresh;
-  }
-  detach(session: Session) {
-    return this.all().flatMap((t) => this.detachTunnel(session, t.id) ?? []);
-  }
-  detachTunnel(session: Session, tunnelId: string) {
-    const t = this.all().find((x) => x.id === tunnelId && x.sessions.includes(session));
-    if (!t) return undefined;
-    t.sessions.splice(t.sessions.indexOf(session), 1);
-    if (t.sessions.length) return undefined;
-    this.#byHost.delete(t.host);
-    return t;
-  }
-  pickSession(t: Tunnel) {
-    return t.sessions[0];
-  }
-}
 
 describe('cluster directory (PostgreSQL)', () => {
   let pg: Postgres;
