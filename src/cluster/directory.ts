@@ -112,6 +112,17 @@ export class ClusterDirectory<T extends LocalTunnel<S>, S extends LocalSession, 
     }
   }
 
+  /**
+   * Checks one host against the lease table now (a lease change was announced for it): if
+   * another agent holds it, this relay's sessions for it are told "replaced".
+   */
+  async recheck(host: string): Promise<void> {
+    const t = this.#inner.get(host);
+    if (!t) return;
+    const holders = await this.#o.leases.holders(host, this.#o.clock.now());
+    if (holders.some((l) => l.agentId !== t.agentId)) this.lost(t.sessions.map((s) => this.#claim(t, s)));
+  }
+
   /** Resolves when every lease write started so far is done (tests, shutdown). */
   async settled(): Promise<void> {
     while (this.#queues.size) await Promise.all(this.#queues.values());

@@ -36,14 +36,16 @@ describe('a cluster node (PostgreSQL, loopback)', () => {
   const box = new SecretBox(randomBytes(32));
   const nodes: ClusterNode<Tunnel, Session, TunnelInit>[] = [];
 
-  const start = async (name: string, keyBox = box, port?: number) => {
+  const start = async (name: string, keyBox = box, port?: number, ttlMs?: number) => {
     const store = await openStore(url);
     stores.push(store);
     const local = new MemoryDirectory();
     let self: ClusterNode<Tunnel, Session, TunnelInit> | undefined;
     const node = await startClusterNode({
       store,
+      storeUrl: url,
       box: keyBox,
+      ttlMs,
       clock: systemClock,
       logger: silentLogger(),
       version: 'test',
@@ -90,6 +92,23 @@ describe('a cluster node (PostgreSQL, loopback)', () => {
     await b.close();
     await assert.rejects(a.forwarder.forward('grafana.tunn.example.com', 'http', '203.0.113.7:4000'), (e) => isTunnError(e, 'NOT_FOUND'));
     assert.deepEqual((await clusterStatus(stores[0]!, systemClock)).nodes.map((n) => n.id), [a.nodeId]);
+  });
+
+  it('a take-over on another relay is applied here within 2 s, before any heartbeat (LISTEN/NOTIFY)', async () => {
+    // A minute's TTL: the heartbeat (every 20 s) cannot be what moves the tunnel.
+    const a = await start('A', box, undefined, 60_000);
+    const b = await start('B', box, undefined, 60_000);
+    const old = new Session('s-old');
+    a.directory.attach({ id: 't1', host: 'moved.tunn.example.com', name: 'moved', accountId: 'acc', agentId: 'ag1' }, old, Date.now());
+    await a.directory.settled();
+    b.directory.attach({ id: 't2', host: 'moved.tunn.example.com', name: 'moved', accountId: 'acc', agentId: 'ag2' }, new Session('s-new'), Date.now());
+    await b.directory.settled();
+    const deadline = Date.now() + 2000 * 3; // 2 s asked; a generous ceiling on a shared machine
+    while (a.directory.get('moved.tunn.example.com') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(a.directory.get('moved.tunn.example.com'), undefined);
+    assert.deepEqual(old.told, ['replaced t1: the tunnel moved.tunn.example.com was taken over by another agent on another relay']);
+    await a.close();
+    await b.close();
   });
 
   it('a relay with another sealing key refuses to start, and opens no port', async () => {

@@ -7,10 +7,11 @@ import { credentialsFromFiles, credentialsFromSecret, type LinkCredentials } fro
 import { ClusterDirectory, type LocalDirectory, type LocalSession, type LocalTunnel } from './directory.ts';
 import { ClusterForwarder } from './forwarder.ts';
 import { ClusterHeartbeat } from './heartbeat.ts';
-import { StoreLeaseTable, type LeaseKind } from './leases.ts';
+import { LEASE_CHANNEL, StoreLeaseTable, type LeaseKind } from './leases.ts';
 import { LinkClient } from './link-client.ts';
 import { LinkServer, type ForwardedStreamHandler } from './link-server.ts';
 import { DEFAULT_LEASE_TTL_MS, newNodeId, NodeRegistry } from './nodes.ts';
+import { PgListener } from './pg-listener.ts';
 import { checkSealingKey } from './sealing.ts';
 
 // One relay as a member of a cluster, put together: the sealing check, the link credentials,
@@ -22,6 +23,8 @@ export type ClusterCredentialsSource = { secret: string } | { caFile: string; ce
 
 export interface ClusterNodeOptions<T extends LocalTunnel<S>, S extends LocalSession, I> {
   store: Store;
+  /** The store's postgres:// URL: lease changes are then heard at once (LISTEN/NOTIFY), not only at the next heartbeat. */
+  storeUrl?: string;
   box: SecretBox;
   clock: Clock;
   logger: Logger;
@@ -86,6 +89,19 @@ export async function startClusterNode<T extends LocalTunnel<S>, S extends Local
     await server.close();
     throw err;
   }
+  const listener =
+    o.storeUrl && o.store.dialect === 'postgres'
+      ? new PgListener({
+          url: o.storeUrl,
+          channels: [LEASE_CHANNEL],
+          onNotify: (_channel, host) => void directory.recheck(host).catch((err) => o.logger.warn({ event: 'cluster_recheck_failed', host, err: String(err) }, 'checking a lease change failed: the heartbeat retries')),
+          // Changes announced while deaf are caught by a beat.
+          onConnect: () => void heartbeat.beat(),
+          logger: o.logger,
+        })
+      : undefined;
+  // Not fatal: without it, changes arrive with the heartbeat; the listener keeps retrying.
+  await listener?.start().catch((err) => o.logger.warn({ event: 'cluster_listen_failed', err: String(err) }, 'cannot listen for cluster changes yet: retrying'));
   heartbeat.start(Math.max(100, Math.floor(ttlMs / 3)));
   o.logger.info({ event: 'cluster_joined', node: nodeId, url: o.nodeUrl }, `joined the cluster as node ${nodeId} (${o.nodeUrl})`);
   const forwarder = new ClusterForwarder({ nodeId, nodes, leases, link, clock: o.clock });
@@ -98,6 +114,7 @@ export async function startClusterNode<T extends LocalTunnel<S>, S extends Local
     forwarder,
     heartbeat,
     async close() {
+      await listener?.close();
       await heartbeat.stop();
       await directory.settled();
       await nodes.leave(nodeId).catch((err) => o.logger.warn({ event: 'cluster_leave_failed', err: String(err) }, 'could not remove this node from the cluster database: its leases expire by themselves'));
