@@ -97,6 +97,26 @@ describe('cluster forwarder and heartbeat (PostgreSQL)', () => {
     assert.deepEqual(streamsAt.nb, ['grafana.tunn.example.com']);
   });
 
+  it('keeps carrying to the last known holder while the database is away (a cached route)', async () => {
+    const outageStore = await openStore(url, { connectMs: 1000, queryMs: 2000 });
+    const f = new ClusterForwarder({ nodeId: 'na', nodes: new NodeRegistry({ store: outageStore, clock, ttlMs: TTL }), leases: new StoreLeaseTable({ store: outageStore, ttlMs: TTL }), link, clock });
+    try {
+      (await f.forward('grafana.tunn.example.com', 'http', '127.0.0.1:1')).end();
+      await pg.stopServer();
+      try {
+        const s = await f.forward('grafana.tunn.example.com', 'http', '127.0.0.1:2');
+        s.end('cached');
+        assert.equal(await readAll(s), 'nb:cached');
+        // A host never looked up has no route to fall back on: the database error shows.
+        await assert.rejects(f.forward('never.tunn.example.com', 'http', '127.0.0.1:3'), (e) => isTunnError(e, 'UNAVAILABLE'));
+      } finally {
+        await pg.startServer();
+      }
+    } finally {
+      await outageStore.close();
+    }
+  });
+
   it('never forwards to itself; no other holder is NOT_FOUND', async () => {
     await leases.acquire(claim({ host: 'mine.tunn.example.com', name: 'mine', nodeId: 'na' }), clock.now());
     await assert.rejects(forwarder.forward('mine.tunn.example.com', 'http', '127.0.0.1:1'), (e) => isTunnError(e, 'NOT_FOUND') && /no other relay of the cluster serves mine\.tunn\.example\.com/.test(e.message));
