@@ -18,10 +18,14 @@ export interface BindZone {
   records?: string[];
   /** Whether the TSIG key may update TXT records under it. */
   dynamic?: boolean;
+  /** Whether the TSIG key may update anything in it (a test writing "the customer's" records with nsupdate). */
+  open?: boolean;
 }
 
 export interface Bind {
   port: number;
+  /** Runs nsupdate (signed with the key file) with these commands; `send` is added. */
+  nsupdate(commands: string[]): Promise<void>;
   /** `key "name" { algorithm hmac-sha256; secret "…"; };`, as tsig-keygen prints it. */
   keyFile: string;
   keyName: string;
@@ -48,7 +52,7 @@ export async function freeDnsPort(): Promise<number> {
   }
 }
 
-export async function startBind(opts: { zones: BindZone[]; keyName?: string; secret?: string }): Promise<Bind> {
+export async function startBind(opts: { zones: BindZone[]; keyName?: string; secret?: string; recursion?: boolean }): Promise<Bind> {
   const dir = mkdtempSync(join(tmpdir(), 'tunn-bind-'));
   const keyName = opts.keyName ?? 'tunn-acme';
   const secret = opts.secret ?? Buffer.from(Array.from({ length: 32 }, (_, i) => (i * 37 + 11) & 0xff)).toString('base64');
@@ -62,7 +66,7 @@ export async function startBind(opts: { zones: BindZone[]; keyName?: string; sec
       file,
       [`$ORIGIN ${z.name}.`, '$TTL 60', `@ IN SOA ns1.${z.name}. hostmaster.${z.name}. 1 3600 600 86400 60`, `@ IN NS ns1.${z.name}.`, `ns1 IN A 127.0.0.1`, ...(z.records ?? []), ''].join('\n'),
     );
-    const policy = z.dynamic ? `update-policy { grant ${keyName} zonesub TXT; };` : '';
+    const policy = z.open ? `allow-update { key ${keyName}; };` : z.dynamic ? `update-policy { grant ${keyName} zonesub TXT; };` : '';
     return `zone "${z.name}" { type primary; file "${file}"; ${policy} };`;
   });
   const conf = join(dir, 'named.conf');
@@ -76,7 +80,7 @@ export async function startBind(opts: { zones: BindZone[]; keyName?: string; sec
       `  managed-keys-directory "${dir}";`,
       `  listen-on port ${port} { 127.0.0.1; };`,
       '  listen-on-v6 { none; };',
-      '  recursion no;',
+      `  recursion ${opts.recursion ? 'yes; allow-recursion { 127.0.0.1; }' : 'no'};`,
       '  dnssec-validation no;',
       '  notify no;',
       '  allow-query { any; };',
@@ -106,6 +110,14 @@ export async function startBind(opts: { zones: BindZone[]; keyName?: string; sec
   }
   return {
     port,
+    async nsupdate(commands) {
+      const p = spawn('nsupdate', ['-k', keyFile], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let err = '';
+      p.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+      p.stdin!.end([`server 127.0.0.1 ${port}`, ...commands, 'send', ''].join('\n'));
+      const [code] = (await once(p, 'exit')) as [number | null];
+      if (code !== 0) throw new Error(`nsupdate failed (${code}): ${err}`);
+    },
     keyFile,
     keyName,
     secret,
