@@ -6,6 +6,7 @@ import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { dnsQuery, txtString } from '../../src/dns/client.ts';
 import { freeDnsPort, startBind, type Bind } from '../support/bind.ts';
+import { CF_BAD, CF_GOOD, CF_READONLY, startCloudflareApi, type CloudflareApi } from '../support/cloudflare-api.ts';
 import { startPebble, type Pebble } from '../support/pebble.ts';
 import { freePort } from '../support/ports.ts';
 import { createToken, startCli, tmpDir, until, type Proc, type RelayHandle } from './harness.ts';
@@ -95,6 +96,8 @@ describe('certificates through the operator\'s DNS (RFC 2136 + TSIG to BIND 9, P
     assert.deepEqual([...new Set(presented)].sort(), [RELAY]);
     // The apex and the wildcard shared _acme-challenge.<zone>: each cleanup removed only its value, and both ran.
     await until(async () => (await txt(`_acme-challenge.${RELAY}`)).length === 0, 20_000, `_acme-challenge.${RELAY} TXT deleted`);
+    // Security: the TSIG secret is never in the relay's output.
+    assert.ok(!(JSON.stringify(relay.proc.lines) + relay.proc.stderr.join('\n')).includes(bind.secret));
   });
 
   it("a customer domain's certificate through its _acme-challenge CNAME to <id>._acme.<zone>, records gone after", async () => {
@@ -152,5 +155,45 @@ describe('certificates through the operator\'s DNS (RFC 2136 + TSIG to BIND 9, P
     assert.ok(!all.includes(Buffer.alloc(32, 0x5a).toString('base64')));
     assert.ok(!all.includes(readFileSync(bind.keyFile, 'utf8').match(/secret "([^"]+)"/)![1]!));
     await proc.kill();
+  });
+});
+
+describe('tunn relay dns check with --dns-provider cloudflare (a local server speaking the documented API)', () => {
+  const dir = tmpDir('tunn-dns-cloudflare-e2e-');
+  let cf: CloudflareApi;
+  const check = async (token: string, extra: string[] = []) => {
+    const tokenFile = join(dir.path, `token-${token.slice(3, 8)}`);
+    writeFileSync(tokenFile, token + '\n', { mode: 0o600 });
+    const p = startCli(['relay', 'dns', 'check', '--domain', 'tunn.example.com', '--dns-provider', 'cloudflare', '--cloudflare-token-file', tokenFile, '--dns-resolver', `127.0.0.1:${cf.dnsPort}`, ...extra], {
+      env: { TUNN_CLOUDFLARE_API_URL: cf.url },
+    });
+    const code = await p.exited;
+    return { code, stdout: p.lines.map((l) => String(l.raw ?? JSON.stringify(l))).join('\n'), stderr: p.stderr.join('\n') };
+  };
+  before(async () => {
+    cf = await startCloudflareApi('example.com');
+  });
+  after(async () => {
+    await cf?.close();
+    dir.remove();
+  });
+
+  it('a token with DNS edit: writes, sees (through --dns-resolver) and deletes the test record', async () => {
+    const r = await check(CF_GOOD);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /tunn: ✓ wrote TXT _tunn-dns-check\.tunn\.example\.com through Cloudflare\ntunn: ✓ TXT _tunn-dns-check\.tunn\.example\.com is visible where the CA will look\ntunn: ✓ deleted TXT _tunn-dns-check\.tunn\.example\.com \(only the test value\)/);
+    assert.equal(r.stdout, 'Cloudflare can write and delete DNS-01 records under tunn.example.com');
+    assert.deepEqual(cf.records, []);
+    assert.ok(cf.seen.every((s) => s.auth === `Bearer ${CF_GOOD}`));
+  });
+
+  it('a token Cloudflare refuses, and one without DNS edit permission: each says what to fix, neither is printed', async () => {
+    const bad = await check(CF_BAD);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^tunn: error: looking up the Cloudflare zone of tunn\.example\.com: Cloudflare refused the API token \(code 1000: Invalid API Token\): check the token in --cloudflare-token-file/m);
+    const readonly = await check(CF_READONLY);
+    assert.equal(readonly.code, 1);
+    assert.match(readonly.stderr, /the API token is valid but may not do this \(code 10000: Authentication error\): give it Zone → DNS → Edit for zone example\.com/);
+    assert.ok(![bad.stderr, readonly.stderr].some((t) => t.includes(CF_BAD) || t.includes(CF_READONLY)));
   });
 });

@@ -110,7 +110,15 @@ export class CloudflareProvider implements Dns01Provider {
       const zone = await this.cloudflareZone();
       const hosts = zone.name_servers ?? [];
       if (!hosts.length) throw new TunnError('UNAVAILABLE', `Cloudflare lists no nameservers for zone ${zone.name}: pass --dns-resolver HOST:PORT to check TXT records there`);
-      servers = await Promise.all(hosts.map(async (h) => ({ host: isIP(h) ? h : (await lookup(h)).address, port: 53 })));
+      servers = await Promise.all(
+        hosts.map(async (h) => {
+          if (isIP(h)) return { host: h, port: 53 };
+          const addr = await lookup(h).catch((err: unknown) => {
+            throw new TunnError('UNAVAILABLE', `cannot resolve Cloudflare nameserver ${h} to check TXT ${name} (${errorMessage(err)}): pass --dns-resolver HOST:PORT to check there instead`, { cause: err });
+          });
+          return { host: addr.address, port: 53 };
+        }),
+      );
     }
     await waitForTxt(servers, name, value, this.#o.wait);
   }
