@@ -196,4 +196,10 @@ describe('tunn relay dns check with --dns-provider cloudflare (a local server sp
     assert.match(readonly.stderr, /the API token is valid but may not do this \(code 10000: Authentication error\): give it Zone → DNS → Edit for zone example\.com/);
     assert.ok(![bad.stderr, readonly.stderr].some((t) => t.includes(CF_BAD) || t.includes(CF_READONLY)));
   });
+
+  it('without --dns-provider there is nothing to check, and it says what to pass', async () => {
+    const p = startCli(['relay', 'dns', 'check', '--domain', 'tunn.example.com']);
+    assert.equal(await p.exited, 1);
+    assert.match(p.stderr.join('\n'), /tunn: error: no DNS provider to check: pass --dns-provider rfc2136 \(with --rfc2136-server and --rfc2136-key-file\) or --dns-provider cloudflare \(with --cloudflare-token-file\)/);
+  });
 });
