@@ -1,7 +1,8 @@
 import { randomInt } from 'node:crypto';
 import { connect } from 'node:net';
-import { dnsQuery, type DnsEndpoint } from '../client.ts';
+import { dnsQuery, formatEndpoint as endpoint, type DnsEndpoint } from '../client.ts';
 import type { Dns01Provider } from '../dns01-provider.ts';
+import { systemClock, type Clock } from '../../lib/clock.ts';
 import { errorMessage, TunnError } from '../../lib/errors.ts';
 import { normalizeHost } from '../../lib/host.ts';
 import { signMessage, TSIG_ERRORS, verifyResponse, type TsigKey } from './tsig.ts';
@@ -23,6 +24,8 @@ export interface Rfc2136Options {
   /** How long to wait for an answer (default 10 s). */
   timeoutMs?: number;
   wait?: WaitOptions;
+  /** Signing time (TSIG carries it; the server allows 300 s either way). */
+  clock?: Clock;
 }
 
 const KEY_FILE = '--rfc2136-key-file';
@@ -80,7 +83,7 @@ export class Rfc2136Provider implements Dns01Provider {
     const zone = await this.zoneOf(name);
     const what = `${doing} TXT ${name} in zone ${zone} through the ${this.label}`;
     const id = randomInt(65536);
-    const { signed, mac } = signMessage(this.#o.key, encodeTxtUpdate(id, zone, [record]), Math.floor(Date.now() / 1000));
+    const { signed, mac } = signMessage(this.#o.key, encodeTxtUpdate(id, zone, [record]), this.#now());
     let raw: Buffer;
     try {
       raw = await exchangeTcp(this.#o.server, signed, this.#o.timeoutMs ?? 10_000);
@@ -98,7 +101,7 @@ export class Rfc2136Provider implements Dns01Provider {
     // Security: a signed update's answer must be signed with the same key, or it proves nothing
     // (anyone on the path could have forged a NOERROR).
     if (!answer.tsig) throw new TunnError('PROTOCOL_ERROR', `${what}: the answer (${RCODES[answer.rcode] ?? answer.rcode}) is not signed, so it cannot be believed`);
-    const check = verifyResponse(this.#o.key, answer.tsig, mac, Math.floor(Date.now() / 1000));
+    const check = verifyResponse(this.#o.key, answer.tsig, mac, this.#now());
     if (!check.ok) throw new TunnError('PROTOCOL_ERROR', `${what}: ${check.why}, so it cannot be believed`);
     const rcode = RCODES[answer.rcode] ?? `RCODE ${answer.rcode}`;
     if (rcode === 'NOERROR') return;
@@ -108,15 +111,15 @@ export class Rfc2136Provider implements Dns01Provider {
     throw new TunnError('UNAVAILABLE', `${what}: the server answered ${rcode}`);
   }
 
+  #now(): number {
+    return Math.floor((this.#o.clock ?? systemClock).now() / 1000);
+  }
+
   #unreachable(err: unknown, what = `asking the ${this.label} which zone holds the records`): TunnError {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ECONNREFUSED' ? 'connection refused (is the server running, and does it accept TCP on that port?)' : code === 'EHOSTUNREACH' || code === 'ENETUNREACH' ? 'no route to it' : errorMessage(err);
     return new TunnError('UNAVAILABLE', `${what}: cannot reach the server: ${why}`, { cause: err });
   }
-}
-
-function endpoint(s: DnsEndpoint): string {
-  return s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`;
 }
 
 /** Sends one DNS message over TCP (RFC 1035 §4.2.2 length prefix) and returns the one answer. */

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { dnsQuery, txtString, type DnsEndpoint } from '../client.ts';
+import { dnsQuery, formatEndpoint as endpoint, txtString, type DnsEndpoint } from '../client.ts';
 import { errorMessage, TunnError } from '../../lib/errors.ts';
 
 // "Wait until visible" for DNS-01: ask the servers the CA's resolver will reach (the RFC 2136
@@ -12,8 +12,6 @@ export interface WaitOptions {
   /** First interval between questions (default 250 ms; doubles up to 2 s). */
   pollMs?: number;
 }
-
-const endpoint = (s: DnsEndpoint) => (s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`);
 
 /** Resolves once every server in `servers` answers `name` TXT with `value` among its strings. */
 export async function waitForTxt(servers: DnsEndpoint[], name: string, value: string, opts: WaitOptions = {}): Promise<void> {
