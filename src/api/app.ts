@@ -11,6 +11,7 @@ import { groupRoutes } from './groups.ts';
 import { errorBody, requireBearer, statusOf, type ApiEnv } from './http.ts';
 import { loginRoutes } from './login.ts';
 import { render } from './pages.ts';
+import { sessionRoutes } from './session.ts';
 import { revokeRoute, tokenRoutes } from './tokens.ts';
 import { tunnelRoutes, type TunnelControl } from './tunnels.ts';
 
@@ -59,6 +60,7 @@ export function createApiApp(identity: Identity, extras: ApiExtras = {}) {
       if (!Array.isArray(allow) || allow.some((x) => typeof x !== 'string')) throw new TunnError('INVALID_INPUT', '"allow" must be an array of strings');
       return c.json(await identity.policy.validate(c.get('caller').accountId, allow as string[]));
     })
+    .route('/v1/session', sessionRoutes(identity))
     .route('/v1/tunnels', extras.tunnels ? tunnelRoutes(identity, extras.tunnels) : new Hono<ApiEnv>())
     .route('/v1/groups', groupRoutes(identity))
     .route('/v1/grants', grantRoutes(identity))
