@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { useEffect, useId, useState } from 'react';
 import { listGroups, listTunnels, tunnelEvents, type TunnelRow } from '../api.ts';
 import { bytes, CopyButton, Loading, PageTitle, Problem, When } from '../ui.tsx';
 import { useInterval, useLoad } from '../use-load.ts';
@@ -125,19 +125,22 @@ function Allowed(props: { entries: string[]; isPublic?: boolean; groups: Map<str
       {props.entries.map((e) => {
         const m = /^group:(.+)$/.exec(e);
         const members = m ? props.groups.get(m[1]!) : undefined;
-        if (!members) return <li key={e}>{e}</li>;
-        const text = members.length ? members.join(', ') : 'no members';
-        return (
-          <li key={e}>
-            <span className="group-tag" tabIndex={0} title={text} aria-label={`${e}: ${text}`}>
-              {e}
-              <span className="group-members" aria-hidden="true">
-                {text}
-              </span>
-            </span>
-          </li>
-        );
+        return <li key={e}>{members ? <GroupTag entry={e} members={members} /> : e}</li>;
       })}
     </ul>
+  );
+}
+
+function GroupTag(props: { entry: string; members: string[] }) {
+  const id = useId();
+  return (
+    <span className="group">
+      <button type="button" className="group-tag" aria-describedby={id}>
+        {props.entry}
+      </button>
+      <span id={id} role="tooltip" className="group-members">
+        {props.members.length ? props.members.join(', ') : 'no members'}
+      </span>
+    </span>
   );
 }
