@@ -205,6 +205,24 @@ describe('web console', { timeout: 240_000 }, () => {
     await card.getByText('Verified', { exact: true }).waitFor({ timeout: 30_000 });
     await shot('domains');
     await axe('Domains');
+
+    // Shared with bob: he sees it read-only (and the API refuses him changes whatever a page shows).
+    await card.getByLabel('Share shop.example.test with').fill('bob@example.com');
+    await card.getByRole('button', { name: 'Share', exact: true }).click();
+    await card.getByRole('button', { name: 'Stop sharing shop.example.test with bob@example.com' }).waitFor();
+    const bobCtx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 375, height: 800 } });
+    try {
+      const bobPage = await bobCtx.newPage();
+      await bobPage.goto(`${relay.url}/domains`);
+      await bobPage.fill('form[data-dev-login] input[name=email]', 'bob@example.com');
+      await bobPage.click('form[data-dev-login] button');
+      const shared = bobPage.getByRole('listitem').filter({ has: bobPage.getByRole('heading', { name: 'shop.example.test' }) });
+      await shared.getByText('shared with you by alice@example.com (read-only)').waitFor();
+      assert.equal(await shared.getByRole('button').count(), 0, 'no share, verify or delete controls');
+      assert.equal(await shared.getByText('DNS records to create').count(), 0);
+    } finally {
+      await bobCtx.close();
+    }
   });
 
   it('Tokens: creates a token shown once, shows its last use, revokes it, and the agent using it is refused', async () => {
