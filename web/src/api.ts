@@ -121,9 +121,30 @@ export async function listTunnels(): Promise<TunnelRow[]> {
   return r.tunnels.map((t) => ({ host: t.host ?? '', url: t.url ?? '', name: t.name ?? '', kind: t.kind ?? 'http', domain: t.domain, owner: t.owner, allow: t.allow ?? t.allowed ?? [], public: t.public, agents: t.agents ?? 0, since: t.since ?? '', requests: t.requests ?? 0, bytesIn: t.bytesIn, bytesOut: t.bytesOut }));
 }
 
-/** The live stream of tunnel changes (server-sent events); the cookie goes along (same origin). */
-export function tunnelEvents(): EventSource {
-  return new EventSource('/v1/tunnels/events');
+// What GET /v1/tunnels/events may call a change; any of them means "fetch the list again".
+const TUNNEL_EVENT_NAMES = ['tunnel', 'tunnels', 'added', 'removed', 'changed', 'update', 'snapshot'];
+
+/**
+ * Watches the live stream of tunnel changes (server-sent events; the cookie goes along, same
+ * origin). `onState('unavailable')` when the relay does not offer it or it broke: the page then
+ * fetches the list itself now and then. Returns the function that stops watching.
+ */
+export function watchTunnels(onChange: () => void, onState: (state: 'live' | 'unavailable') => void): () => void {
+  let es: EventSource;
+  try {
+    es = new EventSource('/v1/tunnels/events');
+  } catch {
+    onState('unavailable');
+    return () => {};
+  }
+  es.onopen = () => onState('live');
+  es.onmessage = onChange;
+  for (const name of TUNNEL_EVENT_NAMES) es.addEventListener(name, onChange);
+  es.onerror = () => {
+    // EventSource retries a dropped stream by itself; a refused one (404, 401…) it closes.
+    if (es.readyState === EventSource.CLOSED) onState('unavailable');
+  };
+  return () => es.close();
 }
 
 // ---- groups ----------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 import { useEffect, useId, useState } from 'react';
-import { listGroups, listTunnels, tunnelEvents, type TunnelRow } from '../api.ts';
+import { listGroups, listTunnels, watchTunnels, type TunnelRow } from '../api.ts';
 import { bytes, CopyButton, Loading, PageTitle, Problem, When } from '../ui.tsx';
 import { useInterval, useLoad } from '../use-load.ts';
 
@@ -8,6 +8,7 @@ import { useInterval, useLoad } from '../use-load.ts';
 // fetched again every few seconds, and the page says which of the two it is doing.
 
 const POLL_MS = 5000;
+const SAFETY_POLL_MS = 60_000;
 
 export function TunnelsPage() {
   const tunnels = useLoad(listTunnels);
@@ -16,35 +17,19 @@ export function TunnelsPage() {
   const [live, setLive] = useState<'connecting' | 'live' | 'polling'>('connecting');
 
   useEffect(() => {
-    let es: EventSource | undefined;
-    try {
-      es = tunnelEvents();
-    } catch {
-      setLive('polling');
-      return;
-    }
-    es.onopen = () => setLive('live');
     const changed = () => {
       void tunnels.reload();
       void groups.reload();
     };
-    es.onmessage = changed;
-    // Any named event (added, removed, changed…) means the same here: fetch the list again.
-    for (const name of ['tunnel', 'added', 'removed', 'changed', 'update']) es.addEventListener(name, changed);
-    es.onerror = () => {
-      // A stream the relay does not offer (or that broke): fall back to fetching every few seconds.
-      if (es?.readyState !== EventSource.OPEN) {
-        es?.close();
-        setLive('polling');
-      }
-    };
-    return () => es?.close();
+    return watchTunnels(changed, (state) => setLive(state === 'live' ? 'live' : 'polling'));
   }, [tunnels.reload, groups.reload]);
 
+  // Without the stream: fetch every few seconds. With it: now and then anyway, as a safety net
+  // for a change the stream did not name.
   useInterval(() => {
     void tunnels.reload();
     void groups.reload();
-  }, live === 'polling' ? POLL_MS : null);
+  }, live === 'polling' ? POLL_MS : live === 'live' ? SAFETY_POLL_MS : null);
 
   const list = tunnels.data;
   return (
