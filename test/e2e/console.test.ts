@@ -74,6 +74,7 @@ describe('web console', { timeout: 240_000 }, () => {
       });
       assert.ok(passed > 10, `axe ran its rules on ${what} (${passed} passed)`);
       assert.deepEqual(violations, [], `axe on ${what} (${colorScheme})`);
+      if (colorScheme === 'dark') await shot(`${what.toLowerCase()}-dark`);
     }
     await page.emulateMedia({ colorScheme: 'light' });
   }
