@@ -52,7 +52,9 @@ export async function buildWeb(opts: { force?: boolean; quiet?: boolean } = {}):
 }
 
 if (import.meta.main) {
-  buildWeb({ force: process.argv.includes('--force') }).catch((err: unknown) => {
+  const force = process.argv.includes('--force');
+  if (force || webBuildStale()) process.stderr.write('tunn: building the web console (web/ → web/dist/)\n');
+  buildWeb({ force, quiet: true }).catch((err: unknown) => {
     process.stderr.write(`building the web console failed: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);
   });
