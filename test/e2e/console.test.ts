@@ -40,7 +40,7 @@ describe('web console', { timeout: 240_000 }, () => {
     customer = new Zone('example.test');
     dns = await startDnsWorld({ relayDomain: 'tunn.localhost', publicIps: ['127.0.0.1'], customerZones: [customer] });
     origin = await startOrigin();
-    relay = await startRelay({ extra: ['--dns-resolver', dns.resolver] });
+    relay = await startRelay({ extra: ['--dns-resolver', dns.resolver, '--admin-email', 'alice@example.com'] });
     aliceToken = await createToken(relay, 'alice@example.com');
     browser = await launchBrowser();
     ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 375, height: 800 }, colorScheme: 'light' });
@@ -274,6 +274,15 @@ describe('web console', { timeout: 240_000 }, () => {
     await list.getByText('token_revoked_used').first().waitFor();
     await page.reload();
     assert.equal(await page.getByRole('form', { name: 'Filter events' }).getByLabel('Kind').inputValue(), 'token_revoked_used', 'the filter survives a reload');
+    // An operator (--admin-email) may see every account's: a garbage token belongs to nobody.
+    assert.equal((await request(`${relay.url}/v1/me`, { ca: relay.ca, headers: { authorization: 'Bearer not-a-token' } })).status, 401);
+    await filters.getByLabel('Kind').selectOption('token_invalid');
+    await filters.getByRole('button', { name: 'Filter' }).click();
+    await page.getByText('No events match these filters.').waitFor();
+    await filters.getByLabel('Every account (relay operator)').check();
+    await filters.getByRole('button', { name: 'Filter' }).click();
+    await page.waitForURL((u) => u.searchParams.get('all') === '1');
+    await list.getByText('API GET /v1/me').first().waitFor();
     await shot('events');
     await axe('Events');
   });

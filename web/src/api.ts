@@ -284,6 +284,8 @@ export interface EventFilter {
   tunnel?: string;
   email?: string;
   since?: string;
+  /** '1': every account's events (relay operators only; the API refuses anyone else). */
+  all?: string;
 }
 export const EVENTS_PAGE = 50;
 

@@ -74,7 +74,7 @@ export function App() {
         ) : path === '/tokens' ? (
           <TokensPage />
         ) : path === '/events' ? (
-          <EventsPage search={search} />
+          <EventsPage search={search} admin={session.data.admin} />
         ) : path === '/me' ? (
           <MePage session={session.data} />
         ) : (

@@ -7,22 +7,22 @@ import { ActionForm, checkWith, Loading, PageTitle, Problem, TextField, useActio
 import { useLoad } from '../use-load.ts';
 
 // Events: security and certificate events about your tunnels and tokens, newest first, with
-// filters (kind, tunnel, email, time) kept in the address so a reload or a sign-in keeps them,
-// and paging.
+// filters (kind, tunnel, email, time; every account's for relay operators) kept in the address
+// so a reload or a sign-in keeps them, and paging.
 
 const checkEmail = checkWith((v: string) => requireEmail(v));
 
 function filterFrom(search: string): EventFilter {
   const q = new URLSearchParams(search);
   const f: EventFilter = {};
-  for (const k of ['kind', 'tunnel', 'email', 'since'] as const) {
+  for (const k of ['kind', 'tunnel', 'email', 'since', 'all'] as const) {
     const v = q.get(k);
     if (v) f[k] = v;
   }
   return f;
 }
 
-export function EventsPage(props: { search: string }) {
+export function EventsPage(props: { search: string; admin: boolean }) {
   const filter = filterFrom(props.search);
   const key = JSON.stringify(filter);
   const first = useLoad(() => listEvents(filter), [key]);
@@ -34,7 +34,7 @@ export function EventsPage(props: { search: string }) {
   return (
     <>
       <PageTitle>Events</PageTitle>
-      <Filters key={key} filter={filter} />
+      <Filters key={key} filter={filter} admin={props.admin} />
       <Problem error={first.error} what="Could not list events" />
       {first.data === undefined ? <Loading loading={first.loading} what="events" /> : null}
       {first.data && events.length === 0 ? <p className="card">No events{Object.keys(filter).length ? ' match these filters' : ''}.</p> : null}
@@ -73,17 +73,19 @@ export function EventsPage(props: { search: string }) {
   );
 }
 
-function Filters(props: { filter: EventFilter }) {
+function Filters(props: { filter: EventFilter; admin: boolean }) {
   const [kind, setKind] = useState(props.filter.kind ?? '');
   const [tunnel, setTunnel] = useState(props.filter.tunnel ?? '');
   const [email, setEmail] = useState(props.filter.email ?? '');
   const [since, setSince] = useState(props.filter.since ? toLocalInput(props.filter.since) : '');
+  const [all, setAll] = useState(props.filter.all === '1');
   const apply = () => {
     const q = new URLSearchParams();
     if (kind) q.set('kind', kind);
     if (tunnel.trim()) q.set('tunnel', tunnel.trim());
     if (email.trim()) q.set('email', email.trim().toLowerCase());
     if (since) q.set('since', new Date(since).toISOString());
+    if (all) q.set('all', '1');
     navigate(`/events${q.size ? `?${q}` : ''}`);
   };
   const bad = email.trim() !== '' && checkEmail(email.trim()) !== undefined;
@@ -103,6 +105,12 @@ function Filters(props: { filter: EventFilter }) {
       <TextField label="Tunnel" value={tunnel} onChange={setTunnel} placeholder="grafana.tunn.example.com" />
       <TextField label="Email" value={email} onChange={setEmail} validate={(v) => checkEmail(v.trim())} placeholder="alice@example.com" />
       <TextField label="Since" type="datetime-local" value={since} onChange={setSince} />
+      {props.admin ? (
+        <div className="field check">
+          <input id="event-all" type="checkbox" checked={all} onChange={(e) => setAll(e.target.checked)} />
+          <label htmlFor="event-all">Every account (relay operator)</label>
+        </div>
+      ) : null}
       <div className="row">
         <button type="submit" disabled={bad}>
           Filter
@@ -114,6 +122,7 @@ function Filters(props: { filter: EventFilter }) {
             setTunnel('');
             setEmail('');
             setSince('');
+            setAll(false);
             navigate('/events');
           }}
         >
