@@ -287,6 +287,27 @@ describe('web console', { timeout: 240_000 }, () => {
     await axe('Events');
   });
 
+  it('an expired sign-in mid-use goes to sign in and back to the same page, with what was typed still there', async () => {
+    await nav('Groups');
+    const form = page.getByRole('form', { name: 'New group' });
+    await form.getByLabel('Name').fill('later');
+    // Signed out in another tab of this browser: this page's session is gone.
+    const other = await ctx.newPage();
+    await other.goto(`${relay.url}/logout`);
+    await other.getByRole('button', { name: 'Sign out' }).click();
+    await other.getByText('You are signed out of tunn.').waitFor();
+    await other.close();
+    await form.getByRole('button', { name: 'Create group' }).click();
+    await page.waitForURL((u) => u.pathname === '/login' && u.searchParams.get('return') === '/groups');
+    await page.fill('form[data-dev-login] input[name=email]', 'alice@example.com');
+    await page.click('form[data-dev-login] button');
+    await page.getByRole('heading', { level: 1, name: 'Groups' }).waitFor();
+    assert.equal(await form.getByLabel('Name').inputValue(), 'later', 'bad luck loses nothing typed');
+    await form.getByRole('button', { name: 'Create group' }).click();
+    await page.getByRole('heading', { name: 'later' }).waitFor();
+    assert.equal(await form.getByLabel('Name').inputValue(), '');
+  });
+
   it('Certificates and Me: show what the API says (its error included), who is signed in, and sign out', async () => {
     await nav('Certificates');
     // The list, or (where the relay does not offer GET /v1/certificates yet) the API's own error:

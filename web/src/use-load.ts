@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useRef, useState } from 'react';
+import { useCallback, useEffect, useRef, useState, type Dispatch, type SetStateAction } from 'react';
 import { ApiError } from './api.ts';
 
 // A page's data hook: load, show the API's error when it fails, reload on demand. A reload keeps
@@ -53,4 +53,19 @@ export function useInterval(fn: () => void, ms: number | null): void {
     }, ms);
     return () => clearInterval(t);
   }, [ms]);
+}
+
+/**
+ * A form field's value that survives a trip to the sign-in page (sessionStorage: this tab only,
+ * gone when the tab closes): what was typed before a session expired is still there when the
+ * console comes back. Only for values that are not secrets.
+ */
+export function useDraft(key: string): [string, Dispatch<SetStateAction<string>>] {
+  const storageKey = `tunn-draft:${key}`;
+  const [value, setValue] = useState(() => sessionStorage.getItem(storageKey) ?? '');
+  useEffect(() => {
+    if (value) sessionStorage.setItem(storageKey, value);
+    else sessionStorage.removeItem(storageKey);
+  }, [storageKey, value]);
+  return [value, setValue];
 }

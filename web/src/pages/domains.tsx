@@ -1,7 +1,7 @@
 import { useState } from 'react';
 import { addDomain, deleteDomain, listDomains, shareDomain, unshareDomain, verifyDomain, type DnsRecord, type DomainRow, type Verification } from '../api.ts';
 import { ActionForm, ConfirmButton, CopyButton, Loading, PageTitle, Problem, splitList, TextField, useAction, When } from '../ui.tsx';
-import { useInterval, useLoad } from '../use-load.ts';
+import { useDraft, useInterval, useLoad } from '../use-load.ts';
 
 // Domains: add one → the DNS records to create (with copy buttons) and a verification status
 // that checks itself again every few seconds while it is pending (what is missing, what was
@@ -32,7 +32,7 @@ export function DomainsPage() {
 }
 
 function AddDomain(props: { onAdded: () => Promise<void> }) {
-  const [name, setName] = useState('');
+  const [name, setName] = useDraft('domains:new');
   const action = useAction();
   return (
     <ActionForm
@@ -169,7 +169,7 @@ function Records(props: { records: DnsRecord[]; check: Verification | undefined 
 
 function Shares(props: { d: DomainRow; onChange: () => Promise<void> }) {
   const { d } = props;
-  const [who, setWho] = useState('');
+  const [who, setWho] = useDraft(`domains:${d.domain}:share`);
   const share = useAction();
   const unshare = useAction();
   return (

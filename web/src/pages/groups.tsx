@@ -3,7 +3,7 @@ import { requireEmail, requireEmails } from '../../../src/auth/emails.ts';
 import { groupExists, requireGroupName } from '../../../src/auth/group-name.ts';
 import { addMembers, createGroup, deleteGroup, listGroups, removeMember, type GroupRow } from '../api.ts';
 import { ActionForm, checkWith, ConfirmButton, Loading, PageTitle, Problem, splitList, TextField, useAction, When } from '../ui.tsx';
-import { useLoad } from '../use-load.ts';
+import { useDraft, useLoad } from '../use-load.ts';
 
 // Groups: create, add and remove emails, delete. A change applies to live tunnels at once
 // (the relay reads members through the same service the CLI's commands change).
@@ -35,8 +35,8 @@ export function GroupsPage() {
 }
 
 function NewGroup(props: { existing: GroupRow[]; onCreated: () => Promise<void> }) {
-  const [name, setName] = useState('');
-  const [emails, setEmails] = useState('');
+  const [name, setName] = useDraft('groups:new:name');
+  const [emails, setEmails] = useDraft('groups:new:emails');
   const [serverError, setServerError] = useState<{ field: 'name' | 'emails' | 'form'; message: string }>();
   const action = useAction();
   const checkName = checkWith((v: string) => {
@@ -94,7 +94,7 @@ function NewGroup(props: { existing: GroupRow[]; onCreated: () => Promise<void> 
 
 function GroupCard(props: { group: GroupRow; onChange: () => Promise<void> }) {
   const g = props.group;
-  const [email, setEmail] = useState('');
+  const [email, setEmail] = useDraft(`groups:${g.name}:add`);
   const add = useAction();
   const remove = useAction();
   const checkEmail = checkWith((v: string) => splitList(v).forEach((e) => requireEmail(e)));

@@ -1,7 +1,7 @@
 import { useState } from 'react';
 import { createToken, listTokens, revokeToken, type TokenRow } from '../api.ts';
 import { ActionForm, ConfirmButton, CopyButton, Loading, PageTitle, Problem, TextField, useAction, When } from '../ui.tsx';
-import { useLoad } from '../use-load.ts';
+import { useDraft, useLoad } from '../use-load.ts';
 
 // Tokens: your personal access tokens and agent tokens. A new token is shown once, here, with a
 // copy button; it is kept nowhere else (leaving the page forgets it). Revoking one cuts what uses
@@ -52,7 +52,7 @@ export function TokensPage() {
 }
 
 function NewToken(props: { onCreated: (t: { token: string; name: string }) => Promise<void> }) {
-  const [name, setName] = useState('');
+  const [name, setName] = useDraft('tokens:new:name');
   const action = useAction();
   return (
     <ActionForm
