@@ -14,7 +14,8 @@ import { randomBytes } from 'node:crypto';
 import { startDnsWorld, type DnsWorld } from '../../test/support/dns-world.ts';
 import { resolveTunnelDomain } from './domain-access.ts';
 import { certEventHeaders } from '../certs/cert-event-signature.ts';
-import { certRoutes, domainRoutes } from './domains.ts';
+import { certRoutes } from './certificates.ts';
+import { domainRoutes } from './domains.ts';
 import { errorBody, statusOf, type ApiEnv } from './http.ts';
 
 const RELAY = 'relay.test';
@@ -53,7 +54,7 @@ describe('API /v1/domains and /v1/certs', () => {
     world = await startDnsWorld({ relayDomain: RELAY, publicIps: ['127.0.0.1'], customerZones: [zone] });
     manager = new CertManager({ store: id.store, box: new SecretBox(randomBytes(32)), issuer: new SelfSignedIssuer(await createCa('api test CA')), decide: relayDecisionFunc({ store: id.store, relayDomain: RELAY }) });
     const opts = { relayDomain: RELAY, resolver: world.resolver, strict: false, manager, certEventToken: 'cert-event-secret-0123456789' };
-    app = new Hono<ApiEnv>().route('/v1/domains', domainRoutes(id, opts)).route('/v1/certs', certRoutes(id, opts));
+    app = new Hono<ApiEnv>().route('/v1/domains', domainRoutes(id, opts)).route('/', certRoutes(id, opts));
     app.onError((err, c) => c.json(errorBody(err), statusOf(err)));
   });
   after(async () => {
