@@ -82,6 +82,8 @@ describe('tunn http, status and stop', () => {
       assert.equal(t.kind, 'http');
       assert.equal(t.agents, 1);
       assert.ok(Number(t.requests) >= 1, `requests counted: ${JSON.stringify(t)}`);
+      assert.ok(Number(t.bytesIn) > 0 && Number(t.bytesOut) > 0, `bytes counted: ${JSON.stringify(t)}`);
+      assert.deepEqual([t.owner, t.public, t.access, t.domain], ['alice@example.com', true, 'owner', relay.domain]);
       assert.deepEqual(t.allowed, ['everyone (public)', 'from 127.0.0.1/32', '100/min per client']);
       assert.ok(Math.abs(Date.parse(String(t.since)) - Date.now()) < 120_000);
 
