@@ -87,4 +87,16 @@ describe('/v1 input validation', () => {
     const window = (await call('GET', `/v1/events?since=${new Date(t0 + 3 * 60_000).toISOString()}&until=${new Date(t0 + 7 * 60_000).toISOString()}`)).body as { events: { tunnel: string }[] };
     assert.deepEqual(window.events.map((e) => e.tunnel), ['t2.tunn.localhost', 't1.tunn.localhost']);
   });
+
+  it('device login (RFC 8628) takes a form or JSON, and refuses in RFC 8628\'s shape', async () => {
+    const form = await app.request('/v1/auth/device', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'client_name=curl' }, { clientIp: '192.0.2.7' });
+    assert.equal(form.status, 200);
+    const started = (await form.json()) as { device_code: string };
+    assert.ok(started.device_code);
+    const pending = await app.request('/v1/auth/device/token', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ device_code: started.device_code }) });
+    assert.deepEqual([pending.status, ((await pending.json()) as { error: string }).error], [400, 'authorization_pending']);
+    const bad = await app.request('/v1/auth/device', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ client_name: 5 }) }, { clientIp: '192.0.2.7' });
+    assert.equal(bad.status, 400);
+    assert.deepEqual(await bad.json(), { error: 'invalid_request', error_description: '"client_name" must be a string' });
+  });
 });
