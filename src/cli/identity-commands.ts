@@ -152,11 +152,16 @@ export function registerIdentityCommands(program: Command): void {
       .description('security events: failed logins, revoked-token use, denied visitors, rate-limit bursts')
       .option('--kind <kind>', 'only this kind')
       .option('--tunnel <host>', 'only this tunnel')
-      .option('--limit <n>', 'at most this many', '50'),
-  ).action(async (o: CommonFlags & { kind?: string; tunnel?: string; limit?: string }) => {
-    const r = await client(o).call((c) => c.v1.events.$get({ query: { kind: o.kind, tunnel: o.tunnel, limit: o.limit } }));
-    out(o, { event: 'events', events: r.events }, () =>
-      r.events.map((e) => `${e.at}  ${e.kind.padEnd(20)}  ${(e.ip ?? '-').padEnd(15)}  ${(e.email ?? '-').padEnd(24)}  ${(e.tunnel ?? '-').padEnd(24)}  ${e.detail}${e.count > 1 ? ` (×${e.count})` : ''}\n`).join('') || 'no events\n',
+      .option('--email <email>', 'only events about this email')
+      .option('--since <time>', 'only events at or after this ISO time')
+      .option('--until <time>', 'only events before this ISO time')
+      .option('--limit <n>', 'at most this many', '50')
+      .option('--cursor <cursor>', 'the page after the one that printed this cursor'),
+  ).action(async (o: CommonFlags & { kind?: string; tunnel?: string; email?: string; since?: string; until?: string; limit?: string; cursor?: string }) => {
+    const r = await client(o).call((c) => c.v1.events.$get({ query: { kind: o.kind, tunnel: o.tunnel, email: o.email, since: o.since, until: o.until, limit: o.limit, cursor: o.cursor } }));
+    out(o, { event: 'events', events: r.events, next: r.next }, () =>
+      (r.events.map((e) => `${e.at}  ${e.kind.padEnd(20)}  ${(e.ip ?? '-').padEnd(15)}  ${(e.email ?? '-').padEnd(24)}  ${(e.tunnel ?? '-').padEnd(24)}  ${e.detail}${e.count > 1 ? ` (×${e.count})` : ''}\n`).join('') || 'no events\n') +
+      (r.next ? `(more: tunn events --cursor ${r.next} with the same filters)\n` : ''),
     );
   });
 }
