@@ -51,7 +51,6 @@ function domainOf(name: string, domains: Iterable<string>): string | undefined {
 
 export function certRoutes(identity: Identity, opts: Pick<DomainApiOptions, 'manager' | 'relayDomain'>) {
   const store = identity.store;
-  const callerOf = (c: { get(k: 'caller'): { accountId: string; email: string } }): Caller => ({ accountId: c.get('caller').accountId, email: c.get('caller').email });
 
   /** Every certificate the caller may see: their and shared domains', the relay's own; admins: all. */
   async function visible(who: Caller): Promise<CertificateView[]> {
@@ -116,9 +115,9 @@ export function certRoutes(identity: Identity, opts: Pick<DomainApiOptions, 'man
   return new Hono<ApiEnv>()
     .get('/v1/certs', auth, async (c) => {
       // `tunn cert list`: the relay's own certificates and those of the caller's domains.
-      const mine = new Set((await domainsVisibleTo(store, callerOf(c))).map((x) => x.domain.domain));
+      const mine = new Set((await domainsVisibleTo(store, c.get('caller'))).map((x) => x.domain.domain));
       const all: CertListEntry[] = opts.manager ? await opts.manager.list() : [];
       return c.json({ certs: all.filter((e) => !e.domain || mine.has(e.domain)).map((e) => ({ ...e, relay: !e.domain })) });
     })
-    .get('/v1/certificates', auth, async (c) => c.json({ certificates: await visible(callerOf(c)) }));
+    .get('/v1/certificates', auth, async (c) => c.json({ certificates: await visible(c.get('caller')) }));
 }

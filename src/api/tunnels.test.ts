@@ -155,6 +155,23 @@ describe('/v1/tunnels', () => {
     assert.equal(await events.closed(), true);
     assert.ok(!events.seen.some((e) => JSON.stringify(e.data).includes('other.tunn.localhost')), 'mallory\'s tunnel never appears');
   });
+
+  // Security property: a console (cookie) stream ends when the browser session is signed out.
+  it('events: a console stream over the session cookie ends when the session is signed out', async () => {
+    const alice = owner['alice@example.com']!;
+    const { cookieValue, session: s } = await id.sessions.create({ accountId: alice.id, email: alice.email, host: new URL(RELAY_URL).host });
+    const res = await app.request('/v1/tunnels/events', { headers: { cookie: `tunn=${cookieValue}`, 'sec-fetch-site': 'same-origin' } });
+    assert.equal(res.status, 200);
+    const events = sseReader(res);
+    await events.next('snapshot');
+    assert.ok(await events.next('heartbeat'));
+    await id.sessions.revokeFamily(s);
+    assert.match(String((await events.next('end')).reason), /revoked or expired/);
+    assert.equal(await events.closed(), true);
+    // And from another site the stream does not open at all.
+    const foreign = await app.request('/v1/tunnels/events', { headers: { cookie: `tunn=${cookieValue}`, 'sec-fetch-site': 'same-site' } });
+    assert.equal(foreign.status, 403);
+  });
 });
 
 /** Reads server-sent events from a response: next(name) waits (up to 10 s) for the next event of that name. */
