@@ -1,4 +1,5 @@
 import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import type { Identity } from '../auth/identity.ts';
 import { TunnError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
@@ -36,6 +37,8 @@ export interface ApiExtras {
   tunnelEvents?: TunnelEventsOptions;
 }
 
+const MAX_BODY = 1024 * 1024;
+
 export function createApiApp(identity: Identity, extras: ApiExtras = {}) {
   const domains = extras.domains ?? { relayDomain: identity.relayUrl.hostname, strict: false };
   const app = new Hono<ApiEnv>()
@@ -48,6 +51,8 @@ export function createApiApp(identity: Identity, extras: ApiExtras = {}) {
       c.header(REQUEST_ID_HEADER, reqId);
       if (c.res.status >= 400) extras.logger?.info({ reqId, status: c.res.status, host: c.req.header('host'), method: c.req.method, path: c.req.path }, 'answered by the relay');
     })
+    // No /v1 body is large (the biggest: a group's 1000 emails); a larger one is refused before it is read.
+    .use('/v1/*', bodyLimit({ maxSize: MAX_BODY, onError: (c) => c.json(errorBody(new TunnError('INVALID_INPUT', `the request body is larger than ${MAX_BODY / 1024} KiB`)), 413) }))
     .get('/.well-known/jwks.json', (c) => c.json(identity.tokens.jwks(), 200, { 'cache-control': 'public, max-age=300' }))
     // No other origin may read /v1 (the console is same-origin): preflights are refused, and no
     // answer carries Access-Control-Allow-*.

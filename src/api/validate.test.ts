@@ -53,6 +53,15 @@ describe('/v1 input validation', () => {
     await refused('POST', '/v1/tokens', '{"name":"x"}', /got "text\/plain"/, { 'content-type': 'text/plain' });
   });
 
+  it('takes an empty body as {} (curl -X POST sends none), and refuses a body over 1 MiB', async () => {
+    const empty = await app.request('/v1/tokens', { method: 'POST', headers: auth });
+    assert.equal(empty.status, 201);
+    assert.equal(((await empty.json()) as { name: string }).name, 'personal access token');
+    const big = await call('POST', '/v1/groups', JSON.stringify({ name: 'big', emails: ['a'.repeat(2 * 1024 * 1024)] }));
+    assert.equal(big.status, 413);
+    assert.equal(big.body.error?.message, 'the request body is larger than 1024 KiB');
+  });
+
   it('checks query strings: event kind, times, limit and cursor', async () => {
     await refused('GET', '/v1/events?kind=nope', undefined, /^"kind" must be one of: login_failed, .*idp_group_removed, not "nope"$/);
     await refused('GET', '/v1/events?since=yesterday', undefined, /^"since" must be an ISO time such as 2026-01-31T00:00:00Z$/);
