@@ -105,9 +105,11 @@ export function registerIdentityCommands(program: Command): void {
   apiFlags(program.command('whoami').description('print the signed-in email, and the IdP groups the relay knows for you')).action((o) => runWhoami(o));
 
   const token = program.command('token').description('personal access tokens (for scripts: Authorization: Bearer <token>)');
-  apiFlags(token.command('list').description('list your tokens')).action(async (o: CommonFlags) => {
-    const r = await client(o).call((c) => c.v1.tokens.$get({ query: {} }));
-    out(o, { event: 'tokens', ...r }, () => r.tokens.map((t) => `${t.id}  ${t.kind.padEnd(5)}  ${t.name.padEnd(32)}  created ${t.createdAt}${t.id === r.current ? '  (this machine)' : ''}\n`).join('') || 'no tokens\n');
+  apiFlags(token.command('list').description('list your tokens, with their last use').option('--all', "every account's tokens (relay admins, --admin-email)")).action(async (o: CommonFlags & { all?: boolean }) => {
+    const r = await client(o).call((c) => c.v1.tokens.$get({ query: o.all ? { all: '1' } : {} }));
+    out(o, { event: 'tokens', ...r }, () =>
+      r.tokens.map((t) => `${t.id}  ${t.kind.padEnd(5)}  ${t.name.padEnd(32)}  created ${t.createdAt}  last used ${t.lastUsedAt ?? 'never'}${o.all ? `  ${t.email}` : ''}${t.id === r.current ? '  (this machine)' : ''}\n`).join('') || 'no tokens\n',
+    );
   });
   apiFlags(token.command('create').description('create a personal access token').option('--name <name>', 'a label to recognise it by')).action(async (o: CommonFlags & { name?: string }) => {
     const r = await client(o).call((c) => c.v1.tokens.$post({ json: { name: o.name } }));
