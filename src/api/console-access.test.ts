@@ -146,6 +146,19 @@ describe('console access to /v1', () => {
     assert.equal(admin.admin, true);
   });
 
+  it('says what to do where a session or a token cannot do what was asked', async () => {
+    const out = await req('/v1/session', { method: 'DELETE', headers: { authorization: `Bearer ${bearer}` } });
+    assert.equal(out.status, 400);
+    assert.equal((await errorOf(out)).message, 'this signs a browser out; a token is revoked with `tunn logout` or DELETE /v1/tokens/<id>');
+    const revoke = await req('/v1/auth/token/revoke', { method: 'POST', headers: { cookie, 'x-tunn-csrf': csrf } });
+    assert.equal(revoke.status, 400);
+    assert.match((await errorOf(revoke)).message, /^name the token to revoke: \{ "jti": "<id from GET \/v1\/tokens>" \} or \{ "token": "<the token>" \}$/);
+    // This app was made without the relay's tunnel list.
+    const tunnels = await req('/v1/tunnels', { headers: { authorization: `Bearer ${bearer}` } });
+    assert.equal(tunnels.status, 404);
+    assert.equal((await errorOf(tunnels)).message, 'this relay does not serve live tunnel status');
+  });
+
   it('DELETE /v1/session signs the browser out (with the CSRF header), and the cookie stops working', async () => {
     assert.equal((await req('/v1/session', { method: 'DELETE', headers: { cookie } })).status, 403);
     const res = await req('/v1/session', { method: 'DELETE', headers: { cookie, 'x-tunn-csrf': csrf } });

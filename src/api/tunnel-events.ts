@@ -38,6 +38,8 @@ export function tunnelEventsRoute(identity: Identity, control: () => TunnelContr
     const ctl = control();
     const caller = c.get('caller');
     const stillValid = credentialCheck(identity, c);
+    // A reverse proxy in front of the relay (nginx) must pass events on as they come.
+    c.header('x-accel-buffering', 'no');
     return streamSSE(c, async (stream) => {
       const send = <K extends keyof TunnelEvents>(event: K, data: TunnelEvents[K]) => stream.writeSSE({ event, data: JSON.stringify(data) });
       let last = new Map<string, string>();
