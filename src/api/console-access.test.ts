@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { account, identityFixture, RELAY_URL } from '../../test/fixtures/identity.ts';
 import { createApiApp, type ApiApp } from './app.ts';
+import { ApiError, apiResult, createApiClient, pathParams } from './client.ts';
 
 // How a browser may call /v1 (the web console, issue 13): the relay's session cookie works only
 // from the console's own origin, every state-changing cookie call carries the CSRF token from
@@ -54,6 +55,22 @@ describe('console access to /v1', () => {
     csrf = body.csrf;
     const viaToken = (await (await req('/v1/session', { headers: { authorization: `Bearer ${bearer}` } })).json()) as { csrf: string | null; via: string };
     assert.deepEqual([viaToken.via, viaToken.csrf], ['token', null]);
+  });
+
+  it('the console\'s typed client: session first, then changes with its CSRF token', async () => {
+    // What web/ does: createApiClient over the browser's fetch (here: the app in-process, the cookie set by hand).
+    let token = '';
+    const api = createApiClient(RELAY_URL, {
+      fetch: async (input, init) => app.request(input instanceof Request ? input : String(input), init),
+      headers: () => ({ cookie, origin: RELAY_URL, 'sec-fetch-site': 'same-origin', ...(token ? { 'x-tunn-csrf': token } : {}) }),
+    });
+    const session = await apiResult(api.v1.session.$get());
+    assert.equal(session.email, 'me@example.com');
+    await assert.rejects(apiResult(api.v1.groups.$post({ json: { name: 'typed' } })), (e) => e instanceof ApiError && e.status === 403 && /x-tunn-csrf/.test(e.message));
+    token = session.csrf!;
+    const created = await apiResult(api.v1.groups.$post({ json: { name: 'typed' } }));
+    assert.equal(created.group.name, 'typed');
+    await apiResult(api.v1.groups[':name'].$delete({ param: pathParams({ name: 'typed' }) }));
   });
 
   it('a cookie call from the console with the CSRF header changes things', async () => {
