@@ -8,17 +8,19 @@ import { customDomainDecision } from '../certs/decision.ts';
 import { verifyDomain } from '../certs/domain-verify.ts';
 import { createDomain, deleteDomain, domainByName, normalizeCustomDomain, updateDomainShares, updateDomainTls, type Domain } from '../certs/domains.ts';
 import { listCertEvents, recordCertEvent } from '../certs/events.ts';
-import type { CertListEntry, CertManager } from '../certs/manager.ts';
+import type { CertManager } from '../certs/manager.ts';
 import { requiredRecords, verificationProblems, verifyDomainDns, type RecordCheck, type RequiredRecord } from '../dns/verify.ts';
 import type { Clock } from '../lib/clock.ts';
 import { errorMessage, TunnError } from '../lib/errors.ts';
 import { accountById } from '../store/accounts.ts';
-import type { Store } from '../store/store.ts';
 import { domainsVisibleTo, normalizeShare, roleOf, type Caller, type DomainRole } from './domain-access.ts';
-import { asObject, asString, asStringArray, requireBearer, type ApiEnv } from './http.ts';
+import { z } from 'zod';
+import { requireCaller } from './caller.ts';
+import type { ApiEnv } from './http.ts';
+import { jsonBody, params } from './validate.ts';
 
-// /v1/domains and /v1/certs — `tunn domain add|verify|list|show|share|unshare|delete` and
-// `tunn cert list` (seed 002 "Custom Domains", "Domain Sharing"; seed 001 lifecycle and
+// /v1/domains — `tunn domain add|verify|list|show|share|unshare|delete` and the console's
+// Domains page (seed 002 "Custom Domains", "Domain Sharing"; seed 001 lifecycle and
 // `POST /v1/domains/cert-events`). The owner manages a domain; shared users may see it and
 // create tunnels on it, nothing more.
 
@@ -69,9 +71,14 @@ export interface VerifyResult {
   problems: string[];
 }
 
+const addBody = z.object({ domain: z.string().min(1).max(253), verify: z.boolean().optional() });
+const shareBody = z.object({ with: z.array(z.string().max(1000)).max(1000) });
+const domainParam = z.object({ domain: z.string().min(1).max(253) });
+const shareParam = z.object({ domain: z.string().min(1).max(253), who: z.string().min(1).max(320) });
+
 export function domainRoutes(identity: Identity, opts: DomainApiOptions) {
   const store = identity.store;
-  const auth = requireBearer(identity);
+  const auth = requireCaller(identity);
   const now = () => (opts.clock ?? identity.clock).now();
   const caller = (c: { get(k: 'caller'): { accountId: string; email: string } }): Caller => ({ accountId: c.get('caller').accountId, email: c.get('caller').email });
   const recordsFor = (d: Domain) => requiredRecords({ domain: d.domain, acmeId: d.acmeIdentifier, relayDomain: opts.relayDomain, strict: opts.strict, verificationToken: d.verificationToken });
@@ -164,10 +171,10 @@ export function domainRoutes(identity: Identity, opts: DomainApiOptions) {
       const list = await domainsVisibleTo(store, caller(c));
       return c.json({ domains: await Promise.all(list.map((x) => view(x.domain, x.role))) });
     })
-    .post('/', auth, async (c) => {
-      const o = asObject(await c.req.json().catch(() => undefined));
-      const name = parseDomain(asString(o, 'domain', { max: 253 }));
-      const wait = o.verify !== false;
+    .post('/', auth, jsonBody(addBody), async (c) => {
+      const body = c.req.valid('json');
+      const name = parseDomain(body.domain);
+      const wait = body.verify !== false;
       const who = caller(c);
       const account = await accountById(store, who.accountId);
       if (!account) throw new TunnError('AUTH_INVALID_TOKEN', 'the token belongs to an account that no longer exists');
@@ -189,53 +196,37 @@ export function domainRoutes(identity: Identity, opts: DomainApiOptions) {
       const fresh = (await domainByName(store, name))!;
       return c.json({ domain: await view(fresh, 'owner'), records: recordsFor(fresh), created, verification }, created ? 201 : 200);
     })
-    .get('/:domain', auth, async (c) => {
-      const { d, role } = await visible(caller(c), c.req.param('domain'));
+    .get('/:domain', auth, params(domainParam), async (c) => {
+      const { d, role } = await visible(caller(c), c.req.valid('param').domain);
       const events = role === 'owner' ? await listCertEvents(store, d.domain, 20) : [];
       return c.json({ domain: await view(d, role), events });
     })
-    .post('/:domain/verify', auth, async (c) => {
-      const d = await owned(caller(c), c.req.param('domain'), 'verify');
+    .post('/:domain/verify', auth, params(domainParam), async (c) => {
+      const d = await owned(caller(c), c.req.valid('param').domain, 'verify');
       return c.json(await runVerify(d));
     })
-    .post('/:domain/shares', auth, async (c) => {
-      const d = await owned(caller(c), c.req.param('domain'), 'share');
-      const o = asObject(await c.req.json().catch(() => undefined));
-      const who = asStringArray(o, 'with').flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+    .post('/:domain/shares', auth, params(domainParam), jsonBody(shareBody), async (c) => {
+      const d = await owned(caller(c), c.req.valid('param').domain, 'share');
+      const who = c.req.valid('json').with.flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
       if (who.length === 0) throw new TunnError('INVALID_INPUT', `name who to share with: tunn domain share ${d.domain} @company.com or alice@company.com,bob@company.com`);
       const entries = who.map(normalizeShare);
       await updateDomainShares(store, d.domain, (current) => [...current, ...entries]);
       return c.json({ domain: await view((await domainByName(store, d.domain))!, 'owner') });
     })
-    .delete('/:domain/shares/:who', auth, async (c) => {
-      const d = await owned(caller(c), c.req.param('domain'), 'unshare');
-      const entry = normalizeShare(c.req.param('who'));
+    .delete('/:domain/shares/:who', auth, params(shareParam), async (c) => {
+      const p = c.req.valid('param');
+      const d = await owned(caller(c), p.domain, 'unshare');
+      const entry = normalizeShare(p.who);
       if (!d.shares.includes(entry)) {
         throw new TunnError('NOT_FOUND', `${d.domain} is not shared with ${entry}${d.shares.length ? ` (shared with: ${d.shares.join(', ')})` : ' (it is not shared with anyone)'}`);
       }
       await updateDomainShares(store, d.domain, (current) => current.filter((s) => s !== entry));
       return c.json({ domain: await view((await domainByName(store, d.domain))!, 'owner') });
     })
-    .delete('/:domain', auth, async (c) => {
-      const d = await owned(caller(c), c.req.param('domain'), 'delete');
+    .delete('/:domain', auth, params(domainParam), async (c) => {
+      const d = await owned(caller(c), c.req.valid('param').domain, 'delete');
       await deleteDomain(store, d.domain);
       await opts.manager?.forget(`*.${d.domain}`).catch((err) => identity.options.onError?.(new Error(`forgetting the certificate of ${d.domain}: ${errorMessage(err)}`)));
       return c.json({ deleted: true as const, domain: d.domain });
     });
-}
-
-/** GET /v1/certs: the relay's own certificates and those of the caller's domains. */
-export function certRoutes(identity: Identity, opts: Pick<DomainApiOptions, 'manager'>) {
-  const store: Store = identity.store;
-  return new Hono<ApiEnv>().use(requireBearer(identity)).get('/', async (c) => {
-    const who: Caller = { accountId: c.get('caller').accountId, email: c.get('caller').email };
-    const mine = new Set((await domainsVisibleTo(store, who)).map((x) => x.domain.domain));
-    const all: CertListEntry[] = opts.manager ? await opts.manager.list() : [];
-    const certs = [];
-    for (const e of all) {
-      if (e.domain && !mine.has(e.domain)) continue;
-      certs.push({ ...e, relay: !e.domain });
-    }
-    return c.json({ certs });
-  });
 }

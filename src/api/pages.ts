@@ -1,6 +1,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { attemptCookieName, clearSessionCookie, readCookie, serializeSessionCookie, sessionCookieName, type AttemptCookie } from '../auth/cookies.ts';
-import { checkFormToken, crossOriginPost, formToken, refusedPostMessage } from '../auth/csrf.ts';
+import { checkFormToken, formToken, refusedPostMessage } from '../auth/csrf.ts';
+import { foreignOrigin } from './caller.ts';
 import { checkReturnUrl, HOME, type ReturnPolicy, type ReturnTarget } from '../auth/return-url.ts';
 import { esc, PAGE_HEADERS, page } from '../auth/html.ts';
 import { newRequestId } from '../lib/page.ts';
@@ -9,7 +10,6 @@ import type { OidcSecrets } from '../auth/oidc.ts';
 import type { Session } from '../auth/sessions.ts';
 import { ensureAccount } from '../store/accounts.ts';
 import { clientIp, type ApiEnv } from './http.ts';
-import { ownOrigin } from './session-auth.ts';
 
 // Helpers shared by the relay's own pages (login, logout, device confirmation).
 
@@ -105,9 +105,7 @@ export function pages(identity: Identity) {
    */
   const sameOrigin: MiddlewareHandler<ApiEnv> = async (c, next) => {
     if (c.req.method === 'POST') {
-      const h = c.req.raw.headers;
-      // The page's own origin (a browser cannot set Host for another site).
-      const reason = crossOriginPost({ origin: present(h.get('origin')), secFetchSite: present(h.get('sec-fetch-site')) }, ownOrigin(identity, c.req.url));
+      const reason = foreignOrigin(identity, c);
       if (reason) return render(c, 403, 'Refused', `<p>${esc(refusedPostMessage(reason))}</p>`);
     }
     await next();
@@ -137,8 +135,4 @@ export function pages(identity: Identity) {
   }
 
   return { currentSession, returnUrl, refusedPage, continueTo, finishLogin, sameOrigin, tokenField, hasFormToken, staleFormPage, signedOutHeaders, hidden, secure, relayHost };
-}
-
-function present(v: string | null): string[] {
-  return v === null ? [] : [v];
 }

@@ -41,6 +41,10 @@ export interface EventFilter {
   ip?: string;
   /** ISO time; only events at or after it. */
   since?: string;
+  /** ISO time; only events before it. */
+  until?: string;
+  /** Paging: only events after this one in the list's order (newest first). */
+  after?: { at: string; id: string };
   limit?: number;
 }
 
@@ -113,7 +117,10 @@ export class EventLog {
     if (filter.email) q = q.where('email', '=', filter.email.toLowerCase());
     if (filter.ip) q = q.where('ip', '=', filter.ip);
     if (filter.since) q = q.where('at', '>=', filter.since);
-    const rows = await q.orderBy('at', 'desc').orderBy('id').limit(Math.min(Math.max(filter.limit ?? 100, 1), 1000)).execute();
+    if (filter.until) q = q.where('at', '<', filter.until);
+    const after = filter.after;
+    if (after) q = q.where((eb) => eb.or([eb('at', '<', after.at), eb.and([eb('at', '=', after.at), eb('id', '<', after.id)])]));
+    const rows = await q.orderBy('at', 'desc').orderBy('id', 'desc').limit(Math.min(Math.max(filter.limit ?? 100, 1), 1000)).execute();
     return rows.map((r) => ({ id: r.id, at: r.at, kind: r.kind as SecurityEventKind, ip: r.ip, email: r.email, tunnel: r.tunnel, accountId: r.account_id, detail: r.detail, count: r.count }));
   }
 

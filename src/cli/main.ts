@@ -5,7 +5,7 @@ import { registerCertEventCommand } from './cert-event-command.ts';
 import { completionScript } from './completion.ts';
 import { registerConfigCommands } from './config-commands.ts';
 import { registerDomainCommands } from './domain-commands.ts';
-import { ApiClient, resolveApiTarget } from './api-client.ts';
+import { RelayApi, resolveApiTarget } from './api-client.ts';
 import { registerGrantCommands } from './grant-commands.ts';
 import { registerIdentityCommands } from './identity-commands.ts';
 import { registerTrustCommands } from './trust-commands.ts';
@@ -180,10 +180,7 @@ export function buildProgram(): Command {
   registerConfigCommands(program);
   registerTrustCommands(program);
   registerGrantCommands(program);
-  registerDomainCommands(program, (o) => {
-    const client = new ApiClient(resolveApiTarget(o as { relay?: string; token?: string; tokenFile?: string; relayCa?: string }));
-    return { request: (method, path, body) => client.call(method, path, body) };
-  });
+  registerDomainCommands(program, (o) => new RelayApi(resolveApiTarget(o as { relay?: string; token?: string; tokenFile?: string; relayCa?: string })));
   registerCertEventCommand(program.commands.find((c) => c.name() === 'cert')!);
 
   program

@@ -283,6 +283,20 @@ for (const dialect of DIALECTS) {
         (await log.list({ accountId: a.id, since: '2026-01-01T00:00:00.000Z', kind: 'visitor_denied' })).map((e) => e.email),
         ['v4@example.com', 'v2@example.com', 'v0@example.com'],
       );
+      // `until` and paging after an event (time, then id, both descending): the pages add up to the list.
+      assert.deepEqual(
+        (await log.list({ accountId: a.id, until: '2026-01-01T00:00:00.000Z', kind: 'visitor_denied' })).map((e) => e.email),
+        ['v1@example.com', 'v3@example.com'],
+      );
+      const paged: string[] = [];
+      let after: { at: string; id: string } | undefined;
+      for (;;) {
+        const page = await log.list({ accountId: a.id, limit: 2, after });
+        paged.push(...page.map((e) => e.id));
+        if (page.length < 2) break;
+        after = { at: page.at(-1)!.at, id: page.at(-1)!.id };
+      }
+      assert.deepEqual(paged, all.map((e) => e.id));
       for (const [i, t] of times.entries()) await recordCertEvent(store, { domain: 'sort.example.com', kind: 'issued', message: `e${i}`, detail: { i, names: ['*.sort.example.com'], ok: true, none: null } }, Date.parse(t));
       const evs = await listCertEvents(store, 'sort.example.com');
       assert.deepEqual(evs.map((e) => e.at), [...times].sort().reverse());

@@ -343,7 +343,7 @@ describe('web console', { timeout: 240_000 }, () => {
   // while the visitor is signed in to the console, and nothing changes. Chromium counts each
   // *.localhost host as its own site, so here SameSite=Lax keeps the cookie off the post; where
   // the tunnel is same-site with the relay (a real zone such as tunn.example.com) the cookie goes
-  // along and the API's Origin/Sec-Fetch-Site check refuses it (src/api/session-auth.test.ts).
+  // along and the API's Origin/Sec-Fetch-Site check refuses it (src/api/console-access.test.ts).
   it('refuses a cross-site form posted to /v1 from a tunnel\'s page', async () => {
     const attack = http.createServer((_req, res) => {
       res.writeHead(200, { 'content-type': 'text/html' });

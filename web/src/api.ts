@@ -1,5 +1,4 @@
-import { hc } from 'hono/client';
-import type { ApiApp } from '../../src/api/app.ts';
+import { createApiClient, pathParams, type CertificateView, type SessionInfo } from '../../src/api/client.ts';
 
 // The console's one door to the relay: /v1 through the typed Hono client the CLI's types come
 // from, with the relay's session cookie (same origin only) and the CSRF token of GET /v1/session
@@ -22,8 +21,9 @@ export class ApiError extends Error {
 
 let csrf: string | null = null;
 
-const client = hc<ApiApp>(location.origin, {
-  init: { credentials: 'same-origin' },
+// The same typed client as the CLI's (src/api/client.ts), over the browser's fetch with the session cookie.
+const client = createApiClient(location.origin, {
+  fetch: (input, init) => fetch(input, { ...init, credentials: 'same-origin' }),
   headers: (): Record<string, string> => (csrf ? { 'x-tunn-csrf': csrf } : {}),
 });
 
@@ -65,29 +65,9 @@ async function call<R extends JsonResponse>(request: () => Promise<R>): Promise<
   throw new ApiError(res.status, code, message);
 }
 
-/** A call to an endpoint of the contract that the ApiApp type does not describe yet (same rules as `call`). */
-function untyped<T>(method: string, path: string, query?: Record<string, string>): Promise<T> {
-  const q = query && Object.keys(query).length ? `?${new URLSearchParams(query).toString()}` : '';
-  return call(() => fetch(path + q, { method, credentials: 'same-origin', headers: { accept: 'application/json', ...(csrf ? { 'x-tunn-csrf': csrf } : {}) } })) as Promise<T>;
-}
-
-// hc takes a body only where the route declares a validator; until every route does, these go as
-// `json` through an args object the client passes on unchanged.
-function withJson(json: unknown): Record<string, never> {
-  return { json } as unknown as Record<string, never>;
-}
-function withQuery(query: Record<string, string>): Record<string, never> {
-  return { query } as unknown as Record<string, never>;
-}
-
 // ---- session ---------------------------------------------------------------------------
 
-export interface SessionInfo {
-  email: string;
-  relay: string;
-  csrf: string | null;
-  admin: boolean;
-}
+export type { SessionInfo };
 
 export async function loadSession(): Promise<SessionInfo> {
   const s = (await call(() => client.v1.session.$get())) as SessionInfo;
@@ -122,7 +102,7 @@ export async function listTunnels(): Promise<TunnelRow[]> {
 }
 
 // What GET /v1/tunnels/events may call a change; any of them means "fetch the list again".
-const TUNNEL_EVENT_NAMES = ['tunnel', 'tunnels', 'added', 'removed', 'changed', 'update', 'snapshot'];
+const TUNNEL_EVENT_NAMES = ['snapshot', 'up', 'updated', 'down'];
 
 /**
  * Watches the live stream of tunnel changes (server-sent events; the cookie goes along, same
@@ -163,13 +143,13 @@ export async function createGroup(name: string, emails: string[]): Promise<Group
   return (await call(() => client.v1.groups.$post({ json: { name, emails } }))).group;
 }
 export async function addMembers(name: string, emails: string[]): Promise<GroupRow> {
-  return (await call(() => client.v1.groups[':name'].members.$post({ param: { name }, json: { emails } }))).group;
+  return (await call(() => client.v1.groups[':name'].members.$post({ param: pathParams({ name }), json: { emails } }))).group;
 }
 export async function removeMember(name: string, email: string): Promise<GroupRow> {
-  return (await call(() => client.v1.groups[':name'].members[':email'].$delete({ param: { name, email } }))).group;
+  return (await call(() => client.v1.groups[':name'].members[':email'].$delete({ param: pathParams({ name, email }) }))).group;
 }
 export async function deleteGroup(name: string): Promise<void> {
-  await call(() => client.v1.groups[':name'].$delete({ param: { name } }));
+  await call(() => client.v1.groups[':name'].$delete({ param: pathParams({ name }) }));
 }
 
 // ---- domains ---------------------------------------------------------------------------
@@ -207,41 +187,28 @@ export async function listDomains(): Promise<DomainRow[]> {
   return ((await call(() => client.v1.domains.$get())) as { domains: DomainRow[] }).domains;
 }
 export async function addDomain(domain: string): Promise<{ domain: DomainRow; verification?: Verification }> {
-  return (await call(() => client.v1.domains.$post(withJson({ domain, verify: true })))) as { domain: DomainRow; verification?: Verification };
+  return (await call(() => client.v1.domains.$post({ json: { domain, verify: true } }))) as { domain: DomainRow; verification?: Verification };
 }
 export async function verifyDomain(domain: string): Promise<Verification> {
-  return (await call(() => client.v1.domains[':domain'].verify.$post({ param: { domain } }))) as Verification;
+  return (await call(() => client.v1.domains[':domain'].verify.$post({ param: pathParams({ domain }) }))) as Verification;
 }
 export async function shareDomain(domain: string, who: string[]): Promise<DomainRow> {
-  return ((await call(() => client.v1.domains[':domain'].shares.$post({ param: { domain }, ...withJson({ with: who }) }))) as { domain: DomainRow }).domain;
+  return ((await call(() => client.v1.domains[':domain'].shares.$post({ param: pathParams({ domain }), json: { with: who } }))) as { domain: DomainRow }).domain;
 }
 export async function unshareDomain(domain: string, who: string): Promise<DomainRow> {
-  return ((await call(() => client.v1.domains[':domain'].shares[':who'].$delete({ param: { domain, who } }))) as { domain: DomainRow }).domain;
+  return ((await call(() => client.v1.domains[':domain'].shares[':who'].$delete({ param: pathParams({ domain, who }) }))) as { domain: DomainRow }).domain;
 }
 export async function deleteDomain(domain: string): Promise<void> {
-  await call(() => client.v1.domains[':domain'].$delete({ param: { domain } }));
+  await call(() => client.v1.domains[':domain'].$delete({ param: pathParams({ domain }) }));
 }
 
 // ---- certificates ----------------------------------------------------------------------
 
-export interface CertificateRow {
-  name: string;
-  names?: string[];
-  domain?: string;
-  /** pending_issue | pending_route | issued | expiring | tls_error | passthrough_unverified */
-  status: string;
-  issuer: string;
-  notAfter: string | null;
-  lastError: string | null;
-  nextRetryAt: string | null;
-  /** Where TLS terminates: the relay, or the agent (with the pin) once agent-side TLS lands. */
-  terminatedAt?: string;
-  pin?: string;
-}
+/** A certificate as GET /v1/certificates describes it (lifecycle state, issuer, expiry, where TLS ends). */
+export type CertificateRow = CertificateView;
 
 export async function listCertificates(): Promise<CertificateRow[]> {
-  const r = await untyped<{ certificates?: CertificateRow[]; certs?: CertificateRow[] }>('GET', '/v1/certificates');
-  return r.certificates ?? r.certs ?? [];
+  return (await call(() => client.v1.certificates.$get())).certificates;
 }
 
 // ---- tokens ----------------------------------------------------------------------------
@@ -257,14 +224,14 @@ export interface TokenRow {
 }
 
 export async function listTokens(): Promise<TokenRow[]> {
-  return ((await call(() => client.v1.tokens.$get())) as { tokens: TokenRow[] }).tokens;
+  return ((await call(() => client.v1.tokens.$get({ query: {} }))) as { tokens: TokenRow[] }).tokens;
 }
 /** The new token's secret comes back once: the page shows it and keeps it nowhere. */
 export async function createToken(name: string): Promise<{ token: string; id: string; name: string }> {
   return await call(() => client.v1.tokens.$post({ json: { name } }));
 }
 export async function revokeToken(id: string): Promise<void> {
-  await call(() => client.v1.tokens[':id'].$delete({ param: { id } }));
+  await call(() => client.v1.tokens[':id'].$delete({ param: pathParams({ id }) }));
 }
 
 // ---- events ----------------------------------------------------------------------------
@@ -294,6 +261,6 @@ export async function listEvents(filter: EventFilter, cursor?: string): Promise<
   const query: Record<string, string> = { limit: String(EVENTS_PAGE) };
   for (const [k, v] of Object.entries(filter)) if (v) query[k] = v;
   if (cursor) query.cursor = cursor;
-  const r = (await call(() => client.v1.events.$get(withQuery(query)))) as { events: EventRow[]; next?: string | null };
+  const r = (await call(() => client.v1.events.$get({ query }))) as { events: EventRow[]; next?: string | null };
   return { events: r.events, next: r.next ?? null };
 }

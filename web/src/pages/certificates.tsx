@@ -38,12 +38,12 @@ export function CertificatesPage() {
 
 function CertificateCard(props: { c: CertificateRow }) {
   const { c } = props;
-  const bad = c.status === 'tls_error' || c.status === 'expiring';
+  const bad = c.state === 'tls_error' || c.state === 'expiring';
   return (
     <li className="card">
       <h2 className="card-title">{c.name}</h2>
       <p>
-        <span className={`badge ${bad ? 'warn' : c.status === 'issued' ? 'ok' : ''}`}>{c.status}</span> <span className="muted">{STATE_TEXT[c.status] ?? ''}</span>
+        <span className={`badge ${bad ? 'warn' : c.state === 'issued' ? 'ok' : ''}`}>{c.state}</span> <span className="muted">{STATE_TEXT[c.state] ?? ''}</span>
       </p>
       <dl className="facts">
         <dt>Issuer</dt>
