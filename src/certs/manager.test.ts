@@ -10,7 +10,6 @@ import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { Dns01Solver } from '../acme/dns01.ts';
-import { setAcmeHttpRetry } from '../acme/http-settings.ts';
 import { ManualClock } from '../lib/clock.ts';
 import { createLogger } from '../lib/logger.ts';
 import { SecretBox } from '../lib/secret-box.ts';
@@ -18,6 +17,7 @@ import { ensureAccount } from '../store/accounts.ts';
 import { openStore, type Store } from '../store/store.ts';
 import { customerZone, startDnsWorld, type DnsWorld } from '../../test/support/dns-world.ts';
 import { startPebble, type Pebble } from '../../test/support/pebble.ts';
+import { KyselyAcmeAccounts } from './kysely-acme-accounts.ts';
 import { AcmeIssuer } from './acme-issuer.ts';
 import { createAlerter, type CertAlert } from './alerts.ts';
 import { relayDecisionFunc } from './decision.ts';
@@ -83,7 +83,6 @@ describe('certificate manager against Pebble', () => {
   }
 
   before(async () => {
-    setAcmeHttpRetry({ maxAttempts: 0, defaultDelaySeconds: 0.05 });
     store = await openStore(dbPath);
     const owner = await ensureAccount(store, 'owner@example.test');
     await createDomain(store, { accountId: owner.id, acmeId: owner.acme_id, domain: DOMAIN, relayDomain: RELAY });
@@ -92,7 +91,7 @@ describe('certificate manager against Pebble', () => {
     world = await startDnsWorld({ relayDomain: RELAY, publicIps: ['127.0.0.1'], customerZones: [customerZone('example.test', DOMAIN, RELAY, owner.acme_id)] });
     pebble = await startPebble({ dnsServer: world.resolver });
     const dns01 = new Dns01Solver({ txt: world.relayZone, acmeIdFor: async (d) => (await domainByName(store, d))?.acmeIdentifier });
-    issuer = new CountingIssuer(new AcmeIssuer({ directory: pebble.directoryUrl, caPem: pebble.httpsCaPem, store, box, solvers: [dns01], backoff: { minMs: 50, maxMs: 500 } }));
+    issuer = new CountingIssuer(new AcmeIssuer({ directory: pebble.directoryUrl, caPem: pebble.httpsCaPem, httpRetry: { maxAttempts: 0, defaultDelaySeconds: 0.05 }, accounts: new KyselyAcmeAccounts(store, box), solvers: [dns01], backoff: { minMs: 50, maxMs: 500 } }));
     webhook = createHttpServer((req, res) => {
       let body = '';
       req.on('data', (c) => (body += c));

@@ -162,8 +162,7 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
   if (acme) {
     // acme-client (and the ACME issuer over it) is loaded only by a relay configured for ACME:
     // it is the largest part of the relay's idle memory that a relay without ACME never uses.
-    const [{ setAcmeHttpRetry }, { AcmeIssuer }] = await Promise.all([import('../acme/http-settings.ts'), import('../certs/acme-issuer.ts')]);
-    setAcmeHttpRetry({ maxAttempts: 1, defaultDelaySeconds: 1 });
+    const [{ AcmeIssuer }, { KyselyAcmeAccounts }] = await Promise.all([import('../certs/acme-issuer.ts'), import('../certs/kysely-acme-accounts.ts')]);
     let caPem: string | undefined;
     if (cfg.acmeCa) {
       try {
@@ -179,7 +178,17 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
     };
     const order = cfg.acmeChallenges ?? (['dns-01', 'http-01', 'tls-alpn-01'] as ChallengeType[]);
     const solvers = order.map((t) => available[t]).filter((s): s is ChallengeSolver => s !== undefined);
-    issuer = new AcmeIssuer({ directory: cfg.acmeDirectory!, email: cfg.acmeEmail, caPem, store, box, solvers, backoff: { attempts: 12, minMs: 500, maxMs: 10_000 }, logger });
+    issuer = new AcmeIssuer({
+      directory: cfg.acmeDirectory!,
+      email: cfg.acmeEmail,
+      caPem,
+      // The manager has its own retry schedule: acme-client's own retries stay short.
+      httpRetry: { maxAttempts: 1, defaultDelaySeconds: 1 },
+      accounts: new KyselyAcmeAccounts(store, box, () => clock.now()),
+      solvers,
+      backoff: { attempts: 12, minMs: 500, maxMs: 10_000 },
+      logger,
+    });
   } else if (cfg.tlsCert) {
     try {
       staticRelayCtx = tls.createSecureContext({ cert: readFileSync(cfg.tlsCert), key: readFileSync(cfg.tlsKey!) });

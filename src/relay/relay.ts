@@ -153,7 +153,7 @@ export class Relay {
   async init(): Promise<void> {
     const c = this.config;
     this.box = new SecretBox(loadSecretKey(c.secretKey, join(c.dataDir, 'secret.key')));
-    this.store = await openStore(c.storeUrl ?? join(c.dataDir, 'tunn.db'));
+    this.store = await openStore(c.storeUrl ?? join(c.dataDir, 'tunn.db'), { logger: this.logger });
     this.tokens = new TokenService({ store: this.store, box: this.box, clock: this.clock, issuer: 'tunn' });
     await this.tokens.init();
   }

@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startPostgres, type Postgres } from '../../test/support/postgres.ts';
-import { acmeAccountKey } from '../acme/account.ts';
 import { DeviceLogin } from '../auth/device.ts';
 import { EventLog } from '../auth/events.ts';
 import { GroupService } from '../auth/groups.ts';
@@ -16,6 +15,7 @@ import { TokenService } from '../auth/tokens.ts';
 import { createCa, issueLeaf } from '../certs/dev-ca.ts';
 import { applyCertEventPatch, createDomain, deleteDomain, domainByName, domainsForAccount, listDomains, markDomainVerified, setDomainShares, updateDomainShares, updateDomainTls } from '../certs/domains.ts';
 import { listCertEvents, recordCertEvent } from '../certs/events.ts';
+import { KyselyAcmeAccounts } from '../certs/kysely-acme-accounts.ts';
 import { CertStorage } from '../certs/storage.ts';
 import { ManualClock } from '../lib/clock.ts';
 import { isTunnError } from '../lib/errors.ts';
@@ -351,9 +351,11 @@ for (const dialect of DIALECTS) {
       assert.equal(await certs.load('relay.tunn.test'), undefined);
 
       // One ACME account key per directory, also when two calls race for it.
-      const keys = await Promise.all([1, 2, 3].map(() => acmeAccountKey(store, box, 'https://acme.test/dir', 'ops@example.com', T0)));
+      const accounts = new KyselyAcmeAccounts(store, box, () => T0);
+      const keys = await Promise.all([1, 2, 3].map(() => accounts.accountKey('https://acme.test/dir', 'ops@example.com')));
       assert.equal(new Set(keys).size, 1);
-      assert.equal(await acmeAccountKey(store, box, 'https://acme.test/dir', undefined), keys[0]);
+      assert.match(keys[0]!, /BEGIN PRIVATE KEY/);
+      assert.equal(await new KyselyAcmeAccounts(store, box).accountKey('https://acme.test/dir', undefined), keys[0]);
     });
 
     // Security property: a captured signed cert event cannot be replayed after a restart or on
