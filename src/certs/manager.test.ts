@@ -21,7 +21,8 @@ import { KyselyAcmeAccounts } from './kysely-acme-accounts.ts';
 import { AcmeIssuer } from './acme-issuer.ts';
 import { createAlerter, type CertAlert } from './alerts.ts';
 import { relayDecisionFunc } from './decision.ts';
-import { createDomain, domainByName, markDomainVerified } from './domains.ts';
+import { customDomainDecider, relayCertBackends } from '../domains/cert-lifecycle.ts';
+import { createDomain, domainByName, markDomainVerified } from '../domains/records.ts';
 import { listCertEvents } from './events.ts';
 import type { IssuedCertificate, Issuer } from './issuer.ts';
 import { CertManager } from './manager.ts';
@@ -63,11 +64,10 @@ describe('certificate manager against Pebble', () => {
 
   const makeManager = (s: Store) =>
     new CertManager({
-      store: s,
-      box,
+      ...relayCertBackends(s, box),
       issuer,
       clock,
-      decide: relayDecisionFunc({ store: s, relayDomain: RELAY }),
+      decide: relayDecisionFunc({ relayDomain: RELAY, customDomain: customDomainDecider(s) }),
       onAlert: createAlerter({ store: s, webhookUrl: `http://127.0.0.1:${(webhook.address() as { port: number }).port}/hook`, onAlert: (a) => void alerts.push(a) }),
     });
 
@@ -237,7 +237,7 @@ describe('certificate manager against Pebble', () => {
     const fresh = await openStore(join(dir, 'managed.db'));
     const lines: Record<string, unknown>[] = [];
     const logger = createLogger({ json: true, destination: new Writable({ write: (c: Buffer, _e, cb) => (lines.push(JSON.parse(c.toString()) as Record<string, unknown>), cb()) }) });
-    const m = new CertManager({ store: fresh, box, issuer, clock: { now: () => Date.now() }, logger, decide: relayDecisionFunc({ store: fresh, relayDomain: RELAY }), retrySchedule: [300] });
+    const m = new CertManager({ ...relayCertBackends(fresh, box), issuer, clock: { now: () => Date.now() }, logger, decide: relayDecisionFunc({ relayDomain: RELAY, customDomain: customDomainDecider(fresh) }), retrySchedule: [300] });
     try {
       await pebble.stop();
       const orders = issuer.orders;

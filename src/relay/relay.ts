@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import { getRequestListener } from '@hono/node-server';
 import { createApiApp } from '../api/app.ts';
-import { lostDomainReason } from '../api/domain-access.ts';
+import { lostDomainReason } from '../domains/resolution.ts';
 import type { DomainApiOptions } from '../api/domains.ts';
 import { isTunnToken, refusedTokenOwner } from '../auth/bearer.ts';
 import type { TunnelPolicy } from '../auth/gate.ts';

@@ -13,10 +13,10 @@ import { findRevoked, type Principal } from '../auth/revocation.ts';
 import { SessionService } from '../auth/sessions.ts';
 import { TokenService } from '../auth/tokens.ts';
 import { createCa, issueLeaf } from '../certs/dev-ca.ts';
-import { applyCertEventPatch, createDomain, deleteDomain, domainByName, domainsForAccount, listDomains, markDomainVerified, setDomainShares, updateDomainShares, updateDomainTls } from '../certs/domains.ts';
+import { applyCertEventPatch, createDomain, deleteDomain, domainByName, domainsForAccount, listDomains, markDomainVerified, setDomainShares, updateDomainShares, updateDomainTls } from '../domains/records.ts';
 import { listCertEvents, recordCertEvent } from '../certs/events.ts';
 import { KyselyAcmeAccounts } from '../certs/kysely-acme-accounts.ts';
-import { CertStorage } from '../certs/storage.ts';
+import { KyselyCertStorage } from '../certs/kysely-storage.ts';
 import { ManualClock } from '../lib/clock.ts';
 import { isTunnError } from '../lib/errors.ts';
 import { SecretBox } from '../lib/secret-box.ts';
@@ -330,7 +330,7 @@ for (const dialect of DIALECTS) {
       const ca = await createCa('tunn store test CA');
       const leaf1 = await issueLeaf(ca, ['*.tunn.mycompany.com', 'tunn.mycompany.com']);
       const leaf2 = await issueLeaf(ca, ['*.tunn.mycompany.com', 'tunn.mycompany.com']);
-      const certs = new CertStorage(store, box);
+      const certs = new KyselyCertStorage(store, box);
       const issued = (leaf: typeof leaf1, notAfter: number) => ({ chainPem: leaf.certPem, keyPem: leaf.keyPem, issuer: 'self-signed', names: ['*.tunn.mycompany.com', 'tunn.mycompany.com'], notBefore: T0, notAfter });
       const first = await certs.save('*.tunn.mycompany.com', issued(leaf1, T0 + 90 * 86400_000), T0);
       // save() replaces the name's certificate (an upsert): one row, the new one.
@@ -342,7 +342,7 @@ for (const dialect of DIALECTS) {
         { id: second.id, names: ['*.tunn.mycompany.com', 'tunn.mycompany.com'], keyPem: leaf2.keyPem, chainPem: leaf2.certPem, notBefore: T0, notAfter: T0 + 91 * 86400_000, win: undefined },
       );
       await certs.save('relay.tunn.test', { ...issued(leaf1, T0 + 1), names: ['relay.tunn.test'] }, T0);
-      await certs.setRenewalWindow(second.id, { start: T0 + 60 * 86400_000, end: T0 + 61 * 86400_000 }, T0 + 5);
+      await certs.setRenewalWindow(second.name, second.id, { start: T0 + 60 * 86400_000, end: T0 + 61 * 86400_000 }, T0 + 5);
       const list = await certs.list();
       assert.deepEqual(list.map((c) => c.name), ['*.tunn.mycompany.com', 'relay.tunn.test']);
       assert.deepEqual(list[0]!.renewalWindow, { start: T0 + 60 * 86400_000, end: T0 + 61 * 86400_000 });
