@@ -3,7 +3,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { randomBytes } from 'node:crypto';
+import { startPostgres } from '../../test/support/postgres.ts';
 import { ManualClock } from '../lib/clock.ts';
+import { SecretBox } from '../lib/secret-box.ts';
+import { openStore, type Store } from '../store/store.ts';
+import { storeLocker } from './kysely-locker.ts';
+import { KyselyCertStorage } from './kysely-storage.ts';
 import { relayDecisionFunc } from './decision.ts';
 import { createCa, type KeyAndCert } from './dev-ca.ts';
 import { FileLocker } from './file-locker.ts';
@@ -56,22 +62,46 @@ describe('certificate manager on files, with lifecycle hooks', () => {
     });
 
   // Security property (rate limits, DESIGN decision 15): processes sharing a storage place one
-  // order per certificate, not one each; the second takes what the first saved.
-  it('two managers sharing a storage place one order between them, and both serve it', async () => {
-    const d = join(dir, 'shared');
-    const issuer = new SlowIssuer(ca);
-    const [ca1, ca2]: CertStateChange[][] = [[], []];
-    const [m1, m2] = [managerOn(d, issuer, ca1), managerOn(d, issuer, ca2)];
-    const [c1, c2] = await Promise.all([m1.getSecureContext(`a.${RELAY}`), m2.getSecureContext(`b.${RELAY}`)]);
-    assert.ok(c1 && c2, 'both handshakes get a certificate');
-    assert.equal(issuer.orders, 1, 'one order');
-    const stored = await m1.storage.list();
-    assert.deepEqual(stored.map((c) => c.name), [`*.${RELAY}`]);
-    // Exactly one of them issued; the other adopted it without reporting an issuance.
-    const issued = [...ca1, ...ca2].filter((c) => c.kind === 'issued');
-    assert.equal(issued.length, 1);
-    assert.equal(issued[0]!.kind === 'issued' && issued[0]!.cert.id, stored[0]!.id);
-  });
+  // order per certificate, not one each; the second takes what the first saved. Files (two
+  // agent processes) and PostgreSQL (two relays of a cluster, an advisory lock).
+  for (const backend of ['files', 'postgres'] as const) {
+    it(`two managers sharing a storage place one order between them, and both serve it (${backend})`, async () => {
+      const issuer = new SlowIssuer(ca);
+      const [ca1, ca2]: CertStateChange[][] = [[], []];
+      let managers: [CertManager, CertManager];
+      let close = async (): Promise<void> => {};
+      if (backend === 'files') {
+        const d = join(dir, 'shared');
+        managers = [managerOn(d, issuer, ca1), managerOn(d, issuer, ca2)];
+      } else {
+        const pg = await startPostgres();
+        const url = await pg.createDatabase();
+        const stores = [await openStore(url), await openStore(url)];
+        const box = new SecretBox(randomBytes(32));
+        const on = (s: Store, changes: CertStateChange[]) =>
+          new CertManager({ storage: new KyselyCertStorage(s, box), locker: storeLocker(s), issuer, decide: relayDecisionFunc({ relayDomain: RELAY }), lifecycle: [{ onStateChange: (c) => void changes.push(c) }] });
+        managers = [on(stores[0]!, ca1), on(stores[1]!, ca2)];
+        close = async () => {
+          await Promise.all(stores.map((s) => s.close()));
+          await pg.stop();
+        };
+      }
+      try {
+        const [m1, m2] = managers;
+        const [c1, c2] = await Promise.all([m1.getSecureContext(`a.${RELAY}`), m2.getSecureContext(`b.${RELAY}`)]);
+        assert.ok(c1 && c2, 'both handshakes get a certificate');
+        assert.equal(issuer.orders, 1, 'one order');
+        const stored = await m1.storage.list();
+        assert.deepEqual(stored.map((c) => c.name), [`*.${RELAY}`]);
+        // Exactly one of them issued; the other adopted it without reporting an issuance.
+        const issued = [...ca1, ...ca2].filter((c) => c.kind === 'issued');
+        assert.equal(issued.length, 1);
+        assert.equal(issued[0]!.kind === 'issued' && issued[0]!.cert.id, stored[0]!.id);
+      } finally {
+        await close();
+      }
+    });
+  }
 
   it('reports each change in order: obtaining, issued; then failed with the back-off, still serving the last good one', async () => {
     const d = join(dir, 'hooks');
