@@ -8,8 +8,10 @@ import type { Locker, Unlock } from './storage.ts';
 
 // The locker that goes with the database store. PostgreSQL (a cluster of relays, DESIGN
 // decision 11): a session advisory lock, held on a pooled connection kept for the lock's life,
-// so a relay that dies or loses its connection releases it at once. SQLite is one relay's
-// file: locks within the process are enough.
+// so a relay that dies or loses its connection releases it at once. Those connections come
+// from the relay's one pool, so at most `maxConnections` are used for locks (waiting or
+// holding) at a time; further callers wait in the process. SQLite is one relay's file: locks
+// within the process are enough.
 
 /** The first key of the two-int advisory lock space: tunn's certificate locks ("tunc"). */
 const LOCK_SPACE = 0x74756e63;
@@ -22,16 +24,57 @@ export class PostgresAdvisoryLocker implements Locker {
   readonly #store: Store;
   readonly #pollMs: number;
   readonly #logger?: Logger;
+  readonly #maxConnections: number;
+  #inUse = 0;
+  readonly #queue: (() => void)[] = [];
 
-  constructor(store: Store, opts: { pollMs?: number; logger?: Logger } = {}) {
+  constructor(store: Store, opts: { pollMs?: number; logger?: Logger; maxConnections?: number } = {}) {
     if (store.dialect !== 'postgres') throw new TypeError('PostgresAdvisoryLocker needs a PostgreSQL store');
     this.#store = store;
     this.#pollMs = opts.pollMs ?? 250;
     this.#logger = opts.logger;
+    this.#maxConnections = opts.maxConnections ?? 2;
   }
 
-  lock(key: string, opts: { signal?: AbortSignal } = {}): Promise<Unlock> {
+  async lock(key: string, opts: { signal?: AbortSignal } = {}): Promise<Unlock> {
     opts.signal?.throwIfAborted();
+    await this.#connectionSlot(opts.signal);
+    try {
+      return await this.#lockOnConnection(key, opts.signal);
+    } catch (err) {
+      this.#freeSlot();
+      throw err;
+    }
+  }
+
+  #connectionSlot(signal: AbortSignal | undefined): Promise<void> {
+    if (this.#inUse < this.#maxConnections) {
+      this.#inUse++;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const take = (): void => {
+        signal?.removeEventListener('abort', abort);
+        this.#inUse++;
+        resolve();
+      };
+      const abort = (): void => {
+        const i = this.#queue.indexOf(take);
+        if (i >= 0) this.#queue.splice(i, 1);
+        reject(signal!.reason);
+      };
+      signal?.addEventListener('abort', abort, { once: true });
+      this.#queue.push(take);
+    });
+  }
+
+  #freeSlot(): void {
+    this.#inUse--;
+    this.#queue.shift()?.();
+  }
+
+  #lockOnConnection(key: string, signal: AbortSignal | undefined): Promise<Unlock> {
+    const opts = { signal };
     return new Promise<Unlock>((resolve, reject) => {
       let release!: () => void;
       const released = new Promise<void>((r) => (release = r));
@@ -47,10 +90,12 @@ export class PostgresAdvisoryLocker implements Locker {
             await sleep(this.#pollMs, undefined, { signal: opts.signal });
           }
           held = true;
-          resolve(once(async () => {
-            release();
-            await done;
-          }));
+          resolve(
+            once(async () => {
+              release();
+              await done;
+            }),
+          );
           await released;
           await sql`SELECT pg_advisory_unlock(${LOCK_SPACE}, hashtext(${key}))`.execute(conn);
         })
@@ -58,6 +103,9 @@ export class PostgresAdvisoryLocker implements Locker {
           if (!held) return reject(err);
           // The session ended while held (the database restarted): the lock is gone already.
           this.#logger?.warn({ err: errorMessage(err), lock: key }, `releasing the certificate lock ${key} failed (its database session ended; the lock went with it): ${errorMessage(err)}`);
+        })
+        .finally(() => {
+          if (held) this.#freeSlot();
         });
     });
   }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { sql } from 'kysely';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,7 @@ import { createCa, issueLeaf, type KeyAndCert } from './dev-ca.ts';
 import { FileLocker } from './file-locker.ts';
 import { FileCertStorage } from './file-storage.ts';
 import { certInfo, type IssuedCertificate } from './issuer.ts';
-import { storeLocker } from './kysely-locker.ts';
+import { PostgresAdvisoryLocker, storeLocker } from './kysely-locker.ts';
 import { KyselyCertStorage } from './kysely-storage.ts';
 import type { CertStorage, Locker } from './storage.ts';
 
@@ -194,6 +195,26 @@ for (const backend of BACKENDS) {
     });
 
     if (backend === 'postgres') {
+      // Locks hold pooled connections: they must not starve the relay's other queries.
+      it('locks use at most maxConnections of the pool; further callers wait in the process', async () => {
+        const store = await openStore(await pg!.createDatabase());
+        try {
+          const locker = new PostgresAdvisoryLocker(store, { maxConnections: 1, pollMs: 10 });
+          const first = await locker.lock('one');
+          let second = false;
+          const waiting = locker.lock('two').then((u) => ((second = true), u));
+          await sleep(200);
+          assert.equal(second, false, 'another key waits for the one connection');
+          const { rows } = await sql<{ one: number }>`SELECT 1 AS one`.execute(store.db);
+          assert.equal(rows[0]!.one, 1, 'the rest of the pool still answers');
+          await first();
+          await (await waiting)();
+          assert.equal(second, true);
+        } finally {
+          await store.close();
+        }
+      });
+
       // A relay that dies (its database session ends) does not keep the lock.
       it('a lock whose database session ends (a relay that died) is released at once', async () => {
         const url = await pg!.createDatabase();
