@@ -8,8 +8,9 @@ import type { CertListEntry, CertManager } from '../certs/manager.ts';
 import { domainsVisibleTo, roleOf, type Caller, type DomainRole } from '../domains/access.ts';
 import { addDomain } from '../domains/add.ts';
 import { handleCertEvent } from '../domains/cert-events.ts';
-import { normalizeCustomDomain, normalizeShare } from '../domains/names.ts';
-import { deleteDomain, domainByName, updateDomainShares, type Domain } from '../domains/records.ts';
+import { normalizeCustomDomain } from '../domains/names.ts';
+import { deleteDomain, domainByName, type Domain } from '../domains/records.ts';
+import { shareDomain, unshareDomain } from '../domains/share.ts';
 import { verifyAndCertify, type VerifyResult } from '../domains/verify.ts';
 import { requiredRecords, type RequiredRecord } from '../dns/verify.ts';
 import type { Clock } from '../lib/clock.ts';
@@ -159,19 +160,12 @@ export function domainRoutes(identity: Identity, opts: DomainApiOptions) {
     .post('/:domain/shares', auth, async (c) => {
       const d = await owned(caller(c), c.req.param('domain'), 'share');
       const o = asObject(await c.req.json().catch(() => undefined));
-      const who = asStringArray(o, 'with').flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
-      if (who.length === 0) throw new TunnError('INVALID_INPUT', `name who to share with: tunn domain share ${d.domain} @company.com or alice@company.com,bob@company.com`);
-      const entries = who.map(normalizeShare);
-      await updateDomainShares(store, d.domain, (current) => [...current, ...entries]);
+      await shareDomain(store, d, asStringArray(o, 'with'));
       return c.json({ domain: await view((await domainByName(store, d.domain))!, 'owner') });
     })
     .delete('/:domain/shares/:who', auth, async (c) => {
       const d = await owned(caller(c), c.req.param('domain'), 'unshare');
-      const entry = normalizeShare(c.req.param('who'));
-      if (!d.shares.includes(entry)) {
-        throw new TunnError('NOT_FOUND', `${d.domain} is not shared with ${entry}${d.shares.length ? ` (shared with: ${d.shares.join(', ')})` : ' (it is not shared with anyone)'}`);
-      }
-      await updateDomainShares(store, d.domain, (current) => current.filter((s) => s !== entry));
+      await unshareDomain(store, d, c.req.param('who'));
       return c.json({ domain: await view((await domainByName(store, d.domain))!, 'owner') });
     })
     .delete('/:domain', auth, async (c) => {

@@ -7,17 +7,14 @@ export { certEventLog, listCertEvents, recordCertEvent, type CertEvent, type Cer
 export { FileCertStorage } from './file-storage.ts';
 export { FileLocker, type FileLockerOptions } from './file-locker.ts';
 export { FilesIssuer } from './files-issuer.ts';
-export { Handshake } from './handshake.ts';
 export type { CertLifecycle, CertStateChange, CertStatus, CertSubjectView, ObtainReason, RetryState } from './hooks.ts';
 export { certInfo, nameMatches, type IssuedCertificate, type Issuer, type RenewalHint } from './issuer.ts';
 export { KyselyAcmeAccounts } from './kysely-acme-accounts.ts';
 export { PostgresAdvisoryLocker, storeLocker } from './kysely-locker.ts';
 export { KyselyCertStorage } from './kysely-storage.ts';
-export { Maintainer } from './maintain.ts';
 export { ManagedNames, type ManagedCertificate, type ManagedNamesHost } from './managed.ts';
 export { CertManager, type CertListEntry, type CertManagerOptions } from './manager.ts';
 export { MemoryLocker } from './memory-locker.ts';
-export { Obtainer } from './obtain.ts';
 export { CertProbe, defaultProbeName, type CertProbeOptions, type ProbeResult } from './probe.ts';
 export { OrderBudget, RETRY_SCHEDULE_MS, retryDelay, type CertFailurePolicy } from './retry.ts';
 export { SelfSignedIssuer } from './self-signed-issuer.ts';

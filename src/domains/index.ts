@@ -19,5 +19,6 @@ export {
   type DomainTlsPatch,
 } from './records.ts';
 export { lostDomainReason, resolveTunnelDomain } from './resolution.ts';
+export { shareDomain, unshareDomain } from './share.ts';
 export { createCustomDomains, parseAcmeChallenges, parsePublicIps, type CustomDomains, type CustomDomainsConfig, type CustomDomainsDeps, type EdgeCertificates, type PlainResponse } from './setup.ts';
 export { prefetchCertificate, verifyAndCertify, verifyDomain, type VerifyDomainOptions, type VerifyResult } from './verify.ts';
