@@ -9,6 +9,7 @@ export { FileLocker, type FileLockerOptions } from './file-locker.ts';
 export { FilesIssuer } from './files-issuer.ts';
 export type { CertLifecycle, CertStateChange, CertStatus, CertSubjectView, ObtainReason, RetryState } from './hooks.ts';
 export { certInfo, nameMatches, type IssuedCertificate, type Issuer, type RenewalHint } from './issuer.ts';
+export { FileAcmeAccounts } from './file-acme-accounts.ts';
 export { KyselyAcmeAccounts } from './kysely-acme-accounts.ts';
 export { PostgresAdvisoryLocker, storeLocker } from './kysely-locker.ts';
 export { KyselyCertStorage } from './kysely-storage.ts';
