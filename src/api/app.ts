@@ -3,6 +3,7 @@ import type { Identity } from '../auth/identity.ts';
 import { TunnError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import { newRequestId, REQUEST_ID_HEADER } from '../lib/page.ts';
+import { consoleRoutes } from './console.ts';
 import { devicePageRoutes, deviceApiRoutes } from './device.ts';
 import { certRoutes, domainRoutes, type DomainApiOptions } from './domains.ts';
 import { eventRoutes } from './events.ts';
@@ -11,12 +12,14 @@ import { groupRoutes } from './groups.ts';
 import { errorBody, requireBearer, statusOf, type ApiEnv } from './http.ts';
 import { loginRoutes } from './login.ts';
 import { render } from './pages.ts';
+import { sessionRoutes } from './session.ts';
 import { revokeRoute, tokenRoutes } from './tokens.ts';
 import { tunnelRoutes, type TunnelControl } from './tunnels.ts';
 
-// The relay's own host: /v1 (JSON API for the CLI and the web console), the login pages and
-// /.well-known/jwks.json. The relay calls app.fetch(request, { clientIp }) for every request
-// whose Host is its own domain; tests call app.request().
+// The relay's own host: /v1 (JSON API for the CLI and the web console), the login pages, the
+// web console's files (console.ts) and /.well-known/jwks.json. The relay calls
+// app.fetch(request, { clientIp }) for every request whose Host is its own domain; tests call
+// app.request().
 //
 // The typed client: `hc<ApiApp>(relayUrl)` from 'hono/client'.
 
@@ -59,6 +62,7 @@ export function createApiApp(identity: Identity, extras: ApiExtras = {}) {
       if (!Array.isArray(allow) || allow.some((x) => typeof x !== 'string')) throw new TunnError('INVALID_INPUT', '"allow" must be an array of strings');
       return c.json(await identity.policy.validate(c.get('caller').accountId, allow as string[]));
     })
+    .route('/v1/session', sessionRoutes(identity))
     .route('/v1/tunnels', extras.tunnels ? tunnelRoutes(identity, extras.tunnels) : new Hono<ApiEnv>())
     .route('/v1/groups', groupRoutes(identity))
     .route('/v1/grants', grantRoutes(identity))
@@ -70,6 +74,8 @@ export function createApiApp(identity: Identity, extras: ApiExtras = {}) {
     .route('/v1/certs', certRoutes(identity, domains))
     .route('/', loginRoutes(identity))
     .route('/', devicePageRoutes(identity));
+  // The web console's pages and files (outside the typed chain: not part of the client's API).
+  app.route('/', consoleRoutes({ relayUrl: identity.relayUrl }));
 
   app.notFound((c) => {
     if (c.req.path.startsWith('/v1/')) return c.json(errorBody(new TunnError('NOT_FOUND', `no such endpoint: ${c.req.method} ${c.req.path}`)), 404);

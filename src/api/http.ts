@@ -4,6 +4,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { bearerFrom, refusedTokenOwner, verifyBearer, type BearerIdentity } from '../auth/bearer.ts';
 import type { Identity } from '../auth/identity.ts';
 import { errorMessage, isTunnError, TunnError, type TunnErrorCode } from '../lib/errors.ts';
+import { cookieCaller } from './session-auth.ts';
 
 // Shared plumbing of the API: the Hono env, error bodies, Bearer auth, the client address.
 
@@ -59,11 +60,20 @@ export function clientIp(c: Context<ApiEnv>): string {
   return c.env?.clientIp ?? c.env?.incoming?.socket?.remoteAddress ?? '';
 }
 
-/** Requires `Authorization: Bearer <personal access token | agent token>`. */
+/**
+ * Requires `Authorization: Bearer <personal access token | agent token>`, or the relay's session
+ * cookie from the console's own origin (src/api/session-auth.ts).
+ */
 export function requireBearer(identity: Identity): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
     const token = bearerFrom(c.req.header('authorization'));
-    if (!token) throw new TunnError('AUTH_REQUIRED', 'send Authorization: Bearer <token>; sign in with `tunn login` or create a token with `tunn token create`');
+    if (!token) {
+      const session = await cookieCaller(identity, c);
+      if (!session) throw new TunnError('AUTH_REQUIRED', 'send Authorization: Bearer <token>; sign in with `tunn login` or create a token with `tunn token create`');
+      c.set('caller', session);
+      await next();
+      return;
+    }
     try {
       const caller = await verifyBearer(identity.tokens, identity.store, token);
       c.set('caller', caller);

@@ -9,6 +9,7 @@ import type { OidcSecrets } from '../auth/oidc.ts';
 import type { Session } from '../auth/sessions.ts';
 import { ensureAccount } from '../store/accounts.ts';
 import { clientIp, type ApiEnv } from './http.ts';
+import { ownOrigin } from './session-auth.ts';
 
 // Helpers shared by the relay's own pages (login, logout, device confirmation).
 
@@ -105,11 +106,8 @@ export function pages(identity: Identity) {
   const sameOrigin: MiddlewareHandler<ApiEnv> = async (c, next) => {
     if (c.req.method === 'POST') {
       const h = c.req.raw.headers;
-      // The page's own origin: the relay's URL, or in --dev also the relay's host over the plain-HTTP
-      // port, where the same pages are served (a browser cannot set Host for another site).
-      const own = new URL(c.req.url);
-      const expected = identity.options.dev && own.hostname === identity.relayUrl.hostname ? own.origin : identity.relayUrl.origin;
-      const reason = crossOriginPost({ origin: present(h.get('origin')), secFetchSite: present(h.get('sec-fetch-site')) }, expected);
+      // The page's own origin (a browser cannot set Host for another site).
+      const reason = crossOriginPost({ origin: present(h.get('origin')), secFetchSite: present(h.get('sec-fetch-site')) }, ownOrigin(identity, c.req.url));
       if (reason) return render(c, 403, 'Refused', `<p>${esc(refusedPostMessage(reason))}</p>`);
     }
     await next();

@@ -1,25 +1,15 @@
 import type { Clock } from '../lib/clock.ts';
 import { nowIso, randomId } from '../lib/ids.ts';
 import type { Store } from '../store/store.ts';
+import type { SecurityEventKind } from './event-kinds.ts';
+
+export { EVENT_KINDS, type SecurityEventKind } from './event-kinds.ts';
 
 // Security events (seed 001): failed logins, use of a revoked token, denied visitors,
 // rate-limit bursts. Events that can come in floods are recorded once per key and window:
 // the first occurrence writes a row, later ones in the same window only count in memory, and
 // the count is written back when the window closes (on the next occurrence after it, or on
 // flush()). A flood therefore costs one write per window, not one per request.
-
-export type SecurityEventKind =
-  | 'login_failed'
-  | 'token_invalid'
-  | 'token_revoked_used'
-  | 'visitor_denied'
-  | 'rate_limited'
-  | 'ip_denied'
-  | 'basic_auth_failed'
-  /** A certificate failed to issue or renew, is expiring, or drifted (ops alert for the domain owner). */
-  | 'cert_alert'
-  /** The identity provider no longer puts a user in a group the relay had seen them in (src/auth/idp-groups.ts). */
-  | 'idp_group_removed';
 
 export interface SecurityEvent {
   id: string;
@@ -53,8 +43,6 @@ export interface EventFilter {
   since?: string;
   limit?: number;
 }
-
-export const EVENT_KINDS: readonly SecurityEventKind[] = ['login_failed', 'token_invalid', 'token_revoked_used', 'visitor_denied', 'rate_limited', 'ip_denied', 'basic_auth_failed', 'cert_alert', 'idp_group_removed'];
 
 interface Window {
   id: string;

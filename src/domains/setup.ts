@@ -11,6 +11,7 @@ import type { Issuer } from '../certs/issuer.ts';
 import type { ManagedCertificate } from '../certs/managed.ts';
 import { CertManager } from '../certs/manager.ts';
 import { CertProbe } from '../certs/probe.ts';
+import type { Dns01Provider } from '../dns/dns01-provider.ts';
 import { startRelayDns, type RelayDns } from '../dns/relay-dns.ts';
 import type { Clock } from '../lib/clock.ts';
 import { errorMessage, TunnError } from '../lib/errors.ts';
@@ -90,6 +91,8 @@ export interface CustomDomainsDeps {
   onAlert?: AlertHook;
   /** Whether a relay host is a live tunnel (per-host relay certificates only). */
   isLiveHost?: (host: string) => boolean;
+  /** `--dns-provider`: DNS-01 records go to the operator's DNS; the relay's DNS server is then off unless --dns-port. */
+  dnsProvider?: Dns01Provider;
 }
 
 export interface CustomDomains {
@@ -143,8 +146,10 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
     throw new TunnError('CONFIG_INVALID', 'the relay needs certificates: pass --acme-directory letsencrypt (with --acme-email), or --tls-cert and --tls-key, or run with --dev for a local dev CA');
   }
   const relayCerts = cfg.relayCerts ?? 'wildcard';
-  const dnsPort = cfg.dnsPort ?? (acme && relayCerts === 'wildcard' ? 53 : undefined);
-  if (acme && relayCerts === 'wildcard' && cfg.dnsPort === undefined) {
+  const provider = deps.dnsProvider;
+  if (provider && !acme) throw new TunnError('CONFIG_INVALID', '--dns-provider writes ACME DNS-01 records: it needs --acme-directory');
+  const dnsPort = cfg.dnsPort ?? (acme && relayCerts === 'wildcard' && !provider ? 53 : undefined);
+  if (acme && relayCerts === 'wildcard' && cfg.dnsPort === undefined && !provider) {
     logger.info('the relay answers DNS for its zone on port 53 (DNS-01 for its wildcard certificate); pass --dns-port to change it');
   }
   const publicIps = cfg.publicIps.length ? cfg.publicIps : cfg.dev ? ['127.0.0.1'] : [];
@@ -154,7 +159,7 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
 
   if (acme && cfg.acmeChallenges) {
     if (cfg.acmeChallenges.length === 0) throw new TunnError('CONFIG_INVALID', '--acme-challenge needs at least one of dns-01, http-01, tls-alpn-01');
-    if (cfg.acmeChallenges.includes('dns-01') && dnsPort === undefined) throw new TunnError('CONFIG_INVALID', "--acme-challenge dns-01 needs the relay's DNS server: pass --dns-port (and --public-ip)");
+    if (cfg.acmeChallenges.includes('dns-01') && dnsPort === undefined && !provider) throw new TunnError('CONFIG_INVALID', "--acme-challenge dns-01 needs the relay's DNS server (--dns-port and --public-ip) or a DNS provider (--dns-provider)");
     if (relayCerts === 'wildcard' && !cfg.acmeChallenges.includes('dns-01')) {
       throw new TunnError('CONFIG_INVALID', '--acme-challenge must include dns-01 with --relay-certs wildcard (a CA validates wildcards only through DNS); use --relay-certs per-host to answer only http-01/tls-alpn-01');
     }
@@ -188,8 +193,10 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
         throw new TunnError('CONFIG_INVALID', `cannot read --acme-ca ${cfg.acmeCa}: ${errorMessage(err)}`, { cause: err });
       }
     }
+    // DNS-01 records go through the operator's DNS provider when there is one, else the relay's own zone.
+    const txt: Dns01Provider | undefined = provider ?? dns?.zone;
     const available: Record<ChallengeType, ChallengeSolver | undefined> = {
-      'dns-01': dns && new Dns01Solver({ txt: dns.zone, acmeIdFor: async (d) => (await domainByName(store, d))?.acmeIdentifier }),
+      'dns-01': txt && new Dns01Solver({ txt, acmeIdFor: async (d) => (await domainByName(store, d))?.acmeIdentifier }),
       'http-01': http01,
       'tls-alpn-01': alpn,
     };

@@ -530,10 +530,6 @@ export class Relay {
       );
       return;
     }
-    if (url === '/') {
-      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end(`tunn relay for ${this.config.domain}\nExpose a service: tunn <port> --relay ${this.info.url}\nSign in: ${this.info.url}/login\n`);
-      return;
-    }
     const handler = this.ext.relayHostHandler ?? this.#api;
     if (handler) {
       handler(req, res);
