@@ -1,10 +1,12 @@
-import { link, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createAcmeAccountKey, type AcmeAccountStore } from '../acme/account.ts';
 import { errorMessage } from '../lib/errors.ts';
-import { nowIso, randomId } from '../lib/ids.ts';
+import { nowIso } from '../lib/ids.ts';
+import { writePrivateFile } from '../lib/private-files.ts';
 import type { SecretBox } from '../lib/secret-box.ts';
 import { safeFileName } from './file-locker.ts';
+import { readJsonFile } from './json-file.ts';
 
 // ACME account keys as files, for a process without the relay's database (an agent that runs
 // ACME itself): `<dir>/<directory URL>.json`, 0600 in a 0700 directory, the key sealed when a
@@ -39,17 +41,11 @@ export class FileAcmeAccounts implements AcmeAccountStore {
     const key = await createAcmeAccountKey();
     const context = `acme-account:${directoryUrl}`;
     const file: AccountFile = { directoryUrl, email: email ?? null, key: this.#box ? this.#box.seal(key, context) : key, sealed: Boolean(this.#box), accountUrl: null, createdAt: nowIso() };
-    // Written whole to a temporary file, then linked into place: link fails if the name exists,
-    // so the first writer wins and nobody ever reads a half-written file.
     const path = this.#path(directoryUrl);
-    const tmp = `${path}.${randomId(8)}.tmp`;
     try {
-      await writeFile(tmp, JSON.stringify(file), { mode: 0o600, flag: 'wx' });
-      await link(tmp, path);
+      writePrivateFile(path, JSON.stringify(file), { exclusive: true }); // the first writer wins
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`saving the ACME account key for ${directoryUrl} in ${this.#dir}: ${errorMessage(err)}`, { cause: err });
-    } finally {
-      await rm(tmp, { force: true });
     }
     // Another process (or a concurrent call) may have won the create: use the stored key.
     return this.#open((await this.#read(directoryUrl))!);
@@ -58,13 +54,7 @@ export class FileAcmeAccounts implements AcmeAccountStore {
   async recordAccountUrl(directoryUrl: string, accountUrl: string): Promise<void> {
     const f = await this.#read(directoryUrl);
     if (!f || f.accountUrl === accountUrl) return;
-    const path = this.#path(directoryUrl);
-    const tmp = `${path}.${randomId(8)}.tmp`;
-    await writeFile(tmp, JSON.stringify({ ...f, accountUrl }), { mode: 0o600, flag: 'wx' });
-    await rename(tmp, path).catch(async (err: unknown) => {
-      await rm(tmp, { force: true });
-      throw err;
-    });
+    writePrivateFile(this.#path(directoryUrl), JSON.stringify({ ...f, accountUrl }));
   }
 
   #open(f: AccountFile): string {
@@ -73,19 +63,7 @@ export class FileAcmeAccounts implements AcmeAccountStore {
     return this.#box.openString(f.key, `acme-account:${f.directoryUrl}`);
   }
 
-  async #read(directoryUrl: string): Promise<AccountFile | undefined> {
-    const path = this.#path(directoryUrl);
-    let text: string;
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw new Error(`reading the ACME account file ${path}: ${errorMessage(err)}`, { cause: err });
-    }
-    try {
-      return JSON.parse(text) as AccountFile;
-    } catch (err) {
-      throw new Error(`reading the ACME account file ${path}: it is not valid JSON (${errorMessage(err)}); remove it to create a new account`, { cause: err });
-    }
+  #read(directoryUrl: string): Promise<AccountFile | undefined> {
+    return readJsonFile<AccountFile>(this.#path(directoryUrl), 'the ACME account file', 'create a new account');
   }
 }

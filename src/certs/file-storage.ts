@@ -1,16 +1,18 @@
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage } from '../lib/errors.ts';
 import { nowIso, randomId } from '../lib/ids.ts';
+import { writePrivateFile } from '../lib/private-files.ts';
 import type { SecretBox } from '../lib/secret-box.ts';
 import { FileLocker, safeFileName } from './file-locker.ts';
 import type { IssuedCertificate } from './issuer.ts';
+import { readJsonFile } from './json-file.ts';
 import type { CertificateSummary, CertStorage, StoredCertificate } from './storage.ts';
 
 // Certificates as files (certmagic's filestorage.go), for a process without the relay's
-// database (an agent that runs ACME itself): `<dir>/<name>.json`, one per key name, written to
-// a temporary file and renamed over the old one (atomic on POSIX file systems). Files are 0600
-// in a 0700 directory; with a SecretBox the private key is also sealed, bound to the name.
+// database (an agent that runs ACME itself): `<dir>/<name>.json`, one per key name, written
+// whole and renamed over the old one (lib/private-files.ts; atomic on POSIX file systems).
+// Files are 0600 in a 0700 directory; with a SecretBox the private key is also sealed, bound to the name.
 // Changes to one name are serialised by lock files under `<dir>/.locks`, so a renewal-window
 // update never writes back an older certificate over a newer one.
 
@@ -112,29 +114,15 @@ export class FileCertStorage implements CertStorage {
 
   async #write(name: string, f: CertFile): Promise<void> {
     const path = this.#path(name);
-    const tmp = `${path}.${randomId(8)}.tmp`;
     try {
-      await writeFile(tmp, JSON.stringify(f), { mode: 0o600, flag: 'wx' });
-      await rename(tmp, path);
+      writePrivateFile(path, JSON.stringify(f));
     } catch (err) {
-      await rm(tmp, { force: true });
       throw new Error(`writing the certificate ${name} to ${path}: ${errorMessage(err)}`, { cause: err });
     }
   }
 
-  async #read(path: string): Promise<CertFile | undefined> {
-    let text: string;
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw new Error(`reading the certificate file ${path}: ${errorMessage(err)}`, { cause: err });
-    }
-    try {
-      return JSON.parse(text) as CertFile;
-    } catch (err) {
-      throw new Error(`reading the certificate file ${path}: it is not valid JSON (${errorMessage(err)}); remove it to have the certificate issued again`, { cause: err });
-    }
+  #read(path: string): Promise<CertFile | undefined> {
+    return readJsonFile<CertFile>(path, 'the certificate file', 'have the certificate issued again');
   }
 }
 
