@@ -156,13 +156,16 @@ export class CertManager {
   }
 
   start(): void {
+    this.#obtainer.start();
     this.#managed.start();
     this.#maintainer.start();
   }
 
+  /** Stops renewal and the managed names' loops; orders waiting for a lock give up (orders already placed finish). */
   stop(): void {
     this.#maintainer.stop();
     this.#managed.stop();
+    this.#obtainer.stop();
   }
 
   /** Clears a subject's back-off so the next handshake or maintain() tries at once (`tunn domain verify`, cert retry). */

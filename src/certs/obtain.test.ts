@@ -137,6 +137,25 @@ describe('certificate manager on files, with lifecycle hooks', () => {
     assert.equal((await m.list())[0]?.status, 'issued');
   });
 
+  // A stopping relay (or agent) does not hang on another process's order.
+  it('stop() ends a wait for a lock held elsewhere, recording no failure', async () => {
+    const d = join(dir, 'stop');
+    const changes: CertStateChange[] = [];
+    const m = managerOn(d, new SlowIssuer(ca), changes);
+    const elsewhere = await new FileLocker(join(d, 'locks')).lock(`certificate:*.${RELAY}`);
+    try {
+      const waiting = m.getSecureContext(`w.${RELAY}`);
+      await new Promise((r) => setTimeout(r, 100));
+      m.stop();
+      assert.equal(await waiting, undefined, 'the handshake is refused');
+      assert.deepEqual(changes.map((c) => c.kind), ['obtaining'], 'no failure recorded');
+      m.start();
+    } finally {
+      await elsewhere();
+    }
+    assert.ok(await m.getSecureContext(`w.${RELAY}`), 'started again: it orders');
+  });
+
   it('a failing hook is logged and changes nothing about the certificate', async () => {
     const d = join(dir, 'failing-hook');
     const issuer = new SlowIssuer(ca);

@@ -44,6 +44,8 @@ export class Obtainer {
   readonly #inflight = new Map<string, Promise<Entry>>();
   /** Retry state of names whose subject keeps none (the relay's own names). */
   readonly #retry = new Map<string, RetryState>();
+  /** Aborted by stop(): orders still waiting for their lock give up (a stopping relay must not wait on another's order). */
+  #stopping = new AbortController();
 
   constructor(deps: ObtainDeps) {
     this.#d = deps;
@@ -127,6 +129,15 @@ export class Obtainer {
     await this.#d.storage.delete(name);
   }
 
+  /** Orders waiting for a lock give up, unrecorded; orders already running finish. */
+  stop(): void {
+    this.#stopping.abort(new Error('the certificate manager stopped'));
+  }
+
+  start(): void {
+    if (this.#stopping.signal.aborted) this.#stopping = new AbortController();
+  }
+
   /** Tells every lifecycle party, in order; a party that fails is logged, never fatal. */
   async emit(change: CertStateChange): Promise<void> {
     for (const p of this.#d.lifecycle) {
@@ -150,8 +161,9 @@ export class Obtainer {
     const { storage, issuer, logger, clock } = this.#d;
     const previous = this.#cache.get(d.name);
     if (!previous) await this.emit({ kind: 'obtaining', decision: d, reason, at: clock.now() });
+    const stopping = this.#stopping.signal;
     try {
-      const unlock = await this.#d.locker.lock(`certificate:${d.name}`);
+      const unlock = await this.#d.locker.lock(`certificate:${d.name}`, { signal: stopping });
       try {
         // Another process sharing the storage may have obtained it while this one waited.
         const theirs = await this.#fromElsewhere(d, previous);
@@ -177,6 +189,7 @@ export class Obtainer {
         await unlock();
       }
     } catch (err) {
+      if (stopping.aborted) throw err; // given up by stop(): not the CA's failure
       await this.#recordFailure(d, err).catch((e) => logger?.error({ err: errorMessage(e) }, 'recording a certificate failure failed'));
       throw err;
     }
