@@ -19,13 +19,18 @@ export class MemoryLocker implements Locker {
     });
     if (opts.signal) {
       const signal = opts.signal;
-      const aborted = new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+      let onAbort!: () => void;
+      const aborted = new Promise<never>((_, reject) => (onAbort = () => reject(signal.reason)));
+      // Removed again below: a long-lived signal (the manager's stop) sees many locks.
+      signal.addEventListener('abort', onAbort, { once: true });
       try {
         await Promise.race([before, aborted]);
       } catch (err) {
         // Our turn still comes in order; pass it straight on.
         void before.then(unlock);
         throw err;
+      } finally {
+        signal.removeEventListener('abort', onAbort);
       }
     } else {
       await before;

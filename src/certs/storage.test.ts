@@ -260,3 +260,25 @@ for (const backend of BACKENDS) {
     }
   });
 }
+
+// The manager passes one long-lived signal (its stop) to every lock: a lock must not leave a
+// listener on it behind.
+it('locks leave no abort listener on a long-lived signal', async () => {
+  const { EventEmitter } = await import('node:events');
+  const { MemoryLocker } = await import('./memory-locker.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'tunn-listeners-'));
+  try {
+    const signal = new AbortController().signal;
+    for (const locker of [new MemoryLocker(), new FileLocker(dir, { pollMs: 5 })]) {
+      const held = await locker.lock('k', { signal });
+      const waiter = locker.lock('k', { signal }); // waits, with the signal
+      await sleep(30);
+      await held();
+      await (await waiter)();
+      for (let i = 0; i < 20; i++) await (await locker.lock(`k${i}`, { signal }))();
+      assert.equal(EventEmitter.getEventListeners(signal, 'abort').length, 0);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
