@@ -29,7 +29,7 @@ import { tunnelRoutes, type TunnelControl } from './tunnels.ts';
 // the CLI and the web console both use it.
 
 export interface ApiExtras {
-  /** Custom domains and certificates (src/relay/custom-domains.ts); without: the relay's host name, no certificates. */
+  /** Custom domains and certificates (src/domains/setup.ts); without: the relay's host name, no certificates. */
   domains?: DomainApiOptions;
   /** Where answers that are not a success are logged with their request id. */
   logger?: Logger;

@@ -5,7 +5,7 @@ import { normalizeHost } from '../lib/host.ts';
 import { accountById } from '../store/accounts.ts';
 import type { TlsStatus } from '../store/schema.ts';
 import { isRelayAdmin, requireCaller } from './caller.ts';
-import { domainsVisibleTo, type Caller, type DomainRole } from './domain-access.ts';
+import { domainsVisibleTo, type Caller, type DomainRole } from '../domains/access.ts';
 import type { DomainApiOptions } from './domains.ts';
 import type { ApiEnv } from './http.ts';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { ClientHttp2Session } from 'node:http2';
 import { after, before, describe, it } from 'node:test';
 import { account, identityFixture, RELAY_URL } from '../../test/fixtures/identity.ts';
-import { createDomain, updateDomainShares } from '../certs/domains.ts';
+import { createDomain, updateDomainShares } from '../domains/records.ts';
 import { RelayMetrics } from '../relay/metrics.ts';
 import { TunnelRegistry, type SessionRef, type Tunnel } from '../relay/registry.ts';
 import { createTunnelControl } from '../relay/tunnel-control.ts';

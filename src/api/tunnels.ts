@@ -4,7 +4,7 @@ import type { Identity } from '../auth/identity.ts';
 import { TunnError } from '../lib/errors.ts';
 import { normalizeHost } from '../lib/host.ts';
 import { requireCaller } from './caller.ts';
-import { domainsVisibleTo, type Caller } from './domain-access.ts';
+import { domainsVisibleTo, type Caller } from '../domains/access.ts';
 import type { ApiEnv } from './http.ts';
 import { tunnelEventsRoute, type TunnelEventsOptions } from './tunnel-events.ts';
 import { jsonBody, params } from './validate.ts';

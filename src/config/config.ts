@@ -80,7 +80,7 @@ export const relaySchema = z.object({
   smtpUrl: z.string().refine(isSmtpUrl, 'must be an smtp:// or smtps:// URL with a host, e.g. smtp://user:pass@mail.example.com:587').optional(),
   mailFrom: z.string().min(3).optional(),
   adminEmail: list(z.string().email('must be an email address')).optional(),
-  // Custom domains and certificates (src/relay/custom-domains.ts).
+  // Custom domains and certificates (src/domains/setup.ts).
   acmeDirectory: z.string().regex(/^(https?:\/\/\S+|letsencrypt|letsencrypt-staging)$/, 'must be an ACME directory URL, letsencrypt or letsencrypt-staging').optional(),
   acmeEmail: z.string().email('must be an email address').optional(),
   acmeCa: z.string().min(1).optional(),

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createDomain, markDomainVerified } from '../certs/domains.ts';
+import { createDomain, markDomainVerified } from './records.ts';
 import { dnsQuery, rdata } from '../dns/client.ts';
 import { ManualClock } from '../lib/clock.ts';
 import { isTunnError } from '../lib/errors.ts';
@@ -12,7 +12,7 @@ import { silentLogger } from '../lib/logger.ts';
 import { SecretBox } from '../lib/secret-box.ts';
 import { ensureAccount } from '../store/accounts.ts';
 import { openStore, type Store } from '../store/store.ts';
-import { createCustomDomains, parseAcmeChallenges, parsePublicIps, type CustomDomains, type CustomDomainsConfig } from './custom-domains.ts';
+import { createCustomDomains, parseAcmeChallenges, parsePublicIps, type CustomDomains, type CustomDomainsConfig } from './setup.ts';
 
 describe('relay custom-domain wiring (dev CA issuer, relay DNS on a free port)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tunn-cd-'));
