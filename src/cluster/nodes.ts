@@ -12,7 +12,7 @@ import type { Store } from '../store/store.ts';
 /** How long a node (and the leases it renews) counts as alive after its last heartbeat. */
 export const DEFAULT_LEASE_TTL_MS = 10_000;
 
-export interface ClusterNode {
+export interface ClusterNodeRow {
   id: string;
   url: string;
   /** ms since the epoch. */
@@ -91,7 +91,7 @@ export class NodeRegistry {
   }
 
   /** Every node row, oldest first, with `alive` by this registry's clock and TTL. */
-  async list(): Promise<ClusterNode[]> {
+  async list(): Promise<ClusterNodeRow[]> {
     const rows = await this.#store.db.selectFrom('cluster_nodes').selectAll().orderBy('started_at').orderBy('id').execute();
     const now = this.#clock.now();
     return rows.map((r) => {
