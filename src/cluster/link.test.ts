@@ -97,6 +97,39 @@ describe('cluster link (mutual TLS + HTTP/2)', () => {
     assert.equal(await serverRead, 'late bytes');
   });
 
+  // Both ends with a 64 MiB window stalled here for good (see UPLOAD_WINDOW in link-server.ts).
+  it('carries 16 MiB each way at once (flow control over the link)', { timeout: 60_000 }, async () => {
+    const c = await client(SECRET, 'na');
+    const size = 16 * 1024 * 1024;
+    const chunk = Buffer.alloc(64 * 1024, 0x61);
+    const pump = (s: Duplex) => {
+      let left = size / chunk.length;
+      const more = () => {
+        while (left > 0) {
+          left--;
+          if (!s.write(chunk)) return void s.once('drain', more);
+        }
+        s.end();
+      };
+      more();
+    };
+    const count = (s: Duplex) => new Promise<number>((resolve, reject) => {
+      let n = 0;
+      s.on('data', (d: Buffer) => (n += d.length));
+      s.once('end', () => resolve(n));
+      s.once('error', reject);
+    });
+    let serverGot!: Promise<number>;
+    serve = (_host, stream) => {
+      serverGot = count(stream);
+      pump(stream);
+    };
+    const s = await c.open({ nodeId: 'nb', url }, { host: 'bulk.tunn.example.com', kind: 'tcp', client: '127.0.0.1:1' });
+    const clientGot = count(s);
+    pump(s);
+    assert.deepEqual(await Promise.all([clientGot, serverGot]), [size, size]);
+  });
+
   it('a refusal reaches the dialler with its reason (NOT_HERE → NOT_FOUND: try another holder)', async () => {
     const c = await client(SECRET, 'na');
     serve = (host) => {
