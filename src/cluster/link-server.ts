@@ -65,6 +65,8 @@ export class LinkServer {
       rejectUnauthorized: true,
       minVersion: 'TLSv1.3',
       ALPNProtocols: [ALPN_CLUSTER_LINK],
+      // A connection that never finishes its handshake does not hold a socket for long.
+      handshakeTimeout: 10_000,
     });
     this.#tls.on('secureConnection', (socket) => this.#onSecure(socket));
     this.#tls.on('tlsClientError', (err) => o.logger?.warn({ event: 'cluster_link_refused', err: errorMessage(err) }, 'refused a connection to the cluster link (its certificate is not from this cluster\'s CA, or it speaks another protocol)'));
