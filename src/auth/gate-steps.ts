@@ -1,7 +1,10 @@
 import { checkBasicAuth } from './basic-auth.ts';
+import { serializeSessionCookie } from './cookies.ts';
+import { CALLBACK_PATH } from './handoff.ts';
+import { LOGOUT_PATH, tunnelLogout, type LogoutContext } from './tunnel-logout.ts';
 import type { RecordEvent } from './events.ts';
 import type { GateDecision, GateRefusal, GateRequest, TunnelPolicy } from './gate.ts';
-import { PAGE_HEADERS, page } from './html.ts';
+import { esc, PAGE_HEADERS, page } from './html.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import { safePath } from './return-url.ts';
 
@@ -10,6 +13,9 @@ import { safePath } from './return-url.ts';
 // sign-in redirect. The relay's Gate (gate.ts) and the agent's gate for TLS that ends at the
 // agent (src/agent/tls/agent-gate.ts) both run these, so a visitor meets the same rules and
 // the same words wherever TLS ends.
+
+/** What of a tunnel's policy the store-free steps read. */
+export type EdgeLimits = Pick<TunnelPolicy, 'tunnelId' | 'basicAuth' | 'rateLimit'> & { ownerAccountId?: string };
 
 /** Records a security event (the relay's EventLog; the agent reports or drops them). */
 export type RecordSecurityEvent = (e: RecordEvent) => void;
@@ -67,7 +73,7 @@ export function isBrowser(req: GateRequest): boolean {
 }
 
 /** 429 when a per-IP or per-tunnel limit is reached, else undefined. */
-export function rateLimitStep(req: GateRequest, t: TunnelPolicy, limiter: RateLimiter, record: RecordSecurityEvent): GateDecision | undefined {
+export function rateLimitStep(req: GateRequest, t: EdgeLimits, limiter: RateLimiter, record: RecordSecurityEvent): GateDecision | undefined {
   const rl = t.rateLimit;
   if (!rl) return undefined;
   const checks: [string, number | undefined, string][] = [
@@ -89,7 +95,7 @@ export function rateLimitStep(req: GateRequest, t: TunnelPolicy, limiter: RateLi
 }
 
 /** 401 asking for the tunnel's password when `t.basicAuth` is set and the request lacks it, else undefined. */
-export function basicAuthStep(req: GateRequest, t: TunnelPolicy, record: RecordSecurityEvent): GateDecision | undefined {
+export function basicAuthStep(req: GateRequest, t: EdgeLimits, record: RecordSecurityEvent): GateDecision | undefined {
   if (!t.basicAuth) return undefined;
   const authz = header(req, 'authorization');
   if (checkBasicAuth(authz, t.basicAuth)) return undefined;
@@ -114,4 +120,37 @@ export function loginUrl(relay: URL, req: GateRequest, target: string): string {
 export function signIn(relay: URL, req: GateRequest, browser: boolean, extra: [string, string][]): GateDecision {
   if (browser) return redirect(loginUrl(relay, req, req.path), extra);
   return json(401, 'AUTH_REQUIRED', 'sign in first: open this URL in a browser, or send Authorization: Bearer <token> (create one with `tunn token create`)', [['www-authenticate', 'Bearer realm="tunn"'], ...extra]);
+}
+
+/** 503: the decision could not be made, so no one is let in (fail closed). `log` names where the cause is logged. */
+export function unavailable(req: GateRequest, log: string): GateDecision {
+  return refused(refuse(req, 503, 'UNAVAILABLE', 'tunn could not check access to this tunnel right now; try again shortly', {
+    title: 'Access cannot be checked right now',
+    body: `<p>tunn could not check who may reach this tunnel, so it lets no one in for the moment.</p><p>Try again in a few seconds. If this persists, tell the owner of this tunnel: ${esc(log === 'the relay log' ? 'the relay’s log' : log)} has the details.</p>`,
+  }, [['retry-after', '5']]), { reason: 'unavailable', detail: `access could not be checked (see ${log})` });
+}
+
+export interface OwnPathContext extends LogoutContext {
+  /** Exchanges a hand-off code for this host's session; undefined when it is not valid here. */
+  redeem(code: string | undefined): Promise<{ cookieValue: string; expiresAt: number; returnPath: string } | undefined>;
+  now: number;
+  onBadCode?: () => void;
+}
+
+/** tunn's own paths on a tunnel host: the hand-off callback (GET) and /.tunn/logout (tunnel-logout.ts). */
+export async function ownPathStep(req: GateRequest, pathname: string, q: URLSearchParams, ctx: OwnPathContext): Promise<GateDecision> {
+  if (pathname === LOGOUT_PATH) {
+    if (req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'POST') return json(405, 'INVALID_INPUT', `${pathname} answers GET (a sign-out form) and POST (from that form)`, [['allow', 'GET, HEAD, POST']]);
+    return tunnelLogout(req, q, ctx);
+  }
+  if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, 'INVALID_INPUT', `${pathname} only answers GET`, [['allow', 'GET, HEAD']]);
+  if (pathname === CALLBACK_PATH) {
+    const done = await ctx.redeem(q.get('code') ?? undefined);
+    if (!done) {
+      ctx.onBadCode?.();
+      return html(req, 400, 'This sign-in link is no longer valid', `<p>It expired or was already used. Sign-in links are good once, for a few seconds.</p><p><a class="button" href="${esc(ctx.loginUrl)}">Sign in again</a></p>`);
+    }
+    return redirect(done.returnPath, [['set-cookie', serializeSessionCookie(req.secure, done.cookieValue, (done.expiresAt - ctx.now) / 1000)]]);
+  }
+  return json(404, 'NOT_FOUND', `${pathname} is not a tunn path`);
 }

@@ -1,10 +1,10 @@
 import type { Clock } from '../lib/clock.ts';
 import { isTunnError } from '../lib/errors.ts';
 import type { BasicCredentials } from './basic-auth.ts';
-import { basicAuthStep, cookieLine, header, html, isBrowser, json, rateLimitStep, redirect, refuse, refused, signIn, loginUrl, splitTarget } from './gate-steps.ts';
-import { clearSessionCookie, readCookie, serializeSessionCookie, sessionCookieName } from './cookies.ts';
+import { basicAuthStep, cookieLine, header, html, isBrowser, json, loginUrl, ownPathStep, rateLimitStep, refuse, refused, signIn, splitTarget, unavailable } from './gate-steps.ts';
+import { clearSessionCookie, readCookie, sessionCookieName } from './cookies.ts';
 import type { EventLog } from './events.ts';
-import { CALLBACK_PATH, type Handoff } from './handoff.ts';
+import type { Handoff } from './handoff.ts';
 import { esc } from './html.ts';
 import { parseIpAllowList, type IpAllowList } from './ip-allow.ts';
 import type { IdpGroups, IdpLookup } from './idp-groups.ts';
@@ -12,7 +12,7 @@ import type { Policy } from './policy.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import type { Session, SessionService } from './sessions.ts';
 import type { TokenService } from './tokens.ts';
-import { LOGOUT_PATH, logoutForm, tunnelLogout } from './tunnel-logout.ts';
+import { LOGOUT_PATH, logoutForm } from './tunnel-logout.ts';
 import { bearerFrom, verifyBearer } from './bearer.ts';
 import type { Store } from '../store/store.ts';
 import type { Principal } from './revocation.ts';
@@ -152,10 +152,7 @@ export class Gate {
       return await this.#check(req, t);
     } catch (err) {
       this.#o.onError?.(err);
-      return refused(refuse(req, 503, 'UNAVAILABLE', 'tunn could not check access to this tunnel right now; try again shortly', {
-        title: 'Access cannot be checked right now',
-        body: '<p>tunn could not check who may reach this tunnel, so it lets no one in for the moment.</p><p>Try again in a few seconds. If this persists, tell the owner of this tunnel: the relay’s log has the details.</p>',
-      }, [['retry-after', '5']]), { reason: 'unavailable', detail: 'access could not be checked (see the relay log)' });
+return unavailable(req, 'the relay log');
     }
   }
 
@@ -251,22 +248,16 @@ export class Gate {
   }
 
   async #ownPath(req: GateRequest, t: TunnelPolicy, pathname: string, q: URLSearchParams): Promise<GateDecision> {
-    const secure = req.secure;
-    if (pathname === LOGOUT_PATH) {
-      if (req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'POST') return json(405, 'INVALID_INPUT', `${pathname} answers GET (a sign-out form) and POST (from that form)`, [['allow', 'GET, HEAD, POST']]);
-      return tunnelLogout(req, q, { sessions: this.#o.sessions, loginUrl: this.#loginUrl(req, '/') });
-    }
-    if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, 'INVALID_INPUT', `${pathname} only answers GET`, [['allow', 'GET, HEAD']]);
-    if (pathname === CALLBACK_PATH) {
-      const done = await this.#o.handoff.complete(q.get('code') ?? undefined, req.host, { ip: req.clientIp, userAgent: header(req, 'user-agent') });
-      if (!done) {
-        void this.#o.events.record({ kind: 'login_failed', ip: req.clientIp, tunnel: t.tunnelId, accountId: t.ownerAccountId, detail: 'hand-off code unknown, used, expired or for another host' });
-        return html(req, 400, 'This sign-in link is no longer valid', `<p>It expired or was already used. Sign-in links are good once, for a few seconds.</p><p><a class="button" href="${esc(this.#loginUrl(req, '/'))}">Sign in again</a></p>`);
-      }
-      const maxAge = (done.session.expiresAt - this.#o.clock.now()) / 1000;
-      return redirect(done.returnPath, [['set-cookie', serializeSessionCookie(secure, done.cookieValue, maxAge)]]);
-    }
-    return json(404, 'NOT_FOUND', `${pathname} is not a tunn path`);
+    return ownPathStep(req, pathname, q, {
+      sessions: this.#o.sessions,
+      loginUrl: this.#loginUrl(req, '/'),
+      now: this.#o.clock.now(),
+      redeem: async (code) => {
+        const done = await this.#o.handoff.complete(code, req.host, { ip: req.clientIp, userAgent: header(req, 'user-agent') });
+        return done && { cookieValue: done.cookieValue, expiresAt: done.session.expiresAt, returnPath: done.returnPath };
+      },
+      onBadCode: () => void this.#o.events.record({ kind: 'login_failed', ip: req.clientIp, tunnel: t.tunnelId, accountId: t.ownerAccountId, detail: 'hand-off code unknown, used, expired or for another host' }),
+    });
   }
 
   #signIn(req: GateRequest, browser: boolean, extra: [string, string][]): GateDecision {
