@@ -87,7 +87,6 @@ export class AgentGate {
     const [pathname, query = ''] = splitTarget(req.path);
     if (pathname.startsWith('/.tunn/')) return this.#ownPath(req, t, pathname, new URLSearchParams(query));
     const removeHeaders: string[] = [];
-    const authz = header(req, 'authorization');
     if (t.basicAuth) {
       const refusal = basicAuthStep(req, t, this.#record);
       if (refusal) return refusal;
@@ -95,16 +94,12 @@ export class AgentGate {
     }
     if (t.public) return { kind: 'allow', setHeaders: [], removeHeaders };
     const browser = isBrowser(req);
-    // As at the relay: with --basic-auth the Authorization header is the tunnel's password,
-    // so identity comes from the cookie only.
-    const bearer = t.basicAuth ? undefined : bearerFrom(authz);
-    const cookie = bearer ? undefined : readCookie(cookieLine(req), sessionCookieName(req.secure));
-    const credential: AgentCredential | undefined = bearer ? { kind: 'bearer', token: bearer } : cookie ? { kind: 'session', cookie } : undefined;
+    const credential = credentialOf(req, t);
     if (!credential) return signIn(this.#relay, req, browser, []);
     const d = await this.#decision(req.host, credential, req.clientIp, acceptsHtml(req), req.requestId);
     if (d.kind === 'sign-in') return signIn(this.#relay, req, browser, credential.kind === 'session' ? [['set-cookie', clearSessionCookie(req.secure)]] : []);
     if (d.kind === 'refuse') return { kind: 'respond', status: d.status, headers: d.headers, body: d.body, refusal: d.refusal };
-    if (bearer) removeHeaders.push('authorization');
+    if (credential.kind === 'bearer') removeHeaders.push('authorization');
     const principal: Principal | undefined = d.principal;
     return { kind: 'allow', email: d.email, principal, setHeaders: [[USER_EMAIL_HEADER, d.email], [ASSERTION_HEADER, d.assertion]], removeHeaders };
   }
@@ -153,6 +148,18 @@ export class AgentGate {
     });
     return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
   }
+}
+
+/**
+ * The tunn credential of a request: a Bearer token, else the host's session cookie. As at the
+ * relay, with --basic-auth the Authorization header is the tunnel's password, so identity
+ * comes from the cookie only.
+ */
+export function credentialOf(req: GateRequest, t: Pick<AgentTunnelPolicy, 'basicAuth'>): AgentCredential | undefined {
+  const bearer = t.basicAuth ? undefined : bearerFrom(header(req, 'authorization'));
+  if (bearer) return { kind: 'bearer', token: bearer };
+  const cookie = readCookie(cookieLine(req), sessionCookieName(req.secure));
+  return cookie ? { kind: 'session', cookie } : undefined;
 }
 
 /** One cache entry per (host, credential, page or JSON); the credential only as a digest. */
