@@ -46,14 +46,25 @@ const NAME = /^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9
 
 export class AgentCertStore {
   readonly #dir: string;
-  readonly #box: SecretBox;
+  readonly #sealer: SecretBox | undefined;
 
-  /** `dir`: the agent's TLS state directory (created 0700). */
-  constructor(dir: string, box: SecretBox) {
+  /**
+   * `dir`: the agent's TLS state directory (created 0700 on the first write). Without a
+   * SecretBox the store only lists (names, chains, account URLs: what `tunn cert` prints).
+   */
+  constructor(dir: string, box?: SecretBox) {
     this.#dir = dir;
-    this.#box = box;
-    mkdirSync(join(dir, 'certs'), { recursive: true, mode: 0o700 });
-    mkdirSync(join(dir, 'acme'), { recursive: true, mode: 0o700 });
+    this.#sealer = box;
+  }
+
+  get #box(): SecretBox {
+    if (!this.#sealer) throw new TypeError('AgentCertStore: keys need the SecretBox');
+    return this.#sealer;
+  }
+
+  #mkdirs(): void {
+    mkdirSync(join(this.#dir, 'certs'), { recursive: true, mode: 0o700 });
+    mkdirSync(join(this.#dir, 'acme'), { recursive: true, mode: 0o700 });
   }
 
   #certPath(name: string): string {
@@ -64,6 +75,7 @@ export class AgentCertStore {
 
   save(cert: AgentCertificate): void {
     const name = normalizeHost(cert.name);
+    this.#mkdirs();
     const file: CertFile = { name, chainPem: cert.chainPem, key: this.#box.seal(cert.keyPem, `agent-certificate:${name}`), issuer: cert.issuer, notBefore: cert.notBefore, notAfter: cert.notAfter };
     writePrivateFile(this.#certPath(name), JSON.stringify(file, null, 2) + '\n');
   }
@@ -89,7 +101,7 @@ export class AgentCertStore {
   /** Every stored certificate without its key, by name. */
   list(): Omit<AgentCertificate, 'keyPem'>[] {
     const out: Omit<AgentCertificate, 'keyPem'>[] = [];
-    for (const f of readdirSync(join(this.#dir, 'certs')).sort()) {
+    for (const f of listDir(join(this.#dir, 'certs')).sort()) {
       if (!f.endsWith('.json')) continue;
       const c = JSON.parse(readFileSync(join(this.#dir, 'certs', f), 'utf8')) as CertFile;
       out.push({ name: c.name, chainPem: c.chainPem, issuer: c.issuer, notBefore: c.notBefore, notAfter: c.notAfter });
@@ -116,6 +128,7 @@ export class AgentCertStore {
     const known = this.#readAccount(directoryUrl);
     if (known) return this.#box.openString(known.key, context);
     const key = await create();
+    this.#mkdirs();
     writePrivateFile(this.#accountPath(directoryUrl), JSON.stringify({ directoryUrl, email, key: this.#box.seal(key, context) } satisfies AccountFile, null, 2) + '\n');
     return key;
   }
@@ -133,9 +146,18 @@ export class AgentCertStore {
 
   /** Every ACME account the agent has (directory and account URL; never the key). */
   accounts(): { directoryUrl: string; accountUrl?: string; email?: string }[] {
-    return readdirSync(join(this.#dir, 'acme'))
+    return listDir(join(this.#dir, 'acme'))
       .filter((f) => f.endsWith('.json'))
       .map((f) => JSON.parse(readFileSync(join(this.#dir, 'acme', f), 'utf8')) as AccountFile)
       .map(({ directoryUrl, accountUrl, email }) => ({ directoryUrl, accountUrl, email }));
+  }
+}
+
+function listDir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
   }
 }
