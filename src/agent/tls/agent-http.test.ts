@@ -130,4 +130,25 @@ describe('agent-terminated HTTP: gate, headers, keep-alive, WebSocket', () => {
     assert.equal(await handler.recheckLive(), 1);
     await closed;
   });
+
+  it('on a public tunnel strips tunn’s own bearer tokens but passes the target’s own Authorization', async () => {
+    // Security: a tunn token never reaches a target, public tunnels included.
+    const got: (string | undefined)[] = [];
+    const target = createServer((req, res) => (got.push(req.headers.authorization), res.end('ok')));
+    target.listen(0, '127.0.0.1');
+    await once(target, 'listening');
+    const clock2 = new ManualClock();
+    const never = { decide: () => Promise.reject(new Error('a public tunnel never asks')) } as never;
+    const h = agentHttpHandler({ gate: new AgentGate({ source: never, relayUrl: RELAY_URL, clock: clock2, rateLimiter: new RateLimiter({ clock: clock2 }) }), tunnel: { tunnelId: 'pub', public: true }, target: parseTarget(`127.0.0.1:${(target.address() as AddressInfo).port}`), isTunnCredential: (a) => a === 'Bearer tunn-token' });
+    const contexts = new TlsContexts();
+    contexts.set(HOST, await leaf(ca, [HOST]));
+    const t = new TlsTerminator({ contexts, handler: h });
+    const pt = await passthrough((s) => t.accept(s, '127.0.0.1'));
+    after(async () => (h.close(), t.close(), await pt.close(), target.close()));
+    const s = await visitor(pt.port, { servername: HOST, ca: ca.certPem });
+    assert.equal((await rawRequest(s, `GET / HTTP/1.1\r\nhost: ${HOST}\r\nauthorization: Bearer tunn-token\r\n\r\n`)).status, 200);
+    assert.equal((await rawRequest(s, `GET / HTTP/1.1\r\nhost: ${HOST}\r\nauthorization: Bearer app-token\r\n\r\n`)).status, 200);
+    s.destroy();
+    assert.deepEqual(got, [undefined, 'Bearer app-token']);
+  });
 });

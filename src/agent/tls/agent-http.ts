@@ -28,6 +28,11 @@ export interface AgentHttpOptions {
   hostHeader?: string;
   /** Upgrade protocols passed besides WebSocket (--allow-upgrade). */
   allowUpgrade?: string[];
+  /**
+   * Whether an Authorization value is one of tunn's own tokens (stripped on every path, public
+   * tunnels too, as at the relay). Phase 2: from the relay's token issuer (bearer.ts isTunnToken).
+   */
+  isTunnCredential?: (authorization: string) => boolean;
   /** How often open WebSockets are re-checked (default DECISION_TTL_MS). */
   recheckMs?: number;
   onError?: (err: unknown) => void;
@@ -80,7 +85,7 @@ export function agentHttpHandler(o: AgentHttpOptions): AgentHttpHandler {
         req.resume();
         return respond(res, d);
       }
-      const headers = forwardRequestHeaders(head, { clientIp: conn.clientIp, proto: 'https', host: gateReq.host, hostOverride: o.hostHeader, remove: d.removeHeaders, set: d.setHeaders });
+      const headers = forwardRequestHeaders(head, { clientIp: conn.clientIp, proto: 'https', host: gateReq.host, hostOverride: o.hostHeader, isTunnCredential: o.isTunnCredential, remove: d.removeHeaders, set: d.setHeaders });
       const send = o.target.protocol === 'https' ? httpsRequest : httpRequest;
       const up = send({ host: o.target.host, port: o.target.port, method: req.method, path: req.url, headers: headers.flat() as unknown as OutgoingHttpHeaders, lookup: localhostAwareLookup, setHost: false });
       up.on('response', (r) => {
@@ -106,7 +111,7 @@ export function agentHttpHandler(o: AgentHttpOptions): AgentHttpHandler {
       const d = refusal ?? (await o.gate.check(gateReq, o.tunnel));
       if (d.kind === 'respond') return void socket.end(rawResponse(d));
       const credential = credentialOf(gateReq, o.tunnel);
-      const headers = forwardRequestHeaders(head, { clientIp: conn.clientIp, proto: 'https', host: gateReq.host, hostOverride: o.hostHeader, upgrade: protocol, remove: d.removeHeaders, set: d.setHeaders });
+      const headers = forwardRequestHeaders(head, { clientIp: conn.clientIp, proto: 'https', host: gateReq.host, hostOverride: o.hostHeader, isTunnCredential: o.isTunnCredential, upgrade: protocol, remove: d.removeHeaders, set: d.setHeaders });
       const t = o.target;
       const up = t.protocol === 'https' ? tlsConnect({ host: t.host, port: t.port, servername: t.host, lookup: localhostAwareLookup }) : netConnect({ host: t.host, port: t.port, lookup: localhostAwareLookup });
       up.once('error', (err) => {
