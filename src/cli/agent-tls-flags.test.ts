@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { leaf, testCa } from '../agent/tls/test-helpers.ts';
+import { leaf, testCa } from '../agent/tls/testing.ts';
 import { spkiPin } from '../agent/tls/pin.ts';
 import { agentTlsProblems, agentTlsSettings } from './agent-tls-flags.ts';
 

@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { AgentCertStore } from '../agent/tls/cert-store.ts';
 import { spkiPin } from '../agent/tls/pin.ts';
-import { leaf, testCa } from '../agent/tls/test-helpers.ts';
+import { leaf, testCa } from '../agent/tls/testing.ts';
 import { certInfo } from '../certs/issuer.ts';
 import { SecretBox } from '../lib/secret-box.ts';
 import { agentTlsDir, runCertCaa, runCertLocal, runCertPin } from './run-agent-cert.ts';

@@ -21,7 +21,7 @@ import { TlsContexts } from './contexts.ts';
 import { RequestedDns01Solver } from './dns01-requester.ts';
 import { spkiPin } from './pin.ts';
 import { TlsTerminator } from './terminator.ts';
-import { passthrough, rawRequest, visitor } from './test-helpers.ts';
+import { passthrough, rawRequest, visitor } from './testing.ts';
 
 // The agent's own ACME against a real Pebble: DNS-01 through the relay's zone (the relay's
 // half, src/dns/agent-dns01.ts, in-process), TLS-ALPN-01 through a loopback port standing in

@@ -23,7 +23,7 @@ import { agentHttpHandler } from './agent-http.ts';
 import { TlsContexts } from './contexts.ts';
 import { spkiPin } from './pin.ts';
 import { TlsTerminator } from './terminator.ts';
-import { leaf, passthrough, testCa } from './test-helpers.ts';
+import { leaf, passthrough, testCa } from './testing.ts';
 
 // A visitor in a real headless Chromium reaching a host whose TLS ends at the agent: the
 // relay's login pages (the Hono app on loopback, dev login) and the agent (terminator, gate,

@@ -13,7 +13,7 @@ import { AgentGate, DECISION_TTL_MS } from './agent-gate.ts';
 import { agentHttpHandler } from './agent-http.ts';
 import { TlsContexts } from './contexts.ts';
 import { TlsTerminator } from './terminator.ts';
-import { leaf, passthrough, rawRequest, testCa, visitor } from './test-helpers.ts';
+import { leaf, passthrough, rawRequest, testCa, visitor } from './testing.ts';
 
 // The whole agent side on loopback: a visitor's TLS → terminator → agent gate (asking the
 // relay's real decision point) → the local target. Real sockets, a real SQLite store.

@@ -17,7 +17,7 @@ import { TlsContexts } from './contexts.ts';
 import { RequestedDns01Solver } from './dns01-requester.ts';
 import { spkiPin } from './pin.ts';
 import { TlsTerminator } from './terminator.ts';
-import { leaf, passthrough, rawRequest, testCa, visitor } from './test-helpers.ts';
+import { leaf, passthrough, rawRequest, testCa, visitor } from './testing.ts';
 
 const RELAY = 'relay.test';
 const NAME = `grafana.${RELAY}`;

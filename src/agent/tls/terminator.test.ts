@@ -7,7 +7,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { spkiPin } from './pin.ts';
 import { TlsContexts } from './contexts.ts';
 import { TlsTerminator, type TlsHandler, type VisitorConnection } from './terminator.ts';
-import { clientCertificate, leaf, passthrough, rawRequest, testCa, visitor } from './test-helpers.ts';
+import { clientCertificate, leaf, passthrough, rawRequest, testCa, visitor } from './testing.ts';
 import type { KeyAndCert } from '../../certs/dev-ca.ts';
 
 const NAME = 'app.tunn.test';
