@@ -118,7 +118,6 @@ export class AgentAcme {
       o.onCertificate?.(cert);
       return cert;
     } catch (err) {
-      if (err instanceof TunnError && err.code === 'FORBIDDEN') throw new TunnError('CERT_ISSUE_FAILED', `${what}: ${err.message}`, { cause: err });
       // acme-client loses the cause of a network error once its retries are spent ("Cannot
       // read properties of undefined"); ask the directory once more to find it.
       const unreachable = err instanceof TypeError ? await unreachableReason(this.directoryUrl) : undefined;
