@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
-import { setAcmeHttpRetry } from '../../acme/http-settings.ts';
+import { configureAcmeHttp } from '../../acme/http-settings.ts';
 import { TlsAlpn01Solver } from '../../acme/tls-alpn01.ts';
 import { agentDns01 } from '../../dns/agent-dns01.ts';
 import { ManualClock } from '../../lib/clock.ts';
@@ -38,7 +38,7 @@ describe('agent ACME against Pebble', () => {
   const alpn = new TlsAlpn01Solver();
   const box = new SecretBox(randomBytes(32));
   before(async () => {
-    setAcmeHttpRetry({ maxAttempts: 0, defaultDelaySeconds: 0.05 });
+    configureAcmeHttp({ retry: { maxAttempts: 0, defaultDelaySeconds: 0.05 } });
     world = await startDnsWorld({ relayDomain: RELAY, publicIps: ['127.0.0.1'], customerZones: [customerZone('example.test', DOMAIN, RELAY, 'a7x9k2')] });
     const tlsPort = await freePort();
     // The relay's edge would route a ClientHello with ALPN acme-tls/1 for the agent's host

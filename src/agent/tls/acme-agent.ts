@@ -1,7 +1,7 @@
 import * as acme from 'acme-client';
 import { request as httpsRequest, type Agent } from 'node:https';
 import type { ChallengeSolver } from '../../acme/solver.ts';
-import { trustAcmeCa } from '../../acme/http-settings.ts';
+import { configureAcmeHttp } from '../../acme/http-settings.ts';
 import { acmeErrorMessage, resolveAcmeDirectory } from '../../certs/acme-issuer.ts';
 import { certInfo } from '../../certs/issuer.ts';
 import type { Clock } from '../../lib/clock.ts';
@@ -47,7 +47,7 @@ export class AgentAcme {
     if (opts.solvers.length === 0) throw new TypeError('AgentAcme needs at least one challenge solver');
     this.#o = opts;
     this.directoryUrl = resolveAcmeDirectory(opts.directory);
-    if (opts.caPem) trustAcmeCa(opts.caPem);
+    if (opts.caPem) configureAcmeHttp({ caPem: opts.caPem });
   }
 
   /** The agent's ACME account URL at this directory (CAA accounturi), once it has one. */

@@ -4,7 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { setAcmeHttpRetry } from '../../acme/http-settings.ts';
+import { configureAcmeHttp } from '../../acme/http-settings.ts';
 import { agentDns01 } from '../../dns/agent-dns01.ts';
 import { ManualClock } from '../../lib/clock.ts';
 import { SecretBox } from '../../lib/secret-box.ts';
@@ -41,7 +41,7 @@ describe('fallback and take-over: which end terminates each name', () => {
     let world: DnsWorld;
     let pebble: Pebble;
     before(async () => {
-      setAcmeHttpRetry({ maxAttempts: 0, defaultDelaySeconds: 0.05 });
+      configureAcmeHttp({ retry: { maxAttempts: 0, defaultDelaySeconds: 0.05 } });
       world = await startDnsWorld({ relayDomain: RELAY, publicIps: ['127.0.0.1'], customerZones: [] });
       pebble = await startPebble({ dnsServer: world.resolver, validitySeconds: 3 * 86400 });
     });
