@@ -73,6 +73,8 @@ export interface VerifyResult {
 
 const addBody = z.object({ domain: z.string().min(1).max(253), verify: z.boolean().optional() });
 const shareBody = z.object({ with: z.array(z.string().max(1000)).max(1000) });
+/** `share` given: would sharing `domain` with these be accepted; else: would adding `domain` be. */
+const validateBody = z.object({ domain: z.string().min(1).max(253), share: z.array(z.string().max(1000)).max(1000).optional() });
 const domainParam = z.object({ domain: z.string().min(1).max(253) });
 const shareParam = z.object({ domain: z.string().min(1).max(253), who: z.string().min(1).max(320) });
 
@@ -152,6 +154,35 @@ export function domainRoutes(identity: Identity, opts: DomainApiOptions) {
 
   const parseDomain = (input: string) => normalizeCustomDomain(input, opts.relayDomain);
 
+  /**
+   * Whether `who` may add `input` (POST / and POST /validate): a valid name outside the relay's
+   * zone, not another account's verified domain, and another account's unverified claim only
+   * when `who`'s own records are in DNS (then `existing` is that claim, to be replaced).
+   */
+  async function addable(who: Caller, input: string): Promise<{ name: string; account: NonNullable<Awaited<ReturnType<typeof accountById>>>; existing: Domain | undefined }> {
+    const name = parseDomain(input);
+    const account = await accountById(store, who.accountId);
+    if (!account) throw new TunnError('AUTH_INVALID_TOKEN', 'the token belongs to an account that no longer exists');
+    const existing = await domainByName(store, name);
+    if (existing && existing.accountId !== who.accountId) {
+      if (existing.verifiedAt) throw new TunnError('CONFLICT', `${name} is already registered to another account; if it is yours, ask that account to delete it (tunn domain delete ${name})`);
+      // An unverified claim does not lock a domain away from whoever can prove control of its DNS.
+      const mine = requiredRecords({ domain: name, acmeId: account.acme_id, relayDomain: opts.relayDomain });
+      const check = await verifyDomainDns({ domain: name, acmeId: account.acme_id, relayDomain: opts.relayDomain, resolver: opts.resolver });
+      if (!check.ok) {
+        throw new TunnError('CONFLICT', `${name} is waiting for DNS verification by another account. If you control its DNS, create ${mine.map((r) => `${r.name} ${r.type} ${r.value}`).join(' and ')}, then run \`tunn domain add ${name}\` again`);
+      }
+    }
+    return { name, account, existing: existing ?? undefined };
+  }
+
+  /** The share entries of a share request (POST /:domain/shares and POST /validate), normalised; INVALID_INPUT naming the first bad one. */
+  function shareEntries(d: Domain, given: string[]): string[] {
+    const who = given.flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+    if (who.length === 0) throw new TunnError('INVALID_INPUT', `name who to share with: tunn domain share ${d.domain} @company.com or alice@company.com,bob@company.com`);
+    return who.map(normalizeShare);
+  }
+
   // Signed cert events are accepted once each, in order per domain: this process's guard for
   // identical signatures, the store for the last signing time per domain (src/certs/cert-events.ts).
   const certEventReplay = new ReplayGuard();
@@ -173,20 +204,10 @@ export function domainRoutes(identity: Identity, opts: DomainApiOptions) {
     })
     .post('/', auth, jsonBody(addBody), async (c) => {
       const body = c.req.valid('json');
-      const name = parseDomain(body.domain);
       const wait = body.verify !== false;
       const who = caller(c);
-      const account = await accountById(store, who.accountId);
-      if (!account) throw new TunnError('AUTH_INVALID_TOKEN', 'the token belongs to an account that no longer exists');
-      const existing = await domainByName(store, name);
+      const { name, account, existing } = await addable(who, body.domain);
       if (existing && existing.accountId !== who.accountId) {
-        if (existing.verifiedAt) throw new TunnError('CONFLICT', `${name} is already registered to another account; if it is yours, ask that account to delete it (tunn domain delete ${name})`);
-        // An unverified claim does not lock a domain away from whoever can prove control of its DNS.
-        const mine = requiredRecords({ domain: name, acmeId: account.acme_id, relayDomain: opts.relayDomain });
-        const check = await verifyDomainDns({ domain: name, acmeId: account.acme_id, relayDomain: opts.relayDomain, resolver: opts.resolver });
-        if (!check.ok) {
-          throw new TunnError('CONFLICT', `${name} is waiting for DNS verification by another account. If you control its DNS, create ${mine.map((r) => `${r.name} ${r.type} ${r.value}`).join(' and ')}, then run \`tunn domain add ${name}\` again`);
-        }
         await deleteDomain(store, name);
         await recordCertEvent(store, { domain: name, kind: 'external', message: `unverified claim by another account replaced: ${who.email} proved control of the DNS records` }, now());
       }
@@ -195,6 +216,16 @@ export function domainRoutes(identity: Identity, opts: DomainApiOptions) {
       const verification = wait && !d.verifiedAt ? await runVerify(d) : undefined;
       const fresh = (await domainByName(store, name))!;
       return c.json({ domain: await view(fresh, 'owner'), records: recordsFor(fresh), created, verification }, created ? 201 : 200);
+    })
+    // The console's forms ask as the user types: would add (or, with `share`, sharing) be
+    // accepted? The same checks as the two routes, so the same refusals, word for word; nothing
+    // is changed.
+    .post('/validate', auth, jsonBody(validateBody), async (c) => {
+      const body = c.req.valid('json');
+      const who = caller(c);
+      if (body.share === undefined) return c.json({ ok: true as const, domain: (await addable(who, body.domain)).name });
+      const d = await owned(who, body.domain, 'share');
+      return c.json({ ok: true as const, domain: d.domain, share: shareEntries(d, body.share) });
     })
     .get('/:domain', auth, params(domainParam), async (c) => {
       const { d, role } = await visible(caller(c), c.req.valid('param').domain);
@@ -207,9 +238,7 @@ export function domainRoutes(identity: Identity, opts: DomainApiOptions) {
     })
     .post('/:domain/shares', auth, params(domainParam), jsonBody(shareBody), async (c) => {
       const d = await owned(caller(c), c.req.valid('param').domain, 'share');
-      const who = c.req.valid('json').with.flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
-      if (who.length === 0) throw new TunnError('INVALID_INPUT', `name who to share with: tunn domain share ${d.domain} @company.com or alice@company.com,bob@company.com`);
-      const entries = who.map(normalizeShare);
+      const entries = shareEntries(d, c.req.valid('json').with);
       await updateDomainShares(store, d.domain, (current) => [...current, ...entries]);
       return c.json({ domain: await view((await domainByName(store, d.domain))!, 'owner') });
     })
