@@ -1,6 +1,7 @@
 import './v8-setup.ts';
 import { Command, Option } from 'commander';
 import { errorMessage, TunnError } from '../lib/errors.ts';
+import { registerAgentCertCommands } from './agent-cert-commands.ts';
 import { registerCertEventCommand } from './cert-event-command.ts';
 import { completionScript } from './completion.ts';
 import { registerConfigCommands } from './config-commands.ts';
@@ -116,6 +117,15 @@ export function buildProgram(): Command {
     .option('--no-inspect', 'do not run the inspector')
     .option('--inspect-secrets', 'show secrets (Authorization, cookies, tokens, password fields) in the inspector')
     .option('--no-color', 'no colours in the request log (also NO_COLOR=1; never coloured when not a terminal)')
+    .addOption(new Option('--terminate-at <where>', 'where visitors\' TLS ends: relay (default) or agent (end-to-end; the agent gets its own certificate)').choices(['agent', 'relay']))
+    .option('--no-fallback', 'with --terminate-at agent: visitors fail the handshake until the agent\'s certificate is ready, instead of the relay terminating')
+    .option('--acme-directory <url>', 'with --terminate-at agent: the agent\'s ACME CA (default: the one the relay advertises)')
+    .option('--acme-email <email>', 'with --terminate-at agent: contact email for the agent\'s ACME account')
+    .option('--acme-ca <file>', 'with --terminate-at agent: extra CA (PEM) to trust for the ACME server\'s HTTPS')
+    .option('--tls-cert <file>', 'with --terminate-at agent: serve this certificate chain (PEM) instead of getting one by ACME')
+    .option('--tls-key <file>', 'the private key (PEM) of --tls-cert')
+    .option('--client-ca <file>', 'with --terminate-at agent: require client certificates issued by this CA (mTLS)')
+    .option('--keep-key', 'with --terminate-at agent: keep the key across renewals, so a pin of it survives')
     .option('--config <file>', 'JSON file with any of these settings')
     .option('--json', 'print JSON lines on stdout')
     .showHelpAfterError()
@@ -197,6 +207,7 @@ export function buildProgram(): Command {
   registerGrantCommands(program);
   registerDomainCommands(program, (o) => new RelayApi(resolveApiTarget(o as { relay?: string; token?: string; tokenFile?: string; relayCa?: string })));
   registerCertEventCommand(program.commands.find((c) => c.name() === 'cert')!);
+  registerAgentCertCommands(program.commands.find((c) => c.name() === 'cert')!);
 
   program
     .command('version')

@@ -194,6 +194,17 @@ export const agentSchema = z.object({
   /** The inspector: an address (127.0.0.1:4040), or false for --no-inspect; on by default. */
   inspect: z.union([z.boolean(), z.string()]).optional(),
   inspectSecrets: bool,
+  // TLS that ends at the agent (issue 12; checked in src/cli/agent-tls-flags.ts).
+  terminateAt: z.enum(['agent', 'relay'], { error: 'must be agent or relay' }).optional(),
+  /** --no-fallback: false. Visitors fail the handshake rather than be served by relay termination. */
+  fallback: bool.optional(),
+  acmeDirectory: z.string().regex(/^(https?:\/\/\S+|letsencrypt|letsencrypt-staging)$/, 'must be an ACME directory URL, letsencrypt or letsencrypt-staging').optional(),
+  acmeEmail: z.string().email('must be an email address').optional(),
+  acmeCa: z.string().min(1).optional(),
+  tlsCert: z.string().min(1).optional(),
+  tlsKey: z.string().min(1).optional(),
+  clientCa: z.string().min(1).optional(),
+  keepKey: bool.optional(),
 });
 export type AgentOptions = z.infer<typeof agentSchema>;
 
