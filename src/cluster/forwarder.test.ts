@@ -53,6 +53,8 @@ describe('cluster forwarder and heartbeat (PostgreSQL)', () => {
   let leases: StoreLeaseTable;
   const servers: LinkServer[] = [];
   const streamsAt: Record<string, string[]> = {};
+  /** Hosts the test nodes say they do not serve (any more). */
+  const notHere = new Set<string>();
   let link: LinkClient;
   let forwarder: ClusterForwarder;
 
@@ -63,7 +65,7 @@ describe('cluster forwarder and heartbeat (PostgreSQL)', () => {
       credentials: await credentialsFromSecret(SECRET, id),
       onForwardedStream: (host, _kind, _client, stream) => {
         streamsAt[id]!.push(host);
-        if (host.startsWith('gone.')) throw new TunnError('NOT_FOUND', 'no agent session for it here');
+        if (host.startsWith('gone.') || notHere.has(host)) throw new TunnError('NOT_FOUND', 'no agent session for it here');
         void readAll(stream).then((got) => stream.end(`${id}:${got}`));
       },
     });
@@ -97,11 +99,35 @@ describe('cluster forwarder and heartbeat (PostgreSQL)', () => {
     assert.deepEqual(streamsAt.nb, ['grafana.tunn.example.com']);
   });
 
+  it('reads where a host is at most once a second; a remembered holder that left is read again at once', async () => {
+    let reads = 0;
+    const counting = new (class extends StoreLeaseTable {
+      override holders(h: string, now: number) {
+        reads++;
+        return super.holders(h, now);
+      }
+    })({ store, ttlMs: TTL });
+    const f = new ClusterForwarder({ nodeId: 'na', nodes, leases: counting, link, clock });
+    await leases.acquire(claim({ host: 'moving.tunn.example.com', name: 'moving' }), clock.now());
+    for (let i = 0; i < 3; i++) (await f.forward('moving.tunn.example.com', 'http', '127.0.0.1:1')).end();
+    assert.equal(reads, 1);
+    clock.advance(1000);
+    (await f.forward('moving.tunn.example.com', 'http', '127.0.0.1:1')).end();
+    assert.equal(reads, 2);
+    // The tunnel leaves nb: the remembered route is refused (NOT_HERE), read again, and none is left.
+    notHere.add('moving.tunn.example.com');
+    await leases.release('nb', 's1', 'moving.tunn.example.com');
+    await assert.rejects(f.forward('moving.tunn.example.com', 'http', '127.0.0.1:1'), (e) => isTunnError(e, 'NOT_FOUND') && /no other relay of the cluster serves/.test(e.message));
+    assert.equal(reads, 3);
+  });
+
   it('keeps carrying to the last known holder while the database is away (a cached route)', async () => {
     const outageStore = await openStore(url, { connectMs: 1000, queryMs: 2000 });
     const f = new ClusterForwarder({ nodeId: 'na', nodes: new NodeRegistry({ store: outageStore, clock, ttlMs: TTL }), leases: new StoreLeaseTable({ store: outageStore, ttlMs: TTL }), link, clock });
     try {
       (await f.forward('grafana.tunn.example.com', 'http', '127.0.0.1:1')).end();
+      // Past the route's second of freshness: the next forward asks the database, which is gone.
+      clock.advance(1500);
       await pg.stopServer();
       try {
         const s = await f.forward('grafana.tunn.example.com', 'http', '127.0.0.1:2');

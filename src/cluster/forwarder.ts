@@ -10,9 +10,14 @@ import type { NodeRegistry } from './nodes.ts';
 // The dialling side of the cluster, for a visitor connection this relay cannot serve itself:
 // find the relays holding a live lease for the host, and carry the connection to the first
 // that takes it. A node URL comes from the database, so it is dialled only when its node row
-// is alive (NodeRegistry.liveUrl); a lease of a dead node is skipped, never dialled.
+// is alive (NodeRegistry.liveUrl); a lease of a dead node is skipped, never dialled. Routes
+// are remembered for a second (and while the database is away), so a row that died within
+// that second may still be dialled: the link's mutual TLS and the peer's own "not here"
+// keep that from reaching anyone but a relay of the cluster that serves the host.
 
 const MAX_CACHED_ROUTES = 10_000;
+/** How long a route read from the database is used without reading it again. */
+const ROUTE_TTL_MS = 1000;
 
 export interface ClusterForwarderOptions {
   /** This relay's node id (its own leases are not forwarded to). */
@@ -25,8 +30,8 @@ export interface ClusterForwarderOptions {
 
 export class ClusterForwarder {
   readonly #o: ClusterForwarderOptions;
-  /** Last known holders per host, newest last (bounded). */
-  readonly #routes = new Map<string, LinkPeer[]>();
+  /** Last known holders per host, with when they were read; oldest first (bounded). */
+  readonly #routes = new Map<string, { peers: LinkPeer[]; at: number }>();
 
   constructor(o: ClusterForwarderOptions) {
     this.#o = o;
@@ -39,28 +44,40 @@ export class ClusterForwarder {
    */
   async forward(host: string, kind: LinkStreamKind, client: string): Promise<Duplex> {
     const h = normalizeHost(host);
-    const peers = await this.#peers(h);
-    const failures: string[] = [];
-    for (const peer of peers) {
-      try {
-        return await this.#o.link.open(peer, { host: h, kind, client });
-      } catch (err) {
-        failures.push(errorMessage(err));
-        if (!isTunnError(err)) throw err;
+    let { peers, fresh } = await this.#peers(h, false);
+    let failures: string[] = [];
+    for (;;) {
+      for (const peer of peers) {
+        try {
+          return await this.#o.link.open(peer, { host: h, kind, client });
+        } catch (err) {
+          failures.push(errorMessage(err));
+          if (!isTunnError(err)) throw err;
+        }
       }
+      // A remembered route that failed (the tunnel moved, the relay left): read again, once.
+      if (fresh || !failures.length) break;
+      ({ peers, fresh } = await this.#peers(h, true));
+      if (!fresh) break;
+      failures = [];
     }
     if (!failures.length) throw new TunnError('NOT_FOUND', `no other relay of the cluster serves ${h} now`);
     throw new TunnError('UNAVAILABLE', `no relay holding ${h} took the connection: ${failures.join('; ')}`);
   }
 
   /**
-   * The live relays holding `h`, from the database; while the database cannot answer, the
-   * last answer (a cached route: the peer still checks it serves the host, and says NOT_HERE
-   * if not, so a stale entry costs a refusal, never a misdelivery).
+   * The live relays holding `h`. Read from the database at most once per ROUTE_TTL_MS per
+   * host (the path of every forwarded connection); while the database cannot answer, the last
+   * answer whatever its age. A remembered route is safe: the peer checks that it serves the
+   * host and says NOT_HERE if not, so a stale entry costs a refusal, never a misdelivery.
+   * `fresh` says whether the answer was read just now.
    */
-  async #peers(h: string): Promise<LinkPeer[]> {
+  async #peers(h: string, reread: boolean): Promise<{ peers: LinkPeer[]; fresh: boolean }> {
+    const now = this.#o.clock.now();
+    const known = this.#routes.get(h);
+    if (known && !reread && now - known.at < ROUTE_TTL_MS) return { peers: known.peers, fresh: false };
     try {
-      const holders = (await this.#o.leases.holders(h, this.#o.clock.now())).filter((l) => l.nodeId !== this.#o.nodeId);
+      const holders = (await this.#o.leases.holders(h, now)).filter((l) => l.nodeId !== this.#o.nodeId);
       const peers: LinkPeer[] = [];
       for (const nodeId of new Set(holders.map((l) => l.nodeId))) {
         const url = await this.#o.nodes.liveUrl(nodeId);
@@ -68,13 +85,12 @@ export class ClusterForwarder {
       }
       this.#routes.delete(h);
       if (peers.length) {
-        this.#routes.set(h, peers);
+        this.#routes.set(h, { peers, at: now });
         if (this.#routes.size > MAX_CACHED_ROUTES) this.#routes.delete(this.#routes.keys().next().value!);
       }
-      return peers;
+      return { peers, fresh: true };
     } catch (err) {
-      const cached = this.#routes.get(h);
-      if (cached && isTunnError(err, 'UNAVAILABLE')) return cached;
+      if (known && isTunnError(err, 'UNAVAILABLE')) return { peers: known.peers, fresh: false };
       throw err;
     }
   }
