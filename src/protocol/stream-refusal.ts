@@ -1,3 +1,4 @@
+import type { ClientHttp2Stream } from 'node:http2';
 import { z } from 'zod';
 
 // Why a stream to a tunnel was not opened, in one shape for every hop that can say no: the agent
@@ -69,4 +70,36 @@ export function readRefusal(status: number, headers: Record<string, unknown>, bo
     // Not JSON: the status says enough.
   }
   return { reason, message };
+}
+
+/** The opener's view of a stream's answer: open (200), or refused with the peer's reason. */
+export type StreamAnswer = { open: true } | { open: false; refusal: Refusal };
+
+/**
+ * Waits for the answer to a stream the caller opened (`session.request(…)`): 200 means the bytes
+ * that follow are the connection's; anything else is read as a refusal (body up to 16 KiB). A
+ * stream that closes or fails before answering is a refusal too, so a caller always learns why.
+ */
+export function awaitStreamAnswer(req: ClientHttp2Stream): Promise<StreamAnswer> {
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (a: StreamAnswer): void => {
+      if (done) return;
+      done = true;
+      resolve(a);
+    };
+    req.once('response', (headers) => {
+      const status = Number(headers[':status']);
+      if (status === 200) return finish({ open: true });
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (d: string) => {
+        if (body.length < 16 * 1024) body += d;
+      });
+      req.once('end', () => finish({ open: false, refusal: readRefusal(status, headers, body) }));
+      req.once('close', () => finish({ open: false, refusal: readRefusal(status, headers, body) }));
+    });
+    req.once('error', (err) => finish({ open: false, refusal: { reason: 'target_unreachable', message: `the stream failed before an answer: ${err.message}` } }));
+    req.once('close', () => finish({ open: false, refusal: { reason: 'target_unreachable', message: `the stream closed before an answer (HTTP/2 code ${req.rstCode ?? 'none'})` } }));
+  });
 }
