@@ -1,4 +1,5 @@
 import net, { type LookupFunction } from 'node:net';
+import { splice, type SpliceOutcome } from '../../lib/splice.ts';
 import type { Refusal } from '../../protocol/stream-refusal.ts';
 import type { KindCounters, StreamCarrier } from './carrier.ts';
 
@@ -7,7 +8,8 @@ import type { KindCounters, StreamCarrier } from './carrier.ts';
 // (END_STREAM) becomes shutdown(SHUT_WR) on the target socket, and the target's FIN ends the
 // stream's other side; the connection is over when both sides are. A target that refuses is a
 // typed refusal at once; a target that resets later aborts the stream; a connection silent in
-// both directions for idleTimeoutMs is closed.
+// both directions for idleTimeoutMs is closed (src/lib/splice.ts, shared with the relay's public
+// ports and `tunn connect`).
 
 export interface TcpTarget {
   host: string;
@@ -26,7 +28,7 @@ export interface TcpKindOptions {
   counters?: KindCounters;
 }
 
-export type TcpOutcome = 'closed' | 'refused' | 'reset' | 'idle' | 'aborted';
+export type TcpOutcome = SpliceOutcome | 'refused';
 
 export const DEFAULT_TCP_IDLE_MS = 3_600_000;
 const DEFAULT_CONNECT_MS = 10_000;
@@ -43,65 +45,35 @@ export function targetRefusal(err: NodeJS.ErrnoException, t: TcpTarget): Refusal
 export function carryTcp(carrier: StreamCarrier, o: TcpKindOptions): Promise<TcpOutcome> {
   const { stream } = carrier;
   return new Promise((resolve) => {
-    let outcome: TcpOutcome | undefined;
-    const end = (how: TcpOutcome): void => {
-      outcome ??= how;
-    };
     const socket = net.connect({ host: o.target.host, port: o.target.port, allowHalfOpen: true, noDelay: true, lookup: o.lookup });
     const connectTimer = setTimeout(() => socket.destroy(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' })), o.connectTimeoutMs ?? DEFAULT_CONNECT_MS);
-    let connected = false;
-
+    const failed = (err: NodeJS.ErrnoException): void => {
+      clearTimeout(connectTimer);
+      carrier.refuse(targetRefusal(err, o.target));
+      resolve('refused');
+    };
+    // The opener gave up before the target answered.
+    const gone = (): void => {
+      clearTimeout(connectTimer);
+      socket.destroy();
+      resolve('aborted');
+    };
+    socket.once('error', failed);
+    stream.once('close', gone);
     socket.once('connect', () => {
       clearTimeout(connectTimer);
-      connected = true;
+      socket.off('error', failed);
+      stream.off('close', gone);
       carrier.accept();
       if (o.proxyHeader) socket.write(o.proxyHeader);
-      if (o.counters) {
-        const c = o.counters;
-        stream.on('data', (d: Buffer) => (c.bytesToTarget += d.length));
-        socket.on('data', (d: Buffer) => (c.bytesFromTarget += d.length));
-      }
-      // The half-close, each way: the target's FIN ends the stream's side (pipe's end), and the
-      // opener's END_STREAM becomes shutdown(SHUT_WR) on the socket. That one waits a turn of the
-      // event loop: Node emits 'end' for a RST_STREAM too, before the reset is visible, and a reset
-      // must reach the target as a reset, not as a clean end of the request.
-      stream.pipe(socket, { end: false });
-      stream.once('end', () => setImmediate(() => carrier.wasReset() || socket.end()));
-      socket.pipe(stream);
-      socket.setTimeout(o.idleTimeoutMs ?? DEFAULT_TCP_IDLE_MS, () => {
-        end('idle');
-        socket.resetAndDestroy();
-        carrier.abort();
-      });
-    });
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(connectTimer);
-      if (!connected) {
-        end('refused');
-        carrier.refuse(targetRefusal(err, o.target));
-      } else {
-        end('reset');
-        carrier.abort();
-      }
-    });
-    socket.once('close', () => {
-      clearTimeout(connectTimer);
-      resolve(outcome ?? 'closed');
-    });
-    // The opener went away without finishing (a reset, a dropped session): nothing more is
-    // delivered either way. A stream closing after both sides ended is the normal end and
-    // leaves the socket to flush and close on its own.
-    stream.once('close', () => {
-      if (carrier.wasReset() || !(stream.readableEnded && stream.writableFinished)) {
-        end('aborted');
-        // The target learns of the abort as a reset, not as a clean end of the request.
-        if (connected && !socket.destroyed) socket.resetAndDestroy();
-        else socket.destroy();
-      }
-    });
-    stream.on('error', () => {
-      end('aborted');
-      socket.destroy();
+      const c = o.counters;
+      const onBytes = c
+        ? (fromTarget: number, toTarget: number): void => {
+            c.bytesFromTarget += fromTarget;
+            c.bytesToTarget += toTarget;
+          }
+        : undefined;
+      void splice(socket, { stream, wasReset: () => carrier.wasReset(), reset: () => carrier.abort() }, { idleTimeoutMs: o.idleTimeoutMs ?? DEFAULT_TCP_IDLE_MS, onBytes }).then(resolve);
     });
   });
 }
