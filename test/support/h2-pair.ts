@@ -2,6 +2,10 @@ import { once } from 'node:events';
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { agentServerOptions, relaySessionOptions } from '../../src/protocol/h2-options.ts';
+import { TunnError } from '../../src/lib/errors.ts';
+import { splicedH2Stream } from '../../src/protocol/h2-stream.ts';
+import type { TunnelMetrics } from '../../src/relay/metrics.ts';
+import type { PortTunnel } from '../../src/relay/public-port-tunnel.ts';
 import { awaitStreamAnswer, type StreamAnswer } from '../../src/protocol/stream-refusal.ts';
 
 // A real HTTP/2 session pair on loopback with the agent link's settings: the test's "relay" opens
@@ -35,6 +39,23 @@ export async function startH2Pair(onStream: (stream: ServerHttp2Stream, headers:
     async close() {
       session.destroy();
       await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+/**
+ * A tunnel as a public port sees it (src/relay/public-port-tunnel.ts), over a real HTTP/2 pair
+ * whose agent side runs a kind handler: what phase 2 gets from the agent session.
+ */
+export function pairTunnel(pair: H2Pair, host: string, metrics: TunnelMetrics, admits: (ip: string) => boolean = () => true): PortTunnel {
+  return {
+    host,
+    metrics,
+    admits,
+    async open(client) {
+      const { req, answer } = await pair.open({ 'tunn-client': `${client.address}:${client.port}` });
+      if (!answer.open) throw new TunnError('UNAVAILABLE', answer.refusal.message);
+      return splicedH2Stream(req);
     },
   };
 }

@@ -1,4 +1,5 @@
-import http2, { type ServerHttp2Stream } from 'node:http2';
+import type { ServerHttp2Stream } from 'node:http2';
+import { splicedH2Stream } from '../../protocol/h2-stream.ts';
 import type { Duplex } from 'node:stream';
 import { refusalResponse, type Refusal } from '../../protocol/stream-refusal.ts';
 
@@ -40,6 +41,7 @@ export function countDrop(c: KindCounters | undefined, reason: string): void {
 }
 
 export function h2Carrier(stream: ServerHttp2Stream): StreamCarrier {
+  const spliced = splicedH2Stream(stream);
   return {
     stream,
     accept() {
@@ -52,10 +54,7 @@ export function h2Carrier(stream: ServerHttp2Stream): StreamCarrier {
       stream.respond(headers);
       stream.end(body);
     },
-    abort() {
-      // Only an unfinished stream is reset: resetting finished ones trips the peer's rapid-reset limiter (DESIGN.md decision 3).
-      if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CONNECT_ERROR);
-    },
-    wasReset: () => stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR,
+    abort: spliced.reset,
+    wasReset: spliced.wasReset,
   };
 }
