@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fromEnv, fromFile, relayCrossChecks, relayDefaults, relaySchema, resolveConfig, type RelayOptions } from '../config/config.ts';
 import { systemClock } from '../lib/clock.ts';
+import { TunnError } from '../lib/errors.ts';
 import { createLogger, type Logger } from '../lib/logger.ts';
 import { dataDirWarning } from '../lib/private-files.ts';
 import { releaseStartupMemory } from '../lib/v8-tuning.ts';
@@ -126,6 +127,8 @@ export async function startRelay(o: RelayOptions, logger: Logger): Promise<{ rel
 
 export async function runRelay(flags: Record<string, unknown>): Promise<void> {
   const o = relayOptionsFrom(flags, process.env);
+  // Checked and parsed (config.ts), but not carried yet: saying so beats a relay that seems to offer ports.
+  if (o.tcpPorts !== undefined || o.udpPorts !== undefined) throw new TunnError('CONFIG_INVALID', `${o.tcpPorts !== undefined ? '--tcp-ports' : '--udp-ports'}: public TCP/UDP ports are not wired into the relay yet (issue 11, phase 2); start the relay without it`);
   const logger = createLogger({ json: o.json });
   const { relay, info, customDomains } = await startRelay(o, logger);
   // Give back what start-up grew before idling (issue 9: idle RSS); see v8-tuning.ts.
