@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import { getRequestListener } from '@hono/node-server';
 import { createApiApp } from '../api/app.ts';
-import { lostDomainReason } from '../api/domain-access.ts';
+import { lostDomainReason } from '../domains/resolution.ts';
 import type { DomainApiOptions } from '../api/domains.ts';
 import { isTunnToken, refusedTokenOwner } from '../auth/bearer.ts';
 import type { TunnelPolicy } from '../auth/gate.ts';
@@ -153,7 +153,7 @@ export class Relay {
   async init(): Promise<void> {
     const c = this.config;
     this.box = new SecretBox(loadSecretKey(c.secretKey, join(c.dataDir, 'secret.key')));
-    this.store = await openStore(c.storeUrl ?? join(c.dataDir, 'tunn.db'));
+    this.store = await openStore(c.storeUrl ?? join(c.dataDir, 'tunn.db'), { logger: this.logger });
     this.tokens = new TokenService({ store: this.store, box: this.box, clock: this.clock, issuer: 'tunn' });
     await this.tokens.init();
   }
@@ -528,10 +528,6 @@ export class Relay {
         (body) => res.writeHead(200, { 'content-type': this.metrics.registry.contentType }).end(body),
         (err: unknown) => res.writeHead(500).end(errorMessage(err)),
       );
-      return;
-    }
-    if (url === '/') {
-      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end(`tunn relay for ${this.config.domain}\nExpose a service: tunn <port> --relay ${this.info.url}\nSign in: ${this.info.url}/login\n`);
       return;
     }
     const handler = this.ext.relayHostHandler ?? this.#api;
