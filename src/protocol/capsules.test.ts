@@ -62,9 +62,9 @@ describe('DATAGRAM capsules (RFC 9297 §3.5, context id 0 as RFC 9298)', () => {
     let held = 0;
     for (let i = 0; i < wire.length; i += 7) {
       dec.push(wire.subarray(i, i + 7));
-      held = Math.max(held, dec.pending);
+      held = Math.max(held, dec.held);
     }
-    assert.ok(held <= 1001, 'the skipped capsule is counted down, not held');
+    assert.ok(held <= 16 + 512 + 1, `the skipped capsule is counted down, not held (held ${held})`);
     const r = decodeAll([wire.subarray(0, 20), wire.subarray(20)], 512);
     assert.deepEqual(r.datagrams, [Buffer.from('ok').toString('hex'), Buffer.from('after').toString('hex')]);
     assert.deepEqual(r.drops, [['oversize', 1001]]);

@@ -91,9 +91,9 @@ export class CapsuleDecoder {
     this.#max = o.maxDatagram ?? MAX_UDP_PAYLOAD;
   }
 
-  /** Bytes held waiting for the rest of a capsule (0 between capsules). */
-  get pending(): number {
-    return this.#buf.length + this.#skip;
+  /** Bytes held waiting for the rest of a capsule: at most a capsule head and one datagram's value. */
+  get held(): number {
+    return this.#buf.length;
   }
 
   /** Throws RangeError for a varint above 2^53 (a malformed stream: the caller resets it). */
