@@ -103,6 +103,46 @@ describe('tunn connect client (TCP)', () => {
     c.close();
   });
 
+  // Guards (the client's half of live revocation): when the relay cuts a user's stream, the local
+  // connection it carries is cut at once rather than left open.
+  it('resets the local connection when the relay cuts its stream', async () => {
+    const held = await tcpTarget((s) => s.resume());
+    const relay2 = await startContractServer({ host: 'db.tunn.test', tunnelKind: 'tcp', target: { host: '127.0.0.1', port: held.port } });
+    relay2.tokens.set('dan-token', 'dan@example.com');
+    relay2.allowed.add('dan@example.com');
+    const c = new ConnectClient({ relayUrl: relay2.url, token: 'dan-token', relayCa: relay2.caPem, host: 'db.tunn.test', kind: 'tcp' });
+    const l = await serveTcp(() => c.open(), { host: '127.0.0.1', port: 0 }, { refused: () => {} });
+    const s = net.connect({ port: l.address.port, host: '127.0.0.1' });
+    let error = '';
+    s.on('error', (e: NodeJS.ErrnoException) => (error = e.code ?? e.message));
+    s.resume();
+    s.write('live session');
+    while (relay2.carried === 0) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(relay2.cut('dan@example.com'), 1);
+    await new Promise((r) => s.once('close', r));
+    assert.equal(error, 'ECONNRESET', 'the local side sees a reset, not a clean end');
+    await l.close();
+    c.close();
+    await relay2.close();
+    held.close();
+  });
+
+  it('dials again when its connection to the relay was dropped', async () => {
+    const c = client('ann-token');
+    await c.check();
+    relay.dropConnections();
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal((await c.check()).email, 'ann@example.com');
+    c.close();
+  });
+
+  it('rejects stdio mode with the relay\'s message when the connection is refused', async () => {
+    const c = client('bob-token');
+    await assert.rejects(serveStdio(() => c.open(), new PassThrough(), new PassThrough()), /bob@example\.com is not on the allow-list of db\.tunn\.test/);
+    c.close();
+  });
+
   it('carries stdin/stdout as one connection (ssh ProxyCommand mode)', async () => {
     const c = client('ann-token');
     const input = new PassThrough();

@@ -17,6 +17,9 @@ export interface SplicedStream {
   reset(): void;
 }
 
+/** How long a stream's end waits to be told apart from a reset before it becomes a FIN. */
+export const HALF_CLOSE_GRACE_MS = 25;
+
 export type SpliceOutcome = 'closed' | 'reset' | 'idle' | 'aborted';
 
 export interface SpliceOptions {
@@ -40,10 +43,25 @@ export function splice(socket: Socket, s: SplicedStream, o: SpliceOptions): Prom
       stream.on('data', (d: Buffer) => f(0, d.length));
       socket.on('data', (d: Buffer) => f(d.length, 0));
     }
-    // The stream's END_STREAM becomes shutdown(SHUT_WR) one turn of the event loop later: Node
-    // emits 'end' for a RST_STREAM too, before the reset is visible.
+    // The stream's END_STREAM becomes shutdown(SHUT_WR), but not at once: Node emits 'end' for a
+    // RST_STREAM too, and the reset (rstCode, 'close') shows only a moment later (measured: one
+    // event-loop turn). A reset must reach the socket as a reset, not as a clean end of the data
+    // (a truncated transfer would look complete), so the FIN waits for the stream's 'close' or a
+    // short grace, whichever comes first. Under extreme load the reset can come later still; the
+    // socket then sees a FIN followed by a reset, and the connection ends either way.
     stream.pipe(socket, { end: false });
-    stream.once('end', () => setImmediate(() => s.wasReset() || socket.end()));
+    stream.once('end', () => {
+      let decided = false;
+      const decide = (): void => {
+        if (decided) return;
+        decided = true;
+        clearTimeout(grace);
+        stream.off('close', decide);
+        if (!s.wasReset()) socket.end();
+      };
+      const grace = setTimeout(decide, HALF_CLOSE_GRACE_MS);
+      stream.once('close', decide);
+    });
     socket.pipe(stream);
     socket.setTimeout(o.idleTimeoutMs, () => {
       outcome ??= 'idle';

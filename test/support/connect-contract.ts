@@ -24,6 +24,10 @@ export interface ContractServer {
   allowed: Set<string>;
   /** Carried streams opened so far. */
   carried: number;
+  /** Resets the live carried streams of `email`, as the relay does on revocation; returns how many. */
+  cut(email: string): number;
+  /** Drops every connection to the server (a relay restart, a network cut). */
+  dropConnections(): void;
   close(): Promise<void>;
 }
 
@@ -32,6 +36,7 @@ export async function startContractServer(o: { host: string; tunnelKind: 'tcp' |
   const leaf = await issueLeaf(ca, ['relay.test', 'localhost', '127.0.0.1']);
   const h2 = http2.createServer(agentServerOptions);
   const state = { tokens: new Map<string, string>(), allowed: new Set<string>(), carried: 0 };
+  const live = new Map<ServerHttp2Stream, string>();
   const refuse = (s: ServerHttp2Stream, r: Refusal): void => {
     const { headers, body } = refusalResponse(r);
     s.respond(headers);
@@ -50,6 +55,8 @@ export async function startContractServer(o: { host: string; tunnelKind: 'tcp' |
       return s.end(JSON.stringify({ allowed: true, host: o.host, tunnelKind: o.tunnelKind, email }));
     }
     state.carried++;
+    live.set(s, email);
+    s.once('close', () => live.delete(s));
     if (r.request.kind === 'udp') void carryUdp(h2Carrier(s), { target: o.target });
     else void carryTcp(h2Carrier(s), { target: o.target });
   });
@@ -65,6 +72,14 @@ export async function startContractServer(o: { host: string; tunnelKind: 'tcp' |
   return Object.assign(state, {
     url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
     caPem: ca.certPem,
+    cut: (email: string) => {
+      let n = 0;
+      for (const [s, e] of live) if (e === email && !s.closed) (s.close(http2.constants.NGHTTP2_CANCEL), n++);
+      return n;
+    },
+    dropConnections: () => {
+      for (const s of sockets) s.destroy();
+    },
     close: () => {
       for (const s of sockets) s.destroy();
       return new Promise<void>((r) => server.close(() => r()));
