@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import dnsPacket from 'dns-packet';
 import { startContractServer, type ContractServer } from '../../test/support/connect-contract.ts';
+import { freePort } from '../../test/support/ports.ts';
 import { createCa, issueLeaf } from '../certs/dev-ca.ts';
 import { isTunnError } from '../lib/errors.ts';
 import { ConnectClient } from './client.ts';
@@ -126,6 +127,20 @@ describe('tunn connect client (TCP)', () => {
     c.close();
     await relay2.close();
     held.close();
+  });
+
+  it('passes on why the agent could not reach its target, and refuses a UDP flow to a TCP tunnel', async () => {
+    const port = await freePort();
+    const down = await startContractServer({ host: 'db.tunn.test', tunnelKind: 'tcp', target: { host: '127.0.0.1', port } });
+    down.tokens.set('ann-token', 'ann@example.com');
+    down.allowed.add('ann@example.com');
+    const c = new ConnectClient({ relayUrl: down.url, token: 'ann-token', relayCa: down.caPem, host: 'db.tunn.test', kind: 'tcp' });
+    await assert.rejects(c.open(), (e: Error) => isTunnError(e, 'UNAVAILABLE') && e.message === `nothing accepts connections at 127.0.0.1:${port} (connection refused): is the service running?`);
+    const u = new ConnectClient({ relayUrl: down.url, token: 'ann-token', relayCa: down.caPem, host: 'db.tunn.test', kind: 'udp' });
+    await assert.rejects(u.open(), (e: Error) => isTunnError(e, 'INVALID_INPUT') && e.message === 'db.tunn.test is a tcp tunnel, which carries TCP: connect without --udp');
+    c.close();
+    u.close();
+    await down.close();
   });
 
   it('dials again when its connection to the relay was dropped', async () => {

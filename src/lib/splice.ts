@@ -87,3 +87,61 @@ export function splice(socket: Socket, s: SplicedStream, o: SpliceOptions): Prom
     socket.once('close', () => resolve(outcome ?? 'closed'));
   });
 }
+
+/**
+ * Two streams spliced to each other (the relay's side of `tunn connect`: the client's HTTP/2
+ * stream to the agent's): the same rules as splice() — half-closes cross, a reset on one side
+ * resets the other, silence both ways for idleTimeoutMs resets both.
+ */
+export function spliceStreams(a: SplicedStream, b: SplicedStream, o: SpliceOptions): Promise<SpliceOutcome> {
+  return new Promise((resolve) => {
+    let outcome: SpliceOutcome | undefined;
+    let closed = 0;
+    let last = Date.now();
+    const onClosed = (): void => {
+      if (++closed === 2) {
+        clearInterval(idle);
+        resolve(outcome ?? 'closed');
+      }
+    };
+    const direction = (from: SplicedStream, to: SplicedStream, count: (n: number) => void): void => {
+      from.stream.on('data', (d: Buffer) => {
+        last = Date.now();
+        count(d.length);
+      });
+      from.stream.pipe(to.stream, { end: false });
+      from.stream.once('end', () => {
+        let decided = false;
+        const decide = (): void => {
+          if (decided) return;
+          decided = true;
+          clearTimeout(grace);
+          from.stream.off('close', decide);
+          if (!from.wasReset() && !to.stream.writableEnded) to.stream.end();
+        };
+        const grace = setTimeout(decide, HALF_CLOSE_GRACE_MS);
+        from.stream.once('close', decide);
+      });
+      from.stream.once('close', () => {
+        if (from.wasReset() || !(from.stream.readableEnded && from.stream.writableFinished)) {
+          outcome ??= 'aborted';
+          to.reset();
+        }
+        onClosed();
+      });
+      from.stream.on('error', () => {
+        outcome ??= 'aborted';
+        to.reset();
+      });
+    };
+    direction(a, b, (n) => o.onBytes?.(n, 0));
+    direction(b, a, (n) => o.onBytes?.(0, n));
+    const idle = setInterval(() => {
+      if (Date.now() - last < o.idleTimeoutMs) return;
+      outcome ??= 'idle';
+      a.reset();
+      b.reset();
+    }, Math.max(50, Math.min(o.idleTimeoutMs / 4, 30_000)));
+    idle.unref();
+  });
+}
