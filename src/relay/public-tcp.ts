@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import net, { type AddressInfo, type Socket } from 'node:net';
-import { splice } from '../lib/splice.ts';
+import { carryConnection } from './carry-connection.ts';
 import type { PortTunnelLookup } from './public-port-tunnel.ts';
 
 // A public TCP port on the relay (`tunn tcp 25565 -n mc --public` → tcp://relay:20007): each
@@ -75,25 +75,7 @@ export class PublicTcpPort {
       if (n > 0) this.#perIp.set(ip, n);
       else this.#perIp.delete(ip);
     });
-    // Bytes the client sends while the stream opens wait in the socket (paused until piped).
-    socket.pause();
-    let stream;
-    try {
-      stream = await t.open(client);
-    } catch {
-      return refuse('open-failed');
-    }
-    if (socket.destroyed) return stream.reset();
-    t.metrics.connections++;
-    t.metrics.open++;
-    const outcome = await splice(socket, stream, {
-      idleTimeoutMs: this.#o.idleTimeoutMs,
-      onBytes: (fromClient, toClient) => {
-        t.metrics.bytesIn += fromClient;
-        t.metrics.bytesOut += toClient;
-      },
-    });
-    t.metrics.open--;
-    this.#o.onConnection?.({ client: `${ip}:${client.port}`, outcome });
+    const outcome = await carryConnection(socket, t, { idleTimeoutMs: this.#o.idleTimeoutMs });
+    this.#o.onConnection?.({ client: `${ip}:${client.port}`, outcome: outcome === 'refused' ? 'open-failed' : outcome });
   }
 }
