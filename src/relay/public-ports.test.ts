@@ -75,6 +75,19 @@ for (const dialect of ['sqlite', 'postgres'] as Dialect[]) {
       assert.equal(await p.holder('tcp', 20002), undefined);
     });
 
+    // Two relays of a cluster (or two registrations at once) picking the same free port: one
+    // insert loses on the primary key and takes the next port; the same name racing gets one port.
+    it('hands different names racing for the same port different ports, and one name one port', async () => {
+      const a = ports({ tcp: { low: 40000, high: 40009 } });
+      const b = ports({ tcp: { low: 40000, high: 40009 } });
+      const got = await Promise.all([a.assign({ protocol: 'tcp', domain: 'race.test', name: 'x', accountId: bob }), b.assign({ protocol: 'tcp', domain: 'race.test', name: 'y', accountId: bob })]);
+      assert.deepEqual([...got].sort(), [40000, 40001]);
+      const same = await Promise.all([a.assign({ protocol: 'tcp', domain: 'race.test', name: 'z', accountId: bob }), b.assign({ protocol: 'tcp', domain: 'race.test', name: 'z', accountId: bob })]);
+      assert.equal(same[0], same[1]);
+      for (const n of ['x', 'y', 'z']) await a.release('tcp', 'race.test', n);
+      assert.equal(await a.holder('tcp', 40000), undefined);
+    });
+
     it('when the range is full, takes back only a port unused for the reclaim period and not live', async () => {
       const p = ports({ udp: { low: 30000, high: 30001 } });
       assert.equal(await p.assign({ protocol: 'udp', domain: 'tunn.example.com', name: 'a', accountId: bob }), 30000);
