@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -75,6 +76,16 @@ describe('tunn connect (CLI) against the tunn-connect/1 contract', () => {
     assert.equal(await p.exited, 1);
     assert.deepEqual(p.stderr, ['tunn: error: bob@example.com is not on the allow-list of db.tunn.test: ask its owner to add you (-a bob@example.com)']);
     assert.deepEqual(p.lines, []);
+  });
+
+  it('stdio mode carries one connection and exits 0 when it ends', async () => {
+    const child = spawn(NODE, [CLI, 'connect', 'build.tunn.test', '--relay', ssh.url, '--relay-ca', sshCaFile, '--token-file', tokenFile('ann-stdio', 'ann-token')], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stdin.end('SSH-2.0-tunn-test\r\n');
+    const [code] = (await once(child, 'exit')) as [number];
+    assert.match(out, /^SSH-2\.0-OpenSSH/, 'the server\'s banner came back on stdout');
+    assert.equal(code, 0);
   });
 
   it('ssh -o ProxyCommand=\'tunn connect %h\' runs a command on an OpenSSH server', async () => {
