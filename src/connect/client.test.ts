@@ -222,6 +222,34 @@ describe('tunn connect client (UDP)', () => {
   });
 });
 
+describe('tunn connect client (UDP, refused)', () => {
+  it('tells why a peer\'s flow was refused, and sends that peer nothing', async () => {
+    const echo = dgram.createSocket('udp4');
+    echo.on('message', (m, r) => echo.send(m, r.port, r.address));
+    echo.bind(0, '127.0.0.1');
+    await once(echo, 'listening');
+    const relay = await startContractServer({ host: 'dns.tunn.test', tunnelKind: 'udp', target: { host: '127.0.0.1', port: (echo.address() as AddressInfo).port } });
+    relay.tokens.set('bob-token', 'bob@example.com');
+    const c = new ConnectClient({ relayUrl: relay.url, token: 'bob-token', relayCa: relay.caPem, host: 'dns.tunn.test', kind: 'udp' });
+    const refused: string[] = [];
+    const l = await serveUdp(() => c.open(), { host: '127.0.0.1', port: 0 }, { refused: (_p, m) => refused.push(m) });
+    const peer = dgram.createSocket('udp4');
+    let got = 0;
+    peer.on('message', () => got++);
+    peer.send('anyone?', l.address.port, '127.0.0.1');
+    const end = Date.now() + 20_000;
+    while (refused.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(refused, ['bob@example.com is not on the allow-list of dns.tunn.test: ask its owner to add you (-a bob@example.com)']);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(got, 0);
+    peer.close();
+    await l.close();
+    c.close();
+    await relay.close();
+    echo.close();
+  });
+});
+
 describe('--listen', () => {
   it('takes a bare port as loopback, and an explicit address only when given', () => {
     assert.deepEqual(parseListen('15432'), { host: '127.0.0.1', port: 15432 });

@@ -4,7 +4,7 @@ import net, { type AddressInfo } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { errorMessage } from '../lib/errors.ts';
 import { splice, type SplicedStream } from '../lib/splice.ts';
-import { CapsuleDecoder, encodeDatagram } from '../protocol/capsules.ts';
+import { UdpFlows } from '../protocol/udp-flows.ts';
 
 // What `tunn connect` does with the streams a ConnectClient opens: listen locally and carry each
 // accepted TCP connection (or each UDP peer) on its own stream, or carry stdin/stdout as one
@@ -71,57 +71,23 @@ export async function serveTcp(open: OpenStream, at: ListenAddress, ev: ServeEve
 
 export async function serveUdp(open: OpenStream, at: ListenAddress, ev: ServeEvents, flowIdleMs = 60_000): Promise<Listening> {
   const socket = dgram.createSocket(net.isIPv6(at.host) ? 'udp6' : 'udp4');
-  const flows = new Map<string, { stream?: SplicedStream; pending: Buffer[]; last: number }>();
   socket.on('error', () => {});
-  socket.on('message', (msg, r) => {
-    const peer = formatListen({ host: r.address, port: r.port });
-    let f = flows.get(peer);
-    if (!f) {
-      const flow: { stream?: SplicedStream; pending: Buffer[]; last: number } = { pending: [], last: Date.now() };
-      f = flow;
-      flows.set(peer, flow);
-      open().then(
-        (stream) => {
-          flow.stream = stream;
-          const d = new CapsuleDecoder({ onDatagram: (p) => socket.send(p, r.port, r.address) });
-          stream.stream.on('data', (c: Buffer) => {
-            try {
-              d.push(c);
-            } catch {
-              stream.reset();
-            }
-          });
-          const end = (): void => void (flows.get(peer) === flow && flows.delete(peer));
-          stream.stream.once('close', end);
-          stream.stream.once('end', end);
-          stream.stream.on('error', end);
-          for (const m of flow.pending.splice(0)) stream.stream.write(encodeDatagram(m));
-        },
-        (err: unknown) => {
-          flows.delete(peer);
-          ev.refused(peer, errorMessage(err));
-        },
-      );
-    }
-    f.last = Date.now();
-    if (f.stream) f.stream.stream.write(encodeDatagram(msg));
-    else if (f.pending.length < 64) f.pending.push(msg);
+  // Every local peer is carried (the relay decides each flow); one that is refused hears nothing.
+  const flows = new UdpFlows<string>({
+    idleMs: flowIdleMs,
+    admit: (peer) => formatListen({ host: peer.address, port: peer.port }),
+    open: () => open(),
+    send: (payload, peer) => socket.send(payload, peer.port, peer.address),
+    on: { openFailed: (peer, _r, err) => ev.refused(peer, errorMessage(err)) },
   });
-  const sweep = setInterval(() => {
-    for (const [peer, f] of flows) if (Date.now() - f.last >= flowIdleMs) {
-      flows.delete(peer);
-      f.stream?.stream.end();
-    }
-  }, Math.max(50, Math.min(flowIdleMs / 4, 5_000)));
-  sweep.unref();
+  socket.on('message', (msg, r) => flows.receive(msg, r));
   socket.bind(at.port, at.host);
   await once(socket, 'listening');
   const a = socket.address();
   return {
     address: { host: a.address, port: a.port },
     close: () => {
-      clearInterval(sweep);
-      for (const f of flows.values()) f.stream?.reset();
+      flows.close();
       return new Promise((r) => socket.close(() => r()));
     },
   };
