@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import type { ClientHttp2Session } from 'node:http2';
 import { after, before, describe, it } from 'node:test';
 import { account, identityFixture } from '../../test/fixtures/identity.ts';
 import { RelayMetrics } from '../relay/metrics.ts';
@@ -12,7 +11,7 @@ import { createApiApp, type ApiApp } from './app.ts';
 /** An agent session as the registry sees it; records what the relay tells the agent. */
 function session(agentId: string): SessionRef & { told: string[] } {
   const told: string[] = [];
-  return { id: `s-${agentId}`, agentId, h2: {} as ClientHttp2Session, alive: true, told, replaced: () => {}, refuse: (id, code, message) => void told.push(`${id} ${code} ${message}`), send: () => {} };
+  return { id: `s-${agentId}`, agentId, alive: true, openStream: () => { throw new Error('no data streams in this test'); }, told, replaced: () => {}, refuse: (id, code, message) => void told.push(`${id} ${code} ${message}`), send: () => {} };
 }
 
 describe('/v1/tunnels', () => {

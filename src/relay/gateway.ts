@@ -6,7 +6,7 @@ import type { Principal } from '../auth/revocation.ts';
 import type { Logger } from '../lib/logger.ts';
 import { newRequestId } from '../lib/page.ts';
 import { headerValue, Http1Framer, HttpParseError, keepAlive, wantsUpgrade, type MessageHead } from '../lib/http1.ts';
-import { DATA_HEADERS, TARGET_ERROR_HEADER, type Refusal } from '../protocol/messages.ts';
+import { TARGET_ERROR_HEADER, type Refusal } from '../protocol/messages.ts';
 import { forwardRequestHeaders, forwardTrailers, serializeTrailers } from './forward-headers.ts';
 import { pages, serializeResponse, type LocalResponse } from './pages.ts';
 import type { Tunnel, TunnelRegistry } from './registry.ts';
@@ -461,16 +461,7 @@ class PublicConnection implements LiveConnection {
       }
       let stream: ClientHttp2Stream;
       try {
-        stream = session.h2.request(
-          {
-            ':method': 'CONNECT',
-            ':authority': tunnel.host,
-            [DATA_HEADERS.tunnel]: tunnel.id,
-            [DATA_HEADERS.client]: this.#clientIp,
-            [DATA_HEADERS.kind]: 'http',
-          },
-          { endStream: false },
-        );
+        stream = session.openStream(tunnel, { kind: 'http', client: this.#clientIp });
       } catch (err) {
         this.#gw.opts.logger.warn({ host: tunnel.host, session: session.id.slice(0, 8), err: (err as Error).message }, 'cannot open a stream on an agent session');
         continue;
@@ -507,7 +498,8 @@ class PublicConnection implements LiveConnection {
       }
       this.#socket.end();
     });
-    stream.on('error', () => {});
+    // A reset stream (the agent went, the target hung up) ends the client's connection in 'close' below.
+    stream.on('error', (err) => this.#gw.opts.logger.debug({ host: tunnel.host, err: err.message }, 'data stream to the agent failed'));
     stream.on('close', () => {
       tunnel.metrics.open--;
       if (this.#socket.destroyed) return;

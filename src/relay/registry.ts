@@ -1,19 +1,30 @@
-import type { ClientHttp2Session } from 'node:http2';
-import type { ControlMessage, TunnelOptions } from '../protocol/messages.ts';
+import type { ClientHttp2Stream } from 'node:http2';
+import type { ControlMessage, StreamKind, TunnelOptions, WireErrorCode } from '../protocol/messages.ts';
 import type { TunnelMetrics } from './metrics.ts';
 
 // The live tunnels of this relay, by host. A tunnel is served by one agent (agentId) over
 // one or more sessions; new public connections are spread over its sessions round robin.
 
+/** How a data stream is opened: what its bytes are, and for which public client. */
+export interface StreamOpen {
+  kind: StreamKind;
+  /** The public client's address (the agent logs it and may pass it on, e.g. in PROXY v2). */
+  client: string;
+}
+
 export interface SessionRef {
   readonly id: string;
   readonly agentId: string;
-  readonly h2: ClientHttp2Session;
   readonly alive: boolean;
+  /**
+   * Opens a data stream to the agent for one public connection of `tunnel`. Throws when the
+   * session cannot open one (closing, gone): the caller tries another session.
+   */
+  openStream(tunnel: { id: string; host: string }, o: StreamOpen): ClientHttp2Stream;
   /** Tell the agent its tunnel was taken over, and stop serving it on this session. */
   replaced(tunnelId: string, message: string): void;
   /** Tell the agent it may no longer serve this tunnel (fatal: it must not register it again as is). */
-  refuse(tunnelId: string, code: string, message: string): void;
+  refuse(tunnelId: string, code: WireErrorCode, message: string): void;
   /** Sends a control message to the agent on this session. */
   send(m: ControlMessage): void;
 }

@@ -21,7 +21,7 @@ import { errorMessage, isTunnError, TunnError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import { loadSecretKey, SecretBox } from '../lib/secret-box.ts';
 import { bearerIs } from '../lib/secret-compare.ts';
-import { ALPN_TUNNEL, type TunnelOptions } from '../protocol/messages.ts';
+import { ALPN_TUNNEL, checkTunnelOptions, type TunnelOptions } from '../protocol/messages.ts';
 import { claimName, type Account } from '../store/accounts.ts';
 import { openStore, type Store } from '../store/store.ts';
 import { AgentSession, type RegisteredTunnel } from './agent-session.ts';
@@ -439,7 +439,6 @@ export class Relay {
   }
 
   async #register(session: AgentSession, account: Account, opts: TunnelOptions): Promise<RegisteredTunnel> {
-    if (!opts || typeof opts.id !== 'string' || !Array.isArray(opts.allow)) throw new TunnError('INVALID_INPUT', 'malformed register message');
     const domain = this.ext.resolveDomain ? await this.ext.resolveDomain(account, opts.domain) : this.#defaultDomain(opts.domain);
     let name: string;
     if (opts.name) {
@@ -475,18 +474,13 @@ export class Relay {
 
   /** Checks the options an agent sent: allow-list entries (groups must exist), edge controls. */
   async #validateTunnel(account: Account, opts: TunnelOptions): Promise<void> {
-    if (opts.allow.length && opts.public) throw new TunnError('INVALID_INPUT', '--public and -a do not go together: a public tunnel is open to everyone');
-    if (opts.grantFor !== undefined && (typeof opts.grantFor !== 'object' || typeof opts.grantFor.ref !== 'string' || typeof opts.grantFor.seconds !== 'number')) throw new TunnError('INVALID_INPUT', 'malformed --for');
-    if (opts.grantFor && opts.allow.length === 0) throw new TunnError('INVALID_INPUT', '--for limits the -a entries of the command, and there are none: add -a <who>, or use `tunn grant add` on a live tunnel');
+    // The message's shape was checked when it was read (tunnelOptionsSchema); here what it means.
+    checkTunnelOptions(opts);
     await this.identity.policy.validate(account.id, opts.allow);
     if (opts.allowIps?.length) parseIpAllowList(opts.allowIps);
-    if (opts.basicAuth && (typeof opts.basicAuth.user !== 'string' || typeof opts.basicAuth.pass !== 'string')) throw new TunnError('INVALID_INPUT', 'malformed basic auth');
     if (opts.rateLimit?.perIp !== undefined) parseRateLimit(opts.rateLimit.perIp, '--rate-limit');
     if (opts.rateLimit?.perTunnel !== undefined) parseRateLimit(opts.rateLimit.perTunnel, '--rate-limit-tunnel');
-    if (opts.allowUpgrade !== undefined) {
-      if (!Array.isArray(opts.allowUpgrade)) throw new TunnError('INVALID_INPUT', 'malformed --allow-upgrade');
-      opts.allowUpgrade = parseAllowUpgrade(opts.allowUpgrade);
-    }
+    if (opts.allowUpgrade !== undefined) opts.allowUpgrade = parseAllowUpgrade(opts.allowUpgrade);
   }
 
   #defaultDomain(requested: string | undefined): string {
