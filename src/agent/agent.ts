@@ -6,7 +6,7 @@ import tls, { type TLSSocket } from 'node:tls';
 import { ControlChannel } from '../protocol/control-channel.ts';
 import { agentServerOptions, SESSION_WINDOW } from '../protocol/h2-options.ts';
 import { watchLiveness } from '../protocol/liveness.ts';
-import { CONTROL_PATH, PROTOCOL_VERSION, ALPN_TUNNEL, type ControlMessage, type Refusal, type TunnelOptions } from '../protocol/messages.ts';
+import { CONTROL_PATH, PROTOCOL_VERSION, ALPN_TUNNEL, type ControlMessage, type Refusal, type RegisteredTunnel, type TunnelOptions } from '../protocol/messages.ts';
 import { describeConnectError, permanentConnectError } from './connect-errors.ts';
 import { forwardStream, type RequestLogEntry, type StreamWatch } from './forward.ts';
 import { readDataStream, refuseStream, type DataStreamRequest, type StreamHandlers } from './stream-handlers.ts';
@@ -41,12 +41,8 @@ export interface AgentConfig {
   inspect?: (index: number, tunnel: () => string, clientIp: string, onRequest?: (e: RequestLogEntry) => void) => StreamWatch;
 }
 
-export interface TunnelReady {
-  id: string;
-  name: string;
-  host: string;
-  url: string;
-  urls: string[];
+/** A tunnel the relay serves (its `registered` message), with the target it forwards to. */
+export interface RegisteredLocalTunnel extends RegisteredTunnel {
   target: Target;
 }
 
@@ -58,14 +54,14 @@ interface LocalTunnel extends AgentTunnel {
   namingSlot?: Slot;
   /** Sessions that wait for the picked name before registering. */
   waiting: Slot[];
-  ready?: TunnelReady;
+  ready?: RegisteredLocalTunnel;
 }
 
 export type AgentState = 'connecting' | 'online' | 'reconnecting' | 'stopped';
 
 interface AgentEvents {
   state: [state: AgentState, detail: string];
-  ready: [TunnelReady];
+  ready: [RegisteredLocalTunnel];
   request: [RequestLogEntry & { tunnel: string }];
   /** A request the relay answered itself for a tunnel (refused at the edge, target down). */
   refused: [Refusal & { tunnel: string; target: string }];

@@ -36,7 +36,7 @@ describe('/v1/tunnels', () => {
       headers[email] = { authorization: `Bearer ${token}` };
     }
     const tunnels = createTunnelControl({
-      registry,
+      directory: registry,
       gateways: [{ open: [], cut: (match) => (openOn && match({ principals: [], tunnel: openOn }) ? (cut.push(openOn.host), 1) : 0) }],
       urlsFor: (h) => [`https://${h}:8443`],
       onStopped: () => {},

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { z } from 'zod';
 import { isTunnError } from '../lib/errors.ts';
 import {
-  ALPN_TUNNEL, checkTunnelOptions, CONTROL_PATH, DATA_HEADERS, encodeMessage, InvalidMessageError, MESSAGE_SCHEMAS, MESSAGE_TYPES, parseMessage,
+  ALPN_ACME_TLS, ALPN_CONNECT, ALPN_TUNNEL, checkTunnelOptions, CONTROL_PATH, DATA_HEADERS, encodeMessage, InvalidMessageError, MESSAGE_SCHEMAS, MESSAGE_TYPES, parseMessage,
   PROTOCOL_VERSION, REFUSAL_REASONS, STREAM_KINDS, TARGET_ERROR_HEADER, TLS_ENDS, TUNNEL_KINDS, tunnelOptionsSchema, WIRE_ERROR_CODES, type ControlMessage,
 } from './messages.ts';
 
@@ -26,6 +26,8 @@ describe('wire protocol', () => {
     assert.equal(TARGET_ERROR_HEADER, 'tunn-target-error');
     assert.equal(CONTROL_PATH, '/tunn/control');
     assert.equal(ALPN_TUNNEL, 'tunn/1');
+    assert.equal(ALPN_CONNECT, 'tunn-connect/1');
+    assert.equal(ALPN_ACME_TLS, 'acme-tls/1');
     assert.equal(PROTOCOL_VERSION, 1);
   });
 

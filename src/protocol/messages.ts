@@ -12,6 +12,10 @@ import { TunnError, type TunnErrorCode } from '../lib/errors.ts';
 // the relay, everything else as is).
 
 export const ALPN_TUNNEL = 'tunn/1';
+/** ALPN of `tunn connect`, the identity-checked client for tcp/udp tunnels (routed by the edge). */
+export const ALPN_CONNECT = 'tunn-connect/1';
+/** ALPN of an ACME TLS-ALPN-01 validation (RFC 8737). */
+export const ALPN_ACME_TLS = 'acme-tls/1';
 export const PROTOCOL_VERSION = 1;
 export const CONTROL_PATH = '/tunn/control';
 
@@ -180,6 +184,8 @@ export const MESSAGE_SCHEMAS = {
 
 export type ControlMessage = { [K in MessageType]: z.infer<(typeof MESSAGE_SCHEMAS)[K]> }[MessageType];
 export type MessageOf<K extends MessageType> = Extract<ControlMessage, { type: K }>;
+/** A tunnel the relay serves, as it tells the agent (the `registered` message). */
+export type RegisteredTunnel = Omit<MessageOf<'registered'>, 'type'>;
 
 /** A control line that is not a valid message; says what was wrong, and which tunnel a bad register was for. */
 export class InvalidMessageError extends Error {

@@ -7,22 +7,15 @@ import type { Logger } from '../lib/logger.ts';
 import { ControlChannel } from '../protocol/control-channel.ts';
 import { relaySessionOptions, SESSION_WINDOW } from '../protocol/h2-options.ts';
 import { watchLiveness } from '../protocol/liveness.ts';
-import { CONTROL_PATH, DATA_HEADERS, InvalidMessageError, PROTOCOL_VERSION, wireCodeOf, type ControlMessage, type MessageOf, type MessageType, type StreamKind, type TunnelOptions, type WireErrorCode } from '../protocol/messages.ts';
+import { CONTROL_PATH, DATA_HEADERS, InvalidMessageError, PROTOCOL_VERSION, wireCodeOf, type ControlMessage, type MessageOf, type MessageType, type RegisteredTunnel, type StreamKind, type TunnelOptions, type WireErrorCode } from '../protocol/messages.ts';
 import { HELLO_TIMEOUT_MS, RELAY_PING_INTERVAL_MS, RELAY_PING_TIMEOUT_MS } from '../protocol/timing.ts';
 import { accountById, type Account } from '../store/accounts.ts';
 import type { Store } from '../store/store.ts';
-import type { SessionRef, StreamOpen } from './registry.ts';
+import type { SessionRef, StreamOpen } from './tunnel-directory.ts';
 
 // One object per connected agent session (frp's server/control.go): it owns the HTTP/2
 // client session on the agent's socket and the control stream, and handles control messages
 // through a type → handler table.
-
-export interface RegisteredTunnel {
-  name: string;
-  host: string;
-  url: string;
-  urls: string[];
-}
 
 export interface AgentSessionDeps {
   store: Store;
@@ -194,7 +187,7 @@ export class AgentSession implements SessionRef {
 
   async #onRegister(m: MessageOf<'register'>): Promise<void> {
     const t = await this.#deps.register(this, this.account!, m.tunnel);
-    this.send({ type: 'registered', id: m.tunnel.id, name: t.name, host: t.host, url: t.url, urls: t.urls });
+    this.send({ type: 'registered', ...t });
   }
 
   #fail(err: unknown, tunnelId?: string): void {

@@ -72,7 +72,7 @@ describe('gateway', () => {
     const session: SessionRef = { id: 's1', agentId: 'a1', alive: true, openStream: (t, o) => openDataStream(h2, t, o), replaced() {}, refuse() {}, send() {} };
     registry.attach({ id: 't1', host: TUNNEL_HOST, name: 'app', domain: RELAY_HOST, accountId: 'acc', email: 'o@x.com', agentId: 'a1', options: { id: 't1', allow: [], public: true }, metrics: new RelayMetrics().forTunnel(TUNNEL_HOST) }, session);
     const gw = new Gateway({
-      registry,
+      directory: registry,
       logger: silentLogger(),
       isRelayHost: (h) => h === RELAY_HOST,
       serveRelayHost: (conn) => ownHost.emit('connection', conn),

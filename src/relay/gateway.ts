@@ -9,7 +9,7 @@ import { headerValue, Http1Framer, HttpParseError, keepAlive, wantsUpgrade, type
 import { TARGET_ERROR_HEADER, type Refusal } from '../protocol/messages.ts';
 import { forwardRequestHeaders, forwardTrailers, serializeTrailers } from './forward-headers.ts';
 import { pages, serializeResponse, type LocalResponse } from './pages.ts';
-import type { Tunnel, TunnelRegistry } from './registry.ts';
+import type { Tunnel, TunnelDirectory } from './tunnel-directory.ts';
 import { normalizeHost, originFormTarget } from './request-target.ts';
 import { decideUpgrade } from './upgrades.ts';
 
@@ -20,24 +20,26 @@ import { decideUpgrade } from './upgrades.ts';
 // response framer (to know when responses end, for 101 upgrades, and for metrics).
 
 // Per-request access decision (identity, IP allow-list, basic auth, rate limits): the
-// request and decision shapes are identity's (src/auth/gate.ts).
+// request and decision shapes are identity's gate (src/auth/gate.ts); access.ts builds one.
 export type { GateDecision, GateRequest };
 
-export interface Gate {
+/** The relay's per-request access check on a tunnel (identity's gate behind it). */
+export interface AccessCheck {
   check(req: GateRequest, tunnel: Tunnel): GateDecision | Promise<GateDecision>;
   /** True when every request to this tunnel is allowed unchanged (the gateway then skips check). */
   passes?(tunnel: Tunnel): boolean;
 }
 
 export interface GatewayOptions {
-  registry: TunnelRegistry;
+  /** Which tunnel serves a host, and over which agent sessions. */
+  directory: TunnelDirectory;
   logger: Logger;
   /** Is this the relay's own host (API, login pages, metrics)? */
   isRelayHost(host: string): boolean;
   /** Takes over a connection whose first request is for the relay's own host. */
   serveRelayHost(conn: Duplex): void;
   /** Per-request policy; absent → every tunnel is open (used before identity is configured). */
-  gate?: Gate;
+  access?: AccessCheck;
   /** Answers plain-HTTP requests the relay handles itself (ACME HTTP-01, redirect to HTTPS). */
   plainHook?: (head: MessageHead, host: string) => LocalResponse | undefined;
   /** Largest request head accepted (bytes). */
@@ -360,7 +362,7 @@ class PublicConnection implements LiveConnection {
     }
     this.#firstRequest = false;
 
-    const tunnel = opts.registry.get(host);
+    const tunnel = opts.directory.get(host);
     if (!tunnel) {
       if (!opts.isKnownHost) return this.#respondLocal(pages.notFound(host), head);
       return opts.isKnownHost(host).then(
@@ -371,8 +373,8 @@ class PublicConnection implements LiveConnection {
     if (this.#tunnel && this.#tunnel !== tunnel) return this.#respondLocal(pages.misdirected(), head);
     if (head.method === 'CONNECT') return this.#respondLocal(pages.methodNotAllowed(head.method), head, tunnel);
 
-    const gate = opts.gate;
-    if (!gate || gate.passes?.(tunnel)) return this.#forward(head, tunnel, undefined);
+    const access = opts.access;
+    if (!access || access.passes?.(tunnel)) return this.#forward(head, tunnel, undefined);
     const req: GateRequest = {
       method: head.method,
       path: head.target,
@@ -383,7 +385,7 @@ class PublicConnection implements LiveConnection {
       upgrade: wantsUpgrade(head),
       requestId: (this.#requestId = newRequestId()),
     };
-    const decision = gate.check(req, tunnel);
+    const decision = access.check(req, tunnel);
     if (decision instanceof Promise) return decision.then((d) => this.#applyDecision(d, head, tunnel));
     return this.#applyDecision(decision, head, tunnel);
   }
@@ -452,7 +454,7 @@ class PublicConnection implements LiveConnection {
   }
 
   #openStream(tunnel: Tunnel): boolean {
-    const reg = this.#gw.opts.registry;
+    const reg = this.#gw.opts.directory;
     for (let attempt = 0; attempt < tunnel.sessions.length + 1; attempt++) {
       const session = reg.pickSession(tunnel);
       if (!session) {

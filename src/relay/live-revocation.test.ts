@@ -103,7 +103,7 @@ describe('LiveRevocation: the sweep cuts what lost its right', () => {
       logger: silentLogger(),
       gateways: [table],
       agents: () => agents,
-      registry,
+      directory: registry,
       allows: (t, who) => id.policy.allows({ ownerAccountId: t.accountId, ownerEmail: t.email, allow: t.options.allow, public: t.options.public }, who.email),
       domainLost: (t) => lostDomainReason(id.store, RELAY, t),
       intervalMs,

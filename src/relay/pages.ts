@@ -70,6 +70,9 @@ export const pages = {
     htmlPage(405, 'Method not allowed', `<code>${escapeHtml(method)}</code> is not forwarded through a tunnel.`, { headers: [['Allow', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS']] }),
   misdirected: () => htmlPage(421, 'Misdirected request', 'This connection belongs to another host; open a new connection.', { close: true }),
   timeout: () => htmlPage(408, 'Request timeout', 'The request head did not arrive in time.', { close: true }),
+  /** `location` comes from the visitor's request (host and path): escaped in the page. */
+  movedToHttps: (location: string) =>
+    htmlPage(308, 'Moved to HTTPS', `This relay serves HTTPS only: <a href="${escapeHtml(location)}">continue</a>.`, { headers: [['Location', location]] }),
 };
 
 /**

@@ -1,13 +1,13 @@
 import type { TunnelControl, TunnelStatus } from '../api/tunnels.ts';
 import type { ConnectionTable } from './live-revocation.ts';
-import type { Tunnel, TunnelRegistry } from './registry.ts';
+import type { Tunnel, TunnelDirectory } from './tunnel-directory.ts';
 
 // The relay's side of `tunn status` / `tunn stop` (src/api/tunnels.ts): its live tunnels as
 // their owner sees them, and closing one the way revocation does (the agent is told why, with
 // a fatal error so it does not register again; the tunnel's open connections are cut).
 
 export interface TunnelControlDeps {
-  registry: TunnelRegistry;
+  directory: TunnelDirectory;
   gateways: readonly ConnectionTable[];
   urlsFor(host: string): string[];
   /** A tunnel stopped here (metrics, the log). */
@@ -34,7 +34,7 @@ export function statusOf(t: Tunnel, urls: string[]): TunnelStatus {
     host: t.host,
     url: urls[0]!,
     urls,
-    kind: (t.options as { kind?: string }).kind ?? 'http',
+    kind: t.options.kind ?? 'http',
     allowed: allowedOf(t),
     agents: new Set(t.sessions.map((s) => s.agentId)).size,
     sessions: t.sessions.length,
@@ -44,17 +44,16 @@ export function statusOf(t: Tunnel, urls: string[]): TunnelStatus {
 }
 
 export function createTunnelControl(d: TunnelControlDeps): TunnelControl {
-  const mine = (accountId: string) => [...d.registry.all()].filter((t) => t.accountId === accountId);
+  const mine = (accountId: string) => d.directory.all().filter((t) => t.accountId === accountId);
   return {
     list: (accountId) => mine(accountId).map((t) => statusOf(t, d.urlsFor(t.host))).sort((a, b) => a.host.localeCompare(b.host)),
     stop(accountId, nameOrHost, why) {
       const stopped: TunnelStatus[] = [];
-      for (const t of mine(accountId)) {
-        if (t.host !== nameOrHost && t.name !== nameOrHost) continue;
+      for (const t of d.directory.byName(accountId, nameOrHost)) {
         stopped.push(statusOf(t, d.urlsFor(t.host)));
         for (const s of [...t.sessions]) {
           s.refuse(t.id, 'STOPPED', why);
-          d.registry.detachTunnel(s, t.id);
+          d.directory.detachTunnel(s, t.id);
         }
         for (const g of d.gateways) g.cut((c) => c.tunnel === t);
         d.onStopped(t, why);
