@@ -62,4 +62,10 @@ describe('relay pages', () => {
     assert.match(headers['content-security-policy']!, /default-src 'none'/);
     assert.equal(r.status, 308);
   });
+
+  it('tells the visitor and owner what to do when the agent does not serve the stream’s kind', () => {
+    const body = String(pages.targetDown('STREAM_KIND').body);
+    assert.match(body, /\(STREAM_KIND\)/);
+    assert.match(body, /update tunn on the agent’s machine/);
+  });
 });
