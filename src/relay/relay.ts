@@ -1,110 +1,43 @@
-import { once } from 'node:events';
 import type { SecureContext } from 'node:tls';
-import net, { type Server as NetServer } from 'node:net';
+import type { Server as NetServer } from 'node:net';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { createApiApp } from '../api/app.ts';
 import { lostDomainReason } from '../api/domain-access.ts';
-import type { DomainApiOptions } from '../api/domains.ts';
 import { isTunnToken, refusedTokenOwner } from '../auth/bearer.ts';
 import type { RecordEvent } from '../auth/events.ts';
 import { createIdentity, type Identity } from '../auth/identity.ts';
-import type { GroupDirectory } from '../auth/idp-groups.ts';
-import type { LoginProviderConfig } from '../auth/oidc.ts';
 import { TokenService } from '../auth/tokens.ts';
 import type { Clock } from '../lib/clock.ts';
-import { errorMessage, isTunnError, TunnError } from '../lib/errors.ts';
+import { errorMessage, isTunnError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import { loadSecretKey, SecretBox } from '../lib/secret-box.ts';
 import type { Refusal } from '../protocol/messages.ts';
-import type { Account } from '../store/accounts.ts';
 import { openStore, type Store } from '../store/store.ts';
 import { createTunnelAccess } from './access.ts';
 import { Edge } from './edge.ts';
 import { Gateway } from './gateway.ts';
 import { LiveRevocation } from './live-revocation.ts';
 import { RelayMetrics } from './metrics.ts';
-import { cleanIp, createOwnHostApp, createOwnHostServer, type OwnHostMount } from './own-host.ts';
-import { startOwnCertificate, type OwnCertificateState } from './own-certificate.ts';
-import { pages, type LocalResponse } from './pages.ts';
+import { cleanIp, createOwnHostApp, createOwnHostServer } from './own-host.ts';
+import { startOwnCertificate } from './own-certificate.ts';
+import { pages } from './pages.ts';
 import { RefusalReports } from './refusal-reports.ts';
 import { TunnelRegistry } from './registry.ts';
 import type { Tunnel } from './tunnel-directory.ts';
-import { createTlsServers, type CertSource } from './tls-servers.ts';
+import { createTlsServers } from './tls-servers.ts';
 import { createTunnelControl } from './tunnel-control.ts';
 import { Tunnels } from './tunnels.ts';
+import { listenOn } from './listen.ts';
+import type { RelayConfig, RelayDeps, RelayExtensions, RelayInfo, RelayParts } from './relay-config.ts';
 
 // relay.ts only wires: the store and keys, the edge (edge.ts) on the HTTPS and HTTP ports,
 // the TLS it terminates (tls-servers.ts), agent sessions and registration (tunnels.ts), the
 // HTTP gateway (gateway.ts), the relay's own host (own-host.ts), identity and revocation.
 
 export type { CertSource } from './tls-servers.ts';
+export type { RelayConfig, RelayDeps, RelayExtensions, RelayInfo, RelayParts } from './relay-config.ts';
 export { cleanIp } from './own-host.ts';
-
-export interface RelayConfig {
-  domain: string;
-  /** 0 = pick a free port. */
-  httpsPort: number;
-  httpPort: number;
-  /** Address to listen on. */
-  listen: string;
-  dataDir: string;
-  dev: boolean;
-  /** SQLite path or postgres:// URL; default: tunn.db in the data dir. */
-  storeUrl?: string;
-  /** TUNN_SECRET_KEY: key that seals secrets at rest; default: a key file in the data dir. */
-  secretKey?: string;
-  idleTimeoutMs: number;
-  headTimeoutMs: number;
-  maxHeadSize: number;
-  /** Bearer token that may read /metrics from non-loopback addresses. */
-  metricsToken?: string;
-  /** Login methods offered on the relay's login page (OIDC issuers, Google, GitHub). */
-  providers?: LoginProviderConfig[];
-  /** Email magic links: SMTP URL and From address. */
-  magicLink?: { smtpUrl: string; from: string };
-  /** Accounts that may list every account's security events. */
-  adminEmails?: string[];
-  /** IdP groups: how long membership is trusted (--idp-refresh) and the directory to ask (LDAP). */
-  idp?: { refreshMs?: number; directory?: GroupDirectory };
-}
-
-export interface RelayDeps {
-  logger: Logger;
-  clock: Clock;
-}
-
-/** What the relay is started with: certificates, and the parts custom domains plug in. */
-export interface RelayExtensions {
-  certs: CertSource;
-  /** The dev CA's certificate, shown to users (agents trust it with --relay-ca). */
-  caPath?: string;
-  /** Picks the domain a tunnel is served under; default: the relay's domain only. */
-  resolveDomain?: (account: Account, requested: string | undefined) => Promise<string>;
-  /** Custom domains and certificates for /v1/domains and /v1/certs. */
-  domainApi?: DomainApiOptions;
-  /** Plain-HTTP requests answered before the redirect to HTTPS (ACME HTTP-01). */
-  plainHook?: (path: string, host: string) => LocalResponse | undefined;
-  /** Apps served under a path of the relay's own host (the console's files). */
-  mounts?: OwnHostMount[];
-}
-
-/** The relay's store and keys, for the parts started beside it (custom domains, `tunn dev`). */
-export interface RelayParts {
-  store: Store;
-  box: SecretBox;
-  tokens: TokenService;
-}
-
-export interface RelayInfo {
-  domain: string;
-  httpsPort: number;
-  httpPort: number;
-  caPath?: string;
-  url: string;
-  /** The relay's own certificate: served now, or still being obtained (ACME; see own-certificate.ts). */
-  certificate: OwnCertificateState;
-}
 
 export class Relay {
   readonly config: RelayConfig;
@@ -184,8 +117,8 @@ export class Relay {
       { relayAnswersAlpnChallenge: (name) => ext.certs.alpnChallengeContext?.(name) !== undefined },
       log,
     );
-    const httpsPort = await this.#listen('HTTPS', c.httpsPort, (s) => edge.accept('https', s));
-    const httpPort = await this.#listen('HTTP', c.httpPort, (s) => edge.accept('http', s));
+    const httpsPort = await listenOn(this.#listeners, 'HTTPS', c.httpsPort, c.listen, (s) => edge.accept('https', s));
+    const httpPort = await listenOn(this.#listeners, 'HTTP', c.httpPort, c.listen, (s) => edge.accept('http', s));
     const info: RelayInfo = (this.#info = { domain: c.domain, httpsPort, httpPort, caPath: ext.caPath, url: `https://${c.domain}${httpsPort === 443 ? '' : ':' + httpsPort}`, certificate: 'pending' });
     const identity = (this.#identity = this.#createIdentity(store, tokens, box, info.url));
     tunnels.setChecks({
@@ -272,19 +205,7 @@ export class Relay {
     });
   }
 
-  async #listen(what: string, port: number, onSocket: (s: net.Socket) => void): Promise<number> {
-    const server = net.createServer(onSocket);
-    this.#listeners.push(server);
-    server.listen(port, this.config.listen);
-    try {
-      await Promise.race([once(server, 'listening'), once(server, 'error').then(([e]) => Promise.reject(e))]);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      const hint = code === 'EADDRINUSE' ? `port ${port} is in use: pick another with --${what.toLowerCase()}-port (0 = any free port)` : code === 'EACCES' ? `port ${port} needs privileges: pick a port above 1023` : errorMessage(err);
-      throw new TunnError('CONFIG_INVALID', `cannot listen for ${what}: ${hint}`, { cause: err });
-    }
-    return (server.address() as net.AddressInfo).port;
-  }
+
 }
 
 function httpsUrl(host: string, port: number, path: string): string {
