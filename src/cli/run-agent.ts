@@ -104,6 +104,8 @@ export async function runAgent(targetSpec: string, flags: Record<string, unknown
   const inspect = await startAgentInspector(o, [target], config.verifyTargetTls);
   const agent = new Agent({ ...config, ...inspect.agentExtra });
   attachAgentOutput(agent, o.json, inspect.ready, undefined, flags.color as boolean | undefined);
+  // Failures the agent handled (a stream a visitor reset, a session error, a refused stream kind), with what was being done.
+  if (process.env.TUNN_DEBUG) agent.on('debug', (m) => process.stderr.write(`tunn: debug: ${m}\n`));
   // A token `tunn login` saved and the relay now refuses: signing in again is the fix.
   if (loadCredentials(o.relay)?.token === o.token) {
     agent.on('fatal', (err) => {

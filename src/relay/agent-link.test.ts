@@ -105,7 +105,10 @@ describe('agent link (relay sessions, registration, stream kinds)', () => {
 
   it('refuses a stream of a kind the agent does not serve with a typed code, and keeps serving', async () => {
     const host = `web.${DOMAIN}`;
+    const debug: string[] = [];
+    agents[0]!.on('debug', (m) => debug.push(m));
     const r = await openStream(host, 'udp', 'datagrams');
+    assert.ok(debug.some((m) => /refused a data stream of kind udp for web\.tunn\.localhost: this agent does not serve it/.test(m)), debug.join('\n'));
     assert.deepEqual({ status: r.status, code: r.code, body: r.body }, { status: 501, code: 'STREAM_KIND', body: '' });
     assert.equal((await openStream(host, 'http', 'GET / HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n')).status, 200);
   });
