@@ -1,26 +1,26 @@
-import * as acme from 'acme-client';
-import type { SecretBox } from '../lib/secret-box.ts';
-import { nowIso } from '../lib/ids.ts';
-import type { Store } from '../store/store.ts';
+import { generateKeyPair } from 'node:crypto';
+import { promisify } from 'node:util';
 
-// One ACME account per directory URL, its key sealed in acme_accounts. newAccount is
-// idempotent for a known key (RFC 8555 7.3.1), so the key is all that needs keeping.
+// One ACME account per directory URL. newAccount is idempotent for a known key (RFC 8555
+// 7.3.1), so the key is all that needs keeping; where it is kept is the caller's (the relay's
+// database, or files for an agent that runs ACME itself): src/acme holds no storage.
 
-export async function acmeAccountKey(store: Store, box: SecretBox, directoryUrl: string, email: string | undefined, now = Date.now()): Promise<string> {
-  const context = `acme-account:${directoryUrl}`;
-  const row = await store.db.selectFrom('acme_accounts').selectAll().where('directory_url', '=', directoryUrl).executeTakeFirst();
-  if (row) return box.openString(row.key_sealed, context);
-  const key = (await acme.crypto.createPrivateEcdsaKey('P-256')).toString();
-  await store.db
-    .insertInto('acme_accounts')
-    .values({ directory_url: directoryUrl, email: email ?? null, key_sealed: box.seal(key, context), account_url: null, created_at: nowIso(now) })
-    .onConflict((oc) => oc.column('directory_url').doNothing())
-    .execute();
-  // Another relay (or a concurrent call) may have won the insert: use the stored key.
-  const stored = await store.db.selectFrom('acme_accounts').select('key_sealed').where('directory_url', '=', directoryUrl).executeTakeFirstOrThrow();
-  return box.openString(stored.key_sealed, context);
+/**
+ * Where ACME account keys live. Contract:
+ * - accountKey() returns the PEM key for `directoryUrl`, creating and keeping one on first use;
+ *   every caller for one directory gets the same key, also when several race (processes
+ *   sharing the storage included): implementations MUST be safe for concurrent use.
+ * - recordAccountUrl() keeps the account URL the CA gave (for operators; issuance never needs it).
+ */
+export interface AcmeAccountStore {
+  accountKey(directoryUrl: string, email: string | undefined): Promise<string>;
+  recordAccountUrl(directoryUrl: string, accountUrl: string): Promise<void>;
 }
 
-export async function recordAcmeAccountUrl(store: Store, directoryUrl: string, accountUrl: string): Promise<void> {
-  await store.db.updateTable('acme_accounts').set({ account_url: accountUrl }).where('directory_url', '=', directoryUrl).execute();
+const generateEc = promisify(generateKeyPair);
+
+/** A fresh P-256 account key as PKCS#8 PEM (what acme-client takes). */
+export async function createAcmeAccountKey(): Promise<string> {
+  const { privateKey } = await generateEc('ec', { namedCurve: 'P-256', privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+  return privateKey;
 }

@@ -1,6 +1,6 @@
 // Challenge solvers behind one interface. The ACME issuer hands each authorization to the
 // solver for the challenge type it picked; the relay wires each solver to its listener:
-// dns-01 → the relay's DNS zone (or another TxtRecordStore), http-01 → the plain-HTTP
+// dns-01 → the relay's DNS zone (or another Dns01Provider), http-01 → the plain-HTTP
 // listener, tls-alpn-01 → the TLS edge when a ClientHello offers ALPN `acme-tls/1`.
 
 export type ChallengeType = 'dns-01' | 'http-01' | 'tls-alpn-01';

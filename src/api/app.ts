@@ -1,33 +1,45 @@
 import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import type { Identity } from '../auth/identity.ts';
 import { TunnError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import { newRequestId, REQUEST_ID_HEADER } from '../lib/page.ts';
+import { consoleRoutes } from './console.ts';
 import { devicePageRoutes, deviceApiRoutes } from './device.ts';
-import { certRoutes, domainRoutes, type DomainApiOptions } from './domains.ts';
+import { requireCaller } from './caller.ts';
+import { certRoutes } from './certificates.ts';
+import { domainRoutes, type DomainApiOptions } from './domains.ts';
 import { eventRoutes } from './events.ts';
 import { grantRoutes } from './grants.ts';
 import { groupRoutes } from './groups.ts';
-import { errorBody, requireBearer, statusOf, type ApiEnv } from './http.ts';
+import { errorBody, statusOf, type ApiEnv } from './http.ts';
 import { loginRoutes } from './login.ts';
 import { render } from './pages.ts';
+import { sessionRoutes } from './session.ts';
 import { revokeRoute, tokenRoutes } from './tokens.ts';
+import type { TunnelEventsOptions } from './tunnel-events.ts';
 import { tunnelRoutes, type TunnelControl } from './tunnels.ts';
 
-// The relay's own host: /v1 (JSON API for the CLI and the web console), the login pages and
-// /.well-known/jwks.json. The relay calls app.fetch(request, { clientIp }) for every request
-// whose Host is its own domain; tests call app.request().
+// The relay's own host: /v1 (JSON API for the CLI and the web console), the login pages, the
+// web console's files (console.ts) and /.well-known/jwks.json. The relay calls
+// app.fetch(request, { clientIp }) for every request whose Host is its own domain; tests call
+// app.request().
 //
-// The typed client: `hc<ApiApp>(relayUrl)` from 'hono/client'.
+// The typed client: `createApiClient(relayUrl)` (src/api/client.ts), `hc<ApiApp>` underneath;
+// the CLI and the web console both use it.
 
 export interface ApiExtras {
-  /** Custom domains and certificates (src/relay/custom-domains.ts); without: the relay's host name, no certificates. */
+  /** Custom domains and certificates (src/domains/setup.ts); without: the relay's host name, no certificates. */
   domains?: DomainApiOptions;
   /** Where answers that are not a success are logged with their request id. */
   logger?: Logger;
-  /** The relay's live tunnels (`tunn status`, `tunn stop`); without: /v1/tunnels is not served. */
+  /** The relay's live tunnels (`tunn status`, `tunn stop`, the console); without: /v1/tunnels answers 404. */
   tunnels?: TunnelControl;
+  /** Timing of GET /v1/tunnels/events (tests shorten it). */
+  tunnelEvents?: TunnelEventsOptions;
 }
+
+const MAX_BODY = 1024 * 1024;
 
 export function createApiApp(identity: Identity, extras: ApiExtras = {}) {
   const domains = extras.domains ?? { relayDomain: identity.relayUrl.hostname, strict: false };
@@ -41,25 +53,20 @@ export function createApiApp(identity: Identity, extras: ApiExtras = {}) {
       c.header(REQUEST_ID_HEADER, reqId);
       if (c.res.status >= 400) extras.logger?.info({ reqId, status: c.res.status, host: c.req.header('host'), method: c.req.method, path: c.req.path }, 'answered by the relay');
     })
+    // No /v1 body is large (the biggest: a group's 1000 emails); a larger one is refused before it is read.
+    .use('/v1/*', bodyLimit({ maxSize: MAX_BODY, onError: (c) => c.json(errorBody(new TunnError('INVALID_INPUT', `the request body is larger than ${MAX_BODY / 1024} KiB`)), 413) }))
     .get('/.well-known/jwks.json', (c) => c.json(identity.tokens.jwks(), 200, { 'cache-control': 'public, max-age=300' }))
-    .get('/v1/me', requireBearer(identity), async (c) => {
+    // No other origin may read /v1 (the console is same-origin): preflights are refused, and no
+    // answer carries Access-Control-Allow-*.
+    .options('/v1/*', (c) => c.json(errorBody(new TunnError('FORBIDDEN', 'the tunn API does not answer cross-origin requests: call it from the console on this relay, or from a script with a token')), 403))
+    .get('/v1/me', requireCaller(identity), async (c) => {
       const caller = c.get('caller');
       // The IdP groups the relay knows for the caller (`tunn whoami`); only when a source is configured.
       const idp = identity.idpGroups.enabled ? await identity.idpGroups.knownFor(caller.accountId, caller.email) : undefined;
-      return c.json({ accountId: caller.accountId, email: caller.email, tokenId: caller.jti, ...(idp ? { idpGroups: idp.groups, idpProblems: idp.problems } : {}) });
+      return c.json({ accountId: caller.accountId, email: caller.email, tokenId: caller.via === 'token' ? caller.jti : null, ...(idp ? { idpGroups: idp.groups, idpProblems: idp.problems } : {}) });
     })
-    .post('/v1/tunnels/validate-allow', requireBearer(identity), async (c) => {
-      let body: unknown;
-      try {
-        body = await c.req.json();
-      } catch {
-        throw new TunnError('INVALID_INPUT', 'the request body must be JSON: { "allow": ["alice@example.com", "group:eng"] }');
-      }
-      const allow = (body as { allow?: unknown }).allow;
-      if (!Array.isArray(allow) || allow.some((x) => typeof x !== 'string')) throw new TunnError('INVALID_INPUT', '"allow" must be an array of strings');
-      return c.json(await identity.policy.validate(c.get('caller').accountId, allow as string[]));
-    })
-    .route('/v1/tunnels', extras.tunnels ? tunnelRoutes(identity, extras.tunnels) : new Hono<ApiEnv>())
+    .route('/v1/session', sessionRoutes(identity))
+    .route('/v1/tunnels', tunnelRoutes(identity, extras.tunnels, extras.tunnelEvents))
     .route('/v1/groups', groupRoutes(identity))
     .route('/v1/grants', grantRoutes(identity))
     .route('/v1/tokens', tokenRoutes(identity))
@@ -67,9 +74,11 @@ export function createApiApp(identity: Identity, extras: ApiExtras = {}) {
     .route('/v1/auth/device', deviceApiRoutes(identity))
     .route('/v1/events', eventRoutes(identity))
     .route('/v1/domains', domainRoutes(identity, domains))
-    .route('/v1/certs', certRoutes(identity, domains))
+    .route('/', certRoutes(identity, domains))
     .route('/', loginRoutes(identity))
     .route('/', devicePageRoutes(identity));
+  // The web console's pages and files (outside the typed chain: not part of the client's API).
+  app.route('/', consoleRoutes({ relayUrl: identity.relayUrl }));
 
   app.notFound((c) => {
     if (c.req.path.startsWith('/v1/')) return c.json(errorBody(new TunnError('NOT_FOUND', `no such endpoint: ${c.req.method} ${c.req.path}`)), 404);

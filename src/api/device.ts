@@ -1,4 +1,6 @@
-import { Hono, type Context } from 'hono';
+import { zValidator } from '@hono/zod-validator';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import { z, type ZodType } from 'zod';
 import { DEVICE_PATH, normaliseUserCode } from '../auth/device.ts';
 import { esc } from '../auth/html.ts';
 import type { Identity } from '../auth/identity.ts';
@@ -14,14 +16,31 @@ import { pages, redirectTo, render } from './pages.ts';
 // Both accept JSON or application/x-www-form-urlencoded.
 // The browser side is /device on the relay: sign in, type the code, check what asked, approve or deny.
 
-async function params(c: Context<ApiEnv>): Promise<Record<string, string>> {
-  const type = c.req.header('content-type') ?? '';
-  try {
-    const raw = type.includes('json') ? ((await c.req.json()) as Record<string, unknown>) : await c.req.parseBody();
-    return Object.fromEntries(Object.entries(raw ?? {}).filter(([, v]) => typeof v === 'string')) as Record<string, string>;
-  } catch {
-    return {};
-  }
+// RFC 8628 clients send a form; the CLI sends JSON: both targets are validated (the one not
+// sent reads as {}), and a refusal is in RFC 8628's shape (invalid_request).
+const startBody = z.object({ client_name: z.string().max(200).optional() });
+const tokenBody = z.object({ grant_type: z.string().max(200).optional(), device_code: z.string().max(200).optional() });
+
+function describe(issues: readonly { path: PropertyKey[]; code: string }[]): string {
+  return issues.map((i) => `"${i.path.join('.')}" ${i.code === 'too_big' ? 'is too long' : 'must be a string'}`).join('; ');
+}
+
+/** The JSON body (typed for the client), or the same fields from a form body (what RFC 8628 clients send). */
+function oauth<S extends ZodType<Record<string, string | undefined>>>(schema: S) {
+  const json = zValidator('json', schema, (result, c) => {
+    if (!result.success) return c.json({ error: 'invalid_request' as const, error_description: describe(result.error.issues) }, 400);
+  });
+  const form: MiddlewareHandler<ApiEnv> = async (c, next) => {
+    const type = (c.req.header('content-type') ?? '').toLowerCase();
+    if (type.startsWith('application/x-www-form-urlencoded') || type.startsWith('multipart/form-data')) {
+      const fields = await c.req.parseBody().catch(() => ({}));
+      const r = await schema.safeParseAsync(Object.fromEntries(Object.entries(fields).filter(([, v]) => typeof v === 'string')));
+      if (!r.success) return c.json({ error: 'invalid_request' as const, error_description: describe(r.error.issues) }, 400);
+      c.req.addValidatedData('json', r.data as object);
+    }
+    await next();
+  };
+  return [json, form] as const;
 }
 
 const DESCRIPTIONS = {
@@ -34,14 +53,14 @@ const DESCRIPTIONS = {
 
 export function deviceApiRoutes(identity: Identity) {
   return new Hono<ApiEnv>()
-    .post('/', async (c) => {
+    .post('/', ...oauth(startBody), async (c) => {
       const rl = identity.rateLimiter.take(`device-start\0${clientIp(c)}`, 10);
       if (!rl.ok) return c.json({ error: 'slow_down' as const, error_description: `too many logins started; retry in ${rl.retryAfterSeconds} s` }, 429, { 'retry-after': String(rl.retryAfterSeconds) });
-      const p = await params(c);
+      const p = c.req.valid('json');
       return c.json(await identity.devices.start({ clientName: p.client_name, ip: clientIp(c) }));
     })
-    .post('/token', async (c) => {
-      const p = await params(c);
+    .post('/token', ...oauth(tokenBody), async (c) => {
+      const p = c.req.valid('json');
       if (p.grant_type && p.grant_type !== 'urn:ietf:params:oauth:grant-type:device_code') {
         return c.json({ error: 'unsupported_grant_type' as const, error_description: 'use urn:ietf:params:oauth:grant-type:device_code' }, 400);
       }

@@ -4,7 +4,6 @@ import { Hono } from 'hono';
 import { account, identityFixture } from '../../test/fixtures/identity.ts';
 import { relayDecisionFunc } from '../certs/decision.ts';
 import { createCa } from '../certs/dev-ca.ts';
-import { domainByName } from '../certs/domains.ts';
 import { CertManager } from '../certs/manager.ts';
 import { SelfSignedIssuer } from '../certs/self-signed-issuer.ts';
 import { Zone } from '../dns/zone.ts';
@@ -12,9 +11,12 @@ import { isTunnError } from '../lib/errors.ts';
 import { SecretBox } from '../lib/secret-box.ts';
 import { randomBytes } from 'node:crypto';
 import { startDnsWorld, type DnsWorld } from '../../test/support/dns-world.ts';
-import { resolveTunnelDomain } from './domain-access.ts';
+import { customDomainDecider, relayCertBackends } from '../domains/cert-lifecycle.ts';
+import { domainByName } from '../domains/records.ts';
+import { resolveTunnelDomain } from '../domains/resolution.ts';
 import { certEventHeaders } from '../certs/cert-event-signature.ts';
-import { certRoutes, domainRoutes } from './domains.ts';
+import { certRoutes } from './certificates.ts';
+import { domainRoutes } from './domains.ts';
 import { errorBody, statusOf, type ApiEnv } from './http.ts';
 
 const RELAY = 'relay.test';
@@ -51,9 +53,9 @@ describe('API /v1/domains and /v1/certs', () => {
     zone.add({ name: '*.wrong.example.test', type: 'CNAME', value: 'elsewhere.test' });
     zone.add({ name: '_acme-challenge.wrong.example.test', type: 'TXT', value: 'hello' });
     world = await startDnsWorld({ relayDomain: RELAY, publicIps: ['127.0.0.1'], customerZones: [zone] });
-    manager = new CertManager({ store: id.store, box: new SecretBox(randomBytes(32)), issuer: new SelfSignedIssuer(await createCa('api test CA')), decide: relayDecisionFunc({ store: id.store, relayDomain: RELAY }) });
+    manager = new CertManager({ ...relayCertBackends(id.store, new SecretBox(randomBytes(32))), issuer: new SelfSignedIssuer(await createCa('api test CA')), decide: relayDecisionFunc({ relayDomain: RELAY, customDomain: customDomainDecider(id.store) }) });
     const opts = { relayDomain: RELAY, resolver: world.resolver, strict: false, manager, certEventToken: 'cert-event-secret-0123456789' };
-    app = new Hono<ApiEnv>().route('/v1/domains', domainRoutes(id, opts)).route('/v1/certs', certRoutes(id, opts));
+    app = new Hono<ApiEnv>().route('/v1/domains', domainRoutes(id, opts)).route('/', certRoutes(id, opts));
     app.onError((err, c) => c.json(errorBody(err), statusOf(err)));
   });
   after(async () => {
@@ -148,6 +150,37 @@ describe('API /v1/domains and /v1/certs', () => {
     assert.equal(await resolveTunnelDomain(id.store, RELAY, accounts.carol!, undefined), RELAY);
   });
 
+  it('validate (the console, as typed): the same refusals as add and share, word for word, and nothing changes', async () => {
+    const same = async (who: string, body: { domain: string; share?: string[] }, real: () => ReturnType<typeof call>) => {
+      const v = await call(who, 'POST', '/v1/domains/validate', body);
+      const r = await real();
+      assert.ok(r.status >= 400, JSON.stringify(r.body));
+      assert.deepEqual({ status: v.status, body: v.body }, { status: r.status, body: r.body }, JSON.stringify(body));
+      return v.body.error as { code: string; message: string };
+    };
+    // Add: inside the relay's zone, malformed, another account's verified domain, another's unverified claim.
+    assert.equal((await same('owner', { domain: 'team.relay.test' }, () => call('owner', 'POST', '/v1/domains', { domain: 'team.relay.test' }))).code, 'NAME_RESERVED');
+    assert.match((await same('owner', { domain: 'bad_name..test' }, () => call('owner', 'POST', '/v1/domains', { domain: 'bad_name..test' }))).message, /is not a valid domain name/);
+    assert.match((await same('mallory', { domain: 'tunn.example.test' }, () => call('mallory', 'POST', '/v1/domains', { domain: 'tunn.example.test' }))).message, /already registered to another account/);
+    // (bare.example.test: the owner's claim, its records not in DNS)
+    assert.equal((await domainByName(id.store, 'bare.example.test'))?.verifiedAt, null);
+    assert.match((await same('carol', { domain: 'bare.example.test' }, () => call('carol', 'POST', '/v1/domains', { domain: 'bare.example.test' }))).message, /waiting for DNS verification by another account/);
+    // Share: a bad entry, an empty list, someone else's domain.
+    const shares = (who: string, list: string[]) => () => call(who, 'POST', '/v1/domains/tunn.example.test/shares', { with: list });
+    assert.match((await same('owner', { domain: 'tunn.example.test', share: ['bob@', 'x@y.test'] }, shares('owner', ['bob@', 'x@y.test']))).message, /"bob@" is neither an email/);
+    assert.match((await same('owner', { domain: 'tunn.example.test', share: [' '] }, shares('owner', [' ']))).message, /name who to share with/);
+    assert.equal((await same('bob', { domain: 'tunn.example.test', share: ['@corp.test'] }, shares('bob', ['@corp.test']))).code, 'FORBIDDEN');
+    // Acceptable input: ok, normalised, and nothing was added or shared.
+    const ok = await call('owner', 'POST', '/v1/domains/validate', { domain: 'New.Example.Test' });
+    assert.deepEqual(ok, { status: 200, body: { ok: true, domain: 'new.example.test' } });
+    assert.equal(await domainByName(id.store, 'new.example.test'), undefined);
+    const before = (await domainByName(id.store, 'tunn.example.test'))!.shares;
+    const okShare = await call('owner', 'POST', '/v1/domains/validate', { domain: 'tunn.example.test', share: ['@Team.Test, Zed@X.test'] });
+    assert.deepEqual(okShare.body, { ok: true, domain: 'tunn.example.test', share: ['@team.test', 'zed@x.test'] });
+    assert.deepEqual((await domainByName(id.store, 'tunn.example.test'))!.shares, before);
+    assert.equal((await call(undefined, 'POST', '/v1/domains/validate', { domain: 'new.example.test' })).status, 401);
+  });
+
   it('domain resolution: none → the relay, one → it, several → an error listing them', async () => {
     assert.equal(await resolveTunnelDomain(id.store, RELAY, accounts.mallory!, undefined), RELAY);
     assert.equal(await resolveTunnelDomain(id.store, RELAY, accounts.owner!, undefined), 'tunn.example.test');
@@ -168,6 +201,18 @@ describe('API /v1/domains and /v1/certs', () => {
     assert.equal(c.lastError, null);
     assert.ok(Date.parse(c.notAfter) > Date.now());
     assert.equal((await call('mallory', 'GET', '/v1/certs')).body.certs.some((x: { name: string }) => x.name === '*.tunn.example.test'), false);
+    // GET /v1/certificates (the console): the lifecycle state, issuer, expiry and where TLS ends,
+    // for the owner and those the domain is shared with; nobody else sees the name.
+    type View = { name: string; state: string; issuer: string | null; access: string; terminatedAt: string; domain: string | null; owner: string | null; notAfter: string | null };
+    const list = async (who: string) => (await call(who, 'GET', '/v1/certificates')).body.certificates as View[];
+    const wc = (await list('owner')).find((x) => x.name === '*.tunn.example.test')!;
+    assert.deepEqual([wc.state, wc.issuer, wc.access, wc.terminatedAt, wc.domain, wc.owner], ['issued', 'self-signed', 'owner', 'relay', 'tunn.example.test', 'owner@example.test']);
+    assert.ok(Date.parse(wc.notAfter!) > Date.now());
+    assert.deepEqual((await list('bob')).filter((x) => x.domain === 'tunn.example.test').map((x) => [x.name, x.access, x.state]), [['*.tunn.example.test', 'shared', 'issued']]);
+    assert.equal((await list('mallory')).some((x) => x.domain === 'tunn.example.test'), false);
+    // A domain with no certificate yet is listed with where it is in the lifecycle.
+    const pending = (await list('owner')).filter((x) => x.issuer === null);
+    assert.ok(pending.length > 0 && pending.every((x) => ['pending_issue', 'pending_route', 'tls_error', 'passthrough_unverified'].includes(x.state)), JSON.stringify(pending));
     const show = await call('owner', 'GET', '/v1/domains/tunn.example.test');
     assert.equal(show.body.domain.tls.status, 'issued');
     assert.ok(show.body.domain.tls.certificateRef);

@@ -3,24 +3,29 @@ import type { Identity } from '../auth/identity.ts';
 import type { AlertHook } from '../certs/alerts.ts';
 import { bodyLimit } from 'hono/body-limit';
 import { LEGACY_TOKEN_HEADER, ReplayGuard, SIGNATURE_HEADER, TIMESTAMP_HEADER } from '../certs/cert-event-signature.ts';
-import { handleCertEvent } from '../certs/cert-events.ts';
-import { customDomainDecision } from '../certs/decision.ts';
-import { verifyDomain } from '../certs/domain-verify.ts';
-import { createDomain, deleteDomain, domainByName, normalizeCustomDomain, updateDomainShares, updateDomainTls, type Domain } from '../certs/domains.ts';
-import { listCertEvents, recordCertEvent } from '../certs/events.ts';
+import { listCertEvents } from '../certs/events.ts';
 import type { CertListEntry, CertManager } from '../certs/manager.ts';
-import { requiredRecords, verificationProblems, verifyDomainDns, type RecordCheck, type RequiredRecord } from '../dns/verify.ts';
+import { domainsVisibleTo, roleOf, type Caller, type DomainRole } from '../domains/access.ts';
+import { addDomain, checkAddable } from '../domains/add.ts';
+import { handleCertEvent } from '../domains/cert-events.ts';
+import { normalizeCustomDomain } from '../domains/names.ts';
+import { deleteDomain, domainByName, type Domain } from '../domains/records.ts';
+import { shareDomain, shareEntries, unshareDomain } from '../domains/share.ts';
+import { verifyAndCertify, type VerifyResult } from '../domains/verify.ts';
+import { requiredRecords, type RequiredRecord } from '../dns/verify.ts';
 import type { Clock } from '../lib/clock.ts';
 import { errorMessage, TunnError } from '../lib/errors.ts';
 import { accountById } from '../store/accounts.ts';
 import type { Store } from '../store/store.ts';
-import { domainsVisibleTo, normalizeShare, roleOf, type Caller, type DomainRole } from './domain-access.ts';
-import { asObject, asString, asStringArray, requireBearer, type ApiEnv } from './http.ts';
+import { z } from 'zod';
+import { requireCaller } from './caller.ts';
+import type { ApiEnv } from './http.ts';
+import { jsonBody, params } from './validate.ts';
 
-// /v1/domains and /v1/certs — `tunn domain add|verify|list|show|share|unshare|delete` and
-// `tunn cert list` (seed 002 "Custom Domains", "Domain Sharing"; seed 001 lifecycle and
+// /v1/domains — `tunn domain add|verify|list|show|share|unshare|delete` and the console's
+// Domains page (seed 002 "Custom Domains", "Domain Sharing"; seed 001 lifecycle and
 // `POST /v1/domains/cert-events`). The owner manages a domain; shared users may see it and
-// create tunnels on it, nothing more.
+// create tunnels on it, nothing more. The rules live in src/domains; these are the routes.
 
 export interface DomainApiOptions {
   relayDomain: string;
@@ -60,18 +65,18 @@ export interface DomainView {
   records?: RequiredRecord[];
 }
 
-export interface VerifyResult {
-  domain: string;
-  verified: boolean;
-  verifiedAt: string | null;
-  records: RecordCheck[];
-  /** One sentence per record that is not right yet. */
-  problems: string[];
-}
+export type { VerifyResult };
+
+const addBody = z.object({ domain: z.string().min(1).max(253), verify: z.boolean().optional() });
+const shareBody = z.object({ with: z.array(z.string().max(1000)).max(1000) });
+/** `share` given: would sharing `domain` with these be accepted; else: would adding `domain` be. */
+const validateBody = z.object({ domain: z.string().min(1).max(253), share: z.array(z.string().max(1000)).max(1000).optional() });
+const domainParam = z.object({ domain: z.string().min(1).max(253) });
+const shareParam = z.object({ domain: z.string().min(1).max(253), who: z.string().min(1).max(320) });
 
 export function domainRoutes(identity: Identity, opts: DomainApiOptions) {
   const store = identity.store;
-  const auth = requireBearer(identity);
+  const auth = requireCaller(identity);
   const now = () => (opts.clock ?? identity.clock).now();
   const caller = (c: { get(k: 'caller'): { accountId: string; email: string } }): Caller => ({ accountId: c.get('caller').accountId, email: c.get('caller').email });
   const recordsFor = (d: Domain) => requiredRecords({ domain: d.domain, acmeId: d.acmeIdentifier, relayDomain: opts.relayDomain, strict: opts.strict, verificationToken: d.verificationToken });
@@ -118,35 +123,25 @@ export function domainRoutes(identity: Identity, opts: DomainApiOptions) {
     return d;
   }
 
-  /** Starts issuing the wildcard in the background so the first visitor does not wait for the CA. */
-  function prefetch(d: Domain): void {
-    if (!opts.manager || d.tlsMode !== 'terminate') return;
-    opts.manager.obtain(customDomainDecision(d.domain)).catch(() => {}); // recorded as tls_error with a retry
-  }
-
-  async function runVerify(d: Domain): Promise<VerifyResult> {
-    const v = await verifyDomain(store, d.domain, { relayDomain: opts.relayDomain, resolver: opts.resolver, strict: opts.strict, now: now() });
-    const problems = verificationProblems(v);
-    if (v.ok) {
-      const fresh = (await domainByName(store, d.domain))!;
-      if (fresh.tlsStatus === 'pending_route') await updateDomainTls(store, d.domain, { tls_status: fresh.certificateRef ? 'issued' : 'pending_issue', tls_last_error: null });
-      if (!fresh.certificateRef || fresh.certFailureCount > 0 || d.certFailureCount > 0) {
-        await opts.manager?.retryNow(d.domain);
-        prefetch(fresh);
-      }
-    } else if (d.verifiedAt) {
-      // A verified domain whose records changed: traffic or renewals may no longer reach the relay.
-      const message = `DNS records changed: ${problems.join('; ')}`;
-      await updateDomainTls(store, d.domain, { tls_status: 'pending_route', tls_last_error: message, tls_last_checked_at: new Date(now()).toISOString() });
-      await recordCertEvent(store, { domain: d.domain, kind: 'probe_error', message }, now());
-    }
-    return { domain: d.domain, verified: v.ok, verifiedAt: v.verifiedAt, records: v.records, problems };
-  }
+  const runVerify = (d: Domain): Promise<VerifyResult> => verifyAndCertify(store, d, { relayDomain: opts.relayDomain, resolver: opts.resolver, strict: opts.strict, now: now(), manager: opts.manager });
 
   const parseDomain = (input: string) => normalizeCustomDomain(input, opts.relayDomain);
 
+  /** Whether `who` may add `input` (POST / and POST /validate): the normalised name, the account, and the existing row if any. */
+  async function accountOf(who: Caller) {
+    const account = await accountById(store, who.accountId);
+    if (!account) throw new TunnError('AUTH_INVALID_TOKEN', 'the token belongs to an account that no longer exists');
+    return account;
+  }
+  async function addable(who: Caller, input: string) {
+    const name = parseDomain(input);
+    const account = await accountOf(who);
+    const existing = await checkAddable(store, account, name, { relayDomain: opts.relayDomain, resolver: opts.resolver });
+    return { name, account, existing };
+  }
+
   // Signed cert events are accepted once each, in order per domain: this process's guard for
-  // identical signatures, the store for the last signing time per domain (src/certs/cert-events.ts).
+  // identical signatures, the store for the last signing time per domain (src/domains/cert-events.ts).
   const certEventReplay = new ReplayGuard();
   const certEventBodyLimit = bodyLimit({ maxSize: 64 * 1024, onError: (c) => c.json({ error: { code: 'INVALID_INPUT', message: 'a cert event body is at most 64 KiB' } }, 413) });
 
@@ -164,78 +159,50 @@ export function domainRoutes(identity: Identity, opts: DomainApiOptions) {
       const list = await domainsVisibleTo(store, caller(c));
       return c.json({ domains: await Promise.all(list.map((x) => view(x.domain, x.role))) });
     })
-    .post('/', auth, async (c) => {
-      const o = asObject(await c.req.json().catch(() => undefined));
-      const name = parseDomain(asString(o, 'domain', { max: 253 }));
-      const wait = o.verify !== false;
+    .post('/', auth, jsonBody(addBody), async (c) => {
+      const body = c.req.valid('json');
+      const wait = body.verify !== false;
       const who = caller(c);
-      const account = await accountById(store, who.accountId);
-      if (!account) throw new TunnError('AUTH_INVALID_TOKEN', 'the token belongs to an account that no longer exists');
-      const existing = await domainByName(store, name);
-      if (existing && existing.accountId !== who.accountId) {
-        if (existing.verifiedAt) throw new TunnError('CONFLICT', `${name} is already registered to another account; if it is yours, ask that account to delete it (tunn domain delete ${name})`);
-        // An unverified claim does not lock a domain away from whoever can prove control of its DNS.
-        const mine = requiredRecords({ domain: name, acmeId: account.acme_id, relayDomain: opts.relayDomain });
-        const check = await verifyDomainDns({ domain: name, acmeId: account.acme_id, relayDomain: opts.relayDomain, resolver: opts.resolver });
-        if (!check.ok) {
-          throw new TunnError('CONFLICT', `${name} is waiting for DNS verification by another account. If you control its DNS, create ${mine.map((r) => `${r.name} ${r.type} ${r.value}`).join(' and ')}, then run \`tunn domain add ${name}\` again`);
-        }
-        await deleteDomain(store, name);
-        await recordCertEvent(store, { domain: name, kind: 'external', message: `unverified claim by another account replaced: ${who.email} proved control of the DNS records` }, now());
-      }
-      const created = !existing || existing.accountId !== who.accountId;
-      const d = await createDomain(store, { accountId: who.accountId, acmeId: account.acme_id, domain: name, relayDomain: opts.relayDomain }, now());
+      const name = parseDomain(body.domain);
+      const { domain: d, created } = await addDomain(store, await accountOf(who), name, { relayDomain: opts.relayDomain, resolver: opts.resolver, now: now() });
       const verification = wait && !d.verifiedAt ? await runVerify(d) : undefined;
       const fresh = (await domainByName(store, name))!;
       return c.json({ domain: await view(fresh, 'owner'), records: recordsFor(fresh), created, verification }, created ? 201 : 200);
     })
-    .get('/:domain', auth, async (c) => {
-      const { d, role } = await visible(caller(c), c.req.param('domain'));
+    // The console's forms ask as the user types: would add (or, with `share`, sharing) be
+    // accepted? The same checks as the two routes, so the same refusals, word for word; nothing
+    // is changed.
+    .post('/validate', auth, jsonBody(validateBody), async (c) => {
+      const body = c.req.valid('json');
+      const who = caller(c);
+      if (body.share === undefined) return c.json({ ok: true as const, domain: (await addable(who, body.domain)).name });
+      const d = await owned(who, body.domain, 'share');
+      return c.json({ ok: true as const, domain: d.domain, share: shareEntries(d, body.share) });
+    })
+    .get('/:domain', auth, params(domainParam), async (c) => {
+      const { d, role } = await visible(caller(c), c.req.valid('param').domain);
       const events = role === 'owner' ? await listCertEvents(store, d.domain, 20) : [];
       return c.json({ domain: await view(d, role), events });
     })
-    .post('/:domain/verify', auth, async (c) => {
-      const d = await owned(caller(c), c.req.param('domain'), 'verify');
+    .post('/:domain/verify', auth, params(domainParam), async (c) => {
+      const d = await owned(caller(c), c.req.valid('param').domain, 'verify');
       return c.json(await runVerify(d));
     })
-    .post('/:domain/shares', auth, async (c) => {
-      const d = await owned(caller(c), c.req.param('domain'), 'share');
-      const o = asObject(await c.req.json().catch(() => undefined));
-      const who = asStringArray(o, 'with').flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
-      if (who.length === 0) throw new TunnError('INVALID_INPUT', `name who to share with: tunn domain share ${d.domain} @company.com or alice@company.com,bob@company.com`);
-      const entries = who.map(normalizeShare);
-      await updateDomainShares(store, d.domain, (current) => [...current, ...entries]);
+    .post('/:domain/shares', auth, params(domainParam), jsonBody(shareBody), async (c) => {
+      const d = await owned(caller(c), c.req.valid('param').domain, 'share');
+      await shareDomain(store, d, c.req.valid('json').with);
       return c.json({ domain: await view((await domainByName(store, d.domain))!, 'owner') });
     })
-    .delete('/:domain/shares/:who', auth, async (c) => {
-      const d = await owned(caller(c), c.req.param('domain'), 'unshare');
-      const entry = normalizeShare(c.req.param('who'));
-      if (!d.shares.includes(entry)) {
-        throw new TunnError('NOT_FOUND', `${d.domain} is not shared with ${entry}${d.shares.length ? ` (shared with: ${d.shares.join(', ')})` : ' (it is not shared with anyone)'}`);
-      }
-      await updateDomainShares(store, d.domain, (current) => current.filter((s) => s !== entry));
+    .delete('/:domain/shares/:who', auth, params(shareParam), async (c) => {
+      const p = c.req.valid('param');
+      const d = await owned(caller(c), p.domain, 'unshare');
+      await unshareDomain(store, d, p.who);
       return c.json({ domain: await view((await domainByName(store, d.domain))!, 'owner') });
     })
-    .delete('/:domain', auth, async (c) => {
-      const d = await owned(caller(c), c.req.param('domain'), 'delete');
+    .delete('/:domain', auth, params(domainParam), async (c) => {
+      const d = await owned(caller(c), c.req.valid('param').domain, 'delete');
       await deleteDomain(store, d.domain);
       await opts.manager?.forget(`*.${d.domain}`).catch((err) => identity.options.onError?.(new Error(`forgetting the certificate of ${d.domain}: ${errorMessage(err)}`)));
       return c.json({ deleted: true as const, domain: d.domain });
     });
-}
-
-/** GET /v1/certs: the relay's own certificates and those of the caller's domains. */
-export function certRoutes(identity: Identity, opts: Pick<DomainApiOptions, 'manager'>) {
-  const store: Store = identity.store;
-  return new Hono<ApiEnv>().use(requireBearer(identity)).get('/', async (c) => {
-    const who: Caller = { accountId: c.get('caller').accountId, email: c.get('caller').email };
-    const mine = new Set((await domainsVisibleTo(store, who)).map((x) => x.domain.domain));
-    const all: CertListEntry[] = opts.manager ? await opts.manager.list() : [];
-    const certs = [];
-    for (const e of all) {
-      if (e.domain && !mine.has(e.domain)) continue;
-      certs.push({ ...e, relay: !e.domain });
-    }
-    return c.json({ certs });
-  });
 }

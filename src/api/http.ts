@@ -1,11 +1,10 @@
-import type { Context, MiddlewareHandler } from 'hono';
+import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { bearerFrom, refusedTokenOwner, verifyBearer, type BearerIdentity } from '../auth/bearer.ts';
-import type { Identity } from '../auth/identity.ts';
-import { errorMessage, isTunnError, TunnError, type TunnErrorCode } from '../lib/errors.ts';
+import type { TokenKind } from '../auth/tokens.ts';
+import { isTunnError, type TunnErrorCode } from '../lib/errors.ts';
 
-// Shared plumbing of the API: the Hono env, error bodies, Bearer auth, the client address.
+// Shared plumbing of the API: the Hono env, the caller, error bodies, the client address.
 
 export interface ApiBindings {
   /** The relay passes the client's address when it calls app.fetch(request, { clientIp }). */
@@ -14,9 +13,17 @@ export interface ApiBindings {
   incoming?: { socket?: { remoteAddress?: string } };
 }
 
+/**
+ * Who is calling /v1 (src/api/caller.ts): a bearer token (the CLI, scripts) or the browser's
+ * session cookie on the relay's own host (the web console).
+ */
+export type ApiCaller =
+  | { via: 'token'; accountId: string; email: string; jti: string; kind: TokenKind }
+  | { via: 'session'; accountId: string; email: string; sessionId: string };
+
 export interface ApiEnv {
   Bindings: ApiBindings;
-  Variables: { caller: BearerIdentity; requestId: string };
+  Variables: { caller: ApiCaller; requestId: string };
 }
 
 /** Error body of every /v1 endpoint: { error: { code, message } }. */
@@ -57,47 +64,4 @@ export function errorBody(err: unknown): ApiErrorBody {
 
 export function clientIp(c: Context<ApiEnv>): string {
   return c.env?.clientIp ?? c.env?.incoming?.socket?.remoteAddress ?? '';
-}
-
-/** Requires `Authorization: Bearer <personal access token | agent token>`. */
-export function requireBearer(identity: Identity): MiddlewareHandler<ApiEnv> {
-  return async (c, next) => {
-    const token = bearerFrom(c.req.header('authorization'));
-    if (!token) throw new TunnError('AUTH_REQUIRED', 'send Authorization: Bearer <token>; sign in with `tunn login` or create a token with `tunn token create`');
-    try {
-      const caller = await verifyBearer(identity.tokens, identity.store, token);
-      c.set('caller', caller);
-    } catch (err) {
-      // The store is away: not the token's fault (answered 503, no security event).
-      if (isTunnError(err, 'UNAVAILABLE')) throw err;
-      const revoked = isTunnError(err, 'AUTH_TOKEN_REVOKED');
-      await identity.events.record({ kind: revoked ? 'token_revoked_used' : 'token_invalid', ip: clientIp(c), accountId: refusedTokenOwner(err, token), detail: `API ${c.req.method} ${c.req.path}` });
-      throw isTunnError(err) ? err : new TunnError('AUTH_INVALID_TOKEN', errorMessage(err));
-    }
-    await identity.tokens.touch(c.get('caller').jti);
-    await next();
-  };
-}
-
-// Body validation for hono's validator(): small and explicit, with messages naming the field.
-
-export function asObject(v: unknown): Record<string, unknown> {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new TunnError('INVALID_INPUT', 'the request body must be a JSON object');
-  return v as Record<string, unknown>;
-}
-
-export function asString(o: Record<string, unknown>, field: string, opts: { optional?: boolean; max?: number } = {}): string {
-  const v = o[field];
-  if (v === undefined && opts.optional) return '';
-  if (typeof v !== 'string' || (!opts.optional && !v)) throw new TunnError('INVALID_INPUT', `"${field}" must be a non-empty string`);
-  if (v.length > (opts.max ?? 1000)) throw new TunnError('INVALID_INPUT', `"${field}" is too long (at most ${opts.max ?? 1000} characters)`);
-  return v;
-}
-
-export function asStringArray(o: Record<string, unknown>, field: string, opts: { optional?: boolean } = {}): string[] {
-  const v = o[field];
-  if (v === undefined && opts.optional) return [];
-  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new TunnError('INVALID_INPUT', `"${field}" must be an array of strings`);
-  if (v.length > 1000) throw new TunnError('INVALID_INPUT', `"${field}" has too many entries (at most 1000)`);
-  return v as string[];
 }

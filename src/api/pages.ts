@@ -1,6 +1,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { attemptCookieName, clearSessionCookie, readCookie, serializeSessionCookie, sessionCookieName, type AttemptCookie } from '../auth/cookies.ts';
-import { checkFormToken, crossOriginPost, formToken, refusedPostMessage } from '../auth/csrf.ts';
+import { checkFormToken, formToken, refusedPostMessage } from '../auth/csrf.ts';
+import { foreignOrigin } from './caller.ts';
 import { checkReturnUrl, HOME, type ReturnPolicy, type ReturnTarget } from '../auth/return-url.ts';
 import { esc, PAGE_HEADERS, page } from '../auth/html.ts';
 import { newRequestId } from '../lib/page.ts';
@@ -104,12 +105,7 @@ export function pages(identity: Identity) {
    */
   const sameOrigin: MiddlewareHandler<ApiEnv> = async (c, next) => {
     if (c.req.method === 'POST') {
-      const h = c.req.raw.headers;
-      // The page's own origin: the relay's URL, or in --dev also the relay's host over the plain-HTTP
-      // port, where the same pages are served (a browser cannot set Host for another site).
-      const own = new URL(c.req.url);
-      const expected = identity.options.dev && own.hostname === identity.relayUrl.hostname ? own.origin : identity.relayUrl.origin;
-      const reason = crossOriginPost({ origin: present(h.get('origin')), secFetchSite: present(h.get('sec-fetch-site')) }, expected);
+      const reason = foreignOrigin(identity, c);
       if (reason) return render(c, 403, 'Refused', `<p>${esc(refusedPostMessage(reason))}</p>`);
     }
     await next();
@@ -139,8 +135,4 @@ export function pages(identity: Identity) {
   }
 
   return { currentSession, returnUrl, refusedPage, continueTo, finishLogin, sameOrigin, tokenField, hasFormToken, staleFormPage, signedOutHeaders, hidden, secure, relayHost };
-}
-
-function present(v: string | null): string[] {
-  return v === null ? [] : [v];
 }

@@ -1,25 +1,15 @@
 import type { Clock } from '../lib/clock.ts';
 import { nowIso, randomId } from '../lib/ids.ts';
 import type { Store } from '../store/store.ts';
+import type { SecurityEventKind } from './event-kinds.ts';
+
+export { EVENT_KINDS, type SecurityEventKind } from './event-kinds.ts';
 
 // Security events (seed 001): failed logins, use of a revoked token, denied visitors,
 // rate-limit bursts. Events that can come in floods are recorded once per key and window:
 // the first occurrence writes a row, later ones in the same window only count in memory, and
 // the count is written back when the window closes (on the next occurrence after it, or on
 // flush()). A flood therefore costs one write per window, not one per request.
-
-export type SecurityEventKind =
-  | 'login_failed'
-  | 'token_invalid'
-  | 'token_revoked_used'
-  | 'visitor_denied'
-  | 'rate_limited'
-  | 'ip_denied'
-  | 'basic_auth_failed'
-  /** A certificate failed to issue or renew, is expiring, or drifted (ops alert for the domain owner). */
-  | 'cert_alert'
-  /** The identity provider no longer puts a user in a group the relay had seen them in (src/auth/idp-groups.ts). */
-  | 'idp_group_removed';
 
 export interface SecurityEvent {
   id: string;
@@ -51,10 +41,12 @@ export interface EventFilter {
   ip?: string;
   /** ISO time; only events at or after it. */
   since?: string;
+  /** ISO time; only events before it. */
+  until?: string;
+  /** Paging: only events after this one in the list's order (newest first). */
+  after?: { at: string; id: string };
   limit?: number;
 }
-
-export const EVENT_KINDS: readonly SecurityEventKind[] = ['login_failed', 'token_invalid', 'token_revoked_used', 'visitor_denied', 'rate_limited', 'ip_denied', 'basic_auth_failed', 'cert_alert', 'idp_group_removed'];
 
 interface Window {
   id: string;
@@ -125,7 +117,10 @@ export class EventLog {
     if (filter.email) q = q.where('email', '=', filter.email.toLowerCase());
     if (filter.ip) q = q.where('ip', '=', filter.ip);
     if (filter.since) q = q.where('at', '>=', filter.since);
-    const rows = await q.orderBy('at', 'desc').orderBy('id').limit(Math.min(Math.max(filter.limit ?? 100, 1), 1000)).execute();
+    if (filter.until) q = q.where('at', '<', filter.until);
+    const after = filter.after;
+    if (after) q = q.where((eb) => eb.or([eb('at', '<', after.at), eb.and([eb('at', '=', after.at), eb('id', '<', after.id)])]));
+    const rows = await q.orderBy('at', 'desc').orderBy('id', 'desc').limit(Math.min(Math.max(filter.limit ?? 100, 1), 1000)).execute();
     return rows.map((r) => ({ id: r.id, at: r.at, kind: r.kind as SecurityEventKind, ip: r.ip, email: r.email, tunnel: r.tunnel, accountId: r.account_id, detail: r.detail, count: r.count }));
   }
 

@@ -1,18 +1,18 @@
 import type { Clock } from '../lib/clock.ts';
 import { isTunnError } from '../lib/errors.ts';
-import { checkBasicAuth, type BasicCredentials } from './basic-auth.ts';
-import { clearSessionCookie, readCookie, serializeSessionCookie, sessionCookieName } from './cookies.ts';
+import type { BasicCredentials } from './basic-auth.ts';
+import { basicAuthStep, cookieLine, header, html, isBrowser, json, loginUrl, ownPathStep, rateLimitStep, refuse, refused, signIn, splitTarget, unavailable } from './gate-steps.ts';
+import { clearSessionCookie, readCookie, sessionCookieName } from './cookies.ts';
 import type { EventLog } from './events.ts';
-import { CALLBACK_PATH, type Handoff } from './handoff.ts';
-import { safePath } from './return-url.ts';
-import { esc, PAGE_HEADERS, page } from './html.ts';
+import type { Handoff } from './handoff.ts';
+import { esc } from './html.ts';
 import { parseIpAllowList, type IpAllowList } from './ip-allow.ts';
 import type { IdpGroups, IdpLookup } from './idp-groups.ts';
 import type { Policy } from './policy.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import type { Session, SessionService } from './sessions.ts';
 import type { TokenService } from './tokens.ts';
-import { LOGOUT_PATH, logoutForm, tunnelLogout } from './tunnel-logout.ts';
+import { LOGOUT_PATH, logoutForm } from './tunnel-logout.ts';
 import { bearerFrom, verifyBearer } from './bearer.ts';
 import type { Store } from '../store/store.ts';
 import type { Principal } from './revocation.ts';
@@ -99,9 +99,6 @@ export interface GateRefusal {
   detail?: string;
 }
 
-function refused(d: GateDecision, refusal: GateRefusal): GateDecision {
-  return d.kind === 'respond' ? { ...d, refusal } : d;
-}
 
 export const USER_EMAIL_HEADER = 'tunn-user-email';
 export const ASSERTION_HEADER = 'tunn-jwt-assertion';
@@ -130,37 +127,6 @@ export interface GateOptions {
 
 type Identity = { accountId: string; email: string; via: 'session'; session: Session } | { accountId: string; email: string; via: 'bearer'; jti: string };
 
-function header(req: GateRequest, name: string): string | undefined {
-  for (const [n, v] of req.headers) if (n === name) return v;
-  return undefined;
-}
-
-function cookieLine(req: GateRequest): string | undefined {
-  const parts: string[] = [];
-  for (const [n, v] of req.headers) if (n === 'cookie') parts.push(v);
-  return parts.length ? parts.join('; ') : undefined;
-}
-
-function json(status: number, code: string, message: string, extra: [string, string][] = []): GateDecision {
-  return { kind: 'respond', status, headers: [['content-type', 'application/json'], ['cache-control', 'no-store'], ...extra], body: JSON.stringify({ error: { code, message } }) };
-}
-
-function html(req: GateRequest, status: number, title: string, body: string, extra: [string, string][] = []): GateDecision {
-  return { kind: 'respond', status, headers: [...PAGE_HEADERS, ...extra], body: page(title, body, { status, requestId: req.requestId }) };
-}
-
-/**
- * A refusal in the form the client reads: a page for a browser (Accept mentions text/html,
- * any method: a refused form post shows a page too), JSON for everything else.
- */
-function refuse(req: GateRequest, status: number, code: string, message: string, view: { title: string; body: string }, extra: [string, string][] = []): GateDecision {
-  if (acceptsHtml(req)) return html(req, status, view.title, view.body, extra);
-  return json(status, code, message, extra);
-}
-
-function redirect(location: string, extra: [string, string][] = []): GateDecision {
-  return { kind: 'respond', status: 302, headers: [['location', location], ['cache-control', 'no-store'], ...extra], body: '' };
-}
 
 export class Gate {
   readonly #o: GateOptions;
@@ -186,10 +152,7 @@ export class Gate {
       return await this.#check(req, t);
     } catch (err) {
       this.#o.onError?.(err);
-      return refused(refuse(req, 503, 'UNAVAILABLE', 'tunn could not check access to this tunnel right now; try again shortly', {
-        title: 'Access cannot be checked right now',
-        body: '<p>tunn could not check who may reach this tunnel, so it lets no one in for the moment.</p><p>Try again in a few seconds. If this persists, tell the owner of this tunnel: the relay’s log has the details.</p>',
-      }, [['retry-after', '5']]), { reason: 'unavailable', detail: 'access could not be checked (see the relay log)' });
+return unavailable(req, 'the relay log');
     }
   }
 
@@ -222,13 +185,8 @@ export class Gate {
     const setHeaders: [string, string][] = [];
     const authz = header(req, 'authorization');
     if (t.basicAuth) {
-      if (!checkBasicAuth(authz, t.basicAuth)) {
-        if (authz) void this.#o.events.record({ kind: 'basic_auth_failed', ip: req.clientIp, tunnel: t.tunnelId, accountId: t.ownerAccountId });
-        return refused(refuse(req, 401, 'AUTH_REQUIRED', 'this tunnel needs a user name and password (HTTP basic auth)', {
-          title: 'This tunnel needs a password',
-          body: `<p>${authz ? 'The user name or password was not right.' : 'The owner protected this tunnel with a user name and password.'}</p><p>Reload the page to be asked again, and enter the credentials the owner of this tunnel gave you.</p>`,
-        }, [['www-authenticate', 'Basic realm="tunn", charset="UTF-8"']]), { reason: 'basic-auth', detail: authz ? 'wrong user or password' : 'no password given' });
-      }
+      const refusal = basicAuthStep(req, t, (e) => void this.#o.events.record(e));
+      if (refusal) return refusal;
       removeHeaders.push('authorization');
     }
     const cookies = cookieLine(req);
@@ -286,55 +244,28 @@ export class Gate {
   }
 
   #rateLimit(req: GateRequest, t: TunnelPolicy): GateDecision | undefined {
-    const rl = t.rateLimit;
-    if (!rl) return undefined;
-    const checks: [string, number | undefined, string][] = [
-      [`ip\0${t.tunnelId}\0${req.clientIp}`, rl.perIp, 'client IP'],
-      [`tunnel\0${t.tunnelId}`, rl.perTunnel, 'tunnel'],
-    ];
-    for (const [key, limit, what] of checks) {
-      if (!limit) continue;
-      const r = this.#o.rateLimiter.take(key, limit);
-      if (!r.ok) {
-        void this.#o.events.record({ kind: 'rate_limited', ip: req.clientIp, tunnel: t.tunnelId, accountId: t.ownerAccountId, detail: `per ${what}: ${limit}/min` });
-        return refused(refuse(req, 429, 'RATE_LIMITED', `too many requests (limit per ${what}: ${limit} per minute); retry in ${r.retryAfterSeconds} s`, {
-          title: 'Too many requests',
-          body: `<p>This tunnel accepts at most ${limit} request${limit === 1 ? "" : "s"} a minute per ${what}, and that limit was reached.</p><p>Wait ${r.retryAfterSeconds} s, then reload the page.</p>`,
-        }, [['retry-after', String(r.retryAfterSeconds)]]), { reason: 'rate-limit', detail: `${limit}/min per ${what}` });
-      }
-    }
-    return undefined;
+    return rateLimitStep(req, t, this.#o.rateLimiter, (e) => void this.#o.events.record(e));
   }
 
   async #ownPath(req: GateRequest, t: TunnelPolicy, pathname: string, q: URLSearchParams): Promise<GateDecision> {
-    const secure = req.secure;
-    if (pathname === LOGOUT_PATH) {
-      if (req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'POST') return json(405, 'INVALID_INPUT', `${pathname} answers GET (a sign-out form) and POST (from that form)`, [['allow', 'GET, HEAD, POST']]);
-      return tunnelLogout(req, q, { sessions: this.#o.sessions, loginUrl: this.#loginUrl(req, '/') });
-    }
-    if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, 'INVALID_INPUT', `${pathname} only answers GET`, [['allow', 'GET, HEAD']]);
-    if (pathname === CALLBACK_PATH) {
-      const done = await this.#o.handoff.complete(q.get('code') ?? undefined, req.host, { ip: req.clientIp, userAgent: header(req, 'user-agent') });
-      if (!done) {
-        void this.#o.events.record({ kind: 'login_failed', ip: req.clientIp, tunnel: t.tunnelId, accountId: t.ownerAccountId, detail: 'hand-off code unknown, used, expired or for another host' });
-        return html(req, 400, 'This sign-in link is no longer valid', `<p>It expired or was already used. Sign-in links are good once, for a few seconds.</p><p><a class="button" href="${esc(this.#loginUrl(req, '/'))}">Sign in again</a></p>`);
-      }
-      const maxAge = (done.session.expiresAt - this.#o.clock.now()) / 1000;
-      return redirect(done.returnPath, [['set-cookie', serializeSessionCookie(secure, done.cookieValue, maxAge)]]);
-    }
-    return json(404, 'NOT_FOUND', `${pathname} is not a tunn path`);
+    return ownPathStep(req, pathname, q, {
+      sessions: this.#o.sessions,
+      loginUrl: this.#loginUrl(req, '/'),
+      now: this.#o.clock.now(),
+      redeem: async (code) => {
+        const done = await this.#o.handoff.complete(code, req.host, { ip: req.clientIp, userAgent: header(req, 'user-agent') });
+        return done && { cookieValue: done.cookieValue, expiresAt: done.session.expiresAt, returnPath: done.returnPath };
+      },
+      onBadCode: () => void this.#o.events.record({ kind: 'login_failed', ip: req.clientIp, tunnel: t.tunnelId, accountId: t.ownerAccountId, detail: 'hand-off code unknown, used, expired or for another host' }),
+    });
   }
 
   #signIn(req: GateRequest, browser: boolean, extra: [string, string][]): GateDecision {
-    if (browser) return redirect(this.#loginUrl(req, req.path), extra);
-    return json(401, 'AUTH_REQUIRED', 'sign in first: open this URL in a browser, or send Authorization: Bearer <token> (create one with `tunn token create`)', [['www-authenticate', 'Bearer realm="tunn"'], ...extra]);
+    return signIn(this.#relay, req, browser, extra);
   }
 
   #loginUrl(req: GateRequest, target: string): string {
-    // The relay checks the return URL again (return-url.ts); a path it would refuse
-    // ("//x", "/\x", an absolute-form target) comes back as this host's root instead.
-    const back = `${req.secure ? 'https' : 'http'}://${req.host}${safePath(target) ?? '/'}`;
-    return `${this.#relay.origin}/login?return=${encodeURIComponent(back)}`;
+    return loginUrl(this.#relay, req, target);
   }
 
   async #assertion(req: GateRequest, t: TunnelPolicy, id: Identity, groups: string[] | undefined): Promise<string> {
@@ -377,19 +308,4 @@ ${switchAccount('Sign in again')}`,
 <p>Ask the owner of this tunnel to add you, or sign in with another account.</p>
 ${switchAccount('Switch account')}`,
   );
-}
-
-function splitTarget(target: string): [string, string?] {
-  const i = target.indexOf('?');
-  return i < 0 ? [target] : [target.slice(0, i), target.slice(i + 1)];
-}
-
-function acceptsHtml(req: GateRequest): boolean {
-  return (header(req, 'accept') ?? '').includes('text/html');
-}
-
-function isBrowser(req: GateRequest): boolean {
-  if (req.upgrade || (req.method !== 'GET' && req.method !== 'HEAD')) return false;
-  if (header(req, 'authorization')) return false;
-  return (header(req, 'accept') ?? '').includes('text/html');
 }

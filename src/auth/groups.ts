@@ -2,7 +2,10 @@ import type { Clock } from '../lib/clock.ts';
 import { TunnError } from '../lib/errors.ts';
 import { nowIso, randomId } from '../lib/ids.ts';
 import type { Store } from '../store/store.ts';
-import { requireEmail } from './emails.ts';
+import { requireEmails } from './emails.ts';
+import { groupExists, requireGroupName } from './group-name.ts';
+
+export { isValidGroupName } from './group-name.ts';
 
 // Groups lite (seed 002): a group is a saved list of emails owned by one account. Nothing
 // more: no sharing, no nesting, no roles.
@@ -16,36 +19,6 @@ export interface Group {
   emails: string[];
   createdAt: string;
   updatedAt: string;
-}
-
-const NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
-
-export function isValidGroupName(name: string): boolean {
-  return NAME.test(name);
-}
-
-function requireGroupName(raw: string): string {
-  const name = raw.trim().toLowerCase();
-  if (!isValidGroupName(name)) {
-    throw new TunnError('INVALID_INPUT', `"${raw}" is not a valid group name: use lower-case letters, digits, - and _ (up to 64, starting with a letter or digit)`);
-  }
-  return name;
-}
-
-function normaliseEmails(raw: readonly string[]): string[] {
-  const bad: string[] = [];
-  const out = new Set<string>();
-  for (const r of raw) {
-    try {
-      out.add(requireEmail(r));
-    } catch {
-      bad.push(r);
-    }
-  }
-  if (bad.length) {
-    throw new TunnError('INVALID_INPUT', `not valid email address${bad.length > 1 ? 'es' : ''}: ${bad.map((b) => `"${b}"`).join(', ')} (expected name@example.com)`);
-  }
-  return [...out];
 }
 
 export class GroupService {
@@ -62,7 +35,7 @@ export class GroupService {
 
   async create(accountId: string, rawName: string, rawEmails: readonly string[]): Promise<Group> {
     const name = requireGroupName(rawName);
-    const emails = normaliseEmails(rawEmails).sort();
+    const emails = requireEmails(rawEmails).sort();
     const ts = nowIso(this.#clock.now());
     const res = await this.#store.db
       .insertInto('groups')
@@ -70,7 +43,7 @@ export class GroupService {
       .onConflict((oc) => oc.columns(['account_id', 'name']).doNothing())
       .executeTakeFirst();
     if (Number(res.numInsertedOrUpdatedRows ?? 0n) === 0) {
-      throw new TunnError('CONFLICT', `the group "${name}" already exists; add members with \`tunn group add ${name} <email>\``);
+      throw groupExists(name);
     }
     this.#invalidate(accountId, name);
     return { name, emails, createdAt: ts, updatedAt: ts };
@@ -90,13 +63,13 @@ export class GroupService {
   }
 
   async add(accountId: string, rawName: string, rawEmails: readonly string[]): Promise<Group> {
-    const add = normaliseEmails(rawEmails);
+    const add = requireEmails(rawEmails);
     return this.#update(accountId, rawName, (cur) => [...new Set([...cur, ...add])]);
   }
 
   /** Removes members; an email that is not a member is reported, and nothing changes. */
   async remove(accountId: string, rawName: string, rawEmails: readonly string[]): Promise<Group> {
-    const rm = normaliseEmails(rawEmails);
+    const rm = requireEmails(rawEmails);
     return this.#update(accountId, rawName, (cur, name) => {
       const missing = rm.filter((e) => !cur.includes(e));
       if (missing.length) throw new TunnError('NOT_FOUND', `${missing.map((m) => `"${m}"`).join(', ')} ${missing.length > 1 ? 'are' : 'is'} not in the group "${name}"`);

@@ -21,7 +21,8 @@ export function logoutForm(cookieValue: string, label: string, switchAccount = f
 }
 
 export interface LogoutContext {
-  sessions: SessionService;
+  /** The relay's sessions, or (TLS ending at an agent) the agent's questions to the relay about them. */
+  sessions: Pick<SessionService, 'lookup' | 'revokeFamily'>;
   /** The relay's login URL that brings the visitor back to this host's `/`. */
   loginUrl: string;
 }

@@ -6,15 +6,17 @@ import { connect, createSecureContext, createServer as createTlsServer, type Ser
 import { after, before, describe, it } from 'node:test';
 import { ariCertIdFromParts } from '../acme/ari.ts';
 import { Dns01Solver } from '../acme/dns01.ts';
-import { setAcmeHttpRetry } from '../acme/http-settings.ts';
 import { Http01Solver } from '../acme/http01.ts';
 import { ACME_TLS_ALPN, TlsAlpn01Solver } from '../acme/tls-alpn01.ts';
+import { Writable } from 'node:stream';
 import { isTunnError } from '../lib/errors.ts';
+import { createLogger } from '../lib/logger.ts';
 import { SecretBox } from '../lib/secret-box.ts';
 import { openStore, type Store } from '../store/store.ts';
 import { customerZone, startDnsWorld, type DnsWorld } from '../../test/support/dns-world.ts';
 import { startPebble, type Pebble } from '../../test/support/pebble.ts';
 import { freePort } from '../../test/support/ports.ts';
+import { KyselyAcmeAccounts } from './kysely-acme-accounts.ts';
 import { AcmeIssuer, resolveAcmeDirectory } from './acme-issuer.ts';
 import type { IssuedCertificate } from './issuer.ts';
 
@@ -49,10 +51,9 @@ describe('ACME issuer against Pebble', () => {
   const alpn = new TlsAlpn01Solver();
   let dns01: Dns01Solver;
   const issuer = (solvers: ConstructorParameters<typeof AcmeIssuer>[0]['solvers']) =>
-    new AcmeIssuer({ directory: pebble.directoryUrl, caPem: pebble.httpsCaPem, store, box, solvers, backoff: { minMs: 50, maxMs: 500 } });
+    new AcmeIssuer({ directory: pebble.directoryUrl, caPem: pebble.httpsCaPem, httpRetry: { maxAttempts: 0, defaultDelaySeconds: 0.05 }, accounts: new KyselyAcmeAccounts(store, box), solvers, backoff: { minMs: 50, maxMs: 500 } });
 
   before(async () => {
-    setAcmeHttpRetry({ maxAttempts: 0, defaultDelaySeconds: 0.05 });
     const zone = customerZone('example.test', DOMAIN, RELAY, ACME_ID);
     // A second customer domain registered to an account but without the _acme-challenge CNAME.
     zone.add({ name: '*.broken.example.test', type: 'CNAME', value: RELAY });
@@ -127,6 +128,19 @@ describe('ACME issuer against Pebble', () => {
     assert.equal(rows.length, 1);
     assert.equal(rows[0]!.key_sealed.includes('PRIVATE KEY'), false);
     assert.match(rows[0]!.account_url ?? '', /^https:\/\/127\.0\.0\.1/);
+  });
+
+  // Mend (issue 10): a failure to note the account URL used to vanish (`.catch(() => {})`);
+  // the certificate is still issued, and the log says what failed.
+  it('issues when the account URL cannot be recorded, and logs why', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = createLogger({ json: true, destination: new Writable({ write: (c: Buffer, _e, cb) => (lines.push(JSON.parse(c.toString()) as Record<string, unknown>), cb()) }) });
+    const kysely = new KyselyAcmeAccounts(store, box);
+    const accounts = { accountKey: kysely.accountKey.bind(kysely), recordAccountUrl: async () => Promise.reject(new Error('the disk is full')) };
+    const cert = await new AcmeIssuer({ directory: pebble.directoryUrl, caPem: pebble.httpsCaPem, accounts, solvers: [alpn], backoff: { minMs: 50, maxMs: 500 }, logger }).issue([`noted.${RELAY}`]);
+    assert.equal(await trustedFor(cert, `noted.${RELAY}`, pebble.rootPem), true);
+    const line = lines.find((l) => String(l.msg).startsWith('recording the ACME account URL'));
+    assert.match(String(line?.msg), new RegExp(`recording the ACME account URL for ${pebble.directoryUrl.replace(/[.?]/g, '\\$&')} failed: the disk is full`));
   });
 
   it('asks for renewal information only where the CA offers it (Pebble 2.4 does not)', async () => {

@@ -1,17 +1,16 @@
 import * as acme from 'acme-client';
-import { request as httpsRequest, type Agent } from 'node:https';
-import { acmeAccountKey, recordAcmeAccountUrl } from '../acme/account.ts';
+import { request as httpsRequest } from 'node:https';
+import type { AcmeAccountStore } from '../acme/account.ts';
 import { fetchRenewalWindow } from '../acme/ari.ts';
-import { trustAcmeCa } from '../acme/http-settings.ts';
+import { acmeHttpsAgent, configureAcmeHttp, type AcmeHttpSettings } from '../acme/http-settings.ts';
 import type { ChallengeSolver } from '../acme/solver.ts';
 import { TunnError, errorMessage } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
-import type { SecretBox } from '../lib/secret-box.ts';
-import type { Store } from '../store/store.ts';
 import { certInfo, type IssuedCertificate, type Issuer, type RenewalHint } from './issuer.ts';
 
-// ACME issuer (RFC 8555) on acme-client: any directory URL, account key sealed in the store,
-// challenges handed to the configured solvers in priority order.
+// ACME issuer (RFC 8555) on acme-client: any directory URL, the account key kept by an
+// AcmeAccountStore (the relay's database, or files), challenges handed to the configured
+// solvers in priority order.
 
 export const ACME_DIRECTORIES = {
   letsencrypt: acme.directory.letsencrypt.production,
@@ -34,8 +33,10 @@ export interface AcmeIssuerOptions {
   email?: string;
   /** Extra CA (PEM) to trust for the ACME server's own HTTPS (private CAs such as Pebble). */
   caPem?: string;
-  store: Store;
-  box: SecretBox;
+  /** acme-client's own HTTP retries (process-wide; see acme/http-settings.ts). */
+  httpRetry?: AcmeHttpSettings['retry'];
+  /** Where the account key is kept. */
+  accounts: AcmeAccountStore;
   /** In priority order; the first whose type an authorization offers is used. */
   solvers: ChallengeSolver[];
   /** acme-client polling back-off (its defaults: 10 attempts, 5000 ms min, 30000 ms max; tests use 50/500). */
@@ -53,14 +54,14 @@ export class AcmeIssuer implements Issuer {
     this.#opts = opts;
     this.directoryUrl = resolveAcmeDirectory(opts.directory);
     this.id = `acme:${this.directoryUrl}`;
-    if (opts.caPem) trustAcmeCa(opts.caPem);
+    configureAcmeHttp({ caPem: opts.caPem, retry: opts.httpRetry });
   }
 
   async issue(names: string[]): Promise<IssuedCertificate> {
     const what = `issuing a certificate for ${names.join(', ')} from ${this.directoryUrl}`;
     try {
       const o = this.#opts;
-      const accountKey = await acmeAccountKey(o.store, o.box, this.directoryUrl, o.email);
+      const accountKey = await o.accounts.accountKey(this.directoryUrl, o.email);
       const client = new acme.Client({
         directoryUrl: this.directoryUrl,
         accountKey,
@@ -90,7 +91,11 @@ export class AcmeIssuer implements Issuer {
         },
         challengeRemoveFn: (authz, challenge, keyAuth) => solverFor(challenge.type).cleanup(authz, challenge, keyAuth),
       });
-      await recordAcmeAccountUrl(o.store, this.directoryUrl, client.getAccountUrl()).catch(() => {});
+      // The certificate is issued either way: a failure to note the account URL is only logged.
+      const accountUrl = client.getAccountUrl();
+      await o.accounts
+        .recordAccountUrl(this.directoryUrl, accountUrl)
+        .catch((err) => o.logger?.warn({ err: errorMessage(err), accountUrl }, `recording the ACME account URL for ${this.directoryUrl} failed: ${errorMessage(err)}`));
       const info = certInfo(chainPem);
       o.logger?.info({ names, issuer: this.id, notAfter: new Date(info.notAfter).toISOString() }, 'certificate issued');
       return { chainPem, keyPem: key.toString(), issuer: this.id, names, notBefore: info.notBefore, notAfter: info.notAfter };
@@ -132,7 +137,7 @@ async function ensureAccount(client: acme.Client, email: string | undefined): Pr
 /** Why `url` cannot be fetched (e.g. "connect ECONNREFUSED 127.0.0.1:14000"), or undefined when it can. */
 async function unreachableReason(url: string): Promise<string | undefined> {
   return new Promise((resolve) => {
-    const req = httpsRequest(url, { agent: acme.axios.defaults.httpsAgent as Agent, timeout: 5000 }, (res) => {
+    const req = httpsRequest(url, { agent: acmeHttpsAgent(), timeout: 5000 }, (res) => {
       res.resume();
       resolve(undefined);
     });

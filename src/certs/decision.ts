@@ -1,5 +1,3 @@
-import type { Store } from '../store/store.ts';
-import { domainByName } from './domains.ts';
 import { normalizeHost } from '../lib/host.ts';
 
 // On-demand issuance is gated by a decision function (certmagic's OnDemandConfig.DecisionFunc):
@@ -11,21 +9,20 @@ export interface CertDecision {
   name: string;
   /** SANs to order, key name first. */
   names: string[];
-  /** The custom domain whose lifecycle columns track this certificate, if any. */
+  /** The subject (a custom domain) whose lifecycle hooks track this certificate, if any. */
   domain?: string;
 }
 
 /** Returns the certificate to serve `servername` with, or undefined to refuse the handshake. */
 export type DecisionFunc = (servername: string) => Promise<CertDecision | undefined>;
 
-/** One wildcard per custom domain (seed 002): `*.D` covers every tunnel on D. */
-export function customDomainDecision(domain: string): CertDecision {
-  return { name: `*.${domain}`, names: [`*.${domain}`], domain };
-}
-
 export interface RelayDecisionOptions {
-  store: Store;
   relayDomain: string;
+  /**
+   * The certificate for names one label under `parent` when `parent` is a custom domain that
+   * may be served (src/domains); undefined refuses. At most one indexed lookup, no network.
+   */
+  customDomain?: (parent: string) => Promise<CertDecision | undefined>;
   /**
    * wildcard (default): one `*.R` + `R` certificate for all relay names (needs DNS-01, i.e. the
    * relay's DNS server is authoritative for R). per-host: one certificate per name (HTTP-01 or
@@ -40,11 +37,11 @@ const HOST = /^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:
 
 /**
  * The relay's decision: the relay's own domain and one label under it; a name one label under
- * a verified, terminating custom domain. Everything else is refused with one indexed lookup
- * at most and without any network traffic.
+ * a custom domain the customDomain function approves. Everything else is refused without any
+ * network traffic.
  */
 export function relayDecisionFunc(opts: RelayDecisionOptions): DecisionFunc {
-  const r = opts.relayDomain.toLowerCase();
+  const r = normalizeHost(opts.relayDomain);
   return async (servername) => {
     const sn = normalizeHost(servername);
     if (!HOST.test(sn)) return undefined;
@@ -58,8 +55,6 @@ export function relayDecisionFunc(opts: RelayDecisionOptions): DecisionFunc {
       return { name: `*.${r}`, names: [`*.${r}`, r] };
     }
     if (parent.endsWith('.' + r)) return undefined; // deeper names under the relay's zone are never served
-    const d = await domainByName(opts.store, parent);
-    if (!d || !d.verifiedAt || d.tlsMode !== 'terminate') return undefined;
-    return customDomainDecision(d.domain);
+    return opts.customDomain?.(parent);
   };
 }

@@ -1,5 +1,6 @@
 import { nowIso, randomId } from '../lib/ids.ts';
 import type { Store } from '../store/store.ts';
+import type { CertLifecycle } from './hooks.ts';
 
 // The certificate event log, per domain (or per certificate name for the relay's own names).
 
@@ -42,4 +43,30 @@ export async function recordCertEvent(store: Store, e: { domain: string; kind: C
 export async function listCertEvents(store: Store, domain: string, limit = 50): Promise<CertEvent[]> {
   const rows = await store.db.selectFrom('cert_events').selectAll().where('domain', '=', domain).orderBy('at', 'desc').orderBy('id', 'desc').limit(limit).execute();
   return rows.map((r) => ({ ...r, kind: r.kind as CertEventKind, detail: JSON.parse(r.detail) as Record<string, unknown> }));
+}
+
+/**
+ * The event log as a lifecycle party (hooks.ts): each certificate change becomes events under
+ * its subject (a custom domain) or, for the relay's own names, under the certificate's name.
+ */
+export function certEventLog(store: Store): CertLifecycle {
+  return {
+    async onStateChange(c) {
+      if (c.kind === 'retry_reset' || c.kind === 'obtaining') return;
+      const d = c.decision;
+      const domain = d.domain ?? d.name;
+      if (c.kind === 'issued') {
+        const kind: CertEventKind = c.renewed ? 'renewed' : 'issued';
+        const notAfter = nowIso(c.cert.notAfter);
+        await recordCertEvent(store, { domain, kind, message: `certificate for ${d.names.join(', ')} ${kind} by ${c.cert.issuer}, valid until ${notAfter}`, detail: { certificate_ref: c.cert.id, not_after: notAfter, reason: c.reason } }, c.at);
+      } else if (c.kind === 'failed') {
+        await recordCertEvent(store, { domain, kind: 'failed', message: c.error, detail: { failures: c.failures, still_serving: c.stillServing?.id ?? null } }, c.at);
+        const next = c.nextRetryAt === null ? null : nowIso(c.nextRetryAt);
+        const message = next === null ? 'automatic retries are off for this domain (manual policy); run `tunn domain verify` to retry' : `next attempt at ${next}`;
+        await recordCertEvent(store, { domain, kind: 'retry_scheduled', message, detail: { next_retry_at: next } }, c.at);
+      } else if (c.kind === 'expiring' && c.firstNotice) {
+        await recordCertEvent(store, { domain, kind: 'expiring', message: `expires at ${nowIso(c.cert.notAfter)}`, detail: { certificate_ref: c.cert.id } }, c.at);
+      }
+    },
+  };
 }

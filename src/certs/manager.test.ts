@@ -10,7 +10,6 @@ import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { Dns01Solver } from '../acme/dns01.ts';
-import { setAcmeHttpRetry } from '../acme/http-settings.ts';
 import { ManualClock } from '../lib/clock.ts';
 import { createLogger } from '../lib/logger.ts';
 import { SecretBox } from '../lib/secret-box.ts';
@@ -18,10 +17,12 @@ import { ensureAccount } from '../store/accounts.ts';
 import { openStore, type Store } from '../store/store.ts';
 import { customerZone, startDnsWorld, type DnsWorld } from '../../test/support/dns-world.ts';
 import { startPebble, type Pebble } from '../../test/support/pebble.ts';
+import { KyselyAcmeAccounts } from './kysely-acme-accounts.ts';
 import { AcmeIssuer } from './acme-issuer.ts';
 import { createAlerter, type CertAlert } from './alerts.ts';
 import { relayDecisionFunc } from './decision.ts';
-import { createDomain, domainByName, markDomainVerified } from './domains.ts';
+import { customDomainDecider, relayCertBackends } from '../domains/cert-lifecycle.ts';
+import { createDomain, domainByName, markDomainVerified } from '../domains/records.ts';
 import { listCertEvents } from './events.ts';
 import type { IssuedCertificate, Issuer } from './issuer.ts';
 import { CertManager } from './manager.ts';
@@ -63,11 +64,10 @@ describe('certificate manager against Pebble', () => {
 
   const makeManager = (s: Store) =>
     new CertManager({
-      store: s,
-      box,
+      ...relayCertBackends(s, box),
       issuer,
       clock,
-      decide: relayDecisionFunc({ store: s, relayDomain: RELAY }),
+      decide: relayDecisionFunc({ relayDomain: RELAY, customDomain: customDomainDecider(s) }),
       onAlert: createAlerter({ store: s, webhookUrl: `http://127.0.0.1:${(webhook.address() as { port: number }).port}/hook`, onAlert: (a) => void alerts.push(a) }),
     });
 
@@ -83,7 +83,6 @@ describe('certificate manager against Pebble', () => {
   }
 
   before(async () => {
-    setAcmeHttpRetry({ maxAttempts: 0, defaultDelaySeconds: 0.05 });
     store = await openStore(dbPath);
     const owner = await ensureAccount(store, 'owner@example.test');
     await createDomain(store, { accountId: owner.id, acmeId: owner.acme_id, domain: DOMAIN, relayDomain: RELAY });
@@ -92,7 +91,7 @@ describe('certificate manager against Pebble', () => {
     world = await startDnsWorld({ relayDomain: RELAY, publicIps: ['127.0.0.1'], customerZones: [customerZone('example.test', DOMAIN, RELAY, owner.acme_id)] });
     pebble = await startPebble({ dnsServer: world.resolver });
     const dns01 = new Dns01Solver({ txt: world.relayZone, acmeIdFor: async (d) => (await domainByName(store, d))?.acmeIdentifier });
-    issuer = new CountingIssuer(new AcmeIssuer({ directory: pebble.directoryUrl, caPem: pebble.httpsCaPem, store, box, solvers: [dns01], backoff: { minMs: 50, maxMs: 500 } }));
+    issuer = new CountingIssuer(new AcmeIssuer({ directory: pebble.directoryUrl, caPem: pebble.httpsCaPem, httpRetry: { maxAttempts: 0, defaultDelaySeconds: 0.05 }, accounts: new KyselyAcmeAccounts(store, box), solvers: [dns01], backoff: { minMs: 50, maxMs: 500 } }));
     webhook = createHttpServer((req, res) => {
       let body = '';
       req.on('data', (c) => (body += c));
@@ -238,7 +237,7 @@ describe('certificate manager against Pebble', () => {
     const fresh = await openStore(join(dir, 'managed.db'));
     const lines: Record<string, unknown>[] = [];
     const logger = createLogger({ json: true, destination: new Writable({ write: (c: Buffer, _e, cb) => (lines.push(JSON.parse(c.toString()) as Record<string, unknown>), cb()) }) });
-    const m = new CertManager({ store: fresh, box, issuer, clock: { now: () => Date.now() }, logger, decide: relayDecisionFunc({ store: fresh, relayDomain: RELAY }), retrySchedule: [300] });
+    const m = new CertManager({ ...relayCertBackends(fresh, box), issuer, clock: { now: () => Date.now() }, logger, decide: relayDecisionFunc({ relayDomain: RELAY, customDomain: customDomainDecider(fresh) }), retrySchedule: [300] });
     try {
       await pebble.stop();
       const orders = issuer.orders;

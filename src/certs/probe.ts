@@ -3,20 +3,18 @@ import { systemClock, type Clock } from '../lib/clock.ts';
 import { errorMessage } from '../lib/errors.ts';
 import { nowIso } from '../lib/ids.ts';
 import type { Logger } from '../lib/logger.ts';
-import type { Store } from '../store/store.ts';
-import type { AlertHook } from './alerts.ts';
-import { domainByName, updateDomainTls } from './domains.ts';
-import { recordCertEvent } from './events.ts';
 import { certInfo } from './issuer.ts';
 import type { CertStorage } from './storage.ts';
 
 // The drift probe (seed 001): on an interval, connect to the relay's own TLS listener for each
-// stored certificate's name and compare what is actually served with what the store says is
-// current. Records tls_last_checked_at, tls_not_after (as served) and tls_last_error.
+// stored certificate's name and compare what is actually served with what storage says is
+// current. Each result goes to `record` (for a custom domain: tls_last_checked_at,
+// tls_not_after as served, tls_last_error; src/domains/cert-lifecycle.ts probeRecorder).
 
 export interface CertProbeOptions {
-  store: Store;
   storage: CertStorage;
+  /** Keeps each result; an error it throws fails the run. */
+  record?: (result: ProbeResult, now: number) => Promise<void>;
   /** The relay's TLS listener. */
   target: { host: string; port: number };
   /** CA(s) the served chain must verify against; without, only drift and expiry are checked. */
@@ -25,7 +23,6 @@ export interface CertProbeOptions {
   probeName?: (certName: string) => string;
   clock?: Clock;
   logger?: Logger;
-  onAlert?: AlertHook;
   intervalMs?: number;
   timeoutMs?: number;
 }
@@ -67,7 +64,7 @@ export class CertProbe {
       const servername = (this.#o.probeName ?? defaultProbeName)(c.name);
       const r = await this.#probe(servername, certInfo(stored.chainPem).fingerprint, c.name);
       out.push(r);
-      await this.#record(c.name, r);
+      await this.#o.record?.(r, (this.#o.clock ?? systemClock).now());
     }
     return out;
   }
@@ -93,27 +90,6 @@ export class CertProbe {
         done({ name, servername, ok: !error, drift, servedNotAfter, error });
       });
     });
-  }
-
-  async #record(name: string, r: ProbeResult): Promise<void> {
-    const { store } = this.#o;
-    const now = (this.#o.clock ?? systemClock).now();
-    const domain = name.startsWith('*.') ? name.slice(2) : undefined;
-    const row = domain ? await domainByName(store, domain) : undefined;
-    const label = row?.domain ?? name;
-    if (row) {
-      await updateDomainTls(store, row.domain, {
-        tls_last_checked_at: nowIso(now),
-        ...(r.servedNotAfter ? { tls_not_after: r.servedNotAfter } : {}),
-        // An issuance error (tls_error) stays until the manager succeeds; the probe clears only its own.
-        ...(r.error ? { tls_last_error: r.error } : row.tlsStatus === 'tls_error' ? {} : { tls_last_error: null }),
-      });
-    }
-    const changed = (row?.tlsLastError ?? null) !== (r.error ?? null);
-    if (r.error && changed) {
-      await recordCertEvent(store, { domain: label, kind: r.drift ? 'probe_drift' : 'probe_error', message: r.error, detail: { servername: r.servername } }, now);
-      if (r.drift) await this.#o.onAlert?.({ kind: 'probe_drift', domain: label, message: r.error, notAfter: r.servedNotAfter, at: nowIso(now) });
-    }
   }
 }
 

@@ -1,12 +1,10 @@
 import { createSecureContext, type SecureContext } from 'node:tls';
-import { randomId, nowIso } from '../lib/ids.ts';
-import type { SecretBox } from '../lib/secret-box.ts';
-import type { Store } from '../store/store.ts';
 import type { IssuedCertificate } from './issuer.ts';
 
-// Certificate storage in the store (certmagic's Storage, narrowed to what we need). One
-// current certificate per name; the private key sealed with the relay's SecretBox and bound
-// to the row's name, so a sealed key copied to another row does not open.
+// Where certificates live and how work on one is serialised (certmagic's storage.go, narrowed
+// to what the manager needs). Implementations: the relay's database (kysely-storage.ts, with
+// kysely-locker.ts), and files (file-storage.ts, file-locker.ts) for an agent that runs ACME
+// itself. The manager only ever talks to these two interfaces.
 
 export interface StoredCertificate {
   /** certificate_ref: changes with every issuance. */
@@ -25,92 +23,48 @@ export interface StoredCertificate {
 
 export type CertificateSummary = Omit<StoredCertificate, 'keyPem' | 'chainPem'>;
 
-const keyContext = (name: string) => `certificate:${name}`;
-const ms = (s: string | null) => (s ? Date.parse(s) : undefined);
+/**
+ * Certificate storage. Contract:
+ * - Implementations MUST be safe for concurrent use, also by several processes sharing one
+ *   storage (relays on one database, agents on one directory).
+ * - One current certificate per key name. save() replaces it atomically: a concurrent load()
+ *   sees the old certificate or the new one, never a mix of the two (chain of one, key of the
+ *   other). save() gives the new certificate a fresh id.
+ * - load() returns the current certificate or undefined; it never returns one it cannot open
+ *   (a sealed key that does not open is an error, not undefined).
+ * - Private keys are protected at rest (sealed, or a file only the owner can read).
+ * - list() returns every stored certificate without its key and chain, ordered by name.
+ * - setRenewalWindow() changes the certificate under `name` only while its id is still `id`
+ *   (a renewal in between wins); delete() of a missing name is not an error.
+ * Storage holds no lock of its own: work that must not run twice (an ACME order) takes a
+ * Locker first.
+ */
+export interface CertStorage {
+  save(name: string, cert: IssuedCertificate, now?: number): Promise<StoredCertificate>;
+  load(name: string): Promise<StoredCertificate | undefined>;
+  list(): Promise<CertificateSummary[]>;
+  setRenewalWindow(name: string, id: string, window: { start: number; end: number } | undefined, checkedAt: number): Promise<void>;
+  delete(name: string): Promise<void>;
+}
+
+/** Gives a held lock back; calling it again is a no-op. */
+export type Unlock = () => Promise<void>;
 
 /**
- * Storage contract: save() replaces the name's certificate atomically (readers see the old or
- * the new one, never a mix); load() returns the current one or undefined; safe for concurrent
- * use by several relays sharing one database.
+ * Mutual exclusion across everyone sharing one storage (certmagic's Locker). Contract:
+ * - lock(key) resolves once the caller holds `key`; while it holds it, no other caller of any
+ *   Locker on the same shared backend (another relay on the same database, another process on
+ *   the same directory) does. It waits as long as it takes, or until `signal` aborts (then it
+ *   rejects and holds nothing).
+ * - Implementations MUST be safe for concurrent use, and a lock MUST NOT outlive its holder
+ *   for long: a holder that dies (crash, lost database session) loses its locks, at once
+ *   (a PostgreSQL session lock) or once they are stale (a lock file not refreshed for a while).
+ *   A lock is therefore a strong hint, not a guarantee: the work it guards must stay correct,
+ *   if wasteful, when run twice (an ACME order is; storage save() is atomic).
+ * - Locks are not re-entrant: locking a key the caller holds waits for itself.
  */
-export class CertStorage {
-  readonly #store: Store;
-  readonly #box: SecretBox;
-
-  constructor(store: Store, box: SecretBox) {
-    this.#store = store;
-    this.#box = box;
-  }
-
-  async save(name: string, cert: IssuedCertificate, now = Date.now()): Promise<StoredCertificate> {
-    const row = {
-      id: randomId(20),
-      name,
-      names: JSON.stringify(cert.names),
-      issuer: cert.issuer,
-      chain_pem: cert.chainPem,
-      key_sealed: this.#box.seal(cert.keyPem, keyContext(name)),
-      not_before: nowIso(cert.notBefore),
-      not_after: nowIso(cert.notAfter),
-      ari_window_start: null,
-      ari_window_end: null,
-      ari_checked_at: null,
-      created_at: nowIso(now),
-    };
-    await this.#store.db
-      .insertInto('certificates')
-      .values(row)
-      .onConflict((oc) => oc.column('name').doUpdateSet({ ...row, name: undefined }))
-      .execute();
-    return { id: row.id, name, names: cert.names, issuer: cert.issuer, chainPem: cert.chainPem, keyPem: cert.keyPem, notBefore: cert.notBefore, notAfter: cert.notAfter };
-  }
-
-  async load(name: string): Promise<StoredCertificate | undefined> {
-    const r = await this.#store.db.selectFrom('certificates').selectAll().where('name', '=', name).executeTakeFirst();
-    if (!r) return undefined;
-    return {
-      id: r.id,
-      name: r.name,
-      names: JSON.parse(r.names) as string[],
-      issuer: r.issuer,
-      chainPem: r.chain_pem,
-      keyPem: this.#box.openString(r.key_sealed, keyContext(r.name)),
-      notBefore: Date.parse(r.not_before),
-      notAfter: Date.parse(r.not_after),
-      renewalWindow: r.ari_window_start && r.ari_window_end ? { start: Date.parse(r.ari_window_start), end: Date.parse(r.ari_window_end) } : undefined,
-      ariCheckedAt: ms(r.ari_checked_at),
-    };
-  }
-
-  async list(): Promise<CertificateSummary[]> {
-    const rows = await this.#store.db
-      .selectFrom('certificates')
-      .select(['id', 'name', 'names', 'issuer', 'not_before', 'not_after', 'ari_window_start', 'ari_window_end', 'ari_checked_at'])
-      .orderBy('name')
-      .execute();
-    return rows.map((r) => ({
-      id: r.id,
-      name: r.name,
-      names: JSON.parse(r.names) as string[],
-      issuer: r.issuer,
-      notBefore: Date.parse(r.not_before),
-      notAfter: Date.parse(r.not_after),
-      renewalWindow: r.ari_window_start && r.ari_window_end ? { start: Date.parse(r.ari_window_start), end: Date.parse(r.ari_window_end) } : undefined,
-      ariCheckedAt: ms(r.ari_checked_at),
-    }));
-  }
-
-  async setRenewalWindow(id: string, window: { start: number; end: number } | undefined, checkedAt: number): Promise<void> {
-    await this.#store.db
-      .updateTable('certificates')
-      .set({ ari_window_start: window ? nowIso(window.start) : null, ari_window_end: window ? nowIso(window.end) : null, ari_checked_at: nowIso(checkedAt) })
-      .where('id', '=', id)
-      .execute();
-  }
-
-  async delete(name: string): Promise<void> {
-    await this.#store.db.deleteFrom('certificates').where('name', '=', name).execute();
-  }
+export interface Locker {
+  lock(key: string, opts?: { signal?: AbortSignal }): Promise<Unlock>;
 }
 
 export function secureContextFor(cert: Pick<StoredCertificate, 'chainPem' | 'keyPem'>): SecureContext {

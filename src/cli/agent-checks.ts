@@ -4,6 +4,7 @@ import { parseIpAllowList } from '../auth/ip-allow.ts';
 import { parseAllowList } from '../auth/policy.ts';
 import { errorMessage } from '../lib/errors.ts';
 import { parseAllowUpgrade } from '../relay/upgrades.ts';
+import { agentTlsProblems } from './agent-tls-flags.ts';
 
 // The agent's settings that need more than their own type to check (allow-list entries, CIDRs,
 // durations, pairs of settings, files), run on the merged settings, so their problems are
@@ -32,6 +33,7 @@ export function agentCrossChecks(merged: Record<string, unknown>): string[] {
   if (typeof merged.for === 'string') check(() => parseDuration(merged.for as string));
   if (truthy(merged.public) && allow.length) problems.push('--public and -a do not go together: a public tunnel is open to everyone');
   if (merged.for !== undefined && allow.length === 0) problems.push('--for limits the -a entries of this command, and there are none: add -a <who> (the owner always keeps access)');
+  problems.push(...agentTlsProblems(merged));
   if (typeof merged.relayCa === 'string' && !existsSync(merged.relayCa)) problems.push(`--relay-ca ${merged.relayCa}: no such file; pass the relay's CA certificate (a dev relay prints its path, dev-ca.pem in its data dir)`);
   return problems;
 }

@@ -1,17 +1,16 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
 import { isAbsolute, join, resolve } from 'node:path';
-import { rootCertificates } from 'node:tls';
-import { localhostAwareLookup } from '../agent/target.ts';
+import type { ClientResponse } from 'hono/client';
+import { ApiError, apiResult, createApiClient, type AnyBody, type ApiClient, type SuccessBody } from '../api/client.ts';
 import { fromEnv, resolveSecretLayer } from '../config/config.ts';
 import { TunnError, type TunnErrorCode } from '../lib/errors.ts';
 import { writePrivateFile } from '../lib/private-files.ts';
 import { configDir } from './config-dir.ts';
+import { relayFetch } from './relay-fetch.ts';
 import { readUserConfig } from './user-config.ts';
 
 // The CLI's side of the relay API: where credentials live (the user's config dir, mode 0600)
-// and a small JSON client over node:https that trusts --relay-ca and resolves *.localhost.
+// and the typed API client over a transport that trusts --relay-ca and resolves *.localhost.
 
 export interface SavedCredentials {
   token: string;
@@ -99,69 +98,56 @@ export function resolveApiTarget(flags: { relay?: string; token?: string; tokenF
   return { relay: normalizeRelay(relay), token, tokenFrom, relayCa: flags.relayCa ?? env.TUNN_RELAY_CA ?? user.relayCa ?? saved?.relayCa };
 }
 
-export class ApiClient {
+/**
+ * The CLI's side of /v1: the typed client (src/api/client.ts) over the CLI's transport, and one
+ * call() that turns a refusal into a TunnError with the relay's message.
+ */
+export class RelayApi {
   readonly target: ApiTarget;
-  readonly #ca: string | undefined;
+  readonly client: ApiClient;
 
   constructor(target: ApiTarget) {
     this.target = target;
+    let ca: string | undefined;
     if (target.relayCa) {
       try {
-        this.#ca = readFileSync(target.relayCa, 'utf8');
+        ca = readFileSync(target.relayCa, 'utf8');
       } catch (err) {
         throw new TunnError('CONFIG_INVALID', `cannot read --relay-ca ${target.relayCa}: ${(err as Error).message}`);
       }
     }
-  }
-
-  /** Calls the API; throws TunnError with the relay's message on a non-2xx answer. */
-  /** `headers` adds headers computed from the exact payload sent (a signature). */
-  async call<T>(method: string, path: string, body?: unknown, opts: { auth?: boolean; raw?: boolean; headers?: (payload: string) => Record<string, string> } = {}): Promise<T> {
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (opts.auth !== false) {
-      if (!this.target.token) throw new TunnError('AUTH_REQUIRED', `not signed in to ${this.target.relay}: run \`tunn login --relay ${this.target.relay}\` or pass --token-file FILE (or set TUNN_TOKEN)`);
-      headers.authorization = `Bearer ${this.target.token}`;
-    }
-    let payload: string | undefined;
-    if (body !== undefined) {
-      payload = JSON.stringify(body);
-      headers['content-type'] = 'application/json';
-      headers['content-length'] = String(Buffer.byteLength(payload));
-    }
-    if (opts.headers) Object.assign(headers, opts.headers(payload ?? ''));
-    const res = await this.#send(method, path, headers, payload);
-    let json: unknown;
-    try {
-      json = res.body ? JSON.parse(res.body) : {};
-    } catch {
-      throw new TunnError('UNAVAILABLE', `${this.target.relay} answered ${method} ${path} with ${res.status} and a body that is not JSON: is it a tunn relay?`);
-    }
-    if (res.status >= 200 && res.status < 300) return json as T;
-    if (opts.raw) return json as T;
-    const e = (json as { error?: { code?: string; message?: string } | string; error_description?: string }).error;
-    if (e && typeof e === 'object' && this.target.tokenFrom === 'login' && (e.code === 'AUTH_TOKEN_REVOKED' || e.code === 'AUTH_INVALID_TOKEN')) {
-      throw new TunnError(e.code, `the sign-in saved for ${this.target.relay} no longer works (${e.message ?? 'refused'}): run \`tunn login --relay ${this.target.relay}\``);
-    }
-    if (e && typeof e === 'object') throw new TunnError((e.code as TunnErrorCode) ?? 'UNAVAILABLE', e.message ?? `HTTP ${res.status}`);
-    throw new TunnError('UNAVAILABLE', `${method} ${path}: HTTP ${res.status} ${typeof e === 'string' ? e : ''}`.trim());
-  }
-
-  #send(method: string, path: string, headers: Record<string, string>, payload: string | undefined): Promise<{ status: number; body: string }> {
-    const url = new URL(path, this.target.relay);
-    const mod = url.protocol === 'https:' ? https : http;
-    return new Promise((resolve, reject) => {
-      const req = mod.request(url, { method, headers, ca: this.#ca ? [...rootCertificates, this.#ca] : undefined, lookup: localhostAwareLookup as never, agent: false, timeout: 30_000 }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      });
-      req.on('timeout', () => req.destroy(new Error('timed out')));
-      req.on('error', (err: NodeJS.ErrnoException) => {
-        const hint = err.code === 'ECONNREFUSED' ? ' (is the relay running?)' : err.code?.includes('CERT') || err.code?.includes('SELF_SIGNED') ? ' (pass the relay\'s CA with --relay-ca)' : '';
-        reject(new TunnError('UNAVAILABLE', `cannot reach ${this.target.relay}: ${err.code ?? err.message}${hint}`));
-      });
-      req.end(payload);
+    this.client = createApiClient(target.relay, {
+      fetch: relayFetch({ relay: target.relay, ca }),
+      headers: (): Record<string, string> => ({ accept: 'application/json', ...(target.token ? { authorization: `Bearer ${target.token}` } : {}) }),
     });
+  }
+
+  /**
+   * Calls the API (`send` picks the route on the typed client); throws TunnError with the
+   * relay's message on a non-2xx answer. `auth: false` for the calls made before signing in.
+   */
+  async call<R extends ClientResponse<unknown, number, string>>(send: (api: ApiClient) => Promise<R>, opts: { auth?: boolean } = {}): Promise<SuccessBody<R>> {
+    if (opts.auth !== false && !this.target.token) {
+      throw new TunnError('AUTH_REQUIRED', `not signed in to ${this.target.relay}: run \`tunn login --relay ${this.target.relay}\` or pass --token-file FILE (or set TUNN_TOKEN)`);
+    }
+    try {
+      return await apiResult(await send(this.client));
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      if (this.target.tokenFrom === 'login' && (err.code === 'AUTH_TOKEN_REVOKED' || err.code === 'AUTH_INVALID_TOKEN')) {
+        throw new TunnError(err.code, `the sign-in saved for ${this.target.relay} no longer works (${err.message}): run \`tunn login --relay ${this.target.relay}\``);
+      }
+      throw new TunnError(err.code as TunnErrorCode, err.message);
+    }
+  }
+
+  /** The body of any answer, success or not (the device-login poll reads RFC 8628's errors); never signed. */
+  async callRaw<R extends ClientResponse<unknown, number, string>>(send: (api: ApiClient) => Promise<R>): Promise<AnyBody<R>> {
+    const res = await send(this.client);
+    try {
+      return (await res.json()) as AnyBody<R>;
+    } catch {
+      throw new TunnError('UNAVAILABLE', `${res.url.split('?')[0]} answered ${res.status} with a body that is not JSON: is it a tunn relay?`);
+    }
   }
 }

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { certEventHeaders } from '../certs/cert-event-signature.ts';
 import { fromEnv, resolveSecretLayer } from '../config/config.ts';
 import { TunnError } from '../lib/errors.ts';
-import { ApiClient, resolveApiTarget } from './api-client.ts';
+import { RelayApi, resolveApiTarget } from './api-client.ts';
 import { printJson } from './output.ts';
 import { secretOption } from './secret-flags.ts';
 
@@ -37,9 +37,10 @@ export async function runCertEvent(domain: string, flags: CertEventFlags, env: N
   if (!flags.status || !STATUSES.includes(flags.status)) throw new TunnError('INVALID_INPUT', `--status must be one of ${STATUSES.join(', ')}`);
   const token = certEventToken(flags, env);
   const body = { domain, status: flags.status, not_after: flags.notAfter, certificate_ref: flags.certificateRef, error: flags.error, message: flags.message };
-  const api = new ApiClient({ ...resolveApiTarget({ relay: flags.relay, relayCa: flags.relayCa }, env), token: undefined });
+  const api = new RelayApi({ ...resolveApiTarget({ relay: flags.relay, relayCa: flags.relayCa }, env), token: undefined });
   // Signed at the moment of sending, over the exact bytes sent.
-  const r = await api.call<{ domain: string; tls_status: string }>('POST', '/v1/domains/cert-events', body, { auth: false, headers: (payload) => certEventHeaders(token, payload, now()) });
+  const payload = JSON.stringify(body);
+  const r = (await api.call((c) => c.v1.domains['cert-events'].$post({}, { headers: { 'content-type': 'application/json', ...certEventHeaders(token, payload, now()) }, init: { body: payload } }), { auth: false })) as { domain: string; tls_status: string };
   if (flags.json) printJson({ event: 'cert_event', domain: r.domain, status: r.tls_status });
   else process.stderr.write(`tunn: ${r.domain}: reported ${r.tls_status}\n`);
 }

@@ -1,20 +1,19 @@
 import type { Command } from 'commander';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DomainView, VerifyResult } from '../api/domains.ts';
-import type { CertListEntry } from '../certs/manager.ts';
 import type { RequiredRecord } from '../dns/verify.ts';
 import { TunnError } from '../lib/errors.ts';
 import { confirm, type PromptIo } from './confirm.ts';
 import { printJson } from './output.ts';
+import type { RelayApi } from './api-client.ts';
 import { apiFlags } from './identity-commands.ts';
+import { pathParams } from '../api/client.ts';
 
 // `tunn domain add|verify|list|show|share|unshare|delete` and `tunn cert list` (seed 002
 // "Custom Domains", "Domain Sharing"). Human output by default, JSON with --json.
 
-/** What these commands need from the API client (src/cli/api-client.ts). */
-export interface DomainApi {
-  request<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T>;
-}
+/** The typed API client these commands call (src/cli/api-client.ts). */
+export type DomainApi = Pick<RelayApi, 'call'>;
 
 /** Builds the client from the command's options (--relay, --token, --relay-ca, saved login). */
 export type DomainApiFactory = (opts: Record<string, unknown>) => DomainApi | Promise<DomainApi>;
@@ -30,8 +29,6 @@ interface Out {
   line(s: string): void;
 }
 const stdout: Out = { line: (s) => process.stdout.write(s + '\n') };
-
-const enc = encodeURIComponent;
 
 /** The zone the customer edits: `mycompany.com` for `tunn.mycompany.com`. */
 export function parentZone(domain: string): string {
@@ -86,7 +83,7 @@ export async function waitForVerification(api: DomainApi, domain: string, o: Wai
   let lastPrint = 0;
   if (!o.json) out.line('tunn: Waiting for DNS propagation...');
   for (;;) {
-    const v = await api.request<VerifyResult>('POST', `/v1/domains/${enc(domain)}/verify`);
+    const v: VerifyResult = await api.call((c) => c.v1.domains[':domain'].verify.$post({ param: pathParams({ domain }) }));
     if (v.verified) return v;
     const key = v.problems.join('\n');
     const elapsed = Math.round((Date.now() - started) / 1000);
@@ -112,7 +109,7 @@ function secondsOpt(v: unknown, fallback: number): number {
 
 export async function domainAdd(api: DomainApi, domain: string, opts: { wait: boolean; json: boolean; intervalMs: number; timeoutMs: number; out?: Out }): Promise<void> {
   const out = opts.out ?? stdout;
-  const r = await api.request<AddResponse>('POST', '/v1/domains', { domain, verify: true });
+  const r: AddResponse = await api.call((c) => c.v1.domains.$post({ json: { domain, verify: true } }));
   const d = r.domain;
   const verified = d.status === 'verified';
   if (opts.json) {
@@ -162,7 +159,7 @@ export function registerDomainCommands(program: Command, client: DomainApiFactor
   common(domain.command('verify').description('check the DNS records of a domain again (and retry its certificate)'))
     .argument('<domain>')
     .action(async (name: string, o: Record<string, unknown>) => {
-      const v = await (await client(o)).request<VerifyResult>('POST', `/v1/domains/${enc(name)}/verify`);
+      const v = await (await client(o)).call((c) => c.v1.domains[':domain'].verify.$post({ param: pathParams({ domain: name }) }));
       if (o.json) printJson({ event: 'verify', ...v });
       else if (v.verified) out.line(`tunn: Verified! *.${v.domain} is registered to your account.`);
       else {
@@ -174,7 +171,7 @@ export function registerDomainCommands(program: Command, client: DomainApiFactor
 
   common(domain.command('list').description('your domains and the ones shared with you'))
     .action(async (o: Record<string, unknown>) => {
-      const { domains } = await (await client(o)).request<{ domains: DomainView[] }>('GET', '/v1/domains');
+      const { domains } = await (await client(o)).call((c) => c.v1.domains.$get());
       if (o.json) return printJson({ event: 'domains', domains });
       if (!domains.length) return out.line('No custom domains yet. Add one with: tunn domain add tunn.mycompany.com');
       const rows = [['DOMAIN', 'ROLE', 'STATUS', 'CERTIFICATE', 'EXPIRES', 'SHARED WITH']];
@@ -185,7 +182,7 @@ export function registerDomainCommands(program: Command, client: DomainApiFactor
   common(domain.command('show').description('owner, shares, status and certificate state of a domain'))
     .argument('<domain>')
     .action(async (name: string, o: Record<string, unknown>) => {
-      const r = await (await client(o)).request<{ domain: DomainView; events: { at: string; kind: string; message: string }[] }>('GET', `/v1/domains/${enc(name)}`);
+      const r = await (await client(o)).call((c) => c.v1.domains[':domain'].$get({ param: pathParams({ domain: name }) }));
       if (o.json) return printJson({ event: 'domain', ...r });
       for (const l of formatDomain(r.domain)) out.line(l);
       if (r.domain.records && r.domain.status !== 'verified') for (const l of formatRecords(r.domain.domain, r.domain.records)) out.line(l);
@@ -199,7 +196,7 @@ export function registerDomainCommands(program: Command, client: DomainApiFactor
     .argument('<domain>')
     .argument('<who...>', '@company.com, or alice@company.com,bob@company.com')
     .action(async (name: string, who: string[], o: Record<string, unknown>) => {
-      const r = await (await client(o)).request<{ domain: DomainView }>('POST', `/v1/domains/${enc(name)}/shares`, { with: who });
+      const r = await (await client(o)).call((c) => c.v1.domains[':domain'].shares.$post({ param: pathParams({ domain: name }), json: { with: who } }));
       if (o.json) return printJson({ event: 'domain', domain: r.domain });
       out.line(`tunn: ${r.domain.domain} is shared with: ${r.domain.shares.join(', ')}`);
     });
@@ -208,7 +205,7 @@ export function registerDomainCommands(program: Command, client: DomainApiFactor
     .argument('<domain>')
     .argument('<who>', '@company.com or an email')
     .action(async (name: string, who: string, o: Record<string, unknown>) => {
-      const r = await (await client(o)).request<{ domain: DomainView }>('DELETE', `/v1/domains/${enc(name)}/shares/${enc(who)}`);
+      const r = await (await client(o)).call((c) => c.v1.domains[':domain'].shares[':who'].$delete({ param: pathParams({ domain: name, who }) }));
       if (o.json) return printJson({ event: 'domain', domain: r.domain });
       out.line(`tunn: ${r.domain.domain} is ${r.domain.shares.length ? `shared with: ${r.domain.shares.join(', ')}` : 'no longer shared with anyone'}`);
     });
@@ -220,7 +217,7 @@ export function registerDomainCommands(program: Command, client: DomainApiFactor
       const api = await client(o);
       const sure = await confirm(`Delete ${name} and its certificate? Tunnels on it go offline, and those you shared it with lose it.`, { yes: Boolean(o.yes), io: opts.promptIo });
       if (!sure) throw new TunnError('INVALID_INPUT', `${name} not deleted (pass --yes to skip this question)`);
-      const r = await api.request<{ domain: string }>('DELETE', `/v1/domains/${enc(name)}`);
+      const r = await api.call((c) => c.v1.domains[':domain'].$delete({ param: pathParams({ domain: name }) }));
       if (o.json) return printJson({ event: 'deleted', domain: r.domain });
       out.line(`tunn: ${r.domain} deleted. You can remove its DNS records now.`);
     });
@@ -228,7 +225,7 @@ export function registerDomainCommands(program: Command, client: DomainApiFactor
   const cert = program.command('cert').description('certificates the relay serves');
   common(cert.command('list').description("each certificate's state, issuer, expiry and last error"))
     .action(async (o: Record<string, unknown>) => {
-      const { certs } = await (await client(o)).request<{ certs: (CertListEntry & { relay: boolean })[] }>('GET', '/v1/certs');
+      const { certs } = await (await client(o)).call((c) => c.v1.certs.$get());
       if (o.json) return printJson({ event: 'certs', certs });
       if (!certs.length) return out.line('No certificates yet: they are issued on the first visit (or right after `tunn domain add`).');
       const rows = [['NAME', 'STATE', 'ISSUER', 'EXPIRES', 'RENEWS', 'LAST ERROR']];

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { apiFlags, client, out, type CommonFlags } from './identity-commands.ts';
+import { pathParams } from '../api/client.ts';
 
 // tunn grant add|list|rm: access to a live tunnel that ends on its own (src/api/grants.ts).
 
@@ -25,11 +26,11 @@ export function registerGrantCommands(program: Command): void {
       .argument('<who>', 'email, @domain, group:name or idp:name')
       .requiredOption('--for <duration>', 'how long: 30m, 2h, 1d, 1w'),
   ).action(async (host: string, who: string, o: CommonFlags & { for: string }) => {
-    const r = await client(o).call<{ grant: Grant }>('POST', '/v1/grants', { host, who, for: o.for });
+    const r = await client(o).call((c) => c.v1.grants.$post({ json: { host, who, for: o.for } }));
     out(o, { event: 'grant', grant: r.grant }, () => `${r.grant.entry} may reach ${r.grant.host} until ${r.grant.expiresAt} (id ${r.grant.id})\n`);
   });
   apiFlags(grant.command('list').description('grants that have not ended').option('--host <host>', 'only this tunnel')).action(async (o: CommonFlags & { host?: string }) => {
-    const r = await client(o).call<{ grants: Grant[] }>('GET', `/v1/grants${o.host ? `?host=${encodeURIComponent(o.host)}` : ''}`);
+    const r = await client(o).call((c) => c.v1.grants.$get({ query: { host: o.host } }));
     out(o, { event: 'grants', grants: r.grants }, () => r.grants.map(showGrant).join('') || 'no grants\n');
   });
   apiFlags(
@@ -40,8 +41,7 @@ export function registerGrantCommands(program: Command): void {
       .argument('<id-or-host>')
       .argument('[who]'),
   ).action(async (target: string, who: string | undefined, o: CommonFlags) => {
-    const path = who ? `/v1/grants?host=${encodeURIComponent(target)}&who=${encodeURIComponent(who)}` : `/v1/grants/${encodeURIComponent(target)}`;
-    const r = await client(o).call<{ removed: number }>('DELETE', path);
+    const r = await client(o).call((c) => (who ? c.v1.grants.$delete({ query: { host: target, who } }) : c.v1.grants[':id'].$delete({ param: pathParams({ id: target }) })));
     out(o, { event: 'grant_removed', removed: r.removed }, () => `ended ${r.removed} grant${r.removed === 1 ? '' : 's'}\n`);
   });
 }

@@ -4,8 +4,9 @@ import { secretOption } from './secret-flags.ts';
 import type { Command } from 'commander';
 import type { DeviceStart } from '../auth/device.ts';
 import { TunnError } from '../lib/errors.ts';
-import { ApiClient, removeCredentials, resolveApiTarget, saveCredentials } from './api-client.ts';
+import { RelayApi, removeCredentials, resolveApiTarget, saveCredentials } from './api-client.ts';
 import { printJson } from './output.ts';
+import { pathParams } from '../api/client.ts';
 
 // tunn login / logout / whoami / token / group / events: thin commands over the relay API.
 
@@ -24,8 +25,8 @@ export function apiFlags(cmd: Command): Command {
   return cmd.option('--relay-ca <file>', 'extra CA to trust for the relay (env TUNN_RELAY_CA)').option('--json', 'print JSON');
 }
 
-export function client(flags: CommonFlags): ApiClient {
-  return new ApiClient(resolveApiTarget(flags));
+export function client(flags: CommonFlags): RelayApi {
+  return new RelayApi(resolveApiTarget(flags));
 }
 
 export function out(flags: CommonFlags, obj: Record<string, unknown>, human: () => string): void {
@@ -36,8 +37,8 @@ export function out(flags: CommonFlags, obj: Record<string, unknown>, human: () 
 
 export async function runLogin(flags: CommonFlags & { browser?: boolean }): Promise<void> {
   const target = resolveApiTarget({ ...flags, token: undefined, tokenFile: undefined });
-  const api = new ApiClient({ ...target, token: undefined });
-  const start = await api.call<DeviceStart>('POST', '/v1/auth/device', { client_name: `tunn CLI on ${hostname()}` }, { auth: false });
+  const api = new RelayApi({ ...target, token: undefined });
+  const start: DeviceStart = await api.call((c) => c.v1.auth.device.$post({ json: { client_name: `tunn CLI on ${hostname()}` } }), { auth: false });
   // The URL carries no code: the relay only takes one typed in (device-code phishing, RFC 8628 §5.4).
   if (flags.json) printJson({ event: 'login', verificationUri: start.verification_uri, userCode: start.user_code, expiresIn: start.expires_in });
   else process.stderr.write(`tunn: first copy your one-time code: ${start.user_code}\ntunn: then open ${start.verification_uri} and type it in\ntunn: waiting for you to approve…\n`);
@@ -46,11 +47,8 @@ export async function runLogin(flags: CommonFlags & { browser?: boolean }): Prom
   const deadline = Date.now() + start.expires_in * 1000;
   while (Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, interval));
-    const r = await api.call<{ access_token?: string; email?: string; error?: string; error_description?: string; interval?: number }>(
-      'POST',
-      '/v1/auth/device/token',
-      { grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: start.device_code },
-      { auth: false, raw: true },
+    const r: { access_token?: string; email?: string; error?: string; error_description?: string; interval?: number } = await api.callRaw((c) =>
+      c.v1.auth.device.token.$post({ json: { grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: start.device_code } }),
     );
     if (r.access_token) {
       const file = saveCredentials(target.relay, { token: r.access_token, email: r.email, relayCa: target.relayCa });
@@ -81,8 +79,8 @@ function openBrowser(url: string): void {
 
 export async function runLogout(flags: CommonFlags): Promise<void> {
   const target = resolveApiTarget(flags);
-  const api = new ApiClient(target);
-  if (target.token) await api.call('POST', '/v1/auth/token/revoke', {}).catch((err: unknown) => {
+  const api = new RelayApi(target);
+  if (target.token) await api.call((c) => c.v1.auth.token.revoke.$post({ json: {} })).catch((err: unknown) => {
     // A token the relay already refuses is as good as revoked.
     if (!(err instanceof TunnError) || !['AUTH_INVALID_TOKEN', 'AUTH_TOKEN_REVOKED'].includes(err.code)) throw err;
   });
@@ -91,7 +89,7 @@ export async function runLogout(flags: CommonFlags): Promise<void> {
 }
 
 export async function runWhoami(flags: CommonFlags): Promise<void> {
-  const me = await client(flags).call<{ email: string; accountId: string; tokenId: string; idpGroups?: string[]; idpProblems?: string[] }>('GET', '/v1/me');
+  const me = await client(flags).call((c) => c.v1.me.$get());
   out(flags, { event: 'whoami', ...me }, () => {
     if (!me.idpGroups) return `${me.email}\n`;
     const problems = (me.idpProblems ?? []).map((p) => `  (${p})\n`).join('');
@@ -107,16 +105,18 @@ export function registerIdentityCommands(program: Command): void {
   apiFlags(program.command('whoami').description('print the signed-in email, and the IdP groups the relay knows for you')).action((o) => runWhoami(o));
 
   const token = program.command('token').description('personal access tokens (for scripts: Authorization: Bearer <token>)');
-  apiFlags(token.command('list').description('list your tokens')).action(async (o: CommonFlags) => {
-    const r = await client(o).call<{ tokens: { id: string; name: string; kind: string; createdAt: string; lastUsedAt: string | null }[]; current: string }>('GET', '/v1/tokens');
-    out(o, { event: 'tokens', ...r }, () => r.tokens.map((t) => `${t.id}  ${t.kind.padEnd(5)}  ${t.name.padEnd(32)}  created ${t.createdAt}${t.id === r.current ? '  (this machine)' : ''}\n`).join('') || 'no tokens\n');
+  apiFlags(token.command('list').description('list your tokens, with their last use').option('--all', "every account's tokens (relay admins, --admin-email)")).action(async (o: CommonFlags & { all?: boolean }) => {
+    const r = await client(o).call((c) => c.v1.tokens.$get({ query: o.all ? { all: '1' } : {} }));
+    out(o, { event: 'tokens', ...r }, () =>
+      r.tokens.map((t) => `${t.id}  ${t.kind.padEnd(5)}  ${t.name.padEnd(32)}  created ${t.createdAt}  last used ${t.lastUsedAt ?? 'never'}${o.all ? `  ${t.email}` : ''}${t.id === r.current ? '  (this machine)' : ''}\n`).join('') || 'no tokens\n',
+    );
   });
   apiFlags(token.command('create').description('create a personal access token').option('--name <name>', 'a label to recognise it by')).action(async (o: CommonFlags & { name?: string }) => {
-    const r = await client(o).call<{ token: string; id: string; name: string }>('POST', '/v1/tokens', { name: o.name });
+    const r = await client(o).call((c) => c.v1.tokens.$post({ json: { name: o.name } }));
     out(o, { event: 'token', ...r }, () => `${r.token}\n`);
   });
   apiFlags(token.command('revoke').description('revoke a token by id').argument('<id>')).action(async (id: string, o: CommonFlags) => {
-    const r = await client(o).call<{ id: string }>('DELETE', `/v1/tokens/${encodeURIComponent(id)}`);
+    const r = await client(o).call((c) => c.v1.tokens[':id'].$delete({ param: pathParams({ id }) }));
     out(o, { event: 'revoked', id: r.id }, () => `revoked ${r.id}\n`);
   });
 
@@ -124,27 +124,27 @@ export function registerIdentityCommands(program: Command): void {
   const showGroup = (g: Group): string => `${g.name}: ${g.emails.length ? g.emails.join(', ') : '(empty)'}\n`;
   const group = program.command('group').description('groups: saved email lists to use as -a group:<name>');
   apiFlags(group.command('create').description('create a group').argument('<name>').argument('[emails...]')).action(async (name: string, emails: string[], o: CommonFlags) => {
-    const r = await client(o).call<{ group: Group }>('POST', '/v1/groups', { name, emails });
+    const r = await client(o).call((c) => c.v1.groups.$post({ json: { name, emails } }));
     out(o, { event: 'group', group: r.group }, () => showGroup(r.group));
   });
   apiFlags(group.command('list').description('list your groups')).action(async (o: CommonFlags) => {
-    const r = await client(o).call<{ groups: Group[] }>('GET', '/v1/groups');
+    const r = await client(o).call((c) => c.v1.groups.$get());
     out(o, { event: 'groups', groups: r.groups }, () => r.groups.map(showGroup).join('') || 'no groups\n');
   });
   apiFlags(group.command('show').description('show a group').argument('<name>')).action(async (name: string, o: CommonFlags) => {
-    const r = await client(o).call<{ group: Group }>('GET', `/v1/groups/${encodeURIComponent(name)}`);
+    const r = await client(o).call((c) => c.v1.groups[':name'].$get({ param: pathParams({ name }) }));
     out(o, { event: 'group', group: r.group }, () => showGroup(r.group));
   });
   apiFlags(group.command('add').description('add emails to a group').argument('<name>').argument('<emails...>')).action(async (name: string, emails: string[], o: CommonFlags) => {
-    const r = await client(o).call<{ group: Group }>('POST', `/v1/groups/${encodeURIComponent(name)}/members`, { emails });
+    const r = await client(o).call((c) => c.v1.groups[':name'].members.$post({ param: pathParams({ name }), json: { emails } }));
     out(o, { event: 'group', group: r.group }, () => showGroup(r.group));
   });
   apiFlags(group.command('rm').alias('remove').description('remove an email from a group').argument('<name>').argument('<email>')).action(async (name: string, email: string, o: CommonFlags) => {
-    const r = await client(o).call<{ group: Group }>('DELETE', `/v1/groups/${encodeURIComponent(name)}/members/${encodeURIComponent(email)}`);
+    const r = await client(o).call((c) => c.v1.groups[':name'].members[':email'].$delete({ param: pathParams({ name, email }) }));
     out(o, { event: 'group', group: r.group }, () => showGroup(r.group));
   });
   apiFlags(group.command('delete').description('delete a group').argument('<name>')).action(async (name: string, o: CommonFlags) => {
-    await client(o).call('DELETE', `/v1/groups/${encodeURIComponent(name)}`);
+    await client(o).call((c) => c.v1.groups[':name'].$delete({ param: pathParams({ name }) }));
     out(o, { event: 'deleted', group: name }, () => `deleted group ${name}\n`);
   });
 
@@ -154,15 +154,16 @@ export function registerIdentityCommands(program: Command): void {
       .description('security events: failed logins, revoked-token use, denied visitors, rate-limit bursts')
       .option('--kind <kind>', 'only this kind')
       .option('--tunnel <host>', 'only this tunnel')
-      .option('--limit <n>', 'at most this many', '50'),
-  ).action(async (o: CommonFlags & { kind?: string; tunnel?: string; limit?: string }) => {
-    const q = new URLSearchParams();
-    if (o.kind) q.set('kind', o.kind);
-    if (o.tunnel) q.set('tunnel', o.tunnel);
-    if (o.limit) q.set('limit', o.limit);
-    const r = await client(o).call<{ events: { at: string; kind: string; ip: string | null; email: string | null; tunnel: string | null; detail: string; count: number }[] }>('GET', `/v1/events?${q}`);
-    out(o, { event: 'events', events: r.events }, () =>
-      r.events.map((e) => `${e.at}  ${e.kind.padEnd(20)}  ${(e.ip ?? '-').padEnd(15)}  ${(e.email ?? '-').padEnd(24)}  ${(e.tunnel ?? '-').padEnd(24)}  ${e.detail}${e.count > 1 ? ` (×${e.count})` : ''}\n`).join('') || 'no events\n',
+      .option('--email <email>', 'only events about this email')
+      .option('--since <time>', 'only events at or after this ISO time')
+      .option('--until <time>', 'only events before this ISO time')
+      .option('--limit <n>', 'at most this many', '50')
+      .option('--cursor <cursor>', 'the page after the one that printed this cursor'),
+  ).action(async (o: CommonFlags & { kind?: string; tunnel?: string; email?: string; since?: string; until?: string; limit?: string; cursor?: string }) => {
+    const r = await client(o).call((c) => c.v1.events.$get({ query: { kind: o.kind, tunnel: o.tunnel, email: o.email, since: o.since, until: o.until, limit: o.limit, cursor: o.cursor } }));
+    out(o, { event: 'events', events: r.events, next: r.next }, () =>
+      (r.events.map((e) => `${e.at}  ${e.kind.padEnd(20)}  ${(e.ip ?? '-').padEnd(15)}  ${(e.email ?? '-').padEnd(24)}  ${(e.tunnel ?? '-').padEnd(24)}  ${e.detail}${e.count > 1 ? ` (×${e.count})` : ''}\n`).join('') || 'no events\n') +
+      (r.next ? `(more: tunn events --cursor ${r.next} with the same filters)\n` : ''),
     );
   });
 }

@@ -1,11 +1,12 @@
 import './v8-setup.ts';
 import { Command, Option } from 'commander';
 import { errorMessage, TunnError } from '../lib/errors.ts';
+import { registerAgentCertCommands } from './agent-cert-commands.ts';
 import { registerCertEventCommand } from './cert-event-command.ts';
 import { completionScript } from './completion.ts';
 import { registerConfigCommands } from './config-commands.ts';
 import { registerDomainCommands } from './domain-commands.ts';
-import { ApiClient, resolveApiTarget } from './api-client.ts';
+import { RelayApi, resolveApiTarget } from './api-client.ts';
 import { registerGrantCommands } from './grant-commands.ts';
 import { registerIdentityCommands } from './identity-commands.ts';
 import { registerTrustCommands } from './trust-commands.ts';
@@ -75,6 +76,12 @@ function relayFlags(cmd: Command): Command {
     .option('--acme-challenge <types>', 'ACME challenges the relay answers, in priority order: dns-01,http-01,tls-alpn-01 (default; dns-01 only with the relay\'s DNS server). Wildcards always use dns-01');
   secretOption(cmd, 'certEventToken', 'token', 'the key that signs POST /v1/domains/cert-events (enables it, for an external certificate manager)');
   secretOption(cmd, 'alertWebhook', 'url', 'the URL that receives certificate alerts (expiry, failures, drift) as JSON POSTs');
+  cmd
+    .option('--dns-provider <name>', 'write ACME DNS-01 records through your DNS: rfc2136 or cloudflare (the relay\'s DNS server is then off unless --dns-port)')
+    .option('--rfc2136-server <host:port>', 'the primary DNS server that accepts dynamic updates (RFC 2136), e.g. 10.0.0.53:53');
+  secretOption(cmd, 'rfc2136Key', 'name:base64', 'the TSIG key (hmac-sha256) for --rfc2136-server, as `tsig-keygen NAME` prints it or name:base64', { fileOnly: true, multiline: true });
+  secretOption(cmd, 'cloudflareToken', 'token', 'the Cloudflare API token (Zone → DNS → Edit) for --dns-provider cloudflare', { fileOnly: true });
+  cmd.addOption(new Option('--cloudflare-api-url <url>', 'tests only: where the Cloudflare API is').hideHelp());
   return cmd
     .option('--config <file>', 'JSON file with any of these settings')
     .option('--json', 'log JSON lines on stdout');
@@ -104,6 +111,15 @@ export function buildProgram(): Command {
     .option('--no-inspect', 'do not run the inspector')
     .option('--inspect-secrets', 'show secrets (Authorization, cookies, tokens, password fields) in the inspector')
     .option('--no-color', 'no colours in the request log (also NO_COLOR=1; never coloured when not a terminal)')
+    .addOption(new Option('--terminate-at <where>', 'where visitors\' TLS ends: relay (default) or agent (end-to-end; the agent gets its own certificate)').choices(['agent', 'relay']))
+    .option('--no-fallback', 'with --terminate-at agent: visitors fail the handshake until the agent\'s certificate is ready, instead of the relay terminating')
+    .option('--acme-directory <url>', 'with --terminate-at agent: the agent\'s ACME CA (default: the one the relay advertises)')
+    .option('--acme-email <email>', 'with --terminate-at agent: contact email for the agent\'s ACME account')
+    .option('--acme-ca <file>', 'with --terminate-at agent: extra CA (PEM) to trust for the ACME server\'s HTTPS')
+    .option('--tls-cert <file>', 'with --terminate-at agent: serve this certificate chain (PEM) instead of getting one by ACME')
+    .option('--tls-key <file>', 'the private key (PEM) of --tls-cert')
+    .option('--client-ca <file>', 'with --terminate-at agent: require client certificates issued by this CA (mTLS)')
+    .option('--keep-key', 'with --terminate-at agent: keep the key across renewals, so a pin of it survives')
     .option('--config <file>', 'JSON file with any of these settings')
     .option('--json', 'print JSON lines on stdout')
     .showHelpAfterError()
@@ -133,6 +149,8 @@ export function buildProgram(): Command {
       if (cmd.args.length) throw new TunnError('INVALID_INPUT', unknownCommandMessage('tunn relay', cmd.args[0]!, commandNames(cmd)));
       await (await import('./run-relay.ts')).runRelay(opts);
     });
+  relayFlags(relay.command('dns').command('check').description('write, wait for and delete a test TXT record through --dns-provider (takes the relay\'s flags)'))
+    .action(async (opts: Record<string, unknown>) => (await import('./dns-check.ts')).runDnsCheck(opts));
   const token = relay.command('token').description('manage agent tokens on this relay (works on the data dir)');
   // Operator commands work on the relay's data dir (or --store) directly, not through the API.
   const onDataDir = (cmd: Command): Command =>
@@ -172,11 +190,9 @@ export function buildProgram(): Command {
   registerConfigCommands(program);
   registerTrustCommands(program);
   registerGrantCommands(program);
-  registerDomainCommands(program, (o) => {
-    const client = new ApiClient(resolveApiTarget(o as { relay?: string; token?: string; tokenFile?: string; relayCa?: string }));
-    return { request: (method, path, body) => client.call(method, path, body) };
-  });
+  registerDomainCommands(program, (o) => new RelayApi(resolveApiTarget(o as { relay?: string; token?: string; tokenFile?: string; relayCa?: string })));
   registerCertEventCommand(program.commands.find((c) => c.name() === 'cert')!);
+  registerAgentCertCommands(program.commands.find((c) => c.name() === 'cert')!);
 
   program
     .command('version')

@@ -15,6 +15,7 @@ import { AGENT_PING_INTERVAL_MS, AGENT_PING_TIMEOUT_MS } from '../protocol/timin
 import { loadCredentials } from './api-client.ts';
 import { attachAgentOutput } from './agent-output.ts';
 import { agentCrossChecks } from './agent-checks.ts';
+import { agentTlsSettings, notYetWired } from './agent-tls-flags.ts';
 import { readUserConfig } from './user-config.ts';
 import { startAgentInspector } from './run-inspector.ts';
 import { onShutdown } from './shutdown.ts';
@@ -101,6 +102,8 @@ export async function runAgent(targetSpec: string, flags: Record<string, unknown
   const target = parseTarget(targetSpec);
   const o = agentOptionsFrom(flags, process.env);
   const config = agentConfigFrom(o, target);
+  // TLS ending at the agent: every flag is read and checked now; the relay's side is phase 2.
+  if (agentTlsSettings(o).terminateAt === 'agent') throw notYetWired();
   const inspect = await startAgentInspector(o, [target], config.verifyTargetTls);
   const agent = new Agent({ ...config, ...inspect.agentExtra });
   attachAgentOutput(agent, o.json, inspect.ready, undefined, flags.color as boolean | undefined);

@@ -30,7 +30,7 @@ export async function runDev(targetSpec: string | undefined, flags: Record<strin
     ),
   );
   attachAgentOutput(agent, Boolean(json), { domain: info.domain, httpPort: info.httpPort, httpsPort: info.httpsPort, caPath: info.caPath, ...inspect.ready }, (urls) => urls.find((u) => u.startsWith('http:')) ?? urls[0]!, color as boolean | undefined);
-  if (!json) process.stderr.write(`tunn: dev relay on https://${info.domain}:${info.httpsPort} and http://${info.domain}:${info.httpPort} (dev CA: ${info.caPath})\n`);
+  if (!json) process.stderr.write(`tunn: dev relay on https://${info.domain}:${info.httpsPort} and http://${info.domain}:${info.httpPort} (dev CA: ${info.caPath})\ntunn: web console: https://${info.domain}:${info.httpsPort}/\n`);
   onShutdown(async () => {
     agent.stop();
     demo?.close();

@@ -7,10 +7,11 @@ import { errorMessage } from '../lib/errors.ts';
 import { createLogger, type Logger } from '../lib/logger.ts';
 import { dataDirWarning } from '../lib/private-files.ts';
 import { releaseStartupMemory } from '../lib/v8-tuning.ts';
-import { domainByName } from '../certs/domains.ts';
-import { createCustomDomains, parseAcmeChallenges, parsePublicIps, type CustomDomains } from '../relay/custom-domains.ts';
+import { domainByName } from '../domains/records.ts';
+import { createCustomDomains, parseAcmeChallenges, parsePublicIps, type CustomDomains } from '../domains/setup.ts';
 import { LdapDirectory } from '../auth/ldap.ts';
 import { Relay, type RelayConfig, type RelayInfo, type RelayParts } from '../relay/relay.ts';
+import { dnsProviderFrom } from './dns-check.ts';
 import { checkLdapAtStart, ldapDirectoryFrom } from './ldap-config.ts';
 import { testClockFrom } from './test-clock.ts';
 
@@ -58,6 +59,8 @@ export async function startRelay(o: RelayOptions, logger: Logger): Promise<{ rel
   const loose = dataDirWarning(config.dataDir);
   if (loose) logger.warn({ event: 'data_dir_open', dataDir: config.dataDir }, loose);
   if (config.idp?.directory instanceof LdapDirectory) await checkLdapAtStart(config.idp.directory, logger);
+  // Built before anything listens: a malformed TSIG key or API URL stops the start with the reason.
+  const dnsProvider = await dnsProviderFrom(o);
   const relay = new Relay(config, { logger, clock: systemClock });
   const { store, box, tokens } = await relay.init();
   const c = relay.config;
@@ -90,6 +93,7 @@ export async function startRelay(o: RelayOptions, logger: Logger): Promise<{ rel
       logger,
       clock: testClock?.clock ?? systemClock,
       isLiveHost: (h) => relay.isLiveHost(h),
+      dnsProvider,
       // Certificate alerts are also security/ops events the domain's owner sees in `tunn events`.
       onAlert: async (a) => {
         const owner = (await domainByName(store, a.domain))?.accountId;
@@ -127,7 +131,7 @@ export async function runRelay(flags: Record<string, unknown>): Promise<void> {
   // Give back what start-up grew before idling (issue 9: idle RSS); see v8-tuning.ts.
   releaseStartupMemory();
   logger.info(
-    { event: 'ready', domain: info.domain, httpsPort: info.httpsPort, httpPort: info.httpPort, caPath: info.caPath, dev: o.dev, dnsPort: customDomains.dnsPort, issuer: customDomains.issuer.id, certificate: info.certificate },
+    { event: 'ready', domain: info.domain, httpsPort: info.httpsPort, httpPort: info.httpPort, caPath: info.caPath, dev: o.dev, dnsPort: customDomains.dnsPort, dnsProvider: o.dnsProvider, issuer: customDomains.issuer.id, certificate: info.certificate },
     `relay ready: ${info.url}${o.dev ? ` (dev; plain HTTP on port ${info.httpPort}; dev CA: ${info.caPath})` : ''}${info.certificate === 'pending' ? ` (its certificate is still being requested: TLS for ${info.domain} fails until it arrives)` : ''}`,
   );
   onShutdown(async () => {

@@ -8,10 +8,11 @@ import { commandLineSecretWarnings, envName, fileKey, flagName, type SecretKey }
  * Adds `--<flag> <placeholder>` and `--<flag>-file <file>` for a secret setting. `fileOnly` adds
  * only the file form (a secret that never had a flag, such as the secret-box key).
  */
-export function secretOption(cmd: Command, key: SecretKey, placeholder: string, what: string, opts: { fileOnly?: boolean; env?: boolean } = {}): Command {
+export function secretOption(cmd: Command, key: SecretKey, placeholder: string, what: string, opts: { fileOnly?: boolean; env?: boolean; multiline?: boolean } = {}): Command {
   const env = opts.env === false ? '' : `; env ${envName(key)}`;
   if (!opts.fileOnly) cmd.option(`${flagName(key)} <${placeholder}>`, `${what}${env} (visible to other local users: prefer ${flagName(fileKey(key))})`);
-  return cmd.option(`${flagName(fileKey(key))} <file>`, `read ${what} from this file (one line${opts.env === false ? '' : `; env ${envName(fileKey(key))}`})`);
+  const env2 = opts.env === false ? '' : `env ${envName(fileKey(key))}`;
+  return cmd.option(`${flagName(fileKey(key))} <file>`, `read ${what} from this file (${opts.multiline ? env2 : `one line${env2 && `; ${env2}`}`})`);
 }
 
 /** Writes one warning per secret given on the command line of `cmd` (not from env or defaults). */

@@ -80,7 +80,7 @@ export const relaySchema = z.object({
   smtpUrl: z.string().refine(isSmtpUrl, 'must be an smtp:// or smtps:// URL with a host, e.g. smtp://user:pass@mail.example.com:587').optional(),
   mailFrom: z.string().min(3).optional(),
   adminEmail: list(z.string().email('must be an email address')).optional(),
-  // Custom domains and certificates (src/relay/custom-domains.ts).
+  // Custom domains and certificates (src/domains/setup.ts).
   acmeDirectory: z.string().regex(/^(https?:\/\/\S+|letsencrypt|letsencrypt-staging)$/, 'must be an ACME directory URL, letsencrypt or letsencrypt-staging').optional(),
   acmeEmail: z.string().email('must be an email address').optional(),
   acmeCa: z.string().min(1).optional(),
@@ -93,6 +93,14 @@ export const relaySchema = z.object({
   acmeChallenge: z.string().trim().toLowerCase().regex(/^(dns-01|http-01|tls-alpn-01)(\s*,\s*(dns-01|http-01|tls-alpn-01))*$/, 'must be dns-01, http-01 and/or tls-alpn-01, comma-separated in priority order').optional(),
   certEventToken: z.string().min(16, 'must be at least 16 characters').optional(),
   alertWebhook: z.string().url('must be a URL').optional(),
+  // DNS-01 through the operator's DNS instead of the relay's own server (src/dns/providers/).
+  dnsProvider: z.enum(['rfc2136', 'cloudflare'], { error: 'must be rfc2136 or cloudflare' }).optional(),
+  rfc2136Server: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/, 'must be the primary DNS server as host:port, e.g. 10.0.0.53:53').optional(),
+  /** A TSIG key: BIND's `key "name" { … };` block (tsig-keygen) or `name:base64`. */
+  rfc2136Key: z.string().min(1).optional(),
+  cloudflareToken: z.string().min(1).optional(),
+  /** Tests only: where the Cloudflare API is (default https://api.cloudflare.com/client/v4). */
+  cloudflareApiUrl: z.string().url('must be a URL').optional(),
   json: bool,
 });
 export type RelayOptions = z.infer<typeof relaySchema>;
@@ -119,7 +127,20 @@ const RELAY_PAIRS: [string, string, string][] = [
     ['ldapCa', 'ldapUrl', '--ldap-ca needs --ldap-url'],
     ['tlsCert', 'tlsKey', '--tls-cert needs --tls-key (the private key of the certificate)'],
     ['tlsKey', 'tlsCert', '--tls-key needs --tls-cert'],
+    ['rfc2136Server', 'dnsProvider', '--rfc2136-server needs --dns-provider rfc2136'],
+    ['rfc2136Key', 'dnsProvider', '--rfc2136-key-file needs --dns-provider rfc2136'],
+    ['cloudflareToken', 'dnsProvider', '--cloudflare-token-file needs --dns-provider cloudflare'],
+    ['cloudflareApiUrl', 'dnsProvider', '--cloudflare-api-url needs --dns-provider cloudflare'],
   ];
+
+/** What each --dns-provider needs, and how to give it. */
+const DNS_PROVIDER_NEEDS: Record<string, [string, string][]> = {
+  rfc2136: [
+    ['rfc2136Server', '--dns-provider rfc2136 needs --rfc2136-server HOST:PORT (the primary server that accepts dynamic updates)'],
+    ['rfc2136Key', '--dns-provider rfc2136 needs its TSIG key: --rfc2136-key-file FILE (as `tsig-keygen NAME` prints it), or TUNN_RFC2136_KEY=name:base64'],
+  ],
+  cloudflare: [['cloudflareToken', '--dns-provider cloudflare needs an API token with Zone:DNS:Edit: --cloudflare-token-file FILE, or TUNN_CLOUDFLARE_TOKEN']],
+};
 
 /**
  * Settings that name a file the relay reads at start: a missing one is reported with the rest.
@@ -134,6 +155,10 @@ export function relayCrossChecks(merged: Record<string, unknown>): string[] {
     const v = merged[k];
     if (typeof v === 'string' && v !== '' && !existsSync(v)) problems.push(`cannot read ${flagName(k)} ${v}: no such file`);
   }
+  const needs = DNS_PROVIDER_NEEDS[String(merged.dnsProvider)] ?? [];
+  for (const [k, message] of needs) if (merged[k] === undefined) problems.push(message);
+  const other = merged.dnsProvider === 'rfc2136' ? ['cloudflareToken', 'cloudflareApiUrl'] : merged.dnsProvider === 'cloudflare' ? ['rfc2136Server', 'rfc2136Key'] : [];
+  for (const k of other) if (merged[k] !== undefined) problems.push(`${flagName(isSecretKey(k) ? fileKey(k) : k)} does not go with --dns-provider ${String(merged.dnsProvider)}`);
   const starttls = merged.ldapStarttls === true || ['1', 'true', 'yes', 'on'].includes(String(merged.ldapStarttls));
   // The bind password and every lookup would cross the network in the clear.
   if (typeof merged.ldapUrl === 'string' && /^ldap:\/\//i.test(merged.ldapUrl) && !starttls) problems.push('--ldap-url ldap:// sends the bind password in the clear: use ldaps://, or add --ldap-starttls');
@@ -165,6 +190,17 @@ export const agentSchema = z.object({
   /** The inspector: an address (127.0.0.1:4040), or false for --no-inspect; on by default. */
   inspect: z.union([z.boolean(), z.string()]).optional(),
   inspectSecrets: bool,
+  // TLS that ends at the agent (issue 12; checked in src/cli/agent-tls-flags.ts).
+  terminateAt: z.enum(['agent', 'relay'], { error: 'must be agent or relay' }).optional(),
+  /** --no-fallback: false. Visitors fail the handshake rather than be served by relay termination. */
+  fallback: bool.optional(),
+  acmeDirectory: z.string().regex(/^(https?:\/\/\S+|letsencrypt|letsencrypt-staging)$/, 'must be an ACME directory URL, letsencrypt or letsencrypt-staging').optional(),
+  acmeEmail: z.string().email('must be an email address').optional(),
+  acmeCa: z.string().min(1).optional(),
+  tlsCert: z.string().min(1).optional(),
+  tlsKey: z.string().min(1).optional(),
+  clientCa: z.string().min(1).optional(),
+  keepKey: bool.optional(),
 });
 export type AgentOptions = z.infer<typeof agentSchema>;
 

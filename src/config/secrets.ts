@@ -20,8 +20,14 @@ export const SECRET_KEYS = [
   // Webhook URLs (Slack, Teams, most chat and paging services) carry their credential in the path.
   'alertWebhook',
   'ldapBindPassword',
+  // DNS-01 through the operator's DNS (src/dns/providers/).
+  'rfc2136Key',
+  'cloudflareToken',
 ] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
+
+/** Secrets whose file may span lines: a TSIG key in BIND's format is a `key "…" { … };` block. */
+const MULTILINE_SECRETS: ReadonlySet<string> = new Set(['rfc2136Key']);
 
 /** URLs that are secret only when they carry a password (`smtp://user:pass@…`, `postgres://user:pass@…`). */
 const SECRET_IF_PASSWORD: ReadonlySet<string> = new Set(['smtpUrl', 'store']);
@@ -58,7 +64,7 @@ export function readSecretFile(path: string, label: string, key: string): { valu
   }
   const value = text.replace(/\r?\n$/, '');
   if (value.trim() === '') return { problem: `${label} ${path} is empty; write the secret into it, on one line` };
-  if (/[\r\n]/.test(value)) return { problem: `${label} ${path} holds more than one line; a secret file holds only the secret, on one line` };
+  if (!MULTILINE_SECRETS.has(key) && /[\r\n]/.test(value)) return { problem: `${label} ${path} holds more than one line; a secret file holds only the secret, on one line` };
   return { value };
 }
 
@@ -126,6 +132,11 @@ function secretPieces(settings: Record<string, unknown>): string[] {
     pieces.add(v);
     // The password alone too (a message may quote part of `user:pass` or of a URL).
     if (k === 'basicAuth' && v.includes(':')) pieces.add(v.slice(v.indexOf(':') + 1));
+    // A TSIG key's secret alone: `secret "…";` in BIND's format, or the part after the last `:`.
+    if (k === 'rfc2136Key') {
+      for (const m of v.matchAll(/secret\s+"([^"]+)"/g)) pieces.add(m[1]!);
+      if (!v.includes('{')) pieces.add(v.slice(v.lastIndexOf(':') + 1));
+    }
     try {
       const pw = new URL(v).password;
       if (pw) {

@@ -18,6 +18,11 @@ export interface DnsResponse extends DecodedPacket {
   rcode: string;
 }
 
+/** `host:port`, with brackets around an IPv6 address. */
+export function formatEndpoint(s: DnsEndpoint): string {
+  return s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`;
+}
+
 /** Parses `host:port` (or `[v6]:port`, or a bare host with port 53). */
 export function parseEndpoint(s: string): DnsEndpoint {
   const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(s) ?? /^([^:]+)(?::(\d+))?$/.exec(s);

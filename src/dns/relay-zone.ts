@@ -1,9 +1,11 @@
 import { isIP } from 'node:net';
+import type { Dns01Provider } from './dns01-provider.ts';
 import { Zone, normalizeName } from './zone.ts';
 
 // The relay's own zone: the apex and `*.zone` answer with the relay's public address(es), so
 // every tunnel name and every customer's `*.their.domain CNAME <zone>` lands on the relay;
-// `<acme-id>._acme.<zone>` TXT records are set and removed at run time by the DNS-01 solver.
+// `<acme-id>._acme.<zone>` TXT records are set and removed at run time by the DNS-01 solver
+// (one Dns01Provider; the others write to an operator's DNS instead).
 
 export interface RelayZoneOptions {
   /** The relay's domain, e.g. `tunn.example.com`. */
@@ -13,19 +15,9 @@ export interface RelayZoneOptions {
   nameservers?: string[];
 }
 
-/**
- * The TXT store a DNS-01 solver writes to. Implementations MUST be safe for concurrent use and
- * MUST keep several values on one name (a wildcard and its apex are validated at once).
- * The relay zone implements it; an RFC 2136 or Cloudflare provider would too.
- */
-export interface TxtRecordStore {
-  /** The zone the store can write under (challenge names are built beneath it). */
-  readonly zone: string;
-  setTxt(name: string, value: string): Promise<void>;
-  removeTxt(name: string, value: string): Promise<void>;
-}
+export class RelayZone extends Zone implements Dns01Provider {
+  readonly label = "the relay's DNS server";
 
-export class RelayZone extends Zone implements TxtRecordStore {
   get zone(): string {
     return this.origin;
   }
@@ -45,11 +37,14 @@ export class RelayZone extends Zone implements TxtRecordStore {
     return `${acmeId.toLowerCase()}._acme.${this.origin}`;
   }
 
-  async setTxt(name: string, value: string): Promise<void> {
+  async present(name: string, value: string): Promise<void> {
     this.add({ name: normalizeName(name), type: 'TXT', value, ttl: 0 });
   }
 
-  async removeTxt(name: string, value: string): Promise<void> {
+  async cleanup(name: string, value: string): Promise<void> {
     this.remove(name, 'TXT', value);
   }
+
+  /** The zone answers from memory: a record is visible once present() returns. */
+  async waitVisible(): Promise<void> {}
 }

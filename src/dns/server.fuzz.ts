@@ -16,7 +16,7 @@ import { Zone } from './zone.ts';
 // - a well-formed one-question query is answered, with its question, REFUSED outside the zones.
 
 const relay = new RelayZone({ domain: 'relay.test', publicIps: ['127.0.0.1', '::1'] });
-void relay.setTxt(relay.acmeName('Acct1'), 'token-value');
+void relay.present(relay.acmeName('Acct1'), 'token-value');
 const customer = new Zone('example.test');
 customer.add({ name: '*.tunn.example.test', type: 'CNAME', value: 'relay.test' });
 customer.add({ name: '_acme-challenge.tunn.example.test', type: 'CNAME', value: 'acct1._acme.relay.test' });

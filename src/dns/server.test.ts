@@ -63,12 +63,12 @@ describe('dns server', () => {
 
   it('sets and removes _acme TXT values at run time, two values on one name', async () => {
     const name = relay.acmeName('abc123');
-    await relay.setTxt(name, 'one');
-    await relay.setTxt(name, 'two');
+    await relay.present(name, 'one');
+    await relay.present(name, 'two');
     const both = await dnsQuery(at(relayDns), name, 'TXT');
     assert.deepEqual(both.answers?.map((a) => txtString(a)).sort(), ['one', 'two']);
-    await relay.removeTxt(name, 'one');
-    await relay.removeTxt(name, 'two');
+    await relay.cleanup(name, 'one');
+    await relay.cleanup(name, 'two');
     const gone = await dnsQuery(at(relayDns), name, 'TXT');
     assert.equal(gone.answers?.length, 0);
   });
@@ -80,7 +80,7 @@ describe('dns server', () => {
 
   it('resolves the customer delegation across zones through the forwarder (as Pebble would)', async () => {
     const name = relay.acmeName('abc123');
-    await relay.setTxt(name, 'token-value');
+    await relay.present(name, 'token-value');
     try {
       const res = await dnsQuery(at(forwarder), '_acme-challenge.tunn.example.test', 'TXT');
       assert.deepEqual(res.answers?.map((a) => a.type), ['CNAME', 'TXT']);
@@ -91,7 +91,7 @@ describe('dns server', () => {
       assert.deepEqual(await r.resolveCname('random-label.tunn.example.test'), ['relay.test']);
       assert.deepEqual(await r.resolve4('grafana.tunn.example.test'), ['127.0.0.1']);
     } finally {
-      await relay.removeTxt(name, 'token-value');
+      await relay.cleanup(name, 'token-value');
     }
   });
 });

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, constants, fchmodSync, fsyncSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants, fchmodSync, fsyncSync, linkSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 // Files in the relay's data dir hold secrets (the database with sessions and sealed keys, the
@@ -19,15 +19,21 @@ const notOurs = (err: unknown): boolean => ['EPERM', 'EACCES'].includes((err as 
  * follow a symlink planted at `path` (writing the secret wherever it points, or truncating a
  * file of the operator's), and keep any hard link to the old inode; a crash half-way would
  * leave a truncated credentials file. `exclusive` fails with EEXIST when `path` exists, a
- * symlink included (first-start key files).
+ * symlink included (first-start key files, where two processes may race): the file is written
+ * whole and then linked into place, so the loser of the race never reads a half-written one.
  */
 export function writePrivateFile(path: string, data: string | Buffer, opts: { exclusive?: boolean } = {}): void {
   const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   if (opts.exclusive) {
-    writeNew(path, bytes);
+    try {
+      writeNew(tmp, bytes);
+      linkSync(tmp, path); // never replaces: EEXIST when path exists, a (dangling) symlink included
+    } finally {
+      rmSync(tmp, { force: true });
+    }
     return;
   }
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   try {
     writeNew(tmp, bytes);
     renameSync(tmp, path);

@@ -1,10 +1,10 @@
 import { DummyDriver, Kysely, SqliteAdapter, SqliteIntrospector, SqliteQueryCompiler, type DatabaseConnection } from 'kysely';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { lostDomainReason } from '../api/domain-access.ts';
+import { lostDomainReason } from '../domains/resolution.ts';
 import type { Principal } from '../auth/revocation.ts';
 import { account, identityFixture } from '../../test/fixtures/identity.ts';
-import { createDomain, deleteDomain, markDomainVerified, setDomainShares } from '../certs/domains.ts';
+import { createDomain, deleteDomain, markDomainVerified, setDomainShares } from '../domains/records.ts';
 import { silentLogger } from '../lib/logger.ts';
 import { accountById } from '../store/accounts.ts';
 import type { Database } from '../store/schema.ts';

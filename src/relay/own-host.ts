@@ -48,7 +48,6 @@ export function createOwnHostApp(o: OwnHostOptions): Hono<{ Bindings: NodeEnv }>
       return new Response(`reading the metrics failed: ${errorMessage(err)}`, { status: 500 });
     }
   });
-  app.all('/', () => new Response(`tunn relay for ${o.domain}\nExpose a service: tunn <port> --relay ${o.url()}\nSign in: ${o.url()}/login\n`, { headers: { 'content-type': 'text/plain; charset=utf-8' } }));
   // Mount point for static apps (the console): a prefix and everything below it.
   for (const m of o.mounts ?? []) app.all(`${m.path}/*`, (c) => m.fetch(c.req.raw, c.env)).all(m.path, (c) => m.fetch(c.req.raw, c.env));
   app.all('*', (c) => {

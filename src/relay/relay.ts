@@ -3,7 +3,7 @@ import type { Server as NetServer } from 'node:net';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { createApiApp } from '../api/app.ts';
-import { lostDomainReason } from '../api/domain-access.ts';
+import { lostDomainReason } from '../domains/resolution.ts';
 import { isTunnToken, refusedTokenOwner } from '../auth/bearer.ts';
 import type { RecordEvent } from '../auth/events.ts';
 import { createIdentity, type Identity } from '../auth/identity.ts';
@@ -69,7 +69,7 @@ export class Relay {
     if (this.#parts) return this.#parts;
     const c = this.config;
     const box = new SecretBox(loadSecretKey(c.secretKey, join(c.dataDir, 'secret.key')));
-    const store = await openStore(c.storeUrl ?? join(c.dataDir, 'tunn.db'));
+    const store = await openStore(c.storeUrl ?? join(c.dataDir, 'tunn.db'), { logger: this.#logger });
     const tokens = new TokenService({ store, box, clock: this.#clock, issuer: 'tunn' });
     await tokens.init();
     return (this.#parts = { store, box, tokens });

@@ -1,4 +1,4 @@
-import type { TunnelControl, TunnelStatus } from '../api/tunnels.ts';
+import type { LiveTunnel, TunnelControl } from '../api/tunnels.ts';
 import type { ConnectionTable } from './live-revocation.ts';
 import type { Tunnel, TunnelDirectory } from './tunnel-directory.ts';
 
@@ -28,36 +28,41 @@ export function allowedOf(t: Tunnel): string[] {
   ];
 }
 
-export function statusOf(t: Tunnel, urls: string[]): TunnelStatus {
+export function statusOf(t: Tunnel, urls: string[]): LiveTunnel {
   return {
     name: t.name,
     host: t.host,
+    domain: t.domain,
     url: urls[0]!,
     urls,
     kind: t.options.kind ?? 'http',
+    accountId: t.accountId,
+    owner: t.email,
+    allow: t.options.public ? [] : [...t.options.allow],
+    public: !!t.options.public,
     allowed: allowedOf(t),
     agents: new Set(t.sessions.map((s) => s.agentId)).size,
     sessions: t.sessions.length,
     since: new Date(t.since).toISOString(),
     requests: t.metrics.responses.reduce((a, b) => a + b, 0),
+    bytesIn: t.metrics.bytesIn,
+    bytesOut: t.metrics.bytesOut,
   };
 }
 
 export function createTunnelControl(d: TunnelControlDeps): TunnelControl {
-  const mine = (accountId: string) => d.directory.all().filter((t) => t.accountId === accountId);
   return {
-    list: (accountId) => mine(accountId).map((t) => statusOf(t, d.urlsFor(t.host))).sort((a, b) => a.host.localeCompare(b.host)),
-    stop(accountId, nameOrHost, why) {
-      const stopped: TunnelStatus[] = [];
-      for (const t of d.directory.byName(accountId, nameOrHost)) {
-        stopped.push(statusOf(t, d.urlsFor(t.host)));
-        for (const s of [...t.sessions]) {
-          s.refuse(t.id, 'STOPPED', why);
-          d.directory.detachTunnel(s, t.id);
-        }
-        for (const g of d.gateways) g.cut((c) => c.tunnel === t);
-        d.onStopped(t, why);
+    list: () => d.directory.all().map((t) => statusOf(t, d.urlsFor(t.host))),
+    stop(host, why) {
+      const t = d.directory.get(host);
+      if (!t) return undefined;
+      const stopped = statusOf(t, d.urlsFor(t.host));
+      for (const s of [...t.sessions]) {
+        s.refuse(t.id, 'STOPPED', why);
+        d.directory.detachTunnel(s, t.id);
       }
+      for (const g of d.gateways) g.cut((c) => c.tunnel === t);
+      d.onStopped(t, why);
       return stopped;
     },
   };

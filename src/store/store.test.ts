@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startPostgres, type Postgres } from '../../test/support/postgres.ts';
-import { acmeAccountKey } from '../acme/account.ts';
 import { DeviceLogin } from '../auth/device.ts';
 import { EventLog } from '../auth/events.ts';
 import { GroupService } from '../auth/groups.ts';
@@ -14,9 +13,10 @@ import { findRevoked, type Principal } from '../auth/revocation.ts';
 import { SessionService } from '../auth/sessions.ts';
 import { TokenService } from '../auth/tokens.ts';
 import { createCa, issueLeaf } from '../certs/dev-ca.ts';
-import { applyCertEventPatch, createDomain, deleteDomain, domainByName, domainsForAccount, listDomains, markDomainVerified, setDomainShares, updateDomainShares, updateDomainTls } from '../certs/domains.ts';
+import { applyCertEventPatch, createDomain, deleteDomain, domainByName, domainsForAccount, listDomains, markDomainVerified, setDomainShares, updateDomainShares, updateDomainTls } from '../domains/records.ts';
 import { listCertEvents, recordCertEvent } from '../certs/events.ts';
-import { CertStorage } from '../certs/storage.ts';
+import { KyselyAcmeAccounts } from '../certs/kysely-acme-accounts.ts';
+import { KyselyCertStorage } from '../certs/kysely-storage.ts';
 import { ManualClock } from '../lib/clock.ts';
 import { isTunnError } from '../lib/errors.ts';
 import { SecretBox } from '../lib/secret-box.ts';
@@ -283,6 +283,20 @@ for (const dialect of DIALECTS) {
         (await log.list({ accountId: a.id, since: '2026-01-01T00:00:00.000Z', kind: 'visitor_denied' })).map((e) => e.email),
         ['v4@example.com', 'v2@example.com', 'v0@example.com'],
       );
+      // `until` and paging after an event (time, then id, both descending): the pages add up to the list.
+      assert.deepEqual(
+        (await log.list({ accountId: a.id, until: '2026-01-01T00:00:00.000Z', kind: 'visitor_denied' })).map((e) => e.email),
+        ['v1@example.com', 'v3@example.com'],
+      );
+      const paged: string[] = [];
+      let after: { at: string; id: string } | undefined;
+      for (;;) {
+        const page = await log.list({ accountId: a.id, limit: 2, after });
+        paged.push(...page.map((e) => e.id));
+        if (page.length < 2) break;
+        after = { at: page.at(-1)!.at, id: page.at(-1)!.id };
+      }
+      assert.deepEqual(paged, all.map((e) => e.id));
       for (const [i, t] of times.entries()) await recordCertEvent(store, { domain: 'sort.example.com', kind: 'issued', message: `e${i}`, detail: { i, names: ['*.sort.example.com'], ok: true, none: null } }, Date.parse(t));
       const evs = await listCertEvents(store, 'sort.example.com');
       assert.deepEqual(evs.map((e) => e.at), [...times].sort().reverse());
@@ -330,7 +344,7 @@ for (const dialect of DIALECTS) {
       const ca = await createCa('tunn store test CA');
       const leaf1 = await issueLeaf(ca, ['*.tunn.mycompany.com', 'tunn.mycompany.com']);
       const leaf2 = await issueLeaf(ca, ['*.tunn.mycompany.com', 'tunn.mycompany.com']);
-      const certs = new CertStorage(store, box);
+      const certs = new KyselyCertStorage(store, box);
       const issued = (leaf: typeof leaf1, notAfter: number) => ({ chainPem: leaf.certPem, keyPem: leaf.keyPem, issuer: 'self-signed', names: ['*.tunn.mycompany.com', 'tunn.mycompany.com'], notBefore: T0, notAfter });
       const first = await certs.save('*.tunn.mycompany.com', issued(leaf1, T0 + 90 * 86400_000), T0);
       // save() replaces the name's certificate (an upsert): one row, the new one.
@@ -342,7 +356,7 @@ for (const dialect of DIALECTS) {
         { id: second.id, names: ['*.tunn.mycompany.com', 'tunn.mycompany.com'], keyPem: leaf2.keyPem, chainPem: leaf2.certPem, notBefore: T0, notAfter: T0 + 91 * 86400_000, win: undefined },
       );
       await certs.save('relay.tunn.test', { ...issued(leaf1, T0 + 1), names: ['relay.tunn.test'] }, T0);
-      await certs.setRenewalWindow(second.id, { start: T0 + 60 * 86400_000, end: T0 + 61 * 86400_000 }, T0 + 5);
+      await certs.setRenewalWindow(second.name, second.id, { start: T0 + 60 * 86400_000, end: T0 + 61 * 86400_000 }, T0 + 5);
       const list = await certs.list();
       assert.deepEqual(list.map((c) => c.name), ['*.tunn.mycompany.com', 'relay.tunn.test']);
       assert.deepEqual(list[0]!.renewalWindow, { start: T0 + 60 * 86400_000, end: T0 + 61 * 86400_000 });
@@ -351,9 +365,11 @@ for (const dialect of DIALECTS) {
       assert.equal(await certs.load('relay.tunn.test'), undefined);
 
       // One ACME account key per directory, also when two calls race for it.
-      const keys = await Promise.all([1, 2, 3].map(() => acmeAccountKey(store, box, 'https://acme.test/dir', 'ops@example.com', T0)));
+      const accounts = new KyselyAcmeAccounts(store, box, () => T0);
+      const keys = await Promise.all([1, 2, 3].map(() => accounts.accountKey('https://acme.test/dir', 'ops@example.com')));
       assert.equal(new Set(keys).size, 1);
-      assert.equal(await acmeAccountKey(store, box, 'https://acme.test/dir', undefined), keys[0]);
+      assert.match(keys[0]!, /BEGIN PRIVATE KEY/);
+      assert.equal(await new KyselyAcmeAccounts(store, box).accountKey('https://acme.test/dir', undefined), keys[0]);
     });
 
     // Security property: a captured signed cert event cannot be replayed after a restart or on

@@ -4,6 +4,7 @@ import type { DatabaseSync } from 'node:sqlite';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage, isTunnError, TunnError } from '../lib/errors.ts';
+import type { Logger } from '../lib/logger.ts';
 import { ensurePrivateFile, tightenIfExists } from '../lib/private-files.ts';
 import { migrations } from './migrations.ts';
 import type { Database } from './schema.ts';
@@ -20,6 +21,12 @@ export interface StoreTimeouts {
   queryMs?: number;
 }
 
+/** How the store is opened: PostgreSQL time limits, and where connection faults are logged. */
+export interface StoreOptions extends StoreTimeouts {
+  /** Connection faults the pool recovers from (an idle connection cut) are logged here, never dropped. */
+  logger?: Logger;
+}
+
 export interface Store {
   readonly db: Kysely<Database>;
   readonly dialect: Dialect;
@@ -30,7 +37,7 @@ export interface Store {
  * Opens the store and brings its schema up to date. `url` is a SQLite file path (or
  * `sqlite:PATH`, or `:memory:`) or a `postgres://` URL.
  */
-export async function openStore(url: string, timeouts: StoreTimeouts = {}): Promise<Store> {
+export async function openStore(url: string, timeouts: StoreOptions = {}): Promise<Store> {
   let db: Kysely<Database>;
   let dialect: Dialect;
   let sqliteRaw: DatabaseSync | undefined;
@@ -50,9 +57,18 @@ export async function openStore(url: string, timeouts: StoreTimeouts = {}): Prom
     });
     // An idle pooled connection that breaks (server restart, failover, network) emits 'error'
     // on the pool; unhandled, that would crash the relay. The pool drops the client and the
-    // next query opens a new connection.
-    pool.on('error', () => {});
-    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: unavailableAware(pool) }) });
+    // next query opens a new connection. Said in the log, so an operator sees a flapping database.
+    const where = postgresTarget(url);
+    // A cut connection is reported by the pool (idle) and by its client (our listener below,
+    // kept for the client's life): one line per error.
+    const logged = new WeakSet<Error>();
+    const onConnectionError = (err: Error): void => {
+      if (logged.has(err)) return;
+      logged.add(err);
+      timeouts.logger?.warn({ event: 'store_connection_error', err: errorMessage(err) }, `a PostgreSQL connection to ${where} failed (the pool drops it and reconnects on the next query): ${errorMessage(err)}`);
+    };
+    pool.on('error', onConnectionError);
+    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: unavailableAware(pool, onConnectionError) }) });
     dialect = 'postgres';
   } else {
     const path = url.replace(/^sqlite:/, '');
@@ -100,7 +116,7 @@ export async function openStore(url: string, timeouts: StoreTimeouts = {}): Prom
  * one is added, or a connection cut between two queries of a transaction would crash the
  * relay; the next query on that client then fails (and the pool drops it on release).
  */
-function unavailableAware(pool: PostgresPool): PostgresPool {
+function unavailableAware(pool: PostgresPool, onClientError: (err: Error) => void): PostgresPool {
   const guarded = new WeakSet<object>();
   return {
     connect: () =>
@@ -108,7 +124,7 @@ function unavailableAware(pool: PostgresPool): PostgresPool {
         const client = await pool.connect();
         if (!guarded.has(client)) {
           guarded.add(client);
-          (client as unknown as { on(ev: 'error', fn: () => void): void }).on('error', () => {});
+          (client as unknown as { on(ev: 'error', fn: (err: Error) => void): void }).on('error', onClientError);
         }
         // A client whose query timed out or whose connection failed may still have that query
         // in flight: it is destroyed on release rather than handed to the next caller.
@@ -124,6 +140,16 @@ function unavailableAware(pool: PostgresPool): PostgresPool {
       }),
     end: () => pool.end(),
   };
+}
+
+/** host:port/database of a PostgreSQL URL, without the credentials (for log lines). */
+export function postgresTarget(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname || 'localhost'}${u.port ? ':' + u.port : ''}${u.pathname && u.pathname !== '/' ? u.pathname : ''}`;
+  } catch {
+    return 'the PostgreSQL server';
+  }
 }
 
 /** The SQLite database as Kysely sees it, with a full or failing disk turned into UNAVAILABLE errors. */

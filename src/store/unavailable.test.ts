@@ -7,7 +7,9 @@ import { sql } from 'kysely';
 import { createServer, type Socket } from 'node:net';
 import { startPostgres } from '../../test/support/postgres.ts';
 import { freePort } from '../../test/support/ports.ts';
+import { PassThrough } from 'node:stream';
 import { isTunnError } from '../lib/errors.ts';
+import { createLogger } from '../lib/logger.ts';
 import { ensureAccount } from './accounts.ts';
 import { openStore, type Store } from './store.ts';
 import { storeUnavailable } from './unavailable.ts';
@@ -112,6 +114,37 @@ describe('store faults', () => {
       const { rows } = await sql<{ one: number }>`SELECT 1 AS one`.execute(store.db);
       assert.equal(rows[0]!.one, 1);
     } finally {
+      await store.close();
+      await pg.stop();
+    }
+  });
+
+  it('an idle PostgreSQL connection cut by the server is logged with where it went, and the store keeps working', { timeout: 120_000 }, async () => {
+    const pg = await startPostgres();
+    const lines: string[] = [];
+    const sink = new PassThrough();
+    sink.on('data', (b: Buffer) => lines.push(...b.toString().split('\n').filter(Boolean)));
+    const url = await pg.createDatabase();
+    const store = await openStore(url, { logger: createLogger({ json: true, destination: sink }) });
+    const { default: pgLib } = await import('pg');
+    const admin = new pgLib.Client({ connectionString: pg.url });
+    try {
+      await sql`SELECT 1`.execute(store.db); // leaves one idle connection in the pool
+      await admin.connect();
+      const db = new URL(url).pathname.slice(1);
+      await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [db]);
+      const deadline = Date.now() + 30_000;
+      while (!lines.some((l) => l.includes('store_connection_error')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const line = lines.find((l) => l.includes('store_connection_error'));
+      assert.ok(line, `a log line about the cut connection (got: ${lines.join(' | ') || 'nothing'})`);
+      const rec = JSON.parse(line) as { msg: string; err: string };
+      assert.match(rec.msg, new RegExp(`PostgreSQL connection to 127\\.0\\.0\\.1:${pg.port}/${db} failed .*reconnects`));
+      assert.ok(!rec.msg.includes('postgres@'), 'no credentials in the log line');
+      assert.equal(lines.filter((l) => l.includes('store_connection_error')).length, 1, 'one line per cut connection');
+      const { rows } = await sql<{ one: number }>`SELECT 1 AS one`.execute(store.db);
+      assert.equal(rows[0]!.one, 1);
+    } finally {
+      await admin.end().catch(() => {});
       await store.close();
       await pg.stop();
     }

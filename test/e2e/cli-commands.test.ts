@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CLI, createToken, NODE, request, ROOT, startCli, startRelay, tmpDir, type RelayHandle } from './harness.ts';
 import { startOrigin, type Origin } from './origin.ts';
+import { localhostAwareLookup } from '../../src/agent/target.ts';
 import { launchBrowser } from '../support/browser.ts';
 
 // The commands people reach for (issue 17), run as the real CLI against a real relay.
@@ -82,6 +84,8 @@ describe('tunn http, status and stop', () => {
       assert.equal(t.kind, 'http');
       assert.equal(t.agents, 1);
       assert.ok(Number(t.requests) >= 1, `requests counted: ${JSON.stringify(t)}`);
+      assert.ok(Number(t.bytesIn) > 0 && Number(t.bytesOut) > 0, `bytes counted: ${JSON.stringify(t)}`);
+      assert.deepEqual([t.owner, t.public, t.access, t.domain], ['alice@example.com', true, 'owner', relay.domain]);
       assert.deepEqual(t.allowed, ['everyone (public)', 'from 127.0.0.1/32', '100/min per client']);
       assert.ok(Math.abs(Date.parse(String(t.since)) - Date.now()) < 120_000);
 
@@ -99,6 +103,10 @@ describe('tunn http, status and stop', () => {
       assert.match(bobStop.stderr, /you have no live tunnel named web: `tunn status` lists yours/);
       assert.equal(agent.child.exitCode, null, 'alice\'s agent still runs');
 
+      // The console's live view of the same tunnels: server-sent events through the real relay.
+      const events = openEvents(`${relay.url}/v1/tunnels/events`, readFileSync(aliceFile, 'utf8').trim(), readFileSync(relay.caPath, 'utf8'));
+      await events.waitFor(new RegExp(`event: snapshot\ndata: \\{"tunnels":\\[\\{"name":"web","host":"web\\.${relay.domain.replace(/\./g, '\\.')}"`));
+
       const stop = await run(['stop', `web.${relay.domain}`, ...api(aliceFile)]);
       assert.equal(stop.code, 0, stop.stderr);
       assert.match(stop.stdout, /^stopped https:\/\/web\.tunn\.localhost:\d+ /);
@@ -108,11 +116,45 @@ describe('tunn http, status and stop', () => {
       assert.match(String(fatal.message), /stopped with `tunn stop` by alice@example\.com/);
       assert.equal(await agent.exited, 1);
       assert.deepEqual((await run(['status', ...api(aliceFile), '--json'])).json[0]!.tunnels, []);
+      await events.waitFor(new RegExp(`event: down\ndata: \\{"host":"web\\.${relay.domain.replace(/\./g, '\\.')}"\\}`));
+      events.close();
     } finally {
       await agent.kill();
     }
   });
 });
+
+/** GET a server-sent events stream with a token; waitFor(re) resolves once the text so far matches (20 s at most). */
+function openEvents(url: string, token: string, ca: string): { waitFor(re: RegExp): Promise<void>; close(): void } {
+  let text = '';
+  const waiters = new Set<() => void>();
+  const req = https.get(url, { headers: { authorization: `Bearer ${token}` }, ca, lookup: localhostAwareLookup as never, agent: false }, (res) => {
+    res.setEncoding('utf8');
+    res.on('data', (c: string) => {
+      text += c;
+      for (const w of waiters) w();
+    });
+  });
+  req.on('error', () => {});
+  return {
+    waitFor: (re) =>
+      new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (!re.test(text)) return;
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`no ${re} in the event stream; got: ${text.slice(-2000)}`));
+        }, 20_000);
+        waiters.add(check);
+        check();
+      }),
+    close: () => req.destroy(),
+  };
+}
 
 describe('saved sign-in and defaults', () => {
   let relay: RelayHandle;

@@ -89,7 +89,9 @@ describe('the npm package', { timeout: 300_000 }, () => {
     assert.ok(paths.includes('bin/tunn.js'));
     assert.ok(paths.includes('dist/cli/main.js'));
     assert.ok(paths.includes('dist/agent/inspector/page/index.html'), 'the inspector page is read from beside its module');
-    assert.deepEqual(paths.filter((p) => !/^(bin|dist)\//.test(p) && !['package.json', 'README.md', 'LICENSE'].includes(p)), []);
+    assert.ok(paths.includes('web/dist/index.html'), 'the web console, built');
+    assert.ok(paths.some((p) => /^web\/dist\/assets\/index-[\w-]+\.js$/.test(p)), 'the web console\'s hashed script');
+    assert.deepEqual(paths.filter((p) => !/^(bin|dist|web\/dist)\//.test(p) && !['package.json', 'README.md', 'LICENSE'].includes(p)), []);
     assert.deepEqual(paths.filter((p) => p.endsWith('.ts') || /\.test\.js$/.test(p) || /(^|\/)testing\.js$/.test(p)), []);
   });
 
@@ -115,6 +117,10 @@ describe('the npm package', { timeout: 300_000 }, () => {
     assert.match(page.text, /<title>tunn inspector<\/title>/);
     const script = await request(new URL('/app.js', String(ready.inspectUrl)).href);
     assert.equal(script.status, 200, script.text);
+    // The web console, from the package's web/dist/, on the relay's own host.
+    const consolePage = await request(`https://${String(ready.domain)}:${String(ready.httpsPort)}/`, { ca: readFileSync(String(ready.caPath), 'utf8') });
+    assert.equal(consolePage.status, 200, consolePage.text);
+    assert.match(consolePage.text, /<div id="root"><\/div>/);
   });
 });
 

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
 import { WebSocket } from 'ws';
 import { localhostAwareLookup } from '../../src/agent/target.ts';
-import { createDomain, markDomainVerified, setDomainShares } from '../../src/certs/domains.ts';
+import { createDomain, markDomainVerified, setDomainShares } from '../../src/domains/records.ts';
 import { ensureAccount } from '../../src/store/accounts.ts';
 import { openStore } from '../../src/store/store.ts';
 import { formTokenIn } from '../fixtures/identity.ts';

@@ -12,18 +12,20 @@ import { SecretBox } from '../lib/secret-box.ts';
 import { ensureAccount, type Account } from '../store/accounts.ts';
 import { openStore, type Store } from '../store/store.ts';
 import { customerZone, startDnsWorld, type DnsWorld } from '../../test/support/dns-world.ts';
-import type { CertAlert } from './alerts.ts';
-import { certEventHeaders, ReplayGuard } from './cert-event-signature.ts';
+import type { CertAlert } from '../certs/alerts.ts';
+import { certEventHeaders, ReplayGuard } from '../certs/cert-event-signature.ts';
+import { relayDecisionFunc } from '../certs/decision.ts';
+import { createCa, issueLeaf, type KeyAndCert } from '../certs/dev-ca.ts';
+import { listCertEvents } from '../certs/events.ts';
+import { FilesIssuer } from '../certs/files-issuer.ts';
+import { CertManager } from '../certs/manager.ts';
+import { CertProbe } from '../certs/probe.ts';
+import { SelfSignedIssuer } from '../certs/self-signed-issuer.ts';
+import { customDomainDecider, probeRecorder, relayCertBackends } from './cert-lifecycle.ts';
 import { handleCertEvent } from './cert-events.ts';
-import { relayDecisionFunc } from './decision.ts';
-import { createCa, issueLeaf, type KeyAndCert } from './dev-ca.ts';
-import { verifyDomain } from './domain-verify.ts';
-import { createDomain, domainByName, normalizeCustomDomain, updateDomainTls } from './domains.ts';
-import { listCertEvents } from './events.ts';
-import { FilesIssuer } from './files-issuer.ts';
-import { CertManager } from './manager.ts';
-import { CertProbe } from './probe.ts';
-import { SelfSignedIssuer } from './self-signed-issuer.ts';
+import { normalizeCustomDomain } from './names.ts';
+import { createDomain, domainByName, updateDomainTls } from './records.ts';
+import { verifyDomain } from './verify.ts';
 
 const RELAY = 'relay.test';
 const DAY = 86_400_000;
@@ -59,7 +61,7 @@ describe('custom domain lifecycle (self-signed and file issuers)', () => {
     other = await ensureAccount(store, 'other@example.test');
     world = await startDnsWorld({ relayDomain: RELAY, publicIps: ['127.0.0.1'], customerZones: [customerZone('example.test', 'tunn.example.test', RELAY, owner.acme_id)] });
     ca = await createCa('lifecycle test CA');
-    manager = new CertManager({ store, box, clock, issuer: new SelfSignedIssuer(ca), decide: relayDecisionFunc({ store, relayDomain: RELAY }), onAlert: (a) => void alerts.push(a) });
+    manager = new CertManager({ ...relayCertBackends(store, box), clock, issuer: new SelfSignedIssuer(ca), decide: relayDecisionFunc({ relayDomain: RELAY, customDomain: customDomainDecider(store) }), onAlert: (a) => void alerts.push(a) });
     edge = createTlsServer({ SNICallback: (n, cb) => void manager.getSecureContext(n).then((ctx) => (ctx ? cb(null, ctx) : cb(new Error('refused')))) }, (s) => s.end());
     edge.listen(0, '127.0.0.1');
     await once(edge, 'listening');
@@ -97,7 +99,7 @@ describe('custom domain lifecycle (self-signed and file issuers)', () => {
   });
 
   it('probes each served name and records drift', async () => {
-    const probe = new CertProbe({ store, storage: manager.storage, target: { host: '127.0.0.1', port }, ca: ca.certPem, clock });
+    const probe = new CertProbe({ storage: manager.storage, record: probeRecorder(store), target: { host: '127.0.0.1', port }, ca: ca.certPem, clock });
     const [ok] = await probe.runOnce();
     assert.equal(ok?.ok, true);
     assert.equal(ok?.servername, 'tunn-probe.tunn.example.test');
@@ -168,7 +170,7 @@ describe('custom domain lifecycle (self-signed and file issuers)', () => {
     await store.db.updateTable('domains').set({ verified_at: new Date().toISOString() }).where('id', '=', d.id).execute();
     await updateDomainTls(store, 'files.example.test', { cert_failure_policy: 'manual' });
     const got: CertAlert[] = [];
-    const files = new CertManager({ store, box, clock, issuer: new FilesIssuer(certFile, keyFile), decide: relayDecisionFunc({ store, relayDomain: RELAY }), onAlert: (a) => void got.push(a) });
+    const files = new CertManager({ ...relayCertBackends(store, box), clock, issuer: new FilesIssuer(certFile, keyFile), decide: relayDecisionFunc({ relayDomain: RELAY, customDomain: customDomainDecider(store) }), onAlert: (a) => void got.push(a) });
     assert.ok(await files.getSecureContext('x.files.example.test'));
     unlinkSync(certFile); // renewal will fail from now on
     const cert = (await files.storage.load('*.files.example.test'))!;

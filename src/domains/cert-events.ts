@@ -2,14 +2,15 @@ import { systemClock, type Clock } from '../lib/clock.ts';
 import { nowIso } from '../lib/ids.ts';
 import type { TlsStatus } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
-import type { AlertHook } from './alerts.ts';
-import { verifyCertEvent, type ReplayGuard } from './cert-event-signature.ts';
-import { applyCertEventPatch, domainByName, type DomainTlsPatch } from './domains.ts';
-import { recordCertEvent } from './events.ts';
+import type { AlertHook } from '../certs/alerts.ts';
+import { verifyCertEvent, type ReplayGuard } from '../certs/cert-event-signature.ts';
+import { recordCertEvent } from '../certs/events.ts';
+import { normalizeHost } from '../lib/host.ts';
+import { applyCertEventPatch, domainByName, type DomainTlsPatch } from './records.ts';
 
 // `POST /v1/domains/cert-events` (seed 001): an external certificate manager reports a
 // domain's certificate state, in a request signed with the shared cert event token
-// (cert-event-signature.ts: HMAC over timestamp and body, a replay window). Mounted by the
+// (certs/cert-event-signature.ts: HMAC over timestamp and body, a replay window). Mounted by the
 // API as: const r = await handleCertEvent(deps, headers, await c.req.text()); return c.json(r.body, r.status)
 
 export interface CertEventDeps {
@@ -55,7 +56,7 @@ export async function handleCertEvent(deps: CertEventDeps, headers: CertEventHea
   }
   const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
   const errors: string[] = [];
-  const domain = typeof b.domain === 'string' ? b.domain.trim().toLowerCase() : '';
+  const domain = typeof b.domain === 'string' ? normalizeHost(b.domain.trim()) : '';
   if (!domain) errors.push('domain: required string');
   const status = b.status as TlsStatus;
   if (!STATUSES.includes(status)) errors.push(`status: one of ${STATUSES.join(', ')}`);

@@ -4,30 +4,48 @@ import { Dns01Solver } from '../acme/dns01.ts';
 import { Http01Solver } from '../acme/http01.ts';
 import type { ChallengeSolver, ChallengeType } from '../acme/solver.ts';
 import { TlsAlpn01Solver } from '../acme/tls-alpn01.ts';
-import { resolveTunnelDomain } from '../api/domain-access.ts';
 import { createAlerter, type AlertHook } from '../certs/alerts.ts';
 import { relayDecisionFunc, type DecisionFunc } from '../certs/decision.ts';
-import { domainByName } from '../certs/domains.ts';
 import { FilesIssuer } from '../certs/files-issuer.ts';
 import type { Issuer } from '../certs/issuer.ts';
+import type { ManagedCertificate } from '../certs/managed.ts';
 import { CertManager } from '../certs/manager.ts';
 import { CertProbe } from '../certs/probe.ts';
+import type { Dns01Provider } from '../dns/dns01-provider.ts';
 import { startRelayDns, type RelayDns } from '../dns/relay-dns.ts';
 import type { Clock } from '../lib/clock.ts';
 import { errorMessage, TunnError } from '../lib/errors.ts';
+import { normalizeHost } from '../lib/host.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { SecretBox } from '../lib/secret-box.ts';
 import type { Account } from '../store/accounts.ts';
 import type { Store } from '../store/store.ts';
-import type { LocalResponse } from './pages.ts';
-import type { CertSource } from './relay.ts';
-import { normalizeHost } from '../lib/host.ts';
+import { customDomainDecider, probeRecorder, relayCertBackends } from './cert-lifecycle.ts';
+import { domainByName } from './records.ts';
+import { resolveTunnelDomain } from './resolution.ts';
 
 // Custom domains and certificates for the relay (seed 002 "Custom Domains", seed 001
 // "Certificate strategies"): the relay's DNS server, the issuer (ACME, static files or the
-// dev CA), the certificate manager with alerts and the drift probe, and the pieces the relay
-// plugs in: a CertSource for the TLS edge, the HTTP-01 hook for the plain port, and the
-// domain a tunnel is served under.
+// dev CA), the certificate manager on the relay's database with custom domains' lifecycle,
+// alerts and the drift probe, and the pieces the relay plugs in: the certificates for the TLS
+// edge, the HTTP-01 hook for the plain port, and the domain a tunnel is served under.
+
+/** What the relay's TLS edge asks for certificates (the relay's CertSource). */
+export interface EdgeCertificates {
+  contextFor(servername: string | undefined): SecureContext | undefined | Promise<SecureContext | undefined>;
+  /** TLS-ALPN-01: the challenge context for a name, if one is pending. */
+  alpnChallengeContext?(servername: string): SecureContext | undefined;
+  /** Keeps a certificate for the name, obtaining it in the background (ACME only). */
+  manage?(servername: string): Promise<ManagedCertificate>;
+}
+
+/** An answer the relay's plain-HTTP port sends itself (the relay's LocalResponse). */
+export interface PlainResponse {
+  status: number;
+  headers: [string, string][];
+  body: string;
+  close?: boolean;
+}
 
 export interface CustomDomainsConfig {
   /** The relay's domain. */
@@ -73,6 +91,8 @@ export interface CustomDomainsDeps {
   onAlert?: AlertHook;
   /** Whether a relay host is a live tunnel (per-host relay certificates only). */
   isLiveHost?: (host: string) => boolean;
+  /** `--dns-provider`: DNS-01 records go to the operator's DNS; the relay's DNS server is then off unless --dns-port. */
+  dnsProvider?: Dns01Provider;
 }
 
 export interface CustomDomains {
@@ -88,8 +108,8 @@ export interface CustomDomains {
   acme: boolean;
   alert: AlertHook;
   /** For `RelayExtensions`. */
-  certs: CertSource;
-  plainHook: (path: string, host: string) => LocalResponse | undefined;
+  certs: EdgeCertificates;
+  plainHook: (path: string, host: string) => PlainResponse | undefined;
   resolveDomain: (account: Account, requested: string | undefined) => Promise<string>;
   /** For the API (src/api/domains.ts). */
   api: { relayDomain: string; resolver?: string; strict: boolean; manager: CertManager; certEventToken?: string; onAlert: AlertHook; clock: Clock };
@@ -116,7 +136,7 @@ export function parsePublicIps(v: string | string[] | undefined): string[] {
 
 export async function createCustomDomains(cfg: CustomDomainsConfig, deps: CustomDomainsDeps): Promise<CustomDomains> {
   const { store, box, logger, clock } = deps;
-  const relayDomain = cfg.domain.toLowerCase();
+  const relayDomain = normalizeHost(cfg.domain);
   const acme = Boolean(cfg.acmeDirectory);
   if (cfg.tlsCert || cfg.tlsKey) {
     if (!cfg.tlsCert || !cfg.tlsKey) throw new TunnError('CONFIG_INVALID', '--tls-cert and --tls-key go together: pass both');
@@ -126,8 +146,10 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
     throw new TunnError('CONFIG_INVALID', 'the relay needs certificates: pass --acme-directory letsencrypt (with --acme-email), or --tls-cert and --tls-key, or run with --dev for a local dev CA');
   }
   const relayCerts = cfg.relayCerts ?? 'wildcard';
-  const dnsPort = cfg.dnsPort ?? (acme && relayCerts === 'wildcard' ? 53 : undefined);
-  if (acme && relayCerts === 'wildcard' && cfg.dnsPort === undefined) {
+  const provider = deps.dnsProvider;
+  if (provider && !acme) throw new TunnError('CONFIG_INVALID', '--dns-provider writes ACME DNS-01 records: it needs --acme-directory');
+  const dnsPort = cfg.dnsPort ?? (acme && relayCerts === 'wildcard' && !provider ? 53 : undefined);
+  if (acme && relayCerts === 'wildcard' && cfg.dnsPort === undefined && !provider) {
     logger.info('the relay answers DNS for its zone on port 53 (DNS-01 for its wildcard certificate); pass --dns-port to change it');
   }
   const publicIps = cfg.publicIps.length ? cfg.publicIps : cfg.dev ? ['127.0.0.1'] : [];
@@ -137,7 +159,7 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
 
   if (acme && cfg.acmeChallenges) {
     if (cfg.acmeChallenges.length === 0) throw new TunnError('CONFIG_INVALID', '--acme-challenge needs at least one of dns-01, http-01, tls-alpn-01');
-    if (cfg.acmeChallenges.includes('dns-01') && dnsPort === undefined) throw new TunnError('CONFIG_INVALID', "--acme-challenge dns-01 needs the relay's DNS server: pass --dns-port (and --public-ip)");
+    if (cfg.acmeChallenges.includes('dns-01') && dnsPort === undefined && !provider) throw new TunnError('CONFIG_INVALID', "--acme-challenge dns-01 needs the relay's DNS server (--dns-port and --public-ip) or a DNS provider (--dns-provider)");
     if (relayCerts === 'wildcard' && !cfg.acmeChallenges.includes('dns-01')) {
       throw new TunnError('CONFIG_INVALID', '--acme-challenge must include dns-01 with --relay-certs wildcard (a CA validates wildcards only through DNS); use --relay-certs per-host to answer only http-01/tls-alpn-01');
     }
@@ -162,8 +184,7 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
   if (acme) {
     // acme-client (and the ACME issuer over it) is loaded only by a relay configured for ACME:
     // it is the largest part of the relay's idle memory that a relay without ACME never uses.
-    const [{ setAcmeHttpRetry }, { AcmeIssuer }] = await Promise.all([import('../acme/http-settings.ts'), import('../certs/acme-issuer.ts')]);
-    setAcmeHttpRetry({ maxAttempts: 1, defaultDelaySeconds: 1 });
+    const [{ AcmeIssuer }, { KyselyAcmeAccounts }] = await Promise.all([import('../certs/acme-issuer.ts'), import('../certs/kysely-acme-accounts.ts')]);
     let caPem: string | undefined;
     if (cfg.acmeCa) {
       try {
@@ -172,14 +193,26 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
         throw new TunnError('CONFIG_INVALID', `cannot read --acme-ca ${cfg.acmeCa}: ${errorMessage(err)}`, { cause: err });
       }
     }
+    // DNS-01 records go through the operator's DNS provider when there is one, else the relay's own zone.
+    const txt: Dns01Provider | undefined = provider ?? dns?.zone;
     const available: Record<ChallengeType, ChallengeSolver | undefined> = {
-      'dns-01': dns && new Dns01Solver({ txt: dns.zone, acmeIdFor: async (d) => (await domainByName(store, d))?.acmeIdentifier }),
+      'dns-01': txt && new Dns01Solver({ txt, acmeIdFor: async (d) => (await domainByName(store, d))?.acmeIdentifier }),
       'http-01': http01,
       'tls-alpn-01': alpn,
     };
     const order = cfg.acmeChallenges ?? (['dns-01', 'http-01', 'tls-alpn-01'] as ChallengeType[]);
     const solvers = order.map((t) => available[t]).filter((s): s is ChallengeSolver => s !== undefined);
-    issuer = new AcmeIssuer({ directory: cfg.acmeDirectory!, email: cfg.acmeEmail, caPem, store, box, solvers, backoff: { attempts: 12, minMs: 500, maxMs: 10_000 }, logger });
+    issuer = new AcmeIssuer({
+      directory: cfg.acmeDirectory!,
+      email: cfg.acmeEmail,
+      caPem,
+      // The manager has its own retry schedule: acme-client's own retries stay short.
+      httpRetry: { maxAttempts: 1, defaultDelaySeconds: 1 },
+      accounts: new KyselyAcmeAccounts(store, box, () => clock.now()),
+      solvers,
+      backoff: { attempts: 12, minMs: 500, maxMs: 10_000 },
+      logger,
+    });
   } else if (cfg.tlsCert) {
     try {
       staticRelayCtx = tls.createSecureContext({ cert: readFileSync(cfg.tlsCert), key: readFileSync(cfg.tlsKey!) });
@@ -200,12 +233,12 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
   }
 
   const alert = createAlerter({ store, logger, webhookUrl: cfg.alertWebhook, onAlert: deps.onAlert });
-  const decide = relayDecisionFunc({ store, relayDomain, relayCerts, allowRelayHost: deps.isLiveHost && ((h) => h === relayDomain || deps.isLiveHost!(h)) });
-  const manager = new CertManager({ store, box, issuer, decide, clock, logger, onAlert: alert, maintainIntervalMs: cfg.maintainIntervalMs });
+  const decide = relayDecisionFunc({ relayDomain, relayCerts, customDomain: customDomainDecider(store), allowRelayHost: deps.isLiveHost && ((h) => h === relayDomain || deps.isLiveHost!(h)) });
+  const manager = new CertManager({ ...relayCertBackends(store, box, logger), issuer, decide, clock, logger, onAlert: alert, maintainIntervalMs: cfg.maintainIntervalMs });
   let probe: CertProbe | undefined;
 
   const isRelayName = (sn: string) => sn === relayDomain || sn.slice(sn.indexOf('.') + 1) === relayDomain;
-  const certs: CertSource = {
+  const certs: EdgeCertificates = {
     contextFor(servername) {
       const sn = normalizeHost(servername ?? '');
       // No SNI (an IP address in the URL) or the relay's own names: the relay's certificate.
@@ -216,7 +249,7 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
     // ACME: the relay's own certificate is obtained in the background, with retries (own-certificate.ts).
     manage: acme ? (servername) => manager.manage(servername) : undefined,
   };
-  const plainHook = (path: string): LocalResponse | undefined => {
+  const plainHook = (path: string): PlainResponse | undefined => {
     const body = http01.respond(path);
     return body === undefined ? undefined : { status: 200, headers: [['Content-Type', 'text/plain']], body, close: true };
   };
@@ -237,7 +270,7 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
     api: { relayDomain, resolver: cfg.dnsResolver, strict: cfg.strictDomainVerify, manager, certEventToken: cfg.certEventToken, onAlert: alert, clock },
     start(target) {
       manager.start();
-      probe = new CertProbe({ store, storage: manager.storage, target, clock, logger, onAlert: alert, intervalMs: cfg.probeIntervalMs });
+      probe = new CertProbe({ storage: manager.storage, record: probeRecorder(store, alert), target, clock, logger, intervalMs: cfg.probeIntervalMs });
       probe.start();
       // Catch up at once: certificates due while the relay was down, domains waiting for a retry.
       void manager.maintain().catch((err) => logger.error({ err: errorMessage(err) }, 'certificate maintenance failed'));

@@ -1,47 +1,12 @@
-import { domainByName, listDomains, normalizeCustomDomain, type Domain } from '../certs/domains.ts';
 import { TunnError } from '../lib/errors.ts';
-import type { Store } from '../store/store.ts';
 import { normalizeHost } from '../lib/host.ts';
+import type { Store } from '../store/store.ts';
+import { domainsVisibleTo, roleOf, type Caller } from './access.ts';
+import { normalizeCustomDomain } from './names.ts';
+import { domainByName } from './records.ts';
 
-// Who may use a custom domain (seed 002 "Domain Sharing") and which domain a tunnel is served
-// under ("Domain Resolution"). The owner and everyone the owner shared it with may create
-// tunnels on it; only the owner may manage it.
-
-export interface Caller {
-  accountId: string;
-  email: string;
-}
-
-/** "@company.com" or an email, normalised; INVALID_INPUT saying what a share entry looks like. */
-export function normalizeShare(entry: string): string {
-  const e = entry.trim().toLowerCase();
-  const DOMAIN = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/;
-  if (e.startsWith('@') ? DOMAIN.test(e.slice(1)) : /^[^\s@,]+@[^\s@,]+$/.test(e) && DOMAIN.test(e.split('@')[1]!)) return e;
-  throw new TunnError('INVALID_INPUT', `"${entry}" is neither an email (alice@company.com) nor an email domain (@company.com)`);
-}
-
-/** Whether `email` is covered by one of the domain's shares. */
-export function sharedWith(d: Pick<Domain, 'shares'>, email: string): boolean {
-  const e = email.toLowerCase();
-  return d.shares.some((s) => (s.startsWith('@') ? e.endsWith(s) : s === e));
-}
-
-export type DomainRole = 'owner' | 'shared';
-
-export function roleOf(d: Domain, caller: Caller): DomainRole | undefined {
-  if (d.accountId === caller.accountId) return 'owner';
-  return sharedWith(d, caller.email) ? 'shared' : undefined;
-}
-
-/** Every domain the caller owns or was shared with (verified or not), by name. */
-export async function domainsVisibleTo(store: Store, caller: Caller): Promise<{ domain: Domain; role: DomainRole }[]> {
-  const out: { domain: Domain; role: DomainRole }[] = [];
-  for (const d of await listDomains(store)) {
-    const role = roleOf(d, caller);
-    if (role) out.push({ domain: d, role });
-  }
-  return out;
-}
+// Which domain a tunnel is served under (seed 002 "Domain Resolution"), when it starts and
+// while it stays up.
 
 /**
  * The domain a tunnel is served under (seed 002 "Domain Resolution"):
@@ -50,7 +15,7 @@ export async function domainsVisibleTo(store: Store, caller: Caller): Promise<{ 
  * an error listing them when there are several.
  */
 export async function resolveTunnelDomain(store: Store, relayDomain: string, caller: Caller, requested: string | undefined): Promise<string> {
-  const r = relayDomain.toLowerCase();
+  const r = normalizeHost(relayDomain);
   if (requested) {
     const want = normalizeHost(requested);
     if (want === r) return r;
@@ -87,8 +52,8 @@ export async function resolveTunnelDomain(store: Store, relayDomain: string, cal
  * domain). The same rules as resolveTunnelDomain, re-applied to tunnels already up.
  */
 export async function lostDomainReason(store: Store, relayDomain: string, tunnel: { domain: string; accountId: string; email: string }): Promise<string | undefined> {
-  const name = tunnel.domain.toLowerCase();
-  if (name === relayDomain.toLowerCase()) return undefined;
+  const name = normalizeHost(tunnel.domain);
+  if (name === normalizeHost(relayDomain)) return undefined;
   const d = await domainByName(store, name);
   if (!d) return `the custom domain ${name} was deleted from this relay, so its tunnels are offline: start the tunnel on another domain (-d), or register ${name} again with \`tunn domain add ${name}\``;
   if (!roleOf(d, tunnel)) return `the custom domain ${name} is no longer shared with ${tunnel.email}, so its tunnels are offline: ask its owner to \`tunn domain share ${name} ${tunnel.email}\`, or use another domain (-d)`;

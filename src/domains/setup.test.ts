@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createDomain, markDomainVerified } from '../certs/domains.ts';
+import { createDomain, markDomainVerified } from './records.ts';
 import { dnsQuery, rdata } from '../dns/client.ts';
 import { ManualClock } from '../lib/clock.ts';
 import { isTunnError } from '../lib/errors.ts';
@@ -12,7 +12,7 @@ import { silentLogger } from '../lib/logger.ts';
 import { SecretBox } from '../lib/secret-box.ts';
 import { ensureAccount } from '../store/accounts.ts';
 import { openStore, type Store } from '../store/store.ts';
-import { createCustomDomains, parseAcmeChallenges, parsePublicIps, type CustomDomains, type CustomDomainsConfig } from './custom-domains.ts';
+import { createCustomDomains, parseAcmeChallenges, parsePublicIps, type CustomDomains, type CustomDomainsConfig } from './setup.ts';
 
 describe('relay custom-domain wiring (dev CA issuer, relay DNS on a free port)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tunn-cd-'));
@@ -62,6 +62,12 @@ describe('relay custom-domain wiring (dev CA issuer, relay DNS on a free port)',
     const acme = { ...prod, acmeDirectory: 'https://127.0.0.1:1/dir', publicIps: ['127.0.0.1'] };
     await assert.rejects(createCustomDomains({ ...acme, dnsPort: 0, acmeChallenges: ['http-01'] }, deps()), (e) => isTunnError(e, 'CONFIG_INVALID') && /must include dns-01 with --relay-certs wildcard/.test(e.message));
     await assert.rejects(createCustomDomains({ ...acme, relayCerts: 'per-host', acmeChallenges: ['dns-01', 'http-01'] }, deps()), (e) => isTunnError(e, 'CONFIG_INVALID') && /dns-01 needs the relay's DNS server/.test(e.message));
+    const provider = { zone: 'tunn.localhost', label: 'a test provider', present: async () => {}, cleanup: async () => {}, waitVisible: async () => {} };
+    await assert.rejects(createCustomDomains({ ...base }, { ...deps(), dnsProvider: provider }), (e) => isTunnError(e, 'CONFIG_INVALID') && /--dns-provider writes ACME DNS-01 records: it needs --acme-directory/.test(e.message));
+    // With a provider: no DNS server of its own (so no --public-ip), and dns-01 is allowed.
+    const withProvider = await createCustomDomains({ ...prod, acmeDirectory: 'https://127.0.0.1:1/dir', acmeChallenges: ['dns-01'] }, { ...deps(), dnsProvider: provider });
+    assert.equal(withProvider.dnsPort, undefined);
+    await withProvider.close();
     assert.deepEqual(parseAcmeChallenges('tls-alpn-01, dns-01,tls-alpn-01'), ['tls-alpn-01', 'dns-01']);
     assert.throws(() => parseAcmeChallenges('http-02'), /unknown challenge type "http-02"/);
   });

@@ -1,14 +1,14 @@
-import { isIP } from 'node:net';
+import type { CertFailurePolicy } from '../certs/retry.ts';
 import { TunnError } from '../lib/errors.ts';
+import { normalizeHost } from '../lib/host.ts';
 import { nowIso, randomId, randomToken } from '../lib/ids.ts';
 import type { DomainsTable, TlsStatus } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
-import type { CertFailurePolicy } from './retry.ts';
-import { normalizeHost } from '../lib/host.ts';
+import { normalizeCustomDomain } from './names.ts';
 
-// Custom domains in the store (seed 002 "Domain Storage", seed 001 lifecycle columns) and the
-// rules for registering one. The API and CLI call these; the cert manager updates the
-// lifecycle columns.
+// Custom domains in the store (seed 002 "Domain Storage", seed 001 lifecycle columns). The
+// API and CLI call these; the lifecycle columns follow the certificate manager's changes
+// (cert-lifecycle.ts), the drift probe and the cert-events endpoint.
 
 export interface Domain {
   id: string;
@@ -51,29 +51,6 @@ export function toDomain(r: DomainsTable): Domain {
     certNextRetryAt: r.cert_next_retry_at,
     createdAt: r.created_at,
   };
-}
-
-const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
-
-/**
- * The normalised form of a customer domain, or a coded error saying what is wrong with it:
- * NAME_INVALID for a malformed name, NAME_RESERVED for the relay's own zone (its names are the
- * relay's to give out, and a customer CNAME there would loop).
- */
-export function normalizeCustomDomain(input: string, relayDomain: string): string {
-  const d = normalizeHost(input);
-  const r = normalizeHost(relayDomain);
-  if (d.startsWith('*.')) throw new TunnError('NAME_INVALID', `give the domain without "*.": tunn domain add ${d.slice(2)}`);
-  if (/^[a-z]+:\/\//.test(d) || d.includes('/')) throw new TunnError('NAME_INVALID', `"${input}" is a URL; give just the domain name, e.g. tunn.mycompany.com`);
-  if (isIP(d)) throw new TunnError('NAME_INVALID', `"${input}" is an IP address; a custom domain is a DNS name such as tunn.mycompany.com`);
-  const labels = d.split('.');
-  if (d.length > 253 || labels.length < 2 || !labels.every((l) => LABEL.test(l)) || /^\d+$/.test(labels.at(-1)!)) {
-    throw new TunnError('NAME_INVALID', `"${input}" is not a valid domain name (letters, digits and hyphens in dot-separated labels, e.g. tunn.mycompany.com)`);
-  }
-  if (d === r || d.endsWith('.' + r)) {
-    throw new TunnError('NAME_RESERVED', `${d} is inside the relay's own domain ${r}; its names are already served by the relay, add a domain you own instead`);
-  }
-  return d;
 }
 
 export interface CreateDomainInput {

@@ -1,0 +1,16 @@
+// The kinds of security event (src/auth/events.ts). Pure: the web console's filter lists them.
+
+export type SecurityEventKind =
+  | 'login_failed'
+  | 'token_invalid'
+  | 'token_revoked_used'
+  | 'visitor_denied'
+  | 'rate_limited'
+  | 'ip_denied'
+  | 'basic_auth_failed'
+  /** A certificate failed to issue or renew, is expiring, or drifted (ops alert for the domain owner). */
+  | 'cert_alert'
+  /** The identity provider no longer puts a user in a group the relay had seen them in (src/auth/idp-groups.ts). */
+  | 'idp_group_removed';
+
+export const EVENT_KINDS: readonly SecurityEventKind[] = ['login_failed', 'token_invalid', 'token_revoked_used', 'visitor_denied', 'rate_limited', 'ip_denied', 'basic_auth_failed', 'cert_alert', 'idp_group_removed'];
