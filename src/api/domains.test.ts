@@ -150,6 +150,37 @@ describe('API /v1/domains and /v1/certs', () => {
     assert.equal(await resolveTunnelDomain(id.store, RELAY, accounts.carol!, undefined), RELAY);
   });
 
+  it('validate (the console, as typed): the same refusals as add and share, word for word, and nothing changes', async () => {
+    const same = async (who: string, body: { domain: string; share?: string[] }, real: () => ReturnType<typeof call>) => {
+      const v = await call(who, 'POST', '/v1/domains/validate', body);
+      const r = await real();
+      assert.ok(r.status >= 400, JSON.stringify(r.body));
+      assert.deepEqual({ status: v.status, body: v.body }, { status: r.status, body: r.body }, JSON.stringify(body));
+      return v.body.error as { code: string; message: string };
+    };
+    // Add: inside the relay's zone, malformed, another account's verified domain, another's unverified claim.
+    assert.equal((await same('owner', { domain: 'team.relay.test' }, () => call('owner', 'POST', '/v1/domains', { domain: 'team.relay.test' }))).code, 'NAME_RESERVED');
+    assert.match((await same('owner', { domain: 'bad_name..test' }, () => call('owner', 'POST', '/v1/domains', { domain: 'bad_name..test' }))).message, /is not a valid domain name/);
+    assert.match((await same('mallory', { domain: 'tunn.example.test' }, () => call('mallory', 'POST', '/v1/domains', { domain: 'tunn.example.test' }))).message, /already registered to another account/);
+    // (bare.example.test: the owner's claim, its records not in DNS)
+    assert.equal((await domainByName(id.store, 'bare.example.test'))?.verifiedAt, null);
+    assert.match((await same('carol', { domain: 'bare.example.test' }, () => call('carol', 'POST', '/v1/domains', { domain: 'bare.example.test' }))).message, /waiting for DNS verification by another account/);
+    // Share: a bad entry, an empty list, someone else's domain.
+    const shares = (who: string, list: string[]) => () => call(who, 'POST', '/v1/domains/tunn.example.test/shares', { with: list });
+    assert.match((await same('owner', { domain: 'tunn.example.test', share: ['bob@', 'x@y.test'] }, shares('owner', ['bob@', 'x@y.test']))).message, /"bob@" is neither an email/);
+    assert.match((await same('owner', { domain: 'tunn.example.test', share: [' '] }, shares('owner', [' ']))).message, /name who to share with/);
+    assert.equal((await same('bob', { domain: 'tunn.example.test', share: ['@corp.test'] }, shares('bob', ['@corp.test']))).code, 'FORBIDDEN');
+    // Acceptable input: ok, normalised, and nothing was added or shared.
+    const ok = await call('owner', 'POST', '/v1/domains/validate', { domain: 'New.Example.Test' });
+    assert.deepEqual(ok, { status: 200, body: { ok: true, domain: 'new.example.test' } });
+    assert.equal(await domainByName(id.store, 'new.example.test'), undefined);
+    const before = (await domainByName(id.store, 'tunn.example.test'))!.shares;
+    const okShare = await call('owner', 'POST', '/v1/domains/validate', { domain: 'tunn.example.test', share: ['@Team.Test, Zed@X.test'] });
+    assert.deepEqual(okShare.body, { ok: true, domain: 'tunn.example.test', share: ['@team.test', 'zed@x.test'] });
+    assert.deepEqual((await domainByName(id.store, 'tunn.example.test'))!.shares, before);
+    assert.equal((await call(undefined, 'POST', '/v1/domains/validate', { domain: 'new.example.test' })).status, 401);
+  });
+
   it('domain resolution: none → the relay, one → it, several → an error listing them', async () => {
     assert.equal(await resolveTunnelDomain(id.store, RELAY, accounts.mallory!, undefined), RELAY);
     assert.equal(await resolveTunnelDomain(id.store, RELAY, accounts.owner!, undefined), 'tunn.example.test');

@@ -6,11 +6,11 @@ import { LEGACY_TOKEN_HEADER, ReplayGuard, SIGNATURE_HEADER, TIMESTAMP_HEADER } 
 import { listCertEvents } from '../certs/events.ts';
 import type { CertListEntry, CertManager } from '../certs/manager.ts';
 import { domainsVisibleTo, roleOf, type Caller, type DomainRole } from '../domains/access.ts';
-import { addDomain } from '../domains/add.ts';
+import { addDomain, checkAddable } from '../domains/add.ts';
 import { handleCertEvent } from '../domains/cert-events.ts';
 import { normalizeCustomDomain } from '../domains/names.ts';
 import { deleteDomain, domainByName, type Domain } from '../domains/records.ts';
-import { shareDomain, unshareDomain } from '../domains/share.ts';
+import { shareDomain, shareEntries, unshareDomain } from '../domains/share.ts';
 import { verifyAndCertify, type VerifyResult } from '../domains/verify.ts';
 import { requiredRecords, type RequiredRecord } from '../dns/verify.ts';
 import type { Clock } from '../lib/clock.ts';
@@ -69,6 +69,8 @@ export type { VerifyResult };
 
 const addBody = z.object({ domain: z.string().min(1).max(253), verify: z.boolean().optional() });
 const shareBody = z.object({ with: z.array(z.string().max(1000)).max(1000) });
+/** `share` given: would sharing `domain` with these be accepted; else: would adding `domain` be. */
+const validateBody = z.object({ domain: z.string().min(1).max(253), share: z.array(z.string().max(1000)).max(1000).optional() });
 const domainParam = z.object({ domain: z.string().min(1).max(253) });
 const shareParam = z.object({ domain: z.string().min(1).max(253), who: z.string().min(1).max(320) });
 
@@ -125,6 +127,19 @@ export function domainRoutes(identity: Identity, opts: DomainApiOptions) {
 
   const parseDomain = (input: string) => normalizeCustomDomain(input, opts.relayDomain);
 
+  /** Whether `who` may add `input` (POST / and POST /validate): the normalised name, the account, and the existing row if any. */
+  async function accountOf(who: Caller) {
+    const account = await accountById(store, who.accountId);
+    if (!account) throw new TunnError('AUTH_INVALID_TOKEN', 'the token belongs to an account that no longer exists');
+    return account;
+  }
+  async function addable(who: Caller, input: string) {
+    const name = parseDomain(input);
+    const account = await accountOf(who);
+    const existing = await checkAddable(store, account, name, { relayDomain: opts.relayDomain, resolver: opts.resolver });
+    return { name, account, existing };
+  }
+
   // Signed cert events are accepted once each, in order per domain: this process's guard for
   // identical signatures, the store for the last signing time per domain (src/domains/cert-events.ts).
   const certEventReplay = new ReplayGuard();
@@ -146,15 +161,23 @@ export function domainRoutes(identity: Identity, opts: DomainApiOptions) {
     })
     .post('/', auth, jsonBody(addBody), async (c) => {
       const body = c.req.valid('json');
-      const name = parseDomain(body.domain);
       const wait = body.verify !== false;
       const who = caller(c);
-      const account = await accountById(store, who.accountId);
-      if (!account) throw new TunnError('AUTH_INVALID_TOKEN', 'the token belongs to an account that no longer exists');
-      const { domain: d, created } = await addDomain(store, account, name, { relayDomain: opts.relayDomain, resolver: opts.resolver, now: now() });
+      const name = parseDomain(body.domain);
+      const { domain: d, created } = await addDomain(store, await accountOf(who), name, { relayDomain: opts.relayDomain, resolver: opts.resolver, now: now() });
       const verification = wait && !d.verifiedAt ? await runVerify(d) : undefined;
       const fresh = (await domainByName(store, name))!;
       return c.json({ domain: await view(fresh, 'owner'), records: recordsFor(fresh), created, verification }, created ? 201 : 200);
+    })
+    // The console's forms ask as the user types: would add (or, with `share`, sharing) be
+    // accepted? The same checks as the two routes, so the same refusals, word for word; nothing
+    // is changed.
+    .post('/validate', auth, jsonBody(validateBody), async (c) => {
+      const body = c.req.valid('json');
+      const who = caller(c);
+      if (body.share === undefined) return c.json({ ok: true as const, domain: (await addable(who, body.domain)).name });
+      const d = await owned(who, body.domain, 'share');
+      return c.json({ ok: true as const, domain: d.domain, share: shareEntries(d, body.share) });
     })
     .get('/:domain', auth, params(domainParam), async (c) => {
       const { d, role } = await visible(caller(c), c.req.valid('param').domain);

@@ -7,11 +7,16 @@ import { updateDomainShares, type Domain } from './records.ts';
 // domains create tunnels on a custom domain. Unsharing takes effect on live tunnels through
 // the relay's revocation sweep (resolution.ts lostDomainReason).
 
-/** Adds `who` ("@company.com" or emails, also comma-separated) to `d`'s shares; the new list. */
-export async function shareDomain(store: Store, d: Pick<Domain, 'domain'>, who: string[]): Promise<string[]> {
+/** The share entries of `who` ("@company.com" or emails, also comma-separated), normalised; INVALID_INPUT naming the first bad one. */
+export function shareEntries(d: Pick<Domain, 'domain'>, who: string[]): string[] {
   const entries = who.flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
   if (entries.length === 0) throw new TunnError('INVALID_INPUT', `name who to share with: tunn domain share ${d.domain} @company.com or alice@company.com,bob@company.com`);
-  const normalized = entries.map(normalizeShare);
+  return entries.map(normalizeShare);
+}
+
+/** Adds `who` to `d`'s shares; the new list. */
+export async function shareDomain(store: Store, d: Pick<Domain, 'domain'>, who: string[]): Promise<string[]> {
+  const normalized = shareEntries(d, who);
   return updateDomainShares(store, d.domain, (current) => [...current, ...normalized]);
 }
 

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -12,15 +11,13 @@ import { buildWeb } from '../../scripts/build-web.ts';
 import { launchBrowser } from '../support/browser.ts';
 import { startDnsWorld, type DnsWorld } from '../support/dns-world.ts';
 import { createToken, devSignIn, request, ROOT, startAgent, startRelay, type AgentHandle, type RelayHandle } from './harness.ts';
+import { asUser, axe as axeCheck, CONSOLE_OUT, devLogin, shot as shotInto } from './console-browser.ts';
 import { startOrigin, type Origin } from './origin.ts';
 
 // The web console in headless Chromium at 375 px against a real relay, agents and a test DNS
 // server on loopback: sign-in and back, each page's main flow, a cross-site form post refused,
 // a screenshot of each page (test-output/console/) and an axe-core check of each page in light
 // and dark mode. TUNN_UPDATE_DOCS=1 also writes docs/console.png for the README.
-
-const OUT = join(ROOT, 'test-output/console');
-const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 describe('web console', { timeout: 240_000 }, () => {
   let relay: RelayHandle;
@@ -36,7 +33,7 @@ describe('web console', { timeout: 240_000 }, () => {
 
   before(async () => {
     await buildWeb({ quiet: true });
-    mkdirSync(OUT, { recursive: true });
+    mkdirSync(CONSOLE_OUT, { recursive: true });
     customer = new Zone('example.test');
     dns = await startDnsWorld({ relayDomain: 'tunn.localhost', publicIps: ['127.0.0.1'], customerZones: [customer] });
     origin = await startOrigin();
@@ -58,26 +55,8 @@ describe('web console', { timeout: 240_000 }, () => {
     await dns?.close();
   });
 
-  async function shot(name: string): Promise<void> {
-    await page.screenshot({ path: join(OUT, `${name}.png`), fullPage: true });
-  }
-
-  /** axe-core in the page: no serious or critical violation, in light and in dark mode. */
-  async function axe(what: string): Promise<void> {
-    for (const colorScheme of ['light', 'dark'] as const) {
-      await page.emulateMedia({ colorScheme });
-      // Injected over the DevTools protocol: the page's own CSP allows no inline script.
-      await page.evaluate(AXE);
-      const { violations, passed } = await page.evaluate(async () => {
-        const r = await (globalThis as unknown as { axe: { run(c: Document, o: object): Promise<{ passes: unknown[]; violations: { id: string; impact: string; help: string; nodes: { target: string[] }[] }[] }> } }).axe.run(document, { resultTypes: ['violations'] });
-        return { passed: r.passes.length, violations: r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`) };
-      });
-      assert.ok(passed > 10, `axe ran its rules on ${what} (${passed} passed)`);
-      assert.deepEqual(violations, [], `axe on ${what} (${colorScheme})`);
-      if (colorScheme === 'dark') await shot(`${what.toLowerCase()}-dark`);
-    }
-    await page.emulateMedia({ colorScheme: 'light' });
-  }
+  const shot = (name: string) => shotInto(page, name);
+  const axe = (what: string) => axeCheck(page, what);
 
   async function open(path: string, title: string): Promise<void> {
     await page.goto(`${relay.url}${path}`);
@@ -94,8 +73,7 @@ describe('web console', { timeout: 240_000 }, () => {
     await page.goto(`${relay.url}/groups?x=1`);
     await page.waitForURL((u) => u.pathname === '/login');
     assert.equal(new URL(page.url()).searchParams.get('return'), '/groups?x=1');
-    await page.fill('form[data-dev-login] input[name=email]', 'alice@example.com');
-    await page.click('form[data-dev-login] button');
+    await devLogin(page, 'alice@example.com');
     await page.waitForURL((u) => u.pathname === '/groups');
     assert.equal(new URL(page.url()).search, '?x=1');
     await page.getByRole('heading', { level: 1, name: 'Groups' }).waitFor();
@@ -168,20 +146,46 @@ describe('web console', { timeout: 240_000 }, () => {
     assert.equal(await tag.getAttribute('aria-describedby'), await members.getAttribute('id'));
     await card.getByRole('button', { name: /^Copy the URL of grafana/ }).click();
     assert.match(await page.evaluate(() => navigator.clipboard.readText()), /^https?:\/\/grafana\.tunn\.localhost:\d+$/);
-    // A second agent for another tunnel appears without a reload.
+    // A second agent appears through the live stream (GET /v1/tunnels/events), not a poll: the
+    // page is loaded afresh so its 60 s safety poll cannot fire before the card must be there,
+    // and the browser's own record of the stream (DevTools protocol) holds the `up` naming it.
+    const cdp = await ctx.newCDPSession(page);
+    const streamed: { eventName: string; data: string }[] = [];
+    cdp.on('Network.eventSourceMessageReceived', (e) => streamed.push(e));
+    await cdp.send('Network.enable');
+    await open('/', 'Tunnels');
+    const loadedAt = Date.now();
+    await page.getByText('Live: changes appear as agents come and go.').waitFor();
     const second = await startAgent(relay, aliceToken, origin.port, ['-n', 'second', '--public', '--no-inspect']);
     agents.push(second);
-    await page.getByRole('heading', { name: 'second' }).waitFor({ timeout: 20_000 });
+    await page.getByRole('heading', { name: 'second' }).waitFor({ timeout: 45_000 });
+    assert.ok(Date.now() - loadedAt < 60_000, 'shown before the safety poll could have run');
+    assert.equal(streamed[0]?.eventName, 'snapshot');
+    assert.ok(streamed.some((e) => e.eventName === 'up' && (JSON.parse(e.data) as { tunnel: { host: string } }).tunnel.host === second.host), JSON.stringify(streamed.map((e) => e.eventName)));
+    await cdp.detach();
     await shot('tunnels');
     await axe('Tunnels');
   });
 
-  it('Domains: refuses a name in the relay\'s zone with the API\'s message, adds one, shows its records and verifies by itself', async () => {
+  it('Domains: validates as typed with the API\'s messages, adds one, shows its records and verifies by itself', async () => {
+    // Bob claims a domain first (his records are not in DNS: an unverified claim).
+    const bobToken = await createToken(relay, 'bob@example.com');
+    const claim = await request(`${relay.url}/v1/domains`, { method: 'POST', ca: relay.ca, headers: { authorization: `Bearer ${bobToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ domain: 'taken.example.test', verify: false }) });
+    assert.equal(claim.status, 201, claim.text);
     await nav('Domains');
     const form = page.getByRole('form', { name: 'Add a domain' });
-    await form.getByLabel('Domain').fill('x.tunn.localhost');
-    await form.getByRole('button', { name: 'Add domain' }).click();
-    await form.getByText("is inside the relay's own domain").waitFor();
+    // The API's refusals (POST /v1/domains/validate) appear as typed, before anything is sent.
+    // A bad name blocks the button; another's claim does not (creating the records changes it).
+    for (const [typed, says, blocked] of [
+      ['x.tunn.localhost', "x.tunn.localhost is inside the relay's own domain tunn.localhost", true],
+      ['shop_1.example.test', '"shop_1.example.test" is not a valid domain name', true],
+      ['taken.example.test', 'taken.example.test is waiting for DNS verification by another account', false],
+    ] as const) {
+      await form.getByLabel('Domain').fill(typed);
+      await form.getByText(says).waitFor();
+      assert.equal(await form.getByRole('button', { name: 'Add domain' }).isDisabled(), blocked, typed);
+    }
+    await shot('domains-invalid');
     await form.getByLabel('Domain').fill('shop.example.test');
     await form.getByRole('button', { name: 'Add domain' }).click();
     const card = page.getByRole('listitem').filter({ has: page.getByRole('heading', { name: 'shop.example.test' }) });
@@ -194,7 +198,10 @@ describe('web console', { timeout: 240_000 }, () => {
     await card.getByRole('button', { name: /^Copy the value of the CNAME record \*\.shop\.example\.test/ }).click();
     const wildTarget = await page.evaluate(() => navigator.clipboard.readText());
     assert.equal(wildTarget, 'tunn.localhost');
-    // Share with a team and take one back.
+    // Share: a bad entry is refused as typed; then a team, taken back.
+    await card.getByLabel('Share shop.example.test with').fill('carol@example.com, bob@');
+    await card.getByText('"bob@" is neither an email (alice@company.com) nor an email domain (@company.com)').waitFor();
+    assert.equal(await card.getByRole('button', { name: 'Share', exact: true }).isDisabled(), true);
     await card.getByLabel('Share shop.example.test with').fill('@corp.example');
     await card.getByRole('button', { name: 'Share', exact: true }).click();
     await card.getByRole('button', { name: 'Stop sharing shop.example.test with @corp.example' }).click();
@@ -211,19 +218,12 @@ describe('web console', { timeout: 240_000 }, () => {
     await card.getByLabel('Share shop.example.test with').fill('bob@example.com');
     await card.getByRole('button', { name: 'Share', exact: true }).click();
     await card.getByRole('button', { name: 'Stop sharing shop.example.test with bob@example.com' }).waitFor();
-    const bobCtx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 375, height: 800 } });
-    try {
-      const bobPage = await bobCtx.newPage();
-      await bobPage.goto(`${relay.url}/domains`);
-      await bobPage.fill('form[data-dev-login] input[name=email]', 'bob@example.com');
-      await bobPage.click('form[data-dev-login] button');
+    await asUser(browser, `${relay.url}/domains`, 'bob@example.com', async (bobPage) => {
       const shared = bobPage.getByRole('listitem').filter({ has: bobPage.getByRole('heading', { name: 'shop.example.test' }) });
       await shared.getByText('shared with you by alice@example.com (read-only)').waitFor();
       assert.equal(await shared.getByRole('button').count(), 0, 'no share, verify or delete controls');
       assert.equal(await shared.getByText('DNS records to create').count(), 0);
-    } finally {
-      await bobCtx.close();
-    }
+    });
   });
 
   it('Tokens: creates a token shown once, shows its last use, revokes it, and the agent using it is refused', async () => {
@@ -250,6 +250,31 @@ describe('web console', { timeout: 240_000 }, () => {
     assert.equal(fatal.code, 'AUTH_TOKEN_REVOKED');
     const refused = await request(`${relay.url}/v1/me`, { ca: relay.ca, headers: { authorization: `Bearer ${token}` } });
     assert.equal(refused.status, 401);
+
+    // A relay operator (alice: --admin-email) may list every account's tokens (the API's ?all=1),
+    // each with its account; another account's token is not revocable here.
+    const everyone = page.getByLabel('Every account (relay operator)');
+    await everyone.check();
+    const bobs = page.getByRole('list', { name: "Every account's tokens" }).getByRole('listitem').filter({ hasText: 'bob@example.com' }).first();
+    await bobs.waitFor();
+    assert.equal(await bobs.getByRole('button', { name: /^Revoke/ }).count(), 0);
+    await shot('tokens-all');
+    await axe('Tokens-all');
+    await everyone.uncheck();
+    const mine = page.getByRole('list', { name: 'Your tokens' });
+    await mine.waitFor();
+    assert.equal(await mine.getByText('bob@example.com').count(), 0);
+    // (security) Bob is no operator: no such toggle, and the API refuses him ?all=1 whatever a page shows.
+    await asUser(browser, `${relay.url}/tokens`, 'bob@example.com', async (bobPage) => {
+      await bobPage.getByRole('list', { name: 'Your tokens' }).waitFor();
+      assert.equal(await bobPage.getByLabel('Every account (relay operator)').count(), 0);
+      const all = await bobPage.evaluate(async () => {
+        const r = await fetch('/v1/tokens?all=1');
+        return { status: r.status, body: (await r.json()) as { error?: { message: string }; tokens?: unknown } };
+      });
+      assert.equal(all.status, 403);
+      assert.match(all.body.error?.message ?? '', /only the relay's operators \(--admin-email\) can list every account's tokens/);
+    });
   });
 
   it('Events: filters by kind and email (kept in the address), validating the email as typed', async () => {
@@ -299,8 +324,7 @@ describe('web console', { timeout: 240_000 }, () => {
     await other.close();
     await form.getByRole('button', { name: 'Create group' }).click();
     await page.waitForURL((u) => u.pathname === '/login' && u.searchParams.get('return') === '/groups');
-    await page.fill('form[data-dev-login] input[name=email]', 'alice@example.com');
-    await page.click('form[data-dev-login] button');
+    await devLogin(page, 'alice@example.com');
     await page.getByRole('heading', { level: 1, name: 'Groups' }).waitFor();
     assert.equal(await form.getByLabel('Name').inputValue(), 'later', 'bad luck loses nothing typed');
     await form.getByRole('button', { name: 'Create group' }).click();
@@ -308,15 +332,10 @@ describe('web console', { timeout: 240_000 }, () => {
     assert.equal(await form.getByLabel('Name').inputValue(), '');
   });
 
-  it('Certificates and Me: show what the API says (its error included), who is signed in, and sign out', async () => {
+  it('Certificates and Me: lists the domain\'s certificate, who is signed in; sign out through the API, and the next call goes to sign in', async () => {
     await nav('Certificates');
-    // The list, or (where the relay does not offer GET /v1/certificates yet) the API's own error:
-    // never a blank page.
-    const shown = page.locator('main [role=alert], main ul[aria-label=Certificates], main p:text("No certificates yet.")').first();
-    await shown.waitFor();
-    if ((await shown.getAttribute('role')) === 'alert') assert.match((await shown.textContent()) ?? '', /no such endpoint: GET \/v1\/certificates/);
-    await shot('certificates');
-    await axe('Certificates');
+    // (Issuance by a real CA as the page watches, its screenshots and axe: console-certificates.test.ts.)
+    await page.getByRole('list', { name: 'Certificates' }).getByRole('heading', { name: '*.shop.example.test' }).waitFor();
     await nav('Me');
     assert.equal(await page.getByTestId('me-email').textContent(), 'alice@example.com');
     await page.getByText(relay.url).first().waitFor();
@@ -332,9 +351,18 @@ describe('web console', { timeout: 240_000 }, () => {
       await page.setViewportSize({ width: 375, height: 800 });
       await open('/me', 'Me');
     }
+    // Sign-out through the API (DELETE /v1/session); the console's next call finds no session
+    // and sends the browser to sign in, and back to where it was going.
+    const cookie = (await ctx.cookies(relay.url)).map((c) => `${c.name}=${c.value}`).join('; ');
+    const sessionWith = (cookie: string) => request(`${relay.url}/v1/session`, { ca: relay.ca, headers: { cookie } });
+    assert.equal((await sessionWith(cookie)).status, 200);
     await page.getByRole('button', { name: 'Sign out' }).click();
-    await page.getByText('You are signed out of tunn.').waitFor();
-    await page.goto(`${relay.url}/tokens`);
+    await page.getByText('You are signed out of tunn (alice@example.com).').waitFor();
+    // (security) the session is ended on the relay, not only forgotten by this browser.
+    assert.equal((await sessionWith(cookie)).status, 401);
+    await shot('signed-out');
+    await axe('Signed-out');
+    await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Tokens', exact: true }).click();
     await page.waitForURL((u) => u.pathname === '/login' && u.searchParams.get('return') === '/tokens');
     assert.deepEqual(cspViolations, [], 'the console runs under its CSP without a violation');
   });
@@ -355,8 +383,7 @@ describe('web console', { timeout: 240_000 }, () => {
       const evil = await startAgent(relay, aliceToken, (attack.address() as AddressInfo).port, ['-n', 'prize', '--public', '--no-inspect']);
       agents.push(evil);
       await page.goto(`${relay.url}/login`);
-      await page.fill('form[data-dev-login] input[name=email]', 'alice@example.com');
-      await page.click('form[data-dev-login] button');
+      await devLogin(page, 'alice@example.com');
       await page.getByText('You are signed in to tunn as').waitFor();
       // The attacker's page over HTTPS under the relay's zone: same site as the relay.
       await page.goto(evil.urls.find((u) => u.startsWith('https:'))!);

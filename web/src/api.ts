@@ -75,6 +75,12 @@ export async function loadSession(): Promise<SessionInfo> {
   return s;
 }
 
+/** Signs this browser out (DELETE /v1/session: the relay and every tunnel host it was handed to). */
+export async function signOut(): Promise<void> {
+  await call(() => client.v1.session.$delete());
+  csrf = null;
+}
+
 // ---- tunnels ---------------------------------------------------------------------------
 
 export interface TunnelRow {
@@ -198,6 +204,14 @@ export async function shareDomain(domain: string, who: string[]): Promise<Domain
 export async function unshareDomain(domain: string, who: string): Promise<DomainRow> {
   return ((await call(() => client.v1.domains[':domain'].shares[':who'].$delete({ param: pathParams({ domain, who }) }))) as { domain: DomainRow }).domain;
 }
+/** Whether adding `domain` would be accepted: the API's refusal as an ApiError (POST /v1/domains/validate), nothing changed. */
+export async function validateDomain(domain: string): Promise<void> {
+  await call(() => client.v1.domains.validate.$post({ json: { domain } }));
+}
+/** Whether sharing `domain` with `who` would be accepted, the same way. */
+export async function validateShare(domain: string, who: string[]): Promise<void> {
+  await call(() => client.v1.domains.validate.$post({ json: { domain, share: who } }));
+}
 export async function deleteDomain(domain: string): Promise<void> {
   await call(() => client.v1.domains[':domain'].$delete({ param: pathParams({ domain }) }));
 }
@@ -223,8 +237,9 @@ export interface TokenRow {
   lastUsedAt: string | null;
 }
 
-export async function listTokens(): Promise<TokenRow[]> {
-  return ((await call(() => client.v1.tokens.$get({ query: {} }))) as { tokens: TokenRow[] }).tokens;
+/** Your tokens; with `all`, every account's (relay operators only: the API refuses anyone else). */
+export async function listTokens(all = false): Promise<TokenRow[]> {
+  return ((await call(() => client.v1.tokens.$get({ query: all ? { all: '1' } : {} }))) as { tokens: TokenRow[] }).tokens;
 }
 /** The new token's secret comes back once: the page shows it and keeps it nowhere. */
 export async function createToken(name: string): Promise<{ token: string; id: string; name: string }> {

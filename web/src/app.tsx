@@ -72,7 +72,7 @@ export function App() {
         ) : path === '/certificates' ? (
           <CertificatesPage />
         ) : path === '/tokens' ? (
-          <TokensPage />
+          <TokensPage admin={session.data.admin} email={session.data.email} />
         ) : path === '/events' ? (
           <EventsPage search={search} admin={session.data.admin} />
         ) : path === '/me' ? (

@@ -69,3 +69,38 @@ export function useDraft(key: string): [string, Dispatch<SetStateAction<string>>
   }, [storageKey, value]);
   return [value, setValue];
 }
+
+/**
+ * The API's own verdict on a field's value, asked as it is typed (debounced: once typing pauses
+ * for `ms`): its refusal (code, status and message), or undefined when it would be accepted, is
+ * empty, or is still being asked about. An answer for a value no longer in the field is dropped.
+ */
+export function useServerCheck(value: string, check: (v: string) => Promise<void>, ms = 300): ApiError | undefined {
+  const [verdict, setVerdict] = useState<{ value: string; error: ApiError | undefined }>();
+  const saved = useRef(check);
+  saved.current = check;
+  useEffect(() => {
+    if (!value) return;
+    let current = true;
+    const t = setTimeout(() => {
+      saved.current(value).then(
+        () => current && setVerdict({ value, error: undefined }),
+        (err: unknown) => {
+          // Unreachable or a sign-in on the way: say nothing here (the submit says it).
+          const e = asApiError(err);
+          if (current && e.status >= 400 && e.status !== 401) setVerdict({ value, error: e });
+        },
+      );
+    }, ms);
+    return () => {
+      current = false;
+      clearTimeout(t);
+    };
+  }, [value, ms]);
+  return verdict?.value === value ? verdict.error : undefined;
+}
+
+/** Whether a refusal is about the typed text itself (400: fix the text), not about state that may change (409: e.g. DNS records still to create). */
+export function blocksSubmit(e: ApiError | undefined): boolean {
+  return e !== undefined && e.status === 400;
+}

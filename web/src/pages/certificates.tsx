@@ -15,13 +15,21 @@ const STATE_TEXT: Record<string, string> = {
   passthrough_unverified: 'passthrough (not checked by the relay)',
 };
 
+/** How often the page asks again by itself (states change as the CA answers; there is no stream of them). */
+const REFRESH_MS = 15_000;
+
 export function CertificatesPage() {
   const certs = useLoad(listCertificates);
-  // States change as the CA answers: look again now and then.
-  useInterval(() => void certs.reload(), 15_000);
+  useInterval(() => void certs.reload(), REFRESH_MS);
   return (
     <>
       <PageTitle>Certificates</PageTitle>
+      <div className="row">
+        <button type="button" onClick={() => void certs.reload()}>
+          Refresh
+        </button>
+        <span className="muted small">Checked again every {REFRESH_MS / 1000} s while this page is open.</span>
+      </div>
       <Problem error={certs.error} what="Could not list certificates" />
       {certs.data === undefined ? <Loading loading={certs.loading} what="certificates" /> : null}
       {certs.data && certs.data.length === 0 ? <p className="card">No certificates yet.</p> : null}

@@ -1,12 +1,14 @@
 import { useState } from 'react';
-import { addDomain, deleteDomain, listDomains, shareDomain, unshareDomain, verifyDomain, type DnsRecord, type DomainRow, type Verification } from '../api.ts';
+import { addDomain, deleteDomain, listDomains, shareDomain, unshareDomain, validateDomain, validateShare, verifyDomain, type DnsRecord, type DomainRow, type Verification } from '../api.ts';
 import { ActionForm, ConfirmButton, CopyButton, Loading, PageTitle, Problem, splitList, TextField, useAction, When } from '../ui.tsx';
-import { useDraft, useInterval, useLoad } from '../use-load.ts';
+import { blocksSubmit, useDraft, useInterval, useLoad, useServerCheck } from '../use-load.ts';
 
 // Domains: add one → the DNS records to create (with copy buttons) and a verification status
 // that checks itself again every few seconds while it is pending (what is missing, what was
-// found); share and unshare; delete with confirmation. A domain shared with you is read-only
-// here, and the API refuses changes to it whatever the page shows.
+// found); share and unshare; delete with confirmation. Both forms ask the API as you type
+// (POST /v1/domains/validate) and show its refusal word for word before anything is sent. A
+// domain shared with you is read-only here, and the API refuses changes to it whatever the page
+// shows.
 
 const VERIFY_EVERY_MS = 10_000;
 
@@ -34,6 +36,7 @@ export function DomainsPage() {
 function AddDomain(props: { onAdded: () => Promise<void> }) {
   const [name, setName] = useDraft('domains:new');
   const action = useAction();
+  const problem = useServerCheck(name.trim(), validateDomain);
   return (
     <ActionForm
       label="Add a domain"
@@ -46,8 +49,8 @@ function AddDomain(props: { onAdded: () => Promise<void> }) {
       }
     >
       <h2>Add a domain</h2>
-      <TextField label="Domain" value={name} onChange={(v) => { setName(v); action.clear(); }} serverError={action.error?.message} hint="For example tunnels.example.com (tunnels are then NAME.tunnels.example.com)" required />
-      <button type="submit" disabled={action.pending || !name.trim()}>
+      <TextField label="Domain" value={name} onChange={(v) => { setName(v); action.clear(); }} serverError={action.error?.message ?? problem?.message} hint="For example tunnels.example.com (tunnels are then NAME.tunnels.example.com)" required />
+      <button type="submit" disabled={action.pending || !name.trim() || blocksSubmit(problem)}>
         Add domain
       </button>
     </ActionForm>
@@ -172,6 +175,7 @@ function Shares(props: { d: DomainRow; onChange: () => Promise<void> }) {
   const [who, setWho] = useDraft(`domains:${d.domain}:share`);
   const share = useAction();
   const unshare = useAction();
+  const problem = useServerCheck(who.trim(), (v) => validateShare(d.domain, splitList(v)));
   return (
     <div className="shares">
       <h3>Shared with</h3>
@@ -198,8 +202,8 @@ function Shares(props: { d: DomainRow; onChange: () => Promise<void> }) {
           })
         }
       >
-        <TextField label={`Share ${d.domain} with`} value={who} onChange={(v) => { setWho(v); share.clear(); }} serverError={share.error?.message} placeholder="alice@example.com or @example.com" />
-        <button type="submit" disabled={share.pending || !who.trim()}>
+        <TextField label={`Share ${d.domain} with`} value={who} onChange={(v) => { setWho(v); share.clear(); }} serverError={share.error?.message ?? problem?.message} placeholder="alice@example.com or @example.com" />
+        <button type="submit" disabled={share.pending || !who.trim() || blocksSubmit(problem)}>
           Share
         </button>
       </ActionForm>

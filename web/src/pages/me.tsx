@@ -1,12 +1,34 @@
-import type { SessionInfo } from '../api.ts';
-import { PageTitle } from '../ui.tsx';
+import { useState } from 'react';
+import { signOut, type SessionInfo } from '../api.ts';
+import { Link } from '../router.tsx';
+import { PageTitle, Problem, useAction } from '../ui.tsx';
 
-// Me: who you are signed in as, which relay this is, and signing out (the relay's own sign-out
-// form post, with the session's form token: it signs this browser out of the relay and of every
-// tunnel it was handed to).
+// Me: who you are signed in as, which relay this is, and signing out. Sign-out goes through the
+// API like everything else in the console (DELETE /v1/session with the CSRF header): it signs this
+// browser out of the relay and of every tunnel it was handed to, as the relay's own /logout form
+// does. The console then says so; its next call to the API finds no session and sends you to
+// sign in.
 
 export function MePage(props: { session: SessionInfo }) {
   const s = props.session;
+  const action = useAction();
+  const [signedOut, setSignedOut] = useState(false);
+  if (signedOut) {
+    return (
+      <>
+        <PageTitle>Signed out</PageTitle>
+        <section className="card" role="status">
+          <p>You are signed out of tunn ({s.email}).</p>
+          <p>
+            <a href="/login">
+              Sign in again
+            </a>{' '}
+            <Link to="/">Back to the console</Link>
+          </p>
+        </section>
+      </>
+    );
+  }
   return (
     <>
       <PageTitle>Me</PageTitle>
@@ -19,15 +41,15 @@ export function MePage(props: { session: SessionInfo }) {
             <code>{s.relay}</code>
           </dd>
           <dt>Role</dt>
-          <dd>{s.admin ? 'relay operator (--admin-email): sees every account’s events' : 'user'}</dd>
+          <dd>{s.admin ? 'relay operator (--admin-email): sees every account’s tokens and events' : 'user'}</dd>
         </dl>
         <p className="muted small">
           The CLI signs in to the same relay with <code>tunn login --relay {s.relay}</code>.
         </p>
-        <form method="post" action="/logout">
-          {s.csrf ? <input type="hidden" name="csrf" value={s.csrf} /> : null}
-          <button type="submit">Sign out</button>
-        </form>
+        <Problem error={action.error} what="Could not sign out" />
+        <button type="button" disabled={action.pending} onClick={() => void action.run(async () => { await signOut(); setSignedOut(true); })}>
+          Sign out
+        </button>
       </section>
     </>
   );

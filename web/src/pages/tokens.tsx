@@ -5,10 +5,13 @@ import { useDraft, useLoad } from '../use-load.ts';
 
 // Tokens: your personal access tokens and agent tokens. A new token is shown once, here, with a
 // copy button; it is kept nowhere else (leaving the page forgets it). Revoking one cuts what uses
-// it at once (agents included).
+// it at once (agents included). Relay operators (--admin-email) may list every account's tokens
+// (the API's ?all=1, which refuses anyone else); each card names its account, and only your own
+// can be revoked here.
 
-export function TokensPage() {
-  const tokens = useLoad(listTokens);
+export function TokensPage(props: { admin: boolean; email: string }) {
+  const [all, setAll] = useState(false);
+  const tokens = useLoad(() => listTokens(all), [all]);
   const [created, setCreated] = useState<{ token: string; name: string }>();
   return (
     <>
@@ -37,13 +40,19 @@ export function TokensPage() {
           </div>
         </section>
       ) : null}
+      {props.admin ? (
+        <div className="field check">
+          <input id="tokens-all" type="checkbox" checked={all} onChange={(e) => setAll(e.target.checked)} />
+          <label htmlFor="tokens-all">Every account (relay operator)</label>
+        </div>
+      ) : null}
       <Problem error={tokens.error} what="Could not list your tokens" />
       {tokens.data === undefined ? <Loading loading={tokens.loading} what="tokens" /> : null}
       {tokens.data && tokens.data.length === 0 ? <p className="card">No tokens.</p> : null}
       {tokens.data && tokens.data.length > 0 ? (
-        <ul className="cards" aria-label="Your tokens">
+        <ul className="cards" aria-label={all ? "Every account's tokens" : 'Your tokens'}>
           {tokens.data.map((t) => (
-            <TokenCard key={t.id} t={t} onRevoked={tokens.reload} />
+            <TokenCard key={t.id} t={t} mine={!t.email || t.email.toLowerCase() === props.email.toLowerCase()} onRevoked={tokens.reload} />
           ))}
         </ul>
       ) : null}
@@ -74,7 +83,7 @@ function NewToken(props: { onCreated: (t: { token: string; name: string }) => Pr
   );
 }
 
-function TokenCard(props: { t: TokenRow; onRevoked: () => Promise<void> }) {
+function TokenCard(props: { t: TokenRow; mine: boolean; onRevoked: () => Promise<void> }) {
   const { t } = props;
   return (
     <li className="card">
@@ -105,6 +114,7 @@ function TokenCard(props: { t: TokenRow; onRevoked: () => Promise<void> }) {
           <code>{t.id}</code>
         </dd>
       </dl>
+      {props.mine ? (
       <div className="row end">
         <ConfirmButton
           label="Revoke"
@@ -121,6 +131,11 @@ function TokenCard(props: { t: TokenRow; onRevoked: () => Promise<void> }) {
           }}
         />
       </div>
+      ) : (
+        <p className="muted small">
+          Another account's: its owner revokes it, or <code>tunn relay token revoke</code> on the relay.
+        </p>
+      )}
     </li>
   );
 }
