@@ -8,7 +8,7 @@ import { describeFailure, type FuzzReport, type FuzzTarget } from '../src/lib/fu
 // --target NAME (repeatable; a prefix such as `http1` picks all of its targets), --seed and
 // --path to replay a failure, --heap-mib N (the worker's heap cap, default 256), --list.
 
-const MODULES = ['../src/lib/http1.fuzz.ts', '../src/relay/client-hello.fuzz.ts', '../src/dns/server.fuzz.ts', '../src/protocol/messages.fuzz.ts'].map((m) => new URL(m, import.meta.url));
+const MODULES = ['../src/lib/http1.fuzz.ts', '../src/relay/client-hello.fuzz.ts', '../src/dns/server.fuzz.ts', '../src/protocol/messages.fuzz.ts', '../src/protocol/capsules.fuzz.ts', '../src/lib/proxy-v2.fuzz.ts'].map((m) => new URL(m, import.meta.url));
 
 const { values } = parseArgs({
   options: {

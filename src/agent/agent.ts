@@ -6,9 +6,10 @@ import tls, { type TLSSocket } from 'node:tls';
 import { ControlChannel } from '../protocol/control-channel.ts';
 import { agentServerOptions, SESSION_WINDOW } from '../protocol/h2-options.ts';
 import { watchLiveness } from '../protocol/liveness.ts';
-import { CONTROL_PATH, DATA_HEADERS, PROTOCOL_VERSION, ALPN_TUNNEL, type ControlMessage, type Refusal, type TunnelOptions } from '../protocol/messages.ts';
+import { CONTROL_PATH, PROTOCOL_VERSION, ALPN_TUNNEL, type ControlMessage, type Refusal, type RegisteredTunnel, type TunnelOptions } from '../protocol/messages.ts';
 import { describeConnectError, permanentConnectError } from './connect-errors.ts';
 import { forwardStream, type RequestLogEntry, type StreamWatch } from './forward.ts';
+import { readDataStream, refuseStream, type DataStreamRequest, type StreamHandlers } from './stream-handlers.ts';
 import { localhostAwareLookup, type Target } from './target.ts';
 
 // The agent: keeps `sessions` TLS connections to the relay (more than one, so one session
@@ -40,12 +41,8 @@ export interface AgentConfig {
   inspect?: (index: number, tunnel: () => string, clientIp: string, onRequest?: (e: RequestLogEntry) => void) => StreamWatch;
 }
 
-export interface TunnelReady {
-  id: string;
-  name: string;
-  host: string;
-  url: string;
-  urls: string[];
+/** A tunnel the relay serves (its `registered` message), with the target it forwards to. */
+export interface RegisteredLocalTunnel extends RegisteredTunnel {
   target: Target;
 }
 
@@ -57,20 +54,22 @@ interface LocalTunnel extends AgentTunnel {
   namingSlot?: Slot;
   /** Sessions that wait for the picked name before registering. */
   waiting: Slot[];
-  ready?: TunnelReady;
+  ready?: RegisteredLocalTunnel;
 }
 
 export type AgentState = 'connecting' | 'online' | 'reconnecting' | 'stopped';
 
 interface AgentEvents {
   state: [state: AgentState, detail: string];
-  ready: [TunnelReady];
+  ready: [RegisteredLocalTunnel];
   request: [RequestLogEntry & { tunnel: string }];
   /** A request the relay answered itself for a tunnel (refused at the edge, target down). */
   refused: [Refusal & { tunnel: string; target: string }];
   /** Requests the relay answered itself in one second beyond those sent one by one, counted by status and reason. */
   refusedMore: [{ tunnel: string; count: number; more: Extract<ControlMessage, { type: 'refused' }>['more'] }];
   notice: [string];
+  /** Something that went wrong and was handled (a stream reset, a session error): what was being done, and why. */
+  debug: [string];
   fatal: [Error & { code?: string }];
 }
 
@@ -194,7 +193,7 @@ export class Agent extends EventEmitter<AgentEvents> {
           }
         };
         session.once('remoteSettings', widen);
-        session.on('error', () => {});
+        session.on('error', (err) => this.emit('debug', `session ${slot.index + 1} to ${this.#relay.host}: ${err.message}`));
         session.on('goaway', () => socket.destroy());
         session.on('close', () => socket.destroy());
       });
@@ -204,23 +203,42 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   #onStream(slot: Slot, stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
-    stream.on('error', () => {});
     if (headers[':method'] === 'POST' && headers[':path'] === CONTROL_PATH) {
+      stream.on('error', (err) => this.emit('debug', `control stream of session ${slot.index + 1}: ${err.message}`));
       stream.respond({ ':status': 200 });
       this.#onControl(slot, new ControlChannel(stream));
       return;
     }
+    // A public client that hung up resets its stream: worth a debug line, not more.
+    stream.on('error', (err) => this.emit('debug', `data stream ${stream.id ?? ''} on session ${slot.index + 1}: ${err.message}`));
     if (headers[':method'] !== 'CONNECT') {
       stream.respond({ ':status': 400 }, { endStream: true });
       return;
     }
-    const t = this.#tunnels.get(String(headers[DATA_HEADERS.tunnel] ?? ''));
+    const req = readDataStream(headers);
+    const t = this.#tunnels.get(req.tunnelId);
     if (!t) {
       stream.respond({ ':status': 404 }, { endStream: true });
       return;
     }
+    const handler = req.kind && this.#streamHandlers[req.kind];
+    if (!handler) {
+      this.emit('debug', `refused a data stream of kind ${String(headers['tunn-kind']).slice(0, 32)} for ${t.ready?.host ?? t.id}: this agent does not serve it`);
+      refuseStream(stream, 501, 'STREAM_KIND');
+      return;
+    }
+    handler(stream, t, req);
+  }
+
+  /** Data streams by kind (DESIGN.md decision 12): a kind is one entry and one handler. */
+  readonly #streamHandlers: StreamHandlers<LocalTunnel> = {
+    http: (stream, t, req) => this.#forwardHttp(stream, t, req),
+  };
+
+  /** An HTTP stream: the relay rewrote its request heads; bytes are piped to the target. */
+  #forwardHttp(stream: ServerHttp2Stream, t: LocalTunnel, req: DataStreamRequest): void {
     const onRequest = this.config.logRequests ? (e: RequestLogEntry) => this.emit('request', { ...e, tunnel: t.ready?.host ?? t.id }) : undefined;
-    const watch = this.config.inspect?.(Number(t.id.slice(1)), () => t.ready?.host ?? t.id, String(headers[DATA_HEADERS.client] ?? ''), onRequest);
+    const watch = this.config.inspect?.(Number(t.id.slice(1)), () => t.ready?.host ?? t.id, req.clientIp, onRequest);
     forwardStream(stream, {
       target: t.target,
       verifyTargetTls: this.config.verifyTargetTls,
@@ -240,6 +258,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     slot.control = ch;
     ch.send({ type: 'hello', version: PROTOCOL_VERSION, token: this.config.token, agentId: this.agentId, agentVersion: AGENT_VERSION });
     ch.on('message', (m) => this.#onMessage(slot, m));
+    // A message this agent cannot read (a newer relay, a bug): said, and the session goes on.
+    ch.on('invalid', (err) => this.emit('notice', `ignored a control message from the relay: ${err.message}`));
     ch.on('close', () => slot.socket?.destroy());
   }
 

@@ -44,7 +44,8 @@ export interface StreamWatch {
 // sent them (see BufferPool); small ones into ordinary (slab-allocated) buffers.
 const READ_SIZE = 64 * 1024;
 const SMALL_READ = 4 * 1024;
-const sharedReadBuffer = Buffer.allocUnsafeSlow(READ_SIZE);
+// Allocated by the first forwarded connection, not at import (the pool allocates only on take()).
+let sharedReadBuffer: Buffer | undefined;
 const readPool = new BufferPool(READ_SIZE, 256);
 // Bytes of one connection that may wait in its relay stream before reading from the target pauses.
 const MAX_STREAM_BUFFER = 256 * 1024;
@@ -71,7 +72,7 @@ export function forwardStream(stream: ServerHttp2Stream, opts: ForwardOptions): 
       port: t.port,
       lookup: localhostAwareLookup,
       onread: {
-        buffer: sharedReadBuffer,
+        buffer: (sharedReadBuffer ??= Buffer.allocUnsafeSlow(READ_SIZE)),
         callback: (n: number, buf: Buffer): boolean => {
           if (stream.destroyed) return false;
           let chunk: Buffer;

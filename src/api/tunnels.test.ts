@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import type { ClientHttp2Session } from 'node:http2';
 import { after, before, describe, it } from 'node:test';
 import { account, identityFixture, RELAY_URL } from '../../test/fixtures/identity.ts';
 import { createDomain, updateDomainShares } from '../domains/records.ts';
@@ -14,7 +13,7 @@ import { createApiApp, type ApiApp } from './app.ts';
 /** An agent session as the registry sees it; records what the relay tells the agent. */
 function session(agentId: string): SessionRef & { told: string[] } {
   const told: string[] = [];
-  return { id: `s-${agentId}`, agentId, h2: {} as ClientHttp2Session, alive: true, told, replaced: () => {}, refuse: (id, code, message) => void told.push(`${id} ${code} ${message}`), send: () => {} };
+  return { id: `s-${agentId}`, agentId, alive: true, openStream: () => { throw new Error('no data streams in this test'); }, told, replaced: () => {}, refuse: (id, code, message) => void told.push(`${id} ${code} ${message}`), send: () => {} };
 }
 
 describe('/v1/tunnels', () => {
@@ -39,7 +38,7 @@ describe('/v1/tunnels', () => {
       headers[email] = { authorization: `Bearer ${token}` };
     }
     const tunnels = createTunnelControl({
-      registry,
+      directory: registry,
       gateways: [{ open: [], cut: (match) => (openOn && match({ principals: [], tunnel: openOn }) ? (cut.push(openOn.host), 1) : 0) }],
       urlsFor: (h) => [`https://${h}:8443`],
       onStopped: () => {},

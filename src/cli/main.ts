@@ -5,6 +5,8 @@ import { registerAgentCertCommands } from './agent-cert-commands.ts';
 import { registerCertEventCommand } from './cert-event-command.ts';
 import { completionScript } from './completion.ts';
 import { registerConfigCommands } from './config-commands.ts';
+import { registerConnectCommand } from './connect.ts';
+import { registerKindCommands } from './kind-commands.ts';
 import { registerDomainCommands } from './domain-commands.ts';
 import { RelayApi, resolveApiTarget } from './api-client.ts';
 import { registerGrantCommands } from './grant-commands.ts';
@@ -74,6 +76,15 @@ function relayFlags(cmd: Command): Command {
     .option('--strict-domain-verify', 'custom domains also need a _tunn-verify.<domain> TXT token')
     .option('--relay-certs <mode>', 'the relay\'s own names: wildcard (DNS-01, default) or per-host (HTTP-01/TLS-ALPN-01)')
     .option('--acme-challenge <types>', 'ACME challenges the relay answers, in priority order: dns-01,http-01,tls-alpn-01 (default; dns-01 only with the relay\'s DNS server). Wildcards always use dns-01');
+  cmd
+    .option('--tcp-ports <LOW-HIGH>', 'public TCP ports for `tunn tcp --public`, e.g. 20000-20999 (none by default)')
+    .option('--udp-ports <LOW-HIGH>', 'public UDP ports for `tunn udp --public`, e.g. 20000-20999 (none by default)')
+    .option('--port-quota <n>', 'public ports one account may hold, TCP and UDP together (default 5)')
+    .option('--port-connections <n>', 'open connections on one public TCP port at once (default 1000)')
+    .option('--port-connections-per-ip <n>', 'open connections from one client IP on one public TCP port (default 100)')
+    .option('--udp-flows <n>', 'UDP flows on one public UDP port at once (default 1000)')
+    .option('--udp-flows-total <n>', 'UDP flows across the relay at once (default 10000)')
+    .option('--udp-flow-idle <seconds>', 'end a UDP flow silent both ways this long (default 60)');
   secretOption(cmd, 'certEventToken', 'token', 'the key that signs POST /v1/domains/cert-events (enables it, for an external certificate manager)');
   secretOption(cmd, 'alertWebhook', 'url', 'the URL that receives certificate alerts (expiry, failures, drift) as JSON POSTs');
   cmd
@@ -200,6 +211,8 @@ export function buildProgram(): Command {
     .option('--no-color', 'no colours in the request log (also NO_COLOR=1)')
     .action(async (target: string | undefined, opts: Record<string, unknown>) => (await import('./run-dev.ts')).runDev(target, opts));
 
+  registerKindCommands(program);
+  registerConnectCommand(program);
   registerIdentityCommands(program);
   registerTunnelCommands(program);
   registerConfigCommands(program);

@@ -10,6 +10,8 @@ import { parseAllowList } from '../auth/policy.ts';
 import { parseRateLimit } from '../auth/rate-limit.ts';
 import { parseAllowUpgrade } from '../relay/upgrades.ts';
 import { TunnError } from '../lib/errors.ts';
+import { checkTunnelOptions } from '../protocol/messages.ts';
+import { AGENT_PING_INTERVAL_MS, AGENT_PING_TIMEOUT_MS } from '../protocol/timing.ts';
 import { loadCredentials } from './api-client.ts';
 import { attachAgentOutput } from './agent-output.ts';
 import { agentCrossChecks } from './agent-checks.ts';
@@ -58,10 +60,10 @@ export function agentConfigFrom(o: AgentOptions, target: Target, extra: Partial<
     o.rateLimit === undefined && o.rateLimitTunnel === undefined
       ? undefined
       : { perIp: o.rateLimit === undefined ? undefined : parseRateLimit(o.rateLimit, '--rate-limit'), perTunnel: o.rateLimitTunnel === undefined ? undefined : parseRateLimit(o.rateLimitTunnel, '--rate-limit-tunnel') };
-  if (o.public && o.allow.length) throw new TunnError('INVALID_INPUT', '--public and -a do not go together: a public tunnel is open to everyone');
-  if (o.for !== undefined && o.allow.length === 0) throw new TunnError('INVALID_INPUT', '--for limits the -a entries of this command, and there are none: add -a <who> (the owner always keeps access)');
   // One ref per run: reconnects re-send it, so the grants are counted from the first registration.
   const grantFor = o.for === undefined ? undefined : { seconds: parseDuration(o.for), ref: randomToken(16) };
+  // The same rules the relay applies on register (src/protocol/messages.ts), before anything connects.
+  checkTunnelOptions({ allow: o.allow, public: o.public, grantFor });
   const hostHeader = o.hostHeader === 'rewrite' ? `${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}` : o.hostHeader;
   return {
     relayUrl: o.relay,
@@ -70,6 +72,7 @@ export function agentConfigFrom(o: AgentOptions, target: Target, extra: Partial<
     tunnels: [
       {
         target,
+        kind: 'http',
         name: o.name,
         domain: o.domain,
         allow: o.allow,
@@ -84,8 +87,8 @@ export function agentConfigFrom(o: AgentOptions, target: Target, extra: Partial<
     ],
     sessions: o.sessions,
     verifyTargetTls: !o.insecureTarget,
-    pingIntervalMs: 10_000,
-    pingTimeoutMs: 5_000,
+    pingIntervalMs: AGENT_PING_INTERVAL_MS,
+    pingTimeoutMs: AGENT_PING_TIMEOUT_MS,
     backoffMinMs: 250,
     backoffMaxMs: 5_000,
     logRequests: !o.quiet,
@@ -104,6 +107,8 @@ export async function runAgent(targetSpec: string, flags: Record<string, unknown
   const inspect = await startAgentInspector(o, [target], config.verifyTargetTls);
   const agent = new Agent({ ...config, ...inspect.agentExtra });
   attachAgentOutput(agent, o.json, inspect.ready, undefined, flags.color as boolean | undefined);
+  // Failures the agent handled (a stream a visitor reset, a session error, a refused stream kind), with what was being done.
+  if (process.env.TUNN_DEBUG) agent.on('debug', (m) => process.stderr.write(`tunn: debug: ${m}\n`));
   // A token `tunn login` saved and the relay now refuses: signing in again is the fix.
   if (loadCredentials(o.relay)?.token === o.token) {
     agent.on('fatal', (err) => {

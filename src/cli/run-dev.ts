@@ -15,11 +15,11 @@ export async function runDev(targetSpec: string | undefined, flags: Record<strin
   const { name, json, quiet, inspect: inspectFlag, inspectSecrets, color, ...relayFlags } = flags;
   const o = relayOptionsFrom({ ...relayFlags, dev: true, json }, process.env);
   const logger = createLogger({ json: o.json, level: 'warn' });
-  const { relay, info } = await startRelay(o, logger);
+  const { relay, info, parts } = await startRelay(o, logger);
   const demo = targetSpec ? undefined : await startDemoServer();
   const target = parseTarget(targetSpec ?? String(demo!.port));
-  const account = await ensureAccount(relay.store, 'dev@tunn.localhost');
-  const { token } = await relay.tokens.issue({ accountId: account.id, kind: 'agent', label: 'tunn dev' });
+  const account = await ensureAccount(parts.store, 'dev@tunn.localhost');
+  const { token } = await parts.tokens.issue({ accountId: account.id, kind: 'agent', label: 'tunn dev' });
   // A local try-out: the tunnel is public (run `tunn relay --dev` and `tunn <port> -a …` for private ones).
   const inspect = await startAgentInspector({ inspect: inspectFlag as string | boolean | undefined, inspectSecrets: Boolean(inspectSecrets) }, [target], true);
   const agent = new Agent(

@@ -3,13 +3,14 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fromEnv, fromFile, relayCrossChecks, relayDefaults, relaySchema, resolveConfig, type RelayOptions } from '../config/config.ts';
 import { systemClock } from '../lib/clock.ts';
+import { errorMessage, TunnError } from '../lib/errors.ts';
 import { createLogger, type Logger } from '../lib/logger.ts';
 import { dataDirWarning } from '../lib/private-files.ts';
 import { releaseStartupMemory } from '../lib/v8-tuning.ts';
 import { domainByName } from '../domains/records.ts';
 import { createCustomDomains, parseAcmeChallenges, parsePublicIps, type CustomDomains } from '../domains/setup.ts';
 import { LdapDirectory } from '../auth/ldap.ts';
-import { Relay, type RelayConfig, type RelayInfo } from '../relay/relay.ts';
+import { Relay, type RelayConfig, type RelayInfo, type RelayParts } from '../relay/relay.ts';
 import { dnsProviderFrom } from './dns-check.ts';
 import { checkLdapAtStart, ldapDirectoryFrom } from './ldap-config.ts';
 import { testClockFrom } from './test-clock.ts';
@@ -34,8 +35,6 @@ export function relayConfigFrom(o: RelayOptions): RelayConfig {
     listen: o.listen,
     dataDir,
     dev: o.dev,
-    tlsCert: o.tlsCert,
-    tlsKey: o.tlsKey,
     storeUrl: o.store,
     secretKey: o.secretKey,
     idleTimeoutMs: o.idleTimeout * 1000,
@@ -55,7 +54,7 @@ export function relayConfigFrom(o: RelayOptions): RelayConfig {
   };
 }
 
-export async function startRelay(o: RelayOptions, logger: Logger): Promise<{ relay: Relay; info: RelayInfo; customDomains: CustomDomains }> {
+export async function startRelay(o: RelayOptions, logger: Logger): Promise<{ relay: Relay; info: RelayInfo; customDomains: CustomDomains; parts: RelayParts }> {
   const config = relayConfigFrom(o);
   const loose = dataDirWarning(config.dataDir);
   if (loose) logger.warn({ event: 'data_dir_open', dataDir: config.dataDir }, loose);
@@ -63,7 +62,7 @@ export async function startRelay(o: RelayOptions, logger: Logger): Promise<{ rel
   // Built before anything listens: a malformed TSIG key or API URL stops the start with the reason.
   const dnsProvider = await dnsProviderFrom(o);
   const relay = new Relay(config, { logger, clock: systemClock });
-  await relay.init();
+  const { store, box, tokens } = await relay.init();
   const c = relay.config;
   // TUNN_TEST_CLOCK_FILE (tests only): a movable clock for certificates; see test-clock.ts.
   const testClock = testClockFrom(process.env);
@@ -73,8 +72,8 @@ export async function startRelay(o: RelayOptions, logger: Logger): Promise<{ rel
       domain: c.domain,
       dataDir: c.dataDir,
       dev: c.dev,
-      tlsCert: c.tlsCert,
-      tlsKey: c.tlsKey,
+      tlsCert: o.tlsCert,
+      tlsKey: o.tlsKey,
       acmeDirectory: o.acmeDirectory,
       acmeEmail: o.acmeEmail,
       acmeCa: o.acmeCa,
@@ -89,47 +88,46 @@ export async function startRelay(o: RelayOptions, logger: Logger): Promise<{ rel
       alertWebhook: o.alertWebhook,
     },
     {
-      store: relay.store,
-      box: relay.box,
+      store,
+      box,
       logger,
       clock: testClock?.clock ?? systemClock,
-      isLiveHost: (h) => relay.registry.get(h) !== undefined,
+      isLiveHost: (h) => relay.isLiveHost(h),
       dnsProvider,
       // Certificate alerts are also security/ops events the domain's owner sees in `tunn events`.
       onAlert: async (a) => {
-        const owner = (await domainByName(relay.store, a.domain))?.accountId;
-        await relay.identity?.events.record({ kind: 'cert_alert', tunnel: a.domain, accountId: owner, detail: `${a.kind}: ${a.message}` });
+        const owner = (await domainByName(store, a.domain))?.accountId;
+        await relay.recordEvent({ kind: 'cert_alert', tunnel: a.domain, accountId: owner, detail: `${a.kind}: ${a.message}` });
       },
     },
   );
   let info: RelayInfo;
   try {
-    info = await relay.start({ certs: customDomains.certs, plainHook: customDomains.plainHook, resolveDomain: customDomains.resolveDomain, domainApi: customDomains.api });
+    info = await relay.start({ certs: customDomains.certs, caPath: customDomains.caPath, plainHook: customDomains.plainHook, resolveDomain: customDomains.resolveDomain, domainApi: customDomains.api });
   } catch (err) {
     // start() may fail after its listeners are up (e.g. identity setup): close them too, or
     // the process would print the error and keep running.
     await customDomains.close();
-    await relay.close().catch(() => {});
+    await relay.close().catch((closeErr: unknown) => logger.warn({ err: errorMessage(closeErr) }, 'closing the relay after a failed start failed too'));
     throw err;
   }
-  if (!info.caPath && customDomains.caPath) info.caPath = customDomains.caPath;
   const probeHost = c.listen === '0.0.0.0' ? '127.0.0.1' : c.listen === '::' ? '::1' : c.listen;
   customDomains.start({ host: probeHost, port: info.httpsPort });
   const unwatchClock = testClock?.onChange(() => {
     logger.info({ now: new Date(testClock.clock.now()).toISOString() }, 'test clock moved: running certificate maintenance');
-    void customDomains.manager.maintain().catch((err) => logger.error({ err: String(err) }, 'certificate maintenance failed'));
+    void customDomains.manager.maintain().catch((err: unknown) => logger.error({ err: errorMessage(err) }, 'certificate maintenance failed'));
   });
-  const close = relay.close.bind(relay);
-  relay.close = async () => {
+  relay.onClose(async () => {
     unwatchClock?.();
     await customDomains.close();
-    await close();
-  };
-  return { relay, info, customDomains };
+  });
+  return { relay, info, customDomains, parts: { store, box, tokens } };
 }
 
 export async function runRelay(flags: Record<string, unknown>): Promise<void> {
   const o = relayOptionsFrom(flags, process.env);
+  // Checked and parsed (config.ts), but not carried yet: saying so beats a relay that seems to offer ports.
+  if (o.tcpPorts !== undefined || o.udpPorts !== undefined) throw new TunnError('CONFIG_INVALID', `${o.tcpPorts !== undefined ? '--tcp-ports' : '--udp-ports'}: public TCP/UDP ports are not wired into the relay yet (issue 11, phase 2); start the relay without it`);
   const logger = createLogger({ json: o.json });
   const { relay, info, customDomains } = await startRelay(o, logger);
   // Give back what start-up grew before idling (issue 9: idle RSS); see v8-tuning.ts.

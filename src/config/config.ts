@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { TunnError } from '../lib/errors.ts';
+import { parsePortRange } from '../lib/port-range.ts';
 import { clusterCrossChecks, clusterSettings } from './cluster.ts';
 import { envName, fileKey, flagName, isSecretKey, redactSecrets, resolveSecretFiles, type LayerSource } from './secrets.ts';
 
@@ -25,6 +26,12 @@ const domain = z
   .trim()
   .toLowerCase()
   .regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/, 'must be a DNS name such as tunn.example.com');
+
+/** "LOW-HIGH" (lib/port-range.ts), kept as text: the relay parses it again where it hands ports out. */
+const portRange = z.string().superRefine((v, ctx) => {
+  const r = parsePortRange(v);
+  if (!r.ok) ctx.addIssue({ code: 'custom', message: r.message });
+});
 
 /** smtp(s)://[user:pass@]host[:port], parseable (nodemailer would otherwise fail at start with a bare "Invalid URL"). */
 function isSmtpUrl(v: string): boolean {
@@ -93,6 +100,21 @@ export const relaySchema = z.object({
   /** ACME challenge types the relay may answer, in priority order (comma-separated). */
   acmeChallenge: z.string().trim().toLowerCase().regex(/^(dns-01|http-01|tls-alpn-01)(\s*,\s*(dns-01|http-01|tls-alpn-01))*$/, 'must be dns-01, http-01 and/or tls-alpn-01, comma-separated in priority order').optional(),
   certEventToken: z.string().min(16, 'must be at least 16 characters').optional(),
+  // Public TCP/UDP ports of tcp/udp tunnels (issue 11; src/relay/public-ports.ts). None by default.
+  tcpPorts: portRange.optional(),
+  udpPorts: portRange.optional(),
+  /** Public ports one account may hold, TCP and UDP together (default 5). */
+  portQuota: wholeNumber(0, 65535, 'of ports').optional(),
+  /** Open connections on one public TCP port (its tunnel) at once (default 1000). */
+  portConnections: wholeNumber(1, 1_000_000, 'of connections').optional(),
+  /** Open connections from one client IP on one public TCP port (default 100). */
+  portConnectionsPerIp: wholeNumber(1, 1_000_000, 'of connections').optional(),
+  /** UDP flows on one public UDP port (its tunnel) at once (default 1000). */
+  udpFlows: wholeNumber(1, 1_000_000, 'of flows').optional(),
+  /** UDP flows across the relay at once (default 10000). */
+  udpFlowsTotal: wholeNumber(1, 10_000_000, 'of flows').optional(),
+  /** A UDP flow silent both ways this long ends (default 60). */
+  udpFlowIdle: seconds.optional(),
   alertWebhook: z.string().url('must be a URL').optional(),
   // DNS-01 through the operator's DNS instead of the relay's own server (src/dns/providers/).
   dnsProvider: z.enum(['rfc2136', 'cloudflare'], { error: 'must be rfc2136 or cloudflare' }).optional(),

@@ -8,35 +8,15 @@
 // whose final coding is not chunked, bare LF or whitespace before a colon, obs-fold,
 // control characters in a head, and chunk-size lines outside RFC 9112 §7.1 (a bare LF or
 // control character, whitespace in the size, a malformed extension) are all errors.
+//
+// This file is the framer (the state machine over chunks); heads are parsed in http1-head.ts,
+// body framing is decided in http1-framing.ts.
 
-export interface MessageHead {
-  /** Request: method; response: '' */
-  method: string;
-  /** Request: request-target; response: '' */
-  target: string;
-  /** Response: status code; request: 0 */
-  status: number;
-  reason: string;
-  versionMinor: 0 | 1;
-  /** Header fields in received order, names as received. */
-  headers: [string, string][];
-  /** The header names lower-cased, index for index with `headers`. */
-  names: string[];
-  /** Size of the head on the wire, including the final CRLF CRLF. */
-  size: number;
-}
+import { CHUNK_EXT, FramingFields, hexValue, MAX_CHUNK_LINE, requestBodyKind, responseBodyKind, responseFraming } from './http1-framing.ts';
+import { HttpParseError, parseHead, parseTrailerFields, type MessageHead } from './http1-head.ts';
 
-export type BodyKind = 'none' | 'length' | 'chunked' | 'close';
-
-export class HttpParseError extends Error {
-  /** 400 malformed, 431 head too large, 501 unsupported transfer coding. */
-  readonly status: 400 | 431 | 501;
-  constructor(status: 400 | 431 | 501, message: string) {
-    super(message);
-    this.name = 'HttpParseError';
-    this.status = status;
-  }
-}
+export { headerValue, headerValues, HttpParseError, keepAlive, wantsUpgrade, type BodyKind, type MessageHead } from './http1-head.ts';
+export { requestBodyKind, responseBodyKind } from './http1-framing.ts';
 
 export interface FramerEvents {
   /** A head was parsed; it ends at offset `end` of `chunk` (it may have begun in an earlier chunk). */
@@ -64,92 +44,6 @@ export interface FramerEvents {
 // Parser states (numbers, not an enum: the project runs TypeScript by type stripping).
 const S = { Head: 0, Length: 1, ChunkSize: 2, ChunkData: 3, ChunkDataCrlf: 4, Trailers: 5, Close: 6, Raw: 7, Paused: 8 } as const;
 type State = (typeof S)[keyof typeof S];
-
-// Character checks run on every header of every request, so they are table lookups rather than
-// regular expressions (measurably cheaper per call on the relay's hot path).
-const TCHAR = new Uint8Array(128);
-for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TCHAR[c.charCodeAt(0)] = 1;
-
-function latin1(raw: Buffer, start: number, end: number): string {
-  return raw.toString('latin1', start, end);
-}
-
-/** Offset of the CRLF that ends the line starting at `from` (at most `limit`). */
-function lineEnd(raw: Buffer, from: number, limit: number): number {
-  for (let i = from; i < limit; i++) if (raw[i] === 13 && raw[i + 1] === 10) return i;
-  return limit;
-}
-
-/** The error for a bad line: a bare LF in it is named as such (it is the usual cause). */
-function lineError(raw: Buffer, start: number, end: number, message: string): HttpParseError {
-  for (let i = start; i < end; i++) if (raw[i] === 10) return new HttpParseError(400, 'bare LF in message head');
-  return new HttpParseError(400, message);
-}
-
-/** "HTTP/1.0" or "HTTP/1.1" at `at`. */
-function isHttp1Version(raw: Buffer, at: number): boolean {
-  return raw[at] === 72 && raw[at + 1] === 84 && raw[at + 2] === 84 && raw[at + 3] === 80 && raw[at + 4] === 47 && raw[at + 5] === 49 && raw[at + 6] === 46 && (raw[at + 7] === 48 || raw[at + 7] === 49);
-}
-
-/** method SP request-target SP HTTP/1.x (RFC 9112 §3): a token, no controls or spaces in the target. */
-function parseRequestLine(raw: Buffer, start: number, eol: number, head: MessageHead): void {
-  let sp1 = start;
-  while (sp1 < eol && raw[sp1] !== 32) sp1++;
-  let sp2 = sp1 + 1;
-  while (sp2 < eol && raw[sp2] !== 32) sp2++;
-  if (sp1 === start || sp2 === sp1 + 1 || eol - sp2 !== 9 || !isHttp1Version(raw, sp2 + 1)) throw lineError(raw, start, eol, 'malformed request line');
-  for (let i = start; i < sp1; i++) {
-    const c = raw[i]!;
-    if (c > 127 || TCHAR[c] === 0) throw lineError(raw, start, eol, 'malformed request line');
-  }
-  for (let i = sp1 + 1; i < sp2; i++) {
-    const c = raw[i]!;
-    if (c <= 0x20 || c === 0x7f) throw lineError(raw, start, eol, 'malformed request line');
-  }
-  head.method = latin1(raw, start, sp1);
-  head.target = latin1(raw, sp1 + 1, sp2);
-  head.versionMinor = raw[eol - 1] === 48 ? 0 : 1;
-}
-
-/** HTTP/1.x SP 3DIGIT [SP reason] (RFC 9112 §4). */
-function parseStatusLine(raw: Buffer, start: number, eol: number, head: MessageHead): void {
-  const d = (i: number): number => raw[start + i]! - 48;
-  const digits = d(9) >= 0 && d(9) <= 9 && d(10) >= 0 && d(10) <= 9 && d(11) >= 0 && d(11) <= 9;
-  const len = eol - start;
-  if (len < 12 || !isHttp1Version(raw, start) || raw[start + 8] !== 32 || !digits || (len > 12 && raw[start + 12] !== 32)) throw lineError(raw, start, eol, 'malformed status line');
-  for (let i = start + 13; i < eol; i++) if (raw[i] === 13 || raw[i] === 10) throw lineError(raw, start, eol, 'malformed status line');
-  head.versionMinor = raw[start + 7] === 48 ? 0 : 1;
-  head.status = d(9) * 100 + d(10) * 10 + d(11);
-  head.reason = len > 13 ? latin1(raw, start + 13, eol) : '';
-}
-
-/** A field value holds no control character but HTAB (visible ASCII, obs-text, SP are allowed). */
-function checkFieldValue(buf: Buffer, pos: number, colon: number, vs: number, ve: number, eol: number): void {
-  for (let i = vs; i < ve; i++) {
-    const c = buf[i]!;
-    if ((c < 0x20 && c !== 0x09) || c === 0x7f) throw lineError(buf, pos, eol, `invalid character in header ${latin1(buf, pos, colon)}`);
-  }
-}
-
-/** Whether raw[at, at + lower.length) equals `lower` ignoring ASCII case. */
-function asciiEqualsLower(raw: Buffer, at: number, lower: string): boolean {
-  for (let i = 0; i < lower.length; i++) {
-    let c = raw[at + i]!;
-    if (c >= 65 && c <= 90) c |= 32;
-    if (c !== lower.charCodeAt(i)) return false;
-  }
-  return true;
-}
-
-const MAX_CHUNK_LINE = 4096;
-
-// What may follow the hex digits of a chunk size (RFC 9112 §7.1.1): chunk-ext =
-// *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ), names and values tokens or
-// quoted strings. Nothing else: no whitespace inside the size (`1 0` is not 0x10), no
-// whitespace before the CRLF without an extension, no control characters.
-const TOKEN = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]+";
-const QUOTED = '"(?:[\\t !#-\\[\\]-~\\x80-\\xff]|\\\\[\\t -~\\x80-\\xff])*"';
-const CHUNK_EXT = new RegExp(`^(?:[ \\t]*;[ \\t]*${TOKEN}(?:[ \\t]*=[ \\t]*(?:${TOKEN}|${QUOTED}))?)+$`);
 
 export interface FramerOptions {
   kind: 'request' | 'response';
@@ -186,10 +80,8 @@ export class Http1Framer {
   /** Set by the consumer (after an Upgrade request) to stop parsing until resumed. */
   #pausedAfterMessage = false;
   readonly #keepFields: boolean;
-  /** Without `keepFields`: the framing fields of the current head (a plain-digits Content-Length as a number). */
-  #clValue = -1;
-  #cl: string[] | undefined;
-  #te: string[] | undefined;
+  /** Without `keepFields`: the framing fields of the current head. */
+  readonly #fields = new FramingFields();
 
   constructor(opts: FramerOptions, events: FramerEvents) {
     this.#kind = opts.kind;
@@ -258,9 +150,9 @@ export class Http1Framer {
             this.#held = [];
             this.#heldLen = 0;
             this.#heldTail = Buffer.alloc(0);
-            head = this.#parseHead(raw, 0, raw.length);
+            head = parseHead(raw, 0, raw.length, this.#kind, this.#keepFields, this.#fields);
           } else {
-            head = this.#parseHead(chunk, i, end);
+            head = parseHead(chunk, i, end, this.#kind, this.#keepFields, this.#fields);
           }
           if (head === null) {
             // Empty lines before a request line are ignored (RFC 9112 §2.2).
@@ -401,95 +293,13 @@ export class Http1Framer {
     return end;
   }
 
-  /** Parses the head in buf[start, end), which ends with CRLF CRLF. */
-  #parseHead(buf: Buffer, start: number, end: number): MessageHead | null {
-    if (end - start === 2) {
-      if (this.#kind === 'request') return null;
-      throw new HttpParseError(400, 'empty response head');
-    }
-    // Parsed over the bytes. Strings are made only for what is kept: every field of a request
-    // (sliced from one string of the head), of a response with `keepFields: false` nothing but
-    // a Content-Length that is not plain digits and Transfer-Encoding.
-    const limit = end - 2; // the last field line's CRLF is in; the empty line is not
-    // A bare LF anywhere is refused, as #findHeadEnd refuses it in a head that arrives in pieces
-    // (kept fields are checked one by one below; a passed-through head is not, so scan it here).
-    if (!this.#keepFields) {
-      for (let i = buf.indexOf(10, start); i >= 0 && i < end; i = buf.indexOf(10, i + 1)) {
-        if (i === start || buf[i - 1] !== 13) throw new HttpParseError(400, 'bare LF in message head');
-      }
-    }
-    let eol = lineEnd(buf, start, limit);
-    const head: MessageHead = { method: '', target: '', status: 0, reason: '', versionMinor: 1, headers: [], names: [], size: end - start };
-    if (this.#kind === 'request') parseRequestLine(buf, start, eol, head);
-    else parseStatusLine(buf, start, eol, head);
-    const keep = this.#keepFields;
-    const text = keep ? latin1(buf, start, limit) : '';
-    this.#clValue = -1;
-    this.#cl = undefined;
-    this.#te = undefined;
-    let pos = eol + 2;
-    while (pos < limit) {
-      eol = lineEnd(buf, pos, limit);
-      const first = buf[pos]!;
-      if (first === 32 || first === 9) throw new HttpParseError(400, 'obsolete line folding in header');
-      let colon = pos;
-      while (colon < eol && buf[colon] !== 58) colon++;
-      if (colon === pos || colon === eol) throw lineError(buf, pos, eol, 'malformed header line');
-      for (let i = pos; i < colon; i++) {
-        const c = buf[i]!;
-        if (c > 127 || TCHAR[c] === 0) throw lineError(buf, pos, colon, `invalid header name "${latin1(buf, pos, Math.min(colon, pos + 40))}"`);
-      }
-      // The value without optional whitespace (SP, HTAB) around it; no other control characters.
-      let vs = colon + 1;
-      let ve = eol;
-      while (vs < ve && (buf[vs] === 32 || buf[vs] === 9)) vs++;
-      while (ve > vs && (buf[ve - 1] === 32 || buf[ve - 1] === 9)) ve--;
-      if (keep) checkFieldValue(buf, pos, colon, vs, ve, eol);
-      if (keep) {
-        const name = text.slice(pos - start, colon - start);
-        head.headers.push([name, text.slice(vs - start, ve - start)]);
-        head.names.push(name.toLowerCase());
-      } else {
-        const len = colon - pos;
-        // Passed through as received: only the fields that frame the message are checked.
-        if (len === 14 && asciiEqualsLower(buf, pos, 'content-length')) {
-          checkFieldValue(buf, pos, colon, vs, ve, eol);
-          this.#addContentLength(buf, vs, ve);
-        } else if (len === 17 && asciiEqualsLower(buf, pos, 'transfer-encoding')) {
-          checkFieldValue(buf, pos, colon, vs, ve, eol);
-          (this.#te ??= []).push(latin1(buf, vs, ve));
-        }
-      }
-      pos = eol + 2;
-    }
-    return head;
-  }
-
-  /** Without `keepFields`: the Content-Length the current head's values agree on. */
-  readonly #contentLength = (): number | undefined => {
-    if (this.#cl === undefined) return this.#clValue >= 0 ? this.#clValue : undefined;
-    return contentLength(this.#clValue >= 0 ? [String(this.#clValue), ...this.#cl] : this.#cl);
-  };
-
-  /** Without `keepFields`: notes a Content-Length value (plain digits as a number, others as text). */
-  #addContentLength(buf: Buffer, vs: number, ve: number): void {
-    let n = ve - vs > 0 && ve - vs <= 15 ? 0 : -1;
-    for (let i = vs; i < ve && n >= 0; i++) {
-      const d = buf[i]! - 48;
-      n = d >= 0 && d <= 9 ? n * 10 + d : -1;
-    }
-    // Judged only if the framing rests on it (Transfer-Encoding, 204, 304, HEAD come first).
-    if (n >= 0 && (this.#clValue < 0 || this.#clValue === n)) this.#clValue = n;
-    else (this.#cl ??= []).push(latin1(buf, vs, ve));
-  }
-
   #startBody(head: MessageHead): void {
     const kind =
       this.#kind === 'request'
         ? requestBodyKind(head)
         : this.#keepFields
           ? responseBodyKind(head, this.#nextMethodFor(head))
-          : responseFraming(head.status, this.#nextMethodFor(head), this.#te, this.#contentLength);
+          : responseFraming(head.status, this.#nextMethodFor(head), this.#fields.te, this.#fields.contentLength);
     if (kind.kind === 'none') {
       this.#state = S.Head;
     } else if (kind.kind === 'length') {
@@ -589,129 +399,6 @@ export class Http1Framer {
   }
 }
 
-/** The field lines of a complete trailer section (ending in CRLF CRLF, or just CRLF when empty). */
-function parseTrailerFields(raw: Buffer): [string, string][] {
-  const fields: [string, string][] = [];
-  let pos = 0;
-  const limit = raw.length - 2; // the empty line that ends the section
-  while (pos < limit) {
-    const eol = lineEnd(raw, pos, limit);
-    let colon = pos;
-    while (colon < eol && raw[colon] !== 58) colon++;
-    if (colon === pos || colon === eol) throw new HttpParseError(400, 'malformed trailer');
-    for (let i = pos; i < colon; i++) {
-      const c = raw[i]!;
-      if (c > 127 || TCHAR[c] === 0) throw new HttpParseError(400, 'malformed trailer');
-    }
-    let vs = colon + 1;
-    let ve = eol;
-    while (vs < ve && (raw[vs] === 32 || raw[vs] === 9)) vs++;
-    while (ve > vs && (raw[ve - 1] === 32 || raw[ve - 1] === 9)) ve--;
-    checkFieldValue(raw, pos, colon, vs, ve, eol);
-    fields.push([latin1(raw, pos, colon), latin1(raw, vs, ve)]);
-    pos = eol + 2;
-  }
-  return fields;
-}
-
-function hexValue(b: number): number {
-  if (b >= 48 && b <= 57) return b - 48;
-  if (b >= 97 && b <= 102) return b - 87;
-  if (b >= 65 && b <= 70) return b - 55;
-  return -1;
-}
-
-/** The first value of a header; `name` in lower case. */
-export function headerValue(head: MessageHead, name: string): string | undefined {
-  const i = head.names.indexOf(name);
-  return i < 0 ? undefined : head.headers[i]![1];
-}
-
-/** Every value of a header; `name` in lower case. */
-export function headerValues(head: MessageHead, name: string): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < head.names.length; i++) if (head.names[i] === name) out.push(head.headers[i]![1]);
-  return out;
-}
-
-type BodyFraming = { kind: 'none' } | { kind: 'length'; length: number } | { kind: 'chunked' } | { kind: 'close' };
-const NONE: BodyFraming = Object.freeze({ kind: 'none' });
-const CHUNKED: BodyFraming = Object.freeze({ kind: 'chunked' });
-const CLOSE: BodyFraming = Object.freeze({ kind: 'close' });
-
-function valuesOf(head: MessageHead, name: string): string[] | undefined {
-  const v = headerValues(head, name);
-  return v.length === 0 ? undefined : v;
-}
-
-/** The Content-Length the values agree on (a list of equal values is allowed), or an error. */
-function contentLength(values: string[] | undefined): number | undefined {
-  if (values === undefined) return undefined;
-  let found: number | undefined;
-  for (const v of values) {
-    for (const part of v.includes(',') ? v.split(',') : [v]) {
-      const p = part.trim();
-      if (!/^\d{1,15}$/.test(p)) throw new HttpParseError(400, 'invalid Content-Length');
-      const n = Number(p);
-      if (found !== undefined && found !== n) throw new HttpParseError(400, 'conflicting Content-Length values');
-      found = n;
-    }
-  }
-  return found;
-}
-
-/** Whether the final transfer coding is chunked; undefined without Transfer-Encoding. */
-function transferChunked(values: string[] | undefined): boolean | undefined {
-  if (values === undefined) return undefined;
-  const codings = values.flatMap((v) => v.split(',')).map((c) => c.trim().toLowerCase()).filter(Boolean);
-  if (codings.length === 0) throw new HttpParseError(400, 'empty Transfer-Encoding');
-  const chunkedAt = codings.indexOf('chunked');
-  if (chunkedAt >= 0 && chunkedAt !== codings.length - 1) throw new HttpParseError(400, 'chunked must be the final transfer coding');
-  return codings[codings.length - 1] === 'chunked';
-}
-
-export function requestBodyKind(head: MessageHead): BodyFraming {
-  const te = transferChunked(valuesOf(head, 'transfer-encoding'));
-  const cl = contentLength(valuesOf(head, 'content-length'));
-  if (te !== undefined) {
-    if (cl !== undefined) throw new HttpParseError(400, 'both Transfer-Encoding and Content-Length');
-    if (head.versionMinor === 0) throw new HttpParseError(400, 'Transfer-Encoding in an HTTP/1.0 request');
-    if (!te) throw new HttpParseError(501, 'unsupported transfer coding');
-    return CHUNKED;
-  }
-  if (cl !== undefined) return { kind: 'length', length: cl };
-  return NONE;
-}
-
-export function responseBodyKind(head: MessageHead, requestMethod: string | undefined): BodyFraming {
-  return responseFraming(head.status, requestMethod, valuesOf(head, 'transfer-encoding'), () => contentLength(valuesOf(head, 'content-length')));
-}
-
-/** RFC 9112 §6.3 for a response, from its status and its framing fields' values. */
-function responseFraming(s: number, requestMethod: string | undefined, te: string[] | undefined, contentLengthOf: () => number | undefined): BodyFraming {
-  if ((s >= 100 && s < 200) || s === 204 || s === 304) return NONE;
-  if (requestMethod === 'HEAD') return NONE;
-  const chunked = transferChunked(te);
-  if (chunked !== undefined) return chunked ? CHUNKED : CLOSE;
-  const length = contentLengthOf();
-  if (length !== undefined) return { kind: 'length', length };
-  return CLOSE;
-}
-
-/** Whether the connection persists after this message (RFC 9112 §9.3). */
-export function keepAlive(head: MessageHead): boolean {
-  const conn = (headerValue(head, 'connection') ?? '').toLowerCase();
-  const tokens = conn.split(',').map((t) => t.trim());
-  if (tokens.includes('close')) return false;
-  if (head.versionMinor === 0) return tokens.includes('keep-alive');
-  return true;
-}
-
-export function wantsUpgrade(head: MessageHead): boolean {
-  if (!headerValue(head, 'upgrade')) return false;
-  const conn = (headerValue(head, 'connection') ?? '').toLowerCase();
-  return conn.split(',').some((t) => t.trim() === 'upgrade');
-}
 
 /**
  * A feeder for a framer that only watches a connection (a request log, the inspector): bytes

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { normalizeHost } from '../lib/host.ts';
+import { STREAM_KINDS, type StreamKind } from './messages.ts';
 
 // The inter-relay link protocol (issue 14), in one file like the agent's (messages.ts).
 //
@@ -11,6 +12,10 @@ import { normalizeHost } from '../lib/host.ts';
 // half-close (END_STREAM) in each direction; any other status refuses, with a code and a
 // sentence in headers (LINK_HEADERS.error / .message). Versioned by ALPN and a header: a
 // relay refuses a version it does not speak, saying which it speaks.
+//
+// Trust: only a relay of the same cluster gets past the link's TLS, so the receiver takes the
+// visitor address in LINK_HEADERS.client as the visitor's (IP allow-lists, logs, PROXY v2).
+// Everything else in the stream is the visitor's own bytes, treated as on any public socket.
 
 export const ALPN_CLUSTER_LINK = 'tunn-link/1';
 export const LINK_VERSION = 1;
@@ -25,12 +30,9 @@ export const LINK_HEADERS = {
   message: 'tunn-link-message',
 } as const;
 
-/**
- * What a carried stream holds; the same words as the agent's stream kinds (src/protocol/
- * messages.ts STREAM_KINDS once issue 10 lands: phase 2 makes this that list).
- */
-export const LINK_STREAM_KINDS = ['http', 'tcp', 'udp', 'tls', 'acme-tls-alpn'] as const;
-export type LinkStreamKind = (typeof LINK_STREAM_KINDS)[number];
+/** What a carried stream holds: the agent link's stream kinds (one list, in messages.ts). */
+export const LINK_STREAM_KINDS = STREAM_KINDS;
+export type LinkStreamKind = StreamKind;
 
 /** Refusal codes, with the HTTP status each is sent with. Append only. */
 export const LINK_ERRORS = {

@@ -3,12 +3,12 @@ import { Duplex } from 'node:stream';
 import fc from 'fast-check';
 import { cuts, fuzzTarget, mutated, randomBytes, split, type FuzzTarget } from '../lib/fuzz.ts';
 import { ControlChannel } from './control-channel.ts';
-import { encodeMessage, MESSAGE_TYPES, parseMessage, type ControlMessage } from './messages.ts';
+import { encodeMessage, InvalidMessageError, MESSAGE_TYPES, parseMessage, WIRE_ERROR_CODES, type ControlMessage } from './messages.ts';
 
 // Fuzz targets of the control-message parser (messages.ts) and the JSON-lines channel that feeds
 // it (control-channel.ts): both read what an agent (anyone holding a socket to the relay's TLS
 // port with ALPN tunn/1) sends before and after it authenticates. Properties:
-// - parseMessage returns a message of a known type or throws an Error that says what was wrong
+// - parseMessage returns a message of a known type or throws an InvalidMessageError that says what was wrong
 //   in a bounded message (it is logged); valid messages round-trip;
 // - the channel emits the same messages and errors whether the bytes arrive whole or split at
 //   any point (inside a UTF-8 character too), and throws nothing.
@@ -24,7 +24,7 @@ const message: fc.Arbitrary<ControlMessage> = fc.oneof(
   fc.record({ type: fc.constant('register' as const), tunnel }),
   fc.record({ type: fc.constant('registered' as const), id: text, name: text, host: text, url: text, urls: fc.array(text, { maxLength: 3 }) }),
   fc.record({ type: fc.constant('unregister' as const), id: text }),
-  fc.record({ type: fc.constant('error' as const), code: text, message: text, fatal: fc.boolean(), id: text }, { requiredKeys: ['type', 'code', 'message', 'fatal'] }),
+  fc.record({ type: fc.constant('error' as const), code: fc.constantFrom(...WIRE_ERROR_CODES), message: text, fatal: fc.boolean(), id: text }, { requiredKeys: ['type', 'code', 'message', 'fatal'] }),
   fc.record({ type: fc.constant('replaced' as const), id: text, message: text }),
   fc.record({ type: fc.constant('notice' as const), message: text }),
 );
@@ -43,7 +43,7 @@ function checkParse(l: string): void {
   try {
     m = parseMessage(l);
   } catch (err) {
-    assert.ok(err instanceof Error && err.constructor === Error, `parseMessage threw ${String(err)}`);
+    assert.ok(err instanceof InvalidMessageError, `parseMessage threw ${String(err)}`);
     assert.match(err.message, /^(control message|unknown control message type)/);
     assert.ok(err.message.length <= 120, `an error message of ${err.message.length} characters (it is logged)`);
     return;

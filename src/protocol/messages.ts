@@ -1,12 +1,21 @@
-// The whole agent↔relay wire protocol in one file (frp's pkg/msg habit).
+import { z } from 'zod';
+import { TunnError, type TunnErrorCode } from '../lib/errors.ts';
+
+// The whole agent↔relay wire protocol in one file (frp's pkg/msg habit): every control
+// message has a zod schema here, used by both ends to read what the other sent.
 //
 // Transport: the agent dials the relay's HTTPS port with ALPN `tunn/1`; on that TLS socket
 // the relay is the HTTP/2 client and the agent the HTTP/2 server. The relay opens one
 // control stream (POST /tunn/control) carrying the messages below as JSON lines, and one
-// CONNECT stream per public TCP connection (headers in DATA_HEADERS), whose bytes are the
-// public connection's bytes (HTTP/1.1 heads rewritten by the relay, everything else as is).
+// CONNECT stream per public connection (headers in DATA_HEADERS, kind in STREAM_KINDS),
+// whose bytes are the public connection's bytes (for `http`: HTTP/1.1 heads rewritten by
+// the relay, everything else as is).
 
 export const ALPN_TUNNEL = 'tunn/1';
+/** ALPN of `tunn connect`, the identity-checked client for tcp/udp tunnels (routed by the edge). */
+export const ALPN_CONNECT = 'tunn-connect/1';
+/** ALPN of an ACME TLS-ALPN-01 validation (RFC 8737). */
+export const ALPN_ACME_TLS = 'acme-tls/1';
 export const PROTOCOL_VERSION = 1;
 export const CONTROL_PATH = '/tunn/control';
 
@@ -20,30 +29,92 @@ export const DATA_HEADERS = {
 /** Response header the agent sets on a data stream it could not connect to the target. */
 export const TARGET_ERROR_HEADER = 'tunn-target-error';
 
+/**
+ * What a tunnel serves. `http`: the relay parses every request (policy per request); `tcp`,
+ * `udp`: bytes or datagrams for a public port; `tls`: TLS passthrough by SNI. Append only.
+ */
+export const TUNNEL_KINDS = ['http', 'tcp', 'udp', 'tls'] as const;
+export type TunnelKind = (typeof TUNNEL_KINDS)[number];
+
+/** Where a tunnel's public TLS ends: at the relay (default) or at the agent (end-to-end). */
+export const TLS_ENDS = ['relay', 'agent'] as const;
+export type TlsEnd = (typeof TLS_ENDS)[number];
+
+/**
+ * What the bytes of one data stream are (DATA_HEADERS.kind). `http`: HTTP/1.1 with heads
+ * rewritten by the relay; `tcp`: a TCP connection's bytes; `udp`: one flow's datagrams as
+ * capsules; `tls`: a client's TLS bytes, ClientHello first, for a TLS that ends at the agent;
+ * `acme-tls-alpn`: a TLS-ALPN-01 validation connection for a name the agent gets certificates
+ * for. Append only.
+ */
+export const STREAM_KINDS = ['http', 'tcp', 'udp', 'tls', 'acme-tls-alpn'] as const;
+export type StreamKind = (typeof STREAM_KINDS)[number];
+
+export function isStreamKind(v: unknown): v is StreamKind {
+  return typeof v === 'string' && (STREAM_KINDS as readonly string[]).includes(v);
+}
+
+/**
+ * Error codes on the wire: tunn's own (src/lib/errors.ts) and those only the link uses.
+ * `INTERNAL`: the peer failed in a way it logged; `REPLACED`: another agent took the tunnel;
+ * `STOPPED`: its owner stopped it (`tunn stop`); `STREAM_KIND`: a data stream of a kind the
+ * agent does not serve. Append only; a code a peer does not know reads as INTERNAL.
+ */
+export const WIRE_ERROR_CODES = [
+  'CONFIG_INVALID', 'AUTH_REQUIRED', 'AUTH_INVALID_TOKEN', 'AUTH_TOKEN_REVOKED', 'NAME_TAKEN', 'NAME_INVALID', 'NAME_RESERVED',
+  'PROTOCOL_ERROR', 'PROTOCOL_VERSION', 'NOT_FOUND', 'CONFLICT', 'FORBIDDEN', 'INVALID_INPUT', 'DNS_MISMATCH', 'CERT_ISSUE_FAILED',
+  'UNAVAILABLE', 'RELAY_NOT_FOUND', 'RELAY_CERT_UNTRUSTED', 'RELAY_NOT_A_RELAY', 'UNKNOWN_GROUP', 'RATE_LIMITED', 'LOGIN_FAILED',
+  'INTERNAL', 'REPLACED', 'STOPPED', 'STREAM_KIND',
+] as const;
+export type WireErrorCode = (typeof WIRE_ERROR_CODES)[number];
+// Every TunnError code can be sent as it is (a compile error here: add the new code above).
+const everyTunnCodeIsWire: readonly WireErrorCode[] = [] as TunnErrorCode[];
+void everyTunnCodeIsWire;
+
+/** The wire code of any error: a TunnError's own code, else INTERNAL. */
+export function wireCodeOf(err: unknown): WireErrorCode {
+  return err instanceof TunnError ? err.code : 'INTERNAL';
+}
+
 /** The message types. The order is pinned by a test: append, never reorder or rename. */
 export const MESSAGE_TYPES = ['hello', 'welcome', 'register', 'registered', 'unregister', 'error', 'replaced', 'notice', 'refused'] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
 
-export interface TunnelOptions {
+/** A tunnel as an agent asks the relay to serve it (the register message). */
+export const tunnelOptionsSchema = z.object({
   /** Client-chosen id of this tunnel within the agent (stable across reconnects). */
-  id: string;
+  id: z.string(),
+  /** What it serves; absent: http (agents before kinds). */
+  kind: z.enum(TUNNEL_KINDS).optional(),
+  /** Where its public TLS ends; absent: relay. */
+  tlsEnds: z.enum(TLS_ENDS).optional(),
   /** Requested name (subdomain); absent: the relay picks a readable random one. */
-  name?: string;
+  name: z.string().optional(),
   /** Custom domain to serve under; absent: the account's only custom domain or the relay's. */
-  domain?: string;
+  domain: z.string().optional(),
   /** Allow-list entries: email, @domain, group:name. */
-  allow: string[];
+  allow: z.array(z.string()),
   /** Open to everyone (explicit --public). */
-  public: boolean;
+  public: z.boolean(),
   /** Rewrite the Host header to this value before forwarding (agent's --host-header). */
-  hostHeader?: string;
-  basicAuth?: { user: string; pass: string };
-  allowIps?: string[];
-  rateLimit?: { perIp?: number; perTunnel?: number };
+  hostHeader: z.string().optional(),
+  basicAuth: z.object({ user: z.string(), pass: z.string() }).optional(),
+  allowIps: z.array(z.string()).optional(),
+  rateLimit: z.object({ perIp: z.number().optional(), perTunnel: z.number().optional() }).optional(),
   /** Upgrade protocols forwarded besides WebSocket (agent's --allow-upgrade; never h2c). */
-  allowUpgrade?: string[];
+  allowUpgrade: z.array(z.string()).optional(),
   /** `--for`: the -a entries end `seconds` after the first registration of this run (`ref`: random per agent run). */
-  grantFor?: { seconds: number; ref: string };
+  grantFor: z.object({ seconds: z.number(), ref: z.string() }).optional(),
+});
+export type TunnelOptions = z.infer<typeof tunnelOptionsSchema>;
+
+/**
+ * The rules between fields of TunnelOptions, in one place for the agent CLI (before it
+ * connects) and the relay (on register). Throws INVALID_INPUT saying what to change.
+ */
+export function checkTunnelOptions(o: Pick<TunnelOptions, 'allow' | 'public' | 'grantFor'>): void {
+  if (o.public && o.allow.length) throw new TunnError('INVALID_INPUT', '--public and -a do not go together: a public tunnel is open to everyone');
+  if (o.grantFor && o.allow.length === 0) throw new TunnError('INVALID_INPUT', '--for limits the -a entries of the command, and there are none: add -a <who> (the owner always keeps access), or use `tunn grant add` on a live tunnel');
 }
 
 /** Why the relay answered a visitor's request itself instead of forwarding it. */
@@ -51,22 +122,23 @@ export const REFUSAL_REASONS = ['ip', 'rate-limit', 'basic-auth', 'sign-in', 'to
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
 /** One request the relay answered itself for a tunnel (its request log line on the agent). */
-export interface Refusal {
+export const refusalSchema = z.object({
   /** When the relay answered (ms since the epoch). */
-  at: number;
+  at: z.number(),
   /** Cut to MAX_REFUSAL_METHOD characters. */
-  method: string;
+  method: z.string(),
   /** Request target (path and query), cut to MAX_REFUSAL_PATH characters. */
-  path: string;
-  status: number;
-  reason: RefusalReason;
+  path: z.string(),
+  status: z.number(),
+  reason: z.enum(REFUSAL_REASONS),
   /** The signed-in visitor's email (policy refusals), cut to MAX_REFUSAL_WHO characters. */
-  who?: string;
+  who: z.string().optional(),
   /** The visitor's IP address. */
-  ip: string;
+  ip: z.string(),
   /** A short cause: the target's error code, the rate limit hit, … (cut to MAX_REFUSAL_DETAIL characters). */
-  detail?: string;
-}
+  detail: z.string().optional(),
+});
+export type Refusal = z.infer<typeof refusalSchema>;
 
 /** Refusals sent one by one per tunnel per second; more are only counted (a flood must not flood the agent link). */
 export const MAX_REFUSALS_PER_REPORT = 20;
@@ -81,42 +153,72 @@ export const MAX_REFUSAL_METHOD = 16;
 export const MAX_REFUSAL_WHO = 254;
 export const MAX_REFUSAL_DETAIL = 160;
 
-export type ControlMessage =
+/** One schema per message, keyed by type (the handler tables of both ends are typed from it). */
+export const MESSAGE_SCHEMAS = {
   /** agent → relay, first message on every session. */
-  | { type: 'hello'; version: number; token: string; agentId: string; agentVersion: string }
+  hello: z.object({ type: z.literal('hello'), version: z.number(), token: z.string(), agentId: z.string(), agentVersion: z.string() }),
   /** relay → agent: the token was accepted. */
-  | { type: 'welcome'; accountId: string; email: string; relayDomain: string; sessionId: string }
+  welcome: z.object({ type: z.literal('welcome'), accountId: z.string(), email: z.string(), relayDomain: z.string(), sessionId: z.string() }),
   /** agent → relay: serve this tunnel on this session (repeated on every session of the agent). */
-  | { type: 'register'; tunnel: TunnelOptions }
+  register: z.object({ type: z.literal('register'), tunnel: tunnelOptionsSchema }),
   /** relay → agent: the tunnel is live at `url`. */
-  | { type: 'registered'; id: string; name: string; host: string; url: string; urls: string[] }
-  | { type: 'unregister'; id: string }
+  registered: z.object({ type: z.literal('registered'), id: z.string(), name: z.string(), host: z.string(), url: z.string(), urls: z.array(z.string()) }),
+  unregister: z.object({ type: z.literal('unregister'), id: z.string() }),
   /** Either way. `fatal`: the agent must not retry (bad token, name taken, …). `id`: the tunnel concerned. */
-  | { type: 'error'; code: string; message: string; fatal: boolean; id?: string }
+  error: z.object({ type: z.literal('error'), code: z.enum(WIRE_ERROR_CODES).catch('INTERNAL'), message: z.string(), fatal: z.boolean(), id: z.string().optional() }),
   /** relay → agent: another agent of the same account took this tunnel's name. */
-  | { type: 'replaced'; id: string; message: string }
+  replaced: z.object({ type: z.literal('replaced'), id: z.string(), message: z.string() }),
   /** relay → agent: something worth printing (certificate ready, policy changed, …). */
-  | { type: 'notice'; message: string }
+  notice: z.object({ type: z.literal('notice'), message: z.string() }),
   /**
    * relay → agent, at most once a second per tunnel: requests the relay answered itself
    * (refused at the edge, target down). `more`: refusals beyond `refusals` in that second, counted by status and reason.
    */
-  | { type: 'refused'; id: string; refusals: Refusal[]; more: { status: number; reason: RefusalReason; count: number }[] };
+  refused: z.object({
+    type: z.literal('refused'),
+    id: z.string(),
+    refusals: z.array(refusalSchema),
+    more: z.array(z.object({ status: z.number(), reason: z.enum(REFUSAL_REASONS), count: z.number() })),
+  }),
+} as const satisfies { [K in MessageType]: z.ZodType<{ type: K }> };
 
-/** Parses one JSON line into a message, or throws with what was wrong. */
+export type ControlMessage = { [K in MessageType]: z.infer<(typeof MESSAGE_SCHEMAS)[K]> }[MessageType];
+export type MessageOf<K extends MessageType> = Extract<ControlMessage, { type: K }>;
+/** A tunnel the relay serves, as it tells the agent (the `registered` message). */
+export type RegisteredTunnel = Omit<MessageOf<'registered'>, 'type'>;
+
+/** A control line that is not a valid message; says what was wrong, and which tunnel a bad register was for. */
+export class InvalidMessageError extends Error {
+  readonly messageType: MessageType | undefined;
+  readonly tunnelId: string | undefined;
+  constructor(message: string, messageType?: MessageType, tunnelId?: string) {
+    super(message.length > 120 ? message.slice(0, 119) + '…' : message);
+    this.name = 'InvalidMessageError';
+    this.messageType = messageType;
+    this.tunnelId = tunnelId;
+  }
+}
+
+/** Parses one JSON line into a message, or throws InvalidMessageError saying what was wrong. */
 export function parseMessage(line: string): ControlMessage {
   let v: unknown;
   try {
     v = JSON.parse(line);
   } catch {
-    throw new Error('control message is not JSON');
+    throw new InvalidMessageError('control message is not JSON');
   }
   if (typeof v !== 'object' || v === null || typeof (v as { type?: unknown }).type !== 'string') {
-    throw new Error('control message has no type');
+    throw new InvalidMessageError('control message has no type');
   }
   const type = (v as { type: string }).type;
-  if (!(MESSAGE_TYPES as readonly string[]).includes(type)) throw new Error(`unknown control message type "${type.slice(0, 40)}"`);
-  return v as ControlMessage;
+  if (!(MESSAGE_TYPES as readonly string[]).includes(type)) throw new InvalidMessageError(`unknown control message type "${type.slice(0, 40)}"`);
+  const t = type as MessageType;
+  const r = MESSAGE_SCHEMAS[t].safeParse(v);
+  if (r.success) return r.data as ControlMessage;
+  const issue = r.error.issues[0]!;
+  const field = issue.path.map(String).join('.').slice(0, 40) || 'message';
+  const id = t === 'register' ? (v as { tunnel?: { id?: unknown } }).tunnel?.id : undefined;
+  throw new InvalidMessageError(`control message ${t}: ${field}: ${issue.message}`, t, typeof id === 'string' && id ? id.slice(0, 64) : undefined);
 }
 
 export function encodeMessage(m: ControlMessage): string {

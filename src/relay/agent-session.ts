@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import http2, { type ClientHttp2Session } from 'node:http2';
+import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { TokenService } from '../auth/tokens.ts';
 import { errorMessage, TunnError } from '../lib/errors.ts';
@@ -7,29 +7,24 @@ import type { Logger } from '../lib/logger.ts';
 import { ControlChannel } from '../protocol/control-channel.ts';
 import { relaySessionOptions, SESSION_WINDOW } from '../protocol/h2-options.ts';
 import { watchLiveness } from '../protocol/liveness.ts';
-import { CONTROL_PATH, PROTOCOL_VERSION, type ControlMessage, type TunnelOptions } from '../protocol/messages.ts';
+import { CONTROL_PATH, DATA_HEADERS, InvalidMessageError, PROTOCOL_VERSION, wireCodeOf, type ControlMessage, type MessageOf, type MessageType, type RegisteredTunnel, type StreamKind, type TunnelOptions, type WireErrorCode } from '../protocol/messages.ts';
+import { HELLO_TIMEOUT_MS, RELAY_PING_INTERVAL_MS, RELAY_PING_TIMEOUT_MS } from '../protocol/timing.ts';
 import { accountById, type Account } from '../store/accounts.ts';
 import type { Store } from '../store/store.ts';
-import type { SessionRef } from './registry.ts';
+import type { SessionRef, StreamOpen } from './tunnel-directory.ts';
 
 // One object per connected agent session (frp's server/control.go): it owns the HTTP/2
 // client session on the agent's socket and the control stream, and handles control messages
 // through a type → handler table.
-
-export interface RegisteredTunnel {
-  name: string;
-  host: string;
-  url: string;
-  urls: string[];
-}
 
 export interface AgentSessionDeps {
   store: Store;
   tokens: TokenService;
   logger: Logger;
   relayDomain: string;
-  helloTimeoutMs: number;
-  pingIntervalMs: number;
+  /** Defaults: HELLO_TIMEOUT_MS, RELAY_PING_INTERVAL_MS (src/protocol/timing.ts). */
+  helloTimeoutMs?: number;
+  pingIntervalMs?: number;
   /** Validates and serves a tunnel for the account on this session; throws TunnError. */
   register(session: AgentSession, account: Account, opts: TunnelOptions): Promise<RegisteredTunnel>;
   unregister(session: AgentSession, tunnelId: string): void;
@@ -38,9 +33,9 @@ export interface AgentSessionDeps {
   onTokenRefused?(info: { err: unknown; token: string; ip: string }): void;
 }
 
-type Handlers = { [K in ControlMessage['type']]?: (m: Extract<ControlMessage, { type: K }>) => void | Promise<void> };
+type Handlers = { [K in MessageType]?: (m: MessageOf<K>) => void | Promise<void> };
 
-const FATAL_CODES = new Set(['AUTH_INVALID_TOKEN', 'AUTH_TOKEN_REVOKED', 'NAME_TAKEN', 'NAME_INVALID', 'NAME_RESERVED', 'PROTOCOL_VERSION', 'INVALID_INPUT', 'FORBIDDEN', 'NOT_FOUND', 'UNKNOWN_GROUP']);
+const FATAL_CODES = new Set<WireErrorCode>(['AUTH_REQUIRED', 'AUTH_INVALID_TOKEN', 'AUTH_TOKEN_REVOKED', 'NAME_TAKEN', 'NAME_INVALID', 'NAME_RESERVED', 'PROTOCOL_VERSION', 'INVALID_INPUT', 'FORBIDDEN', 'NOT_FOUND', 'UNKNOWN_GROUP']);
 
 export class AgentSession implements SessionRef {
   readonly id = randomUUID();
@@ -95,11 +90,15 @@ export class AgentSession implements SessionRef {
     this.#control?.send(m);
   }
 
+  openStream(tunnel: { id: string; host: string }, o: StreamOpen): ClientHttp2Stream {
+    return openDataStream(this.h2, tunnel, o);
+  }
+
   replaced(tunnelId: string, message: string): void {
     this.send({ type: 'replaced', id: tunnelId, message });
   }
 
-  refuse(tunnelId: string, code: string, message: string): void {
+  refuse(tunnelId: string, code: WireErrorCode, message: string): void {
     this.send({ type: 'error', code, message, fatal: true, id: tunnelId });
   }
 
@@ -115,7 +114,7 @@ export class AgentSession implements SessionRef {
    * tells the agent with a fatal error, then closes. The HTTP/2 session is destroyed, not
    * drained, so the public connections it carries end too.
    */
-  end(code: string, message: string): void {
+  end(code: WireErrorCode, message: string): void {
     if (!this.#alive || this.#ending) return;
     this.#ending = true; // no new public connections on it from now on
     this.#log.info({ code }, message);
@@ -129,19 +128,21 @@ export class AgentSession implements SessionRef {
 
   #openControl(): void {
     const stream = this.h2.request({ ':method': 'POST', ':path': CONTROL_PATH }, { endStream: false });
-    stream.on('error', () => {});
+    stream.on('error', (err) => this.#log.debug({ err: errorMessage(err) }, 'control stream error (the session closes with it)'));
     const ch = new ControlChannel(stream);
     this.#control = ch;
     ch.on('message', (m) => this.#dispatch(m));
     ch.on('invalid', (err) => {
       this.#log.warn({ err: err.message }, 'invalid control message');
-      this.#fail(new TunnError('PROTOCOL_ERROR', err.message));
+      // A register the relay cannot read is refused for good (the agent would send it again as is).
+      if (err instanceof InvalidMessageError && err.messageType === 'register') this.#fail(new TunnError('INVALID_INPUT', `malformed register message: ${err.message}`), err.tunnelId);
+      else this.#fail(new TunnError('PROTOCOL_ERROR', err.message));
     });
     ch.on('close', () => this.close());
     this.#helloTimer = setTimeout(() => {
       this.#log.info('no hello from agent in time; closing');
       this.close();
-    }, this.#deps.helloTimeoutMs);
+    }, this.#deps.helloTimeoutMs ?? HELLO_TIMEOUT_MS);
   }
 
   #dispatch(m: ControlMessage): void {
@@ -159,7 +160,7 @@ export class AgentSession implements SessionRef {
       .catch((err: unknown) => this.#fail(err, tunnelIdOf(m)));
   }
 
-  async #onHello(m: Extract<ControlMessage, { type: 'hello' }>): Promise<void> {
+  async #onHello(m: MessageOf<'hello'>): Promise<void> {
     clearTimeout(this.#helloTimer);
     if (this.authenticated) throw new TunnError('PROTOCOL_ERROR', 'hello sent twice');
     if (m.version !== PROTOCOL_VERSION) {
@@ -175,7 +176,7 @@ export class AgentSession implements SessionRef {
     }
     const account = await accountById(this.#deps.store, claims.sub);
     if (!account) throw new TunnError('AUTH_TOKEN_REVOKED', 'the token’s account no longer exists');
-    void this.#deps.tokens.touch(claims.jti).catch(() => {});
+    void this.#deps.tokens.touch(claims.jti).catch((err: unknown) => this.#log.warn({ err: errorMessage(err) }, 'recording when the agent token was last used failed'));
     this.account = account;
     this.tokenJti = claims.jti;
     this.agentId = String(m.agentId).slice(0, 64);
@@ -184,18 +185,18 @@ export class AgentSession implements SessionRef {
     this.#startPing();
   }
 
-  async #onRegister(m: Extract<ControlMessage, { type: 'register' }>): Promise<void> {
+  async #onRegister(m: MessageOf<'register'>): Promise<void> {
     const t = await this.#deps.register(this, this.account!, m.tunnel);
-    this.send({ type: 'registered', id: m.tunnel.id, name: t.name, host: t.host, url: t.url, urls: t.urls });
+    this.send({ type: 'registered', ...t });
   }
 
   #fail(err: unknown, tunnelId?: string): void {
-    const code = err instanceof TunnError ? err.code : 'INTERNAL';
+    const code = wireCodeOf(err);
     const message = err instanceof TunnError ? err.message : 'the relay could not handle the request; see the relay log';
     if (!(err instanceof TunnError)) this.#log.error({ err: errorMessage(err) }, 'control message failed');
     // The operator needs to see these too (a database away, a full disk), not only the agent.
     else if (err.code === 'UNAVAILABLE') this.#log.warn({ err: err.message }, 'control message failed');
-    const fatal = FATAL_CODES.has(code) || code === 'AUTH_REQUIRED';
+    const fatal = FATAL_CODES.has(code);
     this.send({ type: 'error', code, message, fatal, ...(tunnelId ? { id: tunnelId } : {}) });
     if (!this.authenticated) setTimeout(() => this.close(), 100).unref();
   }
@@ -204,8 +205,8 @@ export class AgentSession implements SessionRef {
     this.#stopPing = watchLiveness({
       session: this.h2,
       socket: this.#socket,
-      intervalMs: this.#deps.pingIntervalMs,
-      timeoutMs: this.#deps.pingIntervalMs,
+      intervalMs: this.#deps.pingIntervalMs ?? RELAY_PING_INTERVAL_MS,
+      timeoutMs: this.#deps.pingIntervalMs ?? RELAY_PING_TIMEOUT_MS,
       onDead: (reason) => {
         this.#log.info({ reason }, 'agent link dead; closing session');
         this.#onClosed();
@@ -223,8 +224,25 @@ export class AgentSession implements SessionRef {
   }
 }
 
+/**
+ * Opens one data stream to the agent for a public connection of `tunnel`: the one place that
+ * writes DATA_HEADERS. Throws when the session cannot open a stream (closing, gone).
+ */
+export function openDataStream(h2: ClientHttp2Session, tunnel: { id: string; host: string }, o: { kind: StreamKind; client: string }): ClientHttp2Stream {
+  return h2.request(
+    {
+      ':method': 'CONNECT',
+      ':authority': tunnel.host,
+      [DATA_HEADERS.tunnel]: tunnel.id,
+      [DATA_HEADERS.client]: o.client,
+      [DATA_HEADERS.kind]: o.kind,
+    },
+    { endStream: false },
+  );
+}
+
 /** The tunnel a control message is about (a register carries it inside), for error replies. */
 function tunnelIdOf(m: ControlMessage): string | undefined {
-  const id = m.type === 'register' ? (m.tunnel as { id?: unknown } | undefined)?.id : 'id' in m ? m.id : undefined;
-  return typeof id === 'string' && id ? id : undefined;
+  const id = m.type === 'register' ? m.tunnel.id : 'id' in m ? m.id : undefined;
+  return id || undefined;
 }

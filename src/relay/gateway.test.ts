@@ -4,6 +4,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../lib/logger.ts';
+import { openDataStream } from './agent-session.ts';
 import { Gateway, MAX_PIPELINED } from './gateway.ts';
 import { RelayMetrics } from './metrics.ts';
 import { TunnelRegistry, type SessionRef } from './registry.ts';
@@ -68,10 +69,10 @@ describe('gateway', () => {
     h2 = http2.connect(`http://127.0.0.1:${agentPort}`);
     await new Promise((r) => h2.once('connect', r));
     const registry = new TunnelRegistry();
-    const session: SessionRef = { id: 's1', agentId: 'a1', h2, alive: true, replaced() {}, refuse() {}, send() {} };
+    const session: SessionRef = { id: 's1', agentId: 'a1', alive: true, openStream: (t, o) => openDataStream(h2, t, o), replaced() {}, refuse() {}, send() {} };
     registry.attach({ id: 't1', host: TUNNEL_HOST, name: 'app', domain: RELAY_HOST, accountId: 'acc', email: 'o@x.com', agentId: 'a1', options: { id: 't1', allow: [], public: true }, metrics: new RelayMetrics().forTunnel(TUNNEL_HOST) }, session);
     const gw = new Gateway({
-      registry,
+      directory: registry,
       logger: silentLogger(),
       isRelayHost: (h) => h === RELAY_HOST,
       serveRelayHost: (conn) => ownHost.emit('connection', conn),

@@ -56,7 +56,9 @@ class Table implements ConnectionTable {
 class Agent implements AgentLink, SessionRef {
   readonly id = Math.random().toString(36).slice(2);
   readonly agentId = 'agent-1';
-  readonly h2 = undefined as never;
+  readonly openStream = (): never => {
+    throw new Error('no data streams in this test');
+  };
   alive = true;
   ended: { code: string; message: string } | undefined;
   refused: { tunnelId: string; code: string; message: string }[] = [];
@@ -101,7 +103,7 @@ describe('LiveRevocation: the sweep cuts what lost its right', () => {
       logger: silentLogger(),
       gateways: [table],
       agents: () => agents,
-      registry,
+      directory: registry,
       allows: (t, who) => id.policy.allows({ ownerAccountId: t.accountId, ownerEmail: t.email, allow: t.options.allow, public: t.options.public }, who.email),
       domainLost: (t) => lostDomainReason(id.store, RELAY, t),
       intervalMs,

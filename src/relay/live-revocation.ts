@@ -4,7 +4,7 @@ import { errorMessage } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { Store } from '../store/store.ts';
 import type { LiveConnection } from './gateway.ts';
-import type { Tunnel, TunnelRegistry } from './registry.ts';
+import type { Tunnel, TunnelDirectory } from './tunnel-directory.ts';
 
 // The gate decides per request; a connection that no longer sends requests through it (a
 // WebSocket or other upgrade, a long response, an idle keep-alive waiting for the next one)
@@ -47,7 +47,7 @@ export interface LiveRevocationOptions {
   logger: Logger;
   gateways: readonly ConnectionTable[];
   agents: () => Iterable<AgentLink>;
-  registry: TunnelRegistry;
+  directory: TunnelDirectory;
   /** Whether the visitor still passes the tunnel's allow-list (grants, IdP groups); absent: allow-lists are not re-checked. */
   allows?: (tunnel: Tunnel, who: Principal) => Promise<boolean>;
   /** Why `tunnel` may no longer be served under its domain (a sentence for its agent), or undefined. */
@@ -162,15 +162,15 @@ export class LiveRevocation {
     if (!lost) return;
     // One answer per (domain, account) per sweep, however many tunnels share it.
     const answers = new Map<string, Promise<string | undefined>>();
-    for (const t of [...this.#o.registry.all()]) {
+    for (const t of this.#o.directory.all()) {
       const key = `${t.domain}\0${t.accountId}`;
       let answer = answers.get(key);
       if (!answer) answers.set(key, (answer = lost(t)));
       const why = await answer;
-      if (!why || this.#o.registry.get(t.host) !== t) continue;
+      if (!why || this.#o.directory.get(t.host) !== t) continue;
       for (const s of [...t.sessions]) {
         s.refuse(t.id, 'FORBIDDEN', why);
-        this.#o.registry.detachTunnel(s, t.id);
+        this.#o.directory.detachTunnel(s, t.id);
       }
       report.tunnels++;
       report.connections += this.#cut((c) => c.tunnel === t);

@@ -47,4 +47,24 @@ describe('RelayMetrics', () => {
     assert.match(text, /tunn_refused_total\{tunnel="app\.tunn\.localhost",reason="rate-limit"\} 1/);
     assert.match(text, /tunn_refused_total\{tunnel="other\.tunn\.localhost",reason="basic-auth"\} 1/);
   });
+
+  it('reports connections, UDP flows, datagrams and drops of tcp/udp/tls tunnels (issue 11)', async () => {
+    const m = new RelayMetrics();
+    const t = m.forTunnel('wg.tunn.localhost');
+    t.connections += 3;
+    t.flows += 2;
+    t.flowsOpen = 1;
+    t.datagramsIn += 40;
+    t.datagramsOut += 39;
+    t.drop('oversize');
+    t.drop('flow-limit', 4);
+    const text = await m.registry.metrics();
+    assert.match(text, /tunn_connections_total\{tunnel="wg\.tunn\.localhost"\} 3/);
+    assert.match(text, /tunn_udp_flows_total\{tunnel="wg\.tunn\.localhost"\} 2/);
+    assert.match(text, /tunn_udp_flows\{tunnel="wg\.tunn\.localhost"\} 1/);
+    assert.match(text, /tunn_datagrams_total\{tunnel="wg\.tunn\.localhost",direction="in"\} 40/);
+    assert.match(text, /tunn_datagrams_total\{tunnel="wg\.tunn\.localhost",direction="out"\} 39/);
+    assert.match(text, /tunn_drops_total\{tunnel="wg\.tunn\.localhost",reason="oversize"\} 1/);
+    assert.match(text, /tunn_drops_total\{tunnel="wg\.tunn\.localhost",reason="flow-limit"\} 4/);
+  });
 });

@@ -15,6 +15,19 @@ export class TunnelMetrics {
   /** Responses by status class, index 0 = 1xx … 4 = 5xx. */
   readonly responses = [0, 0, 0, 0, 0];
 
+  /** TCP connections (public port or `tunn connect`) and UDP flows carried to this tunnel (kinds tcp/udp/tls). */
+  connections = 0;
+  flowsOpen = 0;
+  flows = 0;
+  datagramsIn = 0;
+  datagramsOut = 0;
+  /** Connections, flows and datagrams dropped (limits, oversize, backpressure, no tunnel), by reason. */
+  readonly drops = new Map<string, number>();
+
+  drop(reason: string, n = 1): void {
+    this.drops.set(reason, (this.drops.get(reason) ?? 0) + n);
+  }
+
   /** Requests the relay refused itself (401/403/429, …), by reason. */
   readonly refused = new Map<string, number>();
 
@@ -84,6 +97,60 @@ export class RelayMetrics {
           if (m.bytesIn > 0) this.inc({ tunnel: host, direction: 'in' }, m.bytesIn);
           if (m.bytesOut > 0) this.inc({ tunnel: host, direction: 'out' }, m.bytesOut);
         }
+      },
+    });
+    // Kinds tcp, udp and tls (issue 11): connections, flows, datagrams and drops per tunnel.
+    new Counter({
+      name: 'tunn_connections_total',
+      help: 'TCP connections carried to tcp/tls tunnels (public ports and tunn connect)',
+      labelNames: ['tunnel'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [host, m] of byHost) if (m.connections > 0) this.inc({ tunnel: host }, m.connections);
+      },
+    });
+    new Counter({
+      name: 'tunn_udp_flows_total',
+      help: 'UDP flows (client address and port) carried to udp tunnels',
+      labelNames: ['tunnel'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [host, m] of byHost) if (m.flows > 0) this.inc({ tunnel: host }, m.flows);
+      },
+    });
+    new Gauge({
+      name: 'tunn_udp_flows',
+      help: 'Open UDP flows',
+      labelNames: ['tunnel'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const host of live) this.set({ tunnel: host }, byHost.get(host)!.flowsOpen);
+      },
+    });
+    new Counter({
+      name: 'tunn_datagrams_total',
+      help: 'UDP datagrams through udp tunnels (in: from clients, out: to clients)',
+      labelNames: ['tunnel', 'direction'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [host, m] of byHost) {
+          if (m.datagramsIn > 0) this.inc({ tunnel: host, direction: 'in' }, m.datagramsIn);
+          if (m.datagramsOut > 0) this.inc({ tunnel: host, direction: 'out' }, m.datagramsOut);
+        }
+      },
+    });
+    new Counter({
+      name: 'tunn_drops_total',
+      help: 'Connections, flows and datagrams of tcp/udp/tls tunnels dropped, by tunnel and reason (connection/flow limits, allow-ip, oversize, backpressure, tunnel offline)',
+      labelNames: ['tunnel', 'reason'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [host, m] of byHost) for (const [reason, n] of m.drops) this.inc({ tunnel: host, reason }, n);
       },
     });
     // Process metrics (RSS, CPU, event-loop lag) under the tunn_ prefix.

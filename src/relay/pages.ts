@@ -1,6 +1,7 @@
 // The pages the relay answers with itself. Each says what happened and what to do; none
 // reveals which other tunnels exist.
 
+import type { HttpParseError } from '../lib/http1.ts';
 import { esc, PAGE_HEADERS, reason, renderPage, REQUEST_ID_HEADER } from '../lib/page.ts';
 
 export { reason };
@@ -48,9 +49,11 @@ export const pages = {
       502,
       'The service behind this tunnel is not answering',
       `The tunnel is up, but the service behind it is not answering${/^[A-Z][A-Z0-9_]{1,40}$/.test(cause) ? ` (${escapeHtml(cause)})` : ''}. ${
-        /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/.test(cause)
-          ? 'Its certificate is not trusted: if this is your tunnel, run the agent with <code>--insecure-target</code> for a self-signed one.'
-          : 'If this is your tunnel, check that the local service is running: the agent’s log names the address it tried.'
+        cause === 'STREAM_KIND'
+          ? 'The agent serving it does not handle this kind of connection: if this is your tunnel, update tunn on the agent’s machine.'
+          : /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/.test(cause)
+            ? 'Its certificate is not trusted: if this is your tunnel, run the agent with <code>--insecure-target</code> for a self-signed one.'
+            : 'If this is your tunnel, check that the local service is running: the agent’s log names the address it tried.'
       }`,
       { close: true },
     ),
@@ -70,6 +73,12 @@ export const pages = {
     htmlPage(405, 'Method not allowed', `<code>${escapeHtml(method)}</code> is not forwarded through a tunnel.`, { headers: [['Allow', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS']] }),
   misdirected: () => htmlPage(421, 'Misdirected request', 'This connection belongs to another host; open a new connection.', { close: true }),
   timeout: () => htmlPage(408, 'Request timeout', 'The request head did not arrive in time.', { close: true }),
+  /** A request head the parser refused: 431 too large, 501 a framing tunn does not forward, else 400. */
+  unparsable: (err: HttpParseError) =>
+    err.status === 431 ? pages.headTooLarge() : err.status === 501 ? pages.notImplemented(err.message) : pages.badRequest(`The request could not be parsed: ${err.message}.`),
+  /** `location` comes from the visitor's request (host and path): escaped in the page. */
+  movedToHttps: (location: string) =>
+    htmlPage(308, 'Moved to HTTPS', `This relay serves HTTPS only: <a href="${escapeHtml(location)}">continue</a>.`, { headers: [['Location', location]] }),
 };
 
 /**

@@ -8,7 +8,7 @@ import {
   type Refusal,
   type RefusalReason,
 } from '../protocol/messages.ts';
-import type { Tunnel } from './registry.ts';
+import type { Tunnel } from './tunnel-directory.ts';
 
 // Tells each agent about the requests the relay answered itself for its tunnels (refused at
 // the edge, target down), so the owner's request log shows every request. A flood of refused

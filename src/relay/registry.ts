@@ -1,42 +1,12 @@
-import type { ClientHttp2Session } from 'node:http2';
-import type { ControlMessage, TunnelOptions } from '../protocol/messages.ts';
-import type { TunnelMetrics } from './metrics.ts';
+import type { SessionRef, Tunnel, TunnelDirectory, TunnelInit } from './tunnel-directory.ts';
 
-// The live tunnels of this relay, by host. A tunnel is served by one agent (agentId) over
-// one or more sessions; new public connections are spread over its sessions round robin.
+// The tunnel directory of one relay, in memory (the contract is in tunnel-directory.ts). A
+// tunnel is served by one agent (agentId) over one or more sessions; new public connections
+// are spread over its sessions round robin.
 
-export interface SessionRef {
-  readonly id: string;
-  readonly agentId: string;
-  readonly h2: ClientHttp2Session;
-  readonly alive: boolean;
-  /** Tell the agent its tunnel was taken over, and stop serving it on this session. */
-  replaced(tunnelId: string, message: string): void;
-  /** Tell the agent it may no longer serve this tunnel (fatal: it must not register it again as is). */
-  refuse(tunnelId: string, code: string, message: string): void;
-  /** Sends a control message to the agent on this session. */
-  send(m: ControlMessage): void;
-}
+export type { SessionRef, StreamOpen, Tunnel, TunnelDirectory, TunnelInit } from './tunnel-directory.ts';
 
-export interface Tunnel {
-  /** Agent-side tunnel id. */
-  id: string;
-  host: string;
-  name: string;
-  domain: string;
-  accountId: string;
-  email: string;
-  agentId: string;
-  options: TunnelOptions;
-  sessions: SessionRef[];
-  metrics: TunnelMetrics;
-  /** When it came online on this relay (ms since the epoch; kept while its agent's sessions join). */
-  since: number;
-  /** Round-robin cursor. */
-  next: number;
-}
-
-export class TunnelRegistry {
+export class TunnelRegistry implements TunnelDirectory {
   readonly #byHost = new Map<string, Tunnel>();
 
   get size(): number {
@@ -47,16 +17,17 @@ export class TunnelRegistry {
     return this.#byHost.get(host);
   }
 
-  all(): IterableIterator<Tunnel> {
-    return this.#byHost.values();
+  byName(accountId: string, nameOrHost: string): Tunnel[] {
+    const out: Tunnel[] = [];
+    for (const t of this.#byHost.values()) if (t.accountId === accountId && (t.host === nameOrHost || t.name === nameOrHost)) out.push(t);
+    return out;
   }
 
-  /**
-   * Adds `session` to the tunnel at `init.host`. Same agent: joins its sessions. Another agent
-   * of the same account: takes the host over (the old agent is told it was replaced). The
-   * caller has already checked that the account owns the name.
-   */
-  attach(init: Omit<Tunnel, 'sessions' | 'next' | 'since'>, session: SessionRef, now = Date.now()): Tunnel {
+  all(): Tunnel[] {
+    return [...this.#byHost.values()];
+  }
+
+  attach(init: TunnelInit, session: SessionRef, now = Date.now()): Tunnel {
     const existing = this.#byHost.get(init.host);
     if (existing && existing.agentId === init.agentId && existing.accountId === init.accountId) {
       if (!existing.sessions.includes(session)) existing.sessions.push(session);
@@ -71,7 +42,6 @@ export class TunnelRegistry {
     return t;
   }
 
-  /** Removes a session from every tunnel it served; tunnels left without sessions go offline (the gateway then answers from the store which names are held). */
   detach(session: SessionRef): Tunnel[] {
     const gone: Tunnel[] = [];
     for (const [host, t] of this.#byHost) {
@@ -86,7 +56,6 @@ export class TunnelRegistry {
     return gone;
   }
 
-  /** Removes one tunnel from one session (unregister). */
   detachTunnel(session: SessionRef, tunnelId: string): Tunnel | undefined {
     for (const [host, t] of this.#byHost) {
       if (t.id !== tunnelId || !t.sessions.includes(session)) continue;
@@ -99,7 +68,6 @@ export class TunnelRegistry {
     return undefined;
   }
 
-  /** The next live session of a tunnel, round robin. */
   pickSession(t: Tunnel): SessionRef | undefined {
     const n = t.sessions.length;
     for (let k = 0; k < n; k++) {

@@ -1,13 +1,13 @@
 import type { LiveTunnel, TunnelControl } from '../api/tunnels.ts';
 import type { ConnectionTable } from './live-revocation.ts';
-import type { Tunnel, TunnelRegistry } from './registry.ts';
+import type { Tunnel, TunnelDirectory } from './tunnel-directory.ts';
 
 // The relay's side of `tunn status` / `tunn stop` (src/api/tunnels.ts): its live tunnels as
 // their owner sees them, and closing one the way revocation does (the agent is told why, with
 // a fatal error so it does not register again; the tunnel's open connections are cut).
 
 export interface TunnelControlDeps {
-  registry: TunnelRegistry;
+  directory: TunnelDirectory;
   gateways: readonly ConnectionTable[];
   urlsFor(host: string): string[];
   /** A tunnel stopped here (metrics, the log). */
@@ -35,7 +35,7 @@ export function statusOf(t: Tunnel, urls: string[]): LiveTunnel {
     domain: t.domain,
     url: urls[0]!,
     urls,
-    kind: (t.options as { kind?: string }).kind ?? 'http',
+    kind: t.options.kind ?? 'http',
     accountId: t.accountId,
     owner: t.email,
     allow: t.options.public ? [] : [...t.options.allow],
@@ -52,14 +52,14 @@ export function statusOf(t: Tunnel, urls: string[]): LiveTunnel {
 
 export function createTunnelControl(d: TunnelControlDeps): TunnelControl {
   return {
-    list: () => [...d.registry.all()].map((t) => statusOf(t, d.urlsFor(t.host))),
+    list: () => d.directory.all().map((t) => statusOf(t, d.urlsFor(t.host))),
     stop(host, why) {
-      const t = d.registry.get(host);
+      const t = d.directory.get(host);
       if (!t) return undefined;
       const stopped = statusOf(t, d.urlsFor(t.host));
       for (const s of [...t.sessions]) {
         s.refuse(t.id, 'STOPPED', why);
-        d.registry.detachTunnel(s, t.id);
+        d.directory.detachTunnel(s, t.id);
       }
       for (const g of d.gateways) g.cut((c) => c.tunnel === t);
       d.onStopped(t, why);

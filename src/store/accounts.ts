@@ -56,3 +56,9 @@ export async function claimName(store: Store, domain: string, name: string, acco
   }
   await store.db.updateTable('names').set({ last_used_at: ts }).where('domain', '=', domain).where('name', '=', name).execute();
 }
+
+/** Whether some account holds `name` under `domain` (its tunnel may be offline). */
+export async function nameIsHeld(store: Store, domain: string, name: string): Promise<boolean> {
+  const row = await store.db.selectFrom('names').select('account_id').where('domain', '=', domain).where('name', '=', name).executeTakeFirst();
+  return row !== undefined;
+}

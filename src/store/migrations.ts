@@ -204,8 +204,26 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('domains').addColumn('cert_event_at', 'bigint').execute();
     },
   },
-  // Issue 14 (a relay cluster): named for its concern so a parallel 0006_* merges with a renumber only.
-  '0006_cluster_nodes_leases': {
+  '0006_public_ports': {
+    async up(db: Kysely<any>) {
+      // Public TCP/UDP ports of tcp/udp tunnels (src/relay/public-ports.ts): a name keeps its port.
+      await db.schema
+        .createTable('public_ports')
+        .addColumn('protocol', 'text', (c) => c.notNull())
+        .addColumn('port', 'integer', (c) => c.notNull())
+        .addColumn('domain', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('account_id', 'text', (c) => c.notNull().references('accounts.id').onDelete('cascade'))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('last_used_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('public_ports_pk', ['protocol', 'port'])
+        .addUniqueConstraint('public_ports_name', ['protocol', 'domain', 'name'])
+        .execute();
+      await db.schema.createIndex('public_ports_account').on('public_ports').column('account_id').execute();
+    },
+  },
+  // Issue 14 (a relay cluster).
+  '0007_cluster_nodes_leases': {
     async up(db: Kysely<any>) {
       // One row per running relay process (src/cluster/nodes.ts); alive = seen within a lease TTL.
       await db.schema

@@ -232,6 +232,18 @@ export interface GrantsTable {
   expires_at: string;
 }
 
+/** Public TCP/UDP ports on the relay (src/relay/public-ports.ts): one per (protocol, tunnel name). */
+export interface PublicPortsTable {
+  protocol: 'tcp' | 'udp';
+  port: number;
+  /** The tunnel's domain and name, normalised (lib/host.ts). */
+  domain: string;
+  name: string;
+  account_id: string;
+  created_at: string;
+  last_used_at: string;
+}
+
 // --- cluster (src/cluster) ---
 
 /** One running relay process of a cluster. A restarted relay is a new row (a new id). */
@@ -292,6 +304,7 @@ export interface Database {
   acme_accounts: AcmeAccountsTable;
   idp_session_groups: IdpSessionGroupsTable;
   grants: GrantsTable;
+  public_ports: PublicPortsTable;
   cluster_nodes: ClusterNodesTable;
   tunnel_leases: TunnelLeasesTable;
   seal_canary: SealCanaryTable;

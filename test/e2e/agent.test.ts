@@ -104,13 +104,11 @@ describe('reconnects', () => {
       await origin.close();
       assert.equal((await request(`${agent.httpUrl}/echo`)).status, 502);
       origin = await startOrigin();
-      // A new origin on the same port (best effort: the port may have been taken meanwhile).
+      // A new origin on the same port. Another process on this machine may take the freed port
+      // for a moment: retry, and fail (not skip) if it stays taken.
       origin.server.close();
-      await new Promise<void>((resolve, reject) => {
-        origin.server.once('error', reject);
-        origin.server.listen(port, '127.0.0.1', () => resolve());
-      }).catch(() => undefined);
-      if (origin.server.listening) await until(async () => (await request(`${agent.httpUrl}/echo`)).status === 200, 5000, 'target back');
+      await listenAgain(origin.server, port, 15_000);
+      await until(async () => (await request(`${agent.httpUrl}/echo`)).status === 200, 5000, 'target back');
       assert.equal(agent.proc.child.exitCode, null);
     } finally {
       await agent.stop();
@@ -228,3 +226,23 @@ describe('CLI', () => {
     }
   });
 });
+
+/** Listens on `port` again, retrying while it is in use, until `withinMs`; then throws. */
+async function listenAgain(server: import('node:net').Server, port: number, withinMs: number): Promise<void> {
+  const end = Date.now() + withinMs;
+  for (;;) {
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, '127.0.0.1', () => {
+          server.removeListener('error', reject);
+          resolve();
+        });
+      });
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || Date.now() > end) throw new Error(`cannot listen on port ${port} again for the target: ${(err as Error).message}`, { cause: err });
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}

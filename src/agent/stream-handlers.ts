@@ -1,0 +1,34 @@
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import { DATA_HEADERS, isStreamKind, TARGET_ERROR_HEADER, type StreamKind, type WireErrorCode } from '../protocol/messages.ts';
+
+// The agent's side of the stream seam: every data stream the relay opens says its kind
+// (DATA_HEADERS.kind), and the agent serves it through a table of one handler per kind it
+// knows. A kind missing from the table is refused with a typed code, never guessed at.
+
+/** What the relay said about a data stream in its headers. */
+export interface DataStreamRequest {
+  tunnelId: string;
+  /** undefined: a kind this agent does not know (a newer relay). */
+  kind: StreamKind | undefined;
+  /** The public client's address, as the relay saw it. */
+  clientIp: string;
+}
+
+/** Serves one data stream of tunnel `T`; owns the stream from then on. */
+export type StreamHandler<T> = (stream: ServerHttp2Stream, tunnel: T, req: DataStreamRequest) => void;
+
+/** One handler per stream kind the agent serves. */
+export type StreamHandlers<T> = { readonly [K in StreamKind]?: StreamHandler<T> };
+
+export function readDataStream(headers: IncomingHttpHeaders): DataStreamRequest {
+  const raw = headers[DATA_HEADERS.kind];
+  // Relays before kinds sent no kind (or "http"): their streams are HTTP.
+  const kind = raw === undefined ? 'http' : isStreamKind(raw) ? raw : undefined;
+  return { tunnelId: String(headers[DATA_HEADERS.tunnel] ?? ''), kind, clientIp: String(headers[DATA_HEADERS.client] ?? '') };
+}
+
+/** Answers a data stream the agent will not serve; the relay shows `code` (TARGET_ERROR_HEADER) to whoever waits. */
+export function refuseStream(stream: ServerHttp2Stream, status: number, code: WireErrorCode): void {
+  if (stream.destroyed || stream.headersSent) return;
+  stream.respond({ ':status': status, [TARGET_ERROR_HEADER]: code }, { endStream: true });
+}

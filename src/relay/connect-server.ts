@@ -1,0 +1,121 @@
+import type { Http2Server, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import { spliceStreams, type SpliceOutcome, type SplicedStream } from '../lib/splice.ts';
+import { readConnectRequest, type ConnectCheck, type ConnectKind } from '../protocol/connect.ts';
+import { splicedH2Stream } from '../protocol/h2-stream.ts';
+import { refusalResponse, type Refusal } from '../protocol/stream-refusal.ts';
+
+// The relay's side of tunn-connect/1 (src/protocol/connect.ts), as a handler of HTTP/2 streams:
+// phase 2 runs it on connections that chose ALPN tunn-connect/1 (an edge route) with the relay's
+// real authentication, directory and policy behind ConnectDeps. Every request is decided again
+// (token, tunnel, allow-list); each carried stream is kept per user, so revocation can cut it.
+
+export interface ConnectPrincipal {
+  email: string;
+  accountId?: string;
+  /** The token's id (jti) or the session behind it, for revocation. */
+  credentialId?: string;
+}
+
+export interface ConnectTunnel {
+  host: string;
+  kind: 'tcp' | 'udp' | 'tls';
+}
+
+export interface ConnectDeps {
+  /** The user a bearer token stands for, or a refusal (unauthenticated: say how to sign in). */
+  authenticate(token: string): Promise<ConnectPrincipal | Refusal>;
+  /** The live tunnel serving `host` (already normalised), relay zone or custom domain. */
+  tunnel(host: string): ConnectTunnel | undefined;
+  /** undefined when the user may reach the tunnel, else the refusal (forbidden, with what to do). */
+  decide(p: ConnectPrincipal, t: ConnectTunnel): Promise<Refusal | undefined>;
+  /** A stream of the tunnel's kind to its agent, for this user, or the agent's refusal (its target is down…). */
+  open(t: ConnectTunnel, p: ConnectPrincipal): Promise<SplicedStream | Refusal>;
+  /** Close a carried connection silent both ways this long (the relay's --idle-timeout). */
+  idleTimeoutMs: number;
+  /** Told when a carried stream ends (logs, metrics). */
+  onCarried?(e: { host: string; email: string; outcome: SpliceOutcome }): void;
+}
+
+const isRefusal = (v: ConnectPrincipal | Refusal): v is Refusal => 'reason' in v;
+
+function refuse(s: ServerHttp2Stream, r: Refusal): void {
+  if (s.destroyed || s.headersSent) return;
+  const { headers, body } = refusalResponse(r);
+  s.respond(headers);
+  s.end(body);
+}
+
+export class ConnectServer {
+  readonly #d: ConnectDeps;
+  readonly #live = new Map<ServerHttp2Stream, { p: ConnectPrincipal; host: string; agent?: SplicedStream }>();
+
+  constructor(deps: ConnectDeps) {
+    this.#d = deps;
+  }
+
+  /** Serves every stream of `server` (an HTTP/2 server fed the tunn-connect/1 connections). */
+  attach(server: Http2Server): void {
+    server.on('stream', (s, h) => void this.handle(s, h));
+  }
+
+  /** Carried streams open now. */
+  get live(): number {
+    return this.#live.size;
+  }
+
+  /**
+   * Resets the carried streams whose user matches (a revoked token or session, a group change):
+   * the client's local connection is reset with them. Returns how many were cut.
+   */
+  cut(match: (p: ConnectPrincipal, host: string) => boolean): number {
+    let n = 0;
+    for (const [s, v] of this.#live) {
+      if (!match(v.p, v.host)) continue;
+      n++;
+      splicedH2Stream(s).reset();
+      v.agent?.reset();
+    }
+    return n;
+  }
+
+  async handle(s: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
+    s.on('error', () => {});
+    const r = readConnectRequest(headers);
+    if (!r.ok) return refuse(s, { reason: 'bad_request', message: r.message });
+    const { host, kind, token } = r.request;
+    const who = await this.#d.authenticate(token);
+    if (isRefusal(who)) return refuse(s, who);
+    const t = this.#d.tunnel(host);
+    if (!t) return refuse(s, { reason: 'not_found', message: `no tunnel ${host} is online: check the name, or ask its owner to start it` });
+    const denied = await this.#d.decide(who, t);
+    if (denied) return refuse(s, denied);
+    if (r.method === 'check') {
+      const body: ConnectCheck = { allowed: true, host: t.host, tunnelKind: t.kind, email: who.email };
+      s.respond({ ':status': 200, 'content-type': 'application/json' });
+      return void s.end(JSON.stringify(body));
+    }
+    if ((t.kind === 'udp') !== (kind === 'udp')) return refuse(s, { reason: 'bad_request', message: mismatch(t, kind) });
+    const entry: { p: ConnectPrincipal; host: string; agent?: SplicedStream } = { p: who, host: t.host };
+    this.#live.set(s, entry);
+    s.once('close', () => this.#live.delete(s));
+    let agent: SplicedStream | Refusal;
+    try {
+      agent = await this.#d.open(t, who);
+    } catch (err) {
+      agent = { reason: 'target_unreachable', message: `${t.host}: the agent could not be reached (${(err as Error).message})` };
+    }
+    if ('reason' in agent) {
+      this.#live.delete(s);
+      return refuse(s, agent);
+    }
+    if (s.destroyed || s.closed || !this.#live.has(s)) return agent.reset();
+    entry.agent = agent;
+    s.respond({ ':status': 200 });
+    const outcome = await spliceStreams(splicedH2Stream(s), agent, { idleTimeoutMs: this.#d.idleTimeoutMs });
+    this.#d.onCarried?.({ host: t.host, email: who.email, outcome });
+  }
+}
+
+function mismatch(t: ConnectTunnel, kind: ConnectKind): string {
+  return t.kind === 'udp' ? `${t.host} is a udp tunnel: connect with --udp` : `${t.host} is a ${t.kind} tunnel, which carries TCP: connect without --udp`;
+}

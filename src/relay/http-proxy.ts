@@ -1,0 +1,443 @@
+import type { Socket } from 'node:net';
+import type { GateDecision } from '../auth/gate.ts';
+import type { Principal } from '../auth/revocation.ts';
+import { newRequestId } from '../lib/page.ts';
+import { headerValue, Http1Framer, HttpParseError, keepAlive, wantsUpgrade, type MessageHead } from '../lib/http1.ts';
+import type { Refusal } from '../protocol/messages.ts';
+import { forwardRequestHeaders, serializeHead } from './forward-headers.ts';
+import { Exchanges } from './exchanges.ts';
+import type { GatewayOptions, LiveConnection } from './gateway.ts';
+import { pages, serializeResponse, type LocalResponse } from './pages.ts';
+import { handOver } from './relay-host-handover.ts';
+import { RequestReader } from './request-reader.ts';
+import { routeRequest, type RequestRoute } from './request-routing.ts';
+import type { Tunnel } from './tunnel-directory.ts';
+import { TunnelStream, type TunnelStreamEvents } from './tunnel-stream.ts';
+import { decideUpgrade } from './upgrades.ts';
+
+// One public HTTP/1 connection (PublicConnection): every request head is parsed and routed
+// (request-routing.ts); the rewritten head and the body bytes go to the agent on ONE HTTP/2
+// stream per connection, and the agent's bytes come back and are written to the client as
+// they are, watched by a response framer (to know when responses end, for 101 upgrades, and
+// for metrics). What is read from the client, and how, is one state (ProxyState).
+
+export { MAX_PIPELINED } from './exchanges.ts';
+
+/**
+ * Where a public connection is, as one value (what is read from the client, and how):
+ * - `http`: request heads are parsed, routed and forwarded or answered here;
+ * - `deciding`: a request waits for its decision (the gate, a lookup, earlier responses to
+ *   end); the client is not read and nothing after it is handled until it is decided;
+ * - `upgrading`: an upgrade request was forwarded; the bytes after it wait for the answer
+ *   (101 → `raw`; anything else → `http`);
+ * - `raw`: after a 101, bytes pass both ways unparsed;
+ * - `closing`: the relay answered with Connection: close; nothing more is handled;
+ * - `handed-over`: the relay's own host (node:http) serves the connection.
+ */
+export type ProxyState = 'http' | 'deciding' | 'upgrading' | 'raw' | 'closing' | 'handed-over';
+
+/** One public HTTP/1 connection (TCP or TLS) and its one stream to an agent. */
+export class PublicConnection implements LiveConnection {
+  readonly #opts: GatewayOptions;
+  readonly #socket: Socket;
+  readonly #secure: boolean;
+  readonly #clientIp: string;
+  readonly #req: RequestReader;
+  readonly #res: Http1Framer;
+  #pendingChunks: Buffer[] = [];
+  /** The stream to the agent, opened by the first forwarded request (it binds the connection to its tunnel). */
+  #leg: TunnelStream | undefined;
+  readonly #ex = new Exchanges();
+  #currentAllowed = true;
+  #state: ProxyState = 'http';
+  #responseStarted = false;
+  /** No request has been routed to a tunnel yet: the connection may still go to the relay's own host. */
+  #mayHandOver = true;
+  /** The id of the request head being handled: in the gate's pages, the relay's own and the log line. */
+  #requestId: string | undefined;
+  /** The request that opened the agent stream (named if the target cannot be reached). */
+  #streamRequest: { method: string; path: string } | undefined;
+
+  constructor(opts: GatewayOptions, socket: Socket, secure: boolean, clientIp: string) {
+    this.#opts = opts;
+    this.#socket = socket;
+    this.#secure = secure;
+    this.#clientIp = clientIp;
+    socket.setNoDelay(true);
+    socket.setTimeout(opts.idleTimeoutMs, () => this.destroy());
+    this.#req = new RequestReader({
+      maxHeadSize: opts.maxHeadSize,
+      headTimeoutMs: opts.headTimeoutMs,
+      onHead: (head) => {
+        this.#ex.queued++;
+        // Bytes after a request asking for an upgrade may be the new protocol's (a WebSocket
+        // client's first frame in the same packet): they are not parsed as HTTP until the
+        // request is decided (refused or declined → HTTP; 101 → passed on raw).
+        // While the connection may still be handed to the relay's own host, parsing stops
+        // after each message too: the rest is handed over as received, pipelined heads included.
+        // And it stops once MAX_PIPELINED requests are in flight or queued (see Exchanges.full).
+        return wantsUpgrade(head) || this.#mayHandOver || this.#ex.filling;
+      },
+      onHeadTimeout: (partial) => {
+        if (partial) void this.#respondLocal(pages.timeout(), undefined);
+        else if (this.#state !== 'handed-over') this.#socket.destroy();
+      },
+    });
+    this.#res = new Http1Framer(
+      { kind: 'response', maxHeadSize: 256 * 1024, nextRequestMethod: () => this.#ex.nextMethod(), keepFields: false },
+      {
+        onHead: (head) => this.#onResponseHead(head),
+        onBody: () => {},
+        onMessageEnd: () => this.#onResponseEnd(),
+      },
+    );
+    socket.on('data', this.#onData);
+    socket.on('end', () => this.#onClientEnd());
+    socket.on('error', (err) => {
+      opts.logger.debug({ client: clientIp, err: err.message }, 'public connection failed');
+      this.destroy();
+    });
+    socket.on('close', () => this.#onClientClose());
+    this.#req.watchHead(this.#state !== 'raw');
+  }
+
+  get tunnel(): Tunnel | undefined {
+    return this.#leg?.tunnel;
+  }
+
+  get principals(): Principal[] {
+    return this.#ex.principals();
+  }
+
+  destroy(): void {
+    this.#leg?.cancel();
+    this.#socket.destroy();
+  }
+
+  // ---------- client → relay ----------
+
+  readonly #onData = (chunk: Buffer): void => {
+    const state = this.#state;
+    if (state === 'raw') {
+      this.#writeUpstream(chunk);
+      return;
+    }
+    if (state === 'deciding' || state === 'upgrading' || this.#ex.full || this.#pendingChunks.length > 0) {
+      // Bytes read before the socket paused: kept in order behind what is already waiting.
+      this.#pendingChunks.push(chunk);
+      this.#socket.pause();
+      if (state !== 'deciding' && this.#req.segments.length === 0) this.#drainPendingChunks();
+      return;
+    }
+    this.#feed(chunk);
+  };
+
+  #feed(chunk: Buffer): void {
+    let used: number;
+    try {
+      used = this.#req.execute(chunk);
+    } catch (err) {
+      this.#req.segments.length = 0;
+      this.#parseError(err);
+      return;
+    }
+    if (used < chunk.length) this.#pendingChunks.unshift(chunk.subarray(used));
+    this.#req.watchHead(this.#state !== 'raw');
+    this.#drainSegments();
+  }
+
+  /** Processes parsed segments in order; async gate decisions pause the connection. */
+  #drainSegments(): void {
+    while (this.#req.segments.length > 0 && this.#state !== 'deciding' && this.#state !== 'closing') {
+      if (this.#req.segments[0]!.k === 'head' && this.#ex.full) return;
+      const seg = this.#req.segments.shift()!;
+      if (seg.k === 'head') this.#ex.queued--;
+      if (seg.k === 'body') {
+        if (this.#currentAllowed) this.#writeUpstream(seg.data);
+        continue;
+      }
+      if (seg.k === 'end') {
+        // The rest of the bytes wait for the upgrade's response (101 → raw, else HTTP).
+        if (this.#state === 'upgrading') return;
+        // Not forwarded as an upgrade (refused, answered here, h2c sent as plain HTTP/1.1):
+        // what follows is HTTP again.
+        this.#req.resume();
+        continue;
+      }
+      this.#state = 'deciding';
+      const done = this.#onRequestHead(seg.head);
+      if (done instanceof Promise) {
+        // Wait for the decision without reading further (pause only then: it costs a tick).
+        this.#socket.pause();
+        done.then(
+          () => this.#resumeAfterHead(),
+          (err: unknown) => {
+            this.#opts.logger.error({ err: String(err) }, 'request handling failed');
+            this.destroy();
+          },
+        );
+        return;
+      }
+      this.#decided();
+    }
+    if (this.#state !== 'deciding' && this.#req.segments.length === 0) this.#drainPendingChunks();
+  }
+
+  /** The request being decided was handled (forwarded, answered, handed over). */
+  #decided(): void {
+    if (this.#state === 'deciding') this.#state = 'http';
+  }
+
+  #resumeAfterHead(): void {
+    this.#decided();
+    this.#drainSegments();
+  }
+
+  /** Reading and parsing the client may go on (nothing waits for a decision, an upgrade, the relay's host or the end). */
+  get #reading(): boolean {
+    return (this.#state === 'http' || this.#state === 'raw') && !this.#ex.full;
+  }
+
+  #drainPendingChunks(): void {
+    while (this.#pendingChunks.length > 0 && this.#reading) {
+      if (this.#state === 'raw') {
+        for (const c of this.#pendingChunks) this.#writeUpstream(c);
+        this.#pendingChunks = [];
+        break;
+      }
+      this.#feed(this.#pendingChunks.shift()!);
+      if (this.#state === 'deciding') return;
+    }
+    if (this.#pendingChunks.length === 0 && this.#reading && this.#socket.isPaused() && !this.#leg?.full) {
+      this.#socket.resume();
+    }
+  }
+
+  #writeUpstream(data: Buffer): void {
+    this.#leg?.write(data);
+  }
+
+  /** Returns a promise only when it had to wait (gate, earlier responses). */
+  #onRequestHead(head: MessageHead): void | Promise<void> {
+    this.#requestId = undefined;
+    const route = routeRequest(head, { secure: this.#secure, clientIp: this.#clientIp, mayHandOver: this.#mayHandOver && !this.#leg, bound: this.#leg?.tunnel }, this.#opts);
+    if (route instanceof Promise) {
+      // Only a request for a tunnel waits (a lookup, its access check): past the relay's own host.
+      this.#mayHandOver = false;
+      return route.then((r) => this.#take(head, r));
+    }
+    return this.#take(head, route);
+  }
+
+  #take(head: MessageHead, r: RequestRoute): void | Promise<void> {
+    if (r.kind === 'own-host') return this.#handOverToRelayHost(head);
+    if (r.kind === 'forward') {
+      this.#mayHandOver = false;
+      return this.#forward(head, r.tunnel, r.allowed);
+    }
+    if (!r.early) this.#mayHandOver = false;
+    if (r.requestId) this.#requestId = r.requestId;
+    if (r.refusal && r.tunnel) this.#refused(r.tunnel, head.method, head.target, r.response.status, r.refusal);
+    return this.#respondLocal(r.response, head, r.tunnel);
+  }
+
+  #handOverToRelayHost(head: MessageHead): void {
+    // Give the connection, with what was read of it, to the relay's own HTTP server.
+    this.#state = 'handed-over';
+    this.#socket.removeListener('data', this.#onData);
+    this.#req.stopWatching();
+    this.#opts.serveRelayHost(handOver(this.#socket, head, this.#req.segments, this.#pendingChunks.splice(0), this.#clientIp, this.#secure));
+  }
+
+  #forward(head: MessageHead, tunnel: Tunnel, d: Extract<GateDecision, { kind: 'allow' }> | undefined): void | Promise<void> {
+    const up = decideUpgrade(head, tunnel.options.allowUpgrade);
+    if (up.kind === 'refuse') {
+      const r = pages.upgradeRefused(up.protocols);
+      this.#refused(tunnel, head.method, head.target, r.status, { reason: 'upgrade', detail: `Upgrade: ${up.protocols.join(', ')} needs --allow-upgrade` });
+      return this.#respondLocal(r, head, tunnel);
+    }
+    if (!this.#leg) {
+      this.#streamRequest = { method: head.method, path: head.target };
+      this.#leg = TunnelStream.open(this.#opts.directory, tunnel, { kind: 'http', client: this.#clientIp }, this.#socket, this.#opts.logger, this.#legEvents(tunnel));
+      if (!this.#leg) {
+        this.#currentAllowed = false;
+        this.#respondLocal(pages.offline(tunnel.host), head);
+        return;
+      }
+    }
+    const upgrade = up.kind === 'forward';
+    const headers = forwardRequestHeaders(head, {
+      clientIp: this.#clientIp,
+      proto: this.#secure ? 'https' : 'http',
+      host: headerValue(head, 'host') ?? tunnel.host,
+      hostOverride: tunnel.options.hostHeader,
+      upgrade: upgrade ? up.protocols : undefined,
+      isTunnCredential: this.#opts.isTunnCredential,
+      remove: d?.removeHeaders,
+      set: d?.setHeaders,
+    });
+    this.#currentAllowed = true;
+    this.#ex.forwarded(head.method, d?.principal);
+    if (upgrade) {
+      this.#state = 'upgrading';
+      this.#req.pauseAfterMessage();
+    }
+    this.#writeUpstream(serializeHead(head, headers));
+  }
+
+  /** What the connection does with its agent stream's events. */
+  #legEvents(tunnel: Tunnel): TunnelStreamEvents {
+    return {
+      data: (chunk) => this.#onUpstreamData(chunk),
+      targetDown: (code) => {
+        const r = pages.targetDown(code);
+        const first = this.#streamRequest;
+        // The code is the agent's word (an errno or TLS error name): kept short.
+        if (first) this.#refused(tunnel, first.method, first.path, r.status, { reason: 'target', detail: code.slice(0, 64) || undefined });
+        this.#failBeforeResponse(r);
+      },
+      end: () => {
+        if (this.#state !== 'raw') this.#res.finish();
+        if (!this.#responseStarted && this.#ex.inflight > 0) this.#lostBeforeResponse(tunnel);
+        else this.#socket.end();
+      },
+      close: (reset) => {
+        if (this.#socket.destroyed) return;
+        if (!this.#responseStarted && this.#ex.inflight > 0) this.#lostBeforeResponse(tunnel);
+        else if (reset) this.#socket.destroy();
+        else this.#socket.end();
+      },
+      drained: () => {
+        if (this.#state !== 'deciding' && this.#state !== 'upgrading' && !this.#ex.full && this.#pendingChunks.length === 0) this.#socket.resume();
+      },
+    };
+  }
+
+  /** The stream ended before any response: the target closed without answering (or the agent went; then nobody hears the report). */
+  #lostBeforeResponse(tunnel: Tunnel): void {
+    if (this.#responseStarted || this.#socket.destroyed) return;
+    const r = pages.tunnelLost();
+    const first = this.#streamRequest;
+    if (first) this.#refused(tunnel, first.method, first.path, r.status, { reason: 'target', detail: 'EMPTY_RESPONSE' });
+    this.#failBeforeResponse(r);
+  }
+
+  #failBeforeResponse(r: LocalResponse): void {
+    if (this.#responseStarted || this.#socket.destroyed) return;
+    this.#responseStarted = true;
+    this.#state = 'closing';
+    this.#leg?.tunnel.metrics.requests(r.status);
+    const requestId = newRequestId();
+    this.#logAnswer(requestId, r.status, this.#leg?.tunnel.host, undefined);
+    this.#socket.end(serializeResponse(r, { head: this.#ex.oldestMethod === 'HEAD', keepAlive: false, requestId }));
+    this.#leg?.cancel();
+  }
+
+  // ---------- agent → client ----------
+
+  /** Agent bytes, already written to the client (tunnel-stream.ts): where responses end, 101s. */
+  #onUpstreamData(chunk: Buffer): void {
+    this.#responseStarted = true;
+    if (this.#state !== 'raw') {
+      try {
+        this.#res.execute(chunk);
+      } catch (err) {
+        // The target answered with something that is not HTTP/1.1: pass it through as is.
+        this.#opts.logger.warn({ host: this.#leg?.tunnel.host, err: (err as Error).message }, 'malformed response from target');
+        this.#res.switchToRaw();
+      }
+    }
+    this.#ex.flush();
+  }
+
+  #onResponseHead(head: MessageHead): void {
+    this.#ex.responseHead(head.status);
+    if (head.status >= 200 || head.status === 101) this.#leg?.tunnel.metrics.requests(head.status);
+    if (head.status === 101 && this.#state === 'upgrading') {
+      this.#res.switchToRaw();
+      this.#state = 'raw';
+      this.#ex.upgraded();
+      // Bytes the client sent after the upgrade request belong to the new protocol.
+      queueMicrotask(() => {
+        for (const c of this.#pendingChunks) this.#writeUpstream(c);
+        this.#pendingChunks = [];
+        this.#socket.resume();
+      });
+    }
+  }
+
+  #onResponseEnd(): void {
+    // 1xx interim responses (100 Continue, 103 Early Hints) are not the end of the exchange: a
+    // local answer to a later request waits for the final response, and an upgrade stays pending.
+    const wasFull = this.#ex.full;
+    if (!this.#ex.responseEnded()) return;
+    // Room for another request: go on with what waited (after this piece of response is handled).
+    if (wasFull && !this.#ex.full && this.#state !== 'upgrading') queueMicrotask(() => this.#drainSegments());
+    if (this.#state === 'upgrading' && this.#ex.inflight === 0) {
+      // The upgrade was declined (e.g. 401): go on parsing HTTP.
+      this.#state = 'http';
+      this.#req.resume();
+      queueMicrotask(() => this.#drainPendingChunks());
+    }
+  }
+
+  // ---------- local responses ----------
+
+  /** Counts a request the relay answered itself on `tunnel` and tells the tunnel's owner. */
+  #refused(tunnel: Tunnel, method: string, path: string, status: number, why: Pick<Refusal, 'reason' | 'who' | 'detail'>): void {
+    if (why.reason !== 'target') tunnel.metrics.refuse(why.reason);
+    // Fields are cut to their MAX_REFUSAL_* lengths where reports are gathered (refusal-reports.ts).
+    this.#opts.onRefused?.(tunnel, { at: Date.now(), method, path, status, ip: this.#clientIp, ...why });
+  }
+
+  /** `tunnel`: the tunnel the request was for, when no stream is bound yet (its metrics count the answer). */
+  #respondLocal(r: LocalResponse, head: MessageHead | undefined, tunnel?: Tunnel): void | Promise<void> {
+    // One id per answer, logged here and shown in the page (a timed-out or unparsable head has none yet).
+    const requestId = (head && this.#requestId) || newRequestId();
+    this.#logAnswer(requestId, r.status, head ? headerValue(head, 'host') : undefined, head);
+    const write = (): void => {
+      const keep = head ? keepAlive(head) && !r.close : false;
+      const bytes = serializeResponse(r, { head: head?.method === 'HEAD', keepAlive: keep, requestId });
+      (this.#leg?.tunnel ?? tunnel)?.metrics.requests(r.status);
+      this.#currentAllowed = false;
+      if (keep) {
+        this.#socket.write(bytes);
+      } else {
+        this.#state = 'closing';
+        this.#socket.end(bytes);
+        this.#leg?.end();
+      }
+    };
+    return this.#ex.afterInflight(write);
+  }
+
+  /** The log line of a response the relay wrote itself; its reqId is the one the page shows. */
+  #logAnswer(reqId: string, status: number, host: string | undefined, head: MessageHead | undefined): void {
+    const line = { reqId, status, host, method: head?.method, path: head?.target.split('?')[0], client: this.#clientIp };
+    if (status >= 400) this.#opts.logger.info(line, 'answered by the relay');
+    else this.#opts.logger.debug(line, 'answered by the relay');
+  }
+
+  #parseError(err: unknown): void {
+    if (!(err instanceof HttpParseError)) {
+      this.destroy();
+      return;
+    }
+    void this.#respondLocal({ ...pages.unparsable(err), close: true }, undefined);
+  }
+
+  // ---------- teardown ----------
+
+  #onClientEnd(): void {
+    // The client finished sending: pass the half-close on (the response may still come).
+    if (this.#state === 'handed-over') return;
+    if (!this.#leg) this.#socket.end();
+    else if (!this.#leg.destroyed) this.#leg.end();
+  }
+
+  #onClientClose(): void {
+    this.#req.stopWatching();
+    if (this.#state === 'handed-over') return;
+    this.#leg?.cancel();
+  }
+}

@@ -1,0 +1,82 @@
+import type { DomainApiOptions } from '../api/domains.ts';
+import type { GroupDirectory } from '../auth/idp-groups.ts';
+import type { LoginProviderConfig } from '../auth/oidc.ts';
+import type { TokenService } from '../auth/tokens.ts';
+import type { Clock } from '../lib/clock.ts';
+import type { Logger } from '../lib/logger.ts';
+import type { SecretBox } from '../lib/secret-box.ts';
+import type { Account } from '../store/accounts.ts';
+import type { Store } from '../store/store.ts';
+import type { OwnCertificateState } from './own-certificate.ts';
+import type { OwnHostMount } from './own-host.ts';
+import type { LocalResponse } from './pages.ts';
+import type { CertSource } from './tls-servers.ts';
+
+// What a relay is made with (relay.ts wires it): its configuration, what it is started with,
+// and what it says about itself once it listens.
+
+export interface RelayConfig {
+  domain: string;
+  /** 0 = pick a free port. */
+  httpsPort: number;
+  httpPort: number;
+  /** Address to listen on. */
+  listen: string;
+  dataDir: string;
+  dev: boolean;
+  /** SQLite path or postgres:// URL; default: tunn.db in the data dir. */
+  storeUrl?: string;
+  /** TUNN_SECRET_KEY: key that seals secrets at rest; default: a key file in the data dir. */
+  secretKey?: string;
+  idleTimeoutMs: number;
+  headTimeoutMs: number;
+  maxHeadSize: number;
+  /** Bearer token that may read /metrics from non-loopback addresses. */
+  metricsToken?: string;
+  /** Login methods offered on the relay's login page (OIDC issuers, Google, GitHub). */
+  providers?: LoginProviderConfig[];
+  /** Email magic links: SMTP URL and From address. */
+  magicLink?: { smtpUrl: string; from: string };
+  /** Accounts that may list every account's security events. */
+  adminEmails?: string[];
+  /** IdP groups: how long membership is trusted (--idp-refresh) and the directory to ask (LDAP). */
+  idp?: { refreshMs?: number; directory?: GroupDirectory };
+}
+
+export interface RelayDeps {
+  logger: Logger;
+  clock: Clock;
+}
+
+/** What the relay is started with: certificates, and the parts custom domains plug in. */
+export interface RelayExtensions {
+  certs: CertSource;
+  /** The dev CA's certificate, shown to users (agents trust it with --relay-ca). */
+  caPath?: string;
+  /** Picks the domain a tunnel is served under; default: the relay's domain only. */
+  resolveDomain?: (account: Account, requested: string | undefined) => Promise<string>;
+  /** Custom domains and certificates for /v1/domains and /v1/certs. */
+  domainApi?: DomainApiOptions;
+  /** Plain-HTTP requests answered before the redirect to HTTPS (ACME HTTP-01). */
+  plainHook?: (path: string, host: string) => LocalResponse | undefined;
+  /** Apps served under a path of the relay's own host (the console's files). */
+  mounts?: OwnHostMount[];
+}
+
+/** The relay's store and keys, for the parts started beside it (custom domains, `tunn dev`). */
+export interface RelayParts {
+  store: Store;
+  box: SecretBox;
+  tokens: TokenService;
+}
+
+export interface RelayInfo {
+  domain: string;
+  httpsPort: number;
+  httpPort: number;
+  caPath?: string;
+  url: string;
+  /** The relay's own certificate: served now, or still being obtained (ACME; see own-certificate.ts). */
+  certificate: OwnCertificateState;
+}
+

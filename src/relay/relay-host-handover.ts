@@ -1,0 +1,64 @@
+import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import type { MessageHead } from '../lib/http1.ts';
+import { serializeHead } from './forward-headers.ts';
+import type { Segment } from './request-reader.ts';
+
+// The hand-over to node:http: a public connection whose first request is for the relay's own
+// host goes to the relay's HTTP server (own-host.ts) with the bytes the proxy already read.
+
+/**
+ * The connection as node:http must read it: the first request's head as received, its body
+ * (`segments`: the reader stopped after that message) and every byte after it as received
+ * (`rest`, pipelined requests included). Empties `segments`.
+ */
+export function handOver(socket: Socket, head: MessageHead, segments: Segment[], rest: Buffer[], remoteAddress: string, encrypted: boolean): Duplex {
+  const bytes: Buffer[] = [serializeHead(head, head.headers)];
+  for (const seg of segments) if (seg.k === 'body') bytes.push(seg.data);
+  segments.length = 0;
+  bytes.push(...rest);
+  return prependedDuplex(socket, Buffer.concat(bytes), remoteAddress, encrypted);
+}
+
+/**
+ * A Duplex over `socket` that first yields `prefix` (bytes already read from it). Used to
+ * hand a connection to node:http after the gateway parsed its first request head.
+ */
+function prependedDuplex(socket: Socket, prefix: Buffer, remoteAddress: string, encrypted: boolean): Duplex {
+  const d = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void) {
+      if (socket.write(chunk)) cb();
+      else socket.once('drain', () => cb());
+    },
+    final(cb: (err?: Error | null) => void) {
+      socket.end(cb);
+    },
+    destroy(err: Error | null, cb: (err?: Error | null) => void) {
+      socket.destroy(err ?? undefined);
+      cb(err);
+    },
+  });
+  Object.defineProperty(d, 'remoteAddress', { value: remoteAddress });
+  Object.defineProperty(d, 'encrypted', { value: encrypted });
+  // node:http calls these socket methods on the connection it serves.
+  Object.assign(d, {
+    setTimeout: (ms: number, cb?: () => void) => {
+      socket.setTimeout(ms, cb);
+      return d;
+    },
+    setNoDelay: () => d,
+    setKeepAlive: () => d,
+  });
+  if (prefix.length) d.push(prefix);
+  socket.on('data', (c: Buffer) => {
+    if (!d.push(c)) socket.pause();
+  });
+  socket.on('end', () => d.push(null));
+  socket.on('error', (e) => d.destroy(e));
+  socket.on('close', () => d.destroy());
+  socket.resume();
+  return d;
+}
