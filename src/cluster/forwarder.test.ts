@@ -9,6 +9,7 @@ import { openStore, type Store } from '../store/store.ts';
 import { credentialsFromSecret } from './credentials.ts';
 import { ClusterForwarder } from './forwarder.ts';
 import { ClusterHeartbeat } from './heartbeat.ts';
+import { ClusterCounters } from './metrics.ts';
 import { StoreLeaseTable, type LeaseClaim } from './leases.ts';
 import { LinkClient } from './link-client.ts';
 import { LinkServer } from './link-server.ts';
@@ -177,7 +178,8 @@ describe('cluster forwarder and heartbeat (PostgreSQL)', () => {
     const lost: LeaseClaim[][] = [];
     const hbNodes = new NodeRegistry({ store: outageStore, clock, ttlMs: TTL });
     const hbLeases = new StoreLeaseTable({ store: outageStore, ttlMs: TTL });
-    const hb = new ClusterHeartbeat({ nodeId: 'nh', url: 'https://127.0.0.1:1', version: 'test', nodes: hbNodes, leases: hbLeases, clock, logger, held: () => held, onLost: (c) => lost.push(c) });
+    const counters = new ClusterCounters();
+    const hb = new ClusterHeartbeat({ nodeId: 'nh', url: 'https://127.0.0.1:1', version: 'test', nodes: hbNodes, leases: hbLeases, clock, logger, held: () => held, onLost: (c) => lost.push(c), counters });
     try {
       // No row yet: the first beat joins, and acquires what the node serves.
       await hb.beat();
@@ -202,6 +204,7 @@ describe('cluster forwarder and heartbeat (PostgreSQL)', () => {
       await hb.beat();
       assert.deepEqual(logs.map((l) => l.event).filter((e) => e === 'cluster_database_lost' || e === 'cluster_database_back'), ['cluster_database_lost', 'cluster_database_back']);
       assert.equal(hb.databaseReachable, true);
+      assert.deepEqual([counters.databaseLost, counters.databaseBack], [1, 1]);
     } finally {
       await outageStore.close();
     }

@@ -5,6 +5,7 @@ import { normalizeHost } from '../lib/host.ts';
 import type { LinkStreamKind } from '../protocol/cluster-link.ts';
 import type { LeaseTable } from './leases.ts';
 import type { LinkClient, LinkPeer } from './link-client.ts';
+import type { ClusterCounters } from './metrics.ts';
 import type { NodeRegistry } from './nodes.ts';
 
 // The dialling side of the cluster, for a visitor connection this relay cannot serve itself:
@@ -26,6 +27,7 @@ export interface ClusterForwarderOptions {
   leases: LeaseTable;
   link: LinkClient;
   clock: Clock;
+  counters?: ClusterCounters;
 }
 
 export class ClusterForwarder {
@@ -43,7 +45,19 @@ export class ClusterForwarder {
    * every holder failed (with each one's reason).
    */
   async forward(host: string, kind: LinkStreamKind, client: string): Promise<Duplex> {
-    const h = normalizeHost(host);
+    const c = this.#o.counters;
+    try {
+      const d = await this.#forward(normalizeHost(host), kind, client);
+      if (c) c.forwardedOk++;
+      return d;
+    } catch (err) {
+      if (c && isTunnError(err, 'NOT_FOUND')) c.forwardedNotFound++;
+      else if (c) c.forwardedFailed++;
+      throw err;
+    }
+  }
+
+  async #forward(h: string, kind: LinkStreamKind, client: string): Promise<Duplex> {
     let { peers, fresh } = await this.#peers(h, false);
     let failures: string[] = [];
     for (;;) {

@@ -2,6 +2,7 @@ import type { Clock } from '../lib/clock.ts';
 import { errorMessage, isTunnError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { LeaseClaim, LeaseTable } from './leases.ts';
+import type { ClusterCounters } from './metrics.ts';
 import type { NodeRegistry } from './nodes.ts';
 
 // A node's heartbeat: every few seconds (a third of the lease TTL) it marks its node row
@@ -23,6 +24,7 @@ export interface ClusterHeartbeatOptions {
   held(): LeaseClaim[];
   /** Leases taken over by another agent elsewhere: tell those sessions "replaced". */
   onLost(claims: LeaseClaim[]): void;
+  counters?: ClusterCounters;
 }
 
 const key = (c: { host: string; sessionId: string }) => `${c.host} ${c.sessionId}`;
@@ -33,6 +35,7 @@ export class ClusterHeartbeat {
   #running: Promise<void> | undefined;
   /** True while the last beat failed (the database is unreachable). */
   #down = false;
+  #nodesAlive: number | undefined;
 
   constructor(o: ClusterHeartbeatOptions) {
     this.#o = o;
@@ -40,6 +43,11 @@ export class ClusterHeartbeat {
 
   get databaseReachable(): boolean {
     return !this.#down;
+  }
+
+  /** Relays seen alive at the last heartbeat that reached the database. */
+  get nodesAlive(): number | undefined {
+    return this.#nodesAlive;
   }
 
   /** One heartbeat. Never throws: a failure is logged and the next beat tries again. */
@@ -76,13 +84,16 @@ export class ClusterHeartbeat {
       }
       if (lost.length) o.onLost(lost);
       await o.leases.sweep(now);
+      this.#nodesAlive = (await o.nodes.list()).filter((n) => n.alive).length;
       if (this.#down) {
         this.#down = false;
+        if (o.counters) o.counters.databaseBack++;
         o.logger.info({ event: 'cluster_database_back', node: o.nodeId }, 'reached the cluster database again: leases renewed');
       }
     } catch (err) {
       if (!this.#down) {
         this.#down = true;
+        if (o.counters) o.counters.databaseLost++;
         o.logger.error({ event: 'cluster_database_lost', node: o.nodeId, err: errorMessage(err) }, 'cannot reach the cluster database: serving cached routes, retrying every heartbeat');
       }
     }

@@ -6,6 +6,7 @@ export { ClusterHeartbeat, type ClusterHeartbeatOptions } from './heartbeat.ts';
 export { LEASE_CHANNEL, StoreLeaseTable, type AcquireResult, type Lease, type LeaseClaim, type LeaseKind, type LeaseTable } from './leases.ts';
 export { LinkClient, type LinkClientOptions, type LinkPeer } from './link-client.ts';
 export { LinkServer, type ForwardedStreamHandler, type LinkPeerInfo, type LinkServerOptions } from './link-server.ts';
+export { ClusterCounters, registerClusterMetrics, type ClusterMetricsSource } from './metrics.ts';
 export { startClusterNode, type ClusterCredentialsSource, type ClusterNode, type ClusterNodeOptions } from './node.ts';
 export { DEFAULT_LEASE_TTL_MS, newNodeId, NodeRegistry, type ClusterNodeRow, type NodeRegistryOptions } from './nodes.ts';
 export { PgListener, type PgListenerOptions } from './pg-listener.ts';

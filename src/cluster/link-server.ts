@@ -7,6 +7,7 @@ import type { Logger } from '../lib/logger.ts';
 import { ALPN_CLUSTER_LINK, LINK_ERRORS, LINK_HEADERS, parseForwardRequest, type LinkErrorCode, type LinkStreamKind } from '../protocol/cluster-link.ts';
 import { agentServerOptions } from '../protocol/h2-options.ts';
 import { commonName, type LinkCredentials } from './credentials.ts';
+import type { ClusterCounters } from './metrics.ts';
 
 // The receiving end of the inter-relay link: an HTTP/2 server behind mutual TLS. Only a peer
 // whose certificate chains to the cluster CA completes the handshake (no unauthenticated
@@ -31,6 +32,7 @@ export interface LinkServerOptions {
   credentials: LinkCredentials;
   onForwardedStream: ForwardedStreamHandler;
   logger?: Logger;
+  counters?: ClusterCounters;
 }
 
 /**
@@ -137,10 +139,12 @@ export class LinkServer {
       const code: LinkErrorCode = isTunnError(err, 'NOT_FOUND') ? 'NOT_HERE' : 'UNAVAILABLE';
       return this.#refuse(stream, code, `${host}: ${errorMessage(err)}`, peer);
     }
+    if (this.#o.counters) this.#o.counters.receivedAccepted++;
     if (!stream.headersSent && !stream.destroyed) stream.respond({ ':status': 200 });
   }
 
   #refuse(stream: ServerHttp2Stream, code: LinkErrorCode, message: string, peer: LinkPeerInfo): void {
+    if (this.#o.counters) this.#o.counters.receivedRefused++;
     this.#o.logger?.info({ event: 'cluster_link_refusal', code, peer: peer.nodeId, reason: message }, 'refused a stream from another relay');
     if (stream.destroyed || stream.headersSent) return;
     stream.respond({ ':status': LINK_ERRORS[code], [LINK_HEADERS.error]: code, [LINK_HEADERS.message]: headerText(message) }, { endStream: true });

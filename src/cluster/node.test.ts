@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { Registry } from 'prom-client';
 import { MemoryDirectory, Session, type Tunnel, type TunnelInit } from '../../test/fixtures/memory-directory.ts';
 import { freePort } from '../../test/support/ports.ts';
 import { startPostgres, type Postgres } from '../../test/support/postgres.ts';
@@ -83,14 +84,24 @@ describe('a cluster node (PostgreSQL, loopback)', () => {
     const s = await a.forwarder.forward('grafana.tunn.example.com', 'http', '203.0.113.7:4000');
     s.end('GET /');
     assert.equal(await readAll(s), 'B serves grafana.tunn.example.com for 203.0.113.7:4000: GET /');
+    assert.deepEqual([a.counters.forwardedOk, b.counters.receivedAccepted], [1, 1]);
 
     await b.heartbeat.beat();
     const status = await clusterStatus(stores[0]!, systemClock);
     assert.deepEqual(status.nodes.map((n) => [n.id, n.alive, n.tunnels]).sort(), [[a.nodeId, true, 0], [b.nodeId, true, 1]].sort());
     assert.deepEqual(status.leases.map((l) => [l.host, l.nodeId]), [['grafana.tunn.example.com', b.nodeId]]);
+    // A's /metrics: what it carried, and the database and the cluster as its last heartbeat saw them.
+    await a.heartbeat.beat();
+    const registry = new Registry();
+    a.registerMetrics(registry);
+    const text = await registry.metrics();
+    assert.match(text, /^tunn_cluster_forwarded_total\{result="ok"\} 1$/m);
+    assert.match(text, /^tunn_cluster_database_reachable 1$/m);
+    assert.match(text, /^tunn_cluster_nodes_alive 2$/m);
 
     await b.close();
     await assert.rejects(a.forwarder.forward('grafana.tunn.example.com', 'http', '203.0.113.7:4000'), (e) => isTunnError(e, 'NOT_FOUND'));
+    assert.equal(a.counters.forwardedNotFound, 1);
     assert.deepEqual((await clusterStatus(stores[0]!, systemClock)).nodes.map((n) => n.id), [a.nodeId]);
   });
 

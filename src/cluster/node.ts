@@ -1,3 +1,4 @@
+import type { Registry } from 'prom-client';
 import type { Clock } from '../lib/clock.ts';
 import { TunnError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
@@ -10,6 +11,7 @@ import { ClusterHeartbeat } from './heartbeat.ts';
 import { LEASE_CHANNEL, StoreLeaseTable, type LeaseKind } from './leases.ts';
 import { LinkClient } from './link-client.ts';
 import { LinkServer, type ForwardedStreamHandler } from './link-server.ts';
+import { ClusterCounters, registerClusterMetrics } from './metrics.ts';
 import { DEFAULT_LEASE_TTL_MS, newNodeId, NodeRegistry } from './nodes.ts';
 import { PgListener } from './pg-listener.ts';
 import { checkSealingKey } from './sealing.ts';
@@ -55,6 +57,9 @@ export interface ClusterNode<T extends LocalTunnel<S>, S extends LocalSession, I
   /** For a visitor connection to a host this relay does not serve. */
   readonly forwarder: ClusterForwarder;
   readonly heartbeat: ClusterHeartbeat;
+  /** What the cluster's parts counted; `registerMetrics` shows them on the relay's /metrics. */
+  readonly counters: ClusterCounters;
+  registerMetrics(registry: Registry): void;
   /** Leaves the cluster (node row and leases removed, so the others stop routing here at once). */
   close(): Promise<void>;
 }
@@ -71,7 +76,8 @@ export async function startClusterNode<T extends LocalTunnel<S>, S extends Local
   const nodeId = newNodeId();
   const credentials = await credentialsFor(o.credentials, nodeId, o.clock.now());
   const port = Number(new URL(o.nodeUrl).port);
-  const server = new LinkServer({ credentials, onForwardedStream: o.onForwardedStream, logger: o.logger });
+  const counters = new ClusterCounters();
+  const server = new LinkServer({ credentials, onForwardedStream: o.onForwardedStream, logger: o.logger, counters });
   let linkPort: number;
   try {
     linkPort = await server.listen(port, o.listen);
@@ -82,7 +88,7 @@ export async function startClusterNode<T extends LocalTunnel<S>, S extends Local
   const leases = new StoreLeaseTable({ store: o.store, ttlMs });
   const link = new LinkClient({ credentials });
   const directory = new ClusterDirectory(o.directory, { nodeId, leases, clock: o.clock, logger: o.logger, leaseOf: o.leaseOf });
-  const heartbeat = new ClusterHeartbeat({ nodeId, url: o.nodeUrl, version: o.version, nodes, leases, clock: o.clock, logger: o.logger, held: () => directory.held(), onLost: (c) => directory.lost(c) });
+  const heartbeat = new ClusterHeartbeat({ nodeId, url: o.nodeUrl, version: o.version, nodes, leases, clock: o.clock, logger: o.logger, held: () => directory.held(), onLost: (c) => directory.lost(c), counters });
   try {
     await nodes.join({ id: nodeId, url: o.nodeUrl, version: o.version });
   } catch (err) {
@@ -98,13 +104,14 @@ export async function startClusterNode<T extends LocalTunnel<S>, S extends Local
           // Changes announced while deaf are caught by a beat.
           onConnect: () => void heartbeat.beat(),
           logger: o.logger,
+          counters,
         })
       : undefined;
   // Not fatal: without it, changes arrive with the heartbeat; the listener keeps retrying.
   await listener?.start().catch((err) => o.logger.warn({ event: 'cluster_listen_failed', err: String(err) }, 'cannot listen for cluster changes yet: retrying'));
   heartbeat.start(Math.max(100, Math.floor(ttlMs / 3)));
   o.logger.info({ event: 'cluster_joined', node: nodeId, url: o.nodeUrl }, `joined the cluster as node ${nodeId} (${o.nodeUrl})`);
-  const forwarder = new ClusterForwarder({ nodeId, nodes, leases, link, clock: o.clock });
+  const forwarder = new ClusterForwarder({ nodeId, nodes, leases, link, clock: o.clock, counters });
   return {
     nodeId,
     linkPort,
@@ -113,6 +120,8 @@ export async function startClusterNode<T extends LocalTunnel<S>, S extends Local
     leases,
     forwarder,
     heartbeat,
+    counters,
+    registerMetrics: (registry) => registerClusterMetrics(registry, { counters, databaseReachable: () => heartbeat.databaseReachable, nodesAlive: () => heartbeat.nodesAlive }),
     async close() {
       await listener?.close();
       await heartbeat.stop();

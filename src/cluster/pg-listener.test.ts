@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { startPostgres, type Postgres } from '../../test/support/postgres.ts';
 import { createLogger } from '../lib/logger.ts';
+import { ClusterCounters } from './metrics.ts';
 import { PgListener } from './pg-listener.ts';
 
 // LISTEN/NOTIFY over a dedicated connection that comes back by itself after PostgreSQL restarts.
@@ -40,7 +41,8 @@ describe('PgListener (PostgreSQL)', () => {
     const events: string[] = [];
     let connects = 0;
     const logger = createLogger({ json: true, destination: new Writable({ write: (chunk, _e, cb) => (events.push(String(JSON.parse(String(chunk)).event)), cb()) }) });
-    const l = new PgListener({ url, channels: ['tunn_test'], onNotify: (ch, p) => heard.push(`${ch}:${p}`), onConnect: () => connects++, logger, retryMs: 50 });
+    const counters = new ClusterCounters();
+    const l = new PgListener({ url, channels: ['tunn_test'], onNotify: (ch, p) => heard.push(`${ch}:${p}`), onConnect: () => connects++, logger, retryMs: 50, counters });
     try {
       await l.start();
       await notify('one');
@@ -50,6 +52,7 @@ describe('PgListener (PostgreSQL)', () => {
       await postgres.startServer();
       await until(() => events.includes('cluster_listen_back'), 'the reconnected log line');
       assert.equal(connects, 2, 'onConnect ran again (to re-read what changed while deaf)');
+      assert.deepEqual([counters.listenLost, counters.listenBack], [1, 1]);
       await notify('two');
       await until(() => heard.includes('tunn_test:two'), 'a notification after the restart');
     } finally {

@@ -1,6 +1,7 @@
 import type { Client } from 'pg';
 import { errorMessage } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
+import type { ClusterCounters } from './metrics.ts';
 
 // LISTEN on PostgreSQL channels over one dedicated connection (not the pool's: a pooled
 // connection is handed to other queries), reconnecting by itself with a growing pause when the
@@ -17,6 +18,7 @@ export interface PgListenerOptions {
   logger: Logger;
   /** First pause before reconnecting: 200 ms, doubling up to 5 s. */
   retryMs?: number;
+  counters?: ClusterCounters;
 }
 
 export class PgListener {
@@ -26,6 +28,8 @@ export class PgListener {
   #timer: NodeJS.Timeout | undefined;
   #pause: number;
   #connected: Promise<void> | undefined;
+  /** Between losing the connection and having it back (its first failure counts the outage). */
+  #down = false;
 
   constructor(o: PgListenerOptions) {
     for (const c of o.channels) if (!/^[a-z_][a-z0-9_]*$/.test(c)) throw new TypeError(`channel name ${c}: use a-z, 0-9 and _`);
@@ -53,7 +57,12 @@ export class PgListener {
     const onLost = (err?: Error) => {
       if (lost || this.#closed) return;
       lost = true;
-      this.#o.logger.warn({ event: 'cluster_listen_lost', err: err ? errorMessage(err) : 'connection ended' }, 'lost the database connection that listens for cluster changes: reconnecting');
+      // Said once per outage, not once per failed attempt to reconnect.
+      if (!this.#down) {
+        this.#down = true;
+        if (this.#o.counters) this.#o.counters.listenLost++;
+        this.#o.logger.warn({ event: 'cluster_listen_lost', err: err ? errorMessage(err) : 'connection ended' }, 'lost the database connection that listens for cluster changes: reconnecting');
+      }
       client.end().catch(() => {});
       this.#retry();
     };
@@ -70,6 +79,11 @@ export class PgListener {
       throw err;
     }
     this.#pause = this.#o.retryMs ?? 200;
+    if (this.#down) {
+      this.#down = false;
+      if (this.#o.counters) this.#o.counters.listenBack++;
+      this.#o.logger.info({ event: 'cluster_listen_back' }, 'listening for cluster changes again');
+    }
     this.#o.onConnect?.();
   }
 
@@ -78,10 +92,7 @@ export class PgListener {
     const pause = this.#pause;
     this.#pause = Math.min(this.#pause * 2, 5000);
     this.#timer = setTimeout(() => {
-      this.#connect().then(
-        () => this.#o.logger.info({ event: 'cluster_listen_back' }, 'listening for cluster changes again'),
-        () => {},
-      );
+      this.#connect().catch(() => {});
     }, pause);
     this.#timer.unref();
   }
