@@ -14,6 +14,7 @@ import { Relay, type RelayConfig, type RelayInfo, type RelayParts } from '../rel
 import { dnsProviderFrom } from './dns-check.ts';
 import { checkLdapAtStart, ldapDirectoryFrom } from './ldap-config.ts';
 import { testClockFrom } from './test-clock.ts';
+import { tunnVersion } from './suggest.ts';
 
 export function relayOptionsFrom(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): RelayOptions {
   const envLayer = fromEnv(Object.keys(relaySchema.shape), env);
@@ -51,6 +52,9 @@ export function relayConfigFrom(o: RelayOptions): RelayConfig {
     magicLink: o.smtpUrl ? { smtpUrl: o.smtpUrl, from: o.mailFrom! } : undefined,
     adminEmails: o.adminEmail,
     idp: { refreshMs: o.idpRefresh === undefined ? undefined : o.idpRefresh * 1000, directory: ldapDirectoryFrom(o) },
+    cluster: o.nodeUrl
+      ? { nodeUrl: o.nodeUrl, version: tunnVersion(), credentials: o.clusterSecret ? { secret: o.clusterSecret } : { caFile: o.clusterCa!, certFile: o.clusterCert!, keyFile: o.clusterKey! } }
+      : undefined,
   };
 }
 

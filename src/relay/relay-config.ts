@@ -7,6 +7,7 @@ import type { Logger } from '../lib/logger.ts';
 import type { SecretBox } from '../lib/secret-box.ts';
 import type { Account } from '../store/accounts.ts';
 import type { Store } from '../store/store.ts';
+import type { RelayClusterConfig } from './cluster-wiring.ts';
 import type { OwnCertificateState } from './own-certificate.ts';
 import type { OwnHostMount } from './own-host.ts';
 import type { LocalResponse } from './pages.ts';
@@ -41,6 +42,8 @@ export interface RelayConfig {
   adminEmails?: string[];
   /** IdP groups: how long membership is trusted (--idp-refresh) and the directory to ask (LDAP). */
   idp?: { refreshMs?: number; directory?: GroupDirectory };
+  /** One relay of a cluster on a shared PostgreSQL store (cluster-wiring.ts); absent: a single relay. */
+  cluster?: RelayClusterConfig;
 }
 
 export interface RelayDeps {

@@ -24,7 +24,9 @@ import { startOwnCertificate } from './own-certificate.ts';
 import { pages } from './pages.ts';
 import { RefusalReports } from './refusal-reports.ts';
 import { TunnelRegistry } from './registry.ts';
-import type { Tunnel } from './tunnel-directory.ts';
+import type { Tunnel, TunnelDirectory } from './tunnel-directory.ts';
+import { checkSealingKey } from '../cluster/sealing.ts';
+import { joinCluster } from './cluster-wiring.ts';
 import { createTlsServers } from './tls-servers.ts';
 import { createTunnelControl } from './tunnel-control.ts';
 import { Tunnels } from './tunnels.ts';
@@ -44,7 +46,9 @@ export class Relay {
   readonly #logger: Logger;
   readonly #clock: Clock;
   readonly #metrics = new RelayMetrics();
-  readonly #directory = new TunnelRegistry();
+  readonly #registry = new TunnelRegistry();
+  /** The registry, or around it the cluster's leased directory (cluster-wiring.ts). */
+  #directory: TunnelDirectory = this.#registry;
   readonly #closers: (() => Promise<void> | void)[] = [];
   #parts: RelayParts | undefined;
   #identity: Identity | undefined;
@@ -52,6 +56,7 @@ export class Relay {
   #gateways: Gateway[] = [];
   #listeners: NetServer[] = [];
   #info: RelayInfo | undefined;
+  #heldElsewhere: ((host: string, client: string) => Promise<Duplex | undefined>) | undefined;
 
   constructor(config: RelayConfig, deps: RelayDeps) {
     this.config = config;
@@ -70,6 +75,11 @@ export class Relay {
     const c = this.config;
     const box = new SecretBox(loadSecretKey(c.secretKey, join(c.dataDir, 'secret.key')));
     const store = await openStore(c.storeUrl ?? join(c.dataDir, 'tunn.db'), { logger: this.#logger });
+    // A relay whose key cannot open what the database holds refuses to start, saying so.
+    await checkSealingKey(store, box, this.#clock).catch(async (err: unknown) => {
+      await store.close();
+      throw err;
+    });
     const tokens = new TokenService({ store, box, clock: this.#clock, issuer: 'tunn' });
     await tokens.init();
     return (this.#parts = { store, box, tokens });
@@ -79,6 +89,17 @@ export class Relay {
     const { store, box, tokens } = await this.init();
     const c = this.config;
     const log = this.#logger;
+    let gateway: Gateway | undefined;
+    if (c.cluster) {
+      const cluster = await joinCluster({
+        config: c.cluster, store, storeUrl: c.storeUrl, box, clock: this.#clock, logger: log, listen: c.listen, registry: this.#registry,
+        serveHttp: (conn, ip) => (gateway ? gateway.accept(conn, true, ip) : conn.destroy()),
+      });
+      this.#directory = cluster.directory;
+      this.#heldElsewhere = (h, client) => cluster.heldElsewhere(h, client);
+      cluster.registerMetrics(this.#metrics.registry);
+      this.#closers.push(() => cluster.close());
+    }
     // The relay's own certificate is fetched once the listeners are up (its HTTP-01 or
     // TLS-ALPN-01 challenge is answered on them); until it comes, handshakes for it fail.
     let ownCtx: SecureContext | undefined;
@@ -99,12 +120,13 @@ export class Relay {
       isKnownHost: (h: string) => tunnels.isHeldName(h),
       isTunnCredential: (authorization: string) => isTunnToken(authorization, tokens.issuer),
       onRefused: (t: Tunnel, r: Refusal) => refusals.add(t, r),
+      heldElsewhere: this.#heldElsewhere,
       maxHeadSize: c.maxHeadSize,
       idleTimeoutMs: c.idleTimeoutMs,
       headTimeoutMs: c.headTimeoutMs,
     };
-    const gateway = new Gateway(gatewayOpts);
-    const plainGateway = new Gateway({ ...gatewayOpts, plainHook: (head, host) => ext.plainHook?.(head.target, host) ?? (c.dev ? undefined : pages.movedToHttps(httpsUrl(host, this.info.httpsPort, head.target))) });
+    gateway = new Gateway(gatewayOpts);
+    const plainGateway = new Gateway({ ...gatewayOpts, heldElsewhere: undefined, plainHook: (head, host) => ext.plainHook?.(head.target, host) ?? (c.dev ? undefined : pages.movedToHttps(httpsUrl(host, this.info.httpsPort, head.target))) });
     this.#gateways = [gateway, plainGateway];
     const tlsServers = createTlsServers({ certs: ext.certs, domain: c.domain, ownContext: () => ownCtx, logger: log, onAgentLink: (s) => tunnels.acceptAgent(s), onPublic: (s) => gateway.accept(s, true, cleanIp(s.remoteAddress)) });
     const edge = new Edge(

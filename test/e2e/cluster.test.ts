@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,10 +11,10 @@ import { NodeRegistry } from '../../src/cluster/nodes.ts';
 import { systemClock } from '../../src/lib/clock.ts';
 import { openStore } from '../../src/store/store.ts';
 import { startPostgres, type Postgres } from '../support/postgres.ts';
-import { startCli } from './harness.ts';
+import { request, startAgent, startCli, startRelay, type RelayHandle, until } from './harness.ts';
 
-// Issue 14, phase 1, through the real CLI: `tunn relay status` on a PostgreSQL database that
-// relays share, and `tunn relay --node-url …` refused plainly until relays join a cluster.
+// Issue 14 through the real CLI: `tunn relay status` on a PostgreSQL database that relays
+// share, and below, three relays on one database carrying visitors to each other.
 
 describe('cluster commands (real CLI, PostgreSQL)', () => {
   let pg: Postgres;
@@ -58,14 +61,112 @@ describe('cluster commands (real CLI, PostgreSQL)', () => {
     assert.match(err, /^tunn: error: reading the cluster status from the database at 127\.0\.0\.1:1\/none: .*unreachable.*; check --store \(or --store-file, TUNN_STORE\) and that the database is running/m);
     assert.ok(!err.includes('hunter2-password'), 'the password is not echoed');
   });
+});
 
-  it('tunn relay --node-url is refused with what to do, until relays join a cluster (phase 2)', async () => {
-    const secretFile = join(dir, 'cluster.key');
-    writeFileSync(secretFile, 'c'.repeat(64) + '\n', { mode: 0o600 });
-    const p = startCli(['relay', '--domain', 'tunn.example.com', '--data-dir', join(dir, 'relay'), '--store-file', storeFile, '--node-url', 'https://127.0.0.1:7443', '--cluster-secret-file', secretFile]);
+/** A port free right now on loopback (the node URL needs one the other relays can dial). */
+async function freePort(): Promise<number> {
+  const srv = createNetServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as AddressInfo).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+describe('three relays on one PostgreSQL database (real processes)', () => {
+  let pg: Postgres;
+  const dir = mkdtempSync(join(tmpdir(), 'tunn-e2e-cluster3-'));
+  const storeFile = join(dir, 'store-url');
+  const secretFile = join(dir, 'cluster.key');
+  const sealingKey = randomBytes(32).toString('hex');
+  const env = { TUNN_SECRET_KEY: sealingKey };
+  const relays: RelayHandle[] = [];
+  const procs: { stop(): Promise<void> }[] = [];
+  let origin: http.Server;
+  let originPort: number;
+
+  const clusterArgs = async (secret = secretFile): Promise<string[]> => ['--store-file', storeFile, '--node-url', `https://127.0.0.1:${await freePort()}`, '--cluster-secret-file', secret];
+
+  before(async () => {
+    pg = await startPostgres();
+    writeFileSync(storeFile, (await pg.createDatabase()) + '\n', { mode: 0o600 });
+    writeFileSync(secretFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+    origin = http.createServer((req, res) => res.end(`origin saw ${req.url} from ${String(req.headers['x-forwarded-for'])}`));
+    await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
+    originPort = (origin.address() as AddressInfo).port;
+    // One after another: the first creates the schema and the sealing canary.
+    for (let i = 0; i < 3; i++) relays.push(await startRelay({ extra: await clusterArgs(), env }));
+  });
+  after(async () => {
+    for (const p of procs) await p.stop();
+    for (const r of relays) await r.stop();
+    origin?.close();
+    await pg?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function token(email: string): Promise<string> {
+    const p = startCli(['relay', 'token', 'create', '--email', email, '--store-file', storeFile, '--data-dir', join(dir, 'token'), '--json'], { env });
+    const line = await p.waitFor((l) => l.event === 'token');
+    await p.exited;
+    return String(line.token);
+  }
+
+  it('a visitor on relay B or C reaches a tunnel whose agent is on relay A', async () => {
+    const [a, b, c] = relays as [RelayHandle, RelayHandle, RelayHandle];
+    const agent = await startAgent(a, await token('ann@example.com'), originPort, ['-n', 'carried', '--public']);
+    procs.push(agent);
+    await until(async () => (await request(`https://${agent.host}:${b.httpsPort}/`, { ca: b.ca })).status === 200, 10_000, 'B to see the lease');
+    for (const r of [a, b, c]) {
+      const res = await request(`https://${agent.host}:${r.httpsPort}/hello`, { ca: r.ca });
+      assert.equal(res.status, 200, `through ${r.url}: ${res.text}`);
+      assert.match(res.text, /^origin saw \/hello from 127\.0\.0\.1/);
+    }
+    // Not a lookup that says yes to everything: a name nobody holds is still 404 on B.
+    const none = await request(`https://nobody.${b.domain}:${b.httpsPort}/`, { ca: b.ca });
+    assert.equal(none.status, 404);
+  });
+
+  // Identity is decided by the relay holding the tunnel, for visitors on every relay alike.
+  it('an identity-gated tunnel on A asks a visitor on B to sign in, and lets its owner through', async () => {
+    const [a, b] = relays as [RelayHandle, RelayHandle];
+    const t = await token('ann@example.com');
+    const agent = await startAgent(a, t, originPort, ['-n', 'gated']);
+    procs.push(agent);
+    // The lease is written just after the agent hears it is registered: B learns of it then.
+    await until(async () => (await request(`https://${agent.host}:${b.httpsPort}/`, { ca: b.ca })).status !== 503, 10_000, 'B to see the lease');
+    const anon = await request(`https://${agent.host}:${b.httpsPort}/`, { ca: b.ca, headers: { accept: 'application/json' } });
+    assert.equal(anon.status, 401, anon.text);
+    assert.match(anon.text, /AUTH_REQUIRED/);
+    const owner = await request(`https://${agent.host}:${b.httpsPort}/me`, { ca: b.ca, headers: { authorization: `Bearer ${t}` } });
+    assert.equal(owner.status, 200, owner.text);
+    assert.match(owner.text, /^origin saw \/me/);
+  });
+
+  it('tunn relay status shows the three relays and the lease', async () => {
+    const p = startCli(['relay', 'status', '--store-file', storeFile, '--json']);
+    assert.equal(await p.exited, 0, p.stderr.join('\n'));
+    const line = p.lines.find((l) => l.event === 'cluster_status') as { nodes: { alive: boolean }[]; leases: { host: string }[] };
+    assert.equal(line.nodes.filter((n) => n.alive).length, 3);
+    assert.ok(line.leases.some((l) => l.host.startsWith('carried.')), JSON.stringify(line.leases));
+  });
+
+  // Security: the link between relays verifies both ends; a relay with another cluster
+  // secret is refused by the others and cannot carry a visitor into the cluster.
+  it('a relay with a wrong cluster secret is refused by its peers', async () => {
+    const wrong = join(dir, 'wrong.key');
+    writeFileSync(wrong, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+    const d = await startRelay({ extra: await clusterArgs(wrong), env });
+    procs.push(d);
+    const host = `carried.${d.domain}`;
+    const res = await request(`https://${host}:${d.httpsPort}/`, { ca: d.ca });
+    assert.notEqual(res.status, 200);
+    assert.ok(!res.text.includes('origin saw'), res.text);
+    await d.proc.waitFor((l) => l.event === 'cluster_forward_failed');
+  });
+
+  it('a relay with another TUNN_SECRET_KEY refuses to start and says what to do', async () => {
+    const p = startCli(['relay', '--dev', '--https-port', '0', '--http-port', '0', '--data-dir', join(dir, 'wrong-key'), '--json', ...(await clusterArgs())], { env: { TUNN_SECRET_KEY: randomBytes(32).toString('hex') } });
     assert.equal(await p.exited, 1);
-    const err = p.stderr.join('\n');
-    assert.match(err, /running relays as a cluster \(--node-url, --cluster-\*\) is not available in this version yet/);
-    assert.ok(!err.includes('c'.repeat(64)), 'the cluster secret is not echoed');
+    assert.match(p.stderr.join('\n'), /this relay's sealing key cannot open the secrets sealed in its database: every relay that shares a database must use the same key/);
   });
 });
