@@ -11,6 +11,7 @@ import { describeConnectError, permanentConnectError } from './connect-errors.ts
 import { forwardStream, type RequestLogEntry, type StreamWatch } from './forward.ts';
 import { readDataStream, refuseStream, type DataStreamRequest, type StreamHandlers } from './stream-handlers.ts';
 import { localhostAwareLookup, type Target } from './target.ts';
+import { parseRelayList, pickEndpoint, resolveEndpoints, type RelayEndpoint } from './relay-endpoints.ts';
 
 // The agent: keeps `sessions` TLS connections to the relay (more than one, so one session
 // tripping a limit or dying does not take the tunnel down), serves the relay's streams as
@@ -84,12 +85,16 @@ interface Slot {
   /** A register the relay refused for a passing reason, asked again after a back-off. */
   retryTimer?: NodeJS.Timeout;
   stopPing?: () => void;
+  /** The relay endpoint it dials or is connected to (relay-endpoints.ts). */
+  endpoint?: string;
 }
 
 export class Agent extends EventEmitter<AgentEvents> {
   readonly config: AgentConfig;
   readonly agentId = randomUUID();
+  /** The first relay of `--relay` (named in messages); `#relays`: all of them. */
   readonly #relay: URL;
+  readonly #relays: URL[];
   readonly #tunnels: Map<string, LocalTunnel>;
   /** When each tunnel last reported an unreachable target (reports are throttled). */
   readonly #targetErrorAt = new Map<string, number>();
@@ -102,7 +107,9 @@ export class Agent extends EventEmitter<AgentEvents> {
   constructor(config: AgentConfig) {
     super();
     this.config = config;
-    this.#relay = new URL(config.relayUrl);
+    this.#relays = parseRelayList(config.relayUrl);
+    if (!this.#relays.length) throw new TypeError('AgentConfig.relayUrl names no relay');
+    this.#relay = this.#relays[0]!;
     this.#tunnels = new Map(config.tunnels.map((t, i) => [`t${i}`, { ...t, id: `t${i}`, waiting: [] }]));
   }
 
@@ -140,11 +147,21 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   #connect(slot: Slot): void {
     if (this.#stopped) return;
-    const port = Number(this.#relay.port || 443);
-    const host = this.#relay.hostname.replace(/^\[|\]$/g, '');
+    // Resolved at every connect: the relays' addresses may have changed since.
+    void resolveEndpoints(this.#relays).then((endpoints) => {
+      if (this.#stopped) return;
+      const inUse = this.#slots.filter((s) => s !== slot && s.socket && s.endpoint).map((s) => s.endpoint!);
+      this.#dial(slot, pickEndpoint(endpoints, slot.index, slot.attempt, inUse));
+    });
+  }
+
+  #dial(slot: Slot, ep: RelayEndpoint): void {
+    const relayHost = ep.url.host;
+    const { host, port } = ep;
+    slot.endpoint = ep.key;
     const ca = this.config.relayCa ? [...tls.rootCertificates, this.config.relayCa] : undefined;
     const socket = tls.connect({
-      host,
+      host: ep.address ?? host,
       port,
       servername: net.isIP(host) ? undefined : host,
       ALPNProtocols: [ALPN_TUNNEL],
@@ -166,20 +183,20 @@ export class Agent extends EventEmitter<AgentEvents> {
     socket.on('error', (err) => {
       if (this.#stopped) return;
       // Before the relay was ever reached, some errors will not go away by retrying: say what to do and stop.
-      const permanent = this.#everOnline ? undefined : permanentConnectError(err, this.#relay.host);
+      const permanent = this.#everOnline ? undefined : permanentConnectError(err, relayHost);
       if (permanent && !failed) {
         failed = true;
         this.emit('fatal', permanent);
         this.stop();
         return;
       }
-      fail(describeConnectError(err, this.#relay.host, host));
+      fail(describeConnectError(err, relayHost, host));
     });
     socket.on('close', () => fail('connection closed'));
     socket.once('secureConnect', () => {
       socket.setTimeout(0);
       if (socket.alpnProtocol !== ALPN_TUNNEL) {
-        socket.destroy(Object.assign(new Error(`${this.#relay.host} is not a tunn relay (no ${ALPN_TUNNEL} protocol)`), { code: 'NOT_A_RELAY' }));
+        socket.destroy(Object.assign(new Error(`${relayHost} is not a tunn relay (no ${ALPN_TUNNEL} protocol)`), { code: 'NOT_A_RELAY' }));
         return;
       }
       const server: Http2Server = http2.createServer(agentServerOptions);
@@ -193,7 +210,7 @@ export class Agent extends EventEmitter<AgentEvents> {
           }
         };
         session.once('remoteSettings', widen);
-        session.on('error', (err) => this.emit('debug', `session ${slot.index + 1} to ${this.#relay.host}: ${err.message}`));
+        session.on('error', (err) => this.emit('debug', `session ${slot.index + 1} to ${relayHost}: ${err.message}`));
         session.on('goaway', () => socket.destroy());
         session.on('close', () => socket.destroy());
       });

@@ -27,13 +27,24 @@ export function agentOptionsFrom(flags: Record<string, unknown>, env: NodeJS.Pro
   const fileLayer = fromFile(config as string | undefined);
   // The user's defaults (`tunn config set`), then what `tunn login` saved for the chosen relay.
   const userLayer = readUserConfig(env);
-  const saved = loadCredentials((rest.relay ?? envLayer.relay ?? fileLayer.relay ?? userLayer.relay) as string | undefined, env);
+  const saved = loadCredentials(firstRelay((rest.relay ?? envLayer.relay ?? fileLayer.relay ?? userLayer.relay) as string | undefined), env);
   const savedLayer = saved ? { relay: saved.relay, token: saved.token, relayCa: saved.relayCa } : {};
   return resolveConfig(agentSchema, [agentDefaults, userLayer, savedLayer, fileLayer, envLayer, rest], agentCrossChecks);
 }
 
+/** The first relay of `--relay` (one URL, or a comma list of a cluster's relays): sign-ins are saved for it. */
+export function firstRelay(relay: string): string;
+export function firstRelay(relay: string | undefined): string | undefined;
+export function firstRelay(relay: string | undefined): string | undefined {
+  return relay?.split(',')[0]?.trim();
+}
+
 /** The relay URL must be https:// (the agent dials TLS): a missing scheme or http:// says so before anything connects. */
-export function checkRelayUrl(relay: string): void {
+export function checkRelayUrl(relays: string): void {
+  for (const relay of relays.split(',').map((r) => r.trim())) checkOneRelayUrl(relay);
+}
+
+function checkOneRelayUrl(relay: string): void {
   const u = new URL(relay);
   if (u.protocol === 'https:') return;
   if (u.protocol === 'http:') throw new TunnError('CONFIG_INVALID', `--relay ${relay}: agents reach the relay over TLS; use https://${u.host}`);
@@ -110,9 +121,9 @@ export async function runAgent(targetSpec: string, flags: Record<string, unknown
   // Failures the agent handled (a stream a visitor reset, a session error, a refused stream kind), with what was being done.
   if (process.env.TUNN_DEBUG) agent.on('debug', (m) => process.stderr.write(`tunn: debug: ${m}\n`));
   // A token `tunn login` saved and the relay now refuses: signing in again is the fix.
-  if (loadCredentials(o.relay)?.token === o.token) {
+  if (loadCredentials(firstRelay(o.relay))?.token === o.token) {
     agent.on('fatal', (err) => {
-      if (err.code === 'AUTH_TOKEN_REVOKED' || err.code === 'AUTH_INVALID_TOKEN') process.stderr.write(`tunn: the sign-in saved for ${new URL(o.relay).origin} no longer works: run \`tunn login --relay ${new URL(o.relay).origin}\`\n`);
+      if (err.code === 'AUTH_TOKEN_REVOKED' || err.code === 'AUTH_INVALID_TOKEN') process.stderr.write(`tunn: the sign-in saved for ${new URL(firstRelay(o.relay)).origin} no longer works: run \`tunn login --relay ${new URL(firstRelay(o.relay)).origin}\`\n`);
     });
   }
   // A stopped agent (fatal error, replaced) takes its inspector down, so the process exits.

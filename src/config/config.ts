@@ -193,7 +193,8 @@ export function relayCrossChecks(merged: Record<string, unknown>): string[] {
 }
 
 export const agentSchema = z.object({
-  relay: z.string().url('must be a URL such as https://tunn.example.com'),
+  /** One relay URL, or a comma list of a cluster's relays (the agent keeps sessions on two of them). */
+  relay: z.string().refine((v) => v.split(',').every((p) => URL.canParse(p.trim())), 'must be a URL such as https://tunn.example.com'),
   token: z.string().min(1),
   relayCa: z.string().optional(),
   name: z.string().optional(),

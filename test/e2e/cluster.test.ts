@@ -80,6 +80,7 @@ describe('three relays on one PostgreSQL database (real processes)', () => {
   const sealingKey = randomBytes(32).toString('hex');
   const env = { TUNN_SECRET_KEY: sealingKey };
   const relays: RelayHandle[] = [];
+  const nodeUrls = new Map<RelayHandle, string>();
   const procs: { stop(): Promise<void> }[] = [];
   let origin: http.Server;
   let originPort: number;
@@ -94,7 +95,12 @@ describe('three relays on one PostgreSQL database (real processes)', () => {
     await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
     originPort = (origin.address() as AddressInfo).port;
     // One after another: the first creates the schema and the sealing canary.
-    for (let i = 0; i < 3; i++) relays.push(await startRelay({ extra: await clusterArgs(), env }));
+    for (let i = 0; i < 3; i++) {
+      const args = await clusterArgs();
+      const r = await startRelay({ extra: args, env });
+      relays.push(r);
+      nodeUrls.set(r, args[3]!);
+    }
   });
   after(async () => {
     for (const p of procs) await p.stop();
@@ -103,6 +109,15 @@ describe('three relays on one PostgreSQL database (real processes)', () => {
     await pg?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
+
+  async function nodeIdAt(r: RelayHandle): Promise<string> {
+    const p = startCli(['relay', 'status', '--store-file', storeFile, '--json']);
+    await p.exited;
+    const line = p.lines.find((l) => l.event === 'cluster_status') as { nodes: { id: string; url: string }[] };
+    const node = line.nodes.find((n) => n.url === nodeUrls.get(r));
+    assert.ok(node, `no node row for ${nodeUrls.get(r)}`);
+    return node.id;
+  }
 
   async function token(email: string): Promise<string> {
     const p = startCli(['relay', 'token', 'create', '--email', email, '--store-file', storeFile, '--data-dir', join(dir, 'token'), '--json'], { env });
@@ -168,5 +183,51 @@ describe('three relays on one PostgreSQL database (real processes)', () => {
     const p = startCli(['relay', '--dev', '--https-port', '0', '--http-port', '0', '--data-dir', join(dir, 'wrong-key'), '--json', ...(await clusterArgs())], { env: { TUNN_SECRET_KEY: randomBytes(32).toString('hex') } });
     assert.equal(await p.exited, 1);
     assert.match(p.stderr.join('\n'), /this relay's sealing key cannot open the secrets sealed in its database: every relay that shares a database must use the same key/);
+  });
+
+  // Losing a relay loses no tunnel: the agent keeps sessions on two relays, and when one is
+  // SIGKILLed visitors on the others are served at once, under the same name.
+  it('SIGKILL relay A: the tunnel of its agent is served through B and C within 5 s, name kept', async () => {
+    const [a, b, c] = relays as [RelayHandle, RelayHandle, RelayHandle];
+    const caFile = join(dir, 'cas.pem');
+    writeFileSync(caFile, a.ca + b.ca + c.ca);
+    const t = await token('bea@example.com');
+    const agent = startCli([String(originPort), '-n', 'survivor', '--public', '--relay', [a.url, b.url, c.url].join(','), '--token', t, '--relay-ca', caFile, '--json']);
+    procs.push({ stop: () => agent.kill() });
+    const ready = await agent.waitFor((l) => l.event === 'ready' || l.event === 'fatal');
+    assert.equal(ready.event, 'ready', JSON.stringify(ready));
+    const host = String(ready.host);
+    const holders = async (): Promise<string[]> => {
+      const p = startCli(['relay', 'status', '--store-file', storeFile, '--json']);
+      await p.exited;
+      const line = p.lines.find((l) => l.event === 'cluster_status') as { nodes: { id: string; alive: boolean }[]; leases: { host: string; nodeId: string }[] };
+      const alive = new Set(line.nodes.filter((n) => n.alive).map((n) => n.id));
+      return [...new Set(line.leases.filter((l) => l.host === host && alive.has(l.nodeId)).map((l) => l.nodeId))];
+    };
+    // Two sessions, on two different live relays.
+    await until(async () => (await holders()).length === 2, 15_000, 'the agent to hold leases on two relays');
+    const get = (r: RelayHandle) => request(`https://${host}:${r.httpsPort}/x`, { ca: r.ca }).catch((err: Error) => ({ status: 0, text: err.message }));
+    for (const r of [a, b, c]) assert.equal((await get(r)).status, 200);
+
+    const nodeOfA = await nodeIdAt(a);
+    assert.ok((await holders()).includes(nodeOfA), 'one session was on A');
+    const killedAt = Date.now();
+    a.proc.child.kill('SIGKILL');
+    await a.proc.exited;
+    await until(async () => (await get(b)).status === 200 && (await get(c)).status === 200, 5_000, 'B and C to serve the tunnel after A died');
+    const took = Date.now() - killedAt;
+    assert.ok(took <= 5_000, `took ${took} ms`);
+    // From then on, no new request fails.
+    for (let i = 0; i < 20; i++) {
+      const r = await get(i % 2 ? b : c);
+      assert.equal(r.status, 200, `request ${i}: ${r.text}`);
+      assert.match(r.text, /^origin saw \/x/);
+    }
+    // The session that was on A moves to C: two relays again, same name.
+    // (A's node row counts as alive until it is 10 s old: the two must not include A then.)
+    await until(async () => {
+      const h = await holders();
+      return h.length === 2 && !h.includes(nodeOfA);
+    }, 30_000, 'the agent to be on two live relays again');
   });
 });
