@@ -6,11 +6,15 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { once } from 'node:events';
+import { WebSocket } from 'ws';
 import { StoreLeaseTable } from '../../src/cluster/leases.ts';
 import { NodeRegistry } from '../../src/cluster/nodes.ts';
 import { systemClock } from '../../src/lib/clock.ts';
 import { openStore } from '../../src/store/store.ts';
 import { startPostgres, type Postgres } from '../support/postgres.ts';
+import { localhostAwareLookup } from '../../src/agent/target.ts';
+import { startOrigin } from './origin.ts';
 import { request, startAgent, startCli, startRelay, type RelayHandle, until } from './harness.ts';
 
 // Issue 14 through the real CLI: `tunn relay status` on a PostgreSQL database that relays
@@ -141,6 +145,39 @@ describe('three relays on one PostgreSQL database (real processes)', () => {
     assert.equal(none.status, 404);
   });
 
+  it('WebSockets, uploads and a 64 MiB download pass through a relay that does not hold the tunnel', async () => {
+    const [a, b, c] = relays as [RelayHandle, RelayHandle, RelayHandle];
+    const o = await startOrigin();
+    procs.push({ stop: () => o.close() });
+    const agent = await startAgent(a, await token('ann@example.com'), o.port, ['-n', 'media', '--public']);
+    procs.push(agent);
+    await until(async () => (await request(`https://${agent.host}:${c.httpsPort}/`, { ca: c.ca })).status === 200, 10_000, 'C to see the lease');
+    const ws = new WebSocket(`wss://${agent.host}:${c.httpsPort}/ws`, { lookup: localhostAwareLookup as never, ca: c.ca });
+    const msgs: string[] = [];
+    ws.on('message', (m) => msgs.push(m.toString()));
+    await once(ws, 'open');
+    await until(() => msgs.length === 1, 5000, 'greeting');
+    // The holder sees the visitor's address that C carried over the link.
+    assert.equal(msgs[0], 'hello 127.0.0.1');
+    ws.send('ping 1');
+    ws.send(Buffer.alloc(100_000, 7));
+    await until(() => msgs.length === 3, 5000, 'echoes');
+    assert.equal(msgs[1], 'ping 1');
+    assert.equal(msgs[2]!.length, 100_000);
+    ws.close();
+    await once(ws, 'close');
+
+    const body = Buffer.alloc(3 * 1024 * 1024, 0x62);
+    const up = await request(`https://${agent.host}:${b.httpsPort}/upload`, { ca: b.ca, method: 'POST', body });
+    assert.equal(up.status, 200, up.text.slice(0, 300));
+    assert.equal(JSON.parse(up.text).received, body.length);
+
+    const size = 64 * 1024 * 1024;
+    const down = await request(`https://${agent.host}:${b.httpsPort}/download?size=${size}`, { ca: b.ca });
+    assert.equal(down.status, 200);
+    assert.equal(down.body.length, size);
+  });
+
   // Identity is decided by the relay holding the tunnel, for visitors on every relay alike.
   it('an identity-gated tunnel on A asks a visitor on B to sign in, and lets its owner through', async () => {
     const [a, b] = relays as [RelayHandle, RelayHandle];
@@ -177,6 +214,8 @@ describe('three relays on one PostgreSQL database (real processes)', () => {
     assert.notEqual(res.status, 200);
     assert.ok(!res.text.includes('origin saw'), res.text);
     await d.proc.waitFor((l) => l.event === 'cluster_forward_failed');
+    // The holder (A) refused D's handshake: D's certificate is not from this cluster's CA.
+    await relays[0]!.proc.waitFor((l) => l.event === 'cluster_link_refused');
   });
 
   it('a relay with another TUNN_SECRET_KEY refuses to start and says what to do', async () => {
