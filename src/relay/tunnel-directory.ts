@@ -89,6 +89,11 @@ export interface TunnelDirectory {
   detachTunnel(session: SessionRef, tunnelId: string): Tunnel | undefined;
   /** The next live session of a tunnel (round robin), or undefined when none is alive. */
   pickSession(t: Tunnel): SessionRef | undefined;
+  /**
+   * Resolves once what `attach`/`detach` did for `session` is visible to the other relays of a
+   * cluster (its lease written); absent for a single relay, where it is at once.
+   */
+  written?(session: SessionRef): Promise<void>;
   // Room for the tcp/udp kinds: `byPort(port)` for a public port a tunnel holds, with the
   // same rules as `get`.
 }

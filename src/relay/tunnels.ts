@@ -129,6 +129,11 @@ export class Tunnels {
       session,
       d.clock.now(),
     );
+    // In a cluster, the agent hears "registered" once the other relays can route to it.
+    if (this.directory.written) {
+      await this.directory.written(session);
+      if (!this.directory.get(host)?.sessions.includes(session)) throw new TunnError('NAME_TAKEN', `${host} is served by another account's agent on another relay`);
+    }
     d.metrics.tunnels.set(this.directory.size);
     if (!existing || existing.agentId !== session.agentId) d.logger.info({ host, email: account.email }, 'tunnel online');
     const urls = d.urlsFor(host);
