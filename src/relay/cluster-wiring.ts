@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
+import { HostsElsewhere } from '../cluster/hosts-elsewhere.ts';
 import { startClusterNode, type ClusterCredentialsSource } from '../cluster/node.ts';
 import type { Clock } from '../lib/clock.ts';
 import { errorMessage, isTunnError, TunnError } from '../lib/errors.ts';
@@ -32,6 +33,8 @@ export interface RelayCluster {
   readonly directory: TunnelDirectory;
   /** A connection to the relay holding `host` (not this one), or undefined when none does. */
   heldElsewhere(host: string, client: string): Promise<Duplex | undefined>;
+  /** Whether another relay serves `host` now (synchronous: a view kept fresh, hosts-elsewhere.ts). */
+  servesElsewhere(host: string): boolean;
   registerMetrics(registry: Registry): void;
   close(): Promise<void>;
 }
@@ -60,6 +63,7 @@ export function clientIpOf(client: string): string {
 export async function joinCluster(o: JoinClusterOptions): Promise<RelayCluster> {
   const log = o.logger;
   let directory: TunnelDirectory | undefined;
+  let elsewhere: HostsElsewhere | undefined;
   const node = await startClusterNode({
     store: o.store,
     storeUrl: o.storeUrl,
@@ -73,6 +77,7 @@ export async function joinCluster(o: JoinClusterOptions): Promise<RelayCluster> 
     directory: o.registry,
     // Public TCP/UDP ports are not carried between relays yet: every lease is by host.
     leaseOf: (t) => ({ kind: t.options.kind ?? 'http', port: null }),
+    onLeaseChange: (host) => void elsewhere?.changed(host),
     onForwardedStream: (host, kind, client, stream) => {
       if (!directory?.get(host)) throw new TunnError('NOT_FOUND', `no live tunnel at ${host} on this relay`);
       if (kind !== 'http') throw new TunnError('UNAVAILABLE', `${kind} connections are not carried between relays yet`);
@@ -80,6 +85,8 @@ export async function joinCluster(o: JoinClusterOptions): Promise<RelayCluster> 
     },
   });
   directory = node.directory;
+  const view = (elsewhere = new HostsElsewhere({ nodeId: node.nodeId, leases: node.leases, clock: o.clock, logger: log }));
+  await view.start();
   return {
     nodeId: node.nodeId,
     directory: node.directory,
@@ -92,7 +99,11 @@ export async function joinCluster(o: JoinClusterOptions): Promise<RelayCluster> 
         return undefined;
       }
     },
+    servesElsewhere: (host) => view.has(host),
     registerMetrics: (registry) => node.registerMetrics(registry),
-    close: () => node.close(),
+    close: async () => {
+      view.stop();
+      await node.close();
+    },
   };
 }

@@ -57,6 +57,8 @@ export class Relay {
   #listeners: NetServer[] = [];
   #info: RelayInfo | undefined;
   #heldElsewhere: ((host: string, client: string) => Promise<Duplex | undefined>) | undefined;
+  /** A cluster: whether another relay serves a host now. */
+  #servesElsewhere: (host: string) => boolean = () => false;
 
   constructor(config: RelayConfig, deps: RelayDeps) {
     this.config = config;
@@ -97,6 +99,7 @@ export class Relay {
       });
       this.#directory = cluster.directory;
       this.#heldElsewhere = (h, client) => cluster.heldElsewhere(h, client);
+      this.#servesElsewhere = (h) => cluster.servesElsewhere(h);
       cluster.registerMetrics(this.#metrics.registry);
       this.#closers.push(() => cluster.close());
     }
@@ -169,12 +172,12 @@ export class Relay {
   /** Hosts whose visitors the relay may redirect back to after login. */
   isServedHost(host: string): boolean {
     const d = this.config.domain;
-    return host === d || this.#directory.get(host) !== undefined || host.endsWith('.' + d);
+    return host === d || this.isLiveHost(host) || host.endsWith('.' + d);
   }
 
-  /** Whether a tunnel is live at `host` here (certificates are obtained on demand for those). */
+  /** Whether a tunnel is live at `host` here, or on another relay of the cluster (certificates are obtained on demand for those). */
   isLiveHost(host: string): boolean {
-    return this.#directory.get(host) !== undefined;
+    return this.#directory.get(host) !== undefined || this.#servesElsewhere(host);
   }
 
   /** Records a security or operations event (its owner sees it in `tunn events`); failures are logged. */
