@@ -198,6 +198,12 @@ describe('three relays on one PostgreSQL database (real processes)', () => {
     const line = p.lines.find((l) => l.event === 'cluster_status') as { nodes: { alive: boolean }[]; leases: { host: string }[] };
     assert.equal(line.nodes.filter((n) => n.alive).length, 3);
     assert.ok(line.leases.some((l) => l.host.startsWith('carried.')), JSON.stringify(line.leases));
+    // Each relay's /metrics shows its part: B carried visitors to A, A received them.
+    const [a, b] = relays as [RelayHandle, RelayHandle];
+    const metricsOf = async (r: RelayHandle) => (await request(`http://${r.domain}:${r.httpPort}/metrics`)).text;
+    assert.match(await metricsOf(b), /^tunn_cluster_forwarded_total\{result="ok"\} [1-9]/m);
+    assert.match(await metricsOf(a), /^tunn_cluster_received_total\{result="accepted"\} [1-9]/m);
+    await until(async () => /^tunn_cluster_nodes_alive 3$/m.test(await metricsOf(a)), 10_000, 'A to count three relays alive');
   });
 
   // Security: the link between relays verifies both ends; a relay with another cluster
