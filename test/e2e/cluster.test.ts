@@ -192,6 +192,25 @@ describe('three relays on one PostgreSQL database (real processes)', () => {
     assert.match(owner.text, /^origin saw \/me/);
   });
 
+  // Security: revocation is one fact in the shared database; the relay holding the tunnel
+  // checks it for visitors arriving through any relay.
+  it('a token revoked through the database is refused through A, B and C within 2 s', async () => {
+    const [a, b, c] = relays as [RelayHandle, RelayHandle, RelayHandle];
+    const agent = await startAgent(a, await token('cid@example.com'), originPort, ['-n', 'revoke-me']);
+    procs.push(agent);
+    const visitor = await token('cid@example.com');
+    const through = (r: RelayHandle) => request(`https://${agent.host}:${r.httpsPort}/`, { ca: r.ca, headers: { authorization: `Bearer ${visitor}`, accept: 'application/json' } });
+    for (const r of [a, b, c]) assert.equal((await through(r)).status, 200);
+    const jti = String(JSON.parse(Buffer.from(visitor.split('.')[1]!, 'base64url').toString()).jti);
+    const rev = startCli(['relay', 'token', 'revoke', jti, '--store-file', storeFile, '--data-dir', join(dir, 'token'), '--json'], { env });
+    assert.equal(await rev.exited, 0, rev.stderr.join('\n'));
+    const revokedAt = Date.now();
+    for (const r of [c, b, a]) {
+      await until(async () => (await through(r)).status === 401, 2_000 + 3_000, `${r.url} to refuse the revoked token`);
+    }
+    assert.ok(Date.now() - revokedAt <= 2_000 + 3_000, 'within 2 s (3 s of slack on a shared machine)');
+  });
+
   it('tunn relay status shows the three relays and the lease', async () => {
     const p = startCli(['relay', 'status', '--store-file', storeFile, '--json']);
     assert.equal(await p.exited, 0, p.stderr.join('\n'));
