@@ -211,6 +211,26 @@ describe('three relays on one PostgreSQL database (real processes)', () => {
     assert.ok(Date.now() - revokedAt <= 2_000 + 3_000, 'within 2 s (3 s of slack on a shared machine)');
   });
 
+  // Security: a group edit made through one relay's API takes effect on visitors of every relay.
+  it('a group edit on B is denied through C within 2 s', async () => {
+    const [a, b, c] = relays as [RelayHandle, RelayHandle, RelayHandle];
+    const dan = await token('dan@example.com');
+    const groupCli = async (args: string[]): Promise<void> => {
+      const p = startCli(['group', ...args, '--relay', b.url, '--relay-ca', b.caPath, '--token', dan, '--json'], { env: { TUNN_CONFIG_DIR: join(dir, 'cfg') } });
+      assert.equal(await p.exited, 0, p.stderr.join('\n'));
+    };
+    await groupCli(['create', 'eng', 'eve@example.com']);
+    const agent = await startAgent(a, dan, originPort, ['-n', 'eng-only', '-a', 'group:eng']);
+    procs.push(agent);
+    const eve = await token('eve@example.com');
+    const through = (r: RelayHandle) => request(`https://${agent.host}:${r.httpsPort}/`, { ca: r.ca, headers: { authorization: `Bearer ${eve}`, accept: 'application/json' } });
+    assert.equal((await through(c)).status, 200);
+    await groupCli(['rm', 'eng', 'eve@example.com']);
+    const editedAt = Date.now();
+    await until(async () => (await through(c)).status === 403, 2_000 + 3_000, 'C to refuse eve');
+    assert.ok(Date.now() - editedAt <= 2_000 + 3_000, 'within 2 s (3 s of slack on a shared machine)');
+  });
+
   it('tunn relay status shows the three relays and the lease', async () => {
     const p = startCli(['relay', 'status', '--store-file', storeFile, '--json']);
     assert.equal(await p.exited, 0, p.stderr.join('\n'));
