@@ -4,6 +4,8 @@ import type { Identity } from '../auth/identity.ts';
 import { TunnError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import { newRequestId, REQUEST_ID_HEADER } from '../lib/page.ts';
+import type { ClusterStatus } from '../cluster/status.ts';
+import { clusterRoutes } from './cluster.ts';
 import { consoleRoutes } from './console.ts';
 import { devicePageRoutes, deviceApiRoutes } from './device.ts';
 import { requireCaller } from './caller.ts';
@@ -37,6 +39,8 @@ export interface ApiExtras {
   tunnels?: TunnelControl;
   /** Timing of GET /v1/tunnels/events (tests shorten it). */
   tunnelEvents?: TunnelEventsOptions;
+  /** A relay of a cluster: its nodes and leases (GET /v1/cluster, admins); without: 404. */
+  clusterStatus?: () => Promise<ClusterStatus>;
 }
 
 const MAX_BODY = 1024 * 1024;
@@ -73,6 +77,7 @@ export function createApiApp(identity: Identity, extras: ApiExtras = {}) {
     .route('/v1/auth/token/revoke', revokeRoute(identity))
     .route('/v1/auth/device', deviceApiRoutes(identity))
     .route('/v1/events', eventRoutes(identity))
+    .route('/v1/cluster', clusterRoutes(identity, extras.clusterStatus))
     .route('/v1/domains', domainRoutes(identity, domains))
     .route('/', certRoutes(identity, domains))
     .route('/', loginRoutes(identity))

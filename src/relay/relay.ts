@@ -26,6 +26,7 @@ import { RefusalReports } from './refusal-reports.ts';
 import { TunnelRegistry } from './registry.ts';
 import type { Tunnel, TunnelDirectory } from './tunnel-directory.ts';
 import { checkSealingKey } from '../cluster/sealing.ts';
+import { clusterStatus } from '../cluster/status.ts';
 import { joinCluster } from './cluster-wiring.ts';
 import { createTlsServers } from './tls-servers.ts';
 import { createTunnelControl } from './tunnel-control.ts';
@@ -164,7 +165,7 @@ export class Relay {
     revocation.start();
     this.#closers.push(() => revocation.stop());
     const control = createTunnelControl({ directory: this.#directory, gateways: this.#gateways, urlsFor: (h) => this.urlsFor(h), onStopped: (t, why) => (log.info({ host: t.host, email: t.email }, why), tunnels.gone(t.host)) });
-    api = createApiApp(identity, { domains: ext.domainApi, logger: log, tunnels: control });
+    api = createApiApp(identity, { domains: ext.domainApi, logger: log, tunnels: control, clusterStatus: c.cluster ? () => clusterStatus(store, this.#clock) : undefined });
     info.certificate = await startOwnCertificate(ext.certs, c.domain, log, (ctx) => (ownCtx = ctx));
     return info;
   }

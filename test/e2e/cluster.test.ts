@@ -89,7 +89,7 @@ describe('three relays on one PostgreSQL database (real processes)', () => {
   let origin: http.Server;
   let originPort: number;
 
-  const clusterArgs = async (secret = secretFile): Promise<string[]> => ['--store-file', storeFile, '--node-url', `https://127.0.0.1:${await freePort()}`, '--cluster-secret-file', secret];
+  const clusterArgs = async (secret = secretFile): Promise<string[]> => ['--store-file', storeFile, '--node-url', `https://127.0.0.1:${await freePort()}`, '--cluster-secret-file', secret, '--admin-email', 'ops@example.com'];
 
   before(async () => {
     pg = await startPostgres();
@@ -237,6 +237,16 @@ describe('three relays on one PostgreSQL database (real processes)', () => {
     const line = p.lines.find((l) => l.event === 'cluster_status') as { nodes: { alive: boolean }[]; leases: { host: string }[] };
     assert.equal(line.nodes.filter((n) => n.alive).length, 3);
     assert.ok(line.leases.some((l) => l.host.startsWith('carried.')), JSON.stringify(line.leases));
+    // The same for the relay's operators over the API, on any relay; not for other accounts.
+    const [, , c] = relays as [RelayHandle, RelayHandle, RelayHandle];
+    const ops = await request(`${c.url}/v1/cluster`, { ca: c.ca, headers: { authorization: `Bearer ${await token('ops@example.com')}` } });
+    assert.equal(ops.status, 200, ops.text);
+    const api = JSON.parse(ops.text) as { nodes: unknown[]; leases: { host: string }[] };
+    assert.equal(api.nodes.length, 3);
+    assert.ok(api.leases.some((l) => l.host.startsWith('carried.')));
+    const other = await request(`${c.url}/v1/cluster`, { ca: c.ca, headers: { authorization: `Bearer ${await token('zed@example.com')}` } });
+    assert.equal(other.status, 403);
+    assert.match(other.text, /only the relay operators \(--admin-email\) can see the cluster/);
     // Each relay's /metrics shows its part: B carried visitors to A, A received them.
     const [a, b] = relays as [RelayHandle, RelayHandle];
     const metricsOf = async (r: RelayHandle) => (await request(`http://${r.domain}:${r.httpPort}/metrics`)).text;
