@@ -14,7 +14,9 @@ import type { Logger } from '../lib/logger.ts';
 import { loadSecretKey, SecretBox } from '../lib/secret-box.ts';
 import type { Refusal } from '../protocol/messages.ts';
 import { openStore, type Store } from '../store/store.ts';
+import { hostnameOf } from '../auth/agent-decisions.ts';
 import { createTunnelAccess } from './access.ts';
+import { AgentTlsRelay } from './agent-tls-relay.ts';
 import { Edge } from './edge.ts';
 import { Gateway } from './gateway.ts';
 import { LiveRevocation } from './live-revocation.ts';
@@ -52,6 +54,7 @@ export class Relay {
   #gateways: Gateway[] = [];
   #listeners: NetServer[] = [];
   #info: RelayInfo | undefined;
+  #agentTls: AgentTlsRelay | undefined;
 
   constructor(config: RelayConfig, deps: RelayDeps) {
     this.config = config;
@@ -85,8 +88,9 @@ export class Relay {
     let api: ReturnType<typeof createApiApp> | undefined;
     const ownHost = createOwnHostServer(createOwnHostApp({ domain: c.domain, url: () => this.info.url, metrics: this.#metrics, metricsToken: c.metricsToken, api: () => api?.fetch, mounts: ext.mounts }));
     this.#closers.push(() => void ownHost.closeAllConnections());
-    const tunnels = (this.#tunnels = new Tunnels({ directory: this.#directory, store, tokens, clock: this.#clock, logger: log, metrics: this.#metrics, domain: c.domain, urlsFor: (h) => this.urlsFor(h), resolveDomain: ext.resolveDomain }));
     const access = createTunnelAccess(() => this.#identity);
+    const agentTls = (this.#agentTls = new AgentTlsRelay({ ...ext.agentTls, directory: this.#directory, identity: () => this.#identity, policyOf: access.policyOf, clock: this.#clock, logger: log, idleTimeoutMs: c.idleTimeoutMs }));
+    const tunnels = (this.#tunnels = new Tunnels({ directory: this.#directory, store, tokens, clock: this.#clock, logger: log, metrics: this.#metrics, domain: c.domain, urlsFor: (h) => this.urlsFor(h), resolveDomain: ext.resolveDomain, agentTls }));
     // Requests refused at the edge, reported to the tunnel's agent at most once a second.
     const refusals = new RefusalReports({ send: (t, m) => t.sessions.find((s) => s.alive)?.send(m) });
     this.#closers.push(() => refusals.stop());
@@ -104,7 +108,7 @@ export class Relay {
       headTimeoutMs: c.headTimeoutMs,
     };
     const gateway = new Gateway(gatewayOpts);
-    const plainGateway = new Gateway({ ...gatewayOpts, plainHook: (head, host) => ext.plainHook?.(head.target, host) ?? (c.dev ? undefined : pages.movedToHttps(httpsUrl(host, this.info.httpsPort, head.target))) });
+    const plainGateway = new Gateway({ ...gatewayOpts, plainHook: (head, host) => ext.plainHook?.(head.target, host) ?? (c.dev && !agentTls.agentTunnel(hostnameOf(host)) ? undefined : pages.movedToHttps(httpsUrl(host, this.info.httpsPort, head.target))) });
     this.#gateways = [gateway, plainGateway];
     const tlsServers = createTlsServers({ certs: ext.certs, domain: c.domain, ownContext: () => ownCtx, logger: log, onAgentLink: (s) => tunnels.acceptAgent(s), onPublic: (s) => gateway.accept(s, true, cleanIp(s.remoteAddress)) });
     const edge = new Edge(
@@ -113,8 +117,14 @@ export class Relay {
         'agent-link': (s) => tlsServers.agentLink(s),
         'acme-tls-alpn': (s, h) => tlsServers.acmeTlsAlpn(s, h.serverName!),
         'terminate-tls': (s) => tlsServers.publicTls(s),
+        'tls-to-agent': (s, h) => agentTls.carryTls(s, h.serverName!, cleanIp(s.remoteAddress)),
+        'acme-tls-alpn-to-agent': (s, h) => agentTls.carryAlpnChallenge(s, h.serverName!),
       },
-      { relayAnswersAlpnChallenge: (name) => ext.certs.alpnChallengeContext?.(name) !== undefined },
+      {
+        relayAnswersAlpnChallenge: (name) => ext.certs.alpnChallengeContext?.(name) !== undefined,
+        tlsEndsAtAgent: (name) => agentTls.tlsEndsAtAgent(name),
+        agentAnswersAlpnChallenge: (name) => agentTls.agentAnswersAlpnChallenge(name),
+      },
       log,
     );
     const httpsPort = await listenOn(this.#listeners, 'HTTPS', c.httpsPort, c.listen, (s) => edge.accept('https', s));
@@ -148,6 +158,12 @@ export class Relay {
   isServedHost(host: string): boolean {
     const d = this.config.domain;
     return host === d || this.#directory.get(host) !== undefined || host.endsWith('.' + d);
+  }
+
+  /** TLS that ends at agents: the names' reported states (`tunn cert list`, /v1/certificates). */
+  get agentTls(): AgentTlsRelay {
+    if (!this.#agentTls) throw new TypeError('relay not started');
+    return this.#agentTls;
   }
 
   /** Whether a tunnel is live at `host` here (certificates are obtained on demand for those). */
