@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { AgentDecisionPoint, type DecisionSource } from '../auth/agent-decisions.ts';
+import { AgentDecisionPoint, hostnameOf, type DecisionSource } from '../auth/agent-decisions.ts';
 import type { TunnelPolicy } from '../auth/gate.ts';
 import type { Identity } from '../auth/identity.ts';
 import { parseIpAllowList } from '../auth/ip-allow.ts';
@@ -140,6 +140,8 @@ export class AgentTlsRelay {
         return null;
       }
       default: {
+        // Scope first: an agent learns nothing (not even "starting") about a host it does not hold.
+        if (!holds(hostnameOf(r.host))) throw new TunnError('FORBIDDEN', `${r.op} for ${hostnameOf(r.host).slice(0, 253)}: this agent does not hold a tunnel for that host with TLS at the agent`);
         const source = this.#source(holds);
         if (r.op === 'decide') return source.decide(r);
         if (r.op === 'redeem') return (await source.redeem({ ...r, code: r.code })) ?? null;
