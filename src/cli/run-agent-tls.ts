@@ -55,6 +55,8 @@ export function wireAgentTls(config: AgentConfig, o: AgentOptions, s: AgentTlsSe
     clientCaPem: s.clientCaPem,
     keepKey: s.keepKey,
     clock: systemClock,
+    // Tests only: a CA outage in an end-to-end test is retried in seconds, not a minute.
+    retryMs: env.TUNN_TEST_AGENT_TLS_RETRY_MS ? Number(env.TUNN_TEST_AGENT_TLS_RETRY_MS) : undefined,
     ask: (r, t) => (agent ? agent.ask(r, t) : Promise.reject(new Error('the agent is not started'))),
     report: (id, st) => agent?.reportTls(id, st),
     onState: show,

@@ -108,8 +108,8 @@ export async function runAgent(targetSpec: string, flags: Record<string, unknown
   const config = tls?.config ?? agentConfigFrom(o, target);
   const inspect = await startAgentInspector(o, [target], config.verifyTargetTls);
   const agent = new Agent({ ...config, ...inspect.agentExtra });
-  tls?.attach(agent);
   attachAgentOutput(agent, o.json, inspect.ready, undefined, flags.color as boolean | undefined);
+  tls?.attach(agent);
   // Failures the agent handled (a stream a visitor reset, a session error, a refused stream kind), with what was being done.
   if (process.env.TUNN_DEBUG) agent.on('debug', (m) => process.stderr.write(`tunn: debug: ${m}\n`));
   // A token `tunn login` saved and the relay now refuses: signing in again is the fix.

@@ -47,7 +47,8 @@ export class AgentAcme {
     if (opts.solvers.length === 0) throw new TypeError('AgentAcme needs at least one challenge solver');
     this.#o = opts;
     this.directoryUrl = resolveAcmeDirectory(opts.directory);
-    if (opts.caPem) configureAcmeHttp({ caPem: opts.caPem });
+    // acme-client's own retries stay short: a failed issuance falls back at once and AgentTls retries it (retryMs).
+    configureAcmeHttp({ caPem: opts.caPem, retry: { maxAttempts: 1, defaultDelaySeconds: 1 } });
   }
 
   /** The agent's ACME account URL at this directory (CAA accounturi), once it has one. */

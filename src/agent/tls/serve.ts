@@ -1,4 +1,5 @@
 import type { ServerHttp2Stream } from 'node:http2';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { TlsAlpn01Solver } from '../../acme/tls-alpn01.ts';
 import { isTunnToken } from '../../auth/bearer.ts';
@@ -49,6 +50,8 @@ export interface AgentTerminatedTlsOptions {
   clientCaPem?: string;
   keepKey: boolean;
   clock: Clock;
+  /** How long after a failed issuance to try again, and how often renewals are looked at (default 60 s). */
+  retryMs?: number;
   ask: AskRelay;
   /** Sends a state to the relay (Agent.reportTls). */
   report(tunnelId: string, s: TlsStateReport): void;
@@ -101,13 +104,14 @@ export function agentTerminatedTls(o: AgentTerminatedTlsOptions): AgentTerminate
         contexts,
         source: certificateSource(o, host, advertised, alpn),
         clock: o.clock,
+        retryMs: o.retryMs,
         onState: (s) => {
           o.report(o.tunnelId, s);
           o.onState(s);
         },
       });
       const states = await tls.start();
-      tls.startTimer();
+      tls.startTimer(o.retryMs);
       return states;
     },
     tick: async () => tls?.tick(),
@@ -123,6 +127,7 @@ function certificateSource(o: AgentTerminatedTlsOptions, host: string, advertise
   if (o.files) return { kind: 'files', ...o.files };
   const directory = o.acme?.directory ?? advertised?.directory;
   if (!directory) throw new TunnError('CONFIG_INVALID', 'no ACME CA for the agent: this relay advertises none; pass --acme-directory URL (and --acme-email), or serve your own certificate with --tls-cert/--tls-key');
+  mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
   const box = new SecretBox(loadSecretKey(o.secretKey, join(o.stateDir, 'secret.key')));
   const acme = new AgentAcme({
     directory,
