@@ -225,11 +225,24 @@ export function registerDomainCommands(program: Command, client: DomainApiFactor
   const cert = program.command('cert').description('certificates the relay serves');
   common(cert.command('list').description("each certificate's state, issuer, expiry and last error"))
     .action(async (o: Record<string, unknown>) => {
-      const { certs } = await (await client(o)).call((c) => c.v1.certs.$get());
-      if (o.json) return printJson({ event: 'certs', certs });
-      if (!certs.length) return out.line('No certificates yet: they are issued on the first visit (or right after `tunn domain add`).');
-      const rows = [['NAME', 'STATE', 'ISSUER', 'EXPIRES', 'RENEWS', 'LAST ERROR']];
-      for (const c of certs) rows.push([c.name, c.status, c.issuer, c.notAfter, c.renewAt, c.lastError ?? '-']);
-      for (const l of table(rows)) out.line(l);
+      const { certs, agent } = await (await client(o)).call((c) => c.v1.certs.$get());
+      if (o.json) return printJson({ event: 'certs', certs, agent });
+      if (!certs.length && !agent.length) return out.line('No certificates yet: they are issued on the first visit (or right after `tunn domain add`).');
+      if (certs.length) {
+        const rows = [['NAME', 'STATE', 'ISSUER', 'EXPIRES', 'RENEWS', 'LAST ERROR']];
+        for (const c of certs) rows.push([c.name, c.status, c.issuer, c.notAfter, c.renewAt, c.lastError ?? '-']);
+        for (const l of table(rows)) out.line(l);
+      }
+      if (agent.length) for (const l of agentCertLines(agent)) out.line(l);
     });
+}
+
+/** `tunn cert list`'s rows for names whose TLS ends at an agent (issue 12), and who else could decrypt them. */
+export function agentCertLines(agent: { name: string; terminatedAt: string; state: string; reason: string | null; notAfter: string | null; pin: string | null; coveredBy: string | null; dns01Remaining: number }[]): string[] {
+  const rows = [['NAME', 'TLS ENDS AT', 'STATE', 'EXPIRES', 'PIN']];
+  for (const a of agent) {
+    const where = a.terminatedAt === 'agent' ? (a.coveredBy ? `agent (relay holds a covering wildcard: ${a.coveredBy})` : 'agent') : `relay (fallback: ${a.reason ?? 'agent certificate pending'})`;
+    rows.push([a.name, where, a.state, a.notAfter ?? '-', a.pin ? `sha256//${a.pin}` : '-']);
+  }
+  return ['', ...table(rows), `DNS-01 challenges left this week for your agents: ${Math.min(...agent.map((a) => a.dns01Remaining))}`];
 }

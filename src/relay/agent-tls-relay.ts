@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { AgentCertReport } from '../api/certificates.ts';
 import { AgentDecisionPoint, hostnameOf, type DecisionSource } from '../auth/agent-decisions.ts';
 import type { TunnelPolicy } from '../auth/gate.ts';
 import type { Identity } from '../auth/identity.ts';
@@ -80,6 +81,17 @@ export class AgentTlsRelay {
     if (!s || s.agentId !== t.agentId) return undefined;
     const { agentId: _a, ...state } = s;
     return state;
+  }
+
+  /** Every name whose TLS ends at an agent, with its last report (`tunn cert list`, /v1/certificates). */
+  reports(): AgentCertReport[] {
+    return this.#o.directory
+      .all()
+      .filter((t) => t.options.tlsEnds === 'agent')
+      .map((t) => {
+        const s: TlsStateReport = this.stateOf(t.host) ?? { name: t.host, terminatedAt: 'relay', reason: 'agent certificate pending' };
+        return { name: t.host, accountId: t.accountId, owner: t.email, terminatedAt: s.terminatedAt, reason: s.reason, notAfter: s.notAfter, pin: s.pin, dns01Remaining: this.#budget.remaining(t.accountId) };
+      });
   }
 
   /** The edge's question: does the raw TLS of `name` go to its agent now? */

@@ -149,7 +149,7 @@ export class Relay {
     revocation.start();
     this.#closers.push(() => revocation.stop());
     const control = createTunnelControl({ directory: this.#directory, gateways: this.#gateways, urlsFor: (h) => this.urlsFor(h), onStopped: (t, why) => (log.info({ host: t.host, email: t.email }, why), tunnels.gone(t.host)) });
-    api = createApiApp(identity, { domains: ext.domainApi, logger: log, tunnels: control });
+    api = createApiApp(identity, { domains: ext.domainApi, logger: log, tunnels: control, agentCerts: () => agentTls.reports() });
     info.certificate = await startOwnCertificate(ext.certs, c.domain, log, (ctx) => (ownCtx = ctx));
     return info;
   }

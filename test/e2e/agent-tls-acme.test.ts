@@ -64,6 +64,9 @@ describe('e2e: agent-terminated TLS with ACME (Pebble, DNS-01 through the relay)
     return p;
   }
 
+  /** The relay routes `host`'s TLS to its agent (its log line). */
+  const routed = (host: string) => relay.proc.waitFor((l) => l.msg === 'TLS now ends at the agent' && l.host === host);
+
   async function open(host: string, ca: string): Promise<TLSSocket> {
     const s = tlsConnect({ host: '127.0.0.1', port: relay.httpsPort, servername: host, ca, ALPNProtocols: ['http/1.1'] });
     await once(s, 'secureConnect');
@@ -76,6 +79,7 @@ describe('e2e: agent-terminated TLS with ACME (Pebble, DNS-01 through the relay)
     const ev = await a.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'agent', 90_000).catch((err: Error) => {
       throw new Error(`${err.message}\nagent stdout: ${JSON.stringify(a.lines).slice(-3000)}`);
     });
+    await routed(host);
     assert.ok(typeof ev.notAfter === 'string' && Date.parse(ev.notAfter) > Date.now());
     const s = await open(host, pebble.rootPem);
     const cert = s.getPeerX509Certificate()!;
@@ -99,6 +103,7 @@ describe('e2e: agent-terminated TLS with ACME (Pebble, DNS-01 through the relay)
     assert.equal(first.status, 200);
     await pebble.start();
     const ev = await a.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'agent', 90_000);
+    await routed(host);
     // New connections: the agent's certificate.
     const fresh = await open(host, pebble.rootPem);
     assert.equal(spkiPin(fresh.getPeerX509Certificate()!.toString()), ev.pin);

@@ -9,7 +9,7 @@ import { leaf, rawRequest, testCa } from '../../src/agent/tls/testing.ts';
 import { spkiPin } from '../../src/agent/tls/pin.ts';
 import { formTokenIn } from '../fixtures/identity.ts';
 import { startOrigin, type Origin } from './origin.ts';
-import { createToken, request, startAgent, startRelay, tmpDir, type AgentHandle, type RelayHandle } from './harness.ts';
+import { createToken, request, startAgent, startCli, startRelay, tmpDir, type AgentHandle, type RelayHandle } from './harness.ts';
 
 // TLS that ends at the agent (issue 12), with real relay and agent processes: the agent serves
 // its own certificate (--tls-cert files from a private CA here; ACME via Pebble is covered by
@@ -43,6 +43,13 @@ describe('e2e: TLS that ends at the agent', () => {
     return a;
   }
 
+  /** The agent's `tls` event saying TLS ends there, once the relay routes accordingly (its log line). */
+  async function atAgent(a: AgentHandle): Promise<Record<string, unknown>> {
+    const ev = await a.proc.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'agent');
+    await relay.proc.waitFor((l) => l.msg === 'TLS now ends at the agent' && l.host === a.host);
+    return ev;
+  }
+
   /** Opens TLS to the relay's HTTPS port for `host` (trusting the test CA only). */
   async function visit(host: string): Promise<TLSSocket> {
     const s = tlsConnect({ host: '127.0.0.1', port: relay.httpsPort, servername: host, ca: caPem, ALPNProtocols: ['http/1.1'] });
@@ -69,7 +76,7 @@ describe('e2e: TLS that ends at the agent', () => {
   it('the certificate a visitor sees is the agent’s (pin equal to the one it reports), and the relay stores none for the name', async () => {
     const host = `pin.${relay.domain}`;
     const a = await agentAt('pin', await certFiles('pin', [host]));
-    const ev = await a.proc.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'agent');
+    const ev = await atAgent(a);
     const s = await visit(host);
     const served = s.getPeerX509Certificate()!;
     s.destroy();
@@ -83,12 +90,25 @@ describe('e2e: TLS that ends at the agent', () => {
     } finally {
       db.close();
     }
+    // `tunn cert list` merges the agent's report (where TLS ends, not-after, pin) with the relay's view.
+    const list = startCli(['cert', 'list', '--relay', relay.url, '--relay-ca', relay.caPath, '--json'], { env: { TUNN_TOKEN: token } });
+    assert.equal(await list.exited, 0, list.stderr.join('\n'));
+    const row = (list.lines[0]!.agent as { name: string; terminatedAt: string; pin: string; notAfter: string; state: string }[]).find((r) => r.name === host);
+    assert.deepEqual({ terminatedAt: row?.terminatedAt, pin: row?.pin, state: row?.state }, { terminatedAt: 'agent', pin: ev.pin, state: 'issued' });
+    assert.equal(row?.notAfter, ev.notAfter);
+    const text = startCli(['cert', 'list', '--relay', relay.url, '--relay-ca', relay.caPath], { env: { TUNN_TOKEN: token } });
+    assert.equal(await text.exited, 0);
+    assert.match(text.lines.map((l) => String(l.raw)).join('\n'), new RegExp(`${host.replaceAll('.', '\\.')} +agent.* issued .*sha256//`));
+    // The console's /v1/certificates: terminatedAt agent and the pin.
+    const api = await request(`${relay.url}/v1/certificates`, { ca: relay.ca, headers: { authorization: `Bearer ${token}` } });
+    const view = (JSON.parse(api.text) as { certificates: { name: string; terminatedAt: string; pin: string | null }[] }).certificates.find((c) => c.name === host);
+    assert.deepEqual({ terminatedAt: view?.terminatedAt, pin: view?.pin }, { terminatedAt: 'agent', pin: ev.pin });
   });
 
   it('identity at the agent: no session → relay login; signed in → the page, with Tunn-User-Email; plain HTTP → 308 to https', async () => {
     const host = `who.${relay.domain}`;
     const a = await agentAt('who', await certFiles('who', [host]));
-    await a.proc.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'agent');
+    await atAgent(a);
     const url = `https://${host}:${relay.httpsPort}/`;
     const anon = await request(url, { ca: caPem, headers: { accept: 'text/html' } });
     assert.equal(anon.status, 302);
@@ -108,7 +128,7 @@ describe('e2e: TLS that ends at the agent', () => {
   it('MARKER: a unique marker in path, header and body never appears in anything the relay process writes', async () => {
     const host = `mark.${relay.domain}`;
     const a = await agentAt('mark', await certFiles('mark', [host]));
-    await a.proc.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'agent');
+    await atAgent(a);
     const url = `https://${host}:${relay.httpsPort}/`;
     const cookie = await signIn(relay, OWNER, url, caPem);
     const marker = `MRK${Date.now().toString(36)}x${Math.random().toString(36).slice(2)}`;
@@ -153,7 +173,7 @@ describe('e2e: TLS that ends at the agent', () => {
   it('kept-alive connections stay with the agent, each request passing its gate', async () => {
     const host = `keep.${relay.domain}`;
     const a = await agentAt('keep', await certFiles('keep', [host]));
-    await a.proc.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'agent');
+    await atAgent(a);
     const cookie = await signIn(relay, OWNER, `https://${host}:${relay.httpsPort}/`, caPem);
     const s = await visit(host);
     for (const p of ['/one', '/two']) {
