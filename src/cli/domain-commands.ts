@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DomainView, VerifyResult } from '../api/domains.ts';
 import type { RequiredRecord } from '../dns/verify.ts';
@@ -53,7 +53,9 @@ export function formatDomain(d: DomainView): string[] {
   const cert =
     tls.mode === 'passthrough'
       ? 'passthrough (the certificate is managed upstream)'
-      : `${tls.status}${tls.notAfter ? `, expires ${tls.notAfter}` : ''}${tls.lastError ? `; last error: ${tls.lastError}` : ''}${tls.nextRetryAt ? `; next attempt ${tls.nextRetryAt}` : ''}`;
+      : tls.mode === 'agent'
+        ? `none at the relay: TLS ends at the agents of its tunnels (--terminate-at agent); relay fallback: ${tls.allowRelayFallback ? 'allowed (--allow-relay-fallback: the relay terminates a tunnel\'s name until its agent is ready)' : 'off (visitors fail the handshake until the agent is ready)'}`
+        : `${tls.status}${tls.notAfter ? `, expires ${tls.notAfter}` : ''}${tls.lastError ? `; last error: ${tls.lastError}` : ''}${tls.nextRetryAt ? `; next attempt ${tls.nextRetryAt}` : ''}`;
   return [
     `Domain: ${d.domain}`,
     `Owner:  ${d.owner}${d.role === 'shared' ? ' (shared with you)' : ''}`,
@@ -107,9 +109,9 @@ function secondsOpt(v: unknown, fallback: number): number {
   return n;
 }
 
-export async function domainAdd(api: DomainApi, domain: string, opts: { wait: boolean; json: boolean; intervalMs: number; timeoutMs: number; out?: Out }): Promise<void> {
+export async function domainAdd(api: DomainApi, domain: string, opts: { wait: boolean; json: boolean; intervalMs: number; timeoutMs: number; out?: Out; terminateAt?: 'relay' | 'agent'; allowRelayFallback?: boolean }): Promise<void> {
   const out = opts.out ?? stdout;
-  const r: AddResponse = await api.call((c) => c.v1.domains.$post({ json: { domain, verify: true } }));
+  const r: AddResponse = await api.call((c) => c.v1.domains.$post({ json: { domain, verify: true, ...(opts.terminateAt ? { terminateAt: opts.terminateAt } : {}), ...(opts.allowRelayFallback ? { allowRelayFallback: true } : {}) } }));
   const d = r.domain;
   const verified = d.status === 'verified';
   if (opts.json) {
@@ -147,8 +149,12 @@ export function registerDomainCommands(program: Command, client: DomainApiFactor
     .option('--no-wait', 'print the records and return at once (check later with `tunn domain verify`)')
     .option('--interval <seconds>', 'how often to check DNS while waiting (default 5)')
     .option('--timeout <seconds>', 'give up waiting after this long (default 1800; 0 = never)')
+    .addOption(new Option('--terminate-at <where>', 'where TLS of its tunnels ends: relay (default: the relay gets *.<domain>) or agent (no relay certificate at all; tunnels need --terminate-at agent)').choices(['relay', 'agent']))
+    .option('--allow-relay-fallback', 'with --terminate-at agent: the relay may terminate a tunnel\'s name until its agent\'s certificate is ready')
     .action(async (name: string, o: Record<string, unknown>) => {
       await domainAdd(await client(o), name, {
+        terminateAt: o.terminateAt as 'relay' | 'agent' | undefined,
+        allowRelayFallback: o.allowRelayFallback === true,
         wait: o.wait !== false,
         json: Boolean(o.json),
         intervalMs: secondsOpt(o.interval, 5) * 1000,

@@ -6,6 +6,10 @@ import { after, before, describe, it } from 'node:test';
 import { once } from 'node:events';
 import { rawRequest } from '../../src/agent/tls/testing.ts';
 import { spkiPin } from '../../src/agent/tls/pin.ts';
+import { DatabaseSync } from 'node:sqlite';
+import { DnsServer, authoritativeHandler } from '../../src/dns/server.ts';
+import { Zone } from '../../src/dns/zone.ts';
+import { startForwarder, type ZoneRoute } from '../support/dns-forwarder.ts';
 import { startPebble, type Pebble } from '../support/pebble.ts';
 import { freePort } from '../support/ports.ts';
 import { startOrigin, type Origin } from './origin.ts';
@@ -19,6 +23,8 @@ import { createToken, startCli, tmpDir, type Proc, type RelayHandle } from './ha
 // while a connection opened during the fallback keeps working.
 
 const ZONE = 'agentacme.localhost';
+/** A customer's domain, added with --terminate-at agent: no relay certificate covers it. */
+const CUSTOM = 'shop.example.test';
 
 describe('e2e: agent-terminated TLS with ACME (Pebble, DNS-01 through the relay)', () => {
   const dir = tmpDir('tunn-e2e-agent-acme-');
@@ -28,11 +34,21 @@ describe('e2e: agent-terminated TLS with ACME (Pebble, DNS-01 through the relay)
   let token: string;
   const procs: Proc[] = [];
   const rootFile = join(dir.path, 'pebble-root.pem');
+  const customer = new Zone('example.test');
+  let customerDns: DnsServer;
+  let forwarder: DnsServer;
 
   before(async () => {
     const [httpsPort, httpPort, dnsPort] = [await freePort(), await freePort(), await freePort()];
-    // Pebble's VA asks the relay's own DNS server: the relay is authoritative for its zone.
-    pebble = await startPebble({ dnsServer: `127.0.0.1:${dnsPort}`, tlsPort: httpsPort, httpPort });
+    customerDns = new DnsServer({ handler: authoritativeHandler([customer]), authoritative: true });
+    await customerDns.listen(0, '127.0.0.1');
+    const routes: ZoneRoute[] = [
+      { zone: ZONE, server: { host: '127.0.0.1', port: dnsPort } },
+      { zone: 'example.test', server: { host: '127.0.0.1', port: customerDns.port } },
+    ];
+    forwarder = await startForwarder(routes);
+    // Pebble's VA asks the relay's own DNS server for the relay's zone (it is authoritative), the customer's for theirs.
+    pebble = await startPebble({ dnsServer: `127.0.0.1:${forwarder.port}`, tlsPort: httpsPort, httpPort });
     writeFileSync(join(dir.path, 'pebble-https-ca.pem'), pebble.httpsCaPem);
     writeFileSync(rootFile, pebble.rootPem);
     origin = await startOrigin();
@@ -40,7 +56,7 @@ describe('e2e: agent-terminated TLS with ACME (Pebble, DNS-01 through the relay)
     const proc = startCli([
       'relay', '--domain', ZONE, '--listen', '127.0.0.1', '--https-port', String(httpsPort), '--http-port', String(httpPort), '--data-dir', dataDir, '--json',
       '--acme-directory', pebble.directoryUrl, '--acme-ca', join(dir.path, 'pebble-https-ca.pem'), '--acme-email', 'ops@example.test',
-      '--dns-port', String(dnsPort), '--public-ip', '127.0.0.1',
+      '--dns-port', String(dnsPort), '--public-ip', '127.0.0.1', '--dns-resolver', `127.0.0.1:${forwarder.port}`,
     ]);
     procs.push(proc);
     const ready = await proc.waitFor((l) => l.event === 'ready', 60_000);
@@ -53,11 +69,13 @@ describe('e2e: agent-terminated TLS with ACME (Pebble, DNS-01 through the relay)
     for (const p of procs.reverse()) await p.kill();
     await pebble?.stop();
     await origin?.close();
+    await forwarder?.close();
+    await customerDns?.close();
     dir.remove();
   });
 
-  function agent(name: string, env: NodeJS.ProcessEnv = {}): Proc {
-    const p = startCli([String(origin.port), '-n', name, '--public', '--terminate-at', 'agent', '--relay', relay.url, '--relay-ca', rootFile, '--json', '--no-inspect'], {
+  function agent(name: string, env: NodeJS.ProcessEnv = {}, extra: string[] = ['--terminate-at', 'agent']): Proc {
+    const p = startCli([String(origin.port), '-n', name, '--public', ...extra, '--relay', relay.url, '--relay-ca', rootFile, '--json', '--no-inspect'], {
       env: { TUNN_CONFIG_DIR: mkdtempSync(join(dir.path, `agent-${name}-`)), TUNN_TOKEN: token, TUNN_TEST_AGENT_TLS_RETRY_MS: '1500', ...env },
     });
     procs.push(p);
@@ -112,5 +130,48 @@ describe('e2e: agent-terminated TLS with ACME (Pebble, DNS-01 through the relay)
     const again = await rawRequest(kept, `GET /after-take-over HTTP/1.1\r\nhost: ${host}:${relay.httpsPort}\r\n\r\n`);
     assert.equal(again.status, 200);
     kept.destroy();
+  });
+
+  const api = () => ['--relay', relay.url, '--relay-ca', rootFile, '--json'];
+  const cli = async (...args: string[]): Promise<Proc> => {
+    const p = startCli([...args, ...api()], { env: { TUNN_TOKEN: token } });
+    assert.equal(await p.exited, 0, p.stderr.join('\n'));
+    return p;
+  };
+
+  it('a custom domain added with --terminate-at agent: TLS-ALPN-01 through the relay to the agent (Pebble issues), and the relay has no certificate for it at all', async () => {
+    const add = await cli('domain', 'add', CUSTOM, '--terminate-at', 'agent', '--no-wait');
+    for (const rec of add.lines[0]!.records as { name: string; type: 'CNAME'; value: string }[]) customer.add(rec);
+    await cli('domain', 'verify', CUSTOM);
+    const show = startCli(['domain', 'show', CUSTOM, '--relay', relay.url, '--relay-ca', rootFile], { env: { TUNN_TOKEN: token } });
+    assert.equal(await show.exited, 0);
+    assert.match(show.lines.map((l) => String(l.raw)).join('\n'), /Cert: +none at the relay: TLS ends at the agents .*relay fallback: off/);
+    // A relay-terminated tunnel on it is refused, saying what to do.
+    const wrong = agent('plain', {}, ['-d', CUSTOM]);
+    const fatal = await wrong.waitFor((l) => l.event === 'fatal', 30_000);
+    assert.match(String(fatal.message), /added with --terminate-at agent .*start the tunnel with --terminate-at agent/);
+    const host = `shop-app.${CUSTOM}`;
+    customer.add({ name: host, type: 'A', value: '127.0.0.1' });
+    const a = agent('shop-app', {}, ['-d', CUSTOM, '--terminate-at', 'agent']);
+    const ev = await a.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'agent', 90_000).catch((err: Error) => {
+      throw new Error(`${err.message}\nagent stdout: ${JSON.stringify(a.lines).slice(-3000)}`);
+    });
+    await routed(host);
+    const s = await open(host, pebble.rootPem);
+    const cert = s.getPeerX509Certificate()!;
+    assert.equal(spkiPin(cert.toString()), ev.pin);
+    assert.match(cert.issuer, /Pebble/);
+    s.destroy();
+    // The relay holds no certificate for the domain or any name under it: not listed, not stored.
+    const list = await cli('cert', 'list');
+    assert.deepEqual((list.lines[0]!.certs as { name: string }[]).filter((c) => c.name.endsWith(CUSTOM)), []);
+    const agentRow = (list.lines[0]!.agent as { name: string; coveredBy: string | null; pin: string }[]).find((r) => r.name === host);
+    assert.deepEqual({ coveredBy: agentRow?.coveredBy, pin: agentRow?.pin }, { coveredBy: null, pin: ev.pin });
+    const db = new DatabaseSync(join(relay.dataDir, 'tunn.db'), { readOnly: true });
+    try {
+      assert.deepEqual(db.prepare("SELECT name FROM certificates WHERE name LIKE '%' || ?").all(CUSTOM), []);
+    } finally {
+      db.close();
+    }
   });
 });
