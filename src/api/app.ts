@@ -9,7 +9,7 @@ import { clusterRoutes } from './cluster.ts';
 import { consoleRoutes } from './console.ts';
 import { devicePageRoutes, deviceApiRoutes } from './device.ts';
 import { requireCaller } from './caller.ts';
-import { certRoutes } from './certificates.ts';
+import { certRoutes, type AgentCertReport } from './certificates.ts';
 import { domainRoutes, type DomainApiOptions } from './domains.ts';
 import { eventRoutes } from './events.ts';
 import { grantRoutes } from './grants.ts';
@@ -37,6 +37,8 @@ export interface ApiExtras {
   logger?: Logger;
   /** The relay's live tunnels (`tunn status`, `tunn stop`, the console); without: /v1/tunnels answers 404. */
   tunnels?: TunnelControl;
+  /** Names whose TLS ends at agents, as their agents report them (`tunn cert list`, /v1/certificates). */
+  agentCerts?: () => AgentCertReport[];
   /** Timing of GET /v1/tunnels/events (tests shorten it). */
   tunnelEvents?: TunnelEventsOptions;
   /** A relay of a cluster: its nodes and leases (GET /v1/cluster, admins); without: 404. */
@@ -79,7 +81,7 @@ export function createApiApp(identity: Identity, extras: ApiExtras = {}) {
     .route('/v1/events', eventRoutes(identity))
     .route('/v1/cluster', clusterRoutes(identity, extras.clusterStatus))
     .route('/v1/domains', domainRoutes(identity, domains))
-    .route('/', certRoutes(identity, domains))
+    .route('/', certRoutes(identity, domains, extras.agentCerts))
     .route('/', loginRoutes(identity))
     .route('/', devicePageRoutes(identity));
   // The web console's pages and files (outside the typed chain: not part of the client's API).

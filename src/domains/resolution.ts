@@ -14,7 +14,7 @@ import { domainByName } from './records.ts';
  * none given → the caller's one usable custom domain, the relay's domain when there is none,
  * an error listing them when there are several.
  */
-export async function resolveTunnelDomain(store: Store, relayDomain: string, caller: Caller, requested: string | undefined): Promise<string> {
+export async function resolveTunnelDomain(store: Store, relayDomain: string, caller: Caller, requested: string | undefined, tlsEnds: 'relay' | 'agent' = 'relay'): Promise<string> {
   const r = normalizeHost(relayDomain);
   if (requested) {
     const want = normalizeHost(requested);
@@ -36,10 +36,12 @@ export async function resolveTunnelDomain(store: Store, relayDomain: string, cal
     if (!d.verifiedAt) {
       throw new TunnError('FORBIDDEN', `${name} is not verified yet: create its DNS records and run \`tunn domain verify ${name}\``);
     }
-    if (d.tlsMode !== 'terminate') throw new TunnError('FORBIDDEN', `${name} is a passthrough domain; tunnels on it are not served with the relay's certificates`);
+    if (d.tlsMode === 'passthrough') throw new TunnError('FORBIDDEN', `${name} is a passthrough domain; tunnels on it are not served with the relay's certificates`);
+    // A domain added with --terminate-at agent has no relay certificate: only agent-terminated tunnels serve it.
+    if (d.tlsMode === 'agent' && tlsEnds !== 'agent') throw new TunnError('INVALID_INPUT', `${name} was added with --terminate-at agent (the relay holds no certificate for it): start the tunnel with --terminate-at agent`);
     return d.domain;
   }
-  const usable = (await domainsVisibleTo(store, caller)).filter((x) => x.domain.verifiedAt && x.domain.tlsMode === 'terminate').map((x) => x.domain.domain);
+  const usable = (await domainsVisibleTo(store, caller)).filter((x) => x.domain.verifiedAt && (x.domain.tlsMode === 'terminate' || (x.domain.tlsMode === 'agent' && tlsEnds === 'agent'))).map((x) => x.domain.domain);
   if (usable.length === 0) return r;
   if (usable.length === 1) return usable[0]!;
   throw new TunnError('INVALID_INPUT', `you can use several custom domains (${usable.join(', ')}): choose one with -d, e.g. -d ${usable[0]} (or -d ${r} for the relay's own)`);
@@ -58,6 +60,6 @@ export async function lostDomainReason(store: Store, relayDomain: string, tunnel
   if (!d) return `the custom domain ${name} was deleted from this relay, so its tunnels are offline: start the tunnel on another domain (-d), or register ${name} again with \`tunn domain add ${name}\``;
   if (!roleOf(d, tunnel)) return `the custom domain ${name} is no longer shared with ${tunnel.email}, so its tunnels are offline: ask its owner to \`tunn domain share ${name} ${tunnel.email}\`, or use another domain (-d)`;
   if (!d.verifiedAt) return `the custom domain ${name} is no longer verified, so its tunnels are offline: its owner must fix its DNS records and run \`tunn domain verify ${name}\``;
-  if (d.tlsMode !== 'terminate') return `the custom domain ${name} is now a passthrough domain, so the relay no longer serves tunnels on it with its certificates`;
+  if (d.tlsMode === 'passthrough') return `the custom domain ${name} is now a passthrough domain, so the relay no longer serves tunnels on it with its certificates`;
   return undefined;
 }

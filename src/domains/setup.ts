@@ -110,7 +110,7 @@ export interface CustomDomains {
   /** For `RelayExtensions`. */
   certs: EdgeCertificates;
   plainHook: (path: string, host: string) => PlainResponse | undefined;
-  resolveDomain: (account: Account, requested: string | undefined) => Promise<string>;
+  resolveDomain: (account: Account, requested: string | undefined, tlsEnds?: 'relay' | 'agent') => Promise<string>;
   /** For the API (src/api/domains.ts). */
   api: { relayDomain: string; resolver?: string; strict: boolean; manager: CertManager; certEventToken?: string; onAlert: AlertHook; clock: Clock };
   /** Starts renewal and the drift probe against the relay's TLS listener. */
@@ -233,7 +233,7 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
   }
 
   const alert = createAlerter({ store, logger, webhookUrl: cfg.alertWebhook, onAlert: deps.onAlert });
-  const decide = relayDecisionFunc({ relayDomain, relayCerts, customDomain: customDomainDecider(store), allowRelayHost: deps.isLiveHost && ((h) => h === relayDomain || deps.isLiveHost!(h)) });
+  const decide = relayDecisionFunc({ relayDomain, relayCerts, customDomain: customDomainDecider(store, deps.isLiveHost), allowRelayHost: deps.isLiveHost && ((h) => h === relayDomain || deps.isLiveHost!(h)) });
   const manager = new CertManager({ ...relayCertBackends(store, box, logger), issuer, decide, clock, logger, onAlert: alert, maintainIntervalMs: cfg.maintainIntervalMs });
   let probe: CertProbe | undefined;
 
@@ -253,7 +253,7 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
     const body = http01.respond(path);
     return body === undefined ? undefined : { status: 200, headers: [['Content-Type', 'text/plain']], body, close: true };
   };
-  const resolveDomain = (account: Account, requested: string | undefined) => resolveTunnelDomain(store, relayDomain, { accountId: account.id, email: account.email }, requested);
+  const resolveDomain = (account: Account, requested: string | undefined, tlsEnds?: 'relay' | 'agent') => resolveTunnelDomain(store, relayDomain, { accountId: account.id, email: account.email }, requested, tlsEnds);
 
   return {
     manager,

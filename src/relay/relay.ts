@@ -14,7 +14,9 @@ import type { Logger } from '../lib/logger.ts';
 import { loadSecretKey, SecretBox } from '../lib/secret-box.ts';
 import type { Refusal } from '../protocol/messages.ts';
 import { openStore, type Store } from '../store/store.ts';
+import { hostnameOf } from '../auth/agent-decisions.ts';
 import { createTunnelAccess } from './access.ts';
+import { AgentTlsRelay } from './agent-tls-relay.ts';
 import { Edge } from './edge.ts';
 import { Gateway } from './gateway.ts';
 import { LiveRevocation } from './live-revocation.ts';
@@ -60,6 +62,7 @@ export class Relay {
   #heldElsewhere: ((host: string, client: string) => Promise<Duplex | undefined>) | undefined;
   /** A cluster: whether another relay serves a host now. */
   #servesElsewhere: (host: string) => boolean = () => false;
+  #agentTls: AgentTlsRelay | undefined;
 
   constructor(config: RelayConfig, deps: RelayDeps) {
     this.config = config;
@@ -110,8 +113,9 @@ export class Relay {
     let api: ReturnType<typeof createApiApp> | undefined;
     const ownHost = createOwnHostServer(createOwnHostApp({ domain: c.domain, url: () => this.info.url, metrics: this.#metrics, metricsToken: c.metricsToken, api: () => api?.fetch, mounts: ext.mounts }));
     this.#closers.push(() => void ownHost.closeAllConnections());
-    const tunnels = (this.#tunnels = new Tunnels({ directory: this.#directory, store, tokens, clock: this.#clock, logger: log, metrics: this.#metrics, domain: c.domain, urlsFor: (h) => this.urlsFor(h), resolveDomain: ext.resolveDomain }));
     const access = createTunnelAccess(() => this.#identity);
+    const agentTls = (this.#agentTls = new AgentTlsRelay({ ...ext.agentTls, directory: this.#directory, identity: () => this.#identity, policyOf: access.policyOf, clock: this.#clock, logger: log, idleTimeoutMs: c.idleTimeoutMs }));
+    const tunnels = (this.#tunnels = new Tunnels({ directory: this.#directory, store, tokens, clock: this.#clock, logger: log, metrics: this.#metrics, domain: c.domain, urlsFor: (h) => this.urlsFor(h), resolveDomain: ext.resolveDomain, agentTls }));
     // Requests refused at the edge, reported to the tunnel's agent at most once a second.
     const refusals = new RefusalReports({ send: (t, m) => t.sessions.find((s) => s.alive)?.send(m) });
     this.#closers.push(() => refusals.stop());
@@ -130,7 +134,7 @@ export class Relay {
       headTimeoutMs: c.headTimeoutMs,
     };
     gateway = new Gateway(gatewayOpts);
-    const plainGateway = new Gateway({ ...gatewayOpts, heldElsewhere: undefined, plainHook: (head, host) => ext.plainHook?.(head.target, host) ?? (c.dev ? undefined : pages.movedToHttps(httpsUrl(host, this.info.httpsPort, head.target))) });
+    const plainGateway = new Gateway({ ...gatewayOpts, heldElsewhere: undefined, plainHook: (head, host) => ext.plainHook?.(head.target, host) ?? (c.dev && !agentTls.agentTunnel(hostnameOf(host)) ? undefined : pages.movedToHttps(httpsUrl(host, this.info.httpsPort, head.target))) });
     this.#gateways = [gateway, plainGateway];
     const tlsServers = createTlsServers({ certs: ext.certs, domain: c.domain, ownContext: () => ownCtx, logger: log, onAgentLink: (s) => tunnels.acceptAgent(s), onPublic: (s) => gateway.accept(s, true, cleanIp(s.remoteAddress)) });
     const edge = new Edge(
@@ -139,8 +143,14 @@ export class Relay {
         'agent-link': (s) => tlsServers.agentLink(s),
         'acme-tls-alpn': (s, h) => tlsServers.acmeTlsAlpn(s, h.serverName!),
         'terminate-tls': (s) => tlsServers.publicTls(s),
+        'tls-to-agent': (s, h) => agentTls.carryTls(s, h.serverName!, cleanIp(s.remoteAddress)),
+        'acme-tls-alpn-to-agent': (s, h) => agentTls.carryAlpnChallenge(s, h.serverName!),
       },
-      { relayAnswersAlpnChallenge: (name) => ext.certs.alpnChallengeContext?.(name) !== undefined },
+      {
+        relayAnswersAlpnChallenge: (name) => ext.certs.alpnChallengeContext?.(name) !== undefined,
+        tlsEndsAtAgent: (name) => agentTls.tlsEndsAtAgent(name),
+        agentAnswersAlpnChallenge: (name) => agentTls.agentAnswersAlpnChallenge(name),
+      },
       log,
     );
     const httpsPort = await listenOn(this.#listeners, 'HTTPS', c.httpsPort, c.listen, (s) => edge.accept('https', s));
@@ -165,7 +175,7 @@ export class Relay {
     revocation.start();
     this.#closers.push(() => revocation.stop());
     const control = createTunnelControl({ directory: this.#directory, gateways: this.#gateways, urlsFor: (h) => this.urlsFor(h), onStopped: (t, why) => (log.info({ host: t.host, email: t.email }, why), tunnels.gone(t.host)) });
-    api = createApiApp(identity, { domains: ext.domainApi, logger: log, tunnels: control, clusterStatus: c.cluster ? () => clusterStatus(store, this.#clock) : undefined });
+    api = createApiApp(identity, { domains: ext.domainApi, logger: log, tunnels: control, agentCerts: () => agentTls.reports(), clusterStatus: c.cluster ? () => clusterStatus(store, this.#clock) : undefined });
     info.certificate = await startOwnCertificate(ext.certs, c.domain, log, (ctx) => (ownCtx = ctx));
     return info;
   }
@@ -174,6 +184,12 @@ export class Relay {
   isServedHost(host: string): boolean {
     const d = this.config.domain;
     return host === d || this.isLiveHost(host) || host.endsWith('.' + d);
+  }
+
+  /** TLS that ends at agents: the names' reported states (`tunn cert list`, /v1/certificates). */
+  get agentTls(): AgentTlsRelay {
+    if (!this.#agentTls) throw new TypeError('relay not started');
+    return this.#agentTls;
   }
 
   /** Whether a tunnel is live at `host` here, or on another relay of the cluster (certificates are obtained on demand for those). */

@@ -6,7 +6,7 @@ import type { Logger } from '../lib/logger.ts';
 import { checkTunnelOptions, type RegisteredTunnel, type TunnelOptions } from '../protocol/messages.ts';
 import { claimName, nameIsHeld, type Account } from '../store/accounts.ts';
 import type { Store } from '../store/store.ts';
-import { AgentSession } from './agent-session.ts';
+import { AgentSession, type AgentTlsHooks } from './agent-session.ts';
 import type { RelayMetrics } from './metrics.ts';
 import { randomName, validateName } from './names.ts';
 import { parseAllowUpgrade } from './upgrades.ts';
@@ -40,7 +40,9 @@ export interface TunnelsDeps {
   domain: string;
   urlsFor(host: string): string[];
   /** Picks the domain a tunnel is served under; default: the relay's domain only. */
-  resolveDomain?: (account: Account, requested: string | undefined) => Promise<string>;
+  resolveDomain?: (account: Account, requested: string | undefined, tlsEnds?: 'relay' | 'agent') => Promise<string>;
+  /** TLS that ends at agents (agent-tls-relay.ts). */
+  agentTls?: AgentTlsHooks;
 }
 
 export class Tunnels {
@@ -83,6 +85,7 @@ export class Tunnels {
         for (const t of this.directory.detach(s)) this.gone(t.host);
       },
       onTokenRefused: (info) => this.#checks?.tokenRefused(info),
+      agentTls: d.agentTls,
     });
     this.#sessions.add(session);
     d.metrics.agents.set(this.#sessions.size);
@@ -111,7 +114,7 @@ export class Tunnels {
     const d = this.#d;
     const checks = this.#checks;
     if (!checks) throw new TunnError('UNAVAILABLE', 'the relay is starting');
-    const domain = d.resolveDomain ? await d.resolveDomain(account, opts.domain) : this.#defaultDomain(opts.domain);
+    const domain = d.resolveDomain ? await d.resolveDomain(account, opts.domain, opts.tlsEnds) : this.#defaultDomain(opts.domain);
     let name: string;
     if (opts.name) {
       name = validateName(opts.name);
