@@ -50,6 +50,12 @@ export interface JoinClusterOptions {
   registry: TunnelRegistry;
   /** Serves an HTTP connection carried here, TLS already ended at the relay the visitor reached. */
   serveHttp(conn: PublicSocket, clientIp: string): void;
+  /**
+   * Why a host may not be served from a connection whose TLS ended at another relay (its TLS
+   * must end at its agent), or undefined. Such a connection is refused: raw TLS is not carried
+   * between relays yet, and serving it would break the tunnel's promise.
+   */
+  tlsOnlyAtAgent?(host: string): string | undefined;
 }
 
 /** The visitor's IP from the link's client address (`ip`, `ip:port`, `[v6]:port`). */
@@ -81,6 +87,8 @@ export async function joinCluster(o: JoinClusterOptions): Promise<RelayCluster> 
     onForwardedStream: (host, kind, client, stream) => {
       if (!directory?.get(host)) throw new TunnError('NOT_FOUND', `no live tunnel at ${host} on this relay`);
       if (kind !== 'http') throw new TunnError('UNAVAILABLE', `${kind} connections are not carried between relays yet`);
+      const atAgent = o.tlsOnlyAtAgent?.(host);
+      if (atAgent) throw new TunnError('UNAVAILABLE', atAgent);
       o.serveHttp(stream as unknown as PublicSocket, clientIpOf(client));
     },
   });

@@ -100,6 +100,8 @@ export class Relay {
       const cluster = await joinCluster({
         config: c.cluster, store, storeUrl: c.storeUrl, box, clock: this.#clock, logger: log, listen: c.listen, registry: this.#registry,
         serveHttp: (conn, ip) => (gateway ? gateway.accept(conn, true, ip) : conn.destroy()),
+        // Security: a tunnel whose TLS ends at its agent is never served from TLS another relay ended.
+        tlsOnlyAtAgent: (h) => (this.#agentTls?.tlsEndsAtAgent(h) ? `TLS for ${h} ends at its agent, and raw TLS is not carried between relays yet` : undefined),
       });
       this.#directory = cluster.directory;
       this.#heldElsewhere = (h, client) => cluster.heldElsewhere(h, client);

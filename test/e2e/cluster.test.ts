@@ -14,6 +14,7 @@ import { systemClock } from '../../src/lib/clock.ts';
 import { openStore } from '../../src/store/store.ts';
 import { startPostgres, type Postgres } from '../support/postgres.ts';
 import { localhostAwareLookup } from '../../src/agent/target.ts';
+import { leaf, testCa } from '../../src/agent/tls/testing.ts';
 import { startOrigin } from './origin.ts';
 import { request, startAgent, startCli, startRelay, type RelayHandle, until } from './harness.ts';
 
@@ -229,6 +230,25 @@ describe('three relays on one PostgreSQL database (real processes)', () => {
     const editedAt = Date.now();
     await until(async () => (await through(c)).status === 403, 2_000 + 3_000, 'C to refuse eve');
     assert.ok(Date.now() - editedAt <= 2_000 + 3_000, 'within 2 s (3 s of slack on a shared machine)');
+  });
+
+  // Security: a tunnel whose TLS must end at its agent (--terminate-at agent --no-fallback) is
+  // never served from TLS that another relay ended; raw TLS is not carried between relays yet,
+  // so a visitor on B is refused (503), not served in the clear between relays.
+  it('an agent-terminated tunnel on A is not served through TLS that B ended', async () => {
+    const [a, b] = relays as [RelayHandle, RelayHandle];
+    const ca = await testCa();
+    const other = await leaf(ca, [`else.${a.domain}`]);
+    const cert = join(dir, 'else.pem');
+    const key = join(dir, 'else.key');
+    writeFileSync(cert, other.chainPem);
+    writeFileSync(key, other.keyPem);
+    const agent = await startAgent(a, await token('ann@example.com'), originPort, ['-n', 'e2ee', '--public', '--terminate-at', 'agent', '--no-fallback', '--no-inspect', '--tls-cert', cert, '--tls-key', key]);
+    procs.push(agent);
+    const res = await request(`https://${agent.host}:${b.httpsPort}/secret`, { ca: b.ca });
+    assert.equal(res.status, 503, res.text.slice(0, 200));
+    assert.ok(!res.text.includes('origin saw'), 'the origin was not reached');
+    await a.proc.waitFor((l) => l.event === 'cluster_link_refusal' && /ends at its agent/.test(String(l.reason)));
   });
 
   it('tunn relay status shows the three relays and the lease', async () => {
