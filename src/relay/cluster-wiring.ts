@@ -85,8 +85,12 @@ export async function joinCluster(o: JoinClusterOptions): Promise<RelayCluster> 
     leaseOf: (t) => ({ kind: t.options.kind ?? 'http', port: null }),
     onLeaseChange: (host) => void elsewhere?.changed(host),
     onForwardedStream: (host, kind, client, stream) => {
-      if (!directory?.get(host)) throw new TunnError('NOT_FOUND', `no live tunnel at ${host} on this relay`);
+      const t = directory?.get(host);
+      if (!t) throw new TunnError('NOT_FOUND', `no live tunnel at ${host} on this relay`);
       if (kind !== 'http') throw new TunnError('UNAVAILABLE', `${kind} connections are not carried between relays yet`);
+      // A tcp/udp/tls (passthrough) tunnel is never served as HTTP from TLS another relay ended.
+      const tunnelKind = t.options.kind ?? 'http';
+      if (tunnelKind !== 'http') throw new TunnError('UNAVAILABLE', `${host} is a ${tunnelKind} tunnel, and ${tunnelKind} connections are not carried between relays yet`);
       const atAgent = o.tlsOnlyAtAgent?.(host);
       if (atAgent) throw new TunnError('UNAVAILABLE', atAgent);
       o.serveHttp(stream as unknown as PublicSocket, clientIpOf(client));
