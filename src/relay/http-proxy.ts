@@ -24,6 +24,12 @@ import { decideUpgrade } from './upgrades.ts';
 export { MAX_PIPELINED } from './exchanges.ts';
 
 /**
+ * A public connection as the proxy needs it: a TCP or TLS socket accepted here, or a stream
+ * another relay of the cluster carried here (src/relay/cluster-wiring.ts).
+ */
+export type PublicSocket = Duplex & { setTimeout(ms: number, cb?: () => void): unknown; setNoDelay?(noDelay?: boolean): unknown };
+
+/**
  * Where a public connection is, as one value (what is read from the client, and how):
  * - `http`: request heads are parsed, routed and forwarded or answered here;
  * - `deciding`: a request waits for its decision (the gate, a lookup, earlier responses to
@@ -34,12 +40,6 @@ export { MAX_PIPELINED } from './exchanges.ts';
  * - `closing`: the relay answered with Connection: close; nothing more is handled;
  * - `handed-over`: the relay's own host (node:http) serves the connection.
  */
-/**
- * A public connection as the proxy needs it: a TCP or TLS socket accepted here, or a stream
- * another relay of the cluster carried here (src/relay/cluster-wiring.ts).
- */
-export type PublicSocket = Duplex & { setTimeout(ms: number, cb?: () => void): unknown; setNoDelay?(noDelay?: boolean): unknown };
-
 export type ProxyState = 'http' | 'deciding' | 'upgrading' | 'raw' | 'closing' | 'handed-over';
 
 /** One public HTTP/1 connection (TCP or TLS) and its one stream to an agent. */
