@@ -8,6 +8,7 @@ import { agentServerOptions, SESSION_WINDOW } from '../protocol/h2-options.ts';
 import { watchLiveness } from '../protocol/liveness.ts';
 import { CONTROL_PATH, PROTOCOL_VERSION, ALPN_TUNNEL, type ControlMessage, type Refusal, type RegisteredTunnel, type TunnelOptions } from '../protocol/messages.ts';
 import { describeConnectError, permanentConnectError } from './connect-errors.ts';
+import { kindStreamHandlers } from './kind-handlers.ts';
 import { forwardStream, type RequestLogEntry, type StreamWatch } from './forward.ts';
 import { readDataStream, refuseStream, type DataStreamRequest, type StreamHandlers } from './stream-handlers.ts';
 import { localhostAwareLookup, type Target } from './target.ts';
@@ -233,6 +234,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** Data streams by kind (DESIGN.md decision 12): a kind is one entry and one handler. */
   readonly #streamHandlers: StreamHandlers<LocalTunnel> = {
     http: (stream, t, req) => this.#forwardHttp(stream, t, req),
+    ...kindStreamHandlers<LocalTunnel>({ onTargetError: (host, message) => this.emit('notice', `${host}: ${message}`) }),
   };
 
   /** An HTTP stream: the relay rewrote its request heads; bytes are piped to the target. */
@@ -289,7 +291,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         const wasOnline = slot.online;
         slot.online = true;
         const changed = !t.ready || t.ready.url !== m.url;
-        t.ready = { id: m.id, name: m.name, host: m.host, url: m.url, urls: m.urls, target: t.target };
+        t.ready = { id: m.id, name: m.name, host: m.host, url: m.url, urls: m.urls, target: t.target, ...(m.port !== undefined ? { port: m.port } : {}) };
         if (changed) this.emit('ready', t.ready);
         if (!wasOnline) {
           const detail = `online (${this.#slots.filter((s) => s.online).length}/${this.#slots.length} sessions)`;

@@ -22,7 +22,7 @@ describe('wire protocol', () => {
     assert.deepEqual(STREAM_KINDS, ['http', 'tcp', 'udp', 'tls', 'acme-tls-alpn']);
     assert.deepEqual(WIRE_ERROR_CODES.slice(-4), ['INTERNAL', 'REPLACED', 'STOPPED', 'STREAM_KIND']);
     assert.equal(WIRE_ERROR_CODES.length, 26);
-    assert.deepEqual(DATA_HEADERS, { tunnel: 'tunn-tunnel', client: 'tunn-client', kind: 'tunn-kind' });
+    assert.deepEqual(DATA_HEADERS, { tunnel: 'tunn-tunnel', client: 'tunn-client', kind: 'tunn-kind', clientPort: 'tunn-client-port', email: 'tunn-email' });
     assert.equal(TARGET_ERROR_HEADER, 'tunn-target-error');
     assert.equal(CONTROL_PATH, '/tunn/control');
     assert.equal(ALPN_TUNNEL, 'tunn/1');
@@ -37,7 +37,7 @@ describe('wire protocol', () => {
       hello: ['type', 'version', 'token', 'agentId', 'agentVersion'],
       welcome: ['type', 'accountId', 'email', 'relayDomain', 'sessionId'],
       register: ['type', 'tunnel'],
-      registered: ['type', 'id', 'name', 'host', 'url', 'urls'],
+      registered: ['type', 'id', 'name', 'host', 'url', 'urls', 'port?'],
       unregister: ['type', 'id'],
       // code: a code this side does not know reads as INTERNAL (it parses, so `code?`).
       error: ['type', 'code?', 'message', 'fatal', 'id?'],
@@ -45,7 +45,7 @@ describe('wire protocol', () => {
       notice: ['type', 'message'],
       refused: ['type', 'id', 'refusals', 'more'],
     });
-    assert.deepEqual(fieldsOf(tunnelOptionsSchema), ['id', 'kind?', 'tlsEnds?', 'name?', 'domain?', 'allow', 'public', 'hostHeader?', 'basicAuth?', 'allowIps?', 'rateLimit?', 'allowUpgrade?', 'grantFor?']);
+    assert.deepEqual(fieldsOf(tunnelOptionsSchema), ['id', 'kind?', 'tlsEnds?', 'name?', 'domain?', 'allow', 'public', 'hostHeader?', 'basicAuth?', 'allowIps?', 'rateLimit?', 'allowUpgrade?', 'grantFor?', 'proxyProtocol?', 'backend?']);
   });
 
   it('round-trips a message and rejects unknown or malformed ones, saying what was wrong', () => {

@@ -29,7 +29,7 @@ export interface ConnectDeps {
   /** undefined when the user may reach the tunnel, else the refusal (forbidden, with what to do). */
   decide(p: ConnectPrincipal, t: ConnectTunnel): Promise<Refusal | undefined>;
   /** A stream of the tunnel's kind to its agent, for this user, or the agent's refusal (its target is down…). */
-  open(t: ConnectTunnel, p: ConnectPrincipal): Promise<SplicedStream | Refusal>;
+  open(t: ConnectTunnel, p: ConnectPrincipal, client: { address: string; port: number }): Promise<SplicedStream | Refusal>;
   /** Close a carried connection silent both ways this long (the relay's --idle-timeout). */
   idleTimeoutMs: number;
   /** Told when a carried stream ends (logs, metrics). */
@@ -61,6 +61,11 @@ export class ConnectServer {
   /** Carried streams open now. */
   get live(): number {
     return this.#live.size;
+  }
+
+  /** Who each carried stream acts for, and to which tunnel host (live revocation reads them). */
+  carried(): { p: ConnectPrincipal; host: string }[] {
+    return [...this.#live.values()].map((v) => ({ p: v.p, host: v.host }));
   }
 
   /**
@@ -100,7 +105,8 @@ export class ConnectServer {
     s.once('close', () => this.#live.delete(s));
     let agent: SplicedStream | Refusal;
     try {
-      agent = await this.#d.open(t, who);
+      const sock = s.session?.socket;
+      agent = await this.#d.open(t, who, { address: sock?.remoteAddress ?? '', port: sock?.remotePort ?? 0 });
     } catch (err) {
       agent = { reason: 'target_unreachable', message: `${t.host}: the agent could not be reached (${(err as Error).message})` };
     }

@@ -7,6 +7,7 @@ import type { Logger } from '../lib/logger.ts';
 import type { SecretBox } from '../lib/secret-box.ts';
 import type { Account } from '../store/accounts.ts';
 import type { Store } from '../store/store.ts';
+import type { PortRange } from '../lib/port-range.ts';
 import type { OwnCertificateState } from './own-certificate.ts';
 import type { OwnHostMount } from './own-host.ts';
 import type { LocalResponse } from './pages.ts';
@@ -41,6 +42,29 @@ export interface RelayConfig {
   adminEmails?: string[];
   /** IdP groups: how long membership is trusted (--idp-refresh) and the directory to ask (LDAP). */
   idp?: { refreshMs?: number; directory?: GroupDirectory };
+  /** Tunnels beyond HTTP (tcp, udp, tls; issue 11): public port ranges and their limits. */
+  kinds?: KindsConfig;
+}
+
+/** Public ports and limits of tcp/udp/tls tunnels; every field has a default (none: no public ports). */
+export interface KindsConfig {
+  tcpPorts?: PortRange;
+  udpPorts?: PortRange;
+  /** Public ports one account may hold, TCP and UDP together (default 5). */
+  portQuota?: number;
+  /** Open connections on one public TCP port at once (default 1000). */
+  portConnections?: number;
+  /** Open connections from one client IP on one public TCP port (default 100). */
+  portConnectionsPerIp?: number;
+  /** UDP flows on one public UDP port (default 1000) and across the relay (default 10000). */
+  udpFlows?: number;
+  udpFlowsTotal?: number;
+  /** A UDP flow silent both ways this long ends (default 60 s). */
+  udpFlowIdleMs?: number;
+  /** A raw TCP connection silent both ways this long is closed (default an hour). */
+  tcpIdleMs?: number;
+  /** Ports the relay listens on besides HTTPS and HTTP (its DNS server): never handed out. */
+  reserved?: number[];
 }
 
 export interface RelayDeps {

@@ -15,6 +15,8 @@ import { loadSecretKey, SecretBox } from '../lib/secret-box.ts';
 import type { Refusal } from '../protocol/messages.ts';
 import { openStore, type Store } from '../store/store.ts';
 import { createTunnelAccess } from './access.ts';
+import { createConnectRoute } from './connect-route.ts';
+import { DEFAULT_TCP_IDLE_MS, KindPorts } from './kind-ports.ts';
 import { Edge } from './edge.ts';
 import { Gateway } from './gateway.ts';
 import { LiveRevocation } from './live-revocation.ts';
@@ -85,7 +87,11 @@ export class Relay {
     let api: ReturnType<typeof createApiApp> | undefined;
     const ownHost = createOwnHostServer(createOwnHostApp({ domain: c.domain, url: () => this.info.url, metrics: this.#metrics, metricsToken: c.metricsToken, api: () => api?.fetch, mounts: ext.mounts }));
     this.#closers.push(() => void ownHost.closeAllConnections());
-    const tunnels = (this.#tunnels = new Tunnels({ directory: this.#directory, store, tokens, clock: this.#clock, logger: log, metrics: this.#metrics, domain: c.domain, urlsFor: (h) => this.urlsFor(h), resolveDomain: ext.resolveDomain }));
+    // Public TCP/UDP ports; the relay's own ports are added to `reserved` once it listens.
+    const reserved = [...(c.kinds?.reserved ?? [])];
+    const ports = new KindPorts({ store, clock: this.#clock, directory: this.#directory, config: c.kinds ?? {}, listen: c.listen, reserved, logger: log });
+    this.#closers.push(() => ports.close());
+    const tunnels = (this.#tunnels = new Tunnels({ ports, directory: this.#directory, store, tokens, clock: this.#clock, logger: log, metrics: this.#metrics, domain: c.domain, urlsFor: (h) => this.urlsFor(h), resolveDomain: ext.resolveDomain }));
     const access = createTunnelAccess(() => this.#identity);
     // Requests refused at the edge, reported to the tunnel's agent at most once a second.
     const refusals = new RefusalReports({ send: (t, m) => t.sessions.find((s) => s.alive)?.send(m) });
@@ -107,8 +113,11 @@ export class Relay {
     const plainGateway = new Gateway({ ...gatewayOpts, plainHook: (head, host) => ext.plainHook?.(head.target, host) ?? (c.dev ? undefined : pages.movedToHttps(httpsUrl(host, this.info.httpsPort, head.target))) });
     this.#gateways = [gateway, plainGateway];
     const tlsServers = createTlsServers({ certs: ext.certs, domain: c.domain, ownContext: () => ownCtx, logger: log, onAgentLink: (s) => tunnels.acceptAgent(s), onPublic: (s) => gateway.accept(s, true, cleanIp(s.remoteAddress)) });
+    const connect = createConnectRoute({ certs: ext.certs, domain: c.domain, ownContext: () => ownCtx, tokens, store, directory: this.#directory, allows: access.allows, recordEvent: (e) => void this.recordEvent(e), idleTimeoutMs: c.kinds?.tcpIdleMs ?? DEFAULT_TCP_IDLE_MS, logger: log });
+    this.#closers.push(() => connect.close());
     const edge = new Edge(
       {
+        connect: (s) => connect.accept(s),
         'plain-http': (s) => plainGateway.accept(s, false, cleanIp(s.remoteAddress)),
         'agent-link': (s) => tlsServers.agentLink(s),
         'acme-tls-alpn': (s, h) => tlsServers.acmeTlsAlpn(s, h.serverName!),
@@ -119,6 +128,7 @@ export class Relay {
     );
     const httpsPort = await listenOn(this.#listeners, 'HTTPS', c.httpsPort, c.listen, (s) => edge.accept('https', s));
     const httpPort = await listenOn(this.#listeners, 'HTTP', c.httpPort, c.listen, (s) => edge.accept('http', s));
+    reserved.push(httpsPort, httpPort);
     const info: RelayInfo = (this.#info = { domain: c.domain, httpsPort, httpPort, caPath: ext.caPath, url: `https://${c.domain}${httpsPort === 443 ? '' : ':' + httpsPort}`, certificate: 'pending' });
     const identity = (this.#identity = this.#createIdentity(store, tokens, box, info.url));
     tunnels.setChecks({
@@ -131,7 +141,7 @@ export class Relay {
     keyTimer.unref();
     this.#closers.push(() => clearInterval(keyTimer));
     const revocation = new LiveRevocation({
-      store, clock: this.#clock, logger: log, gateways: this.#gateways, agents: () => tunnels.sessions, directory: this.#directory,
+      store, clock: this.#clock, logger: log, gateways: [...this.#gateways, connect.table], agents: () => tunnels.sessions, directory: this.#directory,
       allows: access.allows,
       domainLost: (t) => lostDomainReason(store, c.domain, t),
       onTunnelEnded: (t) => tunnels.gone(t.host),
