@@ -93,6 +93,13 @@ describe('tunn connect (CLI) through a real relay and agent', () => {
     assert.deepEqual(p.lines, []);
   });
 
+  it('refuses `tunn tcp --public` on a relay without public ports, naming the flag that turns them on', async () => {
+    const p = startCli(['tcp', '5432', '-n', 'pub', '--public', ...relayArgs(), '--token-file', tokenFile('owner-pub', ownerToken), '--json'], { env: env() });
+    const fatal = await p.waitFor((l) => l.event === 'fatal', 30_000);
+    assert.match(String(fatal.message), /this relay has no public TCP ports: its operator turns them on with `tunn relay --tcp-ports LOW-HIGH`/);
+    assert.equal(await p.exited, 1);
+  });
+
   it('stdio mode carries one connection and exits 0 when it ends', async () => {
     const child = spawn(NODE, [CLI, 'connect', buildHost, ...relayArgs(), '--token-file', tokenFile('ann-stdio', annToken)], { env: { ...process.env, ...env() }, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
