@@ -93,6 +93,12 @@ function relayFlags(cmd: Command): Command {
   secretOption(cmd, 'rfc2136Key', 'name:base64', 'the TSIG key (hmac-sha256) for --rfc2136-server, as `tsig-keygen NAME` prints it or name:base64', { fileOnly: true, multiline: true });
   secretOption(cmd, 'cloudflareToken', 'token', 'the Cloudflare API token (Zone → DNS → Edit) for --dns-provider cloudflare', { fileOnly: true });
   cmd.addOption(new Option('--cloudflare-api-url <url>', 'tests only: where the Cloudflare API is').hideHelp());
+  cmd.option('--node-url <url>', 'run as one relay of a cluster: the https://host:port at which the other relays reach this one (needs a postgres:// --store)');
+  secretOption(cmd, 'clusterSecret', 'secret', 'the secret every relay of the cluster shares (the link between relays is verified with it; generate one with: openssl rand -hex 32)', { fileOnly: true });
+  cmd
+    .option('--cluster-ca <file>', 'instead of --cluster-secret-file: the CA (PEM) that issued every relay\'s link certificate')
+    .option('--cluster-cert <file>', 'this relay\'s link certificate (PEM), from --cluster-ca')
+    .option('--cluster-key <file>', 'the private key (PEM) of --cluster-cert');
   return cmd
     .option('--config <file>', 'JSON file with any of these settings')
     .option('--json', 'log JSON lines on stdout');
@@ -185,6 +191,15 @@ export function buildProgram(): Command {
   onDataDir(keys.command('rotate').description('add a new signing key; older tokens stay valid')).action(async (opts) => (await tokenCommands()).runKeysRotate(opts));
   onDataDir(keys.command('retire').description('stop accepting tokens signed with a key').argument('<kid>', 'key id (from `tunn relay keys list`)')).action(async (kid: string, opts) => (await tokenCommands()).runKeysRetire(kid, opts));
   onDataDir(token.command('revoke').description('revoke a token by id').argument('<id>', 'token id (from `tunn relay token list`)')).action(async (id: string, opts) => (await tokenCommands()).runTokenRevoke(id, opts));
+  relay
+    .command('status')
+    .description('the relays of a cluster (alive, since, agents, tunnels) and where each tunnel is served')
+    .option('--store <url>', 'the database the relays share, e.g. postgres://… (env TUNN_STORE)')
+    .option('--store-file <file>', 'read the --store value from this file (env TUNN_STORE_FILE)')
+    .option('--data-dir <dir>', "a single relay's data dir, to read its SQLite file (default ./tunn-data; env TUNN_DATA_DIR)")
+    .option('--dev', "the data dir `tunn dev` and `tunn relay --dev` use (./.tunn/relay)")
+    .option('--json', 'print JSON')
+    .action(async (opts) => (await import('./cluster-commands.ts')).runRelayStatus(opts));
 
   relayFlags(program.command('dev').description('run a relay and an agent in one process for a local try-out'))
     .argument('[target]', 'local service to expose (default: a built-in demo page)')

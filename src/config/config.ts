@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { TunnError } from '../lib/errors.ts';
 import { parsePortRange } from '../lib/port-range.ts';
+import { clusterCrossChecks, clusterSettings } from './cluster.ts';
 import { envName, fileKey, flagName, isSecretKey, redactSecrets, resolveSecretFiles, type LayerSource } from './secrets.ts';
 
 // One place that turns defaults, a config file, the environment (TUNN_*) and flags into a
@@ -123,6 +124,8 @@ export const relaySchema = z.object({
   cloudflareToken: z.string().min(1).optional(),
   /** Tests only: where the Cloudflare API is (default https://api.cloudflare.com/client/v4). */
   cloudflareApiUrl: z.string().url('must be a URL').optional(),
+  // A relay cluster (src/config/cluster.ts).
+  ...clusterSettings,
   json: bool,
 });
 export type RelayOptions = z.infer<typeof relaySchema>;
@@ -185,6 +188,7 @@ export function relayCrossChecks(merged: Record<string, unknown>): string[] {
   // The bind password and every lookup would cross the network in the clear.
   if (typeof merged.ldapUrl === 'string' && /^ldap:\/\//i.test(merged.ldapUrl) && !starttls) problems.push('--ldap-url ldap:// sends the bind password in the clear: use ldaps://, or add --ldap-starttls');
   if (merged.ldapBindDn !== undefined && merged.ldapBindPassword === undefined && merged.ldapBindPasswordFile === undefined) problems.push('--ldap-bind-dn needs its password: --ldap-bind-password-file <file> (or TUNN_LDAP_BIND_PASSWORD)');
+  problems.push(...clusterCrossChecks(merged));
   return problems;
 }
 

@@ -23,6 +23,7 @@ export const SECRET_KEYS = [
   // DNS-01 through the operator's DNS (src/dns/providers/).
   'rfc2136Key',
   'cloudflareToken',
+  'clusterSecret',
 ] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
 

@@ -222,4 +222,45 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('public_ports_account').on('public_ports').column('account_id').execute();
     },
   },
+  // Issue 14 (a relay cluster).
+  '0007_cluster_nodes_leases': {
+    async up(db: Kysely<any>) {
+      // One row per running relay process (src/cluster/nodes.ts); alive = seen within a lease TTL.
+      await db.schema
+        .createTable('cluster_nodes')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('url', 'text', (c) => c.notNull())
+        .addColumn('started_at', 'text', (c) => c.notNull())
+        .addColumn('last_seen_at', 'text', (c) => c.notNull())
+        .addColumn('agents', 'integer', (c) => c.notNull())
+        .addColumn('tunnels', 'integer', (c) => c.notNull())
+        .addColumn('version', 'text', (c) => c.notNull())
+        .execute();
+      // Where a tunnel is served: a row per (host, node, agent session), renewed by the holder (src/cluster/leases.ts).
+      await db.schema
+        .createTable('tunnel_leases')
+        .addColumn('host', 'text', (c) => c.notNull())
+        .addColumn('node_id', 'text', (c) => c.notNull())
+        .addColumn('session_id', 'text', (c) => c.notNull())
+        .addColumn('tunnel_id', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('account_id', 'text', (c) => c.notNull())
+        .addColumn('agent_id', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('port', 'integer')
+        .addColumn('since', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('tunnel_leases_pk', ['host', 'node_id', 'session_id'])
+        .execute();
+      await db.schema.createIndex('tunnel_leases_node').on('tunnel_leases').column('node_id').execute();
+      await db.schema.createIndex('tunnel_leases_port').on('tunnel_leases').column('port').execute();
+      // A value sealed with the sealing key the database was first used with (src/cluster/sealing.ts).
+      await db.schema
+        .createTable('seal_canary')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('sealed', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
 };

@@ -244,6 +244,50 @@ export interface PublicPortsTable {
   last_used_at: string;
 }
 
+// --- cluster (src/cluster) ---
+
+/** One running relay process of a cluster. A restarted relay is a new row (a new id). */
+export interface ClusterNodesTable {
+  /** Random per process start. */
+  id: string;
+  /** Where other relays reach its inter-relay link (`--node-url`), e.g. https://10.0.0.11:7443. */
+  url: string;
+  started_at: string;
+  /** Heartbeat; alive = seen within the lease TTL. */
+  last_seen_at: string;
+  /** Agent sessions and tunnels it held at its last heartbeat. */
+  agents: number;
+  tunnels: number;
+  /** tunn's version, so a mixed-version cluster shows in `tunn relay status`. */
+  version: string;
+}
+
+/** Tunnel location: a row per (host, node, agent session), kept alive by the holding node. */
+export interface TunnelLeasesTable {
+  /** `name.domain`, normalised (src/lib/host.ts). */
+  host: string;
+  node_id: string;
+  session_id: string;
+  /** Agent-side tunnel id. */
+  tunnel_id: string;
+  name: string;
+  account_id: string;
+  agent_id: string;
+  /** http | tcp | udp | tls */
+  kind: string;
+  /** The public port a tcp/udp tunnel holds; null for http. */
+  port: number | null;
+  since: string;
+  expires_at: string;
+}
+
+/** A value sealed with the cluster's sealing key: a relay that cannot open it has another key. */
+export interface SealCanaryTable {
+  id: string;
+  sealed: string;
+  created_at: string;
+}
+
 export interface Database {
   accounts: AccountsTable;
   names: NamesTable;
@@ -261,4 +305,7 @@ export interface Database {
   idp_session_groups: IdpSessionGroupsTable;
   grants: GrantsTable;
   public_ports: PublicPortsTable;
+  cluster_nodes: ClusterNodesTable;
+  tunnel_leases: TunnelLeasesTable;
+  seal_canary: SealCanaryTable;
 }

@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ALPN_CLUSTER_LINK, forwardRequestHeaders, LINK_ERRORS, LINK_HEADERS, LINK_STREAM_KINDS, LINK_VERSION, parseForwardRequest } from './cluster-link.ts';
+
+// Pins the inter-relay link's wire words: relays of one cluster may run different builds for
+// the length of a rolling upgrade, so a change here is a new link version.
+
+describe('cluster link protocol', () => {
+  it('pins the ALPN id, version, header names, kinds and refusal codes', () => {
+    assert.equal(ALPN_CLUSTER_LINK, 'tunn-link/1');
+    assert.equal(LINK_VERSION, 1);
+    assert.deepEqual(LINK_HEADERS, { version: 'tunn-link-version', kind: 'tunn-kind', client: 'tunn-client', error: 'tunn-link-error', message: 'tunn-link-message' });
+    assert.deepEqual(LINK_STREAM_KINDS, ['http', 'tcp', 'udp', 'tls', 'acme-tls-alpn']);
+    assert.deepEqual(LINK_ERRORS, { NOT_HERE: 404, BAD_REQUEST: 400, VERSION: 505, UNAVAILABLE: 503 });
+  });
+
+  it('round-trips a request, normalising the host', () => {
+    const h = forwardRequestHeaders({ host: 'grafana.tunn.example.com', kind: 'http', client: '[2001:db8::1]:443' });
+    assert.deepEqual(parseForwardRequest({ ...h, ':authority': 'Grafana.TUNN.example.com.' }), { ok: true, request: { host: 'grafana.tunn.example.com', kind: 'http', client: '[2001:db8::1]:443' } });
+  });
+
+  it('refuses what it cannot carry, saying what was wrong', () => {
+    const good = forwardRequestHeaders({ host: 'a.tunn.example.com', kind: 'tcp', client: '127.0.0.1:1' });
+    const cases: [Record<string, string>, string, RegExp][] = [
+      [{ ...good, ':method': 'GET' }, 'BAD_REQUEST', /CONNECT requests only, not GET/],
+      [{ ...good, [LINK_HEADERS.version]: '2' }, 'VERSION', /speaks link version 1, the request says 2: run the same tunn version/],
+      [{ ...good, ':authority': 'a b' }, 'BAD_REQUEST', /^host: must be a tunnel host name/],
+      [{ ...good, ':authority': 'evil.example.com:443' }, 'BAD_REQUEST', /^host:/],
+      [{ ...good, [LINK_HEADERS.kind]: 'smtp' }, 'BAD_REQUEST', /^kind: must be one of http, tcp/],
+      [{ ...good, [LINK_HEADERS.client]: 'x\ty' }, 'BAD_REQUEST', /^client: must be an address/],
+    ];
+    for (const [headers, code, message] of cases) {
+      const r = parseForwardRequest(headers);
+      assert.equal(r.ok, false);
+      if (!r.ok) {
+        assert.equal(r.code, code);
+        assert.match(r.message, message);
+      }
+    }
+  });
+});
