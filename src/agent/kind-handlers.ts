@@ -7,10 +7,11 @@ import { carryUdp, DEFAULT_UDP_FLOW_IDLE_MS } from './kinds/udp.ts';
 import type { DataStreamRequest, StreamHandlers } from './stream-handlers.ts';
 import { localhostAwareLookup } from './target.ts';
 
-// The agent's stream handlers for the kinds that carry more than HTTP (issue 11): `tcp` and
-// `tls` (a TLS tunnel's bytes, ClientHello first, reach the target as they are: the target
-// terminates TLS, or with --backend tcp the relay already did) are one TCP connection to the
-// target per stream; `udp` is one flow per stream. What a stream carries was decided by the
+// The agent's stream handlers for the kinds that carry more than HTTP (issue 11): `tcp` is one
+// TCP connection to the target per stream (a tcp tunnel's bytes, and a tls tunnel's too: raw
+// TLS bytes, ClientHello first, when the target terminates TLS; plain bytes when the relay
+// did, --backend tcp); `udp` is one flow per stream. The `tls` stream kind is TLS that ends at
+// the agent (agent-terminated TLS, src/agent/tls/), not these. What a stream carries was decided by the
 // relay; the agent only connects and pipes.
 
 /** What a kind handler needs of a tunnel. */
@@ -58,7 +59,6 @@ export function kindStreamHandlers<T extends KindTunnel>(o: KindHandlerOptions =
   };
   return {
     tcp,
-    tls: tcp,
     udp: (stream, t) => void carryUdp(h2Carrier(stream), { target: t.target, idleTimeoutMs: o.udpFlowIdleMs ?? DEFAULT_UDP_FLOW_IDLE_MS }),
   };
 }

@@ -1,4 +1,4 @@
-import type { SecureContext } from 'node:tls';
+import type { SecureContext, TLSSocket } from 'node:tls';
 import type { Server as NetServer } from 'node:net';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -16,6 +16,7 @@ import type { Refusal } from '../protocol/messages.ts';
 import { openStore, type Store } from '../store/store.ts';
 import { createTunnelAccess } from './access.ts';
 import { createConnectRoute } from './connect-route.ts';
+import { createTlsPassthrough } from './tls-passthrough.ts';
 import { DEFAULT_TCP_IDLE_MS, KindPorts } from './kind-ports.ts';
 import { Edge } from './edge.ts';
 import { Gateway } from './gateway.ts';
@@ -112,18 +113,25 @@ export class Relay {
     const gateway = new Gateway(gatewayOpts);
     const plainGateway = new Gateway({ ...gatewayOpts, plainHook: (head, host) => ext.plainHook?.(head.target, host) ?? (c.dev ? undefined : pages.movedToHttps(httpsUrl(host, this.info.httpsPort, head.target))) });
     this.#gateways = [gateway, plainGateway];
-    const tlsServers = createTlsServers({ certs: ext.certs, domain: c.domain, ownContext: () => ownCtx, logger: log, onAgentLink: (s) => tunnels.acceptAgent(s), onPublic: (s) => gateway.accept(s, true, cleanIp(s.remoteAddress)) });
+    const passthrough = createTlsPassthrough({ directory: this.#directory, idleTimeoutMs: c.kinds?.tcpIdleMs ?? DEFAULT_TCP_IDLE_MS, logger: log });
+    const onPublicTls = (s: TLSSocket): void => {
+      const t = passthrough.backendTcp(s.servername || undefined);
+      if (t) passthrough.carryTerminated(s, t);
+      else gateway.accept(s, true, cleanIp(s.remoteAddress));
+    };
+    const tlsServers = createTlsServers({ certs: ext.certs, domain: c.domain, ownContext: () => ownCtx, logger: log, onAgentLink: (s) => tunnels.acceptAgent(s), onPublic: onPublicTls });
     const connect = createConnectRoute({ certs: ext.certs, domain: c.domain, ownContext: () => ownCtx, tokens, store, directory: this.#directory, allows: access.allows, recordEvent: (e) => void this.recordEvent(e), idleTimeoutMs: c.kinds?.tcpIdleMs ?? DEFAULT_TCP_IDLE_MS, logger: log });
     this.#closers.push(() => connect.close());
     const edge = new Edge(
       {
         connect: (s) => connect.accept(s),
+        'tls-to-agent': (s, h) => passthrough.carryRaw(s, h.serverName!),
         'plain-http': (s) => plainGateway.accept(s, false, cleanIp(s.remoteAddress)),
         'agent-link': (s) => tlsServers.agentLink(s),
         'acme-tls-alpn': (s, h) => tlsServers.acmeTlsAlpn(s, h.serverName!),
         'terminate-tls': (s) => tlsServers.publicTls(s),
       },
-      { relayAnswersAlpnChallenge: (name) => ext.certs.alpnChallengeContext?.(name) !== undefined },
+      { relayAnswersAlpnChallenge: (name) => ext.certs.alpnChallengeContext?.(name) !== undefined, tlsEndsAtAgent: (name) => passthrough.endsAtAgent(name) },
       log,
     );
     const httpsPort = await listenOn(this.#listeners, 'HTTPS', c.httpsPort, c.listen, (s) => edge.accept('https', s));
@@ -160,9 +168,16 @@ export class Relay {
     return host === d || this.#directory.get(host) !== undefined || host.endsWith('.' + d);
   }
 
-  /** Whether a tunnel is live at `host` here (certificates are obtained on demand for those). */
+  /**
+   * Whether a tunnel whose TLS the relay terminates is live at `host` here (certificates are
+   * obtained on demand for those): http tunnels and `tunn tls --backend tcp`, not raw TLS
+   * passthrough (the target holds its certificate) nor tcp/udp (no TLS at that name).
+   */
   isLiveHost(host: string): boolean {
-    return this.#directory.get(host) !== undefined;
+    const o = this.#directory.get(host)?.options;
+    if (!o) return false;
+    const kind = o.kind ?? 'http';
+    return kind === 'http' || (kind === 'tls' && o.backend === 'tcp');
   }
 
   /** Records a security or operations event (its owner sees it in `tunn events`); failures are logged. */
