@@ -44,6 +44,7 @@ export function proxyHeaderFor(t: KindTunnel, req: DataStreamRequest): Buffer | 
     destination: { address: family === 6 ? '::' : '0.0.0.0', port: 0 },
     authority: hostOf(t),
     email: req.email,
+    assertion: req.assertion,
   });
 }
 

@@ -16,6 +16,8 @@ export interface DataStreamRequest {
   clientPort: number | undefined;
   /** `tunn connect` streams: the email the relay verified. */
   email: string | undefined;
+  /** `tunn connect` streams to a --proxy-protocol tunnel: the relay-signed assertion. */
+  assertion: string | undefined;
 }
 
 /** Serves one data stream of tunnel `T`; owns the stream from then on. */
@@ -30,12 +32,14 @@ export function readDataStream(headers: IncomingHttpHeaders): DataStreamRequest 
   const kind = raw === undefined ? 'http' : isStreamKind(raw) ? raw : undefined;
   const port = Number(headers[DATA_HEADERS.clientPort]);
   const email = headers[DATA_HEADERS.email];
+  const assertion = headers[DATA_HEADERS.assertion];
   return {
     tunnelId: String(headers[DATA_HEADERS.tunnel] ?? ''),
     kind,
     clientIp: String(headers[DATA_HEADERS.client] ?? ''),
     clientPort: Number.isInteger(port) && port > 0 && port < 65536 ? port : undefined,
     email: typeof email === 'string' && email ? email : undefined,
+    assertion: typeof assertion === 'string' && assertion ? assertion : undefined,
   };
 }
 

@@ -28,6 +28,8 @@ export const DATA_HEADERS = {
   clientPort: 'tunn-client-port',
   /** `tunn connect` streams only: the verified email of the user who connects. */
   email: 'tunn-email',
+  /** `tunn connect` streams to a --proxy-protocol tunnel: a relay-signed assertion (JWT, audience the tunnel's host). */
+  assertion: 'tunn-assertion',
 } as const;
 
 /** Response header the agent sets on a data stream it could not connect to the target. */

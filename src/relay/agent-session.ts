@@ -238,6 +238,7 @@ export function openDataStream(h2: ClientHttp2Session, tunnel: { id: string; hos
       [DATA_HEADERS.kind]: o.kind,
       ...(o.clientPort !== undefined ? { [DATA_HEADERS.clientPort]: String(o.clientPort) } : {}),
       ...(o.email !== undefined ? { [DATA_HEADERS.email]: o.email } : {}),
+      ...(o.assertion !== undefined ? { [DATA_HEADERS.assertion]: o.assertion } : {}),
     },
     { endStream: false },
   );

@@ -52,6 +52,8 @@ export interface ConnectRoute {
 }
 
 const KINDS = new Set(['tcp', 'udp', 'tls']);
+/** A PROXY v2 assertion is read once, when the connection starts. */
+const ASSERTION_TTL_S = 60;
 
 const principalOf = (p: ConnectPrincipal): Principal => ({ via: 'token', jti: p.credentialId ?? '', accountId: p.accountId ?? '', email: p.email });
 
@@ -87,7 +89,10 @@ export function createConnectRoute(o: ConnectRouteOptions): ConnectRoute {
     async open(ct, p, client) {
       const t = tunnelAt(ct.host);
       if (!t) return { reason: 'not_found', message: `no tunnel ${ct.host} is online: check the name, or ask its owner to start it` };
-      return openTunnelStream(o.directory, t, { kind: ct.kind === 'udp' ? 'udp' : 'tcp', client: cleanIp(client.address), clientPort: client.port, email: p.email });
+      // The target asked for PROXY v2: it gets the same relay-signed assertion HTTP tunnels send
+      // in Tunn-Jwt-Assertion (audience the tunnel's host), to verify what it is told.
+      const assertion = t.options.proxyProtocol && p.accountId ? (await o.tokens.issue({ accountId: p.accountId, kind: 'assertion', email: p.email, ttlSeconds: ASSERTION_TTL_S, record: false, extra: { aud: t.host, tunnel: t.host } })).token : undefined;
+      return openTunnelStream(o.directory, t, { kind: ct.kind === 'udp' ? 'udp' : 'tcp', client: cleanIp(client.address), clientPort: client.port, email: p.email, assertion });
     },
     onCarried: (e) => o.logger.debug({ host: e.host, email: e.email, outcome: e.outcome }, 'tunn connect stream ended'),
   });

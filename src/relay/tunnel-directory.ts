@@ -17,6 +17,8 @@ export interface StreamOpen {
   clientPort?: number;
   /** `tunn connect` streams: the verified email of the user (never set from anything a client sent). */
   email?: string;
+  /** `tunn connect` streams to a --proxy-protocol tunnel: the relay-signed assertion for the PROXY v2 TLV 0xE1. */
+  assertion?: string;
 }
 
 /** One agent session as the directory sees it (AgentSession on this relay). */

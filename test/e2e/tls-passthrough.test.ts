@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
 import { createCa, issueLeaf } from '../../src/certs/dev-ca.ts';
-import { parseProxyV2, PP2_TYPE_AUTHORITY, PP2_TYPE_TUNN_EMAIL, proxyTlvText } from '../../src/lib/proxy-v2.ts';
+import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
+import { parseProxyV2, PP2_TYPE_AUTHORITY, PP2_TYPE_TUNN_ASSERTION, PP2_TYPE_TUNN_EMAIL, proxyTlvText } from '../../src/lib/proxy-v2.ts';
 import { createToken, request, startCli, startRelay, tmpDir, type Proc, type RelayHandle } from './harness.ts';
 
 // `tunn tls` end to end (real relay, agents and targets) and PROXY v2 through `tunn connect`.
@@ -146,5 +147,11 @@ describe('tls tunnels (passthrough, private, --backend tcp) and PROXY v2', () =>
     assert.equal(proxyTlvText(ppHeader.header, PP2_TYPE_TUNN_EMAIL), 'ann@example.com');
     assert.equal(proxyTlvText(ppHeader.header, PP2_TYPE_AUTHORITY), `pp.${relay.domain}`);
     assert.equal(ppHeader.header.source?.address, '127.0.0.1');
+    // TLV 0xE1: a JWT the target verifies with the relay's published keys, for this host only.
+    const jwt = proxyTlvText(ppHeader.header, PP2_TYPE_TUNN_ASSERTION);
+    assert.ok(jwt, 'the assertion TLV is present');
+    const keys = await request(`${relay.url}/.well-known/jwks.json`, { ca: relay.ca });
+    const { payload } = await jwtVerify(jwt, createLocalJWKSet(JSON.parse(keys.text) as JSONWebKeySet), { audience: `pp.${relay.domain}` });
+    assert.equal(payload.email, 'ann@example.com');
   });
 });
