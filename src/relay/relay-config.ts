@@ -78,7 +78,7 @@ export interface RelayExtensions {
   /** The dev CA's certificate, shown to users (agents trust it with --relay-ca). */
   caPath?: string;
   /** Picks the domain a tunnel is served under; default: the relay's domain only. */
-  resolveDomain?: (account: Account, requested: string | undefined) => Promise<string>;
+  resolveDomain?: (account: Account, requested: string | undefined, kind?: { kind?: string; backend?: string }) => Promise<string>;
   /** Custom domains and certificates for /v1/domains and /v1/certs. */
   domainApi?: DomainApiOptions;
   /** Plain-HTTP requests answered before the redirect to HTTPS (ACME HTTP-01). */

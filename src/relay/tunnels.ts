@@ -40,7 +40,7 @@ export interface TunnelsDeps {
   domain: string;
   urlsFor(host: string): string[];
   /** Picks the domain a tunnel is served under; default: the relay's domain only. */
-  resolveDomain?: (account: Account, requested: string | undefined) => Promise<string>;
+  resolveDomain?: (account: Account, requested: string | undefined, kind?: { kind?: string; backend?: string }) => Promise<string>;
   /** Public TCP/UDP ports (kind-ports.ts); absent: none. */
   ports?: {
     register(t: { host: string; name: string; domain: string; accountId: string; kind: string; public: boolean }): Promise<number | undefined>;
@@ -117,7 +117,7 @@ export class Tunnels {
     const d = this.#d;
     const checks = this.#checks;
     if (!checks) throw new TunnError('UNAVAILABLE', 'the relay is starting');
-    const domain = d.resolveDomain ? await d.resolveDomain(account, opts.domain) : this.#defaultDomain(opts.domain);
+    const domain = d.resolveDomain ? await d.resolveDomain(account, opts.domain, { kind: opts.kind, backend: opts.backend }) : this.#defaultDomain(opts.domain);
     let name: string;
     if (opts.name) {
       name = validateName(opts.name);
