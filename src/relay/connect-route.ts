@@ -14,7 +14,7 @@ import { HANDSHAKE_TIMEOUT_MS } from '../protocol/timing.ts';
 import type { Store } from '../store/store.ts';
 import { ConnectServer, type ConnectPrincipal, type ConnectTunnel } from './connect-server.ts';
 import type { LiveConnection } from './gateway.ts';
-import { openTunnelStream } from './open-tunnel-stream.ts';
+import { isRefusal, openTunnelStream } from './open-tunnel-stream.ts';
 import type { ConnectionTable } from './live-revocation.ts';
 import { cleanIp } from './own-host.ts';
 import type { CertSource } from './tls-servers.ts';
@@ -92,7 +92,17 @@ export function createConnectRoute(o: ConnectRouteOptions): ConnectRoute {
       // The target asked for PROXY v2: it gets the same relay-signed assertion HTTP tunnels send
       // in Tunn-Jwt-Assertion (audience the tunnel's host), to verify what it is told.
       const assertion = t.options.proxyProtocol && p.accountId ? (await o.tokens.issue({ accountId: p.accountId, kind: 'assertion', email: p.email, ttlSeconds: ASSERTION_TTL_S, record: false, extra: { aud: t.host, tunnel: t.host } })).token : undefined;
-      return openTunnelStream(o.directory, t, { kind: ct.kind === 'udp' ? 'udp' : 'tcp', client: cleanIp(client.address), clientPort: client.port, email: p.email, assertion });
+      const r = await openTunnelStream(o.directory, t, { kind: ct.kind === 'udp' ? 'udp' : 'tcp', client: cleanIp(client.address), clientPort: client.port, email: p.email, assertion });
+      if (isRefusal(r)) t.metrics.drop(`connect-${r.reason}`);
+      else if (ct.kind === 'udp') t.metrics.flows++;
+      else t.metrics.connections++;
+      return r;
+    },
+    onBytes: (host, fromClient, toClient) => {
+      const m = o.directory.get(host)?.metrics;
+      if (!m) return;
+      m.bytesIn += fromClient;
+      m.bytesOut += toClient;
     },
     onCarried: (e) => o.logger.debug({ host: e.host, email: e.email, outcome: e.outcome }, 'tunn connect stream ended'),
   });

@@ -34,6 +34,8 @@ export interface ConnectDeps {
   idleTimeoutMs: number;
   /** Told when a carried stream ends (logs, metrics). */
   onCarried?(e: { host: string; email: string; outcome: SpliceOutcome }): void;
+  /** Bytes carried (from the client, to the client) on a stream of `host`, as they pass (metrics). */
+  onBytes?(host: string, fromClient: number, toClient: number): void;
 }
 
 const isRefusal = (v: ConnectPrincipal | Refusal): v is Refusal => 'reason' in v;
@@ -117,7 +119,8 @@ export class ConnectServer {
     if (s.destroyed || s.closed || !this.#live.has(s)) return agent.reset();
     entry.agent = agent;
     s.respond({ ':status': 200 });
-    const outcome = await spliceStreams(splicedH2Stream(s), agent, { idleTimeoutMs: this.#d.idleTimeoutMs });
+    const onBytes = this.#d.onBytes;
+    const outcome = await spliceStreams(splicedH2Stream(s), agent, { idleTimeoutMs: this.#d.idleTimeoutMs, onBytes: onBytes && ((a, b) => onBytes(t.host, a, b)) });
     this.#d.onCarried?.({ host: t.host, email: who.email, outcome });
   }
 }

@@ -19,7 +19,6 @@ export async function openTunnelStream(directory: TunnelDirectory, t: Tunnel, o:
   }
   const answer = await awaitStreamAnswer(stream);
   if (!answer.open) return answer.refusal;
-  t.metrics.connections++;
   return splicedH2Stream(stream);
 }
 

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import dnsPacket from 'dns-packet';
 import { freeTcpUdpPort } from '../support/free-udp-port.ts';
-import { createToken, startCli, startRelay, tmpDir, type Proc, type RelayHandle } from './harness.ts';
+import { createToken, request, startCli, startRelay, tmpDir, type Proc, type RelayHandle } from './harness.ts';
 
 // Public TCP and UDP ports and `tunn connect --udp`, end to end: a real relay with port ranges,
 // real agents (`tunn tcp|udp`), real targets (a TCP echo, a DNS server queried by Debian's dig,
@@ -131,6 +131,10 @@ describe('tcp and udp tunnels (public ports, tunn connect --udp)', () => {
     await relay.stop();
     relay = await startRelayHere(httpsPort);
     assert.equal(await retry(() => echoThrough(tcpPort, 'after the relay restart')), 'after the relay restart');
+    const host = `mc.${relay.domain}`;
+    const m = (await request(`http://${relay.domain}:${relay.httpPort}/metrics`)).text;
+    assert.match(m, new RegExp(`^tunn_connections_total\\{tunnel="${host.replace(/\./g, '\\.')}"\\} [1-9]`, 'm'), 'connections counted per tunnel');
+    assert.match(m, new RegExp(`^tunn_bytes_total\\{tunnel="${host.replace(/\./g, '\\.')}",direction="out"\\} [1-9]`, 'm'), 'bytes counted per tunnel');
   });
 
   it('answers dig through a public UDP port', async () => {
@@ -138,6 +142,12 @@ describe('tcp and udp tunnels (public ports, tunn connect --udp)', () => {
     assert.equal(ready.url, `udp://${relay.domain}:${udpPort}`);
     const r = await retry(() => run('dig', ['@127.0.0.1', '-p', String(udpPort), 'game.example.test', 'A', '+short', '+tries=3', '+time=5']));
     assert.equal(r.stdout.trim(), '192.0.2.7');
+    // Counted per tunnel in /metrics: the flow, datagrams each way, their bytes.
+    const host = `resolver.${relay.domain}`;
+    const m = (await request(`http://${relay.domain}:${relay.httpPort}/metrics`)).text;
+    for (const series of [`tunn_udp_flows_total{tunnel="${host}"}`, `tunn_datagrams_total{tunnel="${host}",direction="in"}`, `tunn_datagrams_total{tunnel="${host}",direction="out"}`, `tunn_bytes_total{tunnel="${host}",direction="in"}`]) {
+      assert.match(m, new RegExp(`^${series.replace(/[{}"=,.]/g, (c) => `\\${c}`)} [1-9]`, 'm'), series);
+    }
   });
 
   it('answers dig through `tunn connect --udp --listen` on a private udp tunnel', async () => {
