@@ -1,4 +1,4 @@
-import { createApiClient, pathParams, type CertificateView, type SessionInfo } from '../../src/api/client.ts';
+import { ApiError, createApiClient, pathParams, type CertificateView, type SessionInfo } from '../../src/api/client.ts';
 
 // The console's one door to the relay: /v1 through the typed Hono client the CLI's types come
 // from, with the relay's session cookie (same origin only) and the CSRF token of GET /v1/session
@@ -8,16 +8,7 @@ import { createApiClient, pathParams, type CertificateView, type SessionInfo } f
 // Everything the console knows about the API's shapes is in this file, so a change of the
 // contract touches only it.
 
-export class ApiError extends Error {
-  readonly status: number;
-  readonly code: string;
-  constructor(status: number, code: string, message: string) {
-    super(message);
-    this.name = 'ApiError';
-    this.status = status;
-    this.code = code;
-  }
-}
+export { ApiError };
 
 let csrf: string | null = null;
 
