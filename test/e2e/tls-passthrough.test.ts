@@ -114,6 +114,15 @@ describe('tls tunnels (passthrough, private, --backend tcp) and PROXY v2', () =>
     assert.match(r.body.toString(), /TLS that ends at its own service/);
   });
 
+  // Guards --allow-ip on public kinds (the same check public TCP/UDP ports make): a client
+  // outside the list is reset before any byte reaches the target.
+  it('--allow-ip: a client outside the list is reset and the target sees nothing', async () => {
+    await startKind(['tls', String(portOf(tlsTarget)), '-n', 'office', '--public', '--allow-ip', '10.0.0.0/8']);
+    const before = targetConnections;
+    await assert.rejects(tlsAsk({ port: relay.httpsPort, servername: `office.${relay.domain}`, ca: targetCa }, 'from loopback'), /ECONNRESET|socket disconnected/);
+    assert.equal(targetConnections, before, 'no connection reached the target');
+  });
+
   it('a private tls tunnel serves a stranger nothing by SNI, and works through tunn connect', async () => {
     await startKind(['tls', String(portOf(tlsTarget)), '-n', 'secret', '-a', 'ann@example.com']);
     const host = `secret.${relay.domain}`;
