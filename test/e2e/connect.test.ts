@@ -116,6 +116,37 @@ describe('tunn connect (CLI) through a real relay and agent', () => {
     assert.equal(r.stdout.trim(), 'hello-through-tunn');
   });
 
+  /** A psql session through `port` running a long query; resolves once PostgreSQL runs it (asked directly). */
+  const longQuery = async (port: string, tag: string): Promise<{ exited: Promise<unknown[]> }> => {
+    const psql = spawn('psql', ['-h', '127.0.0.1', '-p', port, '-U', 'postgres', '-d', 'postgres', '-Atc', `select pg_sleep(120) as ${tag}`], { env: { ...process.env, PGCONNECT_TIMEOUT: '20' }, stdio: 'ignore' });
+    const exited = once(psql, 'exit');
+    const timer = setTimeout(() => psql.kill(), CUT_WITHIN_MS + 60_000);
+    void exited.then(() => clearTimeout(timer));
+    const running = async (): Promise<boolean> => {
+      const r = await run('psql', ['-h', '127.0.0.1', '-p', String(pg.port), '-U', 'postgres', '-d', 'postgres', '-Atc', `select count(*) from pg_stat_activity where query like '%as ${tag}%' and pid <> pg_backend_pid()`]);
+      return r.stdout.trim() === '1';
+    };
+    let up = false;
+    for (let i = 0; i < 100 && !(up = await running()); i++) await new Promise((r) => setTimeout(r, 200));
+    assert.ok(up, 'the long query runs through the tunnel');
+    return { exited };
+  };
+
+  /** Resolves with psql's exit code, or fails when it is still connected CUT_WITHIN_MS after `since`. */
+  const cutWithin = async (exited: Promise<unknown[]>, since: number): Promise<void> => {
+    const [code] = (await exited) as [number | null];
+    assert.notEqual(code, 0, 'psql lost its connection');
+    assert.ok(Date.now() - since < CUT_WITHIN_MS, `cut after ${Date.now() - since} ms`);
+  };
+
+  /** The tunnel's owner sees a connection_cut event for `email` on `host` in `tunn events`. */
+  const cutEventFor = async (host: string, email: string): Promise<void> => {
+    const events = startCli(['events', ...relayArgs(), '--token-file', tokenFile('owner-events', ownerToken), '--json'], { env: env() });
+    assert.equal(await events.exited, 0, events.stderr.join('\n'));
+    const list = (events.lines[0]?.events ?? []) as { kind: string; tunnel?: string; email?: string }[];
+    assert.ok(list.some((e) => e.kind === 'connection_cut' && e.tunnel === host && e.email === email), `a connection_cut event: ${JSON.stringify(events.lines).slice(0, 1000)}`);
+  };
+
   // Guards: revoking a token cuts the live `tunn connect` streams it opened (here a psql
   // session in the middle of a long query), within seconds, and records a security event.
   it('revoking the user\'s token cuts a live psql session', async () => {
@@ -123,30 +154,32 @@ describe('tunn connect (CLI) through a real relay and agent', () => {
     const p = connect([dbHost, '--listen', '0', '--json'], carol, 'carol');
     try {
       const ready = await p.waitFor((l) => l.event === 'ready', 30_000);
-      const port = String(ready.listen).split(':')[1]!;
-      const psql = spawn('psql', ['-h', '127.0.0.1', '-p', port, '-U', 'postgres', '-d', 'postgres', '-Atc', 'select pg_sleep(120) as through_tunn'], { env: { ...process.env, PGCONNECT_TIMEOUT: '20' }, stdio: 'ignore' });
-      const exited = once(psql, 'exit');
-      // The session is up (PostgreSQL runs its query, asked directly) before the revocation.
-      const running = async (): Promise<boolean> => {
-        const r = await run('psql', ['-h', '127.0.0.1', '-p', String(pg.port), '-U', 'postgres', '-d', 'postgres', '-Atc', "select count(*) from pg_stat_activity where query like '%as through_tunn%' and pid <> pg_backend_pid()"]);
-        return r.stdout.trim() === '1';
-      };
-      let up = false;
-      for (let i = 0; i < 100 && !(up = await running()); i++) await new Promise((r) => setTimeout(r, 200));
-      assert.ok(up, 'the long query runs through the tunnel');
+      const { exited } = await longQuery(String(ready.listen).split(':')[1]!, 'through_tunn');
       const since = Date.now();
       const rv = startCli(['relay', 'token', 'revoke', String(decodeJwt(carol).jti), '--data-dir', relay.dataDir, '--json']);
       assert.equal(await rv.exited, 0);
-      const timer = setTimeout(() => psql.kill(), CUT_WITHIN_MS);
-      const [code] = (await exited) as [number | null];
-      clearTimeout(timer);
-      assert.notEqual(code, 0, 'psql lost its connection');
-      assert.ok(Date.now() - since < CUT_WITHIN_MS, `cut after ${Date.now() - since} ms`);
-      // The tunnel's owner sees why in `tunn events`.
-      const events = startCli(['events', ...relayArgs(), '--token-file', tokenFile('owner-events', ownerToken), '--json'], { env: env() });
-      assert.equal(await events.exited, 0, events.stderr.join('\n'));
-      const list = (events.lines[0]?.events ?? []) as { kind: string; tunnel?: string; email?: string }[];
-      assert.ok(list.some((e) => e.kind === 'connection_cut' && e.tunnel === dbHost && e.email === 'ann@example.com'), `a connection_cut event: ${JSON.stringify(events.lines).slice(0, 1000)}`);
+      await cutWithin(exited, since);
+      await cutEventFor(dbHost, 'ann@example.com');
+    } finally {
+      await p.kill();
+    }
+  });
+
+  // Guards: a user removed from the group a tunnel allows loses their live `tunn connect`
+  // streams within seconds (the same sweep that re-checks HTTP connections' allow-lists).
+  it('removing the user from the tunnel\'s group cuts a live psql session', async () => {
+    const owner = (args: string[]): Promise<number | null> => startCli([...args, ...relayArgs(), '--token-file', tokenFile('owner-group', ownerToken), '--json'], { env: env() }).exited;
+    assert.equal(await owner(['group', 'create', 'eng', 'dave@example.com']), 0);
+    const ready = await startKind('tcp', [String(pg.port), '-n', 'db-eng', '-a', 'group:eng']);
+    const host = String(ready.host);
+    const p = connect([host, '--listen', '0', '--json'], await createToken(relay, 'dave@example.com'), 'dave');
+    try {
+      const up = await p.waitFor((l) => l.event === 'ready', 30_000);
+      const { exited } = await longQuery(String(up.listen).split(':')[1]!, 'through_group');
+      const since = Date.now();
+      assert.equal(await owner(['group', 'rm', 'eng', 'dave@example.com']), 0);
+      await cutWithin(exited, since);
+      await cutEventFor(host, 'dave@example.com');
     } finally {
       await p.kill();
     }
