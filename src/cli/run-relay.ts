@@ -74,6 +74,7 @@ function kindsConfigFrom(o: RelayOptions): KindsConfig {
     udpFlows: o.udpFlows,
     udpFlowsTotal: o.udpFlowsTotal,
     udpFlowIdleMs: o.udpFlowIdle === undefined ? undefined : o.udpFlowIdle * 1000,
+    tcpIdleMs: o.tcpIdle === undefined ? undefined : o.tcpIdle * 1000,
     reserved: o.dnsPort ? [o.dnsPort] : [],
   };
 }

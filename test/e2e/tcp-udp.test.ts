@@ -137,6 +137,24 @@ describe('tcp and udp tunnels (public ports, tunn connect --udp)', () => {
     assert.match(m, new RegExp(`^tunn_bytes_total\\{tunnel="${host.replace(/\./g, '\\.')}",direction="out"\\} [1-9]`, 'm'), 'bytes counted per tunnel');
   });
 
+  it('tunn connect closes a connection at once and says why when the target refuses', async () => {
+    const closed = await new Promise<number>((resolve) => {
+      const srv = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as AddressInfo).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const { ready } = await startKind(['tcp', String(closed), '-n', 'nothing', '-a', 'ann@example.com']);
+    const c = startCli(['connect', String(ready.host), '--listen', '0', '--json', ...relayArgs(), '--token-file', annFile], { env: env() });
+    procs.push(c);
+    const up = await c.waitFor((l) => l.event === 'ready', 30_000);
+    const sock = net.connect({ host: '127.0.0.1', port: Number(String(up.listen).split(':')[1]) });
+    sock.on('error', () => {});
+    await new Promise((r) => sock.once('close', r));
+    const refused = await c.waitFor((l) => l.event === 'refused', 10_000);
+    assert.match(String(refused.message), new RegExp(`nothing accepts connections at .*:${closed} \\(connection refused\\): is the service running\\?`));
+  });
+
   it('answers dig through a public UDP port', async () => {
     const { ready } = await startKind(['udp', String(dns.port), '-n', 'resolver', '--public']);
     assert.equal(ready.url, `udp://${relay.domain}:${udpPort}`);
