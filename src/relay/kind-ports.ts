@@ -115,9 +115,10 @@ export class KindPorts {
   async #listen(protocol: PortProtocol, port: number, host: string): Promise<Listener> {
     const o = this.#o;
     const c = o.config;
+    // The port serves the name only while it is a public tunnel of the port's protocol.
     const tunnel = (): PortTunnel | undefined => {
       const t = o.directory.get(host);
-      return t ? portTunnel(o.directory, t, protocol) : undefined;
+      return t && t.options.kind === protocol && t.options.public ? portTunnel(o.directory, t, protocol) : undefined;
     };
     try {
       if (protocol === 'tcp') {
