@@ -5,7 +5,7 @@ import { splicedH2Stream } from '../protocol/h2-stream.ts';
 import { refusalResponse, type Refusal } from '../protocol/stream-refusal.ts';
 
 // The relay's side of tunn-connect/1 (src/protocol/connect.ts), as a handler of HTTP/2 streams:
-// phase 2 runs it on connections that chose ALPN tunn-connect/1 (an edge route) with the relay's
+// the edge route `connect` (connect-route.ts) runs it on connections that chose ALPN tunn-connect/1 with the relay's
 // real authentication, directory and policy behind ConnectDeps. Every request is decided again
 // (token, tunnel, allow-list); each carried stream is kept per user, so revocation can cut it.
 
