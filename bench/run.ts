@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { createToken, startAgent, startRelay, type AgentHandle, type RelayHandle } from '../test/e2e/harness.ts';
+import { agentTlsRows, benchAgentTls } from './agent-tls.ts';
 import { benchKinds, onlySections, type Section } from './kinds.ts';
 import { kindsText, machineInfo, writeOut } from './report.ts';
 import { sshForward, startSshd } from './ssh.ts';
@@ -20,6 +21,7 @@ import { sshForward, startSshd } from './ssh.ts';
 // same relay with the inspector capturing every request (issue 16: on must reach 90 % of off). ssh = load generator → sshd's -R listener → ssh
 // client → origin (a throwaway sshd on loopback, default cipher). floor = the same design with
 // nothing of tunn's own work (bench/floor.ts): what the data-plane design costs on this machine.
+// HTTPS: TLS at the relay vs at the agent (`--terminate-at agent`, bench/agent-tls.ts, issue 12).
 
 const exec = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '..');
@@ -279,6 +281,13 @@ async function main(): Promise<void> {
   results['tunn-inspect'] = inspectOn;
   await inspectAgent.stop();
 
+  // HTTPS with TLS at the relay vs at the agent (issue 12): the relay's CPU per request should fall.
+  log('HTTPS: TLS at the relay vs at the agent');
+  const tlsBench = await benchAgentTls(relay, token, origin.port, agent, tmp, { seconds: DUR, bulk: BULK });
+  cleanups.push(tlsBench.stop);
+  results['agent-tls'] = { ...tlsBench.result };
+  await tlsBench.stop();
+
   // Memory on a fresh relay/agent pair (fresh sshd connection too), so earlier load does not count.
   log('memory: fresh relay and agent');
   await agent.stop();
@@ -373,6 +382,13 @@ async function main(): Promise<void> {
     return j === 0 ? `${line}\n|${inspectWidths.map((x) => '-'.repeat(x + 2)).join('|')}|` : line;
   });
 
+  const tlsRows = agentTlsRows(tlsBench.result, BULK / 1024 ** 2, fmt, ratio);
+  const tlsWidths = tlsRows[0]!.map((_, i) => Math.max(...tlsRows.map((row) => row[i]!.length)));
+  const tlsTable = tlsRows.map((row, j) => {
+    const line = `| ${row.map((c, i) => c.padEnd(tlsWidths[i]!)).join(' | ')} |`;
+    return j === 0 ? `${line}\n|${tlsWidths.map((x) => '-'.repeat(x + 2)).join('|')}|` : line;
+  });
+
   const targetsMet = {
     'req/s c50 ≥ 1.2× ssh -R': w('tunn', 50).rps >= 1.2 * w('ssh', 50).rps,
     'req/s c50 ≥ 0.6× direct': w('tunn', 50).rps >= 0.6 * w('direct', 50).rps,
@@ -389,6 +405,8 @@ async function main(): Promise<void> {
     'inspector on: download MiB/s ≥ 0.9× off (issue 16)': inspectOn.downloadMiBs >= 0.9 * n('tunn', 'downloadMiBs'),
     'inspector on: upload MiB/s ≥ 0.9× off (issue 16)': inspectOn.uploadMiBs >= 0.9 * n('tunn', 'uploadMiBs'),
     'inspector on: zero errors (issue 16)': inspectOn.c50.errors === 0,
+    'TLS at the agent: relay CPU per request below TLS at the relay (issue 12)': tlsBench.result.agentTerminated.relayCpuUsPerReq < tlsBench.result.relayTerminated.relayCpuUsPerReq,
+    'TLS at the agent: zero errors (issue 12)': tlsBench.result.agentTerminated.errors === 0,
   };
   const machine = machineInfo();
   // The TCP and UDP sections (issue 11) run after the HTTP ones, on their own relay.
@@ -396,7 +414,7 @@ async function main(): Promise<void> {
   await relay2.stop();
   const kinds = await runKinds();
   const out = { started: started.toISOString(), finished: new Date().toISOString(), quick: QUICK, wrkThreads: WRK_THREADS, secondsPerWrk: DUR, bulkBytes: BULK, machine, results: { ...results, ...kinds?.results }, memoryKiB: { tunn: { relayAgent: tunnMem }, ssh: sshMemory }, targets: { ...targetsMet, ...kinds?.targets } };
-  writeOut(started, out, `${kinds ? kindsText(kinds) : ''}\n${table.join('\n')}\n\n${inspectTable.join('\n')}\n\nTargets (issues 2, 9 and 16):\n${Object.entries(targetsMet).map(([k, v]) => `- ${v ? 'met    ' : 'MISSED '} ${k}`).join('\n')}\n\nThe design floor (bench/floor.ts, no tunn logic) in this run: c50 ${ratio(w('floor', 50).rps, w('direct', 50).rps)} direct, tunn ${ratio(w('tunn', 50).rps, w('floor', 50).rps)} of the floor; p50 c1 +${fmt(w('floor', 1).p50ms - w('direct', 1).p50ms, 3)} ms over direct (tunn +${fmt(w('tunn', 1).p50ms - w('direct', 1).p50ms, 3)} ms). c1000: floor ${ratio(w('floor', 1000).rps, w('ssh', 1000).rps)} ssh -R, tunn ${ratio(w('tunn', 1000).rps, w('floor', 1000).rps)} of the floor.`);
+  writeOut(started, out, `${kinds ? kindsText(kinds) : ''}\n${table.join('\n')}\n\n${inspectTable.join('\n')}\n\n${tlsTable.join('\n')}\n\nTargets (issues 2, 9, 12 and 16):\n${Object.entries(targetsMet).map(([k, v]) => `- ${v ? 'met    ' : 'MISSED '} ${k}`).join('\n')}\n\nThe design floor (bench/floor.ts, no tunn logic) in this run: c50 ${ratio(w('floor', 50).rps, w('direct', 50).rps)} direct, tunn ${ratio(w('tunn', 50).rps, w('floor', 50).rps)} of the floor; p50 c1 +${fmt(w('floor', 1).p50ms - w('direct', 1).p50ms, 3)} ms over direct (tunn +${fmt(w('tunn', 1).p50ms - w('direct', 1).p50ms, 3)} ms). c1000: floor ${ratio(w('floor', 1000).rps, w('ssh', 1000).rps)} ssh -R, tunn ${ratio(w('tunn', 1000).rps, w('floor', 1000).rps)} of the floor.`);
 }
 
 try {

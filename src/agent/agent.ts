@@ -6,7 +6,9 @@ import tls, { type TLSSocket } from 'node:tls';
 import { ControlChannel } from '../protocol/control-channel.ts';
 import { agentServerOptions, SESSION_WINDOW } from '../protocol/h2-options.ts';
 import { watchLiveness } from '../protocol/liveness.ts';
-import { CONTROL_PATH, PROTOCOL_VERSION, ALPN_TUNNEL, type ControlMessage, type Refusal, type RegisteredTunnel, type TunnelOptions } from '../protocol/messages.ts';
+import { TunnError } from '../lib/errors.ts';
+import { CONTROL_PATH, PROTOCOL_VERSION, ALPN_TUNNEL, type AcmeAdvert, type AgentTlsRequest, type MessageOf, type TlsStateReport, type ControlMessage, type Refusal, type RegisteredTunnel, type TunnelOptions } from '../protocol/messages.ts';
+import { ControlRequests } from './control-requests.ts';
 import { describeConnectError, permanentConnectError } from './connect-errors.ts';
 import { kindStreamHandlers } from './kind-handlers.ts';
 import { forwardStream, type RequestLogEntry, type StreamWatch } from './forward.ts';
@@ -38,8 +40,16 @@ export interface AgentConfig {
   backoffMinMs: number;
   backoffMaxMs: number;
   logRequests: boolean;
+  /** Handlers for stream kinds besides http (TLS that ends here: `tls`, `acme-tls-alpn`). */
+  streamHandlers?: StreamHandlers<AgentTunnelRef>;
   /** The inspector's capture, when it is on: a watch per forwarded connection of tunnel `index`. */
   inspect?: (index: number, tunnel: () => string, clientIp: string, onRequest?: (e: RequestLogEntry) => void) => StreamWatch;
+}
+
+/** A local tunnel as stream handlers see it: its id (t0, t1, …) and, once registered, where it is served. */
+export interface AgentTunnelRef {
+  readonly id: string;
+  readonly ready?: RegisteredLocalTunnel;
 }
 
 /** A tunnel the relay serves (its `registered` message), with the target it forwards to. */
@@ -69,6 +79,8 @@ interface AgentEvents {
   /** Requests the relay answered itself in one second beyond those sent one by one, counted by status and reason. */
   refusedMore: [{ tunnel: string; count: number; more: Extract<ControlMessage, { type: 'refused' }>['more'] }];
   notice: [string];
+  /** The relay's ACME CA (welcome), the default of --acme-*. */
+  acme: [AcmeAdvert];
   /** Something that went wrong and was handled (a stream reset, a session error): what was being done, and why. */
   debug: [string];
   fatal: [Error & { code?: string }];
@@ -99,6 +111,11 @@ export class Agent extends EventEmitter<AgentEvents> {
   #stopped = false;
   /** A session was welcomed once in this run: from then on every connect error is retried (networks change). */
   #everOnline = false;
+  readonly #requests = new ControlRequests();
+  /** The last TLS state of each (tunnel, name), re-sent on every session that registers the tunnel. */
+  readonly #tlsStates = new Map<string, MessageOf<'tls-state'>>();
+  /** What the relay advertised in its last welcome. */
+  relayAcme: AcmeAdvert | undefined;
 
   constructor(config: AgentConfig) {
     super();
@@ -131,6 +148,21 @@ export class Agent extends EventEmitter<AgentEvents> {
       s.socket?.destroy();
     }
     this.#setState('stopped', 'stopped');
+  }
+
+  /** Asks the relay a question about TLS that ends here (on any online session); rejects with the relay's answer when it refuses. */
+  ask(request: AgentTlsRequest, timeoutMs?: number): Promise<unknown> {
+    const slot = this.#slots.find((s) => s.online && s.control);
+    if (!slot) return Promise.reject(new TunnError('UNAVAILABLE', `no session to the relay is online to ask about ${request.op}`));
+    const control = slot.control!;
+    return this.#requests.ask((m) => control.send(m), slot.index, request, timeoutMs);
+  }
+
+  /** Tells the relay where TLS of tunnel `tunnelId`'s name ends now (and every session that registers it later). */
+  reportTls(tunnelId: string, state: TlsStateReport): void {
+    const m: MessageOf<'tls-state'> = { type: 'tls-state', id: tunnelId, state };
+    this.#tlsStates.set(`${tunnelId}\0${state.name}`, m);
+    for (const s of this.#slots) if (s.online) s.control?.send(m);
   }
 
   #setState(state: AgentState, detail: string): void {
@@ -222,7 +254,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       stream.respond({ ':status': 404 }, { endStream: true });
       return;
     }
-    const handler = req.kind && this.#streamHandlers[req.kind];
+    const handler = req.kind && (this.#streamHandlers[req.kind] ?? this.config.streamHandlers?.[req.kind]);
     if (!handler) {
       this.emit('debug', `refused a data stream of kind ${String(headers['tunn-kind']).slice(0, 32)} for ${t.ready?.host ?? t.id}: this agent does not serve it`);
       refuseStream(stream, 501, 'STREAM_KIND');
@@ -269,6 +301,10 @@ export class Agent extends EventEmitter<AgentEvents> {
     switch (m.type) {
       case 'welcome':
         this.#everOnline = true;
+        if (m.acme) {
+          this.relayAcme = m.acme;
+          this.emit('acme', m.acme);
+        }
         for (const t of this.#tunnels.values()) {
           if (!t.name && !t.assignedName) {
             if (t.namingSlot) {
@@ -293,6 +329,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         const changed = !t.ready || t.ready.url !== m.url;
         t.ready = { id: m.id, name: m.name, host: m.host, url: m.url, urls: m.urls, target: t.target, ...(m.port !== undefined ? { port: m.port } : {}) };
         if (changed) this.emit('ready', t.ready);
+        for (const st of this.#tlsStates.values()) if (st.id === m.id) slot.control?.send(st);
         if (!wasOnline) {
           const detail = `online (${this.#slots.filter((s) => s.online).length}/${this.#slots.length} sessions)`;
           // The agent-wide state does not change when one of several sessions comes back: say so.
@@ -324,6 +361,9 @@ export class Agent extends EventEmitter<AgentEvents> {
         }
         return;
       }
+      case 'tls-reply':
+        this.#requests.answer(m);
+        return;
       case 'replaced':
         this.emit('fatal', Object.assign(new Error(m.message), { code: 'REPLACED' }));
         this.stop();
@@ -369,6 +409,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
     slot.stopPing?.();
     clearTimeout(slot.retryTimer);
+    this.#requests.sessionDown(slot.index);
     slot.session = undefined;
     slot.control = undefined;
     slot.socket = undefined;

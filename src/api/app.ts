@@ -7,7 +7,7 @@ import { newRequestId, REQUEST_ID_HEADER } from '../lib/page.ts';
 import { consoleRoutes } from './console.ts';
 import { devicePageRoutes, deviceApiRoutes } from './device.ts';
 import { requireCaller } from './caller.ts';
-import { certRoutes } from './certificates.ts';
+import { certRoutes, type AgentCertReport } from './certificates.ts';
 import { domainRoutes, type DomainApiOptions } from './domains.ts';
 import { eventRoutes } from './events.ts';
 import { grantRoutes } from './grants.ts';
@@ -35,6 +35,8 @@ export interface ApiExtras {
   logger?: Logger;
   /** The relay's live tunnels (`tunn status`, `tunn stop`, the console); without: /v1/tunnels answers 404. */
   tunnels?: TunnelControl;
+  /** Names whose TLS ends at agents, as their agents report them (`tunn cert list`, /v1/certificates). */
+  agentCerts?: () => AgentCertReport[];
   /** Timing of GET /v1/tunnels/events (tests shorten it). */
   tunnelEvents?: TunnelEventsOptions;
 }
@@ -74,7 +76,7 @@ export function createApiApp(identity: Identity, extras: ApiExtras = {}) {
     .route('/v1/auth/device', deviceApiRoutes(identity))
     .route('/v1/events', eventRoutes(identity))
     .route('/v1/domains', domainRoutes(identity, domains))
-    .route('/', certRoutes(identity, domains))
+    .route('/', certRoutes(identity, domains, extras.agentCerts))
     .route('/', loginRoutes(identity))
     .route('/', devicePageRoutes(identity));
   // The web console's pages and files (outside the typed chain: not part of the client's API).

@@ -15,7 +15,8 @@ import { AGENT_PING_INTERVAL_MS, AGENT_PING_TIMEOUT_MS } from '../protocol/timin
 import { loadCredentials } from './api-client.ts';
 import { attachAgentOutput } from './agent-output.ts';
 import { agentCrossChecks } from './agent-checks.ts';
-import { agentTlsSettings, notYetWired } from './agent-tls-flags.ts';
+import { agentTlsSettings } from './agent-tls-flags.ts';
+import { wireAgentTls } from './run-agent-tls.ts';
 import { readUserConfig } from './user-config.ts';
 import { startAgentInspector } from './run-inspector.ts';
 import { onShutdown } from './shutdown.ts';
@@ -101,12 +102,14 @@ export { attachAgentOutput } from './agent-output.ts';
 export async function runAgent(targetSpec: string, flags: Record<string, unknown>): Promise<void> {
   const target = parseTarget(targetSpec);
   const o = agentOptionsFrom(flags, process.env);
-  const config = agentConfigFrom(o, target);
-  // TLS ending at the agent: every flag is read and checked now; the relay's side is phase 2.
-  if (agentTlsSettings(o).terminateAt === 'agent') throw notYetWired();
+  const tlsSettings = agentTlsSettings(o);
+  // TLS ending at the agent (issue 12): every flag was read and checked; the agent serves `tls` streams.
+  const tls = tlsSettings.terminateAt === 'agent' ? wireAgentTls(agentConfigFrom(o, target), o, tlsSettings) : undefined;
+  const config = tls?.config ?? agentConfigFrom(o, target);
   const inspect = await startAgentInspector(o, [target], config.verifyTargetTls);
   const agent = new Agent({ ...config, ...inspect.agentExtra });
   attachAgentOutput(agent, o.json, inspect.ready, undefined, flags.color as boolean | undefined);
+  tls?.attach(agent);
   // Failures the agent handled (a stream a visitor reset, a session error, a refused stream kind), with what was being done.
   if (process.env.TUNN_DEBUG) agent.on('debug', (m) => process.stderr.write(`tunn: debug: ${m}\n`));
   // A token `tunn login` saved and the relay now refuses: signing in again is the fix.
@@ -119,6 +122,7 @@ export async function runAgent(targetSpec: string, flags: Record<string, unknown
   agent.on('state', (s) => void (s === 'stopped' && inspect.inspector?.close()));
   onShutdown(async () => {
     agent.stop();
+    tls?.close();
     await inspect.inspector?.close();
   });
   agent.start();

@@ -1,5 +1,5 @@
 import { onShutdown } from './shutdown.ts';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fromEnv, fromFile, relayCrossChecks, relayDefaults, relaySchema, resolveConfig, type RelayOptions } from '../config/config.ts';
 import { systemClock } from '../lib/clock.ts';
@@ -128,7 +128,9 @@ export async function startRelay(o: RelayOptions, logger: Logger): Promise<{ rel
   );
   let info: RelayInfo;
   try {
-    info = await relay.start({ certs: customDomains.certs, caPath: customDomains.caPath, plainHook: customDomains.plainHook, resolveDomain: customDomains.resolveDomain, domainApi: customDomains.api });
+    // Agents that end TLS themselves: DNS-01 in the relay's zone (names they hold only) and the relay's ACME CA as their default.
+    const agentTls = { dns01: dnsProvider ?? customDomains.dns?.zone, acme: o.acmeDirectory ? { directory: o.acmeDirectory, email: o.acmeEmail, caPem: o.acmeCa ? readFileSync(o.acmeCa, 'utf8') : undefined } : undefined };
+    info = await relay.start({ certs: customDomains.certs, caPath: customDomains.caPath, plainHook: customDomains.plainHook, resolveDomain: customDomains.resolveDomain, domainApi: customDomains.api, agentTls });
   } catch (err) {
     // start() may fail after its listeners are up (e.g. identity setup): close them too, or
     // the process would print the error and keep running.

@@ -233,7 +233,7 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
   }
 
   const alert = createAlerter({ store, logger, webhookUrl: cfg.alertWebhook, onAlert: deps.onAlert });
-  const decide = relayDecisionFunc({ relayDomain, relayCerts, customDomain: customDomainDecider(store), allowRelayHost: deps.isLiveHost && ((h) => h === relayDomain || deps.isLiveHost!(h)) });
+  const decide = relayDecisionFunc({ relayDomain, relayCerts, customDomain: customDomainDecider(store, deps.isLiveHost), allowRelayHost: deps.isLiveHost && ((h) => h === relayDomain || deps.isLiveHost!(h)) });
   const manager = new CertManager({ ...relayCertBackends(store, box, logger), issuer, decide, clock, logger, onAlert: alert, maintainIntervalMs: cfg.maintainIntervalMs });
   let probe: CertProbe | undefined;
 

@@ -15,7 +15,7 @@ function fieldsOf(schema: z.ZodObject): string[] {
 // The wire is shared by agents and relays of different versions: these lists only grow, at the end.
 describe('wire protocol', () => {
   it('pins the message types, ALPN id, paths, headers, kinds, error codes and version (append only)', () => {
-    assert.deepEqual(MESSAGE_TYPES, ['hello', 'welcome', 'register', 'registered', 'unregister', 'error', 'replaced', 'notice', 'refused']);
+    assert.deepEqual(MESSAGE_TYPES, ['hello', 'welcome', 'register', 'registered', 'unregister', 'error', 'replaced', 'notice', 'refused', 'tls-request', 'tls-reply', 'tls-state']);
     assert.deepEqual(REFUSAL_REASONS, ['ip', 'rate-limit', 'basic-auth', 'sign-in', 'token', 'policy', 'upgrade', 'target', 'unavailable']);
     assert.deepEqual(TUNNEL_KINDS, ['http', 'tcp', 'udp', 'tls']);
     assert.deepEqual(TLS_ENDS, ['relay', 'agent']);
@@ -35,7 +35,7 @@ describe('wire protocol', () => {
     const shapes = Object.fromEntries(MESSAGE_TYPES.map((t) => [t, fieldsOf(MESSAGE_SCHEMAS[t])]));
     assert.deepEqual(shapes, {
       hello: ['type', 'version', 'token', 'agentId', 'agentVersion'],
-      welcome: ['type', 'accountId', 'email', 'relayDomain', 'sessionId'],
+      welcome: ['type', 'accountId', 'email', 'relayDomain', 'sessionId', 'acme?'],
       register: ['type', 'tunnel'],
       registered: ['type', 'id', 'name', 'host', 'url', 'urls', 'port?'],
       unregister: ['type', 'id'],
@@ -44,8 +44,11 @@ describe('wire protocol', () => {
       replaced: ['type', 'id', 'message'],
       notice: ['type', 'message'],
       refused: ['type', 'id', 'refusals', 'more'],
+      'tls-request': ['type', 'rid', 'request'],
+      'tls-reply': ['type', 'rid', 'result?', 'error?'],
+      'tls-state': ['type', 'id', 'state'],
     });
-    assert.deepEqual(fieldsOf(tunnelOptionsSchema), ['id', 'kind?', 'tlsEnds?', 'name?', 'domain?', 'allow', 'public', 'hostHeader?', 'basicAuth?', 'allowIps?', 'rateLimit?', 'allowUpgrade?', 'grantFor?', 'proxyProtocol?', 'backend?']);
+    assert.deepEqual(fieldsOf(tunnelOptionsSchema), ['id', 'kind?', 'tlsEnds?', 'name?', 'domain?', 'allow', 'public', 'hostHeader?', 'basicAuth?', 'allowIps?', 'rateLimit?', 'allowUpgrade?', 'grantFor?', 'tlsFallback?', 'proxyProtocol?', 'backend?']);
   });
 
   it('round-trips a message and rejects unknown or malformed ones, saying what was wrong', () => {

@@ -83,7 +83,7 @@ export function wireCodeOf(err: unknown): WireErrorCode {
 }
 
 /** The message types. The order is pinned by a test: append, never reorder or rename. */
-export const MESSAGE_TYPES = ['hello', 'welcome', 'register', 'registered', 'unregister', 'error', 'replaced', 'notice', 'refused'] as const;
+export const MESSAGE_TYPES = ['hello', 'welcome', 'register', 'registered', 'unregister', 'error', 'replaced', 'notice', 'refused', 'tls-request', 'tls-reply', 'tls-state'] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
 
 /** A tunnel as an agent asks the relay to serve it (the register message). */
@@ -111,6 +111,8 @@ export const tunnelOptionsSchema = z.object({
   allowUpgrade: z.array(z.string()).optional(),
   /** `--for`: the -a entries end `seconds` after the first registration of this run (`ref`: random per agent run). */
   grantFor: z.object({ seconds: z.number(), ref: z.string() }).optional(),
+  /** With tlsEnds agent: false (`--no-fallback`) makes visitors fail the handshake until the agent's certificate is ready. */
+  tlsFallback: z.boolean().optional(),
   /** tcp, tls: send the target a PROXY protocol v2 header first (client address; email for `tunn connect`). */
   proxyProtocol: z.boolean().optional(),
   /** tls: raw (the target terminates TLS; default) or tcp (TLS ends before the target). */
@@ -172,12 +174,79 @@ export const MAX_REFUSAL_METHOD = 16;
 export const MAX_REFUSAL_WHO = 254;
 export const MAX_REFUSAL_DETAIL = 160;
 
+/** The relay's ACME settings, advertised in `welcome` (an agent's --acme-* default to them). */
+export const acmeAdvertSchema = z.object({ directory: z.string(), email: z.string().optional(), caPem: z.string().optional() });
+export type AcmeAdvert = z.infer<typeof acmeAdvertSchema>;
+
+/**
+ * What an agent that terminates TLS asks the relay (issue 12), agent → relay in `tls-request`,
+ * each answered by one `tls-reply` with the same `rid`. The relay answers only for hosts that
+ * agent's live tunnels with TLS at the agent hold (src/relay/agent-tls-relay.ts); it never sees
+ * a request line, header or body: a decision carries the host, the tunn credential, the
+ * client's address and whether refusals should be pages.
+ */
+export const agentTlsRequestSchema = z.discriminatedUnion('op', [
+  z.object({
+    op: z.literal('decide'),
+    host: z.string(),
+    credential: z.discriminatedUnion('kind', [z.object({ kind: z.literal('session'), cookie: z.string() }), z.object({ kind: z.literal('bearer'), token: z.string() })]),
+    clientIp: z.string(),
+    html: z.boolean(),
+    requestId: z.string().optional(),
+  }),
+  z.object({ op: z.literal('redeem'), host: z.string(), code: z.string().optional(), clientIp: z.string(), userAgent: z.string().optional() }),
+  z.object({ op: z.literal('session'), host: z.string(), cookie: z.string().optional() }),
+  z.object({ op: z.literal('logout'), host: z.string(), cookie: z.string() }),
+  /** Publish `_acme-challenge.<name>` TXT `value` in the relay's zone (names the agent holds only). */
+  z.object({ op: z.literal('dns01-present'), recordName: z.string(), value: z.string() }),
+  z.object({ op: z.literal('dns01-cleanup'), recordName: z.string(), value: z.string() }),
+]);
+export type AgentTlsRequest = z.infer<typeof agentTlsRequestSchema>;
+export type AgentTlsOp = AgentTlsRequest['op'];
+
+const principalSchema = z.union([
+  z.object({ via: z.literal('session'), sessionId: z.string(), rootSessionId: z.string().optional(), accountId: z.string(), email: z.string() }),
+  z.object({ via: z.literal('token'), jti: z.string(), accountId: z.string(), email: z.string() }),
+]);
+
+/** The answer to each op (`tls-reply.result`), read by the agent with the schema of the op it asked. */
+export const agentTlsResultSchemas = {
+  decide: z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('allow'), email: z.string(), assertion: z.string(), principal: principalSchema.optional() }),
+    z.object({ kind: z.literal('sign-in') }),
+    z.object({
+      kind: z.literal('refuse'),
+      status: z.number(),
+      headers: z.array(z.tuple([z.string(), z.string()])),
+      body: z.string(),
+      refusal: z.object({ reason: z.enum(['ip', 'rate-limit', 'basic-auth', 'sign-in', 'token', 'policy', 'unavailable']), who: z.string().optional(), detail: z.string().optional() }).optional(),
+    }),
+  ]),
+  redeem: z.object({ cookieValue: z.string(), expiresAt: z.number(), returnPath: z.string() }).nullable(),
+  session: z.object({ id: z.string(), parentId: z.string().nullable(), accountId: z.string(), email: z.string(), host: z.string(), expiresAt: z.number() }).nullable(),
+  logout: z.null(),
+  'dns01-present': z.null(),
+  'dns01-cleanup': z.null(),
+} as const satisfies { [K in AgentTlsOp]: z.ZodType };
+
+/** Where a name's TLS ends now, as the agent reports it (`tls-state`; `tunn cert list`, `/v1/certificates`). */
+export const tlsStateSchema = z.object({
+  name: z.string(),
+  terminatedAt: z.enum(TLS_ENDS),
+  /** Why the relay terminates (fallback), or a renewal problem the agent retries. */
+  reason: z.string().optional(),
+  notAfter: z.number().optional(),
+  /** SPKI SHA-256 (base64) of the key the agent serves. */
+  pin: z.string().optional(),
+});
+export type TlsStateReport = z.infer<typeof tlsStateSchema>;
+
 /** One schema per message, keyed by type (the handler tables of both ends are typed from it). */
 export const MESSAGE_SCHEMAS = {
   /** agent → relay, first message on every session. */
   hello: z.object({ type: z.literal('hello'), version: z.number(), token: z.string(), agentId: z.string(), agentVersion: z.string() }),
   /** relay → agent: the token was accepted. */
-  welcome: z.object({ type: z.literal('welcome'), accountId: z.string(), email: z.string(), relayDomain: z.string(), sessionId: z.string() }),
+  welcome: z.object({ type: z.literal('welcome'), accountId: z.string(), email: z.string(), relayDomain: z.string(), sessionId: z.string(), acme: acmeAdvertSchema.optional() }),
   /** agent → relay: serve this tunnel on this session (repeated on every session of the agent). */
   register: z.object({ type: z.literal('register'), tunnel: tunnelOptionsSchema }),
   /** relay → agent: the tunnel is live at `url`. */
@@ -199,6 +268,12 @@ export const MESSAGE_SCHEMAS = {
     refusals: z.array(refusalSchema),
     more: z.array(z.object({ status: z.number(), reason: z.enum(REFUSAL_REASONS), count: z.number() })),
   }),
+  /** agent → relay: one question about a host whose TLS ends at the agent (answered by tls-reply, same rid). */
+  'tls-request': z.object({ type: z.literal('tls-request'), rid: z.number(), request: agentTlsRequestSchema }),
+  /** relay → agent: the answer to tls-request `rid` (`result` by the op's schema), or why there is none. */
+  'tls-reply': z.object({ type: z.literal('tls-reply'), rid: z.number(), result: z.unknown().optional(), error: z.object({ code: z.enum(WIRE_ERROR_CODES).catch('INTERNAL'), message: z.string() }).optional() }),
+  /** agent → relay, each time it changes: where TLS of tunnel `id`'s name ends now (re-sent on every new session). */
+  'tls-state': z.object({ type: z.literal('tls-state'), id: z.string(), state: tlsStateSchema }),
 } as const satisfies { [K in MessageType]: z.ZodType<{ type: K }> };
 
 export type ControlMessage = { [K in MessageType]: z.infer<(typeof MESSAGE_SCHEMAS)[K]> }[MessageType];

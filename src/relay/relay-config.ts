@@ -2,10 +2,12 @@ import type { DomainApiOptions } from '../api/domains.ts';
 import type { GroupDirectory } from '../auth/idp-groups.ts';
 import type { LoginProviderConfig } from '../auth/oidc.ts';
 import type { TokenService } from '../auth/tokens.ts';
+import type { Dns01Provider } from '../dns/dns01-provider.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { SecretBox } from '../lib/secret-box.ts';
 import type { Account } from '../store/accounts.ts';
+import type { AcmeAdvert } from '../protocol/messages.ts';
 import type { Store } from '../store/store.ts';
 import type { PortRange } from '../lib/port-range.ts';
 import type { OwnCertificateState } from './own-certificate.ts';
@@ -78,13 +80,15 @@ export interface RelayExtensions {
   /** The dev CA's certificate, shown to users (agents trust it with --relay-ca). */
   caPath?: string;
   /** Picks the domain a tunnel is served under; default: the relay's domain only. */
-  resolveDomain?: (account: Account, requested: string | undefined, kind?: { kind?: string; backend?: string }) => Promise<string>;
+  resolveDomain?: (account: Account, requested: string | undefined, kind?: { kind?: string; backend?: string; tlsEnds?: 'relay' | 'agent' }) => Promise<string>;
   /** Custom domains and certificates for /v1/domains and /v1/certs. */
   domainApi?: DomainApiOptions;
   /** Plain-HTTP requests answered before the redirect to HTTPS (ACME HTTP-01). */
   plainHook?: (path: string, host: string) => LocalResponse | undefined;
   /** Apps served under a path of the relay's own host (the console's files). */
   mounts?: OwnHostMount[];
+  /** TLS that ends at agents: the relay's DNS-01 for its zone (names agents hold only), the weekly budget per account, the ACME CA advertised in welcome. */
+  agentTls?: { dns01?: Dns01Provider; dns01PerWeek?: number; acme?: AcmeAdvert };
 }
 
 /** The relay's store and keys, for the parts started beside it (custom domains, `tunn dev`). */

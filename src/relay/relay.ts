@@ -14,10 +14,12 @@ import type { Logger } from '../lib/logger.ts';
 import { loadSecretKey, SecretBox } from '../lib/secret-box.ts';
 import type { Refusal } from '../protocol/messages.ts';
 import { openStore, type Store } from '../store/store.ts';
+import { hostnameOf } from '../auth/agent-decisions.ts';
 import { createTunnelAccess } from './access.ts';
 import { createConnectRoute } from './connect-route.ts';
 import { createTlsPassthrough } from './tls-passthrough.ts';
 import { DEFAULT_TCP_IDLE_MS, KindPorts } from './kind-ports.ts';
+import { AgentTlsRelay } from './agent-tls-relay.ts';
 import { Edge } from './edge.ts';
 import { Gateway } from './gateway.ts';
 import { LiveRevocation } from './live-revocation.ts';
@@ -55,6 +57,7 @@ export class Relay {
   #gateways: Gateway[] = [];
   #listeners: NetServer[] = [];
   #info: RelayInfo | undefined;
+  #agentTls: AgentTlsRelay | undefined;
 
   constructor(config: RelayConfig, deps: RelayDeps) {
     this.config = config;
@@ -92,8 +95,9 @@ export class Relay {
     const reserved = [...(c.kinds?.reserved ?? [])];
     const ports = new KindPorts({ store, clock: this.#clock, directory: this.#directory, config: c.kinds ?? {}, listen: c.listen, reserved, logger: log });
     this.#closers.push(() => ports.close());
-    const tunnels = (this.#tunnels = new Tunnels({ ports, directory: this.#directory, store, tokens, clock: this.#clock, logger: log, metrics: this.#metrics, domain: c.domain, urlsFor: (h) => this.urlsFor(h), resolveDomain: ext.resolveDomain }));
     const access = createTunnelAccess(() => this.#identity);
+    const agentTls = (this.#agentTls = new AgentTlsRelay({ ...ext.agentTls, directory: this.#directory, identity: () => this.#identity, policyOf: access.policyOf, clock: this.#clock, logger: log, idleTimeoutMs: c.idleTimeoutMs }));
+    const tunnels = (this.#tunnels = new Tunnels({ ports, directory: this.#directory, store, tokens, clock: this.#clock, logger: log, metrics: this.#metrics, domain: c.domain, urlsFor: (h) => this.urlsFor(h), resolveDomain: ext.resolveDomain, agentTls }));
     // Requests refused at the edge, reported to the tunnel's agent at most once a second.
     const refusals = new RefusalReports({ send: (t, m) => t.sessions.find((s) => s.alive)?.send(m) });
     this.#closers.push(() => refusals.stop());
@@ -111,7 +115,7 @@ export class Relay {
       headTimeoutMs: c.headTimeoutMs,
     };
     const gateway = new Gateway(gatewayOpts);
-    const plainGateway = new Gateway({ ...gatewayOpts, plainHook: (head, host) => ext.plainHook?.(head.target, host) ?? (c.dev ? undefined : pages.movedToHttps(httpsUrl(host, this.info.httpsPort, head.target))) });
+    const plainGateway = new Gateway({ ...gatewayOpts, plainHook: (head, host) => ext.plainHook?.(head.target, host) ?? (c.dev && !agentTls.agentTunnel(hostnameOf(host)) ? undefined : pages.movedToHttps(httpsUrl(host, this.info.httpsPort, head.target))) });
     this.#gateways = [gateway, plainGateway];
     const passthrough = createTlsPassthrough({ directory: this.#directory, idleTimeoutMs: c.kinds?.tcpIdleMs ?? DEFAULT_TCP_IDLE_MS, logger: log });
     const onPublicTls = (s: TLSSocket): void => {
@@ -125,13 +129,19 @@ export class Relay {
     const edge = new Edge(
       {
         connect: (s) => connect.accept(s),
-        'tls-to-agent': (s, h) => passthrough.carryRaw(s, h.serverName!),
         'plain-http': (s) => plainGateway.accept(s, false, cleanIp(s.remoteAddress)),
         'agent-link': (s) => tlsServers.agentLink(s),
         'acme-tls-alpn': (s, h) => tlsServers.acmeTlsAlpn(s, h.serverName!),
         'terminate-tls': (s) => tlsServers.publicTls(s),
+        // Every "raw TLS to an agent" case: TLS at the agent (issue 12) or tls passthrough (issue 11).
+        'tls-to-agent': (s, h) => (agentTls.tlsEndsAtAgent(h.serverName!) ? agentTls.carryTls(s, h.serverName!, cleanIp(s.remoteAddress)) : passthrough.carryRaw(s, h.serverName!)),
+        'acme-tls-alpn-to-agent': (s, h) => agentTls.carryAlpnChallenge(s, h.serverName!),
       },
-      { relayAnswersAlpnChallenge: (name) => ext.certs.alpnChallengeContext?.(name) !== undefined, tlsEndsAtAgent: (name) => passthrough.endsAtAgent(name) },
+      {
+        relayAnswersAlpnChallenge: (name) => ext.certs.alpnChallengeContext?.(name) !== undefined,
+        tlsEndsAtAgent: (name) => agentTls.tlsEndsAtAgent(name) || passthrough.endsAtAgent(name),
+        agentAnswersAlpnChallenge: (name) => agentTls.agentAnswersAlpnChallenge(name),
+      },
       log,
     );
     const httpsPort = await listenOn(this.#listeners, 'HTTPS', c.httpsPort, c.listen, (s) => edge.accept('https', s));
@@ -157,7 +167,7 @@ export class Relay {
     revocation.start();
     this.#closers.push(() => revocation.stop());
     const control = createTunnelControl({ directory: this.#directory, gateways: this.#gateways, urlsFor: (h) => this.urlsFor(h), onStopped: (t, why) => (log.info({ host: t.host, email: t.email }, why), tunnels.gone(t.host)) });
-    api = createApiApp(identity, { domains: ext.domainApi, logger: log, tunnels: control });
+    api = createApiApp(identity, { domains: ext.domainApi, logger: log, tunnels: control, agentCerts: () => agentTls.reports() });
     info.certificate = await startOwnCertificate(ext.certs, c.domain, log, (ctx) => (ownCtx = ctx));
     return info;
   }
@@ -166,6 +176,12 @@ export class Relay {
   isServedHost(host: string): boolean {
     const d = this.config.domain;
     return host === d || this.#directory.get(host) !== undefined || host.endsWith('.' + d);
+  }
+
+  /** TLS that ends at agents: the names' reported states (`tunn cert list`, /v1/certificates). */
+  get agentTls(): AgentTlsRelay {
+    if (!this.#agentTls) throw new TypeError('relay not started');
+    return this.#agentTls;
   }
 
   /**

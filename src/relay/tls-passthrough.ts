@@ -1,7 +1,6 @@
 import type { Socket } from 'node:net';
 import { normalizeHost } from '../lib/host.ts';
 import type { Logger } from '../lib/logger.ts';
-import type { StreamKind } from '../protocol/messages.ts';
 import { carryConnection } from './carry-connection.ts';
 import { portTunnel } from './kind-ports.ts';
 import type { Tunnel, TunnelDirectory } from './tunnel-directory.ts';
@@ -14,19 +13,14 @@ import type { Tunnel, TunnelDirectory } from './tunnel-directory.ts';
 //     the decrypted bytes go to the agent as a `tcp` stream: the target receives plain TCP.
 //   Private (no --public): no SNI route at all; only `tunn connect` reaches it. Plain HTTP (or
 //     terminated HTTPS) for any tls host answers 426 (request-routing.ts).
-// --allow-ip is checked before anything is carried. The same route carries the raw TLS of
-// tunnels whose TLS ends at their agent (issue 12), on a `tls` stream: one handler for every
-// "raw TLS bytes to an agent" case.
+// --allow-ip is checked before anything is carried. The edge route `tls-to-agent` (relay.ts)
+// sends a name whose TLS ends at its agent (issue 12, agent-tls-relay.ts) there, and a tls
+// passthrough name here.
 
 export interface TlsPassthroughOptions {
   directory: TunnelDirectory;
   idleTimeoutMs: number;
   logger: Logger;
-  /**
-   * Other tunnels whose TLS ends at their agent (agent-terminated TLS, issue 12: the directory's
-   * "TLS ends at the agent" answer): their raw bytes go on a `tls` stream through the same route.
-   */
-  tlsEndsAtAgent?(t: Tunnel): boolean;
 }
 
 export interface TlsPassthrough {
@@ -48,15 +42,8 @@ function tlsTunnel(directory: TunnelDirectory, name: string | undefined, backend
 }
 
 export function createTlsPassthrough(o: TlsPassthroughOptions): TlsPassthrough {
-  /** The tunnel the raw TLS of `name` goes to, and the stream kind it rides. */
-  const rawRoute = (name: string | undefined): { t: Tunnel; kind: StreamKind } | undefined => {
-    const t = tlsTunnel(o.directory, name, 'raw');
-    if (t) return { t, kind: 'tcp' };
-    const other = name ? o.directory.get(normalizeHost(name)) : undefined;
-    return other && o.tlsEndsAtAgent?.(other) ? { t: other, kind: 'tls' } : undefined;
-  };
-  const carry = (socket: Socket, t: Tunnel, kind: StreamKind = 'tcp'): void => {
-    const pt = portTunnel(o.directory, t, kind);
+  const carry = (socket: Socket, t: Tunnel): void => {
+    const pt = portTunnel(o.directory, t, 'tcp');
     if (!pt.admits(socket.remoteAddress ?? '')) {
       t.metrics.drop('allow-ip');
       socket.resetAndDestroy();
@@ -65,13 +52,13 @@ export function createTlsPassthrough(o: TlsPassthroughOptions): TlsPassthrough {
     void carryConnection(socket, pt, { idleTimeoutMs: o.idleTimeoutMs }).then((outcome) => o.logger.debug({ host: t.host, outcome }, 'tls connection carried'));
   };
   return {
-    endsAtAgent: (name) => rawRoute(name) !== undefined,
+    endsAtAgent: (name) => tlsTunnel(o.directory, name, 'raw') !== undefined,
     carryRaw(socket, name) {
-      const r = rawRoute(name);
-      if (!r) return void socket.destroy();
-      carry(socket, r.t, r.kind);
+      const t = tlsTunnel(o.directory, name, 'raw');
+      if (!t) return void socket.destroy();
+      carry(socket, t);
     },
     backendTcp: (name) => tlsTunnel(o.directory, name, 'tcp'),
-    carryTerminated: (socket, t) => carry(socket, t),
+    carryTerminated: carry,
   };
 }

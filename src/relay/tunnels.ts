@@ -6,7 +6,7 @@ import type { Logger } from '../lib/logger.ts';
 import { checkKindOptions, checkTunnelOptions, type RegisteredTunnel, type TunnelOptions } from '../protocol/messages.ts';
 import { claimName, nameIsHeld, type Account } from '../store/accounts.ts';
 import type { Store } from '../store/store.ts';
-import { AgentSession } from './agent-session.ts';
+import { AgentSession, type AgentTlsHooks } from './agent-session.ts';
 import type { RelayMetrics } from './metrics.ts';
 import { randomName, validateName } from './names.ts';
 import { parseAllowUpgrade } from './upgrades.ts';
@@ -40,12 +40,14 @@ export interface TunnelsDeps {
   domain: string;
   urlsFor(host: string): string[];
   /** Picks the domain a tunnel is served under; default: the relay's domain only. */
-  resolveDomain?: (account: Account, requested: string | undefined, kind?: { kind?: string; backend?: string }) => Promise<string>;
+  resolveDomain?: (account: Account, requested: string | undefined, kind?: { kind?: string; backend?: string; tlsEnds?: 'relay' | 'agent' }) => Promise<string>;
   /** Public TCP/UDP ports (kind-ports.ts); absent: none. */
   ports?: {
     register(t: { host: string; name: string; domain: string; accountId: string; kind: string; public: boolean }): Promise<number | undefined>;
     gone(host: string): void;
   };
+  /** TLS that ends at agents (agent-tls-relay.ts). */
+  agentTls?: AgentTlsHooks;
 }
 
 export class Tunnels {
@@ -88,6 +90,7 @@ export class Tunnels {
         for (const t of this.directory.detach(s)) this.gone(t.host);
       },
       onTokenRefused: (info) => this.#checks?.tokenRefused(info),
+      agentTls: d.agentTls,
     });
     this.#sessions.add(session);
     d.metrics.agents.set(this.#sessions.size);
@@ -117,7 +120,7 @@ export class Tunnels {
     const d = this.#d;
     const checks = this.#checks;
     if (!checks) throw new TunnError('UNAVAILABLE', 'the relay is starting');
-    const domain = d.resolveDomain ? await d.resolveDomain(account, opts.domain, { kind: opts.kind, backend: opts.backend }) : this.#defaultDomain(opts.domain);
+    const domain = d.resolveDomain ? await d.resolveDomain(account, opts.domain, { kind: opts.kind, backend: opts.backend, tlsEnds: opts.tlsEnds }) : this.#defaultDomain(opts.domain);
     let name: string;
     if (opts.name) {
       name = validateName(opts.name);
