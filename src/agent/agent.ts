@@ -10,6 +10,7 @@ import { TunnError } from '../lib/errors.ts';
 import { CONTROL_PATH, PROTOCOL_VERSION, ALPN_TUNNEL, type AcmeAdvert, type AgentTlsRequest, type MessageOf, type TlsStateReport, type ControlMessage, type Refusal, type RegisteredTunnel, type TunnelOptions } from '../protocol/messages.ts';
 import { ControlRequests } from './control-requests.ts';
 import { describeConnectError, permanentConnectError } from './connect-errors.ts';
+import { kindStreamHandlers } from './kind-handlers.ts';
 import { forwardStream, type RequestLogEntry, type StreamWatch } from './forward.ts';
 import { readDataStream, refuseStream, type DataStreamRequest, type StreamHandlers } from './stream-handlers.ts';
 import { localhostAwareLookup, type Target } from './target.ts';
@@ -282,6 +283,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** Data streams by kind (DESIGN.md decision 12): a kind is one entry and one handler. */
   readonly #streamHandlers: StreamHandlers<LocalTunnel> = {
     http: (stream, t, req) => this.#forwardHttp(stream, t, req),
+    ...kindStreamHandlers<LocalTunnel>({ onTargetError: (host, message) => this.emit('notice', `${host}: ${message}`) }),
   };
 
   /** An HTTP stream: the relay rewrote its request heads; bytes are piped to the target. */
@@ -342,7 +344,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         const wasOnline = slot.online;
         slot.online = true;
         const changed = !t.ready || t.ready.url !== m.url;
-        t.ready = { id: m.id, name: m.name, host: m.host, url: m.url, urls: m.urls, target: t.target };
+        t.ready = { id: m.id, name: m.name, host: m.host, url: m.url, urls: m.urls, target: t.target, ...(m.port !== undefined ? { port: m.port } : {}) };
         if (changed) this.emit('ready', t.ready);
         for (const st of this.#tlsStates.values()) if (st.id === m.id) slot.control?.send(st);
         if (!wasOnline) {

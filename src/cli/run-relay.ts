@@ -10,6 +10,8 @@ import { releaseStartupMemory } from '../lib/v8-tuning.ts';
 import { domainByName } from '../domains/records.ts';
 import { createCustomDomains, parseAcmeChallenges, parsePublicIps, type CustomDomains } from '../domains/setup.ts';
 import { LdapDirectory } from '../auth/ldap.ts';
+import { parsePortRange, type PortRange } from '../lib/port-range.ts';
+import type { KindsConfig } from '../relay/relay-config.ts';
 import { Relay, type RelayConfig, type RelayInfo, type RelayParts } from '../relay/relay.ts';
 import { dnsProviderFrom } from './dns-check.ts';
 import { checkLdapAtStart, ldapDirectoryFrom } from './ldap-config.ts';
@@ -55,6 +57,29 @@ export function relayConfigFrom(o: RelayOptions): RelayConfig {
     cluster: o.nodeUrl
       ? { nodeUrl: o.nodeUrl, version: tunnVersion(), credentials: o.clusterSecret ? { secret: o.clusterSecret } : { caFile: o.clusterCa!, certFile: o.clusterCert!, keyFile: o.clusterKey! } }
       : undefined,
+    kinds: kindsConfigFrom(o),
+  };
+}
+
+/** Public TCP/UDP ports and their limits (checked by the config schema already). */
+function kindsConfigFrom(o: RelayOptions): KindsConfig {
+  const range = (v: string | undefined): PortRange | undefined => {
+    if (v === undefined) return undefined;
+    const r = parsePortRange(v);
+    if (!r.ok) throw new TunnError('CONFIG_INVALID', r.message);
+    return r.range;
+  };
+  return {
+    tcpPorts: range(o.tcpPorts),
+    udpPorts: range(o.udpPorts),
+    portQuota: o.portQuota,
+    portConnections: o.portConnections,
+    portConnectionsPerIp: o.portConnectionsPerIp,
+    udpFlows: o.udpFlows,
+    udpFlowsTotal: o.udpFlowsTotal,
+    udpFlowIdleMs: o.udpFlowIdle === undefined ? undefined : o.udpFlowIdle * 1000,
+    tcpIdleMs: o.tcpIdle === undefined ? undefined : o.tcpIdle * 1000,
+    reserved: o.dnsPort ? [o.dnsPort] : [],
   };
 }
 
@@ -132,8 +157,6 @@ export async function startRelay(o: RelayOptions, logger: Logger): Promise<{ rel
 
 export async function runRelay(flags: Record<string, unknown>): Promise<void> {
   const o = relayOptionsFrom(flags, process.env);
-  // Checked and parsed (config.ts), but not carried yet: saying so beats a relay that seems to offer ports.
-  if (o.tcpPorts !== undefined || o.udpPorts !== undefined) throw new TunnError('CONFIG_INVALID', `${o.tcpPorts !== undefined ? '--tcp-ports' : '--udp-ports'}: public TCP/UDP ports are not wired into the relay yet (issue 11, phase 2); start the relay without it`);
   const logger = createLogger({ json: o.json });
   const { relay, info, customDomains } = await startRelay(o, logger);
   // Give back what start-up grew before idling (issue 9: idle RSS); see v8-tuning.ts.

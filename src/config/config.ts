@@ -115,6 +115,8 @@ export const relaySchema = z.object({
   udpFlowsTotal: wholeNumber(1, 10_000_000, 'of flows').optional(),
   /** A UDP flow silent both ways this long ends (default 60). */
   udpFlowIdle: seconds.optional(),
+  /** A raw TCP connection (tcp/tls tunnels, tunn connect) silent both ways this long is closed (default 3600). */
+  tcpIdle: seconds.optional(),
   alertWebhook: z.string().url('must be a URL').optional(),
   // DNS-01 through the operator's DNS instead of the relay's own server (src/dns/providers/).
   dnsProvider: z.enum(['rfc2136', 'cloudflare'], { error: 'must be rfc2136 or cloudflare' }).optional(),

@@ -24,6 +24,12 @@ export const DATA_HEADERS = {
   tunnel: 'tunn-tunnel',
   client: 'tunn-client',
   kind: 'tunn-kind',
+  /** The public client's port (PROXY v2 needs it; tcp/udp/tls streams). */
+  clientPort: 'tunn-client-port',
+  /** `tunn connect` streams only: the verified email of the user who connects. */
+  email: 'tunn-email',
+  /** `tunn connect` streams to a --proxy-protocol tunnel: a relay-signed assertion (JWT, audience the tunnel's host). */
+  assertion: 'tunn-assertion',
 } as const;
 
 /** Response header the agent sets on a data stream it could not connect to the target. */
@@ -107,6 +113,10 @@ export const tunnelOptionsSchema = z.object({
   grantFor: z.object({ seconds: z.number(), ref: z.string() }).optional(),
   /** With tlsEnds agent: false (`--no-fallback`) makes visitors fail the handshake until the agent's certificate is ready. */
   tlsFallback: z.boolean().optional(),
+  /** tcp, tls: send the target a PROXY protocol v2 header first (client address; email for `tunn connect`). */
+  proxyProtocol: z.boolean().optional(),
+  /** tls: raw (the target terminates TLS; default) or tcp (TLS ends before the target). */
+  backend: z.enum(['raw', 'tcp']).optional(),
 });
 export type TunnelOptions = z.infer<typeof tunnelOptionsSchema>;
 
@@ -117,6 +127,15 @@ export type TunnelOptions = z.infer<typeof tunnelOptionsSchema>;
 export function checkTunnelOptions(o: Pick<TunnelOptions, 'allow' | 'public' | 'grantFor'>): void {
   if (o.public && o.allow.length) throw new TunnError('INVALID_INPUT', '--public and -a do not go together: a public tunnel is open to everyone');
   if (o.grantFor && o.allow.length === 0) throw new TunnError('INVALID_INPUT', '--for limits the -a entries of the command, and there are none: add -a <who> (the owner always keeps access), or use `tunn grant add` on a live tunnel');
+}
+
+/** The rules of the kinds beyond HTTP (issue 11), for the agent CLI and the relay alike. */
+export function checkKindOptions(o: Pick<TunnelOptions, 'kind' | 'proxyProtocol' | 'backend' | 'basicAuth' | 'rateLimit' | 'hostHeader' | 'tlsEnds'>): void {
+  const kind = o.kind ?? 'http';
+  if (o.proxyProtocol && kind !== 'tcp' && kind !== 'tls') throw new TunnError('INVALID_INPUT', '--proxy-protocol is for tcp and tls tunnels: a PROXY header goes before a connection\'s bytes');
+  if (o.backend && kind !== 'tls') throw new TunnError('INVALID_INPUT', '--backend is for tls tunnels (raw: TLS ends at your target; tcp: TLS ends at the relay)');
+  if (kind !== 'http' && (o.basicAuth || o.rateLimit || o.hostHeader)) throw new TunnError('INVALID_INPUT', `a ${kind} tunnel carries bytes, not HTTP requests: --basic-auth, --rate-limit and --host-header are for HTTP tunnels`);
+  if (kind === 'tls' && o.tlsEnds === 'agent' && o.backend !== 'tcp') throw new TunnError('INVALID_INPUT', 'a tls tunnel with --backend raw ends TLS at your target: TLS at the agent goes with --backend tcp');
 }
 
 /** Why the relay answered a visitor's request itself instead of forwarding it. */
@@ -231,7 +250,7 @@ export const MESSAGE_SCHEMAS = {
   /** agent → relay: serve this tunnel on this session (repeated on every session of the agent). */
   register: z.object({ type: z.literal('register'), tunnel: tunnelOptionsSchema }),
   /** relay → agent: the tunnel is live at `url`. */
-  registered: z.object({ type: z.literal('registered'), id: z.string(), name: z.string(), host: z.string(), url: z.string(), urls: z.array(z.string()) }),
+  registered: z.object({ type: z.literal('registered'), id: z.string(), name: z.string(), host: z.string(), url: z.string(), urls: z.array(z.string()), /** A public tcp/udp port assigned on the relay. */ port: z.number().optional() }),
   unregister: z.object({ type: z.literal('unregister'), id: z.string() }),
   /** Either way. `fatal`: the agent must not retry (bad token, name taken, …). `id`: the tunnel concerned. */
   error: z.object({ type: z.literal('error'), code: z.enum(WIRE_ERROR_CODES).catch('INTERNAL'), message: z.string(), fatal: z.boolean(), id: z.string().optional() }),

@@ -239,7 +239,7 @@ export class AgentSession implements SessionRef {
  * Opens one data stream to the agent for a public connection of `tunnel`: the one place that
  * writes DATA_HEADERS. Throws when the session cannot open a stream (closing, gone).
  */
-export function openDataStream(h2: ClientHttp2Session, tunnel: { id: string; host: string }, o: { kind: StreamKind; client: string }): ClientHttp2Stream {
+export function openDataStream(h2: ClientHttp2Session, tunnel: { id: string; host: string }, o: StreamOpen): ClientHttp2Stream {
   return h2.request(
     {
       ':method': 'CONNECT',
@@ -247,6 +247,9 @@ export function openDataStream(h2: ClientHttp2Session, tunnel: { id: string; hos
       [DATA_HEADERS.tunnel]: tunnel.id,
       [DATA_HEADERS.client]: o.client,
       [DATA_HEADERS.kind]: o.kind,
+      ...(o.clientPort !== undefined ? { [DATA_HEADERS.clientPort]: String(o.clientPort) } : {}),
+      ...(o.email !== undefined ? { [DATA_HEADERS.email]: o.email } : {}),
+      ...(o.assertion !== undefined ? { [DATA_HEADERS.assertion]: o.assertion } : {}),
     },
     { endStream: false },
   );

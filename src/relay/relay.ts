@@ -1,4 +1,4 @@
-import type { SecureContext } from 'node:tls';
+import type { SecureContext, TLSSocket } from 'node:tls';
 import type { Server as NetServer } from 'node:net';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -16,6 +16,9 @@ import type { Refusal } from '../protocol/messages.ts';
 import { openStore, type Store } from '../store/store.ts';
 import { hostnameOf } from '../auth/agent-decisions.ts';
 import { createTunnelAccess } from './access.ts';
+import { createConnectRoute } from './connect-route.ts';
+import { createTlsPassthrough } from './tls-passthrough.ts';
+import { DEFAULT_TCP_IDLE_MS, KindPorts } from './kind-ports.ts';
 import { AgentTlsRelay } from './agent-tls-relay.ts';
 import { Edge } from './edge.ts';
 import { Gateway } from './gateway.ts';
@@ -115,9 +118,13 @@ export class Relay {
     let api: ReturnType<typeof createApiApp> | undefined;
     const ownHost = createOwnHostServer(createOwnHostApp({ domain: c.domain, url: () => this.info.url, metrics: this.#metrics, metricsToken: c.metricsToken, api: () => api?.fetch, mounts: ext.mounts }));
     this.#closers.push(() => void ownHost.closeAllConnections());
+    // Public TCP/UDP ports; the relay's own ports are added to `reserved` once it listens.
+    const reserved = [...(c.kinds?.reserved ?? [])];
+    const ports = new KindPorts({ store, clock: this.#clock, directory: this.#directory, config: c.kinds ?? {}, listen: c.listen, reserved, logger: log });
+    this.#closers.push(() => ports.close());
     const access = createTunnelAccess(() => this.#identity);
     const agentTls = (this.#agentTls = new AgentTlsRelay({ ...ext.agentTls, directory: this.#directory, identity: () => this.#identity, policyOf: access.policyOf, clock: this.#clock, logger: log, idleTimeoutMs: c.idleTimeoutMs }));
-    const tunnels = (this.#tunnels = new Tunnels({ directory: this.#directory, store, tokens, clock: this.#clock, logger: log, metrics: this.#metrics, domain: c.domain, urlsFor: (h) => this.urlsFor(h), resolveDomain: ext.resolveDomain, agentTls }));
+    const tunnels = (this.#tunnels = new Tunnels({ ports, directory: this.#directory, store, tokens, clock: this.#clock, logger: log, metrics: this.#metrics, domain: c.domain, urlsFor: (h) => this.urlsFor(h), resolveDomain: ext.resolveDomain, agentTls }));
     // Requests refused at the edge, reported to the tunnel's agent at most once a second.
     const refusals = new RefusalReports({ send: (t, m) => t.sessions.find((s) => s.alive)?.send(m) });
     this.#closers.push(() => refusals.stop());
@@ -138,25 +145,36 @@ export class Relay {
     gateway = new Gateway(gatewayOpts);
     const plainGateway = new Gateway({ ...gatewayOpts, heldElsewhere: undefined, plainHook: (head, host) => ext.plainHook?.(head.target, host) ?? (c.dev && !agentTls.agentTunnel(hostnameOf(host)) ? undefined : pages.movedToHttps(httpsUrl(host, this.info.httpsPort, head.target))) });
     this.#gateways = [gateway, plainGateway];
-    const tlsServers = createTlsServers({ certs: ext.certs, domain: c.domain, ownContext: () => ownCtx, logger: log, onAgentLink: (s) => tunnels.acceptAgent(s), onPublic: (s) => gateway.accept(s, true, cleanIp(s.remoteAddress)) });
+    const passthrough = createTlsPassthrough({ directory: this.#directory, idleTimeoutMs: c.kinds?.tcpIdleMs ?? DEFAULT_TCP_IDLE_MS, logger: log });
+    const onPublicTls = (s: TLSSocket): void => {
+      const t = passthrough.backendTcp(s.servername || undefined);
+      if (t) passthrough.carryTerminated(s, t);
+      else gateway.accept(s, true, cleanIp(s.remoteAddress));
+    };
+    const tlsServers = createTlsServers({ certs: ext.certs, domain: c.domain, ownContext: () => ownCtx, logger: log, onAgentLink: (s) => tunnels.acceptAgent(s), onPublic: onPublicTls });
+    const connect = createConnectRoute({ certs: ext.certs, domain: c.domain, ownContext: () => ownCtx, tokens, store, directory: this.#directory, allows: access.allows, recordEvent: (e) => void this.recordEvent(e), idleTimeoutMs: c.kinds?.tcpIdleMs ?? DEFAULT_TCP_IDLE_MS, logger: log });
+    this.#closers.push(() => connect.close());
     const edge = new Edge(
       {
+        connect: (s) => connect.accept(s),
         'plain-http': (s) => plainGateway.accept(s, false, cleanIp(s.remoteAddress)),
         'agent-link': (s) => tlsServers.agentLink(s),
         'acme-tls-alpn': (s, h) => tlsServers.acmeTlsAlpn(s, h.serverName!),
         'terminate-tls': (s) => tlsServers.publicTls(s),
-        'tls-to-agent': (s, h) => agentTls.carryTls(s, h.serverName!, cleanIp(s.remoteAddress)),
+        // Every "raw TLS to an agent" case: TLS at the agent (issue 12) or tls passthrough (issue 11).
+        'tls-to-agent': (s, h) => (agentTls.tlsEndsAtAgent(h.serverName!) ? agentTls.carryTls(s, h.serverName!, cleanIp(s.remoteAddress)) : passthrough.carryRaw(s, h.serverName!)),
         'acme-tls-alpn-to-agent': (s, h) => agentTls.carryAlpnChallenge(s, h.serverName!),
       },
       {
         relayAnswersAlpnChallenge: (name) => ext.certs.alpnChallengeContext?.(name) !== undefined,
-        tlsEndsAtAgent: (name) => agentTls.tlsEndsAtAgent(name),
+        tlsEndsAtAgent: (name) => agentTls.tlsEndsAtAgent(name) || passthrough.endsAtAgent(name),
         agentAnswersAlpnChallenge: (name) => agentTls.agentAnswersAlpnChallenge(name),
       },
       log,
     );
     const httpsPort = await listenOn(this.#listeners, 'HTTPS', c.httpsPort, c.listen, (s) => edge.accept('https', s));
     const httpPort = await listenOn(this.#listeners, 'HTTP', c.httpPort, c.listen, (s) => edge.accept('http', s));
+    reserved.push(httpsPort, httpPort);
     const info: RelayInfo = (this.#info = { domain: c.domain, httpsPort, httpPort, caPath: ext.caPath, url: `https://${c.domain}${httpsPort === 443 ? '' : ':' + httpsPort}`, certificate: 'pending' });
     const identity = (this.#identity = this.#createIdentity(store, tokens, box, info.url));
     tunnels.setChecks({
@@ -169,7 +187,7 @@ export class Relay {
     keyTimer.unref();
     this.#closers.push(() => clearInterval(keyTimer));
     const revocation = new LiveRevocation({
-      store, clock: this.#clock, logger: log, gateways: this.#gateways, agents: () => tunnels.sessions, directory: this.#directory,
+      store, clock: this.#clock, logger: log, gateways: [...this.#gateways, connect.table], agents: () => tunnels.sessions, directory: this.#directory,
       allows: access.allows,
       domainLost: (t) => lostDomainReason(store, c.domain, t),
       onTunnelEnded: (t) => tunnels.gone(t.host),
@@ -185,7 +203,7 @@ export class Relay {
   /** Hosts whose visitors the relay may redirect back to after login. */
   isServedHost(host: string): boolean {
     const d = this.config.domain;
-    return host === d || this.isLiveHost(host) || host.endsWith('.' + d);
+    return host === d || this.#directory.get(host) !== undefined || this.#servesElsewhere(host) || host.endsWith('.' + d);
   }
 
   /** TLS that ends at agents: the names' reported states (`tunn cert list`, /v1/certificates). */
@@ -194,9 +212,17 @@ export class Relay {
     return this.#agentTls;
   }
 
-  /** Whether a tunnel is live at `host` here, or on another relay of the cluster (certificates are obtained on demand for those). */
+  /**
+   * Whether a tunnel whose TLS the relay terminates is live at `host` here (certificates are
+   * obtained on demand for those): http tunnels and `tunn tls --backend tcp`, not raw TLS
+   * passthrough (the target holds its certificate) nor tcp/udp (no TLS at that name). In a
+   * cluster, also a tunnel another relay serves (visitors here are carried there).
+   */
   isLiveHost(host: string): boolean {
-    return this.#directory.get(host) !== undefined || this.#servesElsewhere(host);
+    const o = this.#directory.get(host)?.options;
+    if (!o) return this.#servesElsewhere(host);
+    const kind = o.kind ?? 'http';
+    return kind === 'http' || (kind === 'tls' && o.backend === 'tcp');
   }
 
   /** Records a security or operations event (its owner sees it in `tunn events`); failures are logged. */

@@ -64,6 +64,10 @@ export function routeRequest(head: MessageHead, c: RouteConnection, opts: Gatewa
     if (elsewhere) return elsewhere(host, c.clientIp).then((conn) => (conn ? { kind: 'elsewhere', conn } : notHere(host, opts)));
     return notHere(host, opts);
   }
+  // A tls tunnel speaks TLS end to end (426 says so); tcp/udp tunnels have no HTTP at all.
+  const kind = tunnel.options.kind ?? 'http';
+  if (kind === 'tls') return answer(pages.upgradeRequired(host, tunnel.options.public));
+  if (kind !== 'http') return answer(pages.notFound(host));
   if (c.bound && c.bound !== tunnel) return answer(pages.misdirected());
   if (head.method === 'CONNECT') return answer(pages.methodNotAllowed(head.method), tunnel);
 

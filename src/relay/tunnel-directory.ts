@@ -13,6 +13,12 @@ export interface StreamOpen {
   kind: StreamKind;
   /** The public client's address (the agent logs it and may pass it on, e.g. in PROXY v2). */
   client: string;
+  /** The public client's port (tcp/udp/tls streams: PROXY v2 carries it). */
+  clientPort?: number;
+  /** `tunn connect` streams: the verified email of the user (never set from anything a client sent). */
+  email?: string;
+  /** `tunn connect` streams to a --proxy-protocol tunnel: the relay-signed assertion for the PROXY v2 TLV 0xE1. */
+  assertion?: string;
 }
 
 /** One agent session as the directory sees it (AgentSession on this relay). */

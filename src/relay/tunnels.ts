@@ -3,7 +3,7 @@ import type { TokenService } from '../auth/tokens.ts';
 import type { Clock } from '../lib/clock.ts';
 import { TunnError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
-import { checkTunnelOptions, type RegisteredTunnel, type TunnelOptions } from '../protocol/messages.ts';
+import { checkKindOptions, checkTunnelOptions, type RegisteredTunnel, type TunnelOptions } from '../protocol/messages.ts';
 import { claimName, nameIsHeld, type Account } from '../store/accounts.ts';
 import type { Store } from '../store/store.ts';
 import { AgentSession, type AgentTlsHooks } from './agent-session.ts';
@@ -40,7 +40,12 @@ export interface TunnelsDeps {
   domain: string;
   urlsFor(host: string): string[];
   /** Picks the domain a tunnel is served under; default: the relay's domain only. */
-  resolveDomain?: (account: Account, requested: string | undefined, tlsEnds?: 'relay' | 'agent') => Promise<string>;
+  resolveDomain?: (account: Account, requested: string | undefined, kind?: { kind?: string; backend?: string; tlsEnds?: 'relay' | 'agent' }) => Promise<string>;
+  /** Public TCP/UDP ports (kind-ports.ts); absent: none. */
+  ports?: {
+    register(t: { host: string; name: string; domain: string; accountId: string; kind: string; public: boolean }): Promise<number | undefined>;
+    gone(host: string): void;
+  };
   /** TLS that ends at agents (agent-tls-relay.ts). */
   agentTls?: AgentTlsHooks;
 }
@@ -96,6 +101,7 @@ export class Tunnels {
     const d = this.#d;
     d.metrics.tunnels.set(this.directory.size);
     if (!this.directory.get(host)) d.metrics.forget(host);
+    d.ports?.gone(host);
     d.logger.info({ host }, 'tunnel offline');
   }
 
@@ -114,7 +120,7 @@ export class Tunnels {
     const d = this.#d;
     const checks = this.#checks;
     if (!checks) throw new TunnError('UNAVAILABLE', 'the relay is starting');
-    const domain = d.resolveDomain ? await d.resolveDomain(account, opts.domain, opts.tlsEnds) : this.#defaultDomain(opts.domain);
+    const domain = d.resolveDomain ? await d.resolveDomain(account, opts.domain, { kind: opts.kind, backend: opts.backend, tlsEnds: opts.tlsEnds }) : this.#defaultDomain(opts.domain);
     let name: string;
     if (opts.name) {
       name = validateName(opts.name);
@@ -126,6 +132,9 @@ export class Tunnels {
     const host = `${name}.${domain}`;
     // Counted from the first registration of this agent run: re-sending register does not extend it.
     if (opts.grantFor) await checks.registerGrants(account.id, host, opts.grantFor.ref, opts.allow, opts.grantFor.seconds);
+    const kind = opts.kind ?? 'http';
+    const port = d.ports ? await d.ports.register({ host, name, domain, accountId: account.id, kind, public: opts.public }) : undefined;
+    if (opts.public && (kind === 'tcp' || kind === 'udp') && port === undefined) throw new TunnError('FORBIDDEN', `this relay has no public ${kind.toUpperCase()} ports: its operator turns them on with \`tunn relay --${kind}-ports LOW-HIGH\` (or reach the tunnel privately through \`tunn connect\`, without --public)`);
     const existing = this.directory.get(host);
     this.directory.attach(
       { id: opts.id, host, name, domain, accountId: account.id, email: account.email, agentId: session.agentId, options: opts, metrics: d.metrics.forTunnel(host) },
@@ -139,13 +148,14 @@ export class Tunnels {
     }
     d.metrics.tunnels.set(this.directory.size);
     if (!existing || existing.agentId !== session.agentId) d.logger.info({ host, email: account.email }, 'tunnel online');
-    const urls = d.urlsFor(host);
-    return { id: opts.id, name, host, url: urls[0]!, urls };
+    const urls = kind === 'tcp' || kind === 'udp' ? [port === undefined ? `${kind}://${host}` : `${kind}://${d.domain}:${port}`] : d.urlsFor(host);
+    return { id: opts.id, name, host, url: urls[0]!, urls, ...(port !== undefined ? { port } : {}) };
   }
 
   /** What the options mean (their shape was checked when the message was read: tunnelOptionsSchema). */
   async #validate(account: Account, opts: TunnelOptions, checks: RegistrationChecks): Promise<void> {
     checkTunnelOptions(opts);
+    checkKindOptions(opts);
     await checks.validateAllow(account.id, opts.allow);
     if (opts.allowIps?.length) parseIpAllowList(opts.allowIps);
     if (opts.rateLimit?.perIp !== undefined) parseRateLimit(opts.rateLimit.perIp, '--rate-limit');
