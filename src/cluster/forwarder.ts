@@ -1,4 +1,4 @@
-import type { Duplex } from 'node:stream';
+import type { ClientHttp2Stream } from 'node:http2';
 import type { Clock } from '../lib/clock.ts';
 import { errorMessage, isTunnError, TunnError } from '../lib/errors.ts';
 import { normalizeHost } from '../lib/host.ts';
@@ -52,7 +52,7 @@ export class ClusterForwarder {
    * `client`. Rejects NOT_FOUND when no other live relay holds the host, UNAVAILABLE when
    * every holder failed (with each one's reason).
    */
-  async forward(host: string, kind: LinkStreamKind, client: string): Promise<Duplex> {
+  async forward(host: string, kind: LinkStreamKind, client: string): Promise<ClientHttp2Stream> {
     const c = this.#o.counters;
     try {
       const d = await this.#forward(normalizeHost(host), kind, client);
@@ -65,7 +65,7 @@ export class ClusterForwarder {
     }
   }
 
-  async #forward(h: string, kind: LinkStreamKind, client: string): Promise<Duplex> {
+  async #forward(h: string, kind: LinkStreamKind, client: string): Promise<ClientHttp2Stream> {
     let { peers, fresh } = await this.#peers(h, false);
     let failures: string[] = [];
     for (;;) {

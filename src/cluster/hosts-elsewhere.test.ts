@@ -35,6 +35,12 @@ describe('HostsElsewhere', () => {
       await leases.acquire(claim({ host: 'c.tunn.example.com', nodeId: 'nC', sessionId: 's3', tunnelId: 't3', agentId: 'ag3' }), clock.now());
       await view.changed('c.tunn.example.com');
       assert.equal(view.has('c.tunn.example.com'), true);
+      // Each host's kind: the edge routes raw TLS for a tls tunnel held elsewhere by it.
+      assert.equal(view.kindOf('b.tunn.example.com'), 'http');
+      await leases.acquire(claim({ host: 'raw.tunn.example.com', nodeId: 'nB', sessionId: 's4', tunnelId: 't4', agentId: 'ag4', kind: 'tls' }), clock.now());
+      await view.changed('raw.tunn.example.com');
+      assert.equal(view.kindOf('RAW.tunn.example.com'), 'tls');
+      assert.equal(view.kindOf('nobody.tunn.example.com'), undefined);
       await leases.release('nC', 's3');
       await view.changed('c.tunn.example.com');
       assert.equal(view.has('c.tunn.example.com'), false);

@@ -2,7 +2,7 @@ import type { Clock } from '../lib/clock.ts';
 import { errorMessage } from '../lib/errors.ts';
 import { normalizeHost } from '../lib/host.ts';
 import type { Logger } from '../lib/logger.ts';
-import type { LeaseTable } from './leases.ts';
+import type { LeaseKind, LeaseTable } from './leases.ts';
 
 // Which hosts other relays of the cluster serve now, answered synchronously: the questions
 // asked on a hot or synchronous path ("may the login page send a visitor back to this host?",
@@ -23,7 +23,8 @@ export interface HostsElsewhereOptions {
 
 export class HostsElsewhere {
   readonly #o: HostsElsewhereOptions;
-  #hosts = new Set<string>();
+  /** Host → the kind of tunnel another relay serves there (the edge routes raw TLS by it). */
+  #hosts = new Map<string, LeaseKind>();
   #timer: NodeJS.Timeout | undefined;
   #failing = false;
 
@@ -36,11 +37,16 @@ export class HostsElsewhere {
     return this.#hosts.has(normalizeHost(host));
   }
 
+  /** The kind of the tunnel another live relay serves at `host`, or undefined. */
+  kindOf(host: string): LeaseKind | undefined {
+    return this.#hosts.get(normalizeHost(host));
+  }
+
   /** Reads every live lease of the other relays. */
   async refresh(): Promise<void> {
     try {
       const all = await this.#o.leases.all(this.#o.clock.now());
-      this.#hosts = new Set(all.filter((l) => l.nodeId !== this.#o.nodeId).map((l) => l.host));
+      this.#hosts = new Map(all.filter((l) => l.nodeId !== this.#o.nodeId).map((l) => [l.host, l.kind]));
       this.#failing = false;
     } catch (err) {
       // Once per outage: the heartbeat says the rest.
@@ -54,7 +60,8 @@ export class HostsElsewhere {
     const h = normalizeHost(host);
     try {
       const holders = await this.#o.leases.holders(h, this.#o.clock.now());
-      if (holders.some((l) => l.nodeId !== this.#o.nodeId)) this.#hosts.add(h);
+      const other = holders.find((l) => l.nodeId !== this.#o.nodeId);
+      if (other) this.#hosts.set(h, other.kind);
       else this.#hosts.delete(h);
     } catch {
       // The periodic re-read catches up.

@@ -26,7 +26,7 @@ export interface LinkPeerInfo {
  * here" (the dialler tries another holder), anything else "unavailable". Once it returns,
  * the stream is the callback's; the link answers 200 unless the callback already wrote.
  */
-export type ForwardedStreamHandler = (host: string, kind: LinkStreamKind, client: string, stream: Duplex, peer: LinkPeerInfo) => void;
+export type ForwardedStreamHandler = (host: string, kind: LinkStreamKind, client: string, stream: ServerHttp2Stream, peer: LinkPeerInfo) => void;
 
 export interface LinkServerOptions {
   credentials: LinkCredentials;

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
 import { HostsElsewhere } from '../cluster/hosts-elsewhere.ts';
@@ -6,9 +7,13 @@ import type { Clock } from '../lib/clock.ts';
 import { errorMessage, isTunnError, TunnError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { SecretBox } from '../lib/secret-box.ts';
+import { splice, type SplicedStream } from '../lib/splice.ts';
 import type { LinkStreamKind } from '../protocol/cluster-link.ts';
+import { splicedH2Stream } from '../protocol/h2-stream.ts';
 import type { Store } from '../store/store.ts';
 import type { PublicSocket } from './http-proxy.ts';
+import { cleanIp } from './own-host.ts';
+import type { ClientAddress } from './public-port-tunnel.ts';
 import type { TunnelRegistry } from './registry.ts';
 import type { TunnelDirectory } from './tunnel-directory.ts';
 
@@ -35,6 +40,13 @@ export interface RelayCluster {
   heldElsewhere(host: string, client: string): Promise<Duplex | undefined>;
   /** Whether another relay serves `host` now (synchronous: a view kept fresh, hosts-elsewhere.ts). */
   servesElsewhere(host: string): boolean;
+  /** Whether another relay serves a tls (passthrough) tunnel at `host`: the edge routes its raw TLS there. */
+  rawTlsElsewhere(host: string): boolean;
+  /**
+   * The edge's `tls-to-agent` route for a host held elsewhere: the socket (ClientHello put
+   * back, never decrypted here) carried raw to the holder; reset when no relay takes it.
+   */
+  carryRawTls(socket: Socket, host: string, idleTimeoutMs: number): void;
   registerMetrics(registry: Registry): void;
   close(): Promise<void>;
 }
@@ -56,6 +68,8 @@ export interface JoinClusterOptions {
    * between relays yet, and serving it would break the tunnel's promise.
    */
   tlsOnlyAtAgent?(host: string): string | undefined;
+  /** Serves a raw TLS connection (a tls passthrough tunnel) carried here; throws to refuse it. */
+  serveRawTls?(host: string, link: SplicedStream, client: ClientAddress): void;
 }
 
 /** The visitor's IP from the link's client address (`ip`, `ip:port`, `[v6]:port`). */
@@ -64,6 +78,13 @@ export function clientIpOf(client: string): string {
   if (v6) return v6[1]!;
   const v4 = /^([0-9.]+):\d+$/.exec(client);
   return v4 ? v4[1]! : client;
+}
+
+/** The visitor's address and port from the link's client address (port 0 when it has none). */
+export function clientAddressOf(client: string): ClientAddress {
+  const port = /:(\d+)$/.exec(client);
+  const address = clientIpOf(client);
+  return { address, port: port && address !== client ? Number(port[1]) : 0 };
 }
 
 export async function joinCluster(o: JoinClusterOptions): Promise<RelayCluster> {
@@ -87,9 +108,10 @@ export async function joinCluster(o: JoinClusterOptions): Promise<RelayCluster> 
     onForwardedStream: (host, kind, client, stream) => {
       const t = directory?.get(host);
       if (!t) throw new TunnError('NOT_FOUND', `no live tunnel at ${host} on this relay`);
-      if (kind !== 'http') throw new TunnError('UNAVAILABLE', `${kind} connections are not carried between relays yet`);
-      // A tcp/udp/tls (passthrough) tunnel is never served as HTTP from TLS another relay ended.
       const tunnelKind = t.options.kind ?? 'http';
+      if (kind === 'tls' && tunnelKind === 'tls' && o.serveRawTls) return o.serveRawTls(host, splicedH2Stream(stream), clientAddressOf(client));
+      if (kind !== 'http') throw new TunnError('UNAVAILABLE', `${kind} connections to ${host} are not carried between relays yet`);
+      // A tcp/udp/tls (passthrough) tunnel is never served as HTTP from TLS another relay ended.
       if (tunnelKind !== 'http') throw new TunnError('UNAVAILABLE', `${host} is a ${tunnelKind} tunnel, and ${tunnelKind} connections are not carried between relays yet`);
       const atAgent = o.tlsOnlyAtAgent?.(host);
       if (atAgent) throw new TunnError('UNAVAILABLE', atAgent);
@@ -112,6 +134,22 @@ export async function joinCluster(o: JoinClusterOptions): Promise<RelayCluster> 
       }
     },
     servesElsewhere: (host) => view.has(host),
+    rawTlsElsewhere: (host) => view.kindOf(host) === 'tls',
+    carryRawTls(socket, host, idleTimeoutMs) {
+      socket.on('error', () => {});
+      const ip = cleanIp(socket.remoteAddress);
+      const client = `${ip.includes(':') ? `[${ip}]` : ip}:${socket.remotePort ?? 0}`;
+      node.forwarder.forward(host, 'tls', client).then(
+        (link) => {
+          if (socket.destroyed) return void link.destroy();
+          void splice(socket, splicedH2Stream(link), { idleTimeoutMs });
+        },
+        (err: unknown) => {
+          if (!isTunnError(err, 'NOT_FOUND')) log.warn({ event: 'cluster_forward_failed', host, err: errorMessage(err) }, 'could not carry a raw TLS connection to the relay holding the tunnel');
+          socket.resetAndDestroy();
+        },
+      );
+    },
     registerMetrics: (registry) => node.registerMetrics(registry),
     close: async () => {
       view.stop();

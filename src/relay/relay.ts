@@ -9,7 +9,7 @@ import type { RecordEvent } from '../auth/events.ts';
 import { createIdentity, type Identity } from '../auth/identity.ts';
 import { TokenService } from '../auth/tokens.ts';
 import type { Clock } from '../lib/clock.ts';
-import { errorMessage, isTunnError } from '../lib/errors.ts';
+import { errorMessage, isTunnError, TunnError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import { loadSecretKey, SecretBox } from '../lib/secret-box.ts';
 import type { Refusal } from '../protocol/messages.ts';
@@ -17,7 +17,7 @@ import { openStore, type Store } from '../store/store.ts';
 import { hostnameOf } from '../auth/agent-decisions.ts';
 import { createTunnelAccess } from './access.ts';
 import { createConnectRoute } from './connect-route.ts';
-import { createTlsPassthrough } from './tls-passthrough.ts';
+import { createTlsPassthrough, type TlsPassthrough } from './tls-passthrough.ts';
 import { DEFAULT_TCP_IDLE_MS, KindPorts } from './kind-ports.ts';
 import { AgentTlsRelay } from './agent-tls-relay.ts';
 import { Edge } from './edge.ts';
@@ -32,7 +32,7 @@ import { TunnelRegistry } from './registry.ts';
 import type { Tunnel, TunnelDirectory } from './tunnel-directory.ts';
 import { checkSealingKey } from '../cluster/sealing.ts';
 import { clusterStatus } from '../cluster/status.ts';
-import { joinCluster } from './cluster-wiring.ts';
+import { joinCluster, type RelayCluster } from './cluster-wiring.ts';
 import { createTlsServers } from './tls-servers.ts';
 import { createTunnelControl } from './tunnel-control.ts';
 import { Tunnels } from './tunnels.ts';
@@ -66,6 +66,7 @@ export class Relay {
   /** A cluster: whether another relay serves a host now. */
   #servesElsewhere: (host: string) => boolean = () => false;
   #agentTls: AgentTlsRelay | undefined;
+  #cluster: RelayCluster | undefined;
 
   constructor(config: RelayConfig, deps: RelayDeps) {
     this.config = config;
@@ -99,13 +100,19 @@ export class Relay {
     const c = this.config;
     const log = this.#logger;
     let gateway: Gateway | undefined;
+    let passthrough: TlsPassthrough | undefined;
     if (c.cluster) {
       const cluster = await joinCluster({
         config: c.cluster, store, storeUrl: c.storeUrl, box, clock: this.#clock, logger: log, listen: c.listen, registry: this.#registry,
         serveHttp: (conn, ip) => (gateway ? gateway.accept(conn, true, ip) : conn.destroy()),
         // Security: a tunnel whose TLS ends at its agent is never served from TLS another relay ended.
         tlsOnlyAtAgent: (h) => (this.#agentTls?.tlsEndsAtAgent(h) ? `TLS for ${h} ends at its agent, and raw TLS is not carried between relays yet` : undefined),
+        serveRawTls: (h, link, client) => {
+          if (!passthrough) throw new TunnError('UNAVAILABLE', 'the relay is still starting');
+          passthrough.carryCarried(link, h, client);
+        },
       });
+      this.#cluster = cluster;
       this.#directory = cluster.directory;
       this.#heldElsewhere = (h, client) => cluster.heldElsewhere(h, client);
       this.#servesElsewhere = (h) => cluster.servesElsewhere(h);
@@ -145,10 +152,11 @@ export class Relay {
     gateway = new Gateway(gatewayOpts);
     const plainGateway = new Gateway({ ...gatewayOpts, heldElsewhere: undefined, plainHook: (head, host) => ext.plainHook?.(head.target, host) ?? (c.dev && !agentTls.agentTunnel(hostnameOf(host)) ? undefined : pages.movedToHttps(httpsUrl(host, this.info.httpsPort, head.target))) });
     this.#gateways = [gateway, plainGateway];
-    const passthrough = createTlsPassthrough({ directory: this.#directory, idleTimeoutMs: c.kinds?.tcpIdleMs ?? DEFAULT_TCP_IDLE_MS, logger: log });
+    const tcpIdleMs = c.kinds?.tcpIdleMs ?? DEFAULT_TCP_IDLE_MS;
+    const pt = (passthrough = createTlsPassthrough({ directory: this.#directory, idleTimeoutMs: tcpIdleMs, logger: log }));
     const onPublicTls = (s: TLSSocket): void => {
-      const t = passthrough.backendTcp(s.servername || undefined);
-      if (t) passthrough.carryTerminated(s, t);
+      const t = pt.backendTcp(s.servername || undefined);
+      if (t) pt.carryTerminated(s, t);
       else gateway.accept(s, true, cleanIp(s.remoteAddress));
     };
     const tlsServers = createTlsServers({ certs: ext.certs, domain: c.domain, ownContext: () => ownCtx, logger: log, onAgentLink: (s) => tunnels.acceptAgent(s), onPublic: onPublicTls });
@@ -162,12 +170,17 @@ export class Relay {
         'acme-tls-alpn': (s, h) => tlsServers.acmeTlsAlpn(s, h.serverName!),
         'terminate-tls': (s) => tlsServers.publicTls(s),
         // Every "raw TLS to an agent" case: TLS at the agent (issue 12) or tls passthrough (issue 11).
-        'tls-to-agent': (s, h) => (agentTls.tlsEndsAtAgent(h.serverName!) ? agentTls.carryTls(s, h.serverName!, cleanIp(s.remoteAddress)) : passthrough.carryRaw(s, h.serverName!)),
+        'tls-to-agent': (s, h) => {
+          const name = h.serverName!;
+          if (agentTls.tlsEndsAtAgent(name)) agentTls.carryTls(s, name, cleanIp(s.remoteAddress));
+          else if (pt.endsAtAgent(name) || !this.#cluster?.rawTlsElsewhere(name)) pt.carryRaw(s, name);
+          else this.#cluster.carryRawTls(s, name, tcpIdleMs);
+        },
         'acme-tls-alpn-to-agent': (s, h) => agentTls.carryAlpnChallenge(s, h.serverName!),
       },
       {
         relayAnswersAlpnChallenge: (name) => ext.certs.alpnChallengeContext?.(name) !== undefined,
-        tlsEndsAtAgent: (name) => agentTls.tlsEndsAtAgent(name) || passthrough.endsAtAgent(name),
+        tlsEndsAtAgent: (name) => agentTls.tlsEndsAtAgent(name) || pt.endsAtAgent(name) || !!this.#cluster?.rawTlsElsewhere(name),
         agentAnswersAlpnChallenge: (name) => agentTls.agentAnswersAlpnChallenge(name),
       },
       log,

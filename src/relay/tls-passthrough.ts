@@ -1,8 +1,11 @@
 import type { Socket } from 'node:net';
+import { TunnError } from '../lib/errors.ts';
 import { normalizeHost } from '../lib/host.ts';
 import type { Logger } from '../lib/logger.ts';
-import { carryConnection } from './carry-connection.ts';
+import type { SplicedStream } from '../lib/splice.ts';
+import { carryConnection, carryStream } from './carry-connection.ts';
 import { portTunnel } from './kind-ports.ts';
+import type { ClientAddress } from './public-port-tunnel.ts';
 import type { Tunnel, TunnelDirectory } from './tunnel-directory.ts';
 
 // `tunn tls` on the relay's HTTPS port (seed 000's backends):
@@ -15,7 +18,9 @@ import type { Tunnel, TunnelDirectory } from './tunnel-directory.ts';
 //     terminated HTTPS) for any tls host answers 426 (request-routing.ts).
 // --allow-ip is checked before anything is carried. The edge route `tls-to-agent` (relay.ts)
 // sends a name whose TLS ends at its agent (issue 12, agent-tls-relay.ts) there, and a tls
-// passthrough name here.
+// passthrough name here. In a cluster, a raw connection another relay accepted for a name held
+// here arrives as a link stream (carryCarried) and is carried the same way, its allow-list
+// checked here against the visitor's address the link carries.
 
 export interface TlsPassthroughOptions {
   directory: TunnelDirectory;
@@ -28,6 +33,12 @@ export interface TlsPassthrough {
   endsAtAgent(name: string): boolean;
   /** The `tls-to-agent` route: the socket (ClientHello put back) carried raw to the tunnel of `name`. */
   carryRaw(socket: Socket, name: string): void;
+  /**
+   * A raw TLS connection for `name` that another relay of the cluster accepted, as a link
+   * stream. Throws (before anything is carried) when no public raw tls tunnel of `name` is
+   * here (NOT_FOUND) or its --allow-ip refuses the visitor (FORBIDDEN).
+   */
+  carryCarried(link: SplicedStream, name: string, client: ClientAddress): void;
   /** A public `--backend tcp` tls tunnel at `name`, whose decrypted bytes go to its agent. */
   backendTcp(name: string | undefined): Tunnel | undefined;
   /** Carries a connection whose TLS ended here to a `--backend tcp` tunnel. */
@@ -57,6 +68,16 @@ export function createTlsPassthrough(o: TlsPassthroughOptions): TlsPassthrough {
       const t = tlsTunnel(o.directory, name, 'raw');
       if (!t) return void socket.destroy();
       carry(socket, t);
+    },
+    carryCarried(link, name, client) {
+      const t = tlsTunnel(o.directory, name, 'raw');
+      if (!t) throw new TunnError('NOT_FOUND', `no public raw tls tunnel at ${name} on this relay`);
+      const pt = portTunnel(o.directory, t, 'tcp');
+      if (!pt.admits(client.address)) {
+        t.metrics.drop('allow-ip');
+        throw new TunnError('FORBIDDEN', `${client.address} is not on the --allow-ip list of ${t.host}`);
+      }
+      void carryStream(link, pt, client, { idleTimeoutMs: o.idleTimeoutMs }).then((outcome) => o.logger.debug({ host: t.host, outcome }, 'tls connection carried from another relay'));
     },
     backendTcp: (name) => tlsTunnel(o.directory, name, 'tcp'),
     carryTerminated: carry,

@@ -15,6 +15,7 @@ import { openStore } from '../../src/store/store.ts';
 import { startPostgres, type Postgres } from '../support/postgres.ts';
 import { localhostAwareLookup } from '../../src/agent/target.ts';
 import { leaf, testCa } from '../../src/agent/tls/testing.ts';
+import tls from 'node:tls';
 import { startOrigin } from './origin.ts';
 import { request, startAgent, startCli, startRelay, type RelayHandle, until } from './harness.ts';
 
@@ -249,6 +250,50 @@ describe('three relays on one PostgreSQL database (real processes)', () => {
     assert.equal(res.status, 503, res.text.slice(0, 200));
     assert.ok(!res.text.includes('origin saw'), 'the origin was not reached');
     await a.proc.waitFor((l) => l.event === 'cluster_link_refusal' && /ends at its agent/.test(String(l.reason)));
+  });
+
+  // Security: a passthrough connection carried between relays is never decrypted on the way:
+  // the client verifies the target's own certificate (its own CA, which no relay holds), and
+  // the holder applies the tunnel's --allow-ip to the visitor's address the link carries.
+  it('a tunn tls --public passthrough whose agent is on A is reached raw through B', async () => {
+    const [a, b] = relays as [RelayHandle, RelayHandle];
+    const ca = await testCa();
+    const own = await leaf(ca, [`shop.${a.domain}`, `office.${a.domain}`]);
+    const target = tls.createServer({ key: own.keyPem, cert: own.chainPem }, (s) => {
+      s.on('error', () => {});
+      s.once('data', (d) => s.end(`tls ends at the target (${s.servername}); you said ${d.toString()}`));
+    });
+    await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
+    procs.push({ stop: async () => void target.close() });
+    const t = await token('ann@example.com');
+    const startTls = async (args: string[]): Promise<void> => {
+      const p = startCli(['tls', String((target.address() as AddressInfo).port), ...args, '--relay', a.url, '--relay-ca', a.caPath, '--token', t, '--json']);
+      procs.push({ stop: () => p.kill() });
+      const ready = await p.waitFor((l) => l.event === 'ready' || l.event === 'fatal');
+      assert.equal(ready.event, 'ready', JSON.stringify(ready));
+    };
+    const ask = (r: RelayHandle, name: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const s = tls.connect({ host: '127.0.0.1', port: r.httpsPort, servername: `${name}.${a.domain}`, ca: ca.certPem });
+        let got = '';
+        s.on('secureConnect', () => s.write('hello'));
+        s.on('data', (d: Buffer) => (got += d.toString()));
+        s.on('end', () => resolve(got));
+        s.on('error', reject);
+      });
+    await startTls(['-n', 'shop', '--public']);
+    // B learns of the lease within its refresh (2 s) or at once from NOTIFY.
+    await until(async () => (await ask(b, 'shop').catch(() => '')).startsWith('tls ends at the target'), 10_000, 'B to carry raw TLS to A');
+    assert.equal(await ask(b, 'shop'), `tls ends at the target (shop.${a.domain}); you said hello`);
+    assert.equal(await ask(a, 'shop'), `tls ends at the target (shop.${a.domain}); you said hello`);
+    // --allow-ip is decided by the holder, on the visitor's address: 127.0.0.1 is not in 10/8.
+    await startTls(['-n', 'office', '--public', '--allow-ip', '10.0.0.0/8']);
+    await until(async () => {
+      await ask(b, 'office').catch(() => '');
+      return a.proc.lines.some((l) => l.event === 'cluster_link_refusal' && /not on the --allow-ip list/.test(String(l.reason)));
+    }, 10_000, 'A to refuse the visitor B carried, by --allow-ip');
+    const refused = await ask(b, 'office').then((text) => text, (err: Error) => `error: ${err.message}`);
+    assert.ok(!refused.startsWith('tls ends at the target'), refused);
   });
 
   it('tunn relay status shows the three relays and the lease', async () => {
