@@ -2,7 +2,7 @@ import type { ClientHttp2Stream } from 'node:http2';
 import type { Clock } from '../lib/clock.ts';
 import { errorMessage, isTunnError, TunnError } from '../lib/errors.ts';
 import { normalizeHost } from '../lib/host.ts';
-import type { LinkStreamKind } from '../protocol/cluster-link.ts';
+import type { ForwardRequest, LinkStreamKind } from '../protocol/cluster-link.ts';
 import type { LeaseTable } from './leases.ts';
 import type { LinkClient, LinkPeer } from './link-client.ts';
 import type { ClusterCounters } from './metrics.ts';
@@ -52,10 +52,10 @@ export class ClusterForwarder {
    * `client`. Rejects NOT_FOUND when no other live relay holds the host, UNAVAILABLE when
    * every holder failed (with each one's reason).
    */
-  async forward(host: string, kind: LinkStreamKind, client: string): Promise<ClientHttp2Stream> {
+  async forward(host: string, kind: LinkStreamKind, client: string, connect?: ForwardRequest['connect']): Promise<ClientHttp2Stream> {
     const c = this.#o.counters;
     try {
-      const d = await this.#forward(normalizeHost(host), kind, client);
+      const d = await this.#forward(normalizeHost(host), kind, client, connect);
       if (c) c.forwardedOk++;
       return d;
     } catch (err) {
@@ -65,18 +65,19 @@ export class ClusterForwarder {
     }
   }
 
-  async #forward(h: string, kind: LinkStreamKind, client: string): Promise<ClientHttp2Stream> {
+  async #forward(h: string, kind: LinkStreamKind, client: string, connect: ForwardRequest['connect']): Promise<ClientHttp2Stream> {
     let { peers, fresh } = await this.#peers(h, false);
     let failures: string[] = [];
     for (;;) {
       for (const peer of this.#failedLast(peers)) {
         try {
-          const d = await this.#o.link.open(peer, { host: h, kind, client });
+          const d = await this.#o.link.open(peer, { host: h, kind, client, ...(connect && { connect }) });
           this.#failedAt.delete(peer.nodeId);
           return d;
         } catch (err) {
+          // The holder's allow-list decided (tunn connect): every holder has the same policy.
+          if (!isTunnError(err) || isTunnError(err, 'FORBIDDEN')) throw err;
           failures.push(errorMessage(err));
-          if (!isTunnError(err)) throw err;
           // A relay that answered (NOT_HERE, refusals) is reachable: only a dead link is put last.
           if (!isTunnError(err, 'NOT_FOUND') && !/refused \(/.test(errorMessage(err))) this.#failedAt.set(peer.nodeId, this.#o.clock.now());
         }

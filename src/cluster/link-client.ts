@@ -66,6 +66,8 @@ export class LinkClient {
         }
         const code = headers[LINK_HEADERS.error];
         const why = String(headers[LINK_HEADERS.message] ?? `status ${status}`);
+        // FORBIDDEN: the holder's allow-list refused a tunn connect user; its sentence is for the user.
+        if (code === 'FORBIDDEN') return fail(new TunnError('FORBIDDEN', why));
         fail(new TunnError(code === 'NOT_HERE' ? 'NOT_FOUND' : 'UNAVAILABLE', `${doing}: refused (${isLinkErrorCode(code) ? code : status}): ${why}`));
       };
       stream.once('response', onResponse);

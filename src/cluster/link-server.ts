@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import tls, { type TLSSocket } from 'node:tls';
 import { errorMessage, isTunnError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
-import { ALPN_CLUSTER_LINK, LINK_ERRORS, LINK_HEADERS, parseForwardRequest, type LinkErrorCode, type LinkStreamKind } from '../protocol/cluster-link.ts';
+import { ALPN_CLUSTER_LINK, LINK_ERRORS, LINK_HEADERS, parseForwardRequest, type ForwardRequest, type LinkErrorCode, type LinkStreamKind } from '../protocol/cluster-link.ts';
 import { agentServerOptions } from '../protocol/h2-options.ts';
 import { commonName, type LinkCredentials } from './credentials.ts';
 import type { ClusterCounters } from './metrics.ts';
@@ -25,8 +25,11 @@ export interface LinkPeerInfo {
  * here. Throw to refuse before anything is sent: a TunnError NOT_FOUND means "not served
  * here" (the dialler tries another holder), anything else "unavailable". Once it returns,
  * the stream is the callback's; the link answers 200 unless the callback already wrote.
+ * A callback that must decide first (a `tunn connect` stream: the allow-list) returns a
+ * promise: the link then answers when it settles (a rejection refuses as a throw does:
+ * FORBIDDEN with its message for the user), unless the callback answered itself.
  */
-export type ForwardedStreamHandler = (host: string, kind: LinkStreamKind, client: string, stream: ServerHttp2Stream, peer: LinkPeerInfo) => void;
+export type ForwardedStreamHandler = (host: string, kind: LinkStreamKind, client: string, stream: ServerHttp2Stream, peer: LinkPeerInfo, request: ForwardRequest) => void | Promise<void>;
 
 export interface LinkServerOptions {
   credentials: LinkCredentials;
@@ -133,14 +136,23 @@ export class LinkServer {
     const parsed = parseForwardRequest(headers as Record<string, string | string[] | undefined>);
     if (!parsed.ok) return this.#refuse(stream, parsed.code, parsed.message, peer);
     const { host, kind, client } = parsed.request;
+    const refuse = (err: unknown): void => {
+      const code: LinkErrorCode = isTunnError(err, 'NOT_FOUND') ? 'NOT_HERE' : isTunnError(err, 'FORBIDDEN') ? 'FORBIDDEN' : 'UNAVAILABLE';
+      // FORBIDDEN is a sentence for the user (tunn connect), passed on as it is.
+      this.#refuse(stream, code, code === 'FORBIDDEN' ? errorMessage(err) : `${host}: ${errorMessage(err)}`, peer);
+    };
+    const accepted = (): void => {
+      if (this.#o.counters) this.#o.counters.receivedAccepted++;
+      if (!stream.headersSent && !stream.destroyed) stream.respond({ ':status': 200 });
+    };
+    let answer;
     try {
-      this.#o.onForwardedStream(host, kind, client, stream, peer);
+      answer = this.#o.onForwardedStream(host, kind, client, stream, peer, parsed.request);
     } catch (err) {
-      const code: LinkErrorCode = isTunnError(err, 'NOT_FOUND') ? 'NOT_HERE' : 'UNAVAILABLE';
-      return this.#refuse(stream, code, `${host}: ${errorMessage(err)}`, peer);
+      return refuse(err);
     }
-    if (this.#o.counters) this.#o.counters.receivedAccepted++;
-    if (!stream.headersSent && !stream.destroyed) stream.respond({ ':status': 200 });
+    if (answer) answer.then(accepted, refuse);
+    else accepted();
   }
 
   #refuse(stream: ServerHttp2Stream, code: LinkErrorCode, message: string, peer: LinkPeerInfo): void {

@@ -9,14 +9,25 @@ describe('cluster link protocol', () => {
   it('pins the ALPN id, version, header names, kinds and refusal codes', () => {
     assert.equal(ALPN_CLUSTER_LINK, 'tunn-link/1');
     assert.equal(LINK_VERSION, 1);
-    assert.deepEqual(LINK_HEADERS, { version: 'tunn-link-version', kind: 'tunn-kind', client: 'tunn-client', error: 'tunn-link-error', message: 'tunn-link-message' });
+    assert.deepEqual(LINK_HEADERS, { version: 'tunn-link-version', kind: 'tunn-kind', client: 'tunn-client', error: 'tunn-link-error', message: 'tunn-link-message', connect: 'tunn-connect', userEmail: 'tunn-user-email', userAccount: 'tunn-user-account', userCredential: 'tunn-user-credential' });
     assert.deepEqual(LINK_STREAM_KINDS, ['http', 'tcp', 'udp', 'tls', 'acme-tls-alpn']);
-    assert.deepEqual(LINK_ERRORS, { NOT_HERE: 404, BAD_REQUEST: 400, VERSION: 505, UNAVAILABLE: 503 });
+    assert.deepEqual(LINK_ERRORS, { NOT_HERE: 404, BAD_REQUEST: 400, VERSION: 505, UNAVAILABLE: 503, FORBIDDEN: 403 });
   });
 
   it('round-trips a request, normalising the host', () => {
     const h = forwardRequestHeaders({ host: 'grafana.tunn.example.com', kind: 'http', client: '[2001:db8::1]:443' });
     assert.deepEqual(parseForwardRequest({ ...h, ':authority': 'Grafana.TUNN.example.com.' }), { ok: true, request: { host: 'grafana.tunn.example.com', kind: 'http', client: '[2001:db8::1]:443' } });
+  });
+
+  it('round-trips a tunn connect stream with the user the dialling relay authenticated', () => {
+    const req = { host: 'db.tunn.example.com', kind: 'tcp' as const, client: '127.0.0.1:5', connect: { method: 'check' as const, email: 'ann@example.com', accountId: 'acc1', credentialId: 'jti1' } };
+    assert.deepEqual(parseForwardRequest(forwardRequestHeaders(req)), { ok: true, request: req });
+    const bare = forwardRequestHeaders({ host: 'db.tunn.example.com', kind: 'tcp', client: '127.0.0.1:5' });
+    assert.equal(bare[LINK_HEADERS.connect], undefined, 'a visitor connection carries no user');
+    // A connect stream without its user is refused, not served as someone unnamed.
+    const r = parseForwardRequest({ ...bare, [LINK_HEADERS.connect]: 'open' });
+    assert.equal(r.ok, false);
+    if (!r.ok) assert.match(r.message, /^connect\.email:/);
   });
 
   it('refuses what it cannot carry, saying what was wrong', () => {

@@ -16,6 +16,14 @@ import { STREAM_KINDS, type StreamKind } from './messages.ts';
 // Trust: only a relay of the same cluster gets past the link's TLS, so the receiver takes the
 // visitor address in LINK_HEADERS.client as the visitor's (IP allow-lists, logs, PROXY v2).
 // Everything else in the stream is the visitor's own bytes, treated as on any public socket.
+//
+// `tunn connect` (tcp/udp/tls tunnels held elsewhere): the relay the user reached verifies the
+// token (the database is shared, revocation included) and carries each stream with the user
+// (LINK_HEADERS.connect: `open` or `check`, and the user's email, account and credential id).
+// The receiver trusts that user as a peer of the cluster's, decides the tunnel's allow-list
+// itself (the tunnel's policy lives where its agent is) and refuses with FORBIDDEN and a
+// sentence for the user; a `check` is answered 200 with no bytes. A tcp/udp stream without a
+// user would be a public port's connection.
 
 export const ALPN_CLUSTER_LINK = 'tunn-link/1';
 export const LINK_VERSION = 1;
@@ -28,6 +36,12 @@ export const LINK_HEADERS = {
   error: 'tunn-link-error',
   /** On a refusal: what was wrong, for the dialling relay's log. */
   message: 'tunn-link-message',
+  /** A `tunn connect` stream: `open` or `check`. */
+  connect: 'tunn-connect',
+  /** The `tunn connect` user the dialling relay authenticated. */
+  userEmail: 'tunn-user-email',
+  userAccount: 'tunn-user-account',
+  userCredential: 'tunn-user-credential',
 } as const;
 
 /** What a carried stream holds: the agent link's stream kinds (one list, in messages.ts). */
@@ -44,6 +58,8 @@ export const LINK_ERRORS = {
   VERSION: 505,
   /** The receiving relay could not take the stream now (closing, no live agent session). */
   UNAVAILABLE: 503,
+  /** A `tunn connect` user the tunnel's allow-list refuses (the message is for the user). */
+  FORBIDDEN: 403,
 } as const;
 export type LinkErrorCode = keyof typeof LINK_ERRORS;
 
@@ -61,13 +77,31 @@ export const forwardRequestSchema = z.object({
   kind: z.enum(LINK_STREAM_KINDS, { error: `must be one of ${LINK_STREAM_KINDS.join(', ')}` }),
   /** The visitor's address as the first relay saw it, e.g. 203.0.113.9:51234 or [2001:db8::1]:443. */
   client: z.string().regex(/^[0-9A-Za-z.:[\]%_-]{1,80}$/, 'must be an address such as 203.0.113.9:51234'),
+  /** A `tunn connect` stream and its user (absent: a visitor's connection). */
+  connect: z
+    .object({
+      method: z.enum(['open', 'check'], { error: 'must be open or check' }),
+      email: z.string().min(3).max(320),
+      accountId: z.string().max(200).optional(),
+      credentialId: z.string().max(200).optional(),
+    })
+    .optional(),
 });
 export type ForwardRequest = z.infer<typeof forwardRequestSchema>;
 
 /** The request headers (HTTP/2 pseudo-headers included) that carry `r`. */
 export function forwardRequestHeaders(r: ForwardRequest): Record<string, string> {
-  return { ':method': 'CONNECT', ':authority': r.host, [LINK_HEADERS.version]: String(LINK_VERSION), [LINK_HEADERS.kind]: r.kind, [LINK_HEADERS.client]: r.client };
+  const h: Record<string, string> = { ':method': 'CONNECT', ':authority': r.host, [LINK_HEADERS.version]: String(LINK_VERSION), [LINK_HEADERS.kind]: r.kind, [LINK_HEADERS.client]: r.client };
+  if (r.connect) {
+    h[LINK_HEADERS.connect] = r.connect.method;
+    h[LINK_HEADERS.userEmail] = r.connect.email;
+    if (r.connect.accountId) h[LINK_HEADERS.userAccount] = r.connect.accountId;
+    if (r.connect.credentialId) h[LINK_HEADERS.userCredential] = r.connect.credentialId;
+  }
+  return h;
 }
+
+const optional = <K extends string>(k: K, v: string | undefined): Partial<Record<K, string>> => (v === undefined ? {} : ({ [k]: v } as Record<K, string>));
 
 /** Reads a forward request from received headers, or says why it is refused. */
 export function parseForwardRequest(headers: Record<string, string | string[] | undefined>): { ok: true; request: ForwardRequest } | { ok: false; code: LinkErrorCode; message: string } {
@@ -78,10 +112,12 @@ export function parseForwardRequest(headers: Record<string, string | string[] | 
   if (one(':method') !== 'CONNECT') return { ok: false, code: 'BAD_REQUEST', message: `the link carries CONNECT requests only, not ${one(':method') ?? 'nothing'}` };
   const version = one(LINK_HEADERS.version);
   if (version !== String(LINK_VERSION)) return { ok: false, code: 'VERSION', message: `this relay speaks link version ${LINK_VERSION}, the request says ${version ?? 'none'}: run the same tunn version on every relay` };
-  const r = forwardRequestSchema.safeParse({ host: one(':authority'), kind: one(LINK_HEADERS.kind), client: one(LINK_HEADERS.client) });
+  const method = one(LINK_HEADERS.connect);
+  const connect = method === undefined ? undefined : { method, email: one(LINK_HEADERS.userEmail), ...optional('accountId', one(LINK_HEADERS.userAccount)), ...optional('credentialId', one(LINK_HEADERS.userCredential)) };
+  const r = forwardRequestSchema.safeParse({ host: one(':authority'), kind: one(LINK_HEADERS.kind), client: one(LINK_HEADERS.client), ...(connect && { connect }) });
   if (!r.success) {
     const i = r.error.issues[0]!;
-    return { ok: false, code: 'BAD_REQUEST', message: `${String(i.path[0] ?? 'request')}: ${i.message}` };
+    return { ok: false, code: 'BAD_REQUEST', message: `${i.path.map(String).join('.') || 'request'}: ${i.message}` };
   }
   return { ok: true, request: r.data };
 }

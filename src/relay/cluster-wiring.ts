@@ -1,3 +1,4 @@
+import type { ClientHttp2Stream, ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
@@ -8,7 +9,8 @@ import { errorMessage, isTunnError, TunnError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { SecretBox } from '../lib/secret-box.ts';
 import { splice, type SplicedStream } from '../lib/splice.ts';
-import type { LinkStreamKind } from '../protocol/cluster-link.ts';
+import type { ForwardRequest, LinkStreamKind } from '../protocol/cluster-link.ts';
+import type { ConnectKind } from '../protocol/connect.ts';
 import { splicedH2Stream } from '../protocol/h2-stream.ts';
 import type { Store } from '../store/store.ts';
 import type { PublicSocket } from './http-proxy.ts';
@@ -40,6 +42,10 @@ export interface RelayCluster {
   heldElsewhere(host: string, client: string): Promise<Duplex | undefined>;
   /** Whether another relay serves `host` now (synchronous: a view kept fresh, hosts-elsewhere.ts). */
   servesElsewhere(host: string): boolean;
+  /** The kind of the tunnel another relay serves at `host`, if any (`tunn connect` reaches tcp/udp/tls ones over the link). */
+  kindElsewhere(host: string): string | undefined;
+  /** A link stream to the relay holding `host` for a `tunn connect` user this relay authenticated. */
+  openConnect(host: string, kind: ConnectKind, connect: NonNullable<ForwardRequest['connect']>, client: string): Promise<ClientHttp2Stream>;
   /** Whether another relay serves a tls (passthrough) tunnel at `host`: the edge routes its raw TLS there. */
   rawTlsElsewhere(host: string): boolean;
   /**
@@ -68,6 +74,11 @@ export interface JoinClusterOptions {
    * between relays yet, and serving it would break the tunnel's promise.
    */
   tlsOnlyAtAgent?(host: string): string | undefined;
+  /**
+   * Serves a `tunn connect` stream carried here for a user the other relay authenticated
+   * (connect-route.ts serveCarried): resolves once answered, rejects with the refusal.
+   */
+  serveConnect?(host: string, kind: ConnectKind, link: ServerHttp2Stream, connect: NonNullable<ForwardRequest['connect']>, client: ClientAddress): Promise<void>;
   /** Serves a raw TLS connection (a tls passthrough tunnel) carried here; throws to refuse it. */
   serveRawTls?(host: string, link: SplicedStream, client: ClientAddress): void;
 }
@@ -105,9 +116,13 @@ export async function joinCluster(o: JoinClusterOptions): Promise<RelayCluster> 
     // Public TCP/UDP ports are not carried between relays yet: every lease is by host.
     leaseOf: (t) => ({ kind: t.options.kind ?? 'http', port: null }),
     onLeaseChange: (host) => void elsewhere?.changed(host),
-    onForwardedStream: (host, kind, client, stream) => {
+    onForwardedStream: (host, kind, client, stream, _peer, request) => {
       const t = directory?.get(host);
       if (!t) throw new TunnError('NOT_FOUND', `no live tunnel at ${host} on this relay`);
+      if (request.connect) {
+        if ((kind !== 'tcp' && kind !== 'udp') || !o.serveConnect) throw new TunnError('UNAVAILABLE', `a tunn connect stream of kind ${kind} is not served here`);
+        return o.serveConnect(host, kind, stream, request.connect, clientAddressOf(client));
+      }
       const tunnelKind = t.options.kind ?? 'http';
       if (kind === 'tls' && tunnelKind === 'tls' && o.serveRawTls) return o.serveRawTls(host, splicedH2Stream(stream), clientAddressOf(client));
       if (kind !== 'http') throw new TunnError('UNAVAILABLE', `${kind} connections to ${host} are not carried between relays yet`);
@@ -135,6 +150,8 @@ export async function joinCluster(o: JoinClusterOptions): Promise<RelayCluster> 
     },
     servesElsewhere: (host) => view.has(host),
     rawTlsElsewhere: (host) => view.kindOf(host) === 'tls',
+    kindElsewhere: (host) => view.kindOf(host),
+    openConnect: (host, kind, connect, client) => node.forwarder.forward(host, kind, client, connect),
     carryRawTls(socket, host, idleTimeoutMs) {
       socket.on('error', () => {});
       const ip = cleanIp(socket.remoteAddress);

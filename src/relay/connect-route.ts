@@ -1,4 +1,4 @@
-import http2 from 'node:http2';
+import http2, { type ClientHttp2Stream, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import tls, { type SecureContext } from 'node:tls';
 import { verifyBearer } from '../auth/bearer.ts';
@@ -6,9 +6,10 @@ import type { RecordEvent } from '../auth/events.ts';
 import type { Principal } from '../auth/revocation.ts';
 import type { TokenService } from '../auth/tokens.ts';
 import { errorMessage, isTunnError } from '../lib/errors.ts';
+import { splicedH2Stream } from '../protocol/h2-stream.ts';
 import { normalizeHost } from '../lib/host.ts';
 import type { Logger } from '../lib/logger.ts';
-import { CONNECT_ALPN } from '../protocol/connect.ts';
+import { CONNECT_ALPN, type ConnectKind } from '../protocol/connect.ts';
 import type { Refusal } from '../protocol/stream-refusal.ts';
 import { HANDSHAKE_TIMEOUT_MS } from '../protocol/timing.ts';
 import type { Store } from '../store/store.ts';
@@ -17,6 +18,7 @@ import type { LiveConnection } from './gateway.ts';
 import { isRefusal, openTunnelStream } from './open-tunnel-stream.ts';
 import type { ConnectionTable } from './live-revocation.ts';
 import { cleanIp } from './own-host.ts';
+import type { ClientAddress } from './public-port-tunnel.ts';
 import type { CertSource } from './tls-servers.ts';
 import type { Tunnel, TunnelDirectory } from './tunnel-directory.ts';
 
@@ -40,6 +42,15 @@ export interface ConnectRouteOptions {
   recordEvent(e: RecordEvent): void;
   idleTimeoutMs: number;
   logger: Logger;
+  /** In a cluster: tunnels other relays hold, reached over the link (cluster-wiring.ts). */
+  elsewhere?: ConnectElsewhere;
+}
+
+export interface ConnectElsewhere {
+  /** The kind of the tunnel another relay holds at `host` (normalised), if any. */
+  kindOf(host: string): string | undefined;
+  /** A link stream to the holder for this user: `check` (answered, no bytes) or `open`. Rejects FORBIDDEN/NOT_FOUND with a sentence for the user. */
+  open(host: string, kind: ConnectKind, p: ConnectPrincipal, client: string, method: 'check' | 'open'): Promise<ClientHttp2Stream>;
 }
 
 export interface ConnectRoute {
@@ -48,8 +59,22 @@ export interface ConnectRoute {
   /** The carried streams, for live revocation. */
   readonly table: ConnectionTable;
   readonly server: ConnectServer;
+  /** A `tunn connect` stream another relay carried here for a user it authenticated. */
+  serveCarried(s: ServerHttp2Stream, who: ConnectPrincipal, host: string, kind: ConnectKind, method: 'check' | 'carry', client: ClientAddress): Promise<void>;
   close(): void;
 }
+
+/** A failed link stream as the refusal `tunn connect` shows its user. */
+function refusalOf(host: string, err: unknown): Refusal {
+  if (isTunnError(err, 'FORBIDDEN')) return { reason: 'forbidden', message: err.message };
+  if (isTunnError(err, 'NOT_FOUND')) return { reason: 'not_found', message: `no tunnel ${host} is online: check the name, or ask its owner to start it` };
+  return { reason: 'target_unreachable', message: `${host} is served by another relay of the cluster, which could not be reached (${errorMessage(err)}): try again in a moment` };
+}
+
+const linkClient = (c: ClientAddress): string => {
+  const ip = cleanIp(c.address);
+  return `${ip.includes(':') ? `[${ip}]` : ip}:${c.port}`;
+};
 
 const KINDS = new Set(['tcp', 'udp', 'tls']);
 /** A PROXY v2 assertion is read once, when the connection starts. */
@@ -77,16 +102,34 @@ export function createConnectRoute(o: ConnectRouteOptions): ConnectRoute {
     },
     tunnel(host) {
       const t = tunnelAt(host);
-      return t ? { host: t.host, kind: t.options.kind as ConnectTunnel['kind'] } : undefined;
+      if (t) return { host: t.host, kind: t.options.kind as ConnectTunnel['kind'] };
+      const h = normalizeHost(host);
+      const kind = o.elsewhere?.kindOf(h);
+      return kind && KINDS.has(kind) ? { host: h, kind: kind as ConnectTunnel['kind'], elsewhere: true } : undefined;
     },
-    async decide(p, ct) {
+    async decide(p, ct, client) {
+      if (ct.elsewhere && o.elsewhere) {
+        try {
+          (await o.elsewhere.open(ct.host, ct.kind === 'udp' ? 'udp' : 'tcp', p, linkClient(client), 'check')).close();
+          return undefined;
+        } catch (err) {
+          return refusalOf(ct.host, err);
+        }
+      }
       const t = tunnelAt(ct.host);
       if (!t) return { reason: 'not_found', message: `no tunnel ${ct.host} is online: check the name, or ask its owner to start it` };
       if (await o.allows(t, principalOf(p))) return undefined;
       o.recordEvent({ kind: 'visitor_denied', email: p.email, tunnel: t.host, accountId: t.accountId, detail: 'tunn connect' });
       return { reason: 'forbidden', message: `${p.email} is not on the allow-list of ${t.host}: ask its owner to add you (-a ${p.email})` };
     },
-    async open(ct, p, client) {
+    async open(ct, p, client, kind) {
+      if (ct.elsewhere && o.elsewhere) {
+        try {
+          return splicedH2Stream(await o.elsewhere.open(ct.host, kind, p, linkClient(client), 'open'));
+        } catch (err) {
+          return refusalOf(ct.host, err);
+        }
+      }
       const t = tunnelAt(ct.host);
       if (!t) return { reason: 'not_found', message: `no tunnel ${ct.host} is online: check the name, or ask its owner to start it` };
       // The target asked for PROXY v2: it gets the same relay-signed assertion HTTP tunnels send
@@ -144,6 +187,7 @@ export function createConnectRoute(o: ConnectRouteOptions): ConnectRoute {
     accept: (socket) => tlsServer.emit('connection', socket),
     table,
     server,
+    serveCarried: (s, who, host, kind, method, client) => server.serveCarried(s, who, host, kind, method, client),
     close: () => {
       server.cut(() => true);
       h2.close();

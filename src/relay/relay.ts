@@ -16,7 +16,9 @@ import type { Refusal } from '../protocol/messages.ts';
 import { openStore, type Store } from '../store/store.ts';
 import { hostnameOf } from '../auth/agent-decisions.ts';
 import { createTunnelAccess } from './access.ts';
-import { createConnectRoute } from './connect-route.ts';
+import { createConnectRoute, type ConnectRoute } from './connect-route.ts';
+import type { ConnectPrincipal } from './connect-server.ts';
+import type { ConnectKind } from '../protocol/connect.ts';
 import { createTlsPassthrough, type TlsPassthrough } from './tls-passthrough.ts';
 import { DEFAULT_TCP_IDLE_MS, KindPorts } from './kind-ports.ts';
 import { AgentTlsRelay } from './agent-tls-relay.ts';
@@ -101,12 +103,17 @@ export class Relay {
     const log = this.#logger;
     let gateway: Gateway | undefined;
     let passthrough: TlsPassthrough | undefined;
+    let connectRoute: ConnectRoute | undefined;
     if (c.cluster) {
       const cluster = await joinCluster({
         config: c.cluster, store, storeUrl: c.storeUrl, box, clock: this.#clock, logger: log, listen: c.listen, registry: this.#registry,
         serveHttp: (conn, ip) => (gateway ? gateway.accept(conn, true, ip) : conn.destroy()),
         // Security: a tunnel whose TLS ends at its agent is never served from TLS another relay ended.
         tlsOnlyAtAgent: (h) => (this.#agentTls?.tlsEndsAtAgent(h) ? `TLS for ${h} ends at its agent, and raw TLS is not carried between relays yet` : undefined),
+        serveConnect: async (h, kind, link, u, client) => {
+          if (!connectRoute) throw new TunnError('UNAVAILABLE', 'the relay is still starting');
+          return connectRoute.serveCarried(link, { email: u.email, accountId: u.accountId, credentialId: u.credentialId }, h, kind, u.method === 'check' ? 'check' : 'carry', client);
+        },
         serveRawTls: (h, link, client) => {
           if (!passthrough) throw new TunnError('UNAVAILABLE', 'the relay is still starting');
           passthrough.carryCarried(link, h, client);
@@ -160,7 +167,9 @@ export class Relay {
       else gateway.accept(s, true, cleanIp(s.remoteAddress));
     };
     const tlsServers = createTlsServers({ certs: ext.certs, domain: c.domain, ownContext: () => ownCtx, logger: log, onAgentLink: (s) => tunnels.acceptAgent(s), onPublic: onPublicTls });
-    const connect = createConnectRoute({ certs: ext.certs, domain: c.domain, ownContext: () => ownCtx, tokens, store, directory: this.#directory, allows: access.allows, recordEvent: (e) => void this.recordEvent(e), idleTimeoutMs: c.kinds?.tcpIdleMs ?? DEFAULT_TCP_IDLE_MS, logger: log });
+    const cluster = this.#cluster;
+    const elsewhere = cluster && { kindOf: (h: string) => cluster.kindElsewhere(h), open: (h: string, kind: ConnectKind, p: ConnectPrincipal, client: string, method: 'check' | 'open') => cluster.openConnect(h, kind, { method, email: p.email, ...(p.accountId && { accountId: p.accountId }), ...(p.credentialId && { credentialId: p.credentialId }) }, client) };
+    const connect = (connectRoute = createConnectRoute({ certs: ext.certs, domain: c.domain, ownContext: () => ownCtx, tokens, store, directory: this.#directory, allows: access.allows, recordEvent: (e) => void this.recordEvent(e), idleTimeoutMs: tcpIdleMs, logger: log, elsewhere }));
     this.#closers.push(() => connect.close());
     const edge = new Edge(
       {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { connect as netConnect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -294,6 +294,54 @@ describe('three relays on one PostgreSQL database (real processes)', () => {
     }, 10_000, 'A to refuse the visitor B carried, by --allow-ip');
     const refused = await ask(b, 'office').then((text) => text, (err: Error) => `error: ${err.message}`);
     assert.ok(!refused.startsWith('tls ends at the target'), refused);
+  });
+
+  // Security: `tunn connect` through a relay that does not hold the tunnel is decided by the
+  // holder (the tunnel's allow-list lives where its agent is): the user B authenticated is
+  // carried with the stream, a user not on the list is refused with the holder's sentence.
+  it('tunn connect through B reaches a private tcp tunnel whose agent is on A; others are refused', async () => {
+    const [a, b] = relays as [RelayHandle, RelayHandle];
+    const echo = createNetServer((s) => {
+      s.on('error', () => {});
+      s.on('data', (d: Buffer) => s.write(`echo ${d.toString()}`));
+    });
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    procs.push({ stop: async () => void echo.close() });
+    const tokenFile = async (email: string): Promise<string> => {
+      const f = join(dir, `${email}.token`);
+      writeFileSync(f, (await token(email)) + '\n', { mode: 0o600 });
+      return f;
+    };
+    const owner = startCli(['tcp', String((echo.address() as AddressInfo).port), '-n', 'db', '-a', 'ann@example.com', '--relay', a.url, '--relay-ca', a.caPath, '--token-file', await tokenFile('owner@example.com'), '--json']);
+    procs.push({ stop: () => owner.kill() });
+    const ready = await owner.waitFor((l) => l.event === 'ready' || l.event === 'fatal');
+    assert.equal(ready.event, 'ready', JSON.stringify(ready));
+    const host = `db.${a.domain}`;
+    const env = { TUNN_CONFIG_DIR: join(dir, 'connect-cfg'), TUNN_RELAY: '', TUNN_TOKEN: '' };
+    const annFile = await tokenFile('ann@example.com');
+    // B learns of the lease within its refresh (2 s) or at once from NOTIFY.
+    let port = 0;
+    await until(async () => {
+      const c = startCli(['connect', host, '--listen', '0', '--json', '--relay', b.url, '--relay-ca', b.caPath, '--token-file', annFile], { env });
+      const up = await c.waitFor((l) => l.event === 'ready', 5_000).catch(() => undefined);
+      if (!up) {
+        await c.kill();
+        return false;
+      }
+      procs.push({ stop: () => c.kill() });
+      port = Number(String(up.listen).split(':')[1]);
+      return true;
+    }, 15_000, 'tunn connect through B to be ready');
+    const sock = netConnect(port, '127.0.0.1');
+    let got = '';
+    sock.on('data', (d: Buffer) => (got += d.toString()));
+    sock.write('hello');
+    await until(() => got === 'echo hello', 10_000, 'the echo through B and A');
+    sock.destroy();
+
+    const bob = startCli(['connect', host, '--listen', '0', '--json', '--relay', b.url, '--relay-ca', b.caPath, '--token-file', await tokenFile('bob@example.com')], { env });
+    assert.equal(await bob.exited, 1);
+    assert.deepEqual(bob.stderr, [`tunn: error: bob@example.com is not on the allow-list of ${host}: ask its owner to add you (-a bob@example.com)`]);
   });
 
   it('tunn relay status shows the three relays and the lease', async () => {
