@@ -2,7 +2,14 @@ import type { Clock } from '../lib/clock.ts';
 import { errorMessage } from '../lib/errors.ts';
 import { normalizeHost } from '../lib/host.ts';
 import type { Logger } from '../lib/logger.ts';
-import type { LeaseKind, LeaseTable } from './leases.ts';
+import type { Lease, LeaseKind, LeaseTable } from './leases.ts';
+
+/** A public TCP or UDP port another relay's tunnel holds: every relay listens on it too. */
+export interface PortElsewhere {
+  protocol: 'tcp' | 'udp';
+  port: number;
+  host: string;
+}
 
 // Which hosts other relays of the cluster serve now, answered synchronously: the questions
 // asked on a hot or synchronous path ("may the login page send a visitor back to this host?",
@@ -19,12 +26,20 @@ export interface HostsElsewhereOptions {
   logger: Logger;
   /** Whole re-read period (default 2 s). */
   refreshMs?: number;
+  /** Told after each read whose public ports of other relays may have changed (the relay binds and closes its listeners). */
+  onPorts?(ports: PortElsewhere[]): void;
+}
+
+function portOf(l: Lease): PortElsewhere | undefined {
+  return l.port !== null && (l.kind === 'tcp' || l.kind === 'udp') ? { protocol: l.kind, port: l.port, host: l.host } : undefined;
 }
 
 export class HostsElsewhere {
   readonly #o: HostsElsewhereOptions;
   /** Host → the kind of tunnel another relay serves there (the edge routes raw TLS by it). */
   #hosts = new Map<string, LeaseKind>();
+  /** Host → the public port its tunnel holds at another relay. */
+  #ports = new Map<string, PortElsewhere>();
   #timer: NodeJS.Timeout | undefined;
   #failing = false;
 
@@ -42,12 +57,26 @@ export class HostsElsewhere {
     return this.#hosts.get(normalizeHost(host));
   }
 
+  /** The public ports tunnels held at other relays have now. */
+  ports(): PortElsewhere[] {
+    return [...this.#ports.values()];
+  }
+
+  /** Whether another live relay serves `host` on public `protocol` port `port`. */
+  servesPort(host: string, protocol: 'tcp' | 'udp', port: number): boolean {
+    const p = this.#ports.get(normalizeHost(host));
+    return p !== undefined && p.protocol === protocol && p.port === port;
+  }
+
   /** Reads every live lease of the other relays. */
   async refresh(): Promise<void> {
     try {
       const all = await this.#o.leases.all(this.#o.clock.now());
-      this.#hosts = new Map(all.filter((l) => l.nodeId !== this.#o.nodeId).map((l) => [l.host, l.kind]));
+      const others = all.filter((l) => l.nodeId !== this.#o.nodeId);
+      this.#hosts = new Map(others.map((l) => [l.host, l.kind]));
+      this.#ports = new Map(others.flatMap((l) => { const p = portOf(l); return p ? [[l.host, p] as const] : []; }));
       this.#failing = false;
+      this.#o.onPorts?.(this.ports());
     } catch (err) {
       // Once per outage: the heartbeat says the rest.
       if (!this.#failing) this.#o.logger.warn({ event: 'cluster_hosts_stale', err: errorMessage(err) }, 'cannot read where the other relays serve tunnels: using the last view');
@@ -63,6 +92,10 @@ export class HostsElsewhere {
       const other = holders.find((l) => l.nodeId !== this.#o.nodeId);
       if (other) this.#hosts.set(h, other.kind);
       else this.#hosts.delete(h);
+      const p = other && portOf(other);
+      if (p) this.#ports.set(h, p);
+      else this.#ports.delete(h);
+      this.#o.onPorts?.(this.ports());
     } catch {
       // The periodic re-read catches up.
     }

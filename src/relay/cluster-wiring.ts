@@ -2,7 +2,7 @@ import type { ClientHttp2Stream, ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
-import { HostsElsewhere } from '../cluster/hosts-elsewhere.ts';
+import { HostsElsewhere, type PortElsewhere } from '../cluster/hosts-elsewhere.ts';
 import { startClusterNode, type ClusterCredentialsSource } from '../cluster/node.ts';
 import type { Clock } from '../lib/clock.ts';
 import { errorMessage, isTunnError, TunnError } from '../lib/errors.ts';
@@ -14,6 +14,7 @@ import type { ConnectKind } from '../protocol/connect.ts';
 import { splicedH2Stream } from '../protocol/h2-stream.ts';
 import type { Store } from '../store/store.ts';
 import type { PublicSocket } from './http-proxy.ts';
+import type { PortsElsewhere } from './kind-ports.ts';
 import { cleanIp } from './own-host.ts';
 import type { ClientAddress } from './public-port-tunnel.ts';
 import type { TunnelRegistry } from './registry.ts';
@@ -53,6 +54,8 @@ export interface RelayCluster {
    * back, never decrypted here) carried raw to the holder; reset when no relay takes it.
    */
   carryRawTls(socket: Socket, host: string, idleTimeoutMs: number): void;
+  /** Public TCP/UDP ports of tunnels other relays hold: whether one is served there, and a link stream for a connection to it. */
+  readonly portsElsewhere: PortsElsewhere;
   registerMetrics(registry: Registry): void;
   close(): Promise<void>;
 }
@@ -81,6 +84,12 @@ export interface JoinClusterOptions {
   serveConnect?(host: string, kind: ConnectKind, link: ServerHttp2Stream, connect: NonNullable<ForwardRequest['connect']>, client: ClientAddress): Promise<void>;
   /** Serves a raw TLS connection (a tls passthrough tunnel) carried here; throws to refuse it. */
   serveRawTls?(host: string, link: SplicedStream, client: ClientAddress): void;
+  /** The public TCP/UDP port a tunnel of this relay holds (its lease records it), or null. */
+  portOf?(host: string): number | null;
+  /** Serves a connection (or UDP flow) of a public port carried here; throws to refuse it (kind-ports.ts carryCarried). */
+  servePort?(host: string, protocol: 'tcp' | 'udp', link: SplicedStream, client: ClientAddress): void;
+  /** The public ports of tunnels other relays hold, after each change (the relay listens on them too). */
+  onPorts?(ports: PortElsewhere[]): void;
 }
 
 /** The visitor's IP from the link's client address (`ip`, `ip:port`, `[v6]:port`). */
@@ -113,8 +122,8 @@ export async function joinCluster(o: JoinClusterOptions): Promise<RelayCluster> 
     listen: o.listen,
     credentials: o.config.credentials,
     directory: o.registry,
-    // Public TCP/UDP ports are not carried between relays yet: every lease is by host.
-    leaseOf: (t) => ({ kind: t.options.kind ?? 'http', port: null }),
+    // A public tcp/udp tunnel's lease records its port: every relay listens on it (onPorts).
+    leaseOf: (t) => ({ kind: t.options.kind ?? 'http', port: o.portOf?.(t.host) ?? null }),
     onLeaseChange: (host) => void elsewhere?.changed(host),
     onForwardedStream: (host, kind, client, stream, _peer, request) => {
       const t = directory?.get(host);
@@ -125,6 +134,7 @@ export async function joinCluster(o: JoinClusterOptions): Promise<RelayCluster> 
       }
       const tunnelKind = t.options.kind ?? 'http';
       if (kind === 'tls' && tunnelKind === 'tls' && o.serveRawTls) return o.serveRawTls(host, splicedH2Stream(stream), clientAddressOf(client));
+      if ((kind === 'tcp' || kind === 'udp') && tunnelKind === kind && o.servePort) return o.servePort(host, kind, splicedH2Stream(stream), clientAddressOf(client));
       if (kind !== 'http') throw new TunnError('UNAVAILABLE', `${kind} connections to ${host} are not carried between relays yet`);
       // A tcp/udp/tls (passthrough) tunnel is never served as HTTP from TLS another relay ended.
       if (tunnelKind !== 'http') throw new TunnError('UNAVAILABLE', `${host} is a ${tunnelKind} tunnel, and ${tunnelKind} connections are not carried between relays yet`);
@@ -134,7 +144,7 @@ export async function joinCluster(o: JoinClusterOptions): Promise<RelayCluster> 
     },
   });
   directory = node.directory;
-  const view = (elsewhere = new HostsElsewhere({ nodeId: node.nodeId, leases: node.leases, clock: o.clock, logger: log }));
+  const view = (elsewhere = new HostsElsewhere({ nodeId: node.nodeId, leases: node.leases, clock: o.clock, logger: log, onPorts: o.onPorts }));
   await view.start();
   return {
     nodeId: node.nodeId,
@@ -166,6 +176,13 @@ export async function joinCluster(o: JoinClusterOptions): Promise<RelayCluster> 
           socket.resetAndDestroy();
         },
       );
+    },
+    portsElsewhere: {
+      serves: (host, protocol, port) => view.servesPort(host, protocol, port),
+      async open(host, protocol, client) {
+        const ip = cleanIp(client.address);
+        return splicedH2Stream(await node.forwarder.forward(host, protocol, `${ip.includes(':') ? `[${ip}]` : ip}:${client.port}`));
+      },
     },
     registerMetrics: (registry) => node.registerMetrics(registry),
     close: async () => {

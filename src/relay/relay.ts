@@ -104,6 +104,7 @@ export class Relay {
     let gateway: Gateway | undefined;
     let passthrough: TlsPassthrough | undefined;
     let connectRoute: ConnectRoute | undefined;
+    let ports: KindPorts | undefined;
     if (c.cluster) {
       const cluster = await joinCluster({
         config: c.cluster, store, storeUrl: c.storeUrl, box, clock: this.#clock, logger: log, listen: c.listen, registry: this.#registry,
@@ -118,6 +119,12 @@ export class Relay {
           if (!passthrough) throw new TunnError('UNAVAILABLE', 'the relay is still starting');
           passthrough.carryCarried(link, h, client);
         },
+        portOf: (h) => ports?.portOf(h) ?? null,
+        servePort: (h, protocol, link, client) => {
+          if (!ports) throw new TunnError('UNAVAILABLE', 'the relay is still starting');
+          ports.carryCarried(h, protocol, link, client);
+        },
+        onPorts: (list) => ports?.sync(list),
       });
       this.#cluster = cluster;
       this.#directory = cluster.directory;
@@ -134,7 +141,7 @@ export class Relay {
     this.#closers.push(() => void ownHost.closeAllConnections());
     // Public TCP/UDP ports; the relay's own ports are added to `reserved` once it listens.
     const reserved = [...(c.kinds?.reserved ?? [])];
-    const ports = new KindPorts({ store, clock: this.#clock, directory: this.#directory, config: c.kinds ?? {}, listen: c.listen, reserved, logger: log });
+    ports = new KindPorts({ store, clock: this.#clock, directory: this.#directory, config: c.kinds ?? {}, listen: c.listen, reserved, logger: log, elsewhere: this.#cluster?.portsElsewhere, metricsFor: (h) => this.#metrics.forTunnel(h) });
     this.#closers.push(() => ports.close());
     const access = createTunnelAccess(() => this.#identity);
     const agentTls = (this.#agentTls = new AgentTlsRelay({ ...ext.agentTls, directory: this.#directory, identity: () => this.#identity, policyOf: access.policyOf, clock: this.#clock, logger: log, idleTimeoutMs: c.idleTimeoutMs }));

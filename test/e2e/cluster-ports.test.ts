@@ -1,0 +1,161 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net, { type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { startPostgres, type Postgres } from '../support/postgres.ts';
+import { freeTcpUdpPort } from '../support/free-udp-port.ts';
+import { startCli, startRelay, type Proc, type RelayHandle } from './harness.ts';
+
+// Issue 14: public TCP and UDP ports are open on every relay of a cluster and carried to the
+// relay holding the tunnel. Relay A listens on 127.0.0.1 and relay B on 127.0.0.2, so both bind
+// the same public port; the agent is on A only, and clients reach the port through B.
+
+async function freePortOn(host: string): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, host, r));
+  const port = (srv.address() as AddressInfo).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+/** Sends `text`, half-closes, and resolves with everything the peer sent before its own end. */
+function echoThrough(host: string, port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect({ host, port, allowHalfOpen: true });
+    let got = '';
+    c.on('data', (d: Buffer) => (got += d.toString()));
+    c.on('end', () => {
+      c.end();
+      resolve(got);
+    });
+    c.on('error', reject);
+    c.on('connect', () => c.end(text));
+  });
+}
+
+/** One datagram to host:port and the first answer (rejects after 2 s without one). */
+async function udpRoundTrip(host: string, port: number, text: string): Promise<string> {
+  const s = dgram.createSocket('udp4');
+  try {
+    s.send(text, port, host);
+    const answer = once(s, 'message') as Promise<[Buffer]>;
+    const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no UDP answer within 2 s')), 2000).unref());
+    const [msg] = await Promise.race([answer, timeout]);
+    return msg.toString();
+  } finally {
+    s.close();
+  }
+}
+
+async function retry<T>(fn: () => Promise<T>, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() > end) throw err;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  }
+}
+
+describe('public ports on every relay of a cluster (real processes, PostgreSQL)', () => {
+  let pg: Postgres;
+  const dir = mkdtempSync(join(tmpdir(), 'tunn-e2e-cluster-ports-'));
+  const storeFile = join(dir, 'store-url');
+  const secretFile = join(dir, 'cluster.key');
+  const tokenFile = join(dir, 'token');
+  const env = { TUNN_SECRET_KEY: randomBytes(32).toString('hex') };
+  let a: RelayHandle;
+  let b: RelayHandle;
+  let tcpPort = 0;
+  let udpPort = 0;
+  let echo: net.Server;
+  let udpEcho: dgram.Socket;
+  const procs: Proc[] = [];
+
+  const relayArgs = async (host: string): Promise<string[]> => [
+    '--listen', host, '--store-file', storeFile, '--node-url', `https://${host}:${await freePortOn(host)}`, '--cluster-secret-file', secretFile,
+    '--tcp-ports', String(tcpPort), '--udp-ports', String(udpPort),
+  ];
+
+  const startKind = async (args: string[]): Promise<{ proc: Proc; ready: Record<string, unknown> }> => {
+    const proc = startCli([...args, '--relay', a.url, '--relay-ca', a.caPath, '--token-file', tokenFile, '--json'], { env: { TUNN_CONFIG_DIR: join(dir, 'config'), TUNN_RELAY: '', TUNN_TOKEN: '' } });
+    procs.push(proc);
+    const ready = await proc.waitFor((l) => l.event === 'ready' || l.event === 'fatal', 30_000);
+    assert.equal(ready.event, 'ready', JSON.stringify(ready));
+    return { proc, ready };
+  };
+
+  before(async () => {
+    pg = await startPostgres();
+    writeFileSync(storeFile, (await pg.createDatabase()) + '\n', { mode: 0o600 });
+    writeFileSync(secretFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+    tcpPort = await freeTcpUdpPort();
+    udpPort = await freeTcpUdpPort();
+    echo = net.createServer({ allowHalfOpen: true }, (s) => {
+      s.on('error', () => {});
+      s.pipe(s);
+    });
+    echo.listen(0, '127.0.0.1');
+    await once(echo, 'listening');
+    udpEcho = dgram.createSocket('udp4');
+    udpEcho.on('message', (msg, r) => udpEcho.send(msg, r.port, r.address));
+    udpEcho.bind(0, '127.0.0.1');
+    await once(udpEcho, 'listening');
+    // One after another: the first creates the schema and the sealing canary.
+    a = await startRelay({ extra: await relayArgs('127.0.0.1'), env });
+    b = await startRelay({ extra: await relayArgs('127.0.0.2'), env });
+    const p = startCli(['relay', 'token', 'create', '--email', 'owner@example.com', '--store-file', storeFile, '--data-dir', join(dir, 'token-data'), '--json'], { env });
+    const line = await p.waitFor((l) => l.event === 'token');
+    await p.exited;
+    writeFileSync(tokenFile, String(line.token) + '\n', { mode: 0o600 });
+  });
+  after(async () => {
+    for (const p of procs) await p.kill();
+    await b?.stop();
+    await a?.stop();
+    echo?.close();
+    udpEcho?.close();
+    await pg?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a public TCP port whose agent is on A is open on B too, and closes there when the tunnel goes', async () => {
+    const tcp = await startKind(['tcp', String((echo.address() as AddressInfo).port), '-n', 'mc', '--public']);
+    assert.equal(tcp.ready.port, tcpPort);
+    assert.equal(await echoThrough('127.0.0.1', tcpPort, 'through A'), 'through A');
+    // B binds the port once it reads A's lease (NOTIFY, or its 2 s re-read): a generous ceiling.
+    assert.equal(await retry(() => echoThrough('127.0.0.2', tcpPort, 'through B')), 'through B');
+
+    await tcp.proc.kill();
+    // The lease goes: B stops listening (a refused connection, as a port with nothing behind it).
+    await retry(async () => {
+      const err = await echoThrough('127.0.0.2', tcpPort, 'after').then(() => undefined, (e: NodeJS.ErrnoException) => e);
+      assert.equal(err?.code, 'ECONNREFUSED', 'B still listens on the port of a tunnel that is gone');
+    });
+  });
+
+  it('a public UDP port whose agent is on A answers through B', async () => {
+    const udp = await startKind(['udp', String((udpEcho.address() as AddressInfo).port), '-n', 'game', '--public']);
+    assert.equal(udp.ready.port, udpPort);
+    assert.equal(await retry(() => udpRoundTrip('127.0.0.2', udpPort, 'datagram through B')), 'datagram through B');
+    await udp.proc.kill();
+  });
+
+  it("B carries a client of A's tunnel with its address: A's --allow-ip refuses it", async () => {
+    // Security: --allow-ip holds for clients who reach the port through another relay.
+    const tcp = await startKind(['tcp', String((echo.address() as AddressInfo).port), '-n', 'mc', '--public', '--allow-ip', '10.0.0.0/8']);
+    assert.equal(tcp.ready.port, tcpPort);
+    await retry(async () => {
+      const got = await echoThrough('127.0.0.2', tcpPort, 'refused').then((t) => `answered ${t}`, (e: NodeJS.ErrnoException) => e.code);
+      assert.equal(got, 'ECONNRESET');
+    });
+    await tcp.proc.kill();
+  });
+});
