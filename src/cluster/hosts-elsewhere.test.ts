@@ -53,4 +53,27 @@ describe('HostsElsewhere', () => {
       await store.close();
     }
   });
+
+  it('keeps the public ports of the other relays and tells each change', async () => {
+    const store = await openStore(join(dir, 'ports.db'));
+    try {
+      const clock = new ManualClock(T0);
+      const leases = new StoreLeaseTable({ store, ttlMs: 10_000 });
+      const told: string[][] = [];
+      const view = new HostsElsewhere({ nodeId: 'nA', leases, clock, logger: createLogger({ json: true, level: 'silent' }), onPorts: (ps) => told.push(ps.map((p) => `${p.protocol}:${p.port}:${p.host}`)) });
+      await leases.acquire(claim({ host: 'mc.tunn.example.com', nodeId: 'nB', kind: 'tcp', port: 20007 }), clock.now());
+      await leases.acquire(claim({ host: 'mine.tunn.example.com', nodeId: 'nA', sessionId: 's2', tunnelId: 't2', agentId: 'ag2', kind: 'udp', port: 20008 }), clock.now());
+      await view.refresh();
+      assert.deepEqual(told.at(-1), ['tcp:20007:mc.tunn.example.com'], 'its own ports are not "elsewhere"');
+      assert.equal(view.servesPort('MC.tunn.example.com', 'tcp', 20007), true);
+      assert.equal(view.servesPort('mc.tunn.example.com', 'udp', 20007), false, 'the protocol is part of the port');
+
+      await leases.release('nB', 's1');
+      await view.changed('mc.tunn.example.com');
+      assert.deepEqual(told.at(-1), [], 'a port whose lease went is closed');
+      assert.equal(view.servesPort('mc.tunn.example.com', 'tcp', 20007), false);
+    } finally {
+      await store.close();
+    }
+  });
 });
