@@ -113,6 +113,7 @@ export async function startRelay(o: RelayOptions, logger: Logger): Promise<{ rel
       strictDomainVerify: o.strictDomainVerify,
       relayCerts: o.relayCerts,
       acmeChallenges: parseAcmeChallenges(o.acmeChallenge),
+      sharedTxt: o.nodeUrl !== undefined,
       certEventToken: o.certEventToken,
       alertWebhook: o.alertWebhook,
     },
@@ -133,7 +134,7 @@ export async function startRelay(o: RelayOptions, logger: Logger): Promise<{ rel
   let info: RelayInfo;
   try {
     // Agents that end TLS themselves: DNS-01 in the relay's zone (names they hold only) and the relay's ACME CA as their default.
-    const agentTls = { dns01: dnsProvider ?? customDomains.dns?.zone, acme: o.acmeDirectory ? { directory: o.acmeDirectory, email: o.acmeEmail, caPem: o.acmeCa ? readFileSync(o.acmeCa, 'utf8') : undefined } : undefined };
+    const agentTls = { dns01: dnsProvider ?? customDomains.dnsTxt, acme: o.acmeDirectory ? { directory: o.acmeDirectory, email: o.acmeEmail, caPem: o.acmeCa ? readFileSync(o.acmeCa, 'utf8') : undefined } : undefined };
     info = await relay.start({ certs: customDomains.certs, caPath: customDomains.caPath, plainHook: customDomains.plainHook, resolveDomain: customDomains.resolveDomain, domainApi: customDomains.api, agentTls });
   } catch (err) {
     // start() may fail after its listeners are up (e.g. identity setup): close them too, or

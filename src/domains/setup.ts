@@ -13,6 +13,7 @@ import { CertManager } from '../certs/manager.ts';
 import { CertProbe } from '../certs/probe.ts';
 import type { Dns01Provider } from '../dns/dns01-provider.ts';
 import { startRelayDns, type RelayDns } from '../dns/relay-dns.ts';
+import { SharedTxt } from '../dns/shared-txt.ts';
 import type { Clock } from '../lib/clock.ts';
 import { errorMessage, TunnError } from '../lib/errors.ts';
 import { normalizeHost } from '../lib/host.ts';
@@ -78,6 +79,8 @@ export interface CustomDomainsConfig {
    * the relay's wildcard) can only use dns-01; other names use the first type the CA offers.
    */
   acmeChallenges?: ChallengeType[];
+  /** A relay of a cluster: the zone's ACME TXT values go through the shared database, so every relay's DNS server answers them. */
+  sharedTxt?: boolean;
   probeIntervalMs?: number;
   maintainIntervalMs?: number;
 }
@@ -102,6 +105,8 @@ export interface CustomDomains {
   /** The relay's DNS server, when one runs. */
   dns?: RelayDns;
   dnsPort?: number;
+  /** Where DNS-01 values in the relay's zone go (the zone, or the cluster's shared records), when the DNS server runs. */
+  dnsTxt?: Dns01Provider;
   /** The dev CA's certificate file (dev without ACME). */
   caPath?: string;
   /** Whether certificates come from an ACME CA (else static files or the dev CA). */
@@ -178,6 +183,10 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
     }
   }
 
+  const sharedTxt = dns && cfg.sharedTxt ? new SharedTxt({ zone: dns.zone, store, clock, logger }) : undefined;
+  await sharedTxt?.start();
+  const zoneTxt: Dns01Provider | undefined = sharedTxt ?? dns?.zone;
+
   let issuer: Issuer;
   let caPath: string | undefined;
   let staticRelayCtx: SecureContext | undefined;
@@ -194,7 +203,7 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
       }
     }
     // DNS-01 records go through the operator's DNS provider when there is one, else the relay's own zone.
-    const txt: Dns01Provider | undefined = provider ?? dns?.zone;
+    const txt: Dns01Provider | undefined = provider ?? zoneTxt;
     const available: Record<ChallengeType, ChallengeSolver | undefined> = {
       'dns-01': txt && new Dns01Solver({ txt, acmeIdFor: async (d) => (await domainByName(store, d))?.acmeIdentifier }),
       'http-01': http01,
@@ -261,6 +270,7 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
     decide,
     dns,
     dnsPort: dns?.port,
+    dnsTxt: zoneTxt,
     caPath,
     acme,
     alert,
@@ -278,6 +288,7 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
     async close() {
       manager.stop();
       probe?.stop();
+      sharedTxt?.stop();
       await dns?.close();
     },
   };

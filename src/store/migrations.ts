@@ -263,4 +263,16 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0008_acme_txt': {
+    async up(db: Kysely<any>) {
+      // ACME DNS-01 TXT values in the relay's zone, shared so every relay's DNS server answers them (src/dns/shared-txt.ts).
+      await db.schema
+        .createTable('acme_txt')
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('acme_txt_pk', ['name', 'value'])
+        .execute();
+    },
+  },
 };

@@ -288,7 +288,15 @@ export interface SealCanaryTable {
   created_at: string;
 }
 
+/** An ACME DNS-01 TXT value of the relay's zone, answered by every relay's DNS server. */
+export interface AcmeTxtTable {
+  name: string;
+  value: string;
+  created_at: string;
+}
+
 export interface Database {
+  acme_txt: AcmeTxtTable;
   accounts: AccountsTable;
   names: NamesTable;
   tokens: TokensTable;
