@@ -10,10 +10,11 @@ import type { Clock } from '../lib/clock.ts';
 import { errorMessage, TunnError } from '../lib/errors.ts';
 import { normalizeHost } from '../lib/host.ts';
 import type { Logger } from '../lib/logger.ts';
+import type { SplicedStream } from '../lib/splice.ts';
 import { splicedH2Stream } from '../protocol/h2-stream.ts';
 import { wireCodeOf, type AcmeAdvert, type AgentTlsRequest, type MessageOf, type StreamKind, type TlsStateReport } from '../protocol/messages.ts';
-import { carryConnection } from './carry-connection.ts';
-import type { PortTunnel } from './public-port-tunnel.ts';
+import { carryConnection, carryStream } from './carry-connection.ts';
+import type { ClientAddress, PortTunnel } from './public-port-tunnel.ts';
 import type { SessionRef, Tunnel, TunnelDirectory } from './tunnel-directory.ts';
 
 // The relay's half of TLS that ends at an agent (issue 12; docs/agent-tls-phase2.md):
@@ -196,6 +197,17 @@ export class AgentTlsRelay {
     const t = this.agentTunnel(serverName);
     if (!t) return void socket.destroy();
     void carryConnection(socket, this.#portTunnel(t, 'acme-tls-alpn'), { idleTimeoutMs: 30_000 });
+  }
+
+  /**
+   * A TLS-ALPN-01 validation for an agent of this relay that another relay of the cluster
+   * accepted, as a link stream (the CA may reach any relay). Throws NOT_FOUND when no tunnel
+   * with TLS at its agent is at `name` here.
+   */
+  carryCarriedAlpnChallenge(link: SplicedStream, name: string, client: ClientAddress): void {
+    const t = this.agentTunnel(name);
+    if (!t) throw new TunnError('NOT_FOUND', `no tunnel with TLS at its agent at ${name.slice(0, 253)} on this relay`);
+    void carryStream(link, this.#portTunnel(t, 'acme-tls-alpn'), client, { idleTimeoutMs: 30_000 });
   }
 
   /** The tunnel as carryConnection sees it: one stream of `kind` on a live session, resolved once the agent accepts it. */

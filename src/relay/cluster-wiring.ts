@@ -50,10 +50,11 @@ export interface RelayCluster {
   /** Whether another relay serves a tls (passthrough) tunnel at `host`: the edge routes its raw TLS there. */
   rawTlsElsewhere(host: string): boolean;
   /**
-   * The edge's `tls-to-agent` route for a host held elsewhere: the socket (ClientHello put
+   * The edge's `tls-to-agent` route for a host held elsewhere (and `acme-tls-alpn-to-agent`,
+   * kind `acme-tls-alpn`: a CA's TLS-ALPN-01 validation for an agent on another relay): the socket (ClientHello put
    * back, never decrypted here) carried raw to the holder; reset when no relay takes it.
    */
-  carryRawTls(socket: Socket, host: string, idleTimeoutMs: number): void;
+  carryRawTls(socket: Socket, host: string, idleTimeoutMs: number, kind?: 'tls' | 'acme-tls-alpn'): void;
   /** Public TCP/UDP ports of tunnels other relays hold: whether one is served there, and a link stream for a connection to it. */
   readonly portsElsewhere: PortsElsewhere;
   registerMetrics(registry: Registry): void;
@@ -84,6 +85,8 @@ export interface JoinClusterOptions {
   serveConnect?(host: string, kind: ConnectKind, link: ServerHttp2Stream, connect: NonNullable<ForwardRequest['connect']>, client: ClientAddress): Promise<void>;
   /** Serves a raw TLS connection (a tls passthrough tunnel) carried here; throws to refuse it. */
   serveRawTls?(host: string, link: SplicedStream, client: ClientAddress): void;
+  /** Serves a TLS-ALPN-01 validation carried here for an agent of this relay; throws to refuse it. */
+  serveAlpnChallenge?(host: string, link: SplicedStream, client: ClientAddress): void;
   /** The public TCP/UDP port a tunnel of this relay holds (its lease records it), or null. */
   portOf?(host: string): number | null;
   /** Serves a connection (or UDP flow) of a public port carried here; throws to refuse it (kind-ports.ts carryCarried). */
@@ -132,6 +135,7 @@ export async function joinCluster(o: JoinClusterOptions): Promise<RelayCluster> 
         if ((kind !== 'tcp' && kind !== 'udp') || !o.serveConnect) throw new TunnError('UNAVAILABLE', `a tunn connect stream of kind ${kind} is not served here`);
         return o.serveConnect(host, kind, stream, request.connect, clientAddressOf(client));
       }
+      if (kind === 'acme-tls-alpn' && o.serveAlpnChallenge) return o.serveAlpnChallenge(host, splicedH2Stream(stream), clientAddressOf(client));
       const tunnelKind = t.options.kind ?? 'http';
       if (kind === 'tls' && tunnelKind === 'tls' && o.serveRawTls) return o.serveRawTls(host, splicedH2Stream(stream), clientAddressOf(client));
       if ((kind === 'tcp' || kind === 'udp') && tunnelKind === kind && o.servePort) return o.servePort(host, kind, splicedH2Stream(stream), clientAddressOf(client));
@@ -162,11 +166,11 @@ export async function joinCluster(o: JoinClusterOptions): Promise<RelayCluster> 
     rawTlsElsewhere: (host) => view.kindOf(host) === 'tls',
     kindElsewhere: (host) => view.kindOf(host),
     openConnect: (host, kind, connect, client) => node.forwarder.forward(host, kind, client, connect),
-    carryRawTls(socket, host, idleTimeoutMs) {
+    carryRawTls(socket, host, idleTimeoutMs, kind = 'tls') {
       socket.on('error', () => {});
       const ip = cleanIp(socket.remoteAddress);
       const client = `${ip.includes(':') ? `[${ip}]` : ip}:${socket.remotePort ?? 0}`;
-      node.forwarder.forward(host, 'tls', client).then(
+      node.forwarder.forward(host, kind, client).then(
         (link) => {
           if (socket.destroyed) return void link.destroy();
           void splice(socket, splicedH2Stream(link), { idleTimeoutMs });

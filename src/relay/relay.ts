@@ -125,6 +125,10 @@ export class Relay {
           ports.carryCarried(h, protocol, link, client);
         },
         onPorts: (list) => ports?.sync(list),
+        serveAlpnChallenge: (h, link, client) => {
+          if (!this.#agentTls) throw new TunnError('UNAVAILABLE', 'the relay is still starting');
+          this.#agentTls.carryCarriedAlpnChallenge(link, h, client);
+        },
       });
       this.#cluster = cluster;
       this.#directory = cluster.directory;
@@ -192,12 +196,13 @@ export class Relay {
           else if (pt.endsAtAgent(name) || !this.#cluster?.rawTlsElsewhere(name)) pt.carryRaw(s, name);
           else this.#cluster.carryRawTls(s, name, tcpIdleMs);
         },
-        'acme-tls-alpn-to-agent': (s, h) => agentTls.carryAlpnChallenge(s, h.serverName!),
+        // A CA may validate at any relay: a challenge for an agent on another relay is carried there.
+        'acme-tls-alpn-to-agent': (s, h) => (agentTls.agentAnswersAlpnChallenge(h.serverName!) || !this.#cluster ? agentTls.carryAlpnChallenge(s, h.serverName!) : this.#cluster.carryRawTls(s, h.serverName!, 30_000, 'acme-tls-alpn')),
       },
       {
         relayAnswersAlpnChallenge: (name) => ext.certs.alpnChallengeContext?.(name) !== undefined,
         tlsEndsAtAgent: (name) => agentTls.tlsEndsAtAgent(name) || pt.endsAtAgent(name) || !!this.#cluster?.rawTlsElsewhere(name),
-        agentAnswersAlpnChallenge: (name) => agentTls.agentAnswersAlpnChallenge(name),
+        agentAnswersAlpnChallenge: (name) => agentTls.agentAnswersAlpnChallenge(name) || !!this.#cluster?.servesElsewhere(name),
       },
       log,
     );

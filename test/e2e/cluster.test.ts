@@ -252,6 +252,35 @@ describe('three relays on one PostgreSQL database (real processes)', () => {
     await a.proc.waitFor((l) => l.event === 'cluster_link_refusal' && /ends at its agent/.test(String(l.reason)));
   });
 
+  // A CA may validate TLS-ALPN-01 at any relay (DNS has every relay's address): the handshake
+  // for an agent that ends TLS itself, reaching a relay its agent is not on, is carried to it.
+  it('a TLS-ALPN-01 handshake through B reaches the agent on A that ends TLS itself', async () => {
+    const [a, b] = relays as [RelayHandle, RelayHandle];
+    const ca = await testCa();
+    const own = await leaf(ca, [`alpn.${a.domain}`]);
+    const cert = join(dir, 'alpn.pem');
+    const key = join(dir, 'alpn.key');
+    writeFileSync(cert, own.chainPem);
+    writeFileSync(key, own.keyPem);
+    const args = [String(originPort), '--relay', a.url, '--token', await token('ann@example.com'), '--relay-ca', a.caPath, '--json', '-n', 'alpn', '--public', '--terminate-at', 'agent', '--no-inspect', '--tls-cert', cert, '--tls-key', key];
+    const agent = startCli(args, { env: { TUNN_DEBUG: '1' } });
+    procs.push({ stop: () => agent.kill() });
+    const ready = await agent.waitFor((l) => l.event === 'ready' || l.event === 'fatal');
+    assert.equal(ready.event, 'ready', JSON.stringify(ready));
+    const host = String(ready.host);
+    // No challenge is being presented at the agent, so it answers with its refusal: seeing it in
+    // the agent's log proves the ClientHello (acme-tls/1, SNI = the host) was carried there from B.
+    await until(async () => {
+      const s = tls.connect({ host: '127.0.0.1', port: b.httpsPort, servername: host, ALPNProtocols: ['acme-tls/1'], rejectUnauthorized: false });
+      await new Promise<void>((r) => {
+        s.once('error', () => r());
+        s.once('close', () => r());
+        s.once('secureConnect', () => (s.destroy(), r()));
+      });
+      return agent.stderr.some((l) => l.includes(`no TLS-ALPN-01 challenge is being presented for "${host}" at this agent`));
+    }, 20_000, "the agent's answer to a TLS-ALPN-01 handshake carried from B");
+  });
+
   // Security: a passthrough connection carried between relays is never decrypted on the way:
   // the client verifies the target's own certificate (its own CA, which no relay holds), and
   // the holder applies the tunnel's --allow-ip to the visitor's address the link carries.
