@@ -1,11 +1,15 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { createToken, startAgent, startRelay, type AgentHandle, type RelayHandle } from '../test/e2e/harness.ts';
+import { agentTlsRows, benchAgentTls } from './agent-tls.ts';
+import { benchKinds, onlySections, type Section } from './kinds.ts';
+import { kindsText, machineInfo, writeOut } from './report.ts';
+import { sshForward, startSshd } from './ssh.ts';
 
 // `npm run bench`: tunn vs direct vs OpenSSH `ssh -R`, in one run on one machine (issue 2).
 // Not a test and not run by CI. Needs wrk, curl, sshd and ssh on the PATH (Debian: wrk,
@@ -17,6 +21,7 @@ import { createToken, startAgent, startRelay, type AgentHandle, type RelayHandle
 // same relay with the inspector capturing every request (issue 16: on must reach 90 % of off). ssh = load generator → sshd's -R listener → ssh
 // client → origin (a throwaway sshd on loopback, default cipher). floor = the same design with
 // nothing of tunn's own work (bench/floor.ts): what the data-plane design costs on this machine.
+// HTTPS: TLS at the relay vs at the agent (`--terminate-at agent`, bench/agent-tls.ts, issue 12).
 
 const exec = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '..');
@@ -59,70 +64,10 @@ async function startOrigin(): Promise<{ port: number; child: ChildProcess }> {
   return { port: Number(line), child };
 }
 
-async function freePort(): Promise<number> {
-  const s = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((r) => s.once('listening', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
-
-async function waitPort(port: number, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const ok = await new Promise<boolean>((res) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => (s.destroy(), res(true)));
-      s.once('error', () => res(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`port ${port} did not open`);
-}
-
 /** A throwaway sshd on a free loopback port and `ssh -N -R` to it; returns the forwarded port. */
 async function startSshReverse(originPort: number): Promise<{ port: number; pids: () => Promise<number[]> }> {
-  const dir = mkdtempSync(join(tmpdir(), 'tunn-bench-ssh-'));
-  chmodSync(dir, 0o700);
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  await exec('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'host_key')]);
-  await exec('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'client_key')]);
-  writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'client_key.pub')));
-  chmodSync(join(dir, 'authorized_keys'), 0o600);
-  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-  const sshdPort = await freePort();
-  writeFileSync(
-    join(dir, 'sshd_config'),
-    [
-      `Port ${sshdPort}`,
-      'ListenAddress 127.0.0.1',
-      `HostKey ${join(dir, 'host_key')}`,
-      `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
-      `PidFile ${join(dir, 'sshd.pid')}`,
-      'PermitRootLogin prohibit-password',
-      'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no',
-      'UsePAM no',
-      'StrictModes no',
-      'AllowTcpForwarding yes',
-      'GatewayPorts no',
-      'LogLevel ERROR',
-      '',
-    ].join('\n'),
-  );
-  const sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'inherit'] });
-  cleanups.push(() => void sshd.kill());
-  await waitPort(sshdPort);
-  const fwd = await freePort();
-  const user = process.env.USER ?? 'root';
-  const ssh = spawn(
-    'ssh',
-    ['-N', '-i', join(dir, 'client_key'), '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=no', '-o', `UserKnownHostsFile=${join(dir, 'known_hosts')}`, '-o', 'ExitOnForwardFailure=yes', '-o', 'LogLevel=ERROR', '-p', String(sshdPort), '-R', `127.0.0.1:${fwd}:127.0.0.1:${originPort}`, `${user}@127.0.0.1`],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
-  );
-  cleanups.push(() => void ssh.kill());
-  await waitPort(fwd);
+  const sshd = await startSshd(cleanups);
+  const ssh = await sshForward(sshd, '-R', originPort, cleanups);
   // sshd forks a per-connection process; measure the ssh client and every sshd under the listener.
   const pids = async (): Promise<number[]> => {
     const { stdout } = await exec('pgrep', ['-P', String(sshd.pid)]).catch(() => ({ stdout: '' }));
@@ -132,9 +77,9 @@ async function startSshReverse(originPort: number): Promise<{ port: number; pids
       const r = await exec('pgrep', ['-P', String(k)]).catch(() => ({ stdout: '' }));
       grand.push(...r.stdout.split(/\s+/).filter(Boolean).map(Number));
     }
-    return [ssh.pid!, ...kids, ...grand];
+    return [ssh.pid, ...kids, ...grand];
   };
-  return { port: fwd, pids };
+  return { port: ssh.port, pids };
 }
 
 /** bench/floor.ts: the design's minimal forwarder (relay + agent over TLS); returns its public port. */
@@ -276,6 +221,14 @@ async function main(): Promise<void> {
   const started = new Date();
   const tmp = mkdtempSync(join(tmpdir(), 'tunn-bench-'));
   cleanups.push(() => rmSync(tmp, { recursive: true, force: true }));
+  const sections = onlySections(process.argv) ?? new Set<Section>(['http', 'tcp', 'udp']);
+  const runKinds = async (): Promise<Awaited<ReturnType<typeof benchKinds>> | undefined> =>
+    sections.has('tcp') || sections.has('udp') ? benchKinds({ quick: QUICK, seconds: DUR, bulkBytes: BULK, sections, cleanups, tmp, log }) : undefined;
+  if (!sections.has('http')) {
+    const k = (await runKinds())!;
+    writeOut(started, { started: started.toISOString(), finished: new Date().toISOString(), quick: QUICK, secondsPerRun: DUR, bulkBytes: BULK, machine: machineInfo(), results: k.results, targets: k.targets }, `${kindsText(k)}`);
+    return;
+  }
   const upload = join(tmp, 'upload.bin');
   await exec('truncate', ['-s', String(BULK), upload]);
 
@@ -327,6 +280,13 @@ async function main(): Promise<void> {
   const inspectOn = { c50: await wrk(inspected, 50, DUR), downloadMiBs: await curlMiBs(inspected, 'down', BULK, upload), uploadMiBs: await curlMiBs(inspected, 'up', BULK, upload) };
   results['tunn-inspect'] = inspectOn;
   await inspectAgent.stop();
+
+  // HTTPS with TLS at the relay vs at the agent (issue 12): the relay's CPU per request should fall.
+  log('HTTPS: TLS at the relay vs at the agent');
+  const tlsBench = await benchAgentTls(relay, token, origin.port, agent, tmp, { seconds: DUR, bulk: BULK });
+  cleanups.push(tlsBench.stop);
+  results['agent-tls'] = { ...tlsBench.result };
+  await tlsBench.stop();
 
   // Memory on a fresh relay/agent pair (fresh sshd connection too), so earlier load does not count.
   log('memory: fresh relay and agent');
@@ -422,6 +382,13 @@ async function main(): Promise<void> {
     return j === 0 ? `${line}\n|${inspectWidths.map((x) => '-'.repeat(x + 2)).join('|')}|` : line;
   });
 
+  const tlsRows = agentTlsRows(tlsBench.result, BULK / 1024 ** 2, fmt, ratio);
+  const tlsWidths = tlsRows[0]!.map((_, i) => Math.max(...tlsRows.map((row) => row[i]!.length)));
+  const tlsTable = tlsRows.map((row, j) => {
+    const line = `| ${row.map((c, i) => c.padEnd(tlsWidths[i]!)).join(' | ')} |`;
+    return j === 0 ? `${line}\n|${tlsWidths.map((x) => '-'.repeat(x + 2)).join('|')}|` : line;
+  });
+
   const targetsMet = {
     'req/s c50 ≥ 1.2× ssh -R': w('tunn', 50).rps >= 1.2 * w('ssh', 50).rps,
     'req/s c50 ≥ 0.6× direct': w('tunn', 50).rps >= 0.6 * w('direct', 50).rps,
@@ -438,20 +405,16 @@ async function main(): Promise<void> {
     'inspector on: download MiB/s ≥ 0.9× off (issue 16)': inspectOn.downloadMiBs >= 0.9 * n('tunn', 'downloadMiBs'),
     'inspector on: upload MiB/s ≥ 0.9× off (issue 16)': inspectOn.uploadMiBs >= 0.9 * n('tunn', 'uploadMiBs'),
     'inspector on: zero errors (issue 16)': inspectOn.c50.errors === 0,
+    'TLS at the agent: relay CPU per request below TLS at the relay (issue 12)': tlsBench.result.agentTerminated.relayCpuUsPerReq < tlsBench.result.relayTerminated.relayCpuUsPerReq,
+    'TLS at the agent: zero errors (issue 12)': tlsBench.result.agentTerminated.errors === 0,
   };
-  const machine = {
-    cpus: cpus().length,
-    cpuModel: cpus()[0]?.model,
-    memGiB: Math.round(totalmem() / GiB),
-    node: process.version,
-    kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(),
-    loadavg: readFileSync('/proc/loadavg', 'utf8').trim(),
-  };
-  const out = { started: started.toISOString(), finished: new Date().toISOString(), quick: QUICK, wrkThreads: WRK_THREADS, secondsPerWrk: DUR, bulkBytes: BULK, machine, results, memoryKiB: { tunn: { relayAgent: tunnMem }, ssh: sshMemory }, targets: targetsMet };
-  mkdirSync(join(ROOT, 'bench/out'), { recursive: true });
-  const file = join(ROOT, 'bench/out', `${started.toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
-  process.stdout.write(`\n${table.join('\n')}\n\n${inspectTable.join('\n')}\n\nTargets (issues 2, 9 and 16):\n${Object.entries(targetsMet).map(([k, v]) => `- ${v ? 'met    ' : 'MISSED '} ${k}`).join('\n')}\n\nThe design floor (bench/floor.ts, no tunn logic) in this run: c50 ${ratio(w('floor', 50).rps, w('direct', 50).rps)} direct, tunn ${ratio(w('tunn', 50).rps, w('floor', 50).rps)} of the floor; p50 c1 +${fmt(w('floor', 1).p50ms - w('direct', 1).p50ms, 3)} ms over direct (tunn +${fmt(w('tunn', 1).p50ms - w('direct', 1).p50ms, 3)} ms). c1000: floor ${ratio(w('floor', 1000).rps, w('ssh', 1000).rps)} ssh -R, tunn ${ratio(w('tunn', 1000).rps, w('floor', 1000).rps)} of the floor.\n\nmachine: ${JSON.stringify(machine)}\nJSON: ${file}\n`);
+  const machine = machineInfo();
+  // The TCP and UDP sections (issue 11) run after the HTTP ones, on their own relay.
+  await agent2.stop();
+  await relay2.stop();
+  const kinds = await runKinds();
+  const out = { started: started.toISOString(), finished: new Date().toISOString(), quick: QUICK, wrkThreads: WRK_THREADS, secondsPerWrk: DUR, bulkBytes: BULK, machine, results: { ...results, ...kinds?.results }, memoryKiB: { tunn: { relayAgent: tunnMem }, ssh: sshMemory }, targets: { ...targetsMet, ...kinds?.targets } };
+  writeOut(started, out, `${kinds ? kindsText(kinds) : ''}\n${table.join('\n')}\n\n${inspectTable.join('\n')}\n\n${tlsTable.join('\n')}\n\nTargets (issues 2, 9, 12 and 16):\n${Object.entries(targetsMet).map(([k, v]) => `- ${v ? 'met    ' : 'MISSED '} ${k}`).join('\n')}\n\nThe design floor (bench/floor.ts, no tunn logic) in this run: c50 ${ratio(w('floor', 50).rps, w('direct', 50).rps)} direct, tunn ${ratio(w('tunn', 50).rps, w('floor', 50).rps)} of the floor; p50 c1 +${fmt(w('floor', 1).p50ms - w('direct', 1).p50ms, 3)} ms over direct (tunn +${fmt(w('tunn', 1).p50ms - w('direct', 1).p50ms, 3)} ms). c1000: floor ${ratio(w('floor', 1000).rps, w('ssh', 1000).rps)} ssh -R, tunn ${ratio(w('tunn', 1000).rps, w('floor', 1000).rps)} of the floor.`);
 }
 
 try {

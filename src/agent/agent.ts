@@ -7,11 +7,15 @@ import { alwaysReading } from '../lib/always-reading.ts';
 import { ControlChannel } from '../protocol/control-channel.ts';
 import { agentServerOptions, SESSION_WINDOW } from '../protocol/h2-options.ts';
 import { watchLiveness } from '../protocol/liveness.ts';
-import { CONTROL_PATH, PROTOCOL_VERSION, ALPN_TUNNEL, type ControlMessage, type Refusal, type RegisteredTunnel, type TunnelOptions } from '../protocol/messages.ts';
+import { TunnError } from '../lib/errors.ts';
+import { CONTROL_PATH, PROTOCOL_VERSION, ALPN_TUNNEL, type AcmeAdvert, type AgentTlsRequest, type MessageOf, type TlsStateReport, type ControlMessage, type Refusal, type RegisteredTunnel, type TunnelOptions } from '../protocol/messages.ts';
+import { ControlRequests } from './control-requests.ts';
 import { describeConnectError, permanentConnectError } from './connect-errors.ts';
+import { kindStreamHandlers } from './kind-handlers.ts';
 import { forwardStream, type RequestLogEntry, type StreamWatch } from './forward.ts';
 import { readDataStream, refuseStream, type DataStreamRequest, type StreamHandlers } from './stream-handlers.ts';
 import { localhostAwareLookup, type Target } from './target.ts';
+import { parseRelayList, pickEndpoint, resolveEndpoints, type RelayEndpoint } from './relay-endpoints.ts';
 
 // The agent: keeps `sessions` TLS connections to the relay (more than one, so one session
 // tripping a limit or dying does not take the tunnel down), serves the relay's streams as
@@ -38,8 +42,16 @@ export interface AgentConfig {
   backoffMinMs: number;
   backoffMaxMs: number;
   logRequests: boolean;
+  /** Handlers for stream kinds besides http (TLS that ends here: `tls`, `acme-tls-alpn`). */
+  streamHandlers?: StreamHandlers<AgentTunnelRef>;
   /** The inspector's capture, when it is on: a watch per forwarded connection of tunnel `index`. */
   inspect?: (index: number, tunnel: () => string, clientIp: string, onRequest?: (e: RequestLogEntry) => void) => StreamWatch;
+}
+
+/** A local tunnel as stream handlers see it: its id (t0, t1, …) and, once registered, where it is served. */
+export interface AgentTunnelRef {
+  readonly id: string;
+  readonly ready?: RegisteredLocalTunnel;
 }
 
 /** A tunnel the relay serves (its `registered` message), with the target it forwards to. */
@@ -69,6 +81,8 @@ interface AgentEvents {
   /** Requests the relay answered itself in one second beyond those sent one by one, counted by status and reason. */
   refusedMore: [{ tunnel: string; count: number; more: Extract<ControlMessage, { type: 'refused' }>['more'] }];
   notice: [string];
+  /** The relay's ACME CA (welcome), the default of --acme-*. */
+  acme: [AcmeAdvert];
   /** Something that went wrong and was handled (a stream reset, a session error): what was being done, and why. */
   debug: [string];
   fatal: [Error & { code?: string }];
@@ -85,12 +99,16 @@ interface Slot {
   /** A register the relay refused for a passing reason, asked again after a back-off. */
   retryTimer?: NodeJS.Timeout;
   stopPing?: () => void;
+  /** The relay endpoint it dials or is connected to (relay-endpoints.ts). */
+  endpoint?: string;
 }
 
 export class Agent extends EventEmitter<AgentEvents> {
   readonly config: AgentConfig;
   readonly agentId = randomUUID();
+  /** The first relay of `--relay` (named in messages); `#relays`: all of them. */
   readonly #relay: URL;
+  readonly #relays: URL[];
   readonly #tunnels: Map<string, LocalTunnel>;
   /** When each tunnel last reported an unreachable target (reports are throttled). */
   readonly #targetErrorAt = new Map<string, number>();
@@ -99,11 +117,18 @@ export class Agent extends EventEmitter<AgentEvents> {
   #stopped = false;
   /** A session was welcomed once in this run: from then on every connect error is retried (networks change). */
   #everOnline = false;
+  readonly #requests = new ControlRequests();
+  /** The last TLS state of each (tunnel, name), re-sent on every session that registers the tunnel. */
+  readonly #tlsStates = new Map<string, MessageOf<'tls-state'>>();
+  /** What the relay advertised in its last welcome. */
+  relayAcme: AcmeAdvert | undefined;
 
   constructor(config: AgentConfig) {
     super();
     this.config = config;
-    this.#relay = new URL(config.relayUrl);
+    this.#relays = parseRelayList(config.relayUrl);
+    if (!this.#relays.length) throw new TypeError('AgentConfig.relayUrl names no relay');
+    this.#relay = this.#relays[0]!;
     this.#tunnels = new Map(config.tunnels.map((t, i) => [`t${i}`, { ...t, id: `t${i}`, waiting: [] }]));
   }
 
@@ -133,6 +158,21 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.#setState('stopped', 'stopped');
   }
 
+  /** Asks the relay a question about TLS that ends here (on any online session); rejects with the relay's answer when it refuses. */
+  ask(request: AgentTlsRequest, timeoutMs?: number): Promise<unknown> {
+    const slot = this.#slots.find((s) => s.online && s.control);
+    if (!slot) return Promise.reject(new TunnError('UNAVAILABLE', `no session to the relay is online to ask about ${request.op}`));
+    const control = slot.control!;
+    return this.#requests.ask((m) => control.send(m), slot.index, request, timeoutMs);
+  }
+
+  /** Tells the relay where TLS of tunnel `tunnelId`'s name ends now (and every session that registers it later). */
+  reportTls(tunnelId: string, state: TlsStateReport): void {
+    const m: MessageOf<'tls-state'> = { type: 'tls-state', id: tunnelId, state };
+    this.#tlsStates.set(`${tunnelId}\0${state.name}`, m);
+    for (const s of this.#slots) if (s.online) s.control?.send(m);
+  }
+
   #setState(state: AgentState, detail: string): void {
     if (this.#state === state && state !== 'reconnecting') return;
     this.#state = state;
@@ -141,11 +181,21 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   #connect(slot: Slot): void {
     if (this.#stopped) return;
-    const port = Number(this.#relay.port || 443);
-    const host = this.#relay.hostname.replace(/^\[|\]$/g, '');
+    // Resolved at every connect: the relays' addresses may have changed since.
+    void resolveEndpoints(this.#relays).then((endpoints) => {
+      if (this.#stopped) return;
+      const inUse = this.#slots.filter((s) => s !== slot && s.socket && s.endpoint).map((s) => s.endpoint!);
+      this.#dial(slot, pickEndpoint(endpoints, slot.index, slot.attempt, inUse));
+    });
+  }
+
+  #dial(slot: Slot, ep: RelayEndpoint): void {
+    const relayHost = ep.url.host;
+    const { host, port } = ep;
+    slot.endpoint = ep.key;
     const ca = this.config.relayCa ? [...tls.rootCertificates, this.config.relayCa] : undefined;
     const socket = tls.connect({
-      host,
+      host: ep.address ?? host,
       port,
       servername: net.isIP(host) ? undefined : host,
       ALPNProtocols: [ALPN_TUNNEL],
@@ -167,20 +217,20 @@ export class Agent extends EventEmitter<AgentEvents> {
     socket.on('error', (err) => {
       if (this.#stopped) return;
       // Before the relay was ever reached, some errors will not go away by retrying: say what to do and stop.
-      const permanent = this.#everOnline ? undefined : permanentConnectError(err, this.#relay.host);
+      const permanent = this.#everOnline ? undefined : permanentConnectError(err, relayHost);
       if (permanent && !failed) {
         failed = true;
         this.emit('fatal', permanent);
         this.stop();
         return;
       }
-      fail(describeConnectError(err, this.#relay.host, host));
+      fail(describeConnectError(err, relayHost, host));
     });
     socket.on('close', () => fail('connection closed'));
     socket.once('secureConnect', () => {
       socket.setTimeout(0);
       if (socket.alpnProtocol !== ALPN_TUNNEL) {
-        socket.destroy(Object.assign(new Error(`${this.#relay.host} is not a tunn relay (no ${ALPN_TUNNEL} protocol)`), { code: 'NOT_A_RELAY' }));
+        socket.destroy(Object.assign(new Error(`${relayHost} is not a tunn relay (no ${ALPN_TUNNEL} protocol)`), { code: 'NOT_A_RELAY' }));
         return;
       }
       const server: Http2Server = http2.createServer(agentServerOptions);
@@ -194,7 +244,7 @@ export class Agent extends EventEmitter<AgentEvents> {
           }
         };
         session.once('remoteSettings', widen);
-        session.on('error', (err) => this.emit('debug', `session ${slot.index + 1} to ${this.#relay.host}: ${err.message}`));
+        session.on('error', (err) => this.emit('debug', `session ${slot.index + 1} to ${relayHost}: ${err.message}`));
         session.on('goaway', () => socket.destroy());
         session.on('close', () => socket.destroy());
       });
@@ -224,7 +274,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       stream.respond({ ':status': 404 }, { endStream: true });
       return;
     }
-    const handler = req.kind && this.#streamHandlers[req.kind];
+    const handler = req.kind && (this.#streamHandlers[req.kind] ?? this.config.streamHandlers?.[req.kind]);
     if (!handler) {
       this.emit('debug', `refused a data stream of kind ${String(headers['tunn-kind']).slice(0, 32)} for ${t.ready?.host ?? t.id}: this agent does not serve it`);
       refuseStream(stream, 501, 'STREAM_KIND');
@@ -236,6 +286,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** Data streams by kind (DESIGN.md decision 12): a kind is one entry and one handler. */
   readonly #streamHandlers: StreamHandlers<LocalTunnel> = {
     http: (stream, t, req) => this.#forwardHttp(stream, t, req),
+    ...kindStreamHandlers<LocalTunnel>({ onTargetError: (host, message) => this.emit('notice', `${host}: ${message}`) }),
   };
 
   /** An HTTP stream: the relay rewrote its request heads; bytes are piped to the target. */
@@ -270,6 +321,10 @@ export class Agent extends EventEmitter<AgentEvents> {
     switch (m.type) {
       case 'welcome':
         this.#everOnline = true;
+        if (m.acme) {
+          this.relayAcme = m.acme;
+          this.emit('acme', m.acme);
+        }
         for (const t of this.#tunnels.values()) {
           if (!t.name && !t.assignedName) {
             if (t.namingSlot) {
@@ -292,8 +347,9 @@ export class Agent extends EventEmitter<AgentEvents> {
         const wasOnline = slot.online;
         slot.online = true;
         const changed = !t.ready || t.ready.url !== m.url;
-        t.ready = { id: m.id, name: m.name, host: m.host, url: m.url, urls: m.urls, target: t.target };
+        t.ready = { id: m.id, name: m.name, host: m.host, url: m.url, urls: m.urls, target: t.target, ...(m.port !== undefined ? { port: m.port } : {}) };
         if (changed) this.emit('ready', t.ready);
+        for (const st of this.#tlsStates.values()) if (st.id === m.id) slot.control?.send(st);
         if (!wasOnline) {
           const detail = `online (${this.#slots.filter((s) => s.online).length}/${this.#slots.length} sessions)`;
           // The agent-wide state does not change when one of several sessions comes back: say so.
@@ -325,6 +381,9 @@ export class Agent extends EventEmitter<AgentEvents> {
         }
         return;
       }
+      case 'tls-reply':
+        this.#requests.answer(m);
+        return;
       case 'replaced':
         this.emit('fatal', Object.assign(new Error(m.message), { code: 'REPLACED' }));
         this.stop();
@@ -370,6 +429,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
     slot.stopPing?.();
     clearTimeout(slot.retryTimer);
+    this.#requests.sessionDown(slot.index);
     slot.session = undefined;
     slot.control = undefined;
     slot.socket = undefined;

@@ -12,6 +12,12 @@ export interface DataStreamRequest {
   kind: StreamKind | undefined;
   /** The public client's address, as the relay saw it. */
   clientIp: string;
+  /** The public client's port, when the relay sent it (tcp/udp/tls). */
+  clientPort: number | undefined;
+  /** `tunn connect` streams: the email the relay verified. */
+  email: string | undefined;
+  /** `tunn connect` streams to a --proxy-protocol tunnel: the relay-signed assertion. */
+  assertion: string | undefined;
 }
 
 /** Serves one data stream of tunnel `T`; owns the stream from then on. */
@@ -24,7 +30,17 @@ export function readDataStream(headers: IncomingHttpHeaders): DataStreamRequest 
   const raw = headers[DATA_HEADERS.kind];
   // Relays before kinds sent no kind (or "http"): their streams are HTTP.
   const kind = raw === undefined ? 'http' : isStreamKind(raw) ? raw : undefined;
-  return { tunnelId: String(headers[DATA_HEADERS.tunnel] ?? ''), kind, clientIp: String(headers[DATA_HEADERS.client] ?? '') };
+  const port = Number(headers[DATA_HEADERS.clientPort]);
+  const email = headers[DATA_HEADERS.email];
+  const assertion = headers[DATA_HEADERS.assertion];
+  return {
+    tunnelId: String(headers[DATA_HEADERS.tunnel] ?? ''),
+    kind,
+    clientIp: String(headers[DATA_HEADERS.client] ?? ''),
+    clientPort: Number.isInteger(port) && port > 0 && port < 65536 ? port : undefined,
+    email: typeof email === 'string' && email ? email : undefined,
+    assertion: typeof assertion === 'string' && assertion ? assertion : undefined,
+  };
 }
 
 /** Answers a data stream the agent will not serve; the relay shows `code` (TARGET_ERROR_HEADER) to whoever waits. */

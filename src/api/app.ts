@@ -4,10 +4,12 @@ import type { Identity } from '../auth/identity.ts';
 import { TunnError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import { newRequestId, REQUEST_ID_HEADER } from '../lib/page.ts';
+import type { ClusterStatus } from '../cluster/status.ts';
+import { clusterRoutes } from './cluster.ts';
 import { consoleRoutes } from './console.ts';
 import { devicePageRoutes, deviceApiRoutes } from './device.ts';
 import { requireCaller } from './caller.ts';
-import { certRoutes } from './certificates.ts';
+import { certRoutes, type AgentCertReport } from './certificates.ts';
 import { domainRoutes, type DomainApiOptions } from './domains.ts';
 import { eventRoutes } from './events.ts';
 import { grantRoutes } from './grants.ts';
@@ -35,8 +37,12 @@ export interface ApiExtras {
   logger?: Logger;
   /** The relay's live tunnels (`tunn status`, `tunn stop`, the console); without: /v1/tunnels answers 404. */
   tunnels?: TunnelControl;
+  /** Names whose TLS ends at agents, as their agents report them (`tunn cert list`, /v1/certificates). */
+  agentCerts?: () => AgentCertReport[];
   /** Timing of GET /v1/tunnels/events (tests shorten it). */
   tunnelEvents?: TunnelEventsOptions;
+  /** A relay of a cluster: its nodes and leases (GET /v1/cluster, admins); without: 404. */
+  clusterStatus?: () => Promise<ClusterStatus>;
 }
 
 const MAX_BODY = 1024 * 1024;
@@ -73,8 +79,9 @@ export function createApiApp(identity: Identity, extras: ApiExtras = {}) {
     .route('/v1/auth/token/revoke', revokeRoute(identity))
     .route('/v1/auth/device', deviceApiRoutes(identity))
     .route('/v1/events', eventRoutes(identity))
+    .route('/v1/cluster', clusterRoutes(identity, extras.clusterStatus))
     .route('/v1/domains', domainRoutes(identity, domains))
-    .route('/', certRoutes(identity, domains))
+    .route('/', certRoutes(identity, domains, extras.agentCerts))
     .route('/', loginRoutes(identity))
     .route('/', devicePageRoutes(identity));
   // The web console's pages and files (outside the typed chain: not part of the client's API).

@@ -1,5 +1,6 @@
 import { Hono } from 'hono';
 import type { Identity } from '../auth/identity.ts';
+import { nameMatches } from '../certs/issuer.ts';
 import type { CertListEntry } from '../certs/manager.ts';
 import { normalizeHost } from '../lib/host.ts';
 import { accountById } from '../store/accounts.ts';
@@ -30,9 +31,42 @@ export interface CertificateView {
   renewAt: string | null;
   lastError: string | null;
   nextRetryAt: string | null;
-  /** Where TLS ends for this name: the relay today (agent-terminated TLS will add 'agent' with its pin). */
+  /** Where TLS ends for this name: at the relay, or at the agent (its certificate's pin then; the relay holds no key for it). */
   terminatedAt: 'relay' | 'agent';
   pin: string | null;
+}
+
+/** A name whose TLS ends at an agent (issue 12), as the agent last reported it to the relay. */
+export interface AgentCertReport {
+  name: string;
+  accountId: string;
+  owner: string;
+  terminatedAt: 'agent' | 'relay';
+  /** Why the relay terminates (fallback), or a renewal problem the agent retries. */
+  reason?: string;
+  notAfter?: number;
+  pin?: string;
+  /** DNS-01 challenges the owner's agents have left this week (names under the relay's zone). */
+  dns01Remaining: number;
+}
+
+/** The relay certificate (its name) that also covers `name`, if any: the relay could terminate it too. */
+function coveringCert(name: string, all: readonly CertListEntry[]): string | null {
+  return all.find((e) => e.status !== 'pending_issue' && e.names.some((p) => nameMatches(p, name)))?.name ?? null;
+}
+
+/** `tunn cert list`'s agent rows: where TLS ends, state, not-after, pin, and who else could decrypt. */
+function agentRows(reports: readonly AgentCertReport[], all: readonly CertListEntry[]) {
+  return reports.map((r) => ({
+    name: r.name,
+    terminatedAt: r.terminatedAt,
+    state: r.terminatedAt === 'agent' ? 'issued' : 'pending_issue',
+    reason: r.reason ?? null,
+    notAfter: r.notAfter ? new Date(r.notAfter).toISOString() : null,
+    pin: r.pin ?? null,
+    coveredBy: coveringCert(r.name, all),
+    dns01Remaining: r.dns01Remaining,
+  }));
 }
 
 function relayOwn(name: string, relayDomain: string): boolean {
@@ -49,7 +83,7 @@ function domainOf(name: string, domains: Iterable<string>): string | undefined {
   return best;
 }
 
-export function certRoutes(identity: Identity, opts: Pick<DomainApiOptions, 'manager' | 'relayDomain'>) {
+export function certRoutes(identity: Identity, opts: Pick<DomainApiOptions, 'manager' | 'relayDomain'>, agentCerts: () => AgentCertReport[] = () => []) {
   const store = identity.store;
 
   /** Every certificate the caller may see: their and shared domains', the relay's own; admins: all. */
@@ -107,6 +141,26 @@ export function certRoutes(identity: Identity, opts: Pick<DomainApiOptions, 'man
         pin: null,
       });
     }
+    // Names whose TLS ends at an agent: the owner's tunnels (admins: all).
+    for (const r of agentCerts()) {
+      if (r.accountId !== who.accountId && !admin) continue;
+      out.push({
+        name: r.name,
+        names: [r.name],
+        domain: domainOf(r.name, mine.keys()) ?? null,
+        access: r.accountId === who.accountId ? 'owner' : 'admin',
+        owner: r.owner,
+        state: r.terminatedAt === 'agent' ? 'issued' : 'pending_issue',
+        issuer: null,
+        notBefore: null,
+        notAfter: r.notAfter ? new Date(r.notAfter).toISOString() : null,
+        renewAt: null,
+        lastError: r.reason ?? null,
+        nextRetryAt: null,
+        terminatedAt: r.terminatedAt,
+        pin: r.pin ?? null,
+      });
+    }
     return out.sort((a, b) => a.name.localeCompare(b.name));
   }
 
@@ -117,7 +171,9 @@ export function certRoutes(identity: Identity, opts: Pick<DomainApiOptions, 'man
       // `tunn cert list`: the relay's own certificates and those of the caller's domains.
       const mine = new Set((await domainsVisibleTo(store, c.get('caller'))).map((x) => x.domain.domain));
       const all: CertListEntry[] = opts.manager ? await opts.manager.list() : [];
-      return c.json({ certs: all.filter((e) => !e.domain || mine.has(e.domain)).map((e) => ({ ...e, relay: !e.domain })) });
+      const who = c.get('caller');
+      const agent = agentRows(agentCerts().filter((r) => r.accountId === who.accountId), all);
+      return c.json({ certs: all.filter((e) => !e.domain || mine.has(e.domain)).map((e) => ({ ...e, relay: !e.domain })), agent });
     })
     .get('/v1/certificates', auth, async (c) => c.json({ certificates: await visible(c.get('caller')) }));
 }

@@ -51,7 +51,10 @@ export interface DomainView {
   verifiedAt: string | null;
   createdAt: string;
   tls: {
-    mode: 'terminate' | 'passthrough';
+    /** agent: TLS ends at the agents of its tunnels; the relay holds no wildcard for it (issue 12). */
+    mode: 'terminate' | 'passthrough' | 'agent';
+    /** With mode agent: the relay may terminate a tunnel's name until its agent is ready (`--allow-relay-fallback`). */
+    allowRelayFallback: boolean;
     status: Domain['tlsStatus'];
     notAfter: string | null;
     lastError: string | null;
@@ -67,7 +70,13 @@ export interface DomainView {
 
 export type { VerifyResult };
 
-const addBody = z.object({ domain: z.string().min(1).max(253), verify: z.boolean().optional() });
+const addBody = z.object({
+  domain: z.string().min(1).max(253),
+  verify: z.boolean().optional(),
+  /** agent: TLS for the domain's tunnels ends at their agents, and the relay gets no wildcard for it. */
+  terminateAt: z.enum(['relay', 'agent']).optional(),
+  allowRelayFallback: z.boolean().optional(),
+});
 const shareBody = z.object({ with: z.array(z.string().max(1000)).max(1000) });
 /** `share` given: would sharing `domain` with these be accepted; else: would adding `domain` be. */
 const validateBody = z.object({ domain: z.string().min(1).max(253), share: z.array(z.string().max(1000)).max(1000).optional() });
@@ -93,6 +102,7 @@ export function domainRoutes(identity: Identity, opts: DomainApiOptions) {
       createdAt: d.createdAt,
       tls: {
         mode: d.tlsMode,
+        allowRelayFallback: d.allowRelayFallback,
         status: d.tlsStatus,
         notAfter: d.tlsNotAfter,
         lastError: d.tlsLastError,
@@ -164,7 +174,8 @@ export function domainRoutes(identity: Identity, opts: DomainApiOptions) {
       const wait = body.verify !== false;
       const who = caller(c);
       const name = parseDomain(body.domain);
-      const { domain: d, created } = await addDomain(store, await accountOf(who), name, { relayDomain: opts.relayDomain, resolver: opts.resolver, now: now() });
+      if (body.allowRelayFallback && body.terminateAt !== 'agent') throw new TunnError('INVALID_INPUT', '--allow-relay-fallback only applies with --terminate-at agent (otherwise the relay terminates the domain with its wildcard anyway)');
+      const { domain: d, created } = await addDomain(store, await accountOf(who), name, { relayDomain: opts.relayDomain, resolver: opts.resolver, now: now(), tlsMode: body.terminateAt === 'agent' ? 'agent' : undefined, allowRelayFallback: body.allowRelayFallback });
       const verification = wait && !d.verifiedAt ? await runVerify(d) : undefined;
       const fresh = (await domainByName(store, name))!;
       return c.json({ domain: await view(fresh, 'owner'), records: recordsFor(fresh), created, verification }, created ? 201 : 200);

@@ -11,6 +11,8 @@ export type SecurityEventKind =
   /** A certificate failed to issue or renew, is expiring, or drifted (ops alert for the domain owner). */
   | 'cert_alert'
   /** The identity provider no longer puts a user in a group the relay had seen them in (src/auth/idp-groups.ts). */
-  | 'idp_group_removed';
+  | 'idp_group_removed'
+  /** A live `tunn connect` stream was cut: its user's credential was revoked or they left the allow-list. */
+  | 'connection_cut';
 
-export const EVENT_KINDS: readonly SecurityEventKind[] = ['login_failed', 'token_invalid', 'token_revoked_used', 'visitor_denied', 'rate_limited', 'ip_denied', 'basic_auth_failed', 'cert_alert', 'idp_group_removed'];
+export const EVENT_KINDS: readonly SecurityEventKind[] = ['login_failed', 'token_invalid', 'token_revoked_used', 'visitor_denied', 'rate_limited', 'ip_denied', 'basic_auth_failed', 'cert_alert', 'idp_group_removed', 'connection_cut'];

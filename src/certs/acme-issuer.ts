@@ -57,7 +57,8 @@ export class AcmeIssuer implements Issuer {
     configureAcmeHttp({ caPem: opts.caPem, retry: opts.httpRetry });
   }
 
-  async issue(names: string[]): Promise<IssuedCertificate> {
+  /** `request.keyPem`: the certificate's key to reuse (an agent's --keep-key, so a pin of it survives renewal); default: a new P-256 key. */
+  async issue(names: string[], request: { keyPem?: string } = {}): Promise<IssuedCertificate> {
     const what = `issuing a certificate for ${names.join(', ')} from ${this.directoryUrl}`;
     try {
       const o = this.#opts;
@@ -70,7 +71,7 @@ export class AcmeIssuer implements Issuer {
         backoffMax: o.backoff?.maxMs,
       });
       await ensureAccount(client, o.email);
-      const key = await acme.crypto.createPrivateEcdsaKey('P-256');
+      const key = request.keyPem ?? (await acme.crypto.createPrivateEcdsaKey('P-256'));
       const [, csr] = await acme.crypto.createCsr({ commonName: names[0]!.length <= 64 ? names[0] : undefined, altNames: names }, key);
       const solvers = new Map(o.solvers.map((s) => [s.type as string, s]));
       const solverFor = (type: string) => {

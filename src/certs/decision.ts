@@ -22,7 +22,7 @@ export interface RelayDecisionOptions {
    * The certificate for names one label under `parent` when `parent` is a custom domain that
    * may be served (src/domains); undefined refuses. At most one indexed lookup, no network.
    */
-  customDomain?: (parent: string) => Promise<CertDecision | undefined>;
+  customDomain?: (parent: string, servername: string) => Promise<CertDecision | undefined>;
   /**
    * wildcard (default): one `*.R` + `R` certificate for all relay names (needs DNS-01, i.e. the
    * relay's DNS server is authoritative for R). per-host: one certificate per name (HTTP-01 or
@@ -55,6 +55,6 @@ export function relayDecisionFunc(opts: RelayDecisionOptions): DecisionFunc {
       return { name: `*.${r}`, names: [`*.${r}`, r] };
     }
     if (parent.endsWith('.' + r)) return undefined; // deeper names under the relay's zone are never served
-    return opts.customDomain?.(parent);
+    return opts.customDomain?.(parent, sn);
   };
 }

@@ -42,7 +42,7 @@ export function attachAgentOutput(agent: Agent, json: boolean, extraReady: Recor
   });
   agent.on('ready', (t) => {
     const url = pickUrl(t.urls);
-    if (json) printJson({ event: 'ready', url, urls: t.urls, name: t.name, host: t.host, target: t.target.display, ...extraReady });
+    if (json) printJson({ event: 'ready', url, urls: t.urls, name: t.name, host: t.host, target: t.target.display, ...(t.port !== undefined ? { port: t.port } : {}), ...extraReady });
     else {
       const who = describeAccess(agent.config.tunnels[0]!, formatSeconds);
       const inspect = extraReady.inspectUrl ? `   Inspect: ${String(extraReady.inspectUrl)}\n` : '';

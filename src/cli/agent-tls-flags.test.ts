@@ -44,7 +44,7 @@ describe('--terminate-at agent and its flags', () => {
     assert.deepEqual(agentTlsSettings({}), { terminateAt: 'relay', fallback: true, keepKey: false });
   });
 
-  it('through the CLI: a bad value is refused with the flag named, and --terminate-at agent says it is not wired yet', () => {
+  it('through the CLI: a bad value is refused with the flag named', () => {
     const env = { ...process.env, TUNN_CONFIG_DIR: dir, TUNN_RELAY: 'https://relay.example.test', TUNN_TOKEN: 'x' };
     const bad = spawnSync(process.execPath, [CLI, '8080', '--terminate-at', 'edge'], { env, encoding: 'utf8' });
     assert.notEqual(bad.status, 0);
@@ -52,8 +52,5 @@ describe('--terminate-at agent and its flags', () => {
     const lone = spawnSync(process.execPath, [CLI, '8080', '--keep-key', '--no-inspect'], { env, encoding: 'utf8' });
     assert.equal(lone.status, 1);
     assert.match(lone.stderr, /--keep-key only applies with --terminate-at agent/);
-    const agent = spawnSync(process.execPath, [CLI, '8080', '--terminate-at', 'agent', '--tls-cert', cert, '--tls-key', key, '--no-inspect'], { env, encoding: 'utf8' });
-    assert.equal(agent.status, 1);
-    assert.match(agent.stderr, /--terminate-at agent is not available yet: .*Drop --terminate-at agent/);
   });
 });

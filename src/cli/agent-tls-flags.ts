@@ -8,13 +8,12 @@ import { errorMessage, TunnError } from '../lib/errors.ts';
 // The flags of `tunn <target>` for TLS that ends at the agent (issue 12):
 //   --terminate-at agent|relay   (default relay)
 //   --no-fallback                visitors fail the handshake until the agent's certificate is ready
-//   --acme-directory/--acme-email/--acme-ca   the agent's own ACME CA (default: what the relay advertises, phase 2)
+//   --acme-directory/--acme-email/--acme-ca   the agent's own ACME CA (default: what the relay advertises in welcome)
 //   --tls-cert/--tls-key         serve these files instead of ACME
 //   --client-ca FILE             require client certificates from this CA (mTLS)
 //   --keep-key                   renewals keep the key, so a pin survives
 // Checked with every other setting (agentTlsProblems, from agentCrossChecks), then read
-// (agentTlsSettings). Wiring them to the relay is phase 2: until then `--terminate-at agent`
-// stops with a message saying so, rather than pretending the relay cannot read the traffic.
+// (agentTlsSettings), then wired by run-agent-tls.ts.
 
 const truthy = (v: unknown): boolean => v === true || ['1', 'true', 'yes', 'on'].includes(String(v));
 const falsy = (v: unknown): boolean => v === false || ['0', 'false', 'no', 'off'].includes(String(v));
@@ -86,12 +85,4 @@ export function agentTlsSettings(o: Pick<AgentOptions, 'terminateAt' | 'fallback
     new TlsContexts({ clientCaPem: s.clientCaPem }); // throws CONFIG_INVALID naming the flag when it holds no certificate
   }
   return s;
-}
-
-/** Until phase 2 wires it, `--terminate-at agent` stops the agent with this, after every flag was checked. */
-export function notYetWired(): TunnError {
-  return new TunnError(
-    'CONFIG_INVALID',
-    '--terminate-at agent is not available yet: this tunn checks the TLS flags, but the relay does not route TLS to agents in this version. Drop --terminate-at agent (and its TLS flags) to have the relay terminate TLS as before.',
-  );
 }

@@ -32,7 +32,7 @@ describe('tunn domain output', () => {
       status: 'verified',
       verifiedAt: '2026-01-01T00:00:00.000Z',
       createdAt: '2026-01-01T00:00:00.000Z',
-      tls: { mode: 'terminate', status: 'issued', notAfter: '2026-04-01T00:00:00.000Z', lastError: null, lastCheckedAt: null, certificateRef: 'x', failurePolicy: 'backoff', failureCount: 0, nextRetryAt: null },
+      tls: { mode: 'terminate', allowRelayFallback: false, status: 'issued', notAfter: '2026-04-01T00:00:00.000Z', lastError: null, lastCheckedAt: null, certificateRef: 'x', failurePolicy: 'backoff', failureCount: 0, nextRetryAt: null },
     });
     assert.deepEqual(lines.slice(0, 4), ['Domain: tunn.mycompany.com', 'Owner:  bryan@tunn.to', 'Shared: @mycompany.com (domain wildcard)', 'Status: verified']);
     assert.equal(lines[4], 'Cert:   issued, expires 2026-04-01T00:00:00.000Z');

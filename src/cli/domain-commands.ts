@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DomainView, VerifyResult } from '../api/domains.ts';
 import type { RequiredRecord } from '../dns/verify.ts';
@@ -53,7 +53,9 @@ export function formatDomain(d: DomainView): string[] {
   const cert =
     tls.mode === 'passthrough'
       ? 'passthrough (the certificate is managed upstream)'
-      : `${tls.status}${tls.notAfter ? `, expires ${tls.notAfter}` : ''}${tls.lastError ? `; last error: ${tls.lastError}` : ''}${tls.nextRetryAt ? `; next attempt ${tls.nextRetryAt}` : ''}`;
+      : tls.mode === 'agent'
+        ? `none at the relay: TLS ends at the agents of its tunnels (--terminate-at agent); relay fallback: ${tls.allowRelayFallback ? 'allowed (--allow-relay-fallback: the relay terminates a tunnel\'s name until its agent is ready)' : 'off (visitors fail the handshake until the agent is ready)'}`
+        : `${tls.status}${tls.notAfter ? `, expires ${tls.notAfter}` : ''}${tls.lastError ? `; last error: ${tls.lastError}` : ''}${tls.nextRetryAt ? `; next attempt ${tls.nextRetryAt}` : ''}`;
   return [
     `Domain: ${d.domain}`,
     `Owner:  ${d.owner}${d.role === 'shared' ? ' (shared with you)' : ''}`,
@@ -107,9 +109,9 @@ function secondsOpt(v: unknown, fallback: number): number {
   return n;
 }
 
-export async function domainAdd(api: DomainApi, domain: string, opts: { wait: boolean; json: boolean; intervalMs: number; timeoutMs: number; out?: Out }): Promise<void> {
+export async function domainAdd(api: DomainApi, domain: string, opts: { wait: boolean; json: boolean; intervalMs: number; timeoutMs: number; out?: Out; terminateAt?: 'relay' | 'agent'; allowRelayFallback?: boolean }): Promise<void> {
   const out = opts.out ?? stdout;
-  const r: AddResponse = await api.call((c) => c.v1.domains.$post({ json: { domain, verify: true } }));
+  const r: AddResponse = await api.call((c) => c.v1.domains.$post({ json: { domain, verify: true, ...(opts.terminateAt ? { terminateAt: opts.terminateAt } : {}), ...(opts.allowRelayFallback ? { allowRelayFallback: true } : {}) } }));
   const d = r.domain;
   const verified = d.status === 'verified';
   if (opts.json) {
@@ -147,8 +149,12 @@ export function registerDomainCommands(program: Command, client: DomainApiFactor
     .option('--no-wait', 'print the records and return at once (check later with `tunn domain verify`)')
     .option('--interval <seconds>', 'how often to check DNS while waiting (default 5)')
     .option('--timeout <seconds>', 'give up waiting after this long (default 1800; 0 = never)')
+    .addOption(new Option('--terminate-at <where>', 'where TLS of its tunnels ends: relay (default: the relay gets *.<domain>) or agent (no relay certificate at all; tunnels need --terminate-at agent)').choices(['relay', 'agent']))
+    .option('--allow-relay-fallback', 'with --terminate-at agent: the relay may terminate a tunnel\'s name until its agent\'s certificate is ready')
     .action(async (name: string, o: Record<string, unknown>) => {
       await domainAdd(await client(o), name, {
+        terminateAt: o.terminateAt as 'relay' | 'agent' | undefined,
+        allowRelayFallback: o.allowRelayFallback === true,
         wait: o.wait !== false,
         json: Boolean(o.json),
         intervalMs: secondsOpt(o.interval, 5) * 1000,
@@ -225,11 +231,24 @@ export function registerDomainCommands(program: Command, client: DomainApiFactor
   const cert = program.command('cert').description('certificates the relay serves');
   common(cert.command('list').description("each certificate's state, issuer, expiry and last error"))
     .action(async (o: Record<string, unknown>) => {
-      const { certs } = await (await client(o)).call((c) => c.v1.certs.$get());
-      if (o.json) return printJson({ event: 'certs', certs });
-      if (!certs.length) return out.line('No certificates yet: they are issued on the first visit (or right after `tunn domain add`).');
-      const rows = [['NAME', 'STATE', 'ISSUER', 'EXPIRES', 'RENEWS', 'LAST ERROR']];
-      for (const c of certs) rows.push([c.name, c.status, c.issuer, c.notAfter, c.renewAt, c.lastError ?? '-']);
-      for (const l of table(rows)) out.line(l);
+      const { certs, agent } = await (await client(o)).call((c) => c.v1.certs.$get());
+      if (o.json) return printJson({ event: 'certs', certs, agent });
+      if (!certs.length && !agent.length) return out.line('No certificates yet: they are issued on the first visit (or right after `tunn domain add`).');
+      if (certs.length) {
+        const rows = [['NAME', 'STATE', 'ISSUER', 'EXPIRES', 'RENEWS', 'LAST ERROR']];
+        for (const c of certs) rows.push([c.name, c.status, c.issuer, c.notAfter, c.renewAt, c.lastError ?? '-']);
+        for (const l of table(rows)) out.line(l);
+      }
+      if (agent.length) for (const l of agentCertLines(agent)) out.line(l);
     });
+}
+
+/** `tunn cert list`'s rows for names whose TLS ends at an agent (issue 12), and who else could decrypt them. */
+export function agentCertLines(agent: { name: string; terminatedAt: string; state: string; reason: string | null; notAfter: string | null; pin: string | null; coveredBy: string | null; dns01Remaining: number }[]): string[] {
+  const rows = [['NAME', 'TLS ENDS AT', 'STATE', 'EXPIRES', 'PIN']];
+  for (const a of agent) {
+    const where = a.terminatedAt === 'agent' ? (a.coveredBy ? `agent (relay holds a covering wildcard: ${a.coveredBy})` : 'agent') : `relay (fallback: ${a.reason ?? 'agent certificate pending'})`;
+    rows.push([a.name, where, a.state, a.notAfter ?? '-', a.pin ? `sha256//${a.pin}` : '-']);
+  }
+  return ['', ...table(rows), `DNS-01 challenges left this week for your agents: ${Math.min(...agent.map((a) => a.dns01Remaining))}`];
 }

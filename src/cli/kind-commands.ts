@@ -3,9 +3,8 @@ import { TunnError } from '../lib/errors.ts';
 import { secretOption } from './secret-flags.ts';
 
 // `tunn tcp|udp|tls <target>`: tunnels that carry more than HTTP (issue 11). This file parses and
-// checks their flags, so mistakes fail before anything connects; the relay and agent carry these
-// kinds once issue 11's phase 2 wires them (docs/beyond-http.md), and until then the commands say
-// so instead of pretending.
+// checks their flags, so mistakes fail before anything connects, then runs the agent with one
+// tunnel of that kind (run-kind.ts).
 
 export type TunnelKind = 'tcp' | 'udp' | 'tls';
 
@@ -95,7 +94,8 @@ export function registerKindCommands(program: Command): void {
       const [{ parseAllowList }, { parseIpAllowList }] = await Promise.all([import('../auth/policy.ts'), import('../auth/ip-allow.ts')]);
       parseAllowList(spec.allow);
       if (spec.allowIp.length) parseIpAllowList(spec.allowIp);
-      throw new TunnError('UNAVAILABLE', `\`tunn ${kind}\` is not wired into the relay and agent yet (issue 11, phase 2): its flags are checked, but nothing is exposed. HTTP tunnels (\`tunn ${spec.target.port}\`) work today`);
+      const { runKindTunnel } = await import('./run-kind.ts');
+      await runKindTunnel(spec, o);
     });
   }
 }

@@ -84,7 +84,8 @@ function relayFlags(cmd: Command): Command {
     .option('--port-connections-per-ip <n>', 'open connections from one client IP on one public TCP port (default 100)')
     .option('--udp-flows <n>', 'UDP flows on one public UDP port at once (default 1000)')
     .option('--udp-flows-total <n>', 'UDP flows across the relay at once (default 10000)')
-    .option('--udp-flow-idle <seconds>', 'end a UDP flow silent both ways this long (default 60)');
+    .option('--udp-flow-idle <seconds>', 'end a UDP flow silent both ways this long (default 60)')
+    .option('--tcp-idle <seconds>', 'close a tcp/tls tunnel connection silent both ways this long (default 3600)');
   secretOption(cmd, 'certEventToken', 'token', 'the key that signs POST /v1/domains/cert-events (enables it, for an external certificate manager)');
   secretOption(cmd, 'alertWebhook', 'url', 'the URL that receives certificate alerts (expiry, failures, drift) as JSON POSTs');
   cmd

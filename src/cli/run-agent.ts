@@ -15,7 +15,8 @@ import { AGENT_PING_INTERVAL_MS, AGENT_PING_TIMEOUT_MS } from '../protocol/timin
 import { loadCredentials } from './api-client.ts';
 import { attachAgentOutput } from './agent-output.ts';
 import { agentCrossChecks } from './agent-checks.ts';
-import { agentTlsSettings, notYetWired } from './agent-tls-flags.ts';
+import { agentTlsSettings } from './agent-tls-flags.ts';
+import { wireAgentTls } from './run-agent-tls.ts';
 import { readUserConfig } from './user-config.ts';
 import { startAgentInspector } from './run-inspector.ts';
 import { onShutdown } from './shutdown.ts';
@@ -27,13 +28,24 @@ export function agentOptionsFrom(flags: Record<string, unknown>, env: NodeJS.Pro
   const fileLayer = fromFile(config as string | undefined);
   // The user's defaults (`tunn config set`), then what `tunn login` saved for the chosen relay.
   const userLayer = readUserConfig(env);
-  const saved = loadCredentials((rest.relay ?? envLayer.relay ?? fileLayer.relay ?? userLayer.relay) as string | undefined, env);
+  const saved = loadCredentials(firstRelay((rest.relay ?? envLayer.relay ?? fileLayer.relay ?? userLayer.relay) as string | undefined), env);
   const savedLayer = saved ? { relay: saved.relay, token: saved.token, relayCa: saved.relayCa } : {};
   return resolveConfig(agentSchema, [agentDefaults, userLayer, savedLayer, fileLayer, envLayer, rest], agentCrossChecks);
 }
 
+/** The first relay of `--relay` (one URL, or a comma list of a cluster's relays): sign-ins are saved for it. */
+export function firstRelay(relay: string): string;
+export function firstRelay(relay: string | undefined): string | undefined;
+export function firstRelay(relay: string | undefined): string | undefined {
+  return relay?.split(',')[0]?.trim();
+}
+
 /** The relay URL must be https:// (the agent dials TLS): a missing scheme or http:// says so before anything connects. */
-export function checkRelayUrl(relay: string): void {
+export function checkRelayUrl(relays: string): void {
+  for (const relay of relays.split(',').map((r) => r.trim())) checkOneRelayUrl(relay);
+}
+
+function checkOneRelayUrl(relay: string): void {
   const u = new URL(relay);
   if (u.protocol === 'https:') return;
   if (u.protocol === 'http:') throw new TunnError('CONFIG_INVALID', `--relay ${relay}: agents reach the relay over TLS; use https://${u.host}`);
@@ -101,24 +113,27 @@ export { attachAgentOutput } from './agent-output.ts';
 export async function runAgent(targetSpec: string, flags: Record<string, unknown>): Promise<void> {
   const target = parseTarget(targetSpec);
   const o = agentOptionsFrom(flags, process.env);
-  const config = agentConfigFrom(o, target);
-  // TLS ending at the agent: every flag is read and checked now; the relay's side is phase 2.
-  if (agentTlsSettings(o).terminateAt === 'agent') throw notYetWired();
+  const tlsSettings = agentTlsSettings(o);
+  // TLS ending at the agent (issue 12): every flag was read and checked; the agent serves `tls` streams.
+  const tls = tlsSettings.terminateAt === 'agent' ? wireAgentTls(agentConfigFrom(o, target), o, tlsSettings) : undefined;
+  const config = tls?.config ?? agentConfigFrom(o, target);
   const inspect = await startAgentInspector(o, [target], config.verifyTargetTls);
   const agent = new Agent({ ...config, ...inspect.agentExtra });
   attachAgentOutput(agent, o.json, inspect.ready, undefined, flags.color as boolean | undefined);
+  tls?.attach(agent);
   // Failures the agent handled (a stream a visitor reset, a session error, a refused stream kind), with what was being done.
   if (process.env.TUNN_DEBUG) agent.on('debug', (m) => process.stderr.write(`tunn: debug: ${m}\n`));
   // A token `tunn login` saved and the relay now refuses: signing in again is the fix.
-  if (loadCredentials(o.relay)?.token === o.token) {
+  if (loadCredentials(firstRelay(o.relay))?.token === o.token) {
     agent.on('fatal', (err) => {
-      if (err.code === 'AUTH_TOKEN_REVOKED' || err.code === 'AUTH_INVALID_TOKEN') process.stderr.write(`tunn: the sign-in saved for ${new URL(o.relay).origin} no longer works: run \`tunn login --relay ${new URL(o.relay).origin}\`\n`);
+      if (err.code === 'AUTH_TOKEN_REVOKED' || err.code === 'AUTH_INVALID_TOKEN') process.stderr.write(`tunn: the sign-in saved for ${new URL(firstRelay(o.relay)).origin} no longer works: run \`tunn login --relay ${new URL(firstRelay(o.relay)).origin}\`\n`);
     });
   }
   // A stopped agent (fatal error, replaced) takes its inspector down, so the process exits.
   agent.on('state', (s) => void (s === 'stopped' && inspect.inspector?.close()));
   onShutdown(async () => {
     agent.stop();
+    tls?.close();
     await inspect.inspector?.close();
   });
   agent.start();

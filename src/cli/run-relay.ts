@@ -1,5 +1,5 @@
 import { onShutdown } from './shutdown.ts';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fromEnv, fromFile, relayCrossChecks, relayDefaults, relaySchema, resolveConfig, type RelayOptions } from '../config/config.ts';
 import { systemClock } from '../lib/clock.ts';
@@ -10,10 +10,13 @@ import { releaseStartupMemory } from '../lib/v8-tuning.ts';
 import { domainByName } from '../domains/records.ts';
 import { createCustomDomains, parseAcmeChallenges, parsePublicIps, type CustomDomains } from '../domains/setup.ts';
 import { LdapDirectory } from '../auth/ldap.ts';
+import { parsePortRange, type PortRange } from '../lib/port-range.ts';
+import type { KindsConfig } from '../relay/relay-config.ts';
 import { Relay, type RelayConfig, type RelayInfo, type RelayParts } from '../relay/relay.ts';
 import { dnsProviderFrom } from './dns-check.ts';
 import { checkLdapAtStart, ldapDirectoryFrom } from './ldap-config.ts';
 import { testClockFrom } from './test-clock.ts';
+import { tunnVersion } from './suggest.ts';
 
 export function relayOptionsFrom(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): RelayOptions {
   const envLayer = fromEnv(Object.keys(relaySchema.shape), env);
@@ -51,6 +54,32 @@ export function relayConfigFrom(o: RelayOptions): RelayConfig {
     magicLink: o.smtpUrl ? { smtpUrl: o.smtpUrl, from: o.mailFrom! } : undefined,
     adminEmails: o.adminEmail,
     idp: { refreshMs: o.idpRefresh === undefined ? undefined : o.idpRefresh * 1000, directory: ldapDirectoryFrom(o) },
+    cluster: o.nodeUrl
+      ? { nodeUrl: o.nodeUrl, version: tunnVersion(), credentials: o.clusterSecret ? { secret: o.clusterSecret } : { caFile: o.clusterCa!, certFile: o.clusterCert!, keyFile: o.clusterKey! } }
+      : undefined,
+    kinds: kindsConfigFrom(o),
+  };
+}
+
+/** Public TCP/UDP ports and their limits (checked by the config schema already). */
+function kindsConfigFrom(o: RelayOptions): KindsConfig {
+  const range = (v: string | undefined): PortRange | undefined => {
+    if (v === undefined) return undefined;
+    const r = parsePortRange(v);
+    if (!r.ok) throw new TunnError('CONFIG_INVALID', r.message);
+    return r.range;
+  };
+  return {
+    tcpPorts: range(o.tcpPorts),
+    udpPorts: range(o.udpPorts),
+    portQuota: o.portQuota,
+    portConnections: o.portConnections,
+    portConnectionsPerIp: o.portConnectionsPerIp,
+    udpFlows: o.udpFlows,
+    udpFlowsTotal: o.udpFlowsTotal,
+    udpFlowIdleMs: o.udpFlowIdle === undefined ? undefined : o.udpFlowIdle * 1000,
+    tcpIdleMs: o.tcpIdle === undefined ? undefined : o.tcpIdle * 1000,
+    reserved: o.dnsPort ? [o.dnsPort] : [],
   };
 }
 
@@ -103,7 +132,9 @@ export async function startRelay(o: RelayOptions, logger: Logger): Promise<{ rel
   );
   let info: RelayInfo;
   try {
-    info = await relay.start({ certs: customDomains.certs, caPath: customDomains.caPath, plainHook: customDomains.plainHook, resolveDomain: customDomains.resolveDomain, domainApi: customDomains.api });
+    // Agents that end TLS themselves: DNS-01 in the relay's zone (names they hold only) and the relay's ACME CA as their default.
+    const agentTls = { dns01: dnsProvider ?? customDomains.dns?.zone, acme: o.acmeDirectory ? { directory: o.acmeDirectory, email: o.acmeEmail, caPem: o.acmeCa ? readFileSync(o.acmeCa, 'utf8') : undefined } : undefined };
+    info = await relay.start({ certs: customDomains.certs, caPath: customDomains.caPath, plainHook: customDomains.plainHook, resolveDomain: customDomains.resolveDomain, domainApi: customDomains.api, agentTls });
   } catch (err) {
     // start() may fail after its listeners are up (e.g. identity setup): close them too, or
     // the process would print the error and keep running.
@@ -126,8 +157,6 @@ export async function startRelay(o: RelayOptions, logger: Logger): Promise<{ rel
 
 export async function runRelay(flags: Record<string, unknown>): Promise<void> {
   const o = relayOptionsFrom(flags, process.env);
-  // Checked and parsed (config.ts), but not carried yet: saying so beats a relay that seems to offer ports.
-  if (o.tcpPorts !== undefined || o.udpPorts !== undefined) throw new TunnError('CONFIG_INVALID', `${o.tcpPorts !== undefined ? '--tcp-ports' : '--udp-ports'}: public TCP/UDP ports are not wired into the relay yet (issue 11, phase 2); start the relay without it`);
   const logger = createLogger({ json: o.json });
   const { relay, info, customDomains } = await startRelay(o, logger);
   // Give back what start-up grew before idling (issue 9: idle RSS); see v8-tuning.ts.

@@ -124,6 +124,11 @@ export class ClusterDirectory<T extends LocalTunnel<S>, S extends LocalSession, 
   }
 
   /** Resolves when every lease write started so far is done (tests, shutdown). */
+  /** Resolves when the lease writes queued so far for `session` are done (each failure is logged, not thrown). */
+  async written(session: S): Promise<void> {
+    await this.#queues.get(session.id);
+  }
+
   async settled(): Promise<void> {
     while (this.#queues.size) await Promise.all(this.#queues.values());
   }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { Writable, type Duplex } from 'node:stream';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startPostgres, type Postgres } from '../../test/support/postgres.ts';
 import { ManualClock } from '../lib/clock.ts';
@@ -98,6 +99,37 @@ describe('cluster forwarder and heartbeat (PostgreSQL)', () => {
     s.end('GET / HTTP/1.1\r\n\r\n');
     assert.equal(await readAll(s), 'nb:GET / HTTP/1.1\r\n\r\n');
     assert.deepEqual(streamsAt.nb, ['grafana.tunn.example.com']);
+  });
+
+  it('a holder whose link fails (network gone) is tried after the others for a while', async () => {
+    // A "relay" that accepts TCP and never answers: what a relay cut off the network looks like
+    // while its node row and lease are still alive. n0 sorts before nb, so it is tried first.
+    let dials = 0;
+    const held = new Set<Socket>();
+    const blackhole = createNetServer((sock) => {
+      dials++;
+      held.add(sock);
+    });
+    await new Promise<void>((r) => blackhole.listen(0, '127.0.0.1', r));
+    const quick = new LinkClient({ credentials: await credentialsFromSecret(SECRET, 'na'), timeoutMs: 300 });
+    try {
+      await nodes.join({ id: 'n0', url: `https://127.0.0.1:${(blackhole.address() as AddressInfo).port}`, version: 'test' });
+      await leases.acquire(claim({ host: 'pair.tunn.example.com', name: 'pair', nodeId: 'n0', sessionId: 's0' }), clock.now());
+      await leases.acquire(claim({ host: 'pair.tunn.example.com', name: 'pair', nodeId: 'nb', sessionId: 's9' }), clock.now());
+      const f = new ClusterForwarder({ nodeId: 'na', nodes, leases, link: quick, clock });
+      for (let i = 0; i < 3; i++) {
+        const d = await f.forward('pair.tunn.example.com', 'http', '127.0.0.1:1');
+        d.end(`v${i}`);
+        assert.equal(await readAll(d), `nb:v${i}`);
+      }
+      assert.equal(dials, 1, 'the unreachable relay was dialled once, then put last');
+    } finally {
+      quick.close();
+      for (const sock of held) sock.destroy();
+      blackhole.close();
+      await leases.releaseNode('n0');
+      await nodes.leave('n0');
+    }
   });
 
   it('reads where a host is at most once a second; a remembered holder that left is read again at once', async () => {

@@ -19,6 +19,12 @@ import type { NodeRegistry } from './nodes.ts';
 const MAX_CACHED_ROUTES = 10_000;
 /** How long a route read from the database is used without reading it again. */
 const ROUTE_TTL_MS = 1000;
+/**
+ * How long a relay whose link failed is tried after the other holders: a relay gone without a
+ * reset (network gone) costs the link's timeout per attempt, and its node row and leases stay
+ * alive for up to a TTL (10 s); visitors should not wait for it while another relay serves.
+ */
+const FAILED_LAST_MS = 10_000;
 
 export interface ClusterForwarderOptions {
   /** This relay's node id (its own leases are not forwarded to). */
@@ -34,6 +40,8 @@ export class ClusterForwarder {
   readonly #o: ClusterForwarderOptions;
   /** Last known holders per host, with when they were read; oldest first (bounded). */
   readonly #routes = new Map<string, { peers: LinkPeer[]; at: number }>();
+  /** Relays whose link failed lately (unreachable, no handshake): tried after the others for FAILED_LAST_MS. */
+  readonly #failedAt = new Map<string, number>();
 
   constructor(o: ClusterForwarderOptions) {
     this.#o = o;
@@ -61,12 +69,16 @@ export class ClusterForwarder {
     let { peers, fresh } = await this.#peers(h, false);
     let failures: string[] = [];
     for (;;) {
-      for (const peer of peers) {
+      for (const peer of this.#failedLast(peers)) {
         try {
-          return await this.#o.link.open(peer, { host: h, kind, client });
+          const d = await this.#o.link.open(peer, { host: h, kind, client });
+          this.#failedAt.delete(peer.nodeId);
+          return d;
         } catch (err) {
           failures.push(errorMessage(err));
           if (!isTunnError(err)) throw err;
+          // A relay that answered (NOT_HERE, refusals) is reachable: only a dead link is put last.
+          if (!isTunnError(err, 'NOT_FOUND') && !/refused \(/.test(errorMessage(err))) this.#failedAt.set(peer.nodeId, this.#o.clock.now());
         }
       }
       // A remembered route that failed (the tunnel moved, the relay left): read again, once.
@@ -77,6 +89,19 @@ export class ClusterForwarder {
     }
     if (!failures.length) throw new TunnError('NOT_FOUND', `no other relay of the cluster serves ${h} now`);
     throw new TunnError('UNAVAILABLE', `no relay holding ${h} took the connection: ${failures.join('; ')}`);
+  }
+
+  /** `peers` with those whose link failed lately at the end (in their order otherwise). */
+  #failedLast(peers: LinkPeer[]): LinkPeer[] {
+    const now = this.#o.clock.now();
+    const failed = (p: LinkPeer): boolean => {
+      const at = this.#failedAt.get(p.nodeId);
+      if (at === undefined) return false;
+      if (now - at < FAILED_LAST_MS) return true;
+      this.#failedAt.delete(p.nodeId);
+      return false;
+    };
+    return [...peers.filter((p) => !failed(p)), ...peers.filter(failed)];
   }
 
   /**

@@ -42,6 +42,8 @@ export interface ClusterNodeOptions<T extends LocalTunnel<S>, S extends LocalSes
   leaseOf(t: T): { kind: LeaseKind; port: number | null };
   /** Serves a visitor stream another relay carried here (as for a connection accepted here). */
   onForwardedStream: ForwardedStreamHandler;
+  /** A lease of `host` changed on some relay (announced with NOTIFY; PostgreSQL only). */
+  onLeaseChange?(host: string): void;
   /** Lease and node TTL: 10 s; the heartbeat beats every third of it. */
   ttlMs?: number;
 }
@@ -100,7 +102,10 @@ export async function startClusterNode<T extends LocalTunnel<S>, S extends Local
       ? new PgListener({
           url: o.storeUrl,
           channels: [LEASE_CHANNEL],
-          onNotify: (_channel, host) => void directory.recheck(host).catch((err) => o.logger.warn({ event: 'cluster_recheck_failed', host, err: String(err) }, 'checking a lease change failed: the heartbeat retries')),
+          onNotify: (_channel, host) => {
+            o.onLeaseChange?.(host);
+            void directory.recheck(host).catch((err) => o.logger.warn({ event: 'cluster_recheck_failed', host, err: String(err) }, 'checking a lease change failed: the heartbeat retries'));
+          },
           // Changes announced while deaf are caught by a beat.
           onConnect: () => void heartbeat.beat(),
           logger: o.logger,

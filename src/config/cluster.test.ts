@@ -31,7 +31,6 @@ function problems(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): 
   return [];
 }
 
-const NOT_YET = 'running relays as a cluster (--node-url, --cluster-*) is not available in this version yet: the relay does not join a cluster. Remove those settings to run a single relay';
 
 describe('cluster settings', () => {
   it('a single relay is unaffected', () => {
@@ -42,7 +41,6 @@ describe('cluster settings', () => {
     assert.deepEqual(problems({ nodeUrl: 'https://10.0.0.11:7443' }), [
       '--node-url needs --store postgres://… (the relays of a cluster share one PostgreSQL database; pass its URL with --store-file FILE or TUNN_STORE)',
       '--node-url needs the credentials of the link between relays: --cluster-secret-file FILE (the same secret on every relay; env TUNN_CLUSTER_SECRET), or --cluster-ca, --cluster-cert and --cluster-key',
-      NOT_YET,
     ]);
     assert.match(problems({ nodeUrl: 'https://10.0.0.11:7443', store: join(dir, 'tunn.db'), clusterSecretFile: file('s1', SECRET) })[0]!, /^--node-url needs --store postgres:\/\//);
   });
@@ -58,16 +56,16 @@ describe('cluster settings', () => {
     const p = problems({ nodeUrl: 'https://10.0.0.11:7443', store: PG }, { TUNN_CLUSTER_SECRET: short });
     assert.ok(p.includes('--cluster-secret: must be at least 32 characters; generate one with: openssl rand -hex 32'), p.join('\n'));
     assert.ok(!p.join('\n').includes(short));
-    assert.deepEqual(problems({ nodeUrl: 'https://10.0.0.11:7443', store: PG }, { TUNN_CLUSTER_SECRET_FILE: file('s3', SECRET + '\n') }), [NOT_YET]);
-    assert.deepEqual(problems({ nodeUrl: 'https://10.0.0.11:7443', store: PG, clusterSecretFile: file('s4', SECRET) }), [NOT_YET]);
+    assert.deepEqual(problems({ nodeUrl: 'https://10.0.0.11:7443', store: PG }, { TUNN_CLUSTER_SECRET_FILE: file('s3', SECRET + '\n') }), []);
+    assert.deepEqual(problems({ nodeUrl: 'https://10.0.0.11:7443', store: PG, clusterSecretFile: file('s4', SECRET) }), []);
   });
 
   it('certificate files come as a set, not with a secret, and must exist; cluster settings need --node-url', () => {
     const ca = file('ca.pem', 'x');
     const cert = file('cert.pem', 'x');
-    assert.deepEqual(problems({ nodeUrl: 'https://10.0.0.11:7443', store: PG, clusterCa: ca, clusterCert: cert }), ["--cluster-ca and --cluster-cert need --cluster-key (the cluster CA, this relay's certificate from it, and its key)", NOT_YET]);
-    assert.deepEqual(problems({ nodeUrl: 'https://10.0.0.11:7443', store: PG, clusterCa: ca, clusterCert: cert, clusterKey: join(dir, 'nope.pem') }), [`cannot read --cluster-key ${join(dir, 'nope.pem')}: no such file`, NOT_YET]);
-    assert.deepEqual(problems({ nodeUrl: 'https://10.0.0.11:7443', store: PG, clusterCa: ca, clusterSecretFile: file('s5', SECRET) }), ['give either --cluster-secret-file or --cluster-ca/--cluster-cert/--cluster-key, not both', NOT_YET]);
-    assert.deepEqual(problems({ clusterSecretFile: file('s6', SECRET) }), ['--cluster-secret-file needs --node-url (the https://host:port at which the other relays reach this one)', NOT_YET]);
+    assert.deepEqual(problems({ nodeUrl: 'https://10.0.0.11:7443', store: PG, clusterCa: ca, clusterCert: cert }), ["--cluster-ca and --cluster-cert need --cluster-key (the cluster CA, this relay's certificate from it, and its key)"]);
+    assert.deepEqual(problems({ nodeUrl: 'https://10.0.0.11:7443', store: PG, clusterCa: ca, clusterCert: cert, clusterKey: join(dir, 'nope.pem') }), [`cannot read --cluster-key ${join(dir, 'nope.pem')}: no such file`]);
+    assert.deepEqual(problems({ nodeUrl: 'https://10.0.0.11:7443', store: PG, clusterCa: ca, clusterSecretFile: file('s5', SECRET) }), ['give either --cluster-secret-file or --cluster-ca/--cluster-cert/--cluster-key, not both']);
+    assert.deepEqual(problems({ clusterSecretFile: file('s6', SECRET) }), ['--cluster-secret-file needs --node-url (the https://host:port at which the other relays reach this one)']);
   });
 });

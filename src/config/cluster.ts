@@ -6,8 +6,8 @@ import { z } from 'zod';
 // shares (--cluster-secret-file, TUNN_CLUSTER_SECRET), or certificate files from the
 // operator's own CA. Checked with every other setting, so all problems show at once.
 
-/** Phase 1 of issue 14: the settings are parsed and checked, but the relay does not join a cluster yet. */
-export const CLUSTER_WIRED = false;
+/** The relay joins a cluster when --node-url is given (src/relay/cluster-wiring.ts). */
+export const CLUSTER_WIRED = true;
 
 /** https://host:port, nothing else: the address of this relay's inter-relay link. */
 function isNodeUrl(v: string): boolean {

@@ -115,6 +115,8 @@ export const relaySchema = z.object({
   udpFlowsTotal: wholeNumber(1, 10_000_000, 'of flows').optional(),
   /** A UDP flow silent both ways this long ends (default 60). */
   udpFlowIdle: seconds.optional(),
+  /** A raw TCP connection (tcp/tls tunnels, tunn connect) silent both ways this long is closed (default 3600). */
+  tcpIdle: seconds.optional(),
   alertWebhook: z.string().url('must be a URL').optional(),
   // DNS-01 through the operator's DNS instead of the relay's own server (src/dns/providers/).
   dnsProvider: z.enum(['rfc2136', 'cloudflare'], { error: 'must be rfc2136 or cloudflare' }).optional(),
@@ -193,7 +195,8 @@ export function relayCrossChecks(merged: Record<string, unknown>): string[] {
 }
 
 export const agentSchema = z.object({
-  relay: z.string().url('must be a URL such as https://tunn.example.com'),
+  /** One relay URL, or a comma list of a cluster's relays (the agent keeps sessions on two of them). */
+  relay: z.string().refine((v) => v.split(',').every((p) => URL.canParse(p.trim())), 'must be a URL such as https://tunn.example.com'),
   token: z.string().min(1),
   relayCa: z.string().optional(),
   name: z.string().optional(),

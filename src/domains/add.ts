@@ -13,6 +13,9 @@ export interface AddDomainOptions {
   relayDomain: string;
   resolver?: string;
   now: number;
+  /** `--terminate-at agent`: no relay wildcard for the domain (issue 12). */
+  tlsMode?: 'agent';
+  allowRelayFallback?: boolean;
 }
 
 /**
@@ -42,6 +45,6 @@ export async function addDomain(store: Store, account: Pick<Account, 'id' | 'ema
     await recordCertEvent(store, { domain: name, kind: 'external', message: `unverified claim by another account replaced: ${account.email} proved control of the DNS records` }, opts.now);
   }
   const created = !existing || existing.accountId !== account.id;
-  const domain = await createDomain(store, { accountId: account.id, acmeId: account.acme_id, domain: name, relayDomain: opts.relayDomain }, opts.now);
+  const domain = await createDomain(store, { accountId: account.id, acmeId: account.acme_id, domain: name, relayDomain: opts.relayDomain, tlsMode: opts.tlsMode, allowRelayFallback: opts.allowRelayFallback }, opts.now);
   return { domain, created };
 }

@@ -28,11 +28,18 @@ export function servesCertificate(d: Domain): boolean {
   return Boolean(d.verifiedAt) && d.tlsMode === 'terminate';
 }
 
-/** For relayDecisionFunc's customDomain: the wildcard of a verified, terminating custom domain; one indexed lookup. */
-export function customDomainDecider(store: Store): (parent: string) => Promise<CertDecision | undefined> {
-  return async (parent) => {
+/**
+ * For relayDecisionFunc's customDomain: the wildcard of a verified, terminating custom domain; one
+ * indexed lookup. A domain whose TLS ends at agents gets no wildcard; with --allow-relay-fallback,
+ * a live tunnel's own name (`isLiveHost`) gets a per-name certificate for the fallback.
+ */
+export function customDomainDecider(store: Store, isLiveHost?: (host: string) => boolean): (parent: string, servername?: string) => Promise<CertDecision | undefined> {
+  return async (parent, servername) => {
     const d = await domainByName(store, parent);
-    return d && servesCertificate(d) ? customDomainDecision(d.domain) : undefined;
+    if (!d) return undefined;
+    if (servesCertificate(d)) return customDomainDecision(d.domain);
+    if (d.verifiedAt && d.tlsMode === 'agent' && d.allowRelayFallback && servername && isLiveHost?.(servername)) return { name: servername, names: [servername] };
+    return undefined;
   };
 }
 

@@ -19,7 +19,10 @@ export interface Domain {
   shares: string[];
   verificationToken: string;
   verifiedAt: string | null;
-  tlsMode: 'terminate' | 'passthrough';
+  /** terminate: the relay's wildcard `*.D`; passthrough: upstream; agent: TLS ends at agents, no relay wildcard (issue 12). */
+  tlsMode: 'terminate' | 'passthrough' | 'agent';
+  /** With tlsMode agent (`--allow-relay-fallback`): the relay may terminate a live agent tunnel's name with a per-name certificate until its agent is ready. */
+  allowRelayFallback: boolean;
   tlsStatus: TlsStatus;
   tlsNotAfter: string | null;
   tlsLastError: string | null;
@@ -40,7 +43,8 @@ export function toDomain(r: DomainsTable): Domain {
     shares: JSON.parse(r.shares) as string[],
     verificationToken: r.verification_token,
     verifiedAt: r.verified_at,
-    tlsMode: r.tls_mode === 'passthrough' ? 'passthrough' : 'terminate',
+    tlsMode: r.tls_mode === 'passthrough' ? 'passthrough' : r.tls_mode.startsWith('agent') ? 'agent' : 'terminate',
+    allowRelayFallback: r.tls_mode === AGENT_WITH_FALLBACK,
     tlsStatus: r.tls_status,
     tlsNotAfter: r.tls_not_after,
     tlsLastError: r.tls_last_error,
@@ -53,12 +57,16 @@ export function toDomain(r: DomainsTable): Domain {
   };
 }
 
+/** tls_mode of a domain added with `--terminate-at agent --allow-relay-fallback` (the column is text: terminate | passthrough | agent | this). */
+const AGENT_WITH_FALLBACK = 'agent+relay-fallback';
+
 export interface CreateDomainInput {
   accountId: string;
   acmeId: string;
   domain: string;
   relayDomain: string;
-  tlsMode?: 'terminate' | 'passthrough';
+  tlsMode?: 'terminate' | 'passthrough' | 'agent';
+  allowRelayFallback?: boolean;
   failurePolicy?: CertFailurePolicy;
 }
 
@@ -82,8 +90,9 @@ export async function createDomain(store: Store, input: CreateDomainInput, now =
     shares: '[]',
     verification_token: randomToken(18),
     verified_at: null,
-    tls_mode: passthrough ? 'passthrough' : 'terminate',
-    tls_status: passthrough ? 'passthrough_unverified' : 'pending_issue',
+    tls_mode: passthrough ? 'passthrough' : input.tlsMode === 'agent' ? (input.allowRelayFallback ? AGENT_WITH_FALLBACK : 'agent') : 'terminate',
+    // A domain whose TLS ends at agents gets no relay certificate: it waits for tunnels, not for an issuance.
+    tls_status: passthrough ? 'passthrough_unverified' : input.tlsMode === 'agent' ? 'pending_route' : 'pending_issue',
     tls_not_after: null,
     tls_last_error: null,
     tls_last_checked_at: null,

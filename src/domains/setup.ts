@@ -22,7 +22,7 @@ import type { Account } from '../store/accounts.ts';
 import type { Store } from '../store/store.ts';
 import { customDomainDecider, probeRecorder, relayCertBackends } from './cert-lifecycle.ts';
 import { domainByName } from './records.ts';
-import { resolveTunnelDomain } from './resolution.ts';
+import { resolveTunnelDomain, type TunnelTlsKind } from './resolution.ts';
 
 // Custom domains and certificates for the relay (seed 002 "Custom Domains", seed 001
 // "Certificate strategies"): the relay's DNS server, the issuer (ACME, static files or the
@@ -110,7 +110,7 @@ export interface CustomDomains {
   /** For `RelayExtensions`. */
   certs: EdgeCertificates;
   plainHook: (path: string, host: string) => PlainResponse | undefined;
-  resolveDomain: (account: Account, requested: string | undefined) => Promise<string>;
+  resolveDomain: (account: Account, requested: string | undefined, kind?: TunnelTlsKind) => Promise<string>;
   /** For the API (src/api/domains.ts). */
   api: { relayDomain: string; resolver?: string; strict: boolean; manager: CertManager; certEventToken?: string; onAlert: AlertHook; clock: Clock };
   /** Starts renewal and the drift probe against the relay's TLS listener. */
@@ -233,7 +233,7 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
   }
 
   const alert = createAlerter({ store, logger, webhookUrl: cfg.alertWebhook, onAlert: deps.onAlert });
-  const decide = relayDecisionFunc({ relayDomain, relayCerts, customDomain: customDomainDecider(store), allowRelayHost: deps.isLiveHost && ((h) => h === relayDomain || deps.isLiveHost!(h)) });
+  const decide = relayDecisionFunc({ relayDomain, relayCerts, customDomain: customDomainDecider(store, deps.isLiveHost), allowRelayHost: deps.isLiveHost && ((h) => h === relayDomain || deps.isLiveHost!(h)) });
   const manager = new CertManager({ ...relayCertBackends(store, box, logger), issuer, decide, clock, logger, onAlert: alert, maintainIntervalMs: cfg.maintainIntervalMs });
   let probe: CertProbe | undefined;
 
@@ -253,7 +253,7 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
     const body = http01.respond(path);
     return body === undefined ? undefined : { status: 200, headers: [['Content-Type', 'text/plain']], body, close: true };
   };
-  const resolveDomain = (account: Account, requested: string | undefined) => resolveTunnelDomain(store, relayDomain, { accountId: account.id, email: account.email }, requested);
+  const resolveDomain = (account: Account, requested: string | undefined, kind?: TunnelTlsKind) => resolveTunnelDomain(store, relayDomain, { accountId: account.id, email: account.email }, requested, kind);
 
   return {
     manager,

@@ -27,10 +27,18 @@ describe('tunn-connect/1', () => {
 describe('stream refusals', () => {
   it('pins status, header and body, and reads them back', () => {
     const { headers, body } = refusalResponse({ reason: 'forbidden', message: 'bob@x is not on the allow-list' });
-    assert.deepEqual(headers, { ':status': 403, 'tunn-refusal': 'forbidden', 'content-type': 'application/json' });
+    assert.deepEqual(headers, { ':status': 403, 'tunn-refusal': 'forbidden', 'tunn-target-error': 'FORBIDDEN', 'content-type': 'application/json' });
     assert.equal(body, '{"error":{"code":"forbidden","message":"bob@x is not on the allow-list"}}');
     assert.deepEqual(readRefusal(403, headers, body), { reason: 'forbidden', message: 'bob@x is not on the allow-list' });
     assert.equal(refusalResponse({ reason: 'target_refused', message: '' }).headers[':status'], 502);
+  });
+
+  // One refusal mechanism: an answer that carries only the wire code (the agent refusing a
+  // stream kind, relay-core's refuseStream) still reads as a typed refusal, with what to do.
+  it('reads a refusal that has only tunn-target-error (a wire code)', () => {
+    assert.deepEqual(readRefusal(501, { 'tunn-target-error': 'STREAM_KIND' }, ''), { reason: 'not_found', message: 'the agent does not serve this kind of stream: upgrade tunn on the machine that runs the tunnel' });
+    assert.equal(readRefusal(503, { 'tunn-target-error': 'UNAVAILABLE' }, '').reason, 'target_unreachable');
+    assert.equal(readRefusal(403, { 'tunn-target-error': 'FORBIDDEN' }, '').reason, 'forbidden');
   });
 
   it('reads an answer without a known reason or a JSON body as bad_request with what it did say', () => {

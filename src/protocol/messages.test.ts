@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { z } from 'zod';
 import { isTunnError } from '../lib/errors.ts';
 import {
-  ALPN_ACME_TLS, ALPN_CONNECT, ALPN_TUNNEL, checkTunnelOptions, CONTROL_PATH, DATA_HEADERS, encodeMessage, InvalidMessageError, MESSAGE_SCHEMAS, MESSAGE_TYPES, parseMessage,
+  ALPN_ACME_TLS, ALPN_CONNECT, ALPN_TUNNEL, checkKindOptions, checkTunnelOptions, CONTROL_PATH, DATA_HEADERS, encodeMessage, InvalidMessageError, MESSAGE_SCHEMAS, MESSAGE_TYPES, parseMessage,
   PROTOCOL_VERSION, REFUSAL_REASONS, STREAM_KINDS, TARGET_ERROR_HEADER, TLS_ENDS, TUNNEL_KINDS, tunnelOptionsSchema, WIRE_ERROR_CODES, type ControlMessage,
 } from './messages.ts';
 
@@ -15,14 +15,14 @@ function fieldsOf(schema: z.ZodObject): string[] {
 // The wire is shared by agents and relays of different versions: these lists only grow, at the end.
 describe('wire protocol', () => {
   it('pins the message types, ALPN id, paths, headers, kinds, error codes and version (append only)', () => {
-    assert.deepEqual(MESSAGE_TYPES, ['hello', 'welcome', 'register', 'registered', 'unregister', 'error', 'replaced', 'notice', 'refused']);
+    assert.deepEqual(MESSAGE_TYPES, ['hello', 'welcome', 'register', 'registered', 'unregister', 'error', 'replaced', 'notice', 'refused', 'tls-request', 'tls-reply', 'tls-state']);
     assert.deepEqual(REFUSAL_REASONS, ['ip', 'rate-limit', 'basic-auth', 'sign-in', 'token', 'policy', 'upgrade', 'target', 'unavailable']);
     assert.deepEqual(TUNNEL_KINDS, ['http', 'tcp', 'udp', 'tls']);
     assert.deepEqual(TLS_ENDS, ['relay', 'agent']);
     assert.deepEqual(STREAM_KINDS, ['http', 'tcp', 'udp', 'tls', 'acme-tls-alpn']);
     assert.deepEqual(WIRE_ERROR_CODES.slice(-4), ['INTERNAL', 'REPLACED', 'STOPPED', 'STREAM_KIND']);
     assert.equal(WIRE_ERROR_CODES.length, 26);
-    assert.deepEqual(DATA_HEADERS, { tunnel: 'tunn-tunnel', client: 'tunn-client', kind: 'tunn-kind' });
+    assert.deepEqual(DATA_HEADERS, { tunnel: 'tunn-tunnel', client: 'tunn-client', kind: 'tunn-kind', clientPort: 'tunn-client-port', email: 'tunn-email', assertion: 'tunn-assertion' });
     assert.equal(TARGET_ERROR_HEADER, 'tunn-target-error');
     assert.equal(CONTROL_PATH, '/tunn/control');
     assert.equal(ALPN_TUNNEL, 'tunn/1');
@@ -35,17 +35,20 @@ describe('wire protocol', () => {
     const shapes = Object.fromEntries(MESSAGE_TYPES.map((t) => [t, fieldsOf(MESSAGE_SCHEMAS[t])]));
     assert.deepEqual(shapes, {
       hello: ['type', 'version', 'token', 'agentId', 'agentVersion'],
-      welcome: ['type', 'accountId', 'email', 'relayDomain', 'sessionId'],
+      welcome: ['type', 'accountId', 'email', 'relayDomain', 'sessionId', 'acme?'],
       register: ['type', 'tunnel'],
-      registered: ['type', 'id', 'name', 'host', 'url', 'urls'],
+      registered: ['type', 'id', 'name', 'host', 'url', 'urls', 'port?'],
       unregister: ['type', 'id'],
       // code: a code this side does not know reads as INTERNAL (it parses, so `code?`).
       error: ['type', 'code?', 'message', 'fatal', 'id?'],
       replaced: ['type', 'id', 'message'],
       notice: ['type', 'message'],
       refused: ['type', 'id', 'refusals', 'more'],
+      'tls-request': ['type', 'rid', 'request'],
+      'tls-reply': ['type', 'rid', 'result?', 'error?'],
+      'tls-state': ['type', 'id', 'state'],
     });
-    assert.deepEqual(fieldsOf(tunnelOptionsSchema), ['id', 'kind?', 'tlsEnds?', 'name?', 'domain?', 'allow', 'public', 'hostHeader?', 'basicAuth?', 'allowIps?', 'rateLimit?', 'allowUpgrade?', 'grantFor?']);
+    assert.deepEqual(fieldsOf(tunnelOptionsSchema), ['id', 'kind?', 'tlsEnds?', 'name?', 'domain?', 'allow', 'public', 'hostHeader?', 'basicAuth?', 'allowIps?', 'rateLimit?', 'allowUpgrade?', 'grantFor?', 'tlsFallback?', 'proxyProtocol?', 'backend?']);
   });
 
   it('round-trips a message and rejects unknown or malformed ones, saying what was wrong', () => {
@@ -85,6 +88,17 @@ describe('wire protocol', () => {
     assert.throws(() => checkTunnelOptions({ allow: ['a@b.com'], public: true }), (e) => isTunnError(e, 'INVALID_INPUT') && /--public and -a do not go together/.test(e.message));
     assert.throws(() => checkTunnelOptions({ allow: [], public: false, grantFor: { seconds: 60, ref: 'r' } }), (e) => isTunnError(e, 'INVALID_INPUT') && /--for limits the -a entries .* add -a <who>/.test(e.message));
     checkTunnelOptions({ allow: ['a@b.com'], public: false, grantFor: { seconds: 60, ref: 'r' } });
+  });
+
+  it('checks the options of the kinds beyond HTTP, saying what fits', () => {
+    const bad = (o: Parameters<typeof checkKindOptions>[0], re: RegExp): void => assert.throws(() => checkKindOptions(o), (e) => isTunnError(e, 'INVALID_INPUT') && re.test(e.message), JSON.stringify(o));
+    bad({ kind: 'udp', proxyProtocol: true }, /--proxy-protocol is for tcp and tls tunnels/);
+    bad({ kind: 'tcp', backend: 'tcp' }, /--backend is for tls tunnels/);
+    bad({ kind: 'tcp', basicAuth: { user: 'u', pass: 'p' } }, /a tcp tunnel carries bytes, not HTTP requests/);
+    bad({ kind: 'tls', tlsEnds: 'agent' }, /TLS at the agent goes with --backend tcp/);
+    checkKindOptions({ kind: 'tcp', proxyProtocol: true });
+    checkKindOptions({ kind: 'tls', backend: 'tcp', proxyProtocol: true });
+    checkKindOptions({ kind: 'http', hostHeader: 'x' });
   });
 
   it('carries the requests the relay refused for a tunnel, one by one and counted beyond', () => {

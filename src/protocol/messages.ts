@@ -24,6 +24,12 @@ export const DATA_HEADERS = {
   tunnel: 'tunn-tunnel',
   client: 'tunn-client',
   kind: 'tunn-kind',
+  /** The public client's port (PROXY v2 needs it; tcp/udp/tls streams). */
+  clientPort: 'tunn-client-port',
+  /** `tunn connect` streams only: the verified email of the user who connects. */
+  email: 'tunn-email',
+  /** `tunn connect` streams to a --proxy-protocol tunnel: a relay-signed assertion (JWT, audience the tunnel's host). */
+  assertion: 'tunn-assertion',
 } as const;
 
 /** Response header the agent sets on a data stream it could not connect to the target. */
@@ -77,7 +83,7 @@ export function wireCodeOf(err: unknown): WireErrorCode {
 }
 
 /** The message types. The order is pinned by a test: append, never reorder or rename. */
-export const MESSAGE_TYPES = ['hello', 'welcome', 'register', 'registered', 'unregister', 'error', 'replaced', 'notice', 'refused'] as const;
+export const MESSAGE_TYPES = ['hello', 'welcome', 'register', 'registered', 'unregister', 'error', 'replaced', 'notice', 'refused', 'tls-request', 'tls-reply', 'tls-state'] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
 
 /** A tunnel as an agent asks the relay to serve it (the register message). */
@@ -105,6 +111,12 @@ export const tunnelOptionsSchema = z.object({
   allowUpgrade: z.array(z.string()).optional(),
   /** `--for`: the -a entries end `seconds` after the first registration of this run (`ref`: random per agent run). */
   grantFor: z.object({ seconds: z.number(), ref: z.string() }).optional(),
+  /** With tlsEnds agent: false (`--no-fallback`) makes visitors fail the handshake until the agent's certificate is ready. */
+  tlsFallback: z.boolean().optional(),
+  /** tcp, tls: send the target a PROXY protocol v2 header first (client address; email for `tunn connect`). */
+  proxyProtocol: z.boolean().optional(),
+  /** tls: raw (the target terminates TLS; default) or tcp (TLS ends before the target). */
+  backend: z.enum(['raw', 'tcp']).optional(),
 });
 export type TunnelOptions = z.infer<typeof tunnelOptionsSchema>;
 
@@ -115,6 +127,15 @@ export type TunnelOptions = z.infer<typeof tunnelOptionsSchema>;
 export function checkTunnelOptions(o: Pick<TunnelOptions, 'allow' | 'public' | 'grantFor'>): void {
   if (o.public && o.allow.length) throw new TunnError('INVALID_INPUT', '--public and -a do not go together: a public tunnel is open to everyone');
   if (o.grantFor && o.allow.length === 0) throw new TunnError('INVALID_INPUT', '--for limits the -a entries of the command, and there are none: add -a <who> (the owner always keeps access), or use `tunn grant add` on a live tunnel');
+}
+
+/** The rules of the kinds beyond HTTP (issue 11), for the agent CLI and the relay alike. */
+export function checkKindOptions(o: Pick<TunnelOptions, 'kind' | 'proxyProtocol' | 'backend' | 'basicAuth' | 'rateLimit' | 'hostHeader' | 'tlsEnds'>): void {
+  const kind = o.kind ?? 'http';
+  if (o.proxyProtocol && kind !== 'tcp' && kind !== 'tls') throw new TunnError('INVALID_INPUT', '--proxy-protocol is for tcp and tls tunnels: a PROXY header goes before a connection\'s bytes');
+  if (o.backend && kind !== 'tls') throw new TunnError('INVALID_INPUT', '--backend is for tls tunnels (raw: TLS ends at your target; tcp: TLS ends at the relay)');
+  if (kind !== 'http' && (o.basicAuth || o.rateLimit || o.hostHeader)) throw new TunnError('INVALID_INPUT', `a ${kind} tunnel carries bytes, not HTTP requests: --basic-auth, --rate-limit and --host-header are for HTTP tunnels`);
+  if (kind === 'tls' && o.tlsEnds === 'agent' && o.backend !== 'tcp') throw new TunnError('INVALID_INPUT', 'a tls tunnel with --backend raw ends TLS at your target: TLS at the agent goes with --backend tcp');
 }
 
 /** Why the relay answered a visitor's request itself instead of forwarding it. */
@@ -153,16 +174,83 @@ export const MAX_REFUSAL_METHOD = 16;
 export const MAX_REFUSAL_WHO = 254;
 export const MAX_REFUSAL_DETAIL = 160;
 
+/** The relay's ACME settings, advertised in `welcome` (an agent's --acme-* default to them). */
+export const acmeAdvertSchema = z.object({ directory: z.string(), email: z.string().optional(), caPem: z.string().optional() });
+export type AcmeAdvert = z.infer<typeof acmeAdvertSchema>;
+
+/**
+ * What an agent that terminates TLS asks the relay (issue 12), agent → relay in `tls-request`,
+ * each answered by one `tls-reply` with the same `rid`. The relay answers only for hosts that
+ * agent's live tunnels with TLS at the agent hold (src/relay/agent-tls-relay.ts); it never sees
+ * a request line, header or body: a decision carries the host, the tunn credential, the
+ * client's address and whether refusals should be pages.
+ */
+export const agentTlsRequestSchema = z.discriminatedUnion('op', [
+  z.object({
+    op: z.literal('decide'),
+    host: z.string(),
+    credential: z.discriminatedUnion('kind', [z.object({ kind: z.literal('session'), cookie: z.string() }), z.object({ kind: z.literal('bearer'), token: z.string() })]),
+    clientIp: z.string(),
+    html: z.boolean(),
+    requestId: z.string().optional(),
+  }),
+  z.object({ op: z.literal('redeem'), host: z.string(), code: z.string().optional(), clientIp: z.string(), userAgent: z.string().optional() }),
+  z.object({ op: z.literal('session'), host: z.string(), cookie: z.string().optional() }),
+  z.object({ op: z.literal('logout'), host: z.string(), cookie: z.string() }),
+  /** Publish `_acme-challenge.<name>` TXT `value` in the relay's zone (names the agent holds only). */
+  z.object({ op: z.literal('dns01-present'), recordName: z.string(), value: z.string() }),
+  z.object({ op: z.literal('dns01-cleanup'), recordName: z.string(), value: z.string() }),
+]);
+export type AgentTlsRequest = z.infer<typeof agentTlsRequestSchema>;
+export type AgentTlsOp = AgentTlsRequest['op'];
+
+const principalSchema = z.union([
+  z.object({ via: z.literal('session'), sessionId: z.string(), rootSessionId: z.string().optional(), accountId: z.string(), email: z.string() }),
+  z.object({ via: z.literal('token'), jti: z.string(), accountId: z.string(), email: z.string() }),
+]);
+
+/** The answer to each op (`tls-reply.result`), read by the agent with the schema of the op it asked. */
+export const agentTlsResultSchemas = {
+  decide: z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('allow'), email: z.string(), assertion: z.string(), principal: principalSchema.optional() }),
+    z.object({ kind: z.literal('sign-in') }),
+    z.object({
+      kind: z.literal('refuse'),
+      status: z.number(),
+      headers: z.array(z.tuple([z.string(), z.string()])),
+      body: z.string(),
+      refusal: z.object({ reason: z.enum(['ip', 'rate-limit', 'basic-auth', 'sign-in', 'token', 'policy', 'unavailable']), who: z.string().optional(), detail: z.string().optional() }).optional(),
+    }),
+  ]),
+  redeem: z.object({ cookieValue: z.string(), expiresAt: z.number(), returnPath: z.string() }).nullable(),
+  session: z.object({ id: z.string(), parentId: z.string().nullable(), accountId: z.string(), email: z.string(), host: z.string(), expiresAt: z.number() }).nullable(),
+  logout: z.null(),
+  'dns01-present': z.null(),
+  'dns01-cleanup': z.null(),
+} as const satisfies { [K in AgentTlsOp]: z.ZodType };
+
+/** Where a name's TLS ends now, as the agent reports it (`tls-state`; `tunn cert list`, `/v1/certificates`). */
+export const tlsStateSchema = z.object({
+  name: z.string(),
+  terminatedAt: z.enum(TLS_ENDS),
+  /** Why the relay terminates (fallback), or a renewal problem the agent retries. */
+  reason: z.string().optional(),
+  notAfter: z.number().optional(),
+  /** SPKI SHA-256 (base64) of the key the agent serves. */
+  pin: z.string().optional(),
+});
+export type TlsStateReport = z.infer<typeof tlsStateSchema>;
+
 /** One schema per message, keyed by type (the handler tables of both ends are typed from it). */
 export const MESSAGE_SCHEMAS = {
   /** agent → relay, first message on every session. */
   hello: z.object({ type: z.literal('hello'), version: z.number(), token: z.string(), agentId: z.string(), agentVersion: z.string() }),
   /** relay → agent: the token was accepted. */
-  welcome: z.object({ type: z.literal('welcome'), accountId: z.string(), email: z.string(), relayDomain: z.string(), sessionId: z.string() }),
+  welcome: z.object({ type: z.literal('welcome'), accountId: z.string(), email: z.string(), relayDomain: z.string(), sessionId: z.string(), acme: acmeAdvertSchema.optional() }),
   /** agent → relay: serve this tunnel on this session (repeated on every session of the agent). */
   register: z.object({ type: z.literal('register'), tunnel: tunnelOptionsSchema }),
   /** relay → agent: the tunnel is live at `url`. */
-  registered: z.object({ type: z.literal('registered'), id: z.string(), name: z.string(), host: z.string(), url: z.string(), urls: z.array(z.string()) }),
+  registered: z.object({ type: z.literal('registered'), id: z.string(), name: z.string(), host: z.string(), url: z.string(), urls: z.array(z.string()), /** A public tcp/udp port assigned on the relay. */ port: z.number().optional() }),
   unregister: z.object({ type: z.literal('unregister'), id: z.string() }),
   /** Either way. `fatal`: the agent must not retry (bad token, name taken, …). `id`: the tunnel concerned. */
   error: z.object({ type: z.literal('error'), code: z.enum(WIRE_ERROR_CODES).catch('INTERNAL'), message: z.string(), fatal: z.boolean(), id: z.string().optional() }),
@@ -180,6 +268,12 @@ export const MESSAGE_SCHEMAS = {
     refusals: z.array(refusalSchema),
     more: z.array(z.object({ status: z.number(), reason: z.enum(REFUSAL_REASONS), count: z.number() })),
   }),
+  /** agent → relay: one question about a host whose TLS ends at the agent (answered by tls-reply, same rid). */
+  'tls-request': z.object({ type: z.literal('tls-request'), rid: z.number(), request: agentTlsRequestSchema }),
+  /** relay → agent: the answer to tls-request `rid` (`result` by the op's schema), or why there is none. */
+  'tls-reply': z.object({ type: z.literal('tls-reply'), rid: z.number(), result: z.unknown().optional(), error: z.object({ code: z.enum(WIRE_ERROR_CODES).catch('INTERNAL'), message: z.string() }).optional() }),
+  /** agent → relay, each time it changes: where TLS of tunnel `id`'s name ends now (re-sent on every new session). */
+  'tls-state': z.object({ type: z.literal('tls-state'), id: z.string(), state: tlsStateSchema }),
 } as const satisfies { [K in MessageType]: z.ZodType<{ type: K }> };
 
 export type ControlMessage = { [K in MessageType]: z.infer<(typeof MESSAGE_SCHEMAS)[K]> }[MessageType];

@@ -1,11 +1,15 @@
 import type { ClientHttp2Stream } from 'node:http2';
 import { z } from 'zod';
+import { TARGET_ERROR_HEADER, WIRE_ERROR_CODES, type WireErrorCode } from './messages.ts';
 
 // Why a stream to a tunnel was not opened, in one shape for every hop that can say no: the agent
 // answering a tcp/udp stream the relay opened (the target refused, …) and the relay answering a
 // `tunn connect` stream (not signed in, not on the allow-list, …). The answer is an HTTP/2
 // response that is not 200: `:status`, the `tunn-refusal` header with the reason (so a reader
 // need not parse a body), and a JSON body with the message a person reads.
+// One mechanism for every refused data stream: the same answer also carries TARGET_ERROR_HEADER
+// with a wire code (what the relay's HTTP path reads), and a reader of a peer that sent only that
+// header (an agent refusing a stream kind it does not serve) still gets a typed refusal.
 
 export const REFUSAL_HEADER = 'tunn-refusal';
 
@@ -40,6 +44,29 @@ const STATUS: Record<RefusalReason, number> = {
   bad_request: 400,
 };
 
+/** The wire code each reason is sent as in TARGET_ERROR_HEADER. */
+const WIRE_CODE: Record<RefusalReason, WireErrorCode> = {
+  target_refused: 'UNAVAILABLE',
+  target_unreachable: 'UNAVAILABLE',
+  target_timeout: 'UNAVAILABLE',
+  unauthenticated: 'AUTH_REQUIRED',
+  forbidden: 'FORBIDDEN',
+  not_found: 'NOT_FOUND',
+  limit_reached: 'RATE_LIMITED',
+  bad_request: 'PROTOCOL_ERROR',
+};
+
+/** A wire code (TARGET_ERROR_HEADER alone) read as a reason. */
+function reasonOfWireCode(code: string): RefusalReason | undefined {
+  if (!(WIRE_ERROR_CODES as readonly string[]).includes(code)) return undefined;
+  if (code === 'AUTH_REQUIRED' || code === 'AUTH_INVALID_TOKEN' || code === 'AUTH_TOKEN_REVOKED') return 'unauthenticated';
+  if (code === 'FORBIDDEN') return 'forbidden';
+  if (code === 'NOT_FOUND' || code === 'STREAM_KIND') return 'not_found';
+  if (code === 'RATE_LIMITED') return 'limit_reached';
+  if (code === 'UNAVAILABLE') return 'target_unreachable';
+  return 'bad_request';
+}
+
 export const refusalBodySchema = z.object({ error: z.object({ code: z.string().max(64), message: z.string().max(2000) }) });
 
 export interface Refusal {
@@ -50,7 +77,7 @@ export interface Refusal {
 /** The response headers and body that refuse a stream. */
 export function refusalResponse(r: Refusal): { headers: Record<string, string | number>; body: string } {
   return {
-    headers: { ':status': STATUS[r.reason], [REFUSAL_HEADER]: r.reason, 'content-type': 'application/json' },
+    headers: { ':status': STATUS[r.reason], [REFUSAL_HEADER]: r.reason, [TARGET_ERROR_HEADER]: WIRE_CODE[r.reason], 'content-type': 'application/json' },
     body: JSON.stringify({ error: { code: r.reason, message: r.message } }),
   };
 }
@@ -60,9 +87,11 @@ export function refusalResponse(r: Refusal): { headers: Record<string, string | 
  * know) is reported as bad_request with what it did send, never dropped silently.
  */
 export function readRefusal(status: number, headers: Record<string, unknown>, body: string): Refusal {
-  const h = headers[REFUSAL_HEADER];
-  const reason = (REFUSAL_REASONS as readonly string[]).includes(String(h)) ? (h as RefusalReason) : 'bad_request';
+  const wire = headers[TARGET_ERROR_HEADER];
+  const h = headers[REFUSAL_HEADER] ?? wire;
+  const reason = (REFUSAL_REASONS as readonly string[]).includes(String(h)) ? (h as RefusalReason) : (reasonOfWireCode(String(wire ?? '')) ?? 'bad_request');
   let message = `answered ${status}${h ? ` (${String(h)})` : ''}`;
+  if (String(wire) === 'STREAM_KIND') message = 'the agent does not serve this kind of stream: upgrade tunn on the machine that runs the tunnel';
   try {
     const parsed = refusalBodySchema.safeParse(JSON.parse(body));
     if (parsed.success) message = parsed.data.error.message;

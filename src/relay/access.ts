@@ -14,6 +14,8 @@ export interface TunnelAccess {
   readonly check: AccessCheck;
   /** Whether `who` may still use `t` (live revocation asks this of open connections). */
   allows(t: Tunnel, who: Principal): Promise<boolean>;
+  /** The tunnel's policy as identity sees it (the decision point for agent-terminated TLS asks with it). */
+  policyOf(t: Tunnel): TunnelPolicy;
 }
 
 /** A public tunnel without edge controls: every request passes unchanged (no identity involved). */
@@ -36,6 +38,7 @@ export function createTunnelAccess(identity: () => Identity | undefined): Tunnel
     return p;
   };
   return {
+    policyOf,
     check: {
       passes: (t) => open(t.options),
       check: (req, t) => {

@@ -7,7 +7,7 @@ import type { Logger } from '../lib/logger.ts';
 import { ControlChannel } from '../protocol/control-channel.ts';
 import { relaySessionOptions, SESSION_WINDOW } from '../protocol/h2-options.ts';
 import { watchLiveness } from '../protocol/liveness.ts';
-import { CONTROL_PATH, DATA_HEADERS, InvalidMessageError, PROTOCOL_VERSION, wireCodeOf, type ControlMessage, type MessageOf, type MessageType, type RegisteredTunnel, type StreamKind, type TunnelOptions, type WireErrorCode } from '../protocol/messages.ts';
+import { CONTROL_PATH, DATA_HEADERS, type AcmeAdvert, InvalidMessageError, PROTOCOL_VERSION, wireCodeOf, type ControlMessage, type MessageOf, type MessageType, type RegisteredTunnel, type StreamKind, type TunnelOptions, type WireErrorCode } from '../protocol/messages.ts';
 import { HELLO_TIMEOUT_MS, RELAY_PING_INTERVAL_MS, RELAY_PING_TIMEOUT_MS } from '../protocol/timing.ts';
 import { accountById, type Account } from '../store/accounts.ts';
 import type { Store } from '../store/store.ts';
@@ -31,6 +31,14 @@ export interface AgentSessionDeps {
   onClose(session: AgentSession): void;
   /** A hello with a token the relay refused (for the security events). */
   onTokenRefused?(info: { err: unknown; token: string; ip: string }): void;
+  /** TLS that ends at the agent (src/relay/agent-tls-relay.ts): its questions, its state reports, the ACME CA advertised in welcome. */
+  agentTls?: AgentTlsHooks;
+}
+
+export interface AgentTlsHooks {
+  readonly acme: AcmeAdvert | undefined;
+  onRequest(session: AgentSession, accountId: string, m: MessageOf<'tls-request'>): Promise<void>;
+  onState(session: AgentSession, m: MessageOf<'tls-state'>): void;
 }
 
 type Handlers = { [K in MessageType]?: (m: MessageOf<K>) => void | Promise<void> };
@@ -62,6 +70,8 @@ export class AgentSession implements SessionRef {
       hello: (m) => this.#onHello(m),
       register: (m) => this.#onRegister(m),
       unregister: (m) => this.#deps.unregister(this, m.id),
+      'tls-request': (m) => this.#deps.agentTls?.onRequest(this, this.account!.id, m) ?? this.send({ type: 'tls-reply', rid: m.rid, error: { code: 'UNAVAILABLE', message: 'this relay does not serve TLS that ends at agents' } }),
+      'tls-state': (m) => this.#deps.agentTls?.onState(this, m),
     };
     this.h2 = http2.connect('https://agent.invalid', { ...relaySessionOptions, createConnection: () => socket });
     this.h2.once('remoteSettings', () => {
@@ -181,7 +191,8 @@ export class AgentSession implements SessionRef {
     this.tokenJti = claims.jti;
     this.agentId = String(m.agentId).slice(0, 64);
     this.#log.info({ email: account.email, agent: this.agentId.slice(0, 8) }, 'agent connected');
-    this.send({ type: 'welcome', accountId: account.id, email: account.email, relayDomain: this.#deps.relayDomain, sessionId: this.id });
+    const acme = this.#deps.agentTls?.acme;
+    this.send({ type: 'welcome', accountId: account.id, email: account.email, relayDomain: this.#deps.relayDomain, sessionId: this.id, ...(acme ? { acme } : {}) });
     this.#startPing();
   }
 
@@ -228,7 +239,7 @@ export class AgentSession implements SessionRef {
  * Opens one data stream to the agent for a public connection of `tunnel`: the one place that
  * writes DATA_HEADERS. Throws when the session cannot open a stream (closing, gone).
  */
-export function openDataStream(h2: ClientHttp2Session, tunnel: { id: string; host: string }, o: { kind: StreamKind; client: string }): ClientHttp2Stream {
+export function openDataStream(h2: ClientHttp2Session, tunnel: { id: string; host: string }, o: StreamOpen): ClientHttp2Stream {
   return h2.request(
     {
       ':method': 'CONNECT',
@@ -236,6 +247,9 @@ export function openDataStream(h2: ClientHttp2Session, tunnel: { id: string; hos
       [DATA_HEADERS.tunnel]: tunnel.id,
       [DATA_HEADERS.client]: o.client,
       [DATA_HEADERS.kind]: o.kind,
+      ...(o.clientPort !== undefined ? { [DATA_HEADERS.clientPort]: String(o.clientPort) } : {}),
+      ...(o.email !== undefined ? { [DATA_HEADERS.email]: o.email } : {}),
+      ...(o.assertion !== undefined ? { [DATA_HEADERS.assertion]: o.assertion } : {}),
     },
     { endStream: false },
   );

@@ -5,7 +5,7 @@ import { splicedH2Stream } from '../protocol/h2-stream.ts';
 import { refusalResponse, type Refusal } from '../protocol/stream-refusal.ts';
 
 // The relay's side of tunn-connect/1 (src/protocol/connect.ts), as a handler of HTTP/2 streams:
-// phase 2 runs it on connections that chose ALPN tunn-connect/1 (an edge route) with the relay's
+// the edge route `connect` (connect-route.ts) runs it on connections that chose ALPN tunn-connect/1 with the relay's
 // real authentication, directory and policy behind ConnectDeps. Every request is decided again
 // (token, tunnel, allow-list); each carried stream is kept per user, so revocation can cut it.
 
@@ -29,11 +29,13 @@ export interface ConnectDeps {
   /** undefined when the user may reach the tunnel, else the refusal (forbidden, with what to do). */
   decide(p: ConnectPrincipal, t: ConnectTunnel): Promise<Refusal | undefined>;
   /** A stream of the tunnel's kind to its agent, for this user, or the agent's refusal (its target is down…). */
-  open(t: ConnectTunnel, p: ConnectPrincipal): Promise<SplicedStream | Refusal>;
+  open(t: ConnectTunnel, p: ConnectPrincipal, client: { address: string; port: number }): Promise<SplicedStream | Refusal>;
   /** Close a carried connection silent both ways this long (the relay's --idle-timeout). */
   idleTimeoutMs: number;
   /** Told when a carried stream ends (logs, metrics). */
   onCarried?(e: { host: string; email: string; outcome: SpliceOutcome }): void;
+  /** Bytes carried (from the client, to the client) on a stream of `host`, as they pass (metrics). */
+  onBytes?(host: string, fromClient: number, toClient: number): void;
 }
 
 const isRefusal = (v: ConnectPrincipal | Refusal): v is Refusal => 'reason' in v;
@@ -61,6 +63,11 @@ export class ConnectServer {
   /** Carried streams open now. */
   get live(): number {
     return this.#live.size;
+  }
+
+  /** Who each carried stream acts for, and to which tunnel host (live revocation reads them). */
+  carried(): { p: ConnectPrincipal; host: string }[] {
+    return [...this.#live.values()].map((v) => ({ p: v.p, host: v.host }));
   }
 
   /**
@@ -100,7 +107,8 @@ export class ConnectServer {
     s.once('close', () => this.#live.delete(s));
     let agent: SplicedStream | Refusal;
     try {
-      agent = await this.#d.open(t, who);
+      const sock = s.session?.socket;
+      agent = await this.#d.open(t, who, { address: sock?.remoteAddress ?? '', port: sock?.remotePort ?? 0 });
     } catch (err) {
       agent = { reason: 'target_unreachable', message: `${t.host}: the agent could not be reached (${(err as Error).message})` };
     }
@@ -111,7 +119,8 @@ export class ConnectServer {
     if (s.destroyed || s.closed || !this.#live.has(s)) return agent.reset();
     entry.agent = agent;
     s.respond({ ':status': 200 });
-    const outcome = await spliceStreams(splicedH2Stream(s), agent, { idleTimeoutMs: this.#d.idleTimeoutMs });
+    const onBytes = this.#d.onBytes;
+    const outcome = await spliceStreams(splicedH2Stream(s), agent, { idleTimeoutMs: this.#d.idleTimeoutMs, onBytes: onBytes && ((a, b) => onBytes(t.host, a, b)) });
     this.#d.onCarried?.({ host: t.host, email: who.email, outcome });
   }
 }

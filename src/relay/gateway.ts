@@ -1,11 +1,10 @@
-import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { GateDecision, GateRequest } from '../auth/gate.ts';
 import type { Principal } from '../auth/revocation.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { MessageHead } from '../lib/http1.ts';
 import type { Refusal } from '../protocol/messages.ts';
-import { PublicConnection } from './http-proxy.ts';
+import { PublicConnection, type PublicSocket } from './http-proxy.ts';
 import type { LocalResponse } from './pages.ts';
 import type { Tunnel, TunnelDirectory } from './tunnel-directory.ts';
 
@@ -49,6 +48,11 @@ export interface GatewayOptions {
   isKnownHost?(host: string): Promise<boolean>;
   /** Whether an Authorization value carries one of tunn's own tokens (stripped before any origin). */
   isTunnCredential?(authorization: string): boolean;
+  /**
+   * A cluster: a connection to another relay holding the tunnel at `host` (none here), for a
+   * connection's first request; undefined when no other relay holds it.
+   */
+  heldElsewhere?(host: string, client: string): Promise<Duplex | undefined>;
   /** A request on `tunnel` the relay answered itself (refused at the edge, target down): for the owner's request log. */
   onRefused?(tunnel: Tunnel, refusal: Refusal): void;
 }
@@ -75,7 +79,7 @@ export class Gateway {
   }
 
   /** Serves a public connection. `secure`: it arrived over TLS. */
-  accept(socket: Socket, secure: boolean, remoteAddress: string): void {
+  accept(socket: PublicSocket, secure: boolean, remoteAddress: string): void {
     const c = new PublicConnection(this.opts, socket, secure, remoteAddress);
     this.open.add(c);
     socket.once('close', () => this.open.delete(c));

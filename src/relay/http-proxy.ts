@@ -1,4 +1,4 @@
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { GateDecision } from '../auth/gate.ts';
 import type { Principal } from '../auth/revocation.ts';
 import { newRequestId } from '../lib/page.ts';
@@ -24,6 +24,12 @@ import { decideUpgrade } from './upgrades.ts';
 export { MAX_PIPELINED } from './exchanges.ts';
 
 /**
+ * A public connection as the proxy needs it: a TCP or TLS socket accepted here, or a stream
+ * another relay of the cluster carried here (src/relay/cluster-wiring.ts).
+ */
+export type PublicSocket = Duplex & { setTimeout(ms: number, cb?: () => void): unknown; setNoDelay?(noDelay?: boolean): unknown };
+
+/**
  * Where a public connection is, as one value (what is read from the client, and how):
  * - `http`: request heads are parsed, routed and forwarded or answered here;
  * - `deciding`: a request waits for its decision (the gate, a lookup, earlier responses to
@@ -39,7 +45,7 @@ export type ProxyState = 'http' | 'deciding' | 'upgrading' | 'raw' | 'closing' |
 /** One public HTTP/1 connection (TCP or TLS) and its one stream to an agent. */
 export class PublicConnection implements LiveConnection {
   readonly #opts: GatewayOptions;
-  readonly #socket: Socket;
+  readonly #socket: PublicSocket;
   readonly #secure: boolean;
   readonly #clientIp: string;
   readonly #req: RequestReader;
@@ -58,12 +64,12 @@ export class PublicConnection implements LiveConnection {
   /** The request that opened the agent stream (named if the target cannot be reached). */
   #streamRequest: { method: string; path: string } | undefined;
 
-  constructor(opts: GatewayOptions, socket: Socket, secure: boolean, clientIp: string) {
+  constructor(opts: GatewayOptions, socket: PublicSocket, secure: boolean, clientIp: string) {
     this.#opts = opts;
     this.#socket = socket;
     this.#secure = secure;
     this.#clientIp = clientIp;
-    socket.setNoDelay(true);
+    socket.setNoDelay?.(true);
     socket.setTimeout(opts.idleTimeoutMs, () => this.destroy());
     this.#req = new RequestReader({
       maxHeadSize: opts.maxHeadSize,
@@ -231,6 +237,7 @@ export class PublicConnection implements LiveConnection {
 
   #take(head: MessageHead, r: RequestRoute): void | Promise<void> {
     if (r.kind === 'own-host') return this.#handOverToRelayHost(head);
+    if (r.kind === 'elsewhere') return this.#carryElsewhere(head, r.conn);
     if (r.kind === 'forward') {
       this.#mayHandOver = false;
       return this.#forward(head, r.tunnel, r.allowed);
@@ -247,6 +254,16 @@ export class PublicConnection implements LiveConnection {
     this.#socket.removeListener('data', this.#onData);
     this.#req.stopWatching();
     this.#opts.serveRelayHost(handOver(this.#socket, head, this.#req.segments, this.#pendingChunks.splice(0), this.#clientIp, this.#secure));
+  }
+
+  #carryElsewhere(head: MessageHead, conn: Duplex): void {
+    // Another relay of the cluster holds the tunnel: the connection, with what was read of it,
+    // is carried there whole and served by that relay's gateway (identity, policy, limits).
+    this.#state = 'handed-over';
+    this.#mayHandOver = false;
+    this.#socket.removeListener('data', this.#onData);
+    this.#req.stopWatching();
+    joinDuplexes(handOver(this.#socket, head, this.#req.segments, this.#pendingChunks.splice(0), this.#clientIp, this.#secure), conn);
   }
 
   #forward(head: MessageHead, tunnel: Tunnel, d: Extract<GateDecision, { kind: 'allow' }> | undefined): void | Promise<void> {
@@ -440,4 +457,18 @@ export class PublicConnection implements LiveConnection {
     if (this.#state === 'handed-over') return;
     this.#leg?.cancel();
   }
+}
+
+/** Pipes two duplexes into each other (half-closes pass on); either one failing or closing ends both. */
+function joinDuplexes(a: Duplex, b: Duplex): void {
+  const end = (): void => {
+    a.destroy();
+    b.destroy();
+  };
+  a.pipe(b);
+  b.pipe(a);
+  a.on('error', end);
+  b.on('error', end);
+  a.on('close', end);
+  b.on('close', end);
 }

@@ -64,6 +64,14 @@ export const pages = {
       `This tunnel forwards WebSocket upgrades only, not <code>Upgrade: ${escapeHtml(protocols.join(', '))}</code>. If this is your tunnel, start the agent with <code>--allow-upgrade ${escapeHtml(protocols[0]!.split('/')[0]!.toLowerCase())}</code> to forward it.`,
       { close: true },
     ),
+  /** Plain HTTP (or HTTPS the relay terminated) for a `tunn tls` host, whose TLS ends at its own service. */
+  upgradeRequired: (host: string, isPublic: boolean) =>
+    htmlPage(
+      426,
+      'TLS required',
+      `<code>${escapeHtml(host)}</code> is served over TLS that ends at its own service, not over HTTP through this relay. ${isPublic ? `Connect with TLS to <code>${escapeHtml(host)}</code> (for a web service: <code>https://${escapeHtml(host)}</code>, which the relay passes through untouched).` : `It is private: reach it with <code>tunn connect ${escapeHtml(host)}</code>.`}`,
+      { close: true, headers: [['Upgrade', 'TLS/1.3, TLS/1.2']] },
+    ),
   tunnelLost: () =>
     htmlPage(502, 'Tunnel connection lost', 'The connection to the agent ended before it answered. Try again.', { close: true }),
   badRequest: (why: string) => htmlPage(400, 'Bad request', escapeHtml(why), { close: true }),

@@ -17,7 +17,7 @@ export interface PortTunnel {
   /** The tunnel's --allow-ip list (true when it has none). */
   admits(ip: string): boolean;
   /**
-   * Opens a stream to the tunnel's agent for this client (phase 2: the session's
+   * Opens a stream to the tunnel's agent for this client (kind-ports.ts: the session's
    * openStream(tunnel, { kind, client })). Rejects when the agent refuses (its target is down…).
    */
   open(client: ClientAddress): Promise<SplicedStream>;

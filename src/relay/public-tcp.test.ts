@@ -11,7 +11,7 @@ import type { PortTunnel } from './public-port-tunnel.ts';
 import { PublicTcpPort, type PublicTcpPortOptions } from './public-tcp.ts';
 
 // A client on a public TCP port → the port → a real HTTP/2 stream → the agent's tcp kind → a
-// real TCP target: every piece of the path except the relay's wiring (phase 2).
+// real TCP target: every piece of the path but the relay's wiring (kind-ports.ts; end to end in test/e2e/tcp-udp.test.ts).
 
 async function target(onConn: (s: Socket) => void): Promise<{ port: number; close(): void }> {
   const server = net.createServer({ allowHalfOpen: true }, (s) => {

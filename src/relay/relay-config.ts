@@ -2,11 +2,15 @@ import type { DomainApiOptions } from '../api/domains.ts';
 import type { GroupDirectory } from '../auth/idp-groups.ts';
 import type { LoginProviderConfig } from '../auth/oidc.ts';
 import type { TokenService } from '../auth/tokens.ts';
+import type { Dns01Provider } from '../dns/dns01-provider.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { SecretBox } from '../lib/secret-box.ts';
 import type { Account } from '../store/accounts.ts';
+import type { AcmeAdvert } from '../protocol/messages.ts';
 import type { Store } from '../store/store.ts';
+import type { PortRange } from '../lib/port-range.ts';
+import type { RelayClusterConfig } from './cluster-wiring.ts';
 import type { OwnCertificateState } from './own-certificate.ts';
 import type { OwnHostMount } from './own-host.ts';
 import type { LocalResponse } from './pages.ts';
@@ -41,6 +45,31 @@ export interface RelayConfig {
   adminEmails?: string[];
   /** IdP groups: how long membership is trusted (--idp-refresh) and the directory to ask (LDAP). */
   idp?: { refreshMs?: number; directory?: GroupDirectory };
+  /** One relay of a cluster on a shared PostgreSQL store (cluster-wiring.ts); absent: a single relay. */
+  cluster?: RelayClusterConfig;
+  /** Tunnels beyond HTTP (tcp, udp, tls; issue 11): public port ranges and their limits. */
+  kinds?: KindsConfig;
+}
+
+/** Public ports and limits of tcp/udp/tls tunnels; every field has a default (none: no public ports). */
+export interface KindsConfig {
+  tcpPorts?: PortRange;
+  udpPorts?: PortRange;
+  /** Public ports one account may hold, TCP and UDP together (default 5). */
+  portQuota?: number;
+  /** Open connections on one public TCP port at once (default 1000). */
+  portConnections?: number;
+  /** Open connections from one client IP on one public TCP port (default 100). */
+  portConnectionsPerIp?: number;
+  /** UDP flows on one public UDP port (default 1000) and across the relay (default 10000). */
+  udpFlows?: number;
+  udpFlowsTotal?: number;
+  /** A UDP flow silent both ways this long ends (default 60 s). */
+  udpFlowIdleMs?: number;
+  /** A raw TCP connection silent both ways this long is closed (default an hour). */
+  tcpIdleMs?: number;
+  /** Ports the relay listens on besides HTTPS and HTTP (its DNS server): never handed out. */
+  reserved?: number[];
 }
 
 export interface RelayDeps {
@@ -54,13 +83,15 @@ export interface RelayExtensions {
   /** The dev CA's certificate, shown to users (agents trust it with --relay-ca). */
   caPath?: string;
   /** Picks the domain a tunnel is served under; default: the relay's domain only. */
-  resolveDomain?: (account: Account, requested: string | undefined) => Promise<string>;
+  resolveDomain?: (account: Account, requested: string | undefined, kind?: { kind?: string; backend?: string; tlsEnds?: 'relay' | 'agent' }) => Promise<string>;
   /** Custom domains and certificates for /v1/domains and /v1/certs. */
   domainApi?: DomainApiOptions;
   /** Plain-HTTP requests answered before the redirect to HTTPS (ACME HTTP-01). */
   plainHook?: (path: string, host: string) => LocalResponse | undefined;
   /** Apps served under a path of the relay's own host (the console's files). */
   mounts?: OwnHostMount[];
+  /** TLS that ends at agents: the relay's DNS-01 for its zone (names agents hold only), the weekly budget per account, the ACME CA advertised in welcome. */
+  agentTls?: { dns01?: Dns01Provider; dns01PerWeek?: number; acme?: AcmeAdvert };
 }
 
 /** The relay's store and keys, for the parts started beside it (custom domains, `tunn dev`). */

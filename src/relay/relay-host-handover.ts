@@ -1,7 +1,7 @@
-import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import type { MessageHead } from '../lib/http1.ts';
 import { serializeHead } from './forward-headers.ts';
+import type { PublicSocket } from './http-proxy.ts';
 import type { Segment } from './request-reader.ts';
 
 // The hand-over to node:http: a public connection whose first request is for the relay's own
@@ -12,7 +12,7 @@ import type { Segment } from './request-reader.ts';
  * (`segments`: the reader stopped after that message) and every byte after it as received
  * (`rest`, pipelined requests included). Empties `segments`.
  */
-export function handOver(socket: Socket, head: MessageHead, segments: Segment[], rest: Buffer[], remoteAddress: string, encrypted: boolean): Duplex {
+export function handOver(socket: PublicSocket, head: MessageHead, segments: Segment[], rest: Buffer[], remoteAddress: string, encrypted: boolean): Duplex {
   const bytes: Buffer[] = [serializeHead(head, head.headers)];
   for (const seg of segments) if (seg.k === 'body') bytes.push(seg.data);
   segments.length = 0;
@@ -24,7 +24,7 @@ export function handOver(socket: Socket, head: MessageHead, segments: Segment[],
  * A Duplex over `socket` that first yields `prefix` (bytes already read from it). Used to
  * hand a connection to node:http after the gateway parsed its first request head.
  */
-function prependedDuplex(socket: Socket, prefix: Buffer, remoteAddress: string, encrypted: boolean): Duplex {
+function prependedDuplex(socket: PublicSocket, prefix: Buffer, remoteAddress: string, encrypted: boolean): Duplex {
   const d = new Duplex({
     read() {
       socket.resume();

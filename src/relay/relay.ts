@@ -1,4 +1,4 @@
-import type { SecureContext } from 'node:tls';
+import type { SecureContext, TLSSocket } from 'node:tls';
 import type { Server as NetServer } from 'node:net';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -14,7 +14,12 @@ import type { Logger } from '../lib/logger.ts';
 import { loadSecretKey, SecretBox } from '../lib/secret-box.ts';
 import type { Refusal } from '../protocol/messages.ts';
 import { openStore, type Store } from '../store/store.ts';
+import { hostnameOf } from '../auth/agent-decisions.ts';
 import { createTunnelAccess } from './access.ts';
+import { createConnectRoute } from './connect-route.ts';
+import { createTlsPassthrough } from './tls-passthrough.ts';
+import { DEFAULT_TCP_IDLE_MS, KindPorts } from './kind-ports.ts';
+import { AgentTlsRelay } from './agent-tls-relay.ts';
 import { Edge } from './edge.ts';
 import { Gateway } from './gateway.ts';
 import { LiveRevocation } from './live-revocation.ts';
@@ -24,7 +29,10 @@ import { startOwnCertificate } from './own-certificate.ts';
 import { pages } from './pages.ts';
 import { RefusalReports } from './refusal-reports.ts';
 import { TunnelRegistry } from './registry.ts';
-import type { Tunnel } from './tunnel-directory.ts';
+import type { Tunnel, TunnelDirectory } from './tunnel-directory.ts';
+import { checkSealingKey } from '../cluster/sealing.ts';
+import { clusterStatus } from '../cluster/status.ts';
+import { joinCluster } from './cluster-wiring.ts';
 import { createTlsServers } from './tls-servers.ts';
 import { createTunnelControl } from './tunnel-control.ts';
 import { Tunnels } from './tunnels.ts';
@@ -44,7 +52,9 @@ export class Relay {
   readonly #logger: Logger;
   readonly #clock: Clock;
   readonly #metrics = new RelayMetrics();
-  readonly #directory = new TunnelRegistry();
+  readonly #registry = new TunnelRegistry();
+  /** The registry, or around it the cluster's leased directory (cluster-wiring.ts). */
+  #directory: TunnelDirectory = this.#registry;
   readonly #closers: (() => Promise<void> | void)[] = [];
   #parts: RelayParts | undefined;
   #identity: Identity | undefined;
@@ -52,6 +62,10 @@ export class Relay {
   #gateways: Gateway[] = [];
   #listeners: NetServer[] = [];
   #info: RelayInfo | undefined;
+  #heldElsewhere: ((host: string, client: string) => Promise<Duplex | undefined>) | undefined;
+  /** A cluster: whether another relay serves a host now. */
+  #servesElsewhere: (host: string) => boolean = () => false;
+  #agentTls: AgentTlsRelay | undefined;
 
   constructor(config: RelayConfig, deps: RelayDeps) {
     this.config = config;
@@ -70,6 +84,11 @@ export class Relay {
     const c = this.config;
     const box = new SecretBox(loadSecretKey(c.secretKey, join(c.dataDir, 'secret.key')));
     const store = await openStore(c.storeUrl ?? join(c.dataDir, 'tunn.db'), { logger: this.#logger });
+    // A relay whose key cannot open what the database holds refuses to start, saying so.
+    await checkSealingKey(store, box, this.#clock).catch(async (err: unknown) => {
+      await store.close();
+      throw err;
+    });
     const tokens = new TokenService({ store, box, clock: this.#clock, issuer: 'tunn' });
     await tokens.init();
     return (this.#parts = { store, box, tokens });
@@ -79,14 +98,33 @@ export class Relay {
     const { store, box, tokens } = await this.init();
     const c = this.config;
     const log = this.#logger;
+    let gateway: Gateway | undefined;
+    if (c.cluster) {
+      const cluster = await joinCluster({
+        config: c.cluster, store, storeUrl: c.storeUrl, box, clock: this.#clock, logger: log, listen: c.listen, registry: this.#registry,
+        serveHttp: (conn, ip) => (gateway ? gateway.accept(conn, true, ip) : conn.destroy()),
+        // Security: a tunnel whose TLS ends at its agent is never served from TLS another relay ended.
+        tlsOnlyAtAgent: (h) => (this.#agentTls?.tlsEndsAtAgent(h) ? `TLS for ${h} ends at its agent, and raw TLS is not carried between relays yet` : undefined),
+      });
+      this.#directory = cluster.directory;
+      this.#heldElsewhere = (h, client) => cluster.heldElsewhere(h, client);
+      this.#servesElsewhere = (h) => cluster.servesElsewhere(h);
+      cluster.registerMetrics(this.#metrics.registry);
+      this.#closers.push(() => cluster.close());
+    }
     // The relay's own certificate is fetched once the listeners are up (its HTTP-01 or
     // TLS-ALPN-01 challenge is answered on them); until it comes, handshakes for it fail.
     let ownCtx: SecureContext | undefined;
     let api: ReturnType<typeof createApiApp> | undefined;
     const ownHost = createOwnHostServer(createOwnHostApp({ domain: c.domain, url: () => this.info.url, metrics: this.#metrics, metricsToken: c.metricsToken, api: () => api?.fetch, mounts: ext.mounts }));
     this.#closers.push(() => void ownHost.closeAllConnections());
-    const tunnels = (this.#tunnels = new Tunnels({ directory: this.#directory, store, tokens, clock: this.#clock, logger: log, metrics: this.#metrics, domain: c.domain, urlsFor: (h) => this.urlsFor(h), resolveDomain: ext.resolveDomain }));
+    // Public TCP/UDP ports; the relay's own ports are added to `reserved` once it listens.
+    const reserved = [...(c.kinds?.reserved ?? [])];
+    const ports = new KindPorts({ store, clock: this.#clock, directory: this.#directory, config: c.kinds ?? {}, listen: c.listen, reserved, logger: log });
+    this.#closers.push(() => ports.close());
     const access = createTunnelAccess(() => this.#identity);
+    const agentTls = (this.#agentTls = new AgentTlsRelay({ ...ext.agentTls, directory: this.#directory, identity: () => this.#identity, policyOf: access.policyOf, clock: this.#clock, logger: log, idleTimeoutMs: c.idleTimeoutMs }));
+    const tunnels = (this.#tunnels = new Tunnels({ ports, directory: this.#directory, store, tokens, clock: this.#clock, logger: log, metrics: this.#metrics, domain: c.domain, urlsFor: (h) => this.urlsFor(h), resolveDomain: ext.resolveDomain, agentTls }));
     // Requests refused at the edge, reported to the tunnel's agent at most once a second.
     const refusals = new RefusalReports({ send: (t, m) => t.sessions.find((s) => s.alive)?.send(m) });
     this.#closers.push(() => refusals.stop());
@@ -99,26 +137,44 @@ export class Relay {
       isKnownHost: (h: string) => tunnels.isHeldName(h),
       isTunnCredential: (authorization: string) => isTunnToken(authorization, tokens.issuer),
       onRefused: (t: Tunnel, r: Refusal) => refusals.add(t, r),
+      heldElsewhere: this.#heldElsewhere,
       maxHeadSize: c.maxHeadSize,
       idleTimeoutMs: c.idleTimeoutMs,
       headTimeoutMs: c.headTimeoutMs,
     };
-    const gateway = new Gateway(gatewayOpts);
-    const plainGateway = new Gateway({ ...gatewayOpts, plainHook: (head, host) => ext.plainHook?.(head.target, host) ?? (c.dev ? undefined : pages.movedToHttps(httpsUrl(host, this.info.httpsPort, head.target))) });
+    gateway = new Gateway(gatewayOpts);
+    const plainGateway = new Gateway({ ...gatewayOpts, heldElsewhere: undefined, plainHook: (head, host) => ext.plainHook?.(head.target, host) ?? (c.dev && !agentTls.agentTunnel(hostnameOf(host)) ? undefined : pages.movedToHttps(httpsUrl(host, this.info.httpsPort, head.target))) });
     this.#gateways = [gateway, plainGateway];
-    const tlsServers = createTlsServers({ certs: ext.certs, domain: c.domain, ownContext: () => ownCtx, logger: log, onAgentLink: (s) => tunnels.acceptAgent(s), onPublic: (s) => gateway.accept(s, true, cleanIp(s.remoteAddress)) });
+    const passthrough = createTlsPassthrough({ directory: this.#directory, idleTimeoutMs: c.kinds?.tcpIdleMs ?? DEFAULT_TCP_IDLE_MS, logger: log });
+    const onPublicTls = (s: TLSSocket): void => {
+      const t = passthrough.backendTcp(s.servername || undefined);
+      if (t) passthrough.carryTerminated(s, t);
+      else gateway.accept(s, true, cleanIp(s.remoteAddress));
+    };
+    const tlsServers = createTlsServers({ certs: ext.certs, domain: c.domain, ownContext: () => ownCtx, logger: log, onAgentLink: (s) => tunnels.acceptAgent(s), onPublic: onPublicTls });
+    const connect = createConnectRoute({ certs: ext.certs, domain: c.domain, ownContext: () => ownCtx, tokens, store, directory: this.#directory, allows: access.allows, recordEvent: (e) => void this.recordEvent(e), idleTimeoutMs: c.kinds?.tcpIdleMs ?? DEFAULT_TCP_IDLE_MS, logger: log });
+    this.#closers.push(() => connect.close());
     const edge = new Edge(
       {
+        connect: (s) => connect.accept(s),
         'plain-http': (s) => plainGateway.accept(s, false, cleanIp(s.remoteAddress)),
         'agent-link': (s) => tlsServers.agentLink(s),
         'acme-tls-alpn': (s, h) => tlsServers.acmeTlsAlpn(s, h.serverName!),
         'terminate-tls': (s) => tlsServers.publicTls(s),
+        // Every "raw TLS to an agent" case: TLS at the agent (issue 12) or tls passthrough (issue 11).
+        'tls-to-agent': (s, h) => (agentTls.tlsEndsAtAgent(h.serverName!) ? agentTls.carryTls(s, h.serverName!, cleanIp(s.remoteAddress)) : passthrough.carryRaw(s, h.serverName!)),
+        'acme-tls-alpn-to-agent': (s, h) => agentTls.carryAlpnChallenge(s, h.serverName!),
       },
-      { relayAnswersAlpnChallenge: (name) => ext.certs.alpnChallengeContext?.(name) !== undefined },
+      {
+        relayAnswersAlpnChallenge: (name) => ext.certs.alpnChallengeContext?.(name) !== undefined,
+        tlsEndsAtAgent: (name) => agentTls.tlsEndsAtAgent(name) || passthrough.endsAtAgent(name),
+        agentAnswersAlpnChallenge: (name) => agentTls.agentAnswersAlpnChallenge(name),
+      },
       log,
     );
     const httpsPort = await listenOn(this.#listeners, 'HTTPS', c.httpsPort, c.listen, (s) => edge.accept('https', s));
     const httpPort = await listenOn(this.#listeners, 'HTTP', c.httpPort, c.listen, (s) => edge.accept('http', s));
+    reserved.push(httpsPort, httpPort);
     const info: RelayInfo = (this.#info = { domain: c.domain, httpsPort, httpPort, caPath: ext.caPath, url: `https://${c.domain}${httpsPort === 443 ? '' : ':' + httpsPort}`, certificate: 'pending' });
     const identity = (this.#identity = this.#createIdentity(store, tokens, box, info.url));
     tunnels.setChecks({
@@ -131,7 +187,7 @@ export class Relay {
     keyTimer.unref();
     this.#closers.push(() => clearInterval(keyTimer));
     const revocation = new LiveRevocation({
-      store, clock: this.#clock, logger: log, gateways: this.#gateways, agents: () => tunnels.sessions, directory: this.#directory,
+      store, clock: this.#clock, logger: log, gateways: [...this.#gateways, connect.table], agents: () => tunnels.sessions, directory: this.#directory,
       allows: access.allows,
       domainLost: (t) => lostDomainReason(store, c.domain, t),
       onTunnelEnded: (t) => tunnels.gone(t.host),
@@ -139,7 +195,7 @@ export class Relay {
     revocation.start();
     this.#closers.push(() => revocation.stop());
     const control = createTunnelControl({ directory: this.#directory, gateways: this.#gateways, urlsFor: (h) => this.urlsFor(h), onStopped: (t, why) => (log.info({ host: t.host, email: t.email }, why), tunnels.gone(t.host)) });
-    api = createApiApp(identity, { domains: ext.domainApi, logger: log, tunnels: control });
+    api = createApiApp(identity, { domains: ext.domainApi, logger: log, tunnels: control, agentCerts: () => agentTls.reports(), clusterStatus: c.cluster ? () => clusterStatus(store, this.#clock) : undefined });
     info.certificate = await startOwnCertificate(ext.certs, c.domain, log, (ctx) => (ownCtx = ctx));
     return info;
   }
@@ -147,12 +203,26 @@ export class Relay {
   /** Hosts whose visitors the relay may redirect back to after login. */
   isServedHost(host: string): boolean {
     const d = this.config.domain;
-    return host === d || this.#directory.get(host) !== undefined || host.endsWith('.' + d);
+    return host === d || this.#directory.get(host) !== undefined || this.#servesElsewhere(host) || host.endsWith('.' + d);
   }
 
-  /** Whether a tunnel is live at `host` here (certificates are obtained on demand for those). */
+  /** TLS that ends at agents: the names' reported states (`tunn cert list`, /v1/certificates). */
+  get agentTls(): AgentTlsRelay {
+    if (!this.#agentTls) throw new TypeError('relay not started');
+    return this.#agentTls;
+  }
+
+  /**
+   * Whether a tunnel whose TLS the relay terminates is live at `host` here (certificates are
+   * obtained on demand for those): http tunnels and `tunn tls --backend tcp`, not raw TLS
+   * passthrough (the target holds its certificate) nor tcp/udp (no TLS at that name). In a
+   * cluster, also a tunnel another relay serves (visitors here are carried there).
+   */
   isLiveHost(host: string): boolean {
-    return this.#directory.get(host) !== undefined;
+    const o = this.#directory.get(host)?.options;
+    if (!o) return this.#servesElsewhere(host);
+    const kind = o.kind ?? 'http';
+    return kind === 'http' || (kind === 'tls' && o.backend === 'tcp');
   }
 
   /** Records a security or operations event (its owner sees it in `tunn events`); failures are logged. */

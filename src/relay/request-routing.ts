@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import type { GateDecision, GateRequest } from '../auth/gate.ts';
 import { headerValue, wantsUpgrade, type MessageHead } from '../lib/http1.ts';
 import { newRequestId } from '../lib/page.ts';
@@ -16,6 +17,8 @@ export type RequestRoute =
   | { kind: 'answer'; response: LocalResponse; tunnel?: Tunnel; early?: true; requestId?: string; refusal?: Pick<Refusal, 'reason' | 'who' | 'detail'> }
   /** The relay's own host serves the connection (its first request only). */
   | { kind: 'own-host' }
+  /** Another relay of the cluster holds the tunnel: the connection is carried there (`conn`). */
+  | { kind: 'elsewhere'; conn: Duplex }
   /** Forward to the tunnel's agent, with what the access check changes (undefined: it passes unchanged). */
   | { kind: 'forward'; tunnel: Tunnel; allowed: Extract<GateDecision, { kind: 'allow' }> | undefined };
 
@@ -57,12 +60,14 @@ export function routeRequest(head: MessageHead, c: RouteConnection, opts: Gatewa
 
   const tunnel = opts.directory.get(host);
   if (!tunnel) {
-    if (!opts.isKnownHost) return answer(pages.notFound(host));
-    return opts.isKnownHost(host).then(
-      (known) => answer(known ? pages.offline(host) : pages.notFound(host)),
-      () => answer(pages.notFound(host)),
-    );
+    const elsewhere = c.mayHandOver ? opts.heldElsewhere : undefined;
+    if (elsewhere) return elsewhere(host, c.clientIp).then((conn) => (conn ? { kind: 'elsewhere', conn } : notHere(host, opts)));
+    return notHere(host, opts);
   }
+  // A tls tunnel speaks TLS end to end (426 says so); tcp/udp tunnels have no HTTP at all.
+  const kind = tunnel.options.kind ?? 'http';
+  if (kind === 'tls') return answer(pages.upgradeRequired(host, tunnel.options.public));
+  if (kind !== 'http') return answer(pages.notFound(host));
   if (c.bound && c.bound !== tunnel) return answer(pages.misdirected());
   if (head.method === 'CONNECT') return answer(pages.methodNotAllowed(head.method), tunnel);
 
@@ -83,6 +88,15 @@ export function routeRequest(head: MessageHead, c: RouteConnection, opts: Gatewa
   const decision = access.check(req, tunnel);
   if (decision instanceof Promise) return decision.then((d) => decided(d, head, tunnel, requestId));
   return decided(decision, head, tunnel, requestId);
+}
+
+/** No tunnel at `host` here nor elsewhere: offline if someone holds the name, else not found. */
+function notHere(host: string, opts: GatewayOptions): RequestRoute | Promise<RequestRoute> {
+  if (!opts.isKnownHost) return answer(pages.notFound(host));
+  return opts.isKnownHost(host).then(
+    (known) => answer(known ? pages.offline(host) : pages.notFound(host)),
+    () => answer(pages.notFound(host)),
+  );
 }
 
 function decided(d: GateDecision, head: MessageHead, tunnel: Tunnel, requestId: string): RequestRoute {

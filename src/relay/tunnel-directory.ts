@@ -13,6 +13,12 @@ export interface StreamOpen {
   kind: StreamKind;
   /** The public client's address (the agent logs it and may pass it on, e.g. in PROXY v2). */
   client: string;
+  /** The public client's port (tcp/udp/tls streams: PROXY v2 carries it). */
+  clientPort?: number;
+  /** `tunn connect` streams: the verified email of the user (never set from anything a client sent). */
+  email?: string;
+  /** `tunn connect` streams to a --proxy-protocol tunnel: the relay-signed assertion for the PROXY v2 TLV 0xE1. */
+  assertion?: string;
 }
 
 /** One agent session as the directory sees it (AgentSession on this relay). */
@@ -89,6 +95,11 @@ export interface TunnelDirectory {
   detachTunnel(session: SessionRef, tunnelId: string): Tunnel | undefined;
   /** The next live session of a tunnel (round robin), or undefined when none is alive. */
   pickSession(t: Tunnel): SessionRef | undefined;
+  /**
+   * Resolves once what `attach`/`detach` did for `session` is visible to the other relays of a
+   * cluster (its lease written); absent for a single relay, where it is at once.
+   */
+  written?(session: SessionRef): Promise<void>;
   // Room for the tcp/udp kinds: `byPort(port)` for a public port a tunnel holds, with the
   // same rules as `get`.
 }

@@ -1,5 +1,5 @@
 import { constants as h2c, type ClientHttp2Stream } from 'node:http2';
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { errorMessage } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import { TARGET_ERROR_HEADER } from '../protocol/messages.ts';
@@ -32,13 +32,13 @@ export interface TunnelStreamEvents {
 export class TunnelStream {
   readonly tunnel: Tunnel;
   readonly #stream: ClientHttp2Stream;
-  readonly #client: Socket;
+  readonly #client: Duplex;
   readonly #ev: TunnelStreamEvents;
   #full = false;
   #batching = false;
 
   /** Opens a stream on a live session of `tunnel` (trying each once); undefined when none can take one. */
-  static open(directory: TunnelDirectory, tunnel: Tunnel, o: StreamOpen, client: Socket, logger: Logger, ev: TunnelStreamEvents): TunnelStream | undefined {
+  static open(directory: TunnelDirectory, tunnel: Tunnel, o: StreamOpen, client: Duplex, logger: Logger, ev: TunnelStreamEvents): TunnelStream | undefined {
     for (let attempt = 0; attempt < tunnel.sessions.length + 1; attempt++) {
       const session = directory.pickSession(tunnel);
       if (!session) {
@@ -54,7 +54,7 @@ export class TunnelStream {
     return undefined;
   }
 
-  private constructor(stream: ClientHttp2Stream, tunnel: Tunnel, client: Socket, logger: Logger, ev: TunnelStreamEvents) {
+  private constructor(stream: ClientHttp2Stream, tunnel: Tunnel, client: Duplex, logger: Logger, ev: TunnelStreamEvents) {
     this.#stream = stream;
     this.tunnel = tunnel;
     this.#client = client;

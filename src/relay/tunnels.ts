@@ -3,10 +3,10 @@ import type { TokenService } from '../auth/tokens.ts';
 import type { Clock } from '../lib/clock.ts';
 import { TunnError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
-import { checkTunnelOptions, type RegisteredTunnel, type TunnelOptions } from '../protocol/messages.ts';
+import { checkKindOptions, checkTunnelOptions, type RegisteredTunnel, type TunnelOptions } from '../protocol/messages.ts';
 import { claimName, nameIsHeld, type Account } from '../store/accounts.ts';
 import type { Store } from '../store/store.ts';
-import { AgentSession } from './agent-session.ts';
+import { AgentSession, type AgentTlsHooks } from './agent-session.ts';
 import type { RelayMetrics } from './metrics.ts';
 import { randomName, validateName } from './names.ts';
 import { parseAllowUpgrade } from './upgrades.ts';
@@ -40,7 +40,14 @@ export interface TunnelsDeps {
   domain: string;
   urlsFor(host: string): string[];
   /** Picks the domain a tunnel is served under; default: the relay's domain only. */
-  resolveDomain?: (account: Account, requested: string | undefined) => Promise<string>;
+  resolveDomain?: (account: Account, requested: string | undefined, kind?: { kind?: string; backend?: string; tlsEnds?: 'relay' | 'agent' }) => Promise<string>;
+  /** Public TCP/UDP ports (kind-ports.ts); absent: none. */
+  ports?: {
+    register(t: { host: string; name: string; domain: string; accountId: string; kind: string; public: boolean }): Promise<number | undefined>;
+    gone(host: string): void;
+  };
+  /** TLS that ends at agents (agent-tls-relay.ts). */
+  agentTls?: AgentTlsHooks;
 }
 
 export class Tunnels {
@@ -83,6 +90,7 @@ export class Tunnels {
         for (const t of this.directory.detach(s)) this.gone(t.host);
       },
       onTokenRefused: (info) => this.#checks?.tokenRefused(info),
+      agentTls: d.agentTls,
     });
     this.#sessions.add(session);
     d.metrics.agents.set(this.#sessions.size);
@@ -93,6 +101,7 @@ export class Tunnels {
     const d = this.#d;
     d.metrics.tunnels.set(this.directory.size);
     if (!this.directory.get(host)) d.metrics.forget(host);
+    d.ports?.gone(host);
     d.logger.info({ host }, 'tunnel offline');
   }
 
@@ -111,7 +120,7 @@ export class Tunnels {
     const d = this.#d;
     const checks = this.#checks;
     if (!checks) throw new TunnError('UNAVAILABLE', 'the relay is starting');
-    const domain = d.resolveDomain ? await d.resolveDomain(account, opts.domain) : this.#defaultDomain(opts.domain);
+    const domain = d.resolveDomain ? await d.resolveDomain(account, opts.domain, { kind: opts.kind, backend: opts.backend, tlsEnds: opts.tlsEnds }) : this.#defaultDomain(opts.domain);
     let name: string;
     if (opts.name) {
       name = validateName(opts.name);
@@ -123,21 +132,30 @@ export class Tunnels {
     const host = `${name}.${domain}`;
     // Counted from the first registration of this agent run: re-sending register does not extend it.
     if (opts.grantFor) await checks.registerGrants(account.id, host, opts.grantFor.ref, opts.allow, opts.grantFor.seconds);
+    const kind = opts.kind ?? 'http';
+    const port = d.ports ? await d.ports.register({ host, name, domain, accountId: account.id, kind, public: opts.public }) : undefined;
+    if (opts.public && (kind === 'tcp' || kind === 'udp') && port === undefined) throw new TunnError('FORBIDDEN', `this relay has no public ${kind.toUpperCase()} ports: its operator turns them on with \`tunn relay --${kind}-ports LOW-HIGH\` (or reach the tunnel privately through \`tunn connect\`, without --public)`);
     const existing = this.directory.get(host);
     this.directory.attach(
       { id: opts.id, host, name, domain, accountId: account.id, email: account.email, agentId: session.agentId, options: opts, metrics: d.metrics.forTunnel(host) },
       session,
       d.clock.now(),
     );
+    // In a cluster, the agent hears "registered" once the other relays can route to it.
+    if (this.directory.written) {
+      await this.directory.written(session);
+      if (!this.directory.get(host)?.sessions.includes(session)) throw new TunnError('NAME_TAKEN', `${host} is served by another account's agent on another relay`);
+    }
     d.metrics.tunnels.set(this.directory.size);
     if (!existing || existing.agentId !== session.agentId) d.logger.info({ host, email: account.email }, 'tunnel online');
-    const urls = d.urlsFor(host);
-    return { id: opts.id, name, host, url: urls[0]!, urls };
+    const urls = kind === 'tcp' || kind === 'udp' ? [port === undefined ? `${kind}://${host}` : `${kind}://${d.domain}:${port}`] : d.urlsFor(host);
+    return { id: opts.id, name, host, url: urls[0]!, urls, ...(port !== undefined ? { port } : {}) };
   }
 
   /** What the options mean (their shape was checked when the message was read: tunnelOptionsSchema). */
   async #validate(account: Account, opts: TunnelOptions, checks: RegistrationChecks): Promise<void> {
     checkTunnelOptions(opts);
+    checkKindOptions(opts);
     await checks.validateAllow(account.id, opts.allow);
     if (opts.allowIps?.length) parseIpAllowList(opts.allowIps);
     if (opts.rateLimit?.perIp !== undefined) parseRateLimit(opts.rateLimit.perIp, '--rate-limit');

@@ -140,7 +140,7 @@ export interface DomainsTable {
   /** Token for strict verification (`_tunn-verify.<domain>` TXT). */
   verification_token: string;
   verified_at: string | null;
-  /** terminate | passthrough */
+  /** terminate | passthrough | agent | agent+relay-fallback (issue 12: TLS ends at agents, no relay wildcard) */
   tls_mode: string;
   tls_status: TlsStatus;
   tls_not_after: string | null;

@@ -95,9 +95,9 @@ export interface RelayHandle {
 }
 
 /** Starts `tunn relay --dev` on free ports (or the given ones, for restarts). */
-export async function startRelay(opts: { dataDir?: string; httpsPort?: number; httpPort?: number; extra?: string[] } = {}): Promise<RelayHandle> {
+export async function startRelay(opts: { dataDir?: string; httpsPort?: number; httpPort?: number; extra?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<RelayHandle> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'tunn-relay-'));
-  const proc = startCli(['relay', '--dev', '--https-port', String(opts.httpsPort ?? 0), '--http-port', String(opts.httpPort ?? 0), '--data-dir', dataDir, '--json', ...(opts.extra ?? [])]);
+  const proc = startCli(['relay', '--dev', '--https-port', String(opts.httpsPort ?? 0), '--http-port', String(opts.httpPort ?? 0), '--data-dir', dataDir, '--json', ...(opts.extra ?? [])], { env: opts.env });
   const ready = await proc.waitFor((l) => l.event === 'ready');
   const caPath = String(ready.caPath);
   const httpsPort = Number(ready.httpsPort);

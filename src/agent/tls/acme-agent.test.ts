@@ -129,7 +129,7 @@ describe('agent ACME against Pebble', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tunn-agent-tls-'));
     await pebble.stop();
     try {
-      await assert.rejects(agent(dir).ensure(NAME), (err: Error & { code?: string }) => err.code === 'CERT_ISSUE_FAILED' && /obtaining a certificate for grafana\.relay\.test from https:\/\/127\.0\.0\.1:\d+\/dir: cannot reach the ACME server: connect ECONNREFUSED/.test(err.message));
+      await assert.rejects(agent(dir).ensure(NAME), (err: Error & { code?: string }) => err.code === 'CERT_ISSUE_FAILED' && /issuing a certificate for grafana\.relay\.test from https:\/\/127\.0\.0\.1:\d+\/dir: cannot reach the ACME server: connect ECONNREFUSED/.test(err.message));
     } finally {
       await pebble.start();
     }

@@ -1,9 +1,6 @@
-import * as acme from 'acme-client';
-import { request as httpsRequest, type Agent } from 'node:https';
+import { createAcmeAccountKey } from '../../acme/account.ts';
 import type { ChallengeSolver } from '../../acme/solver.ts';
-import { configureAcmeHttp } from '../../acme/http-settings.ts';
-import { acmeErrorMessage, resolveAcmeDirectory } from '../../certs/acme-issuer.ts';
-import { certInfo } from '../../certs/issuer.ts';
+import { AcmeIssuer } from '../../certs/acme-issuer.ts';
 import type { Clock } from '../../lib/clock.ts';
 import { errorMessage, TunnError } from '../../lib/errors.ts';
 import { normalizeHost } from '../../lib/host.ts';
@@ -14,7 +11,8 @@ import type { AgentCertStore, AgentCertificate } from './cert-store.ts';
 // Challenges go to the solvers given: DNS-01 through the relay (dns01-requester.ts) for names
 // under the relay's zone, TLS-ALPN-01 (alpn-responder.ts) for a customer's CNAME'd domain.
 // A restart reuses the stored certificate; `keepKey` keeps the key across renewals, so a pin
-// of it (pin.ts) survives them.
+// of it (pin.ts) survives them. The ACME protocol work is the relay's AcmeIssuer
+// (src/certs/acme-issuer.ts) with this agent's sealed files as its account store.
 
 export interface AgentAcmeOptions {
   /** A directory URL or a preset (letsencrypt, letsencrypt-staging): --acme-directory. */
@@ -42,12 +40,23 @@ export function renewalDueAt(cert: Pick<AgentCertificate, 'notBefore' | 'notAfte
 export class AgentAcme {
   readonly directoryUrl: string;
   readonly #o: AgentAcmeOptions;
+  readonly #issuer: AcmeIssuer;
 
   constructor(opts: AgentAcmeOptions) {
     if (opts.solvers.length === 0) throw new TypeError('AgentAcme needs at least one challenge solver');
     this.#o = opts;
-    this.directoryUrl = resolveAcmeDirectory(opts.directory);
-    if (opts.caPem) configureAcmeHttp({ caPem: opts.caPem });
+    const store = opts.store;
+    this.#issuer = new AcmeIssuer({
+      directory: opts.directory,
+      email: opts.email,
+      caPem: opts.caPem,
+      // acme-client's own retries stay short: a failed issuance falls back at once and AgentTls retries it (retryMs).
+      httpRetry: { maxAttempts: 1, defaultDelaySeconds: 1 },
+      accounts: { accountKey: (dir, email) => store.accountKey(dir, email, createAcmeAccountKey), recordAccountUrl: async (dir, url) => store.recordAccountUrl(dir, url) },
+      solvers: opts.solvers,
+      backoff: opts.backoff,
+    });
+    this.directoryUrl = this.#issuer.directoryUrl;
   }
 
   /** The agent's ACME account URL at this directory (CAA accounturi), once it has one. */
@@ -83,71 +92,15 @@ export class AgentAcme {
     return renewed;
   }
 
-  /** Orders a new certificate for `name` now, saves it and hands it to onCertificate. */
+  /** Orders a new certificate for `name` now (the relay's AcmeIssuer, this agent's account store), saves it and hands it to onCertificate. */
   async obtain(rawName: string): Promise<AgentCertificate> {
     const name = normalizeHost(rawName);
     const o = this.#o;
-    const what = `obtaining a certificate for ${name} from ${this.directoryUrl}`;
-    try {
-      const accountKey = await o.store.accountKey(this.directoryUrl, o.email, async () => (await acme.crypto.createPrivateEcdsaKey('P-256')).toString());
-      const client = new acme.Client({ directoryUrl: this.directoryUrl, accountKey, backoffAttempts: o.backoff?.attempts, backoffMin: o.backoff?.minMs, backoffMax: o.backoff?.maxMs });
-      await ensureAccount(client, o.email);
-      const previous = o.keepKey ? o.store.load(name) : undefined;
-      const keyPem = previous?.keyPem ?? (await acme.crypto.createPrivateEcdsaKey('P-256')).toString();
-      const [, csr] = await acme.crypto.createCsr({ commonName: name.length <= 64 ? name : undefined, altNames: [name] }, keyPem);
-      const solvers = new Map(o.solvers.map((s) => [s.type as string, s]));
-      const solverFor = (type: string): ChallengeSolver => {
-        const s = solvers.get(type);
-        if (!s) throw new TunnError('CERT_ISSUE_FAILED', `the CA offers a ${type} challenge for ${name} and the agent has no ${type} solver for it`);
-        return s;
-      };
-      const chainPem = await client.auto({
-        csr,
-        email: o.email,
-        termsOfServiceAgreed: true,
-        // The agent answers through the relay; it cannot check its own public name from inside.
-        skipChallengeVerification: true,
-        challengePriority: o.solvers.map((s) => s.type),
-        challengeCreateFn: (authz, challenge, keyAuth) => solverFor(challenge.type).present(authz, challenge, keyAuth),
-        challengeRemoveFn: (authz, challenge, keyAuth) => solverFor(challenge.type).cleanup(authz, challenge, keyAuth),
-      });
-      o.store.recordAccountUrl(this.directoryUrl, client.getAccountUrl());
-      const info = certInfo(chainPem);
-      const cert: AgentCertificate = { name, chainPem, keyPem, issuer: `acme:${this.directoryUrl}`, notBefore: info.notBefore, notAfter: info.notAfter };
-      o.store.save(cert);
-      o.onCertificate?.(cert);
-      return cert;
-    } catch (err) {
-      // acme-client loses the cause of a network error once its retries are spent ("Cannot
-      // read properties of undefined"); ask the directory once more to find it.
-      const unreachable = err instanceof TypeError ? await unreachableReason(this.directoryUrl) : undefined;
-      throw new TunnError('CERT_ISSUE_FAILED', `${what}: ${unreachable ? `cannot reach the ACME server: ${unreachable}` : acmeErrorMessage(err)}`, { cause: err });
-    }
+    const previous = o.keepKey ? o.store.load(name) : undefined;
+    const issued = await this.#issuer.issue([name], { keyPem: previous?.keyPem });
+    const cert: AgentCertificate = { name, chainPem: issued.chainPem, keyPem: issued.keyPem, issuer: issued.issuer, notBefore: issued.notBefore, notAfter: issued.notAfter };
+    o.store.save(cert);
+    o.onCertificate?.(cert);
+    return cert;
   }
-}
-
-/**
- * Looks the account up by its key and creates it when the CA does not know it (first use, or
- * a CA that lost its state); as the relay's issuer does (src/certs/acme-issuer.ts).
- */
-async function ensureAccount(client: acme.Client, email: string | undefined): Promise<void> {
-  try {
-    await client.createAccount({ onlyReturnExisting: true });
-  } catch (err) {
-    if (!/accountDoesNotExist/.test(String((err as { type?: string }).type ?? '')) && !/does not exist|unable to find existing account/i.test(errorMessage(err))) throw err;
-    await client.createAccount({ termsOfServiceAgreed: true, contact: email ? [`mailto:${email}`] : undefined });
-  }
-}
-
-/** Why `url` cannot be fetched (e.g. "connect ECONNREFUSED 127.0.0.1:14000"), or undefined when it can. */
-function unreachableReason(url: string): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const req = httpsRequest(url, { agent: acme.axios.defaults.httpsAgent as Agent, timeout: 5000 }, (res) => {
-      res.resume();
-      resolve(undefined);
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer from ${url} within 5 s`)));
-    req.on('error', (err) => resolve(err.message));
-    req.end();
-  });
 }

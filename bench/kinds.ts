@@ -1,0 +1,209 @@
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import net, { type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { freeTcpUdpPort } from '../test/support/free-udp-port.ts';
+import { createToken, startCli, startRelay, type Proc } from '../test/e2e/harness.ts';
+import { sshForward, startSshd, type Cleanups } from './ssh.ts';
+
+// `npm run bench` TCP and UDP sections (issue 11), each in one run: bulk bytes through a public
+// TCP port vs `ssh -R` vs direct, and through `tunn connect` vs `ssh -L` (tunn connect crosses
+// two encrypted hops — client→relay and relay→agent — where ssh -L crosses one); a 64-byte
+// request/response echo at 1 and 50 connections; UDP datagrams/s and loss at a fixed offered
+// rate through a public UDP port vs direct. `--only=tcp,udp` runs only these sections.
+
+export type Section = 'http' | 'tcp' | 'udp';
+
+/** `--only=tcp,udp`: the sections to run (undefined: all). */
+export function onlySections(argv: string[]): Set<Section> | undefined {
+  const v = argv.find((a) => a.startsWith('--only='))?.split('=')[1];
+  if (!v) return undefined;
+  const parts = v.split(',').map((x) => x.trim());
+  const bad = parts.filter((p) => !['http', 'tcp', 'udp'].includes(p));
+  if (bad.length) throw new Error(`--only=${v}: unknown section ${bad.join(', ')} (use http, tcp, udp)`);
+  return new Set(parts as Section[]);
+}
+
+export interface KindsBenchOptions {
+  quick: boolean;
+  seconds: number;
+  bulkBytes: number;
+  sections: Set<Section>;
+  cleanups: Cleanups;
+  tmp: string;
+  log(msg: string): void;
+}
+
+const ECHO_SIZE = 64;
+const UDP_SIZE = 512;
+const UDP_RATE = 30_000;
+
+/** One TCP target for both measures: first byte 'B' = sink (answers the byte count at the end), 'E' = echo. */
+async function tcpTarget(): Promise<net.Server> {
+  const srv = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => {
+    s.on('error', () => {});
+    s.once('data', (first: Buffer) => {
+      if (first[0] === 0x45) {
+        if (first.length > 1) s.write(first.subarray(1));
+        s.pipe(s);
+        return;
+      }
+      let n = first.length - 1;
+      s.on('data', (d: Buffer) => (n += d.length));
+      s.on('end', () => s.end(String(n)));
+    });
+  });
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  return srv;
+}
+
+async function udpEcho(): Promise<dgram.Socket> {
+  const s = dgram.createSocket('udp4');
+  s.on('message', (m, r) => s.send(m, r.port, r.address));
+  s.bind(0, '127.0.0.1');
+  await once(s, 'listening');
+  return s;
+}
+
+/** Sends `bytes` to a sink and waits for its count: MiB/s. */
+async function bulk(port: number, bytes: number): Promise<number> {
+  const chunk = Buffer.alloc(1024 * 1024, 0x61);
+  const start = process.hrtime.bigint();
+  const c = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+  await once(c, 'connect');
+  c.write('B');
+  for (let sent = 0; sent < bytes; sent += chunk.length) {
+    if (!c.write(chunk)) await once(c, 'drain');
+  }
+  c.end();
+  let answer = '';
+  c.on('data', (d: Buffer) => (answer += d.toString()));
+  await once(c, 'end');
+  c.destroy();
+  const secs = Number(process.hrtime.bigint() - start) / 1e9;
+  if (Number(answer) < bytes) throw new Error(`bulk through port ${port}: the sink got ${answer} of ${bytes} bytes`);
+  return bytes / 1024 ** 2 / secs;
+}
+
+/** `conns` connections each doing 64-byte request/response for `seconds`: round trips per second. */
+async function echo(port: number, conns: number, seconds: number): Promise<number> {
+  const msg = Buffer.alloc(ECHO_SIZE, 0x62);
+  let total = 0;
+  const end = Date.now() + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: conns }, async () => {
+      const c = net.connect({ host: '127.0.0.1', port, noDelay: true });
+      await once(c, 'connect');
+      c.write('E');
+      await new Promise<void>((resolve, reject) => {
+        let got = 0;
+        c.on('error', reject);
+        c.on('data', (d: Buffer) => {
+          got += d.length;
+          while (got >= ECHO_SIZE) {
+            got -= ECHO_SIZE;
+            total++;
+            if (Date.now() >= end) return resolve();
+            c.write(msg);
+          }
+        });
+        c.write(msg);
+      });
+      c.destroy();
+    }),
+  );
+  return total / seconds;
+}
+
+/** Offers UDP_RATE datagrams/s of UDP_SIZE bytes for `seconds`; returns what came back per second and the loss. */
+async function udpRun(port: number, seconds: number): Promise<{ dps: number; loss: number }> {
+  const s = dgram.createSocket('udp4');
+  let back = 0;
+  s.on('message', () => back++);
+  s.bind(0, '127.0.0.1');
+  await once(s, 'listening');
+  const payload = Buffer.alloc(UDP_SIZE, 0x63);
+  let sent = 0;
+  const start = Date.now();
+  // Small bursts, about every millisecond (the echo target and this sender share one event loop).
+  while (Date.now() - start < seconds * 1000) {
+    const due = Math.min(Math.floor(((Date.now() - start) / 1000) * UDP_RATE), seconds * UDP_RATE);
+    for (; sent < due; sent++) s.send(payload, port, '127.0.0.1');
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  await new Promise((r) => setTimeout(r, 1000));
+  s.close();
+  return { dps: back / seconds, loss: sent ? (sent - back) / sent : 1 };
+}
+
+async function kindAgent(args: string[], relayArgs: string[], cleanups: Cleanups): Promise<Record<string, unknown>> {
+  const p: Proc = startCli([...args, ...relayArgs, '--json', '--quiet']);
+  cleanups.push(() => p.kill());
+  const ready = await p.waitFor((l) => l.event === 'ready' || l.event === 'fatal', 30_000);
+  if (ready.event !== 'ready') throw new Error(`tunn ${args.join(' ')}: ${JSON.stringify(ready)}`);
+  return ready;
+}
+
+export async function benchKinds(o: KindsBenchOptions): Promise<{ rows: string[][]; targets: Record<string, boolean>; results: Record<string, unknown> }> {
+  const [tcpPort, udpPort] = [await freeTcpUdpPort(), await freeTcpUdpPort()];
+  const relay = await startRelay({ extra: ['--tcp-ports', String(tcpPort), '--udp-ports', String(udpPort), '--udp-flows', '10000'] });
+  o.cleanups.push(() => relay.stop());
+  const tokenFile = join(o.tmp, 'kinds.token');
+  writeFileSync(tokenFile, (await createToken(relay, 'bench@example.com')) + '\n', { mode: 0o600 });
+  const relayArgs = ['--relay', relay.url, '--relay-ca', relay.caPath, '--token-file', tokenFile];
+  const rows: string[][] = [];
+  const targets: Record<string, boolean> = {};
+  const results: Record<string, unknown> = {};
+  const mib = o.bulkBytes / 1024 ** 2;
+
+  if (o.sections.has('tcp')) {
+    o.log('tcp: target, public port, tunn connect, ssh -R, ssh -L');
+    const target = await tcpTarget();
+    o.cleanups.push(() => void target.close());
+    const tport = (target.address() as AddressInfo).port;
+    await kindAgent(['tcp', String(tport), '-n', 'bench-tcp', '--public'], relayArgs, o.cleanups);
+    const priv = await kindAgent(['tcp', String(tport), '-n', 'bench-private'], relayArgs, o.cleanups);
+    const conn = startCli(['connect', String(priv.host), '--listen', '0', '--json', ...relayArgs]);
+    o.cleanups.push(() => conn.kill());
+    const connPort = Number(String((await conn.waitFor((l) => l.event === 'ready', 30_000)).listen).split(':')[1]);
+    const sshd = await startSshd(o.cleanups);
+    const sshR = await sshForward(sshd, '-R', tport, o.cleanups);
+    const sshL = await sshForward(sshd, '-L', tport, o.cleanups);
+    const paths = { direct: tport, 'public port': tcpPort, 'ssh -R': sshR.port, 'tunn connect': connPort, 'ssh -L': sshL.port } as const;
+    const r: Record<string, { bulkMiBs: number; c1: number; c50: number }> = {};
+    for (const [name, port] of Object.entries(paths)) {
+      o.log(`tcp ${name}`);
+      await echo(port, 10, 1); // warm-up
+      r[name] = { bulkMiBs: await bulk(port, o.bulkBytes), c1: await echo(port, 1, o.seconds), c50: await echo(port, 50, o.seconds) };
+    }
+    results.tcp = r;
+    const f = (v: number): string => v.toLocaleString('en-US', { maximumFractionDigits: 0 });
+    rows.push(['tcp', ...Object.keys(paths)]);
+    rows.push([`bulk ${mib} MiB, MiB/s`, ...Object.values(r).map((x) => f(x.bulkMiBs))]);
+    rows.push(['echo c1, round trips/s', ...Object.values(r).map((x) => f(x.c1))]);
+    rows.push(['echo c50, round trips/s', ...Object.values(r).map((x) => f(x.c50))]);
+    targets['tcp: public port bulk ≥ 1.0× ssh -R'] = r['public port']!.bulkMiBs >= r['ssh -R']!.bulkMiBs;
+    targets['tcp: public port echo c50 ≥ 1.0× ssh -R'] = r['public port']!.c50 >= r['ssh -R']!.c50;
+  }
+
+  if (o.sections.has('udp')) {
+    o.log(`udp: ${UDP_RATE} datagrams/s of ${UDP_SIZE} bytes offered`);
+    const target = await udpEcho();
+    o.cleanups.push(() => void target.close());
+    const uport = (target.address() as AddressInfo).port;
+    await kindAgent(['udp', String(uport), '-n', 'bench-udp', '--public'], relayArgs, o.cleanups);
+    await udpRun(udpPort, 1); // warm-up: the flow's stream is open
+    const direct = await udpRun(uport, o.seconds);
+    const pub = await udpRun(udpPort, o.seconds);
+    results.udp = { offeredPerSecond: UDP_RATE, size: UDP_SIZE, direct, publicPort: pub };
+    const pct = (x: number): string => `${(x * 100).toFixed(3)} %`;
+    rows.push(['udp', 'direct', 'public port']);
+    rows.push([`datagrams/s back (offered ${UDP_RATE})`, direct.dps.toFixed(0), pub.dps.toFixed(0)]);
+    rows.push(['loss', pct(direct.loss), pct(pub.loss)]);
+    targets['udp: ≥ 30,000 datagrams/s of 512 bytes through a public port'] = pub.dps >= 30_000;
+    targets['udp: < 0.1 % loss through a public port'] = pub.loss < 0.001;
+  }
+  return { rows, targets, results };
+}

@@ -1,0 +1,82 @@
+import type { Agent, AgentConfig } from '../agent/agent.ts';
+import { agentTerminatedTls, type AgentTerminatedTls } from '../agent/tls/serve.ts';
+import type { AgentOptions } from '../config/config.ts';
+import { systemClock } from '../lib/clock.ts';
+import { errorMessage } from '../lib/errors.ts';
+import type { TlsStateReport } from '../protocol/messages.ts';
+import type { AgentTlsSettings } from './agent-tls-flags.ts';
+import { printJson } from './output.ts';
+import { agentTlsDir } from './run-agent-cert.ts';
+
+// `tunn <target> --terminate-at agent` (issue 12): the agent's config gets the tunnel's TLS
+// settings (tlsEnds, --no-fallback) and the stream handlers for `tls` / `acme-tls-alpn`; once the
+// tunnel is live the agent gets its certificate and tells the relay. The user sees where TLS
+// ends each time it changes: a status line, or `{"event":"tls",…}` with --json.
+
+/** What the user sees for a state: "agent (until 2027-03-01, pin …)" or "relay (fallback: why)". */
+export function describeTls(s: TlsStateReport): string {
+  if (s.terminatedAt === 'agent') {
+    const until = s.notAfter ? `until ${new Date(s.notAfter).toISOString().slice(0, 10)}` : 'certificate ready';
+    return `agent (${until}${s.pin ? `, pin sha256//${s.pin}` : ''})${s.reason ? ` — ${s.reason}` : ''}`;
+  }
+  return `relay (fallback: ${s.reason ?? 'agent certificate pending'})`;
+}
+
+export function tlsEvent(s: TlsStateReport): Record<string, unknown> {
+  return { event: 'tls', name: s.name, terminatedAt: s.terminatedAt, ...(s.reason ? { reason: s.reason } : {}), ...(s.notAfter ? { notAfter: new Date(s.notAfter).toISOString() } : {}), ...(s.pin ? { pin: s.pin } : {}) };
+}
+
+export interface AgentTlsWiring {
+  config: AgentConfig;
+  /** Call once the agent exists: starts the certificate when the tunnel is live. */
+  attach(agent: Agent): void;
+  close(): void;
+}
+
+/** Adds TLS that ends at the agent to `config` (its first tunnel). */
+export function wireAgentTls(config: AgentConfig, o: AgentOptions, s: AgentTlsSettings, env: NodeJS.ProcessEnv = process.env): AgentTlsWiring {
+  let agent: Agent | undefined;
+  const tunnel = config.tunnels[0]!;
+  const show = (st: TlsStateReport): void => {
+    if (o.json) printJson(tlsEvent(st));
+    else process.stdout.write(`   TLS: ${describeTls(st)}\n`);
+  };
+  const tls: AgentTerminatedTls = agentTerminatedTls({
+    tunnelId: 't0',
+    policy: { tunnelId: 't0', public: tunnel.public, basicAuth: tunnel.basicAuth, rateLimit: tunnel.rateLimit },
+    target: tunnel.target,
+    hostHeader: tunnel.hostHeader,
+    allowUpgrade: tunnel.allowUpgrade,
+    relayUrl: config.relayUrl,
+    stateDir: agentTlsDir(env),
+    secretKey: env.TUNN_SECRET_KEY,
+    files: s.files,
+    acme: s.acme,
+    clientCaPem: s.clientCaPem,
+    keepKey: s.keepKey,
+    clock: systemClock,
+    // Tests only: a CA outage in an end-to-end test is retried in seconds, not a minute.
+    retryMs: env.TUNN_TEST_AGENT_TLS_RETRY_MS ? Number(env.TUNN_TEST_AGENT_TLS_RETRY_MS) : undefined,
+    ask: (r, t) => (agent ? agent.ask(r, t) : Promise.reject(new Error('the agent is not started'))),
+    report: (id, st) => agent?.reportTls(id, st),
+    onState: show,
+    onError: (err) => agent?.emit('debug', `TLS at the agent: ${errorMessage(err)}`),
+  });
+  const tunnels = config.tunnels.map((t, i) => (i === 0 ? { ...t, tlsEnds: 'agent' as const, ...(s.fallback ? {} : { tlsFallback: false }) } : t));
+  return {
+    config: { ...config, tunnels, streamHandlers: { ...config.streamHandlers, ...tls.streamHandlers } },
+    attach(a) {
+      agent = a;
+      a.on('ready', (t) => {
+        show({ name: t.host, terminatedAt: 'relay', reason: s.fallback ? 'agent certificate pending' : 'agent certificate pending; --no-fallback: visitors fail the handshake until it is ready' });
+        tls.start(t.host, a.relayAcme).catch((err: unknown) => {
+          // No certificate source at all (no ACME CA anywhere): the relay keeps terminating, and the user is told how to fix it.
+          const st: TlsStateReport = { name: t.host, terminatedAt: 'relay', reason: errorMessage(err) };
+          a.reportTls('t0', st);
+          show(st);
+        });
+      });
+    },
+    close: () => tls.close(),
+  };
+}

@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { RelayZone } from '../dns/relay-zone.ts';
+import { ManualClock } from '../lib/clock.ts';
+import { createLogger } from '../lib/logger.ts';
+import type { ControlMessage, TunnelOptions } from '../protocol/messages.ts';
+import { AgentTlsRelay } from './agent-tls-relay.ts';
+import { RelayMetrics } from './metrics.ts';
+import { TunnelRegistry } from './registry.ts';
+import type { SessionRef } from './tunnel-directory.ts';
+
+// The relay's half of agent-terminated TLS, on the real tunnel directory and the relay's real
+// DNS zone. The agent sessions are stand-ins that record what the relay sends them.
+
+const ZONE = 'relay.test';
+
+function session(agentId: string): SessionRef & { sent: ControlMessage[] } {
+  const sent: ControlMessage[] = [];
+  return {
+    id: `s-${agentId}`,
+    agentId,
+    alive: true,
+    sent,
+    openStream: () => {
+      throw new Error('no streams here');
+    },
+    replaced: () => {},
+    refuse: () => {},
+    send: (m) => void sent.push(m),
+  };
+}
+
+function setup(perWeek = 20) {
+  const directory = new TunnelRegistry();
+  const metrics = new RelayMetrics();
+  const zone = new RelayZone({ domain: ZONE, publicIps: ['127.0.0.1'] });
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  const relay = new AgentTlsRelay({ directory, identity: () => undefined, policyOf: () => { throw new Error('unused'); }, clock, logger: createLogger({ level: 'silent', json: true }), dns01: zone, dns01PerWeek: perWeek, idleTimeoutMs: 1000 });
+  const attach = (s: SessionRef, name: string, over: Partial<TunnelOptions> = {}) =>
+    directory.attach({ id: 't0', host: `${name}.${ZONE}`, name, domain: ZONE, accountId: `acct-${s.agentId}`, email: `${s.agentId}@x.test`, agentId: s.agentId, options: { id: 't0', allow: [], public: false, tlsEnds: 'agent', ...over }, metrics: metrics.forTunnel(`${name}.${ZONE}`) }, s, clock.now());
+  return { directory, zone, clock, relay, attach };
+}
+
+const reply = (s: { sent: ControlMessage[] }) => s.sent.at(-1) as Extract<ControlMessage, { type: 'tls-reply' }>;
+
+describe('AgentTlsRelay', () => {
+  // Security property: no agent can have the relay publish a DNS-01 record for a name it does not hold (it could get a certificate for it).
+  it('publishes _acme-challenge TXT records only for names the asking agent holds with TLS at the agent', async () => {
+    const { relay, zone, attach } = setup();
+    const a = session('a');
+    const b = session('b');
+    attach(a, 'alpha');
+    attach(b, 'beta');
+    await relay.onRequest(a, 'acct-a', { type: 'tls-request', rid: 1, request: { op: 'dns01-present', recordName: `_acme-challenge.alpha.${ZONE}`, value: 'ok' } });
+    assert.equal(reply(a).error, undefined);
+    assert.deepEqual(zone.records(`_acme-challenge.alpha.${ZONE}`).map((r) => r.value), ['ok']);
+    await relay.onRequest(a, 'acct-a', { type: 'tls-request', rid: 2, request: { op: 'dns01-present', recordName: `_acme-challenge.beta.${ZONE}`, value: 'stolen' } });
+    assert.equal(reply(a).rid, 2);
+    assert.equal(reply(a).error?.code, 'FORBIDDEN');
+    assert.match(reply(a).error!.message, /does not hold a tunnel for beta\.relay\.test/);
+    assert.deepEqual(zone.records(`_acme-challenge.beta.${ZONE}`), []);
+    await relay.onRequest(a, 'acct-a', { type: 'tls-request', rid: 3, request: { op: 'dns01-present', recordName: '_acme-challenge.example.com', value: 'x' } });
+    assert.match(reply(a).error!.message, /only ask for _acme-challenge\.<its name> under relay\.test/);
+    await relay.onRequest(a, 'acct-a', { type: 'tls-request', rid: 4, request: { op: 'dns01-cleanup', recordName: `_acme-challenge.alpha.${ZONE}`, value: 'ok' } });
+    assert.deepEqual(zone.records(`_acme-challenge.alpha.${ZONE}`), []);
+  });
+
+  it('a tunnel whose TLS ends at the relay gets no DNS-01 and no routing to its agent', async () => {
+    const { relay, zone, attach } = setup();
+    const a = session('a');
+    attach(a, 'plain', { tlsEnds: 'relay' });
+    await relay.onRequest(a, 'acct-a', { type: 'tls-request', rid: 1, request: { op: 'dns01-present', recordName: `_acme-challenge.plain.${ZONE}`, value: 'x' } });
+    assert.equal(reply(a).error?.code, 'FORBIDDEN');
+    assert.deepEqual(zone.records(`_acme-challenge.plain.${ZONE}`), []);
+    assert.equal(relay.agentAnswersAlpnChallenge(`plain.${ZONE}`), false);
+    assert.equal(relay.tlsEndsAtAgent(`plain.${ZONE}`), false);
+  });
+
+  // Security property: an agent's state report cannot route another agent's visitors to it.
+  it('routes TLS to the agent only after its own tls-state says agent; another agent’s report for that name is ignored', () => {
+    const { relay, attach } = setup();
+    const a = session('a');
+    const b = session('b');
+    attach(a, 'alpha');
+    attach(b, 'beta');
+    assert.equal(relay.tlsEndsAtAgent(`alpha.${ZONE}`), false, 'fallback until the agent is ready');
+    assert.equal(relay.agentAnswersAlpnChallenge(`alpha.${ZONE}`), true);
+    relay.onState(b, { type: 'tls-state', id: 't0', state: { name: `alpha.${ZONE}`, terminatedAt: 'agent', pin: 'evil' } });
+    assert.equal(relay.tlsEndsAtAgent(`alpha.${ZONE}`), false);
+    assert.equal(relay.stateOf(`alpha.${ZONE}`), undefined);
+    relay.onState(a, { type: 'tls-state', id: 't0', state: { name: `ALPHA.${ZONE}.`, terminatedAt: 'agent', pin: 'p', notAfter: 1 } });
+    assert.equal(relay.tlsEndsAtAgent(`alpha.${ZONE}`), true);
+    assert.equal(relay.stateOf(`alpha.${ZONE}`)?.pin, 'p');
+    relay.onState(a, { type: 'tls-state', id: 't0', state: { name: `alpha.${ZONE}`, terminatedAt: 'relay', reason: 'CA down' } });
+    assert.equal(relay.tlsEndsAtAgent(`alpha.${ZONE}`), false, 'back to relay termination when the agent says so');
+  });
+
+  it('--no-fallback sends the name’s TLS to the agent before it is ready (visitors then fail the handshake)', () => {
+    const { relay, attach } = setup();
+    attach(session('a'), 'strict', { tlsFallback: false });
+    assert.equal(relay.tlsEndsAtAgent(`strict.${ZONE}`), true);
+  });
+
+  // Security property: the relay signs assertions, redeems hand-off codes and reads sessions only for that agent's hosts.
+  it('decisions, hand-offs, sessions and sign-outs for a host the agent does not hold are refused (FORBIDDEN)', async () => {
+    const { relay, attach } = setup();
+    const a = session('a');
+    attach(a, 'alpha');
+    attach(session('b'), 'beta');
+    const others = [
+      { op: 'decide', host: `beta.${ZONE}`, credential: { kind: 'session', cookie: 'c' }, clientIp: '1.2.3.4', html: true },
+      { op: 'redeem', host: `beta.${ZONE}:443`, code: 'c', clientIp: '1.2.3.4' },
+      { op: 'session', host: `BETA.${ZONE}`, cookie: 'c' },
+      { op: 'logout', host: `beta.${ZONE}`, cookie: 'c' },
+    ] as const;
+    for (const request of others) {
+      await relay.onRequest(a, 'acct-a', { type: 'tls-request', rid: 9, request });
+      assert.equal(reply(a).error?.code, 'FORBIDDEN', request.op);
+      assert.match(reply(a).error!.message, /for beta\.relay\.test: this agent does not hold a tunnel for that host/);
+    }
+    // Its own host passes the scope check (identity is not up in this test: "starting").
+    await relay.onRequest(a, 'acct-a', { type: 'tls-request', rid: 10, request: { op: 'session', host: `alpha.${ZONE}`, cookie: 'c' } });
+    assert.equal(reply(a).error?.code, 'UNAVAILABLE');
+  });
+
+  it('counts DNS-01 challenges per account per week and says when the next one is possible', async () => {
+    const { relay, attach, clock } = setup(2);
+    const a = session('a');
+    attach(a, 'alpha');
+    const present = (rid: number) => relay.onRequest(a, 'acct-a', { type: 'tls-request', rid, request: { op: 'dns01-present', recordName: `_acme-challenge.alpha.${ZONE}`, value: `v${rid}` } });
+    await present(1);
+    await present(2);
+    assert.equal(relay.dns01Remaining('acct-a'), 0);
+    await present(3);
+    assert.equal(reply(a).error?.code, 'RATE_LIMITED');
+    assert.match(reply(a).error!.message, /used their 2 DNS-01 challenges for this week; the next one is possible at 2026-01-08/);
+    clock.advance(7 * 86_400_000 + 1);
+    await present(4);
+    assert.equal(reply(a).error, undefined);
+  });
+});

@@ -1,0 +1,219 @@
+import type { Socket } from 'node:net';
+import type { AgentCertReport } from '../api/certificates.ts';
+import { AgentDecisionPoint, hostnameOf, type DecisionSource } from '../auth/agent-decisions.ts';
+import type { TunnelPolicy } from '../auth/gate.ts';
+import type { Identity } from '../auth/identity.ts';
+import { parseIpAllowList } from '../auth/ip-allow.ts';
+import { agentDns01, Dns01Budget } from '../dns/agent-dns01.ts';
+import type { Dns01Provider } from '../dns/dns01-provider.ts';
+import type { Clock } from '../lib/clock.ts';
+import { errorMessage, TunnError } from '../lib/errors.ts';
+import { normalizeHost } from '../lib/host.ts';
+import type { Logger } from '../lib/logger.ts';
+import { splicedH2Stream } from '../protocol/h2-stream.ts';
+import { wireCodeOf, type AcmeAdvert, type AgentTlsRequest, type MessageOf, type StreamKind, type TlsStateReport } from '../protocol/messages.ts';
+import { carryConnection } from './carry-connection.ts';
+import type { PortTunnel } from './public-port-tunnel.ts';
+import type { SessionRef, Tunnel, TunnelDirectory } from './tunnel-directory.ts';
+
+// The relay's half of TLS that ends at an agent (issue 12; docs/agent-tls-phase2.md):
+//  - answers an agent's `tls-request`s (access decisions, hand-off codes, sessions, sign-out,
+//    DNS-01 records) only for hosts that agent's live tunnels with TLS at the agent hold;
+//  - keeps each name's last `tls-state`, which decides the edge's route: the raw TLS goes to
+//    the agent once it reports `agent` (or always, with --no-fallback), else the relay keeps
+//    terminating (fallback);
+//  - carries those connections (and TLS-ALPN-01 validations for them) to the agent as streams
+//    of kind `tls` / `acme-tls-alpn`, bytes only: the relay never decrypts them.
+
+/** Default DNS-01 challenges per account per rolling week (issue 12, "Rate limits"). */
+export const DEFAULT_DNS01_PER_WEEK = 20;
+
+export interface AgentTlsRelayOptions {
+  directory: TunnelDirectory;
+  /** undefined while the relay is starting (requests are then answered UNAVAILABLE). */
+  identity(): Identity | undefined;
+  policyOf(t: Tunnel): TunnelPolicy;
+  clock: Clock;
+  logger: Logger;
+  /** The relay's own zone's DNS-01 provider (its authoritative DNS); absent: agents cannot use DNS-01 here. */
+  dns01?: Dns01Provider;
+  dns01PerWeek?: number;
+  /** The ACME CA the relay advertises to agents in `welcome`. */
+  acme?: AcmeAdvert;
+  idleTimeoutMs: number;
+}
+
+/** A name's reported state, with the agent that reported it (a stale report of a replaced agent does not count). */
+interface Reported extends TlsStateReport {
+  agentId: string;
+}
+
+export class AgentTlsRelay {
+  readonly #o: AgentTlsRelayOptions;
+  readonly #states = new Map<string, Reported>();
+  readonly #budget: Dns01Budget;
+  #point: AgentDecisionPoint | undefined;
+
+  constructor(o: AgentTlsRelayOptions) {
+    this.#o = o;
+    this.#budget = new Dns01Budget({ perWeek: o.dns01PerWeek ?? DEFAULT_DNS01_PER_WEEK, clock: o.clock });
+  }
+
+  get acme(): AcmeAdvert | undefined {
+    return this.#o.acme;
+  }
+
+  /** DNS-01 challenges `accountId` has left this week. */
+  dns01Remaining(accountId: string): number {
+    return this.#budget.remaining(accountId);
+  }
+
+  /** The live tunnel at `name` whose TLS ends at an agent, if any. */
+  agentTunnel(name: string): Tunnel | undefined {
+    const t = this.#o.directory.get(normalizeHost(name));
+    return t?.options.tlsEnds === 'agent' ? t : undefined;
+  }
+
+  /** The last state the tunnel's current agent reported for `name`. */
+  stateOf(name: string): TlsStateReport | undefined {
+    const t = this.agentTunnel(name);
+    const s = t && this.#states.get(t.host);
+    if (!s || s.agentId !== t.agentId) return undefined;
+    const { agentId: _a, ...state } = s;
+    return state;
+  }
+
+  /** Every name whose TLS ends at an agent, with its last report (`tunn cert list`, /v1/certificates). */
+  reports(): AgentCertReport[] {
+    return this.#o.directory
+      .all()
+      .filter((t) => t.options.tlsEnds === 'agent')
+      .map((t) => {
+        const s: TlsStateReport = this.stateOf(t.host) ?? { name: t.host, terminatedAt: 'relay', reason: 'agent certificate pending' };
+        return { name: t.host, accountId: t.accountId, owner: t.email, terminatedAt: s.terminatedAt, reason: s.reason, notAfter: s.notAfter, pin: s.pin, dns01Remaining: this.#budget.remaining(t.accountId) };
+      });
+  }
+
+  /** The edge's question: does the raw TLS of `name` go to its agent now? */
+  tlsEndsAtAgent(name: string): boolean {
+    const t = this.agentTunnel(name);
+    if (!t) return false;
+    return t.options.tlsFallback === false || this.stateOf(t.host)?.terminatedAt === 'agent';
+  }
+
+  /** A TLS-ALPN-01 validation for `name` goes to the agent that gets its certificate. */
+  agentAnswersAlpnChallenge(name: string): boolean {
+    return this.agentTunnel(name) !== undefined;
+  }
+
+  /** Whether `session`'s agent holds `hostname` with TLS at the agent (the scope of every answer to it). */
+  #holds(session: SessionRef, hostname: string): boolean {
+    const t = this.agentTunnel(hostname);
+    return !!t && t.sessions.includes(session);
+  }
+
+  /** `tls-state` from an agent: kept for a tunnel of that session only, for the name it holds. */
+  onState(session: SessionRef, m: MessageOf<'tls-state'>): void {
+    const name = normalizeHost(m.state.name);
+    const t = this.agentTunnel(name);
+    if (!t || t.id !== m.id || !t.sessions.includes(session)) {
+      this.#o.logger.warn({ name: name.slice(0, 253), agent: session.agentId.slice(0, 8) }, 'ignored a tls-state for a name this agent does not hold with TLS at the agent');
+      return;
+    }
+    const old = this.#states.get(name);
+    this.#states.set(name, { ...m.state, name, agentId: session.agentId });
+    if (old?.terminatedAt !== m.state.terminatedAt || old.agentId !== session.agentId) {
+      this.#o.logger.info({ host: name, terminatedAt: m.state.terminatedAt, reason: m.state.reason }, m.state.terminatedAt === 'agent' ? 'TLS now ends at the agent' : 'the relay terminates TLS for an agent-terminated tunnel (fallback)');
+    }
+  }
+
+  /** Answers one `tls-request` of `session`'s agent; the reply goes back on that session. */
+  async onRequest(session: SessionRef, accountId: string, m: MessageOf<'tls-request'>): Promise<void> {
+    try {
+      const result = await this.#answer(session, accountId, m.request);
+      session.send({ type: 'tls-reply', rid: m.rid, result: result ?? null });
+    } catch (err) {
+      if (!(err instanceof TunnError)) this.#o.logger.error({ err: errorMessage(err), op: m.request.op }, 'answering an agent’s TLS request failed');
+      const message = err instanceof TunnError ? err.message : `${m.request.op}: the relay failed; see its log`;
+      session.send({ type: 'tls-reply', rid: m.rid, error: { code: wireCodeOf(err), message } });
+    }
+  }
+
+  async #answer(session: SessionRef, accountId: string, r: AgentTlsRequest): Promise<unknown> {
+    const holds = (h: string): boolean => this.#holds(session, h);
+    switch (r.op) {
+      case 'dns01-present':
+      case 'dns01-cleanup': {
+        const provider = this.#o.dns01;
+        if (!provider) throw new TunnError('UNAVAILABLE', 'this relay does not publish DNS-01 records for agents (it runs no DNS for its zone): use a custom domain (TLS-ALPN-01) or --tls-cert');
+        const dns = agentDns01(provider, holds, { budget: this.#budget, accountId });
+        if (r.op === 'dns01-present') await dns.present(r.recordName, r.value);
+        else await dns.cleanup(r.recordName, r.value);
+        return null;
+      }
+      default: {
+        // Scope first: an agent learns nothing (not even "starting") about a host it does not hold.
+        if (!holds(hostnameOf(r.host))) throw new TunnError('FORBIDDEN', `${r.op} for ${hostnameOf(r.host).slice(0, 253)}: this agent does not hold a tunnel for that host with TLS at the agent`);
+        const source = this.#source(holds);
+        if (r.op === 'decide') return source.decide(r);
+        if (r.op === 'redeem') return (await source.redeem({ ...r, code: r.code })) ?? null;
+        if (r.op === 'session') return (await source.session({ host: r.host, cookie: r.cookie })) ?? null;
+        await source.logout(r);
+        return null;
+      }
+    }
+  }
+
+  #source(holds: (hostname: string) => boolean): DecisionSource {
+    const id = this.#o.identity();
+    if (!id) throw new TunnError('UNAVAILABLE', 'the relay is starting');
+    this.#point ??= new AgentDecisionPoint({
+      gate: id.gate,
+      handoff: id.handoff,
+      sessions: id.sessions,
+      policyFor: (h) => {
+        const t = this.agentTunnel(h);
+        return t && this.#o.policyOf(t);
+      },
+    });
+    return this.#point.forAgent(holds);
+  }
+
+  /** Edge route `tls-to-agent` for an agent-terminated host: --allow-ip here, then the raw bytes to the agent. */
+  carryTls(socket: Socket, serverName: string, clientIp: string): void {
+    const t = this.agentTunnel(serverName);
+    if (!t) return void socket.destroy();
+    if (t.options.allowIps?.length && !parseIpAllowList(t.options.allowIps).allows(clientIp)) {
+      // The IP allow-list stays at the relay (issue 12): a refused client gets no handshake at all.
+      socket.destroy();
+      return;
+    }
+    void carryConnection(socket, this.#portTunnel(t, 'tls'), { idleTimeoutMs: this.#o.idleTimeoutMs });
+  }
+
+  /** Edge route `acme-tls-alpn-to-agent`: the CA's validation connection, to the agent that answers it. */
+  carryAlpnChallenge(socket: Socket, serverName: string): void {
+    const t = this.agentTunnel(serverName);
+    if (!t) return void socket.destroy();
+    void carryConnection(socket, this.#portTunnel(t, 'acme-tls-alpn'), { idleTimeoutMs: 30_000 });
+  }
+
+  /** The tunnel as carryConnection sees it: one stream of `kind` on a live session, resolved once the agent accepts it. */
+  #portTunnel(t: Tunnel, kind: StreamKind): PortTunnel {
+    const directory = this.#o.directory;
+    return {
+      host: t.host,
+      metrics: t.metrics,
+      admits: () => true,
+      open: (client) =>
+        new Promise((resolve, reject) => {
+          const session = directory.pickSession(t);
+          if (!session) return reject(new TunnError('UNAVAILABLE', `no live agent session for ${t.host}`));
+          const stream = session.openStream(t, { kind, client: client.address });
+          stream.once('response', (h) => (Number(h[':status']) === 200 ? resolve(splicedH2Stream(stream)) : (stream.close(), reject(new TunnError('UNAVAILABLE', `the agent refused a ${kind} stream for ${t.host} (${h[':status']})`)))));
+          stream.once('error', reject);
+          stream.once('close', () => reject(new TunnError('UNAVAILABLE', `the ${kind} stream for ${t.host} closed before the agent answered`)));
+        }),
+    };
+  }
+}

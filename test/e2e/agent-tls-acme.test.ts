@@ -1,0 +1,177 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { after, before, describe, it } from 'node:test';
+import { once } from 'node:events';
+import { rawRequest } from '../../src/agent/tls/testing.ts';
+import { spkiPin } from '../../src/agent/tls/pin.ts';
+import { DatabaseSync } from 'node:sqlite';
+import { DnsServer, authoritativeHandler } from '../../src/dns/server.ts';
+import { Zone } from '../../src/dns/zone.ts';
+import { startForwarder, type ZoneRoute } from '../support/dns-forwarder.ts';
+import { startPebble, type Pebble } from '../support/pebble.ts';
+import { freePort } from '../support/ports.ts';
+import { startOrigin, type Origin } from './origin.ts';
+import { createToken, startCli, tmpDir, type Proc, type RelayHandle } from './harness.ts';
+
+// TLS that ends at the agent, with certificates from a real Pebble: the relay advertises its
+// ACME CA in `welcome` (one relay flag for everyone); the agent gets a certificate for its name
+// under the relay's zone by DNS-01, the TXT record published by the relay's own DNS (only for
+// the name that agent holds). Pebble down when the agent starts → the relay terminates
+// (fallback, said in the `tls` event); Pebble back → the agent takes over for new connections
+// while a connection opened during the fallback keeps working.
+
+const ZONE = 'agentacme.localhost';
+/** A customer's domain, added with --terminate-at agent: no relay certificate covers it. */
+const CUSTOM = 'shop.example.test';
+
+describe('e2e: agent-terminated TLS with ACME (Pebble, DNS-01 through the relay)', () => {
+  const dir = tmpDir('tunn-e2e-agent-acme-');
+  let pebble: Pebble;
+  let relay: RelayHandle;
+  let origin: Origin;
+  let token: string;
+  const procs: Proc[] = [];
+  const rootFile = join(dir.path, 'pebble-root.pem');
+  const customer = new Zone('example.test');
+  let customerDns: DnsServer;
+  let forwarder: DnsServer;
+
+  before(async () => {
+    const [httpsPort, httpPort, dnsPort] = [await freePort(), await freePort(), await freePort()];
+    customerDns = new DnsServer({ handler: authoritativeHandler([customer]), authoritative: true });
+    await customerDns.listen(0, '127.0.0.1');
+    const routes: ZoneRoute[] = [
+      { zone: ZONE, server: { host: '127.0.0.1', port: dnsPort } },
+      { zone: 'example.test', server: { host: '127.0.0.1', port: customerDns.port } },
+    ];
+    forwarder = await startForwarder(routes);
+    // Pebble's VA asks the relay's own DNS server for the relay's zone (it is authoritative), the customer's for theirs.
+    pebble = await startPebble({ dnsServer: `127.0.0.1:${forwarder.port}`, tlsPort: httpsPort, httpPort });
+    writeFileSync(join(dir.path, 'pebble-https-ca.pem'), pebble.httpsCaPem);
+    writeFileSync(rootFile, pebble.rootPem);
+    origin = await startOrigin();
+    const dataDir = mkdtempSync(join(dir.path, 'relay-'));
+    const proc = startCli([
+      'relay', '--domain', ZONE, '--listen', '127.0.0.1', '--https-port', String(httpsPort), '--http-port', String(httpPort), '--data-dir', dataDir, '--json',
+      '--acme-directory', pebble.directoryUrl, '--acme-ca', join(dir.path, 'pebble-https-ca.pem'), '--acme-email', 'ops@example.test',
+      '--dns-port', String(dnsPort), '--public-ip', '127.0.0.1', '--dns-resolver', `127.0.0.1:${forwarder.port}`,
+    ]);
+    procs.push(proc);
+    const ready = await proc.waitFor((l) => l.event === 'ready', 60_000);
+    if (ready.certificate === 'pending') await proc.waitFor((l) => l.event === 'certificate' && l.state === 'ready', 60_000);
+    relay = { proc, dataDir, domain: ZONE, httpsPort, httpPort, caPath: rootFile, ca: pebble.rootPem, url: `https://${ZONE}:${httpsPort}`, stop: () => proc.kill() };
+    token = await createToken(relay, 'owner@example.test');
+  });
+
+  after(async () => {
+    for (const p of procs.reverse()) await p.kill();
+    await pebble?.stop();
+    await origin?.close();
+    await forwarder?.close();
+    await customerDns?.close();
+    dir.remove();
+  });
+
+  function agent(name: string, env: NodeJS.ProcessEnv = {}, extra: string[] = ['--terminate-at', 'agent']): Proc {
+    const p = startCli([String(origin.port), '-n', name, '--public', ...extra, '--relay', relay.url, '--relay-ca', rootFile, '--json', '--no-inspect'], {
+      env: { TUNN_CONFIG_DIR: mkdtempSync(join(dir.path, `agent-${name}-`)), TUNN_TOKEN: token, TUNN_TEST_AGENT_TLS_RETRY_MS: '1500', ...env },
+    });
+    procs.push(p);
+    return p;
+  }
+
+  /** The relay routes `host`'s TLS to its agent (its log line). */
+  const routed = (host: string) => relay.proc.waitFor((l) => l.msg === 'TLS now ends at the agent' && l.host === host);
+
+  async function open(host: string, ca: string): Promise<TLSSocket> {
+    const s = tlsConnect({ host: '127.0.0.1', port: relay.httpsPort, servername: host, ca, ALPNProtocols: ['http/1.1'] });
+    await once(s, 'secureConnect');
+    return s;
+  }
+
+  it('DNS-01 through the relay’s DNS: Pebble issues the agent’s certificate, and visitors get the key the agent reports', async () => {
+    const host = `viadns.${ZONE}`;
+    const a = agent('viadns');
+    const ev = await a.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'agent', 90_000).catch((err: Error) => {
+      throw new Error(`${err.message}\nagent stdout: ${JSON.stringify(a.lines).slice(-3000)}`);
+    });
+    await routed(host);
+    assert.ok(typeof ev.notAfter === 'string' && Date.parse(ev.notAfter) > Date.now());
+    const s = await open(host, pebble.rootPem);
+    const cert = s.getPeerX509Certificate()!;
+    assert.equal(spkiPin(cert.toString()), ev.pin);
+    assert.match(cert.issuer, /Pebble/);
+    const r = await rawRequest(s, `GET /via-agent HTTP/1.1\r\nhost: ${host}:${relay.httpsPort}\r\n\r\n`);
+    assert.equal(r.status, 200);
+    s.destroy();
+  });
+
+  it('Pebble down at agent start → relay terminates (reason shown); back → the agent takes over, and a connection opened meanwhile is kept', async () => {
+    const host = `late.${ZONE}`;
+    const relayRoot = pebble.rootPem;
+    await pebble.stop();
+    const a = agent('late');
+    const fallback = await a.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'relay' && typeof l.reason === 'string' && l.reason !== 'agent certificate pending', 60_000);
+    assert.ok(String(fallback.reason).length > 0);
+    // The relay terminates with its own wildcard for the zone (the covering wildcard the README is honest about).
+    const kept = await open(host, relayRoot);
+    const first = await rawRequest(kept, `GET /during-fallback HTTP/1.1\r\nhost: ${host}:${relay.httpsPort}\r\n\r\n`);
+    assert.equal(first.status, 200);
+    await pebble.start();
+    const ev = await a.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'agent', 90_000);
+    await routed(host);
+    // New connections: the agent's certificate.
+    const fresh = await open(host, pebble.rootPem);
+    assert.equal(spkiPin(fresh.getPeerX509Certificate()!.toString()), ev.pin);
+    fresh.destroy();
+    // The connection opened during the fallback was not dropped by the take-over.
+    const again = await rawRequest(kept, `GET /after-take-over HTTP/1.1\r\nhost: ${host}:${relay.httpsPort}\r\n\r\n`);
+    assert.equal(again.status, 200);
+    kept.destroy();
+  });
+
+  const api = () => ['--relay', relay.url, '--relay-ca', rootFile, '--json'];
+  const cli = async (...args: string[]): Promise<Proc> => {
+    const p = startCli([...args, ...api()], { env: { TUNN_TOKEN: token } });
+    assert.equal(await p.exited, 0, p.stderr.join('\n'));
+    return p;
+  };
+
+  it('a custom domain added with --terminate-at agent: TLS-ALPN-01 through the relay to the agent (Pebble issues), and the relay has no certificate for it at all', async () => {
+    const add = await cli('domain', 'add', CUSTOM, '--terminate-at', 'agent', '--no-wait');
+    for (const rec of add.lines[0]!.records as { name: string; type: 'CNAME'; value: string }[]) customer.add(rec);
+    await cli('domain', 'verify', CUSTOM);
+    const show = startCli(['domain', 'show', CUSTOM, '--relay', relay.url, '--relay-ca', rootFile], { env: { TUNN_TOKEN: token } });
+    assert.equal(await show.exited, 0);
+    assert.match(show.lines.map((l) => String(l.raw)).join('\n'), /Cert: +none at the relay: TLS ends at the agents .*relay fallback: off/);
+    // A relay-terminated tunnel on it is refused, saying what to do.
+    const wrong = agent('plain', {}, ['-d', CUSTOM]);
+    const fatal = await wrong.waitFor((l) => l.event === 'fatal', 30_000);
+    assert.match(String(fatal.message), /added with --terminate-at agent .*start the tunnel with --terminate-at agent/);
+    const host = `shop-app.${CUSTOM}`;
+    customer.add({ name: host, type: 'A', value: '127.0.0.1' });
+    const a = agent('shop-app', {}, ['-d', CUSTOM, '--terminate-at', 'agent']);
+    const ev = await a.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'agent', 90_000).catch((err: Error) => {
+      throw new Error(`${err.message}\nagent stdout: ${JSON.stringify(a.lines).slice(-3000)}`);
+    });
+    await routed(host);
+    const s = await open(host, pebble.rootPem);
+    const cert = s.getPeerX509Certificate()!;
+    assert.equal(spkiPin(cert.toString()), ev.pin);
+    assert.match(cert.issuer, /Pebble/);
+    s.destroy();
+    // The relay holds no certificate for the domain or any name under it: not listed, not stored.
+    const list = await cli('cert', 'list');
+    assert.deepEqual((list.lines[0]!.certs as { name: string }[]).filter((c) => c.name.endsWith(CUSTOM)), []);
+    const agentRow = (list.lines[0]!.agent as { name: string; coveredBy: string | null; pin: string }[]).find((r) => r.name === host);
+    assert.deepEqual({ coveredBy: agentRow?.coveredBy, pin: agentRow?.pin }, { coveredBy: null, pin: ev.pin });
+    const db = new DatabaseSync(join(relay.dataDir, 'tunn.db'), { readOnly: true });
+    try {
+      assert.deepEqual(db.prepare("SELECT name FROM certificates WHERE name LIKE '%' || ?").all(CUSTOM), []);
+    } finally {
+      db.close();
+    }
+  });
+});

@@ -1,0 +1,214 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import net, { type AddressInfo } from 'node:net';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import dnsPacket from 'dns-packet';
+import { freeTcpUdpPort } from '../support/free-udp-port.ts';
+import { createToken, request, startCli, startRelay, tmpDir, type Proc, type RelayHandle } from './harness.ts';
+
+// Public TCP and UDP ports and `tunn connect --udp`, end to end: a real relay with port ranges,
+// real agents (`tunn tcp|udp`), real targets (a TCP echo, a DNS server queried by Debian's dig,
+// a UDP echo). A name keeps its port across an agent restart and a relay restart (stored).
+
+const run = promisify(execFile);
+
+/** A TCP echo that ends its side when the client ends its own (half-close carried both ways). */
+async function tcpEcho(): Promise<{ port: number; close(): void }> {
+  const srv = net.createServer({ allowHalfOpen: true }, (s) => {
+    s.on('error', () => {});
+    s.pipe(s);
+  });
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  return { port: (srv.address() as AddressInfo).port, close: () => srv.close() };
+}
+
+/** A UDP server: DNS answers (A 192.0.2.7 for any name) or an echo. */
+async function udpServer(kind: 'dns' | 'echo'): Promise<{ port: number; close(): void }> {
+  const s = dgram.createSocket('udp4');
+  s.on('message', (msg, r) => {
+    if (kind === 'echo') return void s.send(msg, r.port, r.address);
+    const q = dnsPacket.decode(msg);
+    const name = q.questions?.[0]?.name ?? '';
+    s.send(dnsPacket.encode({ type: 'response', id: q.id, flags: dnsPacket.AUTHORITATIVE_ANSWER, questions: q.questions, answers: [{ type: 'A', name, ttl: 60, data: '192.0.2.7' }] }), r.port, r.address);
+  });
+  s.bind(0, '127.0.0.1');
+  await once(s, 'listening');
+  return { port: (s.address() as AddressInfo).port, close: () => s.close() };
+}
+
+/** Sends `text`, half-closes, and resolves with everything the peer sent before its own end. */
+function echoThrough(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    let got = '';
+    c.on('data', (d: Buffer) => (got += d.toString()));
+    c.on('end', () => {
+      c.end();
+      resolve(got);
+    });
+    c.on('error', reject);
+    c.on('connect', () => c.end(text));
+  });
+}
+
+async function retry<T>(fn: () => Promise<T>, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() > end) throw err;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  }
+}
+
+describe('tcp and udp tunnels (public ports, tunn connect --udp)', () => {
+  const dir = tmpDir('tunn-tcp-udp-e2e-');
+  const relayData = tmpDir('tunn-tcp-udp-relay-');
+  let relay: RelayHandle;
+  let tcpPort = 0;
+  let udpPort = 0;
+  let echo: Awaited<ReturnType<typeof tcpEcho>>;
+  let dns: Awaited<ReturnType<typeof udpServer>>;
+  let udpEcho: Awaited<ReturnType<typeof udpServer>>;
+  let ownerFile = '';
+  let annFile = '';
+  const procs: Proc[] = [];
+  const env = (): NodeJS.ProcessEnv => ({ TUNN_CONFIG_DIR: join(dir.path, 'config'), TUNN_RELAY: '', TUNN_TOKEN: '' });
+  const relayArgs = (): string[] => ['--relay', relay.url, '--relay-ca', relay.caPath];
+  const startRelayHere = (httpsPort = 0): Promise<RelayHandle> => startRelay({ dataDir: relayData.path, httpsPort, extra: ['--tcp-ports', String(tcpPort), '--udp-ports', String(udpPort)] });
+
+  const startKind = async (args: string[]): Promise<{ proc: Proc; ready: Record<string, unknown> }> => {
+    const proc = startCli([...args, ...relayArgs(), '--token-file', ownerFile, '--json'], { env: env() });
+    procs.push(proc);
+    const ready = await proc.waitFor((l) => l.event === 'ready' || l.event === 'fatal', 30_000);
+    assert.equal(ready.event, 'ready', JSON.stringify(ready));
+    return { proc, ready };
+  };
+
+  before(async () => {
+    tcpPort = await freeTcpUdpPort();
+    udpPort = await freeTcpUdpPort();
+    [echo, dns, udpEcho] = await Promise.all([tcpEcho(), udpServer('dns'), udpServer('echo')]);
+    relay = await startRelayHere();
+    ownerFile = join(dir.path, 'owner-token');
+    writeFileSync(ownerFile, (await createToken(relay, 'owner@example.com')) + '\n', { mode: 0o600 });
+    annFile = join(dir.path, 'ann-token');
+    writeFileSync(annFile, (await createToken(relay, 'ann@example.com')) + '\n', { mode: 0o600 });
+  });
+  after(async () => {
+    for (const p of procs) await p.kill();
+    await relay?.stop();
+    echo?.close();
+    dns?.close();
+    udpEcho?.close();
+    dir.remove();
+    relayData.remove();
+  });
+
+  it('serves a public TCP port, carries half-closes, and keeps the port across agent and relay restarts', async () => {
+    const first = await startKind(['tcp', String(echo.port), '-n', 'mc', '--public']);
+    assert.equal(first.ready.url, `tcp://${relay.domain}:${tcpPort}`);
+    assert.equal(first.ready.port, tcpPort);
+    assert.equal(first.ready.host, `mc.${relay.domain}`);
+    assert.equal(await echoThrough(tcpPort, 'hello over a public port'), 'hello over a public port');
+
+    // An agent restart: the same name gets the same port.
+    await first.proc.kill();
+    const second = await startKind(['tcp', String(echo.port), '-n', 'mc', '--public']);
+    assert.equal(second.ready.port, tcpPort);
+    assert.equal(await retry(() => echoThrough(tcpPort, 'after the agent restart')), 'after the agent restart');
+
+    // A relay restart (same data dir): the agent reconnects by itself and the port is the same.
+    const httpsPort = relay.httpsPort;
+    await relay.stop();
+    relay = await startRelayHere(httpsPort);
+    assert.equal(await retry(() => echoThrough(tcpPort, 'after the relay restart')), 'after the relay restart');
+    const host = `mc.${relay.domain}`;
+    const m = (await request(`http://${relay.domain}:${relay.httpPort}/metrics`)).text;
+    assert.match(m, new RegExp(`^tunn_connections_total\\{tunnel="${host.replace(/\./g, '\\.')}"\\} [1-9]`, 'm'), 'connections counted per tunnel');
+    assert.match(m, new RegExp(`^tunn_bytes_total\\{tunnel="${host.replace(/\./g, '\\.')}",direction="out"\\} [1-9]`, 'm'), 'bytes counted per tunnel');
+  });
+
+  it('tunn connect closes a connection at once and says why when the target refuses', async () => {
+    const closed = await new Promise<number>((resolve) => {
+      const srv = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as AddressInfo).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const { ready } = await startKind(['tcp', String(closed), '-n', 'nothing', '-a', 'ann@example.com']);
+    const c = startCli(['connect', String(ready.host), '--listen', '0', '--json', ...relayArgs(), '--token-file', annFile], { env: env() });
+    procs.push(c);
+    const up = await c.waitFor((l) => l.event === 'ready', 30_000);
+    const sock = net.connect({ host: '127.0.0.1', port: Number(String(up.listen).split(':')[1]) });
+    sock.on('error', () => {});
+    await new Promise((r) => sock.once('close', r));
+    const refused = await c.waitFor((l) => l.event === 'refused', 10_000);
+    assert.match(String(refused.message), new RegExp(`nothing accepts connections at .*:${closed} \\(connection refused\\): is the service running\\?`));
+  });
+
+  it('answers dig through a public UDP port', async () => {
+    const { ready } = await startKind(['udp', String(dns.port), '-n', 'resolver', '--public']);
+    assert.equal(ready.url, `udp://${relay.domain}:${udpPort}`);
+    const r = await retry(() => run('dig', ['@127.0.0.1', '-p', String(udpPort), 'game.example.test', 'A', '+short', '+tries=3', '+time=5']));
+    assert.equal(r.stdout.trim(), '192.0.2.7');
+    // Counted per tunnel in /metrics: the flow, datagrams each way, their bytes.
+    const host = `resolver.${relay.domain}`;
+    const m = (await request(`http://${relay.domain}:${relay.httpPort}/metrics`)).text;
+    for (const series of [`tunn_udp_flows_total{tunnel="${host}"}`, `tunn_datagrams_total{tunnel="${host}",direction="in"}`, `tunn_datagrams_total{tunnel="${host}",direction="out"}`, `tunn_bytes_total{tunnel="${host}",direction="in"}`]) {
+      assert.match(m, new RegExp(`^${series.replace(/[{}"=,.]/g, (c) => `\\${c}`)} [1-9]`, 'm'), series);
+    }
+  });
+
+  it('answers dig through `tunn connect --udp --listen` on a private udp tunnel', async () => {
+    const { ready } = await startKind(['udp', String(dns.port), '-n', 'dns-private', '-a', 'ann@example.com']);
+    assert.equal(ready.url, `udp://dns-private.${relay.domain}`);
+    const c = startCli(['connect', String(ready.host), '--udp', '--listen', '0', '--json', ...relayArgs(), '--token-file', annFile], { env: env() });
+    procs.push(c);
+    const up = await c.waitFor((l) => l.event === 'ready', 30_000);
+    const port = String(up.listen).split(':')[1]!;
+    const r = await run('dig', ['@127.0.0.1', '-p', port, 'private.example.test', 'A', '+short', '+tries=3', '+time=5']);
+    assert.equal(r.stdout.trim(), '192.0.2.7');
+  });
+
+  it('carries many small datagrams both ways through tunn connect --udp, loss counted', async () => {
+    const { ready } = await startKind(['udp', String(udpEcho.port), '-n', 'echo-udp', '-a', 'ann@example.com']);
+    const c = startCli(['connect', String(ready.host), '--udp', '--listen', '0', '--json', ...relayArgs(), '--token-file', annFile], { env: env() });
+    procs.push(c);
+    const up = await c.waitFor((l) => l.event === 'ready', 30_000);
+    const port = Number(String(up.listen).split(':')[1]);
+    const sock = dgram.createSocket('udp4');
+    const seen = new Set<number>();
+    sock.on('message', (m) => seen.add(m.readUInt32BE(0)));
+    sock.bind(0, '127.0.0.1');
+    await once(sock, 'listening');
+    // The flow is open (its first datagram came back) before the run is counted.
+    await retry(async () => {
+      sock.send(Buffer.alloc(64), port, '127.0.0.1');
+      await new Promise((r) => setTimeout(r, 200));
+      if (!seen.has(0)) throw new Error('no echo yet');
+    });
+    seen.clear();
+    const N = 2000;
+    for (let i = 1; i <= N; i++) {
+      const b = Buffer.alloc(64);
+      b.writeUInt32BE(i, 0);
+      sock.send(b, port, '127.0.0.1');
+      // Paced: 100 datagrams, then a breath (a shared machine; this measures loss, not speed).
+      if (i % 100 === 0) await new Promise((r) => setTimeout(r, 20));
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+    sock.close();
+    const loss = (N - seen.size) / N;
+    process.stdout.write(`# udp through tunn connect: ${seen.size}/${N} datagrams back, loss ${(loss * 100).toFixed(2)} %\n`);
+    assert.ok(loss < 0.05, `loss ${(loss * 100).toFixed(2)} % of ${N} small datagrams`);
+  });
+});
