@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import net, { type AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { localhostAwareLookup } from '../../src/agent/target.ts';
-import { createToken, startAgent, startRelay, type AgentHandle, type RelayHandle } from './harness.ts';
+import { freeTcpUdpPort } from '../support/free-udp-port.ts';
+import { createToken, startAgent, startCli, startRelay, tmpDir, type AgentHandle, type Proc, type RelayHandle } from './harness.ts';
 
 // Guards tunn's promise of correct streaming: visitors that upload and download bulk data at
 // the same time through a relay and an agent never stall. It used to stall for good (~1 MiB
@@ -79,5 +83,72 @@ describe('bulk both ways at once through a tunnel', () => {
     const size = Number(process.env.SIZE_MIB ?? 16) * 1024 * 1024;
     const got = await Promise.all(Array.from({ length: CONNECTIONS }, () => upAndDown(size)));
     assert.deepEqual(got, Array(CONNECTIONS).fill(size));
+  });
+});
+
+// The same through a tcp tunnel's public port (`tunn tcp`): its streams ride the same agent link,
+// and raw TCP carries bulk both ways at once often (ssh, rsync, database dumps and restores).
+// Without the fix this stalled in 2 runs of 2.
+describe('bulk both ways at once through a tcp tunnel', () => {
+  const dir = tmpDir('tunn-bulk-tcp-');
+  let tcpRelay: RelayHandle;
+  let target: net.Server;
+  let agentProc: Proc | undefined;
+  let publicPort = 0;
+  const SIZE = 16 * 1024 * 1024;
+  const sendAll = (s: net.Socket): void => {
+    const chunk = Buffer.alloc(64 * 1024, 3);
+    let sent = 0;
+    const go = (): void => {
+      while (sent < SIZE) {
+        sent += chunk.length;
+        if (!s.write(chunk)) return void s.once('drain', go);
+      }
+      s.end();
+    };
+    go();
+  };
+  before(async () => {
+    // The target reads everything while it sends SIZE bytes back.
+    target = net.createServer({ allowHalfOpen: true }, (s) => {
+      s.on('error', () => {});
+      s.resume();
+      sendAll(s);
+    });
+    target.listen(0, '127.0.0.1');
+    await once(target, 'listening');
+    publicPort = await freeTcpUdpPort();
+    tcpRelay = await startRelay({ extra: ['--tcp-ports', String(publicPort)] });
+    const tokenFile = join(dir.path, 'token');
+    writeFileSync(tokenFile, (await createToken(tcpRelay, 'a@example.com')) + '\n', { mode: 0o600 });
+    agentProc = startCli(['tcp', String((target.address() as AddressInfo).port), '-n', 'bulk', '--public', '--relay', tcpRelay.url, '--relay-ca', tcpRelay.caPath, '--token-file', tokenFile, '--json'], {
+      env: { TUNN_CONFIG_DIR: join(dir.path, 'config'), TUNN_RELAY: '', TUNN_TOKEN: '' },
+    });
+    const ready = await agentProc.waitFor((l) => l.event === 'ready' || l.event === 'fatal', 30_000);
+    assert.equal(ready.event, 'ready', JSON.stringify(ready));
+  });
+  after(async () => {
+    await agentProc?.kill();
+    await tcpRelay?.stop();
+    target?.close();
+    dir.remove();
+  });
+
+  it(`${CONNECTIONS} connections each send and receive 16 MiB at once`, async () => {
+    const one = (): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const c = net.connect({ host: '127.0.0.1', port: publicPort, allowHalfOpen: true });
+        let got = 0;
+        c.on('data', (d: Buffer) => (got += d.length));
+        c.on('end', () => {
+          c.end();
+          resolve(got);
+        });
+        c.on('error', reject);
+        c.on('connect', () => sendAll(c));
+        setTimeout(() => reject(new Error(`stalled: ${got} of ${SIZE} bytes down after 60 s`)), 60_000).unref();
+      });
+    const got = await Promise.all(Array.from({ length: CONNECTIONS }, one));
+    assert.deepEqual(got, Array(CONNECTIONS).fill(SIZE));
   });
 });
