@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import http2, { type Http2Server, type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import net from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
+import { alwaysReading } from '../lib/always-reading.ts';
 import { ControlChannel } from '../protocol/control-channel.ts';
 import { agentServerOptions, SESSION_WINDOW } from '../protocol/h2-options.ts';
 import { watchLiveness } from '../protocol/liveness.ts';
@@ -248,7 +249,9 @@ export class Agent extends EventEmitter<AgentEvents> {
         session.on('close', () => socket.destroy());
       });
       server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => this.#onStream(slot, stream, headers));
-      server.emit('connection', socket);
+      // Not the socket itself: a session that stops reading while it writes stalls for good when
+      // the relay does the same (bulk both ways at once); see src/lib/always-reading.ts.
+      server.emit('connection', alwaysReading(socket));
     });
   }
 

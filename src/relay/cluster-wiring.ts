@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
 import { HostsElsewhere, type PortElsewhere } from '../cluster/hosts-elsewhere.ts';
-import { startClusterNode, type ClusterCredentialsSource } from '../cluster/node.ts';
+import type { ClusterCredentialsSource } from '../cluster/node.ts';
 import type { Clock } from '../lib/clock.ts';
 import { errorMessage, isTunnError, TunnError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
@@ -114,6 +114,9 @@ export async function joinCluster(o: JoinClusterOptions): Promise<RelayCluster> 
   const log = o.logger;
   let directory: TunnelDirectory | undefined;
   let elsewhere: HostsElsewhere | undefined;
+  // Loaded only by a relay that joins a cluster: the link's certificates need @peculiar/x509, which
+  // a single relay never loads (test/e2e/idle-memory.test.ts).
+  const { startClusterNode } = await import('../cluster/node.ts');
   const node = await startClusterNode({
     store: o.store,
     storeUrl: o.storeUrl,

@@ -1,7 +1,8 @@
 import { once } from 'node:events';
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type ServerHttp2Stream } from 'node:http2';
-import type { AddressInfo } from 'node:net';
-import { agentServerOptions, relaySessionOptions } from '../../src/protocol/h2-options.ts';
+import net, { type AddressInfo } from 'node:net';
+import { alwaysReading } from '../../src/lib/always-reading.ts';
+import { agentServerOptions, relaySessionOptions, SESSION_WINDOW } from '../../src/protocol/h2-options.ts';
 import { TunnError } from '../../src/lib/errors.ts';
 import { splicedH2Stream } from '../../src/protocol/h2-stream.ts';
 import type { TunnelMetrics } from '../../src/relay/metrics.ts';
@@ -21,14 +22,19 @@ export interface H2Pair {
 }
 
 export async function startH2Pair(onStream: (stream: ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void): Promise<H2Pair> {
-  const server = http2.createServer(agentServerOptions);
-  server.on('stream', (s, h) => onStream(s, h));
-  server.on('sessionError', () => {});
+  const h2 = http2.createServer(agentServerOptions);
+  h2.on('stream', (s, h) => onStream(s, h));
+  h2.on('sessionError', () => {});
+  // As src/agent/agent.ts does: its session gets an always-read socket and both ends widen the
+  // connection window (src/relay/agent-session.ts).
+  h2.on('session', (s) => s.once('remoteSettings', () => s.setLocalWindowSize(SESSION_WINDOW)));
+  const server = net.createServer((socket) => h2.emit('connection', alwaysReading(socket)));
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const session = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, relaySessionOptions);
   session.on('error', () => {});
   await once(session, 'connect');
+  session.setLocalWindowSize(SESSION_WINDOW);
   return {
     session,
     async open(headers = {}) {
@@ -39,6 +45,7 @@ export async function startH2Pair(onStream: (stream: ServerHttp2Stream, headers:
     async close() {
       session.destroy();
       await new Promise((r) => server.close(r));
+      h2.close();
     },
   };
 }
