@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { createToken, startAgent, startRelay, type AgentHandle, type RelayHandle } from '../test/e2e/harness.ts';
 import { agentTlsRows, benchAgentTls } from './agent-tls.ts';
+import { benchCluster, clusterRows } from './cluster.ts';
 import { benchKinds, onlySections, type Section } from './kinds.ts';
 import { kindsText, machineInfo, writeOut } from './report.ts';
 import { sshForward, startSshd } from './ssh.ts';
@@ -22,6 +23,8 @@ import { sshForward, startSshd } from './ssh.ts';
 // client → origin (a throwaway sshd on loopback, default cipher). floor = the same design with
 // nothing of tunn's own work (bench/floor.ts): what the data-plane design costs on this machine.
 // HTTPS: TLS at the relay vs at the agent (`--terminate-at agent`, bench/agent-tls.ts, issue 12).
+// `--cluster` runs only the cluster comparison (bench/cluster.ts, issue 14): two relays on one
+// throwaway PostgreSQL, a visitor on the holding relay vs on a forwarding one.
 
 const exec = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '..');
@@ -227,6 +230,18 @@ async function main(): Promise<void> {
   if (!sections.has('http')) {
     const k = (await runKinds())!;
     writeOut(started, { started: started.toISOString(), finished: new Date().toISOString(), quick: QUICK, secondsPerRun: DUR, bulkBytes: BULK, machine: machineInfo(), results: k.results, targets: k.targets }, `${kindsText(k)}`);
+    return;
+  }
+  if (process.argv.includes('--cluster')) {
+    const origin = await startOrigin();
+    const c = await benchCluster({ seconds: DUR, bulkBytes: BULK, originPort: origin.port, tmp, cleanups, log });
+    const rows = clusterRows(c, BULK / 1024 ** 2, fmt, ratio);
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+    const table = rows.map((row, j) => {
+      const line = `| ${row.map((x, i) => x.padEnd(widths[i]!)).join(' | ')} |`;
+      return j === 0 ? `${line}\n|${widths.map((x) => '-'.repeat(x + 2)).join('|')}|` : line;
+    });
+    writeOut(started, { started: started.toISOString(), finished: new Date().toISOString(), quick: QUICK, secondsPerWrk: DUR, bulkBytes: BULK, machine: machineInfo(), results: { cluster: c } }, table.join('\n'));
     return;
   }
   const upload = join(tmp, 'upload.bin');
