@@ -15,7 +15,7 @@ import type { TokenService } from './tokens.ts';
 import { LOGOUT_PATH, logoutForm } from './tunnel-logout.ts';
 import { bearerFrom, verifyBearer } from './bearer.ts';
 import type { Store } from '../store/store.ts';
-import type { Principal } from './revocation.ts';
+import { principalKey, type Principal } from './revocation.ts';
 import { IdentityOutageCache } from './outage-cache.ts';
 
 // The gateway contract. The relay's gateway parses each request head on a tunnel host and
@@ -176,10 +176,14 @@ export class Gate {
     }
   }
 
-  /** Forgets cached answers for a revoked token or session (live revocation calls it). */
-  forgetPrincipal(match: (p: Principal) => boolean): void {
-    this.#outage.forget((d) => d.kind === 'allow' && d.principal !== undefined && match(d.principal));
-  }
+  /**
+   * The credentials of the allow answers kept for a database outage, and a way to drop those
+   * revoked: live revocation (src/relay/live-revocation.ts) checks them on every sweep.
+   */
+  readonly outageCache = {
+    principals: (): Principal[] => this.#outage.values().flatMap((d) => (d.kind === 'allow' && d.principal ? [d.principal] : [])),
+    forget: (revoked: ReadonlySet<string>): void => this.#outage.forget((d) => d.kind === 'allow' && d.principal !== undefined && revoked.has(principalKey(d.principal))),
+  };
 
   #credentialKey(req: GateRequest, t: TunnelPolicy): string | undefined {
     const bearer = t.basicAuth ? undefined : bearerFrom(header(req, 'authorization'));

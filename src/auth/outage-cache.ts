@@ -57,6 +57,11 @@ export class IdentityOutageCache<D> {
     for (const [k, d] of this.#last) if (pred(d)) this.#last.delete(k);
   }
 
+  /** Every answer kept (newest last). */
+  values(): D[] {
+    return [...this.#last.values()];
+  }
+
   /** Milliseconds into the current outage (undefined when the database answers). */
   outageMs(): number | undefined {
     return this.#outageSince === undefined ? undefined : this.#clock.now() - this.#outageSince;

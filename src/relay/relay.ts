@@ -223,6 +223,7 @@ export class Relay {
     const revocation = new LiveRevocation({
       store, clock: this.#clock, logger: log, gateways: [...this.#gateways, connect.table], agents: () => tunnels.sessions, directory: this.#directory,
       allows: access.allows,
+      cached: identity.gate.outageCache,
       domainLost: (t) => lostDomainReason(store, c.domain, t),
       onTunnelEnded: (t) => tunnels.gone(t.host),
     });
