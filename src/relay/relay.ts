@@ -306,6 +306,7 @@ export class Relay {
         // The visitor's page says only what to do; the cause is here, under the page's request id.
         onUnconfirmed: (e) => log.warn({ reqId: e.requestId, email: e.email, host: e.host, detail: e.details.join('; ') }, 'refused: IdP groups could not be confirmed'),
       },
+      identityOutageWindowMs: c.identityOutageWindowMs,
       onError: (err) => log.error({ err: errorMessage(err) }, 'identity error'),
     });
   }
