@@ -10,13 +10,25 @@ describe('IdentityOutageCache', () => {
     const c = new IdentityOutageCache<string>({ clock, windowMs: 30_000 });
     const k = IdentityOutageCache.key('tok', 'a.example', 't1');
     c.answered(k, 'allow');
-    clock.advance(60_000); // the last answer may be old: the window counts from the outage
     assert.equal(c.unavailable(k), 'allow');
     clock.advance(30_000);
     assert.equal(c.unavailable(k), 'allow');
     clock.advance(1);
     assert.equal(c.unavailable(k), undefined);
     assert.equal(c.outageMs(), 30_001);
+  });
+
+  // Guards: an answer older than the window is never reused (a group edit or an expiry since then).
+  it('does not reuse an answer made longer than the window before the outage', () => {
+    const clock = new ManualClock();
+    const c = new IdentityOutageCache<string>({ clock, windowMs: 30_000 });
+    const k = IdentityOutageCache.key('tok', 'a.example', 't1');
+    c.answered(k, 'allow');
+    clock.advance(30_001);
+    assert.equal(c.unavailable(k), undefined);
+    // Old answers are dropped as new ones come.
+    c.answered(IdentityOutageCache.key('other', 'a.example', 't1'), 'allow');
+    assert.deepEqual(c.values(), ['allow']);
   });
 
   // Guards: a revocation seen before the outage still applies (the refusal is the cached answer).
@@ -47,6 +59,7 @@ describe('IdentityOutageCache', () => {
     c.unavailable(k);
     clock.advance(20);
     assert.equal(c.unavailable(k), undefined);
+    assert.equal(c.outageMs(), 20);
     c.answered(k, 'allow');
     assert.equal(c.outageMs(), undefined);
     clock.advance(5);

@@ -4,9 +4,12 @@ import type { Clock } from '../lib/clock.ts';
 // While the relay's database is away (PostgreSQL restarting or unreachable), the gate cannot
 // look up sessions, tokens, revocations or groups. For a short window it answers each
 // credential as it last did when the database answered (an allow, or a refusal such as a
-// revoked token: a revocation seen before the outage still applies); after the window, or for
-// a credential never seen, it fails closed (503). Decisions are kept only per credential and
-// host, never widened: a cached answer is the exact answer the database gave.
+// revoked token: a revocation seen before the outage still applies) if that answer is at most
+// the window (30 s) old; after that, or for a credential never seen, it fails closed (503). So
+// no answer older than 30 s is ever reused (an expired session, a group edit made a minute
+// before the outage), and no one is let in later than 30 s into an outage. Decisions are kept
+// only per credential, host and tunnel, never widened: a cached answer is the exact answer the
+// database gave.
 
 /** Default window: identity decisions from cache for at most 30 s of a database outage. */
 export const IDENTITY_OUTAGE_WINDOW_MS = 30_000;
@@ -22,7 +25,8 @@ export interface OutageCacheOptions {
 export class IdentityOutageCache<D> {
   readonly #clock: Clock;
   readonly #windowMs: number;
-  readonly #last = new Map<string, D>();
+  /** Insertion order is answer order (an answer moves its key to the end): the oldest come first. */
+  readonly #last = new Map<string, { d: D; at: number }>();
   /** When the current outage began (the first failure after a success), or undefined when the database answers. */
   #outageSince: number | undefined;
 
@@ -38,28 +42,33 @@ export class IdentityOutageCache<D> {
 
   /** The database answered: keep `decision` as this credential's last answer, and end any outage. */
   answered(key: string, decision: D): void {
+    const now = this.#clock.now();
     this.#outageSince = undefined;
     this.#last.delete(key);
-    this.#last.set(key, decision);
-    if (this.#last.size > MAX_ENTRIES) this.#last.delete(this.#last.keys().next().value as string);
+    this.#last.set(key, { d: decision, at: now });
+    // Answers past the window can never be reused: drop them (and the oldest beyond the cap).
+    for (const [k, e] of this.#last) {
+      if (now - e.at <= this.#windowMs && this.#last.size <= MAX_ENTRIES) break;
+      this.#last.delete(k);
+    }
   }
 
-  /** The database did not answer: the last answer for `key` while within the window, else undefined (fail closed). */
+  /** The database did not answer: the last answer for `key` if at most the window old, else undefined (fail closed). */
   unavailable(key: string | undefined): D | undefined {
     const now = this.#clock.now();
     this.#outageSince ??= now;
-    if (key === undefined || now - this.#outageSince > this.#windowMs) return undefined;
-    return this.#last.get(key);
+    const e = key === undefined ? undefined : this.#last.get(key);
+    return e && now - e.at <= this.#windowMs ? e.d : undefined;
   }
 
   /** Drops every cached answer for which `pred` holds (a revocation seen here). */
   forget(pred: (decision: D) => boolean): void {
-    for (const [k, d] of this.#last) if (pred(d)) this.#last.delete(k);
+    for (const [k, e] of this.#last) if (pred(e.d)) this.#last.delete(k);
   }
 
   /** Every answer kept (newest last). */
   values(): D[] {
-    return [...this.#last.values()];
+    return [...this.#last.values()].map((e) => e.d);
   }
 
   /** Milliseconds into the current outage (undefined when the database answers). */
