@@ -123,7 +123,13 @@ export function signIn(relay: URL, req: GateRequest, browser: boolean, extra: [s
 }
 
 /** 503: the decision could not be made, so no one is let in (fail closed). `log` names where the cause is logged. */
-export function unavailable(req: GateRequest, log: string): GateDecision {
+export function unavailable(req: GateRequest, log: string, database = false): GateDecision {
+  if (database) {
+    return refused(refuse(req, 503, 'UNAVAILABLE', 'the relay cannot reach its database to check who you are; try again shortly', {
+      title: 'Sign-in cannot be checked right now',
+      body: `<p>The relay cannot reach its database to check who you are, so it lets no one in to this tunnel for the moment.</p><p>Try again shortly: the relay reconnects by itself. If this persists, tell the operator of this relay: ${esc(log === 'the relay log' ? 'the relay’s log' : log)} has the details.</p>`,
+    }, [['retry-after', '5']]), { reason: 'unavailable', detail: `the database is unreachable (see ${log})` });
+  }
   return refused(refuse(req, 503, 'UNAVAILABLE', 'tunn could not check access to this tunnel right now; try again shortly', {
     title: 'Access cannot be checked right now',
     body: `<p>tunn could not check who may reach this tunnel, so it lets no one in for the moment.</p><p>Try again in a few seconds. If this persists, tell the owner of this tunnel: ${esc(log === 'the relay log' ? 'the relay’s log' : log)} has the details.</p>`,

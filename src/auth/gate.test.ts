@@ -3,6 +3,7 @@ import { createLocalJWKSet, jwtVerify } from 'jose';
 import { after, before, describe, it } from 'node:test';
 import type { GateDecision, TunnelPolicy } from './gate.ts';
 import { account, gateRequest, identityFixture, RELAY_URL } from '../../test/fixtures/identity.ts';
+import { TunnError } from '../lib/errors.ts';
 
 type Id = Awaited<ReturnType<typeof identityFixture>>;
 
@@ -258,5 +259,50 @@ describe('Gate failure', () => {
     assert.equal(d.kind === 'respond' && d.status, 503);
     assert.equal(d.kind === 'respond' && d.refusal?.reason, 'unavailable');
     assert.equal(errors.length, 1);
+  });
+});
+
+describe('Gate during a database outage', () => {
+  // The store's mapped fault (store/unavailable.ts): what a lookup throws while PostgreSQL is away.
+  const down = (): never => {
+    throw new TunnError('UNAVAILABLE', "the relay's database is unreachable (connect ECONNREFUSED); try again shortly: the relay reconnects by itself");
+  };
+
+  // Guards: identity decisions use cached state for at most the window (30 s) of an outage, then fail closed with 503.
+  it('lets a signed-in visitor in from cache for 30 s of an outage, then answers 503 saying the database is unreachable', async () => {
+    const id = await identityFixture();
+    const a = await account(id, 'o@example.com');
+    const t: TunnelPolicy = { tunnelId: 't', ownerAccountId: a.id, ownerEmail: a.email, allow: [], public: false };
+    const pat = await id.tokens.issue({ accountId: a.id, kind: 'pat', email: a.email });
+    const req = gateRequest({ authorization: `Bearer ${pat.token}`, accept: 'application/json' });
+    assert.equal((await id.gate.check(req, t)).kind, 'allow');
+    id.store.db.selectFrom = down as never;
+    const first = await id.gate.check(req, t);
+    assert.equal(first.kind, 'allow');
+    id.manualClock.advance(30_000);
+    assert.equal((await id.gate.check(req, t)).kind, 'allow');
+    id.manualClock.advance(1_000);
+    const late = await id.gate.check(req, t);
+    assert.equal(late.kind === 'respond' && late.status, 503);
+    assert.match(String(late.kind === 'respond' && late.body), /the relay cannot reach its database to check who you are; try again shortly/);
+    // A credential never seen before the outage is refused at once.
+    const other = await id.gate.check(gateRequest({ authorization: 'Bearer tunn_nope', accept: 'application/json' }), t);
+    assert.equal(other.kind === 'respond' && other.status, 401);
+  });
+
+  // Guards: a revocation seen before the outage still applies during it.
+  it('keeps refusing a token revoked before the outage', async () => {
+    const id = await identityFixture();
+    const a = await account(id, 'o@example.com');
+    const t: TunnelPolicy = { tunnelId: 't', ownerAccountId: a.id, ownerEmail: a.email, allow: [], public: false };
+    const pat = await id.tokens.issue({ accountId: a.id, kind: 'pat', email: a.email });
+    const req = gateRequest({ authorization: `Bearer ${pat.token}` });
+    assert.equal((await id.gate.check(req, t)).kind, 'allow');
+    await id.tokens.revoke(pat.jti);
+    const refused = await id.gate.check(req, t);
+    assert.equal(refused.kind === 'respond' && refused.status, 401);
+    id.store.db.selectFrom = down as never;
+    const during = await id.gate.check(req, t);
+    assert.equal(during.kind === 'respond' && during.status, 401);
   });
 });

@@ -15,7 +15,8 @@ import type { TokenService } from './tokens.ts';
 import { LOGOUT_PATH, logoutForm } from './tunnel-logout.ts';
 import { bearerFrom, verifyBearer } from './bearer.ts';
 import type { Store } from '../store/store.ts';
-import type { Principal } from './revocation.ts';
+import { principalKey, type Principal } from './revocation.ts';
+import { IdentityOutageCache } from './outage-cache.ts';
 
 // The gateway contract. The relay's gateway parses each request head on a tunnel host and
 // calls gate.check() before anything reaches the agent. The gate answers either
@@ -119,10 +120,19 @@ export interface GateOptions {
   idpGroups?: IdpGroups;
   /** Lifetime of Tunn-Jwt-Assertion; default 60 s. */
   assertionTtlSeconds?: number;
+  /** How long into a database outage each credential's last answer is reused (then 503); default 30 s. */
+  identityOutageWindowMs?: number;
   /** Unexpected failures (the gate then answers 503). */
   onError?: (err: unknown) => void;
   /** A visitor was refused because IdP groups could not be confirmed: the causes, for the relay's log (the visitor sees only what to do). */
   onIdpUnconfirmed?: (e: { requestId?: string; email: string; host: string; details: string[] }) => void;
+}
+
+/** A decision made from identity (allowed, or refused for the credential or by policy): worth reusing in an outage. */
+function identityAnswer(d: GateDecision): boolean {
+  if (d.kind === 'allow') return d.principal !== undefined;
+  const r = d.refusal?.reason;
+  return r === 'token' || r === 'sign-in' || r === 'policy';
 }
 
 type Identity = { accountId: string; email: string; via: 'session'; session: Session } | { accountId: string; email: string; via: 'bearer'; jti: string };
@@ -136,11 +146,14 @@ export class Gate {
   // Tunn-Jwt-Assertion per (credential, host), reused for the first half of its lifetime so
   // the allow path does not sign on every request.
   #assertions = new Map<string, { jwt: string; until: number }>();
+  // Each credential's last identity answer, used while the database is away (outage-cache.ts).
+  readonly #outage: IdentityOutageCache<GateDecision>;
 
   constructor(opts: GateOptions) {
     this.#o = opts;
     this.#relay = new URL(opts.relayUrl);
     this.#assertionTtl = opts.assertionTtlSeconds ?? 60;
+    this.#outage = new IdentityOutageCache({ clock: opts.clock, windowMs: opts.identityOutageWindowMs });
   }
 
   /**
@@ -148,12 +161,37 @@ export class Gate {
    * allow-list that skipped validation), it fails closed with a 503 and reports to onError.
    */
   async check(req: GateRequest, t: TunnelPolicy): Promise<GateDecision> {
+    const key = t.public ? undefined : this.#credentialKey(req, t);
     try {
-      return await this.#check(req, t);
+      const d = await this.#check(req, t);
+      if (key !== undefined && identityAnswer(d)) this.#outage.answered(key, d);
+      return d;
     } catch (err) {
       this.#o.onError?.(err);
-return unavailable(req, 'the relay log');
+      if (!isTunnError(err, 'UNAVAILABLE')) return unavailable(req, 'the relay log');
+      // The database is away: the credential's last answer for at most the window, then 503.
+      const cached = this.#outage.unavailable(key);
+      if (cached) return cached.kind === 'allow' ? { ...cached, setHeaders: [...cached.setHeaders], removeHeaders: [...cached.removeHeaders] } : cached;
+      return unavailable(req, 'the relay log', true);
     }
+  }
+
+  /**
+   * The credentials of the allow answers kept for a database outage, and a way to drop those
+   * revoked: live revocation (src/relay/live-revocation.ts) checks them on every sweep.
+   */
+  readonly outageCache = {
+    principals: (): Principal[] => this.#outage.values().flatMap((d) => (d.kind === 'allow' && d.principal ? [d.principal] : [])),
+    forget: (revoked: ReadonlySet<string>): void => this.#outage.forget((d) => d.kind === 'allow' && d.principal !== undefined && revoked.has(principalKey(d.principal))),
+  };
+
+  #credentialKey(req: GateRequest, t: TunnelPolicy): string | undefined {
+    const bearer = t.basicAuth ? undefined : bearerFrom(header(req, 'authorization'));
+    const credential = bearer ? `b:${bearer}` : (() => {
+      const v = readCookie(cookieLine(req), sessionCookieName(req.secure));
+      return v ? `s:${v}` : undefined;
+    })();
+    return credential && IdentityOutageCache.key(credential, req.host, t.tunnelId);
   }
 
   async #check(req: GateRequest, t: TunnelPolicy): Promise<GateDecision> {

@@ -43,6 +43,8 @@ export interface IdentityOptions {
   idp?: { refreshMs?: number; directory?: GroupDirectory; onDirectoryError?: (err: unknown) => void; onUnconfirmed?: GateOptions['onIdpUnconfirmed'] };
   /** Seals the OIDC tokens kept to confirm IdP groups again (the relay's secret box); without it, those groups lapse at the bound. */
   box?: SecretBox;
+  /** How long into a database outage the gate reuses each credential's last answer before 503 (gate.ts); default 30 s. */
+  identityOutageWindowMs?: number;
   onError?: (err: unknown) => void;
 }
 
@@ -94,7 +96,7 @@ export function createIdentity(opts: IdentityOptions): Identity {
     onDirectoryError: opts.idp?.onDirectoryError,
   });
   const rateLimiter = new RateLimiter({ clock });
-  const gate = new Gate({ relayUrl: relayUrl.origin, store, tokens, sessions, handoff, policy, events, rateLimiter, clock, idpGroups, onError: opts.onError, onIdpUnconfirmed: opts.idp?.onUnconfirmed });
+  const gate = new Gate({ relayUrl: relayUrl.origin, store, tokens, sessions, handoff, policy, events, rateLimiter, clock, idpGroups, identityOutageWindowMs: opts.identityOutageWindowMs, onError: opts.onError, onIdpUnconfirmed: opts.idp?.onUnconfirmed });
   const devices = new DeviceLogin({ store, clock, tokens, relayUrl: relayUrl.origin });
   const magic = opts.magicLink ? new MagicLinks({ ...opts.magicLink, codes, clock, relayUrl: relayUrl.origin }) : undefined;
   async function close(): Promise<void> {

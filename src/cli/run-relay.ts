@@ -38,6 +38,8 @@ export function relayConfigFrom(o: RelayOptions): RelayConfig {
     listen: o.listen,
     dataDir,
     dev: o.dev,
+    // TUNN_TEST_IDENTITY_OUTAGE_MS (tests only): a shorter identity cache window for a database outage.
+    identityOutageWindowMs: process.env.TUNN_TEST_IDENTITY_OUTAGE_MS ? Number(process.env.TUNN_TEST_IDENTITY_OUTAGE_MS) : undefined,
     storeUrl: o.store,
     secretKey: o.secretKey,
     idleTimeoutMs: o.idleTimeout * 1000,

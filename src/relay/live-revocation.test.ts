@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { lostDomainReason } from '../domains/resolution.ts';
 import type { Principal } from '../auth/revocation.ts';
-import { account, identityFixture } from '../../test/fixtures/identity.ts';
+import { account, gateRequest, identityFixture } from '../../test/fixtures/identity.ts';
+import { TunnError } from '../lib/errors.ts';
 import { createDomain, deleteDomain, markDomainVerified, setDomainShares } from '../domains/records.ts';
 import { silentLogger } from '../lib/logger.ts';
 import { accountById } from '../store/accounts.ts';
@@ -137,6 +138,31 @@ describe('LiveRevocation: the sweep cuts what lost its right', () => {
     await id.tokens.revoke(pat.jti, bob.id); // tunn token revoke
     assert.deepEqual(await sweep.sweep(), { connections: 2, agents: 0, tunnels: 0 });
     assert.deepEqual([cOut.cut, cStays.cut, cPat.cut, cOtherPat.cut, cPublic.cut], [true, false, true, false, false]);
+  });
+
+  // Guards: a revocation made anywhere before a database outage still applies during it: the
+  // sweep checks the gate's outage cache too, so a revoked token's cached "allow" is dropped
+  // and, once the database is away, the gate answers 503 rather than letting it in.
+  it("drops the gate's cached answer for a token revoked elsewhere before an outage", async () => {
+    const own = await identityFixture();
+    try {
+      const carol = await account(own, 'carol@example.com');
+      const pat = await own.tokens.issue({ accountId: carol.id, kind: 'pat', email: carol.email });
+      const policy = { tunnelId: 't', ownerAccountId: carol.id, ownerEmail: carol.email, allow: [], public: false };
+      const req = gateRequest({ authorization: `Bearer ${pat.token}`, accept: 'application/json' });
+      assert.equal((await own.gate.check(req, policy)).kind, 'allow');
+      await own.tokens.revoke(pat.jti, carol.id); // e.g. `tunn token revoke` through another relay
+      const registry = new TunnelRegistry();
+      const sweep = new LiveRevocation({ store: own.store, clock: own.clock, logger: silentLogger(), gateways: [new Table()], agents: () => [], directory: registry, cached: own.gate.outageCache });
+      await sweep.sweep();
+      own.store.db.selectFrom = (() => {
+        throw new TunnError('UNAVAILABLE', "the relay's database is unreachable (connect ECONNREFUSED); try again shortly: the relay reconnects by itself");
+      }) as never;
+      const during = await own.gate.check(req, policy);
+      assert.equal(during.kind === 'respond' && during.status, 503);
+    } finally {
+      await own.close().catch(() => {});
+    }
   });
 
   // Guards: a pipelined request does not hide an earlier one. A connection streaming the answer

@@ -54,6 +54,12 @@ export interface LiveRevocationOptions {
   domainLost?: (tunnel: Tunnel) => Promise<string | undefined>;
   /** A tunnel the sweep took offline (for metrics and the log). */
   onTunnelEnded?: (tunnel: Tunnel) => void;
+  /**
+   * Credentials kept without a live connection (the gate's outage cache, auth/outage-cache.ts):
+   * checked on every sweep, and `forget` is told which were revoked, so a revocation made
+   * anywhere before a database outage is not answered from cache during it.
+   */
+  cached?: { principals(): Iterable<Principal>; forget(revoked: ReadonlySet<string>): void };
   /** Sweep period; default 2000 ms. A sweep taking longer than twice this fails. */
   intervalMs?: number;
 }
@@ -186,9 +192,11 @@ export class LiveRevocation {
       if (a.tokenJti && a.account) principals.push({ via: 'token', jti: a.tokenJti, accountId: a.account.id, email: a.account.email });
     }
     for (const g of this.#o.gateways) for (const c of g.open) principals.push(...c.principals);
+    if (this.#o.cached) principals.push(...this.#o.cached.principals());
     if (principals.length === 0) return;
     const revoked = await findRevoked(this.#o.store, this.#o.clock, principals);
     if (revoked.size === 0) return;
+    this.#o.cached?.forget(revoked);
     for (const a of agents) {
       if (!a.tokenJti || !revoked.has(`t:${a.tokenJti}`)) continue;
       a.end('AUTH_TOKEN_REVOKED', AGENT_TOKEN_REVOKED);

@@ -45,6 +45,8 @@ export interface RelayConfig {
   adminEmails?: string[];
   /** IdP groups: how long membership is trusted (--idp-refresh) and the directory to ask (LDAP). */
   idp?: { refreshMs?: number; directory?: GroupDirectory };
+  /** How long into a database outage identity decisions come from cache before 503 (auth/outage-cache.ts); default 30 s. Tests only (TUNN_TEST_IDENTITY_OUTAGE_MS). */
+  identityOutageWindowMs?: number;
   /** One relay of a cluster on a shared PostgreSQL store (cluster-wiring.ts); absent: a single relay. */
   cluster?: RelayClusterConfig;
   /** Tunnels beyond HTTP (tcp, udp, tls; issue 11): public port ranges and their limits. */

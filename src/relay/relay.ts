@@ -223,6 +223,7 @@ export class Relay {
     const revocation = new LiveRevocation({
       store, clock: this.#clock, logger: log, gateways: [...this.#gateways, connect.table], agents: () => tunnels.sessions, directory: this.#directory,
       allows: access.allows,
+      cached: identity.gate.outageCache,
       domainLost: (t) => lostDomainReason(store, c.domain, t),
       onTunnelEnded: (t) => tunnels.gone(t.host),
     });
@@ -305,6 +306,7 @@ export class Relay {
         // The visitor's page says only what to do; the cause is here, under the page's request id.
         onUnconfirmed: (e) => log.warn({ reqId: e.requestId, email: e.email, host: e.host, detail: e.details.join('; ') }, 'refused: IdP groups could not be confirmed'),
       },
+      identityOutageWindowMs: c.identityOutageWindowMs,
       onError: (err) => log.error({ err: errorMessage(err) }, 'identity error'),
     });
   }
