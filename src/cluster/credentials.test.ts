@@ -3,8 +3,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Duplex } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { readAll } from '../../test/support/read-all.ts';
 import { isTunnError } from '../lib/errors.ts';
 import { credentialsFromFiles, credentialsFromSecret } from './credentials.ts';
 import { LinkClient } from './link-client.ts';
@@ -31,16 +31,6 @@ function makePki(prefix: string, leaves: string[]): void {
 }
 
 const files = (prefix: string, cn: string) => ({ ca: path(`${prefix}-ca.pem`), cert: path(`${prefix}-${cn}.pem`), key: path(`${prefix}-${cn}.key`) });
-
-function readAll(s: Duplex): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    s.setEncoding('utf8');
-    s.on('data', (d: string) => (out += d));
-    s.once('end', () => resolve(out));
-    s.once('error', reject);
-  });
-}
 
 describe('cluster link credentials from files', () => {
   before(() => {

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
-import { Writable, type Duplex } from 'node:stream';
+import { Writable } from 'node:stream';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { leaseClaim } from '../../test/fixtures/lease-claim.ts';
+import { readAll } from '../../test/support/read-all.ts';
 import { startPostgres, type Postgres } from '../../test/support/postgres.ts';
 import { ManualClock } from '../lib/clock.ts';
 import { isTunnError, TunnError } from '../lib/errors.ts';
@@ -23,28 +25,7 @@ const SECRET = 'forwarder-test-cluster-secret-0123456789abcdef';
 const T0 = Date.parse('2026-03-01T12:00:00Z');
 const TTL = 10_000;
 
-const claim = (over: Partial<LeaseClaim> = {}): LeaseClaim => ({
-  host: 'grafana.tunn.example.com',
-  nodeId: 'nb',
-  sessionId: 's1',
-  tunnelId: 't1',
-  name: 'grafana',
-  accountId: 'acc1',
-  agentId: 'agent1',
-  kind: 'http',
-  port: null,
-  ...over,
-});
-
-function readAll(s: Duplex): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    s.setEncoding('utf8');
-    s.on('data', (d: string) => (out += d));
-    s.once('end', () => resolve(out));
-    s.once('error', reject);
-  });
-}
+const claim = (over: Partial<LeaseClaim> = {}): LeaseClaim => leaseClaim('nb', over);
 
 describe('cluster forwarder and heartbeat (PostgreSQL)', () => {
   let pg: Postgres;

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { leaseClaim } from '../../test/fixtures/lease-claim.ts';
 import { startPostgres, type Postgres } from '../../test/support/postgres.ts';
 import { ManualClock } from '../lib/clock.ts';
 import { isTunnError } from '../lib/errors.ts';
@@ -17,18 +18,7 @@ const DIALECTS: Dialect[] = ['sqlite', 'postgres'];
 const T0 = Date.parse('2026-03-01T12:00:00Z');
 const TTL = 10_000;
 
-const claim = (over: Partial<LeaseClaim> = {}): LeaseClaim => ({
-  host: 'grafana.tunn.example.com',
-  nodeId: 'nA',
-  sessionId: 's1',
-  tunnelId: 't1',
-  name: 'grafana',
-  accountId: 'acc1',
-  agentId: 'agent1',
-  kind: 'http',
-  port: null,
-  ...over,
-});
+const claim = (over: Partial<LeaseClaim> = {}): LeaseClaim => leaseClaim('nA', over);
 
 for (const dialect of DIALECTS) {
   describe(`cluster nodes and leases on ${dialect}`, () => {

@@ -4,6 +4,7 @@ import http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
+import { readAll } from '../../test/support/read-all.ts';
 import { isTunnError, TunnError } from '../lib/errors.ts';
 import { ALPN_CLUSTER_LINK, forwardRequestHeaders } from '../protocol/cluster-link.ts';
 import { clusterCa, credentialsFromSecret, type LinkCredentials } from './credentials.ts';
@@ -14,16 +15,6 @@ import { LinkServer, type LinkPeerInfo } from './link-server.ts';
 
 const SECRET = 'a'.repeat(16) + 'cluster-secret-for-tests-0123456789';
 const OTHER = 'b'.repeat(16) + 'another-clusters-secret-9876543210';
-
-function readAll(s: Duplex): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    s.setEncoding('utf8');
-    s.on('data', (d: string) => (out += d));
-    s.once('end', () => resolve(out));
-    s.once('error', reject);
-  });
-}
 
 interface Received {
   host: string;

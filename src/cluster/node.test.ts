@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import type { Duplex } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { Registry } from 'prom-client';
+import { readAll } from '../../test/support/read-all.ts';
 import { MemoryDirectory, Session, type Tunnel, type TunnelInit } from '../../test/fixtures/memory-directory.ts';
 import { freePort } from '../../test/support/ports.ts';
 import { startPostgres, type Postgres } from '../../test/support/postgres.ts';
@@ -19,16 +19,6 @@ import { clusterStatus } from './status.ts';
 // connection reaching relay A for a tunnel whose agent is on relay B is carried to B.
 
 const SECRET = 'node-test-cluster-secret-0123456789abcdefghij';
-
-function readAll(s: Duplex): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    s.setEncoding('utf8');
-    s.on('data', (d: string) => (out += d));
-    s.once('end', () => resolve(out));
-    s.once('error', reject);
-  });
-}
 
 describe('a cluster node (PostgreSQL, loopback)', () => {
   let pg: Postgres;

@@ -3,11 +3,13 @@ import { execFile } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import http2 from 'node:http2';
-import net, { type AddressInfo, type Socket } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import dnsPacket from 'dns-packet';
+import { readUntilClosed } from '../../test/support/read-all.ts';
+import { tcpTarget } from '../../test/support/tcp-target.ts';
 import { startContractServer, type ContractServer } from '../../test/support/connect-contract.ts';
 import { freePort } from '../../test/support/ports.ts';
 import { createCa, issueLeaf } from '../certs/dev-ca.ts';
@@ -20,32 +22,12 @@ import { parseListen, serveStdio, serveTcp, serveUdp } from './serve.ts';
 
 const run = promisify(execFile);
 
-async function tcpTarget(onConn: (s: Socket) => void): Promise<{ port: number; close(): void }> {
-  const server = net.createServer({ allowHalfOpen: true }, (s) => {
-    s.on('error', () => {});
-    onConn(s);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return { port: (server.address() as AddressInfo).port, close: () => server.close() };
-}
-
-function readAll(s: NodeJS.ReadableStream): Promise<string> {
-  return new Promise((resolve) => {
-    let text = '';
-    s.setEncoding('utf8');
-    s.on('data', (d: string) => (text += d));
-    s.on('end', () => resolve(text));
-    s.on('close', () => resolve(text));
-  });
-}
-
 describe('tunn connect client (TCP)', () => {
   let relay: ContractServer;
   let target: { port: number; close(): void };
   const client = (token: string, host = 'db.tunn.test'): ConnectClient => new ConnectClient({ relayUrl: relay.url, token, relayCa: relay.caPem, host, kind: 'tcp' });
   before(async () => {
-    target = await tcpTarget((s) => void readAll(s).then((got) => s.end(`got:${got}`)));
+    target = await tcpTarget((s) => void readUntilClosed(s).then((got) => s.end(`got:${got}`)));
     relay = await startContractServer({ host: 'db.tunn.test', tunnelKind: 'tcp', target: { host: '127.0.0.1', port: target.port } });
     relay.tokens.set('ann-token', 'ann@example.com');
     relay.tokens.set('bob-token', 'bob@example.com');
@@ -75,7 +57,7 @@ describe('tunn connect client (TCP)', () => {
     const before = relay.carried;
     for (const word of ['one', 'two']) {
       const s = net.connect({ port: l.address.port, host: '127.0.0.1', allowHalfOpen: true });
-      const reply = readAll(s);
+      const reply = readUntilClosed(s);
       s.end(word);
       assert.equal(await reply, `got:${word}`);
     }
@@ -162,7 +144,7 @@ describe('tunn connect client (TCP)', () => {
     const c = client('ann-token');
     const input = new PassThrough();
     const output = new PassThrough();
-    const got = readAll(output);
+    const got = readUntilClosed(output);
     const done = serveStdio(() => c.open(), input, output);
     input.end('over stdio');
     await done;

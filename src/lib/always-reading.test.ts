@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import http2, { type ClientHttp2Stream, type ServerHttp2Stream } from 'node:http2';
+import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { countUntilEnd, sendBulk } from '../../test/support/bulk.ts';
 import { agentServerOptions, relaySessionOptions, SESSION_WINDOW } from '../protocol/h2-options.ts';
 import { alwaysReading } from './always-reading.ts';
 
@@ -13,19 +14,6 @@ import { alwaysReading } from './always-reading.ts';
 const STREAMS = 4;
 const SIZE = 16 * 1024 * 1024;
 
-function pump(s: ClientHttp2Stream | ServerHttp2Stream, fill: number): void {
-  const chunk = Buffer.alloc(64 * 1024, fill);
-  let sent = 0;
-  const go = (): void => {
-    while (sent < SIZE) {
-      sent += chunk.length;
-      if (!s.write(chunk)) return void s.once('drain', go);
-    }
-    s.end();
-  };
-  go();
-}
-
 describe('alwaysReading: an HTTP/2 session whose socket is always read', () => {
   let raw: net.Server;
   let h2: http2.Http2Server;
@@ -35,7 +23,7 @@ describe('alwaysReading: an HTTP/2 session whose socket is always read', () => {
     h2.on('stream', (s) => {
       s.respond({ ':status': 200 });
       s.resume();
-      pump(s, 2);
+      sendBulk(s, SIZE, 2);
     });
     // As the agent does: the session gets the wrapper, not the socket.
     raw = net.createServer((socket) => h2.emit('connection', alwaysReading(socket)));
@@ -54,14 +42,8 @@ describe('alwaysReading: an HTTP/2 session whose socket is always read', () => {
       const counts = await Promise.all(
         Array.from({ length: STREAMS }, () => {
           const s = client.request({ ':method': 'POST', ':path': '/' });
-          pump(s, 1);
-          return new Promise<number>((resolve, reject) => {
-            let n = 0;
-            s.on('data', (c: Buffer) => (n += c.length));
-            s.on('end', () => resolve(n));
-            s.on('error', reject);
-            setTimeout(() => reject(new Error(`stalled: ${n} of ${SIZE} bytes after 30 s`)), 30_000).unref();
-          });
+          sendBulk(s, SIZE, 1);
+          return countUntilEnd(s, SIZE);
         }),
       );
       assert.deepEqual(counts, Array(STREAMS).fill(SIZE));

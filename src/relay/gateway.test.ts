@@ -3,6 +3,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { count, listen, until } from '../../test/support/gateway-kit.ts';
 import { silentLogger } from '../lib/logger.ts';
 import { openDataStream } from './agent-session.ts';
 import { Gateway, MAX_PIPELINED } from './gateway.ts';
@@ -19,24 +20,6 @@ const TUNNEL_HOST = 'app.tunn.localhost';
 interface AgentStandIn {
   server: http2.Http2Server;
   streams: { bytes: () => string; write: (s: string) => void; stream: http2.ServerHttp2Stream }[];
-}
-
-async function listen(server: net.Server | http2.Http2Server): Promise<number> {
-  server.listen(0, '127.0.0.1');
-  await new Promise((r) => server.once('listening', r));
-  return (server.address() as net.AddressInfo).port;
-}
-
-async function until(cond: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-function count(text: string, needle: string): number {
-  return text.split(needle).length - 1;
 }
 
 describe('gateway', () => {

@@ -3,6 +3,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
+import { count, listen, until } from '../../test/support/gateway-kit.ts';
 import type { GateDecision } from '../auth/gate.ts';
 import { silentLogger } from '../lib/logger.ts';
 import { openDataStream } from './agent-session.ts';
@@ -17,21 +18,6 @@ import type { SessionRef } from './tunnel-directory.ts';
 
 const HOST = 'app.tunn.localhost';
 
-async function listen(server: net.Server | http2.Http2Server): Promise<number> {
-  server.listen(0, '127.0.0.1');
-  await new Promise((r) => server.once('listening', r));
-  return (server.address() as net.AddressInfo).port;
-}
-
-async function until(cond: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-const count = (text: string, needle: string): number => text.split(needle).length - 1;
 const allow: GateDecision = { kind: 'allow', setHeaders: [], removeHeaders: [] };
 
 describe('http proxy states', () => {

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import net, { type AddressInfo, type Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
+import { readUntilClosed } from '../../test/support/read-all.ts';
+import { tcpTarget } from '../../test/support/tcp-target.ts';
 import { pairTunnel, startH2Pair } from '../../test/support/h2-pair.ts';
 import { freePort } from '../../test/support/ports.ts';
 import { h2Carrier } from '../agent/kinds/carrier.ts';
@@ -12,26 +14,6 @@ import { PublicTcpPort, type PublicTcpPortOptions } from './public-tcp.ts';
 
 // A client on a public TCP port → the port → a real HTTP/2 stream → the agent's tcp kind → a
 // real TCP target: every piece of the path but the relay's wiring (kind-ports.ts; end to end in test/e2e/tcp-udp.test.ts).
-
-async function target(onConn: (s: Socket) => void): Promise<{ port: number; close(): void }> {
-  const server = net.createServer({ allowHalfOpen: true }, (s) => {
-    s.on('error', () => {});
-    onConn(s);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return { port: (server.address() as AddressInfo).port, close: () => server.close() };
-}
-
-function readAll(s: Socket): Promise<string> {
-  return new Promise((resolve) => {
-    let text = '';
-    s.setEncoding('utf8');
-    s.on('data', (d: string) => (text += d));
-    s.on('end', () => resolve(text));
-    s.on('close', () => resolve(text));
-  });
-}
 
 async function connect(port: number): Promise<Socket> {
   const c = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
@@ -66,11 +48,11 @@ describe('public TCP port', () => {
   }
 
   it('carries a connection to the target with half-closes both ways, and counts it', async () => {
-    const t = await target((s) => void readAll(s).then((got) => s.end(`got:${got}`)));
+    const t = await tcpTarget((s) => void readUntilClosed(s).then((got) => s.end(`got:${got}`)));
     cleanups.push(t.close);
     const { port, metrics } = await portTo(t.port);
     const c = await connect(port);
-    const reply = readAll(c);
+    const reply = readUntilClosed(c);
     c.end('ping');
     assert.equal(await reply, 'got:ping');
     assert.equal(metrics.connections, 1);
@@ -85,7 +67,7 @@ describe('public TCP port', () => {
   });
 
   it('closes the client at once when no tunnel holds the port (agent offline)', async () => {
-    const t = await target((s) => s.end('should not see this'));
+    const t = await tcpTarget((s) => s.end('should not see this'));
     cleanups.push(t.close);
     const { port } = await portTo(t.port, { offline: () => true });
     assert.deepEqual(await closedWith(port), { bytes: 0 });
@@ -93,7 +75,7 @@ describe('public TCP port', () => {
 
   // Guards: the tunnel's --allow-ip holds on its public port as on its HTTP host.
   it('refuses a client outside the tunnel\'s --allow-ip', async () => {
-    const t = await target((s) => s.end('secret'));
+    const t = await tcpTarget((s) => s.end('secret'));
     cleanups.push(t.close);
     const { port, metrics } = await portTo(t.port, { admits: () => false });
     assert.deepEqual(await closedWith(port), { bytes: 0 });
@@ -103,7 +85,7 @@ describe('public TCP port', () => {
   // Guards: one client (or a flood) cannot hold more than its share of a public port.
   it('holds connections to the per-IP and per-tunnel limits, and frees a slot when one closes', async () => {
     const held: Socket[] = [];
-    const t = await target((s) => {
+    const t = await tcpTarget((s) => {
       held.push(s);
       s.resume();
       // A client's FIN is a half-close; this target then finishes too, as most servers do.

@@ -7,6 +7,7 @@ import net, { type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { localhostAwareLookup } from '../../src/agent/target.ts';
+import { sendBulk } from '../support/bulk.ts';
 import { freeTcpUdpPort } from '../support/free-udp-port.ts';
 import { createToken, startAgent, startCli, startRelay, tmpDir, type AgentHandle, type Proc, type RelayHandle } from './harness.ts';
 
@@ -96,24 +97,12 @@ describe('bulk both ways at once through a tcp tunnel', () => {
   let agentProc: Proc | undefined;
   let publicPort = 0;
   const SIZE = 16 * 1024 * 1024;
-  const sendAll = (s: net.Socket): void => {
-    const chunk = Buffer.alloc(64 * 1024, 3);
-    let sent = 0;
-    const go = (): void => {
-      while (sent < SIZE) {
-        sent += chunk.length;
-        if (!s.write(chunk)) return void s.once('drain', go);
-      }
-      s.end();
-    };
-    go();
-  };
   before(async () => {
     // The target reads everything while it sends SIZE bytes back.
     target = net.createServer({ allowHalfOpen: true }, (s) => {
       s.on('error', () => {});
       s.resume();
-      sendAll(s);
+      sendBulk(s, SIZE, 3);
     });
     target.listen(0, '127.0.0.1');
     await once(target, 'listening');
@@ -145,7 +134,7 @@ describe('bulk both ways at once through a tcp tunnel', () => {
           resolve(got);
         });
         c.on('error', reject);
-        c.on('connect', () => sendAll(c));
+        c.on('connect', () => sendBulk(c, SIZE, 3));
         setTimeout(() => reject(new Error(`stalled: ${got} of ${SIZE} bytes down after 60 s`)), 60_000).unref();
       });
     const got = await Promise.all(Array.from({ length: CONNECTIONS }, one));

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startPostgres, type Postgres } from '../support/postgres.ts';
+import { echoThrough, retry } from '../support/public-port-client.ts';
 import { freeTcpUdpPort } from '../support/free-udp-port.ts';
 import { startCli, startRelay, type Proc, type RelayHandle } from './harness.ts';
 
@@ -23,21 +24,6 @@ async function freePortOn(host: string): Promise<number> {
   return port;
 }
 
-/** Sends `text`, half-closes, and resolves with everything the peer sent before its own end. */
-function echoThrough(host: string, port: number, text: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const c = net.connect({ host, port, allowHalfOpen: true });
-    let got = '';
-    c.on('data', (d: Buffer) => (got += d.toString()));
-    c.on('end', () => {
-      c.end();
-      resolve(got);
-    });
-    c.on('error', reject);
-    c.on('connect', () => c.end(text));
-  });
-}
-
 /** One datagram to host:port and the first answer (rejects after 2 s without one). */
 async function udpRoundTrip(host: string, port: number, text: string): Promise<string> {
   const s = dgram.createSocket('udp4');
@@ -49,18 +35,6 @@ async function udpRoundTrip(host: string, port: number, text: string): Promise<s
     return msg.toString();
   } finally {
     s.close();
-  }
-}
-
-async function retry<T>(fn: () => Promise<T>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (Date.now() > end) throw err;
-      await new Promise((r) => setTimeout(r, 300));
-    }
   }
 }
 

@@ -1,16 +1,15 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { buildWeb } from '../../scripts/build-web.ts';
 import type { DnsServer } from '../../src/dns/server.ts';
-import { DnsServer as Dns, authoritativeHandler } from '../../src/dns/server.ts';
 import { Zone } from '../../src/dns/zone.ts';
 import { launchBrowser } from '../support/browser.ts';
-import { startForwarder, type ZoneRoute } from '../support/dns-forwarder.ts';
-import { startPebble, type Pebble } from '../support/pebble.ts';
-import { freePort } from '../support/ports.ts';
+import type { ZoneRoute } from '../support/dns-forwarder.ts';
+import type { Pebble } from '../support/pebble.ts';
+import { startPebbleRelayDns } from '../support/pebble-relay-dns.ts';
 import { axe, CONSOLE_OUT, devLogin, shot } from './console-browser.ts';
 import { createToken, request, startCli, tmpDir, type Proc, type RelayHandle } from './harness.ts';
 
@@ -43,16 +42,9 @@ describe('web console: Certificates with Pebble', { timeout: 240_000 }, () => {
   before(async () => {
     await buildWeb({ quiet: true });
     mkdirSync(CONSOLE_OUT, { recursive: true });
-    customerDns = new Dns({ handler: authoritativeHandler([customer]), authoritative: true });
-    await customerDns.listen(0, '127.0.0.1');
-    const dnsPort = await freePort();
-    routes.push({ zone: RELAY, server: { host: '127.0.0.1', port: dnsPort } }, { zone: 'example.test', server: { host: '127.0.0.1', port: customerDns.port } });
-    forwarder = await startForwarder(() => routes);
-    const [httpsPort, httpPort] = [await freePort(), await freePort()];
-    pebble = await startPebble({ dnsServer: `127.0.0.1:${forwarder.port}`, httpPort, tlsPort: httpsPort });
-    writeFileSync(join(dir.path, 'pebble-https-ca.pem'), pebble.httpsCaPem);
-    const rootFile = join(dir.path, 'pebble-root.pem');
-    writeFileSync(rootFile, pebble.rootPem);
+    const world = await startPebbleRelayDns({ relayDomain: RELAY, customer, routes, dir: dir.path });
+    ({ customerDns, forwarder, pebble } = world);
+    const { dnsPort, httpsPort, httpPort, rootFile } = world;
     const dataDir = join(dir.path, 'relay');
     // --dev for its sign-in form (any email, no password); certificates from Pebble all the same.
     relayProc = startCli([

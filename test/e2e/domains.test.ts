@@ -1,17 +1,15 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { Zone } from '../../src/dns/zone.ts';
 import type { DnsServer } from '../../src/dns/server.ts';
-import { DnsServer as Dns, authoritativeHandler } from '../../src/dns/server.ts';
-import { startForwarder, type ZoneRoute } from '../support/dns-forwarder.ts';
-import { startPebble, type Pebble } from '../support/pebble.ts';
-import { freePort } from '../support/ports.ts';
+import type { ZoneRoute } from '../support/dns-forwarder.ts';
+import type { Pebble } from '../support/pebble.ts';
+import { startPebbleRelayDns } from '../support/pebble-relay-dns.ts';
 import { createToken, startAgent, startCli, tmpDir, type AgentHandle, type Proc, type RelayHandle } from './harness.ts';
 import { startOrigin, type Origin } from './origin.ts';
 
@@ -62,16 +60,9 @@ describe('custom domains end to end (Pebble, relay DNS, customer nameserver)', (
   const api = (token: string) => ['--relay', relay.url, '--token', token, '--relay-ca', rootFile, '--json'];
 
   before(async () => {
-    customerDns = new Dns({ handler: authoritativeHandler([customer]), authoritative: true });
-    await customerDns.listen(0, '127.0.0.1');
-    dnsPort = await freePort();
-    routes.push({ zone: RELAY, server: { host: '127.0.0.1', port: dnsPort } }, { zone: 'example.test', server: { host: '127.0.0.1', port: customerDns.port } });
-    forwarder = await startForwarder(() => routes);
-    const [httpsPort, httpPort] = [await freePort(), await freePort()];
-    pebble = await startPebble({ dnsServer: `127.0.0.1:${forwarder.port}`, httpPort, tlsPort: httpsPort });
-    writeFileSync(join(dir.path, 'pebble-https-ca.pem'), pebble.httpsCaPem);
-    rootFile = join(dir.path, 'pebble-root.pem');
-    writeFileSync(rootFile, pebble.rootPem);
+    const world = await startPebbleRelayDns({ relayDomain: RELAY, customer, routes, dir: dir.path });
+    ({ customerDns, forwarder, pebble, dnsPort, rootFile } = world);
+    const { httpsPort, httpPort } = world;
     origin = await startOrigin();
     const dataDir = join(dir.path, 'relay');
     relayProc = startCli([

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import dnsPacket from 'dns-packet';
+import { echoThrough, retry } from '../support/public-port-client.ts';
 import { freeTcpUdpPort } from '../support/free-udp-port.ts';
 import { createToken, request, startCli, startRelay, tmpDir, type Proc, type RelayHandle } from './harness.ts';
 
@@ -40,33 +41,6 @@ async function udpServer(kind: 'dns' | 'echo'): Promise<{ port: number; close():
   s.bind(0, '127.0.0.1');
   await once(s, 'listening');
   return { port: (s.address() as AddressInfo).port, close: () => s.close() };
-}
-
-/** Sends `text`, half-closes, and resolves with everything the peer sent before its own end. */
-function echoThrough(port: number, text: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const c = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
-    let got = '';
-    c.on('data', (d: Buffer) => (got += d.toString()));
-    c.on('end', () => {
-      c.end();
-      resolve(got);
-    });
-    c.on('error', reject);
-    c.on('connect', () => c.end(text));
-  });
-}
-
-async function retry<T>(fn: () => Promise<T>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (Date.now() > end) throw err;
-      await new Promise((r) => setTimeout(r, 300));
-    }
-  }
 }
 
 describe('tcp and udp tunnels (public ports, tunn connect --udp)', () => {
@@ -118,19 +92,19 @@ describe('tcp and udp tunnels (public ports, tunn connect --udp)', () => {
     assert.equal(first.ready.url, `tcp://${relay.domain}:${tcpPort}`);
     assert.equal(first.ready.port, tcpPort);
     assert.equal(first.ready.host, `mc.${relay.domain}`);
-    assert.equal(await echoThrough(tcpPort, 'hello over a public port'), 'hello over a public port');
+    assert.equal(await echoThrough('127.0.0.1', tcpPort, 'hello over a public port'), 'hello over a public port');
 
     // An agent restart: the same name gets the same port.
     await first.proc.kill();
     const second = await startKind(['tcp', String(echo.port), '-n', 'mc', '--public']);
     assert.equal(second.ready.port, tcpPort);
-    assert.equal(await retry(() => echoThrough(tcpPort, 'after the agent restart')), 'after the agent restart');
+    assert.equal(await retry(() => echoThrough('127.0.0.1', tcpPort, 'after the agent restart')), 'after the agent restart');
 
     // A relay restart (same data dir): the agent reconnects by itself and the port is the same.
     const httpsPort = relay.httpsPort;
     await relay.stop();
     relay = await startRelayHere(httpsPort);
-    assert.equal(await retry(() => echoThrough(tcpPort, 'after the relay restart')), 'after the relay restart');
+    assert.equal(await retry(() => echoThrough('127.0.0.1', tcpPort, 'after the relay restart')), 'after the relay restart');
     const host = `mc.${relay.domain}`;
     const m = (await request(`http://${relay.domain}:${relay.httpPort}/metrics`)).text;
     assert.match(m, new RegExp(`^tunn_connections_total\\{tunnel="${host.replace(/\./g, '\\.')}"\\} [1-9]`, 'm'), 'connections counted per tunnel');

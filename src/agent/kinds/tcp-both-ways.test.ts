@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import net, { type AddressInfo, type Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { countUntilEnd, sendBulk } from '../../../test/support/bulk.ts';
 import { startH2Pair, type H2Pair } from '../../../test/support/h2-pair.ts';
 import { h2Carrier } from './carrier.ts';
 import { carryTcp } from './tcp.ts';
@@ -17,30 +17,6 @@ import { carryTcp } from './tcp.ts';
 const CONNECTIONS = 8;
 const SIZE = 16 * 1024 * 1024;
 
-/** Writes SIZE bytes with back-pressure, then ends its side. */
-function send(s: Duplex | Socket, fill: number): void {
-  const chunk = Buffer.alloc(64 * 1024, fill);
-  let sent = 0;
-  const go = (): void => {
-    while (sent < SIZE) {
-      sent += chunk.length;
-      if (!s.write(chunk)) return void s.once('drain', go);
-    }
-    s.end();
-  };
-  go();
-}
-
-function count(s: Duplex | Socket): Promise<number> {
-  return new Promise((resolve, reject) => {
-    let n = 0;
-    s.on('data', (c: Buffer) => (n += c.length));
-    s.on('end', () => resolve(n));
-    s.on('error', reject);
-    setTimeout(() => reject(new Error(`stalled: ${n} of ${SIZE} bytes after 30 s`)), 30_000).unref();
-  });
-}
-
 describe('agent stream kind tcp: bulk both ways at once', () => {
   let target: net.Server;
   let pair: H2Pair;
@@ -48,8 +24,8 @@ describe('agent stream kind tcp: bulk both ways at once', () => {
   before(async () => {
     // Every connection's target reads everything while it sends SIZE bytes back.
     target = net.createServer({ allowHalfOpen: true }, (s) => {
-      atTarget.push(count(s));
-      send(s, 2);
+      atTarget.push(countUntilEnd(s, SIZE));
+      sendBulk(s, SIZE, 2);
     });
     target.listen(0, '127.0.0.1');
     await once(target, 'listening');
@@ -66,8 +42,8 @@ describe('agent stream kind tcp: bulk both ways at once', () => {
       Array.from({ length: CONNECTIONS }, async () => {
         const { req, answer } = await pair.open();
         assert.equal(answer.open, true);
-        const got = count(req);
-        send(req, 1);
+        const got = countUntilEnd(req, SIZE);
+        sendBulk(req, SIZE, 1);
         return got;
       }),
     );

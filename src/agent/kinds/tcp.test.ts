@@ -1,34 +1,17 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import http2 from 'node:http2';
-import net, { type AddressInfo, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
+import { readAll } from '../../../test/support/read-all.ts';
+import { tcpTarget } from '../../../test/support/tcp-target.ts';
 import { startH2Pair, type H2Pair } from '../../../test/support/h2-pair.ts';
 import { freePort } from '../../../test/support/ports.ts';
 import { parseProxyV2, PP2_TYPE_TUNN_EMAIL, proxyTlvText, tunnProxyHeader } from '../../lib/proxy-v2.ts';
 import { h2Carrier, newKindCounters } from './carrier.ts';
 import { carryTcp, type TcpKindOptions, type TcpOutcome } from './tcp.ts';
 
-/** A TCP target on loopback: `onConn` gets each accepted socket (half-open allowed). */
-async function target(onConn: (s: Socket) => void): Promise<{ port: number; close(): void }> {
-  const server = net.createServer({ allowHalfOpen: true }, onConn);
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return { port: (server.address() as AddressInfo).port, close: () => server.close() };
-}
-
 /** Resolves when `e` emits 'close' (events.once would reject on the 'error' that comes first). */
 function closed(e: NodeJS.EventEmitter): Promise<void> {
   return new Promise((resolve) => e.once('close', () => resolve()));
-}
-
-function readAll(s: NodeJS.ReadableStream): Promise<string> {
-  return new Promise((resolve) => {
-    let text = '';
-    s.setEncoding('utf8');
-    s.on('data', (d: string) => (text += d));
-    s.on('end', () => resolve(text));
-  });
 }
 
 describe('agent stream kind tcp', () => {
@@ -45,7 +28,7 @@ describe('agent stream kind tcp', () => {
   }
 
   it('carries the opener\'s end to the target as a FIN, and the target\'s answer and FIN back', async () => {
-    const t = await target((s) => {
+    const t = await tcpTarget((s) => {
       // The target answers only after it saw the end of the request: that needs the half-close.
       void readAll(s).then((got) => s.end(`got:${got}`));
     });
@@ -61,7 +44,7 @@ describe('agent stream kind tcp', () => {
 
   it('carries the target\'s shutdown(SHUT_WR) to the opener while the opener can still send', async () => {
     let later: Promise<string> | undefined;
-    const t = await target((s) => {
+    const t = await tcpTarget((s) => {
       later = readAll(s);
       s.end('banner\n');
     });
@@ -84,7 +67,7 @@ describe('agent stream kind tcp', () => {
 
   it('sends the PROXY v2 header first, with the email TLV, when asked', async () => {
     let first: Promise<Buffer> | undefined;
-    const t = await target((s) => {
+    const t = await tcpTarget((s) => {
       first = new Promise((resolve) => {
         const parts: Buffer[] = [];
         s.on('data', (d: Buffer) => parts.push(d));
@@ -106,7 +89,7 @@ describe('agent stream kind tcp', () => {
   });
 
   it('resets the stream when the target resets the connection', async () => {
-    const t = await target((s) => s.once('data', () => s.resetAndDestroy()));
+    const t = await tcpTarget((s) => s.once('data', () => s.resetAndDestroy()));
     cleanups.push(t.close);
     const pair = await pairTo({ target: { host: '127.0.0.1', port: t.port } });
     const { req } = await pair.open();
@@ -117,7 +100,7 @@ describe('agent stream kind tcp', () => {
 
   it('closes a connection idle both ways for the idle timeout, and the target sees it close', async () => {
     let targetClosed: Promise<unknown> | undefined;
-    const t = await target((s) => {
+    const t = await tcpTarget((s) => {
       targetClosed = closed(s);
       s.on('error', () => {});
       s.resume();
@@ -135,7 +118,7 @@ describe('agent stream kind tcp', () => {
 
   it('closes the target connection when the opener resets the stream', async () => {
     let targetClosed: Promise<unknown> | undefined;
-    const t = await target((s) => {
+    const t = await tcpTarget((s) => {
       targetClosed = closed(s);
       s.on('error', () => {});
       s.resume();
