@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { freeTcpUdpPort } from '../test/support/free-udp-port.ts';
-import { createToken, startCli, startRelay, type Proc } from '../test/e2e/harness.ts';
+import { createToken, request, startCli, startRelay, type Proc } from '../test/e2e/harness.ts';
 import { sshForward, startSshd, type Cleanups } from './ssh.ts';
 
 // `npm run bench` TCP and UDP sections (issue 11), each in one run: bulk bytes through a public
@@ -151,12 +151,25 @@ async function echo(port: number, conns: number, seconds: number): Promise<numbe
   return total / seconds;
 }
 
+/** The kernel's UDP counters (Linux /proc/net/snmp): datagrams dropped because a socket's receive buffer was full. */
+function kernelUdpBufErrors(): number | undefined {
+  try {
+    const lines = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'));
+    const [head, vals] = [lines[0]!.split(/\s+/), lines[1]!.split(/\s+/)];
+    return Number(vals[head.indexOf('RcvbufErrors')]) + Number(vals[head.indexOf('SndbufErrors')]);
+  } catch {
+    return undefined;
+  }
+}
+
 interface UdpResult {
   dps: number;
   loss: number;
   /** Lost on the way to the target, and on the way back (of what the target echoed). */
   lossOut: number;
   lossBack: number;
+  /** Datagrams the kernel dropped for full socket buffers during the run (machine-wide; Linux only). */
+  kernelBufDrops?: number;
 }
 
 /**
@@ -171,6 +184,7 @@ async function udpRun(port: number, seconds: number, target: { received(): Promi
   const next = jsonLines(p);
   await next(); // ready: the flow answered its probe (probe datagrams are not counted)
   const before = await target.received();
+  const bufBefore = kernelUdpBufErrors();
   const { sent, back } = (await next()) as { sent: number; back: number };
   const reached = (await target.received()) - before;
   return {
@@ -178,6 +192,7 @@ async function udpRun(port: number, seconds: number, target: { received(): Promi
     loss: sent ? (sent - back) / sent : 1,
     lossOut: sent ? (sent - reached) / sent : 1,
     lossBack: reached ? Math.max(0, reached - back) / reached : 1,
+    kernelBufDrops: bufBefore === undefined ? undefined : kernelUdpBufErrors()! - bufBefore,
   };
 }
 
@@ -239,13 +254,20 @@ export async function benchKinds(o: KindsBenchOptions): Promise<{ rows: string[]
     await udpRun(udpPort, 1, target); // warm-up: the relay and agent are warm (each run is a new flow)
     const direct = await udpRun(uport, o.seconds, target);
     const pub = await udpRun(udpPort, o.seconds, target);
-    results.udp = { offeredPerSecond: UDP_RATE, size: UDP_SIZE, direct, publicPort: pub };
+    // Where the relay dropped datagrams (backpressure on the flow's stream, …): the why of the loss.
+    const metrics = (await request(`http://${relay.domain}:${relay.httpPort}/metrics`)).text;
+    const relayDrops = Object.fromEntries(
+      [...metrics.matchAll(/^tunn_drops_total\{tunnel="bench-udp[^"]*",reason="([^"]+)"\} (\d+)/gm)].map((m) => [m[1]!, Number(m[2])]),
+    );
+    o.log(`udp: relay drops (all runs, warm-up included): ${JSON.stringify(relayDrops)}`);
+    results.udp = { offeredPerSecond: UDP_RATE, size: UDP_SIZE, direct, publicPort: pub, relayDrops };
     const pct = (x: number): string => `${(x * 100).toFixed(3)} %`;
     rows.push(['udp', 'direct', 'public port']);
     rows.push([`datagrams/s back (offered ${UDP_RATE})`, direct.dps.toFixed(0), pub.dps.toFixed(0)]);
     rows.push(['loss', pct(direct.loss), pct(pub.loss)]);
     rows.push(['  lost on the way to the target', pct(direct.lossOut), pct(pub.lossOut)]);
     rows.push(['  lost on the way back', pct(direct.lossBack), pct(pub.lossBack)]);
+    rows.push(['kernel: dropped, socket buffer full', String(direct.kernelBufDrops ?? '-'), String(pub.kernelBufDrops ?? '-')]);
     targets['udp: ≥ 30,000 datagrams/s of 512 bytes through a public port'] = pub.dps >= 30_000;
     targets['udp: < 0.1 % loss through a public port'] = pub.loss < 0.001;
   }
