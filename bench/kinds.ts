@@ -162,6 +162,17 @@ function kernelUdpBufErrors(): number | undefined {
   }
 }
 
+/** Receive-buffer drops of the UDP socket bound to `port` (Linux /proc/net/udp "drops", cumulative). */
+function socketDrops(port: number): number | undefined {
+  try {
+    const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+    const line = readFileSync('/proc/net/udp', 'utf8').split('\n').find((l) => l.trim().split(/\s+/)[1]?.endsWith(hex));
+    return line === undefined ? undefined : Number(line.trim().split(/\s+/).at(-1));
+  } catch {
+    return undefined;
+  }
+}
+
 interface UdpResult {
   dps: number;
   loss: number;
@@ -260,7 +271,10 @@ export async function benchKinds(o: KindsBenchOptions): Promise<{ rows: string[]
       [...metrics.matchAll(/^tunn_drops_total\{tunnel="bench-udp[^"]*",reason="([^"]+)"\} (\d+)/gm)].map((m) => [m[1]!, Number(m[2])]),
     );
     o.log(`udp: relay drops (all runs, warm-up included): ${JSON.stringify(relayDrops)}`);
-    results.udp = { offeredPerSecond: UDP_RATE, size: UDP_SIZE, direct, publicPort: pub, relayDrops };
+    // Which socket overflowed (cumulative over all runs): the relay's public port or the echo target's.
+    const socketBufDrops = { relayPublicPort: socketDrops(udpPort), echoTarget: socketDrops(uport) };
+    o.log(`udp: full-receive-buffer drops per socket (all runs): ${JSON.stringify(socketBufDrops)}`);
+    results.udp = { offeredPerSecond: UDP_RATE, size: UDP_SIZE, direct, publicPort: pub, relayDrops, socketBufDrops };
     const pct = (x: number): string => `${(x * 100).toFixed(3)} %`;
     rows.push(['udp', 'direct', 'public port']);
     rows.push([`datagrams/s back (offered ${UDP_RATE})`, direct.dps.toFixed(0), pub.dps.toFixed(0)]);
