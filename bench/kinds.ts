@@ -1,10 +1,12 @@
-import dgram from 'node:dgram';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { freeTcpUdpPort } from '../test/support/free-udp-port.ts';
-import { createToken, startCli, startRelay, type Proc } from '../test/e2e/harness.ts';
+import { createToken, request, startCli, startRelay, type Proc } from '../test/e2e/harness.ts';
 import { sshForward, startSshd, type Cleanups } from './ssh.ts';
 
 // `npm run bench` TCP and UDP sections (issue 11), each in one run: bulk bytes through a public
@@ -59,12 +61,44 @@ async function tcpTarget(): Promise<net.Server> {
   return srv;
 }
 
-async function udpEcho(): Promise<dgram.Socket> {
-  const s = dgram.createSocket('udp4');
-  s.on('message', (m, r) => s.send(m, r.port, r.address));
-  s.bind(0, '127.0.0.1');
-  await once(s, 'listening');
-  return s;
+const UDP_LOAD = fileURLToPath(new URL('./udp-load.ts', import.meta.url));
+
+/** The JSON lines a child prints on stdout, one at a time. */
+function jsonLines(p: ChildProcess): () => Promise<Record<string, number>> {
+  const queue: Record<string, number>[] = [];
+  const waiting: ((v: Record<string, number>) => void)[] = [];
+  let ended = false;
+  const rl = createInterface({ input: p.stdout! });
+  rl.on('line', (l) => {
+    if (!l.startsWith('{')) return;
+    const v = JSON.parse(l) as Record<string, number>;
+    const w = waiting.shift();
+    if (w) w(v);
+    else queue.push(v);
+  });
+  rl.on('close', () => (ended = true));
+  return () =>
+    new Promise((resolve, reject) => {
+      if (queue.length) return resolve(queue.shift()!);
+      if (ended) return reject(new Error('bench/udp-load.ts ended without a result'));
+      waiting.push(resolve);
+      p.once('exit', (code) => setImmediate(() => reject(new Error(`bench/udp-load.ts exited (${code}) without a result`))));
+    });
+}
+
+/** The UDP echo target in its own process (bench/udp-load.ts echo); counts what reached it. */
+async function udpEcho(cleanups: Cleanups): Promise<{ port: number; received(): Promise<number> }> {
+  const p = spawn(process.execPath, [UDP_LOAD, 'echo'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  cleanups.push(() => void p.kill());
+  const next = jsonLines(p);
+  const { port } = await next();
+  return {
+    port: port!,
+    received: async () => {
+      p.stdin!.write('stats\n');
+      return (await next()).received!;
+    },
+  };
 }
 
 /** Sends `bytes` to a sink and waits for its count: MiB/s. */
@@ -117,25 +151,60 @@ async function echo(port: number, conns: number, seconds: number): Promise<numbe
   return total / seconds;
 }
 
-/** Offers UDP_RATE datagrams/s of UDP_SIZE bytes for `seconds`; returns what came back per second and the loss. */
-async function udpRun(port: number, seconds: number): Promise<{ dps: number; loss: number }> {
-  const s = dgram.createSocket('udp4');
-  let back = 0;
-  s.on('message', () => back++);
-  s.bind(0, '127.0.0.1');
-  await once(s, 'listening');
-  const payload = Buffer.alloc(UDP_SIZE, 0x63);
-  let sent = 0;
-  const start = Date.now();
-  // Small bursts, about every millisecond (the echo target and this sender share one event loop).
-  while (Date.now() - start < seconds * 1000) {
-    const due = Math.min(Math.floor(((Date.now() - start) / 1000) * UDP_RATE), seconds * UDP_RATE);
-    for (; sent < due; sent++) s.send(payload, port, '127.0.0.1');
-    await new Promise((r) => setTimeout(r, 1));
+/** The kernel's UDP counters (Linux /proc/net/snmp): datagrams dropped because a socket's receive buffer was full. */
+function kernelUdpBufErrors(): number | undefined {
+  try {
+    const lines = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'));
+    const [head, vals] = [lines[0]!.split(/\s+/), lines[1]!.split(/\s+/)];
+    return Number(vals[head.indexOf('RcvbufErrors')]) + Number(vals[head.indexOf('SndbufErrors')]);
+  } catch {
+    return undefined;
   }
-  await new Promise((r) => setTimeout(r, 1000));
-  s.close();
-  return { dps: back / seconds, loss: sent ? (sent - back) / sent : 1 };
+}
+
+/** Receive-buffer drops of the UDP socket bound to `port` (Linux /proc/net/udp "drops", cumulative). */
+function socketDrops(port: number): number | undefined {
+  try {
+    const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+    const line = readFileSync('/proc/net/udp', 'utf8').split('\n').find((l) => l.trim().split(/\s+/)[1]?.endsWith(hex));
+    return line === undefined ? undefined : Number(line.trim().split(/\s+/).at(-1));
+  } catch {
+    return undefined;
+  }
+}
+
+interface UdpResult {
+  dps: number;
+  loss: number;
+  /** Lost on the way to the target, and on the way back (of what the target echoed). */
+  lossOut: number;
+  lossBack: number;
+  /** Datagrams the kernel dropped for full socket buffers during the run (machine-wide; Linux only). */
+  kernelBufDrops?: number;
+}
+
+/**
+ * Offers UDP_RATE datagrams/s of UDP_SIZE bytes for `seconds` from a sender in its own process
+ * (bench/udp-load.ts send); returns what came back per second and the loss, per direction from
+ * the echo target's count.
+ */
+async function udpRun(port: number, seconds: number, target: { received(): Promise<number> }): Promise<UdpResult> {
+  const p = spawn(process.execPath, [UDP_LOAD, 'send', String(port), String(UDP_RATE), String(seconds), String(UDP_SIZE)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const next = jsonLines(p);
+  await next(); // ready: the flow answered its probe (probe datagrams are not counted)
+  const before = await target.received();
+  const bufBefore = kernelUdpBufErrors();
+  const { sent, back } = (await next()) as { sent: number; back: number };
+  const reached = (await target.received()) - before;
+  return {
+    dps: back / seconds,
+    loss: sent ? (sent - back) / sent : 1,
+    lossOut: sent ? (sent - reached) / sent : 1,
+    lossBack: reached ? Math.max(0, reached - back) / reached : 1,
+    kernelBufDrops: bufBefore === undefined ? undefined : kernelUdpBufErrors()! - bufBefore,
+  };
 }
 
 async function kindAgent(args: string[], relayArgs: string[], cleanups: Cleanups): Promise<Record<string, unknown>> {
@@ -190,18 +259,29 @@ export async function benchKinds(o: KindsBenchOptions): Promise<{ rows: string[]
 
   if (o.sections.has('udp')) {
     o.log(`udp: ${UDP_RATE} datagrams/s of ${UDP_SIZE} bytes offered`);
-    const target = await udpEcho();
-    o.cleanups.push(() => void target.close());
-    const uport = (target.address() as AddressInfo).port;
+    const target = await udpEcho(o.cleanups);
+    const uport = target.port;
     await kindAgent(['udp', String(uport), '-n', 'bench-udp', '--public'], relayArgs, o.cleanups);
-    await udpRun(udpPort, 1); // warm-up: the flow's stream is open
-    const direct = await udpRun(uport, o.seconds);
-    const pub = await udpRun(udpPort, o.seconds);
-    results.udp = { offeredPerSecond: UDP_RATE, size: UDP_SIZE, direct, publicPort: pub };
+    await udpRun(udpPort, 1, target); // warm-up: the relay and agent are warm (each run is a new flow)
+    const direct = await udpRun(uport, o.seconds, target);
+    const pub = await udpRun(udpPort, o.seconds, target);
+    // Where the relay dropped datagrams (backpressure on the flow's stream, …): the why of the loss.
+    const metrics = (await request(`http://${relay.domain}:${relay.httpPort}/metrics`)).text;
+    const relayDrops = Object.fromEntries(
+      [...metrics.matchAll(/^tunn_drops_total\{tunnel="bench-udp[^"]*",reason="([^"]+)"\} (\d+)/gm)].map((m) => [m[1]!, Number(m[2])]),
+    );
+    o.log(`udp: relay drops (all runs, warm-up included): ${JSON.stringify(relayDrops)}`);
+    // Which socket overflowed (cumulative over all runs): the relay's public port or the echo target's.
+    const socketBufDrops = { relayPublicPort: socketDrops(udpPort), echoTarget: socketDrops(uport) };
+    o.log(`udp: full-receive-buffer drops per socket (all runs): ${JSON.stringify(socketBufDrops)}`);
+    results.udp = { offeredPerSecond: UDP_RATE, size: UDP_SIZE, direct, publicPort: pub, relayDrops, socketBufDrops };
     const pct = (x: number): string => `${(x * 100).toFixed(3)} %`;
     rows.push(['udp', 'direct', 'public port']);
     rows.push([`datagrams/s back (offered ${UDP_RATE})`, direct.dps.toFixed(0), pub.dps.toFixed(0)]);
     rows.push(['loss', pct(direct.loss), pct(pub.loss)]);
+    rows.push(['  lost on the way to the target', pct(direct.lossOut), pct(pub.lossOut)]);
+    rows.push(['  lost on the way back', pct(direct.lossBack), pct(pub.lossBack)]);
+    rows.push(['kernel: dropped, socket buffer full', String(direct.kernelBufDrops ?? '-'), String(pub.kernelBufDrops ?? '-')]);
     targets['udp: ≥ 30,000 datagrams/s of 512 bytes through a public port'] = pub.dps >= 30_000;
     targets['udp: < 0.1 % loss through a public port'] = pub.loss < 0.001;
   }

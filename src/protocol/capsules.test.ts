@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { CapsuleDecoder, encodeDatagram, readVarint, writeVarint, type CapsuleDrop } from './capsules.ts';
+import { setImmediate as turn } from 'node:timers/promises';
+import { CapsuleDecoder, DatagramWriter, encodeDatagram, readVarint, writeVarint, type CapsuleDrop, type CapsuleSink } from './capsules.ts';
 
 function decodeAll(chunks: Buffer[], maxDatagram?: number): { datagrams: string[]; drops: [CapsuleDrop, number][] } {
   const datagrams: string[] = [];
@@ -94,5 +95,53 @@ describe('DATAGRAM capsules (RFC 9297 §3.5, context id 0 as RFC 9298)', () => {
         assert.deepEqual(decodeAll(chunks).datagrams, payloads.map((p) => Buffer.from(p).toString('hex')));
       }),
     );
+  });
+});
+
+describe('DatagramWriter (one stream write per event-loop turn)', () => {
+  function sink(): CapsuleSink & { chunks: Buffer[]; ended: boolean } {
+    const s = {
+      chunks: [] as Buffer[],
+      ended: false,
+      writableLength: 0,
+      get writableEnded() {
+        return s.ended;
+      },
+      destroyed: false,
+      write(c: Buffer) {
+        s.chunks.push(c);
+        return true;
+      },
+    };
+    return s;
+  }
+
+  it("writes one turn's datagrams as one chunk with the same bytes as one capsule each", async () => {
+    const out = sink();
+    const w = new DatagramWriter(out);
+    const payloads = [Buffer.from('a'), Buffer.alloc(0), Buffer.alloc(300, 7), Buffer.alloc(20_000, 9)];
+    for (const p of payloads) w.write(p);
+    assert.equal(out.chunks.length, 0, 'nothing is written before the turn ends');
+    assert.equal(w.queued, Buffer.concat(payloads.map(encodeDatagram)).length, 'queued counts the batch, for backpressure');
+    await turn();
+    assert.equal(out.chunks.length, 1);
+    assert.deepEqual(out.chunks[0], Buffer.concat(payloads.map(encodeDatagram)));
+    assert.equal(w.queued, 0);
+    w.write(Buffer.from('next'));
+    await turn();
+    assert.deepEqual(out.chunks.map((c) => c.toString('hex')).slice(1), [encodeDatagram(Buffer.from('next')).toString('hex')]);
+  });
+
+  it('flush() writes at once (before the stream ends), and nothing is written to an ended stream', async () => {
+    const out = sink();
+    const w = new DatagramWriter(out);
+    w.write(Buffer.from('x'));
+    w.flush();
+    assert.deepEqual(out.chunks, [encodeDatagram(Buffer.from('x'))]);
+    w.write(Buffer.from('y'));
+    out.ended = true;
+    await turn();
+    assert.equal(out.chunks.length, 1);
+    assert.equal(w.queued, 0);
   });
 });

@@ -55,12 +55,8 @@ export function readVarint(buf: Buffer, at: number): { value: number; next: numb
 
 /** One DATAGRAM capsule carrying `payload` (a whole UDP datagram). */
 export function encodeDatagram(payload: Uint8Array): Buffer {
-  const valueLength = varintLength(UDP_PAYLOAD_CONTEXT) + payload.length;
-  const out = Buffer.allocUnsafe(varintLength(CAPSULE_DATAGRAM) + varintLength(valueLength) + valueLength);
-  let at = writeVarint(out, 0, CAPSULE_DATAGRAM);
-  at = writeVarint(out, at, valueLength);
-  at = writeVarint(out, at, UDP_PAYLOAD_CONTEXT);
-  out.set(payload, at);
+  const out = Buffer.allocUnsafe(datagramCapsuleLength(payload.length));
+  writeDatagram(out, 0, payload);
   return out;
 }
 
@@ -147,6 +143,75 @@ export class CapsuleDecoder {
       this.#o.onDrop?.('oversize', value.length);
       return;
     }
-    this.#o.onDatagram(Buffer.from(payload));
+    // A view, not a copy: the stream hands each chunk over once and never reuses it.
+    this.#o.onDatagram(payload);
   }
+}
+
+/** Where a DatagramWriter writes: an HTTP/2 stream (the subset of Writable it needs). */
+export interface CapsuleSink {
+  readonly writableLength: number;
+  readonly writableEnded: boolean;
+  readonly destroyed: boolean;
+  write(chunk: Buffer): boolean;
+}
+
+/**
+ * Writes DATAGRAM capsules to a stream in batches: the datagrams of one event-loop turn (a socket
+ * delivers many per readable event) are encoded into one buffer and written once, at the end of
+ * the turn. One write per datagram cost an allocation, a stream write and often an HTTP/2 DATA
+ * frame each, which is what capped a flow's rate (bench/RESULTS.md, issue 11).
+ */
+export class DatagramWriter {
+  readonly #sink: CapsuleSink;
+  #batch: Uint8Array[] = [];
+  #bytes = 0;
+  #scheduled: NodeJS.Immediate | undefined;
+
+  constructor(sink: CapsuleSink) {
+    this.#sink = sink;
+  }
+
+  /** Bytes waiting: in this turn's batch and queued on the stream (for the caller's backpressure check). */
+  get queued(): number {
+    return this.#bytes + this.#sink.writableLength;
+  }
+
+  /** Queues one datagram; written at the end of this turn (or at flush()). */
+  write(payload: Uint8Array): void {
+    this.#batch.push(payload);
+    this.#bytes += datagramCapsuleLength(payload.length);
+    this.#scheduled ??= setImmediate(() => this.flush());
+  }
+
+  /** Writes the batch now (before the stream ends). */
+  flush(): void {
+    if (this.#scheduled) clearImmediate(this.#scheduled);
+    this.#scheduled = undefined;
+    const batch = this.#batch;
+    if (batch.length === 0) return;
+    this.#batch = [];
+    this.#bytes = 0;
+    if (this.#sink.writableEnded || this.#sink.destroyed) return;
+    let size = 0;
+    for (const p of batch) size += datagramCapsuleLength(p.length);
+    const out = Buffer.allocUnsafe(size);
+    let at = 0;
+    for (const p of batch) at = writeDatagram(out, at, p);
+    this.#sink.write(out);
+  }
+}
+
+function datagramCapsuleLength(payloadLength: number): number {
+  const valueLength = varintLength(UDP_PAYLOAD_CONTEXT) + payloadLength;
+  return varintLength(CAPSULE_DATAGRAM) + varintLength(valueLength) + valueLength;
+}
+
+/** Writes one DATAGRAM capsule carrying `payload` at `at` in `out`; returns the offset after it. */
+function writeDatagram(out: Buffer, at: number, payload: Uint8Array): number {
+  at = writeVarint(out, at, CAPSULE_DATAGRAM);
+  at = writeVarint(out, at, varintLength(UDP_PAYLOAD_CONTEXT) + payload.length);
+  at = writeVarint(out, at, UDP_PAYLOAD_CONTEXT);
+  out.set(payload, at);
+  return at + payload.length;
 }

@@ -1,6 +1,6 @@
 import type { RemoteInfo } from 'node:dgram';
 import type { SplicedStream } from '../lib/splice.ts';
-import { CapsuleDecoder, encodeDatagram, MAX_UDP_PAYLOAD } from './capsules.ts';
+import { CapsuleDecoder, DatagramWriter, MAX_UDP_PAYLOAD } from './capsules.ts';
 
 // UDP flows over streams, one stream per peer (address and port), datagrams as capsules both
 // ways: the relay's public UDP port and `tunn connect --udp`'s local listener are the same
@@ -9,6 +9,9 @@ import { CapsuleDecoder, encodeDatagram, MAX_UDP_PAYLOAD } from './capsules.ts';
 // idleMs ends. A peer is only ever sent what its own stream brought back — never more bytes,
 // and nothing at all for a flow that was refused or failed to open (no amplification, and no
 // answers to spoofed sources).
+
+/** Receive and send buffer of a UDP socket carrying flows, either end (4 MiB; the kernel caps it at rmem_max/wmem_max). */
+export const UDP_SOCKET_BUFFER = 4 * 1024 * 1024;
 
 export interface UdpFlowsOptions<C> {
   /**
@@ -42,6 +45,8 @@ interface Flow<C> {
   key: string;
   ctx: C;
   stream?: SplicedStream;
+  /** Batches this flow's datagrams into one stream write per event-loop turn. */
+  writer?: DatagramWriter;
   pending: Buffer[];
   last: number;
   /** Bytes the stream brought back, and bytes sent to the peer: sent ≤ brought, always. */
@@ -92,9 +97,9 @@ export class UdpFlows<C> {
   }
 
   #forward(f: Flow<C>, msg: Buffer): void {
-    const s = f.stream!.stream;
-    if (s.writableLength > (this.#o.maxQueuedBytes ?? 1024 * 1024)) return this.#o.on?.drop?.(f.ctx, 'backpressure');
-    s.write(encodeDatagram(msg));
+    const w = f.writer!;
+    if (w.queued > (this.#o.maxQueuedBytes ?? 1024 * 1024)) return this.#o.on?.drop?.(f.ctx, 'backpressure');
+    w.write(msg);
   }
 
   async #open(f: Flow<C>, peer: RemoteInfo): Promise<void> {
@@ -107,6 +112,7 @@ export class UdpFlows<C> {
     }
     if (this.#flows.get(f.key) !== f) return stream.reset();
     f.stream = stream;
+    f.writer = new DatagramWriter(stream.stream);
     const decoder = new CapsuleDecoder({
       maxDatagram: this.#o.maxDatagram,
       onDatagram: (payload) => {
@@ -146,6 +152,9 @@ export class UdpFlows<C> {
     if (this.#flows.get(f.key) !== f) return;
     this.#flows.delete(f.key);
     this.#o.on?.end?.(f.ctx);
-    if (endStream && f.stream && !f.stream.stream.writableEnded) f.stream.stream.end();
+    if (endStream && f.stream && !f.stream.stream.writableEnded) {
+      f.writer?.flush();
+      f.stream.stream.end();
+    }
   }
 }

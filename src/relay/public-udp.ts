@@ -1,7 +1,7 @@
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { UdpFlows } from '../protocol/udp-flows.ts';
+import { UDP_SOCKET_BUFFER, UdpFlows } from '../protocol/udp-flows.ts';
 import type { PortTunnel, PortTunnelLookup } from './public-port-tunnel.ts';
 
 // A public UDP port on the relay (`tunn udp 51820 -n wg --public` → udp://relay:20007): each
@@ -45,7 +45,9 @@ export class PublicUdpPort {
 
   constructor(o: PublicUdpPortOptions, type: 'udp4' | 'udp6' = o.host.includes(':') ? 'udp6' : 'udp4') {
     this.#o = o;
-    this.#socket = dgram.createSocket(type);
+    // Buffers big enough for bursts at tens of thousands of datagrams/s from all clients at once
+    // (the kernel caps them at net.core.rmem_max / wmem_max); the default ~200 KiB overflowed.
+    this.#socket = dgram.createSocket({ type, recvBufferSize: UDP_SOCKET_BUFFER, sendBufferSize: UDP_SOCKET_BUFFER });
     // Errors of a send to one client (ICMP unreachable, …) do not concern the others.
     this.#socket.on('error', () => {});
   }

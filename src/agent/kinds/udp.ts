@@ -1,7 +1,8 @@
 import dgram from 'node:dgram';
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { CapsuleDecoder, encodeDatagram, MAX_UDP_PAYLOAD } from '../../protocol/capsules.ts';
+import { CapsuleDecoder, DatagramWriter, MAX_UDP_PAYLOAD } from '../../protocol/capsules.ts';
+import { UDP_SOCKET_BUFFER } from '../../protocol/udp-flows.ts';
 import { countDrop, type KindCounters, type StreamCarrier } from './carrier.ts';
 import type { TcpTarget } from './tcp.ts';
 
@@ -48,7 +49,10 @@ export async function carryUdp(carrier: StreamCarrier, o: UdpKindOptions): Promi
     carrier.refuse({ reason: 'target_unreachable', message: `cannot resolve ${o.target.host}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
     return 'refused';
   }
-  const socket = dgram.createSocket(addr.family === 6 ? 'udp6' : 'udp4');
+  // Buffers big enough for a burst at tens of thousands of datagrams/s (the kernel caps them at
+  // net.core.rmem_max / wmem_max).
+  const socket = dgram.createSocket({ type: addr.family === 6 ? 'udp6' : 'udp4', recvBufferSize: UDP_SOCKET_BUFFER, sendBufferSize: UDP_SOCKET_BUFFER });
+  const writer = new DatagramWriter(stream);
   return new Promise((resolve) => {
     let outcome: UdpOutcome | undefined;
     let last = now();
@@ -58,7 +62,10 @@ export async function carryUdp(carrier: StreamCarrier, o: UdpKindOptions): Promi
       outcome = how;
       clearTimeout(timer);
       socket.close();
-      if (how === 'idle' || how === 'closed') stream.end();
+      if (how === 'idle' || how === 'closed') {
+        writer.flush();
+        stream.end();
+      }
       if (how === 'idle') carrier.abort();
       resolve(how);
     };
@@ -94,12 +101,12 @@ export async function carryUdp(carrier: StreamCarrier, o: UdpKindOptions): Promi
     socket.on('message', (msg) => {
       last = now();
       if (msg.length > max) return countDrop(c, 'oversize');
-      if (stream.writableLength > (o.maxQueuedBytes ?? 1024 * 1024)) return countDrop(c, 'backpressure');
+      if (writer.queued > (o.maxQueuedBytes ?? 1024 * 1024)) return countDrop(c, 'backpressure');
       if (c) {
         c.datagramsFromTarget++;
         c.bytesFromTarget += msg.length;
       }
-      stream.write(encodeDatagram(msg));
+      writer.write(msg);
     });
     socket.connect(o.target.port, addr.address, () => {
       carrier.accept();
