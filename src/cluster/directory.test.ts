@@ -7,7 +7,7 @@ import { openStore, type Store } from '../store/store.ts';
 import { MemoryDirectory, Session, type TunnelInit as Init } from '../../test/fixtures/memory-directory.ts';
 import { ClusterDirectory } from './directory.ts';
 import { ClusterHeartbeat } from './heartbeat.ts';
-import { StoreLeaseTable } from './leases.ts';
+import { StoreLeaseTable, type LeaseKind } from './leases.ts';
 import { NodeRegistry } from './nodes.ts';
 
 // The cluster directory: two relays' in-memory directories on one PostgreSQL, each mirrored
@@ -19,9 +19,9 @@ describe('cluster directory (PostgreSQL)', () => {
   let pg: Postgres;
   let stores: Store[];
   const clock = new ManualClock(T0);
-  const relay = (store: Store, nodeId: string) => {
+  const relay = (store: Store, nodeId: string, leaseOf: () => { kind: LeaseKind; port: number | null } = () => ({ kind: 'http', port: null })) => {
     const leases = new StoreLeaseTable({ store });
-    const dir = new ClusterDirectory(new MemoryDirectory(), { nodeId, leases, clock, logger: silentLogger(), leaseOf: () => ({ kind: 'http', port: null }) });
+    const dir = new ClusterDirectory(new MemoryDirectory(), { nodeId, leases, clock, logger: silentLogger(), leaseOf });
     const heartbeat = new ClusterHeartbeat({ nodeId, url: `https://${nodeId}:7443`, version: 'test', nodes: new NodeRegistry({ store, clock }), leases, clock, logger: silentLogger(), held: () => dir.held(), onLost: (c) => dir.lost(c) });
     return { dir, leases, heartbeat };
   };
@@ -51,6 +51,25 @@ describe('cluster directory (PostgreSQL)', () => {
     b.dir.detachTunnel(s2, 't1');
     await Promise.all([a.dir.settled(), b.dir.settled()]);
     assert.deepEqual(await a.leases.holders('grafana.tunn.example.com', clock.now()), []);
+  });
+
+  // Security: other relays route raw TLS (never decrypting it) by the lease's kind, so the lease
+  // must follow the agent reporting that TLS ends there (relay.ts: AgentTlsRelay onEndsChanged).
+  it('rewrite writes the lease again with what leaseOf says now (http → tls-at-agent)', async () => {
+    let kind: LeaseKind = 'http';
+    const a = relay(stores[0]!, 'na', () => ({ kind, port: null }));
+    const s = new Session('s9');
+    a.dir.attach(tunnel({ host: 'e2ee.tunn.example.com', name: 'e2ee' }), s, clock.now());
+    await a.dir.settled();
+    assert.deepEqual((await a.leases.holders('e2ee.tunn.example.com', clock.now())).map((l) => l.kind), ['http']);
+    kind = 'tls-at-agent';
+    a.dir.rewrite('e2ee.tunn.example.com');
+    await a.dir.settled();
+    assert.deepEqual((await a.leases.holders('e2ee.tunn.example.com', clock.now())).map((l) => [l.sessionId, l.kind]), [['s9', 'tls-at-agent']]);
+    a.dir.rewrite('nobody.tunn.example.com');
+    a.dir.detach(s);
+    await a.dir.settled();
+    assert.deepEqual(await a.leases.holders('e2ee.tunn.example.com', clock.now()), []);
   });
 
   it('a detach right after an attach leaves no lease behind (writes per session stay in order)', async () => {

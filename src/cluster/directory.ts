@@ -123,7 +123,13 @@ export class ClusterDirectory<T extends LocalTunnel<S>, S extends LocalSession, 
     if (holders.some((l) => l.agentId !== t.agentId)) this.lost(t.sessions.map((s) => this.#claim(t, s)));
   }
 
-  /** Resolves when every lease write started so far is done (tests, shutdown). */
+  /** What `leaseOf` says of `host` changed (its TLS now ends at the agent, or no longer): write its leases again. */
+  rewrite(host: string): void {
+    const t = this.#inner.get(host);
+    if (!t) return;
+    for (const s of t.sessions) this.#enqueue(s.id, () => this.#acquire(t, s));
+  }
+
   /** Resolves when the lease writes queued so far for `session` are done (each failure is logged, not thrown). */
   async written(session: S): Promise<void> {
     await this.#queues.get(session.id);

@@ -21,7 +21,8 @@ import { DEFAULT_LEASE_TTL_MS } from './nodes.ts';
 /** PostgreSQL NOTIFY channel told the host of every lease change (phase 2 LISTENs on it). */
 export const LEASE_CHANNEL = 'tunn_leases';
 
-export type LeaseKind = 'http' | 'tcp' | 'udp' | 'tls';
+/** `tls-at-agent`: an http tunnel whose TLS ends at its agent now (other relays route its SNI raw, never decrypted). */
+export type LeaseKind = 'http' | 'tcp' | 'udp' | 'tls' | 'tls-at-agent';
 
 export interface Lease {
   /** `name.domain`, normalised. */

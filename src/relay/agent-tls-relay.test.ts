@@ -8,6 +8,8 @@ import { AgentTlsRelay } from './agent-tls-relay.ts';
 import { RelayMetrics } from './metrics.ts';
 import { TunnelRegistry } from './registry.ts';
 import type { SessionRef } from './tunnel-directory.ts';
+import type { SplicedStream } from '../lib/splice.ts';
+import type { TunnError } from '../lib/errors.ts';
 
 // The relay's half of agent-terminated TLS, on the real tunnel directory and the relay's real
 // DNS zone. The agent sessions are stand-ins that record what the relay sends them.
@@ -30,12 +32,12 @@ function session(agentId: string): SessionRef & { sent: ControlMessage[] } {
   };
 }
 
-function setup(perWeek = 20) {
+function setup(perWeek = 20, onEndsChanged?: (host: string) => void) {
   const directory = new TunnelRegistry();
   const metrics = new RelayMetrics();
   const zone = new RelayZone({ domain: ZONE, publicIps: ['127.0.0.1'] });
   const clock = new ManualClock(Date.UTC(2026, 0, 1));
-  const relay = new AgentTlsRelay({ directory, identity: () => undefined, policyOf: () => { throw new Error('unused'); }, clock, logger: createLogger({ level: 'silent', json: true }), dns01: zone, dns01PerWeek: perWeek, idleTimeoutMs: 1000 });
+  const relay = new AgentTlsRelay({ directory, identity: () => undefined, policyOf: () => { throw new Error('unused'); }, clock, logger: createLogger({ level: 'silent', json: true }), dns01: zone, dns01PerWeek: perWeek, idleTimeoutMs: 1000, onEndsChanged });
   const attach = (s: SessionRef, name: string, over: Partial<TunnelOptions> = {}) =>
     directory.attach({ id: 't0', host: `${name}.${ZONE}`, name, domain: ZONE, accountId: `acct-${s.agentId}`, email: `${s.agentId}@x.test`, agentId: s.agentId, options: { id: 't0', allow: [], public: false, tlsEnds: 'agent', ...over }, metrics: metrics.forTunnel(`${name}.${ZONE}`) }, s, clock.now());
   return { directory, zone, clock, relay, attach };
@@ -93,6 +95,36 @@ describe('AgentTlsRelay', () => {
     assert.equal(relay.stateOf(`alpha.${ZONE}`)?.pin, 'p');
     relay.onState(a, { type: 'tls-state', id: 't0', state: { name: `alpha.${ZONE}`, terminatedAt: 'relay', reason: 'CA down' } });
     assert.equal(relay.tlsEndsAtAgent(`alpha.${ZONE}`), false, 'back to relay termination when the agent says so');
+  });
+
+  // Security property: other relays of a cluster route a name's raw TLS by its lease, which follows
+  // these calls; a report from an agent that does not hold the name changes nothing.
+  it('tells onEndsChanged each time whether TLS ends at the agent changes, and only then', () => {
+    const changed: string[] = [];
+    const { relay, attach } = setup(20, (h) => changed.push(h));
+    const a = session('a');
+    const b = session('b');
+    attach(a, 'alpha');
+    attach(b, 'beta');
+    relay.onState(b, { type: 'tls-state', id: 't0', state: { name: `alpha.${ZONE}`, terminatedAt: 'agent', pin: 'evil' } });
+    assert.deepEqual(changed, []);
+    relay.onState(a, { type: 'tls-state', id: 't0', state: { name: `alpha.${ZONE}`, terminatedAt: 'agent', pin: 'p' } });
+    relay.onState(a, { type: 'tls-state', id: 't0', state: { name: `alpha.${ZONE}`, terminatedAt: 'agent', pin: 'p2' } });
+    assert.deepEqual(changed, [`alpha.${ZONE}`]);
+    relay.onState(a, { type: 'tls-state', id: 't0', state: { name: `alpha.${ZONE}`, terminatedAt: 'relay', reason: 'CA down' } });
+    assert.deepEqual(changed, [`alpha.${ZONE}`, `alpha.${ZONE}`]);
+  });
+
+  // Security property: raw TLS another relay carried here reaches the agent only when TLS ends
+  // there, and --allow-ip applies to the visitor's address the link carries.
+  it('carryCarriedTls refuses a name whose TLS does not end at its agent (NOT_FOUND) and a visitor off --allow-ip (FORBIDDEN)', () => {
+    const { relay, attach } = setup();
+    const a = session('a');
+    attach(a, 'alpha', { allowIps: ['10.0.0.0/8'] });
+    const link = {} as SplicedStream; // never touched: both calls refuse before using it
+    assert.throws(() => relay.carryCarriedTls(link, `alpha.${ZONE}`, { address: '10.1.2.3', port: 1 }), (e: TunnError) => e.code === 'NOT_FOUND' && /no tunnel with TLS at its agent/.test(e.message));
+    relay.onState(a, { type: 'tls-state', id: 't0', state: { name: `alpha.${ZONE}`, terminatedAt: 'agent', pin: 'p' } });
+    assert.throws(() => relay.carryCarriedTls(link, `alpha.${ZONE}`, { address: '192.0.2.7', port: 1 }), (e: TunnError) => e.code === 'FORBIDDEN' && /192\.0\.2\.7 is not on the --allow-ip list of alpha\.relay\.test/.test(e.message));
   });
 
   it('--no-fallback sends the name’s TLS to the agent before it is ready (visitors then fail the handshake)', () => {

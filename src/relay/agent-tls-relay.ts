@@ -42,6 +42,8 @@ export interface AgentTlsRelayOptions {
   /** The ACME CA the relay advertises to agents in `welcome`. */
   acme?: AcmeAdvert;
   idleTimeoutMs: number;
+  /** Told when whether TLS ends at the agent for a host changes (a cluster's lease records it). */
+  onEndsChanged?(host: string): void;
 }
 
 /** A name's reported state, with the agent that reported it (a stale report of a replaced agent does not count). */
@@ -122,7 +124,9 @@ export class AgentTlsRelay {
       return;
     }
     const old = this.#states.get(name);
+    const before = this.tlsEndsAtAgent(name);
     this.#states.set(name, { ...m.state, name, agentId: session.agentId });
+    if (this.tlsEndsAtAgent(name) !== before) this.#o.onEndsChanged?.(t.host);
     if (old?.terminatedAt !== m.state.terminatedAt || old.agentId !== session.agentId) {
       this.#o.logger.info({ host: name, terminatedAt: m.state.terminatedAt, reason: m.state.reason }, m.state.terminatedAt === 'agent' ? 'TLS now ends at the agent' : 'the relay terminates TLS for an agent-terminated tunnel (fallback)');
     }
@@ -190,6 +194,22 @@ export class AgentTlsRelay {
       return;
     }
     void carryConnection(socket, this.#portTunnel(t, 'tls'), { idleTimeoutMs: this.#o.idleTimeoutMs });
+  }
+
+  /**
+   * A visitor's raw TLS for a tunnel of this relay whose TLS ends at its agent, accepted by
+   * another relay of the cluster (never decrypted there) and carried here as a link stream.
+   * Security: `--allow-ip` is checked on the visitor's address the link carries, as carryTls does
+   * on a local socket. Throws NOT_FOUND when TLS does not end at an agent for `name` here.
+   */
+  carryCarriedTls(link: SplicedStream, name: string, client: ClientAddress): void {
+    const t = this.agentTunnel(name);
+    if (!t || !this.tlsEndsAtAgent(name)) throw new TunnError('NOT_FOUND', `no tunnel with TLS at its agent at ${name.slice(0, 253)} on this relay`);
+    if (t.options.allowIps?.length && !parseIpAllowList(t.options.allowIps).allows(client.address)) {
+      t.metrics.drop('allow-ip');
+      throw new TunnError('FORBIDDEN', `${client.address} is not on the --allow-ip list of ${t.host}`);
+    }
+    void carryStream(link, this.#portTunnel(t, 'tls'), client, { idleTimeoutMs: this.#o.idleTimeoutMs });
   }
 
   /** Edge route `acme-tls-alpn-to-agent`: the CA's validation connection, to the agent that answers it. */

@@ -47,8 +47,10 @@ export interface RelayCluster {
   kindElsewhere(host: string): string | undefined;
   /** A link stream to the relay holding `host` for a `tunn connect` user this relay authenticated. */
   openConnect(host: string, kind: ConnectKind, connect: NonNullable<ForwardRequest['connect']>, client: string): Promise<ClientHttp2Stream>;
-  /** Whether another relay serves a tls (passthrough) tunnel at `host`: the edge routes its raw TLS there. */
+  /** Whether another relay serves a tls (passthrough) tunnel, or one whose TLS ends at its agent, at `host`: the edge routes its raw TLS there. */
   rawTlsElsewhere(host: string): boolean;
+  /** Whether TLS ends at its agent for `host` changed here (the agent reported ready, or fell back): its leases say so again. */
+  tlsEndsChanged(host: string): void;
   /**
    * The edge's `tls-to-agent` route for a host held elsewhere (and `acme-tls-alpn-to-agent`,
    * kind `acme-tls-alpn`: a CA's TLS-ALPN-01 validation for an agent on another relay): the socket (ClientHello put
@@ -74,8 +76,8 @@ export interface JoinClusterOptions {
   serveHttp(conn: PublicSocket, clientIp: string): void;
   /**
    * Why a host may not be served from a connection whose TLS ended at another relay (its TLS
-   * must end at its agent), or undefined. Such a connection is refused: raw TLS is not carried
-   * between relays yet, and serving it would break the tunnel's promise.
+   * must end at its agent), or undefined. Such a connection is refused (serving it would break
+   * the tunnel's promise); the lease says `tls-at-agent` instead, so other relays carry its raw TLS.
    */
   tlsOnlyAtAgent?(host: string): string | undefined;
   /**
@@ -85,6 +87,8 @@ export interface JoinClusterOptions {
   serveConnect?(host: string, kind: ConnectKind, link: ServerHttp2Stream, connect: NonNullable<ForwardRequest['connect']>, client: ClientAddress): Promise<void>;
   /** Serves a raw TLS connection (a tls passthrough tunnel) carried here; throws to refuse it. */
   serveRawTls?(host: string, link: SplicedStream, client: ClientAddress): void;
+  /** Serves a raw TLS connection carried here for a tunnel whose TLS ends at its agent; throws to refuse it. */
+  serveAgentTls?(host: string, link: SplicedStream, client: ClientAddress): void;
   /** Serves a TLS-ALPN-01 validation carried here for an agent of this relay; throws to refuse it. */
   serveAlpnChallenge?(host: string, link: SplicedStream, client: ClientAddress): void;
   /** The public TCP/UDP port a tunnel of this relay holds (its lease records it), or null. */
@@ -129,7 +133,8 @@ export async function joinCluster(o: JoinClusterOptions): Promise<RelayCluster> 
     credentials: o.config.credentials,
     directory: o.registry,
     // A public tcp/udp tunnel's lease records its port: every relay listens on it (onPorts).
-    leaseOf: (t) => ({ kind: t.options.kind ?? 'http', port: o.portOf?.(t.host) ?? null }),
+    // An http tunnel whose TLS ends at its agent is leased as `tls-at-agent`: other relays route its SNI raw.
+    leaseOf: (t) => ({ kind: (t.options.kind ?? 'http') === 'http' && o.tlsOnlyAtAgent?.(t.host) ? 'tls-at-agent' : (t.options.kind ?? 'http'), port: o.portOf?.(t.host) ?? null }),
     onLeaseChange: (host) => void elsewhere?.changed(host),
     onForwardedStream: (host, kind, client, stream, _peer, request) => {
       const t = directory?.get(host);
@@ -141,6 +146,7 @@ export async function joinCluster(o: JoinClusterOptions): Promise<RelayCluster> 
       if (kind === 'acme-tls-alpn' && o.serveAlpnChallenge) return o.serveAlpnChallenge(host, splicedH2Stream(stream), clientAddressOf(client));
       const tunnelKind = t.options.kind ?? 'http';
       if (kind === 'tls' && tunnelKind === 'tls' && o.serveRawTls) return o.serveRawTls(host, splicedH2Stream(stream), clientAddressOf(client));
+      if (kind === 'tls' && tunnelKind === 'http' && o.tlsOnlyAtAgent?.(host) && o.serveAgentTls) return o.serveAgentTls(host, splicedH2Stream(stream), clientAddressOf(client));
       if ((kind === 'tcp' || kind === 'udp') && tunnelKind === kind && o.servePort) return o.servePort(host, kind, splicedH2Stream(stream), clientAddressOf(client));
       if (kind !== 'http') throw new TunnError('UNAVAILABLE', `${kind} connections to ${host} are not carried between relays yet`);
       // A tcp/udp/tls (passthrough) tunnel is never served as HTTP from TLS another relay ended.
@@ -166,7 +172,8 @@ export async function joinCluster(o: JoinClusterOptions): Promise<RelayCluster> 
       }
     },
     servesElsewhere: (host) => view.has(host),
-    rawTlsElsewhere: (host) => view.kindOf(host) === 'tls',
+    rawTlsElsewhere: (host) => view.kindOf(host) === 'tls' || view.kindOf(host) === 'tls-at-agent',
+    tlsEndsChanged: (host) => node.directory.rewrite(host),
     kindElsewhere: (host) => view.kindOf(host),
     openConnect: (host, kind, connect, client) => node.forwarder.forward(host, kind, client, connect),
     carryRawTls(socket, host, idleTimeoutMs, kind = 'tls') {

@@ -110,7 +110,11 @@ export class Relay {
         config: c.cluster, store, storeUrl: c.storeUrl, box, clock: this.#clock, logger: log, listen: c.listen, registry: this.#registry,
         serveHttp: (conn, ip) => (gateway ? gateway.accept(conn, true, ip) : conn.destroy()),
         // Security: a tunnel whose TLS ends at its agent is never served from TLS another relay ended.
-        tlsOnlyAtAgent: (h) => (this.#agentTls?.tlsEndsAtAgent(h) ? `TLS for ${h} ends at its agent, and raw TLS is not carried between relays yet` : undefined),
+        tlsOnlyAtAgent: (h) => (this.#agentTls?.tlsEndsAtAgent(h) ? `TLS for ${h} ends at its agent: its raw TLS is carried between relays, never TLS another relay ended` : undefined),
+        serveAgentTls: (h, link, client) => {
+          if (!this.#agentTls) throw new TunnError('UNAVAILABLE', 'the relay is still starting');
+          this.#agentTls.carryCarriedTls(link, h, client);
+        },
         serveConnect: async (h, kind, link, u, client) => {
           if (!connectRoute) throw new TunnError('UNAVAILABLE', 'the relay is still starting');
           return connectRoute.serveCarried(link, { email: u.email, accountId: u.accountId, credentialId: u.credentialId }, h, kind, u.method === 'check' ? 'check' : 'carry', client);
@@ -148,7 +152,7 @@ export class Relay {
     ports = new KindPorts({ store, clock: this.#clock, directory: this.#directory, config: c.kinds ?? {}, listen: c.listen, reserved, logger: log, elsewhere: this.#cluster?.portsElsewhere, metricsFor: (h) => this.#metrics.forTunnel(h) });
     this.#closers.push(() => ports.close());
     const access = createTunnelAccess(() => this.#identity);
-    const agentTls = (this.#agentTls = new AgentTlsRelay({ ...ext.agentTls, directory: this.#directory, identity: () => this.#identity, policyOf: access.policyOf, clock: this.#clock, logger: log, idleTimeoutMs: c.idleTimeoutMs }));
+    const agentTls = (this.#agentTls = new AgentTlsRelay({ ...ext.agentTls, directory: this.#directory, identity: () => this.#identity, policyOf: access.policyOf, clock: this.#clock, logger: log, idleTimeoutMs: c.idleTimeoutMs, onEndsChanged: (h) => this.#cluster?.tlsEndsChanged(h) }));
     const tunnels = (this.#tunnels = new Tunnels({ ports, directory: this.#directory, store, tokens, clock: this.#clock, logger: log, metrics: this.#metrics, domain: c.domain, urlsFor: (h) => this.urlsFor(h), resolveDomain: ext.resolveDomain, agentTls }));
     // Requests refused at the edge, reported to the tunnel's agent at most once a second.
     const refusals = new RefusalReports({ send: (t, m) => t.sessions.find((s) => s.alive)?.send(m) });

@@ -14,7 +14,8 @@ import { systemClock } from '../../src/lib/clock.ts';
 import { openStore } from '../../src/store/store.ts';
 import { startPostgres, type Postgres } from '../support/postgres.ts';
 import { localhostAwareLookup } from '../../src/agent/target.ts';
-import { leaf, testCa } from '../../src/agent/tls/testing.ts';
+import { leaf, rawRequest, testCa } from '../../src/agent/tls/testing.ts';
+import { spkiPin } from '../../src/agent/tls/pin.ts';
 import tls from 'node:tls';
 import { startOrigin } from './origin.ts';
 import { request, startAgent, startCli, startRelay, type RelayHandle, until } from './harness.ts';
@@ -233,23 +234,43 @@ describe('three relays on one PostgreSQL database (real processes)', () => {
     assert.ok(Date.now() - editedAt <= 2_000 + 3_000, 'within 2 s (3 s of slack on a shared machine)');
   });
 
-  // Security: a tunnel whose TLS must end at its agent (--terminate-at agent --no-fallback) is
-  // never served from TLS that another relay ended; raw TLS is not carried between relays yet,
-  // so a visitor on B is refused (503), not served in the clear between relays.
-  it('an agent-terminated tunnel on A is not served through TLS that B ended', async () => {
+  // Security: a tunnel whose TLS ends at its agent is never decrypted by a relay: once the agent
+  // reports ready, its lease says `tls-at-agent` and B routes the visitor's SNI raw over the link
+  // to A, which hands it to the agent. The visitor sees the agent's own certificate (pin equal to
+  // the one the agent reports; no relay holds that key). Until the lease says so, B's terminated
+  // HTTP is refused by A (503), never served in the clear between relays.
+  it('an agent-terminated tunnel on A is reached through B with TLS ending at the agent', async () => {
     const [a, b] = relays as [RelayHandle, RelayHandle];
     const ca = await testCa();
-    const other = await leaf(ca, [`else.${a.domain}`]);
-    const cert = join(dir, 'else.pem');
-    const key = join(dir, 'else.key');
-    writeFileSync(cert, other.chainPem);
-    writeFileSync(key, other.keyPem);
-    const agent = await startAgent(a, await token('ann@example.com'), originPort, ['-n', 'e2ee', '--public', '--terminate-at', 'agent', '--no-fallback', '--no-inspect', '--tls-cert', cert, '--tls-key', key]);
+    const own = await leaf(ca, [`e2ee.${a.domain}`]);
+    const cert = join(dir, 'e2ee.pem');
+    const key = join(dir, 'e2ee.key');
+    writeFileSync(cert, own.chainPem);
+    writeFileSync(key, own.keyPem);
+    const agent = await startAgent(a, await token('ann@example.com'), originPort, ['-n', 'e2ee', '--public', '--terminate-at', 'agent', '--no-inspect', '--tls-cert', cert, '--tls-key', key]);
     procs.push(agent);
-    const res = await request(`https://${agent.host}:${b.httpsPort}/secret`, { ca: b.ca });
-    assert.equal(res.status, 503, res.text.slice(0, 200));
-    assert.ok(!res.text.includes('origin saw'), 'the origin was not reached');
-    await a.proc.waitFor((l) => l.event === 'cluster_link_refusal' && /ends at its agent/.test(String(l.reason)));
+    const ev = await agent.proc.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'agent');
+    const visit = async (): Promise<string | undefined> => {
+      const s = tls.connect({ host: '127.0.0.1', port: b.httpsPort, servername: agent.host, ca: ca.certPem, ALPNProtocols: ['http/1.1'] });
+      s.on('error', () => {});
+      try {
+        await once(s, 'secureConnect');
+        return spkiPin(s.getPeerX509Certificate()!.toString());
+      } catch {
+        return undefined;
+      } finally {
+        s.destroy();
+      }
+    };
+    // B learns the lease's new kind by NOTIFY (or its 2 s re-read); until then its handshake uses B's own certificate.
+    await until(async () => (await visit()) === ev.pin, 20_000, "B to carry the raw TLS to the agent (pin equal to the agent's)");
+    const s = tls.connect({ host: '127.0.0.1', port: b.httpsPort, servername: agent.host, ca: ca.certPem, ALPNProtocols: ['http/1.1'] });
+    await once(s, 'secureConnect');
+    assert.equal(spkiPin(s.getPeerX509Certificate()!.toString()), ev.pin, 'the served key is the one the agent reported');
+    const res = await rawRequest(s, `GET /secret HTTP/1.1\r\nHost: ${agent.host}\r\nConnection: close\r\n\r\n`);
+    s.destroy();
+    assert.equal(res.status, 200, res.body.slice(0, 200));
+    assert.ok(res.body.includes('/secret'), 'the origin answered through the agent');
   });
 
   // A CA may validate TLS-ALPN-01 at any relay (DNS has every relay's address): the handshake
