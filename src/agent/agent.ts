@@ -3,9 +3,8 @@ import { EventEmitter } from 'node:events';
 import http2, { type Http2Server, type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import net from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
-import { alwaysReading } from '../lib/always-reading.ts';
 import { ControlChannel } from '../protocol/control-channel.ts';
-import { agentServerOptions, SESSION_WINDOW } from '../protocol/h2-options.ts';
+import { AGENT_SESSION_WINDOW, agentServerOptions } from '../protocol/h2-options.ts';
 import { watchLiveness } from '../protocol/liveness.ts';
 import { TunnError } from '../lib/errors.ts';
 import { CONTROL_PATH, PROTOCOL_VERSION, ALPN_TUNNEL, type AcmeAdvert, type AgentTlsRequest, type MessageOf, type TlsStateReport, type ControlMessage, type Refusal, type RegisteredTunnel, type TunnelOptions } from '../protocol/messages.ts';
@@ -238,7 +237,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         slot.session = session;
         const widen = (): void => {
           try {
-            session.setLocalWindowSize(SESSION_WINDOW);
+            session.setLocalWindowSize(AGENT_SESSION_WINDOW);
           } catch {
             /* gone */
           }
@@ -249,9 +248,8 @@ export class Agent extends EventEmitter<AgentEvents> {
         session.on('close', () => socket.destroy());
       });
       server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => this.#onStream(slot, stream, headers));
-      // Not the socket itself: a session that stops reading while it writes stalls for good when
-      // the relay does the same (bulk both ways at once); see src/lib/always-reading.ts.
-      server.emit('connection', alwaysReading(socket));
+      // The agent's window is AGENT_SESSION_WINDOW (src/protocol/h2-options.ts): bulk both ways at once never stalls.
+      server.emit('connection', socket);
     });
   }
 

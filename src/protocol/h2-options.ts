@@ -9,6 +9,16 @@ import type { ClientSessionOptions, ServerOptions } from 'node:http2';
 
 export const STREAM_WINDOW = 8 * 1024 * 1024;
 export const SESSION_WINDOW = 64 * 1024 * 1024;
+/**
+ * The agent's own connection window (what the relay may have in flight towards it), smaller than the relay's. Node's
+ * HTTP/2 session stops reading its socket while one of its writes is in progress (`Http2Session::MaybeStopReading`,
+ * nodejs/node#29399): with 64 MiB on both ends, bulk data both ways at once could leave both ends mid-write and neither
+ * reading, for good (test/e2e/bulk-both-ways.test.ts). With 1 MiB towards the agent, what the relay writes fits in the
+ * sockets' buffers, its writes finish, it keeps reading, and the agent's writes drain. A JavaScript always-reading
+ * socket on the agent's end fixed it too, but Node then runs the session on its slower JSStreamSocket path and the
+ * data-plane robustness test (5,000 + 10,000 aborted downloads) failed under load with it.
+ */
+export const AGENT_SESSION_WINDOW = 1024 * 1024;
 
 const common = {
   maxSessionMemory: 512,

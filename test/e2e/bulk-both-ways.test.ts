@@ -17,7 +17,7 @@ import { createToken, startAgent, startCli, startRelay, tmpDir, type AgentHandle
 // both ends of the agent link's HTTP/2 session stopped reading their socket while their own
 // write was in progress (Node does that), with windows large enough for both writes to wait on
 // the other's full receive buffer. The agent's session now reads its socket whatever it is
-// writing (src/lib/always-reading.ts). Several connections at once make the old stall certain
+// writing (src/protocol/h2-options.ts, AGENT_SESSION_WINDOW). Several connections at once make the old stall certain
 // rather than likely. SIZE_MIB (default 16) sets the size each way per connection.
 
 const CONNECTIONS = 3;

@@ -1,8 +1,7 @@
 import { once } from 'node:events';
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type ServerHttp2Stream } from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
-import { alwaysReading } from '../../src/lib/always-reading.ts';
-import { agentServerOptions, relaySessionOptions, SESSION_WINDOW } from '../../src/protocol/h2-options.ts';
+import { agentServerOptions, relaySessionOptions, AGENT_SESSION_WINDOW, SESSION_WINDOW } from '../../src/protocol/h2-options.ts';
 import { TunnError } from '../../src/lib/errors.ts';
 import { splicedH2Stream } from '../../src/protocol/h2-stream.ts';
 import type { TunnelMetrics } from '../../src/relay/metrics.ts';
@@ -25,10 +24,10 @@ export async function startH2Pair(onStream: (stream: ServerHttp2Stream, headers:
   const h2 = http2.createServer(agentServerOptions);
   h2.on('stream', (s, h) => onStream(s, h));
   h2.on('sessionError', () => {});
-  // As src/agent/agent.ts does: its session gets an always-read socket and both ends widen the
-  // connection window (src/relay/agent-session.ts).
-  h2.on('session', (s) => s.once('remoteSettings', () => s.setLocalWindowSize(SESSION_WINDOW)));
-  const server = net.createServer((socket) => h2.emit('connection', alwaysReading(socket)));
+  // As src/agent/agent.ts does: the agent's end widens its connection window to AGENT_SESSION_WINDOW, the relay's
+  // to SESSION_WINDOW (src/relay/agent-session.ts).
+  h2.on('session', (s) => s.once('remoteSettings', () => s.setLocalWindowSize(AGENT_SESSION_WINDOW)));
+  const server = net.createServer((socket) => h2.emit('connection', socket));
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const session = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, relaySessionOptions);

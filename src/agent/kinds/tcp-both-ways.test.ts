@@ -10,7 +10,7 @@ import { carryTcp } from './tcp.ts';
 // Guards: tcp tunnels carry bulk data both ways at once without stalling (ssh, database dumps
 // and restores, rsync do that). The streams ride the agent link's HTTP/2 session, which stalled
 // for good when both of its ends were writing more than the kernel buffers hold
-// (src/lib/always-reading.ts); here several connections through the real tcp kind, over a pair
+// (src/protocol/h2-options.ts AGENT_SESSION_WINDOW); here several connections through the real tcp kind, over a pair
 // set up as the agent link is, each send and receive 16 MiB at the same time (with 8, the old
 // session stalled on every run on loopback; with 4 it did not).
 
