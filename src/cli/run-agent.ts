@@ -12,7 +12,8 @@ import { parseAllowUpgrade } from '../relay/upgrades.ts';
 import { TunnError } from '../lib/errors.ts';
 import { checkTunnelOptions } from '../protocol/messages.ts';
 import { AGENT_PING_INTERVAL_MS, AGENT_PING_TIMEOUT_MS } from '../protocol/timing.ts';
-import { loadCredentials } from './api-client.ts';
+import { loadCredentials, RelayApi } from './api-client.ts';
+import { terminateAtForDomain } from './domain-tls-default.ts';
 import { attachAgentOutput } from './agent-output.ts';
 import { agentCrossChecks } from './agent-checks.ts';
 import { agentTlsSettings } from './agent-tls-flags.ts';
@@ -113,6 +114,11 @@ export { attachAgentOutput } from './agent-output.ts';
 export async function runAgent(targetSpec: string, flags: Record<string, unknown>): Promise<void> {
   const target = parseTarget(targetSpec);
   const o = agentOptionsFrom(flags, process.env);
+  // On a custom domain added with `tunn domain add D --terminate-at agent`, TLS ends at the agent unless told otherwise.
+  if (o.terminateAt === undefined && o.domain && (await terminateAtForDomain(new RelayApi({ relay: firstRelay(o.relay), token: o.token, relayCa: o.relayCa }), o.domain)) === 'agent') {
+    o.terminateAt = 'agent';
+    if (!o.json) process.stderr.write(`tunn: ${o.domain} was added with --terminate-at agent: TLS ends at this agent\n`);
+  }
   const tlsSettings = agentTlsSettings(o);
   // TLS ending at the agent (issue 12): every flag was read and checked; the agent serves `tls` streams.
   const tls = tlsSettings.terminateAt === 'agent' ? wireAgentTls(agentConfigFrom(o, target), o, tlsSettings) : undefined;

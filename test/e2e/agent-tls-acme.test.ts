@@ -146,13 +146,14 @@ describe('e2e: agent-terminated TLS with ACME (Pebble, DNS-01 through the relay)
     const show = startCli(['domain', 'show', CUSTOM, '--relay', relay.url, '--relay-ca', rootFile], { env: { TUNN_TOKEN: token } });
     assert.equal(await show.exited, 0);
     assert.match(show.lines.map((l) => String(l.raw)).join('\n'), /Cert: +none at the relay: TLS ends at the agents .*relay fallback: off/);
-    // A relay-terminated tunnel on it is refused, saying what to do.
-    const wrong = agent('plain', {}, ['-d', CUSTOM]);
+    // A tunnel asking for relay termination on it is refused, saying what to do.
+    const wrong = agent('plain', {}, ['-d', CUSTOM, '--terminate-at', 'relay']);
     const fatal = await wrong.waitFor((l) => l.event === 'fatal', 30_000);
     assert.match(String(fatal.message), /added with --terminate-at agent .*start the tunnel with --terminate-at agent/);
     const host = `shop-app.${CUSTOM}`;
     customer.add({ name: host, type: 'A', value: '127.0.0.1' });
-    const a = agent('shop-app', {}, ['-d', CUSTOM, '--terminate-at', 'agent']);
+    // No --terminate-at: on a domain added with --terminate-at agent, TLS ends at the agent by default (issue 12).
+    const a = agent('shop-app', {}, ['-d', CUSTOM]);
     const ev = await a.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'agent', 90_000).catch((err: Error) => {
       throw new Error(`${err.message}\nagent stdout: ${JSON.stringify(a.lines).slice(-3000)}`);
     });
