@@ -1,20 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import http2, { type Http2Server, type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
-import net from 'node:net';
-import tls, { type TLSSocket } from 'node:tls';
+import type { ServerHttp2Stream, IncomingHttpHeaders } from 'node:http2';
 import { ControlChannel } from '../protocol/control-channel.ts';
-import { AGENT_SESSION_WINDOW, agentServerOptions } from '../protocol/h2-options.ts';
 import { watchLiveness } from '../protocol/liveness.ts';
 import { TunnError } from '../lib/errors.ts';
-import { CONTROL_PATH, PROTOCOL_VERSION, ALPN_TUNNEL, type AcmeAdvert, type AgentTlsRequest, type MessageOf, type TlsStateReport, type ControlMessage, type Refusal, type RegisteredTunnel, type TunnelOptions } from '../protocol/messages.ts';
+import { CONTROL_PATH, PROTOCOL_VERSION, type AcmeAdvert, type AgentTlsRequest, type MessageOf, type TlsStateReport, type ControlMessage, type Refusal, type RegisteredTunnel, type TunnelOptions } from '../protocol/messages.ts';
 import { ControlRequests } from './control-requests.ts';
-import { describeConnectError, permanentConnectError } from './connect-errors.ts';
 import { kindStreamHandlers } from './kind-handlers.ts';
 import { forwardStream, type RequestLogEntry, type StreamWatch } from './forward.ts';
 import { readDataStream, refuseStream, type DataStreamRequest, type StreamHandlers } from './stream-handlers.ts';
-import { localhostAwareLookup, type Target } from './target.ts';
+import type { Target } from './target.ts';
 import { parseRelayList, pickEndpoint, resolveEndpoints, type RelayEndpoint } from './relay-endpoints.ts';
+import { dialRelay, nextBackoff, type Slot } from './relay-session.ts';
 
 // The agent: keeps `sessions` TLS connections to the relay (more than one, so one session
 // tripping a limit or dying does not take the tunnel down), serves the relay's streams as
@@ -85,21 +82,6 @@ interface AgentEvents {
   /** Something that went wrong and was handled (a stream reset, a session error): what was being done, and why. */
   debug: [string];
   fatal: [Error & { code?: string }];
-}
-
-interface Slot {
-  index: number;
-  socket?: TLSSocket;
-  session?: ServerHttp2Session;
-  control?: ControlChannel;
-  online: boolean;
-  attempt: number;
-  timer?: NodeJS.Timeout;
-  /** A register the relay refused for a passing reason, asked again after a back-off. */
-  retryTimer?: NodeJS.Timeout;
-  stopPing?: () => void;
-  /** The relay endpoint it dials or is connected to (relay-endpoints.ts). */
-  endpoint?: string;
 }
 
 export class Agent extends EventEmitter<AgentEvents> {
@@ -189,67 +171,17 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   #dial(slot: Slot, ep: RelayEndpoint): void {
-    const relayHost = ep.url.host;
-    const { host, port } = ep;
-    slot.endpoint = ep.key;
-    const ca = this.config.relayCa ? [...tls.rootCertificates, this.config.relayCa] : undefined;
-    const socket = tls.connect({
-      host: ep.address ?? host,
-      port,
-      servername: net.isIP(host) ? undefined : host,
-      ALPNProtocols: [ALPN_TUNNEL],
-      ca,
-      lookup: localhostAwareLookup,
-      timeout: 10_000,
-    });
-    slot.socket = socket;
-    socket.setNoDelay(true);
-    let failed = false;
-    const fail = (why: string): void => {
-      if (failed) return;
-      failed = true;
-      this.#slotDown(slot, why);
-    };
-    socket.on('timeout', () => {
-      if (!slot.session) socket.destroy(new Error('timed out connecting'));
-    });
-    socket.on('error', (err) => {
-      if (this.#stopped) return;
-      // Before the relay was ever reached, some errors will not go away by retrying: say what to do and stop.
-      const permanent = this.#everOnline ? undefined : permanentConnectError(err, relayHost);
-      if (permanent && !failed) {
-        failed = true;
-        this.emit('fatal', permanent);
+    dialRelay(slot, ep, {
+      relayCa: this.config.relayCa,
+      stopped: () => this.#stopped,
+      everOnline: () => this.#everOnline,
+      onStream: (stream, headers) => this.#onStream(slot, stream, headers),
+      onDown: (why) => this.#slotDown(slot, why),
+      onFatal: (err) => {
+        this.emit('fatal', err);
         this.stop();
-        return;
-      }
-      fail(describeConnectError(err, relayHost, host));
-    });
-    socket.on('close', () => fail('connection closed'));
-    socket.once('secureConnect', () => {
-      socket.setTimeout(0);
-      if (socket.alpnProtocol !== ALPN_TUNNEL) {
-        socket.destroy(Object.assign(new Error(`${relayHost} is not a tunn relay (no ${ALPN_TUNNEL} protocol)`), { code: 'NOT_A_RELAY' }));
-        return;
-      }
-      const server: Http2Server = http2.createServer(agentServerOptions);
-      server.on('session', (session: ServerHttp2Session) => {
-        slot.session = session;
-        const widen = (): void => {
-          try {
-            session.setLocalWindowSize(AGENT_SESSION_WINDOW);
-          } catch {
-            /* gone */
-          }
-        };
-        session.once('remoteSettings', widen);
-        session.on('error', (err) => this.emit('debug', `session ${slot.index + 1} to ${relayHost}: ${err.message}`));
-        session.on('goaway', () => socket.destroy());
-        session.on('close', () => socket.destroy());
-      });
-      server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => this.#onStream(slot, stream, headers));
-      // The agent's window is AGENT_SESSION_WINDOW (src/protocol/h2-options.ts): bulk both ways at once never stalls.
-      server.emit('connection', socket);
+      },
+      onDebug: (message) => this.emit('debug', message),
     });
   }
 
@@ -440,10 +372,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     slot.timer = setTimeout(() => this.#connect(slot), delay);
   }
 
-  /** Full jitter back-off: random in [min/2, min * 2^attempt], capped; counts the attempt. */
   #backoff(slot: Slot): number {
-    const cap = Math.min(this.config.backoffMaxMs, this.config.backoffMinMs * 2 ** slot.attempt);
-    slot.attempt++;
-    return Math.round(this.config.backoffMinMs / 2 + Math.random() * (cap - this.config.backoffMinMs / 2));
+    return nextBackoff(slot, this.config.backoffMinMs, this.config.backoffMaxMs);
   }
 }

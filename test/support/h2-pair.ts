@@ -24,7 +24,7 @@ export async function startH2Pair(onStream: (stream: ServerHttp2Stream, headers:
   const h2 = http2.createServer(agentServerOptions);
   h2.on('stream', (s, h) => onStream(s, h));
   h2.on('sessionError', () => {});
-  // As src/agent/agent.ts does: the agent's end widens its connection window to AGENT_SESSION_WINDOW, the relay's
+  // As src/agent/relay-session.ts does: the agent's end widens its connection window to AGENT_SESSION_WINDOW, the relay's
   // to SESSION_WINDOW (src/relay/agent-session.ts).
   h2.on('session', (s) => s.once('remoteSettings', () => s.setLocalWindowSize(AGENT_SESSION_WINDOW)));
   const server = net.createServer((socket) => h2.emit('connection', socket));
