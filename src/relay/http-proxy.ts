@@ -3,12 +3,13 @@ import type { GateDecision } from '../auth/gate.ts';
 import type { Principal } from '../auth/revocation.ts';
 import { newRequestId } from '../lib/page.ts';
 import { headerValue, Http1Framer, HttpParseError, keepAlive, wantsUpgrade, type MessageHead } from '../lib/http1.ts';
-import type { Refusal } from '../protocol/messages.ts';
 import { forwardRequestHeaders, serializeHead } from './forward-headers.ts';
 import { Exchanges } from './exchanges.ts';
 import type { GatewayOptions, LiveConnection } from './gateway.ts';
 import { pages, serializeResponse, type LocalResponse } from './pages.ts';
-import { handOver } from './relay-host-handover.ts';
+import type { ProxyState, PublicSocket } from './proxy-state.ts';
+import { handOver, joinDuplexes } from './relay-host-handover.ts';
+import { logRelayAnswer, reportRefusal } from './relay-answers.ts';
 import { RequestReader } from './request-reader.ts';
 import { routeRequest, type RequestRoute } from './request-routing.ts';
 import type { Tunnel } from './tunnel-directory.ts';
@@ -22,25 +23,7 @@ import { decideUpgrade } from './upgrades.ts';
 // for metrics). What is read from the client, and how, is one state (ProxyState).
 
 export { MAX_PIPELINED } from './exchanges.ts';
-
-/**
- * A public connection as the proxy needs it: a TCP or TLS socket accepted here, or a stream
- * another relay of the cluster carried here (src/relay/cluster-wiring.ts).
- */
-export type PublicSocket = Duplex & { setTimeout(ms: number, cb?: () => void): unknown; setNoDelay?(noDelay?: boolean): unknown };
-
-/**
- * Where a public connection is, as one value (what is read from the client, and how):
- * - `http`: request heads are parsed, routed and forwarded or answered here;
- * - `deciding`: a request waits for its decision (the gate, a lookup, earlier responses to
- *   end); the client is not read and nothing after it is handled until it is decided;
- * - `upgrading`: an upgrade request was forwarded; the bytes after it wait for the answer
- *   (101 → `raw`; anything else → `http`);
- * - `raw`: after a 101, bytes pass both ways unparsed;
- * - `closing`: the relay answered with Connection: close; nothing more is handled;
- * - `handed-over`: the relay's own host (node:http) serves the connection.
- */
-export type ProxyState = 'http' | 'deciding' | 'upgrading' | 'raw' | 'closing' | 'handed-over';
+export type { ProxyState, PublicSocket } from './proxy-state.ts';
 
 /** One public HTTP/1 connection (TCP or TLS) and its one stream to an agent. */
 export class PublicConnection implements LiveConnection {
@@ -244,7 +227,7 @@ export class PublicConnection implements LiveConnection {
     }
     if (!r.early) this.#mayHandOver = false;
     if (r.requestId) this.#requestId = r.requestId;
-    if (r.refusal && r.tunnel) this.#refused(r.tunnel, head.method, head.target, r.response.status, r.refusal);
+    if (r.refusal && r.tunnel) reportRefusal(this.#opts, this.#clientIp, r.tunnel, head.method, head.target, r.response.status, r.refusal);
     return this.#respondLocal(r.response, head, r.tunnel);
   }
 
@@ -270,7 +253,7 @@ export class PublicConnection implements LiveConnection {
     const up = decideUpgrade(head, tunnel.options.allowUpgrade);
     if (up.kind === 'refuse') {
       const r = pages.upgradeRefused(up.protocols);
-      this.#refused(tunnel, head.method, head.target, r.status, { reason: 'upgrade', detail: `Upgrade: ${up.protocols.join(', ')} needs --allow-upgrade` });
+      reportRefusal(this.#opts, this.#clientIp, tunnel, head.method, head.target, r.status, { reason: 'upgrade', detail: `Upgrade: ${up.protocols.join(', ')} needs --allow-upgrade` });
       return this.#respondLocal(r, head, tunnel);
     }
     if (!this.#leg) {
@@ -310,7 +293,7 @@ export class PublicConnection implements LiveConnection {
         const r = pages.targetDown(code);
         const first = this.#streamRequest;
         // The code is the agent's word (an errno or TLS error name): kept short.
-        if (first) this.#refused(tunnel, first.method, first.path, r.status, { reason: 'target', detail: code.slice(0, 64) || undefined });
+        if (first) reportRefusal(this.#opts, this.#clientIp, tunnel, first.method, first.path, r.status, { reason: 'target', detail: code.slice(0, 64) || undefined });
         this.#failBeforeResponse(r);
       },
       end: () => {
@@ -335,7 +318,7 @@ export class PublicConnection implements LiveConnection {
     if (this.#responseStarted || this.#socket.destroyed) return;
     const r = pages.tunnelLost();
     const first = this.#streamRequest;
-    if (first) this.#refused(tunnel, first.method, first.path, r.status, { reason: 'target', detail: 'EMPTY_RESPONSE' });
+    if (first) reportRefusal(this.#opts, this.#clientIp, tunnel, first.method, first.path, r.status, { reason: 'target', detail: 'EMPTY_RESPONSE' });
     this.#failBeforeResponse(r);
   }
 
@@ -345,7 +328,7 @@ export class PublicConnection implements LiveConnection {
     this.#state = 'closing';
     this.#leg?.tunnel.metrics.requests(r.status);
     const requestId = newRequestId();
-    this.#logAnswer(requestId, r.status, this.#leg?.tunnel.host, undefined);
+    logRelayAnswer(this.#opts.logger, this.#clientIp, requestId, r.status, this.#leg?.tunnel.host, undefined);
     this.#socket.end(serializeResponse(r, { head: this.#ex.oldestMethod === 'HEAD', keepAlive: false, requestId }));
     this.#leg?.cancel();
   }
@@ -400,18 +383,11 @@ export class PublicConnection implements LiveConnection {
 
   // ---------- local responses ----------
 
-  /** Counts a request the relay answered itself on `tunnel` and tells the tunnel's owner. */
-  #refused(tunnel: Tunnel, method: string, path: string, status: number, why: Pick<Refusal, 'reason' | 'who' | 'detail'>): void {
-    if (why.reason !== 'target') tunnel.metrics.refuse(why.reason);
-    // Fields are cut to their MAX_REFUSAL_* lengths where reports are gathered (refusal-reports.ts).
-    this.#opts.onRefused?.(tunnel, { at: Date.now(), method, path, status, ip: this.#clientIp, ...why });
-  }
-
   /** `tunnel`: the tunnel the request was for, when no stream is bound yet (its metrics count the answer). */
   #respondLocal(r: LocalResponse, head: MessageHead | undefined, tunnel?: Tunnel): void | Promise<void> {
     // One id per answer, logged here and shown in the page (a timed-out or unparsable head has none yet).
     const requestId = (head && this.#requestId) || newRequestId();
-    this.#logAnswer(requestId, r.status, head ? headerValue(head, 'host') : undefined, head);
+    logRelayAnswer(this.#opts.logger, this.#clientIp, requestId, r.status, head ? headerValue(head, 'host') : undefined, head);
     const write = (): void => {
       const keep = head ? keepAlive(head) && !r.close : false;
       const bytes = serializeResponse(r, { head: head?.method === 'HEAD', keepAlive: keep, requestId });
@@ -426,13 +402,6 @@ export class PublicConnection implements LiveConnection {
       }
     };
     return this.#ex.afterInflight(write);
-  }
-
-  /** The log line of a response the relay wrote itself; its reqId is the one the page shows. */
-  #logAnswer(reqId: string, status: number, host: string | undefined, head: MessageHead | undefined): void {
-    const line = { reqId, status, host, method: head?.method, path: head?.target.split('?')[0], client: this.#clientIp };
-    if (status >= 400) this.#opts.logger.info(line, 'answered by the relay');
-    else this.#opts.logger.debug(line, 'answered by the relay');
   }
 
   #parseError(err: unknown): void {
@@ -457,18 +426,4 @@ export class PublicConnection implements LiveConnection {
     if (this.#state === 'handed-over') return;
     this.#leg?.cancel();
   }
-}
-
-/** Pipes two duplexes into each other (half-closes pass on); either one failing or closing ends both. */
-function joinDuplexes(a: Duplex, b: Duplex): void {
-  const end = (): void => {
-    a.destroy();
-    b.destroy();
-  };
-  a.pipe(b);
-  b.pipe(a);
-  a.on('error', end);
-  b.on('error', end);
-  a.on('close', end);
-  b.on('close', end);
 }

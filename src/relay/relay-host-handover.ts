@@ -1,11 +1,12 @@
 import { Duplex } from 'node:stream';
 import type { MessageHead } from '../lib/http1.ts';
 import { serializeHead } from './forward-headers.ts';
-import type { PublicSocket } from './http-proxy.ts';
+import type { PublicSocket } from './proxy-state.ts';
 import type { Segment } from './request-reader.ts';
 
 // The hand-over to node:http: a public connection whose first request is for the relay's own
-// host goes to the relay's HTTP server (own-host.ts) with the bytes the proxy already read.
+// host goes to the relay's HTTP server (own-host.ts) with the bytes the proxy already read;
+// one for a tunnel another relay of the cluster holds is joined to a stream to that relay.
 
 /**
  * The connection as node:http must read it: the first request's head as received, its body
@@ -61,4 +62,18 @@ function prependedDuplex(socket: PublicSocket, prefix: Buffer, remoteAddress: st
   socket.on('close', () => d.destroy());
   socket.resume();
   return d;
+}
+
+/** Pipes two duplexes into each other (half-closes pass on); either one failing or closing ends both. */
+export function joinDuplexes(a: Duplex, b: Duplex): void {
+  const end = (): void => {
+    a.destroy();
+    b.destroy();
+  };
+  a.pipe(b);
+  b.pipe(a);
+  a.on('error', end);
+  b.on('error', end);
+  a.on('close', end);
+  b.on('close', end);
 }
