@@ -29,7 +29,6 @@ import { CertManager } from './manager.ts';
 
 const RELAY = 'relay.test';
 const DOMAIN = 'tunn.example.test';
-const DAY = 86_400_000;
 
 /** The real ACME issuer, counting the orders it places. */
 class CountingIssuer implements Issuer {

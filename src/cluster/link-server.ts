@@ -1,6 +1,5 @@
 import http2, { type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
 import tls, { type TLSSocket } from 'node:tls';
 import { errorMessage, isTunnError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';

@@ -7,7 +7,7 @@ import type { Logger } from '../lib/logger.ts';
 import { ControlChannel } from '../protocol/control-channel.ts';
 import { relaySessionOptions, SESSION_WINDOW } from '../protocol/h2-options.ts';
 import { watchLiveness } from '../protocol/liveness.ts';
-import { CONTROL_PATH, DATA_HEADERS, type AcmeAdvert, InvalidMessageError, PROTOCOL_VERSION, wireCodeOf, type ControlMessage, type MessageOf, type MessageType, type RegisteredTunnel, type StreamKind, type TunnelOptions, type WireErrorCode } from '../protocol/messages.ts';
+import { CONTROL_PATH, DATA_HEADERS, type AcmeAdvert, InvalidMessageError, PROTOCOL_VERSION, wireCodeOf, type ControlMessage, type MessageOf, type MessageType, type RegisteredTunnel, type TunnelOptions, type WireErrorCode } from '../protocol/messages.ts';
 import { HELLO_TIMEOUT_MS, RELAY_PING_INTERVAL_MS, RELAY_PING_TIMEOUT_MS } from '../protocol/timing.ts';
 import { accountById, type Account } from '../store/accounts.ts';
 import type { Store } from '../store/store.ts';

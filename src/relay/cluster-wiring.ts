@@ -9,7 +9,7 @@ import { errorMessage, isTunnError, TunnError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { SecretBox } from '../lib/secret-box.ts';
 import { splice, type SplicedStream } from '../lib/splice.ts';
-import type { ForwardRequest, LinkStreamKind } from '../protocol/cluster-link.ts';
+import type { ForwardRequest } from '../protocol/cluster-link.ts';
 import type { ConnectKind } from '../protocol/connect.ts';
 import { splicedH2Stream } from '../protocol/h2-stream.ts';
 import type { Store } from '../store/store.ts';

@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startPostgres, type Postgres } from '../support/postgres.ts';
 import { request, startAgent, startCli, startRelay, type RelayHandle, until } from './harness.ts';
+import { freePort } from '../support/ports.ts';
 
 // Issue 14: the database restarting or unreachable. Two relays on one PostgreSQL (real
 // processes); PostgreSQL is stopped for longer than the identity cache window and started
@@ -16,13 +17,6 @@ import { request, startAgent, startCli, startRelay, type RelayHandle, until } fr
 // Test-only: the identity cache window during a database outage (default 30 s), short here.
 const WINDOW_MS = 3000;
 
-async function freePort(): Promise<number> {
-  const srv = createNetServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 describe('a relay cluster while PostgreSQL restarts (real processes)', () => {
   let pg: Postgres;

@@ -19,6 +19,7 @@ import { spkiPin } from '../../src/agent/tls/pin.ts';
 import tls from 'node:tls';
 import { startOrigin } from './origin.ts';
 import { request, startAgent, startCli, startRelay, type RelayHandle, until } from './harness.ts';
+import { freePort } from '../support/ports.ts';
 
 // Issue 14 through the real CLI: `tunn relay status` on a PostgreSQL database that relays
 // share, and below, three relays on one database carrying visitors to each other.
@@ -70,14 +71,6 @@ describe('cluster commands (real CLI, PostgreSQL)', () => {
   });
 });
 
-/** A port free right now on loopback (the node URL needs one the other relays can dial). */
-async function freePort(): Promise<number> {
-  const srv = createNetServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 describe('three relays on one PostgreSQL database (real processes)', () => {
   let pg: Postgres;
