@@ -116,6 +116,7 @@ export async function startRelay(o: RelayOptions, logger: Logger): Promise<{ rel
       relayCerts: o.relayCerts,
       acmeChallenges: parseAcmeChallenges(o.acmeChallenge),
       sharedTxt: o.nodeUrl !== undefined,
+      sharedChallenges: o.nodeUrl !== undefined,
       certEventToken: o.certEventToken,
       alertWebhook: o.alertWebhook,
     },

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import tls, { type SecureContext } from 'node:tls';
 import { Dns01Solver } from '../acme/dns01.ts';
 import { Http01Solver } from '../acme/http01.ts';
+import { SharedChallenges } from '../acme/shared-challenges.ts';
 import type { ChallengeSolver, ChallengeType } from '../acme/solver.ts';
 import { TlsAlpn01Solver } from '../acme/tls-alpn01.ts';
 import { createAlerter, type AlertHook } from '../certs/alerts.ts';
@@ -34,8 +35,12 @@ import { resolveTunnelDomain, type TunnelTlsKind } from './resolution.ts';
 /** What the relay's TLS edge asks for certificates (the relay's CertSource). */
 export interface EdgeCertificates {
   contextFor(servername: string | undefined): SecureContext | undefined | Promise<SecureContext | undefined>;
-  /** TLS-ALPN-01: the challenge context for a name, if one is pending. */
-  alpnChallengeContext?(servername: string): SecureContext | undefined;
+  /** TLS-ALPN-01: the challenge context for a name, if one is pending (a promise in a cluster, for one presented elsewhere). */
+  alpnChallengeContext?(servername: string): SecureContext | undefined | Promise<SecureContext | undefined>;
+  /** TLS-ALPN-01: whether a challenge for the name is known to be pending (here, or in the cluster's last read). */
+  hasAlpnChallenge?(servername: string): boolean;
+  /** A relay of a cluster: challenges other relays present are answered here too (read from the database). */
+  sharedAlpnChallenges?: boolean;
   /** Keeps a certificate for the name, obtaining it in the background (ACME only). */
   manage?(servername: string): Promise<ManagedCertificate>;
 }
@@ -81,6 +86,8 @@ export interface CustomDomainsConfig {
   acmeChallenges?: ChallengeType[];
   /** A relay of a cluster: the zone's ACME TXT values go through the shared database, so every relay's DNS server answers them. */
   sharedTxt?: boolean;
+  /** A relay of a cluster: HTTP-01 and TLS-ALPN-01 challenges go through the shared database, so every relay answers them. */
+  sharedChallenges?: boolean;
   probeIntervalMs?: number;
   maintainIntervalMs?: number;
 }
@@ -114,7 +121,7 @@ export interface CustomDomains {
   alert: AlertHook;
   /** For `RelayExtensions`. */
   certs: EdgeCertificates;
-  plainHook: (path: string, host: string) => PlainResponse | undefined;
+  plainHook: (path: string, host: string) => PlainResponse | undefined | Promise<PlainResponse | undefined>;
   resolveDomain: (account: Account, requested: string | undefined, kind?: TunnelTlsKind) => Promise<string>;
   /** For the API (src/api/domains.ts). */
   api: { relayDomain: string; resolver?: string; strict: boolean; manager: CertManager; certEventToken?: string; onAlert: AlertHook; clock: Clock };
@@ -170,8 +177,10 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
     }
   }
 
-  const http01 = new Http01Solver();
-  const alpn = new TlsAlpn01Solver();
+  // In a cluster the CA may connect to any relay: HTTP-01 and TLS-ALPN-01 answers come from the shared database.
+  const shared = acme && cfg.sharedChallenges ? new SharedChallenges({ store, clock, logger }) : undefined;
+  const http01 = new Http01Solver(shared);
+  const alpn = new TlsAlpn01Solver(shared);
   let dns: RelayDns | undefined;
   if (dnsPort !== undefined) {
     try {
@@ -254,13 +263,17 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
       if (staticRelayCtx && (!sn || isRelayName(sn))) return staticRelayCtx;
       return manager.getSecureContext(sn || relayDomain);
     },
-    alpnChallengeContext: (servername) => alpn.secureContext(servername),
+    alpnChallengeContext: (servername) => alpn.answer(servername),
+    hasAlpnChallenge: (servername) => alpn.has(servername),
+    sharedAlpnChallenges: alpn.shared,
     // ACME: the relay's own certificate is obtained in the background, with retries (own-certificate.ts).
     manage: acme ? (servername) => manager.manage(servername) : undefined,
   };
-  const plainHook = (path: string): PlainResponse | undefined => {
-    const body = http01.respond(path);
-    return body === undefined ? undefined : { status: 200, headers: [['Content-Type', 'text/plain']], body, close: true };
+  const http01Answer = (body: string | undefined): PlainResponse | undefined =>
+    body === undefined ? undefined : { status: 200, headers: [['Content-Type', 'text/plain'], ['Cache-Control', 'no-store'], ['X-Content-Type-Options', 'nosniff']], body, close: true };
+  const plainHook = (path: string, host: string): PlainResponse | undefined | Promise<PlainResponse | undefined> => {
+    const body = http01.respond(path, host);
+    return body instanceof Promise ? body.then(http01Answer) : http01Answer(body);
   };
   const resolveDomain = (account: Account, requested: string | undefined, kind?: TunnelTlsKind) => resolveTunnelDomain(store, relayDomain, { accountId: account.id, email: account.email }, requested, kind);
 

@@ -34,6 +34,18 @@ describe('edge routing table', () => {
     assert.equal(routeFor(tls(['acme-tls/1']), relayPending), 'terminate-tls', 'no SNI: no challenge');
   });
 
+  // In a cluster a challenge may have been presented by another relay moments ago: an acme-tls/1
+  // hello no agent claims goes to the relay's answer, which reads the database and closes the
+  // connection when no challenge is pending (it never gets the relay's ordinary certificate).
+  it('in a cluster, routes acme-tls/1 nobody here claims to the relay’s answer (read from the database); agents keep theirs', () => {
+    const cluster: EdgeAnswers = { relayAnswersAlpnChallenge: (n) => n === 'a.test', agentAnswersAlpnChallenge: (n) => n === 'b.test', relayMayAnswerAlpnChallenge: () => true };
+    assert.equal(routeFor(tls(['acme-tls/1'], 'a.test'), cluster), 'acme-tls-alpn');
+    assert.equal(routeFor(tls(['acme-tls/1'], 'b.test'), cluster), 'acme-tls-alpn-to-agent');
+    assert.equal(routeFor(tls(['acme-tls/1'], 'c.test'), cluster), 'acme-tls-alpn');
+    assert.equal(routeFor(tls(['acme-tls/1']), cluster), 'terminate-tls', 'no SNI: no challenge');
+    assert.equal(routeFor(tls(['http/1.1'], 'c.test'), cluster), 'terminate-tls', 'ordinary TLS is unaffected');
+  });
+
   it('sends a name whose TLS ends at an agent there as raw TLS; other names terminate here', () => {
     const a: EdgeAnswers = { ...none, tlsEndsAtAgent: (n) => n === 'e2e.relay.test' };
     assert.equal(routeFor(tls(['h2', 'http/1.1'], 'e2e.relay.test'), a), 'tls-to-agent');

@@ -45,6 +45,11 @@ export interface EdgeAnswers {
   relayAnswersAlpnChallenge(name: string): boolean;
   /** An agent obtains the certificate of `name` and wants its TLS-ALPN-01 validations. */
   agentAnswersAlpnChallenge?(name: string): boolean;
+  /**
+   * A relay of a cluster: a TLS-ALPN-01 challenge for `name` may have been presented by another
+   * relay (the handler reads the shared database, and closes the connection when there is none).
+   */
+  relayMayAnswerAlpnChallenge?(name: string): boolean;
   /** TLS for `name` ends at an agent (a tls tunnel, or an http tunnel with TLS at the agent). */
   tlsEndsAtAgent?(name: string): boolean;
 }
@@ -63,6 +68,8 @@ export const ROUTE_TABLE: readonly RouteEntry[] = [
   { route: 'connect', when: (h) => offers(h, ALPN_CONNECT) },
   { route: 'acme-tls-alpn', when: (h, a) => offers(h, ALPN_ACME_TLS) && !!h.serverName && a.relayAnswersAlpnChallenge(h.serverName) },
   { route: 'acme-tls-alpn-to-agent', when: (h, a) => offers(h, ALPN_ACME_TLS) && !!h.serverName && !!a.agentAnswersAlpnChallenge?.(h.serverName) },
+  // In a cluster, a challenge presented by another relay moments ago (not in this relay's last read yet).
+  { route: 'acme-tls-alpn', when: (h, a) => offers(h, ALPN_ACME_TLS) && !!h.serverName && !!a.relayMayAnswerAlpnChallenge?.(h.serverName) },
   { route: 'tls-to-agent', when: (h, a) => !!h.serverName && !offers(h, ALPN_ACME_TLS) && !!a.tlsEndsAtAgent?.(h.serverName) },
   { route: 'terminate-tls', when: () => true },
 ];

@@ -37,7 +37,7 @@ export interface GatewayOptions {
   /** Per-request policy; absent → every tunnel is open (used before identity is configured). */
   access?: AccessCheck;
   /** Answers plain-HTTP requests the relay handles itself (ACME HTTP-01, redirect to HTTPS). */
-  plainHook?: (head: MessageHead, host: string) => LocalResponse | undefined;
+  plainHook?: (head: MessageHead, host: string) => LocalResponse | undefined | Promise<LocalResponse | undefined>;
   /** Largest request head accepted (bytes). */
   maxHeadSize: number;
   /** Close connections with no traffic either way for this long. */

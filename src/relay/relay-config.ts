@@ -89,7 +89,7 @@ export interface RelayExtensions {
   /** Custom domains and certificates for /v1/domains and /v1/certs. */
   domainApi?: DomainApiOptions;
   /** Plain-HTTP requests answered before the redirect to HTTPS (ACME HTTP-01). */
-  plainHook?: (path: string, host: string) => LocalResponse | undefined;
+  plainHook?: (path: string, host: string) => LocalResponse | undefined | Promise<LocalResponse | undefined>;
   /** Apps served under a path of the relay's own host (the console's files). */
   mounts?: OwnHostMount[];
   /** TLS that ends at agents: the relay's DNS-01 for its zone (names agents hold only), the weekly budget per account, the ACME CA advertised in welcome. */

@@ -2,6 +2,7 @@ import type { SecureContext, TLSSocket } from 'node:tls';
 import type { Server as NetServer } from 'node:net';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
+import type { MessageHead } from '../lib/http1.ts';
 import { createApiApp } from '../api/app.ts';
 import { lostDomainReason } from '../domains/resolution.ts';
 import { isTunnToken, refusedTokenOwner } from '../auth/bearer.ts';
@@ -172,7 +173,12 @@ export class Relay {
       headTimeoutMs: c.headTimeoutMs,
     };
     gateway = new Gateway(gatewayOpts);
-    const plainGateway = new Gateway({ ...gatewayOpts, heldElsewhere: undefined, plainHook: (head, host) => ext.plainHook?.(head.target, host) ?? (c.dev && !agentTls.agentTunnel(hostnameOf(host)) ? undefined : pages.movedToHttps(httpsUrl(host, this.info.httpsPort, head.target))) });
+    const toHttps = (head: MessageHead, host: string) => (c.dev && !agentTls.agentTunnel(hostnameOf(host)) ? undefined : pages.movedToHttps(httpsUrl(host, this.info.httpsPort, head.target)));
+    const plainHook = (head: MessageHead, host: string) => {
+      const r = ext.plainHook?.(head.target, host);
+      return r instanceof Promise ? r.then((x) => x ?? toHttps(head, host)) : (r ?? toHttps(head, host));
+    };
+    const plainGateway = new Gateway({ ...gatewayOpts, heldElsewhere: undefined, plainHook });
     this.#gateways = [gateway, plainGateway];
     const tcpIdleMs = c.kinds?.tcpIdleMs ?? DEFAULT_TCP_IDLE_MS;
     const pt = (passthrough = createTlsPassthrough({ directory: this.#directory, idleTimeoutMs: tcpIdleMs, logger: log }));
@@ -201,10 +207,18 @@ export class Relay {
           else this.#cluster.carryRawTls(s, name, tcpIdleMs);
         },
         // A CA may validate at any relay: a challenge for an agent on another relay is carried there.
-        'acme-tls-alpn-to-agent': (s, h) => (agentTls.agentAnswersAlpnChallenge(h.serverName!) || !this.#cluster ? agentTls.carryAlpnChallenge(s, h.serverName!) : this.#cluster.carryRawTls(s, h.serverName!, 30_000, 'acme-tls-alpn')),
+        // A relay's own challenge presented elsewhere in the cluster comes first (read from the database), then the holder's agent.
+        'acme-tls-alpn-to-agent': (s, h) => {
+          const name = h.serverName!;
+          const cluster = this.#cluster;
+          if (agentTls.agentAnswersAlpnChallenge(name) || !cluster) agentTls.carryAlpnChallenge(s, name);
+          else if (ext.certs.sharedAlpnChallenges) tlsServers.acmeTlsAlpn(s, name, (rest) => cluster.carryRawTls(rest, name, 30_000, 'acme-tls-alpn'));
+          else cluster.carryRawTls(s, name, 30_000, 'acme-tls-alpn');
+        },
       },
       {
-        relayAnswersAlpnChallenge: (name) => ext.certs.alpnChallengeContext?.(name) !== undefined,
+        relayAnswersAlpnChallenge: (name) => (ext.certs.hasAlpnChallenge ? ext.certs.hasAlpnChallenge(name) : ext.certs.alpnChallengeContext?.(name) !== undefined),
+        relayMayAnswerAlpnChallenge: ext.certs.sharedAlpnChallenges ? () => true : undefined,
         tlsEndsAtAgent: (name) => agentTls.tlsEndsAtAgent(name) || pt.endsAtAgent(name) || !!this.#cluster?.rawTlsElsewhere(name),
         agentAnswersAlpnChallenge: (name) => agentTls.agentAnswersAlpnChallenge(name) || !!this.#cluster?.servesElsewhere(name),
       },

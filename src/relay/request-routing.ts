@@ -49,8 +49,14 @@ export function routeRequest(head: MessageHead, c: RouteConnection, opts: Gatewa
   head.target = target.target;
 
   const hook = opts.plainHook?.(head, host);
+  // A promise only for an ACME HTTP-01 token a relay of the cluster may have presented (read from the database).
+  if (hook instanceof Promise) return hook.then((r) => (r ? early(r) : routeHost(head, host, hostHeader, c, opts)));
   if (hook) return early(hook);
+  return routeHost(head, host, hostHeader, c, opts);
+}
 
+/** Routes a request past the plain-HTTP hook: the relay's own host, the tunnel at `host`, its access check. */
+function routeHost(head: MessageHead, host: string, hostHeader: string | undefined, c: RouteConnection, opts: GatewayOptions): RequestRoute | Promise<RequestRoute> {
   if (opts.isRelayHost(host)) {
     // The relay's own server would leave a CONNECT unanswered: tunn is not a forward proxy.
     if (head.method === 'CONNECT') return early(pages.methodNotAllowed(head.method));

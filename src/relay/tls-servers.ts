@@ -12,8 +12,12 @@ import type { OwnCertificateSource } from './own-certificate.ts';
 
 /** Where TLS certificates for the public side come from (static files, dev CA, ACME manager). */
 export interface CertSource extends OwnCertificateSource {
-  /** TLS-ALPN-01: the challenge context for a name, if one is pending. */
-  alpnChallengeContext?(servername: string): SecureContext | undefined;
+  /** TLS-ALPN-01: the challenge context for a name, if one is pending (a promise when it is read from the cluster's database). */
+  alpnChallengeContext?(servername: string): SecureContext | undefined | Promise<SecureContext | undefined>;
+  /** TLS-ALPN-01: whether a challenge for the name is known to be pending (here, or in the cluster's last read). */
+  hasAlpnChallenge?(servername: string): boolean;
+  /** A relay of a cluster: challenges other relays present are answered here too (read from the database). */
+  sharedAlpnChallenges?: boolean;
 }
 
 export interface TlsServers {
@@ -21,8 +25,11 @@ export interface TlsServers {
   agentLink(socket: Socket): void;
   /** Takes a routed socket: public TLS, terminated here. */
   publicTls(socket: Socket): void;
-  /** Answers a TLS-ALPN-01 validation with the challenge certificate, then closes. */
-  acmeTlsAlpn(socket: Socket, serverName: string): void;
+  /**
+   * Answers a TLS-ALPN-01 validation with the challenge certificate, then closes. Without a
+   * challenge for the name: `orElse` takes the socket, else it is closed.
+   */
+  acmeTlsAlpn(socket: Socket, serverName: string, orElse?: (socket: Socket) => void): void;
 }
 
 export interface TlsServersOptions {
@@ -65,17 +72,26 @@ export function createTlsServers(o: TlsServersOptions): TlsServers {
   return {
     agentLink: (socket) => agentTls.emit('connection', socket),
     publicTls: (socket) => publicTls.emit('connection', socket),
-    acmeTlsAlpn: (socket, serverName) => {
+    acmeTlsAlpn: (socket, serverName, orElse) => {
+      const answer = (ctx: SecureContext | undefined): void => {
+        if (socket.destroyed) return;
+        if (!ctx) {
+          if (orElse) orElse(socket);
+          else socket.destroy();
+          return;
+        }
+        const t = new tls.TLSSocket(socket, { isServer: true, secureContext: ctx, ALPNProtocols: [ALPN_ACME_TLS] });
+        t.on('secure', () => t.end());
+        t.on('error', (err) => {
+          o.logger.debug({ sni: serverName, err: errorMessage(err) }, 'answering a TLS-ALPN-01 validation failed');
+          socket.destroy();
+        });
+      };
       const ctx = o.certs.alpnChallengeContext?.(serverName);
-      if (!ctx) {
-        socket.destroy();
-        return;
-      }
-      const t = new tls.TLSSocket(socket, { isServer: true, secureContext: ctx, ALPNProtocols: [ALPN_ACME_TLS] });
-      t.on('secure', () => t.end());
-      t.on('error', (err) => {
-        o.logger.debug({ sni: serverName, err: errorMessage(err) }, 'answering a TLS-ALPN-01 validation failed');
-        socket.destroy();
+      if (!(ctx instanceof Promise)) return answer(ctx);
+      ctx.then(answer, (err: unknown) => {
+        o.logger.debug({ sni: serverName, err: errorMessage(err) }, 'reading a TLS-ALPN-01 challenge failed');
+        answer(undefined);
       });
     },
   };

@@ -275,4 +275,20 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0009_acme_challenges': {
+    async up(db: Kysely<any>) {
+      // ACME HTTP-01 and TLS-ALPN-01 challenges a relay of a cluster presents, so every relay answers the CA
+      // (src/acme/shared-challenges.ts). Key authorizations only (not secret); rows expire (a crashed relay's are swept).
+      await db.schema
+        .createTable('acme_challenges')
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('token', 'text', (c) => c.notNull())
+        .addColumn('key_authorization', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('acme_challenges_pk', ['type', 'name', 'token'])
+        .execute();
+    },
+  },
 };

@@ -295,7 +295,19 @@ export interface AcmeTxtTable {
   created_at: string;
 }
 
+/** An ACME HTTP-01 / TLS-ALPN-01 challenge a relay of a cluster presents, answered by every relay. */
+export interface AcmeChallengesTable {
+  type: 'http-01' | 'tls-alpn-01';
+  /** The identifier (host name) the challenge is for. */
+  name: string;
+  token: string;
+  key_authorization: string;
+  created_at: string;
+  expires_at: string;
+}
+
 export interface Database {
+  acme_challenges: AcmeChallengesTable;
   acme_txt: AcmeTxtTable;
   accounts: AccountsTable;
   names: NamesTable;
