@@ -18,7 +18,7 @@ import { startCli, tmpDir, type Proc } from './harness.ts';
 // verified custom domain, and the first TLS handshakes for a name under it arriving on all three
 // relays at once. DNS-01 only: the relays' DNS servers all answer the `_acme-challenge` TXT
 // values from the database (SharedTxt), so whichever relay orders, Pebble can validate through
-// the customer's CNAME to any relay's DNS server (HTTP-01/TLS-ALPN-01 answers are per relay).
+// the customer's CNAME to any relay's DNS server (HTTP-01/TLS-ALPN-01: cluster-acme-http.test.ts).
 
 const RELAY = 'tunn.localhost';
 const DOMAIN = 'apps.example.test';
