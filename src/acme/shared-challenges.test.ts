@@ -9,6 +9,7 @@ import tls, { type SecureContext } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { startPostgres, type Postgres } from '../../test/support/postgres.ts';
 import { ManualClock } from '../lib/clock.ts';
+import { isTunnError } from '../lib/errors.ts';
 import { createLogger } from '../lib/logger.ts';
 import { openStore, type Dialect, type Store } from '../store/store.ts';
 import { HTTP01_PREFIX, Http01Solver } from './http01.ts';
@@ -165,6 +166,25 @@ for (const dialect of DIALECTS) {
       } finally {
         await store.close();
       }
+    });
+
+    it('the database unreachable: present says what failed and what to do; lookups answer from the last read and log it once', async () => {
+      const store = await fresh();
+      const clock = new ManualClock(T0);
+      const lines: Record<string, unknown>[] = [];
+      const log = createLogger({ json: true, destination: { write: (l: string) => (lines.push(JSON.parse(l) as Record<string, unknown>), true) } as unknown as NodeJS.WritableStream });
+      const a = new Http01Solver(new SharedChallenges({ store, clock, logger }));
+      const b = new Http01Solver(new SharedChallenges({ store, clock, logger: log }));
+      const path = `${HTTP01_PREFIX}${TOKEN}`;
+      await a.present(authz('web.tunn.test'), challenge('http-01'), KEY_AUTH);
+      assert.equal(await b.respond(path, 'web.tunn.test'), KEY_AUTH);
+      await store.close();
+      await assert.rejects(a.present(authz('x.tunn.test'), challenge('http-01', 'other'), 'other.tp'), (e) => isTunnError(e, 'UNAVAILABLE') && /cannot write the ACME http-01 challenge for x\.tunn\.test to the database the relays share .*: the order fails and is retried; check that this relay reaches its --store database/.test(e.message));
+      clock.advance(5000);
+      assert.equal(await b.respond(path, 'web.tunn.test'), KEY_AUTH, 'the last read still answers');
+      assert.equal(await b.respond(`${HTTP01_PREFIX}unknown`, 'web.tunn.test'), undefined);
+      assert.deepEqual(lines.filter((l) => l.event === 'acme_challenges_stale').length, 1, JSON.stringify(lines));
+      assert.match(String(lines.find((l) => l.event === 'acme_challenges_stale')?.msg), /cannot read the shared ACME challenges: answering the last ones read/);
     });
 
     it('concurrent misses share one read of the table', async () => {

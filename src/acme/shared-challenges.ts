@@ -70,7 +70,7 @@ export class SharedChallenges {
         .onConflict((oc) => oc.columns(['type', 'name', 'token']).doUpdateSet({ key_authorization: row.key_authorization, created_at: row.created_at, expires_at: row.expires_at }))
         .execute();
     } catch (err) {
-      throw new TunnError('UNAVAILABLE', `writing the ACME ${c.type} challenge for ${row.name} to the database shared by the relays: ${errorMessage(err)}`, { cause: err });
+      throw new TunnError('UNAVAILABLE', `cannot write the ACME ${c.type} challenge for ${row.name} to the database the relays share (${errorMessage(err)}): the order fails and is retried; check that this relay reaches its --store database`, { cause: err });
     }
   }
 
