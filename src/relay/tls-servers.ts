@@ -74,6 +74,7 @@ export function createTlsServers(o: TlsServersOptions): TlsServers {
     publicTls: (socket) => publicTls.emit('connection', socket),
     acmeTlsAlpn: (socket, serverName, orElse) => {
       const answer = (ctx: SecureContext | undefined): void => {
+        socket.setTimeout(0);
         if (socket.destroyed) return;
         if (!ctx) {
           if (orElse) orElse(socket);
@@ -89,6 +90,8 @@ export function createTlsServers(o: TlsServersOptions): TlsServers {
       };
       const ctx = o.certs.alpnChallengeContext?.(serverName);
       if (!(ctx instanceof Promise)) return answer(ctx);
+      // Read from the cluster's database: a database that does not answer does not keep the socket.
+      socket.setTimeout(HANDSHAKE_TIMEOUT_MS, () => socket.destroy());
       ctx.then(answer, (err: unknown) => {
         o.logger.debug({ sni: serverName, err: errorMessage(err) }, 'reading a TLS-ALPN-01 challenge failed');
         answer(undefined);
