@@ -25,6 +25,7 @@ export interface KindTunnel extends Pick<TunnelOptions, 'proxyProtocol'> {
 const hostOf = (t: KindTunnel): string => t.ready?.host ?? t.id;
 
 export interface KindHandlerOptions {
+  /** Used when the relay does not say (DATA_HEADERS.idleMs; relays before it did not). */
   tcpIdleMs?: number;
   udpFlowIdleMs?: number;
   /** A connection ended badly (the target refused, …): the owner hears it. */
@@ -56,10 +57,10 @@ export function kindStreamHandlers<T extends KindTunnel>(o: KindHandlerOptions =
       o.onTargetError?.(hostOf(t), r.message);
       refuse(r);
     };
-    void carryTcp(carrier, { target: t.target, idleTimeoutMs: o.tcpIdleMs ?? DEFAULT_TCP_IDLE_MS, proxyHeader: proxyHeaderFor(t, req), lookup: localhostAwareLookup as never });
+    void carryTcp(carrier, { target: t.target, idleTimeoutMs: req.idleMs ?? o.tcpIdleMs ?? DEFAULT_TCP_IDLE_MS, proxyHeader: proxyHeaderFor(t, req), lookup: localhostAwareLookup as never });
   };
   return {
     tcp,
-    udp: (stream, t) => void carryUdp(h2Carrier(stream), { target: t.target, idleTimeoutMs: o.udpFlowIdleMs ?? DEFAULT_UDP_FLOW_IDLE_MS }),
+    udp: (stream, t, req) => void carryUdp(h2Carrier(stream), { target: t.target, idleTimeoutMs: req.idleMs ?? o.udpFlowIdleMs ?? DEFAULT_UDP_FLOW_IDLE_MS }),
   };
 }

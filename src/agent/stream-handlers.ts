@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
-import { DATA_HEADERS, isStreamKind, TARGET_ERROR_HEADER, type StreamKind, type WireErrorCode } from '../protocol/messages.ts';
+import { DATA_HEADERS, isStreamKind, MAX_STREAM_IDLE_MS, TARGET_ERROR_HEADER, type StreamKind, type WireErrorCode } from '../protocol/messages.ts';
 
 // The agent's side of the stream seam: every data stream the relay opens says its kind
 // (DATA_HEADERS.kind), and the agent serves it through a table of one handler per kind it
@@ -18,6 +18,8 @@ export interface DataStreamRequest {
   email: string | undefined;
   /** `tunn connect` streams to a --proxy-protocol tunnel: the relay-signed assertion. */
   assertion: string | undefined;
+  /** tcp/udp streams: the relay's idle limit (ms); undefined when it sent none or one out of range (the agent's default applies). */
+  idleMs: number | undefined;
 }
 
 /** Serves one data stream of tunnel `T`; owns the stream from then on. */
@@ -33,6 +35,8 @@ export function readDataStream(headers: IncomingHttpHeaders): DataStreamRequest 
   const port = Number(headers[DATA_HEADERS.clientPort]);
   const email = headers[DATA_HEADERS.email];
   const assertion = headers[DATA_HEADERS.assertion];
+  const idle = headers[DATA_HEADERS.idleMs];
+  const idleMs = typeof idle === 'string' && /^[1-9][0-9]{0,9}$/.test(idle) ? Number(idle) : undefined;
   return {
     tunnelId: String(headers[DATA_HEADERS.tunnel] ?? ''),
     kind,
@@ -40,6 +44,7 @@ export function readDataStream(headers: IncomingHttpHeaders): DataStreamRequest 
     clientPort: Number.isInteger(port) && port > 0 && port < 65536 ? port : undefined,
     email: typeof email === 'string' && email ? email : undefined,
     assertion: typeof assertion === 'string' && assertion ? assertion : undefined,
+    idleMs: idleMs !== undefined && idleMs <= MAX_STREAM_IDLE_MS ? idleMs : undefined,
   };
 }
 

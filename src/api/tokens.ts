@@ -21,6 +21,11 @@ export interface TokenInfo {
   email: string;
 }
 
+/** A row of the tokens table (joined with its account) as the API names it: every token list's `--json` speaks these names. */
+export function tokenInfo(r: { jti: string; label: string; kind: string; created_at: string; expires_at: string | null; last_used_at: string | null; email: string }): TokenInfo {
+  return { id: r.jti, name: r.label, kind: r.kind, createdAt: r.created_at, expiresAt: r.expires_at, lastUsedAt: r.last_used_at, email: r.email };
+}
+
 const listQuery = z.object({ all: z.enum(['0', '1']).optional() });
 const createBody = z.object({ name: z.string().max(100).optional() });
 const idParam = z.object({ id: z.string().min(1).max(100) });
@@ -43,7 +48,7 @@ export function tokenRoutes(identity: Identity) {
         .where('tokens.revoked_at', 'is', null);
       if (!all) q = q.where('tokens.account_id', '=', caller.accountId);
       const rows = await q.orderBy('tokens.created_at', 'desc').execute();
-      const list: TokenInfo[] = rows.map((r) => ({ id: r.jti, name: r.label, kind: r.kind, createdAt: r.created_at, expiresAt: r.expires_at, lastUsedAt: r.last_used_at, email: r.email }));
+      const list: TokenInfo[] = rows.map(tokenInfo);
       return c.json({ tokens: list, current: caller.via === 'token' ? caller.jti : null });
     })
     .post('/', jsonBody(createBody), async (c) => {

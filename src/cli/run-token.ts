@@ -7,6 +7,7 @@ import { openStore } from '../store/store.ts';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { relayDefaults } from '../config/config.ts';
+import { tokenInfo } from '../api/tokens.ts';
 import { printJson } from './output.ts';
 import { relayConfigFrom, relayOptionsFrom } from './run-relay.ts';
 import { formatTable } from './table.ts';
@@ -59,13 +60,14 @@ export async function runTokenCreate(flags: { email?: string; name?: string; jso
 export async function runTokenList(flags: { email?: string; json?: boolean; dataDir?: string; store?: string }): Promise<void> {
   const { store } = await openRelayTokens(flags);
   try {
-    let q = store.db.selectFrom('tokens').innerJoin('accounts', 'accounts.id', 'tokens.account_id').select(['tokens.jti', 'tokens.kind', 'tokens.label', 'tokens.created_at', 'tokens.last_used_at', 'tokens.revoked_at', 'accounts.email']).where('tokens.kind', 'in', ['agent', 'pat']);
+    let q = store.db.selectFrom('tokens').innerJoin('accounts', 'accounts.id', 'tokens.account_id').select(['tokens.jti', 'tokens.kind', 'tokens.label', 'tokens.created_at', 'tokens.expires_at', 'tokens.last_used_at', 'tokens.revoked_at', 'accounts.email']).where('tokens.kind', 'in', ['agent', 'pat']);
     if (flags.email) {
       const a = await accountByEmail(store, flags.email);
       q = q.where('accounts.id', '=', a?.id ?? '');
     }
     const rows = await q.orderBy('tokens.created_at').execute();
-    if (flags.json) printJson({ event: 'tokens', tokens: rows });
+    // --json: the names of GET /v1/tokens (`tunn token list --json`), plus revokedAt (this list keeps revoked tokens).
+    if (flags.json) printJson({ event: 'tokens', tokens: rows.map((r) => ({ ...tokenInfo(r), revokedAt: r.revoked_at })) });
     else if (rows.length === 0) process.stdout.write(`no tokens${flags.email ? ` for ${flags.email}` : ''} (create one with \`tunn relay token create --email EMAIL\`)\n`);
     else process.stdout.write(formatTable(['ID', 'KIND', 'EMAIL', 'NAME', 'CREATED', 'LAST USED', 'STATUS'], rows.map((r) => [r.jti, r.kind, r.email, r.label, r.created_at, r.last_used_at ?? '-', r.revoked_at ? `revoked ${r.revoked_at}` : 'active'])));
   } finally {
@@ -93,7 +95,7 @@ export async function runKeysList(flags: { json?: boolean; dataDir?: string; sto
   try {
     const rows = await store.db.selectFrom('signing_keys').select(['kid', 'alg', 'created_at', 'retired_at']).orderBy('created_at').execute();
     const signing = tokens.signingKid;
-    if (flags.json) printJson({ event: 'keys', keys: rows.map((r) => ({ ...r, signing: r.kid === signing })) });
+    if (flags.json) printJson({ event: 'keys', keys: rows.map((r) => ({ kid: r.kid, alg: r.alg, createdAt: r.created_at, retiredAt: r.retired_at, signing: r.kid === signing })) });
     else process.stdout.write(formatTable(['KID', 'ALG', 'CREATED', 'STATUS'], rows.map((r) => [r.kid, r.alg, r.created_at, r.kid === signing ? 'signing (new tokens)' : r.retired_at ? `retired ${r.retired_at}` : 'verifies older tokens'])));
   } finally {
     await store.close();

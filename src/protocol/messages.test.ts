@@ -22,7 +22,7 @@ describe('wire protocol', () => {
     assert.deepEqual(STREAM_KINDS, ['http', 'tcp', 'udp', 'tls', 'acme-tls-alpn']);
     assert.deepEqual(WIRE_ERROR_CODES.slice(-4), ['INTERNAL', 'REPLACED', 'STOPPED', 'STREAM_KIND']);
     assert.equal(WIRE_ERROR_CODES.length, 26);
-    assert.deepEqual(DATA_HEADERS, { tunnel: 'tunn-tunnel', client: 'tunn-client', kind: 'tunn-kind', clientPort: 'tunn-client-port', email: 'tunn-email', assertion: 'tunn-assertion' });
+    assert.deepEqual(DATA_HEADERS, { tunnel: 'tunn-tunnel', client: 'tunn-client', kind: 'tunn-kind', clientPort: 'tunn-client-port', email: 'tunn-email', assertion: 'tunn-assertion', idleMs: 'tunn-idle-ms' });
     assert.equal(TARGET_ERROR_HEADER, 'tunn-target-error');
     assert.equal(CONTROL_PATH, '/tunn/control');
     assert.equal(ALPN_TUNNEL, 'tunn/1');

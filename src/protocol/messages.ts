@@ -30,7 +30,16 @@ export const DATA_HEADERS = {
   email: 'tunn-email',
   /** `tunn connect` streams to a --proxy-protocol tunnel: a relay-signed assertion (JWT, audience the tunnel's host). */
   assertion: 'tunn-assertion',
+  /**
+   * tcp/udp streams: how long (whole milliseconds) the connection or flow may stay silent both ways
+   * before it ends: the relay's --tcp-idle / --udp-flow-idle, so the agent ends it when the relay
+   * does (an agent without it, or with a value out of range, uses its own default).
+   */
+  idleMs: 'tunn-idle-ms',
 } as const;
+
+/** The longest idle a data stream may ask for: the largest delay a Node timer keeps (about 24.8 days). */
+export const MAX_STREAM_IDLE_MS = 2_147_483_647;
 
 /** Response header the agent sets on a data stream it could not connect to the target. */
 export const TARGET_ERROR_HEADER = 'tunn-target-error';

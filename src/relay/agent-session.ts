@@ -7,7 +7,7 @@ import type { Logger } from '../lib/logger.ts';
 import { ControlChannel } from '../protocol/control-channel.ts';
 import { relaySessionOptions, SESSION_WINDOW } from '../protocol/h2-options.ts';
 import { watchLiveness } from '../protocol/liveness.ts';
-import { CONTROL_PATH, DATA_HEADERS, type AcmeAdvert, InvalidMessageError, PROTOCOL_VERSION, wireCodeOf, type ControlMessage, type MessageOf, type MessageType, type RegisteredTunnel, type TunnelOptions, type WireErrorCode } from '../protocol/messages.ts';
+import { CONTROL_PATH, DATA_HEADERS, type AcmeAdvert, InvalidMessageError, MAX_STREAM_IDLE_MS, PROTOCOL_VERSION, wireCodeOf, type ControlMessage, type MessageOf, type MessageType, type RegisteredTunnel, type TunnelOptions, type WireErrorCode } from '../protocol/messages.ts';
 import { HELLO_TIMEOUT_MS, RELAY_PING_INTERVAL_MS, RELAY_PING_TIMEOUT_MS } from '../protocol/timing.ts';
 import { accountById, type Account } from '../store/accounts.ts';
 import type { Store } from '../store/store.ts';
@@ -33,6 +33,8 @@ export interface AgentSessionDeps {
   onTokenRefused?(info: { err: unknown; token: string; ip: string }): void;
   /** TLS that ends at the agent (src/relay/agent-tls-relay.ts): its questions, its state reports, the ACME CA advertised in welcome. */
   agentTls?: AgentTlsHooks;
+  /** The relay's --tcp-idle and --udp-flow-idle (ms), sent on each tcp/udp stream (DATA_HEADERS.idleMs). */
+  streamIdleMs?: { tcp: number; udp: number };
 }
 
 export interface AgentTlsHooks {
@@ -101,7 +103,9 @@ export class AgentSession implements SessionRef {
   }
 
   openStream(tunnel: { id: string; host: string }, o: StreamOpen): ClientHttp2Stream {
-    return openDataStream(this.h2, tunnel, o);
+    // The relay's idle limits travel with each tcp/udp stream: the agent ends a connection or flow when the relay would.
+    const idleMs = o.idleMs ?? (o.kind === 'tcp' || o.kind === 'udp' ? this.#deps.streamIdleMs?.[o.kind] : undefined);
+    return openDataStream(this.h2, tunnel, idleMs === undefined ? o : { ...o, idleMs });
   }
 
   replaced(tunnelId: string, message: string): void {
@@ -250,6 +254,7 @@ export function openDataStream(h2: ClientHttp2Session, tunnel: { id: string; hos
       ...(o.clientPort !== undefined ? { [DATA_HEADERS.clientPort]: String(o.clientPort) } : {}),
       ...(o.email !== undefined ? { [DATA_HEADERS.email]: o.email } : {}),
       ...(o.assertion !== undefined ? { [DATA_HEADERS.assertion]: o.assertion } : {}),
+      ...(o.idleMs !== undefined ? { [DATA_HEADERS.idleMs]: String(Math.min(MAX_STREAM_IDLE_MS, Math.max(1, Math.round(o.idleMs)))) } : {}),
     },
     { endStream: false },
   );

@@ -21,7 +21,7 @@ import { createConnectRoute, type ConnectRoute } from './connect-route.ts';
 import type { ConnectPrincipal } from './connect-server.ts';
 import type { ConnectKind } from '../protocol/connect.ts';
 import { createTlsPassthrough, type TlsPassthrough } from './tls-passthrough.ts';
-import { DEFAULT_TCP_IDLE_MS, KindPorts } from './kind-ports.ts';
+import { DEFAULT_TCP_IDLE_MS, DEFAULT_UDP_FLOW_IDLE_MS, KindPorts } from './kind-ports.ts';
 import { AgentTlsRelay } from './agent-tls-relay.ts';
 import { Edge } from './edge.ts';
 import { Gateway } from './gateway.ts';
@@ -154,7 +154,7 @@ export class Relay {
     this.#closers.push(() => ports.close());
     const access = createTunnelAccess(() => this.#identity);
     const agentTls = (this.#agentTls = new AgentTlsRelay({ ...ext.agentTls, directory: this.#directory, identity: () => this.#identity, policyOf: access.policyOf, clock: this.#clock, logger: log, idleTimeoutMs: c.idleTimeoutMs, onEndsChanged: (h) => this.#cluster?.tlsEndsChanged(h) }));
-    const tunnels = (this.#tunnels = new Tunnels({ ports, directory: this.#directory, store, tokens, clock: this.#clock, logger: log, metrics: this.#metrics, domain: c.domain, urlsFor: (h) => this.urlsFor(h), resolveDomain: ext.resolveDomain, agentTls }));
+    const tunnels = (this.#tunnels = new Tunnels({ ports, directory: this.#directory, store, tokens, clock: this.#clock, logger: log, metrics: this.#metrics, domain: c.domain, urlsFor: (h) => this.urlsFor(h), resolveDomain: ext.resolveDomain, agentTls, streamIdleMs: { tcp: c.kinds?.tcpIdleMs ?? DEFAULT_TCP_IDLE_MS, udp: c.kinds?.udpFlowIdleMs ?? DEFAULT_UDP_FLOW_IDLE_MS } }));
     // Requests refused at the edge, reported to the tunnel's agent at most once a second.
     const refusals = new RefusalReports({ send: (t, m) => t.sessions.find((s) => s.alive)?.send(m) });
     this.#closers.push(() => refusals.stop());

@@ -48,6 +48,8 @@ export interface TunnelsDeps {
   };
   /** TLS that ends at agents (agent-tls-relay.ts). */
   agentTls?: AgentTlsHooks;
+  /** The relay's idle limits for tcp connections and udp flows (ms), told to agents per stream. */
+  streamIdleMs?: { tcp: number; udp: number };
 }
 
 export class Tunnels {
@@ -91,6 +93,7 @@ export class Tunnels {
       },
       onTokenRefused: (info) => this.#checks?.tokenRefused(info),
       agentTls: d.agentTls,
+      streamIdleMs: d.streamIdleMs,
     });
     this.#sessions.add(session);
     d.metrics.agents.set(this.#sessions.size);

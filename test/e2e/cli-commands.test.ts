@@ -191,9 +191,11 @@ describe('saved sign-in and defaults', () => {
 
 describe('operator commands on the data dir', () => {
   let relay: RelayHandle;
+  let aliceFile: string;
   before(async () => {
     relay = await startRelay();
-    await createToken(relay, 'alice@example.com');
+    aliceFile = join(tmp.path, 'operator-alice-token');
+    writeFileSync(aliceFile, (await createToken(relay, 'alice@example.com')) + '\n', { mode: 0o600 });
   });
   after(async () => {
     await relay?.stop();
@@ -223,6 +225,30 @@ describe('operator commands on the data dir', () => {
     assert.match(after[1]!, new RegExp(`^${signing}\\s.*verifies older tokens$`));
     assert.match(after[2]!, /signing \(new tokens\)$/);
     assert.equal((await run(['relay', 'keys', 'retire', signing, '--data-dir', relay.dataDir])).code, 0);
+  });
+
+  it('token list --json speaks the API\'s names: the operator\'s list and `tunn token list` name one token alike', async () => {
+    const ops = await run(['relay', 'token', 'list', '--data-dir', relay.dataDir, '--json']);
+    assert.equal(ops.code, 0, ops.stderr);
+    const opTokens = ops.json[0]!.tokens as Record<string, unknown>[];
+    const mine = await run(['token', 'list', '--relay', relay.url, '--relay-ca', relay.caPath, '--token-file', aliceFile, '--json']);
+    assert.equal(mine.code, 0, mine.stderr);
+    const apiTokens = mine.json[0]!.tokens as Record<string, unknown>[];
+    assert.equal(apiTokens.length, 1);
+    const viaApi = apiTokens[0]!;
+    assert.deepEqual(Object.keys(viaApi).sort(), ['createdAt', 'email', 'expiresAt', 'id', 'kind', 'lastUsedAt', 'name']);
+    const same = opTokens.find((t) => t.id === viaApi.id);
+    assert.ok(same, `the operator's list has ${String(viaApi.id)} under "id"`);
+    // The same fields with the same values (the operator's list also keeps revoked tokens: revokedAt).
+    const { revokedAt, lastUsedAt, ...rest } = same;
+    const { lastUsedAt: apiLastUsed, ...apiRest } = viaApi;
+    assert.deepEqual(rest, apiRest);
+    assert.equal(revokedAt, null);
+    // lastUsedAt: the same name in both; its value may differ (the API call itself is a use of the token).
+    for (const v of [lastUsedAt, apiLastUsed]) assert.ok(v === null || typeof v === 'string', `lastUsedAt: ${String(v)}`);
+    for (const t of opTokens) assert.deepEqual(Object.keys(t).filter((k) => k.includes('_')), [], 'no snake_case names');
+    const keys = await run(['relay', 'keys', 'list', '--data-dir', relay.dataDir, '--json']);
+    assert.deepEqual(Object.keys((keys.json[0]!.keys as Record<string, unknown>[])[0]!).sort(), ['alg', 'createdAt', 'kid', 'retiredAt', 'signing']);
   });
 
   it('a --data-dir without a relay database is refused, and nothing is created there', async () => {

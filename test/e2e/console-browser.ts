@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, Page, Route } from 'playwright-core';
 import { ROOT } from './harness.ts';
 
 // What the console's browser tests share: where screenshots go, the axe-core check (light and
@@ -50,4 +50,51 @@ export async function asUser(browser: Browser, url: string, email: string, fn: (
   } finally {
     await ctx.close();
   }
+}
+
+export interface HeldRequest {
+  url: URL;
+  /** Sends the request on to the relay (its real answer reaches the page then). */
+  go(): void;
+}
+
+/**
+ * Holds the page's requests whose URL `match`es until the test lets each go: a real request to
+ * the real relay, only later (to read what the page shows while an answer is on its way).
+ * `next()` waits for the next such request.
+ */
+export function holdRequests(page: Page, match: (u: URL) => boolean): { next(timeoutMs?: number): Promise<HeldRequest>; stop(): Promise<void> } {
+  const queue: HeldRequest[] = [];
+  const waiting: ((h: HeldRequest) => void)[] = [];
+  const handler = async (route: Route): Promise<void> => {
+    let go!: () => void;
+    const released = new Promise<void>((r) => (go = r));
+    const h: HeldRequest = { url: new URL(route.request().url()), go };
+    const w = waiting.shift();
+    if (w) w(h);
+    else queue.push(h);
+    await released;
+    await route.continue();
+  };
+  const matcher = (u: URL): boolean => match(u);
+  const routed = page.route(matcher, handler);
+  return {
+    async next(timeoutMs = 10_000) {
+      await routed;
+      const h = queue.shift();
+      if (h) return h;
+      return await new Promise<HeldRequest>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`no request to hold within ${timeoutMs} ms`)), timeoutMs);
+        waiting.push((x) => {
+          clearTimeout(t);
+          resolve(x);
+        });
+      });
+    },
+    async stop() {
+      await routed;
+      for (const h of queue.splice(0)) h.go();
+      await page.unroute(matcher, handler);
+    },
+  };
 }

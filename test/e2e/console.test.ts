@@ -11,7 +11,7 @@ import { buildWeb } from '../../scripts/build-web.ts';
 import { launchBrowser } from '../support/browser.ts';
 import { startDnsWorld, type DnsWorld } from '../support/dns-world.ts';
 import { createToken, devSignIn, request, ROOT, startAgent, startRelay, type AgentHandle, type RelayHandle } from './harness.ts';
-import { asUser, axe as axeCheck, CONSOLE_OUT, devLogin, shot as shotInto } from './console-browser.ts';
+import { asUser, axe as axeCheck, CONSOLE_OUT, devLogin, holdRequests, shot as shotInto } from './console-browser.ts';
 import { startOrigin, type Origin } from './origin.ts';
 
 // The web console in headless Chromium at 375 px against a real relay, agents and a test DNS
@@ -253,21 +253,35 @@ describe('web console', { timeout: 240_000 }, () => {
 
     // A relay operator (alice: --admin-email) may list every account's tokens (the API's ?all=1),
     // each with its account; another account's token is not revocable here.
+    // (security) Switching the scope never shows one scope's answer under the other's label: each
+    // switch's GET /v1/tokens is held (a real request to the relay, answered only when the test
+    // lets it go) while the page is read, so a list rendered from the previous answer is caught.
+    const held = holdRequests(page, (u) => u.pathname === '/v1/tokens');
     const everyone = page.getByLabel('Every account (relay operator)');
     await everyone.check();
+    let release = await held.next();
+    assert.equal(release.url.searchParams.get('all'), '1');
+    // (The request is sent by the effect after the switch's render: the page is read after that render.)
+    assert.equal(await page.getByRole('list', { name: "Every account's tokens" }).count(), 0, 'your own tokens are not listed as "every account" while that loads');
+    assert.equal(await page.getByRole('list', { name: 'Your tokens' }).count(), 0, 'the previous list is gone while every account\'s loads');
+    await page.getByRole('status').getByText('Loading tokens…').waitFor({ timeout: 5_000 });
+    release.go();
     const bobs = page.getByRole('list', { name: "Every account's tokens" }).getByRole('listitem').filter({ hasText: 'bob@example.com' }).first();
     await bobs.waitFor();
-    // The list re-renders once every account's tokens have loaded: read the settled page (up to 10 s), not a frame
-    // in between (a CI run once saw a Revoke button here mid-render).
-    const revocable = bobs.getByRole('button', { name: /^Revoke/ });
-    for (const end = Date.now() + 10_000; (await revocable.count()) > 0 && Date.now() < end; ) await page.waitForTimeout(200);
-    assert.equal(await revocable.count(), 0, "another account's token is not revocable here");
+    // The first render of every account's tokens is the one read: no Revoke on bob's.
+    assert.equal(await bobs.getByRole('button', { name: /^Revoke/ }).count(), 0, "another account's token is not revocable here");
     await shot('tokens-all');
     await axe('Tokens-all');
     await everyone.uncheck();
+    release = await held.next();
+    assert.equal(release.url.searchParams.get('all'), null);
+    assert.equal(await page.getByText('bob@example.com').count(), 0, 'every account\'s tokens are not listed as "your tokens" while those load');
+    await page.getByRole('status').getByText('Loading tokens…').waitFor({ timeout: 5_000 });
+    release.go();
     const mine = page.getByRole('list', { name: 'Your tokens' });
     await mine.waitFor();
-    assert.equal(await mine.getByText('bob@example.com').count(), 0);
+    assert.equal(await mine.getByText('bob@example.com').count(), 0, 'your tokens hold no other account\'s token');
+    await held.stop();
     // (security) Bob is no operator: no such toggle, and the API refuses him ?all=1 whatever a page shows.
     await asUser(browser, `${relay.url}/tokens`, 'bob@example.com', async (bobPage) => {
       await bobPage.getByRole('list', { name: 'Your tokens' }).waitFor();

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -136,32 +137,42 @@ describe('the request log shows what the relay answered itself', () => {
     }
   }
 
-  it('in a terminal: coloured statuses, paths cut to the width, the relay’s refusals aligned with the rest; plain with NO_COLOR or --no-color', async () => {
+  it('in a terminal: coloured statuses, paths cut to the width, the relay’s refusals aligned with the rest, a target down counted as such; plain with NO_COLOR or --no-color', async () => {
     const long = '/long/' + 'p'.repeat(200);
     const base = ['--relay', relay.url, '--relay-ca', relay.caPath, '-a', 'carol@example.com', '--no-inspect'];
+    // A target that answers, except /down, where it hangs up without answering (the relay's 502).
+    const target = http.createServer((req, res) => (req.url === '/down' ? req.socket.destroy() : res.end('ok'))).listen(0, '127.0.0.1');
+    await new Promise((r) => target.once('listening', r));
+    const port = String((target.address() as net.AddressInfo).port);
     const visit = async (url: string): Promise<void> => {
       assert.equal((await request(`${url}${long}`, { headers: { authorization: `Bearer ${alice}` } })).status, 200);
       assert.equal((await request(`${url}/denied`, { headers: { authorization: `Bearer ${bob}` } })).status, 403);
+      assert.equal((await request(`${url}/down`, { headers: { authorization: `Bearer ${alice}` } })).status, 502);
     };
-    const bothLines = (out: string): boolean => out.includes('/long/ppp') && out.includes('bob@example.com not allowed');
-    const liveStatus = /\r\x1b\[2K\x1b\[32m●\x1b\[0m online · 1 request · 1 refused · Ctrl-C to stop/;
-    const out = await inTerminal([String(origin.port), '-n', 'tty', ...base], {}, 72, visit, (o) => bothLines(o) && liveStatus.test(o));
-    // What the terminal shows of each line: after its last carriage return (the status line is drawn, then cleared with CR + erase-line).
-    const lines = out.split('\n').map((l) => l.replace(/\r$/, '').split('\r').at(-1)!.replace(/^\x1b\[2K/, ''));
-    const ok = lines.find((l) => l.includes('/long/'))!;
-    const refused = lines.find((l) => l.includes('not allowed'))!;
-    assert.ok(ok.includes(`${ESC}32m200`), `a green 200: ${JSON.stringify(ok)}`);
-    assert.ok(refused.includes(`${ESC}33m403`), `a yellow 403: ${JSON.stringify(refused)}`);
-    const visible = (l: string) => l.replace(/\x1b\[[0-9;]*m/g, '');
-    assert.ok(visible(ok).length <= 72, `cut to 72 columns: ${visible(ok).length}`);
-    assert.match(visible(ok), /…$/);
-    assert.equal(visible(ok).indexOf('200'), visible(refused).indexOf('403'), 'statuses aligned');
-    assert.match(out, /Allowed: carol@example\.com and you/);
-    assert.match(out, liveStatus, 'the live status line under the log, redrawn in place with the counts');
+    const bothLines = (out: string): boolean => out.includes('/long/ppp') && out.includes('bob@example.com not allowed') && out.includes('closed the connection without answering');
+    // The 502 is a target error, not a refusal: the status line counts the 403 alone as refused.
+    const liveStatus = /\r\x1b\[2K\x1b\[32m●\x1b\[0m online · 1 request · 1 refused · 1 target error · Ctrl-C to stop/;
+    try {
+      const out = await inTerminal([port, '-n', 'tty', ...base], {}, 72, visit, (o) => bothLines(o) && liveStatus.test(o));
+      // What the terminal shows of each line: after its last carriage return (the status line is drawn, then cleared with CR + erase-line).
+      const lines = out.split('\n').map((l) => l.replace(/\r$/, '').split('\r').at(-1)!.replace(/^\x1b\[2K/, ''));
+      const ok = lines.find((l) => l.includes('/long/'))!;
+      const refused = lines.find((l) => l.includes('not allowed'))!;
+      assert.ok(ok.includes(`${ESC}32m200`), `a green 200: ${JSON.stringify(ok)}`);
+      assert.ok(refused.includes(`${ESC}33m403`), `a yellow 403: ${JSON.stringify(refused)}`);
+      const visible = (l: string) => l.replace(/\x1b\[[0-9;]*m/g, '');
+      assert.ok(visible(ok).length <= 72, `cut to 72 columns: ${visible(ok).length}`);
+      assert.match(visible(ok), /…$/);
+      assert.equal(visible(ok).indexOf('200'), visible(refused).indexOf('403'), 'statuses aligned');
+      assert.match(out, /Allowed: carol@example\.com and you/);
+      assert.match(out, liveStatus, 'the live status line under the log, redrawn in place with the counts');
 
-    for (const [extra, env] of [[['--no-color'], {}], [[], { NO_COLOR: '1' }]] as const) {
-      const plain = await inTerminal([String(origin.port), '-n', 'tty', ...base, ...extra], env, 72, visit, bothLines);
-      assert.ok(!plain.includes(ESC), `no colour and no live status line with ${extra.join(' ') || 'NO_COLOR=1'}`);
+      for (const [extra, env] of [[['--no-color'], {}], [[], { NO_COLOR: '1' }]] as const) {
+        const plain = await inTerminal([port, '-n', 'tty', ...base, ...extra], env, 72, visit, bothLines);
+        assert.ok(!plain.includes(ESC), `no colour and no live status line with ${extra.join(' ') || 'NO_COLOR=1'}`);
+      }
+    } finally {
+      target.close();
     }
   });
 });

@@ -2,7 +2,10 @@ import { useCallback, useEffect, useRef, useState, type Dispatch, type SetStateA
 import { ApiError } from './api.ts';
 
 // A page's data hook: load, show the API's error when it fails, reload on demand. A reload keeps
-// what is on screen until the new answer arrives (no flashing to empty).
+// what is on screen until the new answer arrives (no flashing to empty). What is shown is keyed
+// by the loader (its deps): when they change (e.g. the Tokens page switching to every account),
+// the previous answer is no longer shown under the new key — `data` is undefined until the new
+// one arrives — and an answer to a superseded load is dropped.
 
 export interface Loaded<T> {
   data: T | undefined;
@@ -15,9 +18,15 @@ export function asApiError(err: unknown): ApiError {
   return err instanceof ApiError ? err : new ApiError(0, 'CONSOLE', err instanceof Error ? err.message : String(err));
 }
 
+interface Answer<T> {
+  /** The loader this answers (its identity changes with the deps). */
+  for: () => Promise<T>;
+  data?: T;
+  error?: ApiError;
+}
+
 export function useLoad<T>(load: () => Promise<T>, deps: readonly unknown[] = []): Loaded<T> {
-  const [data, setData] = useState<T>();
-  const [error, setError] = useState<ApiError>();
+  const [answer, setAnswer] = useState<Answer<T>>();
   const [loading, setLoading] = useState(true);
   const seq = useRef(0);
   const run = useCallback(load, deps);
@@ -27,11 +36,11 @@ export function useLoad<T>(load: () => Promise<T>, deps: readonly unknown[] = []
     try {
       const d = await run();
       if (mine !== seq.current) return;
-      setData(d);
-      setError(undefined);
+      setAnswer({ for: run, data: d });
     } catch (err) {
       if (mine !== seq.current) return;
-      setError(asApiError(err));
+      // A failed reload keeps the last data of the same key on screen, with the error beside it.
+      setAnswer((prev) => ({ for: run, data: prev?.for === run ? prev.data : undefined, error: asApiError(err) }));
     } finally {
       if (mine === seq.current) setLoading(false);
     }
@@ -39,7 +48,10 @@ export function useLoad<T>(load: () => Promise<T>, deps: readonly unknown[] = []
   useEffect(() => {
     void reload();
   }, [reload]);
-  return { data, error, loading, reload };
+  // An answer for other deps than the current ones is not this page's data (the render between a
+  // deps change and the effect that reloads would otherwise show it under the new key).
+  const current = answer?.for === run ? answer : undefined;
+  return { data: current?.data, error: current?.error, loading: loading || current === undefined, reload };
 }
 
 /** Runs `fn` every `ms` while the page is visible (and once more when it becomes visible again). */
