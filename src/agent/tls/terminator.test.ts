@@ -126,6 +126,30 @@ describe('agent TLS terminator', () => {
     s.destroy();
   });
 
+  it('with serve (--backend tcp), hands the decrypted bytes over instead of HTTP, whatever ALPN the client offers', async () => {
+    const contexts = new TlsContexts();
+    contexts.set(NAME, first);
+    const served: VisitorConnection[] = [];
+    const t = new TlsTerminator({ contexts, handler: echo });
+    const pt = await passthrough((s) =>
+      t.accept(s, '192.0.2.44', (socket, conn) => {
+        served.push(conn);
+        socket.on('data', (d: Buffer) => socket.end(`bytes: ${d.toString()}`));
+      }),
+    );
+    after(() => (t.close(), pt.close()));
+    // A Postgres client with direct TLS offers ALPN "postgresql": an HTTP-only ALPN list would fail its handshake.
+    const s = await visitor(pt.port, { servername: NAME, ca: ca.certPem, ALPNProtocols: ['postgresql'] });
+    assert.equal(s.alpnProtocol, false, 'no ALPN is chosen for a byte stream');
+    s.write('GET / HTTP/1.1\r\n\r\n');
+    let got = '';
+    s.on('data', (d: Buffer) => (got += d.toString()));
+    await once(s, 'end');
+    assert.equal(got, 'bytes: GET / HTTP/1.1\r\n\r\n', 'the bytes were not parsed as HTTP');
+    assert.deepEqual(served.map((c) => [c.clientIp, c.servername]), [['192.0.2.44', NAME]]);
+    s.destroy();
+  });
+
   it('terminates TLS carried on an HTTP/2 stream (the shape a passthrough stream has)', async () => {
     const contexts = new TlsContexts();
     contexts.set(NAME, first);

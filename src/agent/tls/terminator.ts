@@ -67,14 +67,17 @@ export class TlsTerminator {
   /**
    * Takes one visitor connection: `raw` carries the visitor's TLS bytes (ClientHello first)
    * and receives the agent's. Returns at once; the connection lives until either side closes.
+   * With `serve` (`tunn tls --backend tcp --terminate-at agent`), the decrypted connection goes
+   * to it, as bytes, instead of to the HTTP handler; no ALPN is negotiated then (the client's
+   * protocol is the target's business, and an ALPN the agent does not know must not fail it).
    */
-  accept(raw: Duplex, clientIp: string): void {
+  accept(raw: Duplex, clientIp: string, serve?: (socket: TLSSocket, conn: VisitorConnection) => void): void {
     const contexts = this.#o.contexts;
     let servername = '';
     const tls: Tagged = new TLSSocket(raw, {
       isServer: true,
       secureContext: contexts.base,
-      ALPNProtocols: ['http/1.1'],
+      ...(serve ? {} : { ALPNProtocols: ['http/1.1'] }),
       requestCert: contexts.requiresClientCert,
       rejectUnauthorized: contexts.requiresClientCert,
       SNICallback: (name, cb) => {
@@ -108,7 +111,8 @@ export class TlsTerminator {
       tls[CONN] = { clientIp, servername, ...(peer ? { clientCertSubject: peer.subject.replaceAll('\n', ', ') } : {}) };
       this.#open.add(tls);
       tls.once('close', () => this.#open.delete(tls));
-      this.#http.emit('connection', tls);
+      if (serve) serve(tls, tls[CONN]);
+      else this.#http.emit('connection', tls);
     });
   }
 
