@@ -45,11 +45,18 @@ describe('tunn tcp|udp|tls flags', () => {
     assert.throws(() => parseKindTunnel('tls', '5432', { backend: 'tcp', terminateAt: 'target' }), (e: Error) => isTunnError(e, 'INVALID_INPUT') && /--terminate-at "target": use agent .* or relay/.test(e.message));
   });
 
+  it('takes --alpn protocol ids (repeatable) on tls --backend tcp, and says what an id looks like', () => {
+    assert.deepEqual(parseKindTunnel('tls', '5432', { backend: 'tcp', terminateAt: 'agent', alpn: ['postgresql', 'x-custom/1'] }).alpn, ['postgresql', 'x-custom/1']);
+    assert.throws(() => parseKindTunnel('tls', '5432', { backend: 'tcp', alpn: ['my proto'] }), (e: Error) => isTunnError(e, 'INVALID_INPUT') && /--alpn "my proto": an ALPN protocol id is 1-255 printable characters without spaces/.test(e.message));
+    assert.throws(() => parseKindTunnel('tls', '5432', { backend: 'tcp', alpn: ['acme-tls/1'] }), /reserved for certificate validations/);
+    assert.throws(() => parseKindTunnel('tls', '8443', { alpn: ['postgresql'] }), /--alpn: with --backend raw/);
+  });
+
   it('`tunn tls --help` shows --terminate-at and the agent-TLS flags; tcp and udp do not take them', () => {
     const program = new Command().exitOverride();
     registerKindCommands(program);
     const help = (k: string): string => program.commands.find((c) => c.name() === k)!.helpInformation();
-    for (const flag of ['--terminate-at', '--no-fallback', '--tls-cert', '--tls-key', '--client-ca', '--keep-key', '--acme-directory']) assert.ok(help('tls').includes(flag), flag);
+    for (const flag of ['--terminate-at', '--no-fallback', '--tls-cert', '--tls-key', '--client-ca', '--keep-key', '--acme-directory', '--alpn']) assert.ok(help('tls').includes(flag), flag);
     assert.match(help('tls').replace(/\s+/g, ' '), /--backend tcp --terminate-at agent/);
     assert.ok(!help('tcp').includes('--terminate-at'));
     assert.ok(!help('udp').includes('--terminate-at'));

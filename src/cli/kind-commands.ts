@@ -22,6 +22,8 @@ export interface KindTunnelSpec {
   backend?: 'raw' | 'tcp';
   /** tls --backend tcp only: where TLS ends, when given on the command line (else the domain's default, then relay). */
   terminateAt?: 'agent' | 'relay';
+  /** tls --backend tcp --terminate-at agent: the only ALPN protocols the agent negotiates (--alpn). */
+  alpn?: string[];
 }
 
 /** The flags of TLS that ends at the agent (src/cli/agent-tls-flags.ts), as commander names them. */
@@ -34,6 +36,7 @@ const AGENT_TLS_FLAGS: [key: string, flag: string][] = [
   ['tlsKey', '--tls-key'],
   ['clientCa', '--client-ca'],
   ['keepKey', '--keep-key'],
+  ['alpn', '--alpn'],
 ];
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
@@ -69,7 +72,12 @@ export function parseKindTunnel(kind: TunnelKind, targetSpec: string, o: Record<
   }
   const terminateAt = o.terminateAt as string | undefined;
   if (terminateAt !== undefined && terminateAt !== 'agent' && terminateAt !== 'relay') throw new TunnError('INVALID_INPUT', `--terminate-at "${terminateAt}": use agent (TLS ends at this agent, with its own certificate) or relay (the default)`);
-  return { kind, target, name: o.name as string | undefined, domain: o.domain as string | undefined, allow, public: Boolean(o.public), allowIp, proxyProtocol: Boolean(o.proxyProtocol), backend, ...(terminateAt ? { terminateAt } : {}) };
+  const alpn = (o.alpn as string[] | undefined) ?? [];
+  for (const p of alpn) {
+    if (!/^[\x21-\x7e]{1,255}$/.test(p)) throw new TunnError('INVALID_INPUT', `--alpn "${p}": an ALPN protocol id is 1-255 printable characters without spaces, e.g. --alpn postgresql`);
+    if (p === 'acme-tls/1') throw new TunnError('INVALID_INPUT', '--alpn acme-tls/1: that id is reserved for certificate validations (TLS-ALPN-01), which the relay routes itself');
+  }
+  return { kind, target, name: o.name as string | undefined, domain: o.domain as string | undefined, allow, public: Boolean(o.public), allowIp, proxyProtocol: Boolean(o.proxyProtocol), backend, ...(terminateAt ? { terminateAt } : {}), ...(alpn.length ? { alpn } : {}) };
 }
 
 /**
@@ -109,7 +117,8 @@ function kindCommand(program: Command, kind: TunnelKind, what: string): Command 
       .option('--tls-cert <file>', 'with --terminate-at agent: serve this certificate chain (PEM) instead of getting one by ACME')
       .option('--tls-key <file>', 'the private key (PEM) of --tls-cert')
       .option('--client-ca <file>', 'with --terminate-at agent: require client certificates issued by this CA (mTLS; e.g. database clients with client certificates)')
-      .option('--keep-key', 'with --terminate-at agent: keep the key across renewals, so a pin of it survives');
+      .option('--keep-key', 'with --terminate-at agent: keep the key across renewals, so a pin of it survives')
+      .addOption(new Option('--alpn <protocol>', 'with --terminate-at agent: negotiate only this ALPN protocol (repeatable; e.g. postgresql for direct TLS); clients offering only others fail the handshake. Default: none selected').argParser(collect));
   }
   return cmd.option('--json', 'print JSON lines on stdout').option('-q, --quiet', 'do not print each connection');
 }

@@ -60,7 +60,7 @@ export function wireAgentTls(config: AgentConfig, o: AgentOptions, s: AgentTlsSe
     acme: s.acme,
     clientCaPem: s.clientCaPem,
     keepKey: s.keepKey,
-    ...(tcp ? { tcp: { proxyProtocol: tunnel.proxyProtocol === true, onTargetError: (m: string) => agent?.emit('notice', `${host ?? tunnel.name ?? 't0'}: ${m}`) } } : {}),
+    ...(tcp ? { tcp: { proxyProtocol: tunnel.proxyProtocol === true, alpn: s.alpn, onTargetError: (m: string) => agent?.emit('notice', `${host ?? tunnel.name ?? 't0'}: ${m}`) } } : {}),
     clock: systemClock,
     // Tests only: a CA outage in an end-to-end test is retried in seconds, not a minute.
     retryMs: env.TUNN_TEST_AGENT_TLS_RETRY_MS ? Number(env.TUNN_TEST_AGENT_TLS_RETRY_MS) : undefined,

@@ -1,4 +1,5 @@
 import { Agent } from '../agent/agent.ts';
+import { TunnError } from '../lib/errors.ts';
 import { attachAgentOutput } from './agent-output.ts';
 import { agentTlsSettings } from './agent-tls-flags.ts';
 import { RelayApi } from './api-client.ts';
@@ -17,7 +18,7 @@ import { onShutdown } from './shutdown.ts';
 // terminated connection goes to the target as plain TCP rather than as HTTP requests.
 
 export async function runKindTunnel(spec: KindTunnelSpec, flags: Record<string, unknown>): Promise<void> {
-  const { proxyProtocol: _pp, backend: _backend, ...agentFlags } = flags;
+  const { proxyProtocol: _pp, backend: _backend, alpn: _alpn, ...agentFlags } = flags;
   const o = agentOptionsFrom(agentFlags, process.env);
   const display = `${spec.target.host.includes(':') ? `[${spec.target.host}]` : spec.target.host}:${spec.target.port}`;
   const config = agentConfigFrom(o, { protocol: 'http', host: spec.target.host, port: spec.target.port, display });
@@ -45,7 +46,8 @@ export async function runKindTunnel(spec: KindTunnelSpec, flags: Record<string, 
     o.terminateAt = 'agent';
     if (!o.json) process.stderr.write(`tunn: ${o.domain} was added with --terminate-at agent: TLS ends at this agent\n`);
   }
-  const tlsSettings = endsTls ? agentTlsSettings(o) : undefined;
+  if (spec.alpn && o.terminateAt !== 'agent') throw new TunnError('INVALID_INPUT', '--alpn only applies with --terminate-at agent: the relay\'s own TLS for --backend tcp negotiates http/1.1 only');
+  const tlsSettings = endsTls ? { ...agentTlsSettings(o), ...(spec.alpn ? { alpn: spec.alpn } : {}) } : undefined;
   const tls = tlsSettings?.terminateAt === 'agent' ? wireAgentTls(config, o, tlsSettings) : undefined;
   const agent = new Agent(tls?.config ?? config);
   attachAgentOutput(agent, o.json, {}, undefined, flags.color as boolean | undefined);

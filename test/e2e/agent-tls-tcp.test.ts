@@ -24,13 +24,13 @@ import { createToken, request, startCli, startRelay, tmpDir, type Proc, type Rel
 // carries the raw TLS to the agent), with --proxy-protocol giving the target the verified email.
 
 /** Opens TLS to `port` for `servername`, says `text`, and resolves with the first answer (rejects on a failed handshake or a close before any answer). */
-function ask(o: ConnectionOptions & { port: number; servername: string }, text: string): Promise<{ answer: string; pin: string; issuer: string }> {
+function ask(o: ConnectionOptions & { port: number; servername: string }, text: string): Promise<{ answer: string; pin: string; issuer: string; alpn: string | false | null }> {
   return new Promise((resolve, reject) => {
     const s = tls.connect({ host: '127.0.0.1', ...o });
     s.once('secureConnect', () => s.write(text));
     s.once('data', (d: Buffer) => {
       const cert = s.getPeerX509Certificate()!;
-      resolve({ answer: d.toString(), pin: spkiPin(cert.toString()), issuer: cert.issuer });
+      resolve({ answer: d.toString(), pin: spkiPin(cert.toString()), issuer: cert.issuer, alpn: s.alpnProtocol });
       s.destroy();
     });
     s.once('error', reject);
@@ -148,19 +148,32 @@ describe('e2e: tunn tls --backend tcp --terminate-at agent', () => {
     assert.ok(!written.includes(marker), 'the marker leaked into the relay’s output, database, events or metrics');
   });
 
-  it('--client-ca: a client without a client certificate is refused at the handshake (the target sees nothing); one with it gets through', async () => {
+  it('--client-ca: a client without a client certificate is refused at the handshake (the target sees nothing); one with it gets through; --alpn postgresql: only that protocol is negotiated', async () => {
     const host = `mtls.${relay.domain}`;
     const client = clientCertificate('db-user.client.test');
     writeFileSync(join(dir.path, 'client-ca.pem'), client.caPem);
-    const a = await agentTcp(portOf(echo), 'mtls', ['--public', '--client-ca', join(dir.path, 'client-ca.pem'), ...(await certFiles('mtls', [host]))]);
+    const a = await agentTcp(portOf(echo), 'mtls', ['--public', '--client-ca', join(dir.path, 'client-ca.pem'), '--alpn', 'postgresql', ...(await certFiles('mtls', [host]))]);
     await atAgent(a, host);
     const before = echoConnections;
     await assert.rejects(ask({ port: relay.httpsPort, servername: host, ca: ca.certPem }, 'no client certificate'));
     const other = clientCertificate('mallory.client.test');
     await assert.rejects(ask({ port: relay.httpsPort, servername: host, ca: ca.certPem, cert: other.chainPem, key: other.keyPem }, 'a certificate from another CA'));
     assert.equal(echoConnections, before, 'no connection reached the target');
-    const r = await ask({ port: relay.httpsPort, servername: host, ca: ca.certPem, cert: client.chainPem, key: client.keyPem }, 'with my certificate');
+    // --alpn postgresql: a direct-TLS Postgres client (it offers and requires "postgresql") gets it; one asking for h2 is refused.
+    const r = await ask({ port: relay.httpsPort, servername: host, ca: ca.certPem, cert: client.chainPem, key: client.keyPem, ALPNProtocols: ['postgresql'] }, 'with my certificate');
     assert.equal(r.answer, 'echo: with my certificate');
+    assert.equal(r.alpn, 'postgresql');
+    await assert.rejects(ask({ port: relay.httpsPort, servername: host, ca: ca.certPem, cert: client.chainPem, key: client.keyPem, ALPNProtocols: ['h2'] }, 'GET / HTTP/2'), /no application protocol/);
+    assert.equal(echoConnections, before + 1, 'only the allowed connection reached the target');
+  });
+
+  it('refuses --terminate-at with --backend raw, and --alpn without TLS at the agent, before connecting, saying why', async () => {
+    const raw = startCli(['tls', String(portOf(echo)), '-n', 'raw', '--terminate-at', 'agent', ...relayArgs(), '--token-file', ownerFile], { env: env() });
+    assert.notEqual(await raw.exited, 0);
+    assert.match(raw.stderr.join('\n'), /--terminate-at: with --backend raw \(the default\) TLS ends at your target.*Add --backend tcp/s);
+    const alpn = startCli(['tls', String(portOf(echo)), '-n', 'alpn', '--backend', 'tcp', '--alpn', 'postgresql', ...relayArgs(), '--token-file', ownerFile], { env: env() });
+    assert.notEqual(await alpn.exited, 0);
+    assert.match(alpn.stderr.join('\n'), /--alpn only applies with --terminate-at agent/);
   });
 
   it('fallback: until the agent has a certificate for the name the relay terminates as --backend tcp does; --no-fallback: the handshake fails instead', async () => {

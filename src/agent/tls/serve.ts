@@ -25,7 +25,7 @@ import { AgentCertStore } from './cert-store.ts';
 import { TlsContexts } from './contexts.ts';
 import { RequestedDns01Solver } from './dns01-requester.ts';
 import { relayDecisionSource, relayDns01Requester, type AskRelay } from './relay-questions.ts';
-import { TlsTerminator } from './terminator.ts';
+import { TlsTerminator, type ByteServe } from './terminator.ts';
 
 // One agent tunnel whose TLS ends here (issue 12), put together: the relay hands the agent a
 // visitor's raw TLS (stream kind `tls`) and the agent terminates it (terminator.ts) with its own
@@ -58,7 +58,7 @@ export interface AgentTerminatedTlsOptions {
   clientCaPem?: string;
   keepKey: boolean;
   /** `tunn tls --backend tcp`: forward each terminated connection to the target as plain TCP instead of serving HTTP. */
-  tcp?: { proxyProtocol: boolean; idleTimeoutMs?: number; onTargetError?(message: string): void };
+  tcp?: { proxyProtocol: boolean; alpn?: string[]; idleTimeoutMs?: number; onTargetError?(message: string): void };
   clock: Clock;
   /** How long after a failed issuance to try again, and how often renewals are looked at (default 60 s). */
   retryMs?: number;
@@ -96,24 +96,27 @@ export function agentTerminatedTls(o: AgentTerminatedTlsOptions): AgentTerminate
   let tls: AgentTls | undefined;
   let started: string | undefined;
   // --backend tcp: the decrypted connection, to the target as plain TCP (as the kind `tcp` handler does for relay-terminated TLS).
-  const toTarget = (tcp: NonNullable<AgentTerminatedTlsOptions['tcp']>, stream: ServerHttp2Stream, req: DataStreamRequest) => (socket: TLSSocket): void => {
-    const carrier: StreamCarrier = {
-      stream: socket,
-      accept() {},
-      refuse(r) {
-        tcp.onTargetError?.(r.message);
-        socket.destroy();
-        stream.destroy();
-      },
-      abort() {
-        socket.destroy();
-        stream.destroy();
-      },
-      wasReset: () => false,
-    };
-    const proxyHeader = proxyHeaderFor({ id: o.tunnelId, target: o.target, proxyProtocol: tcp.proxyProtocol, ready: started ? { host: started } : undefined }, req);
-    void carryTcp(carrier, { target: o.target, idleTimeoutMs: tcp.idleTimeoutMs, proxyHeader, lookup: localhostAwareLookup as never });
-  };
+  const toTarget = (tcp: NonNullable<AgentTerminatedTlsOptions['tcp']>, stream: ServerHttp2Stream, req: DataStreamRequest): ByteServe => ({
+    alpn: tcp.alpn,
+    connection(socket: TLSSocket): void {
+      const carrier: StreamCarrier = {
+        stream: socket,
+        accept() {},
+        refuse(r) {
+          tcp.onTargetError?.(r.message);
+          socket.destroy();
+          stream.destroy();
+        },
+        abort() {
+          socket.destroy();
+          stream.destroy();
+        },
+        wasReset: () => false,
+      };
+      const proxyHeader = proxyHeaderFor({ id: o.tunnelId, target: o.target, proxyProtocol: tcp.proxyProtocol, ready: started ? { host: started } : undefined }, req);
+      void carryTcp(carrier, { target: o.target, idleTimeoutMs: tcp.idleTimeoutMs, proxyHeader, lookup: localhostAwareLookup as never });
+    },
+  });
   const accepted = (stream: ServerHttp2Stream, t: AgentTunnelRef): boolean => {
     if (t.id !== o.tunnelId) return false;
     stream.respond({ ':status': 200 });
