@@ -193,8 +193,9 @@ describe('e2e: agent-terminated TLS with ACME (Pebble, DNS-01 through the relay)
     const host = `db.${CUSTOM}`;
     customer.add({ name: host, type: 'A', value: '127.0.0.1' });
     // No --terminate-at: the domain was added with --terminate-at agent, so TLS ends at this agent.
+    const configDir = mkdtempSync(join(dir.path, 'agent-db-'));
     const a = startCli(['tls', String((target.address() as AddressInfo).port), '-n', 'db', '-d', CUSTOM, '--backend', 'tcp', '--public', '--relay', relay.url, '--relay-ca', rootFile, '--json'], {
-      env: { TUNN_CONFIG_DIR: mkdtempSync(join(dir.path, 'agent-db-')), TUNN_TOKEN: token, TUNN_TEST_AGENT_TLS_RETRY_MS: '1500', TUNN_DEBUG: '1' },
+      env: { TUNN_CONFIG_DIR: configDir, TUNN_TOKEN: token, TUNN_TEST_AGENT_TLS_RETRY_MS: '1500', TUNN_DEBUG: '1' },
     });
     procs.push(a);
     const ev = await a.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'agent', 90_000).catch((err: Error) => {
@@ -213,5 +214,9 @@ describe('e2e: agent-terminated TLS with ACME (Pebble, DNS-01 through the relay)
     assert.equal(answer.toString(), 'plain: SELECT 1;');
     assert.equal(got, 'SELECT 1;', 'the target read plain bytes');
     s.destroy();
+    // `tunn cert pin` on the agent's machine prints the key it serves, as for an HTTP agent-terminated name.
+    const pin = startCli(['cert', 'pin', host, '--json'], { env: { TUNN_CONFIG_DIR: configDir } });
+    assert.equal(await pin.exited, 0, pin.stderr.join('\n'));
+    assert.equal(pin.lines[0]!.pin, `sha256//${String(ev.pin)}`);
   });
 });
