@@ -172,7 +172,13 @@ export class Relay {
       headTimeoutMs: c.headTimeoutMs,
     };
     gateway = new Gateway(gatewayOpts);
-    const plainGateway = new Gateway({ ...gatewayOpts, heldElsewhere: undefined, plainHook: (head, host) => ext.plainHook?.(head.target, host) ?? (c.dev && !agentTls.agentTunnel(hostnameOf(host)) ? undefined : pages.movedToHttps(httpsUrl(host, this.info.httpsPort, head.target))) });
+    // In dev, plain HTTP is served, except for an HTTP tunnel whose TLS ends at its agent (308: the relay cannot read it);
+    // a tls tunnel (--terminate-at agent or not) answers 426 from the gateway, as it speaks TLS end to end.
+    const httpAtAgent = (host: string): boolean => {
+      const t = agentTls.agentTunnel(hostnameOf(host));
+      return !!t && (t.options.kind ?? 'http') === 'http';
+    };
+    const plainGateway = new Gateway({ ...gatewayOpts, heldElsewhere: undefined, plainHook: (head, host) => ext.plainHook?.(head.target, host) ?? (c.dev && !httpAtAgent(host) ? undefined : pages.movedToHttps(httpsUrl(host, this.info.httpsPort, head.target))) });
     this.#gateways = [gateway, plainGateway];
     const tcpIdleMs = c.kinds?.tcpIdleMs ?? DEFAULT_TCP_IDLE_MS;
     const pt = (passthrough = createTlsPassthrough({ directory: this.#directory, idleTimeoutMs: tcpIdleMs, logger: log }));

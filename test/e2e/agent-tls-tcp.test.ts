@@ -129,6 +129,9 @@ describe('e2e: tunn tls --backend tcp --terminate-at agent', () => {
     assert.equal(r.pin, ev.pin, 'the served key is the one the agent reported');
     assert.match(r.issuer, /tunn agent-tls test CA/);
     assert.ok(echoGot.includes(`hello ${marker}`), 'the target read the plain bytes (the test can fail)');
+    // Plain HTTP for the name: 426 as for every tls tunnel (it speaks TLS end to end), nothing carried to the target.
+    const plain = await request(`http://127.0.0.1:${relay.httpPort}/`, { headers: { Host: host } });
+    assert.equal(plain.status, 426);
     // The relay never obtained (or stored) a certificate for this name.
     const db = new DatabaseSync(join(relay.dataDir, 'tunn.db'), { readOnly: true });
     try {
