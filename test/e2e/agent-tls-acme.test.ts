@@ -219,4 +219,44 @@ describe('e2e: agent-terminated TLS with ACME (Pebble, DNS-01 through the relay)
     assert.equal(await pin.exited, 0, pin.stderr.join('\n'));
     assert.equal(pin.lines[0]!.pin, `sha256//${String(ev.pin)}`);
   });
+
+  it('tunn tls --backend tcp: Pebble down → the relay terminates as --backend tcp does; back → the agent takes over for new connections, and one opened meanwhile is kept', async () => {
+    const target = net.createServer((c) => {
+      c.on('error', () => {});
+      c.on('data', (d: Buffer) => c.write(`plain: ${d.toString()}`));
+    });
+    target.listen(0, '127.0.0.1');
+    await once(target, 'listening');
+    after(() => target.close());
+    const host = `latedb.${ZONE}`;
+    // The relay's zone wildcard was issued at its start, under the root of that Pebble run (a restarted Pebble has a new root).
+    const relayRoot = relay.ca;
+    await pebble.stop();
+    // -d: the account has a custom domain by now (the tests above), which would be the default.
+    const a = startCli(['tls', String((target.address() as AddressInfo).port), '-n', 'latedb', '-d', ZONE, '--backend', 'tcp', '--terminate-at', 'agent', '--public', '--relay', relay.url, '--relay-ca', rootFile, '--json'], {
+      env: { TUNN_CONFIG_DIR: mkdtempSync(join(dir.path, 'agent-latedb-')), TUNN_TOKEN: token, TUNN_TEST_AGENT_TLS_RETRY_MS: '1500' },
+    });
+    procs.push(a);
+    assert.equal((await a.waitFor((l) => l.event === 'ready', 30_000)).host, host);
+    await a.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'relay' && typeof l.reason === 'string' && l.reason !== 'agent certificate pending', 60_000);
+    const say = async (s: TLSSocket, text: string): Promise<string> => {
+      s.write(text);
+      const [d] = (await once(s, 'data')) as [Buffer];
+      return d.toString();
+    };
+    // Fallback: the relay's own certificate (its zone's wildcard), the target still gets plain TCP.
+    const kept = tlsConnect({ host: '127.0.0.1', port: relay.httpsPort, servername: host, ca: relayRoot });
+    await once(kept, 'secureConnect');
+    assert.equal(await say(kept, 'during fallback'), 'plain: during fallback');
+    await pebble.start();
+    const ev = await a.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'agent', 90_000);
+    await routed(host);
+    const fresh = tlsConnect({ host: '127.0.0.1', port: relay.httpsPort, servername: host, ca: pebble.rootPem });
+    await once(fresh, 'secureConnect');
+    assert.equal(spkiPin(fresh.getPeerX509Certificate()!.toString()), ev.pin, 'new connections: the agent’s certificate');
+    assert.equal(await say(fresh, 'after take-over'), 'plain: after take-over');
+    fresh.destroy();
+    assert.equal(await say(kept, 'still here'), 'plain: still here', 'the connection opened during the fallback was not dropped');
+    kept.destroy();
+  });
 });
