@@ -21,7 +21,9 @@ import { createToken, request, startCli, startRelay, tmpDir, type Proc, type Rel
 // certificate at the handshake; --allow-ip still resets a refused client at the relay before
 // any byte reaches the target; a private tunnel serves a stranger nothing by SNI and is reached
 // through `tunn connect` (the relay authenticates the user and checks the allow-list, then
-// carries the raw TLS to the agent), with --proxy-protocol giving the target the verified email.
+// carries the raw TLS to the agent), with --proxy-protocol giving the target the verified email;
+// on a public one --proxy-protocol gives the target the client's address and port; --alpn
+// refuses a client asking only for another protocol.
 
 /** Opens TLS to `port` for `servername`, says `text`, and resolves with the first answer (rejects on a failed handshake or a close before any answer). */
 function ask(o: ConnectionOptions & { port: number; servername: string }, text: string): Promise<{ answer: string; pin: string; issuer: string; alpn: string | false | null }> {
@@ -204,6 +206,24 @@ describe('e2e: tunn tls --backend tcp --terminate-at agent', () => {
     const before = echoConnections;
     await assert.rejects(ask({ port: relay.httpsPort, servername: host, ca: ca.certPem }, 'from loopback'), /ECONNRESET|socket disconnected|closed before/);
     assert.equal(echoConnections, before, 'no connection reached the target');
+  });
+
+  it('--proxy-protocol on a public one: the target reads the client’s address and port in a PROXY v2 header, then the decrypted bytes', async () => {
+    const host = `pp.${relay.domain}`;
+    const a = await agentTcp(portOf(pp), 'pp', ['--public', '--proxy-protocol', ...(await certFiles('pp', [host]))]);
+    await atAgent(a, host);
+    const s = tls.connect({ host: '127.0.0.1', port: relay.httpsPort, servername: host, ca: ca.certPem });
+    await once(s, 'secureConnect');
+    s.write('payload');
+    const [d] = (await once(s, 'data')) as [Buffer];
+    assert.equal(d.toString(), 'after the header: payload');
+    const got = ppHeader as ReturnType<typeof parseProxyV2>;
+    assert.equal(got?.header.source?.address, '127.0.0.1');
+    assert.equal(got?.header.source?.port, s.localPort, 'the client’s own port, as the relay saw it');
+    assert.equal(proxyTlvText(got!.header, PP2_TYPE_AUTHORITY), host);
+    assert.equal(proxyTlvText(got!.header, PP2_TYPE_TUNN_EMAIL), undefined, 'no email: nobody was authenticated');
+    s.destroy();
+    ppHeader = undefined;
   });
 
   it('private: a stranger gets nothing by SNI; through `tunn connect` the user’s TLS ends at the agent, and --proxy-protocol gives the target the verified email', async () => {
