@@ -54,6 +54,8 @@ export interface AgentTlsSettings {
   files?: { chainPem: string; keyPem: string; pin: string };
   clientCaPem?: string;
   keepKey: boolean;
+  /** `tunn tls --backend tcp --alpn`: the only ALPN protocols negotiated. */
+  alpn?: string[];
 }
 
 function read(flag: string, path: string): string {

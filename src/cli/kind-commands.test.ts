@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isTunnError } from '../lib/errors.ts';
 import { tunnelHost } from './connect.ts';
-import { kindReadyEvent, parseKindTarget, parseKindTunnel } from './kind-commands.ts';
+import { Command } from 'commander';
+import { kindReadyEvent, parseKindTarget, parseKindTunnel, registerKindCommands } from './kind-commands.ts';
 import { relayOptionsFrom } from './run-relay.ts';
 
 describe('tunn tcp|udp|tls flags', () => {
@@ -27,6 +28,38 @@ describe('tunn tcp|udp|tls flags', () => {
     assert.equal(parseKindTunnel('tls', '8443', {}).backend, 'raw');
     assert.equal(parseKindTunnel('tls', '5432', { backend: 'tcp', allow: ['group:eng'] }).backend, 'tcp');
     assert.throws(() => parseKindTunnel('tls', '8443', { backend: 'passthrough' }), /--backend "passthrough": use raw .* or tcp/);
+  });
+
+  it('takes --terminate-at on tls --backend tcp, and refuses it (and the other agent-TLS flags) with --backend raw, saying why', () => {
+    assert.equal(parseKindTunnel('tls', '5432', { backend: 'tcp', terminateAt: 'agent', fallback: true }).terminateAt, 'agent');
+    assert.equal(parseKindTunnel('tls', '5432', { backend: 'tcp', terminateAt: 'relay' }).terminateAt, 'relay');
+    assert.equal(parseKindTunnel('tls', '5432', { backend: 'tcp', fallback: true }).terminateAt, undefined, 'absent: the domain\'s default, then relay');
+    // Raw (the default): the target terminates, so there is nothing to terminate; the message says what to do.
+    for (const o of [{ terminateAt: 'agent' }, { backend: 'raw', terminateAt: 'relay' }]) {
+      assert.throws(
+        () => parseKindTunnel('tls', '8443', { ...o, fallback: true }),
+        (e: Error) => isTunnError(e, 'INVALID_INPUT') && /--terminate-at: with --backend raw \(the default\) TLS ends at your target/.test(e.message) && /Add --backend tcp/.test(e.message),
+      );
+    }
+    assert.throws(() => parseKindTunnel('tls', '8443', { tlsCert: 'c.pem', tlsKey: 'k.pem', fallback: false }), /--tls-cert, --tls-key, --no-fallback: with --backend raw/);
+    assert.throws(() => parseKindTunnel('tls', '5432', { backend: 'tcp', terminateAt: 'target' }), (e: Error) => isTunnError(e, 'INVALID_INPUT') && /--terminate-at "target": use agent .* or relay/.test(e.message));
+  });
+
+  it('takes --alpn protocol ids (repeatable) on tls --backend tcp, and says what an id looks like', () => {
+    assert.deepEqual(parseKindTunnel('tls', '5432', { backend: 'tcp', terminateAt: 'agent', alpn: ['postgresql', 'x-custom/1'] }).alpn, ['postgresql', 'x-custom/1']);
+    assert.throws(() => parseKindTunnel('tls', '5432', { backend: 'tcp', alpn: ['my proto'] }), (e: Error) => isTunnError(e, 'INVALID_INPUT') && /--alpn "my proto": an ALPN protocol id is 1-255 printable characters without spaces/.test(e.message));
+    assert.throws(() => parseKindTunnel('tls', '5432', { backend: 'tcp', alpn: ['acme-tls/1'] }), /reserved for certificate validations/);
+    assert.throws(() => parseKindTunnel('tls', '8443', { alpn: ['postgresql'] }), /--alpn: with --backend raw/);
+  });
+
+  it('`tunn tls --help` shows --terminate-at and the agent-TLS flags; tcp and udp do not take them', () => {
+    const program = new Command().exitOverride();
+    registerKindCommands(program);
+    const help = (k: string): string => program.commands.find((c) => c.name() === k)!.helpInformation();
+    for (const flag of ['--terminate-at', '--no-fallback', '--tls-cert', '--tls-key', '--client-ca', '--keep-key', '--acme-directory', '--alpn']) assert.ok(help('tls').includes(flag), flag);
+    assert.match(help('tls').replace(/\s+/g, ' '), /--backend tcp --terminate-at agent/);
+    assert.ok(!help('tcp').includes('--terminate-at'));
+    assert.ok(!help('udp').includes('--terminate-at'));
   });
 
   it('shapes the --json ready event: url, host, and port where one was assigned', () => {

@@ -20,7 +20,24 @@ export interface KindTunnelSpec {
   proxyProtocol: boolean;
   /** tls only: raw (the target terminates TLS; default) or tcp (TLS ends before the target). */
   backend?: 'raw' | 'tcp';
+  /** tls --backend tcp only: where TLS ends, when given on the command line (else the domain's default, then relay). */
+  terminateAt?: 'agent' | 'relay';
+  /** tls --backend tcp --terminate-at agent: the only ALPN protocols the agent negotiates (--alpn). */
+  alpn?: string[];
 }
+
+/** The flags of TLS that ends at the agent (src/cli/agent-tls-flags.ts), as commander names them. */
+const AGENT_TLS_FLAGS: [key: string, flag: string][] = [
+  ['terminateAt', '--terminate-at'],
+  ['acmeDirectory', '--acme-directory'],
+  ['acmeEmail', '--acme-email'],
+  ['acmeCa', '--acme-ca'],
+  ['tlsCert', '--tls-cert'],
+  ['tlsKey', '--tls-key'],
+  ['clientCa', '--client-ca'],
+  ['keepKey', '--keep-key'],
+  ['alpn', '--alpn'],
+];
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
@@ -47,8 +64,20 @@ export function parseKindTunnel(kind: TunnelKind, targetSpec: string, o: Record<
     const b = (o.backend as string | undefined) ?? 'raw';
     if (b !== 'raw' && b !== 'tcp') throw new TunnError('INVALID_INPUT', `--backend "${b}": use raw (TLS ends at your target, the default) or tcp (TLS ends at the relay, your target receives plain TCP)`);
     backend = b;
+    if (b === 'raw') {
+      // commander sets fallback: true unless --no-fallback is given.
+      const given = [...AGENT_TLS_FLAGS.filter(([k]) => o[k] !== undefined).map(([, f]) => f), ...(o.fallback === false ? ['--no-fallback'] : [])];
+      if (given.length) throw new TunnError('INVALID_INPUT', `${given.join(', ')}: with --backend raw (the default) TLS ends at your target, with its own certificate, so there is nothing for the agent or the relay to terminate. Add --backend tcp to end TLS at the agent (--terminate-at agent) and send your target plain TCP`);
+    }
   }
-  return { kind, target, name: o.name as string | undefined, domain: o.domain as string | undefined, allow, public: Boolean(o.public), allowIp, proxyProtocol: Boolean(o.proxyProtocol), backend };
+  const terminateAt = o.terminateAt as string | undefined;
+  if (terminateAt !== undefined && terminateAt !== 'agent' && terminateAt !== 'relay') throw new TunnError('INVALID_INPUT', `--terminate-at "${terminateAt}": use agent (TLS ends at this agent, with its own certificate) or relay (the default)`);
+  const alpn = (o.alpn as string[] | undefined) ?? [];
+  for (const p of alpn) {
+    if (!/^[\x21-\x7e]{1,255}$/.test(p)) throw new TunnError('INVALID_INPUT', `--alpn "${p}": an ALPN protocol id is 1-255 printable characters without spaces, e.g. --alpn postgresql`);
+    if (p === 'acme-tls/1') throw new TunnError('INVALID_INPUT', '--alpn acme-tls/1: that id is reserved for certificate validations (TLS-ALPN-01), which the relay routes itself');
+  }
+  return { kind, target, name: o.name as string | undefined, domain: o.domain as string | undefined, allow, public: Boolean(o.public), allowIp, proxyProtocol: Boolean(o.proxyProtocol), backend, ...(terminateAt ? { terminateAt } : {}), ...(alpn.length ? { alpn } : {}) };
 }
 
 /**
@@ -77,7 +106,20 @@ function kindCommand(program: Command, kind: TunnelKind, what: string): Command 
   secretOption(cmd, 'token', 'token', 'the agent token');
   if (kind !== 'udp') cmd.option('--proxy-protocol', 'send the target a PROXY protocol v2 header first: client address and, through tunn connect, the verified email (TLV 0xE0) and a relay-signed assertion (TLV 0xE1)');
   else cmd.addOption(new Option('--proxy-protocol').hideHelp());
-  if (kind === 'tls') cmd.option('--backend <mode>', 'raw: TLS ends at your target (default); tcp: TLS ends at the relay and your target receives plain TCP');
+  if (kind === 'tls') {
+    cmd
+      .option('--backend <mode>', 'raw: TLS ends at your target (default); tcp: TLS ends before your target (at the relay, or at this agent with --terminate-at agent) and your target receives plain TCP')
+      .option('--terminate-at <where>', 'with --backend tcp: where TLS ends: relay (default) or agent (the agent gets its own certificate; the relay only routes the encrypted bytes by SNI)')
+      .option('--no-fallback', 'with --terminate-at agent: clients fail the handshake until the agent\'s certificate is ready, instead of the relay terminating')
+      .option('--acme-directory <url>', 'with --terminate-at agent: the agent\'s ACME CA (default: the one the relay advertises)')
+      .option('--acme-email <email>', 'with --terminate-at agent: contact email for the agent\'s ACME account')
+      .option('--acme-ca <file>', 'with --terminate-at agent: extra CA (PEM) to trust for the ACME server\'s HTTPS')
+      .option('--tls-cert <file>', 'with --terminate-at agent: serve this certificate chain (PEM) instead of getting one by ACME')
+      .option('--tls-key <file>', 'the private key (PEM) of --tls-cert')
+      .option('--client-ca <file>', 'with --terminate-at agent: require client certificates issued by this CA (mTLS; e.g. database clients with client certificates)')
+      .option('--keep-key', 'with --terminate-at agent: keep the key across renewals, so a pin of it survives')
+      .addOption(new Option('--alpn <protocol>', 'with --terminate-at agent: negotiate only this ALPN protocol (repeatable; e.g. postgresql for direct TLS); clients offering only others fail the handshake. Default: none selected').argParser(collect));
+  }
   return cmd.option('--json', 'print JSON lines on stdout').option('-q, --quiet', 'do not print each connection');
 }
 
@@ -85,7 +127,7 @@ export function registerKindCommands(program: Command): void {
   const specs: [TunnelKind, string][] = [
     ['tcp', 'expose a TCP service (a database, SSH, MQTT…): private through `tunn connect`, or a public port with --public'],
     ['udp', 'expose a UDP service (DNS, WireGuard, a game server…): private through `tunn connect --udp`, or a public port with --public'],
-    ['tls', 'expose a service that terminates its own TLS: the relay routes by SNI and never decrypts (--backend raw)'],
+    ['tls', 'expose a TLS service routed by SNI: your target terminates (--backend raw, the default; the relay never decrypts), or your target speaks plain TCP and TLS ends at the relay (--backend tcp) or at this agent (--backend tcp --terminate-at agent)'],
   ];
   for (const [kind, what] of specs) {
     kindCommand(program, kind, what).action(async (target: string, o: Record<string, unknown>) => {

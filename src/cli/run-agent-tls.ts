@@ -12,6 +12,8 @@ import { agentTlsDir } from './run-agent-cert.ts';
 // settings (tlsEnds, --no-fallback) and the stream handlers for `tls` / `acme-tls-alpn`; once the
 // tunnel is live the agent gets its certificate and tells the relay. The user sees where TLS
 // ends each time it changes: a status line, or `{"event":"tls",…}` with --json.
+// The same for `tunn tls --backend tcp --terminate-at agent` (run-kind.ts): the tunnel's kind
+// says so, and the agent then forwards each terminated connection to the target as plain TCP.
 
 /** What the user sees for a state: "agent (until 2027-03-01, pin …)" or "relay (fallback: why)". */
 export function describeTls(s: TlsStateReport): string {
@@ -36,7 +38,11 @@ export interface AgentTlsWiring {
 /** Adds TLS that ends at the agent to `config` (its first tunnel). */
 export function wireAgentTls(config: AgentConfig, o: AgentOptions, s: AgentTlsSettings, env: NodeJS.ProcessEnv = process.env): AgentTlsWiring {
   let agent: Agent | undefined;
+  let host: string | undefined;
   const tunnel = config.tunnels[0]!;
+  // `tunn tls --backend tcp`: connections go to the target as plain TCP; a private one has no relay fallback.
+  const tcp = tunnel.kind === 'tls';
+  const pending = !tcp || tunnel.public ? (s.fallback ? 'agent certificate pending' : 'agent certificate pending; --no-fallback: visitors fail the handshake until it is ready') : 'agent certificate pending; a private tls tunnel has no relay fallback: `tunn connect` users fail the handshake until it is ready';
   const show = (st: TlsStateReport): void => {
     if (o.json) printJson(tlsEvent(st));
     else process.stdout.write(`   TLS: ${describeTls(st)}\n`);
@@ -54,6 +60,7 @@ export function wireAgentTls(config: AgentConfig, o: AgentOptions, s: AgentTlsSe
     acme: s.acme,
     clientCaPem: s.clientCaPem,
     keepKey: s.keepKey,
+    ...(tcp ? { tcp: { proxyProtocol: tunnel.proxyProtocol === true, alpn: s.alpn, onTargetError: (m: string) => agent?.emit('notice', `${host ?? tunnel.name ?? 't0'}: ${m}`) } } : {}),
     clock: systemClock,
     // Tests only: a CA outage in an end-to-end test is retried in seconds, not a minute.
     retryMs: env.TUNN_TEST_AGENT_TLS_RETRY_MS ? Number(env.TUNN_TEST_AGENT_TLS_RETRY_MS) : undefined,
@@ -68,7 +75,8 @@ export function wireAgentTls(config: AgentConfig, o: AgentOptions, s: AgentTlsSe
     attach(a) {
       agent = a;
       a.on('ready', (t) => {
-        show({ name: t.host, terminatedAt: 'relay', reason: s.fallback ? 'agent certificate pending' : 'agent certificate pending; --no-fallback: visitors fail the handshake until it is ready' });
+        host = t.host;
+        show({ name: t.host, terminatedAt: 'relay', reason: pending });
         tls.start(t.host, a.relayAcme).catch((err: unknown) => {
           // No certificate source at all (no ACME CA anywhere): the relay keeps terminating, and the user is told how to fix it.
           const st: TlsStateReport = { name: t.host, terminatedAt: 'relay', reason: errorMessage(err) };

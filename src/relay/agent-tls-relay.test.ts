@@ -133,6 +133,25 @@ describe('AgentTlsRelay', () => {
     assert.equal(relay.tlsEndsAtAgent(`strict.${ZONE}`), true);
   });
 
+  // Security property: `tunn tls --backend tcp --terminate-at agent` has no gate at the agent (plain bytes), so a
+  // private one is never routed by SNI (only `tunn connect`, which checks the user here, reaches it); a public one is.
+  it('routes a tls --backend tcp tunnel’s TLS to its agent only when it is --public; a private one still gets its certificate', async () => {
+    const { relay, zone, attach } = setup();
+    const a = session('a');
+    attach(a, 'pub', { kind: 'tls', backend: 'tcp', public: true });
+    attach(a, 'priv', { kind: 'tls', backend: 'tcp', allow: ['ann@x.test'], tlsFallback: false });
+    for (const name of ['pub', 'priv']) relay.onState(a, { type: 'tls-state', id: 't0', state: { name: `${name}.${ZONE}`, terminatedAt: 'agent', pin: 'p' } });
+    assert.equal(relay.tlsEndsAtAgent(`pub.${ZONE}`), true);
+    assert.equal(relay.tlsEndsAtAgent(`priv.${ZONE}`), false, 'a private tls tunnel is not routed by SNI, even ready and with --no-fallback');
+    assert.throws(() => relay.carryCarriedTls({} as SplicedStream, `priv.${ZONE}`, { address: '10.1.2.3', port: 1 }), (e: TunnError) => e.code === 'NOT_FOUND');
+    // Its certificate still comes by DNS-01 through the relay, and it is listed like any agent-terminated name.
+    assert.equal(relay.agentAnswersAlpnChallenge(`priv.${ZONE}`), true);
+    await relay.onRequest(a, 'acct-a', { type: 'tls-request', rid: 1, request: { op: 'dns01-present', recordName: `_acme-challenge.priv.${ZONE}`, value: 'ok' } });
+    assert.equal(reply(a).error, undefined);
+    assert.deepEqual(zone.records(`_acme-challenge.priv.${ZONE}`).map((r) => r.value), ['ok']);
+    assert.deepEqual(relay.reports().map((r) => [r.name, r.terminatedAt]).sort(), [[`priv.${ZONE}`, 'agent'], [`pub.${ZONE}`, 'agent']]);
+  });
+
   // Security property: the relay signs assertions, redeems hand-off codes and reads sessions only for that agent's hosts.
   it('decisions, hand-offs, sessions and sign-outs for a host the agent does not hold are refused (FORBIDDEN)', async () => {
     const { relay, attach } = setup();

@@ -97,10 +97,15 @@ export class AgentTlsRelay {
       });
   }
 
-  /** The edge's question: does the raw TLS of `name` go to its agent now? */
+  /**
+   * The edge's question: does the raw TLS of `name` go to its agent now?
+   * Security: a private `tunn tls --backend tcp` tunnel (no --public) is never routed by SNI: its
+   * agent has no gate to run on plain bytes, so only `tunn connect` (which authenticates the user
+   * and checks the allow-list here) reaches it, as for relay termination.
+   */
   tlsEndsAtAgent(name: string): boolean {
     const t = this.agentTunnel(name);
-    if (!t) return false;
+    if (!t || (t.options.kind === 'tls' && !t.options.public)) return false;
     return t.options.tlsFallback === false || this.stateOf(t.host)?.terminatedAt === 'agent';
   }
 
@@ -241,7 +246,8 @@ export class AgentTlsRelay {
         new Promise((resolve, reject) => {
           const session = directory.pickSession(t);
           if (!session) return reject(new TunnError('UNAVAILABLE', `no live agent session for ${t.host}`));
-          const stream = session.openStream(t, { kind, client: client.address });
+          // The client's port too: a --proxy-protocol target behind agent-terminated TLS gets it in PROXY v2.
+          const stream = session.openStream(t, { kind, client: client.address, clientPort: client.port });
           stream.once('response', (h) => (Number(h[':status']) === 200 ? resolve(splicedH2Stream(stream)) : (stream.close(), reject(new TunnError('UNAVAILABLE', `the agent refused a ${kind} stream for ${t.host} (${h[':status']})`)))));
           stream.once('error', reject);
           stream.once('close', () => reject(new TunnError('UNAVAILABLE', `the ${kind} stream for ${t.host} closed before the agent answered`)));

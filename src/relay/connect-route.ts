@@ -135,7 +135,9 @@ export function createConnectRoute(o: ConnectRouteOptions): ConnectRoute {
       // The target asked for PROXY v2: it gets the same relay-signed assertion HTTP tunnels send
       // in Tunn-Jwt-Assertion (audience the tunnel's host), to verify what it is told.
       const assertion = t.options.proxyProtocol && p.accountId ? (await o.tokens.issue({ accountId: p.accountId, kind: 'assertion', email: p.email, ttlSeconds: ASSERTION_TTL_S, record: false, extra: { aud: t.host, tunnel: t.host } })).token : undefined;
-      const r = await openTunnelStream(o.directory, t, { kind: ct.kind === 'udp' ? 'udp' : 'tcp', client: cleanIp(client.address), clientPort: client.port, email: p.email, assertion });
+      // `tunn tls --backend tcp --terminate-at agent`: the user's TLS (run inside the connect stream) ends at the agent, never here.
+      const streamKind = ct.kind === 'udp' ? 'udp' : t.options.kind === 'tls' && t.options.tlsEnds === 'agent' ? 'tls' : 'tcp';
+      const r = await openTunnelStream(o.directory, t, { kind: streamKind, client: cleanIp(client.address), clientPort: client.port, email: p.email, assertion });
       if (isRefusal(r)) t.metrics.drop(`connect-${r.reason}`);
       else if (ct.kind === 'udp') t.metrics.flows++;
       else t.metrics.connections++;

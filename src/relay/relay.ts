@@ -173,7 +173,13 @@ export class Relay {
       headTimeoutMs: c.headTimeoutMs,
     };
     gateway = new Gateway(gatewayOpts);
-    const toHttps = (head: MessageHead, host: string) => (c.dev && !agentTls.agentTunnel(hostnameOf(host)) ? undefined : pages.movedToHttps(httpsUrl(host, this.info.httpsPort, head.target)));
+    // In dev, plain HTTP is served, except for an HTTP tunnel whose TLS ends at its agent (308: the relay cannot read it);
+    // a tls tunnel (--terminate-at agent or not) answers 426 from the gateway, as it speaks TLS end to end.
+    const httpAtAgent = (host: string): boolean => {
+      const t = agentTls.agentTunnel(hostnameOf(host));
+      return !!t && (t.options.kind ?? 'http') === 'http';
+    };
+    const toHttps = (head: MessageHead, host: string) => (c.dev && !httpAtAgent(host) ? undefined : pages.movedToHttps(httpsUrl(host, this.info.httpsPort, head.target)));
     const plainHook = (head: MessageHead, host: string) => {
       const r = ext.plainHook?.(head.target, host);
       return r instanceof Promise ? r.then((x) => x ?? toHttps(head, host)) : (r ?? toHttps(head, host));

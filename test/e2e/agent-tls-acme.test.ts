@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import net, { type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
@@ -174,5 +175,88 @@ describe('e2e: agent-terminated TLS with ACME (Pebble, DNS-01 through the relay)
     } finally {
       db.close();
     }
+  });
+
+  // After the test above (the custom domain is added and verified).
+  it('tunn tls --backend tcp on that domain: TLS ends at the agent by default (TLS-ALPN-01, Pebble issues) and the target receives plain TCP', async () => {
+    let got = '';
+    const target = net.createServer((c) => {
+      c.on('error', () => {});
+      c.on('data', (d: Buffer) => {
+        got += d.toString('latin1');
+        c.write(`plain: ${d.toString()}`);
+      });
+    });
+    target.listen(0, '127.0.0.1');
+    await once(target, 'listening');
+    after(() => target.close());
+    const host = `db.${CUSTOM}`;
+    customer.add({ name: host, type: 'A', value: '127.0.0.1' });
+    // No --terminate-at: the domain was added with --terminate-at agent, so TLS ends at this agent.
+    const configDir = mkdtempSync(join(dir.path, 'agent-db-'));
+    const a = startCli(['tls', String((target.address() as AddressInfo).port), '-n', 'db', '-d', CUSTOM, '--backend', 'tcp', '--public', '--relay', relay.url, '--relay-ca', rootFile, '--json'], {
+      env: { TUNN_CONFIG_DIR: configDir, TUNN_TOKEN: token, TUNN_TEST_AGENT_TLS_RETRY_MS: '1500', TUNN_DEBUG: '1' },
+    });
+    procs.push(a);
+    const ev = await a.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'agent', 90_000).catch((err: Error) => {
+      throw new Error(`${err.message}\nagent stdout: ${JSON.stringify(a.lines).slice(-3000)}`);
+    });
+    await routed(host);
+    const s = tlsConnect({ host: '127.0.0.1', port: relay.httpsPort, servername: host, ca: pebble.rootPem });
+    await once(s, 'secureConnect');
+    const cert = s.getPeerX509Certificate()!;
+    assert.equal(spkiPin(cert.toString()), ev.pin);
+    assert.match(cert.issuer, /Pebble/);
+    s.write('SELECT 1;');
+    const [answer] = (await once(s, 'data').catch((err: Error) => {
+      throw new Error(`${err.message}\nagent: ${JSON.stringify(a.lines).slice(-2000)} ${a.stderr.join('\n').slice(-2000)}`);
+    })) as [Buffer];
+    assert.equal(answer.toString(), 'plain: SELECT 1;');
+    assert.equal(got, 'SELECT 1;', 'the target read plain bytes');
+    s.destroy();
+    // `tunn cert pin` on the agent's machine prints the key it serves, as for an HTTP agent-terminated name.
+    const pin = startCli(['cert', 'pin', host, '--json'], { env: { TUNN_CONFIG_DIR: configDir } });
+    assert.equal(await pin.exited, 0, pin.stderr.join('\n'));
+    assert.equal(pin.lines[0]!.pin, `sha256//${String(ev.pin)}`);
+  });
+
+  it('tunn tls --backend tcp: Pebble down → the relay terminates as --backend tcp does; back → the agent takes over for new connections, and one opened meanwhile is kept', async () => {
+    const target = net.createServer((c) => {
+      c.on('error', () => {});
+      c.on('data', (d: Buffer) => c.write(`plain: ${d.toString()}`));
+    });
+    target.listen(0, '127.0.0.1');
+    await once(target, 'listening');
+    after(() => target.close());
+    const host = `latedb.${ZONE}`;
+    // The relay's zone wildcard was issued at its start, under the root of that Pebble run (a restarted Pebble has a new root).
+    const relayRoot = relay.ca;
+    await pebble.stop();
+    // -d: the account has a custom domain by now (the tests above), which would be the default.
+    const a = startCli(['tls', String((target.address() as AddressInfo).port), '-n', 'latedb', '-d', ZONE, '--backend', 'tcp', '--terminate-at', 'agent', '--public', '--relay', relay.url, '--relay-ca', rootFile, '--json'], {
+      env: { TUNN_CONFIG_DIR: mkdtempSync(join(dir.path, 'agent-latedb-')), TUNN_TOKEN: token, TUNN_TEST_AGENT_TLS_RETRY_MS: '1500' },
+    });
+    procs.push(a);
+    assert.equal((await a.waitFor((l) => l.event === 'ready', 30_000)).host, host);
+    await a.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'relay' && typeof l.reason === 'string' && l.reason !== 'agent certificate pending', 60_000);
+    const say = async (s: TLSSocket, text: string): Promise<string> => {
+      s.write(text);
+      const [d] = (await once(s, 'data')) as [Buffer];
+      return d.toString();
+    };
+    // Fallback: the relay's own certificate (its zone's wildcard), the target still gets plain TCP.
+    const kept = tlsConnect({ host: '127.0.0.1', port: relay.httpsPort, servername: host, ca: relayRoot });
+    await once(kept, 'secureConnect');
+    assert.equal(await say(kept, 'during fallback'), 'plain: during fallback');
+    await pebble.start();
+    const ev = await a.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'agent', 90_000);
+    await routed(host);
+    const fresh = tlsConnect({ host: '127.0.0.1', port: relay.httpsPort, servername: host, ca: pebble.rootPem });
+    await once(fresh, 'secureConnect');
+    assert.equal(spkiPin(fresh.getPeerX509Certificate()!.toString()), ev.pin, 'new connections: the agent’s certificate');
+    assert.equal(await say(fresh, 'after take-over'), 'plain: after take-over');
+    fresh.destroy();
+    assert.equal(await say(kept, 'still here'), 'plain: still here', 'the connection opened during the fallback was not dropped');
+    kept.destroy();
   });
 });

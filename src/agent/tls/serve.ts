@@ -1,5 +1,6 @@
 import type { ServerHttp2Stream } from 'node:http2';
 import { mkdirSync } from 'node:fs';
+import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { TlsAlpn01Solver } from '../../acme/tls-alpn01.ts';
 import { isTunnToken } from '../../auth/bearer.ts';
@@ -10,8 +11,11 @@ import { isInZone } from '../../dns/zone.ts';
 import { loadSecretKey, SecretBox } from '../../lib/secret-box.ts';
 import type { AcmeAdvert, TlsStateReport } from '../../protocol/messages.ts';
 import type { AgentTunnelRef } from '../agent.ts';
-import type { StreamHandlers } from '../stream-handlers.ts';
-import type { Target } from '../target.ts';
+import { proxyHeaderFor } from '../kind-handlers.ts';
+import type { StreamCarrier } from '../kinds/carrier.ts';
+import { carryTcp } from '../kinds/tcp.ts';
+import type { DataStreamRequest, StreamHandlers } from '../stream-handlers.ts';
+import { localhostAwareLookup, type Target } from '../target.ts';
 import { AgentAcme } from './acme-agent.ts';
 import { AgentGate, type AgentTunnelPolicy } from './agent-gate.ts';
 import { agentHttpHandler, type AgentHttpHandler } from './agent-http.ts';
@@ -21,7 +25,7 @@ import { AgentCertStore } from './cert-store.ts';
 import { TlsContexts } from './contexts.ts';
 import { RequestedDns01Solver } from './dns01-requester.ts';
 import { relayDecisionSource, relayDns01Requester, type AskRelay } from './relay-questions.ts';
-import { TlsTerminator } from './terminator.ts';
+import { TlsTerminator, type ByteServe } from './terminator.ts';
 
 // One agent tunnel whose TLS ends here (issue 12), put together: the relay hands the agent a
 // visitor's raw TLS (stream kind `tls`) and the agent terminates it (terminator.ts) with its own
@@ -30,6 +34,10 @@ import { TlsTerminator } from './terminator.ts';
 // (agent-http.ts). TLS-ALPN-01 validations the relay routes here (kind `acme-tls-alpn`) are
 // answered with the challenge certificate. Each change of where TLS ends is reported to the
 // relay (tls-state), which routes visitors here only from then on.
+// With `tcp` (`tunn tls --backend tcp --terminate-at agent`) there is no HTTP and no gate: each
+// terminated connection's decrypted bytes go to the target as one plain TCP connection (a PROXY
+// v2 header first with --proxy-protocol), and who may connect was decided by the relay before
+// it carried the bytes (public, --allow-ip, `tunn connect`), plus --client-ca here.
 
 export interface AgentTerminatedTlsOptions {
   tunnelId: string;
@@ -49,6 +57,8 @@ export interface AgentTerminatedTlsOptions {
   acme?: Partial<AcmeAdvert>;
   clientCaPem?: string;
   keepKey: boolean;
+  /** `tunn tls --backend tcp`: forward each terminated connection to the target as plain TCP instead of serving HTTP. */
+  tcp?: { proxyProtocol: boolean; alpn?: string[]; idleTimeoutMs?: number; onTargetError?(message: string): void };
   clock: Clock;
   /** How long after a failed issuance to try again, and how often renewals are looked at (default 60 s). */
   retryMs?: number;
@@ -85,6 +95,28 @@ export function agentTerminatedTls(o: AgentTerminatedTlsOptions): AgentTerminate
   const alpn = new TlsAlpn01Solver();
   let tls: AgentTls | undefined;
   let started: string | undefined;
+  // --backend tcp: the decrypted connection, to the target as plain TCP (as the kind `tcp` handler does for relay-terminated TLS).
+  const toTarget = (tcp: NonNullable<AgentTerminatedTlsOptions['tcp']>, stream: ServerHttp2Stream, req: DataStreamRequest): ByteServe => ({
+    alpn: tcp.alpn,
+    connection(socket: TLSSocket): void {
+      const carrier: StreamCarrier = {
+        stream: socket,
+        accept() {},
+        refuse(r) {
+          tcp.onTargetError?.(r.message);
+          socket.destroy();
+          stream.destroy();
+        },
+        abort() {
+          socket.destroy();
+          stream.destroy();
+        },
+        wasReset: () => false,
+      };
+      const proxyHeader = proxyHeaderFor({ id: o.tunnelId, target: o.target, proxyProtocol: tcp.proxyProtocol, ready: started ? { host: started } : undefined }, req);
+      void carryTcp(carrier, { target: o.target, idleTimeoutMs: tcp.idleTimeoutMs, proxyHeader, lookup: localhostAwareLookup as never });
+    },
+  });
   const accepted = (stream: ServerHttp2Stream, t: AgentTunnelRef): boolean => {
     if (t.id !== o.tunnelId) return false;
     stream.respond({ ':status': 200 });
@@ -92,7 +124,7 @@ export function agentTerminatedTls(o: AgentTerminatedTlsOptions): AgentTerminate
   };
   return {
     streamHandlers: {
-      tls: (stream, t, req) => void (accepted(stream, t) ? terminator.accept(stream, req.clientIp) : stream.close()),
+      tls: (stream, t, req) => void (accepted(stream, t) ? terminator.accept(stream, req.clientIp, o.tcp && toTarget(o.tcp, stream, req)) : stream.close()),
       'acme-tls-alpn': (stream, t) => void (accepted(stream, t) ? answerTlsAlpn01(stream, alpn, o.onError) : stream.close()),
     },
     async start(host, advertised) {

@@ -126,6 +126,53 @@ describe('agent TLS terminator', () => {
     s.destroy();
   });
 
+  it('with serve (--backend tcp), hands the decrypted bytes over instead of HTTP, whatever ALPN the client offers', async () => {
+    const contexts = new TlsContexts();
+    contexts.set(NAME, first);
+    const served: VisitorConnection[] = [];
+    const t = new TlsTerminator({ contexts, handler: echo });
+    const pt = await passthrough((s) =>
+      t.accept(s, '192.0.2.44', {
+        connection(socket, conn) {
+          served.push(conn);
+          socket.on('data', (d: Buffer) => socket.end(`bytes: ${d.toString()}`));
+        },
+      }),
+    );
+    after(() => (t.close(), pt.close()));
+    // A Postgres client with direct TLS offers ALPN "postgresql": an HTTP-only ALPN list would fail its handshake.
+    const s = await visitor(pt.port, { servername: NAME, ca: ca.certPem, ALPNProtocols: ['postgresql'] });
+    assert.equal(s.alpnProtocol, false, 'no ALPN is chosen for a byte stream');
+    s.write('GET / HTTP/1.1\r\n\r\n');
+    let got = '';
+    s.on('data', (d: Buffer) => (got += d.toString()));
+    await once(s, 'end');
+    assert.equal(got, 'bytes: GET / HTTP/1.1\r\n\r\n', 'the bytes were not parsed as HTTP');
+    assert.deepEqual(served.map((c) => [c.clientIp, c.servername]), [['192.0.2.44', NAME]]);
+    s.destroy();
+  });
+
+  // Security property: with --alpn, a client that asked for another protocol (a browser's h2, say) is refused at the
+  // handshake instead of having its bytes fed to a target that speaks something else (cross-protocol confusion).
+  it('with serve and --alpn, negotiates only the listed protocols; a client offering none is still served', async () => {
+    const contexts = new TlsContexts();
+    contexts.set(NAME, first);
+    const t = new TlsTerminator({ contexts, handler: echo });
+    let served = 0;
+    const pt = await passthrough((s) => t.accept(s, '127.0.0.1', { alpn: ['postgresql'], connection: () => void served++ }));
+    after(() => (t.close(), pt.close()));
+    const pg = await visitor(pt.port, { servername: NAME, ca: ca.certPem, ALPNProtocols: ['postgresql'] });
+    assert.equal(pg.alpnProtocol, 'postgresql');
+    await assert.rejects(visitor(pt.port, { servername: NAME, ca: ca.certPem, ALPNProtocols: ['h2', 'http/1.1'] }), /no application protocol/);
+    const none = await visitor(pt.port, { servername: NAME, ca: ca.certPem, ALPNProtocols: [] });
+    assert.equal(none.alpnProtocol, false);
+    // The server side completes its handshake a moment after the client's (TLS 1.3): wait, generously.
+    for (let i = 0; i < 100 && served < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(served, 2, 'the two accepted clients reached the byte handler, the refused one did not');
+    pg.destroy();
+    none.destroy();
+  });
+
   it('terminates TLS carried on an HTTP/2 stream (the shape a passthrough stream has)', async () => {
     const contexts = new TlsContexts();
     contexts.set(NAME, first);

@@ -28,6 +28,13 @@ export interface TlsHandler {
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, conn: VisitorConnection): void;
 }
 
+/** Where a terminated connection goes instead of HTTP (`tunn tls --backend tcp`): its bytes. */
+export interface ByteServe {
+  connection(socket: TLSSocket, conn: VisitorConnection): void;
+  /** The only ALPN protocols negotiated (--alpn); absent or empty: none is selected. */
+  alpn?: string[];
+}
+
 export interface TerminatorOptions {
   contexts: TlsContexts;
   handler: TlsHandler;
@@ -67,14 +74,19 @@ export class TlsTerminator {
   /**
    * Takes one visitor connection: `raw` carries the visitor's TLS bytes (ClientHello first)
    * and receives the agent's. Returns at once; the connection lives until either side closes.
+   * With `serve` (`tunn tls --backend tcp --terminate-at agent`), the decrypted connection goes
+   * to it, as bytes, instead of to the HTTP handler. ALPN then is `serve.alpn` (--alpn): a
+   * client offering protocols, none of them listed, fails the handshake (no_application_protocol,
+   * so a connection meant for another protocol is not fed to the target); without a list no
+   * protocol is selected and whatever the client offers is ignored.
    */
-  accept(raw: Duplex, clientIp: string): void {
+  accept(raw: Duplex, clientIp: string, serve?: ByteServe): void {
     const contexts = this.#o.contexts;
     let servername = '';
     const tls: Tagged = new TLSSocket(raw, {
       isServer: true,
       secureContext: contexts.base,
-      ALPNProtocols: ['http/1.1'],
+      ...(serve ? (serve.alpn?.length ? { ALPNProtocols: serve.alpn } : {}) : { ALPNProtocols: ['http/1.1'] }),
       requestCert: contexts.requiresClientCert,
       rejectUnauthorized: contexts.requiresClientCert,
       SNICallback: (name, cb) => {
@@ -108,7 +120,8 @@ export class TlsTerminator {
       tls[CONN] = { clientIp, servername, ...(peer ? { clientCertSubject: peer.subject.replaceAll('\n', ', ') } : {}) };
       this.#open.add(tls);
       tls.once('close', () => this.#open.delete(tls));
-      this.#http.emit('connection', tls);
+      if (serve) serve.connection(tls, tls[CONN]);
+      else this.#http.emit('connection', tls);
     });
   }
 
