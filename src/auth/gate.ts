@@ -183,6 +183,12 @@ export class Gate {
   readonly outageCache = {
     principals: (): Principal[] => this.#outage.values().flatMap((d) => (d.kind === 'allow' && d.principal ? [d.principal] : [])),
     forget: (revoked: ReadonlySet<string>): void => this.#outage.forget((d) => d.kind === 'allow' && d.principal !== undefined && revoked.has(principalKey(d.principal))),
+    /** Principal key → when the database last answered "allow" for it (a live connection let in during an outage is trusted as long as that answer). */
+    answeredAt: (): Map<string, number> => {
+      const m = new Map<string, number>();
+      for (const e of this.#outage.entries()) if (e.decision.kind === 'allow' && e.decision.principal) m.set(principalKey(e.decision.principal), e.at);
+      return m;
+    },
   };
 
   #credentialKey(req: GateRequest, t: TunnelPolicy): string | undefined {

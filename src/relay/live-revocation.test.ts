@@ -2,7 +2,8 @@ import { DummyDriver, Kysely, SqliteAdapter, SqliteIntrospector, SqliteQueryComp
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { lostDomainReason } from '../domains/resolution.ts';
-import type { Principal } from '../auth/revocation.ts';
+import { principalKey, type Principal } from '../auth/revocation.ts';
+import { IDENTITY_OUTAGE_WINDOW_MS } from '../auth/outage-cache.ts';
 import { account, gateRequest, identityFixture } from '../../test/fixtures/identity.ts';
 import { TunnError } from '../lib/errors.ts';
 import { createDomain, deleteDomain, markDomainVerified, setDomainShares } from '../domains/records.ts';
@@ -11,7 +12,7 @@ import { accountById } from '../store/accounts.ts';
 import type { Database } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
 import type { LiveConnection } from './gateway.ts';
-import { AGENT_TOKEN_REVOKED, DEFAULT_SWEEP_MS, FAIL_CLOSED_AFTER, LiveRevocation, type AgentLink, type ConnectionTable } from './live-revocation.ts';
+import { AGENT_TOKEN_REVOKED, DEFAULT_SWEEP_MS, LiveRevocation, type AgentLink, type ConnectionTable } from './live-revocation.ts';
 import { RelayMetrics } from './metrics.ts';
 import { TunnelRegistry, type SessionRef, type Tunnel } from './registry.ts';
 
@@ -278,9 +279,10 @@ describe('LiveRevocation: the sweep cuts what lost its right', () => {
   // Security property: a store that stops answering does not turn live revocation off. A
   // query that never resolves (a half-open PostgreSQL connection) used to hold the one running
   // sweep forever, so a token revoked after the store came back was never cut until restart.
-  // Now each sweep is time-boxed, the next one starts afresh, and after FAIL_CLOSED_AFTER
-  // failures in a row signed-in connections are cut (public ones stay).
-  it('survives a store query that never answers, and fails closed after failures in a row', { timeout: 60_000 }, async () => {
+  // Now each sweep is time-boxed and the next one starts afresh; while sweeps fail, a signed-in
+  // connection is kept as long as its credential's last answer is within the identity outage
+  // window (the gate's rule, 30 s), and cut after it (fail closed; public ones stay).
+  it('survives a store query that never answers, and fails closed once the last answer is past the outage window', { timeout: 60_000 }, async () => {
     const registry = new TunnelRegistry();
     const agent = new Agent(undefined, undefined);
     const t = tunnel(registry, agent, 'hang.tunn.localhost', RELAY);
@@ -304,15 +306,52 @@ describe('LiveRevocation: the sweep cuts what lost its right', () => {
     assert.equal(cPat.cut, true);
     assert.equal(sweep.failures, 0);
 
-    // Fail closed: a connection with a live credential is cut once the store failed N sweeps in a row.
+    // The outage window (injected clock): the store last answered for pat2 at `answered`.
     const pat2 = await id.tokens.issue({ accountId: bob.id, kind: 'pat', email: bob.email });
     const cLive = table.add(t, { via: 'token', jti: pat2.jti, accountId: bob.id, email: bob.email });
+    await sweep.sweep();
+    const answered = id.manualClock.now();
     hanging = true;
-    for (let i = 1; i < FAIL_CLOSED_AFTER; i++) await assert.rejects(sweep.sweep());
-    assert.equal(cLive.cut, false, `kept through ${FAIL_CLOSED_AFTER - 1} failures`);
+    for (let i = 0; i < 5; i++) await assert.rejects(sweep.sweep());
+    assert.equal(cLive.cut, false, 'five failed sweeps in a row (the old rule cut at three): kept, its last answer is seconds old');
+    id.manualClock.set(answered + IDENTITY_OUTAGE_WINDOW_MS);
     await assert.rejects(sweep.sweep());
-    assert.equal(cLive.cut, true, `cut at failure ${FAIL_CLOSED_AFTER}`);
+    assert.equal(cLive.cut, false, 'exactly the window old: kept, as the gate would still let it in');
+    id.manualClock.set(answered + IDENTITY_OUTAGE_WINDOW_MS + 1);
+    await assert.rejects(sweep.sweep());
+    assert.equal(cLive.cut, true, 'past the window: cut (fail closed)');
     assert.equal(cPublic.cut, false, 'a public connection carries no credential to check: kept');
+  });
+
+  // Security property: a connection let in during an outage from the gate's cache is trusted only
+  // as long as that cached answer (not from when the connection opened), and one nothing ever
+  // answered for dates from the last good sweep.
+  it("during an outage, a connection the gate let in from cache is cut when the cached answer passes the window", { timeout: 30_000 }, async () => {
+    const registry = new TunnelRegistry();
+    const agent = new Agent(undefined, undefined);
+    const t = tunnel(registry, agent, 'cached.tunn.localhost', RELAY);
+    const table = new Table();
+    const windowMs = 5000;
+    const start = id.manualClock.now();
+    const viaCache: Principal = { via: 'token', jti: 'jti-cached', accountId: bob.id, email: bob.email };
+    const unknown: Principal = { via: 'token', jti: 'jti-unknown', accountId: bob.id, email: bob.email };
+    const store: Store = { dialect: id.store.dialect, close: async () => {}, get db() { return hangingDb(); } };
+    const sweep = new LiveRevocation({
+      store, clock: id.clock, logger: silentLogger(), gateways: [table], agents: () => [], directory: registry, intervalMs: 20, outageWindowMs: windowMs,
+      // The gate answered "allow" for viaCache 3 s before the sweeper started (before the outage).
+      cached: { principals: () => [], forget: () => {}, answeredAt: () => new Map([[principalKey(viaCache), start - 3000]]) },
+    });
+    const cCached = table.add(t, viaCache);
+    const cUnknown = table.add(t, unknown);
+    id.manualClock.set(start + 1500);
+    await assert.rejects(sweep.sweep());
+    assert.deepEqual([cCached.cut, cUnknown.cut], [false, false], 'both within the window');
+    id.manualClock.set(start + 2001); // 5001 ms after the cached answer
+    await assert.rejects(sweep.sweep());
+    assert.deepEqual([cCached.cut, cUnknown.cut], [true, false], 'the cached answer is past the window: cut; the other dates from the sweeper start');
+    id.manualClock.set(start + windowMs + 1);
+    await assert.rejects(sweep.sweep());
+    assert.equal(cUnknown.cut, true);
   });
 });
 

@@ -228,6 +228,7 @@ export class Relay {
       store, clock: this.#clock, logger: log, gateways: [...this.#gateways, connect.table], agents: () => tunnels.sessions, directory: this.#directory,
       allows: access.allows,
       cached: identity.gate.outageCache,
+      outageWindowMs: c.identityOutageWindowMs,
       domainLost: (t) => lostDomainReason(store, c.domain, t),
       onTunnelEnded: (t) => tunnels.gone(t.host),
     });
