@@ -34,6 +34,7 @@ import { TunnelRegistry } from './registry.ts';
 import type { Tunnel, TunnelDirectory } from './tunnel-directory.ts';
 import { checkSealingKey } from '../cluster/sealing.ts';
 import { clusterStatus } from '../cluster/status.ts';
+import { isTerminatedKind } from '../cluster/lease-kinds.ts';
 import { joinCluster, type RelayCluster } from './cluster-wiring.ts';
 import { createTlsServers } from './tls-servers.ts';
 import { createTunnelControl } from './tunnel-control.ts';
@@ -123,6 +124,10 @@ export class Relay {
           if (!passthrough) throw new TunnError('UNAVAILABLE', 'the relay is still starting');
           passthrough.carryCarried(link, h, client);
         },
+        serveTlsTcp: (h, link, client) => {
+          if (!passthrough) throw new TunnError('UNAVAILABLE', 'the relay is still starting');
+          passthrough.carryCarriedTerminated(link, h, client);
+        },
         portOf: (h) => ports?.portOf(h) ?? null,
         servePort: (h, protocol, link, client) => {
           if (!ports) throw new TunnError('UNAVAILABLE', 'the relay is still starting');
@@ -177,8 +182,11 @@ export class Relay {
     const tcpIdleMs = c.kinds?.tcpIdleMs ?? DEFAULT_TCP_IDLE_MS;
     const pt = (passthrough = createTlsPassthrough({ directory: this.#directory, idleTimeoutMs: tcpIdleMs, logger: log }));
     const onPublicTls = (s: TLSSocket): void => {
-      const t = pt.backendTcp(s.servername || undefined);
+      const name = s.servername || undefined;
+      const t = pt.backendTcp(name);
       if (t) pt.carryTerminated(s, t);
+      // A --backend tcp tunnel another relay holds: TLS ended here, its plain bytes go there (its --allow-ip is checked there).
+      else if (name && this.#cluster?.tlsTcpElsewhere(name)) this.#cluster.carryTerminated(s, name, tcpIdleMs);
       else gateway.accept(s, true, cleanIp(s.remoteAddress));
     };
     const tlsServers = createTlsServers({ certs: ext.certs, domain: c.domain, ownContext: () => ownCtx, logger: log, onAgentLink: (s) => tunnels.acceptAgent(s), onPublic: onPublicTls });
@@ -260,7 +268,7 @@ export class Relay {
    */
   isLiveHost(host: string): boolean {
     const o = this.#directory.get(host)?.options;
-    if (!o) return this.#servesElsewhere(host);
+    if (!o) return this.#servesElsewhere(host) && isTerminatedKind(this.#cluster?.leaseKindElsewhere(host));
     const kind = o.kind ?? 'http';
     return kind === 'http' || (kind === 'tls' && o.backend === 'tcp');
   }
