@@ -105,6 +105,8 @@ export interface JoinClusterOptions {
   portOf?(host: string): number | null;
   /** Serves a connection (or UDP flow) of a public port carried here; throws to refuse it (kind-ports.ts carryCarried). */
   servePort?(host: string, protocol: 'tcp' | 'udp', link: SplicedStream, client: ClientAddress): void;
+  /** Who may do what changed somewhere in the cluster (NOTIFY; the table, or `*` after the listener reconnects). */
+  onIdentityChange?(table: string): void;
   /** The public ports of tunnels other relays hold, after each change (the relay listens on them too). */
   onPorts?(ports: PortElsewhere[]): void;
 }
@@ -147,6 +149,7 @@ export async function joinCluster(o: JoinClusterOptions): Promise<RelayCluster> 
     // A tls tunnel's lease says which (private, --backend tcp, raw), so other relays answer its visitors as the holder would.
     leaseOf: (t) => ({ kind: leaseKindOf(t.options, !!o.tlsOnlyAtAgent?.(t.host)), port: o.portOf?.(t.host) ?? null }),
     onLeaseChange: (host) => void elsewhere?.changed(host),
+    onIdentityChange: (table) => o.onIdentityChange?.(table),
     onForwardedStream: (host, kind, client, stream, _peer, request) => {
       const t = directory?.get(host);
       if (!t) throw new TunnError('NOT_FOUND', `no live tunnel at ${host} on this relay`);

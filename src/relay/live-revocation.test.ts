@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { lostDomainReason } from '../domains/resolution.ts';
 import { principalKey, type Principal } from '../auth/revocation.ts';
 import { IDENTITY_OUTAGE_WINDOW_MS } from '../auth/outage-cache.ts';
+import { tokenKid } from '../auth/tokens.ts';
 import { account, gateRequest, identityFixture } from '../../test/fixtures/identity.ts';
 import { TunnError } from '../lib/errors.ts';
 import { createDomain, deleteDomain, markDomainVerified, setDomainShares } from '../domains/records.ts';
@@ -12,7 +13,7 @@ import { accountById } from '../store/accounts.ts';
 import type { Database } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
 import type { LiveConnection } from './gateway.ts';
-import { AGENT_TOKEN_REVOKED, DEFAULT_SWEEP_MS, LiveRevocation, type AgentLink, type ConnectionTable } from './live-revocation.ts';
+import { AGENT_KEY_RETIRED, AGENT_TOKEN_REVOKED, DEFAULT_SWEEP_MS, LiveRevocation, type AgentLink, type ConnectionTable } from './live-revocation.ts';
 import { RelayMetrics } from './metrics.ts';
 import { TunnelRegistry, type SessionRef, type Tunnel } from './registry.ts';
 
@@ -66,9 +67,11 @@ class Agent implements AgentLink, SessionRef {
   refused: { tunnelId: string; code: string; message: string }[] = [];
   readonly tokenJti: string | undefined;
   readonly account: { id: string; email: string } | undefined;
-  constructor(tokenJti: string | undefined, account: { id: string; email: string } | undefined) {
+  readonly tokenKid: string | undefined;
+  constructor(tokenJti: string | undefined, account: { id: string; email: string } | undefined, tokenKid?: string) {
     this.tokenJti = tokenJti;
     this.account = account;
+    this.tokenKid = tokenKid;
   }
   end(code: string, message: string): void {
     this.ended = { code, message };
@@ -164,6 +167,39 @@ describe('LiveRevocation: the sweep cuts what lost its right', () => {
     } finally {
       await own.close().catch(() => {});
     }
+  });
+
+  // Security property: retiring a signing key acts like revoking every token it signed, for
+  // what is already live too: the agent sessions and visitor connections whose tokens it signed
+  // are cut on the next sweep (at once in a cluster: NOTIFY starts one), and nothing else is.
+  it('retiring a signing key ends the agent sessions and cuts the connections whose tokens it signed, and only those', async () => {
+    const registry = new TunnelRegistry();
+    const oldKid = id.tokens.signingKid!;
+    const oldAgentToken = await id.tokens.issue({ accountId: alice.id, kind: 'agent', email: alice.email });
+    const oldPat = await id.tokens.issue({ accountId: bob.id, kind: 'pat', email: bob.email });
+    assert.equal(tokenKid(oldAgentToken.token), oldKid);
+    const newKid = await id.tokens.rotateKeys();
+    const newAgentToken = await id.tokens.issue({ accountId: alice.id, kind: 'agent', email: alice.email });
+    const newPat = await id.tokens.issue({ accountId: bob.id, kind: 'pat', email: bob.email });
+    assert.equal(tokenKid(newPat.token), newKid);
+    const oldAgent = new Agent(oldAgentToken.jti, alice, tokenKid(oldAgentToken.token));
+    const newAgent = new Agent(newAgentToken.jti, alice, tokenKid(newAgentToken.token));
+    const t = tunnel(registry, newAgent, 'keys.tunn.localhost', RELAY);
+    const table = new Table();
+    const cOld = table.add(t, { via: 'token', jti: oldPat.jti, accountId: bob.id, email: bob.email, kid: tokenKid(oldPat.token) });
+    const cNew = table.add(t, { via: 'token', jti: newPat.jti, accountId: bob.id, email: bob.email, kid: tokenKid(newPat.token) });
+    const cSession = table.add(t, (await bobSession()).principal);
+    const heard: string[][] = [];
+    const sweep = new LiveRevocation({ store: id.store, clock: id.clock, logger: silentLogger(), gateways: [table], agents: () => [oldAgent, newAgent], directory: registry, onRetiredKeys: (k) => heard.push([...k]) });
+
+    assert.deepEqual(await sweep.sweep(), { connections: 0, agents: 0, tunnels: 0 }, 'rotating retires nothing: old tokens keep working');
+    await id.tokens.retireKey(oldKid);
+    assert.deepEqual(await sweep.sweep(), { connections: 1, agents: 1, tunnels: 0 });
+    assert.deepEqual(oldAgent.ended, { code: 'AUTH_TOKEN_REVOKED', message: AGENT_KEY_RETIRED });
+    assert.match(AGENT_KEY_RETIRED, /signing key .* was retired .*create a new token/);
+    assert.equal(newAgent.ended, undefined, 'an agent whose token the new key signed stays');
+    assert.deepEqual([cOld.cut, cNew.cut, cSession.cut], [true, false, false]);
+    assert.deepEqual(heard, [[oldKid]], 'the relay is told which key was retired (it reloads its keys if it did not know)');
   });
 
   // Guards: a pipelined request does not hide an earlier one. A connection streaming the answer

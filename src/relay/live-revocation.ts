@@ -41,6 +41,8 @@ export interface ConnectionTable {
 /** The subset of an agent session the sweep needs. */
 export interface AgentLink {
   readonly tokenJti: string | undefined;
+  /** The key that signed that token, when known: retiring the key ends the session. */
+  readonly tokenKid?: string | undefined;
   readonly account: { id: string; email: string } | undefined;
   /** Tells the agent why (fatal) and closes the session with its streams. */
   end(code: string, message: string): void;
@@ -67,6 +69,8 @@ export interface LiveRevocationOptions {
   cached?: { principals(): Iterable<Principal>; forget(revoked: ReadonlySet<string>): void; answeredAt?(): ReadonlyMap<string, number> };
   /** How long a credential's last answer is trusted while the store fails (the gate's identity outage window); default 30 s. */
   outageWindowMs?: number;
+  /** Told the retired keys among those that signed a live credential, on each sweep that found some (the relay reloads its keys if it did not know). */
+  onRetiredKeys?: (kids: ReadonlySet<string>) => void;
   /** Sweep period; default 2000 ms. A sweep taking longer than twice this fails. */
   intervalMs?: number;
 }
@@ -81,6 +85,8 @@ export interface SweepReport {
 }
 
 export const DEFAULT_SWEEP_MS = 2000;
+
+export const AGENT_KEY_RETIRED = 'the signing key of the token this agent signed in with was retired (`tunn relay keys retire`): create a new token with `tunn relay token create` (or `tunn token create`) and start the agent with it';
 
 export const AGENT_TOKEN_REVOKED = 'the token this agent signed in with was revoked: create a new one with `tunn relay token create` (or `tunn token create`) and start the agent with it';
 
@@ -120,6 +126,15 @@ export class LiveRevocation {
   /** Failed sweeps in a row (0 after a good one). */
   get failures(): number {
     return this.#failures;
+  }
+
+  /**
+   * A pass that starts after any running one ends: for a change just made (NOTIFY), which a
+   * pass already under way may have read too early to see.
+   */
+  async sweepAfresh(): Promise<SweepReport> {
+    await this.#running?.catch(() => {});
+    return this.sweep();
   }
 
   /** One pass; a call while one runs joins it. It fails when the pass takes over twice the period. */
@@ -214,18 +229,49 @@ export class LiveRevocation {
       return;
     }
     const revoked = await findRevoked(this.#o.store, this.#o.clock, principals);
+    // A retired signing key revokes every token it signed.
+    const retired = await this.#retiredKeys(agents, principals);
     // The store answered for every one of them now: their last answer (kept only for those still live).
     this.#answered = new Map(principals.map((p) => [principalKey(p), at]));
     this.#lastGood = at;
+    if (retired.size) {
+      for (const p of principals) if (p.via === 'token' && p.kid && retired.has(p.kid)) revoked.add(principalKey(p));
+    }
     if (revoked.size === 0) return;
     this.#o.cached?.forget(revoked);
+    let byKey = 0;
     for (const a of agents) {
+      if (a.tokenKid && retired.has(a.tokenKid)) {
+        a.end('AUTH_TOKEN_REVOKED', AGENT_KEY_RETIRED);
+        report.agents++;
+        byKey++;
+        continue;
+      }
       if (!a.tokenJti || !revoked.has(`t:${a.tokenJti}`)) continue;
       a.end('AUTH_TOKEN_REVOKED', AGENT_TOKEN_REVOKED);
       report.agents++;
     }
     // Any one revoked credential cuts the connection (a pipelined request must not shield an earlier one).
-    report.connections += this.#cut((c) => c.principals.some((p) => revoked.has(principalKey(p))));
+    const cut = this.#cut((c) => c.principals.some((p) => revoked.has(principalKey(p))));
+    report.connections += cut;
+    if (retired.size && byKey + cut > 0) {
+      this.#o.logger.warn(
+        { event: 'signing_key_retired_cut', kids: [...retired], agents: byKey, connections: cut },
+        `signing key${retired.size > 1 ? 's' : ''} ${[...retired].join(', ')} retired: the agent sessions and connections whose tokens it signed are cut`,
+      );
+    }
+  }
+
+  /** The retired keys among those that signed a live agent's token or a live credential (one small query; none when no key is known). */
+  async #retiredKeys(agents: readonly AgentLink[], principals: readonly Principal[]): Promise<Set<string>> {
+    const kids = new Set<string>();
+    for (const a of agents) if (a.tokenKid) kids.add(a.tokenKid);
+    for (const p of principals) if (p.via === 'token' && p.kid) kids.add(p.kid);
+    if (kids.size === 0) return kids;
+    const rows = await this.#o.store.db.selectFrom('signing_keys').select('kid').where('kid', 'in', [...kids]).where('retired_at', 'is not', null).execute();
+    const retired = new Set(rows.map((r) => r.kid));
+    if (retired.size) this.#o.onRetiredKeys?.(retired);
+    return retired;
   }
 
   async #sweepAllowLists(report: SweepReport): Promise<void> {
