@@ -29,6 +29,9 @@ function tlsAsk(r: RelayHandle, servername: string, text: string): Promise<{ got
       s.write(text);
     });
     s.on('data', (d: Buffer) => (got += d.toString()));
+    // A relay that does not know the lease yet reads 'payload' as the start of an HTTP head and
+    // waits for the rest: give up after 3 s so the caller polls again.
+    s.setTimeout(3000, () => s.destroy());
     s.on('close', () => resolve({ got, localPort }));
     s.on('error', (err) => (got ? resolve({ got, localPort }) : reject(err)));
   });
