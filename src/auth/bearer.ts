@@ -2,7 +2,7 @@ import { decodeJwt } from 'jose';
 import { isTunnError, TunnError } from '../lib/errors.ts';
 import { accountById } from '../store/accounts.ts';
 import type { Store } from '../store/store.ts';
-import type { TokenKind, TokenService } from './tokens.ts';
+import { tokenKid, type TokenKind, type TokenService } from './tokens.ts';
 
 // Which tokens a script or the CLI may present as `Authorization: Bearer`: personal access
 // tokens (`tunn token create`, and what `tunn login` stores) and agent tokens
@@ -15,6 +15,8 @@ export interface BearerIdentity {
   email: string;
   jti: string;
   kind: TokenKind;
+  /** The signing key that signed it (retiring that key cuts what the token holds open). */
+  kid?: string;
 }
 
 /**
@@ -29,7 +31,8 @@ export async function verifyBearer(tokens: TokenService, store: Store, token: st
     if (!acct) throw new TunnError('AUTH_INVALID_TOKEN', 'the token belongs to an account that no longer exists');
     email = acct.email;
   }
-  return { accountId: claims.sub, email, jti: claims.jti, kind: claims.kind };
+  const kid = tokenKid(token);
+  return { accountId: claims.sub, email, jti: claims.jti, kind: claims.kind, ...(kid && { kid }) };
 }
 
 /** The token from an `Authorization: Bearer …` header value, if that is what it holds. */

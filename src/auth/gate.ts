@@ -135,7 +135,7 @@ function identityAnswer(d: GateDecision): boolean {
   return r === 'token' || r === 'sign-in' || r === 'policy';
 }
 
-type Identity = { accountId: string; email: string; via: 'session'; session: Session } | { accountId: string; email: string; via: 'bearer'; jti: string };
+type Identity = { accountId: string; email: string; via: 'session'; session: Session } | { accountId: string; email: string; via: 'bearer'; jti: string; kid?: string };
 
 
 export class Gate {
@@ -183,6 +183,12 @@ export class Gate {
   readonly outageCache = {
     principals: (): Principal[] => this.#outage.values().flatMap((d) => (d.kind === 'allow' && d.principal ? [d.principal] : [])),
     forget: (revoked: ReadonlySet<string>): void => this.#outage.forget((d) => d.kind === 'allow' && d.principal !== undefined && revoked.has(principalKey(d.principal))),
+    /** Principal key → when the database last answered "allow" for it (a live connection let in during an outage is trusted as long as that answer). */
+    answeredAt: (): Map<string, number> => {
+      const m = new Map<string, number>();
+      for (const e of this.#outage.entries()) if (e.decision.kind === 'allow' && e.decision.principal) m.set(principalKey(e.decision.principal), e.at);
+      return m;
+    },
   };
 
   #credentialKey(req: GateRequest, t: TunnelPolicy): string | undefined {
@@ -238,7 +244,7 @@ export class Gate {
     if (bearer) {
       try {
         const b = await verifyBearer(this.#o.tokens, this.#o.store, bearer);
-        id = { accountId: b.accountId, email: b.email, via: 'bearer', jti: b.jti };
+        id = { accountId: b.accountId, email: b.email, via: 'bearer', jti: b.jti, ...(b.kid && { kid: b.kid }) };
         removeHeaders.push('authorization');
       } catch (err) {
         // The store is away: not the token's fault (check() answers 503).
@@ -277,7 +283,7 @@ export class Gate {
     const principal: Principal =
       id.via === 'session'
         ? { via: 'session', sessionId: id.session.id, rootSessionId: id.session.parentId ?? id.session.id, accountId: id.accountId, email: id.email }
-        : { via: 'token', jti: id.jti, accountId: id.accountId, email: id.email };
+        : { via: 'token', jti: id.jti, accountId: id.accountId, email: id.email, ...(id.kid && { kid: id.kid }) };
     return { kind: 'allow', email: id.email, principal, setHeaders, removeHeaders };
   }
 
@@ -308,8 +314,9 @@ export class Gate {
 
   async #assertion(req: GateRequest, t: TunnelPolicy, id: Identity, groups: string[] | undefined): Promise<string> {
     const aud = `${req.secure ? 'https' : 'http'}://${req.host}`;
-    // The groups are part of the key: a membership change gets a new assertion at once.
-    const key = `${id.via === 'session' ? id.session.id : id.jti}\0${aud}\0${t.tunnelId}\0${groups?.join('\n') ?? ''}`;
+    // The groups are part of the key: a membership change gets a new assertion at once; so is
+    // the signing key: after a rotation (seen at once through NOTIFY in a cluster) new assertions use the new key.
+    const key = `${this.#o.tokens.signingKid ?? ''}\0${id.via === 'session' ? id.session.id : id.jti}\0${aud}\0${t.tunnelId}\0${groups?.join('\n') ?? ''}`;
     const now = this.#o.clock.now();
     const hit = this.#assertions.get(key);
     if (hit && hit.until > now) return hit.jwt;

@@ -77,6 +77,11 @@ export class GrantService {
     this.#clock = opts.clock;
     this.#cacheMs = opts.cacheMs ?? 1000;
   }
+  /** Drops every cached grant list (grants changed on another relay: NOTIFY said so). */
+  forgetCached(): void {
+    this.#cache.clear();
+  }
+
 
   /**
    * A tunnel registered with --for: creates the grants of its entries if this registration

@@ -117,6 +117,11 @@ export class GroupService {
     return group;
   }
 
+  /** Drops every cached membership (a group changed on another relay: NOTIFY said so). */
+  forgetCached(): void {
+    this.#cache.clear();
+  }
+
   #invalidate(accountId: string, name: string): void {
     this.#cache.delete(`${accountId}\0${name}`);
   }

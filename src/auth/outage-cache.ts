@@ -66,6 +66,11 @@ export class IdentityOutageCache<D> {
     for (const [k, e] of this.#last) if (pred(e.d)) this.#last.delete(k);
   }
 
+  /** Every answer kept with when the database gave it (newest last). */
+  entries(): { decision: D; at: number }[] {
+    return [...this.#last.values()].map((e) => ({ decision: e.d, at: e.at }));
+  }
+
   /** Every answer kept (newest last). */
   values(): D[] {
     return [...this.#last.values()].map((e) => e.d);

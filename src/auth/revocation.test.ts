@@ -38,7 +38,7 @@ describe('revocation: which live credentials no longer hold', () => {
     const bob = await account(id, 'bob@example.com');
     const pat = await id.tokens.issue({ accountId: bob.id, kind: 'pat', email: bob.email });
     const byToken = await id.gate.check(gateRequest({ authorization: `Bearer ${pat.token}` }), t);
-    assert.deepEqual(byToken.kind === 'allow' && byToken.principal, { via: 'token', jti: pat.jti, accountId: bob.id, email: bob.email });
+    assert.deepEqual(byToken.kind === 'allow' && byToken.principal, { via: 'token', jti: pat.jti, accountId: bob.id, email: bob.email, kid: id.tokens.signingKid }, 'with the key that signed it: retiring the key cuts the connection');
     const pub = await id.gate.check(gateRequest({ cookie: s.cookie }), { ...t, public: true });
     assert.equal(pub.kind === 'allow' && pub.principal, undefined);
   });

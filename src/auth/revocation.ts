@@ -9,7 +9,7 @@ import type { Store } from '../store/store.ts';
 // keep-alives).
 
 /** The credential a request was allowed with: a browser session (by id) or a token (by jti). */
-export type Principal = { via: 'session'; sessionId: string; /** The relay session it was handed off from (IdP groups live there). */ rootSessionId?: string; accountId: string; email: string } | { via: 'token'; jti: string; accountId: string; email: string };
+export type Principal = { via: 'session'; sessionId: string; /** The relay session it was handed off from (IdP groups live there). */ rootSessionId?: string; accountId: string; email: string } | { via: 'token'; jti: string; accountId: string; email: string; /** The key that signed the token, when known: retiring it cuts the connection. */ kid?: string };
 
 /** One string per credential, for sets and maps. */
 export function principalKey(p: Principal): string {

@@ -1,4 +1,4 @@
-import { exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, type JWK, type CryptoKey as JoseKey } from 'jose';
+import { decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, type JWK, type CryptoKey as JoseKey } from 'jose';
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../lib/clock.ts';
 import { TunnError } from '../lib/errors.ts';
@@ -32,6 +32,16 @@ interface LoadedKey {
 }
 
 const ALG = 'ES256';
+
+/** The id of the key that signed `token` (its protected header's kid), or undefined when it has none or is not a JWT. */
+export function tokenKid(token: string): string | undefined {
+  try {
+    const kid = decodeProtectedHeader(token).kid;
+    return typeof kid === 'string' ? kid : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export class TokenService {
   readonly #store: Store;
@@ -68,6 +78,16 @@ export class TokenService {
   async reloadIfStale(): Promise<void> {
     if (Math.abs(this.#clock.now() - this.#loadedAt) < 1000) return;
     await this.#loadKeys();
+  }
+
+  /** Reloads the keys now (another relay or the CLI rotated or retired one: NOTIFY said so). */
+  async reload(): Promise<void> {
+    await this.#loadKeys();
+  }
+
+  /** Whether this service knows `kid` as retired (undefined: it does not know the key). */
+  isRetired(kid: string): boolean | undefined {
+    return this.#keys.get(kid)?.retired;
   }
 
   async #loadKeys(): Promise<void> {

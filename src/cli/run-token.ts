@@ -107,7 +107,7 @@ export async function runKeysRotate(flags: { json?: boolean; dataDir?: string; s
   try {
     const kid = await tokens.rotateKeys();
     if (flags.json) printJson({ event: 'rotated', kid });
-    else process.stderr.write(`tunn: new signing key ${kid}; running relays sign with it within a minute, and tokens signed before stay valid until you retire the old key\n`);
+    else process.stderr.write(`tunn: new signing key ${kid}; running relays sign with it within a minute (a cluster on PostgreSQL: at once), and tokens signed before stay valid until you retire the old key\n`);
   } finally {
     await store.close();
   }
@@ -120,7 +120,7 @@ export async function runKeysRetire(kid: string, flags: { json?: boolean; dataDi
     if (!live.some((k) => k.kid === kid)) throw new TunnError('NOT_FOUND', `no active signing key ${kid}; list them with \`tunn relay keys list\``);
     await tokens.retireKey(kid); // refuses the key that signs
     if (flags.json) printJson({ event: 'retired', kid });
-    else process.stderr.write(`tunn: retired ${kid}; tokens signed with it are refused (running relays within a minute)\n`);
+    else process.stderr.write(`tunn: retired ${kid}; tokens signed with it are refused, and running relays cut the agents and connections using them (within seconds)\n`);
   } finally {
     await store.close();
   }

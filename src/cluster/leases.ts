@@ -21,8 +21,15 @@ import { DEFAULT_LEASE_TTL_MS } from './nodes.ts';
 /** PostgreSQL NOTIFY channel told the host of every lease change (phase 2 LISTENs on it). */
 export const LEASE_CHANNEL = 'tunn_leases';
 
-/** `tls-at-agent`: an http tunnel whose TLS ends at its agent now (other relays route its SNI raw, never decrypted). */
-export type LeaseKind = 'http' | 'tcp' | 'udp' | 'tls' | 'tls-at-agent';
+/**
+ * What other relays do with a visitor of the tunnel (src/cluster/lease-kinds.ts):
+ * `tls`: a public `tunn tls` raw passthrough (SNI routed raw to the holder, never decrypted);
+ * `tls-tcp`: a public `tunn tls --backend tcp` (TLS ends at the relay the visitor reached, the
+ * plain bytes are carried as link kind tcp); `tls-private`: a `tunn tls` without --public (no SNI
+ * route: HTTP to it is carried to the holder, which answers 426; `tunn connect` reaches it);
+ * `tls-at-agent`: a tunnel whose TLS ends at its agent now (SNI routed raw, never decrypted).
+ */
+export type LeaseKind = 'http' | 'tcp' | 'udp' | 'tls' | 'tls-tcp' | 'tls-private' | 'tls-at-agent';
 
 export interface Lease {
   /** `name.domain`, normalised. */

@@ -21,6 +21,9 @@ import { checkSealingKey } from './sealing.ts';
 // directory and the forwarder. The relay (phase 2) calls startClusterNode once at start with
 // its registry and its stream handler, and uses what it returns; close() leaves the cluster.
 
+/** PostgreSQL NOTIFY channel of identity and policy changes (payload: the table), sent by triggers (migration 0010). */
+export const IDENTITY_CHANNEL = 'tunn_identity';
+
 export type ClusterCredentialsSource = { secret: string } | { caFile: string; certFile: string; keyFile: string };
 
 export interface ClusterNodeOptions<T extends LocalTunnel<S>, S extends LocalSession, I> {
@@ -44,6 +47,12 @@ export interface ClusterNodeOptions<T extends LocalTunnel<S>, S extends LocalSes
   onForwardedStream: ForwardedStreamHandler;
   /** A lease of `host` changed on some relay (announced with NOTIFY; PostgreSQL only). */
   onLeaseChange?(host: string): void;
+  /**
+   * Who may do what changed (PostgreSQL only): NOTIFY on IDENTITY_CHANNEL from the triggers of
+   * migration 0010, with the table changed (tokens, sessions, signing_keys, groups, grants,
+   * accounts, domains); `*` after the listener (re)connects, since a change made while it was deaf is lost.
+   */
+  onIdentityChange?(table: string): void;
   /** Lease and node TTL: 10 s; the heartbeat beats every third of it. */
   ttlMs?: number;
 }
@@ -101,13 +110,17 @@ export async function startClusterNode<T extends LocalTunnel<S>, S extends Local
     o.storeUrl && o.store.dialect === 'postgres'
       ? new PgListener({
           url: o.storeUrl,
-          channels: [LEASE_CHANNEL],
-          onNotify: (_channel, host) => {
+          channels: [LEASE_CHANNEL, IDENTITY_CHANNEL],
+          onNotify: (channel, host) => {
+            if (channel === IDENTITY_CHANNEL) return void o.onIdentityChange?.(host);
             o.onLeaseChange?.(host);
             void directory.recheck(host).catch((err) => o.logger.warn({ event: 'cluster_recheck_failed', host, err: String(err) }, 'checking a lease change failed: the heartbeat retries'));
           },
           // Changes announced while deaf are caught by a beat.
-          onConnect: () => void heartbeat.beat(),
+          onConnect: () => {
+            void heartbeat.beat();
+            o.onIdentityChange?.('*');
+          },
           logger: o.logger,
           counters,
         })

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
-import type { TokenService } from '../auth/tokens.ts';
+import { tokenKid, type TokenService } from '../auth/tokens.ts';
 import { errorMessage, TunnError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import { ControlChannel } from '../protocol/control-channel.ts';
@@ -53,6 +53,8 @@ export class AgentSession implements SessionRef {
   account: Account | undefined;
   /** The jti of the token the agent said hello with (re-checked for revocation while it lives). */
   tokenJti: string | undefined;
+  /** The key that signed that token (retiring it ends the session). */
+  tokenKid: string | undefined;
   readonly h2: ClientHttp2Session;
   readonly #deps: AgentSessionDeps;
   readonly #log: Logger;
@@ -193,6 +195,7 @@ export class AgentSession implements SessionRef {
     void this.#deps.tokens.touch(claims.jti).catch((err: unknown) => this.#log.warn({ err: errorMessage(err) }, 'recording when the agent token was last used failed'));
     this.account = account;
     this.tokenJti = claims.jti;
+    this.tokenKid = tokenKid(m.token);
     this.agentId = String(m.agentId).slice(0, 64);
     this.#log.info({ email: account.email, agent: this.agentId.slice(0, 8) }, 'agent connected');
     const acme = this.#deps.agentTls?.acme;

@@ -3,6 +3,8 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
 import { HostsElsewhere, type PortElsewhere } from '../cluster/hosts-elsewhere.ts';
+import { leaseKindOf, routedRaw, tunnelKindOfLease } from '../cluster/lease-kinds.ts';
+import type { LeaseKind } from '../cluster/leases.ts';
 import type { ClusterCredentialsSource } from '../cluster/node.ts';
 import type { Clock } from '../lib/clock.ts';
 import { errorMessage, isTunnError, TunnError } from '../lib/errors.ts';
@@ -43,8 +45,14 @@ export interface RelayCluster {
   heldElsewhere(host: string, client: string): Promise<Duplex | undefined>;
   /** Whether another relay serves `host` now (synchronous: a view kept fresh, hosts-elsewhere.ts). */
   servesElsewhere(host: string): boolean;
-  /** The kind of the tunnel another relay serves at `host`, if any (`tunn connect` reaches tcp/udp/tls ones over the link). */
+  /** The kind of the tunnel another relay serves at `host` (http, tcp, udp, tls), if any (`tunn connect` reaches tcp/udp/tls ones over the link). */
   kindElsewhere(host: string): string | undefined;
+  /** The lease kind of the tunnel another relay serves at `host`, if any. */
+  leaseKindElsewhere(host: string): LeaseKind | undefined;
+  /** Whether another relay serves a public `tunn tls --backend tcp` tunnel at `host`: TLS ends here and `carryTerminated` carries the plain bytes. */
+  tlsTcpElsewhere(host: string): boolean;
+  /** A connection whose TLS ended here for a `--backend tcp` tls tunnel another relay holds: its plain bytes carried there (link kind tcp); reset when no relay takes it. */
+  carryTerminated(socket: Socket, host: string, idleTimeoutMs: number): void;
   /** A link stream to the relay holding `host` for a `tunn connect` user this relay authenticated. */
   openConnect(host: string, kind: ConnectKind, connect: NonNullable<ForwardRequest['connect']>, client: string): Promise<ClientHttp2Stream>;
   /** Whether another relay serves a tls (passthrough) tunnel, or one whose TLS ends at its agent, at `host`: the edge routes its raw TLS there. */
@@ -87,6 +95,8 @@ export interface JoinClusterOptions {
   serveConnect?(host: string, kind: ConnectKind, link: ServerHttp2Stream, connect: NonNullable<ForwardRequest['connect']>, client: ClientAddress): Promise<void>;
   /** Serves a raw TLS connection (a tls passthrough tunnel) carried here; throws to refuse it. */
   serveRawTls?(host: string, link: SplicedStream, client: ClientAddress): void;
+  /** Serves the plain bytes of a connection whose TLS another relay ended, for a `--backend tcp` tls tunnel of this relay; throws to refuse it. */
+  serveTlsTcp?(host: string, link: SplicedStream, client: ClientAddress): void;
   /** Serves a raw TLS connection carried here for a tunnel whose TLS ends at its agent; throws to refuse it. */
   serveAgentTls?(host: string, link: SplicedStream, client: ClientAddress): void;
   /** Serves a TLS-ALPN-01 validation carried here for an agent of this relay; throws to refuse it. */
@@ -95,6 +105,8 @@ export interface JoinClusterOptions {
   portOf?(host: string): number | null;
   /** Serves a connection (or UDP flow) of a public port carried here; throws to refuse it (kind-ports.ts carryCarried). */
   servePort?(host: string, protocol: 'tcp' | 'udp', link: SplicedStream, client: ClientAddress): void;
+  /** Who may do what changed somewhere in the cluster (NOTIFY; the table, or `*` after the listener reconnects). */
+  onIdentityChange?(table: string): void;
   /** The public ports of tunnels other relays hold, after each change (the relay listens on them too). */
   onPorts?(ports: PortElsewhere[]): void;
 }
@@ -134,8 +146,10 @@ export async function joinCluster(o: JoinClusterOptions): Promise<RelayCluster> 
     directory: o.registry,
     // A public tcp/udp tunnel's lease records its port: every relay listens on it (onPorts).
     // An http tunnel whose TLS ends at its agent is leased as `tls-at-agent`: other relays route its SNI raw.
-    leaseOf: (t) => ({ kind: (t.options.kind ?? 'http') === 'http' && o.tlsOnlyAtAgent?.(t.host) ? 'tls-at-agent' : (t.options.kind ?? 'http'), port: o.portOf?.(t.host) ?? null }),
+    // A tls tunnel's lease says which (private, --backend tcp, raw), so other relays answer its visitors as the holder would.
+    leaseOf: (t) => ({ kind: leaseKindOf(t.options, !!o.tlsOnlyAtAgent?.(t.host)), port: o.portOf?.(t.host) ?? null }),
     onLeaseChange: (host) => void elsewhere?.changed(host),
+    onIdentityChange: (table) => o.onIdentityChange?.(table),
     onForwardedStream: (host, kind, client, stream, _peer, request) => {
       const t = directory?.get(host);
       if (!t) throw new TunnError('NOT_FOUND', `no live tunnel at ${host} on this relay`);
@@ -145,18 +159,37 @@ export async function joinCluster(o: JoinClusterOptions): Promise<RelayCluster> 
       }
       if (kind === 'acme-tls-alpn' && o.serveAlpnChallenge) return o.serveAlpnChallenge(host, splicedH2Stream(stream), clientAddressOf(client));
       const tunnelKind = t.options.kind ?? 'http';
-      if (kind === 'tls' && tunnelKind === 'tls' && o.serveRawTls) return o.serveRawTls(host, splicedH2Stream(stream), clientAddressOf(client));
-      if (kind === 'tls' && tunnelKind === 'http' && o.tlsOnlyAtAgent?.(host) && o.serveAgentTls) return o.serveAgentTls(host, splicedH2Stream(stream), clientAddressOf(client));
-      if ((kind === 'tcp' || kind === 'udp') && tunnelKind === kind && o.servePort) return o.servePort(host, kind, splicedH2Stream(stream), clientAddressOf(client));
-      if (kind !== 'http') throw new TunnError('UNAVAILABLE', `${kind} connections to ${host} are not carried between relays yet`);
-      // A tcp/udp/tls (passthrough) tunnel is never served as HTTP from TLS another relay ended.
-      if (tunnelKind !== 'http') throw new TunnError('UNAVAILABLE', `${host} is a ${tunnelKind} tunnel, and ${tunnelKind} connections are not carried between relays yet`);
       const atAgent = o.tlsOnlyAtAgent?.(host);
+      if (kind === 'tls' && atAgent && o.serveAgentTls) return o.serveAgentTls(host, splicedH2Stream(stream), clientAddressOf(client));
+      if (kind === 'tls' && tunnelKind === 'tls' && o.serveRawTls) return o.serveRawTls(host, splicedH2Stream(stream), clientAddressOf(client));
+      if ((kind === 'tcp' || kind === 'udp') && tunnelKind === kind && o.servePort) return o.servePort(host, kind, splicedH2Stream(stream), clientAddressOf(client));
+      // The plain bytes of a `--backend tcp` tls tunnel's visitor (TLS ended at the relay it reached); serveTlsTcp refuses any other tls tunnel.
+      if (kind === 'tcp' && tunnelKind === 'tls' && !atAgent && o.serveTlsTcp) return o.serveTlsTcp(host, splicedH2Stream(stream), clientAddressOf(client));
+      if (kind !== 'http') throw new TunnError('UNAVAILABLE', `${kind} connections to ${host} (a ${tunnelKind} tunnel) are not carried between relays`);
+      // Security: a tunnel whose TLS ends at its agent is never served from TLS another relay ended.
       if (atAgent) throw new TunnError('UNAVAILABLE', atAgent);
+      // HTTP to any other tunnel is served as if accepted here: the gateway forwards only to http
+      // tunnels (a tls tunnel answers 426, a tcp/udp one 404), as for a visitor of this relay.
       o.serveHttp(stream as unknown as PublicSocket, clientIpOf(client));
     },
   });
   directory = node.directory;
+  // A visitor's socket (raw TLS, ClientHello put back; or plain bytes after TLS ended here) carried to the holder.
+  const carry = (socket: Socket, host: string, idleTimeoutMs: number, kind: 'tls' | 'acme-tls-alpn' | 'tcp'): void => {
+    socket.on('error', () => {});
+    const ip = cleanIp(socket.remoteAddress);
+    const client = `${ip.includes(':') ? `[${ip}]` : ip}:${socket.remotePort ?? 0}`;
+    node.forwarder.forward(host, kind, client).then(
+      (link) => {
+        if (socket.destroyed) return void link.destroy();
+        void splice(socket, splicedH2Stream(link), { idleTimeoutMs });
+      },
+      (err: unknown) => {
+        if (!isTunnError(err, 'NOT_FOUND')) log.warn({ event: 'cluster_forward_failed', host, kind, err: errorMessage(err) }, 'could not carry a connection to the relay holding the tunnel');
+        socket.resetAndDestroy();
+      },
+    );
+  };
   const view = (elsewhere = new HostsElsewhere({ nodeId: node.nodeId, leases: node.leases, clock: o.clock, logger: log, onPorts: o.onPorts }));
   await view.start();
   return {
@@ -172,24 +205,20 @@ export async function joinCluster(o: JoinClusterOptions): Promise<RelayCluster> 
       }
     },
     servesElsewhere: (host) => view.has(host),
-    rawTlsElsewhere: (host) => view.kindOf(host) === 'tls' || view.kindOf(host) === 'tls-at-agent',
+    rawTlsElsewhere: (host) => routedRaw(view.kindOf(host)),
+    tlsTcpElsewhere: (host) => view.kindOf(host) === 'tls-tcp',
+    leaseKindElsewhere: (host) => view.kindOf(host),
     tlsEndsChanged: (host) => node.directory.rewrite(host),
-    kindElsewhere: (host) => view.kindOf(host),
+    kindElsewhere: (host) => {
+      const k = view.kindOf(host);
+      return k && tunnelKindOfLease(k);
+    },
     openConnect: (host, kind, connect, client) => node.forwarder.forward(host, kind, client, connect),
     carryRawTls(socket, host, idleTimeoutMs, kind = 'tls') {
-      socket.on('error', () => {});
-      const ip = cleanIp(socket.remoteAddress);
-      const client = `${ip.includes(':') ? `[${ip}]` : ip}:${socket.remotePort ?? 0}`;
-      node.forwarder.forward(host, kind, client).then(
-        (link) => {
-          if (socket.destroyed) return void link.destroy();
-          void splice(socket, splicedH2Stream(link), { idleTimeoutMs });
-        },
-        (err: unknown) => {
-          if (!isTunnError(err, 'NOT_FOUND')) log.warn({ event: 'cluster_forward_failed', host, err: errorMessage(err) }, 'could not carry a raw TLS connection to the relay holding the tunnel');
-          socket.resetAndDestroy();
-        },
-      );
+      carry(socket, host, idleTimeoutMs, kind);
+    },
+    carryTerminated(socket, host, idleTimeoutMs) {
+      carry(socket, host, idleTimeoutMs, 'tcp');
     },
     portsElsewhere: {
       serves: (host, protocol, port) => view.servesPort(host, protocol, port),

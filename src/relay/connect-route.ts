@@ -80,7 +80,7 @@ const KINDS = new Set(['tcp', 'udp', 'tls']);
 /** A PROXY v2 assertion is read once, when the connection starts. */
 const ASSERTION_TTL_S = 60;
 
-const principalOf = (p: ConnectPrincipal): Principal => ({ via: 'token', jti: p.credentialId ?? '', accountId: p.accountId ?? '', email: p.email });
+const principalOf = (p: ConnectPrincipal): Principal => ({ via: 'token', jti: p.credentialId ?? '', accountId: p.accountId ?? '', email: p.email, ...(p.kid && { kid: p.kid }) });
 
 export function createConnectRoute(o: ConnectRouteOptions): ConnectRoute {
   const tunnelAt = (host: string): Tunnel | undefined => {
@@ -92,7 +92,7 @@ export function createConnectRoute(o: ConnectRouteOptions): ConnectRoute {
     async authenticate(token) {
       try {
         const b = await verifyBearer(o.tokens, o.store, token);
-        return { email: b.email, accountId: b.accountId, credentialId: b.jti };
+        return { email: b.email, accountId: b.accountId, credentialId: b.jti, ...(b.kid && { kid: b.kid }) };
       } catch (err) {
         if (!isTunnError(err)) throw err;
         const revoked = err.code === 'AUTH_TOKEN_REVOKED';

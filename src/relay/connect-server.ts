@@ -15,6 +15,8 @@ export interface ConnectPrincipal {
   accountId?: string;
   /** The token's id (jti) or the session behind it, for revocation. */
   credentialId?: string;
+  /** The key that signed the token (retiring it cuts the user's streams). */
+  kid?: string;
 }
 
 export interface ConnectTunnel {

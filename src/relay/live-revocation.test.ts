@@ -2,7 +2,9 @@ import { DummyDriver, Kysely, SqliteAdapter, SqliteIntrospector, SqliteQueryComp
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { lostDomainReason } from '../domains/resolution.ts';
-import type { Principal } from '../auth/revocation.ts';
+import { principalKey, type Principal } from '../auth/revocation.ts';
+import { IDENTITY_OUTAGE_WINDOW_MS } from '../auth/outage-cache.ts';
+import { tokenKid } from '../auth/tokens.ts';
 import { account, gateRequest, identityFixture } from '../../test/fixtures/identity.ts';
 import { TunnError } from '../lib/errors.ts';
 import { createDomain, deleteDomain, markDomainVerified, setDomainShares } from '../domains/records.ts';
@@ -11,7 +13,7 @@ import { accountById } from '../store/accounts.ts';
 import type { Database } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
 import type { LiveConnection } from './gateway.ts';
-import { AGENT_TOKEN_REVOKED, DEFAULT_SWEEP_MS, FAIL_CLOSED_AFTER, LiveRevocation, type AgentLink, type ConnectionTable } from './live-revocation.ts';
+import { AGENT_KEY_RETIRED, AGENT_TOKEN_REVOKED, DEFAULT_SWEEP_MS, LiveRevocation, type AgentLink, type ConnectionTable } from './live-revocation.ts';
 import { RelayMetrics } from './metrics.ts';
 import { TunnelRegistry, type SessionRef, type Tunnel } from './registry.ts';
 
@@ -65,9 +67,11 @@ class Agent implements AgentLink, SessionRef {
   refused: { tunnelId: string; code: string; message: string }[] = [];
   readonly tokenJti: string | undefined;
   readonly account: { id: string; email: string } | undefined;
-  constructor(tokenJti: string | undefined, account: { id: string; email: string } | undefined) {
+  readonly tokenKid: string | undefined;
+  constructor(tokenJti: string | undefined, account: { id: string; email: string } | undefined, tokenKid?: string) {
     this.tokenJti = tokenJti;
     this.account = account;
+    this.tokenKid = tokenKid;
   }
   end(code: string, message: string): void {
     this.ended = { code, message };
@@ -163,6 +167,39 @@ describe('LiveRevocation: the sweep cuts what lost its right', () => {
     } finally {
       await own.close().catch(() => {});
     }
+  });
+
+  // Security property: retiring a signing key acts like revoking every token it signed, for
+  // what is already live too: the agent sessions and visitor connections whose tokens it signed
+  // are cut on the next sweep (at once in a cluster: NOTIFY starts one), and nothing else is.
+  it('retiring a signing key ends the agent sessions and cuts the connections whose tokens it signed, and only those', async () => {
+    const registry = new TunnelRegistry();
+    const oldKid = id.tokens.signingKid!;
+    const oldAgentToken = await id.tokens.issue({ accountId: alice.id, kind: 'agent', email: alice.email });
+    const oldPat = await id.tokens.issue({ accountId: bob.id, kind: 'pat', email: bob.email });
+    assert.equal(tokenKid(oldAgentToken.token), oldKid);
+    const newKid = await id.tokens.rotateKeys();
+    const newAgentToken = await id.tokens.issue({ accountId: alice.id, kind: 'agent', email: alice.email });
+    const newPat = await id.tokens.issue({ accountId: bob.id, kind: 'pat', email: bob.email });
+    assert.equal(tokenKid(newPat.token), newKid);
+    const oldAgent = new Agent(oldAgentToken.jti, alice, tokenKid(oldAgentToken.token));
+    const newAgent = new Agent(newAgentToken.jti, alice, tokenKid(newAgentToken.token));
+    const t = tunnel(registry, newAgent, 'keys.tunn.localhost', RELAY);
+    const table = new Table();
+    const cOld = table.add(t, { via: 'token', jti: oldPat.jti, accountId: bob.id, email: bob.email, kid: tokenKid(oldPat.token) });
+    const cNew = table.add(t, { via: 'token', jti: newPat.jti, accountId: bob.id, email: bob.email, kid: tokenKid(newPat.token) });
+    const cSession = table.add(t, (await bobSession()).principal);
+    const heard: string[][] = [];
+    const sweep = new LiveRevocation({ store: id.store, clock: id.clock, logger: silentLogger(), gateways: [table], agents: () => [oldAgent, newAgent], directory: registry, onRetiredKeys: (k) => heard.push([...k]) });
+
+    assert.deepEqual(await sweep.sweep(), { connections: 0, agents: 0, tunnels: 0 }, 'rotating retires nothing: old tokens keep working');
+    await id.tokens.retireKey(oldKid);
+    assert.deepEqual(await sweep.sweep(), { connections: 1, agents: 1, tunnels: 0 });
+    assert.deepEqual(oldAgent.ended, { code: 'AUTH_TOKEN_REVOKED', message: AGENT_KEY_RETIRED });
+    assert.match(AGENT_KEY_RETIRED, /signing key .* was retired .*create a new token/);
+    assert.equal(newAgent.ended, undefined, 'an agent whose token the new key signed stays');
+    assert.deepEqual([cOld.cut, cNew.cut, cSession.cut], [true, false, false]);
+    assert.deepEqual(heard, [[oldKid]], 'the relay is told which key was retired (it reloads its keys if it did not know)');
   });
 
   // Guards: a pipelined request does not hide an earlier one. A connection streaming the answer
@@ -278,9 +315,10 @@ describe('LiveRevocation: the sweep cuts what lost its right', () => {
   // Security property: a store that stops answering does not turn live revocation off. A
   // query that never resolves (a half-open PostgreSQL connection) used to hold the one running
   // sweep forever, so a token revoked after the store came back was never cut until restart.
-  // Now each sweep is time-boxed, the next one starts afresh, and after FAIL_CLOSED_AFTER
-  // failures in a row signed-in connections are cut (public ones stay).
-  it('survives a store query that never answers, and fails closed after failures in a row', { timeout: 60_000 }, async () => {
+  // Now each sweep is time-boxed and the next one starts afresh; while sweeps fail, a signed-in
+  // connection is kept as long as its credential's last answer is within the identity outage
+  // window (the gate's rule, 30 s), and cut after it (fail closed; public ones stay).
+  it('survives a store query that never answers, and fails closed once the last answer is past the outage window', { timeout: 60_000 }, async () => {
     const registry = new TunnelRegistry();
     const agent = new Agent(undefined, undefined);
     const t = tunnel(registry, agent, 'hang.tunn.localhost', RELAY);
@@ -304,15 +342,52 @@ describe('LiveRevocation: the sweep cuts what lost its right', () => {
     assert.equal(cPat.cut, true);
     assert.equal(sweep.failures, 0);
 
-    // Fail closed: a connection with a live credential is cut once the store failed N sweeps in a row.
+    // The outage window (injected clock): the store last answered for pat2 at `answered`.
     const pat2 = await id.tokens.issue({ accountId: bob.id, kind: 'pat', email: bob.email });
     const cLive = table.add(t, { via: 'token', jti: pat2.jti, accountId: bob.id, email: bob.email });
+    await sweep.sweep();
+    const answered = id.manualClock.now();
     hanging = true;
-    for (let i = 1; i < FAIL_CLOSED_AFTER; i++) await assert.rejects(sweep.sweep());
-    assert.equal(cLive.cut, false, `kept through ${FAIL_CLOSED_AFTER - 1} failures`);
+    for (let i = 0; i < 5; i++) await assert.rejects(sweep.sweep());
+    assert.equal(cLive.cut, false, 'five failed sweeps in a row (the old rule cut at three): kept, its last answer is seconds old');
+    id.manualClock.set(answered + IDENTITY_OUTAGE_WINDOW_MS);
     await assert.rejects(sweep.sweep());
-    assert.equal(cLive.cut, true, `cut at failure ${FAIL_CLOSED_AFTER}`);
+    assert.equal(cLive.cut, false, 'exactly the window old: kept, as the gate would still let it in');
+    id.manualClock.set(answered + IDENTITY_OUTAGE_WINDOW_MS + 1);
+    await assert.rejects(sweep.sweep());
+    assert.equal(cLive.cut, true, 'past the window: cut (fail closed)');
     assert.equal(cPublic.cut, false, 'a public connection carries no credential to check: kept');
+  });
+
+  // Security property: a connection let in during an outage from the gate's cache is trusted only
+  // as long as that cached answer (not from when the connection opened), and one nothing ever
+  // answered for dates from the last good sweep.
+  it("during an outage, a connection the gate let in from cache is cut when the cached answer passes the window", { timeout: 30_000 }, async () => {
+    const registry = new TunnelRegistry();
+    const agent = new Agent(undefined, undefined);
+    const t = tunnel(registry, agent, 'cached.tunn.localhost', RELAY);
+    const table = new Table();
+    const windowMs = 5000;
+    const start = id.manualClock.now();
+    const viaCache: Principal = { via: 'token', jti: 'jti-cached', accountId: bob.id, email: bob.email };
+    const unknown: Principal = { via: 'token', jti: 'jti-unknown', accountId: bob.id, email: bob.email };
+    const store: Store = { dialect: id.store.dialect, close: async () => {}, get db() { return hangingDb(); } };
+    const sweep = new LiveRevocation({
+      store, clock: id.clock, logger: silentLogger(), gateways: [table], agents: () => [], directory: registry, intervalMs: 20, outageWindowMs: windowMs,
+      // The gate answered "allow" for viaCache 3 s before the sweeper started (before the outage).
+      cached: { principals: () => [], forget: () => {}, answeredAt: () => new Map([[principalKey(viaCache), start - 3000]]) },
+    });
+    const cCached = table.add(t, viaCache);
+    const cUnknown = table.add(t, unknown);
+    id.manualClock.set(start + 1500);
+    await assert.rejects(sweep.sweep());
+    assert.deepEqual([cCached.cut, cUnknown.cut], [false, false], 'both within the window');
+    id.manualClock.set(start + 2001); // 5001 ms after the cached answer
+    await assert.rejects(sweep.sweep());
+    assert.deepEqual([cCached.cut, cUnknown.cut], [true, false], 'the cached answer is past the window: cut; the other dates from the sweeper start');
+    id.manualClock.set(start + windowMs + 1);
+    await assert.rejects(sweep.sweep());
+    assert.equal(cUnknown.cut, true);
   });
 });
 

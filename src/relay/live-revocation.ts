@@ -1,4 +1,5 @@
 import { findRevoked, principalKey, type Principal } from '../auth/revocation.ts';
+import { IDENTITY_OUTAGE_WINDOW_MS } from '../auth/outage-cache.ts';
 import type { Clock } from '../lib/clock.ts';
 import { errorMessage } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
@@ -22,10 +23,14 @@ import type { Tunnel, TunnelDirectory } from './tunnel-directory.ts';
 //
 // The sweep must not stop because the store does: a query that never answers (a half-open
 // PostgreSQL connection) would otherwise hold the one running sweep forever and turn live
-// revocation off until restart. Each sweep is time-boxed to twice the period; after
-// FAIL_CLOSED_AFTER failed sweeps in a row nothing can tell whether a credential was revoked,
-// so the connections that carry one are cut (fail closed); public connections stay, and
-// new requests need the store at the gate anyway.
+// revocation off until restart. Each sweep is time-boxed to twice the period. While sweeps
+// fail (the database is away), a live signed-in connection follows the gate's outage rule
+// (auth/outage-cache.ts): it is kept while each of its credentials' last answer is at most the
+// identity outage window old (30 s), and cut once one is older (fail closed): nothing can tell
+// whether that credential was revoked since. A credential's last answer is the last sweep that
+// checked it, or the gate's cached answer (a connection let in during the outage), whichever is
+// newer; one neither saw dates from the last good sweep. Public connections stay, and new
+// requests need the store (or the gate's cache) anyway.
 
 /** The subset of the gateway the sweep needs. */
 export interface ConnectionTable {
@@ -36,6 +41,8 @@ export interface ConnectionTable {
 /** The subset of an agent session the sweep needs. */
 export interface AgentLink {
   readonly tokenJti: string | undefined;
+  /** The key that signed that token, when known: retiring the key ends the session. */
+  readonly tokenKid?: string | undefined;
   readonly account: { id: string; email: string } | undefined;
   /** Tells the agent why (fatal) and closes the session with its streams. */
   end(code: string, message: string): void;
@@ -59,7 +66,11 @@ export interface LiveRevocationOptions {
    * checked on every sweep, and `forget` is told which were revoked, so a revocation made
    * anywhere before a database outage is not answered from cache during it.
    */
-  cached?: { principals(): Iterable<Principal>; forget(revoked: ReadonlySet<string>): void };
+  cached?: { principals(): Iterable<Principal>; forget(revoked: ReadonlySet<string>): void; answeredAt?(): ReadonlyMap<string, number> };
+  /** How long a credential's last answer is trusted while the store fails (the gate's identity outage window); default 30 s. */
+  outageWindowMs?: number;
+  /** Told the retired keys among those that signed a live credential, on each sweep that found some (the relay reloads its keys if it did not know). */
+  onRetiredKeys?: (kids: ReadonlySet<string>) => void;
   /** Sweep period; default 2000 ms. A sweep taking longer than twice this fails. */
   intervalMs?: number;
 }
@@ -75,14 +86,7 @@ export interface SweepReport {
 
 export const DEFAULT_SWEEP_MS = 2000;
 
-/**
- * Failed sweeps in a row before signed-in live connections are cut. Three: one failure is a
- * blip (a pooled connection dropped, a failover's first seconds) and cutting every WebSocket
- * on it would punish users for the operator's database; three take 6–12 s at the default
- * period (each failure ends by its error or by the 2× time box), about twice the 5 s a
- * revocation is promised in, which bounds how long a revoked credential can outlive an outage.
- */
-export const FAIL_CLOSED_AFTER = 3;
+export const AGENT_KEY_RETIRED = 'the signing key of the token this agent signed in with was retired (`tunn relay keys retire`): create a new token with `tunn relay token create` (or `tunn token create`) and start the agent with it';
 
 export const AGENT_TOKEN_REVOKED = 'the token this agent signed in with was revoked: create a new one with `tunn relay token create` (or `tunn token create`) and start the agent with it';
 
@@ -92,17 +96,24 @@ export class LiveRevocation {
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<SweepReport> | undefined;
   #failures = 0;
+  /** Principal key → when a sweep last read its revocation state (the store answered). */
+  #answered = new Map<string, number>();
+  /** When the last good sweep started (construction time before the first). */
+  #lastGood: number;
+  readonly #windowMs: number;
 
   constructor(opts: LiveRevocationOptions) {
     this.#o = opts;
     this.intervalMs = opts.intervalMs ?? DEFAULT_SWEEP_MS;
+    this.#windowMs = opts.outageWindowMs ?? IDENTITY_OUTAGE_WINDOW_MS;
+    this.#lastGood = opts.clock.now();
   }
 
   start(): void {
     if (this.#timer) return;
     this.#timer = setInterval(() => {
       if (this.#running) return; // still running (its own time box ends it): one log line per failure
-      this.sweep().catch((err: unknown) => this.#o.logger.warn({ err: errorMessage(err) }, `revocation sweep failed; signed-in live connections are cut after ${FAIL_CLOSED_AFTER} failures in a row`));
+      this.sweep().catch((err: unknown) => this.#o.logger.warn({ err: errorMessage(err), failures: this.#failures }, `revocation sweep failed; a signed-in live connection is cut once its credential's last answer is over ${this.#windowMs} ms old`));
     }, this.intervalMs);
     this.#timer.unref();
   }
@@ -115,6 +126,15 @@ export class LiveRevocation {
   /** Failed sweeps in a row (0 after a good one). */
   get failures(): number {
     return this.#failures;
+  }
+
+  /**
+   * A pass that starts after any running one ends: for a change just made (NOTIFY), which a
+   * pass already under way may have read too early to see.
+   */
+  async sweepAfresh(): Promise<SweepReport> {
+    await this.#running?.catch(() => {});
+    return this.sweep();
   }
 
   /** One pass; a call while one runs joins it. It fails when the pass takes over twice the period. */
@@ -146,11 +166,20 @@ export class LiveRevocation {
 
   #failed(err: unknown): void {
     this.#failures++;
-    if (this.#failures < FAIL_CLOSED_AFTER) return;
-    const n = this.#cut((c) => c.principals.length > 0);
+    const now = this.#o.clock.now();
+    const cachedAt = this.#o.cached?.answeredAt?.();
+    const stale = (p: Principal): boolean => {
+      const k = principalKey(p);
+      const seen = this.#answered.get(k);
+      const cached = cachedAt?.get(k);
+      const last = seen === undefined && cached === undefined ? this.#lastGood : Math.max(seen ?? -Infinity, cached ?? -Infinity);
+      return now - last > this.#windowMs;
+    };
+    const n = this.#cut((c) => c.principals.some(stale));
+    if (n === 0) return;
     this.#o.logger.warn(
-      { err: errorMessage(err), failures: this.#failures, connections: n },
-      'revocation cannot be checked (the store failed several sweeps in a row): signed-in live connections are cut until it answers again',
+      { event: 'live_connections_failed_closed', err: errorMessage(err), failures: this.#failures, connections: n, windowMs: this.#windowMs },
+      `revocation cannot be checked (the store is not answering): signed-in live connections whose credential was last checked over ${this.#windowMs} ms ago are cut`,
     );
   }
 
@@ -193,17 +222,56 @@ export class LiveRevocation {
     }
     for (const g of this.#o.gateways) for (const c of g.open) principals.push(...c.principals);
     if (this.#o.cached) principals.push(...this.#o.cached.principals());
-    if (principals.length === 0) return;
+    const at = this.#o.clock.now();
+    if (principals.length === 0) {
+      this.#answered.clear();
+      this.#lastGood = at;
+      return;
+    }
     const revoked = await findRevoked(this.#o.store, this.#o.clock, principals);
+    // A retired signing key revokes every token it signed.
+    const retired = await this.#retiredKeys(agents, principals);
+    // The store answered for every one of them now: their last answer (kept only for those still live).
+    this.#answered = new Map(principals.map((p) => [principalKey(p), at]));
+    this.#lastGood = at;
+    if (retired.size) {
+      for (const p of principals) if (p.via === 'token' && p.kid && retired.has(p.kid)) revoked.add(principalKey(p));
+    }
     if (revoked.size === 0) return;
     this.#o.cached?.forget(revoked);
+    let byKey = 0;
     for (const a of agents) {
+      if (a.tokenKid && retired.has(a.tokenKid)) {
+        a.end('AUTH_TOKEN_REVOKED', AGENT_KEY_RETIRED);
+        report.agents++;
+        byKey++;
+        continue;
+      }
       if (!a.tokenJti || !revoked.has(`t:${a.tokenJti}`)) continue;
       a.end('AUTH_TOKEN_REVOKED', AGENT_TOKEN_REVOKED);
       report.agents++;
     }
     // Any one revoked credential cuts the connection (a pipelined request must not shield an earlier one).
-    report.connections += this.#cut((c) => c.principals.some((p) => revoked.has(principalKey(p))));
+    const cut = this.#cut((c) => c.principals.some((p) => revoked.has(principalKey(p))));
+    report.connections += cut;
+    if (retired.size && byKey + cut > 0) {
+      this.#o.logger.warn(
+        { event: 'signing_key_retired_cut', kids: [...retired], agents: byKey, connections: cut },
+        `signing key${retired.size > 1 ? 's' : ''} ${[...retired].join(', ')} retired: the agent sessions and connections whose tokens it signed are cut`,
+      );
+    }
+  }
+
+  /** The retired keys among those that signed a live agent's token or a live credential (one small query; none when no key is known). */
+  async #retiredKeys(agents: readonly AgentLink[], principals: readonly Principal[]): Promise<Set<string>> {
+    const kids = new Set<string>();
+    for (const a of agents) if (a.tokenKid) kids.add(a.tokenKid);
+    for (const p of principals) if (p.via === 'token' && p.kid) kids.add(p.kid);
+    if (kids.size === 0) return kids;
+    const rows = await this.#o.store.db.selectFrom('signing_keys').select('kid').where('kid', 'in', [...kids]).where('retired_at', 'is not', null).execute();
+    const retired = new Set(rows.map((r) => r.kid));
+    if (retired.size) this.#o.onRetiredKeys?.(retired);
+    return retired;
   }
 
   async #sweepAllowLists(report: SweepReport): Promise<void> {

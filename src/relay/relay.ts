@@ -35,7 +35,9 @@ import { TunnelRegistry } from './registry.ts';
 import type { Tunnel, TunnelDirectory } from './tunnel-directory.ts';
 import { checkSealingKey } from '../cluster/sealing.ts';
 import { clusterStatus } from '../cluster/status.ts';
+import { isTerminatedKind } from '../cluster/lease-kinds.ts';
 import { joinCluster, type RelayCluster } from './cluster-wiring.ts';
+import { IdentityChanges } from './identity-changes.ts';
 import { createTlsServers } from './tls-servers.ts';
 import { createTunnelControl } from './tunnel-control.ts';
 import { Tunnels } from './tunnels.ts';
@@ -68,6 +70,8 @@ export class Relay {
   #heldElsewhere: ((host: string, client: string) => Promise<Duplex | undefined>) | undefined;
   /** A cluster: whether another relay serves a host now. */
   #servesElsewhere: (host: string) => boolean = () => false;
+  /** Applies identity changes other relays (or the CLI) made, heard through NOTIFY (a cluster on PostgreSQL only). */
+  #identityChanges: IdentityChanges | undefined;
   #agentTls: AgentTlsRelay | undefined;
   #cluster: RelayCluster | undefined;
 
@@ -124,12 +128,17 @@ export class Relay {
           if (!passthrough) throw new TunnError('UNAVAILABLE', 'the relay is still starting');
           passthrough.carryCarried(link, h, client);
         },
+        serveTlsTcp: (h, link, client) => {
+          if (!passthrough) throw new TunnError('UNAVAILABLE', 'the relay is still starting');
+          passthrough.carryCarriedTerminated(link, h, client);
+        },
         portOf: (h) => ports?.portOf(h) ?? null,
         servePort: (h, protocol, link, client) => {
           if (!ports) throw new TunnError('UNAVAILABLE', 'the relay is still starting');
           ports.carryCarried(h, protocol, link, client);
         },
         onPorts: (list) => ports?.sync(list),
+        onIdentityChange: (table) => this.#identityChanges?.changed(table),
         serveAlpnChallenge: (h, link, client) => {
           if (!this.#agentTls) throw new TunnError('UNAVAILABLE', 'the relay is still starting');
           this.#agentTls.carryCarriedAlpnChallenge(link, h, client);
@@ -189,8 +198,11 @@ export class Relay {
     const tcpIdleMs = c.kinds?.tcpIdleMs ?? DEFAULT_TCP_IDLE_MS;
     const pt = (passthrough = createTlsPassthrough({ directory: this.#directory, idleTimeoutMs: tcpIdleMs, logger: log }));
     const onPublicTls = (s: TLSSocket): void => {
-      const t = pt.backendTcp(s.servername || undefined);
+      const name = s.servername || undefined;
+      const t = pt.backendTcp(name);
       if (t) pt.carryTerminated(s, t);
+      // A --backend tcp tunnel another relay holds: TLS ended here, its plain bytes go there (its --allow-ip is checked there).
+      else if (name && this.#cluster?.tlsTcpElsewhere(name)) this.#cluster.carryTerminated(s, name, tcpIdleMs);
       else gateway.accept(s, true, cleanIp(s.remoteAddress));
     };
     const tlsServers = createTlsServers({ certs: ext.certs, domain: c.domain, ownContext: () => ownCtx, logger: log, onAgentLink: (s) => tunnels.acceptAgent(s), onPublic: onPublicTls });
@@ -240,18 +252,33 @@ export class Relay {
       registerGrants: (accountId, host, ref, allow, seconds) => identity.grants.registerFor(accountId, host, ref, allow, seconds),
       tokenRefused: ({ err, token, ip }) => this.recordEvent({ kind: isTunnError(err, 'AUTH_TOKEN_REVOKED') ? 'token_revoked_used' : 'token_invalid', ip: cleanIp(ip), accountId: refusedTokenOwner(err, token), detail: 'agent hello' }),
     });
-    // Keys rotated or retired by `tunn relay keys` (or another relay) take effect within a minute.
-    const keyTimer = setInterval(() => void tokens.reloadIfStale().catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'reloading signing keys failed')), 60_000);
+    // Keys rotated or retired by `tunn relay keys` (or another relay) take effect within a minute
+    // (in a cluster at once through NOTIFY, identity-changes.ts; this re-read is its safety net).
+    const keyTimer = setInterval(() => void tokens.reloadIfStale().catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'reloading signing keys failed')), c.cluster ? 10_000 : 60_000);
     keyTimer.unref();
     this.#closers.push(() => clearInterval(keyTimer));
     const revocation = new LiveRevocation({
       store, clock: this.#clock, logger: log, gateways: [...this.#gateways, connect.table], agents: () => tunnels.sessions, directory: this.#directory,
       allows: access.allows,
       cached: identity.gate.outageCache,
+      outageWindowMs: c.identityOutageWindowMs,
       domainLost: (t) => lostDomainReason(store, c.domain, t),
       onTunnelEnded: (t) => tunnels.gone(t.host),
+      // A key retired elsewhere: this relay refuses its tokens from now on too.
+      onRetiredKeys: (kids) => {
+        if ([...kids].some((k) => !tokens.isRetired(k))) void tokens.reload().catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'reloading signing keys failed'));
+      },
     });
     revocation.start();
+    this.#identityChanges = new IdentityChanges({
+      logger: log,
+      reloadKeys: () => tokens.reload(),
+      forgetCaches: () => {
+        identity.groups.forgetCached();
+        identity.grants.forgetCached();
+      },
+      sweep: () => revocation.sweepAfresh(),
+    });
     this.#closers.push(() => revocation.stop());
     const control = createTunnelControl({ directory: this.#directory, gateways: this.#gateways, urlsFor: (h) => this.urlsFor(h), onStopped: (t, why) => (log.info({ host: t.host, email: t.email }, why), tunnels.gone(t.host)) });
     api = createApiApp(identity, { domains: ext.domainApi, logger: log, tunnels: control, agentCerts: () => agentTls.reports(), clusterStatus: c.cluster ? () => clusterStatus(store, this.#clock) : undefined });
@@ -279,7 +306,7 @@ export class Relay {
    */
   isLiveHost(host: string): boolean {
     const o = this.#directory.get(host)?.options;
-    if (!o) return this.#servesElsewhere(host);
+    if (!o) return this.#servesElsewhere(host) && isTerminatedKind(this.#cluster?.leaseKindElsewhere(host));
     const kind = o.kind ?? 'http';
     return kind === 'http' || (kind === 'tls' && o.backend === 'tcp');
   }

@@ -20,7 +20,9 @@ import type { Tunnel, TunnelDirectory } from './tunnel-directory.ts';
 // sends a name whose TLS ends at its agent (issue 12, agent-tls-relay.ts) there, and a tls
 // passthrough name here. In a cluster, a raw connection another relay accepted for a name held
 // here arrives as a link stream (carryCarried) and is carried the same way, its allow-list
-// checked here against the visitor's address the link carries.
+// checked here against the visitor's address the link carries; for a --backend tcp name the
+// relay the visitor reached ends TLS (the certificates are shared) and its plain bytes arrive
+// as a link stream of kind tcp (carryCarriedTerminated), checked and carried the same way.
 
 export interface TlsPassthroughOptions {
   directory: TunnelDirectory;
@@ -39,6 +41,11 @@ export interface TlsPassthrough {
    * here (NOT_FOUND) or its --allow-ip refuses the visitor (FORBIDDEN).
    */
   carryCarried(link: SplicedStream, name: string, client: ClientAddress): void;
+  /**
+   * The plain bytes of a connection whose TLS another relay of the cluster ended, for a public
+   * `--backend tcp` tunnel of `name` here, as a link stream. Throws as carryCarried does.
+   */
+  carryCarriedTerminated(link: SplicedStream, name: string, client: ClientAddress): void;
   /** A public `--backend tcp` tls tunnel at `name`, whose decrypted bytes go to its agent. */
   backendTcp(name: string | undefined): Tunnel | undefined;
   /** Carries a connection whose TLS ended here to a `--backend tcp` tunnel. */
@@ -62,6 +69,17 @@ export function createTlsPassthrough(o: TlsPassthroughOptions): TlsPassthrough {
     }
     void carryConnection(socket, pt, { idleTimeoutMs: o.idleTimeoutMs }).then((outcome) => o.logger.debug({ host: t.host, outcome }, 'tls connection carried'));
   };
+  // The visitor's address is the one the link carries: --allow-ip here and the PROXY header the agent writes use it.
+  const carryLink = (link: SplicedStream, name: string, client: ClientAddress, backend: 'raw' | 'tcp'): void => {
+    const t = tlsTunnel(o.directory, name, backend);
+    if (!t) throw new TunnError('NOT_FOUND', `no public ${backend === 'raw' ? 'raw' : '--backend tcp'} tls tunnel at ${name} on this relay`);
+    const pt = portTunnel(o.directory, t, 'tcp');
+    if (!pt.admits(client.address)) {
+      t.metrics.drop('allow-ip');
+      throw new TunnError('FORBIDDEN', `${client.address} is not on the --allow-ip list of ${t.host}`);
+    }
+    void carryStream(link, pt, client, { idleTimeoutMs: o.idleTimeoutMs }).then((outcome) => o.logger.debug({ host: t.host, backend, outcome }, 'tls connection carried from another relay'));
+  };
   return {
     endsAtAgent: (name) => tlsTunnel(o.directory, name, 'raw') !== undefined,
     carryRaw(socket, name) {
@@ -70,14 +88,10 @@ export function createTlsPassthrough(o: TlsPassthroughOptions): TlsPassthrough {
       carry(socket, t);
     },
     carryCarried(link, name, client) {
-      const t = tlsTunnel(o.directory, name, 'raw');
-      if (!t) throw new TunnError('NOT_FOUND', `no public raw tls tunnel at ${name} on this relay`);
-      const pt = portTunnel(o.directory, t, 'tcp');
-      if (!pt.admits(client.address)) {
-        t.metrics.drop('allow-ip');
-        throw new TunnError('FORBIDDEN', `${client.address} is not on the --allow-ip list of ${t.host}`);
-      }
-      void carryStream(link, pt, client, { idleTimeoutMs: o.idleTimeoutMs }).then((outcome) => o.logger.debug({ host: t.host, outcome }, 'tls connection carried from another relay'));
+      carryLink(link, name, client, 'raw');
+    },
+    carryCarriedTerminated(link, name, client) {
+      carryLink(link, name, client, 'tcp');
     },
     backendTcp: (name) => tlsTunnel(o.directory, name, 'tcp'),
     carryTerminated: carry,

@@ -1,4 +1,4 @@
-import type { Kysely, Migration } from 'kysely';
+import { PostgresAdapter, sql, type Kysely, type Migration } from 'kysely';
 
 // Migrations in code, applied in key order. Add new ones at the end; never edit a landed one.
 // Column types stay within what SQLite and PostgreSQL both accept.
@@ -289,6 +289,28 @@ export const migrations: Record<string, Migration> = {
         .addColumn('expires_at', 'text', (c) => c.notNull())
         .addPrimaryKeyConstraint('acme_challenges_pk', ['type', 'name', 'token'])
         .execute();
+    },
+  },
+  '0010_identity_notify': {
+    async up(db: Kysely<any>) {
+      // PostgreSQL only (a cluster): every change that decides who may do what is announced on
+      // channel tunn_identity (payload: the table), whoever makes it (a relay, the CLI, psql), so
+      // every relay drops its caches and re-checks live connections at once (src/relay/identity-changes.ts).
+      // Only the columns that matter: a token's last use or a domain's certificate status is no news.
+      if (!(db.getExecutor().adapter instanceof PostgresAdapter)) return;
+      await sql`create or replace function tunn_notify_identity() returns trigger language plpgsql as $$
+        begin perform pg_notify('tunn_identity', TG_TABLE_NAME); return null; end $$`.execute(db);
+      const on = async (name: string, table: string, when: string): Promise<void> => {
+        await sql.raw(`create trigger ${name} after ${when} on ${table} for each row execute function tunn_notify_identity()`).execute(db);
+      };
+      for (const table of ['tokens', 'sessions']) {
+        await on(`${table}_revoked_notify`, table, 'update of revoked_at');
+        await on(`${table}_deleted_notify`, table, 'delete');
+      }
+      for (const table of ['signing_keys', 'groups', 'grants']) await on(`${table}_notify`, table, 'insert or update or delete');
+      await on('accounts_deleted_notify', 'accounts', 'delete');
+      await on('domains_access_notify', 'domains', 'update of shares, verified_at, account_id');
+      await on('domains_deleted_notify', 'domains', 'delete');
     },
   },
 };

@@ -1,0 +1,74 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startCli, startRelay, type RelayHandle } from '../e2e/harness.ts';
+import { freePort } from './ports.ts';
+import { startPostgres, type Postgres } from './postgres.ts';
+
+// N relays (real processes) on one throwaway PostgreSQL database, as the cluster e2e files
+// start them: one sealing key (TUNN_SECRET_KEY) and one cluster secret file for all, each with
+// its own --node-url on a free loopback port, started one after another (the first creates the
+// schema and the sealing canary). Secrets go in files and the environment, never on command lines.
+
+export interface TestCluster {
+  pg: Postgres;
+  dir: string;
+  /** Holds the postgres:// URL (--store-file). */
+  storeFile: string;
+  secretFile: string;
+  /** The relays' environment (TUNN_SECRET_KEY and the caller's additions). */
+  env: NodeJS.ProcessEnv;
+  relays: RelayHandle[];
+  /** Each relay's --node-url. */
+  nodeUrls: Map<RelayHandle, string>;
+  /** A new agent/PAT token for `email` (`tunn relay token create` on the database). */
+  token(email: string): Promise<string>;
+  /** The same, written to a 0600 file (for --token-file). */
+  tokenFile(email: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function startCluster(o: { relays: number; prefix?: string; env?: NodeJS.ProcessEnv; extra?: string[] }): Promise<TestCluster> {
+  const pg = await startPostgres();
+  const dir = mkdtempSync(join(tmpdir(), o.prefix ?? 'tunn-e2e-cluster-'));
+  const storeFile = join(dir, 'store-url');
+  const secretFile = join(dir, 'cluster.key');
+  const env = { TUNN_SECRET_KEY: randomBytes(32).toString('hex'), ...o.env };
+  const relays: RelayHandle[] = [];
+  const nodeUrls = new Map<RelayHandle, string>();
+  let files = 0;
+  const cluster: TestCluster = {
+    pg, dir, storeFile, secretFile, env, relays, nodeUrls,
+    async token(email) {
+      const p = startCli(['relay', 'token', 'create', '--email', email, '--store-file', storeFile, '--data-dir', join(dir, 'token'), '--json'], { env });
+      const line = await p.waitFor((l) => l.event === 'token');
+      await p.exited;
+      return String(line.token);
+    },
+    async tokenFile(email) {
+      const f = join(dir, `token-${++files}`);
+      writeFileSync(f, (await cluster.token(email)) + '\n', { mode: 0o600 });
+      return f;
+    },
+    async stop() {
+      for (const r of relays) await r.stop();
+      await pg.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  try {
+    writeFileSync(storeFile, (await pg.createDatabase()) + '\n', { mode: 0o600 });
+    writeFileSync(secretFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+    for (let i = 0; i < o.relays; i++) {
+      const nodeUrl = `https://127.0.0.1:${await freePort()}`;
+      const r = await startRelay({ extra: ['--store-file', storeFile, '--node-url', nodeUrl, '--cluster-secret-file', secretFile, ...(o.extra ?? [])], env });
+      relays.push(r);
+      nodeUrls.set(r, nodeUrl);
+    }
+  } catch (err) {
+    await cluster.stop().catch(() => {});
+    throw err;
+  }
+  return cluster;
+}
