@@ -49,7 +49,13 @@ export interface AgentTerminatedTlsOptions {
   acme?: Partial<AcmeAdvert>;
   clientCaPem?: string;
   keepKey: boolean;
+  /** The gate's clock (sessions, decision cache, rate limits). */
   clock: Clock;
+  /**
+   * The certificate clock (renewal and retry times) only; default `clock`. End-to-end tests move
+   * it (TUNN_TEST_CLOCK_FILE, cli/test-clock.ts) to reach a renewal; the gate never reads it.
+   */
+  renewalClock?: Clock;
   /** How long after a failed issuance to try again, and how often renewals are looked at (default 60 s). */
   retryMs?: number;
   ask: AskRelay;
@@ -103,7 +109,7 @@ export function agentTerminatedTls(o: AgentTerminatedTlsOptions): AgentTerminate
         names: [host],
         contexts,
         source: certificateSource(o, host, advertised, alpn),
-        clock: o.clock,
+        clock: o.renewalClock ?? o.clock,
         retryMs: o.retryMs,
         onState: (s) => {
           o.report(o.tunnelId, s);
@@ -137,7 +143,7 @@ function certificateSource(o: AgentTerminatedTlsOptions, host: string, advertise
     // DNS-01 through the relay for names in its zone; TLS-ALPN-01 (routed by the relay) for custom domains.
     solvers: isInZone(host, new URL(o.relayUrl).hostname) ? [new RequestedDns01Solver(relayDns01Requester(o.ask))] : [alpn],
     keepKey: o.keepKey,
-    clock: o.clock,
+    clock: o.renewalClock ?? o.clock,
   });
   return { kind: 'acme', acme };
 }
