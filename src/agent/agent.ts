@@ -4,7 +4,7 @@ import type { ServerHttp2Stream, IncomingHttpHeaders } from 'node:http2';
 import { ControlChannel } from '../protocol/control-channel.ts';
 import { watchLiveness } from '../protocol/liveness.ts';
 import { TunnError } from '../lib/errors.ts';
-import { CONTROL_PATH, PROTOCOL_VERSION, type AcmeAdvert, type AgentTlsRequest, type MessageOf, type TlsStateReport, type ControlMessage, type Refusal, type RegisteredTunnel, type TunnelOptions } from '../protocol/messages.ts';
+import { CONTROL_PATH, PROTOCOL_VERSION, type AcmeAdvert, agentEventSchema, type AgentEventReport, type AgentTlsRequest, type MessageOf, type TlsStateReport, type ControlMessage, type Refusal, type RegisteredTunnel, type TunnelOptions } from '../protocol/messages.ts';
 import { ControlRequests } from './control-requests.ts';
 import { kindStreamHandlers } from './kind-handlers.ts';
 import { forwardStream, type RequestLogEntry, type StreamWatch } from './forward.ts';
@@ -152,6 +152,17 @@ export class Agent extends EventEmitter<AgentEvents> {
     const m: MessageOf<'tls-state'> = { type: 'tls-state', id: tunnelId, state };
     this.#tlsStates.set(`${tunnelId}\0${state.name}`, m);
     for (const s of this.#slots) if (s.online) s.control?.send(m);
+  }
+
+  /**
+   * Reports a refusal the agent's gate made for tunnel `tunnelId`'s host (TLS ends here) to the
+   * relay's security events, on one online session. Best effort: none online, it is dropped;
+   * one the relay would not parse (an address that is no IP) is dropped here, as the relay ends
+   * a session that sends a malformed message.
+   */
+  reportEvent(tunnelId: string, event: AgentEventReport): void {
+    if (!agentEventSchema.safeParse(event).success) return;
+    this.#slots.find((s) => s.online && s.control)?.control!.send({ type: 'agent-event', id: tunnelId, event });
   }
 
   #setState(state: AgentState, detail: string): void {

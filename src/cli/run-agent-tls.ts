@@ -65,6 +65,7 @@ export function wireAgentTls(config: AgentConfig, o: AgentOptions, s: AgentTlsSe
     retryMs: env.TUNN_TEST_AGENT_TLS_RETRY_MS ? Number(env.TUNN_TEST_AGENT_TLS_RETRY_MS) : undefined,
     ask: (r, t) => (agent ? agent.ask(r, t) : Promise.reject(new Error('the agent is not started'))),
     report: (id, st) => agent?.reportTls(id, st),
+    reportEvent: (id, e) => agent?.reportEvent(id, e),
     onState: show,
     onError: (err) => agent?.emit('debug', `TLS at the agent: ${errorMessage(err)}`),
   });

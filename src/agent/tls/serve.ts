@@ -8,7 +8,8 @@ import type { Clock } from '../../lib/clock.ts';
 import { TunnError } from '../../lib/errors.ts';
 import { isInZone } from '../../dns/zone.ts';
 import { loadSecretKey, SecretBox } from '../../lib/secret-box.ts';
-import type { AcmeAdvert, TlsStateReport } from '../../protocol/messages.ts';
+import { hostnameOf } from '../../auth/agent-decisions.ts';
+import { AGENT_EVENT_KINDS, type AcmeAdvert, type AgentEventKind, type AgentEventReport, type TlsStateReport } from '../../protocol/messages.ts';
 import type { AgentTunnelRef } from '../agent.ts';
 import type { StreamHandlers } from '../stream-handlers.ts';
 import type { Target } from '../target.ts';
@@ -61,6 +62,8 @@ export interface AgentTerminatedTlsOptions {
   ask: AskRelay;
   /** Sends a state to the relay (Agent.reportTls). */
   report(tunnelId: string, s: TlsStateReport): void;
+  /** Sends a refusal of the agent's gate to the relay's security events (Agent.reportEvent): never a request's path, headers or body. */
+  reportEvent?(tunnelId: string, e: AgentEventReport): void;
   /** Each change, for the user (status line, `--json` tls event). */
   onState(s: TlsStateReport): void;
   onError(err: unknown): void;
@@ -77,7 +80,19 @@ export interface AgentTerminatedTls {
 
 export function agentTerminatedTls(o: AgentTerminatedTlsOptions): AgentTerminatedTls {
   const contexts = new TlsContexts({ clientCaPem: o.clientCaPem });
-  const gate = new AgentGate({ source: relayDecisionSource(o.ask), relayUrl: o.relayUrl, clock: o.clock, rateLimiter: new RateLimiter({ clock: o.clock }), onError: o.onError });
+  // Security events for the relay: host (the connection's SNI; the gate runs only once the Host
+  // matched it), kind, visitor address, email when known. Nothing of the request itself.
+  const reportEvent = (host: string, kind: AgentEventKind, ip: string, email?: string): void => o.reportEvent?.(o.tunnelId, { host: hostnameOf(host), kind, ip, ...(email ? { email } : {}) });
+  const gate = new AgentGate({
+    source: relayDecisionSource(o.ask),
+    relayUrl: o.relayUrl,
+    clock: o.clock,
+    rateLimiter: new RateLimiter({ clock: o.clock }),
+    onError: o.onError,
+    record: (e, req) => {
+      if ((AGENT_EVENT_KINDS as readonly string[]).includes(e.kind)) reportEvent(req.host, e.kind as AgentEventKind, req.clientIp, e.email);
+    },
+  });
   const http: AgentHttpHandler = agentHttpHandler({
     gate,
     tunnel: o.policy,
@@ -85,9 +100,10 @@ export function agentTerminatedTls(o: AgentTerminatedTlsOptions): AgentTerminate
     hostHeader: o.hostHeader,
     allowUpgrade: o.allowUpgrade,
     isTunnCredential: (authorization) => isTunnToken(authorization, 'tunn'),
+    onMisdirected: (ip, servername) => reportEvent(servername, 'host_mismatch', ip),
     onError: o.onError,
   });
-  const terminator = new TlsTerminator({ contexts, handler: http, onTlsError: (err) => o.onError(err) });
+  const terminator = new TlsTerminator({ contexts, handler: http, onTlsError: (err) => o.onError(err), onClientCertRefused: (ip, servername) => reportEvent(servername, 'client_cert_refused', ip) });
   const alpn = new TlsAlpn01Solver();
   let tls: AgentTls | undefined;
   let started: string | undefined;
