@@ -156,13 +156,14 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /**
    * Reports a refusal the agent's gate made for tunnel `tunnelId`'s host (TLS ends here) to the
-   * relay's security events, on one online session. Best effort: none online, it is dropped;
+   * relay's security events, on one online session whose relay reads them (an older relay
+   * would end the session over an unknown message). Best effort: none such, it is dropped;
    * one the relay would not parse (an address that is no IP) is dropped here, as the relay ends
    * a session that sends a malformed message.
    */
   reportEvent(tunnelId: string, event: AgentEventReport): void {
     if (!agentEventSchema.safeParse(event).success) return;
-    this.#slots.find((s) => s.online && s.control)?.control!.send({ type: 'agent-event', id: tunnelId, event });
+    this.#slots.find((s) => s.online && s.control && s.acceptsEvents)?.control!.send({ type: 'agent-event', id: tunnelId, event });
   }
 
   #setState(state: AgentState, detail: string): void {
@@ -262,6 +263,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     switch (m.type) {
       case 'welcome':
         this.#everOnline = true;
+        slot.acceptsEvents = m.accepts?.includes('agent-event') ?? false;
         if (m.acme) {
           this.relayAcme = m.acme;
           this.emit('acme', m.acme);

@@ -36,7 +36,7 @@ describe('wire protocol', () => {
     const shapes = Object.fromEntries(MESSAGE_TYPES.map((t) => [t, fieldsOf(MESSAGE_SCHEMAS[t])]));
     assert.deepEqual(shapes, {
       hello: ['type', 'version', 'token', 'agentId', 'agentVersion'],
-      welcome: ['type', 'accountId', 'email', 'relayDomain', 'sessionId', 'acme?'],
+      welcome: ['type', 'accountId', 'email', 'relayDomain', 'sessionId', 'acme?', 'accepts?'],
       register: ['type', 'tunnel'],
       registered: ['type', 'id', 'name', 'host', 'url', 'urls', 'port?'],
       unregister: ['type', 'id'],

@@ -269,7 +269,20 @@ export const MESSAGE_SCHEMAS = {
   /** agent → relay, first message on every session. */
   hello: z.object({ type: z.literal('hello'), version: z.number(), token: z.string(), agentId: z.string(), agentVersion: z.string() }),
   /** relay → agent: the token was accepted. */
-  welcome: z.object({ type: z.literal('welcome'), accountId: z.string(), email: z.string(), relayDomain: z.string(), sessionId: z.string(), acme: acmeAdvertSchema.optional() }),
+  welcome: z.object({
+    type: z.literal('welcome'),
+    accountId: z.string(),
+    email: z.string(),
+    relayDomain: z.string(),
+    sessionId: z.string(),
+    acme: acmeAdvertSchema.optional(),
+    /**
+     * Agent → relay message types this relay reads beyond those every relay of this protocol
+     * version reads (`agent-event`). A relay ends a session that sends a type it does not know,
+     * so an agent sends such a message only to a relay that lists it.
+     */
+    accepts: z.array(z.string()).optional(),
+  }),
   /** agent → relay: serve this tunnel on this session (repeated on every session of the agent). */
   register: z.object({ type: z.literal('register'), tunnel: tunnelOptionsSchema }),
   /** relay → agent: the tunnel is live at `url`. */
@@ -297,7 +310,7 @@ export const MESSAGE_SCHEMAS = {
   'tls-reply': z.object({ type: z.literal('tls-reply'), rid: z.number(), result: z.unknown().optional(), error: z.object({ code: z.enum(WIRE_ERROR_CODES).catch('INTERNAL'), message: z.string() }).optional() }),
   /** agent → relay, each time it changes: where TLS of tunnel `id`'s name ends now (re-sent on every new session). */
   'tls-state': z.object({ type: z.literal('tls-state'), id: z.string(), state: tlsStateSchema }),
-  /** agent → relay: a refusal the agent's gate made for tunnel `id`'s host (TLS ends at the agent), for the relay's security events. */
+  /** agent → relay, only when welcome's `accepts` lists it: a refusal the agent's gate made for tunnel `id`'s host (TLS ends at the agent), for the relay's security events. */
   'agent-event': z.object({ type: z.literal('agent-event'), id: z.string(), event: agentEventSchema }),
 } as const satisfies { [K in MessageType]: z.ZodType<{ type: K }> };
 

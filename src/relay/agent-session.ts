@@ -194,7 +194,7 @@ export class AgentSession implements SessionRef {
     this.agentId = String(m.agentId).slice(0, 64);
     this.#log.info({ email: account.email, agent: this.agentId.slice(0, 8) }, 'agent connected');
     const acme = this.#deps.agentTls?.acme;
-    this.send({ type: 'welcome', accountId: account.id, email: account.email, relayDomain: this.#deps.relayDomain, sessionId: this.id, ...(acme ? { acme } : {}) });
+    this.send({ type: 'welcome', accountId: account.id, email: account.email, relayDomain: this.#deps.relayDomain, sessionId: this.id, ...(acme ? { acme } : {}), ...(this.#deps.agentTls ? { accepts: ['agent-event'] } : {}) });
     this.#startPing();
   }
 
