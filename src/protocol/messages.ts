@@ -264,6 +264,10 @@ export const agentEventSchema = z.object({
 });
 export type AgentEventReport = z.infer<typeof agentEventSchema>;
 
+/** At most this many agent-event messages per session and AGENT_EVENT_WINDOW_MS: the agent sends no more, the relay records no more. */
+export const AGENT_EVENTS_PER_WINDOW = 60;
+export const AGENT_EVENT_WINDOW_MS = 10_000;
+
 /** One schema per message, keyed by type (the handler tables of both ends are typed from it). */
 export const MESSAGE_SCHEMAS = {
   /** agent → relay, first message on every session. */

@@ -13,7 +13,7 @@ import { normalizeHost } from '../lib/host.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { SplicedStream } from '../lib/splice.ts';
 import { splicedH2Stream } from '../protocol/h2-stream.ts';
-import { wireCodeOf, type AcmeAdvert, type AgentEventKind, type AgentTlsRequest, type MessageOf, type StreamKind, type TlsStateReport } from '../protocol/messages.ts';
+import { AGENT_EVENT_WINDOW_MS, AGENT_EVENTS_PER_WINDOW, wireCodeOf, type AcmeAdvert, type AgentEventKind, type AgentTlsRequest, type MessageOf, type StreamKind, type TlsStateReport } from '../protocol/messages.ts';
 import { carryConnection, carryStream } from './carry-connection.ts';
 import type { ClientAddress, PortTunnel } from './public-port-tunnel.ts';
 import type { SessionRef, Tunnel, TunnelDirectory } from './tunnel-directory.ts';
@@ -32,9 +32,8 @@ import type { SessionRef, Tunnel, TunnelDirectory } from './tunnel-directory.ts'
 /** Default DNS-01 challenges per account per rolling week (issue 12, "Rate limits"). */
 export const DEFAULT_DNS01_PER_WEEK = 20;
 
-/** Agent-reported security events a session may send per AGENT_EVENT_WINDOW_MS; more are dropped (a flood costs the relay nothing). */
-export const AGENT_EVENTS_PER_WINDOW = 60;
-export const AGENT_EVENT_WINDOW_MS = 10_000;
+/** Agent-reported security events a session may send per window (protocol/messages.ts); more are dropped (a flood costs the relay nothing). */
+export { AGENT_EVENT_WINDOW_MS, AGENT_EVENTS_PER_WINDOW };
 
 /** The wording of an agent-reported event (the relay writes it: the agent sends no text). */
 const AGENT_EVENT_TEXT: Record<AgentEventKind, string> = {
