@@ -16,7 +16,7 @@ import { SecretBox } from '../../lib/secret-box.ts';
 import { customerZone, startDnsWorld, type DnsWorld } from '../../../test/support/dns-world.ts';
 import { startPebble, type Pebble } from '../../../test/support/pebble.ts';
 import { freePort } from '../../../test/support/ports.ts';
-import { ariCertId } from '../../acme/ari.ts';
+import { ariCertId, renewalInfoUrl } from '../../acme/ari.ts';
 import { createCa, issueLeaf } from '../../certs/dev-ca.ts';
 import { AgentAcme, ARI_POLL, renewalDueAt, type AgentAcmeOptions } from './acme-agent.ts';
 import { answerTlsAlpn01 } from './alpn-responder.ts';
@@ -143,6 +143,7 @@ describe('agent ACME against Pebble', () => {
   it('a CA without ARI (Pebble 2.4 has no renewalInfo): renewal at 2/3 of the lifetime, asked again in a day', async () => {
     const clock = new ManualClock();
     const c = await agent(mkdtempSync(join(tmpdir(), 'tunn-agent-tls-')), { clock }).ensure(NAME);
+    assert.equal(await renewalInfoUrl(pebble.directoryUrl), undefined, 'the installed Pebble offers no renewalInfo (if it starts to, test ARI against it directly)');
     assert.deepEqual(c.renewal, { at: renewalDueAt(c), source: 'lifetime', checkAgainAt: clock.now() + ARI_POLL.maxMs });
   });
 
