@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
-import { leaf, rawRequest, testCa } from '../../src/agent/tls/testing.ts';
+import { clientCertificate, leaf, rawRequest, testCa } from '../../src/agent/tls/testing.ts';
 import { spkiPin } from '../../src/agent/tls/pin.ts';
 import { formTokenIn } from '../fixtures/identity.ts';
 import { startOrigin, type Origin } from './origin.ts';
@@ -193,6 +193,35 @@ describe('e2e: TLS that ends at the agent', () => {
       s.destroy();
       assert.match(outcome, /^failed/);
     }
+  });
+
+  it('--client-ca: a visitor without a client certificate fails the handshake at the agent, and the relay records client_cert_refused (reported by the agent)', async () => {
+    const host = `mtls.${relay.domain}`;
+    const client = clientCertificate('alice.mtls.test');
+    const clientCa = join(dir.path, 'client-ca.pem');
+    writeFileSync(clientCa, client.caPem);
+    const a = await agentAt('mtls', [...(await certFiles('mtls', [host])), '--client-ca', clientCa, '--public']);
+    await atAgent(a);
+    const bare = tlsConnect({ host: '127.0.0.1', port: relay.httpsPort, servername: host, ca: caPem, ALPNProtocols: ['http/1.1'] });
+    const outcome = await new Promise<string>((resolve) => {
+      bare.once('secureConnect', () => rawRequest(bare, `GET / HTTP/1.1\r\nhost: ${host}:${relay.httpsPort}\r\n\r\n`).then((r) => resolve(`served ${r.status}`), () => resolve('refused')));
+      bare.once('error', () => resolve('refused'));
+    });
+    bare.destroy();
+    assert.equal(outcome, 'refused');
+    const ok = tlsConnect({ host: '127.0.0.1', port: relay.httpsPort, servername: host, ca: caPem, cert: client.chainPem, key: client.keyPem, ALPNProtocols: ['http/1.1'] });
+    await once(ok, 'secureConnect');
+    assert.equal((await rawRequest(ok, `GET / HTTP/1.1\r\nhost: ${host}:${relay.httpsPort}\r\n\r\n`)).status, 200);
+    ok.destroy();
+    let found: { kind: string; tunnel: string | null; detail: string } | undefined;
+    for (let i = 0; i < 50 && !found; i++) {
+      const p = startCli(['events', '--kind', 'client_cert_refused', '--tunnel', host, '--relay', relay.url, '--relay-ca', relay.caPath, '--json'], { env: { TUNN_TOKEN: token } });
+      assert.equal(await p.exited, 0, p.stderr.join('\n'));
+      found = (p.lines[0]!.events as (typeof found & object)[])[0];
+      if (!found) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.ok(found, 'the relay recorded the refusal the agent reported');
+    assert.match(found.detail, /^reported by the agent \(TLS ends there\): client certificate missing or refused/);
   });
 
   it('kept-alive connections stay with the agent, each request passing its gate', async () => {
