@@ -29,16 +29,22 @@ export function ariCertId(chainPem: string): string | undefined {
   return ariCertIdFromParts(aki.keyId, leaf.serialNumber);
 }
 
+/** The directory's `renewalInfo` URL: undefined when the CA offers no ARI (then an order must not carry `replaces`). */
+export async function renewalInfoUrl(directoryUrl: string): Promise<string | undefined> {
+  const dir = (await acme.axios.get(directoryUrl)).data as { renewalInfo?: unknown };
+  return typeof dir.renewalInfo === 'string' && dir.renewalInfo ? dir.renewalInfo : undefined;
+}
+
 /**
  * The CA's suggested renewal window for the leaf of `chainPem`, or undefined when the CA's
  * directory has no `renewalInfo` (Pebble 2.4 has none) or the certificate has no AKI.
  */
 export async function fetchRenewalWindow(directoryUrl: string, chainPem: string, now = Date.now()): Promise<RenewalWindow | undefined> {
-  const dir = (await acme.axios.get(directoryUrl)).data as { renewalInfo?: string };
-  if (!dir.renewalInfo) return undefined;
+  const base = await renewalInfoUrl(directoryUrl);
+  if (!base) return undefined;
   const id = ariCertId(chainPem);
   if (!id) return undefined;
-  const res = await acme.axios.get(`${dir.renewalInfo.replace(/\/$/, '')}/${id}`);
+  const res = await acme.axios.get(`${base.replace(/\/$/, '')}/${id}`);
   const w = (res.data as { suggestedWindow?: { start?: string; end?: string } }).suggestedWindow;
   const start = Date.parse(w?.start ?? '');
   const end = Date.parse(w?.end ?? '');

@@ -1,5 +1,5 @@
 export { createAcmeAccountKey, type AcmeAccountStore } from './account.ts';
-export { ariCertId, ariCertIdFromParts, fetchRenewalWindow, type RenewalWindow } from './ari.ts';
+export { ariCertId, ariCertIdFromParts, fetchRenewalWindow, renewalInfoUrl, type RenewalWindow } from './ari.ts';
 export { Dns01Solver, type Dns01Options } from './dns01.ts';
 export { acmeHttpsAgent, configureAcmeHttp, type AcmeHttpSettings } from './http-settings.ts';
 export { HTTP01_PREFIX, Http01Solver } from './http01.ts';

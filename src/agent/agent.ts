@@ -4,7 +4,7 @@ import type { ServerHttp2Stream, IncomingHttpHeaders } from 'node:http2';
 import { ControlChannel } from '../protocol/control-channel.ts';
 import { watchLiveness } from '../protocol/liveness.ts';
 import { TunnError } from '../lib/errors.ts';
-import { CONTROL_PATH, PROTOCOL_VERSION, type AcmeAdvert, type AgentTlsRequest, type MessageOf, type TlsStateReport, type ControlMessage, type Refusal, type RegisteredTunnel, type TunnelOptions } from '../protocol/messages.ts';
+import { CONTROL_PATH, PROTOCOL_VERSION, AGENT_EVENT_WINDOW_MS, AGENT_EVENTS_PER_WINDOW, type AcmeAdvert, agentEventSchema, type AgentEventReport, type AgentTlsRequest, type MessageOf, type TlsStateReport, type ControlMessage, type Refusal, type RegisteredTunnel, type TunnelOptions } from '../protocol/messages.ts';
 import { ControlRequests } from './control-requests.ts';
 import { kindStreamHandlers } from './kind-handlers.ts';
 import { forwardStream, type RequestLogEntry, type StreamWatch } from './forward.ts';
@@ -103,6 +103,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   readonly #tlsStates = new Map<string, MessageOf<'tls-state'>>();
   /** What the relay advertised in its last welcome. */
   relayAcme: AcmeAdvert | undefined;
+  /** agent-event messages sent in the current window (reportEvent). */
+  #eventWindow = { start: 0, count: 0 };
 
   constructor(config: AgentConfig) {
     super();
@@ -152,6 +154,22 @@ export class Agent extends EventEmitter<AgentEvents> {
     const m: MessageOf<'tls-state'> = { type: 'tls-state', id: tunnelId, state };
     this.#tlsStates.set(`${tunnelId}\0${state.name}`, m);
     for (const s of this.#slots) if (s.online) s.control?.send(m);
+  }
+
+  /**
+   * Reports a refusal the agent's gate made for tunnel `tunnelId`'s host (TLS ends here) to the
+   * relay's security events, on one online session whose relay reads them (an older relay
+   * would end the session over an unknown message). Best effort: none such, it is dropped;
+   * one the relay would not parse (an address that is no IP) is dropped here, as the relay ends
+   * a session that sends a malformed message.
+   */
+  reportEvent(tunnelId: string, event: AgentEventReport): void {
+    if (!agentEventSchema.safeParse(event).success) return;
+    // No more than the relay records (a flood of refused requests is not a flood of control messages).
+    const now = Date.now();
+    if (now - this.#eventWindow.start >= AGENT_EVENT_WINDOW_MS) this.#eventWindow = { start: now, count: 0 };
+    if (++this.#eventWindow.count > AGENT_EVENTS_PER_WINDOW) return;
+    this.#slots.find((s) => s.online && s.control && s.acceptsEvents)?.control!.send({ type: 'agent-event', id: tunnelId, event });
   }
 
   #setState(state: AgentState, detail: string): void {
@@ -251,6 +269,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     switch (m.type) {
       case 'welcome':
         this.#everOnline = true;
+        slot.acceptsEvents = m.accepts?.includes('agent-event') ?? false;
         if (m.acme) {
           this.relayAcme = m.acme;
           this.emit('acme', m.acme);

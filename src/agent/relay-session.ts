@@ -16,6 +16,8 @@ import type { RelayEndpoint } from './relay-endpoints.ts';
 /** A session slot: the agent keeps `sessions` of them, each reconnecting by itself. */
 export interface Slot {
   index: number;
+  /** The relay of this session reads `agent-event` (its welcome's `accepts`). */
+  acceptsEvents?: boolean;
   socket?: TLSSocket;
   session?: ServerHttp2Session;
   control?: ControlChannel;

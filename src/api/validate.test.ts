@@ -63,7 +63,7 @@ describe('/v1 input validation', () => {
   });
 
   it('checks query strings: event kind, times, limit and cursor', async () => {
-    await refused('GET', '/v1/events?kind=nope', undefined, /^"kind" must be one of: login_failed, .*idp_group_removed, connection_cut, not "nope"$/);
+    await refused('GET', '/v1/events?kind=nope', undefined, /^"kind" must be one of: login_failed, .*idp_group_removed, connection_cut, host_mismatch, client_cert_refused, not "nope"$/);
     await refused('GET', '/v1/events?since=yesterday', undefined, /^"since" must be an ISO time such as 2026-01-31T00:00:00Z$/);
     await refused('GET', '/v1/events?until=soon', undefined, /^"until" must be an ISO time/);
     await refused('GET', '/v1/events?limit=ten', undefined, /^"limit" must be a whole number$/);

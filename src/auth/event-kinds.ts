@@ -13,6 +13,10 @@ export type SecurityEventKind =
   /** The identity provider no longer puts a user in a group the relay had seen them in (src/auth/idp-groups.ts). */
   | 'idp_group_removed'
   /** A live `tunn connect` stream was cut: its user's credential was revoked or they left the allow-list. */
-  | 'connection_cut';
+  | 'connection_cut'
+  /** Reported by an agent whose TLS ends at it (issue 12): a request's Host named another server than its TLS handshake (421). */
+  | 'host_mismatch'
+  /** Reported by an agent whose TLS ends at it: a visitor's client certificate was missing or refused (--client-ca). */
+  | 'client_cert_refused';
 
-export const EVENT_KINDS: readonly SecurityEventKind[] = ['login_failed', 'token_invalid', 'token_revoked_used', 'visitor_denied', 'rate_limited', 'ip_denied', 'basic_auth_failed', 'cert_alert', 'idp_group_removed', 'connection_cut'];
+export const EVENT_KINDS: readonly SecurityEventKind[] = ['login_failed', 'token_invalid', 'token_revoked_used', 'visitor_denied', 'rate_limited', 'ip_denied', 'basic_auth_failed', 'cert_alert', 'idp_group_removed', 'connection_cut', 'host_mismatch', 'client_cert_refused'];

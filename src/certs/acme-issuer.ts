@@ -57,8 +57,14 @@ export class AcmeIssuer implements Issuer {
     configureAcmeHttp({ caPem: opts.caPem, retry: opts.httpRetry });
   }
 
-  /** `request.keyPem`: the certificate's key to reuse (an agent's --keep-key, so a pin of it survives renewal); default: a new P-256 key. */
-  async issue(names: string[], request: { keyPem?: string } = {}): Promise<IssuedCertificate> {
+  /**
+   * `request.keyPem`: the certificate's key to reuse (an agent's --keep-key, so a pin of it
+   * survives renewal); default: a new P-256 key. `request.replaces`: the ARI certificate id
+   * (RFC 9773 section 5) of the certificate this order renews; send it only to a CA whose
+   * directory has `renewalInfo`. A CA that refuses it (already replaced) gets the order again
+   * without it.
+   */
+  async issue(names: string[], request: { keyPem?: string; replaces?: string } = {}): Promise<IssuedCertificate> {
     const what = `issuing a certificate for ${names.join(', ')} from ${this.directoryUrl}`;
     try {
       const o = this.#opts;
@@ -71,6 +77,20 @@ export class AcmeIssuer implements Issuer {
         backoffMax: o.backoff?.maxMs,
       });
       await ensureAccount(client, o.email);
+      if (request.replaces) {
+        // acme-client's auto() places the order itself; its createOrder takes any payload, so the field is added there.
+        const createOrder = client.createOrder.bind(client);
+        const replaces = request.replaces;
+        client.createOrder = async (data) => {
+          try {
+            return await createOrder({ ...data, replaces } as typeof data);
+          } catch (err) {
+            if (!/alreadyReplaced|replaces/i.test(`${String((err as { type?: string }).type ?? '')} ${acmeErrorMessage(err)}`)) throw err;
+            o.logger?.warn({ names, replaces, err: acmeErrorMessage(err) }, 'the CA refused `replaces` in the order; ordering without it');
+            return createOrder(data);
+          }
+        };
+      }
       const key = request.keyPem ?? (await acme.crypto.createPrivateEcdsaKey('P-256'));
       const [, csr] = await acme.crypto.createCsr({ commonName: names[0]!.length <= 64 ? names[0] : undefined, altNames: names }, key);
       const solvers = new Map(o.solvers.map((s) => [s.type as string, s]));

@@ -31,10 +31,13 @@ export interface RenewalHint {
  *   one name is the cert manager's job, not the issuer's.
  * - renewalHint() is optional: a CA-suggested renewal window (ACME ARI), or undefined when the
  *   CA offers none. It must not throw for a CA that simply lacks the feature.
+ * - `request.replaces` (ACME ARI, RFC 9773 section 5): the id of the certificate this order
+ *   renews, passed only for a certificate of this issuer that the CA gave a renewal window;
+ *   issuers without ARI ignore it.
  */
 export interface Issuer {
   readonly id: string;
-  issue(names: string[]): Promise<IssuedCertificate>;
+  issue(names: string[], request?: { replaces?: string }): Promise<IssuedCertificate>;
   renewalHint?(chainPem: string): Promise<RenewalHint | undefined>;
 }
 

@@ -1,3 +1,4 @@
+import { ariCertId } from '../acme/ari.ts';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -135,6 +136,35 @@ describe('certificate manager on files, with lifecycle hooks', () => {
     const renewed = changes.at(-1)!;
     assert.ok(renewed.kind === 'issued' && renewed.renewed && renewed.reason === 'renewal');
     assert.equal((await m.list())[0]?.status, 'issued');
+  });
+
+  it('ARI: the renewal of a certificate the CA gave a window for names it in the order (replaces); without a window, nothing', async () => {
+    const inner = new SelfSignedIssuer(ca);
+    const requests: ({ replaces?: string } | undefined)[] = [];
+    let window: { start: number; end: number } | undefined;
+    const issuer: Issuer = {
+      id: inner.id,
+      issue: (names, request) => (requests.push(request), inner.issue(names)),
+      // The CA offers a window for the first certificate only (then stops offering ARI).
+      renewalHint: async () => (requests.length <= 1 ? window : undefined),
+    };
+    const clock = new ManualClock(Date.now());
+    const m = managerOn(join(dir, 'ari'), issuer, [], clock);
+    window = { start: clock.now() + 86_400_000, end: clock.now() + 2 * 86_400_000 };
+    assert.ok(await m.getSecureContext(RELAY));
+    const first = (await m.storage.load(`*.${RELAY}`))!;
+    assert.deepEqual(first.renewalWindow, window);
+    assert.deepEqual(requests, [undefined], 'a first order replaces nothing');
+    clock.set(m.renewAt(first) + 1000);
+    await m.maintain();
+    assert.deepEqual(requests.at(-1), { replaces: ariCertId(first.chainPem) });
+    // A CA without ARI: no window, no replaces.
+    const second = (await m.storage.load(`*.${RELAY}`))!;
+    assert.equal(second.renewalWindow, undefined);
+    clock.set(m.renewAt(second) + 1000);
+    await m.maintain();
+    assert.equal(requests.length, 3);
+    assert.equal(requests.at(-1), undefined);
   });
 
   // A stopping relay (or agent) does not hang on another process's order.

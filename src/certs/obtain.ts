@@ -1,3 +1,4 @@
+import { ariCertId } from '../acme/ari.ts';
 import { createHash } from 'node:crypto';
 import type { SecureContext } from 'node:tls';
 import type { Clock } from '../lib/clock.ts';
@@ -173,7 +174,10 @@ export class Obtainer {
           throw new TunnError('UNAVAILABLE', `the relay's ACME order budget is spent (rate limit); next order possible at ${nowIso(this.#budget.nextFreeAt(started))}`);
         }
         logger?.info({ names: d.names, reason }, `requesting a certificate for ${d.names.join(', ')}`);
-        const issued = await issuer.issue(d.names);
+        // ARI: a renewal of a certificate the CA gave a window for names it in the order (`replaces`).
+        const prev = previous?.cert;
+        const replaces = prev?.renewalWindow && prev.issuer === issuer.id ? ariIdOf(prev.chainPem) : undefined;
+        const issued = await (replaces ? issuer.issue(d.names, { replaces }) : issuer.issue(d.names));
         const now = clock.now();
         const cert = await storage.save(d.name, issued, now);
         if (issuer.renewalHint) {
@@ -229,4 +233,13 @@ export class Obtainer {
 
 export function summaryOf(c: StoredCertificate | CertificateSummary): CertificateSummary {
   return { id: c.id, name: c.name, names: c.names, issuer: c.issuer, notBefore: c.notBefore, notAfter: c.notAfter, renewalWindow: c.renewalWindow, ariCheckedAt: c.ariCheckedAt };
+}
+
+/** The RFC 9773 id of a stored certificate's leaf, or undefined when it has none (no AKI, unreadable). */
+function ariIdOf(chainPem: string): string | undefined {
+  try {
+    return ariCertId(chainPem);
+  } catch {
+    return undefined;
+  }
 }

@@ -14,6 +14,8 @@ import { agentTlsDir, runCertCaa, runCertLocal, runCertPin } from './run-agent-c
 
 const CLI = resolve(import.meta.dirname, '../../bin/tunn.js');
 const NAME = 'grafana.tunn.example.test';
+const ARI_NAME = 'ari.tunn.example.test';
+const ARI_AT = Date.UTC(2027, 0, 10, 6, 30);
 const LE = 'https://acme-v02.api.letsencrypt.org/directory';
 const ACCOUNT = 'https://acme-v02.api.letsencrypt.org/acme/acct/987654';
 
@@ -27,6 +29,10 @@ describe('tunn cert caa | pin | local (the agent’s own state)', () => {
     chainPem = l.chainPem;
     const info = certInfo(l.chainPem);
     store.save({ name: NAME, chainPem: l.chainPem, keyPem: l.keyPem, issuer: `acme:${LE}`, notBefore: info.notBefore, notAfter: info.notAfter });
+    // One whose CA suggested a renewal window (ARI): the agent renews at the time it picked in it.
+    const a = await leaf(await testCa(), [ARI_NAME]);
+    const ai = certInfo(a.chainPem);
+    store.save({ name: ARI_NAME, chainPem: a.chainPem, keyPem: a.keyPem, issuer: `acme:${LE}`, notBefore: ai.notBefore, notAfter: ai.notAfter, renewal: { at: ARI_AT, source: 'ari', window: { start: ARI_AT - 3_600_000, end: ARI_AT + 3_600_000 }, checkAgainAt: ARI_AT - 7_200_000 } });
     await store.accountKey(LE, undefined, async () => 'not-a-real-key');
     store.recordAccountUrl(LE, ACCOUNT);
   });
@@ -60,10 +66,15 @@ describe('tunn cert caa | pin | local (the agent’s own state)', () => {
     assert.match(lines.join(''), /holds no certificates/);
   });
 
-  it('lists what the agent holds: name, where TLS ends, issuer, expiry, renewal, pin', () => {
+  it('lists what the agent holds: name, where TLS ends, issuer, expiry, when it renews and why then, pin', () => {
     const r = run('local');
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, new RegExp(`${NAME.replaceAll('.', '\\.')}\\s+agent\\s+acme:${LE.replaceAll('.', '\\.')}`));
+    assert.match(r.stdout, new RegExp(`${NAME.replaceAll('.', '\\.')}\\s+agent\\s+acme:${LE.replaceAll('.', '\\.')}.* \\(2/3 of lifetime\\)`));
+    assert.match(r.stdout, new RegExp(`${ARI_NAME.replaceAll('.', '\\.')}\\s+agent\\s+.* ${new Date(ARI_AT).toISOString().replaceAll('.', '\\.')} \\(ARI\\)`));
     assert.ok(r.stdout.includes(`sha256//${spkiPin(chainPem)}`));
+    const j = JSON.parse(run('local', '--json').stdout) as { certs: { name: string; renewAt: string; renewedBy: string; ariWindow?: { start: string } }[] };
+    const ari = j.certs.find((c) => c.name === ARI_NAME)!;
+    assert.deepEqual([ari.renewAt, ari.renewedBy, ari.ariWindow?.start], [new Date(ARI_AT).toISOString(), 'ari', new Date(ARI_AT - 3_600_000).toISOString()]);
+    assert.equal(j.certs.find((c) => c.name === NAME)!.renewedBy, 'lifetime');
   });
 });

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { caaIssuerFor, caaRecords } from '../agent/tls/caa.ts';
 import { AgentCertStore } from '../agent/tls/cert-store.ts';
-import { renewalDueAt } from '../agent/tls/acme-agent.ts';
+import { renewAt } from '../agent/tls/acme-agent.ts';
 import { spkiPin } from '../agent/tls/pin.ts';
 import { TunnError } from '../lib/errors.ts';
 import { normalizeHost } from '../lib/host.ts';
@@ -58,8 +58,19 @@ export function runCertCaa(rawName: string, o: AgentCertFlags, store = new Agent
 }
 
 export function runCertLocal(o: AgentCertFlags, store = new AgentCertStore(agentTlsDir()), write: Write = (s) => process.stdout.write(s), now = Date.now()): void {
-  const certs = store.list().map((c) => ({ name: c.name, terminatedAt: 'agent', issuer: c.issuer, notAfter: new Date(c.notAfter).toISOString(), renewAt: new Date(renewalDueAt(c)).toISOString(), expired: c.notAfter <= now, pin: `sha256//${spkiPin(c.chainPem)}` }));
+  // renewedBy: `ari` (a time in the CA's suggested window, RFC 9773) or `lifetime` (2/3 of it); --tls-cert files are not renewed by the agent.
+  const certs = store.list().map((c) => ({
+    name: c.name,
+    terminatedAt: 'agent',
+    issuer: c.issuer,
+    notAfter: new Date(c.notAfter).toISOString(),
+    renewAt: new Date(renewAt(c)).toISOString(),
+    renewedBy: c.renewal?.source === 'ari' ? 'ari' : 'lifetime',
+    ...(c.renewal?.window ? { ariWindow: { start: new Date(c.renewal.window.start).toISOString(), end: new Date(c.renewal.window.end).toISOString() } } : {}),
+    expired: c.notAfter <= now,
+    pin: `sha256//${spkiPin(c.chainPem)}`,
+  }));
   if (o.json) return printJson({ event: 'certs', scope: 'agent', certs }, { write });
   if (certs.length === 0) return write('This agent holds no certificates: names whose TLS ends at the agent (`--terminate-at agent`) get one when their tunnel starts.\n');
-  write(formatTable(['NAME', 'TLS', 'ISSUER', 'NOT AFTER', 'RENEW AT', 'PIN'], certs.map((c) => [c.name, c.expired ? 'agent (expired)' : 'agent', c.issuer, c.notAfter, c.renewAt, c.pin])));
+  write(formatTable(['NAME', 'TLS', 'ISSUER', 'NOT AFTER', 'RENEWS', 'PIN'], certs.map((c) => [c.name, c.expired ? 'agent (expired)' : 'agent', c.issuer, c.notAfter, `${c.renewAt} (${c.renewedBy === 'ari' ? 'ARI' : '2/3 of lifetime'})`, c.pin])));
 }

@@ -7,6 +7,7 @@ import type { TlsStateReport } from '../protocol/messages.ts';
 import type { AgentTlsSettings } from './agent-tls-flags.ts';
 import { printJson } from './output.ts';
 import { agentTlsDir } from './run-agent-cert.ts';
+import { testClockFrom } from './test-clock.ts';
 
 // `tunn <target> --terminate-at agent` (issue 12): the agent's config gets the tunnel's TLS
 // settings (tlsEnds, --no-fallback) and the stream handlers for `tls` / `acme-tls-alpn`; once the
@@ -47,6 +48,10 @@ export function wireAgentTls(config: AgentConfig, o: AgentOptions, s: AgentTlsSe
     if (o.json) printJson(tlsEvent(st));
     else process.stdout.write(`   TLS: ${describeTls(st)}\n`);
   };
+  // TUNN_TEST_CLOCK_FILE (tests only, as on the relay; see test-clock.ts): an offset for the
+  // certificate clock alone (renewal and retry times), never the gate's (sessions, decisions,
+  // rate limits). A change runs the renewal check at once, as the timer would at that time.
+  const testClock = testClockFrom(env);
   const tls: AgentTerminatedTls = agentTerminatedTls({
     tunnelId: 't0',
     policy: { tunnelId: 't0', public: tunnel.public, basicAuth: tunnel.basicAuth, rateLimit: tunnel.rateLimit },
@@ -62,14 +67,17 @@ export function wireAgentTls(config: AgentConfig, o: AgentOptions, s: AgentTlsSe
     keepKey: s.keepKey,
     ...(tcp ? { tcp: { proxyProtocol: tunnel.proxyProtocol === true, alpn: s.alpn, onTargetError: (m: string) => agent?.emit('notice', `${host ?? tunnel.name ?? 't0'}: ${m}`) } } : {}),
     clock: systemClock,
+    renewalClock: testClock?.clock,
     // Tests only: a CA outage in an end-to-end test is retried in seconds, not a minute.
     retryMs: env.TUNN_TEST_AGENT_TLS_RETRY_MS ? Number(env.TUNN_TEST_AGENT_TLS_RETRY_MS) : undefined,
     ask: (r, t) => (agent ? agent.ask(r, t) : Promise.reject(new Error('the agent is not started'))),
     report: (id, st) => agent?.reportTls(id, st),
+    reportEvent: (id, e) => agent?.reportEvent(id, e),
     onState: show,
     onError: (err) => agent?.emit('debug', `TLS at the agent: ${errorMessage(err)}`),
   });
   const tunnels = config.tunnels.map((t, i) => (i === 0 ? { ...t, tlsEnds: 'agent' as const, ...(s.fallback ? {} : { tlsFallback: false }) } : t));
+  const unwatch = testClock?.onChange(() => void tls.tick().catch((err: unknown) => agent?.emit('debug', `TLS at the agent: ${errorMessage(err)}`)));
   return {
     config: { ...config, tunnels, streamHandlers: { ...config.streamHandlers, ...tls.streamHandlers } },
     attach(a) {
@@ -85,6 +93,9 @@ export function wireAgentTls(config: AgentConfig, o: AgentOptions, s: AgentTlsSe
         });
       });
     },
-    close: () => tls.close(),
+    close() {
+      unwatch?.();
+      tls.close();
+    },
   };
 }

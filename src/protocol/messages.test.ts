@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { z } from 'zod';
 import { isTunnError } from '../lib/errors.ts';
 import {
-  ALPN_ACME_TLS, ALPN_CONNECT, ALPN_TUNNEL, checkKindOptions, checkTunnelOptions, CONTROL_PATH, DATA_HEADERS, encodeMessage, InvalidMessageError, MESSAGE_SCHEMAS, MESSAGE_TYPES, parseMessage,
+  AGENT_EVENT_KINDS, agentEventSchema, ALPN_ACME_TLS, ALPN_CONNECT, ALPN_TUNNEL, checkKindOptions, checkTunnelOptions, CONTROL_PATH, DATA_HEADERS, encodeMessage, InvalidMessageError, MESSAGE_SCHEMAS, MESSAGE_TYPES, parseMessage,
   PROTOCOL_VERSION, REFUSAL_REASONS, STREAM_KINDS, TARGET_ERROR_HEADER, TLS_ENDS, TUNNEL_KINDS, tunnelOptionsSchema, WIRE_ERROR_CODES, type ControlMessage,
 } from './messages.ts';
 
@@ -15,7 +15,8 @@ function fieldsOf(schema: z.ZodObject): string[] {
 // The wire is shared by agents and relays of different versions: these lists only grow, at the end.
 describe('wire protocol', () => {
   it('pins the message types, ALPN id, paths, headers, kinds, error codes and version (append only)', () => {
-    assert.deepEqual(MESSAGE_TYPES, ['hello', 'welcome', 'register', 'registered', 'unregister', 'error', 'replaced', 'notice', 'refused', 'tls-request', 'tls-reply', 'tls-state']);
+    assert.deepEqual(MESSAGE_TYPES, ['hello', 'welcome', 'register', 'registered', 'unregister', 'error', 'replaced', 'notice', 'refused', 'tls-request', 'tls-reply', 'tls-state', 'agent-event']);
+    assert.deepEqual(AGENT_EVENT_KINDS, ['rate_limited', 'basic_auth_failed', 'login_failed', 'host_mismatch', 'client_cert_refused']);
     assert.deepEqual(REFUSAL_REASONS, ['ip', 'rate-limit', 'basic-auth', 'sign-in', 'token', 'policy', 'upgrade', 'target', 'unavailable']);
     assert.deepEqual(TUNNEL_KINDS, ['http', 'tcp', 'udp', 'tls']);
     assert.deepEqual(TLS_ENDS, ['relay', 'agent']);
@@ -35,7 +36,7 @@ describe('wire protocol', () => {
     const shapes = Object.fromEntries(MESSAGE_TYPES.map((t) => [t, fieldsOf(MESSAGE_SCHEMAS[t])]));
     assert.deepEqual(shapes, {
       hello: ['type', 'version', 'token', 'agentId', 'agentVersion'],
-      welcome: ['type', 'accountId', 'email', 'relayDomain', 'sessionId', 'acme?'],
+      welcome: ['type', 'accountId', 'email', 'relayDomain', 'sessionId', 'acme?', 'accepts?'],
       register: ['type', 'tunnel'],
       registered: ['type', 'id', 'name', 'host', 'url', 'urls', 'port?'],
       unregister: ['type', 'id'],
@@ -47,7 +48,10 @@ describe('wire protocol', () => {
       'tls-request': ['type', 'rid', 'request'],
       'tls-reply': ['type', 'rid', 'result?', 'error?'],
       'tls-state': ['type', 'id', 'state'],
+      'agent-event': ['type', 'id', 'event'],
     });
+    // No free-text field: an agent event cannot carry a request path, header or body to the relay.
+    assert.deepEqual(fieldsOf(agentEventSchema), ['host', 'kind', 'ip', 'email?']);
     assert.deepEqual(fieldsOf(tunnelOptionsSchema), ['id', 'kind?', 'tlsEnds?', 'name?', 'domain?', 'allow', 'public', 'hostHeader?', 'basicAuth?', 'allowIps?', 'rateLimit?', 'allowUpgrade?', 'grantFor?', 'tlsFallback?', 'proxyProtocol?', 'backend?']);
   });
 
@@ -72,6 +76,15 @@ describe('wire protocol', () => {
     assert.equal(err.messageType, 'register');
     assert.equal(err.tunnelId, 't0');
     assert.match(err.message, /tunnel\.allow/);
+  });
+
+  // Security property: an agent event carries no request content to the relay (issue 12's marker rule).
+  it('an agent-event keeps only host, kind, address and email: extra fields are dropped, a bad address or kind is refused', () => {
+    const m = parseMessage(JSON.stringify({ type: 'agent-event', id: 't0', event: { host: 'a.relay.test', kind: 'host_mismatch', ip: '203.0.113.9', path: '/MARKER', detail: 'MARKER' }, detail: 'MARKER' }));
+    assert.deepEqual(m, { type: 'agent-event', id: 't0', event: { host: 'a.relay.test', kind: 'host_mismatch', ip: '203.0.113.9' } });
+    assert.throws(() => parseMessage(JSON.stringify({ type: 'agent-event', id: 't0', event: { host: 'a.relay.test', kind: 'host_mismatch', ip: 'GET /MARKER' } })), /control message agent-event: event\.ip/);
+    assert.throws(() => parseMessage(JSON.stringify({ type: 'agent-event', id: 't0', event: { host: 'a.relay.test', kind: 'anything', ip: '::1' } })), /control message agent-event: event\.kind/);
+    assert.throws(() => parseMessage(JSON.stringify({ type: 'agent-event', id: 't0', event: { host: 'x'.repeat(300), kind: 'login_failed', ip: '::1' } })), /event\.host/);
   });
 
   it('reads an error code it does not know as INTERNAL, keeping the message and fatal flag', () => {

@@ -92,7 +92,7 @@ export function wireCodeOf(err: unknown): WireErrorCode {
 }
 
 /** The message types. The order is pinned by a test: append, never reorder or rename. */
-export const MESSAGE_TYPES = ['hello', 'welcome', 'register', 'registered', 'unregister', 'error', 'replaced', 'notice', 'refused', 'tls-request', 'tls-reply', 'tls-state'] as const;
+export const MESSAGE_TYPES = ['hello', 'welcome', 'register', 'registered', 'unregister', 'error', 'replaced', 'notice', 'refused', 'tls-request', 'tls-reply', 'tls-state', 'agent-event'] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
 
 /** A tunnel as an agent asks the relay to serve it (the register message). */
@@ -250,12 +250,52 @@ export const tlsStateSchema = z.object({
 });
 export type TlsStateReport = z.infer<typeof tlsStateSchema>;
 
+/**
+ * Refusals an agent's gate makes for a host whose TLS ends at it, which the relay cannot see
+ * (append only): rate limit, wrong --basic-auth, a bad hand-off code, a Host other than the
+ * SNI (421), a client certificate refused (--client-ca). Policy refusals and bad tokens need
+ * no report: the relay decided them itself and recorded them then.
+ */
+export const AGENT_EVENT_KINDS = ['rate_limited', 'basic_auth_failed', 'login_failed', 'host_mismatch', 'client_cert_refused'] as const;
+export type AgentEventKind = (typeof AGENT_EVENT_KINDS)[number];
+
+/**
+ * One security event the agent reports. Deliberately no free text: the relay must never learn
+ * a request line, header or body of an agent-terminated host (issue 12), so an event is only
+ * the host (the connection's SNI), a kind, the visitor's address and an email when known; the
+ * relay writes the event's wording itself and stamps the time it received it.
+ */
+export const agentEventSchema = z.object({
+  host: z.string().max(253),
+  kind: z.enum(AGENT_EVENT_KINDS),
+  ip: z.union([z.ipv4(), z.ipv6()]),
+  email: z.email().max(254).optional(),
+});
+export type AgentEventReport = z.infer<typeof agentEventSchema>;
+
+/** At most this many agent-event messages per session and AGENT_EVENT_WINDOW_MS: the agent sends no more, the relay records no more. */
+export const AGENT_EVENTS_PER_WINDOW = 60;
+export const AGENT_EVENT_WINDOW_MS = 10_000;
+
 /** One schema per message, keyed by type (the handler tables of both ends are typed from it). */
 export const MESSAGE_SCHEMAS = {
   /** agent → relay, first message on every session. */
   hello: z.object({ type: z.literal('hello'), version: z.number(), token: z.string(), agentId: z.string(), agentVersion: z.string() }),
   /** relay → agent: the token was accepted. */
-  welcome: z.object({ type: z.literal('welcome'), accountId: z.string(), email: z.string(), relayDomain: z.string(), sessionId: z.string(), acme: acmeAdvertSchema.optional() }),
+  welcome: z.object({
+    type: z.literal('welcome'),
+    accountId: z.string(),
+    email: z.string(),
+    relayDomain: z.string(),
+    sessionId: z.string(),
+    acme: acmeAdvertSchema.optional(),
+    /**
+     * Agent → relay message types this relay reads beyond those every relay of this protocol
+     * version reads (`agent-event`). A relay ends a session that sends a type it does not know,
+     * so an agent sends such a message only to a relay that lists it.
+     */
+    accepts: z.array(z.string()).optional(),
+  }),
   /** agent → relay: serve this tunnel on this session (repeated on every session of the agent). */
   register: z.object({ type: z.literal('register'), tunnel: tunnelOptionsSchema }),
   /** relay → agent: the tunnel is live at `url`. */
@@ -283,6 +323,8 @@ export const MESSAGE_SCHEMAS = {
   'tls-reply': z.object({ type: z.literal('tls-reply'), rid: z.number(), result: z.unknown().optional(), error: z.object({ code: z.enum(WIRE_ERROR_CODES).catch('INTERNAL'), message: z.string() }).optional() }),
   /** agent → relay, each time it changes: where TLS of tunnel `id`'s name ends now (re-sent on every new session). */
   'tls-state': z.object({ type: z.literal('tls-state'), id: z.string(), state: tlsStateSchema }),
+  /** agent → relay, only when welcome's `accepts` lists it: a refusal the agent's gate made for tunnel `id`'s host (TLS ends at the agent), for the relay's security events. */
+  'agent-event': z.object({ type: z.literal('agent-event'), id: z.string(), event: agentEventSchema }),
 } as const satisfies { [K in MessageType]: z.ZodType<{ type: K }> };
 
 export type ControlMessage = { [K in MessageType]: z.infer<(typeof MESSAGE_SCHEMAS)[K]> }[MessageType];

@@ -41,6 +41,7 @@ export interface AgentTlsHooks {
   readonly acme: AcmeAdvert | undefined;
   onRequest(session: AgentSession, accountId: string, m: MessageOf<'tls-request'>): Promise<void>;
   onState(session: AgentSession, m: MessageOf<'tls-state'>): void;
+  onEvent(session: AgentSession, m: MessageOf<'agent-event'>): void;
 }
 
 type Handlers = { [K in MessageType]?: (m: MessageOf<K>) => void | Promise<void> };
@@ -76,6 +77,7 @@ export class AgentSession implements SessionRef {
       unregister: (m) => this.#deps.unregister(this, m.id),
       'tls-request': (m) => this.#deps.agentTls?.onRequest(this, this.account!.id, m) ?? this.send({ type: 'tls-reply', rid: m.rid, error: { code: 'UNAVAILABLE', message: 'this relay does not serve TLS that ends at agents' } }),
       'tls-state': (m) => this.#deps.agentTls?.onState(this, m),
+      'agent-event': (m) => this.#deps.agentTls?.onEvent(this, m),
     };
     this.h2 = http2.connect('https://agent.invalid', { ...relaySessionOptions, createConnection: () => socket });
     this.h2.once('remoteSettings', () => {
@@ -199,7 +201,7 @@ export class AgentSession implements SessionRef {
     this.agentId = String(m.agentId).slice(0, 64);
     this.#log.info({ email: account.email, agent: this.agentId.slice(0, 8) }, 'agent connected');
     const acme = this.#deps.agentTls?.acme;
-    this.send({ type: 'welcome', accountId: account.id, email: account.email, relayDomain: this.#deps.relayDomain, sessionId: this.id, ...(acme ? { acme } : {}) });
+    this.send({ type: 'welcome', accountId: account.id, email: account.email, relayDomain: this.#deps.relayDomain, sessionId: this.id, ...(acme ? { acme } : {}), ...(this.#deps.agentTls ? { accepts: ['agent-event'] } : {}) });
     this.#startPing();
   }
 

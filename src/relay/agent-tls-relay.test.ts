@@ -4,7 +4,8 @@ import { RelayZone } from '../dns/relay-zone.ts';
 import { ManualClock } from '../lib/clock.ts';
 import { createLogger } from '../lib/logger.ts';
 import type { ControlMessage, TunnelOptions } from '../protocol/messages.ts';
-import { AgentTlsRelay } from './agent-tls-relay.ts';
+import type { RecordEvent } from '../auth/events.ts';
+import { AGENT_EVENT_WINDOW_MS, AGENT_EVENTS_PER_WINDOW, AgentTlsRelay } from './agent-tls-relay.ts';
 import { RelayMetrics } from './metrics.ts';
 import { TunnelRegistry } from './registry.ts';
 import type { SessionRef } from './tunnel-directory.ts';
@@ -32,12 +33,12 @@ function session(agentId: string): SessionRef & { sent: ControlMessage[] } {
   };
 }
 
-function setup(perWeek = 20, onEndsChanged?: (host: string) => void) {
+function setup(perWeek = 20, onEndsChanged?: (host: string) => void, recordEvent?: (e: RecordEvent) => void) {
   const directory = new TunnelRegistry();
   const metrics = new RelayMetrics();
   const zone = new RelayZone({ domain: ZONE, publicIps: ['127.0.0.1'] });
   const clock = new ManualClock(Date.UTC(2026, 0, 1));
-  const relay = new AgentTlsRelay({ directory, identity: () => undefined, policyOf: () => { throw new Error('unused'); }, clock, logger: createLogger({ level: 'silent', json: true }), dns01: zone, dns01PerWeek: perWeek, idleTimeoutMs: 1000, onEndsChanged });
+  const relay = new AgentTlsRelay({ directory, identity: () => undefined, policyOf: () => { throw new Error('unused'); }, clock, logger: createLogger({ level: 'silent', json: true }), dns01: zone, dns01PerWeek: perWeek, idleTimeoutMs: 1000, onEndsChanged, recordEvent });
   const attach = (s: SessionRef, name: string, over: Partial<TunnelOptions> = {}) =>
     directory.attach({ id: 't0', host: `${name}.${ZONE}`, name, domain: ZONE, accountId: `acct-${s.agentId}`, email: `${s.agentId}@x.test`, agentId: s.agentId, options: { id: 't0', allow: [], public: false, tlsEnds: 'agent', ...over }, metrics: metrics.forTunnel(`${name}.${ZONE}`) }, s, clock.now());
   return { directory, zone, clock, relay, attach };
@@ -46,6 +47,48 @@ function setup(perWeek = 20, onEndsChanged?: (host: string) => void) {
 const reply = (s: { sent: ControlMessage[] }) => s.sent.at(-1) as Extract<ControlMessage, { type: 'tls-reply' }>;
 
 describe('AgentTlsRelay', () => {
+  // Security property: an agent cannot put security events into the list of a host (and its owner) it does not hold.
+  it('records agent-reported security events only for the host of that session’s own tunnel, worded by the relay, owned by the tunnel’s account', () => {
+    const recorded: RecordEvent[] = [];
+    const { relay, attach } = setup(20, undefined, (e) => void recorded.push(e));
+    const a = session('a');
+    const b = session('b');
+    attach(a, 'alpha');
+    attach(b, 'beta');
+    relay.onEvent(a, { type: 'agent-event', id: 't0', event: { host: `alpha.${ZONE}:443`, kind: 'host_mismatch', ip: '203.0.113.9' } });
+    assert.deepEqual(recorded, [{ kind: 'host_mismatch', ip: '203.0.113.9', email: undefined, tunnel: `alpha.${ZONE}`, accountId: 'acct-a', detail: 'reported by the agent (TLS ends there): a request’s Host named another server than its TLS handshake (421)' }]);
+    // Agent a names b's host, an unknown host, or its own host under another tunnel id: nothing is recorded.
+    relay.onEvent(a, { type: 'agent-event', id: 't0', event: { host: `beta.${ZONE}`, kind: 'login_failed', ip: '203.0.113.9' } });
+    relay.onEvent(a, { type: 'agent-event', id: 't0', event: { host: `nobody.${ZONE}`, kind: 'login_failed', ip: '203.0.113.9' } });
+    relay.onEvent(a, { type: 'agent-event', id: 't1', event: { host: `alpha.${ZONE}`, kind: 'login_failed', ip: '203.0.113.9' } });
+    assert.equal(recorded.length, 1);
+    // A tunnel whose TLS ends at the relay: the relay saw its refusals itself; an agent cannot add any.
+    const c = session('c');
+    attach(c, 'gamma', { tlsEnds: 'relay' });
+    relay.onEvent(c, { type: 'agent-event', id: 't0', event: { host: `gamma.${ZONE}`, kind: 'rate_limited', ip: '203.0.113.9' } });
+    assert.equal(recorded.length, 1);
+    relay.onEvent(b, { type: 'agent-event', id: 't0', event: { host: `beta.${ZONE}`, kind: 'basic_auth_failed', ip: '::1', email: 'Bob@X.test' } });
+    assert.deepEqual([recorded[1]!.accountId, recorded[1]!.email, recorded[1]!.tunnel], ['acct-b', 'bob@x.test', `beta.${ZONE}`]);
+  });
+
+  it('rate-limits agent-reported events per session and window', () => {
+    const recorded: RecordEvent[] = [];
+    const { relay, attach, clock } = setup(20, undefined, (e) => void recorded.push(e));
+    const a = session('a');
+    const b = session('b');
+    attach(a, 'alpha');
+    attach(b, 'beta');
+    const ev = (s: SessionRef, name: string) => relay.onEvent(s, { type: 'agent-event', id: 't0', event: { host: `${name}.${ZONE}`, kind: 'rate_limited', ip: '203.0.113.9' } });
+    for (let i = 0; i < AGENT_EVENTS_PER_WINDOW + 25; i++) ev(a, 'alpha');
+    assert.equal(recorded.length, AGENT_EVENTS_PER_WINDOW);
+    // Another session has its own budget.
+    ev(b, 'beta');
+    assert.equal(recorded.length, AGENT_EVENTS_PER_WINDOW + 1);
+    clock.advance(AGENT_EVENT_WINDOW_MS);
+    ev(a, 'alpha');
+    assert.equal(recorded.length, AGENT_EVENTS_PER_WINDOW + 2, 'a new window');
+  });
+
   // Security property: no agent can have the relay publish a DNS-01 record for a name it does not hold (it could get a certificate for it).
   it('publishes _acme-challenge TXT records only for names the asking agent holds with TLS at the agent', async () => {
     const { relay, zone, attach } = setup();

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { AgentCertReport } from '../api/certificates.ts';
+import type { RecordEvent } from '../auth/events.ts';
 import { AgentDecisionPoint, hostnameOf, type DecisionSource } from '../auth/agent-decisions.ts';
 import type { TunnelPolicy } from '../auth/gate.ts';
 import type { Identity } from '../auth/identity.ts';
@@ -12,7 +13,7 @@ import { normalizeHost } from '../lib/host.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { SplicedStream } from '../lib/splice.ts';
 import { splicedH2Stream } from '../protocol/h2-stream.ts';
-import { wireCodeOf, type AcmeAdvert, type AgentTlsRequest, type MessageOf, type StreamKind, type TlsStateReport } from '../protocol/messages.ts';
+import { AGENT_EVENT_WINDOW_MS, AGENT_EVENTS_PER_WINDOW, wireCodeOf, type AcmeAdvert, type AgentEventKind, type AgentTlsRequest, type MessageOf, type StreamKind, type TlsStateReport } from '../protocol/messages.ts';
 import { carryConnection, carryStream } from './carry-connection.ts';
 import type { ClientAddress, PortTunnel } from './public-port-tunnel.ts';
 import type { SessionRef, Tunnel, TunnelDirectory } from './tunnel-directory.ts';
@@ -24,10 +25,24 @@ import type { SessionRef, Tunnel, TunnelDirectory } from './tunnel-directory.ts'
 //    the agent once it reports `agent` (or always, with --no-fallback), else the relay keeps
 //    terminating (fallback);
 //  - carries those connections (and TLS-ALPN-01 validations for them) to the agent as streams
-//    of kind `tls` / `acme-tls-alpn`, bytes only: the relay never decrypts them.
+//    of kind `tls` / `acme-tls-alpn`, bytes only: the relay never decrypts them;
+//  - records the refusals an agent's gate reports (`agent-event`) among its security events,
+//    only for hosts that agent holds, at most AGENT_EVENTS_PER_WINDOW per session and window.
 
 /** Default DNS-01 challenges per account per rolling week (issue 12, "Rate limits"). */
 export const DEFAULT_DNS01_PER_WEEK = 20;
+
+/** Agent-reported security events a session may send per window (protocol/messages.ts); more are dropped (a flood costs the relay nothing). */
+export { AGENT_EVENT_WINDOW_MS, AGENT_EVENTS_PER_WINDOW };
+
+/** The wording of an agent-reported event (the relay writes it: the agent sends no text). */
+const AGENT_EVENT_TEXT: Record<AgentEventKind, string> = {
+  rate_limited: 'over the tunnel’s --rate-limit',
+  basic_auth_failed: 'wrong or missing --basic-auth password',
+  login_failed: 'hand-off code unknown, used, expired or for another host',
+  host_mismatch: 'a request’s Host named another server than its TLS handshake (421)',
+  client_cert_refused: 'client certificate missing or refused (--client-ca)',
+};
 
 export interface AgentTlsRelayOptions {
   directory: TunnelDirectory;
@@ -44,6 +59,8 @@ export interface AgentTlsRelayOptions {
   idleTimeoutMs: number;
   /** Told when whether TLS ends at the agent for a host changes (a cluster's lease records it). */
   onEndsChanged?(host: string): void;
+  /** Where agent-reported security events go (the relay's own event log: `tunn events`, the console). */
+  recordEvent?(e: RecordEvent): Promise<void> | void;
 }
 
 /** A name's reported state, with the agent that reported it (a stale report of a replaced agent does not count). */
@@ -55,6 +72,8 @@ export class AgentTlsRelay {
   readonly #o: AgentTlsRelayOptions;
   readonly #states = new Map<string, Reported>();
   readonly #budget: Dns01Budget;
+  /** Per session: agent events in the current window (and whether the drop was logged). */
+  readonly #eventWindows = new Map<string, { start: number; count: number; warned: boolean }>();
   #point: AgentDecisionPoint | undefined;
 
   constructor(o: AgentTlsRelayOptions) {
@@ -135,6 +154,36 @@ export class AgentTlsRelay {
     if (old?.terminatedAt !== m.state.terminatedAt || old.agentId !== session.agentId) {
       this.#o.logger.info({ host: name, terminatedAt: m.state.terminatedAt, reason: m.state.reason }, m.state.terminatedAt === 'agent' ? 'TLS now ends at the agent' : 'the relay terminates TLS for an agent-terminated tunnel (fallback)');
     }
+  }
+
+  /**
+   * `agent-event` from an agent: a refusal its gate made for a host whose TLS ends there.
+   * Security: recorded only for the host of that session's own tunnel `m.id` (another agent
+   * cannot fill someone else's event list), rate-limited per session, worded by the relay
+   * (the agent sends no text), and owned by the tunnel's account.
+   */
+  onEvent(session: SessionRef, m: MessageOf<'agent-event'>): void {
+    const host = normalizeHost(hostnameOf(m.event.host));
+    const t = this.agentTunnel(host);
+    if (!t || t.id !== m.id || !t.sessions.includes(session)) {
+      this.#o.logger.warn({ host: host.slice(0, 253), agent: session.agentId.slice(0, 8) }, 'ignored a security event an agent reported for a host it does not hold with TLS at the agent');
+      return;
+    }
+    const now = this.#o.clock.now();
+    let w = this.#eventWindows.get(session.id);
+    if (!w || now - w.start >= AGENT_EVENT_WINDOW_MS) {
+      if (this.#eventWindows.size > 10_000) for (const [k, v] of this.#eventWindows) if (now - v.start >= AGENT_EVENT_WINDOW_MS) this.#eventWindows.delete(k);
+      w = { start: now, count: 0, warned: false };
+      this.#eventWindows.set(session.id, w);
+    }
+    if (++w.count > AGENT_EVENTS_PER_WINDOW) {
+      if (!w.warned) this.#o.logger.warn({ host: t.host, agent: session.agentId.slice(0, 8), perWindow: AGENT_EVENTS_PER_WINDOW, windowMs: AGENT_EVENT_WINDOW_MS }, 'an agent reports more security events than the relay records; dropping the rest of this window');
+      w.warned = true;
+      return;
+    }
+    void Promise.resolve(
+      this.#o.recordEvent?.({ kind: m.event.kind, ip: m.event.ip, email: m.event.email?.toLowerCase(), tunnel: t.host, accountId: t.accountId, detail: `reported by the agent (TLS ends there): ${AGENT_EVENT_TEXT[m.event.kind]}` }),
+    ).catch((err: unknown) => this.#o.logger.warn({ err: errorMessage(err) }, 'recording an agent-reported security event failed'));
   }
 
   /** Answers one `tls-request` of `session`'s agent; the reply goes back on that session. */

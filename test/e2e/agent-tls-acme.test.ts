@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
@@ -21,7 +22,10 @@ import { createToken, startCli, tmpDir, type Proc, type RelayHandle } from './ha
 // under the relay's zone by DNS-01, the TXT record published by the relay's own DNS (only for
 // the name that agent holds). Pebble down when the agent starts → the relay terminates
 // (fallback, said in the `tls` event); Pebble back → the agent takes over for new connections
-// while a connection opened during the fallback keeps working.
+// while a connection opened during the fallback keeps working. Renewal: the agent's certificate
+// clock (TUNN_TEST_CLOCK_FILE, test-only) is moved past 2/3 of the lifetime; new handshakes get
+// the new certificate, a kept-alive connection keeps working, the relay learns the new not-after,
+// and a restarted agent serves the stored certificate without a new order.
 
 const ZONE = 'agentacme.localhost';
 /** A customer's domain, added with --terminate-at agent: no relay certificate covers it. */
@@ -77,7 +81,7 @@ describe('e2e: agent-terminated TLS with ACME (Pebble, DNS-01 through the relay)
 
   function agent(name: string, env: NodeJS.ProcessEnv = {}, extra: string[] = ['--terminate-at', 'agent']): Proc {
     const p = startCli([String(origin.port), '-n', name, '--public', ...extra, '--relay', relay.url, '--relay-ca', rootFile, '--json', '--no-inspect'], {
-      env: { TUNN_CONFIG_DIR: mkdtempSync(join(dir.path, `agent-${name}-`)), TUNN_TOKEN: token, TUNN_TEST_AGENT_TLS_RETRY_MS: '1500', ...env },
+      env: { TUNN_CONFIG_DIR: env.TUNN_CONFIG_DIR ?? mkdtempSync(join(dir.path, `agent-${name}-`)), TUNN_TOKEN: token, TUNN_TEST_AGENT_TLS_RETRY_MS: '1500', ...env },
     });
     procs.push(p);
     return p;
@@ -258,5 +262,67 @@ describe('e2e: agent-terminated TLS with ACME (Pebble, DNS-01 through the relay)
     fresh.destroy();
     assert.equal(await say(kept, 'still here'), 'plain: still here', 'the connection opened during the fallback was not dropped');
     kept.destroy();
+  });
+
+  it('renewal (injected clock): new handshakes get a new certificate (same pin with --keep-key, a new one without), a kept-alive connection keeps working, the relay learns the new not-after, a restart reuses it', async () => {
+    const request = async (s: TLSSocket, host: string, path: string) => (await rawRequest(s, `GET ${path} HTTP/1.1\r\nhost: ${host}:${relay.httpsPort}\r\n\r\n`)).status;
+    const agentRow = async (host: string) => {
+      const list = await cli('cert', 'list');
+      return (list.lines[0]!.agent as { name: string; notAfter: string | null; pin: string | null; dns01Remaining: number }[]).find((r) => r.name === host)!;
+    };
+    const one = async (name: string, keepKey: boolean) => {
+      const host = `${name}.${ZONE}`;
+      const configDir = mkdtempSync(join(dir.path, `agent-${name}-`));
+      const clockFile = join(dir.path, `clock-${name}`);
+      writeFileSync(clockFile, '0');
+      // No short retry timer here: the renewal check runs when the clock file changes (and every minute).
+      const env = { TUNN_CONFIG_DIR: configDir, TUNN_TEST_CLOCK_FILE: clockFile, TUNN_TEST_AGENT_TLS_RETRY_MS: '' };
+      // -d: under the relay's zone (DNS-01) even when the account has a custom domain of its own by then.
+      const flags = ['-d', ZONE, '--terminate-at', 'agent', ...(keepKey ? ['--keep-key'] : [])];
+      const a = agent(name, env, flags);
+      const first = await a.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'agent', 90_000);
+      await routed(host);
+      const kept = await open(host, pebble.rootPem);
+      const oldSerial = kept.getPeerX509Certificate()!.serialNumber;
+      assert.equal(await request(kept, host, '/before-renewal'), 200);
+      // Pebble's not-after has 1 s granularity: let a second pass so the renewed one is later.
+      await sleep(1200);
+      // Pebble issues for 90 days: 61 days on is past 2/3 of the lifetime.
+      writeFileSync(clockFile, String(61 * 86_400_000));
+      const renewed = await a.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'agent' && l.notAfter !== first.notAfter && !l.reason, 90_000);
+      // The renewed certificate is due again on the moved clock: set it back before the next timer pass.
+      writeFileSync(clockFile, '0');
+      assert.ok(Date.parse(String(renewed.notAfter)) > Date.parse(String(first.notAfter)));
+      if (keepKey) assert.equal(renewed.pin, first.pin, '--keep-key: the pin survives renewal');
+      else assert.notEqual(renewed.pin, first.pin, 'without --keep-key a renewal brings a new key');
+      // New handshakes: the new certificate, with the pin the agent reports.
+      const fresh = await open(host, pebble.rootPem);
+      const cert = fresh.getPeerX509Certificate()!;
+      assert.notEqual(cert.serialNumber, oldSerial);
+      assert.equal(spkiPin(cert.toString()), renewed.pin);
+      assert.equal(await request(fresh, host, '/after-renewal-new'), 200);
+      fresh.destroy();
+      // The connection opened (on the old certificate) before the renewal still works.
+      assert.equal(await request(kept, host, '/after-renewal-kept'), 200);
+      kept.destroy();
+      // The relay shows the new not-after and pin.
+      const row = await agentRow(host);
+      assert.deepEqual({ notAfter: row.notAfter, pin: row.pin }, { notAfter: new Date(Date.parse(String(renewed.notAfter))).toISOString(), pin: renewed.pin });
+      return { host, a, env, flags, serial: cert.serialNumber, renewed };
+    };
+    const [kept] = await Promise.all([one('renew-keep', true), one('renew-new', false)]);
+    // A restart reuses the stored certificate: no new order (same serial served, the relay's DNS-01 budget for the owner unchanged).
+    const budget = (await agentRow(kept.host)).dns01Remaining;
+    await kept.a.kill();
+    const earlier = new Set(relay.proc.lines);
+    const again = agent('renew-keep', kept.env, kept.flags);
+    const ev = await again.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'agent', 60_000);
+    assert.deepEqual({ notAfter: ev.notAfter, pin: ev.pin }, { notAfter: kept.renewed.notAfter, pin: kept.renewed.pin });
+    await relay.proc.waitFor((l) => !earlier.has(l) && l.msg === 'TLS now ends at the agent' && l.host === kept.host);
+    const s = await open(kept.host, pebble.rootPem);
+    assert.equal(s.getPeerX509Certificate()!.serialNumber, kept.serial, 'the restarted agent serves the stored certificate');
+    s.destroy();
+    const after = await agentRow(kept.host);
+    assert.equal(after.dns01Remaining, budget, 'no DNS-01 challenge (no new order) for the restart');
   });
 });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
-import { leaf, rawRequest, testCa } from '../../src/agent/tls/testing.ts';
+import { clientCertificate, leaf, rawRequest, testCa } from '../../src/agent/tls/testing.ts';
 import { spkiPin } from '../../src/agent/tls/pin.ts';
 import { formTokenIn } from '../fixtures/identity.ts';
 import { startOrigin, type Origin } from './origin.ts';
@@ -124,8 +124,9 @@ describe('e2e: TLS that ends at the agent', () => {
     assert.equal(plain.headers.location, `https://${host}:${relay.httpsPort}/x?y=1`);
   });
 
-  // Security property: the relay sees no request line, header or body of an agent-terminated host.
-  it('MARKER: a unique marker in path, header and body never appears in anything the relay process writes', async () => {
+  // Security property: the relay sees no request line, header or body of an agent-terminated host,
+  // not even in the security events the agent reports to it about refused requests.
+  it('MARKER: a unique marker in path, header and body never appears in anything the relay process writes (refusals the agent reports included)', async () => {
     const host = `mark.${relay.domain}`;
     const a = await agentAt('mark', await certFiles('mark', [host]));
     await atAgent(a);
@@ -137,6 +138,30 @@ describe('e2e: TLS that ends at the agent', () => {
     assert.ok(origin.received.some((p) => p.includes(marker)), 'the origin got the request (the test can fail)');
     // A refused request too (no cookie): the agent answers it, the relay sees nothing.
     await request(`${url}${marker}/anon`, { ca: caPem, headers: { 'x-marker': marker } });
+    // Refusals the agent reports to the relay's security events, the marker in what was refused:
+    // a bad hand-off code (login_failed) and a Host other than the SNI (421, host_mismatch).
+    const bad = await request(`${url}.tunn/auth/callback?code=${marker}`, { ca: caPem, headers: { 'x-marker': marker } });
+    assert.equal(bad.status, 400);
+    const s = await visit(host);
+    const misdirected = await rawRequest(s, `GET /${marker} HTTP/1.1\r\nhost: ${marker}.evil.test\r\nx-marker: ${marker}\r\ncontent-length: ${marker.length}\r\n\r\n`, marker);
+    s.destroy();
+    assert.equal(misdirected.status, 421);
+    type Ev = { kind: string; ip: string | null; tunnel: string | null; detail: string };
+    let events: Ev[] = [];
+    for (let i = 0; i < 50; i++) {
+      const p = startCli(['events', '--tunnel', host, '--relay', relay.url, '--relay-ca', relay.caPath, '--json'], { env: { TUNN_TOKEN: token } });
+      assert.equal(await p.exited, 0, p.stderr.join('\n'));
+      events = p.lines[0]!.events as Ev[];
+      if (['login_failed', 'host_mismatch'].every((k) => events.some((e) => e.kind === k))) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    for (const kind of ['login_failed', 'host_mismatch']) {
+      const e = events.find((x) => x.kind === kind);
+      assert.ok(e, `the relay recorded the agent's ${kind} event: ${JSON.stringify(events)}`);
+      assert.equal(e.tunnel, host);
+      assert.match(String(e.ip), /127\.0\.0\.1/);
+      assert.match(e.detail, /^reported by the agent \(TLS ends there\): /);
+    }
     const metrics = await request(`http://${relay.domain}:${relay.httpPort}/metrics`);
     assert.equal(metrics.status, 200);
     const written = [...relay.proc.lines.map((l) => JSON.stringify(l)), ...relay.proc.stderr, metrics.text, ...filesUnder(relay.dataDir)].join('\n');
@@ -168,6 +193,35 @@ describe('e2e: TLS that ends at the agent', () => {
       s.destroy();
       assert.match(outcome, /^failed/);
     }
+  });
+
+  it('--client-ca: a visitor without a client certificate fails the handshake at the agent, and the relay records client_cert_refused (reported by the agent)', async () => {
+    const host = `mtls.${relay.domain}`;
+    const client = clientCertificate('alice.mtls.test');
+    const clientCa = join(dir.path, 'client-ca.pem');
+    writeFileSync(clientCa, client.caPem);
+    const a = await agentAt('mtls', [...(await certFiles('mtls', [host])), '--client-ca', clientCa, '--public']);
+    await atAgent(a);
+    const bare = tlsConnect({ host: '127.0.0.1', port: relay.httpsPort, servername: host, ca: caPem, ALPNProtocols: ['http/1.1'] });
+    const outcome = await new Promise<string>((resolve) => {
+      bare.once('secureConnect', () => rawRequest(bare, `GET / HTTP/1.1\r\nhost: ${host}:${relay.httpsPort}\r\n\r\n`).then((r) => resolve(`served ${r.status}`), () => resolve('refused')));
+      bare.once('error', () => resolve('refused'));
+    });
+    bare.destroy();
+    assert.equal(outcome, 'refused');
+    const ok = tlsConnect({ host: '127.0.0.1', port: relay.httpsPort, servername: host, ca: caPem, cert: client.chainPem, key: client.keyPem, ALPNProtocols: ['http/1.1'] });
+    await once(ok, 'secureConnect');
+    assert.equal((await rawRequest(ok, `GET / HTTP/1.1\r\nhost: ${host}:${relay.httpsPort}\r\n\r\n`)).status, 200);
+    ok.destroy();
+    let found: { kind: string; tunnel: string | null; detail: string } | undefined;
+    for (let i = 0; i < 50 && !found; i++) {
+      const p = startCli(['events', '--kind', 'client_cert_refused', '--tunnel', host, '--relay', relay.url, '--relay-ca', relay.caPath, '--json'], { env: { TUNN_TOKEN: token } });
+      assert.equal(await p.exited, 0, p.stderr.join('\n'));
+      found = (p.lines[0]!.events as (typeof found & object)[])[0];
+      if (!found) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.ok(found, 'the relay recorded the refusal the agent reported');
+    assert.match(found.detail, /^reported by the agent \(TLS ends there\): client certificate missing or refused/);
   });
 
   it('kept-alive connections stay with the agent, each request passing its gate', async () => {

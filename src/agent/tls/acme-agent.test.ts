@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, mkdtempSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
+import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
@@ -14,7 +16,9 @@ import { SecretBox } from '../../lib/secret-box.ts';
 import { customerZone, startDnsWorld, type DnsWorld } from '../../../test/support/dns-world.ts';
 import { startPebble, type Pebble } from '../../../test/support/pebble.ts';
 import { freePort } from '../../../test/support/ports.ts';
-import { AgentAcme, renewalDueAt, type AgentAcmeOptions } from './acme-agent.ts';
+import { ariCertId, renewalInfoUrl } from '../../acme/ari.ts';
+import { createCa, issueLeaf } from '../../certs/dev-ca.ts';
+import { AgentAcme, ARI_POLL, renewalDueAt, type AgentAcmeOptions } from './acme-agent.ts';
 import { answerTlsAlpn01 } from './alpn-responder.ts';
 import { AgentCertStore } from './cert-store.ts';
 import { TlsContexts } from './contexts.ts';
@@ -135,4 +139,113 @@ describe('agent ACME against Pebble', () => {
     }
     assert.match((await agent(dir).ensure(NAME)).chainPem, /BEGIN CERTIFICATE/);
   });
+
+  it('a CA without ARI (Pebble 2.4 has no renewalInfo): renewal at 2/3 of the lifetime, asked again in a day', async () => {
+    const clock = new ManualClock();
+    const c = await agent(mkdtempSync(join(tmpdir(), 'tunn-agent-tls-')), { clock }).ensure(NAME);
+    assert.equal(await renewalInfoUrl(pebble.directoryUrl), undefined, 'the installed Pebble offers no renewalInfo (if it starts to, test ARI against it directly)');
+    assert.deepEqual(c.renewal, { at: renewalDueAt(c), source: 'lifetime', checkAgainAt: clock.now() + ARI_POLL.maxMs });
+  });
+
+  it('ARI (RFC 9773) where the CA offers it: renews at a time in the suggested window, re-asks per Retry-After (floor and ceiling), keeps the last window when asking fails, and the new order names what it replaces', async () => {
+    const ca = await ariFront(pebble);
+    after(() => ca.close());
+    const dir = mkdtempSync(join(tmpdir(), 'tunn-agent-tls-'));
+    const clock = new ManualClock();
+    const start = clock.now() + 10 * 86_400_000;
+    ca.window = { start, end: start + 86_400_000 };
+    ca.retryAfter = '1'; // below the floor: asked again in a minute, not a second
+    const a = agent(dir, { directory: ca.directoryUrl, caPem: ca.caPem, clock });
+    const first = await a.ensure(NAME);
+    const id = ariCertId(first.chainPem)!;
+    assert.deepEqual(ca.asked, [id], 'the renewal information of this certificate, by its RFC 9773 id');
+    assert.equal(ca.orders[0]!.replaces, undefined, 'a first order replaces nothing');
+    const plan = first.renewal!;
+    assert.equal(plan.source, 'ari');
+    assert.ok(plan.at >= start && plan.at < start + 86_400_000, 'a time inside the window');
+    assert.equal(plan.checkAgainAt, clock.now() + ARI_POLL.minMs);
+    // Not due: the stored certificate is served; asked again once checkAgainAt came, the same window keeps the time picked.
+    ca.retryAfter = String(30 * 86_400); // above the ceiling: asked again within a day
+    clock.advance(ARI_POLL.minMs);
+    const same = await a.ensure(NAME);
+    assert.equal(same.chainPem, first.chainPem);
+    assert.deepEqual(ca.asked, [id, id]);
+    assert.deepEqual([same.renewal!.at, same.renewal!.checkAgainAt], [plan.at, clock.now() + ARI_POLL.maxMs]);
+    // The CA cannot answer: its last window stands, asked again within the hour.
+    ca.fail = true;
+    clock.advance(ARI_POLL.maxMs);
+    const kept = await a.ensure(NAME);
+    assert.equal(kept.chainPem, first.chainPem);
+    assert.deepEqual([kept.renewal!.source, kept.renewal!.at, kept.renewal!.checkAgainAt], ['ari', plan.at, clock.now() + ARI_POLL.afterFailureMs]);
+    // The CA moves the window into the past (e.g. a revocation coming): renewed at once, the order saying which certificate it replaces.
+    ca.fail = false;
+    ca.windows[id] = { start: clock.now() - 7_200_000, end: clock.now() - 3_600_000 };
+    clock.advance(ARI_POLL.afterFailureMs);
+    const renewed = await a.ensure(NAME);
+    assert.notEqual(renewed.chainPem, first.chainPem);
+    assert.equal(renewed.renewal!.source, 'ari');
+    assert.ok(renewed.renewal!.at >= start, 'the new certificate has its own (future) window');
+    assert.equal(ca.orders.length, 2);
+    assert.equal(ca.orders[1]!.replaces, id);
+    // The restarted agent (a new AgentAcme on the same files) keeps the stored plan: no new order.
+    const again = await agent(dir, { directory: ca.directoryUrl, caPem: ca.caPem, clock }).ensure(NAME);
+    assert.equal(again.chainPem, renewed.chainPem);
+    assert.equal(ca.orders.length, 2);
+  });
 });
+
+/**
+ * A CA that offers ARI: a real HTTPS front for Pebble (which has no renewalInfo). It forwards
+ * every ACME request to Pebble with the Host kept (Pebble builds its URLs from it, so the client
+ * stays on the front), adds `renewalInfo` to the directory, answers renewal information with
+ * `windows[id] ?? window` and `retryAfter` (500 with `fail`), and keeps the newOrder payloads it forwarded.
+ */
+async function ariFront(pebble: Pebble) {
+  const tlsCa = await createCa('tunn ARI front test CA');
+  const leafCert = await issueLeaf(tlsCa, ['127.0.0.1']);
+  const pebbleUrl = new URL(pebble.directoryUrl);
+  const state = { window: { start: 0, end: 0 }, windows: {} as Record<string, { start: number; end: number }>, retryAfter: '21600', fail: false, asked: [] as string[], orders: [] as Record<string, unknown>[] };
+  const srv = createHttpsServer({ cert: leafCert.certPem, key: leafCert.keyPem }, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const path = req.url ?? '/';
+      if (path.startsWith('/renewal-info/')) {
+        const id = path.slice('/renewal-info/'.length);
+        state.asked.push(id);
+        const w = state.windows[id] ?? state.window;
+        if (state.fail) return void res.writeHead(500, { 'content-type': 'application/problem+json' }).end('{"type":"urn:ietf:params:acme:error:serverInternal","detail":"try later"}');
+        res.writeHead(200, { 'content-type': 'application/json', 'retry-after': state.retryAfter });
+        return void res.end(JSON.stringify({ suggestedWindow: { start: new Date(w.start).toISOString(), end: new Date(w.end).toISOString() } }));
+      }
+      if (path === '/order-plz' && body.length) {
+        const jws = JSON.parse(body.toString()) as { payload: string };
+        state.orders.push(JSON.parse(Buffer.from(jws.payload, 'base64url').toString()) as Record<string, unknown>);
+      }
+      const up = httpsRequest({ host: pebbleUrl.hostname, port: pebbleUrl.port, method: req.method, path, headers: req.headers, ca: pebble.httpsCaPem }, (r) => {
+        const chunks2: Buffer[] = [];
+        r.on('data', (c: Buffer) => chunks2.push(c));
+        r.on('end', () => {
+          let out = Buffer.concat(chunks2);
+          const headers = { ...r.headers };
+          if (path === '/dir') {
+            const d = JSON.parse(out.toString()) as Record<string, unknown>;
+            out = Buffer.from(JSON.stringify({ ...d, renewalInfo: `https://${req.headers.host}/renewal-info` }));
+            delete headers['content-length'];
+          }
+          res.writeHead(r.statusCode ?? 502, headers).end(out);
+        });
+      });
+      up.on('error', () => res.writeHead(502).end());
+      up.end(body);
+    });
+  });
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  return Object.assign(state, {
+    directoryUrl: `https://127.0.0.1:${(srv.address() as AddressInfo).port}/dir`,
+    caPem: tlsCa.certPem,
+    close: () => srv.close(),
+  });
+}

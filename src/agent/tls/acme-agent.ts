@@ -1,13 +1,19 @@
 import { createAcmeAccountKey } from '../../acme/account.ts';
+import { ariCertId, fetchRenewalWindow, renewalInfoUrl } from '../../acme/ari.ts';
 import type { ChallengeSolver } from '../../acme/solver.ts';
 import { AcmeIssuer } from '../../certs/acme-issuer.ts';
 import type { Clock } from '../../lib/clock.ts';
 import { errorMessage, TunnError } from '../../lib/errors.ts';
 import { normalizeHost } from '../../lib/host.ts';
-import type { AgentCertStore, AgentCertificate } from './cert-store.ts';
+import type { AgentCertStore, AgentCertificate, RenewalPlan } from './cert-store.ts';
 
 // The agent's own ACME client (issue 12): it obtains the certificate for a name it serves
-// with TLS ending at the agent, keeps it (cert-store.ts) and renews it at 2/3 of its lifetime.
+// with TLS ending at the agent, keeps it (cert-store.ts) and renews it when its plan says:
+// where the CA offers ACME Renewal Information (RFC 9773: `renewalInfo` in its directory), at a
+// random time in the CA's suggested window, asked again when the CA's Retry-After says (within
+// ARI_POLL's bounds), and the new order names the certificate it `replaces`; else, or while the
+// CA's answer cannot be had, at 2/3 of the lifetime. The plan is stored with the certificate, so
+// a restart keeps the time picked.
 // Challenges go to the solvers given: DNS-01 through the relay (dns01-requester.ts) for names
 // under the relay's zone, TLS-ALPN-01 (alpn-responder.ts) for a customer's CNAME'd domain.
 // A restart reuses the stored certificate; `keepKey` keeps the key across renewals, so a pin
@@ -32,10 +38,22 @@ export interface AgentAcmeOptions {
   onCertificate?: (cert: AgentCertificate) => void;
 }
 
-/** When a certificate is renewed: at 2/3 of its lifetime. */
+/** 2/3 of a certificate's lifetime: when it is renewed without ARI. */
 export function renewalDueAt(cert: Pick<AgentCertificate, 'notBefore' | 'notAfter'>): number {
   return cert.notBefore + ((cert.notAfter - cert.notBefore) * 2) / 3;
 }
+
+/** When `cert` is renewed: the time picked in the CA's ARI window, else 2/3 of its lifetime. */
+export function renewAt(cert: Pick<AgentCertificate, 'notBefore' | 'notAfter' | 'renewal'>): number {
+  return cert.renewal?.source === 'ari' ? cert.renewal.at : renewalDueAt(cert);
+}
+
+/**
+ * How often the agent asks the CA for renewal information: the CA's Retry-After, but no sooner
+ * than a minute and no later than a day; 6 hours when the CA gives none; an hour after a failed
+ * ask; a day when the CA offers no ARI (it may start to).
+ */
+export const ARI_POLL = { minMs: 60_000, maxMs: 86_400_000, defaultMs: 6 * 3_600_000, afterFailureMs: 3_600_000 } as const;
 
 export class AgentAcme {
   readonly directoryUrl: string;
@@ -67,9 +85,12 @@ export class AgentAcme {
   /** The certificate for `name`: the stored one while it is not due for renewal, else a new one. */
   async ensure(name: string): Promise<AgentCertificate> {
     const stored = this.#o.store.load(name);
-    if (stored && this.#o.clock.now() < renewalDueAt(stored)) {
-      this.#o.onCertificate?.(stored);
-      return stored;
+    if (stored) {
+      const c = await this.#refreshPlan(stored);
+      if (this.#o.clock.now() < renewAt(c)) {
+        this.#o.onCertificate?.(c);
+        return c;
+      }
     }
     return this.obtain(name);
   }
@@ -79,8 +100,8 @@ export class AgentAcme {
     const renewed: string[] = [];
     const failed: string[] = [];
     for (const name of names) {
-      const c = this.#o.store.load(name);
-      if (c && this.#o.clock.now() < renewalDueAt(c)) continue;
+      const stored = this.#o.store.load(name);
+      if (stored && this.#o.clock.now() < renewAt(await this.#refreshPlan(stored))) continue;
       try {
         await this.obtain(name);
         renewed.push(name);
@@ -92,15 +113,55 @@ export class AgentAcme {
     return renewed;
   }
 
-  /** Orders a new certificate for `name` now (the relay's AcmeIssuer, this agent's account store), saves it and hands it to onCertificate. */
+  /** Orders a new certificate for `name` now (the relay's AcmeIssuer, this agent's account store), saves it with its renewal plan and hands it to onCertificate. */
   async obtain(rawName: string): Promise<AgentCertificate> {
     const name = normalizeHost(rawName);
     const o = this.#o;
-    const previous = o.keepKey ? o.store.load(name) : undefined;
-    const issued = await this.#issuer.issue([name], { keyPem: previous?.keyPem });
+    const stored = o.store.load(name);
+    const replaces = stored ? await this.#replaces(stored) : undefined;
+    const issued = await this.#issuer.issue([name], { keyPem: o.keepKey ? stored?.keyPem : undefined, replaces });
     const cert: AgentCertificate = { name, chainPem: issued.chainPem, keyPem: issued.keyPem, issuer: issued.issuer, notBefore: issued.notBefore, notAfter: issued.notAfter };
+    cert.renewal = await this.#plan(cert);
     o.store.save(cert);
     o.onCertificate?.(cert);
     return cert;
+  }
+
+  /** The ARI id of `previous` for the new order's `replaces`: only for a certificate from this CA, and only when it offers ARI. */
+  async #replaces(previous: AgentCertificate): Promise<string | undefined> {
+    if (previous.issuer !== `acme:${this.directoryUrl}`) return undefined;
+    try {
+      return (await renewalInfoUrl(this.directoryUrl)) ? ariCertId(previous.chainPem) : undefined;
+    } catch {
+      return undefined; // the order itself will say what is wrong with the CA
+    }
+  }
+
+  /** `c` with a current plan: asked of the CA again (and stored) once its checkAgainAt has come, or when it has none. */
+  async #refreshPlan(c: AgentCertificate): Promise<AgentCertificate> {
+    if (c.renewal && this.#o.clock.now() < c.renewal.checkAgainAt) return c;
+    const next = { ...c, renewal: await this.#plan(c, c.renewal) };
+    this.#o.store.save(next);
+    return next;
+  }
+
+  /** When to renew `cert`: a time in the CA's ARI window where it offers one, else 2/3 of the lifetime. Never throws. */
+  async #plan(cert: AgentCertificate, previous?: RenewalPlan): Promise<RenewalPlan> {
+    const now = this.#o.clock.now();
+    const lifetime = { at: renewalDueAt(cert), source: 'lifetime' as const };
+    let w: Awaited<ReturnType<typeof fetchRenewalWindow>>;
+    try {
+      w = await fetchRenewalWindow(this.directoryUrl, cert.chainPem, now);
+    } catch {
+      // The CA's last word stands if there was one; ask again within the hour.
+      return { ...(previous?.source === 'ari' ? previous : lifetime), checkAgainAt: now + ARI_POLL.afterFailureMs };
+    }
+    if (!w) return { ...lifetime, checkAgainAt: now + ARI_POLL.maxMs };
+    const checkAgainAt = now + Math.min(ARI_POLL.maxMs, Math.max(ARI_POLL.minMs, w.checkAgainAt !== undefined ? w.checkAgainAt - now : ARI_POLL.defaultMs));
+    // RFC 9773 section 4.2: pick once per window, not on every ask.
+    if (previous?.source === 'ari' && previous.window?.start === w.start && previous.window.end === w.end) return { ...previous, checkAgainAt };
+    const from = Math.max(w.start, now);
+    const at = w.end <= from ? now : Math.floor(from + Math.random() * (w.end - from));
+    return { at, source: 'ari', window: { start: w.start, end: w.end }, checkAgainAt };
   }
 }

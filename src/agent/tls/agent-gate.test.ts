@@ -143,14 +143,20 @@ describe('agent gate (TLS ends at the agent, the relay decides)', () => {
     assert.equal(await g2.gate.stillAllowed(HOST, { kind: 'session', cookie: cookie.split('=')[1]! }, '127.0.0.1'), false);
   });
 
-  it('basic auth and rate limits are enforced at the agent with the relay’s steps', async () => {
-    const { gate } = agentGate();
+  it('basic auth and rate limits are enforced at the agent with the relay’s steps, and recorded as security events with their request', async () => {
+    const recorded: string[] = [];
+    const { gate } = agentGate(undefined, { record: (e, r) => recorded.push(`${e.kind} ${r.host} ${r.clientIp}`) });
     const t: AgentTunnelPolicy = { tunnelId: 't2', public: true, basicAuth: { user: 'u', pass: 'p' }, rateLimit: { perIp: 2 } };
-    assert.equal(status(await gate.check(req(), t)), 401);
+    assert.equal(status(await gate.check(req({ authorization: `Basic ${Buffer.from('u:wrong').toString('base64')}` }), t)), 401);
     const ok = await gate.check(req({ authorization: `Basic ${Buffer.from('u:p').toString('base64')}` }), t);
     assert.equal(ok.kind, 'allow');
     assert.deepEqual(ok.kind === 'allow' && ok.removeHeaders, ['authorization']);
     assert.equal(status(await gate.check(req(), t)), 429);
+    const r = req();
+    assert.deepEqual(recorded, [`basic_auth_failed ${r.host} ${r.clientIp}`, `rate_limited ${r.host} ${r.clientIp}`]);
+    // A bad hand-off code too.
+    assert.equal(status(await gate.check(req({ path: '/.tunn/auth/callback?code=nope' }), agentTunnel)), 400);
+    assert.equal(recorded.at(-1), `login_failed ${r.host} ${r.clientIp}`);
   });
 
   it('logout is POST-only from this origin with the form token, and signs out the whole family', async () => {

@@ -3,7 +3,8 @@ import type { AgentCredential, AgentDecision, DecisionSource } from '../../auth/
 import { bearerFrom } from '../../auth/bearer.ts';
 import { clearSessionCookie, readCookie, sessionCookieName } from '../../auth/cookies.ts';
 import { ASSERTION_HEADER, USER_EMAIL_HEADER, type GateDecision, type GateRequest, type TunnelPolicy } from '../../auth/gate.ts';
-import { basicAuthStep, cookieLine, header, isBrowser, acceptsHtml, loginUrl, ownPathStep, rateLimitStep, signIn, splitTarget, unavailable, type RecordSecurityEvent } from '../../auth/gate-steps.ts';
+import type { RecordEvent } from '../../auth/events.ts';
+import { basicAuthStep, cookieLine, header, isBrowser, acceptsHtml, loginUrl, ownPathStep, rateLimitStep, signIn, splitTarget, unavailable } from '../../auth/gate-steps.ts';
 import type { Principal } from '../../auth/revocation.ts';
 import type { RateLimiter } from '../../auth/rate-limit.ts';
 import type { Clock } from '../../lib/clock.ts';
@@ -34,8 +35,8 @@ export interface AgentGateOptions {
   rateLimiter: RateLimiter;
   /** How long to wait for the relay's answer before failing closed (default 5 s). */
   decisionTimeoutMs?: number;
-  /** Security events (rate limited, bad basic auth, bad hand-off code); phase 2 reports them to the relay. */
-  record?: RecordSecurityEvent;
+  /** Security events (rate limited, bad basic auth, bad hand-off code), with the request they are about: the agent reports them to the relay (serve.ts). */
+  record?: (e: RecordEvent, req: GateRequest) => void;
   /** Why a decision could not be had (the agent's log). */
   onError?: (err: unknown) => void;
 }
@@ -49,12 +50,14 @@ export class AgentGate {
   readonly #o: AgentGateOptions;
   readonly #relay: URL;
   readonly #cache = new Map<string, Cached>();
-  readonly #record: RecordSecurityEvent;
 
   constructor(opts: AgentGateOptions) {
     this.#o = opts;
     this.#relay = new URL(opts.relayUrl);
-    this.#record = opts.record ?? (() => {});
+  }
+
+  #recordFor(req: GateRequest): (e: RecordEvent) => void {
+    return (e) => this.#o.record?.(e, req);
   }
 
   /** Decides one request (each request of a kept-alive connection, and each upgrade). Never throws. */
@@ -82,13 +85,14 @@ export class AgentGate {
   }
 
   async #check(req: GateRequest, t: AgentTunnelPolicy): Promise<GateDecision> {
-    const limited = rateLimitStep(req, t, this.#o.rateLimiter, this.#record);
+    const record = this.#recordFor(req);
+    const limited = rateLimitStep(req, t, this.#o.rateLimiter, record);
     if (limited) return limited;
     const [pathname, query = ''] = splitTarget(req.path);
     if (pathname.startsWith('/.tunn/')) return this.#ownPath(req, t, pathname, new URLSearchParams(query));
     const removeHeaders: string[] = [];
     if (t.basicAuth) {
-      const refusal = basicAuthStep(req, t, this.#record);
+      const refusal = basicAuthStep(req, t, record);
       if (refusal) return refusal;
       removeHeaders.push('authorization');
     }
@@ -113,7 +117,7 @@ export class AgentGate {
       now: this.#o.clock.now(),
       // The relay checks the code is for this host and that the host is this agent's.
       redeem: (code) => this.#timed(source.redeem({ host, code, clientIp: req.clientIp, userAgent: header(req, 'user-agent') }), host),
-      onBadCode: () => this.#record({ kind: 'login_failed', ip: req.clientIp, tunnel: t.tunnelId, detail: 'hand-off code unknown, used, expired or for another host' }),
+      onBadCode: () => this.#recordFor(req)({ kind: 'login_failed', ip: req.clientIp, tunnel: t.tunnelId, detail: 'hand-off code unknown, used, expired or for another host' }),
       sessions: {
         lookup: (value) => this.#timed(source.session({ host, cookie: value }), host),
         revokeFamily: async () => {

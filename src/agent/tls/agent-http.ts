@@ -33,6 +33,8 @@ export interface AgentHttpOptions {
    * tunnels too, as at the relay). Phase 2: from the relay's token issuer (bearer.ts isTunnToken).
    */
   isTunnCredential?: (authorization: string) => boolean;
+  /** A request whose Host named another server than its TLS handshake was refused (421): `servername` is the SNI. */
+  onMisdirected?: (clientIp: string, servername: string) => void;
   /** How often open WebSockets are re-checked (default DECISION_TTL_MS). */
   recheckMs?: number;
   onError?: (err: unknown) => void;
@@ -79,7 +81,11 @@ export function agentHttpHandler(o: AgentHttpOptions): AgentHttpHandler {
     async request(req, res, conn) {
       const { gateReq, head } = describe(req, conn, false);
       const misdirected = checkHost(gateReq, conn);
-      if (misdirected) return respond(res, misdirected);
+      if (misdirected) {
+        o.onMisdirected?.(conn.clientIp, conn.servername);
+        req.resume();
+        return respond(res, misdirected);
+      }
       const d = await o.gate.check(gateReq, o.tunnel);
       if (d.kind === 'respond') {
         req.resume();
@@ -107,7 +113,9 @@ export function agentHttpHandler(o: AgentHttpOptions): AgentHttpHandler {
       const { gateReq, head } = describe(req, conn, true);
       const protocol = (req.headers.upgrade ?? '').trim();
       const allowed = protocol.toLowerCase() === 'websocket' || (o.allowUpgrade ?? []).some((p) => p.toLowerCase() === protocol.toLowerCase());
-      const refusal = checkHost(gateReq, conn) ?? (allowed ? undefined : plain(400, `the Upgrade "${protocol.slice(0, 40)}" is not passed to this tunnel's target (only WebSocket, or protocols the owner allows with --allow-upgrade)`));
+      const misdirected = checkHost(gateReq, conn);
+      if (misdirected) o.onMisdirected?.(conn.clientIp, conn.servername);
+      const refusal = misdirected ?? (allowed ? undefined : plain(400, `the Upgrade "${protocol.slice(0, 40)}" is not passed to this tunnel's target (only WebSocket, or protocols the owner allows with --allow-upgrade)`));
       const d = refusal ?? (await o.gate.check(gateReq, o.tunnel));
       if (d.kind === 'respond') return void socket.end(rawResponse(d));
       const credential = credentialOf(gateReq, o.tunnel);

@@ -4,6 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { configureAcmeHttp } from '../../acme/http-settings.ts';
 import { agentDns01 } from '../../dns/agent-dns01.ts';
 import { ManualClock } from '../../lib/clock.ts';
@@ -85,6 +86,25 @@ describe('fallback and take-over: which end terminates each name', () => {
       assert.notEqual(events[2]!.pin, events[1]!.pin, 'a new key (no --keep-key)');
       assert.equal((await rawRequest(s, `GET / HTTP/1.1\r\nhost: ${NAME}\r\n\r\n`)).status, 200, 'the connection from before the renewal is kept');
       s.destroy();
+    });
+
+    it('ticks never overlap: a renewal check asked for during one (a clock change while the timer runs) does not order the same certificate twice', async () => {
+      const clock = new ManualClock();
+      const store = new AgentCertStore(mkdtempSync(join(tmpdir(), 'tunn-agent-tls-')), new SecretBox(randomBytes(32)));
+      const acme = new AgentAcme({ directory: pebble.directoryUrl, caPem: pebble.httpsCaPem, store, solvers: [new RequestedDns01Solver(agentDns01(world.relayZone, (h) => h === NAME))], clock, backoff: { minMs: 50, maxMs: 500 } });
+      let orders = 0;
+      const obtain = acme.obtain.bind(acme);
+      acme.obtain = (n: string) => (orders++, obtain(n));
+      const events: TlsState[] = [];
+      const tls = new AgentTls({ names: [NAME], contexts: new TlsContexts(), source: { kind: 'acme', acme }, clock, onState: (s) => events.push(s) });
+      await tls.start();
+      assert.equal(orders, 1);
+      // Just past the first certificate's renewal time; the renewed one (issued over a second later) is not due yet.
+      await sleep(1500);
+      clock.set(renewalDueAt(store.load(NAME)!) + 1);
+      await Promise.all([tls.tick(), tls.tick(), tls.tick()]);
+      assert.equal(orders, 2, 'one renewal order for three overlapping checks');
+      assert.equal(events.length, 2);
     });
   });
 });

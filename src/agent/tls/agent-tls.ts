@@ -42,6 +42,8 @@ export class AgentTls {
   readonly #states = new Map<string, TlsState>();
   readonly #retryAt = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
+  /** The tick running now, if any: ticks never overlap (two would order the same renewal twice). */
+  #ticking: Promise<void> = Promise.resolve();
 
   constructor(opts: AgentTlsOptions) {
     this.#o = opts;
@@ -58,8 +60,13 @@ export class AgentTls {
     return this.states();
   }
 
-  /** Retries failed names whose time has come and renews due certificates. Called by the timer, or by tests with a manual clock. */
-  async tick(): Promise<void> {
+  /** Retries failed names whose time has come and renews due certificates. Called by the timer, or by tests with a manual clock; a call during a tick runs after it. */
+  tick(): Promise<void> {
+    this.#ticking = this.#ticking.then(() => this.#tick());
+    return this.#ticking;
+  }
+
+  async #tick(): Promise<void> {
     const now = this.#o.clock.now();
     for (const [name, s] of this.#states) {
       const due = s.terminatedAt === 'relay' || s.reason !== undefined ? (this.#retryAt.get(name) ?? 0) <= now : this.#o.source.kind === 'acme';

@@ -16,6 +16,18 @@ import type { SecretBox } from '../../lib/secret-box.ts';
 // AcmeAccountStore accountKey/recordAccountUrl), so phase 2 can hand this store to the shared
 // ACME issuer unchanged.
 
+/** When the agent renews a certificate, and why then (acme-agent.ts). */
+export interface RenewalPlan {
+  /** ms since the epoch. */
+  at: number;
+  /** `ari`: a time picked in the CA's suggested window (RFC 9773); `lifetime`: 2/3 of the lifetime. */
+  source: 'ari' | 'lifetime';
+  /** The CA's suggested window, with source `ari`. */
+  window?: { start: number; end: number };
+  /** When to ask the CA for renewal information again. */
+  checkAgainAt: number;
+}
+
 export interface AgentCertificate {
   name: string;
   chainPem: string;
@@ -24,6 +36,8 @@ export interface AgentCertificate {
   issuer: string;
   notBefore: number;
   notAfter: number;
+  /** Absent on certificates stored before ARI (then: 2/3 of the lifetime, and ask the CA). */
+  renewal?: RenewalPlan;
 }
 
 interface CertFile {
@@ -33,6 +47,7 @@ interface CertFile {
   issuer: string;
   notBefore: number;
   notAfter: number;
+  renewal?: RenewalPlan;
 }
 
 interface AccountFile {
@@ -76,7 +91,7 @@ export class AgentCertStore {
   save(cert: AgentCertificate): void {
     const name = normalizeHost(cert.name);
     this.#mkdirs();
-    const file: CertFile = { name, chainPem: cert.chainPem, key: this.#box.seal(cert.keyPem, `agent-certificate:${name}`), issuer: cert.issuer, notBefore: cert.notBefore, notAfter: cert.notAfter };
+    const file: CertFile = { name, chainPem: cert.chainPem, key: this.#box.seal(cert.keyPem, `agent-certificate:${name}`), issuer: cert.issuer, notBefore: cert.notBefore, notAfter: cert.notAfter, ...(cert.renewal ? { renewal: cert.renewal } : {}) };
     writePrivateFile(this.#certPath(name), JSON.stringify(file, null, 2) + '\n');
   }
 
@@ -92,7 +107,7 @@ export class AgentCertStore {
     }
     try {
       const f = JSON.parse(raw) as CertFile;
-      return { name: f.name, chainPem: f.chainPem, keyPem: this.#box.openString(f.key, `agent-certificate:${f.name}`), issuer: f.issuer, notBefore: f.notBefore, notAfter: f.notAfter };
+      return { name: f.name, chainPem: f.chainPem, keyPem: this.#box.openString(f.key, `agent-certificate:${f.name}`), issuer: f.issuer, notBefore: f.notBefore, notAfter: f.notAfter, ...(f.renewal ? { renewal: f.renewal } : {}) };
     } catch (err) {
       throw new TunnError('CONFIG_INVALID', `the agent's certificate file for ${name} (${path}) cannot be opened: ${errorMessage(err)}; delete it to get a new certificate`, { cause: err });
     }
@@ -104,7 +119,7 @@ export class AgentCertStore {
     for (const f of listDir(join(this.#dir, 'certs')).sort()) {
       if (!f.endsWith('.json')) continue;
       const c = JSON.parse(readFileSync(join(this.#dir, 'certs', f), 'utf8')) as CertFile;
-      out.push({ name: c.name, chainPem: c.chainPem, issuer: c.issuer, notBefore: c.notBefore, notAfter: c.notAfter });
+      out.push({ name: c.name, chainPem: c.chainPem, issuer: c.issuer, notBefore: c.notBefore, notAfter: c.notAfter, ...(c.renewal ? { renewal: c.renewal } : {}) });
     }
     return out;
   }

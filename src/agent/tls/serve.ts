@@ -9,7 +9,8 @@ import type { Clock } from '../../lib/clock.ts';
 import { TunnError } from '../../lib/errors.ts';
 import { isInZone } from '../../dns/zone.ts';
 import { loadSecretKey, SecretBox } from '../../lib/secret-box.ts';
-import type { AcmeAdvert, TlsStateReport } from '../../protocol/messages.ts';
+import { hostnameOf } from '../../auth/agent-decisions.ts';
+import { AGENT_EVENT_KINDS, type AcmeAdvert, type AgentEventKind, type AgentEventReport, type TlsStateReport } from '../../protocol/messages.ts';
 import type { AgentTunnelRef } from '../agent.ts';
 import { proxyHeaderFor } from '../kind-handlers.ts';
 import type { StreamCarrier } from '../kinds/carrier.ts';
@@ -59,12 +60,20 @@ export interface AgentTerminatedTlsOptions {
   keepKey: boolean;
   /** `tunn tls --backend tcp`: forward each terminated connection to the target as plain TCP instead of serving HTTP. */
   tcp?: { proxyProtocol: boolean; alpn?: string[]; idleTimeoutMs?: number; onTargetError?(message: string): void };
+  /** The gate's clock (sessions, decision cache, rate limits). */
   clock: Clock;
+  /**
+   * The certificate clock (renewal and retry times) only; default `clock`. End-to-end tests move
+   * it (TUNN_TEST_CLOCK_FILE, cli/test-clock.ts) to reach a renewal; the gate never reads it.
+   */
+  renewalClock?: Clock;
   /** How long after a failed issuance to try again, and how often renewals are looked at (default 60 s). */
   retryMs?: number;
   ask: AskRelay;
   /** Sends a state to the relay (Agent.reportTls). */
   report(tunnelId: string, s: TlsStateReport): void;
+  /** Sends a refusal of the agent's gate to the relay's security events (Agent.reportEvent): never a request's path, headers or body. */
+  reportEvent?(tunnelId: string, e: AgentEventReport): void;
   /** Each change, for the user (status line, `--json` tls event). */
   onState(s: TlsStateReport): void;
   onError(err: unknown): void;
@@ -81,7 +90,19 @@ export interface AgentTerminatedTls {
 
 export function agentTerminatedTls(o: AgentTerminatedTlsOptions): AgentTerminatedTls {
   const contexts = new TlsContexts({ clientCaPem: o.clientCaPem });
-  const gate = new AgentGate({ source: relayDecisionSource(o.ask), relayUrl: o.relayUrl, clock: o.clock, rateLimiter: new RateLimiter({ clock: o.clock }), onError: o.onError });
+  // Security events for the relay: host (the connection's SNI; the gate runs only once the Host
+  // matched it), kind, visitor address, email when known. Nothing of the request itself.
+  const reportEvent = (host: string, kind: AgentEventKind, ip: string, email?: string): void => o.reportEvent?.(o.tunnelId, { host: hostnameOf(host), kind, ip, ...(email ? { email } : {}) });
+  const gate = new AgentGate({
+    source: relayDecisionSource(o.ask),
+    relayUrl: o.relayUrl,
+    clock: o.clock,
+    rateLimiter: new RateLimiter({ clock: o.clock }),
+    onError: o.onError,
+    record: (e, req) => {
+      if ((AGENT_EVENT_KINDS as readonly string[]).includes(e.kind)) reportEvent(req.host, e.kind as AgentEventKind, req.clientIp, e.email);
+    },
+  });
   const http: AgentHttpHandler = agentHttpHandler({
     gate,
     tunnel: o.policy,
@@ -89,9 +110,10 @@ export function agentTerminatedTls(o: AgentTerminatedTlsOptions): AgentTerminate
     hostHeader: o.hostHeader,
     allowUpgrade: o.allowUpgrade,
     isTunnCredential: (authorization) => isTunnToken(authorization, 'tunn'),
+    onMisdirected: (ip, servername) => reportEvent(servername, 'host_mismatch', ip),
     onError: o.onError,
   });
-  const terminator = new TlsTerminator({ contexts, handler: http, onTlsError: (err) => o.onError(err) });
+  const terminator = new TlsTerminator({ contexts, handler: http, onTlsError: (err) => o.onError(err), onClientCertRefused: (ip, servername) => reportEvent(servername, 'client_cert_refused', ip) });
   const alpn = new TlsAlpn01Solver();
   let tls: AgentTls | undefined;
   let started: string | undefined;
@@ -135,7 +157,7 @@ export function agentTerminatedTls(o: AgentTerminatedTlsOptions): AgentTerminate
         names: [host],
         contexts,
         source: certificateSource(o, host, advertised, alpn),
-        clock: o.clock,
+        clock: o.renewalClock ?? o.clock,
         retryMs: o.retryMs,
         onState: (s) => {
           o.report(o.tunnelId, s);
@@ -169,7 +191,7 @@ function certificateSource(o: AgentTerminatedTlsOptions, host: string, advertise
     // DNS-01 through the relay for names in its zone; TLS-ALPN-01 (routed by the relay) for custom domains.
     solvers: isInZone(host, new URL(o.relayUrl).hostname) ? [new RequestedDns01Solver(relayDns01Requester(o.ask))] : [alpn],
     keepKey: o.keepKey,
-    clock: o.clock,
+    clock: o.renewalClock ?? o.clock,
   });
   return { kind: 'acme', acme };
 }

@@ -93,7 +93,8 @@ describe('agent TLS terminator', () => {
     const contexts = new TlsContexts({ clientCaPem: client.caPem });
     contexts.set(NAME, first);
     const tlsErrors: string[] = [];
-    const t = new TlsTerminator({ contexts, handler: echo, onTlsError: (e) => tlsErrors.push(e.message) });
+    const refused: string[] = [];
+    const t = new TlsTerminator({ contexts, handler: echo, onTlsError: (e) => tlsErrors.push(e.message), onClientCertRefused: (ip, name) => refused.push(`${ip} ${name}`) });
     const pt = await passthrough((s) => t.accept(s, '127.0.0.1'));
     after(() => (t.close(), pt.close()));
     const bare = tlsConnect({ host: '127.0.0.1', port: pt.port, servername: NAME, ca: ca.certPem });
@@ -103,6 +104,9 @@ describe('agent TLS terminator', () => {
     const wrong = tlsConnect({ host: '127.0.0.1', port: pt.port, servername: NAME, ca: ca.certPem, cert: other.chainPem, key: other.keyPem });
     const [o2] = await Promise.race([once(wrong, 'error').then(() => ['error']), once(wrong, 'secureConnect').then(() => rawRequest(wrong, `GET / HTTP/1.1\r\nhost: ${NAME}\r\n\r\n`).then(() => ['served'], () => ['error']))]);
     assert.equal(o2, 'error', 'a client certificate from another CA is refused');
+    // Both refusals are reported (the agent sends them to the relay's security events).
+    for (let i = 0; i < 100 && refused.length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(refused, [`127.0.0.1 ${NAME}`, `127.0.0.1 ${NAME}`], tlsErrors.join('; '));
     const s = await visitor(pt.port, { servername: NAME, ca: ca.certPem, cert: client.chainPem, key: client.keyPem });
     const r = await rawRequest(s, `GET / HTTP/1.1\r\nhost: ${NAME}\r\n\r\n`).catch((e) => assert.fail(`${e.message}: ${tlsErrors.join('; ')}`));
     assert.equal(r.status, 200);

@@ -44,6 +44,8 @@ export interface TerminatorOptions {
   handshakeTimeoutMs?: number;
   /** A connection that failed before HTTP (handshake refused, no certificate for the name, bad client certificate). */
   onTlsError?: (err: TunnError, clientIp: string) => void;
+  /** A visitor's client certificate was missing or refused (--client-ca), for the SNI `servername` (a security event). */
+  onClientCertRefused?: (clientIp: string, servername: string) => void;
 }
 
 const CONN = Symbol('tunn.visitor');
@@ -96,13 +98,16 @@ export class TlsTerminator {
         else cb(new TunnError('NOT_FOUND', `no certificate for "${name.slice(0, 253)}" at this agent`));
       },
     });
-    const fail = (err: unknown): void => {
+    const fail = (err: unknown, clientCert = false): void => {
+      if (clientCert && servername) this.#o.onClientCertRefused?.(clientIp, servername);
       const e = err instanceof TunnError ? err : new TunnError('FORBIDDEN', `TLS with the visitor failed${servername ? ` (SNI ${servername})` : ''}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
       this.#o.onTlsError?.(e, clientIp);
       tls.destroy();
       raw.destroy();
     };
-    tls.once('error', fail);
+    // With --client-ca, OpenSSL ends the handshake itself when the certificate is missing or does not verify.
+    const onError = (err: unknown): void => fail(err, contexts.requiresClientCert && isClientCertError(err));
+    tls.once('error', onError);
     raw.once('error', () => tls.destroy());
     raw.once('close', () => tls.destroy());
     // A handshake that never completes must not hold the stream forever.
@@ -114,8 +119,8 @@ export class TlsTerminator {
       if (!servername) return fail(new TunnError('FORBIDDEN', 'the visitor sent no SNI: the agent serves names only'));
       const peer = contexts.requiresClientCert ? tls.getPeerX509Certificate() : undefined;
       const problem = contexts.requiresClientCert ? contexts.clientCertProblem(peer) : undefined;
-      if (problem) return fail(new TunnError('FORBIDDEN', problem));
-      tls.removeListener('error', fail);
+      if (problem) return fail(new TunnError('FORBIDDEN', problem), true);
+      tls.removeListener('error', onError);
       tls.on('error', () => tls.destroy());
       tls[CONN] = { clientIp, servername, ...(peer ? { clientCertSubject: peer.subject.replaceAll('\n', ', ') } : {}) };
       this.#open.add(tls);
@@ -130,4 +135,11 @@ export class TlsTerminator {
     for (const s of this.#open) s.destroy();
     this.#http.close();
   }
+}
+
+/** Whether a handshake error is about the visitor's client certificate (not our own SNI lookup, which throws a TunnError). */
+function isClientCertError(err: unknown): boolean {
+  if (err instanceof TunnError || !(err instanceof Error)) return false;
+  const code = String((err as NodeJS.ErrnoException).code ?? '');
+  return /CERT|PEER_DID_NOT_RETURN/i.test(code) || /certificate/i.test(err.message);
 }
