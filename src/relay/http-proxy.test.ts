@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { count, listen, until } from '../../test/support/gateway-kit.ts';
 import type { GateDecision } from '../auth/gate.ts';
@@ -136,5 +138,33 @@ describe('http proxy states', () => {
     assert.equal(count(c.got(), 'HTTP/1.1 403'), 1);
     assert.match(c.got(), /Connection: close/);
     assert.equal(streams.length, 0);
+  });
+
+  // Guards memory: a visitor refused at the edge (no credential) keeps sending the body of its
+  // upload after the relay's closing answer; the relay must not keep those bytes.
+  it('closing: what the client still sends after the answer is read and dropped, not kept', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    decide = () => ({ kind: 'respond', status: 401, headers: [], body: 'log in\n' });
+    // Half-open: the client goes on sending after the relay's FIN, as an attacker's would.
+    const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    await new Promise((r) => s.once('connect', r));
+    let got = '';
+    s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    const MiB = 1024 * 1024;
+    s.write(`POST /upload HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: ${1024 * MiB}\r\n\r\n`);
+    await until(() => got.includes('HTTP/1.1 401'), 'the refusal');
+    gc();
+    const before = process.memoryUsage().arrayBuffers;
+    const piece = Buffer.alloc(MiB, 0x61);
+    for (let i = 0; i < 64; i++) if (!s.write(piece)) await new Promise((r) => s.once('drain', r));
+    await new Promise<void>((r) => s.write('', () => r()));
+    await new Promise((r) => setTimeout(r, 300));
+    gc();
+    const grown = process.memoryUsage().arrayBuffers - before;
+    assert.ok(grown < 16 * MiB, `the relay kept ${Math.round(grown / MiB)} MiB of the 64 MiB sent after its answer`);
+    assert.equal(count(got, 'HTTP/1.1 '), 1, 'one answer, nothing after it');
+    assert.equal(streams.length, 0, 'nothing reached the agent');
+    s.destroy();
   });
 });

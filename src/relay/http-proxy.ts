@@ -107,6 +107,9 @@ export class PublicConnection implements LiveConnection {
 
   readonly #onData = (chunk: Buffer): void => {
     const state = this.#state;
+    // The relay answered with Connection: close: what the client still sends (the rest of a
+    // refused upload) is read and dropped. Kept, it would grow the relay's memory without end.
+    if (state === 'closing') return;
     if (state === 'raw') {
       this.#writeUpstream(chunk);
       return;
@@ -325,7 +328,7 @@ export class PublicConnection implements LiveConnection {
   #failBeforeResponse(r: LocalResponse): void {
     if (this.#responseStarted || this.#socket.destroyed) return;
     this.#responseStarted = true;
-    this.#state = 'closing';
+    this.#closing();
     this.#leg?.tunnel.metrics.requests(r.status);
     const requestId = newRequestId();
     logRelayAnswer(this.#opts.logger, this.#clientIp, requestId, r.status, this.#leg?.tunnel.host, undefined);
@@ -396,7 +399,7 @@ export class PublicConnection implements LiveConnection {
       if (keep) {
         this.#socket.write(bytes);
       } else {
-        this.#state = 'closing';
+        this.#closing();
         this.#socket.end(bytes);
         this.#leg?.end();
       }
@@ -413,6 +416,14 @@ export class PublicConnection implements LiveConnection {
   }
 
   // ---------- teardown ----------
+
+  /** Nothing more is handled: what was read and not handled is dropped, and the client is read only to drop it. */
+  #closing(): void {
+    this.#state = 'closing';
+    this.#req.segments.length = 0;
+    this.#pendingChunks = [];
+    this.#socket.resume();
+  }
 
   #onClientEnd(): void {
     // The client finished sending: pass the half-close on (the response may still come).
