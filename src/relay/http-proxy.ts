@@ -1,15 +1,14 @@
 import type { Duplex } from 'node:stream';
 import type { GateDecision } from '../auth/gate.ts';
 import type { Principal } from '../auth/revocation.ts';
-import { newRequestId } from '../lib/page.ts';
 import { headerValue, Http1Framer, HttpParseError, keepAlive, wantsUpgrade, type MessageHead } from '../lib/http1.ts';
 import { forwardRequestHeaders, serializeHead } from './forward-headers.ts';
 import { Exchanges } from './exchanges.ts';
 import type { GatewayOptions, LiveConnection } from './gateway.ts';
-import { pages, serializeResponse, type LocalResponse } from './pages.ts';
+import { pages, type LocalResponse } from './pages.ts';
 import type { ProxyState, PublicSocket } from './proxy-state.ts';
 import { handOver, joinDuplexes } from './relay-host-handover.ts';
-import { logRelayAnswer, reportRefusal } from './relay-answers.ts';
+import { relayAnswer, reportRefusal, type AnsweredRequest } from './relay-answers.ts';
 import { RequestReader } from './request-reader.ts';
 import { routeRequest, type RequestRoute } from './request-routing.ts';
 import type { Tunnel } from './tunnel-directory.ts';
@@ -68,7 +67,7 @@ export class PublicConnection implements LiveConnection {
         return wantsUpgrade(head) || this.#mayHandOver || this.#ex.filling;
       },
       onHeadTimeout: (partial) => {
-        if (partial) void this.#respondLocal(pages.timeout(), undefined);
+        if (partial) void this.#answer(pages.timeout(), undefined);
         else if (this.#state !== 'handed-over') this.#socket.destroy();
       },
     });
@@ -222,6 +221,9 @@ export class PublicConnection implements LiveConnection {
   }
 
   #take(head: MessageHead, r: RequestRoute): void | Promise<void> {
+    // The connection began closing while this request waited for its decision (its head timed
+    // out behind it): the request is dropped, never forwarded after the relay's closing answer.
+    if (this.#state === 'closing') return;
     if (r.kind === 'own-host') return this.#handOverToRelayHost(head);
     if (r.kind === 'elsewhere') return this.#carryElsewhere(head, r.conn);
     if (r.kind === 'forward') {
@@ -231,7 +233,7 @@ export class PublicConnection implements LiveConnection {
     if (!r.early) this.#mayHandOver = false;
     if (r.requestId) this.#requestId = r.requestId;
     if (r.refusal && r.tunnel) reportRefusal(this.#opts, this.#clientIp, r.tunnel, head.method, head.target, r.response.status, r.refusal);
-    return this.#respondLocal(r.response, head, r.tunnel);
+    return this.#answer(r.response, head, r.tunnel);
   }
 
   #handOverToRelayHost(head: MessageHead): void {
@@ -257,16 +259,12 @@ export class PublicConnection implements LiveConnection {
     if (up.kind === 'refuse') {
       const r = pages.upgradeRefused(up.protocols);
       reportRefusal(this.#opts, this.#clientIp, tunnel, head.method, head.target, r.status, { reason: 'upgrade', detail: `Upgrade: ${up.protocols.join(', ')} needs --allow-upgrade` });
-      return this.#respondLocal(r, head, tunnel);
+      return this.#answer(r, head, tunnel);
     }
     if (!this.#leg) {
       this.#streamRequest = { method: head.method, path: head.target };
       this.#leg = TunnelStream.open(this.#opts.directory, tunnel, { kind: 'http', client: this.#clientIp }, this.#socket, this.#opts.logger, this.#legEvents(tunnel));
-      if (!this.#leg) {
-        this.#currentAllowed = false;
-        this.#respondLocal(pages.offline(tunnel.host), head);
-        return;
-      }
+      if (!this.#leg) return this.#answer(pages.offline(tunnel.host), head, tunnel);
     }
     const upgrade = up.kind === 'forward';
     const headers = forwardRequestHeaders(head, {
@@ -292,21 +290,16 @@ export class PublicConnection implements LiveConnection {
   #legEvents(tunnel: Tunnel): TunnelStreamEvents {
     return {
       data: (chunk) => this.#onUpstreamData(chunk),
-      targetDown: (code) => {
-        const r = pages.targetDown(code);
-        const first = this.#streamRequest;
-        // The code is the agent's word (an errno or TLS error name): kept short.
-        if (first) reportRefusal(this.#opts, this.#clientIp, tunnel, first.method, first.path, r.status, { reason: 'target', detail: code.slice(0, 64) || undefined });
-        this.#failBeforeResponse(r);
-      },
+      // The code is the agent's word (an errno or TLS error name): kept short.
+      targetDown: (code) => this.#answerInstead(tunnel, pages.targetDown(code), code.slice(0, 64) || undefined),
       end: () => {
         if (this.#state !== 'raw') this.#res.finish();
-        if (!this.#responseStarted && this.#ex.inflight > 0) this.#lostBeforeResponse(tunnel);
+        if (!this.#responseStarted && this.#ex.inflight > 0) this.#answerInstead(tunnel, pages.tunnelLost(), 'EMPTY_RESPONSE');
         else this.#socket.end();
       },
       close: (reset) => {
         if (this.#socket.destroyed) return;
-        if (!this.#responseStarted && this.#ex.inflight > 0) this.#lostBeforeResponse(tunnel);
+        if (!this.#responseStarted && this.#ex.inflight > 0) this.#answerInstead(tunnel, pages.tunnelLost(), 'EMPTY_RESPONSE');
         else if (reset) this.#socket.destroy();
         else this.#socket.end();
       },
@@ -314,26 +307,6 @@ export class PublicConnection implements LiveConnection {
         if (this.#state !== 'deciding' && this.#state !== 'upgrading' && !this.#ex.full && this.#pendingChunks.length === 0) this.#socket.resume();
       },
     };
-  }
-
-  /** The stream ended before any response: the target closed without answering (or the agent went; then nobody hears the report). */
-  #lostBeforeResponse(tunnel: Tunnel): void {
-    if (this.#responseStarted || this.#socket.destroyed) return;
-    const r = pages.tunnelLost();
-    const first = this.#streamRequest;
-    if (first) reportRefusal(this.#opts, this.#clientIp, tunnel, first.method, first.path, r.status, { reason: 'target', detail: 'EMPTY_RESPONSE' });
-    this.#failBeforeResponse(r);
-  }
-
-  #failBeforeResponse(r: LocalResponse): void {
-    if (this.#responseStarted || this.#socket.destroyed) return;
-    this.#responseStarted = true;
-    this.#closing();
-    this.#leg?.tunnel.metrics.requests(r.status);
-    const requestId = newRequestId();
-    logRelayAnswer(this.#opts.logger, this.#clientIp, requestId, r.status, this.#leg?.tunnel.host, undefined);
-    this.#socket.end(serializeResponse(r, { head: this.#ex.oldestMethod === 'HEAD', keepAlive: false, requestId }));
-    this.#leg?.cancel();
   }
 
   // ---------- agent → client ----------
@@ -384,27 +357,61 @@ export class PublicConnection implements LiveConnection {
     }
   }
 
-  // ---------- local responses ----------
+  // ---------- the relay's own answers ----------
 
-  /** `tunnel`: the tunnel the request was for, when no stream is bound yet (its metrics count the answer). */
-  #respondLocal(r: LocalResponse, head: MessageHead | undefined, tunnel?: Tunnel): void | Promise<void> {
-    // One id per answer, logged here and shown in the page (a timed-out or unparsable head has none yet).
-    const requestId = (head && this.#requestId) || newRequestId();
-    logRelayAnswer(this.#opts.logger, this.#clientIp, requestId, r.status, head ? headerValue(head, 'host') : undefined, head);
-    const write = (): void => {
-      const keep = head ? keepAlive(head) && !r.close : false;
-      const bytes = serializeResponse(r, { head: head?.method === 'HEAD', keepAlive: keep, requestId });
-      (this.#leg?.tunnel ?? tunnel)?.metrics.requests(r.status);
-      this.#currentAllowed = false;
-      if (keep) {
-        this.#socket.write(bytes);
-      } else {
-        this.#closing();
-        this.#socket.end(bytes);
-        this.#leg?.end();
-      }
+  /**
+   * Answers a request the relay decided itself (refused, not found, offline, …; `head`
+   * undefined: a head that timed out or could not be parsed). It goes out after the responses
+   * to the requests before it. `tunnel`: the one the request was for, when no stream is bound
+   * yet (its metrics count the answer).
+   */
+  #answer(r: LocalResponse, head: MessageHead | undefined, tunnel?: Tunnel): void | Promise<void> {
+    // After a closing answer nothing more is answered (a head timing out behind it, say).
+    if (this.#state === 'closing') return;
+    const a: AnsweredRequest = {
+      method: head?.method,
+      path: head?.target,
+      host: head ? headerValue(head, 'host') : undefined,
+      keepAlive: head ? keepAlive(head) : false,
+      requestId: (head && this.#requestId) || undefined,
+      tunnel: this.#leg?.tunnel ?? tunnel,
     };
-    return this.#ex.afterInflight(write);
+    // The body of the answered request is not forwarded; if the answer closes the connection,
+    // nothing read after the request is handled from now on, while the answer waits its turn.
+    this.#currentAllowed = false;
+    if (r.close || !a.keepAlive) this.#closing();
+    return this.#ex.afterInflight(() => this.#write(r, a));
+  }
+
+  /**
+   * Answers in place of the tunnel's response to the oldest request, when nothing of a response
+   * was written yet (the agent could not reach the target; the stream ended before any answer).
+   * Once a response was written, a failure ends the connection as the target did: a client
+   * retries a request on a reused connection that closes, not one that got a 502.
+   */
+  #answerInstead(tunnel: Tunnel, r: LocalResponse, detail: string | undefined): void {
+    const first = this.#streamRequest;
+    if (this.#responseStarted || !first || this.#socket.writableEnded || this.#socket.destroyed) return;
+    this.#responseStarted = true;
+    reportRefusal(this.#opts, this.#clientIp, tunnel, first.method, first.path, r.status, { reason: 'target', detail });
+    // Nothing of a response was written: the oldest request in flight is the one that opened the stream.
+    this.#write({ ...r, close: true }, { method: first.method, path: first.path, host: tunnel.host, keepAlive: false, tunnel });
+  }
+
+  /** Writes an answer of the relay (the one place that does), logged and counted once. */
+  #write(r: LocalResponse, a: AnsweredRequest): void {
+    if (this.#socket.writableEnded || this.#socket.destroyed) return;
+    const { bytes, close } = relayAnswer(this.#opts.logger, this.#clientIp, r, a);
+    if (!close) {
+      this.#socket.write(bytes);
+      return;
+    }
+    this.#closing();
+    this.#socket.end(bytes);
+    // Responses the tunnel still owes are abandoned: the stream is reset so that none of them
+    // follows the answer; else it is half-closed, like the client's side.
+    if (this.#ex.inflight > 0) this.#leg?.cancel();
+    else this.#leg?.end();
   }
 
   #parseError(err: unknown): void {
@@ -412,7 +419,7 @@ export class PublicConnection implements LiveConnection {
       this.destroy();
       return;
     }
-    void this.#respondLocal({ ...pages.unparsable(err), close: true }, undefined);
+    void this.#answer({ ...pages.unparsable(err), close: true }, undefined);
   }
 
   // ---------- teardown ----------
