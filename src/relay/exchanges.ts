@@ -15,8 +15,6 @@ export const MAX_PIPELINED = 32;
 export class Exchanges {
   /** Forwarded requests whose response has not ended (at most MAX_PIPELINED). */
   inflight = 0;
-  /** Request heads parsed and not yet handled. */
-  queued = 0;
   /** Methods of forwarded requests whose final response has not started, in order. */
   readonly #methods: string[] = [];
   /** The credential of each forwarded request whose response has not ended (undefined: a public tunnel). */
@@ -33,9 +31,9 @@ export class Exchanges {
     return this.inflight >= MAX_PIPELINED;
   }
 
-  /** With the heads already queued, parsing must stop after this one. */
-  get filling(): boolean {
-    return this.inflight + this.queued >= MAX_PIPELINED;
+  /** With `queued` request heads parsed and not yet handled, parsing must stop after the last one. */
+  fillsWith(queued: number): boolean {
+    return this.inflight + queued >= MAX_PIPELINED;
   }
 
   forwarded(method: string, principal: Principal | undefined): void {

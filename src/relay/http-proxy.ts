@@ -2,7 +2,7 @@ import type { Duplex } from 'node:stream';
 import type { GateDecision } from '../auth/gate.ts';
 import type { Principal } from '../auth/revocation.ts';
 import { headerValue, Http1Framer, HttpParseError, keepAlive, wantsUpgrade, type MessageHead } from '../lib/http1.ts';
-import { forwardRequestHeaders, serializeHead } from './forward-headers.ts';
+import { forwardedHead } from './forward-headers.ts';
 import { Exchanges } from './exchanges.ts';
 import type { GatewayOptions, LiveConnection } from './gateway.ts';
 import { pages, type LocalResponse } from './pages.ts';
@@ -16,10 +16,15 @@ import { TunnelStream, type TunnelStreamEvents } from './tunnel-stream.ts';
 import { decideUpgrade } from './upgrades.ts';
 
 // One public HTTP/1 connection (PublicConnection): every request head is parsed and routed
-// (request-routing.ts); the rewritten head and the body bytes go to the agent on ONE HTTP/2
-// stream per connection, and the agent's bytes come back and are written to the client as
-// they are, watched by a response framer (to know when responses end, for 101 upgrades, and
-// for metrics). What is read from the client, and how, is one state (ProxyState).
+// (request-routing.ts); the rewritten head (forward-headers.ts) and the body bytes go to the
+// agent on ONE HTTP/2 stream per connection (tunnel-stream.ts), and the agent's bytes come
+// back and are written to the client as they are, watched by a response framer (to know when
+// responses end, for 101 upgrades, and for metrics). What is read from the client, and how, is
+// one state (ProxyState, proxy-state.ts). The pieces it drives, each alone in its file:
+// - request-reader.ts: what was read of the client and not handled yet (parsed or not);
+// - exchanges.ts: the requests forwarded whose response has not ended, in order;
+// - relay-answers.ts: the bytes, log line and count of an answer the relay gives itself;
+// - relay-host-handover.ts: the connection given to the relay's own host or another relay.
 
 export { MAX_PIPELINED } from './exchanges.ts';
 export type { ProxyState, PublicSocket } from './proxy-state.ts';
@@ -32,7 +37,6 @@ export class PublicConnection implements LiveConnection {
   readonly #clientIp: string;
   readonly #req: RequestReader;
   readonly #res: Http1Framer;
-  #pendingChunks: Buffer[] = [];
   /** The stream to the agent, opened by the first forwarded request (it binds the connection to its tunnel). */
   #leg: TunnelStream | undefined;
   readonly #ex = new Exchanges();
@@ -57,14 +61,13 @@ export class PublicConnection implements LiveConnection {
       maxHeadSize: opts.maxHeadSize,
       headTimeoutMs: opts.headTimeoutMs,
       onHead: (head) => {
-        this.#ex.queued++;
         // Bytes after a request asking for an upgrade may be the new protocol's (a WebSocket
         // client's first frame in the same packet): they are not parsed as HTTP until the
         // request is decided (refused or declined → HTTP; 101 → passed on raw).
         // While the connection may still be handed to the relay's own host, parsing stops
         // after each message too: the rest is handed over as received, pipelined heads included.
         // And it stops once MAX_PIPELINED requests are in flight or queued (see Exchanges.full).
-        return wantsUpgrade(head) || this.#mayHandOver || this.#ex.filling;
+        return wantsUpgrade(head) || this.#mayHandOver || this.#ex.fillsWith(this.#req.queuedHeads);
       },
       onHeadTimeout: (partial) => {
         if (partial) void this.#answer(pages.timeout(), undefined);
@@ -113,36 +116,32 @@ export class PublicConnection implements LiveConnection {
       this.#writeUpstream(chunk);
       return;
     }
-    if (state === 'deciding' || state === 'upgrading' || this.#ex.full || this.#pendingChunks.length > 0) {
+    if (state === 'deciding' || state === 'upgrading' || this.#ex.full || this.#req.holding) {
       // Bytes read before the socket paused: kept in order behind what is already waiting.
-      this.#pendingChunks.push(chunk);
+      this.#req.hold(chunk);
       this.#socket.pause();
-      if (state !== 'deciding' && this.#req.segments.length === 0) this.#drainPendingChunks();
+      if (state !== 'deciding' && !this.#req.parsed) this.#drainHeld();
       return;
     }
     this.#feed(chunk);
   };
 
   #feed(chunk: Buffer): void {
-    let used: number;
     try {
-      used = this.#req.execute(chunk);
+      this.#req.parse(chunk);
     } catch (err) {
-      this.#req.segments.length = 0;
       this.#parseError(err);
       return;
     }
-    if (used < chunk.length) this.#pendingChunks.unshift(chunk.subarray(used));
     this.#req.watchHead(this.#state !== 'raw');
     this.#drainSegments();
   }
 
   /** Processes parsed segments in order; async gate decisions pause the connection. */
   #drainSegments(): void {
-    while (this.#req.segments.length > 0 && this.#state !== 'deciding' && this.#state !== 'closing') {
-      if (this.#req.segments[0]!.k === 'head' && this.#ex.full) return;
-      const seg = this.#req.segments.shift()!;
-      if (seg.k === 'head') this.#ex.queued--;
+    while (this.#req.parsed && this.#state !== 'deciding' && this.#state !== 'closing') {
+      if (this.#req.peek()!.k === 'head' && this.#ex.full) return;
+      const seg = this.#req.next()!;
       if (seg.k === 'body') {
         if (this.#currentAllowed) this.#writeUpstream(seg.data);
         continue;
@@ -171,7 +170,7 @@ export class PublicConnection implements LiveConnection {
       }
       this.#decided();
     }
-    if (this.#state !== 'deciding' && this.#req.segments.length === 0) this.#drainPendingChunks();
+    if (this.#state !== 'deciding' && !this.#req.parsed) this.#drainHeld();
   }
 
   /** The request being decided was handled (forwarded, answered, handed over). */
@@ -189,17 +188,17 @@ export class PublicConnection implements LiveConnection {
     return (this.#state === 'http' || this.#state === 'raw') && !this.#ex.full;
   }
 
-  #drainPendingChunks(): void {
-    while (this.#pendingChunks.length > 0 && this.#reading) {
+  /** Handles the bytes held while parsing waited, then reads the client again. */
+  #drainHeld(): void {
+    while (this.#req.holding && this.#reading) {
       if (this.#state === 'raw') {
-        for (const c of this.#pendingChunks) this.#writeUpstream(c);
-        this.#pendingChunks = [];
+        for (const c of this.#req.takeHeld()) this.#writeUpstream(c);
         break;
       }
-      this.#feed(this.#pendingChunks.shift()!);
+      this.#feed(this.#req.nextHeld()!);
       if (this.#state === 'deciding') return;
     }
-    if (this.#pendingChunks.length === 0 && this.#reading && this.#socket.isPaused() && !this.#leg?.full) {
+    if (!this.#req.holding && this.#reading && this.#socket.isPaused() && !this.#leg?.full) {
       this.#socket.resume();
     }
   }
@@ -224,8 +223,11 @@ export class PublicConnection implements LiveConnection {
     // The connection began closing while this request waited for its decision (its head timed
     // out behind it): the request is dropped, never forwarded after the relay's closing answer.
     if (this.#state === 'closing') return;
-    if (r.kind === 'own-host') return this.#handOverToRelayHost(head);
-    if (r.kind === 'elsewhere') return this.#carryElsewhere(head, r.conn);
+    // The relay's own host serves the connection (node:http), or another relay of the cluster
+    // holds the tunnel: the connection is carried there whole and served by that relay's
+    // gateway (identity, policy, limits).
+    if (r.kind === 'own-host') return this.#handOver(head, this.#opts.serveRelayHost);
+    if (r.kind === 'elsewhere') return this.#handOver(head, (handed) => joinDuplexes(handed, r.conn));
     if (r.kind === 'forward') {
       this.#mayHandOver = false;
       return this.#forward(head, r.tunnel, r.allowed);
@@ -236,22 +238,13 @@ export class PublicConnection implements LiveConnection {
     return this.#answer(r.response, head, r.tunnel);
   }
 
-  #handOverToRelayHost(head: MessageHead): void {
-    // Give the connection, with what was read of it, to the relay's own HTTP server.
-    this.#state = 'handed-over';
-    this.#socket.removeListener('data', this.#onData);
-    this.#req.stopWatching();
-    this.#opts.serveRelayHost(handOver(this.#socket, head, this.#req.segments, this.#pendingChunks.splice(0), this.#clientIp, this.#secure));
-  }
-
-  #carryElsewhere(head: MessageHead, conn: Duplex): void {
-    // Another relay of the cluster holds the tunnel: the connection, with what was read of it,
-    // is carried there whole and served by that relay's gateway (identity, policy, limits).
+  /** Gives the connection, with what was read of it, to `to`; this proxy handles nothing more of it. */
+  #handOver(head: MessageHead, to: (conn: Duplex) => void): void {
     this.#state = 'handed-over';
     this.#mayHandOver = false;
     this.#socket.removeListener('data', this.#onData);
     this.#req.stopWatching();
-    joinDuplexes(handOver(this.#socket, head, this.#req.segments, this.#pendingChunks.splice(0), this.#clientIp, this.#secure), conn);
+    to(handOver(this.#socket, head, this.#req.takeRest(), this.#clientIp, this.#secure));
   }
 
   #forward(head: MessageHead, tunnel: Tunnel, d: Extract<GateDecision, { kind: 'allow' }> | undefined): void | Promise<void> {
@@ -266,24 +259,15 @@ export class PublicConnection implements LiveConnection {
       this.#leg = TunnelStream.open(this.#opts.directory, tunnel, { kind: 'http', client: this.#clientIp }, this.#socket, this.#opts.logger, this.#legEvents(tunnel));
       if (!this.#leg) return this.#answer(pages.offline(tunnel.host), head, tunnel);
     }
-    const upgrade = up.kind === 'forward';
-    const headers = forwardRequestHeaders(head, {
-      clientIp: this.#clientIp,
-      proto: this.#secure ? 'https' : 'http',
-      host: headerValue(head, 'host') ?? tunnel.host,
-      hostOverride: tunnel.options.hostHeader,
-      upgrade: upgrade ? up.protocols : undefined,
-      isTunnCredential: this.#opts.isTunnCredential,
-      remove: d?.removeHeaders,
-      set: d?.setHeaders,
-    });
+    const upgrade = up.kind === 'forward' ? up.protocols : undefined;
+    const bytes = forwardedHead(head, tunnel, { clientIp: this.#clientIp, secure: this.#secure, isTunnCredential: this.#opts.isTunnCredential }, upgrade, d);
     this.#currentAllowed = true;
     this.#ex.forwarded(head.method, d?.principal);
     if (upgrade) {
       this.#state = 'upgrading';
       this.#req.pauseAfterMessage();
     }
-    this.#writeUpstream(serializeHead(head, headers));
+    this.#writeUpstream(bytes);
   }
 
   /** What the connection does with its agent stream's events. */
@@ -304,7 +288,7 @@ export class PublicConnection implements LiveConnection {
         else this.#socket.end();
       },
       drained: () => {
-        if (this.#state !== 'deciding' && this.#state !== 'upgrading' && !this.#ex.full && this.#pendingChunks.length === 0) this.#socket.resume();
+        if (this.#state !== 'deciding' && this.#state !== 'upgrading' && !this.#ex.full && !this.#req.holding) this.#socket.resume();
       },
     };
   }
@@ -335,8 +319,7 @@ export class PublicConnection implements LiveConnection {
       this.#ex.upgraded();
       // Bytes the client sent after the upgrade request belong to the new protocol.
       queueMicrotask(() => {
-        for (const c of this.#pendingChunks) this.#writeUpstream(c);
-        this.#pendingChunks = [];
+        for (const c of this.#req.takeHeld()) this.#writeUpstream(c);
         this.#socket.resume();
       });
     }
@@ -353,7 +336,7 @@ export class PublicConnection implements LiveConnection {
       // The upgrade was declined (e.g. 401): go on parsing HTTP.
       this.#state = 'http';
       this.#req.resume();
-      queueMicrotask(() => this.#drainPendingChunks());
+      queueMicrotask(() => this.#drainHeld());
     }
   }
 
@@ -427,8 +410,7 @@ export class PublicConnection implements LiveConnection {
   /** Nothing more is handled: what was read and not handled is dropped, and the client is read only to drop it. */
   #closing(): void {
     this.#state = 'closing';
-    this.#req.segments.length = 0;
-    this.#pendingChunks = [];
+    this.#req.drop();
     this.#socket.resume();
   }
 
