@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import type { GateDecision } from '../auth/gate.ts';
 import type { Principal } from '../auth/revocation.ts';
-import { headerValue, Http1Framer, HttpParseError, keepAlive, wantsUpgrade, type MessageHead } from '../lib/http1.ts';
+import { headerValue, HttpParseError, keepAlive, wantsUpgrade, type MessageHead } from '../lib/http1.ts';
 import { forwardedHead } from './forward-headers.ts';
 import { Exchanges } from './exchanges.ts';
 import type { GatewayOptions, LiveConnection } from './gateway.ts';
@@ -12,6 +12,7 @@ import { relayAnswer, reportRefusal, type AnsweredRequest } from './relay-answer
 import { RequestReader } from './request-reader.ts';
 import { routeRequest, type RequestRoute } from './request-routing.ts';
 import type { Tunnel } from './tunnel-directory.ts';
+import { TunnelResponses } from './tunnel-responses.ts';
 import { TunnelStream, type TunnelStreamEvents } from './tunnel-stream.ts';
 import { decideUpgrade } from './upgrades.ts';
 
@@ -24,6 +25,7 @@ import { decideUpgrade } from './upgrades.ts';
 // - request-reader.ts: what was read of the client and not handled yet (parsed or not);
 // - exchanges.ts: the requests forwarded whose response has not ended, in order;
 // - relay-answers.ts: the bytes, log line and count of an answer the relay gives itself;
+// - tunnel-responses.ts: the agent's bytes read as responses (their ends, a 101, the counts);
 // - relay-host-handover.ts: the connection given to the relay's own host or another relay.
 
 export { MAX_PIPELINED } from './exchanges.ts';
@@ -36,13 +38,12 @@ export class PublicConnection implements LiveConnection {
   readonly #secure: boolean;
   readonly #clientIp: string;
   readonly #req: RequestReader;
-  readonly #res: Http1Framer;
+  readonly #responses: TunnelResponses;
   /** The stream to the agent, opened by the first forwarded request (it binds the connection to its tunnel). */
   #leg: TunnelStream | undefined;
   readonly #ex = new Exchanges();
   #currentAllowed = true;
   #state: ProxyState = 'http';
-  #responseStarted = false;
   /** No request has been routed to a tunnel yet: the connection may still go to the relay's own host. */
   #mayHandOver = true;
   /** The id of the request head being handled: in the gate's pages, the relay's own and the log line. */
@@ -74,14 +75,11 @@ export class PublicConnection implements LiveConnection {
         else if (this.#state !== 'handed-over') this.#socket.destroy();
       },
     });
-    this.#res = new Http1Framer(
-      { kind: 'response', maxHeadSize: 256 * 1024, nextRequestMethod: () => this.#ex.nextMethod(), keepFields: false },
-      {
-        onHead: (head) => this.#onResponseHead(head),
-        onBody: () => {},
-        onMessageEnd: () => this.#onResponseEnd(),
-      },
-    );
+    this.#responses = new TunnelResponses(this.#ex, opts.logger, () => this.#leg?.tunnel, {
+      upgrading: () => this.#state === 'upgrading',
+      upgraded: () => this.#upgraded(),
+      ended: (wasFull) => this.#responseEnded(wasFull),
+    });
     socket.on('data', this.#onData);
     socket.on('end', () => this.#onClientEnd());
     socket.on('error', (err) => {
@@ -273,17 +271,17 @@ export class PublicConnection implements LiveConnection {
   /** What the connection does with its agent stream's events. */
   #legEvents(tunnel: Tunnel): TunnelStreamEvents {
     return {
-      data: (chunk) => this.#onUpstreamData(chunk),
+      data: (chunk) => this.#responses.data(chunk),
       // The code is the agent's word (an errno or TLS error name): kept short.
       targetDown: (code) => this.#answerInstead(tunnel, pages.targetDown(code), code.slice(0, 64) || undefined),
       end: () => {
-        if (this.#state !== 'raw') this.#res.finish();
-        if (!this.#responseStarted && this.#ex.inflight > 0) this.#answerInstead(tunnel, pages.tunnelLost(), 'EMPTY_RESPONSE');
+        this.#responses.finish();
+        if (this.#mayAnswerInstead) this.#answerInstead(tunnel, pages.tunnelLost(), 'EMPTY_RESPONSE');
         else this.#socket.end();
       },
       close: (reset) => {
         if (this.#socket.destroyed) return;
-        if (!this.#responseStarted && this.#ex.inflight > 0) this.#answerInstead(tunnel, pages.tunnelLost(), 'EMPTY_RESPONSE');
+        if (this.#mayAnswerInstead) this.#answerInstead(tunnel, pages.tunnelLost(), 'EMPTY_RESPONSE');
         else if (reset) this.#socket.destroy();
         else this.#socket.end();
       },
@@ -295,41 +293,17 @@ export class PublicConnection implements LiveConnection {
 
   // ---------- agent → client ----------
 
-  /** Agent bytes, already written to the client (tunnel-stream.ts): where responses end, 101s. */
-  #onUpstreamData(chunk: Buffer): void {
-    this.#responseStarted = true;
-    if (this.#state !== 'raw') {
-      try {
-        this.#res.execute(chunk);
-      } catch (err) {
-        // The target answered with something that is not HTTP/1.1: pass it through as is.
-        this.#opts.logger.warn({ host: this.#leg?.tunnel.host, err: (err as Error).message }, 'malformed response from target');
-        this.#res.switchToRaw();
-      }
-    }
-    this.#ex.flush();
+  /** A 101 answered the upgrade request (tunnel-responses.ts): the bytes pass both ways unparsed. */
+  #upgraded(): void {
+    this.#state = 'raw';
+    // Bytes the client sent after the upgrade request belong to the new protocol.
+    queueMicrotask(() => {
+      for (const c of this.#req.takeHeld()) this.#writeUpstream(c);
+      this.#socket.resume();
+    });
   }
 
-  #onResponseHead(head: MessageHead): void {
-    this.#ex.responseHead(head.status);
-    if (head.status >= 200 || head.status === 101) this.#leg?.tunnel.metrics.requests(head.status);
-    if (head.status === 101 && this.#state === 'upgrading') {
-      this.#res.switchToRaw();
-      this.#state = 'raw';
-      this.#ex.upgraded();
-      // Bytes the client sent after the upgrade request belong to the new protocol.
-      queueMicrotask(() => {
-        for (const c of this.#req.takeHeld()) this.#writeUpstream(c);
-        this.#socket.resume();
-      });
-    }
-  }
-
-  #onResponseEnd(): void {
-    // 1xx interim responses (100 Continue, 103 Early Hints) are not the end of the exchange: a
-    // local answer to a later request waits for the final response, and an upgrade stays pending.
-    const wasFull = this.#ex.full;
-    if (!this.#ex.responseEnded()) return;
+  #responseEnded(wasFull: boolean): void {
     // Room for another request: go on with what waited (after this piece of response is handled).
     if (wasFull && !this.#ex.full && this.#state !== 'upgrading') queueMicrotask(() => this.#drainSegments());
     if (this.#state === 'upgrading' && this.#ex.inflight === 0) {
@@ -374,11 +348,15 @@ export class PublicConnection implements LiveConnection {
    */
   #answerInstead(tunnel: Tunnel, r: LocalResponse, detail: string | undefined): void {
     const first = this.#streamRequest;
-    if (this.#responseStarted || !first || this.#socket.writableEnded || this.#socket.destroyed) return;
-    this.#responseStarted = true;
+    if (!first || !this.#mayAnswerInstead || this.#socket.destroyed) return;
     reportRefusal(this.#opts, this.#clientIp, tunnel, first.method, first.path, r.status, { reason: 'target', detail });
     // Nothing of a response was written: the oldest request in flight is the one that opened the stream.
     this.#write({ ...r, close: true }, { method: first.method, path: first.path, host: tunnel.host, keepAlive: false, tunnel });
+  }
+
+  /** A request awaits the tunnel's response and nothing was written in its place yet (by the target or the relay). */
+  get #mayAnswerInstead(): boolean {
+    return !this.#responses.started && this.#ex.inflight > 0 && !this.#socket.writableEnded;
   }
 
   /** Writes an answer of the relay (the one place that does), logged and counted once. */
