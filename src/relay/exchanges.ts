@@ -15,8 +15,6 @@ export const MAX_PIPELINED = 32;
 export class Exchanges {
   /** Forwarded requests whose response has not ended (at most MAX_PIPELINED). */
   inflight = 0;
-  /** Request heads parsed and not yet handled. */
-  queued = 0;
   /** Methods of forwarded requests whose final response has not started, in order. */
   readonly #methods: string[] = [];
   /** The credential of each forwarded request whose response has not ended (undefined: a public tunnel). */
@@ -25,16 +23,17 @@ export class Exchanges {
   #last: Principal | undefined;
   /** Status of the response head being read (1xx interim responses do not end an exchange). */
   #status = 0;
-  #waiting: (() => void) | undefined;
+  /** The relay's own answers waiting for the responses before them, in order. */
+  #waiting: (() => void)[] = [];
 
   /** MAX_PIPELINED requests await their response: nothing more is parsed or read until one ends. */
   get full(): boolean {
     return this.inflight >= MAX_PIPELINED;
   }
 
-  /** With the heads already queued, parsing must stop after this one. */
-  get filling(): boolean {
-    return this.inflight + this.queued >= MAX_PIPELINED;
+  /** With `queued` request heads parsed and not yet handled, parsing must stop after the last one. */
+  fillsWith(queued: number): boolean {
+    return this.inflight + queued >= MAX_PIPELINED;
   }
 
   forwarded(method: string, principal: Principal | undefined): void {
@@ -47,11 +46,6 @@ export class Exchanges {
   /** The method of the request the next response answers (the response framer asks once per final response). */
   nextMethod(): string | undefined {
     return this.#methods.shift();
-  }
-
-  /** The method of the oldest request not yet answered. */
-  get oldestMethod(): string | undefined {
-    return this.#methods[0];
   }
 
   responseHead(status: number): void {
@@ -81,26 +75,26 @@ export class Exchanges {
     return out;
   }
 
-  /** Runs `write` now if nothing is in flight, else once the last forwarded response ends (then the promise settles). */
+  /**
+   * Runs `write` now if nothing is in flight and no answer waits, else once the last forwarded
+   * response ends, after the answers already waiting (then the promise settles).
+   */
   afterInflight(write: () => void): void | Promise<void> {
-    if (this.inflight === 0) {
+    if (this.inflight === 0 && this.#waiting.length === 0) {
       write();
       return;
     }
     return new Promise<void>((resolve) => {
-      this.#waiting = () => {
+      this.#waiting.push(() => {
         write();
         resolve();
-      };
+      });
     });
   }
 
-  /** Called as response bytes are handled: runs the waiting answer once nothing is in flight. */
+  /** Called as response bytes are handled: runs the waiting answers once nothing is in flight. */
   flush(): void {
-    if (this.inflight === 0 && this.#waiting) {
-      const w = this.#waiting;
-      this.#waiting = undefined;
-      w();
-    }
+    if (this.inflight > 0) return;
+    for (const w of this.#waiting.splice(0)) w();
   }
 }

@@ -1,26 +1,32 @@
 import type { Duplex } from 'node:stream';
 import type { GateDecision } from '../auth/gate.ts';
 import type { Principal } from '../auth/revocation.ts';
-import { newRequestId } from '../lib/page.ts';
-import { headerValue, Http1Framer, HttpParseError, keepAlive, wantsUpgrade, type MessageHead } from '../lib/http1.ts';
-import { forwardRequestHeaders, serializeHead } from './forward-headers.ts';
+import { headerValue, HttpParseError, keepAlive, wantsUpgrade, type MessageHead } from '../lib/http1.ts';
+import { forwardedHead } from './forward-headers.ts';
 import { Exchanges } from './exchanges.ts';
 import type { GatewayOptions, LiveConnection } from './gateway.ts';
-import { pages, serializeResponse, type LocalResponse } from './pages.ts';
+import { pages, type LocalResponse } from './pages.ts';
 import type { ProxyState, PublicSocket } from './proxy-state.ts';
 import { handOver, joinDuplexes } from './relay-host-handover.ts';
-import { logRelayAnswer, reportRefusal } from './relay-answers.ts';
+import { relayAnswer, reportRefusal, type AnsweredRequest } from './relay-answers.ts';
 import { RequestReader } from './request-reader.ts';
 import { routeRequest, type RequestRoute } from './request-routing.ts';
 import type { Tunnel } from './tunnel-directory.ts';
+import { TunnelResponses } from './tunnel-responses.ts';
 import { TunnelStream, type TunnelStreamEvents } from './tunnel-stream.ts';
 import { decideUpgrade } from './upgrades.ts';
 
 // One public HTTP/1 connection (PublicConnection): every request head is parsed and routed
-// (request-routing.ts); the rewritten head and the body bytes go to the agent on ONE HTTP/2
-// stream per connection, and the agent's bytes come back and are written to the client as
-// they are, watched by a response framer (to know when responses end, for 101 upgrades, and
-// for metrics). What is read from the client, and how, is one state (ProxyState).
+// (request-routing.ts); the rewritten head (forward-headers.ts) and the body bytes go to the
+// agent on ONE HTTP/2 stream per connection (tunnel-stream.ts), and the agent's bytes come
+// back and are written to the client as they are, watched by a response framer (to know when
+// responses end, for 101 upgrades, and for metrics). What is read from the client, and how, is
+// one state (ProxyState, proxy-state.ts). The pieces it drives, each alone in its file:
+// - request-reader.ts: what was read of the client and not handled yet (parsed or not);
+// - exchanges.ts: the requests forwarded whose response has not ended, in order;
+// - relay-answers.ts: the bytes, log line and count of an answer the relay gives itself;
+// - tunnel-responses.ts: the agent's bytes read as responses (their ends, a 101, the counts);
+// - relay-host-handover.ts: the connection given to the relay's own host or another relay.
 
 export { MAX_PIPELINED } from './exchanges.ts';
 export type { ProxyState, PublicSocket } from './proxy-state.ts';
@@ -32,14 +38,12 @@ export class PublicConnection implements LiveConnection {
   readonly #secure: boolean;
   readonly #clientIp: string;
   readonly #req: RequestReader;
-  readonly #res: Http1Framer;
-  #pendingChunks: Buffer[] = [];
+  readonly #responses: TunnelResponses;
   /** The stream to the agent, opened by the first forwarded request (it binds the connection to its tunnel). */
   #leg: TunnelStream | undefined;
   readonly #ex = new Exchanges();
   #currentAllowed = true;
   #state: ProxyState = 'http';
-  #responseStarted = false;
   /** No request has been routed to a tunnel yet: the connection may still go to the relay's own host. */
   #mayHandOver = true;
   /** The id of the request head being handled: in the gate's pages, the relay's own and the log line. */
@@ -58,28 +62,24 @@ export class PublicConnection implements LiveConnection {
       maxHeadSize: opts.maxHeadSize,
       headTimeoutMs: opts.headTimeoutMs,
       onHead: (head) => {
-        this.#ex.queued++;
         // Bytes after a request asking for an upgrade may be the new protocol's (a WebSocket
         // client's first frame in the same packet): they are not parsed as HTTP until the
         // request is decided (refused or declined → HTTP; 101 → passed on raw).
         // While the connection may still be handed to the relay's own host, parsing stops
         // after each message too: the rest is handed over as received, pipelined heads included.
         // And it stops once MAX_PIPELINED requests are in flight or queued (see Exchanges.full).
-        return wantsUpgrade(head) || this.#mayHandOver || this.#ex.filling;
+        return wantsUpgrade(head) || this.#mayHandOver || this.#ex.fillsWith(this.#req.queuedHeads);
       },
       onHeadTimeout: (partial) => {
-        if (partial) void this.#respondLocal(pages.timeout(), undefined);
+        if (partial) void this.#answer(pages.timeout(), undefined);
         else if (this.#state !== 'handed-over') this.#socket.destroy();
       },
     });
-    this.#res = new Http1Framer(
-      { kind: 'response', maxHeadSize: 256 * 1024, nextRequestMethod: () => this.#ex.nextMethod(), keepFields: false },
-      {
-        onHead: (head) => this.#onResponseHead(head),
-        onBody: () => {},
-        onMessageEnd: () => this.#onResponseEnd(),
-      },
-    );
+    this.#responses = new TunnelResponses(this.#ex, opts.logger, () => this.#leg?.tunnel, {
+      upgrading: () => this.#state === 'upgrading',
+      upgraded: () => this.#upgraded(),
+      ended: (wasFull) => this.#responseEnded(wasFull),
+    });
     socket.on('data', this.#onData);
     socket.on('end', () => this.#onClientEnd());
     socket.on('error', (err) => {
@@ -107,40 +107,39 @@ export class PublicConnection implements LiveConnection {
 
   readonly #onData = (chunk: Buffer): void => {
     const state = this.#state;
+    // The relay answered with Connection: close: what the client still sends (the rest of a
+    // refused upload) is read and dropped. Kept, it would grow the relay's memory without end.
+    if (state === 'closing') return;
     if (state === 'raw') {
       this.#writeUpstream(chunk);
       return;
     }
-    if (state === 'deciding' || state === 'upgrading' || this.#ex.full || this.#pendingChunks.length > 0) {
+    if (state === 'deciding' || state === 'upgrading' || this.#ex.full || this.#req.holding) {
       // Bytes read before the socket paused: kept in order behind what is already waiting.
-      this.#pendingChunks.push(chunk);
+      this.#req.hold(chunk);
       this.#socket.pause();
-      if (state !== 'deciding' && this.#req.segments.length === 0) this.#drainPendingChunks();
+      if (state !== 'deciding' && !this.#req.parsed) this.#drainHeld();
       return;
     }
     this.#feed(chunk);
   };
 
   #feed(chunk: Buffer): void {
-    let used: number;
     try {
-      used = this.#req.execute(chunk);
+      this.#req.parse(chunk);
     } catch (err) {
-      this.#req.segments.length = 0;
       this.#parseError(err);
       return;
     }
-    if (used < chunk.length) this.#pendingChunks.unshift(chunk.subarray(used));
     this.#req.watchHead(this.#state !== 'raw');
     this.#drainSegments();
   }
 
   /** Processes parsed segments in order; async gate decisions pause the connection. */
   #drainSegments(): void {
-    while (this.#req.segments.length > 0 && this.#state !== 'deciding' && this.#state !== 'closing') {
-      if (this.#req.segments[0]!.k === 'head' && this.#ex.full) return;
-      const seg = this.#req.segments.shift()!;
-      if (seg.k === 'head') this.#ex.queued--;
+    while (this.#req.parsed && this.#state !== 'deciding' && this.#state !== 'closing') {
+      if (this.#req.peek()!.k === 'head' && this.#ex.full) return;
+      const seg = this.#req.next()!;
       if (seg.k === 'body') {
         if (this.#currentAllowed) this.#writeUpstream(seg.data);
         continue;
@@ -169,7 +168,7 @@ export class PublicConnection implements LiveConnection {
       }
       this.#decided();
     }
-    if (this.#state !== 'deciding' && this.#req.segments.length === 0) this.#drainPendingChunks();
+    if (this.#state !== 'deciding' && !this.#req.parsed) this.#drainHeld();
   }
 
   /** The request being decided was handled (forwarded, answered, handed over). */
@@ -187,17 +186,17 @@ export class PublicConnection implements LiveConnection {
     return (this.#state === 'http' || this.#state === 'raw') && !this.#ex.full;
   }
 
-  #drainPendingChunks(): void {
-    while (this.#pendingChunks.length > 0 && this.#reading) {
+  /** Handles the bytes held while parsing waited, then reads the client again. */
+  #drainHeld(): void {
+    while (this.#req.holding && this.#reading) {
       if (this.#state === 'raw') {
-        for (const c of this.#pendingChunks) this.#writeUpstream(c);
-        this.#pendingChunks = [];
+        for (const c of this.#req.takeHeld()) this.#writeUpstream(c);
         break;
       }
-      this.#feed(this.#pendingChunks.shift()!);
+      this.#feed(this.#req.nextHeld()!);
       if (this.#state === 'deciding') return;
     }
-    if (this.#pendingChunks.length === 0 && this.#reading && this.#socket.isPaused() && !this.#leg?.full) {
+    if (!this.#req.holding && this.#reading && this.#socket.isPaused() && !this.#leg?.full) {
       this.#socket.resume();
     }
   }
@@ -219,8 +218,14 @@ export class PublicConnection implements LiveConnection {
   }
 
   #take(head: MessageHead, r: RequestRoute): void | Promise<void> {
-    if (r.kind === 'own-host') return this.#handOverToRelayHost(head);
-    if (r.kind === 'elsewhere') return this.#carryElsewhere(head, r.conn);
+    // The connection began closing while this request waited for its decision (its head timed
+    // out behind it): the request is dropped, never forwarded after the relay's closing answer.
+    if (this.#state === 'closing') return;
+    // The relay's own host serves the connection (node:http), or another relay of the cluster
+    // holds the tunnel: the connection is carried there whole and served by that relay's
+    // gateway (identity, policy, limits).
+    if (r.kind === 'own-host') return this.#handOver(head, this.#opts.serveRelayHost);
+    if (r.kind === 'elsewhere') return this.#handOver(head, (handed) => joinDuplexes(handed, r.conn));
     if (r.kind === 'forward') {
       this.#mayHandOver = false;
       return this.#forward(head, r.tunnel, r.allowed);
@@ -228,25 +233,16 @@ export class PublicConnection implements LiveConnection {
     if (!r.early) this.#mayHandOver = false;
     if (r.requestId) this.#requestId = r.requestId;
     if (r.refusal && r.tunnel) reportRefusal(this.#opts, this.#clientIp, r.tunnel, head.method, head.target, r.response.status, r.refusal);
-    return this.#respondLocal(r.response, head, r.tunnel);
+    return this.#answer(r.response, head, r.tunnel);
   }
 
-  #handOverToRelayHost(head: MessageHead): void {
-    // Give the connection, with what was read of it, to the relay's own HTTP server.
-    this.#state = 'handed-over';
-    this.#socket.removeListener('data', this.#onData);
-    this.#req.stopWatching();
-    this.#opts.serveRelayHost(handOver(this.#socket, head, this.#req.segments, this.#pendingChunks.splice(0), this.#clientIp, this.#secure));
-  }
-
-  #carryElsewhere(head: MessageHead, conn: Duplex): void {
-    // Another relay of the cluster holds the tunnel: the connection, with what was read of it,
-    // is carried there whole and served by that relay's gateway (identity, policy, limits).
+  /** Gives the connection, with what was read of it, to `to`; this proxy handles nothing more of it. */
+  #handOver(head: MessageHead, to: (conn: Duplex) => void): void {
     this.#state = 'handed-over';
     this.#mayHandOver = false;
     this.#socket.removeListener('data', this.#onData);
     this.#req.stopWatching();
-    joinDuplexes(handOver(this.#socket, head, this.#req.segments, this.#pendingChunks.splice(0), this.#clientIp, this.#secure), conn);
+    to(handOver(this.#socket, head, this.#req.takeRest(), this.#clientIp, this.#secure));
   }
 
   #forward(head: MessageHead, tunnel: Tunnel, d: Extract<GateDecision, { kind: 'allow' }> | undefined): void | Promise<void> {
@@ -254,154 +250,129 @@ export class PublicConnection implements LiveConnection {
     if (up.kind === 'refuse') {
       const r = pages.upgradeRefused(up.protocols);
       reportRefusal(this.#opts, this.#clientIp, tunnel, head.method, head.target, r.status, { reason: 'upgrade', detail: `Upgrade: ${up.protocols.join(', ')} needs --allow-upgrade` });
-      return this.#respondLocal(r, head, tunnel);
+      return this.#answer(r, head, tunnel);
     }
     if (!this.#leg) {
       this.#streamRequest = { method: head.method, path: head.target };
       this.#leg = TunnelStream.open(this.#opts.directory, tunnel, { kind: 'http', client: this.#clientIp }, this.#socket, this.#opts.logger, this.#legEvents(tunnel));
-      if (!this.#leg) {
-        this.#currentAllowed = false;
-        this.#respondLocal(pages.offline(tunnel.host), head);
-        return;
-      }
+      if (!this.#leg) return this.#answer(pages.offline(tunnel.host), head, tunnel);
     }
-    const upgrade = up.kind === 'forward';
-    const headers = forwardRequestHeaders(head, {
-      clientIp: this.#clientIp,
-      proto: this.#secure ? 'https' : 'http',
-      host: headerValue(head, 'host') ?? tunnel.host,
-      hostOverride: tunnel.options.hostHeader,
-      upgrade: upgrade ? up.protocols : undefined,
-      isTunnCredential: this.#opts.isTunnCredential,
-      remove: d?.removeHeaders,
-      set: d?.setHeaders,
-    });
+    const upgrade = up.kind === 'forward' ? up.protocols : undefined;
+    const bytes = forwardedHead(head, tunnel, { clientIp: this.#clientIp, secure: this.#secure, isTunnCredential: this.#opts.isTunnCredential }, upgrade, d);
     this.#currentAllowed = true;
     this.#ex.forwarded(head.method, d?.principal);
     if (upgrade) {
       this.#state = 'upgrading';
       this.#req.pauseAfterMessage();
     }
-    this.#writeUpstream(serializeHead(head, headers));
+    this.#writeUpstream(bytes);
   }
 
   /** What the connection does with its agent stream's events. */
   #legEvents(tunnel: Tunnel): TunnelStreamEvents {
     return {
-      data: (chunk) => this.#onUpstreamData(chunk),
-      targetDown: (code) => {
-        const r = pages.targetDown(code);
-        const first = this.#streamRequest;
-        // The code is the agent's word (an errno or TLS error name): kept short.
-        if (first) reportRefusal(this.#opts, this.#clientIp, tunnel, first.method, first.path, r.status, { reason: 'target', detail: code.slice(0, 64) || undefined });
-        this.#failBeforeResponse(r);
-      },
+      data: (chunk) => this.#responses.data(chunk),
+      // The code is the agent's word (an errno or TLS error name): kept short.
+      targetDown: (code) => this.#answerInstead(tunnel, pages.targetDown(code), code.slice(0, 64) || undefined),
       end: () => {
-        if (this.#state !== 'raw') this.#res.finish();
-        if (!this.#responseStarted && this.#ex.inflight > 0) this.#lostBeforeResponse(tunnel);
+        this.#responses.finish();
+        if (this.#mayAnswerInstead) this.#answerInstead(tunnel, pages.tunnelLost(), 'EMPTY_RESPONSE');
         else this.#socket.end();
       },
       close: (reset) => {
         if (this.#socket.destroyed) return;
-        if (!this.#responseStarted && this.#ex.inflight > 0) this.#lostBeforeResponse(tunnel);
+        if (this.#mayAnswerInstead) this.#answerInstead(tunnel, pages.tunnelLost(), 'EMPTY_RESPONSE');
         else if (reset) this.#socket.destroy();
         else this.#socket.end();
       },
       drained: () => {
-        if (this.#state !== 'deciding' && this.#state !== 'upgrading' && !this.#ex.full && this.#pendingChunks.length === 0) this.#socket.resume();
+        if (this.#state !== 'deciding' && this.#state !== 'upgrading' && !this.#ex.full && !this.#req.holding) this.#socket.resume();
       },
     };
   }
 
-  /** The stream ended before any response: the target closed without answering (or the agent went; then nobody hears the report). */
-  #lostBeforeResponse(tunnel: Tunnel): void {
-    if (this.#responseStarted || this.#socket.destroyed) return;
-    const r = pages.tunnelLost();
-    const first = this.#streamRequest;
-    if (first) reportRefusal(this.#opts, this.#clientIp, tunnel, first.method, first.path, r.status, { reason: 'target', detail: 'EMPTY_RESPONSE' });
-    this.#failBeforeResponse(r);
-  }
-
-  #failBeforeResponse(r: LocalResponse): void {
-    if (this.#responseStarted || this.#socket.destroyed) return;
-    this.#responseStarted = true;
-    this.#state = 'closing';
-    this.#leg?.tunnel.metrics.requests(r.status);
-    const requestId = newRequestId();
-    logRelayAnswer(this.#opts.logger, this.#clientIp, requestId, r.status, this.#leg?.tunnel.host, undefined);
-    this.#socket.end(serializeResponse(r, { head: this.#ex.oldestMethod === 'HEAD', keepAlive: false, requestId }));
-    this.#leg?.cancel();
-  }
-
   // ---------- agent → client ----------
 
-  /** Agent bytes, already written to the client (tunnel-stream.ts): where responses end, 101s. */
-  #onUpstreamData(chunk: Buffer): void {
-    this.#responseStarted = true;
-    if (this.#state !== 'raw') {
-      try {
-        this.#res.execute(chunk);
-      } catch (err) {
-        // The target answered with something that is not HTTP/1.1: pass it through as is.
-        this.#opts.logger.warn({ host: this.#leg?.tunnel.host, err: (err as Error).message }, 'malformed response from target');
-        this.#res.switchToRaw();
-      }
-    }
-    this.#ex.flush();
+  /** A 101 answered the upgrade request (tunnel-responses.ts): the bytes pass both ways unparsed. */
+  #upgraded(): void {
+    this.#state = 'raw';
+    // Bytes the client sent after the upgrade request belong to the new protocol.
+    queueMicrotask(() => {
+      for (const c of this.#req.takeHeld()) this.#writeUpstream(c);
+      this.#socket.resume();
+    });
   }
 
-  #onResponseHead(head: MessageHead): void {
-    this.#ex.responseHead(head.status);
-    if (head.status >= 200 || head.status === 101) this.#leg?.tunnel.metrics.requests(head.status);
-    if (head.status === 101 && this.#state === 'upgrading') {
-      this.#res.switchToRaw();
-      this.#state = 'raw';
-      this.#ex.upgraded();
-      // Bytes the client sent after the upgrade request belong to the new protocol.
-      queueMicrotask(() => {
-        for (const c of this.#pendingChunks) this.#writeUpstream(c);
-        this.#pendingChunks = [];
-        this.#socket.resume();
-      });
-    }
-  }
-
-  #onResponseEnd(): void {
-    // 1xx interim responses (100 Continue, 103 Early Hints) are not the end of the exchange: a
-    // local answer to a later request waits for the final response, and an upgrade stays pending.
-    const wasFull = this.#ex.full;
-    if (!this.#ex.responseEnded()) return;
+  #responseEnded(wasFull: boolean): void {
     // Room for another request: go on with what waited (after this piece of response is handled).
     if (wasFull && !this.#ex.full && this.#state !== 'upgrading') queueMicrotask(() => this.#drainSegments());
     if (this.#state === 'upgrading' && this.#ex.inflight === 0) {
       // The upgrade was declined (e.g. 401): go on parsing HTTP.
       this.#state = 'http';
       this.#req.resume();
-      queueMicrotask(() => this.#drainPendingChunks());
+      queueMicrotask(() => this.#drainHeld());
     }
   }
 
-  // ---------- local responses ----------
+  // ---------- the relay's own answers ----------
 
-  /** `tunnel`: the tunnel the request was for, when no stream is bound yet (its metrics count the answer). */
-  #respondLocal(r: LocalResponse, head: MessageHead | undefined, tunnel?: Tunnel): void | Promise<void> {
-    // One id per answer, logged here and shown in the page (a timed-out or unparsable head has none yet).
-    const requestId = (head && this.#requestId) || newRequestId();
-    logRelayAnswer(this.#opts.logger, this.#clientIp, requestId, r.status, head ? headerValue(head, 'host') : undefined, head);
-    const write = (): void => {
-      const keep = head ? keepAlive(head) && !r.close : false;
-      const bytes = serializeResponse(r, { head: head?.method === 'HEAD', keepAlive: keep, requestId });
-      (this.#leg?.tunnel ?? tunnel)?.metrics.requests(r.status);
-      this.#currentAllowed = false;
-      if (keep) {
-        this.#socket.write(bytes);
-      } else {
-        this.#state = 'closing';
-        this.#socket.end(bytes);
-        this.#leg?.end();
-      }
+  /**
+   * Answers a request the relay decided itself (refused, not found, offline, …; `head`
+   * undefined: a head that timed out or could not be parsed). It goes out after the responses
+   * to the requests before it. `tunnel`: the one the request was for, when no stream is bound
+   * yet (its metrics count the answer).
+   */
+  #answer(r: LocalResponse, head: MessageHead | undefined, tunnel?: Tunnel): void | Promise<void> {
+    // After a closing answer nothing more is answered (a head timing out behind it, say).
+    if (this.#state === 'closing') return;
+    const a: AnsweredRequest = {
+      method: head?.method,
+      path: head?.target,
+      host: head ? headerValue(head, 'host') : undefined,
+      keepAlive: head ? keepAlive(head) : false,
+      requestId: (head && this.#requestId) || undefined,
+      tunnel: this.#leg?.tunnel ?? tunnel,
     };
-    return this.#ex.afterInflight(write);
+    // The body of the answered request is not forwarded; if the answer closes the connection,
+    // nothing read after the request is handled from now on, while the answer waits its turn.
+    this.#currentAllowed = false;
+    if (r.close || !a.keepAlive) this.#closing();
+    return this.#ex.afterInflight(() => this.#write(r, a));
+  }
+
+  /**
+   * Answers in place of the tunnel's response to the oldest request, when nothing of a response
+   * was written yet (the agent could not reach the target; the stream ended before any answer).
+   * Once a response was written, a failure ends the connection as the target did: a client
+   * retries a request on a reused connection that closes, not one that got a 502.
+   */
+  #answerInstead(tunnel: Tunnel, r: LocalResponse, detail: string | undefined): void {
+    const first = this.#streamRequest;
+    if (!first || !this.#mayAnswerInstead || this.#socket.destroyed) return;
+    reportRefusal(this.#opts, this.#clientIp, tunnel, first.method, first.path, r.status, { reason: 'target', detail });
+    // Nothing of a response was written: the oldest request in flight is the one that opened the stream.
+    this.#write({ ...r, close: true }, { method: first.method, path: first.path, host: tunnel.host, keepAlive: false, tunnel });
+  }
+
+  /** A request awaits the tunnel's response and nothing was written in its place yet (by the target or the relay). */
+  get #mayAnswerInstead(): boolean {
+    return !this.#responses.started && this.#ex.inflight > 0 && !this.#socket.writableEnded;
+  }
+
+  /** Writes an answer of the relay (the one place that does), logged and counted once. */
+  #write(r: LocalResponse, a: AnsweredRequest): void {
+    if (this.#socket.writableEnded || this.#socket.destroyed) return;
+    const { bytes, close } = relayAnswer(this.#opts.logger, this.#clientIp, r, a);
+    if (!close) {
+      this.#socket.write(bytes);
+      return;
+    }
+    this.#closing();
+    this.#socket.end(bytes);
+    // Responses the tunnel still owes are abandoned: the stream is reset so that none of them
+    // follows the answer; else it is half-closed, like the client's side.
+    if (this.#ex.inflight > 0) this.#leg?.cancel();
+    else this.#leg?.end();
   }
 
   #parseError(err: unknown): void {
@@ -409,10 +380,17 @@ export class PublicConnection implements LiveConnection {
       this.destroy();
       return;
     }
-    void this.#respondLocal({ ...pages.unparsable(err), close: true }, undefined);
+    void this.#answer({ ...pages.unparsable(err), close: true }, undefined);
   }
 
   // ---------- teardown ----------
+
+  /** Nothing more is handled: what was read and not handled is dropped, and the client is read only to drop it. */
+  #closing(): void {
+    this.#state = 'closing';
+    this.#req.drop();
+    this.#socket.resume();
+  }
 
   #onClientEnd(): void {
     // The client finished sending: pass the half-close on (the response may still come).

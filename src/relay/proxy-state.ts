@@ -16,7 +16,8 @@ export type PublicSocket = Duplex & { setTimeout(ms: number, cb?: () => void): u
  * - `upgrading`: an upgrade request was forwarded; the bytes after it wait for the answer
  *   (101 → `raw`; anything else → `http`);
  * - `raw`: after a 101, bytes pass both ways unparsed;
- * - `closing`: the relay answered with Connection: close; nothing more is handled;
+ * - `closing`: the relay answers with Connection: close (the answer may still wait for the
+ *   responses before it); nothing more is decided, and what the client still sends is dropped;
  * - `handed-over`: the relay's own host (node:http) serves the connection.
  */
 export type ProxyState = 'http' | 'deciding' | 'upgrading' | 'raw' | 'closing' | 'handed-over';

@@ -2,23 +2,18 @@ import { Duplex } from 'node:stream';
 import type { MessageHead } from '../lib/http1.ts';
 import { serializeHead } from './forward-headers.ts';
 import type { PublicSocket } from './proxy-state.ts';
-import type { Segment } from './request-reader.ts';
 
 // The hand-over to node:http: a public connection whose first request is for the relay's own
 // host goes to the relay's HTTP server (own-host.ts) with the bytes the proxy already read;
 // one for a tunnel another relay of the cluster holds is joined to a stream to that relay.
 
 /**
- * The connection as node:http must read it: the first request's head as received, its body
- * (`segments`: the reader stopped after that message) and every byte after it as received
- * (`rest`, pipelined requests included). Empties `segments`.
+ * The connection as node:http must read it: the first request's head as received, then what
+ * was read after it as received (`rest`: its body and every byte after it, pipelined requests
+ * included; RequestReader.takeRest).
  */
-export function handOver(socket: PublicSocket, head: MessageHead, segments: Segment[], rest: Buffer[], remoteAddress: string, encrypted: boolean): Duplex {
-  const bytes: Buffer[] = [serializeHead(head, head.headers)];
-  for (const seg of segments) if (seg.k === 'body') bytes.push(seg.data);
-  segments.length = 0;
-  bytes.push(...rest);
-  return prependedDuplex(socket, Buffer.concat(bytes), remoteAddress, encrypted);
+export function handOver(socket: PublicSocket, head: MessageHead, rest: Buffer[], remoteAddress: string, encrypted: boolean): Duplex {
+  return prependedDuplex(socket, Buffer.concat([serializeHead(head, head.headers), ...rest]), remoteAddress, encrypted);
 }
 
 /**

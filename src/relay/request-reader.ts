@@ -1,17 +1,23 @@
 import { Http1Framer, type MessageHead } from '../lib/http1.ts';
 import { forwardTrailers, serializeTrailers } from './forward-headers.ts';
 
-// The client's side of a public HTTP/1 connection as the proxy handles it: request heads (to
-// route, one at a time), body pieces and message ends, in order. Body framing the origin
-// reads is re-emitted by the relay (chunk-size lines, trailers), never passed as received.
+// The client's side of a public HTTP/1 connection as the proxy handles it: what was read of
+// it and not handled yet, in order. Parsed: request heads (to route, one at a time), body
+// pieces and message ends; body framing the origin reads is re-emitted by the relay
+// (chunk-size lines, trailers), never passed as received. Not parsed yet: the bytes read while
+// the proxy does not parse (a decision pending, an upgrade's answer awaited, parsing paused).
 
 export type Segment = { k: 'head'; head: MessageHead } | { k: 'body'; data: Buffer } | { k: 'end' };
 
 export class RequestReader {
   /** Parsed and not yet handled, in order. */
-  readonly segments: Segment[] = [];
+  readonly #segments: Segment[] = [];
+  /** Read and not parsed yet, in order. */
+  #unparsed: Buffer[] = [];
   /** Heads parsed so far. */
   headsParsed = 0;
+  /** Heads parsed and not yet handled (taken with next()). */
+  queuedHeads = 0;
   readonly #framer: Http1Framer;
   readonly #headTimeoutMs: number;
   readonly #onHeadTimeout: (partial: boolean) => void;
@@ -27,12 +33,13 @@ export class RequestReader {
     const { maxHeadSize, onHead } = o;
     this.#headTimeoutMs = o.headTimeoutMs;
     this.#onHeadTimeout = o.onHeadTimeout;
-    const segments = this.segments;
+    const segments = this.#segments;
     this.#framer = new Http1Framer(
       { kind: 'request', maxHeadSize },
       {
         onHead: (head) => {
           this.headsParsed++;
+          this.queuedHeads++;
           if (onHead(head)) this.#framer.pauseAfterMessage();
           segments.push({ k: 'head', head });
         },
@@ -47,9 +54,74 @@ export class RequestReader {
     );
   }
 
-  /** Parses what it can of `chunk`; returns the bytes used (the rest waits for resume()). Throws HttpParseError. */
-  execute(chunk: Buffer): number {
-    return this.#framer.execute(chunk);
+  /**
+   * Parses what it can of `chunk`; the rest waits first in line (until resume()). Throws
+   * HttpParseError, and then nothing parsed is left to handle.
+   */
+  parse(chunk: Buffer): void {
+    let used: number;
+    try {
+      used = this.#framer.execute(chunk);
+    } catch (err) {
+      this.#segments.length = 0;
+      this.queuedHeads = 0;
+      throw err;
+    }
+    if (used < chunk.length) this.#unparsed.unshift(chunk.subarray(used));
+  }
+
+  /** The next parsed segment, without taking it. */
+  peek(): Segment | undefined {
+    return this.#segments[0];
+  }
+
+  /** Takes the next parsed segment. */
+  next(): Segment | undefined {
+    const seg = this.#segments.shift();
+    if (seg?.k === 'head') this.queuedHeads--;
+    return seg;
+  }
+
+  get parsed(): boolean {
+    return this.#segments.length > 0;
+  }
+
+  /** Keeps bytes read while the proxy does not parse, behind those already kept. */
+  hold(chunk: Buffer): void {
+    this.#unparsed.push(chunk);
+  }
+
+  get holding(): boolean {
+    return this.#unparsed.length > 0;
+  }
+
+  /** The next chunk of bytes read and not parsed. */
+  nextHeld(): Buffer | undefined {
+    return this.#unparsed.shift();
+  }
+
+  /** Every byte read and not parsed (after a 101 they are the new protocol's); none is kept. */
+  takeHeld(): Buffer[] {
+    return this.#unparsed.splice(0);
+  }
+
+  /**
+   * What was read after the head being handled, as the client sent it, for whoever takes the
+   * connection over: the rest of that message's body (parsing stopped after it), then every
+   * byte not parsed (pipelined requests included). Nothing is kept.
+   */
+  takeRest(): Buffer[] {
+    const bytes: Buffer[] = [];
+    for (const seg of this.#segments.splice(0)) if (seg.k === 'body') bytes.push(seg.data);
+    this.queuedHeads = 0;
+    return [...bytes, ...this.takeHeld()];
+  }
+
+  /** Drops everything read and not handled (the connection is closing). */
+  drop(): void {
+    this.#segments.length = 0;
+    this.queuedHeads = 0;
+    this.#unparsed = [];
   }
 
   /** Stop after the current message (an upgrade request: what follows may not be HTTP). */
