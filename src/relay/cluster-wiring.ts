@@ -146,7 +146,7 @@ export async function joinCluster(o: JoinClusterOptions): Promise<RelayCluster> 
     directory: o.registry,
     // A public tcp/udp tunnel's lease records its port: every relay listens on it (onPorts).
     // An http tunnel whose TLS ends at its agent is leased as `tls-at-agent`: other relays route its SNI raw.
-    // A tls tunnel's lease says which (private, --backend tcp, raw), so other relays answer its visitors as the holder would.
+    // A tls tunnel's lease says which (private, --backend tcp, raw, --backend tcp with TLS at its agent now), so other relays answer its visitors as the holder would.
     leaseOf: (t) => ({ kind: leaseKindOf(t.options, !!o.tlsOnlyAtAgent?.(t.host)), port: o.portOf?.(t.host) ?? null }),
     onLeaseChange: (host) => void elsewhere?.changed(host),
     onIdentityChange: (table) => o.onIdentityChange?.(table),
