@@ -29,7 +29,18 @@ export interface TestCluster {
   stop(): Promise<void>;
 }
 
-export async function startCluster(o: { relays: number; prefix?: string; env?: NodeJS.ProcessEnv; extra?: string[] }): Promise<TestCluster> {
+export interface ClusterOptions {
+  relays: number;
+  prefix?: string;
+  /** Added to the relays' environment. */
+  env?: NodeJS.ProcessEnv;
+  /** Arguments every relay gets. */
+  extra?: string[];
+  /** Relay i listens on hosts[i] (`--listen`, and its --node-url there), so relays can bind the same ports; 127.0.0.1 by default. */
+  hosts?: string[];
+}
+
+export async function startCluster(o: ClusterOptions): Promise<TestCluster> {
   const pg = await startPostgres();
   const dir = mkdtempSync(join(tmpdir(), o.prefix ?? 'tunn-e2e-cluster-'));
   const storeFile = join(dir, 'store-url');
@@ -61,8 +72,10 @@ export async function startCluster(o: { relays: number; prefix?: string; env?: N
     writeFileSync(storeFile, (await pg.createDatabase()) + '\n', { mode: 0o600 });
     writeFileSync(secretFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
     for (let i = 0; i < o.relays; i++) {
-      const nodeUrl = `https://127.0.0.1:${await freePort()}`;
-      const r = await startRelay({ extra: ['--store-file', storeFile, '--node-url', nodeUrl, '--cluster-secret-file', secretFile, ...(o.extra ?? [])], env });
+      const host = o.hosts?.[i];
+      const nodeUrl = `https://${host ?? '127.0.0.1'}:${await freePort(host)}`;
+      const listen = host ? ['--listen', host] : [];
+      const r = await startRelay({ extra: [...listen, '--store-file', storeFile, '--node-url', nodeUrl, '--cluster-secret-file', secretFile, ...(o.extra ?? [])], env });
       relays.push(r);
       nodeUrls.set(r, nodeUrl);
     }
