@@ -130,9 +130,9 @@ describe('tls tunnels of every kind through any relay of a cluster (real process
     return ['--tls-cert', `${cluster.dir}/${label}.pem`, '--tls-key', `${cluster.dir}/${label}.key`];
   };
 
-  /** `tunn tls <pp> -n name --backend tcp --terminate-at agent <extra>` on A, with (`certFor`) a certificate for `certFor.name`. */
-  const startAtAgent = async (name: string, extra: string[], certFor = `${name}.${a.domain}`) =>
-    startTunnel([String(portOf(pp)), '-n', name, '--backend', 'tcp', '--terminate-at', 'agent', '--proxy-protocol', ...extra, ...(await agentCert(name, [certFor]))]);
+  /** `tunn tls <pp> -n name --backend tcp --terminate-at agent --proxy-protocol <extra>` on A, with --tls-cert for `certFor` (none: null). */
+  const startAtAgent = async (name: string, extra: string[], certFor: string | null = `${name}.${a.domain}`) =>
+    startTunnel([String(portOf(pp)), '-n', name, '--backend', 'tcp', '--terminate-at', 'agent', '--proxy-protocol', ...extra, ...(certFor ? await agentCert(name, [certFor]) : [])]);
 
   /** The agent's `tls` event once TLS ends there, after A logged that it routes so. */
   const endsAtAgent = async (agent: Proc, host: string): Promise<Record<string, unknown>> => {
@@ -236,6 +236,12 @@ describe('tls tunnels of every kind through any relay of a cluster (real process
     await until(async () => (await tlsAsk(b, fb.host, 'payload').catch(() => ({ got: '' }))).got.includes('after the header'), 10_000, `${b.url} to end TLS for the tunnel in fallback on A`);
     const v = await tlsAsk(b, fb.host, 'payload');
     assert.equal(v.got, headerFrom(v), "B's certificate verified, the target got plain bytes and the visitor's address");
+    // Without --tls-cert (this relay offers the agent no ACME): in fallback for good, through B as on A.
+    const bare = await startAtAgent('bare', ['--public'], null);
+    await bare.agent.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'relay', 30_000);
+    const bareAtA = await tlsAsk(a, bare.host, 'payload');
+    assert.equal(bareAtA.got, headerFrom(bareAtA));
+    await until(async () => (await tlsAsk(b, bare.host, 'payload').catch(() => ({ got: '' }))).got.includes('after the header'), 10_000, `${b.url} to end TLS for the tunnel without --tls-cert on A`);
 
     const strict = await startAtAgent('strict', ['--public', '--no-fallback'], `else.${a.domain}`);
     await strict.agent.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'relay' && /not strict\./.test(String(l.reason)), 30_000);
