@@ -11,7 +11,8 @@ export function leaseKindOf(o: Pick<TunnelOptions, 'kind' | 'public' | 'backend'
   if (kind === 'tls') {
     // No public SNI route at all: only `tunn connect` reaches it, and HTTP to it is answered 426.
     if (!o.public) return 'tls-private';
-    if (tlsAtAgent) return 'tls-at-agent';
+    // Not `tls-at-agent`: that is an http tunnel's, which `tunn connect` does not reach; this one it does, as on the holder.
+    if (tlsAtAgent) return 'tls-tcp-at-agent';
     return (o.backend ?? 'raw') === 'tcp' ? 'tls-tcp' : 'tls';
   }
   if (kind === 'http' && tlsAtAgent) return 'tls-at-agent';
@@ -20,12 +21,12 @@ export function leaseKindOf(o: Pick<TunnelOptions, 'kind' | 'public' | 'backend'
 
 /** Whether another relay's edge routes the visitor's TLS for a lease of this kind raw (by SNI, never decrypted) to the holder. */
 export function routedRaw(k: LeaseKind | undefined): boolean {
-  return k === 'tls' || k === 'tls-at-agent';
+  return k === 'tls' || k === 'tls-at-agent' || k === 'tls-tcp-at-agent';
 }
 
 /** The tunnel kind behind a lease kind (`tunn connect` reaches tcp, udp and tls tunnels held elsewhere). */
 export function tunnelKindOfLease(k: LeaseKind): 'http' | 'tcp' | 'udp' | 'tls' {
-  if (k === 'tls' || k === 'tls-tcp' || k === 'tls-private') return 'tls';
+  if (k === 'tls' || k === 'tls-tcp' || k === 'tls-private' || k === 'tls-tcp-at-agent') return 'tls';
   if (k === 'tls-at-agent') return 'http';
   return k;
 }
@@ -36,5 +37,5 @@ export function tunnelKindOfLease(k: LeaseKind): 'http' | 'tcp' | 'udp' | 'tls' 
  * tunnel's fallback), not at a target (raw passthrough) nor at nothing (private tls, tcp, udp).
  */
 export function isTerminatedKind(k: LeaseKind | undefined): boolean {
-  return k === 'http' || k === 'tls-tcp' || k === 'tls-at-agent';
+  return k === 'http' || k === 'tls-tcp' || k === 'tls-at-agent' || k === 'tls-tcp-at-agent';
 }

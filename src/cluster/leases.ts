@@ -27,9 +27,11 @@ export const LEASE_CHANNEL = 'tunn_leases';
  * `tls-tcp`: a public `tunn tls --backend tcp` (TLS ends at the relay the visitor reached, the
  * plain bytes are carried as link kind tcp); `tls-private`: a `tunn tls` without --public (no SNI
  * route: HTTP to it is carried to the holder, which answers 426; `tunn connect` reaches it);
- * `tls-at-agent`: a tunnel whose TLS ends at its agent now (SNI routed raw, never decrypted).
+ * `tls-at-agent`: an http tunnel whose TLS ends at its agent now (SNI routed raw, never decrypted);
+ * `tls-tcp-at-agent`: a public `tunn tls --backend tcp --terminate-at agent` whose TLS ends at its
+ * agent now (routed raw as `tls-at-agent`, and `tunn connect` reaches it as a tls tunnel).
  */
-export type LeaseKind = 'http' | 'tcp' | 'udp' | 'tls' | 'tls-tcp' | 'tls-private' | 'tls-at-agent';
+export type LeaseKind = 'http' | 'tcp' | 'udp' | 'tls' | 'tls-tcp' | 'tls-private' | 'tls-at-agent' | 'tls-tcp-at-agent';
 
 export interface Lease {
   /** `name.domain`, normalised. */

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { TLSSocket } from 'node:tls';
 
 // One TCP socket spliced to one stream (an HTTP/2 stream of the agent link or of `tunn connect`),
 // the same on every hop: the agent's target side, the relay's public TCP port, the connect
@@ -28,16 +29,21 @@ export interface SpliceOptions {
   onBytes?(fromSocket: number, toSocket: number): void;
 }
 
+/**
+ * Ends `socket` with a reset (RST), so its peer sees a failure rather than a clean end of the data.
+ * A TLSSocket (TLS ended here, as for `tunn tls --backend tcp`) is destroyed instead: Node resets
+ * only a TCP handle and throws ERR_INVALID_HANDLE_TYPE for a TLS one, which, uncaught, ends the relay.
+ */
+export function resetSocket(socket: Socket): void {
+  if (socket.destroyed) return;
+  if (!(socket instanceof TLSSocket) && (socket.readyState === 'open' || socket.readyState === 'readOnly' || socket.readyState === 'writeOnly')) socket.resetAndDestroy();
+  else socket.destroy();
+}
+
 export function splice(socket: Socket, s: SplicedStream, o: SpliceOptions): Promise<SpliceOutcome> {
   const { stream } = s;
   return new Promise((resolve) => {
     let outcome: SpliceOutcome | undefined;
-    const resetSocket = (): void => {
-      if (socket.destroyed) return;
-      // A reset must reach the other side as a reset, not as a clean end of the data.
-      if (socket.readyState === 'open' || socket.readyState === 'readOnly' || socket.readyState === 'writeOnly') socket.resetAndDestroy();
-      else socket.destroy();
-    };
     if (o.onBytes) {
       const f = o.onBytes;
       stream.on('data', (d: Buffer) => f(0, d.length));
@@ -65,7 +71,7 @@ export function splice(socket: Socket, s: SplicedStream, o: SpliceOptions): Prom
     socket.pipe(stream);
     socket.setTimeout(o.idleTimeoutMs, () => {
       outcome ??= 'idle';
-      resetSocket();
+      resetSocket(socket);
       s.reset();
     });
     socket.on('error', () => {
@@ -75,13 +81,13 @@ export function splice(socket: Socket, s: SplicedStream, o: SpliceOptions): Prom
     const streamGone = (): void => {
       if (s.wasReset() || !(stream.readableEnded && stream.writableFinished)) {
         outcome ??= 'aborted';
-        resetSocket();
+        resetSocket(socket);
       }
     };
     stream.once('close', streamGone);
     stream.on('error', () => {
       outcome ??= 'aborted';
-      resetSocket();
+      resetSocket(socket);
     });
     if (socket.destroyed) return resolve(outcome ?? 'aborted');
     socket.once('close', () => resolve(outcome ?? 'closed'));

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { splice, spliceStreams, type SpliceOptions, type SpliceOutcome, type SplicedStream } from '../lib/splice.ts';
+import { resetSocket, splice, spliceStreams, type SpliceOptions, type SpliceOutcome, type SplicedStream } from '../lib/splice.ts';
 import type { ClientAddress, PortTunnel } from './public-port-tunnel.ts';
 
 // One accepted TCP connection carried to a tunnel on its own stream: what a public TCP port does
@@ -22,7 +22,7 @@ export async function carryConnection(socket: Socket, t: PortTunnel, o: CarryOpt
   socket.pause();
   return carry(t, { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 }, o, {
     gone: () => socket.destroyed,
-    refuse: () => socket.resetAndDestroy(),
+    refuse: () => resetSocket(socket),
     splice: (stream, so) => splice(socket, stream, so),
   });
 }

@@ -10,7 +10,7 @@ import type { Clock } from '../lib/clock.ts';
 import { errorMessage, isTunnError, TunnError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { SecretBox } from '../lib/secret-box.ts';
-import { splice, type SplicedStream } from '../lib/splice.ts';
+import { resetSocket, splice, type SplicedStream } from '../lib/splice.ts';
 import type { ForwardRequest } from '../protocol/cluster-link.ts';
 import type { ConnectKind } from '../protocol/connect.ts';
 import { splicedH2Stream } from '../protocol/h2-stream.ts';
@@ -146,7 +146,7 @@ export async function joinCluster(o: JoinClusterOptions): Promise<RelayCluster> 
     directory: o.registry,
     // A public tcp/udp tunnel's lease records its port: every relay listens on it (onPorts).
     // An http tunnel whose TLS ends at its agent is leased as `tls-at-agent`: other relays route its SNI raw.
-    // A tls tunnel's lease says which (private, --backend tcp, raw), so other relays answer its visitors as the holder would.
+    // A tls tunnel's lease says which (private, --backend tcp, raw, --backend tcp with TLS at its agent now), so other relays answer its visitors as the holder would.
     leaseOf: (t) => ({ kind: leaseKindOf(t.options, !!o.tlsOnlyAtAgent?.(t.host)), port: o.portOf?.(t.host) ?? null }),
     onLeaseChange: (host) => void elsewhere?.changed(host),
     onIdentityChange: (table) => o.onIdentityChange?.(table),
@@ -186,7 +186,7 @@ export async function joinCluster(o: JoinClusterOptions): Promise<RelayCluster> 
       },
       (err: unknown) => {
         if (!isTunnError(err, 'NOT_FOUND')) log.warn({ event: 'cluster_forward_failed', host, kind, err: errorMessage(err) }, 'could not carry a connection to the relay holding the tunnel');
-        socket.resetAndDestroy();
+        resetSocket(socket);
       },
     );
   };

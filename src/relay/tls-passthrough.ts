@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { TunnError } from '../lib/errors.ts';
 import { normalizeHost } from '../lib/host.ts';
 import type { Logger } from '../lib/logger.ts';
-import type { SplicedStream } from '../lib/splice.ts';
+import { resetSocket, type SplicedStream } from '../lib/splice.ts';
 import { carryConnection, carryStream } from './carry-connection.ts';
 import { portTunnel } from './kind-ports.ts';
 import type { ClientAddress } from './public-port-tunnel.ts';
@@ -64,7 +64,7 @@ export function createTlsPassthrough(o: TlsPassthroughOptions): TlsPassthrough {
     const pt = portTunnel(o.directory, t, 'tcp');
     if (!pt.admits(socket.remoteAddress ?? '')) {
       t.metrics.drop('allow-ip');
-      socket.resetAndDestroy();
+      resetSocket(socket);
       return;
     }
     void carryConnection(socket, pt, { idleTimeoutMs: o.idleTimeoutMs }).then((outcome) => o.logger.debug({ host: t.host, outcome }, 'tls connection carried'));

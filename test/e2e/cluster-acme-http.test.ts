@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -11,7 +10,7 @@ import { DnsServer, authoritativeHandler } from '../../src/dns/server.ts';
 import { Zone } from '../../src/dns/zone.ts';
 import { openStore } from '../../src/store/store.ts';
 import { startPebble, type Pebble } from '../support/pebble.ts';
-import { startPostgres, type Postgres } from '../support/postgres.ts';
+import { startClusterDatabase, type ClusterDatabase } from '../support/cluster.ts';
 import { startCli, tmpDir, type Proc } from './harness.ts';
 
 // Issue 14: a relay's own HTTP-01 and TLS-ALPN-01 answers in a cluster. The CA connects to
@@ -76,15 +75,11 @@ async function issuedAt(host: string, port: number, servername: string, ca: stri
 describe('HTTP-01 and TLS-ALPN-01 answered by any relay of a cluster (three relays, PostgreSQL, Pebble)', () => {
   const dir = tmpDir('tunn-e2e-cluster-acme-http-');
   const zone = new Zone(RELAY);
-  const storeFile = join(dir.path, 'store-url');
-  const secretFile = join(dir.path, 'cluster.key');
-  const tokenFile = join(dir.path, 'token');
+  let tokenFile = '';
   const rootFile = join(dir.path, 'pebble-root.pem');
-  const env = { TUNN_SECRET_KEY: randomBytes(32).toString('hex') };
   const procs: Proc[] = [];
   const relays: Record<keyof typeof HOSTS, Relay> = {} as never;
-  let storeUrl: string;
-  let pg: Postgres;
+  let db: ClusterDatabase;
   let dns: DnsServer;
   let pebble: Pebble;
   let origin: http.Server;
@@ -95,11 +90,11 @@ describe('HTTP-01 and TLS-ALPN-01 answered by any relay of a cluster (three rela
     const proc = startCli(
       [
         'relay', '--domain', RELAY, '--listen', host, '--https-port', String(httpsPort), '--http-port', String(httpPort), '--data-dir', join(dir.path, `relay-${host}`), '--json',
-        '--store-file', storeFile, '--node-url', `https://${host}:${await freeOn(host)}`, '--cluster-secret-file', secretFile,
+        '--store-file', db.storeFile, '--node-url', `https://${host}:${await freeOn(host)}`, '--cluster-secret-file', db.secretFile,
         '--acme-directory', pebble.directoryUrl, '--acme-ca', join(dir.path, 'pebble-https-ca.pem'), '--acme-email', 'ops@example.test',
         '--relay-certs', 'per-host', '--acme-challenge', challenges,
       ],
-      { env },
+      { env: db.env },
     );
     procs.push(proc);
     const ready = await proc.waitFor((l) => l.event === 'ready' || l.event === 'fatal', 40_000);
@@ -120,10 +115,7 @@ describe('HTTP-01 and TLS-ALPN-01 answered by any relay of a cluster (three rela
   const presented = (r: Relay, name: string) => r.proc.lines.filter((l) => l.identifier === name && l.challenge !== undefined).map((l) => String(l.challenge));
 
   before(async () => {
-    pg = await startPostgres();
-    storeUrl = await pg.createDatabase();
-    writeFileSync(storeFile, storeUrl + '\n', { mode: 0o600 });
-    writeFileSync(secretFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+    db = await startClusterDatabase({ prefix: 'tunn-e2e-cluster-acme-http-db-' });
     // The relay's own name is A's; every other name points where each test says.
     zone.add({ name: RELAY, type: 'A', value: HOSTS.a });
     dns = new DnsServer({ handler: authoritativeHandler([zone]), authoritative: true });
@@ -140,16 +132,14 @@ describe('HTTP-01 and TLS-ALPN-01 answered by any relay of a cluster (three rela
     // One after another: A creates the schema and the sealing canary and obtains the relay's own certificate.
     relays.a = await startRelay(HOSTS.a, 'http-01');
     [relays.b, relays.c] = await Promise.all([startRelay(HOSTS.b, 'http-01'), startRelay(HOSTS.c, 'tls-alpn-01')]);
-    const t = startCli(['relay', 'token', 'create', '--email', 'owner@example.test', '--store-file', storeFile, '--data-dir', join(dir.path, 'token-data'), '--json'], { env });
-    writeFileSync(tokenFile, String((await t.waitFor((l) => l.event === 'token')).token) + '\n', { mode: 0o600 });
-    await t.exited;
+    tokenFile = await db.tokenFile('owner@example.test');
     // Agents reach relay A (tunn.localhost is 127.0.0.1 for them): every tunnel is held on A.
     await Promise.all(['web', 'alpn', 'alpn2'].map(startAgent));
   });
   after(async () => {
     await Promise.all(procs.map((p) => p.kill()));
     await pebble?.stop();
-    await pg?.stop();
+    await db?.stop();
     await dns?.close();
     origin?.close();
     dir.remove();
@@ -192,7 +182,7 @@ describe('HTTP-01 and TLS-ALPN-01 answered by any relay of a cluster (three rela
   // Security: a relay answers only challenges that are pending. After the orders, cleanup has
   // removed every row, and an acme-tls/1 handshake for a served name gets no certificate at all.
   it('after the orders: no challenge rows are left, and acme-tls/1 for a name without a pending challenge is refused', async () => {
-    const store = await openStore(storeUrl);
+    const store = await openStore(db.storeUrl);
     try {
       let left = await store.db.selectFrom('acme_challenges').select(['type', 'name']).execute();
       const end = Date.now() + 10_000;

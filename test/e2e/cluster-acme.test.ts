@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,7 +10,7 @@ import { Zone } from '../../src/dns/zone.ts';
 import { startForwarder, type ZoneRoute } from '../support/dns-forwarder.ts';
 import { startPebble, type Pebble } from '../support/pebble.ts';
 import { freePort } from '../support/ports.ts';
-import { startPostgres, type Postgres } from '../support/postgres.ts';
+import { startClusterDatabase, type ClusterDatabase } from '../support/cluster.ts';
 import { startCli, tmpDir, type Proc } from './harness.ts';
 
 // Issue 14, "certificates are shared": three relays on one PostgreSQL database, one Pebble, a
@@ -51,13 +50,10 @@ describe('three relays on one PostgreSQL, one Pebble: one ACME order for a custo
   const dir = tmpDir('tunn-e2e-cluster-acme-');
   const customer = new Zone('example.test');
   const routes: ZoneRoute[] = [];
-  const storeFile = join(dir.path, 'store-url');
-  const secretFile = join(dir.path, 'cluster.key');
   const rootFile = join(dir.path, 'pebble-root.pem');
-  const env = { TUNN_SECRET_KEY: randomBytes(32).toString('hex') };
   const relays: Relay[] = [];
   const procs: Proc[] = [];
-  let pg: Postgres;
+  let db: ClusterDatabase;
   let customerDns: DnsServer;
   let forwarder: DnsServer;
   let pebble: Pebble;
@@ -70,11 +66,11 @@ describe('three relays on one PostgreSQL, one Pebble: one ACME order for a custo
     const proc = startCli(
       [
         'relay', '--domain', RELAY, '--listen', '127.0.0.1', '--https-port', String(httpsPort), '--http-port', String(httpPort), '--data-dir', join(dir.path, `relay${i}`), '--json',
-        '--store-file', storeFile, '--node-url', `https://127.0.0.1:${linkPort}`, '--cluster-secret-file', secretFile,
+        '--store-file', db.storeFile, '--node-url', `https://127.0.0.1:${linkPort}`, '--cluster-secret-file', db.secretFile,
         '--acme-directory', pebble.directoryUrl, '--acme-ca', join(dir.path, 'pebble-https-ca.pem'), '--acme-email', 'ops@example.test', '--acme-challenge', 'dns-01',
         '--dns-port', String(dnsPort), '--dns-resolver', `127.0.0.1:${forwarder.port}`, '--public-ip', '127.0.0.1',
       ],
-      { env },
+      { env: db.env },
     );
     procs.push(proc);
     const ready = await proc.waitFor((l) => l.event === 'ready', 40_000);
@@ -83,9 +79,7 @@ describe('three relays on one PostgreSQL, one Pebble: one ACME order for a custo
   }
 
   before(async () => {
-    pg = await startPostgres();
-    writeFileSync(storeFile, (await pg.createDatabase()) + '\n', { mode: 0o600 });
-    writeFileSync(secretFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+    db = await startClusterDatabase({ prefix: 'tunn-e2e-cluster-acme-db-' });
     customerDns = new Dns({ handler: authoritativeHandler([customer]), authoritative: true });
     await customerDns.listen(0, '127.0.0.1');
     routes.push({ zone: 'example.test', server: { host: '127.0.0.1', port: customerDns.port } });
@@ -95,14 +89,12 @@ describe('three relays on one PostgreSQL, one Pebble: one ACME order for a custo
     writeFileSync(rootFile, pebble.rootPem);
     // One after another: the first creates the schema, the sealing canary and the relay's own certificate.
     for (let i = 0; i < 3; i++) relays.push(await startRelay(i));
-    const t = startCli(['relay', 'token', 'create', '--email', 'owner@example.test', '--store-file', storeFile, '--data-dir', join(dir.path, 'token'), '--json'], { env });
-    token = String((await t.waitFor((l) => l.event === 'token')).token);
-    await t.exited;
+    token = await db.token('owner@example.test');
   });
   after(async () => {
     await Promise.all(procs.map((p) => p.kill()));
     await pebble?.stop();
-    await pg?.stop();
+    await db?.stop();
     await Promise.all([customerDns?.close(), forwarder?.close()]);
     dir.remove();
   });

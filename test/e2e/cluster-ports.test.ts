@@ -1,28 +1,17 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startPostgres, type Postgres } from '../support/postgres.ts';
+import { startCluster, type TestCluster } from '../support/cluster.ts';
 import { echoThrough, retry } from '../support/public-port-client.ts';
 import { freeTcpUdpPort } from '../support/free-udp-port.ts';
-import { startCli, startRelay, type Proc, type RelayHandle } from './harness.ts';
+import { startCli, type Proc, type RelayHandle } from './harness.ts';
 
 // Issue 14: public TCP and UDP ports are open on every relay of a cluster and carried to the
 // relay holding the tunnel. Relay A listens on 127.0.0.1 and relay B on 127.0.0.2, so both bind
 // the same public port; the agent is on A only, and clients reach the port through B.
-
-async function freePortOn(host: string): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, host, r));
-  const port = (srv.address() as AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 /** One datagram to host:port and the first answer (rejects after 2 s without one). */
 async function udpRoundTrip(host: string, port: number, text: string): Promise<string> {
@@ -39,12 +28,8 @@ async function udpRoundTrip(host: string, port: number, text: string): Promise<s
 }
 
 describe('public ports on every relay of a cluster (real processes, PostgreSQL)', () => {
-  let pg: Postgres;
-  const dir = mkdtempSync(join(tmpdir(), 'tunn-e2e-cluster-ports-'));
-  const storeFile = join(dir, 'store-url');
-  const secretFile = join(dir, 'cluster.key');
-  const tokenFile = join(dir, 'token');
-  const env = { TUNN_SECRET_KEY: randomBytes(32).toString('hex') };
+  let cluster: TestCluster;
+  let tokenFile = '';
   let a: RelayHandle;
   let b: RelayHandle;
   let tcpPort = 0;
@@ -53,13 +38,8 @@ describe('public ports on every relay of a cluster (real processes, PostgreSQL)'
   let udpEcho: dgram.Socket;
   const procs: Proc[] = [];
 
-  const relayArgs = async (host: string): Promise<string[]> => [
-    '--listen', host, '--store-file', storeFile, '--node-url', `https://${host}:${await freePortOn(host)}`, '--cluster-secret-file', secretFile,
-    '--tcp-ports', String(tcpPort), '--udp-ports', String(udpPort),
-  ];
-
   const startKind = async (args: string[]): Promise<{ proc: Proc; ready: Record<string, unknown> }> => {
-    const proc = startCli([...args, '--relay', a.url, '--relay-ca', a.caPath, '--token-file', tokenFile, '--json'], { env: { TUNN_CONFIG_DIR: join(dir, 'config'), TUNN_RELAY: '', TUNN_TOKEN: '' } });
+    const proc = startCli([...args, '--relay', a.url, '--relay-ca', a.caPath, '--token-file', tokenFile, '--json'], { env: { TUNN_CONFIG_DIR: join(cluster.dir, 'config'), TUNN_RELAY: '', TUNN_TOKEN: '' } });
     procs.push(proc);
     const ready = await proc.waitFor((l) => l.event === 'ready' || l.event === 'fatal', 30_000);
     assert.equal(ready.event, 'ready', JSON.stringify(ready));
@@ -67,9 +47,6 @@ describe('public ports on every relay of a cluster (real processes, PostgreSQL)'
   };
 
   before(async () => {
-    pg = await startPostgres();
-    writeFileSync(storeFile, (await pg.createDatabase()) + '\n', { mode: 0o600 });
-    writeFileSync(secretFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
     tcpPort = await freeTcpUdpPort();
     udpPort = await freeTcpUdpPort();
     echo = net.createServer({ allowHalfOpen: true }, (s) => {
@@ -82,22 +59,15 @@ describe('public ports on every relay of a cluster (real processes, PostgreSQL)'
     udpEcho.on('message', (msg, r) => udpEcho.send(msg, r.port, r.address));
     udpEcho.bind(0, '127.0.0.1');
     await once(udpEcho, 'listening');
-    // One after another: the first creates the schema and the sealing canary.
-    a = await startRelay({ extra: await relayArgs('127.0.0.1'), env });
-    b = await startRelay({ extra: await relayArgs('127.0.0.2'), env });
-    const p = startCli(['relay', 'token', 'create', '--email', 'owner@example.com', '--store-file', storeFile, '--data-dir', join(dir, 'token-data'), '--json'], { env });
-    const line = await p.waitFor((l) => l.event === 'token');
-    await p.exited;
-    writeFileSync(tokenFile, String(line.token) + '\n', { mode: 0o600 });
+    cluster = await startCluster({ relays: 2, prefix: 'tunn-e2e-cluster-ports-', hosts: ['127.0.0.1', '127.0.0.2'], extra: ['--tcp-ports', String(tcpPort), '--udp-ports', String(udpPort)] });
+    [a, b] = cluster.relays as [RelayHandle, RelayHandle];
+    tokenFile = await cluster.tokenFile('owner@example.com');
   });
   after(async () => {
     for (const p of procs) await p.kill();
-    await b?.stop();
-    await a?.stop();
     echo?.close();
     udpEcho?.close();
-    await pg?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await cluster?.stop();
   });
 
   it('a public TCP port whose agent is on A is open on B too, and closes there when the tunnel goes', async () => {

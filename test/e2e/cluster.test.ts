@@ -20,6 +20,7 @@ import tls from 'node:tls';
 import { startOrigin } from './origin.ts';
 import { request, startAgent, startCli, startRelay, type RelayHandle, until } from './harness.ts';
 import { freePort } from '../support/ports.ts';
+import { startCluster, type TestCluster } from '../support/cluster.ts';
 
 // Issue 14 through the real CLI: `tunn relay status` on a PostgreSQL database that relays
 // share, and below, three relays on one database carrying visitors to each other.
@@ -73,58 +74,43 @@ describe('cluster commands (real CLI, PostgreSQL)', () => {
 
 
 describe('three relays on one PostgreSQL database (real processes)', () => {
-  let pg: Postgres;
-  const dir = mkdtempSync(join(tmpdir(), 'tunn-e2e-cluster3-'));
-  const storeFile = join(dir, 'store-url');
-  const secretFile = join(dir, 'cluster.key');
-  const sealingKey = randomBytes(32).toString('hex');
-  const env = { TUNN_SECRET_KEY: sealingKey };
+  let cluster: TestCluster;
+  // The cluster's (set in before): its folder, --store-file, and the relays' environment (TUNN_SECRET_KEY).
+  let dir = '';
+  let storeFile = '';
+  let env: NodeJS.ProcessEnv = {};
   const relays: RelayHandle[] = [];
-  const nodeUrls = new Map<RelayHandle, string>();
   const procs: { stop(): Promise<void> }[] = [];
   let origin: http.Server;
   let originPort: number;
 
-  const clusterArgs = async (secret = secretFile): Promise<string[]> => ['--store-file', storeFile, '--node-url', `https://127.0.0.1:${await freePort()}`, '--cluster-secret-file', secret, '--admin-email', 'ops@example.com'];
+  /** The arguments of one more relay on the cluster's database (with `secret` as its cluster secret). */
+  const clusterArgs = async (secret = cluster.secretFile): Promise<string[]> => ['--store-file', storeFile, '--node-url', `https://127.0.0.1:${await freePort()}`, '--cluster-secret-file', secret, '--admin-email', 'ops@example.com'];
 
   before(async () => {
-    pg = await startPostgres();
-    writeFileSync(storeFile, (await pg.createDatabase()) + '\n', { mode: 0o600 });
-    writeFileSync(secretFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
     origin = http.createServer((req, res) => res.end(`origin saw ${req.url} from ${String(req.headers['x-forwarded-for'])}`));
     await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
     originPort = (origin.address() as AddressInfo).port;
-    // One after another: the first creates the schema and the sealing canary.
-    for (let i = 0; i < 3; i++) {
-      const args = await clusterArgs();
-      const r = await startRelay({ extra: args, env });
-      relays.push(r);
-      nodeUrls.set(r, args[3]!);
-    }
+    cluster = await startCluster({ relays: 3, prefix: 'tunn-e2e-cluster3-', extra: ['--admin-email', 'ops@example.com'] });
+    ({ dir, storeFile, env } = cluster);
+    relays.push(...cluster.relays);
   });
   after(async () => {
     for (const p of procs) await p.stop();
-    for (const r of relays) await r.stop();
     origin?.close();
-    await pg?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await cluster?.stop();
   });
 
   async function nodeIdAt(r: RelayHandle): Promise<string> {
     const p = startCli(['relay', 'status', '--store-file', storeFile, '--json']);
     await p.exited;
     const line = p.lines.find((l) => l.event === 'cluster_status') as { nodes: { id: string; url: string }[] };
-    const node = line.nodes.find((n) => n.url === nodeUrls.get(r));
-    assert.ok(node, `no node row for ${nodeUrls.get(r)}`);
+    const node = line.nodes.find((n) => n.url === cluster.nodeUrls.get(r));
+    assert.ok(node, `no node row for ${cluster.nodeUrls.get(r)}`);
     return node.id;
   }
 
-  async function token(email: string): Promise<string> {
-    const p = startCli(['relay', 'token', 'create', '--email', email, '--store-file', storeFile, '--data-dir', join(dir, 'token'), '--json'], { env });
-    const line = await p.waitFor((l) => l.event === 'token');
-    await p.exited;
-    return String(line.token);
-  }
+  const token = (email: string): Promise<string> => cluster.token(email);
 
   it('a visitor on relay B or C reaches a tunnel whose agent is on relay A', async () => {
     const [a, b, c] = relays as [RelayHandle, RelayHandle, RelayHandle];
@@ -350,11 +336,7 @@ describe('three relays on one PostgreSQL database (real processes)', () => {
     });
     await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
     procs.push({ stop: async () => void echo.close() });
-    const tokenFile = async (email: string): Promise<string> => {
-      const f = join(dir, `${email}.token`);
-      writeFileSync(f, (await token(email)) + '\n', { mode: 0o600 });
-      return f;
-    };
+    const tokenFile = (email: string): Promise<string> => cluster.tokenFile(email);
     const owner = startCli(['tcp', String((echo.address() as AddressInfo).port), '-n', 'db', '-a', 'ann@example.com', '--relay', a.url, '--relay-ca', a.caPath, '--token-file', await tokenFile('owner@example.com'), '--json']);
     procs.push({ stop: () => owner.kill() });
     const ready = await owner.waitFor((l) => l.event === 'ready' || l.event === 'fatal');

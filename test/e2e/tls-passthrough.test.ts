@@ -141,6 +141,18 @@ describe('tls tunnels (passthrough, private, --backend tcp) and PROXY v2', () =>
     assert.equal(plainGot, 'hello', 'the target read the plain bytes, not TLS');
   });
 
+  // Guards the relay itself: refusing a --backend tcp visitor (TLS already ended here) once threw
+  // ERR_INVALID_HANDLE_TYPE (Node cannot reset a TLS socket) and ended the relay process.
+  it('--backend tcp with --allow-ip: a client outside the list is closed, the target sees nothing, and the relay keeps serving', async () => {
+    await startKind(['tls', String(portOf(plain)), '-n', 'plainoffice', '--public', '--backend', 'tcp', '--allow-ip', '10.0.0.0/8']);
+    const got = plainGot;
+    const answer = await tlsAsk({ port: relay.httpsPort, servername: `plainoffice.${relay.domain}`, ca: relay.ca }, 'from loopback').catch((err: Error) => `refused: ${err.message}`);
+    assert.ok(answer === '' || answer.startsWith('refused'), answer);
+    assert.equal(plainGot, got, 'nothing reached the target');
+    const r = await request(`http://127.0.0.1:${relay.httpPort}/`, { headers: { Host: `plainoffice.${relay.domain}` } });
+    assert.equal(r.status, 426, 'the relay is still up and answering');
+  });
+
   it('--proxy-protocol: the target parses a PROXY v2 header with the tunn connect user\'s verified email', async () => {
     const ready = await startKind(['tcp', String(portOf(pp)), '-n', 'pp', '-a', 'ann@example.com', '--proxy-protocol']);
     const port = await connectListen(String(ready.host));
