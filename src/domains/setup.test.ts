@@ -52,6 +52,19 @@ describe('relay custom-domain wiring (dev CA issuer, relay DNS on a free port)',
     assert.equal(await cd.resolveDomain({ id: a.id, email: a.email, acme_id: a.acme_id, created_at: '' }, undefined), 'tunn.example.test');
   });
 
+  // Security property: the movable certificate clock (TUNN_TEST_CLOCK_FILE) never reaches an
+  // authentication decision: the domains API, whose clock bounds the freshness of signed cert
+  // events (a replayed old event must stay refused), keeps the system clock.
+  it('gives the domains API the system clock, not the certificate clock', async () => {
+    const moved = { ...deps(), clock: new ManualClock(Date.now() + 61 * 86_400_000) };
+    const other = await createCustomDomains({ ...base, dataDir: mkdtempSync(join(dir, 'moved-')) }, moved);
+    try {
+      assert.ok(Math.abs(other.api.clock.now() - Date.now()) < 60_000, 'the API clock is the real time');
+    } finally {
+      await other.close();
+    }
+  });
+
   it('says what is wrong with the certificate configuration', async () => {
     const prod = { ...base, dev: false };
     await assert.rejects(createCustomDomains(prod, deps()), (e) => isTunnError(e, 'CONFIG_INVALID') && /--acme-directory letsencrypt/.test(e.message));
