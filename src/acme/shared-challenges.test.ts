@@ -203,5 +203,29 @@ for (const dialect of DIALECTS) {
         await store.close();
       }
     });
+
+    // Guards the database against a flood: every ClientHello offering acme-tls/1 (any SNI) and
+    // every request for /.well-known/acme-challenge/<token> (any host) is a miss. Misses one after
+    // another, each for a made-up key, must not read the table back to back.
+    it('back-to-back misses for made-up keys read the table at most once per 250 ms', async () => {
+      const store = await fresh();
+      const shared = new SharedChallenges({ store, clock: { now: () => Date.now() }, logger });
+      let reads = 0;
+      const real = store.db.selectFrom.bind(store.db);
+      (store.db as { selectFrom: unknown }).selectFrom = ((t: 'acme_challenges') => (reads++, real(t))) as never;
+      try {
+        const start = Date.now();
+        let misses = 0;
+        while (Date.now() - start < 1000) {
+          assert.equal(await shared.lookup(misses % 2 ? 'tls-alpn-01' : 'http-01', `flood-${misses}`), undefined);
+          misses++;
+        }
+        const elapsed = Date.now() - start;
+        assert.ok(misses >= 4, `only ${misses} misses in ${elapsed} ms`);
+        assert.ok(reads <= Math.ceil(elapsed / 250) + 1, `${misses} misses in ${elapsed} ms read the table ${reads} times`);
+      } finally {
+        await store.close();
+      }
+    });
   });
 }

@@ -12,6 +12,12 @@ import type { Store } from '../store/store.ts';
 // a CA arriving right after the write is still answered. Only key authorizations are stored
 // (`token.thumbprint`, public by design: the CA fetches it in the clear); a TLS-ALPN-01
 // certificate is built by the relay answering, with its own fresh key, never stored.
+// Reads start at most once per `minReadGapMs` (250 ms), whatever the key: in a cluster every
+// ClientHello offering acme-tls/1 (any SNI) and every plain-HTTP request for
+// /.well-known/acme-challenge/<token> (any host) is a miss that reads, so a flood of made-up names
+// or tokens would otherwise read the table back to back. A miss inside the gap waits for the next
+// read (shared by every asker), so a CA arriving right after another relay presented is still
+// answered, at most that much later.
 // Rows expire after `ttlMs` (a relay that crashed mid-order leaves rows behind): every present
 // sweeps the expired ones, and reads ignore them.
 
@@ -33,6 +39,8 @@ export interface SharedChallengesOptions {
   ttlMs?: number;
   /** How old a read may be and still answer a hit (default 1 s). */
   cacheMs?: number;
+  /** The shortest time between the starts of two reads of the table (default 250 ms). */
+  minReadGapMs?: number;
 }
 
 /** The characters of an ACME token (RFC 8555 8.1: base64url), and a sane length. */
@@ -45,6 +53,8 @@ interface Snapshot {
   at: number;
 }
 
+const noop = (): void => {};
+
 export class SharedChallenges {
   readonly #o: SharedChallengesOptions;
   #snapshot: Snapshot = { byKey: new Map(), at: -Infinity };
@@ -53,6 +63,8 @@ export class SharedChallenges {
   /** A read asked for while one was in flight that started too early for its asker. */
   #queued: Promise<Snapshot> | undefined;
   #failing = false;
+  /** When the last read started (clock ms). */
+  #lastReadAt = -Infinity;
 
   constructor(o: SharedChallengesOptions) {
     this.#o = o;
@@ -100,18 +112,20 @@ export class SharedChallenges {
   /** A read of the table that started at or after `since`. */
   #readSince(since: number): Promise<Snapshot> {
     const r = this.#reading;
-    if (!r) return this.#startRead();
-    if (r.at >= since) return r.done;
-    // One read in flight started before this miss (it may not see a row written since): one more after it, shared.
-    this.#queued ??= r.done.then(
-      () => ((this.#queued = undefined), this.#startRead()),
-      () => ((this.#queued = undefined), this.#startRead()),
-    );
+    const gap = this.#o.minReadGapMs ?? 250;
+    if (!r && this.#o.clock.now() - this.#lastReadAt >= gap) return this.#startRead();
+    if (r && r.at >= since) return r.done;
+    // A read in flight started before this miss (it may not see a row written since), or the last
+    // one started under `gap` ago: one more after it and the gap, shared by every asker.
+    this.#queued ??= (r ? r.done.then(noop, noop) : Promise.resolve())
+      .then(() => new Promise<void>((resolve) => setTimeout(resolve, Math.min(gap, Math.max(0, this.#lastReadAt + gap - this.#o.clock.now())))))
+      .then(() => ((this.#queued = undefined), this.#startRead()));
     return this.#queued;
   }
 
   #startRead(): Promise<Snapshot> {
     const at = this.#o.clock.now();
+    this.#lastReadAt = at;
     const done = this.#read(at).finally(() => {
       if (this.#reading?.done === done) this.#reading = undefined;
     });

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { leaf, testCa } from '../agent/tls/testing.ts';
 import { spkiPin } from '../agent/tls/pin.ts';
-import { agentTlsProblems, agentTlsSettings } from './agent-tls-flags.ts';
+import { agentTlsProblems, agentTlsSettings, testRetryMs } from './agent-tls-flags.ts';
 
 const CLI = resolve(import.meta.dirname, '../../bin/tunn.js');
 
@@ -23,6 +23,14 @@ describe('--terminate-at agent and its flags', () => {
     writeFileSync((cert = join(dir, 'cert.pem')), a.chainPem);
     writeFileSync((key = join(dir, 'key.pem')), a.keyPem);
     writeFileSync((otherKey = join(dir, 'other-key.pem')), b.keyPem);
+  });
+
+  // Guards the CA and the relay's DNS-01 budget: a mistyped test retry period must not become a
+  // timer firing every millisecond (Number('abc') is NaN, Number('0') is 0).
+  it('takes TUNN_TEST_AGENT_TLS_RETRY_MS only as a whole number of at least 100 ms', () => {
+    assert.equal(testRetryMs('1500'), 1500);
+    assert.equal(testRetryMs('100'), 100);
+    for (const bad of [undefined, '', ' ', 'abc', '0', '1', '99', '-1500', '1.5e3', '150.5', 'NaN', 'Infinity', '0x600', '1e400']) assert.equal(testRetryMs(bad), undefined, `${String(bad)} is ignored`);
   });
 
   it('names every flag that needs --terminate-at agent, a missing partner and a missing file, all at once', () => {

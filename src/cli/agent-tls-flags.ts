@@ -18,6 +18,20 @@ import { errorMessage, TunnError } from '../lib/errors.ts';
 const truthy = (v: unknown): boolean => v === true || ['1', 'true', 'yes', 'on'].includes(String(v));
 const falsy = (v: unknown): boolean => v === false || ['0', 'false', 'no', 'off'].includes(String(v));
 
+/** The shortest retry period TUNN_TEST_AGENT_TLS_RETRY_MS may set: a shorter one would hammer the CA and the relay's DNS-01 budget. */
+export const MIN_TEST_RETRY_MS = 100;
+
+/**
+ * TUNN_TEST_AGENT_TLS_RETRY_MS (tests only: a CA outage retried in seconds, not a minute): a
+ * whole number of milliseconds, at least MIN_TEST_RETRY_MS; anything else (empty, `abc`, `0`,
+ * `1.5`) is ignored and the default period applies.
+ */
+export function testRetryMs(v: string | undefined): number | undefined {
+  if (v === undefined || !/^\d+$/.test(v.trim())) return undefined;
+  const ms = Number(v.trim());
+  return Number.isSafeInteger(ms) && ms >= MIN_TEST_RETRY_MS ? ms : undefined;
+}
+
 /** Problems with the TLS flags on the merged settings (all of them, for one message). */
 export function agentTlsProblems(m: Record<string, unknown>): string[] {
   const problems: string[] = [];

@@ -4,7 +4,7 @@ import type { AgentOptions } from '../config/config.ts';
 import { systemClock } from '../lib/clock.ts';
 import { errorMessage } from '../lib/errors.ts';
 import type { TlsStateReport } from '../protocol/messages.ts';
-import type { AgentTlsSettings } from './agent-tls-flags.ts';
+import { testRetryMs, type AgentTlsSettings } from './agent-tls-flags.ts';
 import { printJson } from './output.ts';
 import { agentTlsDir } from './run-agent-cert.ts';
 import { testClockFrom } from './test-clock.ts';
@@ -69,7 +69,7 @@ export function wireAgentTls(config: AgentConfig, o: AgentOptions, s: AgentTlsSe
     clock: systemClock,
     renewalClock: testClock?.clock,
     // Tests only: a CA outage in an end-to-end test is retried in seconds, not a minute.
-    retryMs: env.TUNN_TEST_AGENT_TLS_RETRY_MS ? Number(env.TUNN_TEST_AGENT_TLS_RETRY_MS) : undefined,
+    retryMs: testRetryMs(env.TUNN_TEST_AGENT_TLS_RETRY_MS),
     ask: (r, t) => (agent ? agent.ask(r, t) : Promise.reject(new Error('the agent is not started'))),
     report: (id, st) => agent?.reportTls(id, st),
     reportEvent: (id, e) => agent?.reportEvent(id, e),

@@ -6,6 +6,8 @@ import type { Clock } from '../lib/clock.ts';
 // expiry alerts) adds to the real time. When the file changes, the relay runs a certificate
 // maintenance pass at once, as its timer would at that time. End-to-end tests move time past
 // two thirds of a certificate's lifetime, or past a scheduled retry, by writing this file.
+// It never reaches authentication or shared state: the domains API (cert-event HMAC freshness)
+// and the cluster's shared ACME challenge rows keep the system clock (domains/setup.ts wallClock).
 // An agent whose TLS ends at it (run-agent-tls.ts) reads the same variable for its certificate
 // clock alone (renewal and retry times; never its gate's sessions, decisions or rate limits).
 // Unset (every real deployment): the system clock.

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createDomain, markDomainVerified } from './records.ts';
 import { dnsQuery, rdata } from '../dns/client.ts';
-import { ManualClock } from '../lib/clock.ts';
+import { SharedChallenges } from '../acme/shared-challenges.ts';
+import { ManualClock, systemClock } from '../lib/clock.ts';
 import { isTunnError } from '../lib/errors.ts';
 import { silentLogger } from '../lib/logger.ts';
 import { SecretBox } from '../lib/secret-box.ts';
@@ -50,6 +51,36 @@ describe('relay custom-domain wiring (dev CA issuer, relay DNS on a free port)',
     assert.equal((await cd.manager.list()).find((c) => c.name === '*.tunn.example.test')?.issuer, 'self-signed');
     assert.equal(cd.plainHook('/.well-known/acme-challenge/unknown', 'x'), undefined);
     assert.equal(await cd.resolveDomain({ id: a.id, email: a.email, acme_id: a.acme_id, created_at: '' }, undefined), 'tunn.example.test');
+  });
+
+  // Security property: the movable certificate clock (TUNN_TEST_CLOCK_FILE) never reaches an
+  // authentication decision: the domains API, whose clock bounds the freshness of signed cert
+  // events (a replayed old event must stay refused), keeps the system clock.
+  it('gives the domains API the system clock, not the certificate clock', async () => {
+    const moved = { ...deps(), clock: new ManualClock(Date.now() + 61 * 86_400_000) };
+    const other = await createCustomDomains({ ...base, dataDir: mkdtempSync(join(dir, 'moved-')) }, moved);
+    try {
+      assert.ok(Math.abs(other.api.clock.now() - Date.now()) < 60_000, 'the API clock is the real time');
+    } finally {
+      await other.close();
+    }
+  });
+
+  // Security property: a relay whose certificate clock is moved (TUNN_TEST_CLOCK_FILE) still
+  // reads the cluster's shared ACME challenges on the real time: another relay's live row is
+  // answered, not taken as expired (nor swept as such by this relay's next present).
+  it('reads the shared ACME challenges on the system clock, not the certificate clock', async () => {
+    const moved = { ...deps(), clock: new ManualClock(Date.now() + 61 * 86_400_000) };
+    const cfg: CustomDomainsConfig = { ...base, dev: false, dataDir: mkdtempSync(join(dir, 'shared-')), acmeDirectory: 'https://127.0.0.1:9/directory', acmeEmail: 'ops@example.test', relayCerts: 'per-host', acmeChallenges: ['http-01'], sharedChallenges: true };
+    const other = await createCustomDomains(cfg, moved);
+    try {
+      const token = 'tok_live-on-another-relay';
+      await new SharedChallenges({ store, clock: systemClock, logger: silentLogger() }).present({ type: 'http-01', name: 'web.tunn.localhost', token, keyAuthorization: `${token}.tp` });
+      const r = await other.plainHook(`/.well-known/acme-challenge/${token}`, 'web.tunn.localhost');
+      assert.equal(r?.body, `${token}.tp`, "another relay's live challenge is answered");
+    } finally {
+      await other.close();
+    }
   });
 
   it('says what is wrong with the certificate configuration', async () => {

@@ -15,7 +15,7 @@ import { CertProbe } from '../certs/probe.ts';
 import type { Dns01Provider } from '../dns/dns01-provider.ts';
 import { startRelayDns, type RelayDns } from '../dns/relay-dns.ts';
 import { SharedTxt } from '../dns/shared-txt.ts';
-import type { Clock } from '../lib/clock.ts';
+import { systemClock, type Clock } from '../lib/clock.ts';
 import { errorMessage, TunnError } from '../lib/errors.ts';
 import { normalizeHost } from '../lib/host.ts';
 import type { Logger } from '../lib/logger.ts';
@@ -96,7 +96,14 @@ export interface CustomDomainsDeps {
   store: Store;
   box: SecretBox;
   logger: Logger;
+  /** The certificate clock (renewal, retries, expiry alerts): in end-to-end tests the movable TUNN_TEST_CLOCK_FILE clock. */
   clock: Clock;
+  /**
+   * The clock of everything else here: the domains API (its cert-event HMAC freshness window is
+   * an authentication decision) and the shared ACME challenge rows (other relays read them, and
+   * a moved clock would delete their live rows as expired). Never the test clock; default the system clock.
+   */
+  wallClock?: Clock;
   /** Also called for every certificate alert (e.g. to record a security/ops event). */
   onAlert?: AlertHook;
   /** Whether a relay host is a live tunnel (per-host relay certificates only). */
@@ -148,6 +155,7 @@ export function parsePublicIps(v: string | string[] | undefined): string[] {
 
 export async function createCustomDomains(cfg: CustomDomainsConfig, deps: CustomDomainsDeps): Promise<CustomDomains> {
   const { store, box, logger, clock } = deps;
+  const wallClock = deps.wallClock ?? systemClock;
   const relayDomain = normalizeHost(cfg.domain);
   const acme = Boolean(cfg.acmeDirectory);
   if (cfg.tlsCert || cfg.tlsKey) {
@@ -178,7 +186,7 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
   }
 
   // In a cluster the CA may connect to any relay: HTTP-01 and TLS-ALPN-01 answers come from the shared database.
-  const shared = acme && cfg.sharedChallenges ? new SharedChallenges({ store, clock, logger }) : undefined;
+  const shared = acme && cfg.sharedChallenges ? new SharedChallenges({ store, clock: wallClock, logger }) : undefined;
   const http01 = new Http01Solver(shared);
   const alpn = new TlsAlpn01Solver(shared);
   let dns: RelayDns | undefined;
@@ -290,7 +298,7 @@ export async function createCustomDomains(cfg: CustomDomainsConfig, deps: Custom
     certs,
     plainHook,
     resolveDomain,
-    api: { relayDomain, resolver: cfg.dnsResolver, strict: cfg.strictDomainVerify, manager, certEventToken: cfg.certEventToken, onAlert: alert, clock },
+    api: { relayDomain, resolver: cfg.dnsResolver, strict: cfg.strictDomainVerify, manager, certEventToken: cfg.certEventToken, onAlert: alert, clock: wallClock },
     start(target) {
       manager.start();
       probe = new CertProbe({ storage: manager.storage, record: probeRecorder(store, alert), target, clock, logger, intervalMs: cfg.probeIntervalMs });

@@ -9,7 +9,7 @@ describe('cluster link protocol', () => {
   it('pins the ALPN id, version, header names, kinds and refusal codes', () => {
     assert.equal(ALPN_CLUSTER_LINK, 'tunn-link/1');
     assert.equal(LINK_VERSION, 1);
-    assert.deepEqual(LINK_HEADERS, { version: 'tunn-link-version', kind: 'tunn-kind', client: 'tunn-client', error: 'tunn-link-error', message: 'tunn-link-message', connect: 'tunn-connect', userEmail: 'tunn-user-email', userAccount: 'tunn-user-account', userCredential: 'tunn-user-credential' });
+    assert.deepEqual(LINK_HEADERS, { version: 'tunn-link-version', kind: 'tunn-kind', client: 'tunn-client', error: 'tunn-link-error', message: 'tunn-link-message', connect: 'tunn-connect', userEmail: 'tunn-user-email', userAccount: 'tunn-user-account', userCredential: 'tunn-user-credential', userKid: 'tunn-user-kid' });
     assert.deepEqual(LINK_STREAM_KINDS, ['http', 'tcp', 'udp', 'tls', 'acme-tls-alpn']);
     assert.deepEqual(LINK_ERRORS, { NOT_HERE: 404, BAD_REQUEST: 400, VERSION: 505, UNAVAILABLE: 503, FORBIDDEN: 403 });
   });
@@ -28,6 +28,19 @@ describe('cluster link protocol', () => {
     const r = parseForwardRequest({ ...bare, [LINK_HEADERS.connect]: 'open' });
     assert.equal(r.ok, false);
     if (!r.ok) assert.match(r.message, /^connect\.email:/);
+  });
+
+  // Security property: retiring a signing key cuts `tunn connect` streams carried to another
+  // relay too: the holding relay learns the key that signed the user's token. A relay of an
+  // older build sends no key, and its streams are still served (the jti is still revocable).
+  it("carries the key that signed the user's token, and still takes a request without one", () => {
+    const req = { host: 'db.tunn.example.com', kind: 'udp' as const, client: '127.0.0.1:5', connect: { method: 'open' as const, email: 'ann@example.com', accountId: 'acc1', credentialId: 'jti1', kid: 'k-2026' } };
+    const h = forwardRequestHeaders(req);
+    assert.equal(h[LINK_HEADERS.userKid], 'k-2026');
+    assert.deepEqual(parseForwardRequest(h), { ok: true, request: req });
+    const { [LINK_HEADERS.userKid]: _, ...older } = h;
+    const { kid: __, ...withoutKid } = req.connect;
+    assert.deepEqual(parseForwardRequest(older), { ok: true, request: { ...req, connect: withoutKid } });
   });
 
   it('refuses what it cannot carry, saying what was wrong', () => {

@@ -42,6 +42,8 @@ export const LINK_HEADERS = {
   userEmail: 'tunn-user-email',
   userAccount: 'tunn-user-account',
   userCredential: 'tunn-user-credential',
+  /** The key that signed the user's token (optional: a relay of an older build sends none), so retiring it cuts the carried stream. */
+  userKid: 'tunn-user-kid',
 } as const;
 
 /** What a carried stream holds: the agent link's stream kinds (one list, in messages.ts). */
@@ -84,6 +86,7 @@ export const forwardRequestSchema = z.object({
       email: z.string().min(3).max(320),
       accountId: z.string().max(200).optional(),
       credentialId: z.string().max(200).optional(),
+      kid: z.string().max(200).optional(),
     })
     .optional(),
 });
@@ -97,6 +100,7 @@ export function forwardRequestHeaders(r: ForwardRequest): Record<string, string>
     h[LINK_HEADERS.userEmail] = r.connect.email;
     if (r.connect.accountId) h[LINK_HEADERS.userAccount] = r.connect.accountId;
     if (r.connect.credentialId) h[LINK_HEADERS.userCredential] = r.connect.credentialId;
+    if (r.connect.kid) h[LINK_HEADERS.userKid] = r.connect.kid;
   }
   return h;
 }
@@ -113,7 +117,7 @@ export function parseForwardRequest(headers: Record<string, string | string[] | 
   const version = one(LINK_HEADERS.version);
   if (version !== String(LINK_VERSION)) return { ok: false, code: 'VERSION', message: `this relay speaks link version ${LINK_VERSION}, the request says ${version ?? 'none'}: run the same tunn version on every relay` };
   const method = one(LINK_HEADERS.connect);
-  const connect = method === undefined ? undefined : { method, email: one(LINK_HEADERS.userEmail), ...optional('accountId', one(LINK_HEADERS.userAccount)), ...optional('credentialId', one(LINK_HEADERS.userCredential)) };
+  const connect = method === undefined ? undefined : { method, email: one(LINK_HEADERS.userEmail), ...optional('accountId', one(LINK_HEADERS.userAccount)), ...optional('credentialId', one(LINK_HEADERS.userCredential)), ...optional('kid', one(LINK_HEADERS.userKid)) };
   const r = forwardRequestSchema.safeParse({ host: one(':authority'), kind: one(LINK_HEADERS.kind), client: one(LINK_HEADERS.client), ...(connect && { connect }) });
   if (!r.success) {
     const i = r.error.issues[0]!;

@@ -42,6 +42,8 @@ export interface AgentTlsHooks {
   onRequest(session: AgentSession, accountId: string, m: MessageOf<'tls-request'>): Promise<void>;
   onState(session: AgentSession, m: MessageOf<'tls-state'>): void;
   onEvent(session: AgentSession, m: MessageOf<'agent-event'>): void;
+  /** The session ended (its per-session state is dropped). */
+  onClosed?(session: AgentSession): void;
 }
 
 type Handlers = { [K in MessageType]?: (m: MessageOf<K>) => void | Promise<void> };
@@ -240,6 +242,7 @@ export class AgentSession implements SessionRef {
     clearTimeout(this.#helloTimer);
     this.#stopPing?.();
     if (!this.#socket.destroyed) this.#socket.destroy();
+    this.#deps.agentTls?.onClosed?.(this);
     this.#deps.onClose(this);
   }
 }

@@ -89,6 +89,23 @@ describe('AgentTlsRelay', () => {
     assert.equal(recorded.length, AGENT_EVENTS_PER_WINDOW + 2, 'a new window');
   });
 
+  // Guards memory: an agent reconnecting over and over (each time a new session) must not leave
+  // one event window per session ever seen.
+  it('drops a session’s event window when the session closes', () => {
+    const { relay, attach } = setup(20, undefined, () => {});
+    const a = session('a');
+    const b = session('b');
+    attach(a, 'alpha');
+    attach(b, 'beta');
+    relay.onEvent(a, { type: 'agent-event', id: 't0', event: { host: `alpha.${ZONE}`, kind: 'rate_limited', ip: '203.0.113.9' } });
+    relay.onEvent(b, { type: 'agent-event', id: 't0', event: { host: `beta.${ZONE}`, kind: 'rate_limited', ip: '203.0.113.9' } });
+    assert.equal(relay.eventWindowCount, 2);
+    relay.onClosed(a);
+    assert.equal(relay.eventWindowCount, 1, 'only the closed session’s window goes');
+    relay.onClosed(b);
+    assert.equal(relay.eventWindowCount, 0);
+  });
+
   // Security property: no agent can have the relay publish a DNS-01 record for a name it does not hold (it could get a certificate for it).
   it('publishes _acme-challenge TXT records only for names the asking agent holds with TLS at the agent', async () => {
     const { relay, zone, attach } = setup();

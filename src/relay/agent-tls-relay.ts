@@ -186,6 +186,16 @@ export class AgentTlsRelay {
     ).catch((err: unknown) => this.#o.logger.warn({ err: errorMessage(err) }, 'recording an agent-reported security event failed'));
   }
 
+  /** The session ended: its event window goes with it (else one entry per session ever seen stays). */
+  onClosed(session: SessionRef): void {
+    this.#eventWindows.delete(session.id);
+  }
+
+  /** Sessions with an event window (for tests: closed sessions leave none behind). */
+  get eventWindowCount(): number {
+    return this.#eventWindows.size;
+  }
+
   /** Answers one `tls-request` of `session`'s agent; the reply goes back on that session. */
   async onRequest(session: SessionRef, accountId: string, m: MessageOf<'tls-request'>): Promise<void> {
     try {

@@ -9,6 +9,7 @@ import { errorMessage, isTunnError } from '../lib/errors.ts';
 import { splicedH2Stream } from '../protocol/h2-stream.ts';
 import { normalizeHost } from '../lib/host.ts';
 import type { Logger } from '../lib/logger.ts';
+import type { ForwardRequest } from '../protocol/cluster-link.ts';
 import { CONNECT_ALPN, type ConnectKind } from '../protocol/connect.ts';
 import type { Refusal } from '../protocol/stream-refusal.ts';
 import { HANDSHAKE_TIMEOUT_MS } from '../protocol/timing.ts';
@@ -81,6 +82,23 @@ const KINDS = new Set(['tcp', 'udp', 'tls']);
 const ASSERTION_TTL_S = 60;
 
 const principalOf = (p: ConnectPrincipal): Principal => ({ via: 'token', jti: p.credentialId ?? '', accountId: p.accountId ?? '', email: p.email, ...(p.kid && { kid: p.kid }) });
+
+/** The user of a `tunn connect` stream as the link carries it to the holding relay (with the token's key, so retiring it cuts the stream there). */
+export const linkUserOf = (p: ConnectPrincipal, method: 'check' | 'open'): NonNullable<ForwardRequest['connect']> => ({
+  method,
+  email: p.email,
+  ...(p.accountId && { accountId: p.accountId }),
+  ...(p.credentialId && { credentialId: p.credentialId }),
+  ...(p.kid && { kid: p.kid }),
+});
+
+/** The user a relay carried a `tunn connect` stream here for (the inverse of linkUserOf). */
+export const principalOfLinkUser = (u: NonNullable<ForwardRequest['connect']>): ConnectPrincipal => ({
+  email: u.email,
+  ...(u.accountId && { accountId: u.accountId }),
+  ...(u.credentialId && { credentialId: u.credentialId }),
+  ...(u.kid && { kid: u.kid }),
+});
 
 export function createConnectRoute(o: ConnectRouteOptions): ConnectRoute {
   const tunnelAt = (host: string): Tunnel | undefined => {

@@ -202,6 +202,22 @@ describe('LiveRevocation: the sweep cuts what lost its right', () => {
     assert.deepEqual(heard, [[oldKid]], 'the relay is told which key was retired (it reloads its keys if it did not know)');
   });
 
+  // Security property: a retired key ends an agent session on its own: with no other live
+  // credential (no visitor connection, no `tunn connect`), the sweep must still reach the agents.
+  it('retiring a signing key ends an agent session signed by it when it is the only live credential', async () => {
+    const registry = new TunnelRegistry();
+    const oldKid = id.tokens.signingKid!;
+    const oldAgentToken = await id.tokens.issue({ accountId: alice.id, kind: 'agent', email: alice.email });
+    await id.tokens.rotateKeys();
+    const oldAgent = new Agent(oldAgentToken.jti, alice, tokenKid(oldAgentToken.token));
+    const sweep = new LiveRevocation({ store: id.store, clock: id.clock, logger: silentLogger(), gateways: [new Table()], agents: () => [oldAgent], directory: registry });
+    assert.deepEqual(await sweep.sweep(), { connections: 0, agents: 0, tunnels: 0 });
+    assert.equal(oldAgent.ended, undefined);
+    await id.tokens.retireKey(oldKid);
+    assert.deepEqual(await sweep.sweep(), { connections: 0, agents: 1, tunnels: 0 });
+    assert.deepEqual(oldAgent.ended, { code: 'AUTH_TOKEN_REVOKED', message: AGENT_KEY_RETIRED });
+  });
+
   // Guards: a pipelined request does not hide an earlier one. A connection streaming the answer
   // to a request made with a leaked token T1 must be cut when T1 is revoked, even though a later
   // request on it came with a live token T2.

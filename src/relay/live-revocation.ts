@@ -237,7 +237,8 @@ export class LiveRevocation {
     if (retired.size) {
       for (const p of principals) if (p.via === 'token' && p.kid && retired.has(p.kid)) revoked.add(principalKey(p));
     }
-    if (revoked.size === 0) return;
+    // An agent session whose key was retired ends even when no other credential was revoked.
+    if (revoked.size === 0 && retired.size === 0) return;
     this.#o.cached?.forget(revoked);
     let byKey = 0;
     for (const a of agents) {

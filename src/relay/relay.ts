@@ -17,7 +17,7 @@ import type { Refusal } from '../protocol/messages.ts';
 import { openStore, type Store } from '../store/store.ts';
 import { hostnameOf } from '../auth/agent-decisions.ts';
 import { createTunnelAccess } from './access.ts';
-import { createConnectRoute, type ConnectRoute } from './connect-route.ts';
+import { createConnectRoute, linkUserOf, principalOfLinkUser, type ConnectRoute } from './connect-route.ts';
 import type { ConnectPrincipal } from './connect-server.ts';
 import type { ConnectKind } from '../protocol/connect.ts';
 import { createTlsPassthrough, type TlsPassthrough } from './tls-passthrough.ts';
@@ -122,7 +122,7 @@ export class Relay {
         },
         serveConnect: async (h, kind, link, u, client) => {
           if (!connectRoute) throw new TunnError('UNAVAILABLE', 'the relay is still starting');
-          return connectRoute.serveCarried(link, { email: u.email, accountId: u.accountId, credentialId: u.credentialId }, h, kind, u.method === 'check' ? 'check' : 'carry', client);
+          return connectRoute.serveCarried(link, principalOfLinkUser(u), h, kind, u.method === 'check' ? 'check' : 'carry', client);
         },
         serveRawTls: (h, link, client) => {
           if (!passthrough) throw new TunnError('UNAVAILABLE', 'the relay is still starting');
@@ -207,7 +207,7 @@ export class Relay {
     };
     const tlsServers = createTlsServers({ certs: ext.certs, domain: c.domain, ownContext: () => ownCtx, logger: log, onAgentLink: (s) => tunnels.acceptAgent(s), onPublic: onPublicTls });
     const cluster = this.#cluster;
-    const elsewhere = cluster && { kindOf: (h: string) => cluster.kindElsewhere(h), open: (h: string, kind: ConnectKind, p: ConnectPrincipal, client: string, method: 'check' | 'open') => cluster.openConnect(h, kind, { method, email: p.email, ...(p.accountId && { accountId: p.accountId }), ...(p.credentialId && { credentialId: p.credentialId }) }, client) };
+    const elsewhere = cluster && { kindOf: (h: string) => cluster.kindElsewhere(h), open: (h: string, kind: ConnectKind, p: ConnectPrincipal, client: string, method: 'check' | 'open') => cluster.openConnect(h, kind, linkUserOf(p, method), client) };
     const connect = (connectRoute = createConnectRoute({ certs: ext.certs, domain: c.domain, ownContext: () => ownCtx, tokens, store, directory: this.#directory, allows: access.allows, recordEvent: (e) => void this.recordEvent(e), idleTimeoutMs: tcpIdleMs, logger: log, elsewhere }));
     this.#closers.push(() => connect.close());
     const edge = new Edge(
