@@ -195,6 +195,28 @@ describe('e2e: TLS that ends at the agent', () => {
     }
   });
 
+  // Security property: --client-ca holds while the agent's certificate is pending: it implies --no-fallback, so the relay
+  // never ends TLS (without asking for a client certificate) and serves the site to anyone.
+  it('--client-ca while the agent’s certificate is pending: no relay fallback, a visitor without a client certificate is never served', async () => {
+    const host = `mtlsfb.${relay.domain}`;
+    const clientCa = join(dir.path, 'client-ca-fb.pem');
+    writeFileSync(clientCa, clientCertificate('bob.mtls.test').caPem);
+    const a = await agentAt('mtlsfb', [...(await certFiles('mtlsfb', [`else2.${relay.domain}`])), '--client-ca', clientCa, '--public']);
+    const pending = await a.proc.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'relay');
+    assert.match(String(pending.reason), /--client-ca implies --no-fallback/);
+    await a.proc.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'relay' && typeof l.reason === 'string' && /not mtlsfb\./.test(String(l.reason)));
+    for (const ca of [relay.ca, caPem]) {
+      const s = tlsConnect({ host: '127.0.0.1', port: relay.httpsPort, servername: host, ca, ALPNProtocols: ['http/1.1'] });
+      const outcome = await new Promise<string>((resolve) => {
+        s.once('secureConnect', () => rawRequest(s, `GET / HTTP/1.1\r\nhost: ${host}:${relay.httpsPort}\r\n\r\n`).then((r) => resolve(`served ${r.status}`), () => resolve('refused')));
+        s.once('error', () => resolve('refused'));
+        s.once('close', () => resolve('refused'));
+      });
+      s.destroy();
+      assert.equal(outcome, 'refused');
+    }
+  });
+
   it('--client-ca: a visitor without a client certificate fails the handshake at the agent, and the relay records client_cert_refused (reported by the agent)', async () => {
     const host = `mtls.${relay.domain}`;
     const client = clientCertificate('alice.mtls.test');
