@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import net from 'node:net';
 import { describe, it } from 'node:test';
 import { RelayZone } from '../dns/relay-zone.ts';
 import { ManualClock } from '../lib/clock.ts';
@@ -168,6 +170,38 @@ describe('AgentTlsRelay', () => {
     assert.throws(() => relay.carryCarriedTls(link, `alpha.${ZONE}`, { address: '10.1.2.3', port: 1 }), (e: TunnError) => e.code === 'NOT_FOUND' && /no tunnel with TLS at its agent/.test(e.message));
     relay.onState(a, { type: 'tls-state', id: 't0', state: { name: `alpha.${ZONE}`, terminatedAt: 'agent', pin: 'p' } });
     assert.throws(() => relay.carryCarriedTls(link, `alpha.${ZONE}`, { address: '192.0.2.7', port: 1 }), (e: TunnError) => e.code === 'FORBIDDEN' && /192\.0\.2\.7 is not on the --allow-ip list of alpha\.relay\.test/.test(e.message));
+  });
+
+  // A tls --backend tcp tunnel's connections are TCP: the relay carries them with --tcp-idle, and tells the agent (which
+  // carries them on to the target) the same limit on each `tls` stream; an HTTP tunnel's stay on --idle-timeout.
+  it('sends --tcp-idle on the tls streams of a tls --backend tcp tunnel, not on an HTTP tunnel’s', async () => {
+    const directory = new TunnelRegistry();
+    const metrics = new RelayMetrics();
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const relay = new AgentTlsRelay({ directory, identity: () => undefined, policyOf: () => { throw new Error('unused'); }, clock, logger: createLogger({ level: 'silent', json: true }), idleTimeoutMs: 1000, tcpIdleMs: 7_200_000 });
+    const opened: { host: string; idleMs?: number; kind: string }[] = [];
+    const a = { ...session('a'), openStream: (t: { host: string }, o: { kind: string; idleMs?: number }) => {
+      opened.push({ host: t.host, kind: o.kind, idleMs: o.idleMs });
+      throw new Error('recorded');
+    } } as SessionRef;
+    const attach = (name: string, over: Partial<TunnelOptions>) =>
+      directory.attach({ id: 't0', host: `${name}.${ZONE}`, name, domain: ZONE, accountId: 'acct-a', email: 'a@x.test', agentId: 'a', options: { id: 't0', allow: [], public: true, tlsEnds: 'agent', tlsFallback: false, ...over }, metrics: metrics.forTunnel(`${name}.${ZONE}`) }, a, clock.now());
+    attach('db', { kind: 'tls', backend: 'tcp' });
+    attach('web', {});
+    const srv = net.createServer((s) => s.on('error', () => {}));
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    try {
+      for (const name of ['db', 'web']) {
+        const c = net.connect((srv.address() as net.AddressInfo).port, '127.0.0.1').on('error', () => {});
+        const closed = new Promise((r) => c.once('close', r));
+        const [sock] = (await once(srv, 'connection')) as [net.Socket];
+        relay.carryTls(sock, `${name}.${ZONE}`, '127.0.0.1');
+        await closed;
+      }
+    } finally {
+      srv.close();
+    }
+    assert.deepEqual(opened, [{ host: `db.${ZONE}`, kind: 'tls', idleMs: 7_200_000 }, { host: `web.${ZONE}`, kind: 'tls', idleMs: undefined }]);
   });
 
   it('--no-fallback sends the name’s TLS to the agent before it is ready (visitors then fail the handshake)', () => {

@@ -56,7 +56,10 @@ export interface AgentTlsRelayOptions {
   dns01PerWeek?: number;
   /** The ACME CA the relay advertises to agents in `welcome`. */
   acme?: AcmeAdvert;
+  /** The idle limit of a connection to an HTTP tunnel (--idle-timeout). */
   idleTimeoutMs: number;
+  /** The idle limit of a connection to a `tunn tls --backend tcp` tunnel (--tcp-idle; default idleTimeoutMs), also sent to its agent on each `tls` stream (DATA_HEADERS.idleMs). */
+  tcpIdleMs?: number;
   /** Told when whether TLS ends at the agent for a host changes (a cluster's lease records it). */
   onEndsChanged?(host: string): void;
   /** Where agent-reported security events go (the relay's own event log: `tunn events`, the console). */
@@ -247,7 +250,7 @@ export class AgentTlsRelay {
       socket.destroy();
       return;
     }
-    void carryConnection(socket, this.#portTunnel(t, 'tls'), { idleTimeoutMs: this.#o.idleTimeoutMs });
+    void carryConnection(socket, this.#portTunnel(t, 'tls'), { idleTimeoutMs: this.#idleOf(t) });
   }
 
   /**
@@ -263,7 +266,7 @@ export class AgentTlsRelay {
       t.metrics.drop('allow-ip');
       throw new TunnError('FORBIDDEN', `${client.address} is not on the --allow-ip list of ${t.host}`);
     }
-    void carryStream(link, this.#portTunnel(t, 'tls'), client, { idleTimeoutMs: this.#o.idleTimeoutMs });
+    void carryStream(link, this.#portTunnel(t, 'tls'), client, { idleTimeoutMs: this.#idleOf(t) });
   }
 
   /** Edge route `acme-tls-alpn-to-agent`: the CA's validation connection, to the agent that answers it. */
@@ -284,6 +287,11 @@ export class AgentTlsRelay {
     void carryStream(link, this.#portTunnel(t, 'acme-tls-alpn'), client, { idleTimeoutMs: 30_000 });
   }
 
+  /** A tls --backend tcp tunnel's connections are TCP connections: --tcp-idle; an HTTP tunnel's, --idle-timeout. */
+  #idleOf(t: Tunnel): number {
+    return t.options.kind === 'tls' ? (this.#o.tcpIdleMs ?? this.#o.idleTimeoutMs) : this.#o.idleTimeoutMs;
+  }
+
   /** The tunnel as carryConnection sees it: one stream of `kind` on a live session, resolved once the agent accepts it. */
   #portTunnel(t: Tunnel, kind: StreamKind): PortTunnel {
     const directory = this.#o.directory;
@@ -296,7 +304,9 @@ export class AgentTlsRelay {
           const session = directory.pickSession(t);
           if (!session) return reject(new TunnError('UNAVAILABLE', `no live agent session for ${t.host}`));
           // The client's port too: a --proxy-protocol target behind agent-terminated TLS gets it in PROXY v2.
-          const stream = session.openStream(t, { kind, client: client.address, clientPort: client.port });
+          // A tls --backend tcp tunnel's agent carries the connection to its target with the relay's --tcp-idle, as for a tcp stream.
+          const idle = kind === 'tls' && t.options.kind === 'tls' ? { idleMs: this.#idleOf(t) } : {};
+          const stream = session.openStream(t, { kind, client: client.address, clientPort: client.port, ...idle });
           stream.once('response', (h) => (Number(h[':status']) === 200 ? resolve(splicedH2Stream(stream)) : (stream.close(), reject(new TunnError('UNAVAILABLE', `the agent refused a ${kind} stream for ${t.host} (${h[':status']})`)))));
           stream.once('error', reject);
           stream.once('close', () => reject(new TunnError('UNAVAILABLE', `the ${kind} stream for ${t.host} closed before the agent answered`)));
