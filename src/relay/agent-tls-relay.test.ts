@@ -7,6 +7,7 @@ import { ManualClock } from '../lib/clock.ts';
 import { createLogger } from '../lib/logger.ts';
 import type { ControlMessage, TunnelOptions } from '../protocol/messages.ts';
 import type { RecordEvent } from '../auth/events.ts';
+import { isAgentReported } from '../auth/event-kinds.ts';
 import { AGENT_EVENT_WINDOW_MS, AGENT_EVENTS_PER_WINDOW, AgentTlsRelay } from './agent-tls-relay.ts';
 import { RelayMetrics } from './metrics.ts';
 import { TunnelRegistry } from './registry.ts';
@@ -58,7 +59,8 @@ describe('AgentTlsRelay', () => {
     attach(a, 'alpha');
     attach(b, 'beta');
     relay.onEvent(a, { type: 'agent-event', id: 't0', event: { host: `alpha.${ZONE}:443`, kind: 'host_mismatch', ip: '203.0.113.9' } });
-    assert.deepEqual(recorded, [{ kind: 'host_mismatch', ip: '203.0.113.9', email: undefined, tunnel: `alpha.${ZONE}`, accountId: 'acct-a', detail: 'reported by the agent (TLS ends there): a request’s Host named another server than its TLS handshake (421)' }]);
+    assert.deepEqual(recorded, [{ kind: 'host_mismatch', ip: '203.0.113.9', email: undefined, tunnel: `alpha.${ZONE}`, accountId: 'acct-a', detail: 'reported by the agent (TLS ends there; address and email as the agent says, unverified): a request’s Host named another server than its TLS handshake (421)' }]);
+    assert.ok(isAgentReported(recorded[0]!.detail), 'marked as the agent’s word: `tunn events` shows its address and email as agent-said');
     // Agent a names b's host, an unknown host, or its own host under another tunnel id: nothing is recorded.
     relay.onEvent(a, { type: 'agent-event', id: 't0', event: { host: `beta.${ZONE}`, kind: 'login_failed', ip: '203.0.113.9' } });
     relay.onEvent(a, { type: 'agent-event', id: 't0', event: { host: `nobody.${ZONE}`, kind: 'login_failed', ip: '203.0.113.9' } });
@@ -89,6 +91,21 @@ describe('AgentTlsRelay', () => {
     clock.advance(AGENT_EVENT_WINDOW_MS);
     ev(a, 'alpha');
     assert.equal(recorded.length, AGENT_EVENTS_PER_WINDOW + 2, 'a new window');
+  });
+
+  // Security property: an account cannot multiply its budget of agent-reported (unverified) events by opening sessions.
+  it('caps agent-reported events per account too, across all its sessions', () => {
+    const recorded: RecordEvent[] = [];
+    const { relay, directory, clock } = setup(20, undefined, (e) => void recorded.push(e));
+    const metrics = new RelayMetrics();
+    const sessions = [0, 1, 2].map((i) => ({ ...session('same'), id: `s-same-${i}` }));
+    // One account, three tunnels each on its own session (as three agents or a reconnecting one would have).
+    sessions.forEach((s, i) => directory.attach({ id: 't0', host: `n${i}.${ZONE}`, name: `n${i}`, domain: ZONE, accountId: 'acct-same', email: 'same@x.test', agentId: `same${i}`, options: { id: 't0', allow: [], public: false, tlsEnds: 'agent' }, metrics: metrics.forTunnel(`n${i}.${ZONE}`) }, s, clock.now()));
+    for (const [i, s] of sessions.entries()) for (let k = 0; k < AGENT_EVENTS_PER_WINDOW; k++) relay.onEvent(s, { type: 'agent-event', id: 't0', event: { host: `n${i}.${ZONE}`, kind: 'login_failed', ip: '203.0.113.9' } });
+    assert.equal(recorded.length, AGENT_EVENTS_PER_WINDOW, 'one account’s budget, not one per session');
+    clock.advance(AGENT_EVENT_WINDOW_MS);
+    relay.onEvent(sessions[2]!, { type: 'agent-event', id: 't0', event: { host: `n2.${ZONE}`, kind: 'login_failed', ip: '203.0.113.9' } });
+    assert.equal(recorded.length, AGENT_EVENTS_PER_WINDOW + 1, 'a new window');
   });
 
   // Security property: no agent can have the relay publish a DNS-01 record for a name it does not hold (it could get a certificate for it).

@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import type { AgentCertReport } from '../api/certificates.ts';
 import type { RecordEvent } from '../auth/events.ts';
 import { AgentDecisionPoint, hostnameOf, type DecisionSource } from '../auth/agent-decisions.ts';
+import { AGENT_REPORTED_DETAIL } from '../auth/event-kinds.ts';
 import type { TunnelPolicy } from '../auth/gate.ts';
 import type { Identity } from '../auth/identity.ts';
 import { parseIpAllowList } from '../auth/ip-allow.ts';
@@ -27,7 +28,8 @@ import type { SessionRef, Tunnel, TunnelDirectory } from './tunnel-directory.ts'
 //  - carries those connections (and TLS-ALPN-01 validations for them) to the agent as streams
 //    of kind `tls` / `acme-tls-alpn`, bytes only: the relay never decrypts them;
 //  - records the refusals an agent's gate reports (`agent-event`) among its security events,
-//    only for hosts that agent holds, at most AGENT_EVENTS_PER_WINDOW per session and window.
+//    only for hosts that agent holds, at most AGENT_EVENTS_PER_WINDOW per session and window, and
+//    as many per account (all its sessions together); marked as the agent's word (AGENT_REPORTED_DETAIL).
 
 /** Default DNS-01 challenges per account per rolling week (issue 12, "Rate limits"). */
 export const DEFAULT_DNS01_PER_WEEK = 20;
@@ -75,7 +77,7 @@ export class AgentTlsRelay {
   readonly #o: AgentTlsRelayOptions;
   readonly #states = new Map<string, Reported>();
   readonly #budget: Dns01Budget;
-  /** Per session: agent events in the current window (and whether the drop was logged). */
+  /** Per session, and per account (`acct:` keys; all its agents together): agent events in the current window (and whether the drop was logged). */
   readonly #eventWindows = new Map<string, { start: number; count: number; warned: boolean }>();
   #point: AgentDecisionPoint | undefined;
 
@@ -173,19 +175,26 @@ export class AgentTlsRelay {
       return;
     }
     const now = this.#o.clock.now();
-    let w = this.#eventWindows.get(session.id);
-    if (!w || now - w.start >= AGENT_EVENT_WINDOW_MS) {
-      if (this.#eventWindows.size > 10_000) for (const [k, v] of this.#eventWindows) if (now - v.start >= AGENT_EVENT_WINDOW_MS) this.#eventWindows.delete(k);
-      w = { start: now, count: 0, warned: false };
-      this.#eventWindows.set(session.id, w);
-    }
-    if (++w.count > AGENT_EVENTS_PER_WINDOW) {
-      if (!w.warned) this.#o.logger.warn({ host: t.host, agent: session.agentId.slice(0, 8), perWindow: AGENT_EVENTS_PER_WINDOW, windowMs: AGENT_EVENT_WINDOW_MS }, 'an agent reports more security events than the relay records; dropping the rest of this window');
-      w.warned = true;
+    // One budget per session, and one per account shared by all its sessions (many sessions cannot multiply it).
+    const windows = [session.id, `acct:${t.accountId}`].map((key) => {
+      let w = this.#eventWindows.get(key);
+      if (!w || now - w.start >= AGENT_EVENT_WINDOW_MS) {
+        if (this.#eventWindows.size > 10_000) for (const [k, v] of this.#eventWindows) if (now - v.start >= AGENT_EVENT_WINDOW_MS) this.#eventWindows.delete(k);
+        w = { start: now, count: 0, warned: false };
+        this.#eventWindows.set(key, w);
+      }
+      return w;
+    });
+    const full = windows.find((w) => w.count >= AGENT_EVENTS_PER_WINDOW);
+    if (full) {
+      if (!full.warned) this.#o.logger.warn({ host: t.host, agent: session.agentId.slice(0, 8), perWindow: AGENT_EVENTS_PER_WINDOW, windowMs: AGENT_EVENT_WINDOW_MS, per: full === windows[0] ? 'session' : 'account' }, 'an agent reports more security events than the relay records; dropping the rest of this window');
+      full.warned = true;
       return;
     }
+    for (const w of windows) w.count++;
+    // The address and email are the agent's word (the relay saw nothing of the connection): the detail says so.
     void Promise.resolve(
-      this.#o.recordEvent?.({ kind: m.event.kind, ip: m.event.ip, email: m.event.email?.toLowerCase(), tunnel: t.host, accountId: t.accountId, detail: `reported by the agent (TLS ends there): ${AGENT_EVENT_TEXT[m.event.kind]}` }),
+      this.#o.recordEvent?.({ kind: m.event.kind, ip: m.event.ip, email: m.event.email?.toLowerCase(), tunnel: t.host, accountId: t.accountId, detail: `${AGENT_REPORTED_DETAIL}${AGENT_EVENT_TEXT[m.event.kind]}` }),
     ).catch((err: unknown) => this.#o.logger.warn({ err: errorMessage(err) }, 'recording an agent-reported security event failed'));
   }
 

@@ -160,8 +160,12 @@ describe('e2e: TLS that ends at the agent', () => {
       assert.ok(e, `the relay recorded the agent's ${kind} event: ${JSON.stringify(events)}`);
       assert.equal(e.tunnel, host);
       assert.match(String(e.ip), /127\.0\.0\.1/);
-      assert.match(e.detail, /^reported by the agent \(TLS ends there\): /);
+      assert.match(e.detail, /^reported by the agent \(TLS ends there; address and email as the agent says, unverified\): /);
     }
+    // The table marks the agent's word: its address is not one the relay observed.
+    const table = startCli(['events', '--tunnel', host, '--kind', 'host_mismatch', '--relay', relay.url, '--relay-ca', relay.caPath], { env: { TUNN_TOKEN: token } });
+    assert.equal(await table.exited, 0, table.stderr.join('\n'));
+    assert.match(table.lines.map((l) => String(l.raw)).join('\n'), /host_mismatch\s+\S*127\.0\.0\.1 \(agent-said\)/);
     const metrics = await request(`http://${relay.domain}:${relay.httpPort}/metrics`);
     assert.equal(metrics.status, 200);
     const written = [...relay.proc.lines.map((l) => JSON.stringify(l)), ...relay.proc.stderr, metrics.text, ...filesUnder(relay.dataDir)].join('\n');
@@ -243,7 +247,7 @@ describe('e2e: TLS that ends at the agent', () => {
       if (!found) await new Promise((r) => setTimeout(r, 200));
     }
     assert.ok(found, 'the relay recorded the refusal the agent reported');
-    assert.match(found.detail, /^reported by the agent \(TLS ends there\): client certificate missing or refused/);
+    assert.match(found.detail, /^reported by the agent \(TLS ends there; address and email as the agent says, unverified\): client certificate missing or refused/);
   });
 
   it('kept-alive connections stay with the agent, each request passing its gate', async () => {
