@@ -29,9 +29,22 @@ export function ariCertId(chainPem: string): string | undefined {
   return ariCertIdFromParts(aki.keyId, leaf.serialNumber);
 }
 
+/** How long an ARI ask (the directory, then the renewal information) may take in all, acme-client's retries included. */
+export const ARI_TIMEOUT_MS = 10_000;
+
+/** `p`, or a rejection after `ms` (a CA that hangs, or answers 503/429 with a long Retry-After acme-client would wait out). */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms / 1000} s`)), ms);
+    timer.unref();
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 /** The directory's `renewalInfo` URL: undefined when the CA offers no ARI (then an order must not carry `replaces`). */
-export async function renewalInfoUrl(directoryUrl: string): Promise<string | undefined> {
-  const dir = (await acme.axios.get(directoryUrl)).data as { renewalInfo?: unknown };
+export async function renewalInfoUrl(directoryUrl: string, timeoutMs = ARI_TIMEOUT_MS): Promise<string | undefined> {
+  const dir = (await within(acme.axios.get(directoryUrl, { timeout: timeoutMs }), timeoutMs, `the ACME directory ${directoryUrl}`)).data as { renewalInfo?: unknown };
   return typeof dir.renewalInfo === 'string' && dir.renewalInfo ? dir.renewalInfo : undefined;
 }
 
@@ -39,12 +52,12 @@ export async function renewalInfoUrl(directoryUrl: string): Promise<string | und
  * The CA's suggested renewal window for the leaf of `chainPem`, or undefined when the CA's
  * directory has no `renewalInfo` (Pebble 2.4 has none) or the certificate has no AKI.
  */
-export async function fetchRenewalWindow(directoryUrl: string, chainPem: string, now = Date.now()): Promise<RenewalWindow | undefined> {
-  const base = await renewalInfoUrl(directoryUrl);
+export async function fetchRenewalWindow(directoryUrl: string, chainPem: string, now = Date.now(), timeoutMs = ARI_TIMEOUT_MS): Promise<RenewalWindow | undefined> {
+  const base = await renewalInfoUrl(directoryUrl, timeoutMs);
   if (!base) return undefined;
   const id = ariCertId(chainPem);
   if (!id) return undefined;
-  const res = await acme.axios.get(`${base.replace(/\/$/, '')}/${id}`);
+  const res = await within(acme.axios.get(`${base.replace(/\/$/, '')}/${id}`, { timeout: timeoutMs }), timeoutMs, `the CA's renewal information`);
   const w = (res.data as { suggestedWindow?: { start?: string; end?: string } }).suggestedWindow;
   const start = Date.parse(w?.start ?? '');
   const end = Date.parse(w?.end ?? '');

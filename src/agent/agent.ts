@@ -23,6 +23,11 @@ export const AGENT_VERSION = '0.1.0';
 
 export interface AgentTunnel extends Omit<TunnelOptions, 'id'> {
   target: Target;
+  /**
+   * Local only, never sent: TLS ends here with --client-ca, so a stream the relay terminated
+   * (`http`, or `tcp` for tls --backend tcp) is refused: it never asked for a client certificate.
+   */
+  clientCertRequired?: boolean;
 }
 
 export interface AgentConfig {
@@ -222,6 +227,13 @@ export class Agent extends EventEmitter<AgentEvents> {
       stream.respond({ ':status': 404 }, { endStream: true });
       return;
     }
+    // --client-ca: the relay ended TLS without asking for a client certificate (a relay that falls
+    // back anyway, an older one): the visitor never reaches the target.
+    if (t.clientCertRequired && (req.kind === 'http' || req.kind === 'tcp')) {
+      this.emit('notice', `${t.ready?.host ?? t.id}: refused a connection whose TLS the relay ended (--client-ca: only connections whose TLS ends here, with a client certificate, reach the target)`);
+      refuseStream(stream, 403, 'FORBIDDEN');
+      return;
+    }
     const handler = req.kind && (this.#streamHandlers[req.kind] ?? this.config.streamHandlers?.[req.kind]);
     if (!handler) {
       this.emit('debug', `refused a data stream of kind ${String(headers['tunn-kind']).slice(0, 32)} for ${t.ready?.host ?? t.id}: this agent does not serve it`);
@@ -355,7 +367,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   #register(slot: Slot, t: LocalTunnel): void {
-    const { target: _target, ready: _ready, assignedName, namingSlot: _namingSlot, waiting: _waiting, ...opts } = t;
+    const { target: _target, ready: _ready, assignedName, namingSlot: _namingSlot, waiting: _waiting, clientCertRequired: _clientCertRequired, ...opts } = t;
     slot.control?.send({ type: 'register', tunnel: { ...opts, name: opts.name ?? assignedName } });
   }
 

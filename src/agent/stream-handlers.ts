@@ -18,7 +18,7 @@ export interface DataStreamRequest {
   email: string | undefined;
   /** `tunn connect` streams to a --proxy-protocol tunnel: the relay-signed assertion. */
   assertion: string | undefined;
-  /** tcp/udp streams: the relay's idle limit (ms); undefined when it sent none or one out of range (the agent's default applies). */
+  /** tcp/udp (and tls --backend tcp) streams: the relay's idle limit (ms); undefined when it sent none or one out of range (the agent's default applies). */
   idleMs: number | undefined;
 }
 

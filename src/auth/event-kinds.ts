@@ -20,3 +20,13 @@ export type SecurityEventKind =
   | 'client_cert_refused';
 
 export const EVENT_KINDS: readonly SecurityEventKind[] = ['login_failed', 'token_invalid', 'token_revoked_used', 'visitor_denied', 'rate_limited', 'ip_denied', 'basic_auth_failed', 'cert_alert', 'idp_group_removed', 'connection_cut', 'host_mismatch', 'client_cert_refused'];
+
+/**
+ * How an event an agent reported (TLS ends there, so the relay saw nothing) begins its detail: its
+ * address and email are the agent's word, never observed by the relay. `tunn events` marks them.
+ */
+export const AGENT_REPORTED_DETAIL = 'reported by the agent (TLS ends there; address and email as the agent says, unverified): ';
+
+export function isAgentReported(detail: string | null | undefined): boolean {
+  return typeof detail === 'string' && detail.startsWith(AGENT_REPORTED_DETAIL);
+}

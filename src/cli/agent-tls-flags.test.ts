@@ -52,6 +52,12 @@ describe('--terminate-at agent and its flags', () => {
     assert.deepEqual(agentTlsSettings({}), { terminateAt: 'relay', fallback: true, keepKey: false });
   });
 
+  // Security property: --client-ca cannot be enforced by the relay, so it never falls back for such a tunnel.
+  it('--client-ca implies --no-fallback', () => {
+    assert.equal(agentTlsSettings({ terminateAt: 'agent', tlsCert: cert, tlsKey: key }).fallback, true);
+    assert.equal(agentTlsSettings({ terminateAt: 'agent', tlsCert: cert, tlsKey: key, clientCa: cert }).fallback, false);
+  });
+
   it('through the CLI: a bad value is refused with the flag named', () => {
     const env = { ...process.env, TUNN_CONFIG_DIR: dir, TUNN_RELAY: 'https://relay.example.test', TUNN_TOKEN: 'x' };
     const bad = spawnSync(process.execPath, [CLI, '8080', '--terminate-at', 'edge'], { env, encoding: 'utf8' });

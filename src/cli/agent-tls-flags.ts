@@ -10,7 +10,8 @@ import { errorMessage, TunnError } from '../lib/errors.ts';
 //   --no-fallback                visitors fail the handshake until the agent's certificate is ready
 //   --acme-directory/--acme-email/--acme-ca   the agent's own ACME CA (default: what the relay advertises in welcome)
 //   --tls-cert/--tls-key         serve these files instead of ACME
-//   --client-ca FILE             require client certificates from this CA (mTLS)
+//   --client-ca FILE             require client certificates from this CA (mTLS); implies --no-fallback
+//                                (the relay cannot ask for them, so it never ends TLS for such a tunnel)
 //   --keep-key                   renewals keep the key, so a pin survives
 // Checked with every other setting (agentTlsProblems, from agentCrossChecks), then read
 // (agentTlsSettings), then wired by run-agent-tls.ts.
@@ -61,7 +62,7 @@ export function agentTlsProblems(m: Record<string, unknown>): string[] {
 
 export interface AgentTlsSettings {
   terminateAt: 'agent' | 'relay';
-  /** False with --no-fallback. */
+  /** False with --no-fallback, and with --client-ca (which the relay cannot enforce). */
   fallback: boolean;
   acme?: { directory?: string; email?: string; caPem?: string };
   /** --tls-cert/--tls-key, read and checked to match. */
@@ -97,6 +98,7 @@ export function agentTlsSettings(o: Pick<AgentOptions, 'terminateAt' | 'fallback
     s.acme = { directory: o.acmeDirectory, email: o.acmeEmail, caPem: o.acmeCa ? read('--acme-ca', o.acmeCa) : undefined };
   }
   if (o.clientCa) {
+    s.fallback = false;
     s.clientCaPem = read('--client-ca', o.clientCa);
     new TlsContexts({ clientCaPem: s.clientCaPem }); // throws CONFIG_INVALID naming the flag when it holds no certificate
   }

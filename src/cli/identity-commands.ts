@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { secretOption } from './secret-flags.ts';
 import type { Command } from 'commander';
 import type { DeviceStart } from '../auth/device.ts';
+import { isAgentReported } from '../auth/event-kinds.ts';
 import { TunnError } from '../lib/errors.ts';
 import { RelayApi, removeCredentials, resolveApiTarget, saveCredentials } from './api-client.ts';
 import { printJson } from './output.ts';
@@ -162,7 +163,11 @@ export function registerIdentityCommands(program: Command): void {
   ).action(async (o: CommonFlags & { kind?: string; tunnel?: string; email?: string; since?: string; until?: string; limit?: string; cursor?: string }) => {
     const r = await client(o).call((c) => c.v1.events.$get({ query: { kind: o.kind, tunnel: o.tunnel, email: o.email, since: o.since, until: o.until, limit: o.limit, cursor: o.cursor } }));
     out(o, { event: 'events', events: r.events, next: r.next }, () =>
-      (r.events.map((e) => `${e.at}  ${e.kind.padEnd(20)}  ${(e.ip ?? '-').padEnd(15)}  ${(e.email ?? '-').padEnd(24)}  ${(e.tunnel ?? '-').padEnd(24)}  ${e.detail}${e.count > 1 ? ` (×${e.count})` : ''}\n`).join('') || 'no events\n') +
+      // An agent-reported event's address and email are the agent's word: marked "(agent-said)".
+      (r.events.map((e) => {
+        const said = (v: string | null | undefined) => (v ? `${v}${isAgentReported(e.detail) ? ' (agent-said)' : ''}` : '-');
+        return `${e.at}  ${e.kind.padEnd(20)}  ${said(e.ip).padEnd(15)}  ${said(e.email).padEnd(24)}  ${(e.tunnel ?? '-').padEnd(24)}  ${e.detail}${e.count > 1 ? ` (×${e.count})` : ''}\n`;
+      }).join('') || 'no events\n') +
       (r.next ? `(more: tunn events --cursor ${r.next} with the same filters)\n` : ''),
     );
   });

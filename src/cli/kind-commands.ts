@@ -116,7 +116,7 @@ function kindCommand(program: Command, kind: TunnelKind, what: string): Command 
       .option('--acme-ca <file>', 'with --terminate-at agent: extra CA (PEM) to trust for the ACME server\'s HTTPS')
       .option('--tls-cert <file>', 'with --terminate-at agent: serve this certificate chain (PEM) instead of getting one by ACME')
       .option('--tls-key <file>', 'the private key (PEM) of --tls-cert')
-      .option('--client-ca <file>', 'with --terminate-at agent: require client certificates issued by this CA (mTLS; e.g. database clients with client certificates)')
+      .option('--client-ca <file>', 'with --terminate-at agent: require client certificates issued by this CA (mTLS; e.g. database clients with client certificates); implies --no-fallback')
       .option('--keep-key', 'with --terminate-at agent: keep the key across renewals, so a pin of it survives')
       .addOption(new Option('--alpn <protocol>', 'with --terminate-at agent: negotiate only this ALPN protocol (repeatable; e.g. postgresql for direct TLS); clients offering only others fail the handshake. Default: none selected').argParser(collect));
   }

@@ -136,7 +136,7 @@ export function buildProgram(): Command {
     .option('--acme-ca <file>', 'with --terminate-at agent: extra CA (PEM) to trust for the ACME server\'s HTTPS')
     .option('--tls-cert <file>', 'with --terminate-at agent: serve this certificate chain (PEM) instead of getting one by ACME')
     .option('--tls-key <file>', 'the private key (PEM) of --tls-cert')
-    .option('--client-ca <file>', 'with --terminate-at agent: require client certificates issued by this CA (mTLS)')
+    .option('--client-ca <file>', 'with --terminate-at agent: require client certificates issued by this CA (mTLS); implies --no-fallback')
     .option('--keep-key', 'with --terminate-at agent: keep the key across renewals, so a pin of it survives')
     .option('--config <file>', 'JSON file with any of these settings')
     .option('--json', 'print JSON lines on stdout')

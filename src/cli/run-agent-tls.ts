@@ -43,7 +43,8 @@ export function wireAgentTls(config: AgentConfig, o: AgentOptions, s: AgentTlsSe
   const tunnel = config.tunnels[0]!;
   // `tunn tls --backend tcp`: connections go to the target as plain TCP; a private one has no relay fallback.
   const tcp = tunnel.kind === 'tls';
-  const pending = !tcp || tunnel.public ? (s.fallback ? 'agent certificate pending' : 'agent certificate pending; --no-fallback: visitors fail the handshake until it is ready') : 'agent certificate pending; a private tls tunnel has no relay fallback: `tunn connect` users fail the handshake until it is ready';
+  const noFallback = s.clientCaPem ? '--client-ca implies --no-fallback' : '--no-fallback';
+  const pending = !tcp || tunnel.public ? (s.fallback ? 'agent certificate pending' : `agent certificate pending; ${noFallback}: visitors fail the handshake until it is ready`) : 'agent certificate pending; a private tls tunnel has no relay fallback: `tunn connect` users fail the handshake until it is ready';
   const show = (st: TlsStateReport): void => {
     if (o.json) printJson(tlsEvent(st));
     else process.stdout.write(`   TLS: ${describeTls(st)}\n`);
@@ -76,7 +77,7 @@ export function wireAgentTls(config: AgentConfig, o: AgentOptions, s: AgentTlsSe
     onState: show,
     onError: (err) => agent?.emit('debug', `TLS at the agent: ${errorMessage(err)}`),
   });
-  const tunnels = config.tunnels.map((t, i) => (i === 0 ? { ...t, tlsEnds: 'agent' as const, ...(s.fallback ? {} : { tlsFallback: false }) } : t));
+  const tunnels = config.tunnels.map((t, i) => (i === 0 ? { ...t, tlsEnds: 'agent' as const, ...(s.fallback ? {} : { tlsFallback: false }), ...(s.clientCaPem ? { clientCertRequired: true } : {}) } : t));
   const unwatch = testClock?.onChange(() => void tls.tick().catch((err: unknown) => agent?.emit('debug', `TLS at the agent: ${errorMessage(err)}`)));
   return {
     config: { ...config, tunnels, streamHandlers: { ...config.streamHandlers, ...tls.streamHandlers } },

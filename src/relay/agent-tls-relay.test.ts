@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import net from 'node:net';
 import { describe, it } from 'node:test';
 import { RelayZone } from '../dns/relay-zone.ts';
 import { ManualClock } from '../lib/clock.ts';
 import { createLogger } from '../lib/logger.ts';
 import type { ControlMessage, TunnelOptions } from '../protocol/messages.ts';
 import type { RecordEvent } from '../auth/events.ts';
+import { isAgentReported } from '../auth/event-kinds.ts';
 import { AGENT_EVENT_WINDOW_MS, AGENT_EVENTS_PER_WINDOW, AgentTlsRelay } from './agent-tls-relay.ts';
 import { RelayMetrics } from './metrics.ts';
 import { TunnelRegistry } from './registry.ts';
@@ -56,7 +59,8 @@ describe('AgentTlsRelay', () => {
     attach(a, 'alpha');
     attach(b, 'beta');
     relay.onEvent(a, { type: 'agent-event', id: 't0', event: { host: `alpha.${ZONE}:443`, kind: 'host_mismatch', ip: '203.0.113.9' } });
-    assert.deepEqual(recorded, [{ kind: 'host_mismatch', ip: '203.0.113.9', email: undefined, tunnel: `alpha.${ZONE}`, accountId: 'acct-a', detail: 'reported by the agent (TLS ends there): a request’s Host named another server than its TLS handshake (421)' }]);
+    assert.deepEqual(recorded, [{ kind: 'host_mismatch', ip: '203.0.113.9', email: undefined, tunnel: `alpha.${ZONE}`, accountId: 'acct-a', detail: 'reported by the agent (TLS ends there; address and email as the agent says, unverified): a request’s Host named another server than its TLS handshake (421)' }]);
+    assert.ok(isAgentReported(recorded[0]!.detail), 'marked as the agent’s word: `tunn events` shows its address and email as agent-said');
     // Agent a names b's host, an unknown host, or its own host under another tunnel id: nothing is recorded.
     relay.onEvent(a, { type: 'agent-event', id: 't0', event: { host: `beta.${ZONE}`, kind: 'login_failed', ip: '203.0.113.9' } });
     relay.onEvent(a, { type: 'agent-event', id: 't0', event: { host: `nobody.${ZONE}`, kind: 'login_failed', ip: '203.0.113.9' } });
@@ -104,6 +108,21 @@ describe('AgentTlsRelay', () => {
     assert.equal(relay.eventWindowCount, 1, 'only the closed session’s window goes');
     relay.onClosed(b);
     assert.equal(relay.eventWindowCount, 0);
+  });
+
+  // Security property: an account cannot multiply its budget of agent-reported (unverified) events by opening sessions.
+  it('caps agent-reported events per account too, across all its sessions', () => {
+    const recorded: RecordEvent[] = [];
+    const { relay, directory, clock } = setup(20, undefined, (e) => void recorded.push(e));
+    const metrics = new RelayMetrics();
+    const sessions = [0, 1, 2].map((i) => ({ ...session('same'), id: `s-same-${i}` }));
+    // One account, three tunnels each on its own session (as three agents or a reconnecting one would have).
+    sessions.forEach((s, i) => directory.attach({ id: 't0', host: `n${i}.${ZONE}`, name: `n${i}`, domain: ZONE, accountId: 'acct-same', email: 'same@x.test', agentId: `same${i}`, options: { id: 't0', allow: [], public: false, tlsEnds: 'agent' }, metrics: metrics.forTunnel(`n${i}.${ZONE}`) }, s, clock.now()));
+    for (const [i, s] of sessions.entries()) for (let k = 0; k < AGENT_EVENTS_PER_WINDOW; k++) relay.onEvent(s, { type: 'agent-event', id: 't0', event: { host: `n${i}.${ZONE}`, kind: 'login_failed', ip: '203.0.113.9' } });
+    assert.equal(recorded.length, AGENT_EVENTS_PER_WINDOW, 'one account’s budget, not one per session');
+    clock.advance(AGENT_EVENT_WINDOW_MS);
+    relay.onEvent(sessions[2]!, { type: 'agent-event', id: 't0', event: { host: `n2.${ZONE}`, kind: 'login_failed', ip: '203.0.113.9' } });
+    assert.equal(recorded.length, AGENT_EVENTS_PER_WINDOW + 1, 'a new window');
   });
 
   // Security property: no agent can have the relay publish a DNS-01 record for a name it does not hold (it could get a certificate for it).
@@ -185,6 +204,38 @@ describe('AgentTlsRelay', () => {
     assert.throws(() => relay.carryCarriedTls(link, `alpha.${ZONE}`, { address: '10.1.2.3', port: 1 }), (e: TunnError) => e.code === 'NOT_FOUND' && /no tunnel with TLS at its agent/.test(e.message));
     relay.onState(a, { type: 'tls-state', id: 't0', state: { name: `alpha.${ZONE}`, terminatedAt: 'agent', pin: 'p' } });
     assert.throws(() => relay.carryCarriedTls(link, `alpha.${ZONE}`, { address: '192.0.2.7', port: 1 }), (e: TunnError) => e.code === 'FORBIDDEN' && /192\.0\.2\.7 is not on the --allow-ip list of alpha\.relay\.test/.test(e.message));
+  });
+
+  // A tls --backend tcp tunnel's connections are TCP: the relay carries them with --tcp-idle, and tells the agent (which
+  // carries them on to the target) the same limit on each `tls` stream; an HTTP tunnel's stay on --idle-timeout.
+  it('sends --tcp-idle on the tls streams of a tls --backend tcp tunnel, not on an HTTP tunnel’s', async () => {
+    const directory = new TunnelRegistry();
+    const metrics = new RelayMetrics();
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const relay = new AgentTlsRelay({ directory, identity: () => undefined, policyOf: () => { throw new Error('unused'); }, clock, logger: createLogger({ level: 'silent', json: true }), idleTimeoutMs: 1000, tcpIdleMs: 7_200_000 });
+    const opened: { host: string; idleMs?: number; kind: string }[] = [];
+    const a = { ...session('a'), openStream: (t: { host: string }, o: { kind: string; idleMs?: number }) => {
+      opened.push({ host: t.host, kind: o.kind, idleMs: o.idleMs });
+      throw new Error('recorded');
+    } } as SessionRef;
+    const attach = (name: string, over: Partial<TunnelOptions>) =>
+      directory.attach({ id: 't0', host: `${name}.${ZONE}`, name, domain: ZONE, accountId: 'acct-a', email: 'a@x.test', agentId: 'a', options: { id: 't0', allow: [], public: true, tlsEnds: 'agent', tlsFallback: false, ...over }, metrics: metrics.forTunnel(`${name}.${ZONE}`) }, a, clock.now());
+    attach('db', { kind: 'tls', backend: 'tcp' });
+    attach('web', {});
+    const srv = net.createServer((s) => s.on('error', () => {}));
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    try {
+      for (const name of ['db', 'web']) {
+        const c = net.connect((srv.address() as net.AddressInfo).port, '127.0.0.1').on('error', () => {});
+        const closed = new Promise((r) => c.once('close', r));
+        const [sock] = (await once(srv, 'connection')) as [net.Socket];
+        relay.carryTls(sock, `${name}.${ZONE}`, '127.0.0.1');
+        await closed;
+      }
+    } finally {
+      srv.close();
+    }
+    assert.deepEqual(opened, [{ host: `db.${ZONE}`, kind: 'tls', idleMs: 7_200_000 }, { host: `web.${ZONE}`, kind: 'tls', idleMs: undefined }]);
   });
 
   it('--no-fallback sends the name’s TLS to the agent before it is ready (visitors then fail the handshake)', () => {

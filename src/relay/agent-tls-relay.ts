@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import type { AgentCertReport } from '../api/certificates.ts';
 import type { RecordEvent } from '../auth/events.ts';
 import { AgentDecisionPoint, hostnameOf, type DecisionSource } from '../auth/agent-decisions.ts';
+import { AGENT_REPORTED_DETAIL } from '../auth/event-kinds.ts';
 import type { TunnelPolicy } from '../auth/gate.ts';
 import type { Identity } from '../auth/identity.ts';
 import { parseIpAllowList } from '../auth/ip-allow.ts';
@@ -27,7 +28,8 @@ import type { SessionRef, Tunnel, TunnelDirectory } from './tunnel-directory.ts'
 //  - carries those connections (and TLS-ALPN-01 validations for them) to the agent as streams
 //    of kind `tls` / `acme-tls-alpn`, bytes only: the relay never decrypts them;
 //  - records the refusals an agent's gate reports (`agent-event`) among its security events,
-//    only for hosts that agent holds, at most AGENT_EVENTS_PER_WINDOW per session and window.
+//    only for hosts that agent holds, at most AGENT_EVENTS_PER_WINDOW per session and window, and
+//    as many per account (all its sessions together); marked as the agent's word (AGENT_REPORTED_DETAIL).
 
 /** Default DNS-01 challenges per account per rolling week (issue 12, "Rate limits"). */
 export const DEFAULT_DNS01_PER_WEEK = 20;
@@ -56,7 +58,10 @@ export interface AgentTlsRelayOptions {
   dns01PerWeek?: number;
   /** The ACME CA the relay advertises to agents in `welcome`. */
   acme?: AcmeAdvert;
+  /** The idle limit of a connection to an HTTP tunnel (--idle-timeout). */
   idleTimeoutMs: number;
+  /** The idle limit of a connection to a `tunn tls --backend tcp` tunnel (--tcp-idle; default idleTimeoutMs), also sent to its agent on each `tls` stream (DATA_HEADERS.idleMs). */
+  tcpIdleMs?: number;
   /** Told when whether TLS ends at the agent for a host changes (a cluster's lease records it). */
   onEndsChanged?(host: string): void;
   /** Where agent-reported security events go (the relay's own event log: `tunn events`, the console). */
@@ -68,11 +73,14 @@ interface Reported extends TlsStateReport {
   agentId: string;
 }
 
+/** Key prefix of an account's event window (beside its sessions' windows, keyed by session id). */
+const ACCOUNT_WINDOW = 'acct:';
+
 export class AgentTlsRelay {
   readonly #o: AgentTlsRelayOptions;
   readonly #states = new Map<string, Reported>();
   readonly #budget: Dns01Budget;
-  /** Per session: agent events in the current window (and whether the drop was logged). */
+  /** Per session, and per account (`acct:` keys; all its agents together): agent events in the current window (and whether the drop was logged). */
   readonly #eventWindows = new Map<string, { start: number; count: number; warned: boolean }>();
   #point: AgentDecisionPoint | undefined;
 
@@ -170,19 +178,26 @@ export class AgentTlsRelay {
       return;
     }
     const now = this.#o.clock.now();
-    let w = this.#eventWindows.get(session.id);
-    if (!w || now - w.start >= AGENT_EVENT_WINDOW_MS) {
-      if (this.#eventWindows.size > 10_000) for (const [k, v] of this.#eventWindows) if (now - v.start >= AGENT_EVENT_WINDOW_MS) this.#eventWindows.delete(k);
-      w = { start: now, count: 0, warned: false };
-      this.#eventWindows.set(session.id, w);
-    }
-    if (++w.count > AGENT_EVENTS_PER_WINDOW) {
-      if (!w.warned) this.#o.logger.warn({ host: t.host, agent: session.agentId.slice(0, 8), perWindow: AGENT_EVENTS_PER_WINDOW, windowMs: AGENT_EVENT_WINDOW_MS }, 'an agent reports more security events than the relay records; dropping the rest of this window');
-      w.warned = true;
+    // One budget per session, and one per account shared by all its sessions (many sessions cannot multiply it).
+    const windows = [session.id, `${ACCOUNT_WINDOW}${t.accountId}`].map((key) => {
+      let w = this.#eventWindows.get(key);
+      if (!w || now - w.start >= AGENT_EVENT_WINDOW_MS) {
+        if (this.#eventWindows.size > 10_000) for (const [k, v] of this.#eventWindows) if (now - v.start >= AGENT_EVENT_WINDOW_MS) this.#eventWindows.delete(k);
+        w = { start: now, count: 0, warned: false };
+        this.#eventWindows.set(key, w);
+      }
+      return w;
+    });
+    const full = windows.find((w) => w.count >= AGENT_EVENTS_PER_WINDOW);
+    if (full) {
+      if (!full.warned) this.#o.logger.warn({ host: t.host, agent: session.agentId.slice(0, 8), perWindow: AGENT_EVENTS_PER_WINDOW, windowMs: AGENT_EVENT_WINDOW_MS, per: full === windows[0] ? 'session' : 'account' }, 'an agent reports more security events than the relay records; dropping the rest of this window');
+      full.warned = true;
       return;
     }
+    for (const w of windows) w.count++;
+    // The address and email are the agent's word (the relay saw nothing of the connection): the detail says so.
     void Promise.resolve(
-      this.#o.recordEvent?.({ kind: m.event.kind, ip: m.event.ip, email: m.event.email?.toLowerCase(), tunnel: t.host, accountId: t.accountId, detail: `reported by the agent (TLS ends there): ${AGENT_EVENT_TEXT[m.event.kind]}` }),
+      this.#o.recordEvent?.({ kind: m.event.kind, ip: m.event.ip, email: m.event.email?.toLowerCase(), tunnel: t.host, accountId: t.accountId, detail: `${AGENT_REPORTED_DETAIL}${AGENT_EVENT_TEXT[m.event.kind]}` }),
     ).catch((err: unknown) => this.#o.logger.warn({ err: errorMessage(err) }, 'recording an agent-reported security event failed'));
   }
 
@@ -191,9 +206,11 @@ export class AgentTlsRelay {
     this.#eventWindows.delete(session.id);
   }
 
-  /** Sessions with an event window (for tests: closed sessions leave none behind). */
+  /** Sessions with an event window (for tests: closed sessions leave none behind; accounts' windows are not counted). */
   get eventWindowCount(): number {
-    return this.#eventWindows.size;
+    let n = 0;
+    for (const k of this.#eventWindows.keys()) if (!k.startsWith(ACCOUNT_WINDOW)) n++;
+    return n;
   }
 
   /** Answers one `tls-request` of `session`'s agent; the reply goes back on that session. */
@@ -257,7 +274,7 @@ export class AgentTlsRelay {
       socket.destroy();
       return;
     }
-    void carryConnection(socket, this.#portTunnel(t, 'tls'), { idleTimeoutMs: this.#o.idleTimeoutMs });
+    void carryConnection(socket, this.#portTunnel(t, 'tls'), { idleTimeoutMs: this.#idleOf(t) });
   }
 
   /**
@@ -273,7 +290,7 @@ export class AgentTlsRelay {
       t.metrics.drop('allow-ip');
       throw new TunnError('FORBIDDEN', `${client.address} is not on the --allow-ip list of ${t.host}`);
     }
-    void carryStream(link, this.#portTunnel(t, 'tls'), client, { idleTimeoutMs: this.#o.idleTimeoutMs });
+    void carryStream(link, this.#portTunnel(t, 'tls'), client, { idleTimeoutMs: this.#idleOf(t) });
   }
 
   /** Edge route `acme-tls-alpn-to-agent`: the CA's validation connection, to the agent that answers it. */
@@ -294,6 +311,11 @@ export class AgentTlsRelay {
     void carryStream(link, this.#portTunnel(t, 'acme-tls-alpn'), client, { idleTimeoutMs: 30_000 });
   }
 
+  /** A tls --backend tcp tunnel's connections are TCP connections: --tcp-idle; an HTTP tunnel's, --idle-timeout. */
+  #idleOf(t: Tunnel): number {
+    return t.options.kind === 'tls' ? (this.#o.tcpIdleMs ?? this.#o.idleTimeoutMs) : this.#o.idleTimeoutMs;
+  }
+
   /** The tunnel as carryConnection sees it: one stream of `kind` on a live session, resolved once the agent accepts it. */
   #portTunnel(t: Tunnel, kind: StreamKind): PortTunnel {
     const directory = this.#o.directory;
@@ -306,7 +328,9 @@ export class AgentTlsRelay {
           const session = directory.pickSession(t);
           if (!session) return reject(new TunnError('UNAVAILABLE', `no live agent session for ${t.host}`));
           // The client's port too: a --proxy-protocol target behind agent-terminated TLS gets it in PROXY v2.
-          const stream = session.openStream(t, { kind, client: client.address, clientPort: client.port });
+          // A tls --backend tcp tunnel's agent carries the connection to its target with the relay's --tcp-idle, as for a tcp stream.
+          const idle = kind === 'tls' && t.options.kind === 'tls' ? { idleMs: this.#idleOf(t) } : {};
+          const stream = session.openStream(t, { kind, client: client.address, clientPort: client.port, ...idle });
           stream.once('response', (h) => (Number(h[':status']) === 200 ? resolve(splicedH2Stream(stream)) : (stream.close(), reject(new TunnError('UNAVAILABLE', `the agent refused a ${kind} stream for ${t.host} (${h[':status']})`)))));
           stream.once('error', reject);
           stream.once('close', () => reject(new TunnError('UNAVAILABLE', `the ${kind} stream for ${t.host} closed before the agent answered`)));

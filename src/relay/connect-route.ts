@@ -155,7 +155,8 @@ export function createConnectRoute(o: ConnectRouteOptions): ConnectRoute {
       const assertion = t.options.proxyProtocol && p.accountId ? (await o.tokens.issue({ accountId: p.accountId, kind: 'assertion', email: p.email, ttlSeconds: ASSERTION_TTL_S, record: false, extra: { aud: t.host, tunnel: t.host } })).token : undefined;
       // `tunn tls --backend tcp --terminate-at agent`: the user's TLS (run inside the connect stream) ends at the agent, never here.
       const streamKind = ct.kind === 'udp' ? 'udp' : t.options.kind === 'tls' && t.options.tlsEnds === 'agent' ? 'tls' : 'tcp';
-      const r = await openTunnelStream(o.directory, t, { kind: streamKind, client: cleanIp(client.address), clientPort: client.port, email: p.email, assertion });
+      // A `tls` stream carries a TCP connection too: its agent gets the relay's --tcp-idle (tcp/udp get theirs from the session).
+      const r = await openTunnelStream(o.directory, t, { kind: streamKind, client: cleanIp(client.address), clientPort: client.port, email: p.email, assertion, ...(streamKind === 'tls' ? { idleMs: o.idleTimeoutMs } : {}) });
       if (isRefusal(r)) t.metrics.drop(`connect-${r.reason}`);
       else if (ct.kind === 'udp') t.metrics.flows++;
       else t.metrics.connections++;

@@ -162,7 +162,7 @@ export class Relay {
     ports = new KindPorts({ store, clock: this.#clock, directory: this.#directory, config: c.kinds ?? {}, listen: c.listen, reserved, logger: log, elsewhere: this.#cluster?.portsElsewhere, metricsFor: (h) => this.#metrics.forTunnel(h) });
     this.#closers.push(() => ports.close());
     const access = createTunnelAccess(() => this.#identity);
-    const agentTls = (this.#agentTls = new AgentTlsRelay({ ...ext.agentTls, directory: this.#directory, identity: () => this.#identity, policyOf: access.policyOf, clock: this.#clock, logger: log, idleTimeoutMs: c.idleTimeoutMs, onEndsChanged: (h) => this.#cluster?.tlsEndsChanged(h), recordEvent: (e) => this.recordEvent(e) }));
+    const agentTls = (this.#agentTls = new AgentTlsRelay({ ...ext.agentTls, directory: this.#directory, identity: () => this.#identity, policyOf: access.policyOf, clock: this.#clock, logger: log, idleTimeoutMs: c.idleTimeoutMs, tcpIdleMs: c.kinds?.tcpIdleMs ?? DEFAULT_TCP_IDLE_MS, onEndsChanged: (h) => this.#cluster?.tlsEndsChanged(h), recordEvent: (e) => this.recordEvent(e) }));
     const tunnels = (this.#tunnels = new Tunnels({ ports, directory: this.#directory, store, tokens, clock: this.#clock, logger: log, metrics: this.#metrics, domain: c.domain, urlsFor: (h) => this.urlsFor(h), resolveDomain: ext.resolveDomain, agentTls, streamIdleMs: { tcp: c.kinds?.tcpIdleMs ?? DEFAULT_TCP_IDLE_MS, udp: c.kinds?.udpFlowIdleMs ?? DEFAULT_UDP_FLOW_IDLE_MS } }));
     // Requests refused at the edge, reported to the tunnel's agent at most once a second.
     const refusals = new RefusalReports({ send: (t, m) => t.sessions.find((s) => s.alive)?.send(m) });

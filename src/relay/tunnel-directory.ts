@@ -19,7 +19,7 @@ export interface StreamOpen {
   email?: string;
   /** `tunn connect` streams to a --proxy-protocol tunnel: the relay-signed assertion for the PROXY v2 TLV 0xE1. */
   assertion?: string;
-  /** tcp/udp streams: the relay's idle limit for the connection or flow (DATA_HEADERS.idleMs); the agent follows it. */
+  /** tcp/udp streams, and `tls` streams of a tls --backend tcp tunnel: the relay's idle limit for the connection or flow (DATA_HEADERS.idleMs); the agent follows it. */
   idleMs?: number;
 }
 

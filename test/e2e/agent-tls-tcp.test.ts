@@ -198,6 +198,20 @@ describe('e2e: tunn tls --backend tcp --terminate-at agent', () => {
     assert.equal(echoConnections, before, 'no connection reached the target');
   });
 
+  // Security property: --client-ca holds while the agent's certificate is pending: it implies --no-fallback, so the relay
+  // never ends TLS (without asking for a client certificate) and hands plain bytes to the target.
+  it('--client-ca while the agent’s certificate is pending: no relay fallback, a client without a client certificate never reaches the target', async () => {
+    const host = `mtlsfb.${relay.domain}`;
+    writeFileSync(join(dir.path, 'client-ca-fb.pem'), (await testCa()).certPem);
+    const a = await agentTcp(portOf(echo), 'mtlsfb', ['--public', '--client-ca', join(dir.path, 'client-ca-fb.pem'), ...(await certFiles('mtlsfb', [`other2.${relay.domain}`]))]);
+    const pending = await a.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'relay', 30_000);
+    assert.match(String(pending.reason), /--client-ca implies --no-fallback/);
+    await a.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'relay' && /not mtlsfb\./.test(String(l.reason)), 30_000);
+    const before = echoConnections;
+    for (const c of [relay.ca, ca.certPem]) await assert.rejects(ask({ port: relay.httpsPort, servername: host, ca: c }, 'no client certificate'));
+    assert.equal(echoConnections, before, 'no connection reached the target');
+  });
+
   // Guards --allow-ip with TLS at the agent: a refused client is reset at the relay, before any handshake or byte to the target.
   it('--allow-ip: a client outside the list gets no handshake and the target sees nothing', async () => {
     const host = `office.${relay.domain}`;

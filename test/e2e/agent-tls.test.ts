@@ -160,8 +160,12 @@ describe('e2e: TLS that ends at the agent', () => {
       assert.ok(e, `the relay recorded the agent's ${kind} event: ${JSON.stringify(events)}`);
       assert.equal(e.tunnel, host);
       assert.match(String(e.ip), /127\.0\.0\.1/);
-      assert.match(e.detail, /^reported by the agent \(TLS ends there\): /);
+      assert.match(e.detail, /^reported by the agent \(TLS ends there; address and email as the agent says, unverified\): /);
     }
+    // The table marks the agent's word: its address is not one the relay observed.
+    const table = startCli(['events', '--tunnel', host, '--kind', 'host_mismatch', '--relay', relay.url, '--relay-ca', relay.caPath], { env: { TUNN_TOKEN: token } });
+    assert.equal(await table.exited, 0, table.stderr.join('\n'));
+    assert.match(table.lines.map((l) => String(l.raw)).join('\n'), /host_mismatch\s+\S*127\.0\.0\.1 \(agent-said\)/);
     const metrics = await request(`http://${relay.domain}:${relay.httpPort}/metrics`);
     assert.equal(metrics.status, 200);
     const written = [...relay.proc.lines.map((l) => JSON.stringify(l)), ...relay.proc.stderr, metrics.text, ...filesUnder(relay.dataDir)].join('\n');
@@ -195,6 +199,28 @@ describe('e2e: TLS that ends at the agent', () => {
     }
   });
 
+  // Security property: --client-ca holds while the agent's certificate is pending: it implies --no-fallback, so the relay
+  // never ends TLS (without asking for a client certificate) and serves the site to anyone.
+  it('--client-ca while the agent’s certificate is pending: no relay fallback, a visitor without a client certificate is never served', async () => {
+    const host = `mtlsfb.${relay.domain}`;
+    const clientCa = join(dir.path, 'client-ca-fb.pem');
+    writeFileSync(clientCa, clientCertificate('bob.mtls.test').caPem);
+    const a = await agentAt('mtlsfb', [...(await certFiles('mtlsfb', [`else2.${relay.domain}`])), '--client-ca', clientCa, '--public']);
+    const pending = await a.proc.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'relay');
+    assert.match(String(pending.reason), /--client-ca implies --no-fallback/);
+    await a.proc.waitFor((l) => l.event === 'tls' && l.terminatedAt === 'relay' && typeof l.reason === 'string' && /not mtlsfb\./.test(String(l.reason)));
+    for (const ca of [relay.ca, caPem]) {
+      const s = tlsConnect({ host: '127.0.0.1', port: relay.httpsPort, servername: host, ca, ALPNProtocols: ['http/1.1'] });
+      const outcome = await new Promise<string>((resolve) => {
+        s.once('secureConnect', () => rawRequest(s, `GET / HTTP/1.1\r\nhost: ${host}:${relay.httpsPort}\r\n\r\n`).then((r) => resolve(`served ${r.status}`), () => resolve('refused')));
+        s.once('error', () => resolve('refused'));
+        s.once('close', () => resolve('refused'));
+      });
+      s.destroy();
+      assert.equal(outcome, 'refused');
+    }
+  });
+
   it('--client-ca: a visitor without a client certificate fails the handshake at the agent, and the relay records client_cert_refused (reported by the agent)', async () => {
     const host = `mtls.${relay.domain}`;
     const client = clientCertificate('alice.mtls.test');
@@ -221,7 +247,7 @@ describe('e2e: TLS that ends at the agent', () => {
       if (!found) await new Promise((r) => setTimeout(r, 200));
     }
     assert.ok(found, 'the relay recorded the refusal the agent reported');
-    assert.match(found.detail, /^reported by the agent \(TLS ends there\): client certificate missing or refused/);
+    assert.match(found.detail, /^reported by the agent \(TLS ends there; address and email as the agent says, unverified\): client certificate missing or refused/);
   });
 
   it('kept-alive connections stay with the agent, each request passing its gate', async () => {

@@ -16,7 +16,7 @@ import { SecretBox } from '../../lib/secret-box.ts';
 import { customerZone, startDnsWorld, type DnsWorld } from '../../../test/support/dns-world.ts';
 import { startPebble, type Pebble } from '../../../test/support/pebble.ts';
 import { freePort } from '../../../test/support/ports.ts';
-import { ariCertId, renewalInfoUrl } from '../../acme/ari.ts';
+import { ariCertId, fetchRenewalWindow, renewalInfoUrl } from '../../acme/ari.ts';
 import { createCa, issueLeaf } from '../../certs/dev-ca.ts';
 import { AgentAcme, ARI_POLL, renewalDueAt, type AgentAcmeOptions } from './acme-agent.ts';
 import { answerTlsAlpn01 } from './alpn-responder.ts';
@@ -167,21 +167,25 @@ describe('agent ACME against Pebble', () => {
     // Not due: the stored certificate is served; asked again once checkAgainAt came, the same window keeps the time picked.
     ca.retryAfter = String(30 * 86_400); // above the ceiling: asked again within a day
     clock.advance(ARI_POLL.minMs);
-    const same = await a.ensure(NAME);
+    const store = new AgentCertStore(dir, box);
+    assert.deepEqual(await a.renewDue([NAME]), []);
+    const same = store.load(NAME)!;
     assert.equal(same.chainPem, first.chainPem);
     assert.deepEqual(ca.asked, [id, id]);
     assert.deepEqual([same.renewal!.at, same.renewal!.checkAgainAt], [plan.at, clock.now() + ARI_POLL.maxMs]);
     // The CA cannot answer: its last window stands, asked again within the hour.
     ca.fail = true;
     clock.advance(ARI_POLL.maxMs);
-    const kept = await a.ensure(NAME);
+    assert.deepEqual(await a.renewDue([NAME]), []);
+    const kept = store.load(NAME)!;
     assert.equal(kept.chainPem, first.chainPem);
     assert.deepEqual([kept.renewal!.source, kept.renewal!.at, kept.renewal!.checkAgainAt], ['ari', plan.at, clock.now() + ARI_POLL.afterFailureMs]);
     // The CA moves the window into the past (e.g. a revocation coming): renewed at once, the order saying which certificate it replaces.
     ca.fail = false;
     ca.windows[id] = { start: clock.now() - 7_200_000, end: clock.now() - 3_600_000 };
     clock.advance(ARI_POLL.afterFailureMs);
-    const renewed = await a.ensure(NAME);
+    assert.deepEqual(await a.renewDue([NAME]), [NAME]);
+    const renewed = store.load(NAME)!;
     assert.notEqual(renewed.chainPem, first.chainPem);
     assert.equal(renewed.renewal!.source, 'ari');
     assert.ok(renewed.renewal!.at >= start, 'the new certificate has its own (future) window');
@@ -192,19 +196,48 @@ describe('agent ACME against Pebble', () => {
     assert.equal(again.chainPem, renewed.chainPem);
     assert.equal(ca.orders.length, 2);
   });
+
+  // Availability: after a restart, a CA that never answers its renewal information must not delay serving the stored
+  // certificate (with --no-fallback or a private tunnel that would be an outage); the ask has its own time limit.
+  it('a restart serves the stored certificate at once while the CA hangs on renewal information; the ask gives up after its timeout', async () => {
+    const ca = await ariFront(pebble);
+    after(() => ca.close());
+    const dir = mkdtempSync(join(tmpdir(), 'tunn-agent-tls-'));
+    const clock = new ManualClock();
+    const start = clock.now() + 10 * 86_400_000;
+    ca.window = { start, end: start + 86_400_000 };
+    ca.retryAfter = '60';
+    const first = await agent(dir, { directory: ca.directoryUrl, caPem: ca.caPem, clock }).ensure(NAME);
+    ca.hang = true;
+    clock.advance(ARI_POLL.maxMs); // the stored plan wants a new ask
+    const asked = ca.asked.length;
+    let timer: NodeJS.Timeout | undefined;
+    const served = await Promise.race([
+      agent(dir, { directory: ca.directoryUrl, caPem: ca.caPem, clock }).ensure(NAME),
+      new Promise<'hung'>((r) => (timer = setTimeout(() => r('hung'), 8_000))),
+    ]);
+    clearTimeout(timer);
+    assert.notEqual(served, 'hung', 'ensure() waited for a CA that never answers');
+    assert.equal((served as typeof first).chainPem, first.chainPem);
+    // The plan is still asked for, in the background (the test can fail: the CA did get the ask).
+    for (const end = Date.now() + 10_000; ca.asked.length === asked && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(ca.asked.length, asked + 1);
+    // The ask itself gives up (ARI_TIMEOUT_MS is 10 s; a short one here).
+    await assert.rejects(fetchRenewalWindow(ca.directoryUrl, first.chainPem, clock.now(), 300), /did not answer within 0.3 s/);
+  });
 });
 
 /**
  * A CA that offers ARI: a real HTTPS front for Pebble (which has no renewalInfo). It forwards
  * every ACME request to Pebble with the Host kept (Pebble builds its URLs from it, so the client
  * stays on the front), adds `renewalInfo` to the directory, answers renewal information with
- * `windows[id] ?? window` and `retryAfter` (500 with `fail`), and keeps the newOrder payloads it forwarded.
+ * `windows[id] ?? window` and `retryAfter` (500 with `fail`, never with `hang`), and keeps the newOrder payloads it forwarded.
  */
 async function ariFront(pebble: Pebble) {
   const tlsCa = await createCa('tunn ARI front test CA');
   const leafCert = await issueLeaf(tlsCa, ['127.0.0.1']);
   const pebbleUrl = new URL(pebble.directoryUrl);
-  const state = { window: { start: 0, end: 0 }, windows: {} as Record<string, { start: number; end: number }>, retryAfter: '21600', fail: false, asked: [] as string[], orders: [] as Record<string, unknown>[] };
+  const state = { window: { start: 0, end: 0 }, windows: {} as Record<string, { start: number; end: number }>, retryAfter: '21600', fail: false, hang: false, asked: [] as string[], orders: [] as Record<string, unknown>[] };
   const srv = createHttpsServer({ cert: leafCert.certPem, key: leafCert.keyPem }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -214,6 +247,7 @@ async function ariFront(pebble: Pebble) {
       if (path.startsWith('/renewal-info/')) {
         const id = path.slice('/renewal-info/'.length);
         state.asked.push(id);
+        if (state.hang) return; // never answered
         const w = state.windows[id] ?? state.window;
         if (state.fail) return void res.writeHead(500, { 'content-type': 'application/problem+json' }).end('{"type":"urn:ietf:params:acme:error:serverInternal","detail":"try later"}');
         res.writeHead(200, { 'content-type': 'application/json', 'retry-after': state.retryAfter });
@@ -246,6 +280,9 @@ async function ariFront(pebble: Pebble) {
   return Object.assign(state, {
     directoryUrl: `https://127.0.0.1:${(srv.address() as AddressInfo).port}/dir`,
     caPem: tlsCa.certPem,
-    close: () => srv.close(),
+    close: () => {
+      srv.closeAllConnections();
+      srv.close();
+    },
   });
 }

@@ -82,9 +82,18 @@ export class AgentAcme {
     return this.#o.store.accountUrl(this.directoryUrl);
   }
 
-  /** The certificate for `name`: the stored one while it is not due for renewal, else a new one. */
+  /**
+   * The certificate for `name`: the stored one while its stored plan says it is not due (served at
+   * once: the plan is asked of the CA again in the background, so a CA that hangs never delays
+   * it; a next call sees the new plan), else one whose refreshed plan is still not due, else a new one.
+   */
   async ensure(name: string): Promise<AgentCertificate> {
     const stored = this.#o.store.load(name);
+    if (stored && this.#o.clock.now() < renewAt(stored)) {
+      this.#refreshInBackground(stored);
+      this.#o.onCertificate?.(stored);
+      return stored;
+    }
     if (stored) {
       const c = await this.#refreshPlan(stored);
       if (this.#o.clock.now() < renewAt(c)) {
@@ -93,6 +102,17 @@ export class AgentAcme {
       }
     }
     return this.obtain(name);
+  }
+
+  /** Names whose plan is being asked of the CA in the background (one ask at a time per name). */
+  readonly #refreshing = new Set<string>();
+
+  #refreshInBackground(c: AgentCertificate): void {
+    if (this.#refreshing.has(c.name) || (c.renewal && this.#o.clock.now() < c.renewal.checkAgainAt)) return;
+    this.#refreshing.add(c.name);
+    void this.#refreshPlan(c)
+      .catch(() => undefined) // #plan never throws; a failed save is asked again next time
+      .finally(() => this.#refreshing.delete(c.name));
   }
 
   /** Renews every stored certificate of `names` that is due now; the names renewed. Failures are thrown together once all were tried. */

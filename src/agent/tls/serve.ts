@@ -136,7 +136,7 @@ export function agentTerminatedTls(o: AgentTerminatedTlsOptions): AgentTerminate
         wasReset: () => false,
       };
       const proxyHeader = proxyHeaderFor({ id: o.tunnelId, target: o.target, proxyProtocol: tcp.proxyProtocol, ready: started ? { host: started } : undefined }, req);
-      void carryTcp(carrier, { target: o.target, idleTimeoutMs: tcp.idleTimeoutMs, proxyHeader, lookup: localhostAwareLookup as never });
+      void carryTcp(carrier, { target: o.target, idleTimeoutMs: req.idleMs ?? tcp.idleTimeoutMs, proxyHeader, lookup: localhostAwareLookup as never });
     },
   });
   const accepted = (stream: ServerHttp2Stream, t: AgentTunnelRef): boolean => {
