@@ -1,4 +1,3 @@
-import { ariCertId } from '../acme/ari.ts';
 import { createHash } from 'node:crypto';
 import type { SecureContext } from 'node:tls';
 import type { Clock } from '../lib/clock.ts';
@@ -176,7 +175,7 @@ export class Obtainer {
         logger?.info({ names: d.names, reason }, `requesting a certificate for ${d.names.join(', ')}`);
         // ARI: a renewal of a certificate the CA gave a window for names it in the order (`replaces`).
         const prev = previous?.cert;
-        const replaces = prev?.renewalWindow && prev.issuer === issuer.id ? ariIdOf(prev.chainPem) : undefined;
+        const replaces = prev?.renewalWindow && prev.issuer === issuer.id ? await ariIdOf(prev.chainPem) : undefined;
         const issued = await (replaces ? issuer.issue(d.names, { replaces }) : issuer.issue(d.names));
         const now = clock.now();
         const cert = await storage.save(d.name, issued, now);
@@ -235,9 +234,14 @@ export function summaryOf(c: StoredCertificate | CertificateSummary): Certificat
   return { id: c.id, name: c.name, names: c.names, issuer: c.issuer, notBefore: c.notBefore, notAfter: c.notAfter, renewalWindow: c.renewalWindow, ariCheckedAt: c.ariCheckedAt };
 }
 
-/** The RFC 9773 id of a stored certificate's leaf, or undefined when it has none (no AKI, unreadable). */
-function ariIdOf(chainPem: string): string | undefined {
+/**
+ * The RFC 9773 id of a stored certificate's leaf, or undefined when it has none (no AKI, unreadable).
+ * ari.ts is imported here, when a renewal with a CA's window happens, not at load: it brings
+ * acme-client and an X.509 library, which a relay without ACME (--dev, static files) never loads.
+ */
+async function ariIdOf(chainPem: string): Promise<string | undefined> {
   try {
+    const { ariCertId } = await import('../acme/ari.ts');
     return ariCertId(chainPem);
   } catch {
     return undefined;
