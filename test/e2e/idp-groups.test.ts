@@ -75,7 +75,6 @@ describe('IdP groups from an OIDC claim, and access that expires', () => {
     });
     owner = await createToken(relay, 'olga@example.com');
     grafana = await startAgent(relay, owner, origin.port, ['-n', 'grafana', '-a', 'idp:engineering', '--quiet']);
-    demo = await startAgent(relay, owner, origin.port, ['-n', 'demo', '-a', 'bob@example.com', '--for', '12s', '--quiet']);
     browser = await launchBrowser();
   });
   after(async () => {
@@ -123,6 +122,9 @@ describe('IdP groups from an OIDC claim, and access that expires', () => {
   });
 
   it('--for: bob gets in, then his requests and his live WebSocket end on their own; the owner stays', async () => {
+    // Started here, not in before(): --for counts from the tunnel's start, and the Chromium test before this one takes
+    // 12-15 s on a loaded machine (the 12 s grant had ended before this test looked at it).
+    demo = await startAgent(relay, owner, origin.port, ['-n', 'demo', '-a', 'bob@example.com', '--for', '12s', '--quiet']);
     const bob = await createToken(relay, 'bob@example.com');
     const list = (await cliJson(relay, cfg.path, ['grant', 'list'], owner)) as { grants: { host: string; entry: string; expiresAt: string; via: string }[] };
     const g = list.grants.find((x) => x.host === demo.host && x.entry === 'bob@example.com');
