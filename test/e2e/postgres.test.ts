@@ -77,10 +77,10 @@ describe('relay on PostgreSQL', () => {
 
       // List and revoke through the CLI on the database; the revoked token is refused.
       const list = await tokenCli(['list', '--store', url, '--data-dir', dataDir]);
-      const tokens = list.tokens as { jti: string; email: string; label: string; revoked_at: string | null }[];
+      const tokens = list.tokens as { id: string; email: string; name: string; revokedAt: string | null }[];
       assert.deepEqual(tokens.map((t) => t.email).sort(), ['alice@example.com', 'bob@example.com']);
-      const bobJti = tokens.find((t) => t.email === 'bob@example.com')!.jti;
-      await tokenCli(['revoke', bobJti, '--store', url, '--data-dir', dataDir]);
+      const bobId = tokens.find((t) => t.email === 'bob@example.com')!.id;
+      await tokenCli(['revoke', bobId, '--store', url, '--data-dir', dataDir]);
       await b.stop();
       await assert.rejects(startAgent(relay, String(bob.token), origin.port, ['-n', 'pgbob2', '--public', '--quiet']), (e: Error & { code?: string }) => e.code === 'AUTH_TOKEN_REVOKED');
     } finally {
