@@ -11,6 +11,7 @@ import { spkiPin } from '../../src/agent/tls/pin.ts';
 import { clientCertificate, leaf, testCa } from '../../src/agent/tls/testing.ts';
 import { parseProxyV2, PP2_TYPE_AUTHORITY, PP2_TYPE_TUNN_EMAIL, proxyTlvText } from '../../src/lib/proxy-v2.ts';
 import { assertRelayNeverSaw, listenLoopback, request, startCli, startRelay, tmpDir, tokenFile, type Proc, type RelayHandle } from './harness.ts';
+import { proxyV2Target } from '../support/proxy-v2-target.ts';
 
 // `tunn tls <port> --backend tcp --terminate-at agent` (issue 12) with real relay and agent
 // processes: TLS ends at the agent with its own certificate (--tls-cert files from a private CA
@@ -93,16 +94,9 @@ describe('e2e: tunn tls --backend tcp --terminate-at agent', () => {
         s.write(`echo: ${d.toString()}`);
       });
     });
-    pp = net.createServer((s) => {
-      s.on('error', () => {});
-      let buf = Buffer.alloc(0);
-      s.on('data', (d: Buffer) => {
-        buf = Buffer.concat([buf, d]);
-        const r = parseProxyV2(buf);
-        if (!r || buf.length <= r.length) return;
-        ppHeader = r;
-        s.write(`after the header: ${buf.subarray(r.length).toString()}`);
-      });
+    pp = proxyV2Target(1, (s, r, payload) => {
+      ppHeader = r;
+      s.write(`after the header: ${payload.toString()}`);
     });
     await listenLoopback(echo, pp);
     ownerFile = await tokenFile(relay, join(dir.path, 'owner'), 'owner@example.com');
