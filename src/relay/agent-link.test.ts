@@ -1,77 +1,38 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import type { ClientHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import tls from 'node:tls';
-import { account, identityFixture } from '../../test/fixtures/identity.ts';
-import { Agent, type AgentConfig } from '../agent/agent.ts';
+import { LINK_DOMAIN as DOMAIN, linkAgent, relayStream, startRelaySide, type RelaySide } from '../../test/support/agent-link.ts';
+import type { Agent, AgentConfig } from '../agent/agent.ts';
 import { parseTarget } from '../agent/target.ts';
-import { createCa, issueLeaf } from '../certs/dev-ca.ts';
-import { silentLogger } from '../lib/logger.ts';
-import { ALPN_TUNNEL, TARGET_ERROR_HEADER, type StreamKind } from '../protocol/messages.ts';
-import { RelayMetrics } from './metrics.ts';
-import { TunnelRegistry } from './registry.ts';
-import { Tunnels } from './tunnels.ts';
+import { TARGET_ERROR_HEADER, type StreamKind } from '../protocol/messages.ts';
 
 // The agent link in one process, with the real parts on both ends: a TLS listener with ALPN
 // tunn/1 feeding tunnels.ts (AgentSession, registration, the in-memory directory), the real
 // Agent dialling it, a real token service and store, and a real origin.
 
-const DOMAIN = 'tunn.localhost';
-
 describe('agent link (relay sessions, registration, stream kinds)', () => {
-  let id: Awaited<ReturnType<typeof identityFixture>>;
-  let directory: TunnelRegistry;
-  let tunnels: Tunnels;
-  let server: tls.Server;
+  let relay: RelaySide;
+  let directory: RelaySide['directory'];
   let origin: http.Server;
-  let relayCa: string;
-  let token: string;
   const agents: Agent[] = [];
 
   before(async () => {
-    id = await identityFixture();
-    const ca = await createCa('tunn agent-link test CA');
-    const leaf = await issueLeaf(ca, [DOMAIN]);
-    relayCa = ca.certPem;
-    directory = new TunnelRegistry();
-    const port = () => (server.address() as AddressInfo).port;
-    tunnels = new Tunnels({ directory, store: id.store, tokens: id.tokens, clock: id.clock, logger: silentLogger(), metrics: new RelayMetrics(), domain: DOMAIN, urlsFor: (h) => [`https://${h}:${port()}`] });
-    tunnels.setChecks({
-      validateAllow: (accountId, allow) => id.policy.validate(accountId, allow),
-      registerGrants: (accountId, host, ref, allow, seconds) => id.grants.registerFor(accountId, host, ref, allow, seconds),
-      tokenRefused: () => {},
-    });
-    server = tls.createServer({ cert: leaf.certPem, key: leaf.keyPem, ALPNProtocols: [ALPN_TUNNEL] }, (s) => tunnels.acceptAgent(s));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    relay = await startRelaySide({ caName: 'tunn agent-link test CA', grants: true });
+    directory = relay.directory;
     origin = http.createServer((req, res) => res.end(`origin saw ${req.method} ${req.url}`));
     await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
-    const alice = await account(id, 'alice@example.com');
-    token = (await id.tokens.issue({ accountId: alice.id, kind: 'agent', label: 'test' })).token;
   });
 
   after(async () => {
     for (const a of agents) a.stop();
-    tunnels.closeAll();
-    server.close();
     origin.close();
-    await id.close();
+    await relay.close();
   });
 
   function agent(over: Partial<AgentConfig> = {}, name = 'web'): Agent {
-    const a = new Agent({
-      relayUrl: `https://${DOMAIN}:${(server.address() as AddressInfo).port}`,
-      token,
-      relayCa,
+    const a = linkAgent(relay, {
       tunnels: [{ target: parseTarget(String((origin.address() as AddressInfo).port)), kind: 'http', name, allow: [], public: true }],
-      sessions: 1,
-      verifyTargetTls: true,
-      pingIntervalMs: 60_000,
-      pingTimeoutMs: 60_000,
-      backoffMinMs: 100,
-      backoffMaxMs: 1_000,
-      logRequests: false,
       ...over,
     });
     agents.push(a);
@@ -83,9 +44,7 @@ describe('agent link (relay sessions, registration, stream kinds)', () => {
 
   /** Opens a data stream of `kind` from the relay's side; returns its status, error header and bytes. */
   async function openStream(host: string, kind: StreamKind, send: string): Promise<{ status: number; code: string | undefined; body: string }> {
-    const t = directory.get(host);
-    assert.ok(t, `${host} is in the directory`);
-    const s: ClientHttp2Stream = directory.pickSession(t)!.openStream(t, { kind, client: '192.0.2.7' });
+    const s = relayStream(relay, host, { kind, client: '192.0.2.7' });
     s.end(send);
     const [headers] = (await new Promise((r) => s.once('response', (h) => r([h])))) as [Record<string, unknown>];
     let body = '';

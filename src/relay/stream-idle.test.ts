@@ -1,88 +1,45 @@
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { once as onceEvent } from 'node:events';
-import type { ClientHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import tls from 'node:tls';
-import { account, identityFixture } from '../../test/fixtures/identity.ts';
-import { Agent } from '../agent/agent.ts';
+import { LINK_DOMAIN as DOMAIN, linkAgent, relayStream, startAgent, startRelaySide, type RelaySide } from '../../test/support/agent-link.ts';
+import type { Agent } from '../agent/agent.ts';
 import { parseTarget } from '../agent/target.ts';
 import { DEFAULT_UDP_FLOW_IDLE_MS } from '../agent/kinds/udp.ts';
-import { createCa, issueLeaf } from '../certs/dev-ca.ts';
-import { silentLogger } from '../lib/logger.ts';
 import { CapsuleDecoder, encodeDatagram } from '../protocol/capsules.ts';
-import { ALPN_TUNNEL } from '../protocol/messages.ts';
-import { RelayMetrics } from './metrics.ts';
-import { TunnelRegistry } from './registry.ts';
-import { Tunnels } from './tunnels.ts';
 
 // The relay's --udp-flow-idle reaches the agent: each udp (and tcp) stream carries the relay's idle
 // limit (DATA_HEADERS.idleMs), and the agent ends a silent flow after the relay's limit, not its own
 // 60 s default. Real parts in one process: tunnels.ts (AgentSession) behind a TLS listener, the real
 // Agent dialling it, a real UDP echo as the target.
 
-const DOMAIN = 'tunn.localhost';
 const RELAY_UDP_IDLE_MS = 500;
 
 describe("the agent follows the relay's udp flow idle", () => {
-  let id: Awaited<ReturnType<typeof identityFixture>>;
-  let directory: TunnelRegistry;
-  let tunnels: Tunnels;
-  let server: tls.Server;
+  let relay: RelaySide;
   let echo: dgram.Socket;
   let agent: Agent;
 
   before(async () => {
-    id = await identityFixture();
-    const ca = await createCa('tunn stream-idle test CA');
-    const leaf = await issueLeaf(ca, [DOMAIN]);
-    directory = new TunnelRegistry();
-    const port = () => (server.address() as AddressInfo).port;
-    tunnels = new Tunnels({ directory, store: id.store, tokens: id.tokens, clock: id.clock, logger: silentLogger(), metrics: new RelayMetrics(), domain: DOMAIN, urlsFor: (h) => [`https://${h}:${port()}`], streamIdleMs: { tcp: 3_600_000, udp: RELAY_UDP_IDLE_MS } });
-    tunnels.setChecks({ validateAllow: (accountId, allow) => id.policy.validate(accountId, allow), registerGrants: async () => undefined, tokenRefused: () => {} });
-    server = tls.createServer({ cert: leaf.certPem, key: leaf.keyPem, ALPNProtocols: [ALPN_TUNNEL] }, (s) => tunnels.acceptAgent(s));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    relay = await startRelaySide({ caName: 'tunn stream-idle test CA', streamIdleMs: { tcp: 3_600_000, udp: RELAY_UDP_IDLE_MS } });
     echo = dgram.createSocket('udp4');
     echo.on('message', (m, r) => echo.send(m, r.port, r.address));
     echo.bind(0, '127.0.0.1');
     await onceEvent(echo, 'listening');
-    const alice = await account(id, 'alice@example.com');
-    const token = (await id.tokens.issue({ accountId: alice.id, kind: 'agent', label: 'test' })).token;
-    agent = new Agent({
-      relayUrl: `https://${DOMAIN}:${port()}`,
-      token,
-      relayCa: ca.certPem,
-      tunnels: [{ target: parseTarget(String((echo.address() as AddressInfo).port)), kind: 'udp', name: 'game', allow: [], public: false }],
-      sessions: 1,
-      verifyTargetTls: true,
-      pingIntervalMs: 60_000,
-      pingTimeoutMs: 60_000,
-      backoffMinMs: 100,
-      backoffMaxMs: 1_000,
-      logRequests: false,
-    });
-    const ready = new Promise((r, j) => {
-      agent.once('ready', r);
-      agent.once('fatal', j);
-    });
-    agent.start();
-    await ready;
+    agent = linkAgent(relay, { tunnels: [{ target: parseTarget(String((echo.address() as AddressInfo).port)), kind: 'udp', name: 'game', allow: [], public: false }] });
+    await startAgent(agent);
   });
 
   after(async () => {
     agent?.stop();
-    tunnels?.closeAll();
-    server?.close();
     echo?.close();
-    await id?.close();
+    await relay?.close();
   });
 
   it(`ends a silent flow after the relay's ${RELAY_UDP_IDLE_MS} ms, not the agent's own ${DEFAULT_UDP_FLOW_IDLE_MS / 1000} s`, async () => {
-    const t = directory.get(`game.${DOMAIN}`);
-    assert.ok(t, 'the udp tunnel is in the directory');
     // As a public UDP port or `tunn connect --udp` opens a flow: the session adds the relay's idle limit.
-    const s: ClientHttp2Stream = directory.pickSession(t)!.openStream(t, { kind: 'udp', client: '192.0.2.7', clientPort: 5353 });
+    const s = relayStream(relay, `game.${DOMAIN}`, { kind: 'udp', client: '192.0.2.7', clientPort: 5353 });
     s.on('error', () => {});
     const got: Buffer[] = [];
     const d = new CapsuleDecoder({ onDatagram: (p) => got.push(p) });

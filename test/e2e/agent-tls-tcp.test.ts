@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -10,7 +10,8 @@ import type { KeyAndCert } from '../../src/certs/dev-ca.ts';
 import { spkiPin } from '../../src/agent/tls/pin.ts';
 import { clientCertificate, leaf, testCa } from '../../src/agent/tls/testing.ts';
 import { parseProxyV2, PP2_TYPE_AUTHORITY, PP2_TYPE_TUNN_EMAIL, proxyTlvText } from '../../src/lib/proxy-v2.ts';
-import { createToken, request, startCli, startRelay, tmpDir, type Proc, type RelayHandle } from './harness.ts';
+import { assertRelayNeverSaw, listenLoopback, request, startCli, startRelay, tmpDir, tokenFile, type Proc, type RelayHandle } from './harness.ts';
+import { proxyV2Target } from '../support/proxy-v2-target.ts';
 
 // `tunn tls <port> --backend tcp --terminate-at agent` (issue 12) with real relay and agent
 // processes: TLS ends at the agent with its own certificate (--tls-cert files from a private CA
@@ -93,25 +94,13 @@ describe('e2e: tunn tls --backend tcp --terminate-at agent', () => {
         s.write(`echo: ${d.toString()}`);
       });
     });
-    pp = net.createServer((s) => {
-      s.on('error', () => {});
-      let buf = Buffer.alloc(0);
-      s.on('data', (d: Buffer) => {
-        buf = Buffer.concat([buf, d]);
-        const r = parseProxyV2(buf);
-        if (!r || buf.length <= r.length) return;
-        ppHeader = r;
-        s.write(`after the header: ${buf.subarray(r.length).toString()}`);
-      });
+    pp = proxyV2Target(1, (s, r, payload) => {
+      ppHeader = r;
+      s.write(`after the header: ${payload.toString()}`);
     });
-    for (const srv of [echo, pp]) {
-      srv.listen(0, '127.0.0.1');
-      await once(srv, 'listening');
-    }
-    ownerFile = join(dir.path, 'owner');
-    writeFileSync(ownerFile, (await createToken(relay, 'owner@example.com')) + '\n', { mode: 0o600 });
-    annFile = join(dir.path, 'ann');
-    writeFileSync(annFile, (await createToken(relay, 'ann@example.com')) + '\n', { mode: 0o600 });
+    await listenLoopback(echo, pp);
+    ownerFile = await tokenFile(relay, join(dir.path, 'owner'), 'owner@example.com');
+    annFile = await tokenFile(relay, join(dir.path, 'ann'), 'ann@example.com');
   });
 
   after(async () => {
@@ -147,10 +136,7 @@ describe('e2e: tunn tls --backend tcp --terminate-at agent', () => {
     const row = (list.lines[0]!.agent as { name: string; terminatedAt: string; pin: string; state: string }[]).find((x) => x.name === host);
     assert.deepEqual({ terminatedAt: row?.terminatedAt, pin: row?.pin, state: row?.state }, { terminatedAt: 'agent', pin: ev.pin, state: 'issued' });
     // Security: the relay only piped ciphertext: the marker is in nothing it wrote.
-    const metrics = await request(`http://${relay.domain}:${relay.httpPort}/metrics`);
-    assert.equal(metrics.status, 200);
-    const written = [...relay.proc.lines.map((l) => JSON.stringify(l)), ...relay.proc.stderr, metrics.text, ...filesUnder(relay.dataDir)].join('\n');
-    assert.ok(!written.includes(marker), 'the marker leaked into the relay’s output, database, events or metrics');
+    await assertRelayNeverSaw(relay, marker);
   });
 
   it('--client-ca: a client without a client certificate is refused at the handshake (the target sees nothing); one with it gets through; --alpn postgresql: only that protocol is negotiated', async () => {
@@ -262,14 +248,3 @@ describe('e2e: tunn tls --backend tcp --terminate-at agent', () => {
     assert.equal(got.header.source?.address, '127.0.0.1');
   });
 });
-
-/** Every file under `dir`, as text (the relay's database, WAL, keys: whatever it wrote). */
-function filesUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir)) {
-    const p = join(dir, e);
-    if (statSync(p).isDirectory()) out.push(...filesUnder(p));
-    else out.push(readFileSync(p).toString('latin1'));
-  }
-  return out;
-}

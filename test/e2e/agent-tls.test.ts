@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
@@ -9,7 +9,7 @@ import { clientCertificate, leaf, rawRequest, testCa } from '../../src/agent/tls
 import { spkiPin } from '../../src/agent/tls/pin.ts';
 import { formTokenIn } from '../fixtures/identity.ts';
 import { startOrigin, type Origin } from './origin.ts';
-import { createToken, request, startAgent, startCli, startRelay, tmpDir, type AgentHandle, type RelayHandle } from './harness.ts';
+import { assertRelayNeverSaw, createToken, request, startAgent, startCli, startRelay, tmpDir, type AgentHandle, type RelayHandle } from './harness.ts';
 
 // TLS that ends at the agent (issue 12), with real relay and agent processes: the agent serves
 // its own certificate (--tls-cert files from a private CA here; ACME via Pebble is covered by
@@ -166,10 +166,7 @@ describe('e2e: TLS that ends at the agent', () => {
     const table = startCli(['events', '--tunnel', host, '--kind', 'host_mismatch', '--relay', relay.url, '--relay-ca', relay.caPath], { env: { TUNN_TOKEN: token } });
     assert.equal(await table.exited, 0, table.stderr.join('\n'));
     assert.match(table.lines.map((l) => String(l.raw)).join('\n'), /host_mismatch\s+\S*127\.0\.0\.1 \(agent-said\)/);
-    const metrics = await request(`http://${relay.domain}:${relay.httpPort}/metrics`);
-    assert.equal(metrics.status, 200);
-    const written = [...relay.proc.lines.map((l) => JSON.stringify(l)), ...relay.proc.stderr, metrics.text, ...filesUnder(relay.dataDir)].join('\n');
-    assert.ok(!written.includes(marker), 'the marker leaked into the relay’s output, database, events or metrics');
+    await assertRelayNeverSaw(relay, marker);
   });
 
   it('fallback: a name the agent has no certificate for is terminated by the relay, and the user is told why', async () => {
@@ -265,17 +262,6 @@ describe('e2e: TLS that ends at the agent', () => {
     s.destroy();
   });
 });
-
-/** Every file under `dir`, as text (the relay's database, WAL, keys: whatever it wrote). */
-function filesUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir)) {
-    const p = join(dir, e);
-    if (statSync(p).isDirectory()) out.push(...filesUnder(p));
-    else out.push(readFileSync(p).toString('latin1'));
-  }
-  return out;
-}
 
 /** The relay's dev login, then the hand-off to the agent-terminated host (whose certificate is from `hostCa`); returns the host cookie the agent set. */
 async function signIn(relay: RelayHandle, email: string, returnUrl: string, hostCa: string): Promise<string> {

@@ -11,6 +11,7 @@ import { Zone } from '../../src/dns/zone.ts';
 import { openStore } from '../../src/store/store.ts';
 import { startPebble, type Pebble } from '../support/pebble.ts';
 import { startClusterDatabase, type ClusterDatabase } from '../support/cluster.ts';
+import { handshake } from '../support/tls-handshake.ts';
 import { startCli, tmpDir, type Proc } from './harness.ts';
 
 // Issue 14: a relay's own HTTP-01 and TLS-ALPN-01 answers in a cluster. The CA connects to
@@ -45,19 +46,6 @@ async function freeOnAll(): Promise<number> {
     const port = await freeOn(HOSTS.a);
     const ok = await Promise.all([HOSTS.b, HOSTS.c].map((h) => freeOn(h, port).then(() => true, () => false)));
     if (ok.every(Boolean)) return port;
-  }
-}
-
-/** A TLS handshake with `servername` at host:port: whether `ca` verifies the served certificate. */
-async function handshake(host: string, port: number, servername: string, ca: string): Promise<{ authorized: boolean; san?: string; error?: string }> {
-  const s = tls.connect({ host, port, servername, ca, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
-  try {
-    await Promise.race([once(s, 'secureConnect'), once(s, 'error').then(([e]) => Promise.reject(e as Error))]);
-    return { authorized: s.authorized, san: s.getPeerCertificate().subjectaltname, error: s.authorizationError ? String(s.authorizationError) : undefined };
-  } catch (err) {
-    return { authorized: false, error: (err as Error).message };
-  } finally {
-    s.destroy();
   }
 }
 

@@ -7,8 +7,8 @@ import tls from 'node:tls';
 import { spkiPin } from '../../src/agent/tls/pin.ts';
 import { leaf, testCa } from '../../src/agent/tls/testing.ts';
 import { createCa, issueLeaf, type KeyAndCert } from '../../src/certs/dev-ca.ts';
-import { parseProxyV2 } from '../../src/lib/proxy-v2.ts';
 import { startCluster, type TestCluster } from '../support/cluster.ts';
+import { proxyV2Target } from '../support/proxy-v2-target.ts';
 import { request, startCli, until, type Proc, type RelayHandle } from './harness.ts';
 
 // Issue 14: every kind of `tunn tls` tunnel behaves through any relay exactly as on the relay
@@ -78,18 +78,11 @@ describe('tls tunnels of every kind through any relay of a cluster (real process
       s.once('data', (d) => s.end(`tls ends at the target (${s.servername}); you said ${d.toString()}`));
     });
     // A plain TCP target behind --proxy-protocol: answers with the source the PROXY v2 header names.
-    pp = net.createServer((s) => {
-      ppConnections++;
-      s.on('error', () => {});
-      let buf = Buffer.alloc(0);
-      s.on('data', (d: Buffer) => {
-        buf = Buffer.concat([buf, d]);
-        const r = parseProxyV2(buf);
-        if (!r || buf.length < r.length + 'payload'.length) return;
-        const src = r.header.source;
-        s.end(`from ${src?.address}:${src?.port} after the header: ${buf.subarray(r.length).toString()}`);
-      });
+    pp = proxyV2Target('payload'.length, (s, r, payload) => {
+      const src = r.header.source;
+      s.end(`from ${src?.address}:${src?.port} after the header: ${payload.toString()}`);
     });
+    pp.on('connection', () => ppConnections++);
     for (const srv of [tlsTarget, pp]) {
       srv.listen(0, '127.0.0.1');
       await once(srv, 'listening');

@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { dnsQuery, txtString } from '../../src/dns/client.ts';
 import { freeDnsPort, startBind, type Bind } from '../support/bind.ts';
 import { CF_BAD, CF_GOOD, CF_READONLY, startCloudflareApi, type CloudflareApi } from '../support/cloudflare-api.ts';
 import { startPebble, type Pebble } from '../support/pebble.ts';
 import { freePort } from '../support/ports.ts';
+import { handshake } from '../support/tls-handshake.ts';
 import { createToken, startCli, tmpDir, until, type Proc, type RelayHandle } from './harness.ts';
 
 // Issue 18: DNS-01 through the operator's own DNS. A throwaway BIND 9 holds the relay's zone
@@ -20,19 +19,6 @@ import { createToken, startCli, tmpDir, until, type Proc, type RelayHandle } fro
 
 const RELAY = 'tunn.localhost';
 const DOMAIN = 'apps.example.test';
-
-/** A TLS handshake with `servername`: whether `ca` verifies the certificate, and its names. */
-async function handshake(port: number, servername: string, ca: string): Promise<{ authorized: boolean; san?: string; error?: string }> {
-  const s = tls.connect({ host: '127.0.0.1', port, servername, ca, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
-  try {
-    await Promise.race([once(s, 'secureConnect'), once(s, 'error').then(([e]) => Promise.reject(e as Error))]);
-    return { authorized: s.authorized, san: s.getPeerCertificate().subjectaltname, error: s.authorizationError ? String(s.authorizationError) : undefined };
-  } catch (err) {
-    return { authorized: false, error: (err as Error).message };
-  } finally {
-    s.destroy();
-  }
-}
 
 describe('certificates through the operator\'s DNS (RFC 2136 + TSIG to BIND 9, Pebble)', () => {
   const dir = tmpDir('tunn-dns-provider-e2e-');
@@ -89,7 +75,7 @@ describe('certificates through the operator\'s DNS (RFC 2136 + TSIG to BIND 9, P
   });
 
   it("the relay's wildcard was issued by DNS-01 through BIND, and its TXT records are gone", async () => {
-    const h = await handshake(relay.httpsPort, `anything.${RELAY}`, pebble.rootPem);
+    const h = await handshake('127.0.0.1', relay.httpsPort, `anything.${RELAY}`, pebble.rootPem);
     assert.equal(h.authorized, true, h.error);
     assert.match(h.san ?? '', /DNS:\*\.tunn\.localhost/);
     const presented = relay.proc.lines.filter((l) => l.challenge === 'dns-01').map((l) => l.identifier);
@@ -111,8 +97,8 @@ describe('certificates through the operator\'s DNS (RFC 2136 + TSIG to BIND 9, P
     await bind.nsupdate(records.map((r) => `update add ${r.name} 60 ${r.type} ${r.value}`));
     const verify = await cli(['domain', 'verify', DOMAIN, ...api]);
     assert.equal(verify.code, 0, verify.stderr);
-    let h = await handshake(relay.httpsPort, `grafana.${DOMAIN}`, pebble.rootPem);
-    await until(async () => (h = await handshake(relay.httpsPort, `grafana.${DOMAIN}`, pebble.rootPem)).authorized, 60_000, `a certificate for *.${DOMAIN}`);
+    let h = await handshake('127.0.0.1', relay.httpsPort, `grafana.${DOMAIN}`, pebble.rootPem);
+    await until(async () => (h = await handshake('127.0.0.1', relay.httpsPort, `grafana.${DOMAIN}`, pebble.rootPem)).authorized, 60_000, `a certificate for *.${DOMAIN}`);
     assert.equal(h.san, `DNS:*.${DOMAIN}`);
     assert.ok(relay.proc.lines.some((l) => l.challenge === 'dns-01' && l.identifier === DOMAIN && l.wildcard === true));
     await until(async () => (await txt(acme.value)).length === 0, 20_000, `${acme.value} TXT deleted`);

@@ -1,5 +1,6 @@
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
@@ -166,6 +167,39 @@ export function request(url: string, opts: { method?: string; headers?: Record<s
     req.on('error', reject);
     req.end(opts.body);
   });
+}
+
+/** Writes a fresh agent token of `email` to `path` (mode 0600: a secret for --token-file, never argv) and returns the path. */
+export async function tokenFile(relay: RelayHandle, path: string, email: string): Promise<string> {
+  writeFileSync(path, (await createToken(relay, email)) + '\n', { mode: 0o600 });
+  return path;
+}
+
+/** Listens each server on 127.0.0.1 port 0, one after another. */
+export async function listenLoopback(...servers: { listen(port: number, host: string): unknown; once(ev: 'listening', f: () => void): unknown }[]): Promise<void> {
+  for (const srv of servers) await new Promise<void>((r) => (srv.listen(0, '127.0.0.1'), srv.once('listening', r)));
+}
+
+/**
+ * Security: asserts `secret` is in nothing the relay wrote (its log lines and stderr, its /metrics,
+ * every file under its data directory: database, WAL, keys, events).
+ */
+export async function assertRelayNeverSaw(relay: RelayHandle, secret: string): Promise<void> {
+  const metrics = await request(`http://${relay.domain}:${relay.httpPort}/metrics`);
+  assert.equal(metrics.status, 200);
+  const written = [...relay.proc.lines.map((l) => JSON.stringify(l)), ...relay.proc.stderr, metrics.text, ...filesUnder(relay.dataDir)].join('\n');
+  assert.ok(!written.includes(secret), 'the marker leaked into the relay’s output, database, events or metrics');
+}
+
+/** Every file under `dir`, as text. */
+function filesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir)) {
+    const p = join(dir, e);
+    if (statSync(p).isDirectory()) out.push(...filesUnder(p));
+    else out.push(readFileSync(p).toString('latin1'));
+  }
+  return out;
 }
 
 export function tmpDir(prefix: string): { path: string; remove(): void } {

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -8,7 +7,8 @@ import tls from 'node:tls';
 import { createCa, issueLeaf } from '../../src/certs/dev-ca.ts';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { parseProxyV2, PP2_TYPE_AUTHORITY, PP2_TYPE_TUNN_ASSERTION, PP2_TYPE_TUNN_EMAIL, proxyTlvText } from '../../src/lib/proxy-v2.ts';
-import { createToken, request, startCli, startRelay, tmpDir, type Proc, type RelayHandle } from './harness.ts';
+import { listenLoopback, request, startCli, startRelay, tmpDir, tokenFile, type Proc, type RelayHandle } from './harness.ts';
+import { proxyV2Target } from '../support/proxy-v2-target.ts';
 
 // `tunn tls` end to end (real relay, agents and targets) and PROXY v2 through `tunn connect`.
 // Security properties: with --backend raw the relay never terminates: the client verifies the
@@ -77,25 +77,13 @@ describe('tls tunnels (passthrough, private, --backend tcp) and PROXY v2', () =>
         s.end(`plain tcp: ${d.toString()}`);
       });
     });
-    pp = net.createServer((s) => {
-      s.on('error', () => {});
-      let buf = Buffer.alloc(0);
-      s.on('data', (d: Buffer) => {
-        buf = Buffer.concat([buf, d]);
-        const r = parseProxyV2(buf);
-        if (!r || buf.length < r.length + 'payload'.length) return;
-        ppHeader = r;
-        s.end(`after the header: ${buf.subarray(r.length).toString()}`);
-      });
+    pp = proxyV2Target('payload'.length, (s, r, payload) => {
+      ppHeader = r;
+      s.end(`after the header: ${payload.toString()}`);
     });
-    for (const srv of [tlsTarget, plain, pp]) {
-      srv.listen(0, '127.0.0.1');
-      await once(srv, 'listening');
-    }
-    ownerFile = join(dir.path, 'owner');
-    writeFileSync(ownerFile, (await createToken(relay, 'owner@example.com')) + '\n', { mode: 0o600 });
-    annFile = join(dir.path, 'ann');
-    writeFileSync(annFile, (await createToken(relay, 'ann@example.com')) + '\n', { mode: 0o600 });
+    await listenLoopback(tlsTarget, plain, pp);
+    ownerFile = await tokenFile(relay, join(dir.path, 'owner'), 'owner@example.com');
+    annFile = await tokenFile(relay, join(dir.path, 'ann'), 'ann@example.com');
   });
   after(async () => {
     for (const p of procs) await p.kill();

@@ -147,14 +147,23 @@ describe('agent ACME against Pebble', () => {
     assert.deepEqual(c.renewal, { at: renewalDueAt(c), source: 'lifetime', checkAgainAt: clock.now() + ARI_POLL.maxMs });
   });
 
-  it('ARI (RFC 9773) where the CA offers it: renews at a time in the suggested window, re-asks per Retry-After (floor and ceiling), keeps the last window when asking fails, and the new order names what it replaces', async () => {
+  /**
+   * An ARI front on Pebble (closed after the test) suggesting a one-day window that starts in ten days and answering
+   * `retryAfter`; a fresh state dir and a manual clock.
+   */
+  async function ariSetup(retryAfter: string) {
     const ca = await ariFront(pebble);
     after(() => ca.close());
     const dir = mkdtempSync(join(tmpdir(), 'tunn-agent-tls-'));
     const clock = new ManualClock();
     const start = clock.now() + 10 * 86_400_000;
     ca.window = { start, end: start + 86_400_000 };
-    ca.retryAfter = '1'; // below the floor: asked again in a minute, not a second
+    ca.retryAfter = retryAfter;
+    return { ca, dir, clock, start };
+  }
+
+  it('ARI (RFC 9773) where the CA offers it: renews at a time in the suggested window, re-asks per Retry-After (floor and ceiling), keeps the last window when asking fails, and the new order names what it replaces', async () => {
+    const { ca, dir, clock, start } = await ariSetup('1'); // Retry-After below the floor: asked again in a minute, not a second
     const a = agent(dir, { directory: ca.directoryUrl, caPem: ca.caPem, clock });
     const first = await a.ensure(NAME);
     const id = ariCertId(first.chainPem)!;
@@ -200,13 +209,7 @@ describe('agent ACME against Pebble', () => {
   // Availability: after a restart, a CA that never answers its renewal information must not delay serving the stored
   // certificate (with --no-fallback or a private tunnel that would be an outage); the ask has its own time limit.
   it('a restart serves the stored certificate at once while the CA hangs on renewal information; the ask gives up after its timeout', async () => {
-    const ca = await ariFront(pebble);
-    after(() => ca.close());
-    const dir = mkdtempSync(join(tmpdir(), 'tunn-agent-tls-'));
-    const clock = new ManualClock();
-    const start = clock.now() + 10 * 86_400_000;
-    ca.window = { start, end: start + 86_400_000 };
-    ca.retryAfter = '60';
+    const { ca, dir, clock } = await ariSetup('60');
     const first = await agent(dir, { directory: ca.directoryUrl, caPem: ca.caPem, clock }).ensure(NAME);
     ca.hang = true;
     clock.advance(ARI_POLL.maxMs); // the stored plan wants a new ask
