@@ -10,7 +10,7 @@ import type { KeyAndCert } from '../../src/certs/dev-ca.ts';
 import { spkiPin } from '../../src/agent/tls/pin.ts';
 import { clientCertificate, leaf, testCa } from '../../src/agent/tls/testing.ts';
 import { parseProxyV2, PP2_TYPE_AUTHORITY, PP2_TYPE_TUNN_EMAIL, proxyTlvText } from '../../src/lib/proxy-v2.ts';
-import { assertRelayNeverSaw, listenLoopback, request, startCli, startRelay, tmpDir, tokenFile, type Proc, type RelayHandle } from './harness.ts';
+import { assertRelayNeverSaw, listenLoopback, readyOf, request, startCli, startRelay, tmpDir, tokenFile, type Proc, type RelayHandle } from './harness.ts';
 import { proxyV2Target } from '../support/proxy-v2-target.ts';
 
 // `tunn tls <port> --backend tcp --terminate-at agent` (issue 12) with real relay and agent
@@ -71,8 +71,7 @@ describe('e2e: tunn tls --backend tcp --terminate-at agent', () => {
   async function agentTcp(target: number, name: string, extra: string[]): Promise<Proc> {
     const p = startCli(['tls', String(target), '-n', name, '--backend', 'tcp', '--terminate-at', 'agent', ...extra, ...relayArgs(), '--token-file', ownerFile, '--json'], { env: env() });
     procs.push(p);
-    const ready = await p.waitFor((l) => l.event === 'ready' || l.event === 'fatal', 30_000);
-    assert.equal(ready.event, 'ready', JSON.stringify(ready));
+    await readyOf(p);
     return p;
   }
 

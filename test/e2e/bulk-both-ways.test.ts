@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { localhostAwareLookup } from '../../src/agent/target.ts';
 import { sendBulk } from '../support/bulk.ts';
 import { freeTcpUdpPort } from '../support/free-udp-port.ts';
-import { createToken, startAgent, startCli, startRelay, tmpDir, type AgentHandle, type Proc, type RelayHandle } from './harness.ts';
+import { createToken, readyOf, startAgent, startCli, startRelay, tmpDir, type AgentHandle, type Proc, type RelayHandle } from './harness.ts';
 
 // Guards tunn's promise of correct streaming: visitors that upload and download bulk data at
 // the same time through a relay and an agent never stall. It used to stall for good (~1 MiB
@@ -113,8 +113,7 @@ describe('bulk both ways at once through a tcp tunnel', () => {
     agentProc = startCli(['tcp', String((target.address() as AddressInfo).port), '-n', 'bulk', '--public', '--relay', tcpRelay.url, '--relay-ca', tcpRelay.caPath, '--token-file', tokenFile, '--json'], {
       env: { TUNN_CONFIG_DIR: join(dir.path, 'config'), TUNN_RELAY: '', TUNN_TOKEN: '' },
     });
-    const ready = await agentProc.waitFor((l) => l.event === 'ready' || l.event === 'fatal', 30_000);
-    assert.equal(ready.event, 'ready', JSON.stringify(ready));
+    await readyOf(agentProc);
   });
   after(async () => {
     await agentProc?.kill();

@@ -12,7 +12,7 @@ import { openStore } from '../../src/store/store.ts';
 import { startPebble, type Pebble } from '../support/pebble.ts';
 import { startClusterDatabase, type ClusterDatabase } from '../support/cluster.ts';
 import { handshake } from '../support/tls-handshake.ts';
-import { startCli, tmpDir, type Proc } from './harness.ts';
+import { readyOf, startCli, tmpDir, type Proc } from './harness.ts';
 
 // Issue 14: a relay's own HTTP-01 and TLS-ALPN-01 answers in a cluster. The CA connects to
 // whichever relay DNS gives it, not necessarily the one that placed the order. Three relays on
@@ -85,8 +85,7 @@ describe('HTTP-01 and TLS-ALPN-01 answered by any relay of a cluster (three rela
       { env: db.env },
     );
     procs.push(proc);
-    const ready = await proc.waitFor((l) => l.event === 'ready' || l.event === 'fatal', 40_000);
-    assert.equal(ready.event, 'ready', JSON.stringify(ready));
+    const ready = await readyOf(proc, 40_000);
     if (ready.certificate === 'pending') await proc.waitFor((l) => l.event === 'certificate' && l.state === 'ready', 40_000);
     return { proc, host };
   }
@@ -96,8 +95,7 @@ describe('HTTP-01 and TLS-ALPN-01 answered by any relay of a cluster (three rela
       env: { TUNN_CONFIG_DIR: join(dir.path, `agent-${name}`), TUNN_RELAY: '', TUNN_TOKEN: '' },
     });
     procs.push(proc);
-    const ready = await proc.waitFor((l) => l.event === 'ready' || l.event === 'fatal', 30_000);
-    assert.equal(ready.event, 'ready', JSON.stringify(ready));
+    await readyOf(proc);
   }
 
   const presented = (r: Relay, name: string) => r.proc.lines.filter((l) => l.identifier === name && l.challenge !== undefined).map((l) => String(l.challenge));

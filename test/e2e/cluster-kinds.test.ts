@@ -9,7 +9,7 @@ import { leaf, testCa } from '../../src/agent/tls/testing.ts';
 import { createCa, issueLeaf, type KeyAndCert } from '../../src/certs/dev-ca.ts';
 import { startCluster, type TestCluster } from '../support/cluster.ts';
 import { proxyV2Target } from '../support/proxy-v2-target.ts';
-import { request, startCli, until, type Proc, type RelayHandle } from './harness.ts';
+import { readyOf, request, startCli, until, type Proc, type RelayHandle } from './harness.ts';
 
 // Issue 14: every kind of `tunn tls` tunnel behaves through any relay exactly as on the relay
 // its agent is on (A). Relays B and C learn the tunnel's kind from its lease (tls-private,
@@ -99,8 +99,7 @@ describe('tls tunnels of every kind through any relay of a cluster (real process
   const startTunnel = async (args: string[]): Promise<{ host: string; agent: Proc }> => {
     const agent = startCli(['tls', ...args, '--relay', a.url, '--relay-ca', a.caPath, '--token-file', await cluster.tokenFile('owner@example.com'), '--json'], { env: { TUNN_CONFIG_DIR: `${cluster.dir}/agent-cfg-${procs.length}`, TUNN_RELAY: '', TUNN_TOKEN: '' } });
     procs.push(agent);
-    const ready = await agent.waitFor((l) => l.event === 'ready' || l.event === 'fatal', 30_000);
-    assert.equal(ready.event, 'ready', JSON.stringify(ready));
+    const ready = await readyOf(agent);
     return { host: String(ready.host), agent };
   };
   const startTls = async (args: string[]): Promise<string> => (await startTunnel(args)).host;
@@ -110,8 +109,7 @@ describe('tls tunnels of every kind through any relay of a cluster (real process
     const env = { TUNN_CONFIG_DIR: `${cluster.dir}/connect-cfg-${procs.length}`, TUNN_RELAY: '', TUNN_TOKEN: '' };
     const conn = startCli(['connect', host, '--listen', '0', '--json', '--relay', r.url, '--relay-ca', r.caPath, '--token-file', await cluster.tokenFile(email)], { env });
     procs.push(conn);
-    const up = await conn.waitFor((l) => l.event === 'ready' || l.event === 'fatal', 30_000);
-    assert.equal(up.event, 'ready', JSON.stringify(up));
+    const up = await readyOf(conn);
     return Number(String(up.listen).split(':')[1]);
   };
 

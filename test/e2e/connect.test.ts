@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { decodeJwt } from 'jose';
 import { startPostgres, type Postgres } from '../support/postgres.ts';
 import { startSshd, type Sshd } from '../support/sshd.ts';
-import { CLI, NODE, createToken, startCli, startRelay, tmpDir, type Proc, type RelayHandle } from './harness.ts';
+import { CLI, createToken, NODE, readyOf, startCli, startRelay, tmpDir, type Proc, type RelayHandle } from './harness.ts';
 
 // `tunn connect` as users run it (the real CLI process) against a real relay and a real agent
 // (`tunn tcp`), with real targets behind them: PostgreSQL through --listen and psql, OpenSSH
@@ -44,8 +44,7 @@ describe('tunn connect (CLI) through a real relay and agent', () => {
   const startKind = async (kind: string, args: string[]): Promise<Record<string, unknown>> => {
     const p = startCli([kind, ...args, ...relayArgs(), '--token-file', tokenFile(`owner-${agents.length}`, ownerToken), '--json'], { env: env() });
     agents.push(p);
-    const ready = await p.waitFor((l) => l.event === 'ready' || l.event === 'fatal', 30_000);
-    assert.equal(ready.event, 'ready', JSON.stringify(ready));
+    const ready = await readyOf(p);
     return ready;
   };
 

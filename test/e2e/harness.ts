@@ -131,6 +131,13 @@ export interface AgentHandle {
   stop(): Promise<void>;
 }
 
+/** The `ready` line of a `--json` CLI process (a tunnel or `tunn connect`); fails the test with the line it got instead (`fatal`). */
+export async function readyOf(proc: Proc, timeoutMs = 30_000): Promise<Record<string, unknown>> {
+  const ready = await proc.waitFor((l) => l.event === 'ready' || l.event === 'fatal', timeoutMs);
+  assert.equal(ready.event, 'ready', JSON.stringify(ready));
+  return ready;
+}
+
 export async function startAgent(relay: RelayHandle, token: string, target: string | number, args: string[] = []): Promise<AgentHandle> {
   const proc = startCli([String(target), '--relay', relay.url, '--token', token, '--relay-ca', relay.caPath, '--json', ...args]);
   const ready = await proc.waitFor((l) => l.event === 'ready' || l.event === 'fatal');

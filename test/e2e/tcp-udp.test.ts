@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import dnsPacket from 'dns-packet';
 import { echoThrough, retry } from '../support/public-port-client.ts';
 import { freeTcpUdpPort } from '../support/free-udp-port.ts';
-import { createToken, request, startCli, startRelay, tmpDir, type Proc, type RelayHandle } from './harness.ts';
+import { createToken, readyOf, request, startCli, startRelay, tmpDir, type Proc, type RelayHandle } from './harness.ts';
 
 // Public TCP and UDP ports and `tunn connect --udp`, end to end: a real relay with port ranges,
 // real agents (`tunn tcp|udp`), real targets (a TCP echo, a DNS server queried by Debian's dig,
@@ -62,8 +62,7 @@ describe('tcp and udp tunnels (public ports, tunn connect --udp)', () => {
   const startKind = async (args: string[]): Promise<{ proc: Proc; ready: Record<string, unknown> }> => {
     const proc = startCli([...args, ...relayArgs(), '--token-file', ownerFile, '--json'], { env: env() });
     procs.push(proc);
-    const ready = await proc.waitFor((l) => l.event === 'ready' || l.event === 'fatal', 30_000);
-    assert.equal(ready.event, 'ready', JSON.stringify(ready));
+    const ready = await readyOf(proc);
     return { proc, ready };
   };
 

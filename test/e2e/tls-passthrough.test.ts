@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -7,7 +6,7 @@ import tls from 'node:tls';
 import { createCa, issueLeaf } from '../../src/certs/dev-ca.ts';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { parseProxyV2, PP2_TYPE_AUTHORITY, PP2_TYPE_TUNN_ASSERTION, PP2_TYPE_TUNN_EMAIL, proxyTlvText } from '../../src/lib/proxy-v2.ts';
-import { listenLoopback, request, startCli, startRelay, tmpDir, tokenFile, type Proc, type RelayHandle } from './harness.ts';
+import { listenLoopback, readyOf, request, startCli, startRelay, tmpDir, tokenFile, type Proc, type RelayHandle } from './harness.ts';
 import { proxyV2Target } from '../support/proxy-v2-target.ts';
 
 // `tunn tls` end to end (real relay, agents and targets) and PROXY v2 through `tunn connect`.
@@ -49,8 +48,7 @@ describe('tls tunnels (passthrough, private, --backend tcp) and PROXY v2', () =>
   const startKind = async (args: string[]): Promise<Record<string, unknown>> => {
     const p = startCli([...args, ...relayArgs(), '--token-file', ownerFile, '--json'], { env: env() });
     procs.push(p);
-    const ready = await p.waitFor((l) => l.event === 'ready' || l.event === 'fatal', 30_000);
-    assert.equal(ready.event, 'ready', JSON.stringify(ready));
+    const ready = await readyOf(p);
     return ready;
   };
   const connectListen = async (host: string): Promise<number> => {
