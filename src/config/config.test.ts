@@ -88,6 +88,19 @@ describe('config', () => {
     );
   });
 
+  it('refuses an idle time longer than a timer can hold (Node fires a longer one at once, which would cut every connection)', () => {
+    assert.throws(
+      () => resolveConfig(relaySchema, [relayDefaults(true), { tcpIdle: 30 * 86400, udpFlowIdle: '2147484', idleTimeout: 86400 * 24 }]),
+      (e) => {
+        assert.ok(isTunnError(e, 'CONFIG_INVALID'));
+        assert.match(e.message, /--tcp-idle: must be at most 2147483 seconds \(24 days\)/);
+        assert.match(e.message, /--udp-flow-idle: must be at most 2147483 seconds/);
+        assert.doesNotMatch(e.message, /--idle-timeout/, '24 days fits');
+        return true;
+      },
+    );
+  });
+
   it('reports missing files and a certificate without its key with every other relay error', () => {
     assert.throws(
       () => resolveConfig(relaySchema, [relayDefaults(true), { tlsCert: '/nonexistent/cert.pem', ldapUrl: 'ldaps://l', ldapUserBase: 'dc=x', ldapCa: '/nonexistent/ca.pem', httpsPort: 'x' }], relayCrossChecks),

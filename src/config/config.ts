@@ -16,7 +16,11 @@ import { envName, fileKey, flagName, isSecretKey, redactSecrets, resolveSecretFi
  */
 const numeric = (error: string) => z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v.trim())) ? Number(v.trim()) : v), z.number({ error }));
 const port = numeric('must be a port number, 0-65535').pipe(z.number().int('must be a port number, 0-65535').min(0, 'must be 0-65535').max(65535, 'must be 0-65535'));
-const seconds = numeric('must be a number of seconds').pipe(z.number().positive('must be a positive number of seconds'));
+// Node's timers hold at most 2^31-1 ms (~24.8 days); a longer one fires at once, which would cut every connection.
+const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+const seconds = numeric('must be a number of seconds').pipe(
+  z.number().positive('must be a positive number of seconds').max(MAX_TIMER_SECONDS, `must be at most ${MAX_TIMER_SECONDS} seconds (24 days)`),
+);
 const wholeNumber = (min: number, max: number, what: string) => numeric(`must be a whole number ${what}, ${min}-${max}`).pipe(z.number().int(`must be a whole number ${what}, ${min}-${max}`).min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
 const bool = z.union([z.boolean(), z.enum(['1', 'true', 'yes', 'on', '0', 'false', 'no', 'off']).transform((v) => ['1', 'true', 'yes', 'on'].includes(v))], { error: 'must be true or false' });
 /** A list: an array in a config file, or one comma-separated string (flags and the environment give arrays already). */
