@@ -1,12 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { dnsQuery } from '../../src/dns/client.ts';
+import { freeTcpUdpPort } from './free-udp-port.ts';
 
 // A throwaway BIND 9 (Debian `bind9`: /usr/sbin/named) per test file: its own config in a temp
 // dir, one TSIG key, dynamic zones that key may write TXT records in (`update-policy … zonesub
@@ -34,23 +33,7 @@ export interface Bind {
 }
 
 /** A port free on 127.0.0.1 for both UDP and TCP right now (a DNS server needs both). */
-export async function freeDnsPort(): Promise<number> {
-  for (let i = 0; ; i++) {
-    const udp = createSocket('udp4');
-    udp.bind(0, '127.0.0.1');
-    await once(udp, 'listening');
-    const port = udp.address().port;
-    const tcp = createServer();
-    const ok = await new Promise<boolean>((resolve) => {
-      tcp.once('error', () => resolve(false));
-      tcp.listen(port, '127.0.0.1', () => resolve(true));
-    });
-    await new Promise<void>((r) => (ok ? tcp.close(() => r()) : r()));
-    udp.close();
-    if (ok) return port;
-    if (i > 20) throw new Error('no port free for both UDP and TCP');
-  }
-}
+export const freeDnsPort = freeTcpUdpPort;
 
 export async function startBind(opts: { zones: BindZone[]; keyName?: string; secret?: string; recursion?: boolean }): Promise<Bind> {
   const dir = mkdtempSync(join(tmpdir(), 'tunn-bind-'));
