@@ -6,9 +6,9 @@ import { watchLiveness } from '../protocol/liveness.ts';
 import { TunnError } from '../lib/errors.ts';
 import { CONTROL_PATH, PROTOCOL_VERSION, AGENT_EVENT_WINDOW_MS, AGENT_EVENTS_PER_WINDOW, type AcmeAdvert, agentEventSchema, type AgentEventReport, type AgentTlsRequest, type MessageOf, type TlsStateReport, type ControlMessage, type Refusal, type RegisteredTunnel, type TunnelOptions } from '../protocol/messages.ts';
 import { ControlRequests } from './control-requests.ts';
-import { kindStreamHandlers } from './kind-handlers.ts';
-import { forwardStream, type RequestLogEntry, type StreamWatch } from './forward.ts';
-import { readDataStream, refuseStream, type DataStreamRequest, type StreamHandlers } from './stream-handlers.ts';
+import { DataStreams } from './data-streams.ts';
+import type { RequestLogEntry, StreamWatch } from './forward.ts';
+import type { StreamHandlers } from './stream-handlers.ts';
 import type { Target } from './target.ts';
 import { parseRelayList, pickEndpoint, resolveEndpoints, type RelayEndpoint } from './relay-endpoints.ts';
 import { dialRelay, nextBackoff, type Slot } from './relay-session.ts';
@@ -96,14 +96,14 @@ export class Agent extends EventEmitter<AgentEvents> {
   readonly #relay: URL;
   readonly #relays: URL[];
   readonly #tunnels: Map<string, LocalTunnel>;
-  /** When each tunnel last reported an unreachable target (reports are throttled). */
-  readonly #targetErrorAt = new Map<string, number>();
   readonly #slots: Slot[] = [];
   #state: AgentState = 'connecting';
   #stopped = false;
   /** A session was welcomed once in this run: from then on every connect error is retried (networks change). */
   #everOnline = false;
   readonly #requests = new ControlRequests();
+  /** Every stream the relay opens besides the control stream. */
+  readonly #streams: DataStreams<LocalTunnel>;
   /** The last TLS state of each (tunnel, name), re-sent on every session that registers the tunnel. */
   readonly #tlsStates = new Map<string, MessageOf<'tls-state'>>();
   /** What the relay advertised in its last welcome. */
@@ -118,6 +118,15 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (!this.#relays.length) throw new TypeError('AgentConfig.relayUrl names no relay');
     this.#relay = this.#relays[0]!;
     this.#tunnels = new Map(config.tunnels.map((t, i) => [`t${i}`, { ...t, id: `t${i}`, waiting: [] }]));
+    this.#streams = new DataStreams<LocalTunnel>({
+      tunnel: (id) => this.#tunnels.get(id),
+      verifyTargetTls: config.verifyTargetTls,
+      onRequest: config.logRequests ? (e) => this.emit('request', e) : undefined,
+      inspect: config.inspect,
+      extra: config.streamHandlers,
+      notice: (message) => this.emit('notice', message),
+      debug: (message) => this.emit('debug', message),
+    });
   }
 
   get state(): AgentState {
@@ -215,57 +224,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.#onControl(slot, new ControlChannel(stream));
       return;
     }
-    // A public client that hung up resets its stream: worth a debug line, not more.
-    stream.on('error', (err) => this.emit('debug', `data stream ${stream.id ?? ''} on session ${slot.index + 1}: ${err.message}`));
-    if (headers[':method'] !== 'CONNECT') {
-      stream.respond({ ':status': 400 }, { endStream: true });
-      return;
-    }
-    const req = readDataStream(headers);
-    const t = this.#tunnels.get(req.tunnelId);
-    if (!t) {
-      stream.respond({ ':status': 404 }, { endStream: true });
-      return;
-    }
-    // --client-ca: the relay ended TLS without asking for a client certificate (a relay that falls
-    // back anyway, an older one): the visitor never reaches the target.
-    if (t.clientCertRequired && (req.kind === 'http' || req.kind === 'tcp')) {
-      this.emit('notice', `${t.ready?.host ?? t.id}: refused a connection whose TLS the relay ended (--client-ca: only connections whose TLS ends here, with a client certificate, reach the target)`);
-      refuseStream(stream, 403, 'FORBIDDEN');
-      return;
-    }
-    const handler = req.kind && (this.#streamHandlers[req.kind] ?? this.config.streamHandlers?.[req.kind]);
-    if (!handler) {
-      this.emit('debug', `refused a data stream of kind ${String(headers['tunn-kind']).slice(0, 32)} for ${t.ready?.host ?? t.id}: this agent does not serve it`);
-      refuseStream(stream, 501, 'STREAM_KIND');
-      return;
-    }
-    handler(stream, t, req);
-  }
-
-  /** Data streams by kind (DESIGN.md decision 12): a kind is one entry and one handler. */
-  readonly #streamHandlers: StreamHandlers<LocalTunnel> = {
-    http: (stream, t, req) => this.#forwardHttp(stream, t, req),
-    ...kindStreamHandlers<LocalTunnel>({ onTargetError: (host, message) => this.emit('notice', `${host}: ${message}`) }),
-  };
-
-  /** An HTTP stream: the relay rewrote its request heads; bytes are piped to the target. */
-  #forwardHttp(stream: ServerHttp2Stream, t: LocalTunnel, req: DataStreamRequest): void {
-    const onRequest = this.config.logRequests ? (e: RequestLogEntry) => this.emit('request', { ...e, tunnel: t.ready?.host ?? t.id }) : undefined;
-    const watch = this.config.inspect?.(Number(t.id.slice(1)), () => t.ready?.host ?? t.id, req.clientIp, onRequest);
-    forwardStream(stream, {
-      target: t.target,
-      verifyTargetTls: this.config.verifyTargetTls,
-      onRequest,
-      watch,
-      onTargetError: (err) => {
-        // Visitors see only "not answering"; the address is for the owner, once per burst.
-        const now = Date.now();
-        if (now - (this.#targetErrorAt.get(t.id) ?? -Infinity) < 10_000) return;
-        this.#targetErrorAt.set(t.id, now);
-        this.emit('notice', `cannot reach ${t.target.display} for ${t.ready?.host ?? t.id}: ${err.code ?? err.message}; visitors get a 502 "not answering" page`);
-      },
-    });
+    this.#streams.serve(stream, headers, slot.index + 1);
   }
 
   #onControl(slot: Slot, ch: ControlChannel): void {
