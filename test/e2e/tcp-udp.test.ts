@@ -175,8 +175,13 @@ describe('tcp and udp tunnels (public ports, tunn connect --udp)', () => {
       const b = Buffer.alloc(64);
       b.writeUInt32BE(i, 0);
       sock.send(b, port, '127.0.0.1');
-      // Paced: 100 datagrams, then a breath (a shared machine; this measures loss, not speed).
-      if (i % 100 === 0) await new Promise((r) => setTimeout(r, 20));
+      // Paced by a window: 100 datagrams, then wait until all but a few came back or 1 s passed.
+      // This measures what the tunnel loses, not what a starved process drops when a shared
+      // machine is busy (socket buffers overflow when the reader is not scheduled).
+      if (i % 100 === 0) {
+        const until = Date.now() + 1000;
+        while (seen.size < i - 10 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+      }
     }
     await new Promise((r) => setTimeout(r, 2000));
     sock.close();
