@@ -11,6 +11,7 @@ import { apiFlags, type CommonFlags } from './identity-commands.ts';
 export interface ConnectFlags extends CommonFlags {
   listen?: string;
   udp?: boolean;
+  udpFlowIdle?: string;
 }
 
 export function registerConnectCommand(program: Command): void {
@@ -20,7 +21,8 @@ export function registerConnectCommand(program: Command): void {
       .description('reach a tcp, udp or tls tunnel as yourself: listen locally (--listen) or carry stdin/stdout (ssh ProxyCommand)')
       .argument('<host>', 'the tunnel\'s host, e.g. db.tunn.example.com (a bare name is taken under the relay\'s domain)')
       .option('--listen <[addr:]port>', 'listen here and carry each connection (a bare port listens on 127.0.0.1; 0.0.0.0:PORT lends your identity to the LAN)')
-      .option('--udp', 'carry UDP datagrams (a udp tunnel; needs --listen)'),
+      .option('--udp', 'carry UDP datagrams (a udp tunnel; needs --listen)')
+      .option('--udp-flow-idle <seconds>', 'with --udp: end a local UDP flow (one local peer) silent both ways this long (default 60)'),
   ).action(async (host: string, o: ConnectFlags) => runConnect(host, o));
 }
 
@@ -31,7 +33,7 @@ export function tunnelHost(host: string, relayUrl: string): string {
 }
 
 export async function runConnect(hostArg: string, o: ConnectFlags): Promise<void> {
-  const [{ readFileSync }, { resolveApiTarget }, { checkRelayUrl }, { localhostAwareLookup }, { ConnectClient }, serve, { printJson }, { onShutdown }] = await Promise.all([
+  const [{ readFileSync }, { resolveApiTarget }, { checkRelayUrl }, { localhostAwareLookup }, { ConnectClient }, serve, { printJson }, { onShutdown }, { parseSeconds }] = await Promise.all([
     import('node:fs'),
     import('./api-client.ts'),
     import('./run-agent.ts'),
@@ -40,11 +42,14 @@ export async function runConnect(hostArg: string, o: ConnectFlags): Promise<void
     import('../connect/serve.ts'),
     import('./output.ts'),
     import('./shutdown.ts'),
+    import('../config/config.ts'),
   ]);
   const kind = o.udp ? 'udp' : 'tcp';
   const listen = o.listen === undefined ? undefined : serve.parseListen(o.listen);
   if (listen && 'error' in listen) throw new TunnError('INVALID_INPUT', listen.error);
   if (kind === 'udp' && !listen) throw new TunnError('INVALID_INPUT', '--udp needs --listen [addr:]port: stdin/stdout carry one TCP connection, not datagrams');
+  if (o.udpFlowIdle !== undefined && kind !== 'udp') throw new TunnError('INVALID_INPUT', '--udp-flow-idle applies to UDP flows: add --udp (and --listen [addr:]port), or drop it');
+  const flowIdleMs = o.udpFlowIdle === undefined ? undefined : parseSeconds(o.udpFlowIdle, '--udp-flow-idle') * 1000;
   const target = resolveApiTarget(o);
   checkRelayUrl(target.relay);
   if (!target.token) throw new TunnError('AUTH_REQUIRED', `not signed in to ${target.relay}: run \`tunn login --relay ${target.relay}\` or pass --token-file FILE (or set TUNN_TOKEN)`);
@@ -80,7 +85,7 @@ export async function runConnect(hostArg: string, o: ConnectFlags): Promise<void
     }
     return;
   }
-  const l = await (kind === 'udp' ? serve.serveUdp : serve.serveTcp)(() => client.open(), listen, events);
+  const l = await (kind === 'udp' ? serve.serveUdp(() => client.open(), listen, events, flowIdleMs) : serve.serveTcp(() => client.open(), listen, events));
   const at = serve.formatListen(l.address);
   if (o.json) printJson({ event: 'ready', listen: at, host, kind: check.tunnelKind, email: check.email });
   else note(`${host} (${check.tunnelKind}) → listening on ${kind === 'udp' ? 'udp://' : ''}${at} as ${check.email}; Ctrl-C to stop`);

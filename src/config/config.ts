@@ -21,6 +21,12 @@ const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
 const seconds = numeric('must be a number of seconds').pipe(
   z.number().positive('must be a positive number of seconds').max(MAX_TIMER_SECONDS, `must be at most ${MAX_TIMER_SECONDS} seconds (24 days)`),
 );
+/** A number of seconds for one flag read outside a config (`tunn connect --udp-flow-idle`): the config's rule and words. */
+export function parseSeconds(raw: string, flag: string): number {
+  const r = seconds.safeParse(raw);
+  if (!r.success) throw new TunnError('INVALID_INPUT', `${flag} "${raw}": ${r.error.issues[0]?.message ?? 'must be a number of seconds'}`);
+  return r.data;
+}
 const wholeNumber = (min: number, max: number, what: string) => numeric(`must be a whole number ${what}, ${min}-${max}`).pipe(z.number().int(`must be a whole number ${what}, ${min}-${max}`).min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
 const bool = z.union([z.boolean(), z.enum(['1', 'true', 'yes', 'on', '0', 'false', 'no', 'off']).transform((v) => ['1', 'true', 'yes', 'on'].includes(v))], { error: 'must be true or false' });
 /** A list: an array in a config file, or one comma-separated string (flags and the environment give arrays already). */

@@ -30,17 +30,22 @@ async function tcpEcho(): Promise<{ port: number; close(): void }> {
 }
 
 /** A UDP server: DNS answers (A 192.0.2.7 for any name) or an echo. */
-async function udpServer(kind: 'dns' | 'echo'): Promise<{ port: number; close(): void }> {
+async function udpServer(kind: 'dns' | 'echo'): Promise<{ port: number; close(): void; from: Map<string, number> }> {
   const s = dgram.createSocket('udp4');
+  /** The echo server: the source port each payload came from (the agent's socket for that flow). */
+  const from = new Map<string, number>();
   s.on('message', (msg, r) => {
-    if (kind === 'echo') return void s.send(msg, r.port, r.address);
+    if (kind === 'echo') {
+      from.set(msg.toString('latin1'), r.port);
+      return void s.send(msg, r.port, r.address);
+    }
     const q = dnsPacket.decode(msg);
     const name = q.questions?.[0]?.name ?? '';
     s.send(dnsPacket.encode({ type: 'response', id: q.id, flags: dnsPacket.AUTHORITATIVE_ANSWER, questions: q.questions, answers: [{ type: 'A', name, ttl: 60, data: '192.0.2.7' }] }), r.port, r.address);
   });
   s.bind(0, '127.0.0.1');
   await once(s, 'listening');
-  return { port: (s.address() as AddressInfo).port, close: () => s.close() };
+  return { port: (s.address() as AddressInfo).port, close: () => s.close(), from };
 }
 
 describe('tcp and udp tunnels (public ports, tunn connect --udp)', () => {
@@ -150,6 +155,46 @@ describe('tcp and udp tunnels (public ports, tunn connect --udp)', () => {
     const port = String(up.listen).split(':')[1]!;
     const r = await run('dig', ['@127.0.0.1', '-p', port, 'private.example.test', 'A', '+short', '+tries=3', '+time=5']);
     assert.equal(r.stdout.trim(), '192.0.2.7');
+  });
+
+  it('tunn connect --udp-flow-idle ends a silent local flow (a new one starts at the next datagram); the default keeps it; bad values are refused', async () => {
+    const { ready } = await startKind(['udp', String(udpEcho.port), '-n', 'idle-udp', '-a', 'ann@example.com']);
+    for (const [args, msg] of [
+      [['--udp', '--listen', '0', '--udp-flow-idle', '0'], /--udp-flow-idle "0": must be a positive number of seconds/],
+      [['--udp', '--listen', '0', '--udp-flow-idle', '30d'], /--udp-flow-idle "30d": must be a number of seconds/],
+      [['--udp', '--listen', '0', '--udp-flow-idle', '3000000'], /--udp-flow-idle "3000000": must be at most 2147483 seconds/],
+      [['--listen', '0', '--udp-flow-idle', '5'], /--udp-flow-idle applies to UDP flows: add --udp/],
+    ] as const) {
+      const bad = startCli(['connect', String(ready.host), ...args, ...relayArgs(), '--token-file', annFile], { env: env() });
+      assert.equal(await bad.exited, 1, args.join(' '));
+      assert.match(bad.stderr.join('\n'), msg);
+    }
+    // Two local listeners on the one tunnel: one ends flows after 1 s of silence, one keeps the default (60 s).
+    const ports: number[] = [];
+    for (const extra of [['--udp-flow-idle', '1'], []]) {
+      const c = startCli(['connect', String(ready.host), '--udp', '--listen', '0', '--json', ...extra, ...relayArgs(), '--token-file', annFile], { env: env() });
+      procs.push(c);
+      ports.push(Number(String((await c.waitFor((l) => l.event === 'ready', 30_000)).listen).split(':')[1]));
+    }
+    const sock = dgram.createSocket('udp4');
+    const back = new Set<string>();
+    sock.on('message', (m) => back.add(m.toString('latin1')));
+    sock.bind(0, '127.0.0.1');
+    await once(sock, 'listening');
+    const echoOf = async (payload: string, port: number): Promise<number> => {
+      await retry(async () => {
+        sock.send(payload, port, '127.0.0.1');
+        await new Promise((r) => setTimeout(r, 200));
+        if (!back.has(payload)) throw new Error(`no echo of ${payload} yet`);
+      });
+      return udpEcho.from.get(payload)!;
+    };
+    const [short1, long1] = [await echoOf('short-1', ports[0]!), await echoOf('long-1', ports[1]!)];
+    await new Promise((r) => setTimeout(r, 3000)); // silence: three times the short limit
+    const [short2, long2] = [await echoOf('short-2', ports[0]!), await echoOf('long-2', ports[1]!)];
+    sock.close();
+    assert.notEqual(short2, short1, 'the silent flow ended: the next datagram opened a new flow (a new socket at the agent)');
+    assert.equal(long2, long1, 'with the default the flow was kept through 3 s of silence');
   });
 
   it('carries many small datagrams both ways through tunn connect --udp, loss counted', async () => {
