@@ -4,6 +4,7 @@ import type { ServerHttp2Stream, IncomingHttpHeaders } from 'node:http2';
 import { ControlChannel } from '../protocol/control-channel.ts';
 import { watchLiveness } from '../protocol/liveness.ts';
 import { TunnError } from '../lib/errors.ts';
+import { WindowCounts } from '../lib/window-counts.ts';
 import { CONTROL_PATH, PROTOCOL_VERSION, AGENT_EVENT_WINDOW_MS, AGENT_EVENTS_PER_WINDOW, type AcmeAdvert, agentEventSchema, type AgentEventReport, type AgentTlsRequest, type MessageOf, type TlsStateReport, type ControlMessage, type Refusal, type RegisteredTunnel, type TunnelOptions } from '../protocol/messages.ts';
 import { ControlRequests } from './control-requests.ts';
 import { DataStreams } from './data-streams.ts';
@@ -109,7 +110,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** What the relay advertised in its last welcome. */
   relayAcme: AcmeAdvert | undefined;
   /** agent-event messages sent in the current window (reportEvent). */
-  #eventWindow = { start: 0, count: 0 };
+  readonly #eventWindow = new WindowCounts({ limit: AGENT_EVENTS_PER_WINDOW, windowMs: AGENT_EVENT_WINDOW_MS });
 
   constructor(config: AgentConfig) {
     super();
@@ -180,9 +181,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   reportEvent(tunnelId: string, event: AgentEventReport): void {
     if (!agentEventSchema.safeParse(event).success) return;
     // No more than the relay records (a flood of refused requests is not a flood of control messages).
-    const now = Date.now();
-    if (now - this.#eventWindow.start >= AGENT_EVENT_WINDOW_MS) this.#eventWindow = { start: now, count: 0 };
-    if (++this.#eventWindow.count > AGENT_EVENTS_PER_WINDOW) return;
+    if (!this.#eventWindow.take(['agent'], Date.now()).ok) return;
     this.#slots.find((s) => s.online && s.control && s.acceptsEvents)?.control!.send({ type: 'agent-event', id: tunnelId, event });
   }
 

@@ -13,6 +13,7 @@ import { errorMessage, TunnError } from '../lib/errors.ts';
 import { normalizeHost } from '../lib/host.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { SplicedStream } from '../lib/splice.ts';
+import { WindowCounts } from '../lib/window-counts.ts';
 import { splicedH2Stream } from '../protocol/h2-stream.ts';
 import { AGENT_EVENT_WINDOW_MS, AGENT_EVENTS_PER_WINDOW, wireCodeOf, type AcmeAdvert, type AgentEventKind, type AgentTlsRequest, type MessageOf, type StreamKind, type TlsStateReport } from '../protocol/messages.ts';
 import { carryConnection, carryStream } from './carry-connection.ts';
@@ -80,8 +81,8 @@ export class AgentTlsRelay {
   readonly #o: AgentTlsRelayOptions;
   readonly #states = new Map<string, Reported>();
   readonly #budget: Dns01Budget;
-  /** Per session, and per account (`acct:` keys; all its agents together): agent events in the current window (and whether the drop was logged). */
-  readonly #eventWindows = new Map<string, { start: number; count: number; warned: boolean }>();
+  /** Per session, and per account (`acct:` keys; all its agents together): agent events in the current window. */
+  readonly #eventWindows = new WindowCounts({ limit: AGENT_EVENTS_PER_WINDOW, windowMs: AGENT_EVENT_WINDOW_MS });
   #point: AgentDecisionPoint | undefined;
 
   constructor(o: AgentTlsRelayOptions) {
@@ -177,24 +178,12 @@ export class AgentTlsRelay {
       this.#o.logger.warn({ host: host.slice(0, 253), agent: session.agentId.slice(0, 8) }, 'ignored a security event an agent reported for a host it does not hold with TLS at the agent');
       return;
     }
-    const now = this.#o.clock.now();
     // One budget per session, and one per account shared by all its sessions (many sessions cannot multiply it).
-    const windows = [session.id, `${ACCOUNT_WINDOW}${t.accountId}`].map((key) => {
-      let w = this.#eventWindows.get(key);
-      if (!w || now - w.start >= AGENT_EVENT_WINDOW_MS) {
-        if (this.#eventWindows.size > 10_000) for (const [k, v] of this.#eventWindows) if (now - v.start >= AGENT_EVENT_WINDOW_MS) this.#eventWindows.delete(k);
-        w = { start: now, count: 0, warned: false };
-        this.#eventWindows.set(key, w);
-      }
-      return w;
-    });
-    const full = windows.find((w) => w.count >= AGENT_EVENTS_PER_WINDOW);
-    if (full) {
-      if (!full.warned) this.#o.logger.warn({ host: t.host, agent: session.agentId.slice(0, 8), perWindow: AGENT_EVENTS_PER_WINDOW, windowMs: AGENT_EVENT_WINDOW_MS, per: full === windows[0] ? 'session' : 'account' }, 'an agent reports more security events than the relay records; dropping the rest of this window');
-      full.warned = true;
+    const taken = this.#eventWindows.take([session.id, `${ACCOUNT_WINDOW}${t.accountId}`], this.#o.clock.now());
+    if (!taken.ok) {
+      if (taken.first) this.#o.logger.warn({ host: t.host, agent: session.agentId.slice(0, 8), perWindow: AGENT_EVENTS_PER_WINDOW, windowMs: AGENT_EVENT_WINDOW_MS, per: taken.key === session.id ? 'session' : 'account' }, 'an agent reports more security events than the relay records; dropping the rest of this window');
       return;
     }
-    for (const w of windows) w.count++;
     // The address and email are the agent's word (the relay saw nothing of the connection): the detail says so.
     void Promise.resolve(
       this.#o.recordEvent?.({ kind: m.event.kind, ip: m.event.ip, email: m.event.email?.toLowerCase(), tunnel: t.host, accountId: t.accountId, detail: `${AGENT_REPORTED_DETAIL}${AGENT_EVENT_TEXT[m.event.kind]}` }),
@@ -203,7 +192,7 @@ export class AgentTlsRelay {
 
   /** The session ended: its event window goes with it (else one entry per session ever seen stays). */
   onClosed(session: SessionRef): void {
-    this.#eventWindows.delete(session.id);
+    this.#eventWindows.forget(session.id);
   }
 
   /** Sessions with an event window (for tests: closed sessions leave none behind; accounts' windows are not counted). */
